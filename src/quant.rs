@@ -1,0 +1,234 @@
+//! The coefficient quantizer: 4-bit two's-complement q with one shared exponent per block.
+//!
+//! `t̂_i = q_i · 2^e`, `q_i ∈ [−8, 7]`, `e = e_base + E` with a 4-bit code E. For a block and a
+//! seed, the exponent is the one among `{e*−1, e*, e*+1}` (clamped into the tensor's range) whose
+//! rounded coefficients give the smallest reconstruction error (DESIGN.md §1).
+
+use crate::config::MAX_P;
+
+/// Smallest coefficient.
+pub const Q_MIN: i32 = -8;
+/// Largest coefficient.
+pub const Q_MAX: i32 = 7;
+/// Number of exponent codes E.
+pub const E_CODES: i32 = 16;
+/// The paper's exponent range [−8, 7]: used where a tensor has no scale (all zero).
+pub const DEFAULT_E_BASE: i32 = -8;
+
+/// Exponents a block may use: `[lo, hi]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExpRange {
+    /// Smallest exponent.
+    pub lo: i32,
+    /// Largest exponent.
+    pub hi: i32,
+}
+
+impl ExpRange {
+    /// A range wide enough never to bind (used to find a tensor's natural exponents).
+    pub const UNBOUNDED: ExpRange = ExpRange {
+        lo: -1000,
+        hi: 1000,
+    };
+
+    /// The 16 exponents `e_base ..= e_base + 15` of a tensor.
+    pub fn from_base(e_base: i32) -> Self {
+        ExpRange {
+            lo: e_base,
+            hi: e_base + E_CODES - 1,
+        }
+    }
+
+    fn clamp(&self, e: i32) -> i32 {
+        e.clamp(self.lo, self.hi)
+    }
+}
+
+/// `2^e` in f64 (exact for the exponents a block can have).
+pub fn pow2(e: i32) -> f64 {
+    f64::powi(2.0, e)
+}
+
+/// Round to nearest (halves away from zero), clamped to [−8, 7].
+pub fn round_q(x: f64) -> i32 {
+    let r = x.round();
+    if r < Q_MIN as f64 {
+        Q_MIN
+    } else if r > Q_MAX as f64 {
+        Q_MAX
+    } else {
+        r as i32
+    }
+}
+
+/// e*: the smallest exponent at which every rounded coefficient fits in [−8, 7] unclamped,
+/// or `None` when every coefficient is zero.
+pub fn e_star(t: &[f64]) -> Option<i32> {
+    let m = t.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+    if m == 0.0 || !m.is_finite() {
+        return None;
+    }
+    let fits = |e: i32| {
+        let s = pow2(-e);
+        t.iter().all(|&x| {
+            let r = (x * s).round();
+            (Q_MIN as f64..=Q_MAX as f64).contains(&r)
+        })
+    };
+    // log2(m/8) is within one of the answer; walk to the boundary.
+    let mut e = (m.log2() - 3.0).floor() as i32;
+    while !fits(e) {
+        e += 1;
+    }
+    while fits(e - 1) {
+        e -= 1;
+    }
+    Some(e)
+}
+
+/// A block's quantized coefficients.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Quantized {
+    /// The exponent e (absolute, not the code).
+    pub e: i32,
+    /// Coefficients; entries past P are zero.
+    pub q: [i8; MAX_P],
+}
+
+/// The exact decoder arithmetic of one block: `ŵ_i = (Σ_j v_ij·q_j) · 2^e / (2^(K−1) − 1)`, where
+/// `v` is the centred integer basis (V − 2^(K−1)). The sum is an exact integer, so every
+/// implementation that follows this formula reproduces the same f64 values.
+pub fn reconstruct_into(v: &[i64], p: usize, quant: &Quantized, denom: f64, out: &mut [f64]) {
+    let scale = pow2(quant.e);
+    for (i, o) in out.iter_mut().enumerate() {
+        let row = &v[i * p..(i + 1) * p];
+        let n: i64 = row
+            .iter()
+            .zip(&quant.q[..p])
+            .map(|(&a, &q)| a * q as i64)
+            .sum();
+        *o = n as f64 / denom * scale;
+    }
+}
+
+/// Squared reconstruction error `‖w − ŵ‖²` of a quantization, in f64.
+pub fn quantized_error(w: &[f64], v: &[i64], p: usize, quant: &Quantized, denom: f64) -> f64 {
+    let scale = pow2(quant.e);
+    w.iter()
+        .enumerate()
+        .map(|(i, &wi)| {
+            let row = &v[i * p..(i + 1) * p];
+            let n: i64 = row
+                .iter()
+                .zip(&quant.q[..p])
+                .map(|(&a, &q)| a * q as i64)
+                .sum();
+            let d = wi - n as f64 / denom * scale;
+            d * d
+        })
+        .sum()
+}
+
+/// Rounds `t` at exponent `e`.
+pub fn quantize(t: &[f64], e: i32) -> Quantized {
+    let s = pow2(-e);
+    let mut q = [0i8; MAX_P];
+    for (qi, &ti) in q.iter_mut().zip(t) {
+        *qi = round_q(ti * s) as i8;
+    }
+    Quantized { e, q }
+}
+
+/// The best quantization of least-squares coefficients `t` for one seed: the candidate exponent
+/// (from `{e*−1, e*, e*+1}` clamped into `range`) of smallest error; ties go to the lower
+/// exponent. Returns the error and the quantization.
+pub fn best_quantization(
+    w: &[f64],
+    v: &[i64],
+    p: usize,
+    t: &[f64],
+    denom: f64,
+    range: ExpRange,
+) -> (f64, Quantized) {
+    let Some(es) = e_star(t) else {
+        let zero = Quantized {
+            e: range.lo,
+            q: [0; MAX_P],
+        };
+        return (w.iter().map(|x| x * x).sum(), zero);
+    };
+    let mut best: Option<(f64, Quantized)> = None;
+    let mut last = i32::MIN;
+    for cand in [es - 1, es, es + 1] {
+        let e = range.clamp(cand);
+        if e == last {
+            continue;
+        }
+        last = e;
+        let qz = quantize(t, e);
+        let err = quantized_error(w, v, p, &qz, denom);
+        let better = match &best {
+            None => true,
+            Some((b, bq)) => err < *b || (err == *b && e < bq.e),
+        };
+        if better {
+            best = Some((err, qz));
+        }
+    }
+    best.expect("at least one candidate exponent")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounding_clamps_and_rounds_half_away() {
+        assert_eq!(round_q(2.5), 3);
+        assert_eq!(round_q(-2.5), -3);
+        assert_eq!(round_q(7.4), 7);
+        assert_eq!(round_q(7.6), 7);
+        assert_eq!(round_q(-8.4), -8);
+        assert_eq!(round_q(-100.0), -8);
+    }
+
+    #[test]
+    fn e_star_is_the_smallest_fitting_exponent() {
+        // 7 fits at e=0; 7.5 rounds to 8 and needs e=1.
+        assert_eq!(e_star(&[7.0, 1.0]), Some(0));
+        assert_eq!(e_star(&[7.5]), Some(1));
+        // −8 fits at e=0, −8.5 rounds to −9 and does not.
+        assert_eq!(e_star(&[-8.0]), Some(0));
+        assert_eq!(e_star(&[-8.5]), Some(1));
+        assert_eq!(e_star(&[0.25]), Some(-4));
+        assert_eq!(e_star(&[-0.25]), Some(-5));
+        assert_eq!(e_star(&[0.0, 0.0]), None);
+    }
+
+    #[test]
+    fn reconstruction_is_integer_sum_scaled() {
+        // K=3: half=4, denom=3. v = [[1,-2],[3,0]], q = [2,-1], e = 1.
+        let v = [1, -2, 3, 0];
+        let mut q = [0i8; MAX_P];
+        q[0] = 2;
+        q[1] = -1;
+        let qz = Quantized { e: 1, q };
+        let mut out = [0.0; 2];
+        reconstruct_into(&v, 2, &qz, 3.0, &mut out);
+        assert_eq!(out, [4.0 / 3.0 * 2.0, 6.0 / 3.0 * 2.0]);
+        let err = quantized_error(&[0.0, 0.0], &v, 2, &qz, 3.0);
+        assert!((err - (out[0] * out[0] + out[1] * out[1])).abs() < 1e-12);
+    }
+
+    #[test]
+    fn best_quantization_respects_range() {
+        let v = [1, 0, 0, 1];
+        let w = [100.0, -3.0];
+        let t = [100.0, -3.0];
+        let (_, q) = best_quantization(&w, &v, 2, &t, 1.0, ExpRange::from_base(-8));
+        assert!(q.e <= 7 && q.e >= -8);
+        let (_, q) = best_quantization(&w, &v, 2, &t, 1.0, ExpRange::from_base(-20));
+        assert!(q.e <= -5);
+        assert_eq!(q.q[0], 7, "clipped at the top of the range");
+    }
+}
