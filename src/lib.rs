@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod basis;
+pub mod bench;
 pub mod cli;
 pub mod compress;
 pub mod config;

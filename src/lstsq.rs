@@ -4,6 +4,9 @@
 //! dependent on earlier ones: its coefficient is fixed at zero, which still gives a
 //! least-squares solution.
 
+// Index loops mirror the matrix notation of the algorithms.
+#![allow(clippy::needless_range_loop)]
+
 use crate::config::MAX_P;
 
 /// Relative pivot below which a column counts as dependent.

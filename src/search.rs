@@ -23,7 +23,16 @@ use crate::config::{Config, MAX_C, MAX_P};
 use crate::lstsq::Cholesky;
 use crate::quant::{ExpRange, Quantized, best_quantization};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+
+/// Blocks, over the whole process, whose candidates did not prove the optimum (a second scan).
+static RESCANS: AtomicU64 = AtomicU64::new(0);
+
+/// How many blocks so far needed a second scan (a diagnostic for the benchmark).
+pub fn rescans() -> u64 {
+    RESCANS.load(Ordering::Relaxed)
+}
 
 /// Candidates kept by the scan for exact evaluation.
 pub const TOP_K: usize = 16;
@@ -357,6 +366,7 @@ impl Searcher {
         let best_norm = ev.best_err() / nw.scale2;
         let proven = top.len < TOP_K || f64::from(nw.norm2 - top.thr - delta) > best_norm;
         if !proven {
+            RESCANS.fetch_add(1, Ordering::Relaxed);
             // Any seed with true residual ≤ best has score ≥ ‖w‖² − best − δ.
             let c = self.cfg.c;
             let mut r = [0.0f32; RBUF];

@@ -1,0 +1,52 @@
+//! `seedlm bench`: search speed and quality on N(0,1) blocks.
+
+use crate::config::Config;
+use clap::Args;
+
+/// Arguments of `seedlm bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Preset: 4 (C=8, P=3, K=16) or 3 (C=12, P=4, K=16).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(3..=4))]
+    pub bits: u32,
+    /// Custom configuration C,P,K (overrides --bits).
+    #[arg(long)]
+    pub config: Option<Config>,
+    /// Number of blocks.
+    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub blocks: u64,
+    /// Worker threads (default: all cores).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub threads: Option<u64>,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs the benchmark and prints the report.
+pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let cfg = match args.config {
+        Some(c) => c,
+        None => Config::preset(args.bits).expect("clap allows only 4 or 3"),
+    };
+    let threads = args.threads.map_or_else(
+        || std::thread::available_parallelism().map_or(1, |n| n.get()),
+        |t| t as usize,
+    );
+    let r = crate::bench::run(cfg, args.blocks as usize, threads)?;
+    if args.json {
+        println!("{}", serde_json::to_string(&r)?);
+    } else {
+        println!("config      {cfg}");
+        println!("blocks      {} ({} threads)", r.blocks, r.threads);
+        println!("time        {:.3} s", r.seconds);
+        println!("speed       {:.0} blocks/s", r.blocks_per_s);
+        println!(
+            "relative MSE {:.5}  (SNR {:.2} dB)",
+            r.relmse,
+            crate::compress::snr_db(r.relmse)
+        );
+        println!("rescans     {} blocks needed a second scan", r.rescans);
+    }
+    Ok(())
+}
