@@ -92,18 +92,13 @@ impl Cholesky {
         )
     }
 
-    /// An upper bound on the condition number of U: `‖L‖_F · ‖L⁻¹‖_F` (infinite when rank
-    /// deficient).
-    pub fn condition_bound(&self) -> f64 {
-        let Some(inv) = self.inverse_lower() else {
-            return f64::INFINITY;
-        };
-        let fl: f64 = (0..self.p)
+    /// Frobenius norm of L, an upper bound on σ_max(U).
+    pub fn frobenius(&self) -> f64 {
+        (0..self.p)
             .flat_map(|j| (0..=j).map(move |k| (j, k)))
             .map(|(j, k)| self.l[j][k] * self.l[j][k])
-            .sum();
-        let fi: f64 = inv.iter().map(|x| x * x).sum();
-        (fl * fi).sqrt()
+            .sum::<f64>()
+            .sqrt()
     }
 
     /// Solves `G t = b` (b = Uᵀw), with dependent columns' coefficients at zero.

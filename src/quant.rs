@@ -139,6 +139,52 @@ pub fn quantize(t: &[f64], e: i32) -> Quantized {
     Quantized { e, q }
 }
 
+/// How coefficients are chosen for a seed and exponent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Rounding {
+    /// DESIGN.md §1 to the letter: round-to-nearest of `t / 2^e`, clamped.
+    Nearest,
+    /// Round to nearest, then move single coefficients by ±1 while that lowers the error
+    /// (coordinate descent over neighbouring lattice points). Never worse than `Nearest`; the
+    /// decoder is unchanged.
+    #[default]
+    Refined,
+}
+
+/// Improves `quant` (with error `err`) by coordinate descent: any single coefficient moved by
+/// ±1 that lowers the error is kept, until no move helps.
+pub fn refine(
+    w: &[f64],
+    v: &[i64],
+    p: usize,
+    quant: Quantized,
+    err: f64,
+    denom: f64,
+) -> (f64, Quantized) {
+    let mut best = (err, quant);
+    loop {
+        let mut improved = false;
+        for j in 0..p {
+            for d in [-1, 1] {
+                let qj = i32::from(best.1.q[j]) + d;
+                if !(Q_MIN..=Q_MAX).contains(&qj) {
+                    continue;
+                }
+                let mut cand = best.1;
+                cand.q[j] = qj as i8;
+                let e = quantized_error(w, v, p, &cand, denom);
+                if e < best.0 {
+                    best = (e, cand);
+                    improved = true;
+                }
+            }
+        }
+        if !improved {
+            return best;
+        }
+    }
+}
+
 /// The best quantization of least-squares coefficients `t` for one seed: the candidate exponent
 /// (from `{e*−1, e*, e*+1}` clamped into `range`) of smallest error; ties go to the lower
 /// exponent. Returns the error and the quantization.
@@ -149,6 +195,7 @@ pub fn best_quantization(
     t: &[f64],
     denom: f64,
     range: ExpRange,
+    rounding: Rounding,
 ) -> (f64, Quantized) {
     let Some(es) = e_star(t) else {
         let zero = Quantized {
@@ -165,8 +212,11 @@ pub fn best_quantization(
             continue;
         }
         last = e;
-        let qz = quantize(t, e);
-        let err = quantized_error(w, v, p, &qz, denom);
+        let mut qz = quantize(t, e);
+        let mut err = quantized_error(w, v, p, &qz, denom);
+        if rounding == Rounding::Refined {
+            (err, qz) = refine(w, v, p, qz, err, denom);
+        }
         let better = match &best {
             None => true,
             Some((b, bq)) => err < *b || (err == *b && e < bq.e),
@@ -225,10 +275,29 @@ mod tests {
         let v = [1, 0, 0, 1];
         let w = [100.0, -3.0];
         let t = [100.0, -3.0];
-        let (_, q) = best_quantization(&w, &v, 2, &t, 1.0, ExpRange::from_base(-8));
+        let nearest = Rounding::Nearest;
+        let (_, q) = best_quantization(&w, &v, 2, &t, 1.0, ExpRange::from_base(-8), nearest);
         assert!(q.e <= 7 && q.e >= -8);
-        let (_, q) = best_quantization(&w, &v, 2, &t, 1.0, ExpRange::from_base(-20));
+        let (_, q) = best_quantization(&w, &v, 2, &t, 1.0, ExpRange::from_base(-20), nearest);
         assert!(q.e <= -5);
         assert_eq!(q.q[0], 7, "clipped at the top of the range");
+    }
+
+    #[test]
+    fn refinement_finds_a_better_neighbour() {
+        // Two nearly parallel columns: rounding t coordinate-wise is poor, a ±1 move fixes it.
+        let v = [10, 9, 10, 11];
+        let w = [10.0 * 2.6 + 9.0 * 1.4, 10.0 * 2.6 + 11.0 * 1.4];
+        let mut t = [0.0; 2];
+        let u: Vec<f64> = v.iter().map(|&x| x as f64).collect();
+        crate::lstsq::solve(&u, &w, 2, 2, &mut t);
+        let range = ExpRange::from_base(-4);
+        let (plain, _) = best_quantization(&w, &v, 2, &t, 1.0, range, Rounding::Nearest);
+        let (refined, q) = best_quantization(&w, &v, 2, &t, 1.0, range, Rounding::Refined);
+        assert!(refined <= plain);
+        assert_eq!(refined, quantized_error(&w, &v, 2, &q, 1.0));
+        // At the same exponent no single ±1 move improves the refined answer.
+        let (again, _) = refine(&w, &v, 2, q, refined, 1.0);
+        assert_eq!(again, refined);
     }
 }

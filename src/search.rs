@@ -21,7 +21,7 @@
 use crate::basis::Basis;
 use crate::config::{Config, MAX_C, MAX_P};
 use crate::lstsq::Cholesky;
-use crate::quant::{ExpRange, Quantized, best_quantization};
+use crate::quant::{ExpRange, Quantized, Rounding, best_quantization};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -39,9 +39,12 @@ pub const TOP_K: usize = 16;
 /// Seeds per tile: the tile's share of the tables stays in L1 while a batch of blocks uses it.
 const TILE: usize = 512;
 /// Correlation entries computed per tile (TILE plus room for P − 1 overlap, in whole vectors).
-const RBUF: usize = TILE + 8;
-/// Seeds whose U(s) has a condition number bound above this are checked in f64.
-const KAPPA_MAX: f64 = 200.0;
+const RBUF: usize = TILE + 16;
+/// Blocks scored together by one kernel call, sharing every table load.
+const NB: usize = 4;
+/// Margin of the scan's scores relative to ‖w‖²: seeds whose rounding bound exceeds it are scored
+/// through an orthonormal basis instead.
+const DELTA: f64 = 1e-4;
 /// Blocks scanned together per tile.
 pub const BATCH: usize = 8;
 
@@ -94,7 +97,7 @@ impl Tables {
             basis.fill_u_at(idx, &mut u);
             let chol = Cholesky::of_columns(&u, c, p);
             match chol.inverse_lower() {
-                Some(inv) if chol.condition_bound() <= KAPPA_MAX => {
+                Some(inv) if score_error_bound(&chol, &inv, c, p) <= DELTA => {
                     for (e, v) in inv.iter().enumerate() {
                         linv[e * n_pad + idx] = *v as f32;
                     }
@@ -111,10 +114,6 @@ impl Tables {
                 fq[e * f_pad + f] = *v as f32;
             }
         }
-        // Scores are |L⁻¹b|² with b a length-C dot product of values in [-1, 1] and w scaled so
-        // max|w| < 2. Rounding error of b is at most ~C·u·Σ|w|, amplified by at most κ through
-        // L⁻¹; the square doubles it. 64·C·κ·u is a comfortable bound (u = 2^-24).
-        let delta = (64.0 * c as f64 * KAPPA_MAX * f64::from(f32::EPSILON) / 2.0) as f32;
         Tables {
             n,
             n_pad,
@@ -123,7 +122,7 @@ impl Tables {
             flagged,
             f_pad,
             fq,
-            delta,
+            delta: DELTA as f32,
         }
     }
 
@@ -155,6 +154,23 @@ impl Tables {
     pub fn delta(&self) -> f32 {
         self.delta
     }
+}
+
+/// A bound, relative to ‖w‖² (w scaled so max|w| < 2), on the f32 rounding error of the scan's
+/// score `|L⁻¹b|²` for one seed, doubled for safety.
+///
+/// With unit roundoff u: each `b_j` is a C-term dot product of values rounded to f32, so
+/// `|Δb| ≤ √P·(C+1)·u·Σ|w_i| ≤ √P·(C+1)·√C·u·‖w‖`; L⁻¹ amplifies that by `‖L⁻¹‖₂ = 1/σ_min(U)`;
+/// rounding L⁻¹ and the P-term products adds `(P+1)·√P·u·‖L⁻¹‖₂·‖b‖` with `‖b‖ ≤ σ_max(U)·‖w‖`;
+/// then `Δ|y|² ≤ 2‖y‖·|Δy| + P·u·‖y‖²` with `‖y‖ ≤ ‖w‖`, plus C·u for ‖w‖² itself. Frobenius norms
+/// of L and L⁻¹ bound σ_max and 1/σ_min from above.
+fn score_error_bound(chol: &Cholesky, inv: &[f64], c: usize, p: usize) -> f64 {
+    let u = f64::from(f32::EPSILON) / 2.0;
+    let (c, p) = (c as f64, p as f64);
+    let inv_norm = inv.iter().map(|x| x * x).sum::<f64>().sqrt();
+    let l_norm = chol.frobenius();
+    let dy = inv_norm * (p.sqrt() * (c + 1.0) * c.sqrt() + (p + 1.0) * p.sqrt() * l_norm) * u;
+    2.0 * (2.0 * dy + p * u + c * u)
 }
 
 /// Modified Gram–Schmidt on the columns of row-major C×P `u`, in place. A column dependent on
@@ -202,6 +218,19 @@ impl TopK {
         }
     }
 
+    /// Fills an empty set with the best `TOP_K` of a whole tile at once (cheaper than pushing
+    /// the many rising scores of the first tile one by one).
+    fn fill_from(&mut self, scores: &[f32; TILE], t0: usize) {
+        let mut order: Vec<usize> = (0..TILE).collect();
+        order.select_nth_unstable_by(TOP_K - 1, |&a, &b| scores[b].total_cmp(&scores[a]));
+        for (slot, &m) in order[..TOP_K].iter().enumerate() {
+            self.score[slot] = scores[m];
+            self.idx[slot] = (t0 + m) as u32;
+        }
+        self.len = TOP_K;
+        self.refresh();
+    }
+
     fn push(&mut self, score: f32, idx: u32) {
         if self.len < TOP_K {
             self.score[self.len] = score;
@@ -218,14 +247,41 @@ impl TopK {
     }
 
     fn refresh(&mut self) {
-        let (pos, &min) = self
-            .score
-            .iter()
-            .enumerate()
-            .min_by(|a, b| a.1.total_cmp(b.1))
-            .expect("TOP_K > 0");
-        self.min_pos = pos;
+        // A branch-free minimum, then one search: data-dependent branches here mispredict.
+        let min = self.score.iter().fold(f32::INFINITY, |a, &b| a.min(b));
+        self.min_pos = self.score.iter().position(|&s| s == min).unwrap_or(0);
         self.thr = min;
+    }
+}
+
+/// Working memory of one kernel call: correlations and scores of `NB` blocks, and per 8-seed
+/// group a lane mask of the scores above the block's threshold.
+struct Scratch {
+    r: [[f32; RBUF]; NB],
+    scores: [[f32; TILE]; NB],
+    above: [[u8; TILE / 8]; NB],
+}
+
+impl Scratch {
+    fn new() -> Box<Self> {
+        Box::new(Scratch {
+            r: [[0.0; RBUF]; NB],
+            scores: [[0.0; TILE]; NB],
+            above: [[0; TILE / 8]; NB],
+        })
+    }
+
+    /// Calls `f(m, score)` for each seed `m` of block `b` whose score was above the threshold.
+    fn for_each_above(&self, b: usize, mut f: impl FnMut(usize, f32)) {
+        // Eight groups (64 seeds) per word: most words are zero once the threshold has risen.
+        for (w, word) in self.above[b].chunks_exact(8).enumerate() {
+            let mut bits = u64::from_le_bytes(word.try_into().expect("8 bytes"));
+            while bits != 0 {
+                let m = w * 64 + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                f(m, self.scores[b][m]);
+            }
+        }
     }
 }
 
@@ -233,6 +289,7 @@ impl TopK {
 #[derive(Clone, Debug)]
 pub struct Searcher {
     cfg: Config,
+    rounding: Rounding,
     basis: Arc<Basis>,
     tables: Arc<Tables>,
 }
@@ -246,8 +303,19 @@ struct Normalised {
 }
 
 impl Searcher {
-    /// A searcher for `cfg` (validated), sharing tables with every other searcher of `cfg`.
+    /// The shipping searcher for `cfg` (validated): exact over seeds and exponents, with
+    /// [`Rounding::Refined`] coefficients. Shares tables with every other searcher of `cfg`.
     pub fn new(cfg: Config) -> Searcher {
+        Self::with_rounding(cfg, Rounding::Refined)
+    }
+
+    /// A searcher that rounds coefficients as DESIGN.md §1 states, to the letter.
+    pub fn plain(cfg: Config) -> Searcher {
+        Self::with_rounding(cfg, Rounding::Nearest)
+    }
+
+    /// A searcher for `cfg` with the given coefficient rounding.
+    pub fn with_rounding(cfg: Config, rounding: Rounding) -> Searcher {
         static CACHE: OnceLock<Mutex<HashMap<Config, Arc<Tables>>>> = OnceLock::new();
         let basis = Basis::for_k(cfg.k);
         let cache = CACHE.get_or_init(Default::default);
@@ -257,7 +325,12 @@ impl Searcher {
                 .or_insert_with(|| Arc::new(Tables::build(cfg, &basis)))
                 .clone()
         };
-        Searcher { cfg, basis, tables }
+        Searcher {
+            cfg,
+            rounding,
+            basis,
+            tables,
+        }
     }
 
     /// The configuration.
@@ -316,72 +389,99 @@ impl Searcher {
                 None => out[b] = self.zero_result(range),
             }
         }
-        if norms.is_empty() {
-            return;
-        }
-        let mut tops = vec![TopK::new(); norms.len()];
-        let mut r = [0.0f32; RBUF];
-        let mut scores = [0.0f32; TILE];
-        for t0 in (0..self.tables.n_pad).step_by(TILE) {
-            for ((_, nw), top) in norms.iter().zip(tops.iter_mut()) {
-                let thr = top.thr;
-                let mask = self.tile_scores(&nw.w[..c], t0, thr, &mut r, &mut scores);
-                for_each_above(&scores, mask, thr, |m| {
-                    let s = scores[m];
-                    if s > top.thr {
-                        top.push(s, (t0 + m) as u32);
+        let mut scratch = Scratch::new();
+        let mut fscores = vec![0.0f32; self.tables.f_pad];
+        for group in norms.chunks(NB) {
+            let mut ws = [[0.0f32; MAX_C]; NB];
+            for (w, (_, nw)) in ws.iter_mut().zip(group) {
+                *w = nw.w;
+            }
+            let mut tops = [(); NB].map(|_| TopK::new());
+            for t0 in (0..self.tables.n_pad).step_by(TILE) {
+                // Blocks past the end of the group are zero; an infinite threshold ignores them.
+                let thr: [f32; NB] = std::array::from_fn(|b| {
+                    if b < group.len() {
+                        tops[b].thr
+                    } else {
+                        f32::INFINITY
                     }
                 });
-            }
-        }
-        let mut fscores = vec![0.0f32; self.tables.f_pad];
-        for ((b, nw), top) in norms.iter().zip(tops.iter_mut()) {
-            self.tables
-                .flagged_scores(&nw.w[..c], self.cfg.p, &mut fscores);
-            for (f, &idx) in self.tables.flagged.iter().enumerate() {
-                if fscores[f] > top.thr {
-                    top.push(fscores[f], idx);
+                let hits = self.tile_scores(&ws, t0, &thr, &mut scratch);
+                for (b, top) in tops.iter_mut().enumerate().take(group.len()) {
+                    if t0 == 0 {
+                        top.fill_from(&scratch.scores[b], t0);
+                    } else if hits[b] {
+                        scratch.for_each_above(b, |m, s| {
+                            if s > top.thr {
+                                top.push(s, (t0 + m) as u32);
+                            }
+                        });
+                    }
                 }
             }
-            let w = &chunk[b * c..(b + 1) * c];
-            out[*b] = self.finish(w, nw, top, range);
+            for ((b, nw), top) in group.iter().zip(tops.iter_mut()) {
+                self.tables
+                    .flagged_scores(&nw.w[..c], self.cfg.p, &mut fscores);
+                for (f, &idx) in self.tables.flagged.iter().enumerate() {
+                    if fscores[f] > top.thr {
+                        top.push(fscores[f], idx);
+                    }
+                }
+                let w = &chunk[b * c..(b + 1) * c];
+                out[*b] = self.finish(w, nw, top, range, &mut scratch);
+            }
         }
     }
 
     /// Pass 2 for one block: exact evaluation of the candidates, the flagged seeds, and if the
     /// margin does not prove the answer, every seed that might still win.
-    fn finish(&self, w: &[f32], nw: &Normalised, top: &TopK, range: ExpRange) -> BlockResult {
+    fn finish(
+        &self,
+        w: &[f32],
+        nw: &Normalised,
+        top: &TopK,
+        range: ExpRange,
+        scratch: &mut Scratch,
+    ) -> BlockResult {
         let w64: Vec<f64> = w.iter().map(|&x| f64::from(x)).collect();
         let mut ev = Evaluator::new(self, &w64, range);
         let n = self.tables.n;
+        let delta = self.tables.delta * nw.norm2;
         let mut order: Vec<usize> = (0..top.len).collect();
         order.sort_by(|&a, &b| top.score[b].total_cmp(&top.score[a]));
         for &i in &order {
+            // Scores only fall from here on, so once a candidate's residual provably exceeds
+            // the best error, so do all the rest. (The ulp covers this f32 arithmetic.)
+            let lower = f64::from(nw.norm2 - top.score[i] - delta - f32::EPSILON * nw.norm2);
+            if lower * nw.scale2 > ev.best_err() {
+                break;
+            }
             let idx = top.idx[i] as usize;
             if idx < n {
                 ev.consider(idx);
             }
         }
-        let delta = self.tables.delta * nw.norm2;
         let best_norm = ev.best_err() / nw.scale2;
         let proven = top.len < TOP_K || f64::from(nw.norm2 - top.thr - delta) > best_norm;
         if !proven {
             RESCANS.fetch_add(1, Ordering::Relaxed);
             // Any seed with true residual ≤ best has score ≥ ‖w‖² − best − δ.
             let c = self.cfg.c;
-            let mut r = [0.0f32; RBUF];
-            let mut scores = [0.0f32; TILE];
+            let mut ws = [[0.0f32; MAX_C]; NB];
+            ws[0] = nw.w;
             for t0 in (0..self.tables.n_pad).step_by(TILE) {
                 // One more f32 ulp of ‖w‖² so rounding of the threshold itself cannot exclude a seed.
                 let thr = (f64::from(nw.norm2 - delta) - ev.best_err() / nw.scale2) as f32
                     - f32::EPSILON * nw.norm2;
-                let mask = self.tile_scores(&nw.w[..c], t0, thr, &mut r, &mut scores);
-                for_each_above(&scores, mask, thr, |m| {
-                    let idx = t0 + m;
-                    if idx < n {
-                        ev.consider(idx);
-                    }
-                });
+                let mut thrs = [f32::INFINITY; NB];
+                thrs[0] = thr;
+                if self.tile_scores(&ws, t0, &thrs, scratch)[0] {
+                    scratch.for_each_above(0, |m, _| {
+                        if t0 + m < n {
+                            ev.consider(t0 + m);
+                        }
+                    });
+                }
             }
             let thr = (f64::from(nw.norm2 - delta) - ev.best_err() / nw.scale2) as f32
                 - f32::EPSILON * nw.norm2;
@@ -397,49 +497,55 @@ impl Searcher {
         ev.result()
     }
 
-    /// Scores of the TILE seeds starting at cycle position `t0`, and the mask of 8-seed groups
-    /// with a score above `thr`.
+    /// Scores of the TILE seeds starting at cycle position `t0` for `NB` blocks into
+    /// `scratch.scores`, and per block whether any score exceeds its threshold.
     fn tile_scores(
         &self,
-        w: &[f32],
+        ws: &[[f32; MAX_C]; NB],
         t0: usize,
-        thr: f32,
-        r: &mut [f32; RBUF],
-        out: &mut [f32; TILE],
-    ) -> u64 {
+        thr: &[f32; NB],
+        scratch: &mut Scratch,
+    ) -> [bool; NB] {
+        let c = self.cfg.c;
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
         {
+            let t = &self.tables;
             // SAFETY: the features are present; indices stay inside the extended tables (see
             // `Tables::build`).
             return unsafe {
-                match self.cfg.p {
-                    1 => avx2::tile_scores::<1>(&self.tables, w, t0, thr, r, out),
-                    2 => avx2::tile_scores::<2>(&self.tables, w, t0, thr, r, out),
-                    3 => avx2::tile_scores::<3>(&self.tables, w, t0, thr, r, out),
-                    4 => avx2::tile_scores::<4>(&self.tables, w, t0, thr, r, out),
-                    5 => avx2::tile_scores::<5>(&self.tables, w, t0, thr, r, out),
-                    6 => avx2::tile_scores::<6>(&self.tables, w, t0, thr, r, out),
-                    7 => avx2::tile_scores::<7>(&self.tables, w, t0, thr, r, out),
-                    _ => avx2::tile_scores::<8>(&self.tables, w, t0, thr, r, out),
+                match (c, self.cfg.p) {
+                    // The presets get C fixed at compile time.
+                    (8, 3) => avx2::tile_scores::<3, 8>(t, ws, c, t0, thr, scratch),
+                    (12, 4) => avx2::tile_scores::<4, 12>(t, ws, c, t0, thr, scratch),
+                    (_, 1) => avx2::tile_scores::<1, 0>(t, ws, c, t0, thr, scratch),
+                    (_, 2) => avx2::tile_scores::<2, 0>(t, ws, c, t0, thr, scratch),
+                    (_, 3) => avx2::tile_scores::<3, 0>(t, ws, c, t0, thr, scratch),
+                    (_, 4) => avx2::tile_scores::<4, 0>(t, ws, c, t0, thr, scratch),
+                    (_, 5) => avx2::tile_scores::<5, 0>(t, ws, c, t0, thr, scratch),
+                    (_, 6) => avx2::tile_scores::<6, 0>(t, ws, c, t0, thr, scratch),
+                    (_, 7) => avx2::tile_scores::<7, 0>(t, ws, c, t0, thr, scratch),
+                    _ => avx2::tile_scores::<8, 0>(t, ws, c, t0, thr, scratch),
                 }
             };
         }
-        scalar_tile_scores(&self.tables, self.cfg.p, w, t0, thr, r, out)
-    }
-}
-
-/// Calls `f(m)` for each `m` with `scores[m] > thr`, visiting only the groups set in `mask`.
-#[inline]
-fn for_each_above(scores: &[f32], mut mask: u64, thr: f32, mut f: impl FnMut(usize)) {
-    while mask != 0 {
-        let g = mask.trailing_zeros() as usize;
-        mask &= mask - 1;
-        for (l, &s) in scores[g * 8..g * 8 + 8].iter().enumerate() {
-            if s > thr {
-                f(g * 8 + l);
+        std::array::from_fn(|b| {
+            scalar_tile_scores(
+                &self.tables,
+                self.cfg.p,
+                &ws[b][..c],
+                t0,
+                &mut scratch.r[b],
+                &mut scratch.scores[b],
+            );
+            for (a, g) in scratch.above[b].iter_mut().zip(scratch.scores[b].chunks(8)) {
+                *a = g
+                    .iter()
+                    .enumerate()
+                    .fold(0, |m, (l, &s)| m | (u8::from(s > thr[b]) << l));
             }
-        }
+            scratch.above[b].iter().any(|&a| a != 0)
+        })
     }
 }
 
@@ -520,6 +626,7 @@ impl<'a> Evaluator<'a> {
             &t[..p],
             self.s.basis.denom(),
             self.range,
+            self.s.rounding,
         );
         let seed = self.s.basis.state_at(idx);
         let better = match &self.best {
@@ -543,10 +650,9 @@ fn scalar_tile_scores(
     p: usize,
     w: &[f32],
     t0: usize,
-    thr: f32,
     r: &mut [f32; RBUF],
     out: &mut [f32; TILE],
-) -> u64 {
+) {
     let x = &t.x[t0 + 1..];
     for (m, rm) in r.iter_mut().enumerate() {
         *rm = w.iter().enumerate().map(|(i, &wi)| wi * x[m + i * p]).sum();
@@ -564,100 +670,172 @@ fn scalar_tile_scores(
         }
         *o = s;
     }
-    group_mask(out, thr)
-}
-
-/// Bit g set when any of `scores[8g..8g+8]` exceeds `thr`.
-fn group_mask(scores: &[f32], thr: f32) -> u64 {
-    scores
-        .chunks(8)
-        .enumerate()
-        .filter(|(_, g)| g.iter().any(|&s| s > thr))
-        .fold(0, |m, (g, _)| m | 1 << g)
 }
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::{RBUF, TILE, Tables};
+    use super::{MAX_C, NB, RBUF, Scratch, TILE, Tables};
     use std::arch::x86_64::*;
 
-    /// Scores of one tile with AVX2+FMA, eight seeds a vector. Returns a mask with bit g set
-    /// when any score of group g (seeds 8g..8g+8) exceeds `thr`.
+    /// Scores of one tile for `NB` blocks with AVX2+FMA, eight seeds a vector; every table load
+    /// serves all `NB` blocks. Returns per block whether any score exceeds its threshold.
+    /// `C` fixes the block size at compile time; 0 means "use `c`".
     ///
     /// # Safety
-    /// The CPU must support AVX2 and FMA, `w.len()` must be the config's C, and `t0 + TILE`
-    /// must not exceed the tables' padded length.
+    /// The CPU must support AVX2 and FMA, `c` must be the config's C, and `t0 + TILE` must not
+    /// exceed the tables' padded length.
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn tile_scores<const P: usize>(
+    pub unsafe fn tile_scores<const P: usize, const C: usize>(
         t: &Tables,
-        w: &[f32],
+        ws: &[[f32; MAX_C]; NB],
+        c: usize,
         t0: usize,
-        thr: f32,
-        r: &mut [f32; RBUF],
-        out: &mut [f32; TILE],
-    ) -> u64 {
-        let c = w.len();
+        thr: &[f32; NB],
+        scratch: &mut Scratch,
+    ) -> [bool; NB] {
+        let c = if C > 0 { C } else { c };
         debug_assert!(t0 + TILE <= t.n_pad);
         debug_assert!(t0 + 1 + RBUF + c * P <= t.x.len());
         // SAFETY (whole body): every pointer offset stays below the bounds asserted above.
         unsafe {
             let xb = t.x.as_ptr().add(t0 + 1);
-            let rp = r.as_mut_ptr();
-            // Correlation r[m] = Σ_i w_i · x[m + i·P], eight vectors at a time so the FMA chains
-            // overlap.
-            const GROUP: usize = 8;
+            // Correlations r_b[m] = Σ_i w_b[i] · x[m + i·P], two vectors of m at a time.
             let mut m = 0;
-            while m + GROUP * 8 <= RBUF {
-                let mut acc = [_mm256_setzero_ps(); GROUP];
-                for (i, &wi) in w.iter().enumerate() {
-                    let wv = _mm256_set1_ps(wi);
+            while m < RBUF {
+                let mut acc = [[_mm256_setzero_ps(); 2]; NB];
+                for (i, _) in ws[0].iter().enumerate().take(c) {
                     let xi = xb.add(m + i * P);
-                    for (g, a) in acc.iter_mut().enumerate() {
-                        *a = _mm256_fmadd_ps(wv, _mm256_loadu_ps(xi.add(g * 8)), *a);
+                    let x0 = _mm256_loadu_ps(xi);
+                    let x1 = _mm256_loadu_ps(xi.add(8));
+                    for (a, w) in acc.iter_mut().zip(ws) {
+                        let wv = _mm256_broadcast_ss(&w[i]);
+                        a[0] = _mm256_fmadd_ps(wv, x0, a[0]);
+                        a[1] = _mm256_fmadd_ps(wv, x1, a[1]);
                     }
                 }
-                for (g, a) in acc.iter().enumerate() {
-                    _mm256_storeu_ps(rp.add(m + g * 8), *a);
+                for (a, r) in acc.iter().zip(scratch.r.iter_mut()) {
+                    _mm256_storeu_ps(r.as_mut_ptr().add(m), a[0]);
+                    _mm256_storeu_ps(r.as_mut_ptr().add(m + 8), a[1]);
                 }
-                m += GROUP * 8;
-            }
-            while m < RBUF {
-                let mut a = _mm256_setzero_ps();
-                for (i, &wi) in w.iter().enumerate() {
-                    a = _mm256_fmadd_ps(_mm256_set1_ps(wi), _mm256_loadu_ps(xb.add(m + i * P)), a);
-                }
-                _mm256_storeu_ps(rp.add(m), a);
-                m += 8;
+                m += 16;
             }
             // Scores |L⁻¹ b|², b_j = r[m + j].
             let lp = t.linv.as_ptr().add(t0);
             let np = t.n_pad;
-            let op = out.as_mut_ptr();
-            let thr_v = _mm256_set1_ps(thr);
-            let mut mask = 0u64;
+            let thr_v: [__m256; NB] = std::array::from_fn(|b| _mm256_set1_ps(thr[b]));
+            let mut hits = [_mm256_setzero_ps(); NB];
             let mut m = 0;
             while m < TILE {
-                let mut b = [_mm256_setzero_ps(); P];
-                for (j, bj) in b.iter_mut().enumerate() {
-                    *bj = _mm256_loadu_ps(rp.add(m + j));
-                }
-                let mut s = _mm256_setzero_ps();
+                let mut l = [[_mm256_setzero_ps(); P]; P];
                 let mut e = 0;
-                for j in 0..P {
-                    let mut y = _mm256_mul_ps(_mm256_loadu_ps(lp.add(e * np + m)), b[0]);
-                    e += 1;
-                    for bk in b.iter().take(j + 1).skip(1) {
-                        y = _mm256_fmadd_ps(_mm256_loadu_ps(lp.add(e * np + m)), *bk, y);
+                for (j, row) in l.iter_mut().enumerate() {
+                    for v in row.iter_mut().take(j + 1) {
+                        *v = _mm256_loadu_ps(lp.add(e * np + m));
                         e += 1;
                     }
-                    s = _mm256_fmadd_ps(y, y, s);
                 }
-                _mm256_storeu_ps(op.add(m), s);
-                let above = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_GT_OQ>(s, thr_v));
-                mask |= u64::from(above != 0) << (m / 8);
+                for b in 0..NB {
+                    let rp = scratch.r[b].as_ptr().add(m);
+                    let bv: [__m256; P] = std::array::from_fn(|j| _mm256_loadu_ps(rp.add(j)));
+                    let mut s = _mm256_setzero_ps();
+                    for (j, row) in l.iter().enumerate() {
+                        let mut y = _mm256_mul_ps(row[0], bv[0]);
+                        for k in 1..=j {
+                            y = _mm256_fmadd_ps(row[k], bv[k], y);
+                        }
+                        s = _mm256_fmadd_ps(y, y, s);
+                    }
+                    _mm256_storeu_ps(scratch.scores[b].as_mut_ptr().add(m), s);
+                    let above = _mm256_cmp_ps::<_CMP_GT_OQ>(s, thr_v[b]);
+                    hits[b] = _mm256_or_ps(hits[b], above);
+                    scratch.above[b][m / 8] = _mm256_movemask_ps(above) as u8;
+                }
                 m += 8;
             }
-            mask
+            hits.map(|h| _mm256_movemask_ps(h) != 0)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand_distr::{Distribution, Normal, StudentT};
+
+    /// Exact score ‖proj_U(s) w‖² in f64 for seed index `idx`.
+    fn exact_score(s: &Searcher, idx: usize, w: &[f32]) -> f64 {
+        let (c, p) = (s.cfg.c, s.cfg.p);
+        let mut u = vec![0.0; c * p];
+        s.basis.fill_u_at(idx, &mut u);
+        let w64: Vec<f64> = w.iter().map(|&x| f64::from(x)).collect();
+        let mut t = [0.0; MAX_P];
+        crate::lstsq::solve(&u, &w64, c, p, &mut t[..p]);
+        let resid: f64 = (0..c)
+            .map(|i| {
+                let fit: f64 = (0..p).map(|j| u[i * p + j] * t[j]).sum();
+                (w64[i] - fit).powi(2)
+            })
+            .sum();
+        w64.iter().map(|x| x * x).sum::<f64>() - resid
+    }
+
+    /// The scan's scores must stay within the margin the proof relies on, on every seed.
+    #[test]
+    fn scan_scores_stay_within_margin() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let normal = Normal::new(0.0f32, 1.0).unwrap();
+        let heavy = StudentT::new(1.2f32).unwrap();
+        for cfg in [Config::FOUR_BIT, Config::THREE_BIT] {
+            let s = Searcher::new(cfg);
+            let c = cfg.c;
+            let mut worst = 0.0f64;
+            let mut scratch = Scratch::new();
+            let mut fscores = vec![0.0f32; s.tables.f_pad];
+            for group in 0..3 {
+                let norms: Vec<Normalised> = (0..NB)
+                    .map(|b| {
+                        let w: Vec<f32> = (0..c)
+                            .map(|_| {
+                                if (group + b) % 2 == 0 {
+                                    normal.sample(&mut rng)
+                                } else {
+                                    heavy.sample(&mut rng)
+                                }
+                            })
+                            .collect();
+                        normalise(&w).unwrap()
+                    })
+                    .collect();
+                let ws: [[f32; MAX_C]; NB] = std::array::from_fn(|b| norms[b].w);
+                let mut check = |b: usize, idx: usize, score: f32| {
+                    let d = (f64::from(score) - exact_score(&s, idx, &ws[b][..c])).abs();
+                    worst = worst.max(d / f64::from(norms[b].norm2));
+                };
+                for t0 in (0..s.tables.n_pad).step_by(TILE) {
+                    s.tile_scores(&ws, t0, &[f32::INFINITY; NB], &mut scratch);
+                    for b in 0..NB {
+                        for (m, &sc) in scratch.scores[b].iter().enumerate() {
+                            let idx = t0 + m;
+                            if idx < s.tables.n && !s.tables.flagged.contains(&(idx as u32)) {
+                                check(b, idx, sc);
+                            }
+                        }
+                    }
+                }
+                for (b, nw) in norms.iter().enumerate() {
+                    s.tables.flagged_scores(&nw.w[..c], cfg.p, &mut fscores);
+                    for (f, &idx) in s.tables.flagged.iter().enumerate() {
+                        check(b, idx as usize, fscores[f]);
+                    }
+                }
+            }
+            let delta = f64::from(s.tables.delta);
+            eprintln!(
+                "{cfg}: worst relative score error {worst:.3e}, margin {delta:.3e}, {} seeds flagged",
+                s.tables.flagged.len()
+            );
+            assert!(worst < delta / 4.0, "{cfg}: {worst} vs margin {delta}");
         }
     }
 }
