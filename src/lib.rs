@@ -4,10 +4,17 @@
 pub mod app;
 pub mod basis;
 pub mod bench;
+pub mod bits;
 pub mod cli;
 pub mod compress;
 pub mod config;
+pub mod dtype;
 pub mod lfsr;
 pub mod lstsq;
+pub mod model;
+pub mod model_error;
+pub mod packed;
 pub mod quant;
+pub mod safetensors_file;
 pub mod search;
+pub mod selection;
