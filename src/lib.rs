@@ -13,6 +13,7 @@ pub mod lfsr;
 pub mod lstsq;
 pub mod model;
 pub mod model_error;
+pub mod model_job;
 pub mod packed;
 pub mod quant;
 pub mod safetensors_file;

@@ -198,7 +198,7 @@ pub enum Payload<'a> {
     /// Owned bytes.
     Owned(Vec<u8>),
     /// Produced when written, so only one such tensor is in memory at a time.
-    Lazy(Box<dyn Fn() -> Vec<u8> + 'a>),
+    Lazy(Box<dyn Fn() -> Result<Vec<u8>, ModelError> + 'a>),
 }
 
 /// One tensor to write.
@@ -273,7 +273,7 @@ pub fn write_atomic(
                 Payload::Bytes(b) => b,
                 Payload::Owned(v) => v,
                 Payload::Lazy(f) => {
-                    owned = f();
+                    owned = f()?;
                     &owned
                 }
             };
@@ -335,7 +335,7 @@ mod tests {
                 name: "lazy".into(),
                 dtype: Dtype::F32,
                 shape: vec![1, 2],
-                data: Payload::Lazy(Box::new(|| vec![1; 8])),
+                data: Payload::Lazy(Box::new(|| Ok(vec![1; 8]))),
             },
         ];
         write_atomic(&p, tensors, &meta).unwrap();
