@@ -489,7 +489,8 @@ mod tests {
     fn four_bit_record_is_the_fixed_u32_layout() {
         let c = code(0xACE1, 9, &[-8, 7, -1]);
         let r = encode_record(&c, Config::FOUR_BIT);
-        assert_eq!(r, 0xF7_8_9_ACE1);
+        // Nibbles from the top: q2=-1 (f), q1=7, q0=-8 (8), E=9, then seed ACE1.
+        assert_eq!(r, 0xF789_ACE1);
         assert_eq!(decode_record(r, Config::FOUR_BIT), c);
     }
 
