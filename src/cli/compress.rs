@@ -68,6 +68,11 @@ pub fn run(args: CompressArgs) -> anyhow::Result<ExitCode> {
             eprintln!("warning: Ctrl-C will not stop cleanly: {e}");
         }
     }
+    eprintln!(
+        "compressing {} tensors ({} blocks) at {cfg}; Ctrl-C stops without writing",
+        plan.compress.len(),
+        plan.total_blocks
+    );
     let progress = Progress::default();
     let bar = ProgressBar::new(plan.total_blocks);
     bar.set_style(
