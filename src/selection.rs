@@ -31,10 +31,10 @@ pub struct Selection {
 
 impl Selection {
     /// A selection from optional `--include` and `--exclude` patterns.
-    pub fn new(include: Option<&str>, exclude: Option<&str>) -> Result<Self, regex::Error> {
+    pub fn new(include: Option<&str>, exclude: Option<&str>) -> Result<Self, PatternError> {
         Ok(Selection {
-            include: include.map(Regex::new).transpose()?,
-            exclude: exclude.map(Regex::new).transpose()?,
+            include: include.map(|p| compile("--include", p)).transpose()?,
+            exclude: exclude.map(|p| compile("--exclude", p)).transpose()?,
         })
     }
 
@@ -47,6 +47,35 @@ impl Selection {
         };
         wanted && !self.exclude.as_ref().is_some_and(|re| re.is_match(name))
     }
+}
+
+/// A pattern that is not a valid regular expression.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("invalid {option} pattern '{pattern}': {reason}")]
+pub struct PatternError {
+    /// `--include` or `--exclude`.
+    pub option: &'static str,
+    /// The pattern.
+    pub pattern: String,
+    /// The regex parser's complaint, on one line.
+    pub reason: String,
+}
+
+fn compile(option: &'static str, pattern: &str) -> Result<Regex, PatternError> {
+    Regex::new(pattern).map_err(|e| {
+        // The parser's message spans lines (pattern, caret, reason); keep the reason.
+        let msg = e.to_string();
+        PatternError {
+            option,
+            pattern: pattern.to_string(),
+            reason: msg
+                .lines()
+                .last()
+                .unwrap_or("")
+                .trim_start_matches("error: ")
+                .to_string(),
+        }
+    })
 }
 
 #[cfg(test)]
@@ -97,6 +126,8 @@ mod tests {
         let s = Selection::new(None, Some(r"layers\.0\.")).unwrap();
         assert!(!s.selects("model.layers.0.q_proj.weight", &[4, 4], Dtype::F16));
         assert!(s.selects("model.layers.1.q_proj.weight", &[4, 4], Dtype::F16));
-        assert!(Selection::new(Some("("), None).is_err());
+        let err = Selection::new(None, Some("(")).unwrap_err();
+        assert_eq!(err.option, "--exclude");
+        assert!(!err.to_string().contains('\n'), "{err}");
     }
 }

@@ -33,7 +33,13 @@ fn compress_path(input: &Path, cfg: Config, sel: &Selection) -> (Model, Compress
 
 /// Checks the packed file against the in-memory result, then the decompressed file against
 /// `reconstruct()` rounded to each tensor's dtype (or `out_dtype`).
-fn check_round_trip(model: &Model, c: &CompressedModel, packed_path: &Path, out: &Path, out_dtype: Option<Dtype>) {
+fn check_round_trip(
+    model: &Model,
+    c: &CompressedModel,
+    packed_path: &Path,
+    out: &Path,
+    out_dtype: Option<Dtype>,
+) {
     let packed = PackedModel::open(packed_path).unwrap();
     assert_eq!(packed.tensors().len(), model.tensors().len());
     for e in &c.entries {
@@ -73,22 +79,52 @@ fn default_selection_round_trips_bit_exact() {
     let (model, c) = compress_path(&input, Config::FOUR_BIT, &Selection::default());
     let names: Vec<&str> = c.entries.iter().map(|e| e.name.as_str()).collect();
     assert_eq!(names, ["layers.0.q_proj.weight", "layers.0.mlp.weight"]);
-    assert_eq!(c.entries[1].tensor.num_blocks(), 9, "65 elements → 9 blocks");
+    assert_eq!(
+        c.entries[1].tensor.num_blocks(),
+        9,
+        "65 elements → 9 blocks"
+    );
     for r in &c.reports {
-        assert!(r.relmse > 0.0 && r.relmse < 0.05, "{}: {}", r.name, r.relmse);
+        assert!(
+            r.relmse > 0.0 && r.relmse < 0.05,
+            "{}: {}",
+            r.name,
+            r.relmse
+        );
     }
     let packed = dir.path().join("p.seedlm");
     write_compressed(&model, &c, &packed).unwrap();
     // 384 + 65 weights at 4 bits: 48 + 9 blocks of 4 bytes.
     let p = PackedModel::open(&packed).unwrap();
-    assert_eq!(p.get("layers.0.q_proj.weight").unwrap().stored_bytes, 48 * 4);
+    assert_eq!(
+        p.get("layers.0.q_proj.weight").unwrap().stored_bytes,
+        48 * 4
+    );
     assert_eq!(p.get("layers.0.mlp.weight").unwrap().stored_bytes, 9 * 4);
     let order: Vec<&str> = p.tensors().iter().map(|t| t.name.as_str()).collect();
     let src: Vec<&str> = model.tensors().iter().map(|t| t.name.as_str()).collect();
     assert_eq!(order, src, "listing keeps the source order");
-    check_round_trip(&model, &c, &packed, &dir.path().join("out.safetensors"), None);
-    check_round_trip(&model, &c, &packed, &dir.path().join("out32.safetensors"), Some(Dtype::F32));
-    check_round_trip(&model, &c, &packed, &dir.path().join("outbf.safetensors"), Some(Dtype::BF16));
+    check_round_trip(
+        &model,
+        &c,
+        &packed,
+        &dir.path().join("out.safetensors"),
+        None,
+    );
+    check_round_trip(
+        &model,
+        &c,
+        &packed,
+        &dir.path().join("out32.safetensors"),
+        Some(Dtype::F32),
+    );
+    check_round_trip(
+        &model,
+        &c,
+        &packed,
+        &dir.path().join("outbf.safetensors"),
+        Some(Dtype::BF16),
+    );
 }
 
 #[test]
@@ -104,8 +140,17 @@ fn other_configs_round_trip_bit_exact() {
         let p = PackedModel::open(&packed).unwrap();
         let t = p.get("layers.0.mlp.weight").unwrap();
         let blocks = 65usize.div_ceil(cfg.c);
-        assert_eq!(t.stored_bytes, (blocks * cfg.block_bits() as usize).div_ceil(8));
-        check_round_trip(&model, &c, &packed, &dir.path().join("out.safetensors"), None);
+        assert_eq!(
+            t.stored_bytes,
+            (blocks * cfg.block_bits() as usize).div_ceil(8)
+        );
+        check_round_trip(
+            &model,
+            &c,
+            &packed,
+            &dir.path().join("out.safetensors"),
+            None,
+        );
     }
 }
 
@@ -131,20 +176,43 @@ fn zero_blocks_and_extreme_scales() {
     assert_eq!(c.entries.len(), 6);
     let z = &c.entries[0];
     let recon = z.tensor.reconstruct();
-    assert!(recon[64..128].iter().all(|&x| x == 0.0), "zero blocks stay zero");
+    assert!(
+        recon[64..128].iter().all(|&x| x == 0.0),
+        "zero blocks stay zero"
+    );
     assert!(c.reports[0].relmse < 0.05);
-    let allzero = c.entries.iter().find(|e| e.name == "allzero.weight").unwrap();
+    let allzero = c
+        .entries
+        .iter()
+        .find(|e| e.name == "allzero.weight")
+        .unwrap();
     assert!(allzero.tensor.reconstruct().iter().all(|&x| x == 0.0));
     let mut e_bases = Vec::new();
     for name in names {
         let r = c.reports.iter().find(|r| r.name == name).unwrap();
         assert!(r.relmse < 0.05, "{name}: relmse {}", r.relmse);
-        e_bases.push(c.entries.iter().find(|e| e.name == name).unwrap().tensor.e_base);
+        e_bases.push(
+            c.entries
+                .iter()
+                .find(|e| e.name == name)
+                .unwrap()
+                .tensor
+                .e_base,
+        );
     }
-    assert!(e_bases.windows(2).all(|w| w[0] < w[1]), "e_base follows scale: {e_bases:?}");
+    assert!(
+        e_bases.windows(2).all(|w| w[0] < w[1]),
+        "e_base follows scale: {e_bases:?}"
+    );
     let packed = dir.path().join("p.seedlm");
     write_compressed(&model, &c, &packed).unwrap();
-    check_round_trip(&model, &c, &packed, &dir.path().join("out.safetensors"), None);
+    check_round_trip(
+        &model,
+        &c,
+        &packed,
+        &dir.path().join("out.safetensors"),
+        None,
+    );
 }
 
 #[test]
@@ -174,11 +242,20 @@ fn sharded_directory_in_gives_directory_out() {
     let out = dir.path().join("packed");
     let file = write_compressed(&model, &c, &out).unwrap();
     assert_eq!(file, out.join("model.safetensors"));
-    assert_eq!(listing(&out), ["config.json", "model.safetensors", "tokenizer.json"]);
+    assert_eq!(
+        listing(&out),
+        ["config.json", "model.safetensors", "tokenizer.json"]
+    );
     assert_eq!(
         std::fs::read_to_string(out.join("config.json")).unwrap(),
         "{\"model_type\": \"toy\"}"
     );
     // The packed directory opens as a packed model; decompressing it matches reconstruct().
-    check_round_trip(&model, &c, &out, &dir.path().join("plain.safetensors"), None);
+    check_round_trip(
+        &model,
+        &c,
+        &out,
+        &dir.path().join("plain.safetensors"),
+        None,
+    );
 }

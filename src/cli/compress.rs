@@ -45,8 +45,7 @@ pub fn run(args: CompressArgs) -> anyhow::Result<ExitCode> {
         Some(c) => c,
         None => Config::preset(args.bits).context("--bits must be 4 or 3")?,
     };
-    let selection = Selection::new(args.include.as_deref(), args.exclude.as_deref())
-        .context("invalid --include/--exclude pattern")?;
+    let selection = Selection::new(args.include.as_deref(), args.exclude.as_deref())?;
     let model = Model::open(&args.input)?;
     let plan = plan(&model, &selection, cfg)?;
     if plan.compress.is_empty() {

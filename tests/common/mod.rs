@@ -79,8 +79,18 @@ pub fn small_model() -> Vec<T> {
             &[5, 13],
             &gaussian(65, 0.5, 2),
         ),
-        T::float("layers.0.norm.weight", Dtype::F32, &[24], &gaussian(24, 1.0, 3)),
-        T::float("layers.0.q_proj.bias", Dtype::F32, &[24], &gaussian(24, 1.0, 4)),
+        T::float(
+            "layers.0.norm.weight",
+            Dtype::F32,
+            &[24],
+            &gaussian(24, 1.0, 3),
+        ),
+        T::float(
+            "layers.0.q_proj.bias",
+            Dtype::F32,
+            &[24],
+            &gaussian(24, 1.0, 4),
+        ),
         T::ids("position_ids", 7),
     ]
 }
