@@ -140,13 +140,13 @@ pub fn compress_model(
             original_bytes: t.byte_size,
             packed_bytes: crate::packed::packed_len(cfg, tensor.num_blocks()),
         });
-        entries.push(CompressedEntry {
-            name: name.clone(),
-            shape: t.shape.clone(),
-            dtype: t.dtype,
-            tensor,
-            relmse: Some(relmse),
-        });
+        entries.push(CompressedEntry::new(
+            name,
+            &t.shape,
+            t.dtype,
+            &tensor,
+            Some(relmse),
+        ));
     }
     Ok(CompressedModel { entries, reports })
 }

@@ -116,23 +116,25 @@ pub fn unpack_blocks(bytes: &[u8], cfg: Config, blocks: usize) -> Result<Vec<Blo
             bytes.len()
         ));
     }
+    let codes = decode_blocks(bytes, cfg, blocks);
+    match codes.iter().position(|c| c.seed == 0) {
+        Some(i) => Err(format!("record {i} has seed 0, which is not an LFSR state")),
+        None => Ok(codes),
+    }
+}
+
+/// Decodes as many of the first `blocks` records as `bytes` holds, without validation.
+fn decode_blocks(bytes: &[u8], cfg: Config, blocks: usize) -> Vec<BlockCode> {
     let bits = cfg.block_bits();
     (0..blocks)
-        .map(|i| {
-            let r =
-                read_bits(bytes, i as u64 * u64::from(bits), bits).expect("length checked above");
-            let code = decode_record(r, cfg);
-            if code.seed == 0 {
-                Err(format!("record {i} has seed 0, which is not an LFSR state"))
-            } else {
-                Ok(code)
-            }
-        })
+        .map_while(|i| read_bits(bytes, i as u64 * u64::from(bits), bits))
+        .map(|r| decode_record(r, cfg))
         .collect()
 }
 
-/// A compressed tensor to write.
-#[derive(Clone, Debug)]
+/// A compressed tensor to write, held packed (K + 4 + 4P bits a block) so that a whole model's
+/// worth of them costs no more memory than the output file.
+#[derive(Clone, Debug, PartialEq)]
 pub struct CompressedEntry {
     /// Original name.
     pub name: String,
@@ -140,10 +142,58 @@ pub struct CompressedEntry {
     pub shape: Vec<usize>,
     /// Original dtype (F32, F16 or BF16).
     pub dtype: Dtype,
-    /// The compressed tensor.
-    pub tensor: CompressedTensor,
+    /// Configuration.
+    pub config: Config,
+    /// Exponent of code E = 0.
+    pub e_base: i32,
+    /// Number of blocks.
+    pub blocks: usize,
+    /// The packed records.
+    pub packed: Vec<u8>,
     /// Relative MSE measured when compressing.
     pub relmse: Option<f64>,
+}
+
+impl CompressedEntry {
+    /// Packs `tensor`, the compressed form of a tensor of `shape` and `dtype`.
+    pub fn new(
+        name: &str,
+        shape: &[usize],
+        dtype: Dtype,
+        tensor: &CompressedTensor,
+        relmse: Option<f64>,
+    ) -> Self {
+        CompressedEntry {
+            name: name.to_string(),
+            shape: shape.to_vec(),
+            dtype,
+            config: tensor.config,
+            e_base: tensor.e_base,
+            blocks: tensor.blocks.len(),
+            packed: pack_blocks(tensor),
+            relmse,
+        }
+    }
+
+    /// Number of original weights.
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// Whether the tensor has no weights.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The compressed tensor, unpacked.
+    pub fn tensor(&self) -> CompressedTensor {
+        CompressedTensor {
+            config: self.config,
+            e_base: self.e_base,
+            len: self.len(),
+            blocks: decode_blocks(&self.packed, self.config, self.blocks),
+        }
+    }
 }
 
 /// A tensor stored as it was.
@@ -178,16 +228,18 @@ pub fn write_packed(
     meta.insert(KEY_ORDER.into(), serde_json::json!(order).to_string());
     let mut out = Vec::with_capacity(compressed.len() + plain.len());
     for e in compressed {
-        let numel: usize = e.shape.iter().product();
-        if numel != e.tensor.len || !dtype::is_float(e.dtype) {
+        let cfg = e.config;
+        if e.blocks != e.len().div_ceil(cfg.c)
+            || e.packed.len() != packed_len(cfg, e.blocks)
+            || !dtype::is_float(e.dtype)
+        {
             return Err(ModelError::tensor(
                 path,
                 &e.name,
-                "shape or dtype does not match the compressed tensor",
+                "shape, dtype or packed size does not match the compressed tensor",
             ));
         }
-        let bytes = pack_blocks(&e.tensor);
-        let cfg = e.tensor.config;
+        let bytes = &e.packed;
         let m = PackedMeta {
             name: e.name.clone(),
             shape: e.shape.clone(),
@@ -195,9 +247,9 @@ pub fn write_packed(
             c: cfg.c,
             p: cfg.p,
             k: cfg.k,
-            e_base: e.tensor.e_base,
-            blocks: e.tensor.blocks.len(),
-            crc32: crc32fast::hash(&bytes),
+            e_base: e.e_base,
+            blocks: e.blocks,
+            crc32: crc32fast::hash(bytes),
             relmse: e.relmse.filter(|r| r.is_finite()),
         };
         meta.insert(
@@ -208,7 +260,7 @@ pub fn write_packed(
             name: e.name.clone(),
             dtype: Dtype::U8,
             shape: vec![bytes.len()],
-            data: Payload::Owned(bytes),
+            data: Payload::Bytes(bytes),
         });
     }
     for p in plain {

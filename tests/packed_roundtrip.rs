@@ -47,7 +47,7 @@ fn check_round_trip(
         assert_eq!(t.shape, e.shape);
         assert_eq!(t.dtype, e.dtype);
         let back: CompressedTensor = packed.compressed(t).unwrap().unwrap();
-        assert_eq!(back, e.tensor, "{}: block codes survive packing", e.name);
+        assert_eq!(back, e.tensor(), "{}: block codes survive packing", e.name);
         assert_eq!(t.packed.as_ref().unwrap().relmse, e.relmse);
     }
     decompress_model(&packed, out, out_dtype).unwrap();
@@ -63,7 +63,7 @@ fn check_round_trip(
         };
         assert_eq!(d.dtype, want_dtype, "{}", t.name);
         let want: Vec<u8> = match c.entries.iter().find(|e| e.name == t.name) {
-            Some(e) => dtype::from_f32(want_dtype, &e.tensor.reconstruct()).unwrap(),
+            Some(e) => dtype::from_f32(want_dtype, &e.tensor().reconstruct()).unwrap(),
             None if want_dtype == t.dtype => model.bytes(t).to_vec(),
             None => dtype::from_f32(want_dtype, &model.to_f32(t).unwrap()).unwrap(),
         };
@@ -79,11 +79,7 @@ fn default_selection_round_trips_bit_exact() {
     let (model, c) = compress_path(&input, Config::FOUR_BIT, &Selection::default());
     let names: Vec<&str> = c.entries.iter().map(|e| e.name.as_str()).collect();
     assert_eq!(names, ["layers.0.q_proj.weight", "layers.0.mlp.weight"]);
-    assert_eq!(
-        c.entries[1].tensor.num_blocks(),
-        9,
-        "65 elements → 9 blocks"
-    );
+    assert_eq!(c.entries[1].blocks, 9, "65 elements → 9 blocks");
     for r in &c.reports {
         assert!(
             r.relmse > 0.0 && r.relmse < 0.05,
@@ -175,7 +171,7 @@ fn zero_blocks_and_extreme_scales() {
     let (model, c) = compress_path(&input, Config::FOUR_BIT, &Selection::default());
     assert_eq!(c.entries.len(), 6);
     let z = &c.entries[0];
-    let recon = z.tensor.reconstruct();
+    let recon = z.tensor().reconstruct();
     assert!(
         recon[64..128].iter().all(|&x| x == 0.0),
         "zero blocks stay zero"
@@ -186,19 +182,12 @@ fn zero_blocks_and_extreme_scales() {
         .iter()
         .find(|e| e.name == "allzero.weight")
         .unwrap();
-    assert!(allzero.tensor.reconstruct().iter().all(|&x| x == 0.0));
+    assert!(allzero.tensor().reconstruct().iter().all(|&x| x == 0.0));
     let mut e_bases = Vec::new();
     for name in names {
         let r = c.reports.iter().find(|r| r.name == name).unwrap();
         assert!(r.relmse < 0.05, "{name}: relmse {}", r.relmse);
-        e_bases.push(
-            c.entries
-                .iter()
-                .find(|e| e.name == name)
-                .unwrap()
-                .tensor
-                .e_base,
-        );
+        e_bases.push(c.entries.iter().find(|e| e.name == name).unwrap().e_base);
     }
     assert!(
         e_bases.windows(2).all(|w| w[0] < w[1]),

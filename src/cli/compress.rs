@@ -4,6 +4,7 @@ use crate::compress::Progress;
 use crate::config::Config;
 use crate::model::Model;
 use crate::model_job::{JobError, TensorReport, compress_model, plan, write_compressed};
+use crate::packed::CompressedEntry;
 use crate::selection::Selection;
 use anyhow::{Context, bail};
 use clap::Args;
@@ -115,7 +116,7 @@ pub fn run(args: CompressArgs) -> anyhow::Result<ExitCode> {
         .map(|m| m.len())
         .sum();
     let after = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
-    let weights: usize = compressed.entries.iter().map(|e| e.tensor.len).sum();
+    let weights: usize = compressed.entries.iter().map(CompressedEntry::len).sum();
     let packed: usize = compressed.reports.iter().map(|r| r.packed_bytes).sum();
     println!();
     println!("config      {cfg}");
