@@ -14,6 +14,7 @@ pub mod lstsq;
 pub mod model;
 pub mod model_error;
 pub mod model_job;
+pub mod opened;
 pub mod packed;
 pub mod quant;
 pub mod safetensors_file;

@@ -7,7 +7,7 @@ use crate::config::Config;
 use crate::dtype::{self, Dtype};
 use crate::model::{INDEX_FILE, MODEL_FILE, Model};
 use crate::model_error::ModelError;
-use crate::packed::{CompressedEntry, PackedModel, PlainEntry, write_packed};
+use crate::packed::{CompressedEntry, PackedModel, PlainEntry, is_packed, write_packed};
 use crate::safetensors_file::{OutTensor, Payload, write_atomic};
 use crate::selection::Selection;
 use std::collections::HashSet;
@@ -36,8 +36,14 @@ pub struct Plan {
 }
 
 /// Picks the tensors `selection` compresses; a selected tensor that is not F32/F16/BF16 is an
-/// error naming file and tensor.
+/// error naming file and tensor, and so is a model that is already a packed file.
 pub fn plan(model: &Model, selection: &Selection, cfg: Config) -> Result<Plan, ModelError> {
+    if let Some(f) = model.files().iter().find(|f| is_packed(f)) {
+        return Err(ModelError::file(
+            f.path(),
+            "is already a SeedLM packed file (decompress it first)",
+        ));
+    }
     let mut names = Vec::new();
     let mut total_blocks = 0u64;
     for t in model.tensors() {

@@ -431,11 +431,7 @@ impl PackedModel {
 
     /// The stored bytes of `t` (packed records, or the plain tensor's data).
     pub fn stored_bytes(&self, t: &PackedTensor) -> &[u8] {
-        self.file.bytes(&self.raw(t))
-    }
-
-    fn raw(&self, t: &PackedTensor) -> RawTensor {
-        self.file.tensors()[t.raw].clone()
+        self.file.bytes(&self.file.tensors()[t.raw])
     }
 
     /// The compressed tensor `t`, or `None` when it is stored as it was.

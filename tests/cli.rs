@@ -289,7 +289,9 @@ fn corrupt_packed_files_are_refused() {
         assert!(err.contains(name) && err.contains(want), "{name}: {err}");
         assert!(!out.exists());
     }
-    // A plain model is not a packed file.
+    // A packed file is not compressed twice, and a plain model is not a packed file.
+    let err = fails(&["compress", s(&packed), "-o", s(&out)]);
+    assert!(err.contains("already a SeedLM packed file"), "{err}");
     let err = fails(&["decompress", s(&input), "-o", s(&out)]);
     assert!(err.contains("not a SeedLM packed file"), "{err}");
 }

@@ -98,6 +98,11 @@ pub fn run(args: CompressArgs) -> anyhow::Result<ExitCode> {
     });
     bar.finish_and_clear();
     let compressed = match result {
+        // A Ctrl-C that lands after the last block still means "no output".
+        Ok(_) if cancel.load(Ordering::Relaxed) => {
+            eprintln!("cancelled: no output written");
+            return Ok(ExitCode::from(130));
+        }
         Ok(c) => c,
         Err(JobError::Cancelled) => {
             eprintln!("cancelled: no output written");

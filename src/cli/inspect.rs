@@ -1,7 +1,6 @@
 //! `seedlm inspect`: one line per tensor of a model or packed file.
 
-use crate::model::Model;
-use crate::packed::{PackedModel, is_packed};
+use crate::opened::{self, Opened};
 use clap::Args;
 use serde::Serialize;
 use std::path::PathBuf;
@@ -40,11 +39,11 @@ struct Listing {
 
 /// Runs `seedlm inspect`.
 pub fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
-    let model = Model::open(&args.file)?;
-    let packed = model.files().len() == 1 && is_packed(&model.files()[0]);
-    let rows: Vec<Row> = if packed {
-        let p = PackedModel::open(&args.file)?;
-        p.tensors()
+    let opened = opened::open(&args.file)?;
+    let packed = matches!(opened, Opened::Packed(_));
+    let rows: Vec<Row> = match opened {
+        Opened::Packed(p) => p
+            .tensors()
             .iter()
             .map(|t| Row {
                 name: t.name.clone(),
@@ -60,9 +59,8 @@ pub fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
                 bytes: t.stored_bytes,
                 relmse: t.packed.as_ref().and_then(|m| m.relmse),
             })
-            .collect()
-    } else {
-        model
+            .collect(),
+        Opened::Plain(model) => model
             .tensors()
             .iter()
             .map(|t| Row {
@@ -76,7 +74,7 @@ pub fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
                 bytes: t.byte_size,
                 relmse: None,
             })
-            .collect()
+            .collect(),
     };
     if args.json {
         let listing = Listing {
