@@ -92,9 +92,11 @@ pub fn decode_record(r: u64, cfg: Config) -> BlockCode {
     }
 }
 
-/// Bytes taken by `blocks` records of `cfg`.
+/// Bytes taken by `blocks` records of `cfg` (`usize::MAX` if that does not fit, which no
+/// buffer can match).
 pub fn packed_len(cfg: Config, blocks: usize) -> usize {
-    (blocks as u64 * u64::from(cfg.block_bits())).div_ceil(8) as usize
+    let bits = blocks as u128 * u128::from(cfg.block_bits());
+    usize::try_from(bits.div_ceil(8)).unwrap_or(usize::MAX)
 }
 
 /// Packs the block records of `t` (unused bits of the last byte are zero).
@@ -484,7 +486,7 @@ fn verify(m: &PackedMeta, raw: &RawTensor, bytes: &[u8]) -> Result<(), String> {
         ));
     }
     let cfg = Config::new(m.c, m.p, m.k).map_err(|e| e.to_string())?;
-    if m.e_base.abs() > MAX_ABS_E_BASE {
+    if !(-MAX_ABS_E_BASE..=MAX_ABS_E_BASE).contains(&m.e_base) {
         return Err(format!("e_base {} is out of range", m.e_base));
     }
     let numel = m
@@ -573,5 +575,79 @@ mod tests {
                 .unwrap_err()
                 .contains("seed 0")
         );
+    }
+
+    /// Writes a one-tensor packed file, lets `forge` edit its metadata and packed bytes, and
+    /// returns the error opening it gives.
+    fn open_forged(forge: impl FnOnce(&mut PackedMeta, &mut Vec<u8>)) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("forged.seedlm");
+        let t = CompressedTensor {
+            config: Config::FOUR_BIT,
+            e_base: -10,
+            len: 16,
+            blocks: vec![code(5, 3, &[1, -2, 3]), code(77, 15, &[-8, 7, 0])],
+        };
+        let e = CompressedEntry::new("w", &[2, 8], Dtype::F16, &t, Some(0.01));
+        write_packed(
+            &path,
+            std::slice::from_ref(&e),
+            &[],
+            &["w".into()],
+            &BTreeMap::new(),
+        )
+        .unwrap();
+        let good = PackedModel::open(&path).unwrap();
+        assert_eq!(good.compressed(good.get("w").unwrap()).unwrap().unwrap(), t);
+        drop(good);
+        let file = MappedSafetensors::open(&path).unwrap();
+        let mut meta = file.metadata().clone();
+        let key = format!("{KEY_TENSOR_PREFIX}w");
+        let mut m: PackedMeta = serde_json::from_str(&meta[&key]).unwrap();
+        let mut bytes = file.bytes(&file.tensors()[0]).to_vec();
+        drop(file);
+        forge(&mut m, &mut bytes);
+        meta.insert(key, serde_json::to_string(&m).unwrap());
+        let out = vec![OutTensor {
+            name: "w".into(),
+            dtype: Dtype::U8,
+            shape: vec![bytes.len()],
+            data: Payload::Owned(bytes),
+        }];
+        write_atomic(&path, out, &meta).unwrap();
+        let err = PackedModel::open(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("forged.seedlm") && err.contains("'w'"),
+            "{err}"
+        );
+        err
+    }
+
+    #[test]
+    fn forged_metadata_is_refused_without_panicking() {
+        let cases: Vec<(Box<dyn FnOnce(&mut PackedMeta, &mut Vec<u8>)>, &str)> = vec![
+            (Box::new(|m, _| m.shape = vec![1 << 62, 1 << 10]), "shape"),
+            (Box::new(|m, _| m.shape = vec![usize::MAX / 2, 2]), "blocks"),
+            (Box::new(|m, _| m.blocks = 3), "blocks"),
+            (Box::new(|m, _| m.c = 0), "C=0"),
+            (Box::new(|m, _| m.k = 30), "K=30"),
+            (Box::new(|m, _| m.e_base = i32::MIN), "e_base"),
+            (Box::new(|m, _| m.name = "v".into()), "names tensor 'v'"),
+            (Box::new(|m, _| m.dtype = "I8".into()), "dtype"),
+            (Box::new(|m, _| m.crc32 ^= 1), "checksum"),
+            (Box::new(|_, b| b.push(0)), "truncated or corrupt"),
+            (
+                Box::new(|m, b| {
+                    b[0] = 0;
+                    b[1] = 0;
+                    m.crc32 = crc32fast::hash(b);
+                }),
+                "seed 0",
+            ),
+        ];
+        for (forge, want) in cases {
+            let err = open_forged(forge);
+            assert!(err.contains(want), "wanted '{want}' in: {err}");
+        }
     }
 }

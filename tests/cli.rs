@@ -349,8 +349,8 @@ fn ctrl_c_stops_cleanly_without_output() {
     let mut first = String::new();
     stderr.read_line(&mut first).unwrap();
     assert!(first.contains("Ctrl-C"), "{first}");
-    let killed = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+    let killed = Command::new("sh")
+        .args(["-c", &format!("kill -INT {}", child.id())])
         .status()
         .unwrap();
     assert!(killed.success());
