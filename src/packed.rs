@@ -577,6 +577,8 @@ mod tests {
         );
     }
 
+    type Forge = Box<dyn FnOnce(&mut PackedMeta, &mut Vec<u8>)>;
+
     /// Writes a one-tensor packed file, lets `forge` edit its metadata and packed bytes, and
     /// returns the error opening it gives.
     fn open_forged(forge: impl FnOnce(&mut PackedMeta, &mut Vec<u8>)) -> String {
@@ -625,7 +627,7 @@ mod tests {
 
     #[test]
     fn forged_metadata_is_refused_without_panicking() {
-        let cases: Vec<(Box<dyn FnOnce(&mut PackedMeta, &mut Vec<u8>)>, &str)> = vec![
+        let cases: Vec<(Forge, &str)> = vec![
             (Box::new(|m, _| m.shape = vec![1 << 62, 1 << 10]), "shape"),
             (Box::new(|m, _| m.shape = vec![usize::MAX / 2, 2]), "blocks"),
             (Box::new(|m, _| m.blocks = 3), "blocks"),
