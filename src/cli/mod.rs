@@ -1,6 +1,9 @@
 //! The command line: a thin layer over the engine. Each subcommand lives in its own file.
 
 pub mod bench;
+pub mod compress;
+pub mod decompress;
+pub mod inspect;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -26,6 +29,12 @@ pub enum Command {
     },
     /// Measure the exact search: blocks/s and relative MSE on N(0,1) blocks.
     Bench(bench::BenchArgs),
+    /// Compress a model into a packed file.
+    Compress(compress::CompressArgs),
+    /// Decompress a packed file into a plain safetensors model.
+    Decompress(decompress::DecompressArgs),
+    /// List the tensors of a model or packed file.
+    Inspect(inspect::InspectArgs),
 }
 
 /// Runs a parsed command line.
@@ -34,5 +43,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         None => crate::app::run(None),
         Some(Command::Gui { path }) => crate::app::run(path),
         Some(Command::Bench(args)) => bench::run(args).map(|()| ExitCode::SUCCESS),
+        Some(Command::Compress(args)) => compress::run(args),
+        Some(Command::Decompress(args)) => decompress::run(args),
+        Some(Command::Inspect(args)) => inspect::run(args),
     }
 }

@@ -1,0 +1,170 @@
+//! `seedlm compress`: a model file or directory in, a packed file or directory out.
+
+use crate::compress::Progress;
+use crate::config::Config;
+use crate::model::Model;
+use crate::model_job::{JobError, TensorReport, compress_model, plan, write_compressed};
+use crate::packed::CompressedEntry;
+use crate::selection::Selection;
+use anyhow::{Context, bail};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// Arguments of `seedlm compress`.
+#[derive(Debug, Args)]
+pub struct CompressArgs {
+    /// A .safetensors file or a Hugging Face model directory.
+    pub input: PathBuf,
+    /// The packed file to write (a directory when INPUT is one).
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Bits per weight preset: 4 (C=8, P=3, K=16) or 3 (C=12, P=4, K=16).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(3..=4))]
+    pub bits: u32,
+    /// Explicit configuration C,P,K (overrides --bits).
+    #[arg(long, value_name = "C,P,K")]
+    pub config: Option<Config>,
+    /// Compress exactly the tensors whose names match this regex (replaces the default rule).
+    #[arg(long, value_name = "REGEX")]
+    pub include: Option<String>,
+    /// Do not compress tensors whose names match this regex.
+    #[arg(long, value_name = "REGEX")]
+    pub exclude: Option<String>,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+/// Runs `seedlm compress`.
+pub fn run(args: CompressArgs) -> anyhow::Result<ExitCode> {
+    let cfg = match args.config {
+        Some(c) => c,
+        None => Config::preset(args.bits).context("--bits must be 4 or 3")?,
+    };
+    let selection = Selection::new(args.include.as_deref(), args.exclude.as_deref())?;
+    let model = Model::open(&args.input)?;
+    let plan = plan(&model, &selection, cfg)?;
+    if plan.compress.is_empty() {
+        eprintln!("warning: no tensor is selected for compression; every tensor is passed through");
+    }
+    let mut pool = rayon::ThreadPoolBuilder::new();
+    if let Some(n) = args.threads {
+        if n == 0 {
+            bail!("--threads must be at least 1");
+        }
+        pool = pool.num_threads(n);
+    }
+    let pool = pool.build().context("cannot start worker threads")?;
+
+    let cancel = Arc::new(AtomicBool::new(false));
+    {
+        let cancel = cancel.clone();
+        if let Err(e) = ctrlc::set_handler(move || cancel.store(true, Ordering::Relaxed)) {
+            eprintln!("warning: Ctrl-C will not stop cleanly: {e}");
+        }
+    }
+    eprintln!(
+        "compressing {} tensors ({} blocks) at {cfg}; Ctrl-C stops without writing",
+        plan.compress.len(),
+        plan.total_blocks
+    );
+    let progress = Progress::default();
+    let bar = ProgressBar::new(plan.total_blocks);
+    bar.set_style(
+        ProgressStyle::with_template("{wide_bar} {pos}/{len} blocks  {per_sec}  ETA {eta}  {msg}")
+            .expect("valid template"),
+    );
+    let started = Instant::now();
+    let finished = AtomicBool::new(false);
+    let result = std::thread::scope(|s| {
+        s.spawn(|| {
+            while !finished.load(Ordering::Relaxed) {
+                bar.set_position(progress.done.load(Ordering::Relaxed));
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        let r = pool.install(|| {
+            compress_model(&model, &plan, cfg, &progress, &cancel, |name| {
+                bar.set_message(name.to_string())
+            })
+        });
+        finished.store(true, Ordering::Relaxed);
+        r
+    });
+    bar.finish_and_clear();
+    let compressed = match result {
+        // A Ctrl-C that lands after the last block still means "no output".
+        Ok(_) if cancel.load(Ordering::Relaxed) => {
+            eprintln!("cancelled: no output written");
+            return Ok(ExitCode::from(130));
+        }
+        Ok(c) => c,
+        Err(JobError::Cancelled) => {
+            eprintln!("cancelled: no output written");
+            return Ok(ExitCode::from(130));
+        }
+        Err(JobError::Model(e)) => return Err(e.into()),
+    };
+    let file = write_compressed(&model, &compressed, &args.output)?;
+    let elapsed = started.elapsed().as_secs_f64();
+
+    print_table(&compressed.reports);
+    let before: u64 = model
+        .files()
+        .iter()
+        .filter_map(|f| std::fs::metadata(f.path()).ok())
+        .map(|m| m.len())
+        .sum();
+    let after = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+    let weights: usize = compressed.entries.iter().map(CompressedEntry::len).sum();
+    let packed: usize = compressed.reports.iter().map(|r| r.packed_bytes).sum();
+    println!();
+    println!("config      {cfg}");
+    println!(
+        "tensors     {} compressed, {} passed through",
+        compressed.entries.len(),
+        model.tensors().len() - compressed.entries.len()
+    );
+    println!(
+        "bytes       {before} before, {after} after ({:.2}x smaller)",
+        before as f64 / after.max(1) as f64
+    );
+    if weights > 0 {
+        println!(
+            "bits/weight {:.3} over {weights} compressed weights",
+            packed as f64 * 8.0 / weights as f64
+        );
+    }
+    println!("time        {elapsed:.1} s");
+    println!("wrote       {}", file.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_table(reports: &[TensorReport]) {
+    if reports.is_empty() {
+        return;
+    }
+    let shapes: Vec<String> = reports.iter().map(|r| format!("{:?}", r.shape)).collect();
+    let nw = reports
+        .iter()
+        .map(|r| r.name.len())
+        .max()
+        .unwrap_or(0)
+        .max(6);
+    let sw = shapes.iter().map(String::len).max().unwrap_or(0).max(5);
+    println!(
+        "{:<nw$}  {:<sw$}  {:>9}  {:>10}  {:>7}  {:>8}",
+        "tensor", "shape", "blocks", "rel. MSE", "SNR dB", "time s"
+    );
+    for (r, shape) in reports.iter().zip(&shapes) {
+        println!(
+            "{:<nw$}  {:<sw$}  {:>9}  {:>10.3e}  {:>7.2}  {:>8.2}",
+            r.name, shape, r.blocks, r.relmse, r.snr_db, r.seconds
+        );
+    }
+}

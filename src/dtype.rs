@@ -1,0 +1,91 @@
+//! Element types of model tensors and their conversion to and from f32.
+
+pub use safetensors::Dtype;
+
+/// Whether the engine can compress tensors of this type (F32, F16, BF16).
+pub fn is_float(dtype: Dtype) -> bool {
+    matches!(dtype, Dtype::F32 | Dtype::F16 | Dtype::BF16)
+}
+
+/// Bytes taken by `numel` elements, or `None` on overflow or a fractional byte count.
+pub fn byte_len(dtype: Dtype, numel: usize) -> Option<usize> {
+    let bits = numel.checked_mul(dtype.bitsize())?;
+    (bits % 8 == 0).then_some(bits / 8)
+}
+
+/// Parses a safetensors dtype name such as `F16`.
+pub fn parse(name: &str) -> Option<Dtype> {
+    serde_json::from_value(serde_json::Value::String(name.to_string())).ok()
+}
+
+/// Decodes little-endian F32/F16/BF16 bytes to f32; `None` for any other type.
+pub fn to_f32(dtype: Dtype, bytes: &[u8]) -> Option<Vec<f32>> {
+    let out = match dtype {
+        Dtype::F32 => bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect(),
+        Dtype::F16 => bytes
+            .chunks_exact(2)
+            .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+            .collect(),
+        Dtype::BF16 => bytes
+            .chunks_exact(2)
+            .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
+            .collect(),
+        _ => return None,
+    };
+    Some(out)
+}
+
+/// Encodes f32 values as little-endian F32/F16/BF16 (round to nearest even); `None` for any
+/// other type.
+pub fn from_f32(dtype: Dtype, values: &[f32]) -> Option<Vec<u8>> {
+    let out = match dtype {
+        Dtype::F32 => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        Dtype::F16 => values
+            .iter()
+            .flat_map(|&v| half::f16::from_f32(v).to_le_bytes())
+            .collect(),
+        Dtype::BF16 => values
+            .iter()
+            .flat_map(|&v| half::bf16::from_f32(v).to_le_bytes())
+            .collect(),
+        _ => return None,
+    };
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn float_round_trips() {
+        let v = [0.0f32, -1.5, 3.140625, 65504.0, -2.0e-3];
+        for d in [Dtype::F32, Dtype::F16, Dtype::BF16] {
+            let bytes = from_f32(d, &v).unwrap();
+            assert_eq!(bytes.len(), v.len() * d.bitsize() / 8);
+            let back = to_f32(d, &bytes).unwrap();
+            let again = from_f32(d, &back).unwrap();
+            assert_eq!(bytes, again, "{d}: decoding then encoding is the identity");
+        }
+        assert_eq!(to_f32(Dtype::F16, &[0x00, 0x3c]).unwrap(), vec![1.0]);
+        assert_eq!(to_f32(Dtype::BF16, &[0x80, 0x3f]).unwrap(), vec![1.0]);
+    }
+
+    #[test]
+    fn other_types_are_not_converted() {
+        assert!(to_f32(Dtype::I64, &[0; 8]).is_none());
+        assert!(from_f32(Dtype::U8, &[1.0]).is_none());
+        assert!(!is_float(Dtype::F64));
+    }
+
+    #[test]
+    fn names_parse() {
+        assert_eq!(parse("BF16"), Some(Dtype::BF16));
+        assert_eq!(parse("F99"), None);
+        assert_eq!(byte_len(Dtype::F4, 3), None);
+        assert_eq!(byte_len(Dtype::F16, 3), Some(6));
+    }
+}
