@@ -69,7 +69,7 @@ pub struct ErrorStats {
 impl ErrorStats {
     /// Compares `original` with `recon` block by block.
     pub fn measure(original: &[f32], recon: &[f32], c: usize) -> ErrorStats {
-        let (block_sq_err, block_sq_norm): (Vec<f32>, Vec<f32>) = original
+        let per_block: Vec<(f64, f64)> = original
             .par_chunks(c)
             .zip(recon.par_chunks(c))
             .map(|(w, r)| {
@@ -79,20 +79,18 @@ impl ErrorStats {
                     .map(|(&a, &b)| (f64::from(a) - f64::from(b)).powi(2))
                     .sum();
                 let n: f64 = w.iter().map(|&a| f64::from(a).powi(2)).sum();
-                (e as f32, n as f32)
+                (e, n)
             })
-            .unzip();
-        let sq_err = original
-            .par_iter()
-            .zip(recon)
-            .map(|(&a, &b)| (f64::from(a) - f64::from(b)).powi(2))
-            .sum();
-        let sq_norm = original.par_iter().map(|&a| f64::from(a).powi(2)).sum();
+            .collect();
+        // Summed in block order so the totals do not depend on the thread count.
+        let (sq_err, sq_norm) = per_block
+            .iter()
+            .fold((0.0, 0.0), |(e, n), &(be, bn)| (e + be, n + bn));
         ErrorStats {
             sq_err,
             sq_norm,
-            block_sq_err,
-            block_sq_norm,
+            block_sq_err: per_block.iter().map(|&(e, _)| e as f32).collect(),
+            block_sq_norm: per_block.iter().map(|&(_, n)| n as f32).collect(),
         }
     }
 

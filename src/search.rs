@@ -148,16 +148,19 @@ impl Tables {
     fn flagged_scores(&self, w: &[f32], p: usize, out: &mut [f32]) {
         let f_pad = self.f_pad;
         out.fill(0.0);
+        // One column j of Qᵀw at a time, accumulated over f in chunks that stay in registers.
         for j in 0..p {
-            let mut y = vec![0.0f32; f_pad];
-            for (i, &wi) in w.iter().enumerate() {
-                let col = &self.fq[(i * p + j) * f_pad..(i * p + j + 1) * f_pad];
-                for (yf, &q) in y.iter_mut().zip(col) {
-                    *yf += q * wi;
+            for (fc, o) in out.chunks_mut(8).enumerate() {
+                let mut y = [0.0f32; 8];
+                for (i, &wi) in w.iter().enumerate() {
+                    let col = &self.fq[(i * p + j) * f_pad + fc * 8..][..8];
+                    for (yl, &q) in y.iter_mut().zip(col) {
+                        *yl += q * wi;
+                    }
                 }
-            }
-            for (o, yf) in out.iter_mut().zip(&y) {
-                *o += yf * yf;
+                for (ol, yl) in o.iter_mut().zip(&y) {
+                    *ol += yl * yl;
+                }
             }
         }
     }
