@@ -9,6 +9,8 @@ pub mod cli;
 pub mod compress;
 pub mod config;
 pub mod dtype;
+pub mod hwmodel;
+pub mod hwsim;
 pub mod lfsr;
 pub mod lstsq;
 pub mod model;

@@ -4,6 +4,7 @@ pub mod bench;
 pub mod compress;
 pub mod decompress;
 pub mod inspect;
+pub mod hw_sim;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -35,6 +36,8 @@ pub enum Command {
     Decompress(decompress::DecompressArgs),
     /// List the tensors of a model or packed file.
     Inspect(inspect::InspectArgs),
+    /// Simulate the hardware decompressor and the FP16 reference in Verilator (Table 5).
+    HwSim(hw_sim::HwSimArgs),
 }
 
 /// Runs a parsed command line.
@@ -46,5 +49,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Compress(args)) => compress::run(args),
         Some(Command::Decompress(args)) => decompress::run(args),
         Some(Command::Inspect(args)) => inspect::run(args),
+        Some(Command::HwSim(args)) => hw_sim::run(args),
     }
 }

@@ -1,0 +1,816 @@
+//! Runs the bundled RTL (`hdl/`) in Verilator: checks the toolchain, builds the simulator once
+//! into a cache keyed by a hash of the sources and the Verilator version, writes the inputs,
+//! runs the simulation as a killable child process and reads back cycle counts and outputs.
+//!
+//! Every entry point takes a log callback (build output and status lines) and a cancel flag, so
+//! it can run on a background thread.
+
+use crate::compress::{BlockCode, CompressedTensor};
+use crate::config::Config;
+use crate::hwmodel::{self, ShapeError};
+use half::f16;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use sha2::{Digest, Sha256};
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+/// The command that installs everything the simulation needs on Debian/Ubuntu.
+pub const INSTALL_HINT: &str = "sudo apt-get install verilator g++ make";
+
+/// The RTL sources, in dependency order.
+const RTL: [(&str, &str); 5] = [
+    (
+        "seedlm_lfsr_jump.sv",
+        include_str!("../hdl/seedlm_lfsr_jump.sv"),
+    ),
+    (
+        "seedlm_record_decode.sv",
+        include_str!("../hdl/seedlm_record_decode.sv"),
+    ),
+    ("seedlm_mvm.sv", include_str!("../hdl/seedlm_mvm.sv")),
+    ("ref_mvm.sv", include_str!("../hdl/ref_mvm.sv")),
+    ("hw_top.sv", include_str!("../hdl/hw_top.sv")),
+];
+
+/// A simulator that can be built.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// Both matrix–vector datapaths with the DDR model (`hw_top`, `tb/hw_main.cpp`).
+    MatVec,
+    /// The LFSR jump-ahead unit alone (`seedlm_lfsr_jump`, `tb/lfsr_main.cpp`).
+    LfsrUnit,
+}
+
+impl Target {
+    fn top(self) -> &'static str {
+        match self {
+            Target::MatVec => "hw_top",
+            Target::LfsrUnit => "seedlm_lfsr_jump",
+        }
+    }
+
+    fn sources(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Target::MatVec => &RTL,
+            Target::LfsrUnit => &RTL[..1],
+        }
+    }
+
+    fn harness(self) -> (&'static str, &'static str) {
+        match self {
+            Target::MatVec => ("hw_main.cpp", include_str!("../hdl/tb/hw_main.cpp")),
+            Target::LfsrUnit => ("lfsr_main.cpp", include_str!("../hdl/tb/lfsr_main.cpp")),
+        }
+    }
+}
+
+/// One row of the paper's Table 5 (cycles at 200 MHz).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PaperRow {
+    /// Square matrix size.
+    pub size: usize,
+    /// FP16 reference design cycles.
+    pub reference_cycles: u64,
+    /// SeedLM design cycles.
+    pub seedlm_cycles: u64,
+    /// Speed-up as printed.
+    pub speedup: f64,
+}
+
+/// The paper's Table 5.
+pub const PAPER_TABLE5: [PaperRow; 3] = [
+    PaperRow {
+        size: 512,
+        reference_cycles: 8593,
+        seedlm_cycles: 2341,
+        speedup: 3.67,
+    },
+    PaperRow {
+        size: 1024,
+        reference_cycles: 34201,
+        seedlm_cycles: 8723,
+        speedup: 3.92,
+    },
+    PaperRow {
+        size: 2048,
+        reference_cycles: 136559,
+        seedlm_cycles: 34331,
+        speedup: 3.98,
+    },
+];
+
+/// The paper's row for a square size, if Table 5 has one.
+pub fn paper_row(size: usize) -> Option<PaperRow> {
+    PAPER_TABLE5.iter().copied().find(|r| r.size == size)
+}
+
+/// DDR model parameters of the harness, in 200 MHz cycles (calibration in `hdl/README.md`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DdrParams {
+    /// First-read latency, from the read request to the first beat.
+    pub ddr_latency: u64,
+    /// Extra latency before the SeedLM design's first beat (the paper's deeper pipeline).
+    pub fill_latency: u64,
+    /// Refresh interval.
+    pub refresh_period: u64,
+    /// Cycles without data per refresh.
+    pub refresh_cycles: u64,
+}
+
+impl Default for DdrParams {
+    fn default() -> Self {
+        DdrParams {
+            ddr_latency: 60,
+            fill_latency: 160,
+            refresh_period: 1560,
+            refresh_cycles: 62,
+        }
+    }
+}
+
+/// What went wrong around the simulation.
+#[derive(Debug, thiserror::Error)]
+pub enum HwError {
+    /// A tool is not installed.
+    #[error("{0} not found on PATH; install the simulation toolchain with `{INSTALL_HINT}`")]
+    MissingTool(String),
+    /// The Verilator build failed; the last lines of its output.
+    #[error("building the Verilator model failed:\n{0}")]
+    Build(String),
+    /// The simulator exited with an error.
+    #[error("simulation failed: {0}")]
+    Sim(String),
+    /// The cancel flag was raised.
+    #[error("cancelled")]
+    Cancelled,
+    /// The child process ran past its time limit.
+    #[error("{0} did not finish within {1:?}")]
+    Timeout(String, Duration),
+    /// The matrix does not fit the hardware.
+    #[error(transparent)]
+    Shape(#[from] ShapeError),
+    /// A file or process error.
+    #[error("{0}: {1}")]
+    Io(String, std::io::Error),
+}
+
+fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> HwError {
+    let what = what.into();
+    move |e| HwError::Io(what, e)
+}
+
+/// The tools found on PATH.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Toolchain {
+    /// First line of `verilator --version`.
+    pub verilator_version: String,
+}
+
+/// Checks that `verilator`, a C++ compiler (`g++` or `c++`) and `make` are on PATH.
+pub fn check_toolchain() -> Result<Toolchain, HwError> {
+    let runs = |cmd: &str, arg: &str| {
+        Command::new(cmd)
+            .arg(arg)
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+    };
+    let verilator =
+        runs("verilator", "--version").ok_or_else(|| HwError::MissingTool("verilator".into()))?;
+    if runs("g++", "--version").is_none() && runs("c++", "--version").is_none() {
+        return Err(HwError::MissingTool("a C++ compiler (g++)".into()));
+    }
+    if runs("make", "--version").is_none() {
+        return Err(HwError::MissingTool("make".into()));
+    }
+    let text = String::from_utf8_lossy(&verilator.stdout);
+    Ok(Toolchain {
+        verilator_version: text.lines().next().unwrap_or("").trim().to_string(),
+    })
+}
+
+/// Root of the simulator cache: `$SEEDLM_HW_CACHE`, else `$XDG_CACHE_HOME/seedlm/hw`, else
+/// `~/.cache/seedlm/hw`, else a folder in the system temp dir.
+pub fn cache_root() -> PathBuf {
+    if let Some(p) = std::env::var_os("SEEDLM_HW_CACHE") {
+        return PathBuf::from(p);
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("seedlm").join("hw")
+}
+
+/// The cache key of a target: SHA-256 over its sources, the harness and the Verilator version.
+pub fn source_hash(target: Target, toolchain: &Toolchain) -> String {
+    let mut h = Sha256::new();
+    let (hname, htext) = target.harness();
+    for (name, text) in target.sources().iter().chain([&(hname, htext)]) {
+        h.update(name.as_bytes());
+        h.update([0]);
+        h.update(text.as_bytes());
+        h.update([0]);
+    }
+    h.update(target.top().as_bytes());
+    h.update(toolchain.verilator_version.as_bytes());
+    h.finalize()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+const EXE: &str = "sim";
+
+/// Serialises builds within this process (parallel tests, repeated clicks).
+static BUILD_LOCK: Mutex<()> = Mutex::new(());
+
+/// Builds `target` unless the cache has it, and returns the simulator's path. Build output goes
+/// to `log` line by line. Concurrent builds by other processes are safe: each builds in its own
+/// temp dir and the first to finish is renamed into place.
+pub fn build(
+    target: Target,
+    log: &mut dyn FnMut(&str),
+    cancel: &AtomicBool,
+) -> Result<PathBuf, HwError> {
+    let toolchain = check_toolchain()?;
+    let _guard = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let root = cache_root();
+    let dir = root.join(format!(
+        "{}-{}",
+        target.top(),
+        source_hash(target, &toolchain)
+    ));
+    let exe = dir.join(EXE);
+    if exe.is_file() {
+        log(&format!("using the cached model {}", exe.display()));
+        return Ok(exe);
+    }
+    std::fs::create_dir_all(&root).map_err(io_err(root.display().to_string()))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".build-")
+        .tempdir_in(&root)
+        .map_err(io_err(root.display().to_string()))?;
+    let mut args: Vec<String> = [
+        "--cc",
+        "--exe",
+        "--build",
+        "-O3",
+        "--x-assign",
+        "fast",
+        "--x-initial",
+        "fast",
+        "-CFLAGS",
+        "-O2",
+        "-j",
+        "2",
+        "--top-module",
+        target.top(),
+        "-o",
+        EXE,
+        "-Mdir",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.push(tmp.path().join("obj").display().to_string());
+    let (hname, htext) = target.harness();
+    for (name, text) in target.sources().iter().chain([&(hname, htext)]) {
+        let p = tmp.path().join(name);
+        std::fs::write(&p, text).map_err(io_err(p.display().to_string()))?;
+        args.push(p.display().to_string());
+    }
+    log(&format!(
+        "building the Verilator model of {} (takes about half a minute, once)",
+        target.top()
+    ));
+    let mut cmd = Command::new("verilator");
+    cmd.args(&args).current_dir(tmp.path());
+    let tail = run_logged(cmd, log, cancel)?;
+    let built = tmp.path().join("obj").join(EXE);
+    if !built.is_file() {
+        return Err(HwError::Build(tail));
+    }
+    std::fs::create_dir_all(&dir).map_err(io_err(dir.display().to_string()))?;
+    if let Err(e) = std::fs::rename(&built, &exe)
+        && !exe.is_file()
+    {
+        return Err(HwError::Io(exe.display().to_string(), e));
+    }
+    log(&format!("built {}", exe.display()));
+    Ok(exe)
+}
+
+/// Runs a build command, sending its merged output to `log`; returns the last lines on failure.
+fn run_logged(
+    mut cmd: Command,
+    log: &mut dyn FnMut(&str),
+    cancel: &AtomicBool,
+) -> Result<String, HwError> {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(io_err("starting verilator"))?;
+    let (tx, rx) = mpsc::channel::<String>();
+    let readers: Vec<_> = [
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|s| {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(s).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        })
+    })
+    .collect();
+    drop(tx);
+    let mut tail: Vec<String> = Vec::new();
+    let status = loop {
+        match rx.recv_timeout(Duration::from_millis(50)) {
+            Ok(line) => {
+                log(&line);
+                tail.push(line);
+                if tail.len() > 40 {
+                    tail.remove(0);
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                break child.wait().map_err(io_err("waiting for verilator"))?;
+            }
+        }
+        if cancel.load(Ordering::Relaxed) {
+            kill(&mut child);
+            return Err(HwError::Cancelled);
+        }
+    };
+    for r in readers {
+        let _ = r.join();
+    }
+    if status.success() {
+        Ok(tail.join("\n"))
+    } else {
+        Err(HwError::Build(tail.join("\n")))
+    }
+}
+
+fn kill(child: &mut Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Waits for a child, killing it on cancel or after `timeout`.
+fn wait_child(
+    child: &mut Child,
+    what: &str,
+    timeout: Duration,
+    cancel: &AtomicBool,
+) -> Result<std::process::ExitStatus, HwError> {
+    let start = Instant::now();
+    loop {
+        if let Some(st) = child.try_wait().map_err(io_err(what.to_string()))? {
+            return Ok(st);
+        }
+        if cancel.load(Ordering::Relaxed) {
+            kill(child);
+            return Err(HwError::Cancelled);
+        }
+        if start.elapsed() > timeout {
+            kill(child);
+            return Err(HwError::Timeout(what.to_string(), timeout));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The inputs of one simulation: the same matrix for both datapaths.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SimInput {
+    /// Rows (outputs).
+    pub rows: usize,
+    /// Columns (inputs), a multiple of 128.
+    pub cols: usize,
+    /// SeedLM block records, row-major (`cols / 8` a row).
+    pub records: Vec<u32>,
+    /// Exponent of code E = 0 (scales the SeedLM output; not needed by the hardware).
+    pub e_base: i32,
+    /// FP16 weights (raw bits), row-major, for the reference datapath.
+    pub reference: Vec<u16>,
+    /// The input vector, int16.
+    pub x: Vec<i16>,
+}
+
+impl SimInput {
+    /// Builds the inputs from a 4-bit compressed `rows × cols` tensor: its records for SeedLM,
+    /// its FP16-rounded reconstruction for the reference, and `x`.
+    pub fn from_tensor(
+        t: &CompressedTensor,
+        rows: usize,
+        cols: usize,
+        x: Vec<i16>,
+    ) -> Result<SimInput, HwError> {
+        let records = hwmodel::pack_tensor(t, rows, cols)?;
+        if x.len() != cols {
+            return Err(HwError::Sim(format!(
+                "the input vector has {} elements, not {cols}",
+                x.len()
+            )));
+        }
+        let reference = t
+            .reconstruct()
+            .iter()
+            .map(|&w| f16::from_f32(w).to_bits())
+            .collect();
+        Ok(SimInput {
+            rows,
+            cols,
+            records,
+            e_base: t.e_base,
+            reference,
+            x,
+        })
+    }
+}
+
+/// Random valid block codes for a `rows × cols` 4-bit tensor (seeds 1..=65535, any E and q),
+/// reproducible from `seed`.
+pub fn random_tensor(rows: usize, cols: usize, seed: u64) -> CompressedTensor {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let cfg = Config::FOUR_BIT;
+    let blocks = (0..rows * cols / cfg.c)
+        .map(|_| {
+            let mut q = [0i8; crate::config::MAX_P];
+            for v in &mut q[..cfg.p] {
+                *v = rng.random_range(-8..=7);
+            }
+            BlockCode {
+                seed: rng.random_range(1..=0xFFFF),
+                e_code: rng.random_range(0..=15),
+                q,
+            }
+        })
+        .collect();
+    CompressedTensor {
+        config: cfg,
+        e_base: crate::quant::DEFAULT_E_BASE,
+        len: rows * cols,
+        blocks,
+    }
+}
+
+/// A random full-range int16 input vector, reproducible from `seed`.
+pub fn random_x(cols: usize, seed: u64) -> Vec<i16> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    (0..cols).map(|_| rng.random()).collect()
+}
+
+/// What one simulation reports.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SimOutput {
+    /// SeedLM design: cycles from the first DDR read to the last output write.
+    pub seedlm_cycles: u64,
+    /// Reference design: the same.
+    pub reference_cycles: u64,
+    /// Cycles the SeedLM design's DDR stream spent in refresh.
+    pub seedlm_refresh_stalls: u64,
+    /// Cycles the reference design's DDR stream spent in refresh.
+    pub reference_refresh_stalls: u64,
+    /// SeedLM outputs (64-bit integers, see [`hwmodel`]).
+    pub y_seedlm: Vec<i64>,
+    /// Reference outputs (80-bit integers, see [`hwmodel`]).
+    pub y_reference: Vec<i128>,
+}
+
+/// Runs the matrix–vector simulator `exe` (from [`build`]) on `input`.
+pub fn simulate(
+    exe: &Path,
+    input: &SimInput,
+    ddr: &DdrParams,
+    timeout: Duration,
+    cancel: &AtomicBool,
+) -> Result<SimOutput, HwError> {
+    let (rows, cols) = (input.rows, input.cols);
+    hwmodel::check_shape(rows, cols)?;
+    if input.records.len() != rows * cols / hwmodel::C
+        || input.reference.len() != rows * cols
+        || input.x.len() != cols
+    {
+        return Err(HwError::Sim(format!(
+            "inputs do not match a {rows}×{cols} matrix"
+        )));
+    }
+    let dir = tempfile::tempdir().map_err(io_err("creating a temp dir"))?;
+    let write = |name: &str, bytes: Vec<u8>| -> Result<PathBuf, HwError> {
+        let p = dir.path().join(name);
+        std::fs::write(&p, bytes).map_err(io_err(p.display().to_string()))?;
+        Ok(p)
+    };
+    let seedlm = write(
+        "seedlm.bin",
+        input.records.iter().flat_map(|r| r.to_le_bytes()).collect(),
+    )?;
+    let reference = write(
+        "reference.bin",
+        input
+            .reference
+            .iter()
+            .flat_map(|w| w.to_le_bytes())
+            .collect(),
+    )?;
+    let x = write(
+        "x.bin",
+        input.x.iter().flat_map(|v| v.to_le_bytes()).collect(),
+    )?;
+    let out = dir.path().join("out.txt");
+    let err_path = dir.path().join("stderr.txt");
+    let err_file = std::fs::File::create(&err_path).map_err(io_err("creating stderr file"))?;
+    let mut child = Command::new(exe)
+        .args(["--rows", &rows.to_string(), "--cols", &cols.to_string()])
+        .arg("--seedlm")
+        .arg(&seedlm)
+        .arg("--ref")
+        .arg(&reference)
+        .arg("--x")
+        .arg(&x)
+        .arg("--out")
+        .arg(&out)
+        .args([
+            "--ddr-latency",
+            &ddr.ddr_latency.to_string(),
+            "--fill-latency",
+            &ddr.fill_latency.to_string(),
+            "--refresh-period",
+            &ddr.refresh_period.to_string(),
+            "--refresh-cycles",
+            &ddr.refresh_cycles.to_string(),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(err_file)
+        .spawn()
+        .map_err(io_err(format!("starting {}", exe.display())))?;
+    let status = wait_child(&mut child, "the simulation", timeout, cancel)?;
+    if !status.success() {
+        let msg = std::fs::read_to_string(&err_path).unwrap_or_default();
+        return Err(HwError::Sim(format!("{status}: {}", msg.trim())));
+    }
+    let text = std::fs::read_to_string(&out).map_err(io_err(out.display().to_string()))?;
+    parse_output(&text, rows)
+}
+
+fn parse_output(text: &str, rows: usize) -> Result<SimOutput, HwError> {
+    let bad = |line: &str| HwError::Sim(format!("unexpected simulator output line `{line}`"));
+    let mut o = SimOutput {
+        seedlm_cycles: 0,
+        reference_cycles: 0,
+        seedlm_refresh_stalls: 0,
+        reference_refresh_stalls: 0,
+        y_seedlm: Vec::with_capacity(rows),
+        y_reference: Vec::with_capacity(rows),
+    };
+    for line in text.lines() {
+        let (key, val) = line.split_once(' ').ok_or_else(|| bad(line))?;
+        let num = || val.parse::<u64>().map_err(|_| bad(line));
+        match key {
+            "seedlm_cycles" => o.seedlm_cycles = num()?,
+            "reference_cycles" => o.reference_cycles = num()?,
+            "seedlm_refresh_stalls" => o.seedlm_refresh_stalls = num()?,
+            "reference_refresh_stalls" => o.reference_refresh_stalls = num()?,
+            "ys" => o
+                .y_seedlm
+                .push(u64::from_str_radix(val, 16).map_err(|_| bad(line))? as i64),
+            "yr" => {
+                let raw = u128::from_str_radix(val, 16).map_err(|_| bad(line))?;
+                let s = 128 - hwmodel::REFERENCE_ACC_BITS;
+                o.y_reference.push(((raw << s) as i128) >> s);
+            }
+            _ => return Err(bad(line)),
+        }
+    }
+    if o.y_seedlm.len() != rows || o.y_reference.len() != rows || o.seedlm_cycles == 0 {
+        return Err(HwError::Sim(format!(
+            "the simulator returned {} outputs for {rows} rows",
+            o.y_seedlm.len()
+        )));
+    }
+    Ok(o)
+}
+
+/// The outcome of the cross-check of one simulation against the Rust models.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CrossCheck {
+    /// SeedLM outputs equal [`hwmodel::seedlm_matvec`] bit for bit.
+    pub seedlm_outputs: bool,
+    /// Reference outputs equal [`hwmodel::reference_matvec`] bit for bit.
+    pub reference_outputs: bool,
+    /// The hardware's weights equal the engine's `CompressedTensor::reconstruct()` exactly
+    /// (after the f32 rounding both share).
+    pub weights: bool,
+}
+
+impl CrossCheck {
+    /// Everything agrees.
+    pub fn ok(&self) -> bool {
+        self.seedlm_outputs && self.reference_outputs && self.weights
+    }
+}
+
+/// Checks a simulation of `input` (made from tensor `t`) against the Rust models.
+pub fn cross_check(t: &CompressedTensor, input: &SimInput, out: &SimOutput) -> CrossCheck {
+    let (rows, cols) = (input.rows, input.cols);
+    let seedlm_outputs =
+        out.y_seedlm == hwmodel::seedlm_matvec(&input.records, rows, cols, &input.x);
+    let reference_outputs =
+        out.y_reference == hwmodel::reference_matvec(&input.reference, rows, cols, &input.x);
+    let weights = hwmodel::reconstruct(&input.records, input.e_base) == t.reconstruct();
+    CrossCheck {
+        seedlm_outputs,
+        reference_outputs,
+        weights,
+    }
+}
+
+/// The result for one matrix size.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SizeReport {
+    /// Rows of the matrix.
+    pub rows: usize,
+    /// Columns of the matrix.
+    pub cols: usize,
+    /// Simulated cycle counts and outputs.
+    pub sim: SimOutput,
+    /// Reference cycles over SeedLM cycles.
+    pub speedup: f64,
+    /// Cross-check against the Rust models.
+    pub check: CrossCheck,
+    /// The paper's figures for this size, if square and in Table 5.
+    pub paper: Option<PaperRow>,
+}
+
+/// Builds (or reuses) the simulator, simulates tensor `t` as a `rows × cols` matrix with input
+/// `x`, and cross-checks the result.
+pub fn run_tensor(
+    t: &CompressedTensor,
+    rows: usize,
+    cols: usize,
+    x: Vec<i16>,
+    ddr: &DdrParams,
+    log: &mut dyn FnMut(&str),
+    cancel: &AtomicBool,
+) -> Result<SizeReport, HwError> {
+    let input = SimInput::from_tensor(t, rows, cols, x)?;
+    let exe = build(Target::MatVec, log, cancel)?;
+    log(&format!("simulating a {rows}×{cols} matrix"));
+    let sim = simulate(&exe, &input, ddr, Duration::from_secs(300), cancel)?;
+    let check = cross_check(t, &input, &sim);
+    log(&format!(
+        "{rows}×{cols}: reference {} cycles, SeedLM {} cycles, cross-check {}",
+        sim.reference_cycles,
+        sim.seedlm_cycles,
+        if check.ok() { "passed" } else { "FAILED" }
+    ));
+    Ok(SizeReport {
+        rows,
+        cols,
+        speedup: sim.reference_cycles as f64 / sim.seedlm_cycles as f64,
+        paper: (rows == cols).then(|| paper_row(rows)).flatten(),
+        sim,
+        check,
+    })
+}
+
+/// Simulates square matrices of random valid block codes (seeded by the size) for each size.
+pub fn run_random_sizes(
+    sizes: &[usize],
+    ddr: &DdrParams,
+    log: &mut dyn FnMut(&str),
+    cancel: &AtomicBool,
+) -> Result<Vec<SizeReport>, HwError> {
+    let mut out = Vec::with_capacity(sizes.len());
+    for &n in sizes {
+        hwmodel::check_shape(n, n)?;
+        if cancel.load(Ordering::Relaxed) {
+            return Err(HwError::Cancelled);
+        }
+        let t = random_tensor(n, n, n as u64);
+        out.push(run_tensor(
+            &t,
+            n,
+            n,
+            random_x(n, n as u64 + 1),
+            ddr,
+            log,
+            cancel,
+        )?);
+    }
+    Ok(out)
+}
+
+/// Runs the LFSR unit simulator (from [`build`] with [`Target::LfsrUnit`]) on `seeds` and returns
+/// the 24 states the RTL produces after each.
+pub fn lfsr_unit_states(
+    exe: &Path,
+    seeds: &[u16],
+    cancel: &AtomicBool,
+) -> Result<Vec<[u16; hwmodel::STATES]>, HwError> {
+    let dir = tempfile::tempdir().map_err(io_err("creating a temp dir"))?;
+    let input: String = seeds.iter().map(|s| format!("{s}\n")).collect();
+    let in_path = dir.path().join("seeds.txt");
+    let out_path = dir.path().join("states.txt");
+    std::fs::write(&in_path, input).map_err(io_err(in_path.display().to_string()))?;
+    let stdin = std::fs::File::open(&in_path).map_err(io_err(in_path.display().to_string()))?;
+    let stdout =
+        std::fs::File::create(&out_path).map_err(io_err(out_path.display().to_string()))?;
+    let mut child = Command::new(exe)
+        .stdin(stdin)
+        .stdout(stdout)
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(io_err(format!("starting {}", exe.display())))?;
+    let status = wait_child(
+        &mut child,
+        "the LFSR simulation",
+        Duration::from_secs(120),
+        cancel,
+    )?;
+    if !status.success() {
+        return Err(HwError::Sim(format!("LFSR simulator: {status}")));
+    }
+    let text =
+        std::fs::read_to_string(&out_path).map_err(io_err(out_path.display().to_string()))?;
+    let bad = |l: &str| HwError::Sim(format!("unexpected LFSR simulator output `{l}`"));
+    let rows: Vec<[u16; hwmodel::STATES]> = text
+        .lines()
+        .map(|l| {
+            let v: Vec<u16> = l
+                .split_whitespace()
+                .map(|h| u16::from_str_radix(h, 16))
+                .collect::<Result<_, _>>()
+                .map_err(|_| bad(l))?;
+            v.try_into().map_err(|_| bad(l))
+        })
+        .collect::<Result<_, _>>()?;
+    if rows.len() != seeds.len() {
+        return Err(HwError::Sim(format!(
+            "the LFSR simulator answered {} of {} seeds",
+            rows.len(),
+            seeds.len()
+        )));
+    }
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_parsing_sign_extends() {
+        let text = "seedlm_cycles 10\nreference_cycles 30\nseedlm_refresh_stalls 1\n\
+                    reference_refresh_stalls 2\nys ffffffffffffffff\nyr ffff00000000000000ff\n";
+        let o = parse_output(text, 1).unwrap();
+        assert_eq!(o.y_seedlm, [-1]);
+        assert_eq!(o.y_reference, [-(1i128 << 64) + 255]);
+        assert_eq!((o.seedlm_cycles, o.reference_cycles), (10, 30));
+        assert!(parse_output("seedlm_cycles x\n", 0).is_err());
+        assert!(parse_output(text, 2).is_err(), "row count is checked");
+    }
+
+    #[test]
+    fn random_tensor_is_valid_and_reproducible() {
+        let a = random_tensor(4, 128, 7);
+        assert_eq!(a, random_tensor(4, 128, 7));
+        assert_eq!(a.blocks.len(), 64);
+        assert!(
+            a.blocks
+                .iter()
+                .all(|b| b.seed >= 1 && b.seed <= 0xFFFF && b.e_code < 16)
+        );
+        assert!(SimInput::from_tensor(&a, 4, 128, random_x(128, 1)).is_ok());
+        assert!(matches!(
+            SimInput::from_tensor(&a, 8, 64, random_x(64, 1)),
+            Err(HwError::Shape(_))
+        ));
+    }
+}
