@@ -9,7 +9,8 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 use std::process::ExitCode;
-use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Arguments of `seedlm hw-sim`.
 #[derive(Debug, clap::Args)]
@@ -38,7 +39,11 @@ pub fn run(args: HwSimArgs) -> anyhow::Result<ExitCode> {
              needs the packed-file reader); run without --tensor for random block codes"
         );
     }
-    let cancel = AtomicBool::new(false);
+    // Ctrl-C raises the cancel flag, which kills the build or simulation child cleanly.
+    let cancel = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&cancel);
+    // Fails only if a handler is already installed, which then handles Ctrl-C itself.
+    let _ = ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed));
     let ddr = DdrParams::default();
     let json = args.json;
     let mut log = |line: &str| {
