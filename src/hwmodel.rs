@@ -37,18 +37,23 @@ pub const REFERENCE_ACC_BITS: u32 = 80;
 /// The 24 register states that follow `seed`, as the RTL's jump-ahead network computes them
 /// (seed 0, which no valid record holds, gives all zeros as in hardware).
 pub fn lfsr_states(seed: u16) -> [u16; STATES] {
+    let mut out = [0u16; STATES];
+    jump_states(seed, &mut out);
+    out
+}
+
+/// Fills `out` with the register states that follow `seed` (any count; seed 0 gives zeros).
+fn jump_states(seed: u16, out: &mut [u16]) {
     let mask: u32 = lfsr::taps(K)
         .expect("K = 16 has taps")
         .iter()
         .fold(0, |m, &t| m | (1 << t));
     let mut s = u32::from(seed);
-    let mut out = [0u16; STATES];
-    for o in &mut out {
+    for o in out {
         let fb = (s & mask).count_ones() & 1;
         s = (s >> 1) | (fb << (K - 1));
         *o = s as u16;
     }
-    out
 }
 
 /// One record as the hardware decodes it: the 8 exact weights `n_i` and the exponent code E.
@@ -93,6 +98,19 @@ pub enum ShapeError {
         "a {rows}×{cols} matrix does not fit the hardware: rows must be 1..=8192 and columns a multiple of 128 up to 8192"
     )]
     Shape {
+        /// Rows (outputs).
+        rows: usize,
+        /// Columns (inputs).
+        cols: usize,
+    },
+    /// The 3-bit hardware implements the 3-bit preset only.
+    #[error("the 3-bit hardware model implements the 3-bit preset (C=12, P=4, K=16), not {0}")]
+    Config3(String),
+    /// Rows or columns out of range for the 3-bit datapath.
+    #[error(
+        "a {rows}×{cols} matrix does not fit the 3-bit hardware: rows must be 1..=8192 and columns 180..=8192"
+    )]
+    Shape3 {
         /// Rows (outputs).
         rows: usize,
         /// Columns (inputs).
@@ -224,6 +242,133 @@ pub fn reference_matvec(weights: &[u16], rows: usize, cols: usize, x: &[i16]) ->
         .collect()
 }
 
+/// Weights per 3-bit record (C of the 3-bit preset).
+pub const C3: usize = 12;
+/// Coefficients per 3-bit record.
+pub const P3: usize = 4;
+/// Bits per 3-bit record.
+pub const RECORD3_BITS: usize = 36;
+
+/// One 3-bit record as the hardware decodes it: 12 exact weights and the exponent code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DecodedRecord3 {
+    /// `Σ_j (V_ij − 2^15)·q_j`, fits 22 bits signed.
+    pub n: [i32; C3],
+    /// Exponent code E in [0, 15].
+    pub e_code: u8,
+}
+
+/// Decodes a 36-bit record: seed [15:0], E [19:16], q0..q3 at [23:20] .. [35:32].
+pub fn decode_record3(record: u64) -> DecodedRecord3 {
+    let mut states = [0u16; C3 * P3];
+    jump_states(record as u16, &mut states);
+    let e_code = ((record >> 16) & 0xF) as u8;
+    let q: [i32; P3] =
+        std::array::from_fn(|j| ((((record >> (20 + 4 * j)) & 0xF) as i32) << 28) >> 28);
+    let n = std::array::from_fn(|i| {
+        (0..P3)
+            .map(|j| (i32::from(states[i * P3 + j]) - (1 << (K - 1))) * q[j])
+            .sum()
+    });
+    DecodedRecord3 { n, e_code }
+}
+
+/// Packs one 3-bit block code into its 36-bit record.
+pub fn pack_record3(code: &BlockCode) -> u64 {
+    let mut r = u64::from(code.seed & 0xFFFF) | (u64::from(code.e_code) & 0xF) << 16;
+    for (j, &q) in code.q[..P3].iter().enumerate() {
+        r |= (u64::from(q as u8) & 0xF) << (20 + 4 * j);
+    }
+    r
+}
+
+/// The DDR stream of 36-bit records: back to back, LSB first, zero-padded to whole beats.
+pub fn pack_stream3(records: &[u64]) -> Vec<u8> {
+    let bits = records.len() * RECORD3_BITS;
+    let beats = bits.div_ceil(512);
+    let mut out = vec![0u8; beats * 64];
+    for (i, &r) in records.iter().enumerate() {
+        for b in 0..RECORD3_BITS {
+            if (r >> b) & 1 == 1 {
+                let j = i * RECORD3_BITS + b;
+                out[j / 8] |= 1 << (j % 8);
+            }
+        }
+    }
+    out
+}
+
+/// Checks that a `rows × cols` matrix fits the 3-bit RTL (a group of 180 weights spans at most
+/// two rows).
+pub fn check_shape3(rows: usize, cols: usize) -> Result<(), ShapeError> {
+    if (1..=MAX_DIM).contains(&rows) && (180..=MAX_DIM).contains(&cols) {
+        Ok(())
+    } else {
+        Err(ShapeError::Shape3 { rows, cols })
+    }
+}
+
+/// The records of a 3-bit compressed `rows × cols` tensor.
+pub fn pack_tensor3(
+    t: &CompressedTensor,
+    rows: usize,
+    cols: usize,
+) -> Result<Vec<u64>, ShapeError> {
+    if t.config != Config::THREE_BIT {
+        return Err(ShapeError::Config3(format!(
+            "C={}, P={}, K={}",
+            t.config.c, t.config.p, t.config.k
+        )));
+    }
+    check_shape3(rows, cols)?;
+    if t.len != rows * cols {
+        return Err(ShapeError::Len {
+            len: t.len,
+            rows,
+            cols,
+        });
+    }
+    Ok(t.blocks.iter().map(pack_record3).collect())
+}
+
+/// The weights the 3-bit hardware reconstructs from `records` (`len` of them; the padding of
+/// the last block is dropped).
+pub fn reconstruct3(records: &[u64], len: usize, e_base: i32) -> Vec<f32> {
+    let mut w: Vec<f32> = records
+        .iter()
+        .flat_map(|&r| {
+            let d = decode_record3(r);
+            d.n.map(|n| weight_value(n, d.e_code, e_base))
+        })
+        .collect();
+    w.truncate(len);
+    w
+}
+
+/// The 3-bit datapath's output `y` (64-bit, wrapping like the RTL): blocks follow the
+/// row-major flattened matrix, so a block may end one row and start the next.
+pub fn seedlm3_matvec(records: &[u64], rows: usize, cols: usize, x: &[i16]) -> Vec<i64> {
+    let len = rows * cols;
+    assert_eq!(
+        records.len(),
+        len.div_ceil(C3),
+        "records do not match the shape"
+    );
+    assert_eq!(x.len(), cols, "x does not match the shape");
+    let mut y = vec![0i64; rows];
+    for (g, &r) in records.iter().enumerate() {
+        let d = decode_record3(r);
+        for (i, &n) in d.n.iter().enumerate() {
+            let idx = g * C3 + i;
+            if idx < len {
+                let p = (i64::from(n) * i64::from(x[idx % cols])).wrapping_shl(u32::from(d.e_code));
+                y[idx / cols] = y[idx / cols].wrapping_add(p);
+            }
+        }
+    }
+    y
+}
+
 /// The real value of a SeedLM output: `y · 2^e_base / 32767`.
 pub fn seedlm_output_value(y: i64, e_base: i32) -> f64 {
     y as f64 / DENOM * f64::powi(2.0, e_base)
@@ -269,6 +414,61 @@ mod tests {
         for i in 0..C {
             let want: i64 = (0..P).map(|j| v[i * P + j] * i64::from(code.q[j])).sum();
             assert_eq!(i64::from(d.n[i]), want);
+        }
+    }
+
+    #[test]
+    fn record3_decodes_as_the_engine_reconstructs() {
+        let basis = Basis::for_k(K);
+        let code = BlockCode {
+            seed: 0x1234,
+            e_code: 9,
+            q: [-8, 7, -1, 3, 0, 0, 0, 0],
+        };
+        let r = pack_record3(&code);
+        assert_eq!(r >> 20, 0x3F78, "q3 = 3, q2 = -1, q1 = 7, q0 = -8");
+        let d = decode_record3(r);
+        let mut v = vec![0i64; C3 * P3];
+        basis.centred_at(basis.index_of(code.seed), &mut v);
+        for i in 0..C3 {
+            let want: i64 = (0..P3).map(|j| v[i * P3 + j] * i64::from(code.q[j])).sum();
+            assert_eq!(i64::from(d.n[i]), want);
+        }
+        // The stream puts record i at bit 36·i, straddling bytes.
+        let stream = pack_stream3(&[r, r]);
+        assert_eq!(stream.len(), 64);
+        let read = |i: usize| {
+            (0..36).fold(0u64, |a, b| {
+                let j = 36 * i + b;
+                a | u64::from((stream[j / 8] >> (j % 8)) & 1) << b
+            })
+        };
+        assert_eq!((read(0), read(1)), (r, r));
+    }
+
+    #[test]
+    fn seedlm3_matvec_splits_blocks_across_rows() {
+        // 2 rows of 18: block 1 holds weights 12..23, i.e. row 0 cols 12..17 and row 1 cols 0..5.
+        let codes: Vec<BlockCode> = (0..3)
+            .map(|i| BlockCode {
+                seed: 100 + i,
+                e_code: i as u8,
+                q: [1, -2, 3, -4, 0, 0, 0, 0],
+            })
+            .collect();
+        let records: Vec<u64> = codes.iter().map(pack_record3).collect();
+        let x: Vec<i16> = (0..18).map(|i| i * 3 - 20).collect();
+        let y = seedlm3_matvec(&records, 2, 18, &x);
+        let w = reconstruct3(&records, 36, 0);
+        for r in 0..2 {
+            let want: f64 = (0..18)
+                .map(|c| f64::from(w[r * 18 + c]) * f64::from(x[c]))
+                .sum();
+            let got = seedlm_output_value(y[r], 0);
+            assert!(
+                (got - want).abs() < 1e-3 * want.abs().max(1.0),
+                "{got} {want}"
+            );
         }
     }
 

@@ -22,26 +22,35 @@ use std::time::{Duration, Instant};
 /// The command that installs everything the simulation needs on Debian/Ubuntu.
 pub const INSTALL_HINT: &str = "sudo apt-get install verilator g++ make";
 
-/// The RTL sources, in dependency order.
-const RTL: [(&str, &str); 5] = [
-    (
-        "seedlm_lfsr_jump.sv",
-        include_str!("../hdl/seedlm_lfsr_jump.sv"),
-    ),
-    (
-        "seedlm_record_decode.sv",
-        include_str!("../hdl/seedlm_record_decode.sv"),
-    ),
+const LFSR_JUMP: (&str, &str) = (
+    "seedlm_lfsr_jump.sv",
+    include_str!("../hdl/seedlm_lfsr_jump.sv"),
+);
+const RECORD_DECODE: (&str, &str) = (
+    "seedlm_record_decode.sv",
+    include_str!("../hdl/seedlm_record_decode.sv"),
+);
+const MATVEC_RTL: [(&str, &str); 5] = [
+    LFSR_JUMP,
+    RECORD_DECODE,
     ("seedlm_mvm.sv", include_str!("../hdl/seedlm_mvm.sv")),
     ("ref_mvm.sv", include_str!("../hdl/ref_mvm.sv")),
     ("hw_top.sv", include_str!("../hdl/hw_top.sv")),
 ];
+const MATVEC3_RTL: [(&str, &str); 3] = [
+    LFSR_JUMP,
+    RECORD_DECODE,
+    ("seedlm3_mvm.sv", include_str!("../hdl/seedlm3_mvm.sv")),
+];
+const HARNESS_H: (&str, &str) = ("harness.h", include_str!("../hdl/tb/harness.h"));
 
 /// A simulator that can be built.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Target {
     /// Both matrix–vector datapaths with the DDR model (`hw_top`, `tb/hw_main.cpp`).
     MatVec,
+    /// The 3-bit preset's datapath with its gearbox (`seedlm3_mvm`, `tb/hw3_main.cpp`).
+    MatVec3,
     /// The LFSR jump-ahead unit alone (`seedlm_lfsr_jump`, `tb/lfsr_main.cpp`).
     LfsrUnit,
 }
@@ -50,21 +59,32 @@ impl Target {
     fn top(self) -> &'static str {
         match self {
             Target::MatVec => "hw_top",
+            Target::MatVec3 => "seedlm3_mvm",
             Target::LfsrUnit => "seedlm_lfsr_jump",
         }
     }
 
     fn sources(self) -> &'static [(&'static str, &'static str)] {
         match self {
-            Target::MatVec => &RTL,
-            Target::LfsrUnit => &RTL[..1],
+            Target::MatVec => &MATVEC_RTL,
+            Target::MatVec3 => &MATVEC3_RTL,
+            Target::LfsrUnit => &MATVEC_RTL[..1],
         }
     }
 
     fn harness(self) -> (&'static str, &'static str) {
         match self {
             Target::MatVec => ("hw_main.cpp", include_str!("../hdl/tb/hw_main.cpp")),
+            Target::MatVec3 => ("hw3_main.cpp", include_str!("../hdl/tb/hw3_main.cpp")),
             Target::LfsrUnit => ("lfsr_main.cpp", include_str!("../hdl/tb/lfsr_main.cpp")),
+        }
+    }
+
+    /// Files the harness includes (written beside it, not passed to Verilator).
+    fn headers(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Target::MatVec | Target::MatVec3 => std::slice::from_ref(&HARNESS_H),
+            Target::LfsrUnit => &[],
         }
     }
 }
@@ -213,7 +233,8 @@ pub fn cache_root() -> PathBuf {
 pub fn source_hash(target: Target, toolchain: &Toolchain) -> String {
     let mut h = Sha256::new();
     let (hname, htext) = target.harness();
-    for (name, text) in target.sources().iter().chain([&(hname, htext)]) {
+    let files = target.sources().iter().chain(target.headers());
+    for (name, text) in files.chain([&(hname, htext)]) {
         h.update(name.as_bytes());
         h.update([0]);
         h.update(text.as_bytes());
@@ -281,6 +302,10 @@ pub fn build(
     .map(|s| s.to_string())
     .collect();
     args.push(tmp.path().join("obj").display().to_string());
+    for (name, text) in target.headers() {
+        let p = tmp.path().join(name);
+        std::fs::write(&p, text).map_err(io_err(p.display().to_string()))?;
+    }
     let (hname, htext) = target.harness();
     for (name, text) in target.sources().iter().chain([&(hname, htext)]) {
         let p = tmp.path().join(name);
@@ -542,17 +567,42 @@ pub fn simulate(
         "x.bin",
         input.x.iter().flat_map(|v| v.to_le_bytes()).collect(),
     )?;
-    let out = dir.path().join("out.txt");
-    let err_path = dir.path().join("stderr.txt");
+    let mut args = shape_args(rows, cols);
+    args.extend([
+        "--seedlm".into(),
+        seedlm.into(),
+        "--ref".into(),
+        reference.into(),
+    ]);
+    args.extend(["--x".into(), x.into()]);
+    let text = run_sim(exe, dir.path(), args, ddr, timeout, cancel)?;
+    parse_output(&text, rows)
+}
+
+fn shape_args(rows: usize, cols: usize) -> Vec<std::ffi::OsString> {
+    vec![
+        "--rows".into(),
+        rows.to_string().into(),
+        "--cols".into(),
+        cols.to_string().into(),
+    ]
+}
+
+/// Runs a matrix–vector simulator with `args` and the DDR parameters; returns the
+/// text of its output file.
+fn run_sim(
+    exe: &Path,
+    dir: &Path,
+    args: Vec<std::ffi::OsString>,
+    ddr: &DdrParams,
+    timeout: Duration,
+    cancel: &AtomicBool,
+) -> Result<String, HwError> {
+    let out = dir.join("out.txt");
+    let err_path = dir.join("stderr.txt");
     let err_file = std::fs::File::create(&err_path).map_err(io_err("creating stderr file"))?;
     let mut child = Command::new(exe)
-        .args(["--rows", &rows.to_string(), "--cols", &cols.to_string()])
-        .arg("--seedlm")
-        .arg(&seedlm)
-        .arg("--ref")
-        .arg(&reference)
-        .arg("--x")
-        .arg(&x)
+        .args(args)
         .arg("--out")
         .arg(&out)
         .args([
@@ -575,8 +625,7 @@ pub fn simulate(
         let msg = std::fs::read_to_string(&err_path).unwrap_or_default();
         return Err(HwError::Sim(format!("{status}: {}", msg.trim())));
     }
-    let text = std::fs::read_to_string(&out).map_err(io_err(out.display().to_string()))?;
-    parse_output(&text, rows)
+    std::fs::read_to_string(&out).map_err(io_err(out.display().to_string()))
 }
 
 fn parse_output(text: &str, rows: usize) -> Result<SimOutput, HwError> {
@@ -715,6 +764,219 @@ pub fn run_random_sizes(
         }
         let t = random_tensor(n, n, n as u64);
         out.push(run_tensor(
+            &t,
+            n,
+            n,
+            random_x(n, n as u64 + 1),
+            ddr,
+            log,
+            cancel,
+        )?);
+    }
+    Ok(out)
+}
+
+/// The inputs of a 3-bit simulation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sim3Input {
+    /// Rows (outputs).
+    pub rows: usize,
+    /// Columns (inputs), 180..=8192.
+    pub cols: usize,
+    /// 36-bit block records of the row-major flattened matrix.
+    pub records: Vec<u64>,
+    /// Exponent of code E = 0 (scales the output; not needed by the hardware).
+    pub e_base: i32,
+    /// The input vector, int16.
+    pub x: Vec<i16>,
+}
+
+impl Sim3Input {
+    /// Builds the inputs from a 3-bit compressed `rows × cols` tensor and `x`.
+    pub fn from_tensor(
+        t: &CompressedTensor,
+        rows: usize,
+        cols: usize,
+        x: Vec<i16>,
+    ) -> Result<Sim3Input, HwError> {
+        let records = hwmodel::pack_tensor3(t, rows, cols)?;
+        if x.len() != cols {
+            return Err(HwError::Sim(format!(
+                "the input vector has {} elements, not {cols}",
+                x.len()
+            )));
+        }
+        Ok(Sim3Input {
+            rows,
+            cols,
+            records,
+            e_base: t.e_base,
+            x,
+        })
+    }
+}
+
+/// Random valid 3-bit block codes for a `rows × cols` tensor, reproducible from `seed`.
+pub fn random_tensor3(rows: usize, cols: usize, seed: u64) -> CompressedTensor {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let cfg = Config::THREE_BIT;
+    let blocks = (0..(rows * cols).div_ceil(cfg.c))
+        .map(|_| {
+            let mut q = [0i8; crate::config::MAX_P];
+            for v in &mut q[..cfg.p] {
+                *v = rng.random_range(-8..=7);
+            }
+            BlockCode {
+                seed: rng.random_range(1..=0xFFFF),
+                e_code: rng.random_range(0..=15),
+                q,
+            }
+        })
+        .collect();
+    CompressedTensor {
+        config: cfg,
+        e_base: crate::quant::DEFAULT_E_BASE,
+        len: rows * cols,
+        blocks,
+    }
+}
+
+/// What a 3-bit simulation reports.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sim3Output {
+    /// Cycles from the first DDR read to the last output write.
+    pub cycles: u64,
+    /// Cycles the DDR stream spent in refresh.
+    pub refresh_stalls: u64,
+    /// Outputs (64-bit integers, see [`hwmodel::seedlm3_matvec`]).
+    pub y: Vec<i64>,
+}
+
+/// Runs the 3-bit simulator `exe` (from [`build`] with [`Target::MatVec3`]) on `input`.
+pub fn simulate3(
+    exe: &Path,
+    input: &Sim3Input,
+    ddr: &DdrParams,
+    timeout: Duration,
+    cancel: &AtomicBool,
+) -> Result<Sim3Output, HwError> {
+    let (rows, cols) = (input.rows, input.cols);
+    hwmodel::check_shape3(rows, cols)?;
+    if input.records.len() != (rows * cols).div_ceil(hwmodel::C3) || input.x.len() != cols {
+        return Err(HwError::Sim(format!(
+            "inputs do not match a {rows}×{cols} matrix"
+        )));
+    }
+    let dir = tempfile::tempdir().map_err(io_err("creating a temp dir"))?;
+    let seedlm = dir.path().join("seedlm3.bin");
+    std::fs::write(&seedlm, hwmodel::pack_stream3(&input.records))
+        .map_err(io_err(seedlm.display().to_string()))?;
+    let x = dir.path().join("x.bin");
+    let xb: Vec<u8> = input.x.iter().flat_map(|v| v.to_le_bytes()).collect();
+    std::fs::write(&x, xb).map_err(io_err(x.display().to_string()))?;
+    let mut args = shape_args(rows, cols);
+    args.extend(["--seedlm".into(), seedlm.into(), "--x".into(), x.into()]);
+    let text = run_sim(exe, dir.path(), args, ddr, timeout, cancel)?;
+    parse_output3(&text, rows)
+}
+
+fn parse_output3(text: &str, rows: usize) -> Result<Sim3Output, HwError> {
+    let bad = |line: &str| HwError::Sim(format!("unexpected simulator output line `{line}`"));
+    let mut o = Sim3Output {
+        cycles: 0,
+        refresh_stalls: 0,
+        y: Vec::with_capacity(rows),
+    };
+    for line in text.lines() {
+        let (key, val) = line.split_once(' ').ok_or_else(|| bad(line))?;
+        let num = || val.parse::<u64>().map_err(|_| bad(line));
+        match key {
+            "seedlm3_cycles" => o.cycles = num()?,
+            "seedlm3_refresh_stalls" => o.refresh_stalls = num()?,
+            "ys" => {
+                o.y.push(u64::from_str_radix(val, 16).map_err(|_| bad(line))? as i64)
+            }
+            _ => return Err(bad(line)),
+        }
+    }
+    if o.y.len() != rows || o.cycles == 0 {
+        return Err(HwError::Sim(format!(
+            "the simulator returned {} outputs for {rows} rows",
+            o.y.len()
+        )));
+    }
+    Ok(o)
+}
+
+/// The result of a 3-bit simulation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ThreeBitReport {
+    /// Rows of the matrix.
+    pub rows: usize,
+    /// Columns of the matrix.
+    pub cols: usize,
+    /// Simulated cycles and outputs.
+    pub sim: Sim3Output,
+    /// Outputs equal [`hwmodel::seedlm3_matvec`] bit for bit.
+    pub outputs_ok: bool,
+    /// The hardware's weights equal the engine's `CompressedTensor::reconstruct()` exactly.
+    pub weights_ok: bool,
+}
+
+impl ThreeBitReport {
+    /// Both cross-checks passed.
+    pub fn ok(&self) -> bool {
+        self.outputs_ok && self.weights_ok
+    }
+}
+
+/// Builds (or reuses) the 3-bit simulator, simulates tensor `t` as a `rows × cols` matrix with
+/// input `x`, and cross-checks the result.
+pub fn run_tensor3(
+    t: &CompressedTensor,
+    rows: usize,
+    cols: usize,
+    x: Vec<i16>,
+    ddr: &DdrParams,
+    log: &mut dyn FnMut(&str),
+    cancel: &AtomicBool,
+) -> Result<ThreeBitReport, HwError> {
+    let input = Sim3Input::from_tensor(t, rows, cols, x)?;
+    let exe = build(Target::MatVec3, log, cancel)?;
+    log(&format!("simulating a {rows}×{cols} matrix, 3-bit preset"));
+    let sim = simulate3(&exe, &input, ddr, Duration::from_secs(300), cancel)?;
+    let outputs_ok = sim.y == hwmodel::seedlm3_matvec(&input.records, rows, cols, &input.x);
+    let weights_ok = hwmodel::reconstruct3(&input.records, t.len, input.e_base) == t.reconstruct();
+    let report = ThreeBitReport {
+        rows,
+        cols,
+        sim,
+        outputs_ok,
+        weights_ok,
+    };
+    log(&format!(
+        "{rows}×{cols} 3-bit: SeedLM {} cycles, cross-check {}",
+        report.sim.cycles,
+        if report.ok() { "passed" } else { "FAILED" }
+    ));
+    Ok(report)
+}
+
+/// Simulates square matrices of random valid 3-bit block codes (seeded by the size).
+pub fn run_random_sizes3(
+    sizes: &[usize],
+    ddr: &DdrParams,
+    log: &mut dyn FnMut(&str),
+    cancel: &AtomicBool,
+) -> Result<Vec<ThreeBitReport>, HwError> {
+    let mut out = Vec::with_capacity(sizes.len());
+    for &n in sizes {
+        hwmodel::check_shape3(n, n)?;
+        if cancel.load(Ordering::Relaxed) {
+            return Err(HwError::Cancelled);
+        }
+        let t = random_tensor3(n, n, n as u64 + 2);
+        out.push(run_tensor3(
             &t,
             n,
             n,

@@ -5,7 +5,7 @@
 use seedlm::compress::{Progress, compress};
 use seedlm::config::Config;
 use seedlm::hwmodel;
-use seedlm::hwsim::{self, DdrParams, HwError, SimInput, Target};
+use seedlm::hwsim::{self, DdrParams, HwError, Sim3Input, SimInput, Target};
 use seedlm::lfsr::Lfsr;
 use std::path::PathBuf;
 use std::process::Command;
@@ -55,6 +55,14 @@ fn rtl_is_lint_clean() {
         ],
     );
     lint("seedlm_lfsr_jump", &["seedlm_lfsr_jump.sv"]);
+    lint(
+        "seedlm3_mvm",
+        &[
+            "seedlm_lfsr_jump.sv",
+            "seedlm_record_decode.sv",
+            "seedlm3_mvm.sv",
+        ],
+    );
 }
 
 #[test]
@@ -185,4 +193,68 @@ fn shapes_the_hardware_cannot_hold_are_refused() {
     let e = SimInput::from_tensor(&t, 4, 96, vec![0; 96]).unwrap_err();
     assert!(matches!(e, HwError::Shape(_)), "{e}");
     assert!(e.to_string().contains("multiple of 128"));
+}
+
+fn simulate3(input: &Sim3Input) -> hwsim::Sim3Output {
+    let exe = build(Target::MatVec3);
+    hwsim::simulate3(
+        &exe,
+        input,
+        &DdrParams::default(),
+        Duration::from_secs(300),
+        &AtomicBool::new(false),
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn three_bit_cosim_of_a_compressed_matrix_is_bit_exact() {
+    // 200 columns: blocks of 12 straddle rows, and the last block is padded.
+    let (rows, cols) = (5, 200);
+    let data: Vec<f32> = (0..rows * cols)
+        .map(|i| (i as f32 * 0.377).cos() * (1.0 + (i % 7) as f32))
+        .collect();
+    let (t, _) = compress(
+        &data,
+        Config::THREE_BIT,
+        &Progress::default(),
+        &AtomicBool::new(false),
+    )
+    .unwrap();
+    let x = hwsim::random_x(cols, 9);
+    let input = Sim3Input::from_tensor(&t, rows, cols, x.clone()).unwrap();
+    let out = simulate3(&input);
+    assert_eq!(
+        out.y,
+        hwmodel::seedlm3_matvec(&input.records, rows, cols, &x)
+    );
+    let w = t.reconstruct();
+    assert_eq!(hwmodel::reconstruct3(&input.records, t.len, t.e_base), w);
+    for r in 0..rows {
+        let terms = (0..cols).map(|c| f64::from(w[r * cols + c]) * f64::from(x[c]));
+        let exact: f64 = terms.clone().sum();
+        let mag: f64 = terms.map(f64::abs).sum();
+        let hw = hwmodel::seedlm_output_value(out.y[r], t.e_base);
+        assert!((hw - exact).abs() <= 1e-6 * mag, "row {r}: {hw} vs {exact}");
+    }
+}
+
+#[test]
+fn three_bit_random_codes_are_bit_exact_and_keep_up_with_ddr() {
+    let ddr = DdrParams::default();
+    let reports =
+        hwsim::run_random_sizes3(&[300, 2048], &ddr, &mut |_| {}, &AtomicBool::new(false))
+            .unwrap_or_else(|e| panic!("{e}"));
+    for r in &reports {
+        assert!(r.ok(), "{}: cross-check failed", r.rows);
+        // The gearbox never stalls the stream: cycles are DDR beats, refreshes and latency.
+        let beats = ((r.rows * r.cols).div_ceil(12) * 36).div_ceil(512) as u64;
+        let floor = beats + ddr.ddr_latency + ddr.fill_latency;
+        assert!(
+            r.sim.cycles >= floor && r.sim.cycles <= floor + r.sim.refresh_stalls + 8,
+            "{}: {} cycles for {beats} beats",
+            r.rows,
+            r.sim.cycles
+        );
+    }
 }

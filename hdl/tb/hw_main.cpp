@@ -3,6 +3,7 @@
 // Usage: hw_sim --rows R --cols N --seedlm FILE --ref FILE --x FILE --out FILE
 //               [--ddr-latency L] [--fill-latency F] [--refresh-period T] [--refresh-cycles S]
 #include "Vhw_top.h"
+#include "harness.h"
 #include "verilated.h"
 
 #include <cinttypes>
@@ -13,67 +14,6 @@
 #include <memory>
 #include <string>
 #include <vector>
-
-namespace {
-
-constexpr uint64_t kBeatBytes = 64;
-constexpr uint64_t kMaxDim = 8192;
-
-[[noreturn]] void die(const std::string& msg) {
-    std::fprintf(stderr, "hw_sim: %s\n", msg.c_str());
-    std::exit(2);
-}
-
-std::vector<uint8_t> read_file(const std::string& path, uint64_t expect) {
-    FILE* f = std::fopen(path.c_str(), "rb");
-    if (!f) die("cannot open " + path);
-    std::vector<uint8_t> buf(expect);
-    size_t got = std::fread(buf.data(), 1, expect, f);
-    int extra = std::fgetc(f);
-    std::fclose(f);
-    if (got != expect || extra != EOF)
-        die(path + ": expected " + std::to_string(expect) + " bytes");
-    return buf;
-}
-
-// In-order read channel: one request for the whole matrix, then one beat a cycle once the
-// first-read latency has passed, except during refresh windows (refresh_cycles out of every
-// refresh_period cycles, counted from the request).
-struct Ddr {
-    const std::vector<uint8_t>* data = nullptr;
-    uint64_t beats = 0;
-    uint64_t latency = 0;
-    uint64_t period = 0;
-    uint64_t refresh = 0;
-    bool requested = false;
-    uint64_t t0 = 0;
-    uint64_t next = 0;
-    uint64_t stalls = 0;
-
-    bool present(uint64_t t, VlWide<16>& out) {
-        if (!requested || next >= beats || t < t0 + latency) return false;
-        if (period != 0 && (t - t0) % period < refresh) {
-            ++stalls;
-            return false;
-        }
-        const uint8_t* p = data->data() + next * kBeatBytes;
-        for (int w = 0; w < 16; ++w) {
-            out[w] = uint32_t(p[4 * w]) | uint32_t(p[4 * w + 1]) << 8 |
-                     uint32_t(p[4 * w + 2]) << 16 | uint32_t(p[4 * w + 3]) << 24;
-        }
-        ++next;
-        return true;
-    }
-};
-
-uint64_t parse_u64(const char* s, const char* name) {
-    char* end = nullptr;
-    unsigned long long v = std::strtoull(s, &end, 10);
-    if (!*s || *end) die(std::string("bad value for ") + name + ": " + s);
-    return v;
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
     uint64_t rows = 0, cols = 0;
@@ -95,7 +35,7 @@ int main(int argc, char** argv) {
         else if (a == "--refresh-cycles") refresh_cycles = parse_u64(v, "--refresh-cycles");
         else die("unknown option " + a);
     }
-    if (rows == 0 || rows > kMaxDim || cols == 0 || cols > kMaxDim || cols % 128 != 0)
+    if (rows == 0 || rows > 8192 || cols == 0 || cols > 8192 || cols % 128 != 0)
         die("rows must be in 1..8192 and cols a multiple of 128 in 128..8192");
     if (seedlm_path.empty() || ref_path.empty() || x_path.empty() || out_path.empty())
         die("--seedlm, --ref, --x and --out are required");

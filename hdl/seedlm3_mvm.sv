@@ -1,0 +1,275 @@
+// SeedLM matrix-vector datapath for the 3-bit preset (K = 16, C = 12, P = 4): 36-bit block
+// records packed back to back in the DDR stream, so records straddle 512-bit beats. A gearbox
+// turns beats into groups of 15 records (540 bits, 180 weights) a cycle, faster than DDR
+// delivers them. Blocks follow the row-major flattened matrix, so a group can end one row and
+// start the next; its products are summed into two partial sums.
+//
+// Number formats as seedlm_mvm (hdl/README.md): x int16, n_i exact (22 bits), per weight
+// (n_i * x_i) << E, 64-bit accumulators (exact for cols <= 4096). y_real = y * 2^e_base / 32767.
+//
+// Pipeline: gearbox (beat buffer -> group register), S1 record decode and x read, S2 products
+// and the two partial sums, then the row accumulator and the output memory write.
+module seedlm3_mvm #(
+  parameter int unsigned MaxCols = 8192,
+  parameter int unsigned MaxRows = 8192,
+  localparam int unsigned K = 16,
+  localparam int unsigned C = 12,
+  localparam int unsigned P = 4,
+  localparam int unsigned RecBits = K + 4 + 4 * P,
+  localparam int unsigned Records = 15,
+  localparam int unsigned GroupBits = Records * RecBits,
+  localparam int unsigned Lanes = Records * C,
+  localparam int unsigned BufW = 1088,  // > 539 + 512, the most the buffer holds
+  localparam int unsigned CntW = $clog2(BufW + 1),
+  localparam int unsigned NW = 22,      // |n_i| <= 4 * 2^15 * 8 = 2^20
+  localparam int unsigned XAw = $clog2(MaxCols),
+  localparam int unsigned RowAw = $clog2(MaxRows),
+  localparam int unsigned WAw = XAw + RowAw + 1
+) (
+  input  logic             clk_i,
+  input  logic             rst_ni,
+  // Run control; rows_i and cols_i are held while busy.
+  input  logic             start_i,
+  input  logic [RowAw:0]   rows_i,
+  input  logic [XAw:0]     cols_i,
+  // Activation memory write port (used before start).
+  input  logic             x_we_i,
+  input  logic [XAw-1:0]   x_addr_i,
+  input  logic [15:0]      x_data_i,
+  // DDR: one read request for all beats, then in-order response beats.
+  output logic             rd_req_o,
+  input  logic             rvalid_i,
+  input  logic [511:0]     rdata_i,
+  // Output memory read port.
+  input  logic [RowAw-1:0] y_raddr_i,
+  output logic [63:0]      y_rdata_o,
+  // Status: cycles from the read request to the last output write, inclusive.
+  output logic             busy_o,
+  output logic [31:0]      cycles_o
+);
+
+  // ---------------------------------------------------------------- activation memory
+  // One read port per lane: a synthesized design would bank x and rotate; the model reads it
+  // as a register file.
+  logic [15:0] x_mem_q [MaxCols];
+
+  always_ff @(posedge clk_i) begin
+    if (x_we_i) x_mem_q[x_addr_i] <= x_data_i;
+  end
+
+  // ---------------------------------------------------------------- control
+  logic        busy_q, rd_req_q;
+  logic [31:0] cycles_q;
+  logic        last_write;
+  wire         go = start_i && !busy_q;
+
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      busy_q   <= 1'b0;
+      rd_req_q <= 1'b0;
+      cycles_q <= '0;
+    end else begin
+      rd_req_q <= go;
+      if (go) begin
+        busy_q   <= 1'b1;
+        cycles_q <= 32'd1;
+      end else if (busy_q) begin
+        if (last_write) busy_q <= 1'b0;
+        else cycles_q <= cycles_q + 1'b1;
+      end
+    end
+  end
+
+  assign rd_req_o = rd_req_q;
+  assign busy_o   = busy_q;
+  assign cycles_o = cycles_q;
+
+  // ---------------------------------------------------------------- gearbox
+  wire [WAw-1:0] total_w = WAw'(rows_i) * WAw'(cols_i);
+
+  logic [BufW-1:0] buf_q;
+  logic [CntW-1:0] cnt_q;      // valid bits in buf_q
+  logic [WAw-1:0]  w_left_q;   // weights not yet emitted
+  logic [XAw:0]    col_q;      // column of the next group's first weight
+
+  // Bits the next group needs: a full group, or the records that remain.
+  logic [WAw-1:0] rec_left;
+  logic [CntW-1:0] need;
+  assign rec_left = (w_left_q + WAw'(C - 1)) / WAw'(C);
+  assign need     = (rec_left >= WAw'(Records)) ? CntW'(GroupBits)
+                                                : CntW'(rec_left[4:0] * 6'(RecBits));
+  wire emit = busy_q && (w_left_q != '0) && (cnt_q >= need);
+
+  logic [BufW-1:0] buf_shifted;
+  logic [CntW-1:0] cnt_shifted;
+  assign buf_shifted = emit ? buf_q >> GroupBits : buf_q;
+  assign cnt_shifted = emit ? ((cnt_q > CntW'(GroupBits)) ? cnt_q - CntW'(GroupBits) : '0) : cnt_q;
+
+  // Weights in the emitted group, and whether it reaches the end of its row.
+  logic [7:0] n_valid;
+  assign n_valid = (w_left_q >= WAw'(Lanes)) ? 8'(Lanes) : w_left_q[7:0];
+  wire [XAw+1:0] col_end = (XAw+2)'(col_q) + (XAw+2)'(n_valid);
+  wire           row_end = col_end >= (XAw+2)'(cols_i);
+
+  logic                 g_valid_q, g_row_end_q;
+  logic [GroupBits-1:0] g_bits_q;
+  logic [7:0]           g_n_valid_q;
+  logic [XAw:0]         g_col_q;
+
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      buf_q       <= '0;
+      cnt_q       <= '0;
+      w_left_q    <= '0;
+      col_q       <= '0;
+      g_valid_q   <= 1'b0;
+      g_row_end_q <= 1'b0;
+      g_n_valid_q <= '0;
+      g_col_q     <= '0;
+    end else if (go) begin
+      buf_q     <= '0;
+      cnt_q     <= '0;
+      w_left_q  <= total_w;
+      col_q     <= '0;
+      g_valid_q <= 1'b0;
+    end else begin
+      if (rvalid_i && busy_q) begin
+        buf_q <= buf_shifted | (BufW'(rdata_i) << cnt_shifted);
+        cnt_q <= cnt_shifted + CntW'(512);
+      end else begin
+        buf_q <= buf_shifted;
+        cnt_q <= cnt_shifted;
+      end
+      g_valid_q <= emit;
+      if (emit) begin
+        g_row_end_q <= row_end;
+        g_n_valid_q <= n_valid;
+        g_col_q     <= col_q;
+        w_left_q    <= w_left_q - WAw'(n_valid);
+        col_q       <= (XAw+1)'(row_end ? col_end - (XAw+2)'(cols_i) : col_end);
+      end
+    end
+  end
+
+  always_ff @(posedge clk_i) begin
+    if (emit) g_bits_q <= buf_q[GroupBits-1:0];
+  end
+
+  // ---------------------------------------------------------------- S1: decode, x read
+  logic [Records-1:0][C-1:0][NW-1:0] n_d;
+  logic [Records-1:0][3:0]           e_d;
+
+  for (genvar r = 0; r < Records; r++) begin : g_rec
+    seedlm_record_decode #(
+      .K (K),
+      .C (C),
+      .P (P),
+      .NW(NW)
+    ) u_decode (
+      .record_i(g_bits_q[RecBits*r +: RecBits]),
+      .n_o     (n_d[r]),
+      .e_code_o(e_d[r])
+    );
+  end
+
+  logic                              s1_valid_q, s1_row_end_q;
+  logic [Records-1:0][C-1:0][NW-1:0] s1_n_q;
+  logic [Records-1:0][3:0]           s1_e_q;
+  logic [Lanes-1:0][15:0]            s1_x_q;
+  logic [Lanes-1:0]                  s1_use_q;   // lane holds a weight (not padding)
+  logic [Lanes-1:0]                  s1_next_q;  // lane belongs to the next row
+
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      s1_valid_q   <= 1'b0;
+      s1_row_end_q <= 1'b0;
+    end else begin
+      s1_valid_q   <= g_valid_q;
+      s1_row_end_q <= g_row_end_q;
+    end
+  end
+
+  for (genvar l = 0; l < Lanes; l++) begin : g_lane
+    wire [XAw+1:0] col  = (XAw+2)'(g_col_q) + (XAw+2)'(l);
+    wire           next = col >= (XAw+2)'(cols_i);
+    wire [XAw-1:0] xcol = XAw'(next ? col - (XAw+2)'(cols_i) : col);
+    always_ff @(posedge clk_i) begin
+      if (g_valid_q) begin
+        s1_x_q[l]    <= x_mem_q[xcol];
+        s1_use_q[l]  <= 8'(l) < g_n_valid_q;
+        s1_next_q[l] <= next;
+      end
+    end
+  end
+
+  always_ff @(posedge clk_i) begin
+    if (g_valid_q) begin
+      s1_n_q <= n_d;
+      s1_e_q <= e_d;
+    end
+  end
+
+  // ---------------------------------------------------------------- S2: products, partial sums
+  logic [63:0] sum_this_d, sum_next_d;
+
+  always_comb begin
+    logic signed [63:0] prod;
+    sum_this_d = '0;
+    sum_next_d = '0;
+    for (int l = 0; l < int'(Lanes); l++) begin
+      prod = 64'($signed(s1_n_q[l/C][l%C]) * $signed(s1_x_q[l])) <<< s1_e_q[l/C];
+      if (s1_use_q[l]) begin
+        if (s1_next_q[l]) sum_next_d = sum_next_d + prod;
+        else sum_this_d = sum_this_d + prod;
+      end
+    end
+  end
+
+  logic        s2_valid_q, s2_row_end_q;
+  logic [63:0] s2_this_q, s2_next_q;
+
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      s2_valid_q   <= 1'b0;
+      s2_row_end_q <= 1'b0;
+      s2_this_q    <= '0;
+      s2_next_q    <= '0;
+    end else begin
+      s2_valid_q   <= s1_valid_q;
+      s2_row_end_q <= s1_row_end_q;
+      if (s1_valid_q) begin
+        s2_this_q <= sum_this_d;
+        s2_next_q <= sum_next_d;
+      end
+    end
+  end
+
+  // ---------------------------------------------------------------- row accumulator, output
+  logic [63:0]    acc_q;
+  logic [RowAw:0] out_row_q;
+  logic [63:0]    y_mem_q [MaxRows];
+
+  wire [63:0] acc_next = acc_q + s2_this_q;
+  wire        y_we     = s2_valid_q && s2_row_end_q;
+  assign last_write = y_we && (out_row_q == rows_i - 1'b1);
+
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      acc_q     <= '0;
+      out_row_q <= '0;
+    end else if (go) begin
+      acc_q     <= '0;
+      out_row_q <= '0;
+    end else if (s2_valid_q) begin
+      acc_q <= y_we ? s2_next_q : acc_next;
+      if (y_we) out_row_q <= out_row_q + 1'b1;
+    end
+  end
+
+  always_ff @(posedge clk_i) begin
+    if (y_we) y_mem_q[out_row_q[RowAw-1:0]] <= acc_next;
+  end
+
+  assign y_rdata_o = y_mem_q[y_raddr_i];
+
+endmodule
