@@ -29,6 +29,9 @@ fn json_report_lists_each_size() {
         assert!(r > q, "{r} {q}");
         assert!((s["speedup"].as_f64().unwrap() - r as f64 / q as f64).abs() < 1e-12);
         assert_eq!(s["crosscheck_ok"], true);
+        let q3 = s["seedlm3_cycles"].as_u64().unwrap();
+        assert!(q3 < q, "3-bit blocks need fewer beats: {q3} vs {q}");
+        assert_eq!(s["crosscheck3_ok"], true);
     }
     assert_eq!(v["compressed_crosscheck"]["crosscheck_ok"], true);
 }

@@ -3,7 +3,8 @@
 
 use crate::compress::{Progress, compress};
 use crate::config::Config;
-use crate::hwsim::{self, DdrParams, SizeReport};
+use crate::hwmodel;
+use crate::hwsim::{self, DdrParams, SizeReport, ThreeBitReport};
 use anyhow::{Context, bail};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -53,17 +54,31 @@ pub fn run(args: HwSimArgs) -> anyhow::Result<ExitCode> {
     };
     let real = compressed_check(&ddr, &mut log, &cancel)?;
     let reports = hwsim::run_random_sizes(&args.sizes, &ddr, &mut log, &cancel)?;
-    let all_ok = real.check.ok() && reports.iter().all(|r| r.check.ok());
+    // The 3-bit datapath needs rows of at least one 180-weight group.
+    let mut three = Vec::with_capacity(args.sizes.len());
+    for &n in &args.sizes {
+        three.push(match hwmodel::check_shape3(n, n) {
+            Ok(()) => hwsim::run_random_sizes3(&[n], &ddr, &mut log, &cancel)?.pop(),
+            Err(_) => None,
+        });
+    }
+    let all_ok = real.check.ok()
+        && reports.iter().all(|r| r.check.ok())
+        && three.iter().flatten().all(|r| r.ok());
     if json {
         let sizes: Vec<_> = reports
             .iter()
-            .map(|r| {
+            .zip(&three)
+            .map(|(r, t)| {
                 serde_json::json!({
                     "size": r.rows,
                     "reference_cycles": r.sim.reference_cycles,
                     "seedlm_cycles": r.sim.seedlm_cycles,
                     "speedup": r.speedup,
                     "crosscheck_ok": r.check.ok(),
+                    "seedlm3_cycles": t.as_ref().map(|t| t.sim.cycles),
+                    "speedup3": t.as_ref().map(|t| r.sim.reference_cycles as f64 / t.sim.cycles as f64),
+                    "crosscheck3_ok": t.as_ref().map(|t| t.ok()),
                 })
             })
             .collect();
@@ -77,7 +92,7 @@ pub fn run(args: HwSimArgs) -> anyhow::Result<ExitCode> {
         });
         println!("{}", serde_json::to_string_pretty(&obj)?);
     } else {
-        print_table(&reports, &real);
+        print_table(&reports, &three, &real);
     }
     Ok(if all_ok {
         ExitCode::SUCCESS
@@ -109,7 +124,7 @@ fn compressed_check(
     )?)
 }
 
-fn print_table(reports: &[SizeReport], real: &SizeReport) {
+fn print_table(reports: &[SizeReport], three: &[Option<ThreeBitReport>], real: &SizeReport) {
     let paper = |r: &SizeReport, f: &dyn Fn(&hwsim::PaperRow) -> String| {
         r.paper.as_ref().map_or("-".to_string(), f)
     };
@@ -128,6 +143,24 @@ fn print_table(reports: &[SizeReport], real: &SizeReport) {
             r.speedup,
             paper(r, &|p| format!("{:.2}", p.speedup)),
             if r.check.ok() { "passed" } else { "FAILED" },
+        );
+    }
+    println!("\n3-bit preset (36-bit blocks through a gearbox; not in the paper's Table 5):");
+    println!(
+        "{:>6}  {:>10}  {:>8}  cross-check",
+        "size", "SeedLM", "speed-up"
+    );
+    for (r, t) in reports.iter().zip(three) {
+        let Some(t) = t else {
+            println!("{:>6}  (columns must be at least 180)", r.rows);
+            continue;
+        };
+        println!(
+            "{:>6}  {:>10}  {:>8.2}  {}",
+            t.rows,
+            t.sim.cycles,
+            r.sim.reference_cycles as f64 / t.sim.cycles as f64,
+            if t.ok() { "passed" } else { "FAILED" },
         );
     }
     println!(
