@@ -1,6 +1,6 @@
 //! Bit-exact model of the RTL arithmetic in `hdl/` (see `hdl/README.md` for the number formats).
 //!
-//! SeedLM datapath: each 32-bit record (4-bit preset, layout in FORMAT.md) decodes to 8 exact
+//! SeedLM datapath: each 32-bit record (4-bit preset, the fixed packed-record layout; see `hdl/README.md`) decodes to 8 exact
 //! integers `n_i = Σ_j v_ij·q_j` with `v = state − 2^15`; a record contributes
 //! `(Σ_i n_i·x_i) << E` to its row, all in 64-bit two's complement. The real output is
 //! `y · 2^e_base / 32767`. Reference datapath: FP16 weights as exact integers `w·2^24`, products
