@@ -989,6 +989,101 @@ pub fn run_random_sizes3(
     Ok(out)
 }
 
+/// Rows and columns of the engine-compressed matrix [`run_compressed_check`] simulates.
+pub const CHECK_SHAPE: (usize, usize) = (16, 128);
+
+/// Compresses a small N(0,1) matrix ([`CHECK_SHAPE`]) with the engine's 4-bit preset and
+/// simulates it, so the cross-check also covers real search output, not only random codes.
+pub fn run_compressed_check(
+    ddr: &DdrParams,
+    log: &mut dyn FnMut(&str),
+    cancel: &AtomicBool,
+) -> Result<SizeReport, HwError> {
+    let (rows, cols) = CHECK_SHAPE;
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let normal = rand_distr::Normal::new(0.0f32, 1.0).expect("valid normal");
+    let data: Vec<f32> = (0..rows * cols)
+        .map(|_| rand_distr::Distribution::sample(&normal, &mut rng))
+        .collect();
+    log(&format!(
+        "compressing a {rows}×{cols} N(0,1) matrix for the cross-check"
+    ));
+    let (t, _) = crate::compress::compress(
+        &data,
+        Config::FOUR_BIT,
+        &crate::compress::Progress::default(),
+        cancel,
+    )
+    .map_err(|e| match e {
+        crate::compress::CompressError::Cancelled => HwError::Cancelled,
+        other => HwError::Sim(format!("compressing the cross-check matrix: {other}")),
+    })?;
+    run_tensor(&t, rows, cols, random_x(cols, 6), ddr, log, cancel)
+}
+
+/// One size of the hardware table.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TableRow {
+    /// Both 4-bit-preset designs (Table 5).
+    pub four: SizeReport,
+    /// The 3-bit design, when the size fits it (columns ≥ 180).
+    pub three: Option<ThreeBitReport>,
+}
+
+impl TableRow {
+    /// Reference cycles over 3-bit SeedLM cycles.
+    pub fn speedup3(&self) -> Option<f64> {
+        self.three
+            .as_ref()
+            .map(|t| self.four.sim.reference_cycles as f64 / t.sim.cycles as f64)
+    }
+
+    /// Every cross-check of this size passed.
+    pub fn ok(&self) -> bool {
+        self.four.check.ok() && self.three.as_ref().is_none_or(ThreeBitReport::ok)
+    }
+}
+
+/// Everything `seedlm hw-sim` and the app's Hardware tab show.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HwTable {
+    /// The engine-compressed matrix's cross-check ([`run_compressed_check`]).
+    pub compressed: SizeReport,
+    /// One row per size, random valid codes.
+    pub rows: Vec<TableRow>,
+}
+
+impl HwTable {
+    /// Every cross-check passed.
+    pub fn ok(&self) -> bool {
+        self.compressed.check.ok() && self.rows.iter().all(TableRow::ok)
+    }
+}
+
+/// Runs the whole table: the compressed cross-check, then for each square size both 4-bit
+/// designs and, where the size fits, the 3-bit design.
+pub fn run_table(
+    sizes: &[usize],
+    ddr: &DdrParams,
+    log: &mut dyn FnMut(&str),
+    cancel: &AtomicBool,
+) -> Result<HwTable, HwError> {
+    for &n in sizes {
+        hwmodel::check_shape(n, n)?;
+    }
+    let compressed = run_compressed_check(ddr, log, cancel)?;
+    let mut rows = Vec::with_capacity(sizes.len());
+    for &n in sizes {
+        let four = run_random_sizes(&[n], ddr, log, cancel)?.remove(0);
+        let three = match hwmodel::check_shape3(n, n) {
+            Ok(()) => run_random_sizes3(&[n], ddr, log, cancel)?.pop(),
+            Err(_) => None,
+        };
+        rows.push(TableRow { four, three });
+    }
+    Ok(HwTable { compressed, rows })
+}
+
 /// Runs the LFSR unit simulator (from [`build`] with [`Target::LfsrUnit`]) on `seeds` and returns
 /// the 24 states the RTL produces after each.
 pub fn lfsr_unit_states(

@@ -1,14 +1,8 @@
 //! `seedlm hw-sim`: simulates the bundled RTL of both matrix–vector designs in Verilator and
 //! prints their cycle counts beside the paper's Table 5.
 
-use crate::compress::{Progress, compress};
-use crate::config::Config;
-use crate::hwmodel;
-use crate::hwsim::{self, DdrParams, SizeReport, ThreeBitReport};
-use anyhow::{Context, bail};
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, Normal};
+use crate::hwsim::{self, DdrParams, HwTable, SizeReport, ThreeBitReport};
+use anyhow::bail;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,10 +22,6 @@ pub struct HwSimArgs {
     pub json: bool,
 }
 
-/// Rows and columns of the real compressed matrix the cross-check always runs on.
-const CHECK_ROWS: usize = 16;
-const CHECK_COLS: usize = 128;
-
 /// Runs `seedlm hw-sim`.
 pub fn run(args: HwSimArgs) -> anyhow::Result<ExitCode> {
     if let Some(spec) = &args.tensor {
@@ -45,86 +35,53 @@ pub fn run(args: HwSimArgs) -> anyhow::Result<ExitCode> {
     let flag = Arc::clone(&cancel);
     // Fails only if a handler is already installed, which then handles Ctrl-C itself.
     let _ = ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed));
-    let ddr = DdrParams::default();
     let json = args.json;
     let mut log = |line: &str| {
         if !json {
             eprintln!("{line}");
         }
     };
-    let real = compressed_check(&ddr, &mut log, &cancel)?;
-    let reports = hwsim::run_random_sizes(&args.sizes, &ddr, &mut log, &cancel)?;
-    // The 3-bit datapath needs rows of at least one 180-weight group.
-    let mut three = Vec::with_capacity(args.sizes.len());
-    for &n in &args.sizes {
-        three.push(match hwmodel::check_shape3(n, n) {
-            Ok(()) => hwsim::run_random_sizes3(&[n], &ddr, &mut log, &cancel)?.pop(),
-            Err(_) => None,
-        });
-    }
-    let all_ok = real.check.ok()
-        && reports.iter().all(|r| r.check.ok())
-        && three.iter().flatten().all(|r| r.ok());
+    let table = hwsim::run_table(&args.sizes, &DdrParams::default(), &mut log, &cancel)?;
     if json {
-        let sizes: Vec<_> = reports
+        let sizes: Vec<_> = table
+            .rows
             .iter()
-            .zip(&three)
-            .map(|(r, t)| {
+            .map(|row| {
+                let r = &row.four;
+                let t = row.three.as_ref();
                 serde_json::json!({
                     "size": r.rows,
                     "reference_cycles": r.sim.reference_cycles,
                     "seedlm_cycles": r.sim.seedlm_cycles,
                     "speedup": r.speedup,
                     "crosscheck_ok": r.check.ok(),
-                    "seedlm3_cycles": t.as_ref().map(|t| t.sim.cycles),
-                    "speedup3": t.as_ref().map(|t| r.sim.reference_cycles as f64 / t.sim.cycles as f64),
-                    "crosscheck3_ok": t.as_ref().map(|t| t.ok()),
+                    "seedlm3_cycles": t.map(|t| t.sim.cycles),
+                    "speedup3": row.speedup3(),
+                    "crosscheck3_ok": t.map(ThreeBitReport::ok),
                 })
             })
             .collect();
         let obj = serde_json::json!({
             "sizes": sizes,
             "compressed_crosscheck": {
-                "rows": real.rows,
-                "cols": real.cols,
-                "crosscheck_ok": real.check.ok(),
+                "rows": table.compressed.rows,
+                "cols": table.compressed.cols,
+                "crosscheck_ok": table.compressed.check.ok(),
             },
         });
         println!("{}", serde_json::to_string_pretty(&obj)?);
     } else {
-        print_table(&reports, &three, &real);
+        print_table(&table);
     }
-    Ok(if all_ok {
+    Ok(if table.ok() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
 }
 
-/// Compresses a small N(0,1) matrix with the engine and simulates it, so the cross-check also
-/// covers real search output.
-fn compressed_check(
-    ddr: &DdrParams,
-    log: &mut dyn FnMut(&str),
-    cancel: &AtomicBool,
-) -> anyhow::Result<SizeReport> {
-    let mut rng = ChaCha8Rng::seed_from_u64(5);
-    let normal = Normal::new(0.0f32, 1.0).expect("valid normal");
-    let data: Vec<f32> = (0..CHECK_ROWS * CHECK_COLS)
-        .map(|_| normal.sample(&mut rng))
-        .collect();
-    log(&format!(
-        "compressing a {CHECK_ROWS}×{CHECK_COLS} N(0,1) matrix for the cross-check"
-    ));
-    let (t, _) = compress(&data, Config::FOUR_BIT, &Progress::default(), cancel)
-        .context("compressing the cross-check matrix")?;
-    let x = hwsim::random_x(CHECK_COLS, 6);
-    Ok(hwsim::run_tensor(
-        &t, CHECK_ROWS, CHECK_COLS, x, ddr, log, cancel,
-    )?)
-}
-
-fn print_table(reports: &[SizeReport], three: &[Option<ThreeBitReport>], real: &SizeReport) {
+fn print_table(table: &HwTable) {
+    let real = &table.compressed;
     let paper = |r: &SizeReport, f: &dyn Fn(&hwsim::PaperRow) -> String| {
         r.paper.as_ref().map_or("-".to_string(), f)
     };
@@ -132,7 +89,7 @@ fn print_table(reports: &[SizeReport], three: &[Option<ThreeBitReport>], real: &
         "{:>6}  {:>10} {:>10}  {:>8} {:>8}  {:>8} {:>7}  cross-check",
         "size", "reference", "(paper)", "SeedLM", "(paper)", "speed-up", "(paper)"
     );
-    for r in reports {
+    for r in table.rows.iter().map(|row| &row.four) {
         println!(
             "{:>6}  {:>10} {:>10}  {:>8} {:>8}  {:>8.2} {:>7}  {}",
             r.rows,
@@ -150,18 +107,17 @@ fn print_table(reports: &[SizeReport], three: &[Option<ThreeBitReport>], real: &
         "{:>6}  {:>10}  {:>8}  cross-check",
         "size", "SeedLM", "speed-up"
     );
-    for (r, t) in reports.iter().zip(three) {
-        let Some(t) = t else {
-            println!("{:>6}  (columns must be at least 180)", r.rows);
-            continue;
-        };
-        println!(
-            "{:>6}  {:>10}  {:>8.2}  {}",
-            t.rows,
-            t.sim.cycles,
-            r.sim.reference_cycles as f64 / t.sim.cycles as f64,
-            if t.ok() { "passed" } else { "FAILED" },
-        );
+    for row in &table.rows {
+        match (&row.three, row.speedup3()) {
+            (Some(t), Some(speedup)) => println!(
+                "{:>6}  {:>10}  {:>8.2}  {}",
+                t.rows,
+                t.sim.cycles,
+                speedup,
+                if t.ok() { "passed" } else { "FAILED" },
+            ),
+            _ => println!("{:>6}  (columns must be at least 180)", row.four.rows),
+        }
     }
     println!(
         "cross-check on an engine-compressed {}×{} N(0,1) matrix: {}",
