@@ -318,6 +318,9 @@ pub fn build(
     ));
     let mut cmd = Command::new("verilator");
     cmd.args(&args).current_dir(tmp.path());
+    // Its own process group, so a cancel also stops the make and g++ it starts.
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     let tail = run_logged(cmd, log, cancel)?;
     let built = tmp.path().join("obj").join(EXE);
     if !built.is_file() {
@@ -400,7 +403,15 @@ fn run_logged(
     }
 }
 
+/// Kills a child and, on Unix, its process group when it leads one (the build's make and g++).
 fn kill(child: &mut Child) {
+    #[cfg(unix)]
+    {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", child.id())])
+            .stderr(Stdio::null())
+            .status();
+    }
     let _ = child.kill();
     let _ = child.wait();
 }
