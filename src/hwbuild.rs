@@ -367,3 +367,24 @@ pub(crate) fn wait_child(
         std::thread::sleep(Duration::from_millis(5));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_key_depends_on_target_and_verilator_version() {
+        let v5 = Toolchain {
+            verilator_version: "Verilator 5.006".into(),
+        };
+        let v6 = Toolchain {
+            verilator_version: "Verilator 5.020".into(),
+        };
+        let a = source_hash(Target::MatVec, &v5);
+        assert_eq!(a, source_hash(Target::MatVec, &v5));
+        assert_eq!(a.len(), 16);
+        assert_ne!(a, source_hash(Target::MatVec, &v6));
+        assert_ne!(a, source_hash(Target::MatVec3, &v5));
+        assert_ne!(a, source_hash(Target::LfsrUnit, &v5));
+    }
+}
