@@ -741,6 +741,52 @@ pub fn run_table(
     Ok(HwTable { compressed, rows })
 }
 
+/// The matrix a tensor of `shape` is simulated as: rows = the product of the leading
+/// dimensions, columns = the last one (the blocks run along it); a vector is one row.
+pub fn matrix_shape(shape: &[usize]) -> Option<(usize, usize)> {
+    let (&cols, lead) = shape.split_last()?;
+    Some((lead.iter().product(), cols))
+}
+
+/// The result of simulating one compressed tensor, by its preset.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TensorReport {
+    /// A 4-bit tensor: both designs of Table 5.
+    FourBit(SizeReport),
+    /// A 3-bit tensor: the 3-bit design (the FP16 reference runs on the 4-bit top only).
+    ThreeBit(ThreeBitReport),
+}
+
+impl TensorReport {
+    /// Every cross-check passed.
+    pub fn ok(&self) -> bool {
+        match self {
+            TensorReport::FourBit(r) => r.check.ok(),
+            TensorReport::ThreeBit(r) => r.ok(),
+        }
+    }
+}
+
+/// Simulates a compressed tensor of the given shape with a random int16 input vector (seeded
+/// by `seed`), on the datapath of its preset.
+pub fn run_compressed_tensor(
+    t: &CompressedTensor,
+    shape: &[usize],
+    seed: u64,
+    ddr: &DdrParams,
+    log: &mut dyn FnMut(&str),
+    cancel: &AtomicBool,
+) -> Result<TensorReport, HwError> {
+    let (rows, cols) =
+        matrix_shape(shape).ok_or(hwmodel::ShapeError::Shape { rows: 0, cols: 0 })?;
+    let x = random_x(cols, seed);
+    if t.config == Config::THREE_BIT {
+        run_tensor3(t, rows, cols, x, ddr, log, cancel).map(TensorReport::ThreeBit)
+    } else {
+        run_tensor(t, rows, cols, x, ddr, log, cancel).map(TensorReport::FourBit)
+    }
+}
+
 /// Runs the LFSR unit simulator (from [`build`] with [`Target::LfsrUnit`]) on `seeds` and returns
 /// the 24 states the RTL produces after each.
 pub fn lfsr_unit_states(
@@ -798,6 +844,14 @@ pub fn lfsr_unit_states(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn matrices_of_tensor_shapes() {
+        assert_eq!(matrix_shape(&[384, 1536]), Some((384, 1536)));
+        assert_eq!(matrix_shape(&[2, 3, 256]), Some((6, 256)));
+        assert_eq!(matrix_shape(&[512]), Some((1, 512)));
+        assert_eq!(matrix_shape(&[]), None);
+    }
 
     #[test]
     fn output_parsing_sign_extends() {

@@ -258,3 +258,23 @@ fn three_bit_random_codes_are_bit_exact_and_keep_up_with_ddr() {
         );
     }
 }
+
+#[test]
+fn tensors_run_on_the_datapath_of_their_preset() {
+    let ddr = DdrParams::default();
+    let cancel = AtomicBool::new(false);
+    let t3 = hwsim::random_tensor3(4, 200, 21);
+    let r3 = hwsim::run_compressed_tensor(&t3, &[2, 2, 200], 1, &ddr, &mut |_| {}, &cancel)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(matches!(&r3, hwsim::TensorReport::ThreeBit(r) if r.rows == 4 && r.cols == 200));
+    assert!(r3.ok());
+    let t4 = hwsim::random_tensor(3, 256, 22);
+    let r4 = hwsim::run_compressed_tensor(&t4, &[3, 256], 1, &ddr, &mut |_| {}, &cancel)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(matches!(&r4, hwsim::TensorReport::FourBit(r) if r.rows == 3 && r.cols == 256));
+    assert!(r4.ok());
+    // A 4-bit tensor whose rows are not whole beats is refused with the reason.
+    let t = hwsim::random_tensor(2, 192, 23);
+    let e = hwsim::run_compressed_tensor(&t, &[2, 192], 1, &ddr, &mut |_| {}, &cancel).unwrap_err();
+    assert!(e.to_string().contains("multiple of 128"), "{e}");
+}
