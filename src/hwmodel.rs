@@ -473,6 +473,54 @@ mod tests {
     }
 
     #[test]
+    fn records_follow_the_packed_file_layout() {
+        use crate::packed::{encode_record, pack_blocks};
+        let codes3: Vec<BlockCode> = (0..40u32)
+            .map(|i| BlockCode {
+                seed: i * 1601 % 0xFFFF + 1,
+                e_code: (i % 16) as u8,
+                q: [
+                    (i % 16) as i8 - 8,
+                    7,
+                    -((i % 9) as i8),
+                    (i % 8) as i8 - 4,
+                    0,
+                    0,
+                    0,
+                    0,
+                ],
+            })
+            .collect();
+        for c in &codes3 {
+            assert_eq!(pack_record3(c), encode_record(c, Config::THREE_BIT));
+            let four = BlockCode {
+                q: [c.q[0], c.q[1], c.q[2], 0, 0, 0, 0, 0],
+                ..*c
+            };
+            assert_eq!(
+                u64::from(pack_record(&four)),
+                encode_record(&four, Config::FOUR_BIT)
+            );
+        }
+        // 2 rows of 240: 40 blocks of 12.
+        let t3 = CompressedTensor {
+            config: Config::THREE_BIT,
+            e_base: crate::quant::DEFAULT_E_BASE,
+            len: 480,
+            blocks: codes3,
+        };
+        let records = pack_tensor3(&t3, 2, 240).unwrap();
+        let file = pack_blocks(&t3);
+        let stream = pack_stream3(&records);
+        assert_eq!(
+            &stream[..file.len()],
+            &file[..],
+            "the DDR stream is the file's bytes"
+        );
+        assert!(stream[file.len()..].iter().all(|&b| b == 0));
+    }
+
+    #[test]
     fn fp16_fixed_is_exact() {
         for x in [0.0f32, 1.0, -2.5, 65504.0, 6.1e-5, -5.96e-8, 0.333] {
             let h = f16::from_f32(x);

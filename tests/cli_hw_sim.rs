@@ -57,3 +57,87 @@ fn bad_size_and_missing_toolchain_are_one_line_errors() {
         "{stderr}"
     );
 }
+
+/// A packed file with a 4-bit [8, 256] tensor, a 3-bit [4, 200] tensor and a plain one.
+fn packed_fixture(dir: &std::path::Path) -> std::path::PathBuf {
+    use seedlm::dtype::Dtype;
+    use seedlm::packed::{CompressedEntry, PlainEntry, write_packed};
+    let path = dir.join("model.seedlm.safetensors");
+    let w = seedlm::hwsim::random_tensor(8, 256, 31);
+    let v = seedlm::hwsim::random_tensor3(4, 200, 32);
+    let bias = vec![0u8; 8 * 4];
+    let order: Vec<String> = ["w", "v", "bias"].map(String::from).to_vec();
+    write_packed(
+        &path,
+        &[
+            CompressedEntry::new("w", &[8, 256], Dtype::F32, &w, None),
+            CompressedEntry::new("v", &[4, 200], Dtype::F32, &v, None),
+        ],
+        &[PlainEntry {
+            name: "bias".into(),
+            shape: vec![8],
+            dtype: Dtype::F32,
+            data: &bias,
+        }],
+        &order,
+        &Default::default(),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn tensor_of_a_packed_file_is_simulated() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = packed_fixture(dir.path());
+    let spec = |name: &str| format!("{}:{name}", path.display());
+
+    let out = seedlm()
+        .args(["hw-sim", "--json", "--tensor", &spec("w")])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (v["rows"].as_u64(), v["cols"].as_u64()),
+        (Some(8), Some(256))
+    );
+    assert_eq!(v["preset"], "4bit");
+    // At least one cycle per beat: 2048 weights are 64 FP16 beats, 16 SeedLM beats.
+    assert!(v["reference_cycles"].as_u64().unwrap() > 64);
+    assert!(v["seedlm_cycles"].as_u64().unwrap() > 16);
+    assert_eq!(v["crosscheck_ok"], true);
+
+    let out = seedlm()
+        .args(["hw-sim", "--json", "--tensor", &spec("v")])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["preset"], "3bit");
+    assert_eq!(v["crosscheck_ok"], true);
+
+    for (name, want) in [
+        ("bias", "stored uncompressed"),
+        ("nope", "no tensor named nope"),
+    ] {
+        let out = seedlm()
+            .args(["hw-sim", "--tensor", &spec(name)])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(
+            stderr.contains(want) && stderr.contains("model.seedlm"),
+            "{stderr}"
+        );
+    }
+}

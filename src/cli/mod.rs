@@ -3,8 +3,8 @@
 pub mod bench;
 pub mod compress;
 pub mod decompress;
-pub mod inspect;
 pub mod hw_sim;
+pub mod inspect;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
