@@ -95,35 +95,32 @@ pub struct Quantized {
     pub q: [i8; MAX_P],
 }
 
+/// Row i of the exact integer reconstruction: `Σ_j v_ij·q_j`.
+fn row_sum(v: &[i64], p: usize, quant: &Quantized, i: usize) -> i64 {
+    v[i * p..(i + 1) * p]
+        .iter()
+        .zip(&quant.q[..p])
+        .map(|(&a, &q)| a * i64::from(q))
+        .sum()
+}
+
 /// The exact decoder arithmetic of one block: `ŵ_i = (Σ_j v_ij·q_j) · 2^e / (2^(K−1) − 1)`, where
 /// `v` is the centred integer basis (V − 2^(K−1)). The sum is an exact integer, so every
 /// implementation that follows this formula reproduces the same f64 values.
 pub fn reconstruct_into(v: &[i64], p: usize, quant: &Quantized, denom: f64, out: &mut [f64]) {
     let scale = pow2(quant.e);
     for (i, o) in out.iter_mut().enumerate() {
-        let row = &v[i * p..(i + 1) * p];
-        let n: i64 = row
-            .iter()
-            .zip(&quant.q[..p])
-            .map(|(&a, &q)| a * q as i64)
-            .sum();
-        *o = n as f64 / denom * scale;
+        *o = row_sum(v, p, quant, i) as f64 / denom * scale;
     }
 }
 
-/// Squared reconstruction error `‖w − ŵ‖²` of a quantization, in f64.
+/// Squared reconstruction error `‖w − ŵ‖²` of a quantization, in f64 (the decoder's arithmetic).
 pub fn quantized_error(w: &[f64], v: &[i64], p: usize, quant: &Quantized, denom: f64) -> f64 {
     let scale = pow2(quant.e);
     w.iter()
         .enumerate()
         .map(|(i, &wi)| {
-            let row = &v[i * p..(i + 1) * p];
-            let n: i64 = row
-                .iter()
-                .zip(&quant.q[..p])
-                .map(|(&a, &q)| a * q as i64)
-                .sum();
-            let d = wi - n as f64 / denom * scale;
+            let d = wi - row_sum(v, p, quant, i) as f64 / denom * scale;
             d * d
         })
         .sum()

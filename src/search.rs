@@ -796,11 +796,7 @@ mod avx2 {
                         }
                     }
                 }
-                for (a, r) in acc.iter().zip(scratch.r.iter_mut()) {
-                    for (v, av) in a.iter().enumerate() {
-                        _mm256_storeu_ps(r.as_mut_ptr().add(m + 8 * v), *av);
-                    }
-                }
+                store(scratch, m, &acc);
                 m += 8 * MV;
             }
             scores::<P>(t, t0, thr, scratch)
@@ -845,15 +841,26 @@ mod avx2 {
                         }
                     }
                 }
-                for (a, r) in acc.iter().zip(scratch.r.iter_mut()) {
-                    for (v, av) in a.iter().enumerate() {
-                        let f = _mm256_mul_ps(_mm256_cvtepi32_ps(*av), scale);
-                        _mm256_storeu_ps(r.as_mut_ptr().add(m + 8 * v), f);
-                    }
-                }
+                store(
+                    scratch,
+                    m,
+                    &acc.map(|a| a.map(|v| _mm256_mul_ps(_mm256_cvtepi32_ps(v), scale))),
+                );
                 m += 8 * MV;
             }
             scores::<P>(t, t0, thr, scratch)
+        }
+    }
+
+    /// Stores the correlation vectors of step `m` for every block.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn store(scratch: &mut Scratch, m: usize, acc: &[[__m256; MV]; NB]) {
+        for (a, r) in acc.iter().zip(scratch.r.iter_mut()) {
+            for (v, av) in a.iter().enumerate() {
+                // SAFETY: m + 8·MV ≤ RBUF, the length of r.
+                unsafe { _mm256_storeu_ps(r.as_mut_ptr().add(m + 8 * v), *av) };
+            }
         }
     }
 
