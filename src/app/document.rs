@@ -1,0 +1,195 @@
+//! The model open in the app: its tensors, their originals and their compression results.
+
+use crate::compress::{CompressedTensor, ErrorStats};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// A compression result kept for one tensor.
+#[derive(Debug)]
+pub struct TensorResult {
+    /// Seeds, exponents and coefficients.
+    pub compressed: CompressedTensor,
+    /// Error figures against the original (`None` when the original is unknown, e.g. a packed
+    /// file opened on its own).
+    pub stats: Option<ErrorStats>,
+    /// The reconstruction ŵ.
+    pub recon: Vec<f32>,
+    /// Distinguishes successive results of the same tensor (for cached textures).
+    pub generation: u64,
+}
+
+/// One tensor of the open model.
+#[derive(Debug)]
+pub struct TensorEntry {
+    /// Full tensor name.
+    pub name: String,
+    /// Shape as stored.
+    pub shape: Vec<usize>,
+    /// Stored element type, e.g. "F16".
+    pub dtype: String,
+    /// Original weights, row-major; `None` for a tensor known only in compressed form.
+    pub original: Option<Arc<Vec<f32>>>,
+    /// The latest compression result.
+    pub result: Option<Arc<TensorResult>>,
+}
+
+impl TensorEntry {
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// Whether the tensor has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes taken by the stored original.
+    pub fn original_bytes(&self) -> u64 {
+        self.len() as u64 * dtype_size(&self.dtype)
+    }
+
+    /// (rows, columns) of the matrix view: the last dimension is the column axis.
+    pub fn matrix_dims(&self) -> (usize, usize) {
+        match self.shape.split_last() {
+            Some((&cols, rest)) if cols > 0 => (rest.iter().product::<usize>().max(1), cols),
+            _ => (1, self.len().max(1)),
+        }
+    }
+
+    /// The layer index parsed from the name (`…layers.12…`, `…h.3…`, `…blocks.0…`).
+    pub fn layer(&self) -> Option<usize> {
+        layer_of(&self.name)
+    }
+
+    /// Short kind of tensor for grouping series, e.g. `q_proj`, `up_proj`, `weight`.
+    pub fn kind(&self) -> String {
+        kind_of(&self.name)
+    }
+}
+
+/// Bytes per element of a safetensors dtype name (4 when unknown).
+pub fn dtype_size(dtype: &str) -> u64 {
+    match dtype {
+        "F64" | "I64" | "U64" => 8,
+        "F16" | "BF16" | "I16" | "U16" => 2,
+        "I8" | "U8" | "BOOL" | "F8_E4M3" | "F8_E5M2" => 1,
+        _ => 4,
+    }
+}
+
+/// The layer number in a tensor name: the first all-digit dot-separated component.
+pub fn layer_of(name: &str) -> Option<usize> {
+    name.split('.').find_map(|p| p.parse().ok())
+}
+
+/// The tensor kind: the name component before a trailing `weight`/`bias`, else the last one.
+pub fn kind_of(name: &str) -> String {
+    let parts: Vec<&str> = name.split('.').collect();
+    match parts.as_slice() {
+        [.., k, "weight" | "bias"] => (*k).to_string(),
+        [.., k] => (*k).to_string(),
+        [] => String::new(),
+    }
+}
+
+/// The model open in the app.
+#[derive(Debug, Default)]
+pub struct Document {
+    /// Where it came from (`None` for the built-in synthetic model).
+    pub path: Option<PathBuf>,
+    /// Title shown in the window.
+    pub title: String,
+    /// Tensors in natural name order.
+    pub tensors: Vec<TensorEntry>,
+}
+
+impl Document {
+    /// Builds a document, sorting the tensors naturally by name.
+    pub fn new(path: Option<PathBuf>, title: String, mut tensors: Vec<TensorEntry>) -> Self {
+        tensors.sort_by(|a, b| natural_cmp(&a.name, &b.name));
+        Document {
+            path,
+            title,
+            tensors,
+        }
+    }
+
+    /// Index of the tensor named `name`.
+    pub fn find(&self, name: &str) -> Option<usize> {
+        self.tensors.iter().position(|t| t.name == name)
+    }
+}
+
+/// Compares strings so that embedded numbers sort by value ("layers.2" before "layers.10").
+pub fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    let (mut a, mut b) = (a.as_bytes(), b.as_bytes());
+    loop {
+        match (a.first(), b.first()) {
+            (None, None) => return std::cmp::Ordering::Equal,
+            (None, Some(_)) => return std::cmp::Ordering::Less,
+            (Some(_), None) => return std::cmp::Ordering::Greater,
+            (Some(x), Some(y)) if x.is_ascii_digit() && y.is_ascii_digit() => {
+                let na = a.iter().take_while(|c| c.is_ascii_digit()).count();
+                let nb = b.iter().take_while(|c| c.is_ascii_digit()).count();
+                let (da, db) = (trim_zeros(&a[..na]), trim_zeros(&b[..nb]));
+                let ord = da.len().cmp(&db.len()).then_with(|| da.cmp(db));
+                if ord.is_ne() {
+                    return ord;
+                }
+                a = &a[na..];
+                b = &b[nb..];
+            }
+            (Some(x), Some(y)) => {
+                if x != y {
+                    return x.cmp(y);
+                }
+                a = &a[1..];
+                b = &b[1..];
+            }
+        }
+    }
+}
+
+fn trim_zeros(d: &[u8]) -> &[u8] {
+    let n = d.iter().take_while(|&&c| c == b'0').count();
+    &d[n.min(d.len().saturating_sub(1))..]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn natural_order_puts_2_before_10() {
+        let mut v = vec![
+            "layers.10.q",
+            "layers.2.q",
+            "layers.1.v",
+            "embed",
+            "layers.02.k",
+        ];
+        v.sort_by(|a, b| natural_cmp(a, b));
+        assert_eq!(
+            v,
+            vec![
+                "embed",
+                "layers.1.v",
+                "layers.02.k",
+                "layers.2.q",
+                "layers.10.q"
+            ]
+        );
+    }
+
+    #[test]
+    fn layer_and_kind_come_from_the_name() {
+        assert_eq!(
+            layer_of("model.layers.12.self_attn.q_proj.weight"),
+            Some(12)
+        );
+        assert_eq!(kind_of("model.layers.12.self_attn.q_proj.weight"), "q_proj");
+        assert_eq!(layer_of("lm_head.weight"), None);
+        assert_eq!(kind_of("lm_head.weight"), "lm_head");
+    }
+}
