@@ -1,5 +1,5 @@
 //! Block inspector: one block's w and ŵ, its seed (hex and register bits), exponent and
-//! coefficients, the P basis columns U(s) scaled by t̂ that sum to ŵ, and a trial seed typed by
+//! coefficients, the P basis columns U(s) scaled by t^ that sum to ŵ, and a trial seed typed by
 //! hand to see why the search chose the seed it did.
 
 use super::Tab;
@@ -68,7 +68,7 @@ impl Tab for BlockInspector {
             }
             if let Some(b) = current {
                 if ui
-                    .add_enabled(b.block > 0, egui::Button::new("◀ previous"))
+                    .add_enabled(b.block > 0, egui::Button::new("< previous"))
                     .clicked()
                 {
                     out.push(Command::Inspect {
@@ -77,7 +77,7 @@ impl Tab for BlockInspector {
                     });
                 }
                 if ui
-                    .add_enabled(b.block + 1 < n, egui::Button::new("next ▶"))
+                    .add_enabled(b.block + 1 < n, egui::Button::new("next >"))
                     .clicked()
                 {
                     out.push(Command::Inspect {
@@ -143,14 +143,14 @@ impl Tab for BlockInspector {
                     .on_hover_text("4-bit two's complement, in [−8, 7]");
                 ui.monospace(format!("{:?}", &code.q[..p]));
                 ui.end_row();
-                ui.label("t̂ = q·2^e");
+                ui.label("t^ = q·2^e");
                 ui.monospace(fmt_vec(&that));
                 ui.end_row();
                 if let (Some(fit), Some(n2)) = (&chosen, norm2) {
                     ui.label("Block error")
-                        .on_hover_text("‖w − ŵ‖² and relative to ‖w‖²");
+                        .on_hover_text("|w − ŵ|² and relative to |w|²");
                     ui.label(format!(
-                        "Block error: ‖w − ŵ‖² = {:.4e}, relative {:.5}",
+                        "Block error: |w − ŵ|² = {:.4e}, relative {:.5}",
                         fit.result.err,
                         crate::compress::relmse(fit.result.err, n2)
                     ));
@@ -197,7 +197,7 @@ impl Tab for BlockInspector {
                         ));
                     }
                 });
-            col[1].label("U(s) columns scaled by t̂: the parts that sum to ŵ");
+            col[1].label("U(s) columns scaled by t^: the parts that sum to ŵ");
             let u = basis.u_matrix(code.seed, c, p);
             Plot::new("parts")
                 .height(220.0)
@@ -208,7 +208,7 @@ impl Tab for BlockInspector {
                         let pts: Vec<[f64; 2]> =
                             (0..c).map(|i| [i as f64, u[i * p + j] * that[j]]).collect();
                         plot.line(
-                            Line::new(format!("U[:,{j}]·t̂{j}"), PlotPoints::new(pts))
+                            Line::new(format!("U[:,{j}]·t^{j}"), PlotPoints::new(pts))
                                 .style(egui_plot::LineStyle::dashed_loose()),
                         );
                     }
@@ -294,7 +294,7 @@ impl BlockInspector {
             Some(Ok(fit)) => {
                 let n2 = norm2.unwrap_or(0.0);
                 ui.label(format!(
-                    "Trial seed 0x{:X}: e = {}, q = {:?}, ‖w − ŵ‖² = {:.4e} (relative {:.5}); least-squares floor before quantizing {:.4e}",
+                    "Trial seed 0x{:X}: e = {}, q = {:?}, |w − ŵ|² = {:.4e} (relative {:.5}); least-squares floor before quantizing {:.4e}",
                     fit.result.seed,
                     fit.result.quant.e,
                     &fit.result.quant.q[..cfg.p],

@@ -17,7 +17,7 @@ pub fn ui(ui: &mut egui::Ui, state: &AppState, out: &mut Vec<Command>) {
     {
         ui.horizontal(|ui| {
             if ui
-                .small_button("✖")
+                .small_button("Dismiss")
                 .on_hover_text("Dismiss this message")
                 .clicked()
             {

@@ -1,0 +1,147 @@
+//! UI tests: drive the real app (state, panels, background jobs) through egui_kittest, headless.
+
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use seedlm::app::{Studio, loader};
+use seedlm::compress::{Progress, compress};
+use seedlm::config::Config;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+fn harness(studio: Studio) -> Harness<'static, Studio> {
+    Harness::builder()
+        .with_size([1500.0, 1000.0])
+        .build_ui_state(|ui, s: &mut Studio| s.show(ui), studio)
+}
+
+/// Steps frames until no background work runs (a generous cap guards against a hang).
+fn wait_idle(h: &mut Harness<'_, Studio>) {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    h.step();
+    while h.state().busy() {
+        assert!(Instant::now() < deadline, "background work did not finish");
+        std::thread::sleep(Duration::from_millis(20));
+        h.step();
+    }
+    h.step();
+    h.step();
+}
+
+/// Index of the smallest matrix of the model (quick to compress).
+fn small_tensor(s: &Studio) -> usize {
+    let t = &s.state.doc.tensors;
+    (0..t.len())
+        .filter(|&i| t[i].shape.len() == 2 && t[i].original.is_some())
+        .min_by_key(|&i| t[i].len())
+        .expect("the demo model has a matrix")
+}
+
+/// Clicks the widget labelled `label` and lets the app apply the click.
+fn click(h: &mut Harness<'_, Studio>, label: &str) {
+    h.get_by_label(label).click();
+    h.run_steps(2);
+}
+
+/// Focuses a text field, replaces its text and presses Enter.
+fn type_into(h: &mut Harness<'_, Studio>, label: &str, text: &str) {
+    h.get_by_label(label).click();
+    h.run_steps(2);
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
+    h.get_by_label(label).type_text(text);
+    h.step();
+}
+
+#[test]
+fn compress_inspect_and_export_a_tensor() {
+    let mut h = harness(Studio::with_document(loader::demo()));
+    h.step();
+    let ti = small_tensor(h.state());
+    let name = h.state().state.doc.tensors[ti].name.clone();
+    let data = h.state().state.doc.tensors[ti].original.clone().unwrap();
+
+    // Select it in the tree and compress it with the default 4-bit preset.
+    click(&mut h, &name);
+    assert!(h.state().state.selection.contains(&ti));
+    h.get_by_label("Compress selected (1)").click();
+    h.step();
+    assert!(h.state().busy(), "compression runs in the background");
+    wait_idle(&mut h);
+
+    // The SNR shown is the engine's figure for the same tensor.
+    let (engine, stats) = compress(
+        &data,
+        Config::FOUR_BIT,
+        &Progress::default(),
+        &AtomicBool::new(false),
+    )
+    .unwrap();
+    let shown = format!("SNR: {:.2} dB", stats.snr_db());
+    click(&mut h, "Tensor");
+    h.get_by_label_contains(&shown);
+    let result = h.state().state.doc.tensors[ti].result.clone().unwrap();
+    assert_eq!(
+        result.compressed, engine,
+        "the app's codes are the engine's"
+    );
+
+    // Block inspector on block 5: its seed is the engine's.
+    click(&mut h, "Block inspector");
+    type_into(&mut h, "Block index", "5");
+    click(&mut h, "Show");
+    let seed = engine.blocks[5].seed;
+    h.get_by_label_contains(&format!("Seed: 0x{seed:04X} ({seed})"));
+
+    // A hand-typed seed is scored; its error is no smaller than the search's.
+    type_into(&mut h, "Trial seed", "0x1");
+    click(&mut h, "Try");
+    h.get_by_label_contains("Trial seed 0x1:");
+
+    // Export a decompressed model and read it back.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("decompressed.safetensors");
+    click(&mut h, "Overview");
+    type_into(&mut h, "Export to", out.to_str().unwrap());
+    h.get_by_label("Export decompressed").click();
+    wait_idle(&mut h);
+    let bytes = std::fs::read(&out).expect("the export exists");
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let view = st.tensor(&name).unwrap();
+    let back: Vec<f32> = view
+        .data()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect();
+    assert_eq!(back, result.recon);
+    assert_eq!(st.names().len(), h.state().state.doc.tensors.len());
+}
+
+#[test]
+fn cancel_leaves_tensors_as_they_were() {
+    let mut h = harness(Studio::with_document(loader::demo()));
+    h.step();
+    click(&mut h, "Compress all");
+    assert!(h.state().busy());
+    h.get_by_label("Cancel").click();
+    wait_idle(&mut h);
+    let s = &h.state().state;
+    assert!(s.job.is_none() && s.queue.is_empty());
+    // Whatever finished before the cancel is complete; nothing is half-done.
+    for t in &s.doc.tensors {
+        if let Some(r) = &t.result {
+            assert_eq!(r.recon.len(), t.len());
+        }
+    }
+    assert!(s.messages.iter().any(|m| m.text.contains("cancelled")));
+}
+
+#[test]
+fn a_bad_path_is_a_readable_error() {
+    let mut h = harness(Studio::with_document(loader::demo()));
+    h.step();
+    type_into(&mut h, "Path", "/nonexistent/model.safetensors");
+    h.get_by_label("Open").click();
+    wait_idle(&mut h);
+    let msg = &h.state().state.messages.last().expect("a message").text;
+    assert!(msg.contains("/nonexistent/model.safetensors"), "{msg}");
+    h.get_by_label_contains("/nonexistent/model.safetensors: cannot read");
+}
