@@ -5,6 +5,8 @@ use egui_kittest::kittest::Queryable;
 use seedlm::app::{Studio, loader};
 use seedlm::compress::{Progress, compress};
 use seedlm::config::Config;
+use seedlm::dtype;
+use seedlm::packed::PackedModel;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
@@ -27,13 +29,13 @@ fn wait_idle(h: &mut Harness<'_, Studio>) {
     h.step();
 }
 
-/// Index of the smallest matrix of the model (quick to compress).
+/// Index of the smallest linear-layer weight of the model (quick to compress).
 fn small_tensor(s: &Studio) -> usize {
     let t = &s.state.doc.tensors;
     (0..t.len())
-        .filter(|&i| t[i].shape.len() == 2 && t[i].original.is_some())
+        .filter(|&i| t[i].compressible)
         .min_by_key(|&i| t[i].len())
-        .expect("the demo model has a matrix")
+        .expect("the demo model has a linear layer")
 }
 
 /// Clicks the widget labelled `label` and lets the app apply the click.
@@ -53,8 +55,13 @@ fn type_into(h: &mut Harness<'_, Studio>, label: &str, text: &str) {
 
 #[test]
 fn compress_inspect_and_export_a_tensor() {
-    let mut h = harness(Studio::with_document(loader::demo()));
+    // Open the bundled demo model through the path field, as a user would.
+    let mut h = harness(Studio::with_document(loader::synthetic()));
     h.step();
+    type_into(&mut h, "Path", demo_path().to_str().unwrap());
+    click(&mut h, "Open");
+    wait_idle(&mut h);
+    assert_eq!(h.state().state.doc.path.as_deref(), Some(demo_path().as_path()));
     let ti = small_tensor(h.state());
     let name = h.state().state.doc.tensors[ti].name.clone();
     let data = h.state().state.doc.tensors[ti].original.clone().unwrap();
@@ -96,23 +103,42 @@ fn compress_inspect_and_export_a_tensor() {
     click(&mut h, "Try");
     h.get_by_label_contains("Trial seed 0x1:");
 
-    // Export a decompressed model and read it back.
+    // Export the packed file; it decodes to the same codes and reconstruction.
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("decompressed.safetensors");
+    let packed = dir.path().join("model.seedlm.safetensors");
     click(&mut h, "Overview");
-    type_into(&mut h, "Export to", out.to_str().unwrap());
-    h.get_by_label("Export decompressed").click();
+    type_into(&mut h, "Export to", packed.to_str().unwrap());
+    click(&mut h, "Export packed");
     wait_idle(&mut h);
-    let bytes = std::fs::read(&out).expect("the export exists");
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let view = st.tensor(&name).unwrap();
-    let back: Vec<f32> = view
-        .data()
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-        .collect();
-    assert_eq!(back, result.recon);
-    assert_eq!(st.names().len(), h.state().state.doc.tensors.len());
+    h.get_by_label_contains("wrote packed file");
+    let p = PackedModel::open(&packed).expect("the packed file exists and verifies");
+    let pt = p.get(&name).unwrap();
+    assert_eq!(p.compressed(pt).unwrap().unwrap(), engine);
+    assert_eq!(p.to_f32(pt).unwrap(), result.recon);
+    assert_eq!(p.tensors().len(), seedlm::model::Model::open(&demo_path()).unwrap().tensors().len());
+
+    // And a decompressed model: ŵ rounded to the tensor's own dtype.
+    let out = dir.path().join("decompressed.safetensors");
+    type_into(&mut h, "Export to", out.to_str().unwrap());
+    click(&mut h, "Export decompressed");
+    wait_idle(&mut h);
+    let m = seedlm::model::Model::open(&out).expect("the export exists");
+    let dt = m.get(&name).unwrap();
+    let want = dtype::to_f32(dt.dtype, &dtype::from_f32(dt.dtype, &result.recon).unwrap()).unwrap();
+    assert_eq!(m.to_f32(dt).unwrap(), want);
+
+    // The packed file opens in the app, its tensor compressed with the same codes.
+    type_into(&mut h, "Path", packed.to_str().unwrap());
+    click(&mut h, "Open");
+    wait_idle(&mut h);
+    let doc = &h.state().state.doc;
+    let t = &doc.tensors[doc.find(&name).unwrap()];
+    assert!(t.original.is_none());
+    assert_eq!(t.result.as_ref().unwrap().compressed, engine);
+}
+
+fn demo_path() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(loader::DEMO_MODEL)
 }
 
 #[test]
@@ -141,7 +167,10 @@ fn a_bad_path_is_a_readable_error() {
     type_into(&mut h, "Path", "/nonexistent/model.safetensors");
     h.get_by_label("Open").click();
     wait_idle(&mut h);
-    let msg = &h.state().state.messages.last().expect("a message").text;
-    assert!(msg.contains("/nonexistent/model.safetensors"), "{msg}");
-    h.get_by_label_contains("/nonexistent/model.safetensors: cannot read");
+    let msg = h.state().state.messages.last().expect("a message").clone();
+    assert!(msg.error, "{msg:?}");
+    assert!(msg.text.starts_with("/nonexistent/model.safetensors: "), "{msg:?}");
+    // It is on screen, and the model shown is unchanged.
+    h.get_by_label(&msg.text);
+    assert!(h.state().state.doc.path.is_none());
 }

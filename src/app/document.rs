@@ -1,6 +1,8 @@
 //! The model open in the app: its tensors, their originals and their compression results.
 
 use crate::compress::{CompressedTensor, ErrorStats};
+use crate::dtype::Dtype;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -25,12 +27,14 @@ pub struct TensorEntry {
     pub name: String,
     /// Shape as stored.
     pub shape: Vec<usize>,
-    /// Stored element type, e.g. "F16".
-    pub dtype: String,
+    /// Stored element type.
+    pub dtype: Dtype,
     /// Original weights, row-major; `None` for a tensor known only in compressed form.
     pub original: Option<Arc<Vec<f32>>>,
     /// The latest compression result.
     pub result: Option<Arc<TensorResult>>,
+    /// Whether the default selection rule compresses it (linear-layer weights).
+    pub compressible: bool,
 }
 
 impl TensorEntry {
@@ -46,7 +50,7 @@ impl TensorEntry {
 
     /// Bytes taken by the stored original.
     pub fn original_bytes(&self) -> u64 {
-        self.len() as u64 * dtype_size(&self.dtype)
+        (self.len() * self.dtype.bitsize()).div_ceil(8) as u64
     }
 
     /// (rows, columns) of the matrix view: the last dimension is the column axis.
@@ -68,29 +72,21 @@ impl TensorEntry {
     }
 }
 
-/// Bytes per element of a safetensors dtype name (4 when unknown).
-pub fn dtype_size(dtype: &str) -> u64 {
-    match dtype {
-        "F64" | "I64" | "U64" => 8,
-        "F16" | "BF16" | "I16" | "U16" => 2,
-        "I8" | "U8" | "BOOL" | "F8_E4M3" | "F8_E5M2" => 1,
-        _ => 4,
-    }
-}
-
 /// The layer number in a tensor name: the first all-digit dot-separated component.
 pub fn layer_of(name: &str) -> Option<usize> {
     name.split('.').find_map(|p| p.parse().ok())
 }
 
-/// The tensor kind: the name component before a trailing `weight`/`bias`, else the last one.
+/// The tensor kind, the same in every layer: the name after the layer number, without a
+/// trailing `.weight` (`model.layers.3.self_attn.q_proj.weight` → `self_attn.q_proj`).
 pub fn kind_of(name: &str) -> String {
     let parts: Vec<&str> = name.split('.').collect();
-    match parts.as_slice() {
-        [.., k, "weight" | "bias"] => (*k).to_string(),
-        [.., k] => (*k).to_string(),
-        [] => String::new(),
-    }
+    let start = parts
+        .iter()
+        .position(|p| p.parse::<usize>().is_ok())
+        .map_or(0, |i| i + 1);
+    let rest = parts[start..].join(".");
+    rest.strip_suffix(".weight").map_or(rest.clone(), str::to_string)
 }
 
 /// The model open in the app.
@@ -100,18 +96,41 @@ pub struct Document {
     pub path: Option<PathBuf>,
     /// Title shown in the window.
     pub title: String,
-    /// Tensors in natural name order.
+    /// Float tensors, in natural name order.
     pub tensors: Vec<TensorEntry>,
+    /// Other tensors (integer ids, masks), carried through exports unchanged.
+    pub extra: Vec<RawEntry>,
+    /// The source's tensor order (kept in packed files for listings).
+    pub order: Vec<String>,
+    /// The source's `__metadata__`.
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// A tensor kept as raw bytes.
+#[derive(Debug, Clone)]
+pub struct RawEntry {
+    /// Name.
+    pub name: String,
+    /// Shape.
+    pub shape: Vec<usize>,
+    /// Element type.
+    pub dtype: Dtype,
+    /// Little-endian bytes.
+    pub bytes: Arc<Vec<u8>>,
 }
 
 impl Document {
-    /// Builds a document, sorting the tensors naturally by name.
+    /// Builds a document from tensors in source order, sorting them naturally by name.
     pub fn new(path: Option<PathBuf>, title: String, mut tensors: Vec<TensorEntry>) -> Self {
+        let order = tensors.iter().map(|t| t.name.clone()).collect();
         tensors.sort_by(|a, b| natural_cmp(&a.name, &b.name));
         Document {
             path,
             title,
             tensors,
+            extra: Vec::new(),
+            order,
+            metadata: BTreeMap::new(),
         }
     }
 
@@ -188,7 +207,11 @@ mod tests {
             layer_of("model.layers.12.self_attn.q_proj.weight"),
             Some(12)
         );
-        assert_eq!(kind_of("model.layers.12.self_attn.q_proj.weight"), "q_proj");
+        assert_eq!(
+            kind_of("model.layers.12.self_attn.q_proj.weight"),
+            "self_attn.q_proj"
+        );
+        assert_eq!(kind_of("encoder.layer.0.output.dense.bias"), "output.dense.bias");
         assert_eq!(layer_of("lm_head.weight"), None);
         assert_eq!(kind_of("lm_head.weight"), "lm_head");
     }

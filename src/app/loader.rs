@@ -1,16 +1,21 @@
-//! Opening models for the app: the bundled demo model, safetensors files and directories.
+//! Opening models for the app (through the engine's model and packed-file readers): the bundled
+//! demo model, safetensors files, model directories and packed files.
 
-use super::document::{Document, TensorEntry};
-use anyhow::{Context, bail};
+use super::document::{Document, RawEntry, TensorEntry, TensorResult};
+use crate::dtype::{self, Dtype};
+use crate::model::Model;
+use crate::packed::{PackedModel, is_packed};
+use crate::selection::default_rule;
 use rand::SeedableRng;
 use rand_distr::{Distribution, Normal};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 /// Where the bundled demo model lives, relative to the crate root.
 pub const DEMO_MODEL: &str = "assets/demo/model.safetensors";
 
-/// The bundled demo model if present, else a small synthetic one built in memory.
+/// The bundled demo model if present (it is when run from the source tree), else a small
+/// synthetic one built in memory.
 pub fn demo() -> Document {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(DEMO_MODEL);
     match load(&path) {
@@ -48,74 +53,94 @@ pub fn synthetic() -> Document {
             tensors.push(TensorEntry {
                 name: format!("model.layers.{layer}.{kind}.weight"),
                 shape: vec![rows, cols],
-                dtype: "F32".into(),
+                dtype: Dtype::F32,
                 original: Some(Arc::new(data)),
                 result: None,
+                compressible: true,
             });
         }
     }
     Document::new(None, "synthetic demo model".into(), tensors)
 }
 
-/// Opens a safetensors file, or every `*.safetensors` file of a directory.
+/// Opens a model file, a model directory or a packed file.
 pub fn load(path: &Path) -> anyhow::Result<Document> {
-    let files: Vec<PathBuf> = if path.is_dir() {
-        let mut v: Vec<PathBuf> = std::fs::read_dir(path)
-            .with_context(|| format!("{}: cannot list directory", path.display()))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
-            .collect();
-        v.sort();
-        if v.is_empty() {
-            bail!(
-                "{}: no .safetensors files in this directory",
-                path.display()
-            );
-        }
-        v
-    } else {
-        vec![path.to_path_buf()]
-    };
-    let mut tensors = Vec::new();
-    for f in &files {
-        read_safetensors(f, &mut tensors)?;
+    let model = Model::open(path)?;
+    let title = path
+        .file_name()
+        .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into());
+    if model.files().len() == 1 && is_packed(&model.files()[0]) {
+        return load_packed(path, title);
     }
-    let title = path.file_name().map_or_else(
-        || path.display().to_string(),
-        |n| n.to_string_lossy().into(),
-    );
-    Ok(Document::new(Some(path.to_path_buf()), title, tensors))
+    let mut tensors = Vec::new();
+    let mut extra = Vec::new();
+    for t in model.tensors() {
+        if dtype::is_float(t.dtype) {
+            tensors.push(TensorEntry {
+                name: t.name.clone(),
+                shape: t.shape.clone(),
+                dtype: t.dtype,
+                original: Some(Arc::new(model.to_f32(t)?)),
+                result: None,
+                compressible: default_rule(&t.name, &t.shape, t.dtype),
+            });
+        } else {
+            extra.push(raw(&t.name, &t.shape, t.dtype, model.bytes(t)));
+        }
+    }
+    let mut doc = Document::new(Some(path.to_path_buf()), title, tensors);
+    doc.order = model.tensors().iter().map(|t| t.name.clone()).collect();
+    doc.extra = extra;
+    doc.metadata = model.metadata();
+    Ok(doc)
 }
 
-fn read_safetensors(path: &Path, out: &mut Vec<TensorEntry>) -> anyhow::Result<()> {
-    let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
-    let st = safetensors::SafeTensors::deserialize(&bytes)
-        .with_context(|| format!("{}: not a safetensors file", path.display()))?;
-    for (name, view) in st.iter() {
-        let raw = view.data();
-        let data: Vec<f32> = match view.dtype() {
-            safetensors::Dtype::F32 => raw
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect(),
-            safetensors::Dtype::F16 => raw
-                .chunks_exact(2)
-                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
-                .collect(),
-            safetensors::Dtype::BF16 => raw
-                .chunks_exact(2)
-                .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
-                .collect(),
-            // Integer tensors (token ids, masks) are not weights to compress.
-            _ => continue,
+/// A packed file: compressed tensors come with their codes and reconstruction but no original.
+fn load_packed(path: &Path, title: String) -> anyhow::Result<Document> {
+    let p = PackedModel::open(path)?;
+    let mut tensors = Vec::new();
+    let mut extra = Vec::new();
+    for (i, t) in p.tensors().iter().enumerate() {
+        let entry = |original, result| TensorEntry {
+            name: t.name.clone(),
+            shape: t.shape.clone(),
+            dtype: t.dtype,
+            original,
+            result,
+            compressible: default_rule(&t.name, &t.shape, t.dtype),
         };
-        out.push(TensorEntry {
-            name: name.to_string(),
-            shape: view.shape().to_vec(),
-            dtype: format!("{:?}", view.dtype()),
-            original: Some(Arc::new(data)),
-            result: None,
-        });
+        match p.compressed(t) {
+            Some(c) => {
+                let compressed = c?;
+                let recon = compressed.reconstruct();
+                tensors.push(entry(
+                    None,
+                    Some(Arc::new(TensorResult {
+                        compressed,
+                        stats: None,
+                        recon,
+                        generation: i as u64 + 1,
+                    })),
+                ));
+            }
+            None if dtype::is_float(t.dtype) => {
+                tensors.push(entry(Some(Arc::new(p.to_f32(t)?)), None));
+            }
+            None => extra.push(raw(&t.name, &t.shape, t.dtype, p.stored_bytes(t))),
+        }
     }
-    Ok(())
+    let mut doc = Document::new(Some(path.to_path_buf()), title, tensors);
+    doc.order = p.tensors().iter().map(|t| t.name.clone()).collect();
+    doc.extra = extra;
+    doc.metadata = p.source_metadata();
+    Ok(doc)
+}
+
+fn raw(name: &str, shape: &[usize], dtype: Dtype, bytes: &[u8]) -> RawEntry {
+    RawEntry {
+        name: name.to_string(),
+        shape: shape.to_vec(),
+        dtype,
+        bytes: Arc::new(bytes.to_vec()),
+    }
 }

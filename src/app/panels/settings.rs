@@ -140,10 +140,16 @@ impl SettingsPanel {
             }
             if ui
                 .button("Compress all")
-                .on_hover_text("Compress every tensor of the model with these settings")
+                .on_hover_text(
+                    "Compress every linear-layer weight (2-D float tensors other than embeddings, \
+                     norms and the LM head) with these settings",
+                )
                 .clicked()
             {
-                out.push(Command::Compress((0..state.doc.tensors.len()).collect()));
+                let all = state.doc.tensors.iter().enumerate();
+                out.push(Command::Compress(
+                    all.filter(|(_, t)| t.compressible).map(|(i, _)| i).collect(),
+                ));
             }
         });
         if ui
