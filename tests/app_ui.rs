@@ -162,7 +162,7 @@ fn cancel_leaves_tensors_as_they_were() {
 
 #[test]
 fn a_bad_path_is_a_readable_error() {
-    let mut h = harness(Studio::with_document(loader::demo()));
+    let mut h = harness(Studio::with_document(loader::synthetic()));
     h.step();
     type_into(&mut h, "Path", "/nonexistent/model.safetensors");
     h.get_by_label("Open").click();
