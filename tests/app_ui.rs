@@ -96,7 +96,7 @@ fn compress_inspect_and_export_a_tensor() {
     type_into(&mut h, "Block index", "5");
     click(&mut h, "Show");
     let seed = engine.blocks[5].seed;
-    h.get_by_label_contains(&format!("Seed: 0x{seed:04X} ({seed})"));
+    h.get_by_label_contains(&format!("0x{seed:04X} ({seed})"));
 
     // A hand-typed seed is scored; its error is no smaller than the search's.
     type_into(&mut h, "Trial seed", "0x1");

@@ -5,6 +5,7 @@ use crate::dtype::Dtype;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A compression result kept for one tensor.
 #[derive(Debug)]
@@ -90,8 +91,10 @@ pub fn kind_of(name: &str) -> String {
 }
 
 /// The model open in the app.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Document {
+    /// Unique per document opened in this process (keys caches of derived data).
+    pub id: u64,
     /// Where it came from (`None` for the built-in synthetic model).
     pub path: Option<PathBuf>,
     /// Title shown in the window.
@@ -124,7 +127,9 @@ impl Document {
     pub fn new(path: Option<PathBuf>, title: String, mut tensors: Vec<TensorEntry>) -> Self {
         let order = tensors.iter().map(|t| t.name.clone()).collect();
         tensors.sort_by(|a, b| natural_cmp(&a.name, &b.name));
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         Document {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             path,
             title,
             tensors,

@@ -147,10 +147,7 @@ impl AppState {
     pub fn apply(&mut self, cmd: Command) {
         match cmd {
             Command::Open(path) => self.open(path),
-            Command::OpenDemo => {
-                self.cancel();
-                self.replace_doc(loader::demo());
-            }
+            Command::OpenDemo => self.replace_doc(loader::demo()),
             Command::Select { tensor, mode } => self.select(tensor, mode),
             Command::SelectOnly(v) => {
                 self.selection = v.into_iter().collect();
@@ -201,6 +198,9 @@ impl AppState {
     }
 
     fn replace_doc(&mut self, doc: Document) {
+        // The running job's tensor indices refer to the old document: stop it and forget it.
+        self.cancel();
+        self.job = None;
         self.doc = doc;
         self.selection.clear();
         self.focus = None;
@@ -280,7 +280,6 @@ impl AppState {
             self.loading = None;
             match res.map_err(anyhow::Error::msg).and_then(|r| r) {
                 Ok(doc) => {
-                    self.cancel();
                     self.replace_doc(doc);
                     self.recent.retain(|p| *p != path);
                     self.recent.insert(0, path.clone());

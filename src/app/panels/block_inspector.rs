@@ -16,7 +16,8 @@ use egui_plot::{Bar, BarChart, Legend, Line, Plot, PlotPoints};
 pub struct BlockInspector {
     index_text: String,
     trial_text: String,
-    shown: Option<BlockRef>,
+    /// The block shown (with its document and result) when the trial was made.
+    shown: Option<(u64, u64, BlockRef)>,
     trial: Option<Result<SeedFit, String>>,
 }
 
@@ -42,9 +43,15 @@ impl Tab for BlockInspector {
         };
         let ct = &res.compressed;
         let n = ct.num_blocks();
-        let current = state.inspect.filter(|b| b.tensor == ti);
-        if current != self.shown {
-            self.shown = current;
+        if n == 0 {
+            ui.label("This tensor is empty.");
+            return;
+        }
+        // A block index from an earlier result (other settings) may be past the end.
+        let current = state.inspect.filter(|b| b.tensor == ti && b.block < n);
+        let key = current.map(|b| (state.doc.id, res.generation, b));
+        if key != self.shown {
+            self.shown = key;
             self.trial = None;
             if let Some(b) = current {
                 self.index_text = b.block.to_string();
@@ -122,7 +129,7 @@ impl Tab for BlockInspector {
                 ui.label("Seed")
                     .on_hover_text("The LFSR register state the basis grows from");
                 ui.label(format!(
-                    "Seed: 0x{:0w$X} ({})",
+                    "0x{:0w$X} ({})",
                     code.seed,
                     code.seed,
                     w = (cfg.k as usize).div_ceil(4)
@@ -150,7 +157,7 @@ impl Tab for BlockInspector {
                     ui.label("Block error")
                         .on_hover_text("|w − ŵ|² and relative to |w|²");
                     ui.label(format!(
-                        "Block error: |w − ŵ|² = {:.4e}, relative {:.5}",
+                        "|w − ŵ|² = {:.4e}, relative {:.5}",
                         fit.result.err,
                         crate::compress::relmse(fit.result.err, n2)
                     ));
@@ -160,7 +167,7 @@ impl Tab for BlockInspector {
         ui.columns(2, |col| {
             col[0].label("w (blue) and ŵ (orange) per position");
             Plot::new("w_vs_what")
-                .height(220.0)
+                .height(300.0)
                 .legend(Legend::default())
                 .x_axis_label("position in block")
                 .show(&mut col[0], |plot| {
@@ -200,7 +207,7 @@ impl Tab for BlockInspector {
             col[1].label("U(s) columns scaled by t^: the parts that sum to ŵ");
             let u = basis.u_matrix(code.seed, c, p);
             Plot::new("parts")
-                .height(220.0)
+                .height(300.0)
                 .legend(Legend::default())
                 .x_axis_label("position in block")
                 .show(&mut col[1], |plot| {

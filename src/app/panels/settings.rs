@@ -116,10 +116,8 @@ impl SettingsPanel {
             }
         }
         ui.label(format!(
-            "{}: {} bits per block, {:.3} bits per weight",
-            cur,
-            cur.block_bits(),
-            cur.bits_per_weight()
+            "{cur}, {} bits per block",
+            cur.block_bits()
         ))
         .on_hover_text(
             "A block costs K + 4 + 4P bits (seed, exponent, coefficients) for C weights",

@@ -13,7 +13,7 @@ use egui_plot::{HoverPosition, Legend, Plot, PlotImage, PlotPoint, PlotPoints, P
 /// Histograms and textures of one tensor state, rebuilt only when the tensor or its result
 /// changes.
 struct Cached {
-    key: (usize, u64),
+    key: (u64, usize, u64),
     original: Option<TextureHandle>,
     recon: Option<TextureHandle>,
     error: Option<TextureHandle>,
@@ -47,7 +47,10 @@ impl Tab for TensorView {
         };
         let t = &state.doc.tensors[ti];
         header(ui, t);
-        let key = (ti, t.result.as_ref().map_or(0, |r| r.generation));
+        if t.is_empty() {
+            return;
+        }
+        let key = (state.doc.id, ti, t.result.as_ref().map_or(0, |r| r.generation));
         if self.cache.as_ref().is_none_or(|c| c.key != key) {
             self.cache = Some(build(ui.ctx(), key, t));
         }
@@ -143,8 +146,7 @@ fn header(ui: &mut egui::Ui, t: &TensorEntry) {
         Some(r) => {
             let cfg = r.compressed.config;
             ui.label(format!(
-                "compressed with {cfg} ({:.3} bits/weight), {} blocks, e_base {}",
-                cfg.bits_per_weight(),
+                "compressed with {cfg}, {} blocks, e_base {}",
                 r.compressed.num_blocks(),
                 r.compressed.e_base
             ));
@@ -179,7 +181,7 @@ fn texture(
     )
 }
 
-fn build(ctx: &egui::Context, key: (usize, u64), t: &TensorEntry) -> Cached {
+fn build(ctx: &egui::Context, key: (u64, usize, u64), t: &TensorEntry) -> Cached {
     let (rows, cols) = t.matrix_dims();
     let orig = t.original.as_deref().map(Vec::as_slice);
     let res = t.result.as_deref();
@@ -188,7 +190,7 @@ fn build(ctx: &egui::Context, key: (usize, u64), t: &TensorEntry) -> Cached {
         (Some(o), Some(r)) => Some(o.iter().zip(r).map(|(a, b)| a - b).collect()),
         _ => None,
     };
-    let name = |s: &str| format!("{}:{s}:{}", t.name, key.1);
+    let name = |s: &str| format!("{}:{s}:{:?}", t.name, key);
     let lim = orig
         .or(recon)
         .map_or(1.0, |v| v.iter().fold(0.0f32, |m, x| m.max(x.abs())))
