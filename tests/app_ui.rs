@@ -61,7 +61,10 @@ fn compress_inspect_and_export_a_tensor() {
     type_into(&mut h, "Path", demo_path().to_str().unwrap());
     click(&mut h, "Open");
     wait_idle(&mut h);
-    assert_eq!(h.state().state.doc.path.as_deref(), Some(demo_path().as_path()));
+    assert_eq!(
+        h.state().state.doc.path.as_deref(),
+        Some(demo_path().as_path())
+    );
     let ti = small_tensor(h.state());
     let name = h.state().state.doc.tensors[ti].name.clone();
     let data = h.state().state.doc.tensors[ti].original.clone().unwrap();
@@ -115,7 +118,13 @@ fn compress_inspect_and_export_a_tensor() {
     let pt = p.get(&name).unwrap();
     assert_eq!(p.compressed(pt).unwrap().unwrap(), engine);
     assert_eq!(p.to_f32(pt).unwrap(), result.recon);
-    assert_eq!(p.tensors().len(), seedlm::model::Model::open(&demo_path()).unwrap().tensors().len());
+    assert_eq!(
+        p.tensors().len(),
+        seedlm::model::Model::open(&demo_path())
+            .unwrap()
+            .tensors()
+            .len()
+    );
 
     // And a decompressed model: ŵ rounded to the tensor's own dtype.
     let out = dir.path().join("decompressed.safetensors");
@@ -169,8 +178,114 @@ fn a_bad_path_is_a_readable_error() {
     wait_idle(&mut h);
     let msg = h.state().state.messages.last().expect("a message").clone();
     assert!(msg.error, "{msg:?}");
-    assert!(msg.text.starts_with("/nonexistent/model.safetensors: "), "{msg:?}");
+    assert!(
+        msg.text.starts_with("/nonexistent/model.safetensors: "),
+        "{msg:?}"
+    );
     // It is on screen, and the model shown is unchanged.
     h.get_by_label(&msg.text);
     assert!(h.state().state.doc.path.is_none());
+}
+
+/// A tiny model with layers 1, 2 and 10, so natural order matters.
+fn tiny() -> Studio {
+    use seedlm::app::document::{Document, TensorEntry};
+    let tensors = [10, 2, 1]
+        .iter()
+        .map(|l| TensorEntry {
+            name: format!("model.layers.{l}.mlp.up_proj.weight"),
+            shape: vec![16, 16],
+            dtype: dtype::Dtype::F32,
+            original: Some(std::sync::Arc::new(
+                (0..256)
+                    .map(|i| ((i * 37 % 101) as f32 - 50.0) / 100.0)
+                    .collect(),
+            )),
+            result: None,
+            compressible: true,
+        })
+        .collect();
+    Studio::with_document(Document::new(None, "tiny".into(), tensors))
+}
+
+#[test]
+fn tree_sorts_naturally_and_multi_selects() {
+    let mut h = harness(tiny());
+    h.run_steps(2);
+    let name = |l: usize| format!("model.layers.{l}.mlp.up_proj.weight");
+    let y = |h: &Harness<'_, Studio>, l: usize| h.get_by_label(&name(l)).rect().top();
+    assert!(
+        y(&h, 1) < y(&h, 2) && y(&h, 2) < y(&h, 10),
+        "layer 2 is listed before layer 10"
+    );
+
+    click(&mut h, &name(1));
+    h.get_by_label(&name(10))
+        .click_modifiers(egui::Modifiers::COMMAND);
+    h.run_steps(2);
+    let sel = |h: &Harness<'_, Studio>| {
+        h.state()
+            .state
+            .selection
+            .iter()
+            .copied()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(sel(&h), vec![0, 2], "Ctrl+click adds");
+    h.get_by_label(&name(1))
+        .click_modifiers(egui::Modifiers::SHIFT);
+    h.run_steps(2);
+    assert_eq!(
+        sel(&h),
+        vec![0, 1, 2],
+        "Shift+click extends from the last click"
+    );
+    h.get_by_label(&name(2))
+        .click_modifiers(egui::Modifiers::COMMAND);
+    h.run_steps(2);
+    assert_eq!(sel(&h), vec![0, 2], "Ctrl+click removes");
+    h.get_by_label("Compress selected (2)");
+}
+
+#[test]
+fn recompressing_with_other_settings_replaces_the_result() {
+    let mut h = harness(tiny());
+    h.run_steps(2);
+    let name = "model.layers.2.mlp.up_proj.weight";
+    click(&mut h, name);
+    click(&mut h, "Compress selected (1)");
+    wait_idle(&mut h);
+    let first = h.state().state.doc.tensors[1].result.clone().unwrap();
+    assert_eq!(first.compressed.config, Config::FOUR_BIT);
+
+    click(&mut h, "3-bit");
+    h.get_by_label_contains("C=12 P=4 K=16 (3.000 bits/weight), 36 bits per block");
+    click(&mut h, "Compress selected (1)");
+    wait_idle(&mut h);
+    let second = h.state().state.doc.tensors[1].result.clone().unwrap();
+    assert_eq!(second.compressed.config, Config::THREE_BIT);
+    assert!(second.generation > first.generation);
+    let data = h.state().state.doc.tensors[1].original.clone().unwrap();
+    let (engine, _) = compress(
+        &data,
+        Config::THREE_BIT,
+        &Progress::default(),
+        &AtomicBool::new(false),
+    )
+    .unwrap();
+    assert_eq!(second.compressed, engine);
+    // The overview's model total (only this tensor is compressed) shows the new SNR.
+    let snr = second.stats.as_ref().unwrap().snr_db();
+    h.get_by_label_contains(&format!("({snr:.2} dB)"));
+}
+
+#[test]
+fn theme_switch_follows_the_view_menu() {
+    let mut h = harness(tiny());
+    h.run_steps(2);
+    assert!(h.state().state.dark);
+    click(&mut h, "View");
+    click(&mut h, "Dark theme");
+    assert!(!h.state().state.dark);
+    assert_eq!(h.ctx.theme(), egui::Theme::Light);
 }

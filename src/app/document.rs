@@ -87,7 +87,8 @@ pub fn kind_of(name: &str) -> String {
         .position(|p| p.parse::<usize>().is_ok())
         .map_or(0, |i| i + 1);
     let rest = parts[start..].join(".");
-    rest.strip_suffix(".weight").map_or(rest.clone(), str::to_string)
+    rest.strip_suffix(".weight")
+        .map_or(rest.clone(), str::to_string)
 }
 
 /// The model open in the app.
@@ -216,7 +217,10 @@ mod tests {
             kind_of("model.layers.12.self_attn.q_proj.weight"),
             "self_attn.q_proj"
         );
-        assert_eq!(kind_of("encoder.layer.0.output.dense.bias"), "output.dense.bias");
+        assert_eq!(
+            kind_of("encoder.layer.0.output.dense.bias"),
+            "output.dense.bias"
+        );
         assert_eq!(layer_of("lm_head.weight"), None);
         assert_eq!(kind_of("lm_head.weight"), "lm_head");
     }

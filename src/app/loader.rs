@@ -66,9 +66,10 @@ pub fn synthetic() -> Document {
 /// Opens a model file, a model directory or a packed file.
 pub fn load(path: &Path) -> anyhow::Result<Document> {
     let model = Model::open(path)?;
-    let title = path
-        .file_name()
-        .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into());
+    let title = path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into(),
+    );
     if model.files().len() == 1 && is_packed(&model.files()[0]) {
         return load_packed(path, title);
     }

@@ -115,13 +115,10 @@ impl SettingsPanel {
                 ui.colored_label(ui.visuals().error_fg_color, e.to_string());
             }
         }
-        ui.label(format!(
-            "{cur}, {} bits per block",
-            cur.block_bits()
-        ))
-        .on_hover_text(
-            "A block costs K + 4 + 4P bits (seed, exponent, coefficients) for C weights",
-        );
+        ui.label(format!("{cur}, {} bits per block", cur.block_bits()))
+            .on_hover_text(
+                "A block costs K + 4 + 4P bits (seed, exponent, coefficients) for C weights",
+            );
         ui.horizontal(|ui| {
             let sel: Vec<usize> = state.selection.iter().copied().collect();
             if ui
@@ -146,7 +143,9 @@ impl SettingsPanel {
             {
                 let all = state.doc.tensors.iter().enumerate();
                 out.push(Command::Compress(
-                    all.filter(|(_, t)| t.compressible).map(|(i, _)| i).collect(),
+                    all.filter(|(_, t)| t.compressible)
+                        .map(|(i, _)| i)
+                        .collect(),
                 ));
             }
         });

@@ -4,19 +4,18 @@
 
 use super::{Tab, histogram, histogram_chart};
 use crate::app::command::{Command, TabId};
-use crate::app::document::TensorEntry;
+use crate::app::document::{TensorEntry, TensorResult};
 use crate::app::heatmap::{MAX_SIDE, Pool, colorize, pool, scale_limit};
+use crate::app::jobs::Task;
 use crate::app::state::AppState;
 use egui::{Color32, TextureHandle, TextureOptions};
 use egui_plot::{HoverPosition, Legend, Plot, PlotImage, PlotPoint, PlotPoints, Polygon};
 
-/// Histograms and textures of one tensor state, rebuilt only when the tensor or its result
-/// changes.
-struct Cached {
-    key: (u64, usize, u64),
-    original: Option<TextureHandle>,
-    recon: Option<TextureHandle>,
-    error: Option<TextureHandle>,
+/// Identifies a tensor state: document, tensor index, result generation.
+type Key = (u64, usize, u64);
+
+/// Histograms as (bin centre, count).
+struct Hists {
     weights: Vec<(f64, f64)>,
     weights_recon: Vec<(f64, f64)>,
     block_err: Vec<(f64, f64)>,
@@ -25,10 +24,25 @@ struct Cached {
     qs: Vec<(f64, f64)>,
 }
 
+/// Heatmap images (original, reconstructed, error) and histograms of one tensor state,
+/// computed on a background thread since large tensors take a while.
+struct Prepared {
+    images: [Option<egui::ColorImage>; 3],
+    hists: Hists,
+}
+
+/// What is on screen, rebuilt only when the tensor or its result changes.
+struct Cached {
+    key: Key,
+    textures: [Option<TextureHandle>; 3],
+    hists: Hists,
+}
+
 /// The tensor tab's own state.
 #[derive(Default)]
 pub struct TensorView {
     cache: Option<Cached>,
+    pending: Option<(Key, Task<Prepared>)>,
 }
 
 impl Tab for TensorView {
@@ -50,21 +64,31 @@ impl Tab for TensorView {
         if t.is_empty() {
             return;
         }
-        let key = (state.doc.id, ti, t.result.as_ref().map_or(0, |r| r.generation));
+        let key = (
+            state.doc.id,
+            ti,
+            t.result.as_ref().map_or(0, |r| r.generation),
+        );
         if self.cache.as_ref().is_none_or(|c| c.key != key) {
-            self.cache = Some(build(ui.ctx(), key, t));
+            self.prepare(ui.ctx(), key, t);
         }
-        let Some(cache) = &self.cache else { return };
+        let Some(cache) = self.cache.as_ref().filter(|c| c.key == key) else {
+            ui.horizontal(|ui| {
+                ui.spinner();
+                ui.label("preparing heatmaps and histograms…");
+            });
+            return;
+        };
         let (rows, cols) = t.matrix_dims();
         let c = t.result.as_ref().map_or(1, |r| r.compressed.config.c);
         let marked = state.inspect.filter(|b| b.tensor == ti).map(|b| b.block);
         let link = ui.scope_id().with("heatmaps");
         ui.columns(3, |col| {
-            for (ui, (title, tex)) in col.iter_mut().zip([
-                ("original w", &cache.original),
-                ("reconstructed ŵ", &cache.recon),
-                ("error |w − ŵ|", &cache.error),
-            ]) {
+            for ((ui, title), tex) in col
+                .iter_mut()
+                .zip(["original w", "reconstructed ŵ", "error |w − ŵ|"])
+                .zip(&cache.textures)
+            {
                 ui.label(title);
                 let Some(tex) = tex else {
                     ui.label("(not available)");
@@ -89,22 +113,7 @@ impl Tab for TensorView {
                             [cols as f32, rows as f32],
                         ));
                         if let Some(b) = marked {
-                            let start = b * c;
-                            let (r, c0) = ((start / cols) as f64, (start % cols) as f64);
-                            let c1 = (c0 + c as f64).min(cols as f64);
-                            plot.polygon(
-                                Polygon::new(
-                                    "inspected block",
-                                    PlotPoints::new(vec![
-                                        [c0, -r],
-                                        [c1, -r],
-                                        [c1, -r - 1.0],
-                                        [c0, -r - 1.0],
-                                    ]),
-                                )
-                                .stroke(egui::Stroke::new(2.0, Color32::GREEN))
-                                .fill_color(Color32::TRANSPARENT),
-                            );
+                            plot.polygon(block_outline(b, c, cols));
                         }
                     });
                 let transform = resp.transform;
@@ -121,7 +130,46 @@ impl Tab for TensorView {
                 }
             }
         });
-        histograms(ui, cache);
+        histograms(ui, &cache.hists);
+    }
+
+    fn busy(&self) -> bool {
+        self.pending.is_some()
+    }
+}
+
+impl TensorView {
+    /// Starts, or collects, the background preparation of tensor state `key`.
+    fn prepare(&mut self, ctx: &egui::Context, key: Key, t: &TensorEntry) {
+        if self.pending.as_ref().is_none_or(|(k, _)| *k != key) {
+            let (orig, res, dims) = (t.original.clone(), t.result.clone(), t.matrix_dims());
+            let task = Task::spawn(move |_, _| {
+                prepare(orig.as_deref().map(Vec::as_slice), res.as_deref(), dims)
+            });
+            self.pending = Some((key, task));
+        }
+        let Some((_, task)) = &self.pending else {
+            return;
+        };
+        let Some(done) = task.poll() else { return };
+        self.pending = None;
+        // Only a panicking worker yields no result; the tab then stays empty.
+        let Ok(p) = done else { return };
+        let [a, b, c] = p.images;
+        let load = |img: Option<egui::ColorImage>, what: &str| {
+            img.map(|i| {
+                ctx.load_texture(
+                    format!("{}:{what}:{key:?}", t.name),
+                    i,
+                    TextureOptions::NEAREST,
+                )
+            })
+        };
+        self.cache = Some(Cached {
+            key,
+            textures: [load(a, "w"), load(b, "recon"), load(c, "err")],
+            hists: p.hists,
+        });
     }
 }
 
@@ -131,6 +179,19 @@ pub fn block_at(p: PlotPoint, rows: usize, cols: usize, c: usize) -> Option<usiz
     let (col, row) = (p.x.floor(), (-p.y).floor());
     let inside = col >= 0.0 && row >= 0.0 && (col as usize) < cols && (row as usize) < rows;
     inside.then(|| (row as usize * cols + col as usize) / c.max(1))
+}
+
+/// An outline around block `b` (its first row when it wraps).
+fn block_outline(b: usize, c: usize, cols: usize) -> Polygon<'static> {
+    let start = b * c;
+    let (r, c0) = ((start / cols) as f64, (start % cols) as f64);
+    let c1 = (c0 + c as f64).min(cols as f64);
+    Polygon::new(
+        "inspected block",
+        PlotPoints::new(vec![[c0, -r], [c1, -r], [c1, -r - 1.0], [c0, -r - 1.0]]),
+    )
+    .stroke(egui::Stroke::new(2.0, Color32::GREEN))
+    .fill_color(Color32::TRANSPARENT)
 }
 
 fn header(ui: &mut egui::Ui, t: &TensorEntry) {
@@ -144,19 +205,20 @@ fn header(ui: &mut egui::Ui, t: &TensorEntry) {
     ui.label(format!("shape {shape}, {}, {} weights", t.dtype, t.len()));
     match &t.result {
         Some(r) => {
-            let cfg = r.compressed.config;
             ui.label(format!(
-                "compressed with {cfg}, {} blocks, e_base {}",
+                "compressed with {}, {} blocks, e_base {}",
+                r.compressed.config,
                 r.compressed.num_blocks(),
                 r.compressed.e_base
             ));
-            if let Some(s) = &r.stats {
-                ui.label(format!(
+            match &r.stats {
+                Some(s) => ui.label(format!(
                     "SNR: {:.2} dB, relative MSE {:.6}",
                     s.snr_db(),
                     s.relmse()
-                ));
-            }
+                )),
+                None => ui.label("opened from a packed file: the original is not available"),
+            };
         }
         None => {
             ui.label("not compressed yet");
@@ -164,33 +226,18 @@ fn header(ui: &mut egui::Ui, t: &TensorEntry) {
     }
 }
 
-fn texture(
-    ctx: &egui::Context,
-    name: String,
-    data: &[f32],
-    rows: usize,
-    cols: usize,
-    how: Pool,
-) -> TextureHandle {
+fn image(data: &[f32], (rows, cols): (usize, usize), how: Pool) -> egui::ColorImage {
     let p = pool(data, rows, cols, MAX_SIDE, how);
     let limit = scale_limit(&p.values);
-    ctx.load_texture(
-        name,
-        colorize(&p, limit, how == Pool::Mean),
-        TextureOptions::NEAREST,
-    )
+    colorize(&p, limit, how == Pool::Mean)
 }
 
-fn build(ctx: &egui::Context, key: (u64, usize, u64), t: &TensorEntry) -> Cached {
-    let (rows, cols) = t.matrix_dims();
-    let orig = t.original.as_deref().map(Vec::as_slice);
-    let res = t.result.as_deref();
+fn prepare(orig: Option<&[f32]>, res: Option<&TensorResult>, dims: (usize, usize)) -> Prepared {
     let recon = res.map(|r| r.recon.as_slice());
     let err: Option<Vec<f32>> = match (orig, recon) {
         (Some(o), Some(r)) => Some(o.iter().zip(r).map(|(a, b)| a - b).collect()),
         _ => None,
     };
-    let name = |s: &str| format!("{}:{s}:{:?}", t.name, key);
     let lim = orig
         .or(recon)
         .map_or(1.0, |v| v.iter().fold(0.0f32, |m, x| m.max(x.abs())))
@@ -230,21 +277,24 @@ fn build(ctx: &egui::Context, key: (u64, usize, u64), t: &TensorEntry) -> Cached
             16,
         );
     }
-    Cached {
-        key,
-        original: orig.map(|o| texture(ctx, name("w"), o, rows, cols, Pool::Mean)),
-        recon: recon.map(|r| texture(ctx, name("recon"), r, rows, cols, Pool::Mean)),
-        error: err.map(|e| texture(ctx, name("err"), &e, rows, cols, Pool::Rms)),
-        weights: weights(orig),
-        weights_recon: weights(recon),
-        block_err,
-        seeds,
-        exps,
-        qs,
+    Prepared {
+        images: [
+            orig.map(|o| image(o, dims, Pool::Mean)),
+            recon.map(|r| image(r, dims, Pool::Mean)),
+            err.map(|e| image(&e, dims, Pool::Rms)),
+        ],
+        hists: Hists {
+            weights: weights(orig),
+            weights_recon: weights(recon),
+            block_err,
+            seeds,
+            exps,
+            qs,
+        },
     }
 }
 
-fn histograms(ui: &mut egui::Ui, c: &Cached) {
+fn histograms(ui: &mut egui::Ui, c: &Hists) {
     ui.separator();
     let blue = Color32::from_rgba_unmultiplied(80, 140, 255, 150);
     let orange = Color32::from_rgba_unmultiplied(255, 150, 60, 150);
@@ -300,4 +350,18 @@ fn hist_plot(
         .x_axis_label(x)
         .allow_scroll(false)
         .show(ui, add);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clicks_map_to_blocks() {
+        // 4×16 matrix, blocks of 8: row 1, column 9 is element 25, block 3.
+        assert_eq!(block_at(PlotPoint::new(9.5, -1.5), 4, 16, 8), Some(3));
+        assert_eq!(block_at(PlotPoint::new(0.1, -0.1), 4, 16, 8), Some(0));
+        assert_eq!(block_at(PlotPoint::new(16.5, -1.0), 4, 16, 8), None);
+        assert_eq!(block_at(PlotPoint::new(3.0, 0.5), 4, 16, 8), None);
+    }
 }
