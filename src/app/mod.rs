@@ -17,7 +17,7 @@ use panels::{Tab, menu::MenuPanel, settings::SettingsPanel, tree::TreePanel};
 use state::AppState;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Storage key of the recent-files list.
 const RECENT_KEY: &str = "recent_files";
@@ -34,6 +34,8 @@ pub struct Studio {
     tree: TreePanel,
     settings: SettingsPanel,
     tabs: Vec<Box<dyn Tab>>,
+    /// Time the UI thread spent on the previous frame (shown in the status bar).
+    last_frame: Duration,
 }
 
 impl Studio {
@@ -54,11 +56,13 @@ impl Studio {
             tree: TreePanel::default(),
             settings: SettingsPanel::default(),
             tabs: panels::default_tabs(),
+            last_frame: Duration::ZERO,
         }
     }
 
     /// Draws one frame and applies what the panels asked for.
     pub fn show(&mut self, ui: &mut egui::Ui) {
+        let started = Instant::now();
         self.state.poll();
         let ctx = ui.ctx().clone();
         let theme = if self.state.dark {
@@ -76,7 +80,8 @@ impl Studio {
         }
         let state = &self.state;
         egui::Panel::top("menu").show(ui, |ui| self.menu.ui(ui, state, &mut out));
-        egui::Panel::bottom("status").show(ui, |ui| panels::status::ui(ui, state, &mut out));
+        let frame = self.last_frame;
+        egui::Panel::bottom("status").show(ui, |ui| panels::status::ui(ui, state, frame, &mut out));
         egui::Panel::left("tree")
             .resizable(true)
             .default_size(340.0)
@@ -107,6 +112,7 @@ impl Studio {
         if self.busy() {
             ctx.request_repaint_after(BUSY_REPAINT);
         }
+        self.last_frame = started.elapsed();
     }
 
     /// Whether anything runs in the background.

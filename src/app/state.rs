@@ -151,6 +151,9 @@ impl AppState {
             Command::Select { tensor, mode } => self.select(tensor, mode),
             Command::SelectOnly(v) => {
                 self.selection = v.into_iter().collect();
+                if self.focus.is_none_or(|f| !self.selection.contains(&f)) {
+                    self.focus = self.selection.first().copied().or(self.focus);
+                }
             }
             Command::ShowTab(t) => self.tab = t,
             Command::SetConfig(c) => self.config = c,

@@ -93,6 +93,18 @@ impl Tab for BlockInspector {
                     });
                 }
             }
+            if let Some(stats) = &res.stats
+                && ui
+                    .button("worst block")
+                    .on_hover_text("Jump to the block with the largest relative error")
+                    .clicked()
+            {
+                let worst =
+                    (0..n).max_by(|&a, &b| stats.block_relmse(a).total_cmp(&stats.block_relmse(b)));
+                if let Some(block) = worst {
+                    out.push(Command::Inspect { tensor: ti, block });
+                }
+            }
             ui.label(format!("{n} blocks"));
         });
         let Some(BlockRef { block: b, .. }) = current else {

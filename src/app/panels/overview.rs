@@ -177,10 +177,16 @@ impl Overview {
             .x_axis_label("layer")
             .y_axis_label(if self.snr { "SNR (dB)" } else { "relative MSE" })
             .show(ui, |plot| {
-                for (kind, mut pts) in series {
+                for (i, (kind, mut pts)) in series.into_iter().enumerate() {
                     pts.sort_by(|a, b| a[0].total_cmp(&b[0]));
-                    plot.line(Line::new(kind.clone(), PlotPoints::new(pts.clone())));
-                    plot.points(Points::new(kind, PlotPoints::new(pts)).radius(3.0));
+                    let c = colorous::CATEGORY10[i % colorous::CATEGORY10.len()];
+                    let color = egui::Color32::from_rgb(c.r, c.g, c.b);
+                    plot.line(Line::new(kind.clone(), PlotPoints::new(pts.clone())).color(color));
+                    plot.points(
+                        Points::new(kind, PlotPoints::new(pts))
+                            .radius(3.5)
+                            .color(color),
+                    );
                 }
             });
     }

@@ -2,12 +2,13 @@
 
 use crate::app::command::Command;
 use crate::app::state::AppState;
+use std::time::Duration;
 
 /// Messages shown at once.
 const SHOWN: usize = 3;
 
 /// Draws the status bar.
-pub fn ui(ui: &mut egui::Ui, state: &AppState, out: &mut Vec<Command>) {
+pub fn ui(ui: &mut egui::Ui, state: &AppState, frame: Duration, out: &mut Vec<Command>) {
     let n = state.messages.len();
     for (i, m) in state
         .messages
@@ -31,6 +32,11 @@ pub fn ui(ui: &mut egui::Ui, state: &AppState, out: &mut Vec<Command>) {
         });
     }
     ui.horizontal(|ui| {
+        ui.label(format!("UI {:.1} ms", frame.as_secs_f64() * 1e3))
+            .on_hover_text(
+                "Time the UI thread spent on the last frame; work runs on background threads",
+            );
+        ui.separator();
         if let Some(job) = &state.job {
             let (done, total) = job.blocks();
             ui.spinner();

@@ -306,7 +306,12 @@ fn histograms(ui: &mut egui::Ui, c: &Hists) {
                 "value",
                 |p| {
                     p.bar_chart(histogram_chart("original w", &c.weights, blue));
-                    p.bar_chart(histogram_chart("reconstructed ŵ", &c.weights_recon, orange));
+                    let pts: Vec<[f64; 2]> = c.weights_recon.iter().map(|&(x, n)| [x, n]).collect();
+                    p.line(
+                        egui_plot::Line::new("reconstructed ŵ", PlotPoints::new(pts))
+                            .color(orange)
+                            .width(2.0),
+                    );
                 },
             );
             hist_plot(
