@@ -3,7 +3,7 @@
 
 use crate::basis::Basis;
 use crate::config::{Config, MAX_P};
-use crate::quant::{ExpRange, best_quantization};
+use crate::quant::{ExpRange, Rounding, best_quantization};
 use crate::search::BlockResult;
 
 /// A block fitted with one given seed.
@@ -18,7 +18,7 @@ pub struct SeedFit {
 }
 
 /// Fits the C weights `w` with `seed` (a register state in [1, 2^K − 1]) under `cfg` and the
-/// exponent range `range`. Returns `None` when `seed` is not a valid register state or `w` is
+/// exponent range `range`, rounding coefficients as the compressor does ([`Rounding::default`]). Returns `None` when `seed` is not a valid register state or `w` is
 /// not C long.
 pub fn fit_seed(cfg: Config, w: &[f32], seed: u32, range: ExpRange) -> Option<SeedFit> {
     let (c, p) = (cfg.c, cfg.p);
@@ -40,7 +40,15 @@ pub fn fit_seed(cfg: Config, w: &[f32], seed: u32, range: ExpRange) -> Option<Se
         .sum();
     let mut v = vec![0i64; c * p];
     basis.centred_at(idx, &mut v);
-    let (err, quant) = best_quantization(&w64, &v, p, &t[..p], basis.denom(), range);
+    let (err, quant) = best_quantization(
+        &w64,
+        &v,
+        p,
+        &t[..p],
+        basis.denom(),
+        range,
+        Rounding::default(),
+    );
     Some(SeedFit {
         result: BlockResult { seed, quant, err },
         t: t[..p].to_vec(),

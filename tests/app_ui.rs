@@ -18,7 +18,7 @@ fn harness(studio: Studio) -> Harness<'static, Studio> {
 
 /// Steps frames until no background work runs (a generous cap guards against a hang).
 fn wait_idle(h: &mut Harness<'_, Studio>) {
-    let deadline = Instant::now() + Duration::from_secs(600);
+    let deadline = Instant::now() + Duration::from_secs(300);
     h.step();
     while h.state().busy() {
         assert!(Instant::now() < deadline, "background work did not finish");

@@ -115,9 +115,11 @@ impl Studio {
         self.last_frame = started.elapsed();
     }
 
-    /// Whether anything runs in the background.
+    /// Whether anything the user can see is waiting on background work. Hidden tabs do not
+    /// count: a tab polls its own work when drawn, so it catches up once shown again.
     pub fn busy(&self) -> bool {
-        self.state.busy() || self.menu.busy() || self.tabs.iter().any(|t| t.busy())
+        let tab = self.tabs.iter().find(|t| t.id() == self.state.tab);
+        self.state.busy() || self.menu.busy() || tab.is_some_and(|t| t.busy())
     }
 }
 

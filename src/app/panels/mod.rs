@@ -4,7 +4,8 @@
 //! To add a central tab: write `panels/<name>.rs` with a struct implementing [`Tab`], add a
 //! [`TabId`] variant, and list it in [`default_tabs`]. A tab that needs background work keeps
 //! a [`crate::app::jobs::Task`] in its struct, polls it in `ui`, and returns `true` from
-//! [`Tab::busy`] while it runs so the app keeps repainting.
+//! [`Tab::busy`] while it runs so the app keeps repainting (only the shown tab is drawn, so a
+//! hidden tab's task is collected when the user comes back to it).
 
 pub mod block_inspector;
 pub mod menu;
