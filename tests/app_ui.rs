@@ -289,3 +289,43 @@ fn theme_switch_follows_the_view_menu() {
     assert!(!h.state().state.dark);
     assert_eq!(h.ctx.theme(), egui::Theme::Light);
 }
+
+/// A file dropped on the window, as the windowing layer hands it over.
+#[derive(Debug)]
+struct Dropped(std::path::PathBuf);
+
+impl egui::DroppedFile for Dropped {
+    fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        std::fs::read(&self.0).map_err(|e| e.to_string())
+    }
+}
+
+#[test]
+fn a_dropped_file_opens_and_joins_the_recent_files() {
+    // Write the tiny model out, then drop the file on the app.
+    let mut h = harness(tiny());
+    h.run_steps(2);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tiny.safetensors");
+    type_into(&mut h, "Export to", file.to_str().unwrap());
+    click(&mut h, "Export decompressed");
+    wait_idle(&mut h);
+    assert!(h.state().state.doc.path.is_none());
+
+    h.input_mut()
+        .dropped_files
+        .push(std::sync::Arc::new(Dropped(file.clone())));
+    h.step();
+    wait_idle(&mut h);
+    let s = &h.state().state;
+    assert_eq!(s.doc.path.as_deref(), Some(file.as_path()));
+    assert_eq!(s.doc.tensors.len(), 3);
+    assert_eq!(s.recent.first(), Some(&file));
+    click(&mut h, "File");
+    click(&mut h, "Recent");
+    h.get_by_label(file.to_str().unwrap());
+}
