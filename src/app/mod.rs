@@ -36,6 +36,8 @@ pub struct Studio {
     tabs: Vec<Box<dyn Tab>>,
     /// Time the UI thread spent on the previous frame (shown in the status bar).
     last_frame: Duration,
+    /// The document title last put in the window title.
+    title: String,
 }
 
 impl Studio {
@@ -57,6 +59,7 @@ impl Studio {
             settings: SettingsPanel::default(),
             tabs: panels::default_tabs(),
             last_frame: Duration::ZERO,
+            title: String::new(),
         }
     }
 
@@ -106,8 +109,18 @@ impl Studio {
                 tab.ui(ui, state, &mut out);
             }
         });
+        if ctx.input(|i| !i.raw.hovered_files.is_empty()) {
+            drop_hint(&ctx);
+        }
         for cmd in out {
             self.state.apply(cmd);
+        }
+        if self.title != self.state.doc.title {
+            self.title.clone_from(&self.state.doc.title);
+            ctx.send_viewport_cmd(egui::ViewportCommand::Title(format!(
+                "SeedLM Studio — {}",
+                self.title
+            )));
         }
         if self.busy() {
             ctx.request_repaint_after(BUSY_REPAINT);
@@ -121,6 +134,23 @@ impl Studio {
         let tab = self.tabs.iter().find(|t| t.id() == self.state.tab);
         self.state.busy() || self.menu.busy() || tab.is_some_and(|t| t.busy())
     }
+}
+
+/// Darkens the window and says what dropping will do while files are dragged over it.
+fn drop_hint(ctx: &egui::Context) {
+    let painter = ctx.layer_painter(egui::LayerId::new(
+        egui::Order::Foreground,
+        egui::Id::unique("drop_hint"),
+    ));
+    let rect = ctx.content_rect();
+    painter.rect_filled(rect, 0.0, egui::Color32::from_black_alpha(160));
+    painter.text(
+        rect.center(),
+        egui::Align2::CENTER_CENTER,
+        "Drop a model, model directory or packed file to open it",
+        egui::FontId::proportional(24.0),
+        egui::Color32::WHITE,
+    );
 }
 
 impl eframe::App for Studio {
