@@ -97,13 +97,13 @@ fn write_packed_file(
     for t in &snap.tensors {
         check(path, cancel, progress)?;
         match (&t.result, &t.original) {
-            (Some(r), _) => compressed.push(CompressedEntry {
-                name: t.name.clone(),
-                shape: t.shape.clone(),
-                dtype: t.dtype,
-                tensor: r.compressed.clone(),
-                relmse: r.stats.as_ref().map(|s| s.relmse()),
-            }),
+            (Some(r), _) => compressed.push(CompressedEntry::new(
+                &t.name,
+                &t.shape,
+                t.dtype,
+                &r.compressed,
+                r.stats.as_ref().map(|s| s.relmse()),
+            )),
             (None, Some(o)) => {
                 let bytes = dtype::from_f32(t.dtype, o)
                     .ok_or_else(|| ModelError::tensor(path, &t.name, "not a float tensor"))?;

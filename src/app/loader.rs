@@ -3,8 +3,8 @@
 
 use super::document::{Document, RawEntry, TensorEntry, TensorResult};
 use crate::dtype::{self, Dtype};
-use crate::model::Model;
-use crate::packed::{PackedModel, is_packed};
+use crate::opened::{self, Opened};
+use crate::packed::PackedModel;
 use crate::selection::default_rule;
 use rand::SeedableRng;
 use rand_distr::{Distribution, Normal};
@@ -65,14 +65,14 @@ pub fn synthetic() -> Document {
 
 /// Opens a model file, a model directory or a packed file.
 pub fn load(path: &Path) -> anyhow::Result<Document> {
-    let model = Model::open(path)?;
     let title = path.file_name().map_or_else(
         || path.display().to_string(),
         |n| n.to_string_lossy().into(),
     );
-    if model.files().len() == 1 && is_packed(&model.files()[0]) {
-        return load_packed(path, title);
-    }
+    let model = match opened::open(path)? {
+        Opened::Plain(m) => m,
+        Opened::Packed(p) => return load_packed(&p, path, title),
+    };
     let mut tensors = Vec::new();
     let mut extra = Vec::new();
     for t in model.tensors() {
@@ -97,8 +97,7 @@ pub fn load(path: &Path) -> anyhow::Result<Document> {
 }
 
 /// A packed file: compressed tensors come with their codes and reconstruction but no original.
-fn load_packed(path: &Path, title: String) -> anyhow::Result<Document> {
-    let p = PackedModel::open(path)?;
+fn load_packed(p: &PackedModel, path: &Path, title: String) -> anyhow::Result<Document> {
     let mut tensors = Vec::new();
     let mut extra = Vec::new();
     for (i, t) in p.tensors().iter().enumerate() {
