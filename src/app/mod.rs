@@ -87,7 +87,7 @@ impl Studio {
         egui::Panel::bottom("status").show(ui, |ui| panels::status::ui(ui, state, frame, &mut out));
         egui::Panel::left("tree")
             .resizable(true)
-            .default_size(340.0)
+            .default_size(430.0)
             .show(ui, |ui| {
                 self.settings.ui(ui, state, &mut out);
                 ui.separator();

@@ -149,7 +149,11 @@ impl Tab for BlockInspector {
                 ui.end_row();
                 ui.label("Register")
                     .on_hover_text("The seed's K register bits, bit K−1 first");
-                ui.monospace(format!("{:0k$b}", code.seed, k = cfg.k as usize));
+                ui.vertical(|ui| {
+                    ui.monospace(format!("{:0k$b}", code.seed, k = cfg.k as usize));
+                    ui.monospace(tap_marks(cfg.k))
+                        .on_hover_text("^ marks the tap bits XORed into the new bit at each step");
+                });
                 ui.end_row();
                 ui.label("Exponent")
                     .on_hover_text("Stored 4-bit code E; e = e_base + E");
@@ -358,6 +362,15 @@ fn parse_seed(s: &str) -> Option<u32> {
     }
 }
 
+/// A line with `^` under the register's tap bits (bit K−1 leftmost, as the register is shown).
+fn tap_marks(k: u32) -> String {
+    let taps = crate::lfsr::taps(k).unwrap_or(&[]);
+    (0..k)
+        .rev()
+        .map(|bit| if taps.contains(&bit) { '^' } else { ' ' })
+        .collect()
+}
+
 fn fmt_vec(v: &[f64]) -> String {
     let parts: Vec<String> = v.iter().map(|x| format!("{x:.4e}")).collect();
     format!("[{}]", parts.join(", "))
@@ -376,6 +389,12 @@ fn bars(name: &str, v: impl Iterator<Item = f64>, offset: f64, color: Color32) -
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tap_marks_sit_under_the_tap_bits() {
+        // K=16 taps are bits 0, 1, 3 and 12 (DESIGN.md); bit 15 is leftmost.
+        assert_eq!(tap_marks(16), "   ^        ^ ^^");
+    }
 
     #[test]
     fn seeds_parse_in_hex_and_decimal() {

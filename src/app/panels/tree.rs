@@ -55,6 +55,8 @@ impl TreePanel {
         egui::ScrollArea::vertical()
             .auto_shrink(false)
             .show(ui, |ui| {
+                // One line per tensor; the tooltip has everything a truncated row hides.
+                ui.style_mut().wrap_mode = Some(egui::TextWrapMode::Truncate);
                 for (layer, members) in groups {
                     let title = match layer {
                         Some(l) => format!("layer {l}"),
@@ -98,7 +100,11 @@ impl TreePanel {
             TensorStatus::Compressed(None) => "packed".into(),
         };
         let selected = state.selection.contains(&i);
-        let text = RichText::new(format!("{short}  [{shape}]  {status_text}"));
+        let text = RichText::new(format!(
+            "{short}  {status_text}  [{shape}] {} {}",
+            t.dtype,
+            human_bytes(t.original_bytes())
+        ));
         let text = if matches!(status, TensorStatus::Compressed(_)) {
             text.strong()
         } else {
