@@ -185,6 +185,21 @@ fn a_bad_path_is_a_readable_error() {
     // It is on screen, and the model shown is unchanged.
     h.get_by_label(&msg.text);
     assert!(h.state().state.doc.path.is_none());
+
+    // A failed export is a message too, and leaves no file behind.
+    let bad = std::path::Path::new("/nonexistent/dir/out.safetensors");
+    type_into(&mut h, "Export to", bad.to_str().unwrap());
+    click(&mut h, "Export decompressed");
+    wait_idle(&mut h);
+    let msg = h.state().state.messages.last().expect("a message").clone();
+    assert!(
+        msg.error
+            && msg
+                .text
+                .starts_with("export failed: /nonexistent/dir/out.safetensors"),
+        "{msg:?}"
+    );
+    assert!(!bad.exists());
 }
 
 /// A tiny model with layers 1, 2 and 10, so natural order matters.
