@@ -41,13 +41,17 @@ pub struct Studio {
 }
 
 impl Studio {
-    /// The app on the demo model, then opening `path` in the background if given.
+    /// The app opening `path` in the background, or showing the demo model.
     pub fn new(path: Option<PathBuf>) -> Self {
-        let mut studio = Studio::with_document(loader::demo());
-        if let Some(p) = path {
-            studio.state.apply(Command::Open(p));
+        match path {
+            Some(p) => {
+                let empty = document::Document::new(None, "no model".into(), Vec::new());
+                let mut studio = Studio::with_document(empty);
+                studio.state.apply(Command::Open(p));
+                studio
+            }
+            None => Studio::with_document(loader::demo()),
         }
-        studio
     }
 
     /// The app showing `doc`.

@@ -289,7 +289,7 @@ impl AppState {
                     self.recent.truncate(MAX_RECENT);
                     self.message(false, format!("opened {}", path.display()));
                 }
-                Err(e) => self.message(true, format!("{e:#}")),
+                Err(e) => self.message(true, e.to_string()),
             }
         }
         if let Some(task) = &self.exporting
@@ -298,7 +298,7 @@ impl AppState {
             self.exporting = None;
             match res.map_err(anyhow::Error::msg).and_then(|r| r) {
                 Ok(msg) => self.message(false, msg),
-                Err(e) => self.message(true, format!("export failed: {e:#}")),
+                Err(e) => self.message(true, format!("export failed: {e}")),
             }
         }
     }
