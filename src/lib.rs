@@ -9,6 +9,7 @@ pub mod cli;
 pub mod compress;
 pub mod config;
 pub mod dtype;
+pub mod fit;
 pub mod hwbuild;
 pub mod hwmodel;
 pub mod hwsim;

@@ -1,10 +1,195 @@
 //! The desktop app (egui). It drives the engine through background jobs and never blocks.
+//!
+//! [`state::AppState`] holds everything; panels (`panels/`, one file each) read it and return
+//! [`command::Command`]s, which [`Studio::show`] applies after drawing.
 
+pub mod command;
+pub mod document;
+pub mod export;
+pub mod heatmap;
+pub mod jobs;
+pub mod loader;
+pub mod panels;
+pub mod state;
+
+use command::Command;
+use panels::{Tab, menu::MenuPanel, settings::SettingsPanel, tree::TreePanel};
+use state::AppState;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+/// Storage key of the recent-files list.
+const RECENT_KEY: &str = "recent_files";
+/// Storage key of the theme.
+const DARK_KEY: &str = "dark_theme";
+/// Repaint interval while background work runs.
+const BUSY_REPAINT: Duration = Duration::from_millis(50);
+
+/// The app: its state, the side panels and the central tabs.
+pub struct Studio {
+    /// Everything panels read; public so tests can inspect it.
+    pub state: AppState,
+    menu: MenuPanel,
+    tree: TreePanel,
+    settings: SettingsPanel,
+    tabs: Vec<Box<dyn Tab>>,
+    /// Time the UI thread spent on the previous frame (shown in the status bar).
+    last_frame: Duration,
+    /// The document title last put in the window title.
+    title: String,
+}
+
+impl Studio {
+    /// The app opening `path` in the background, or showing the demo model.
+    pub fn new(path: Option<PathBuf>) -> Self {
+        match path {
+            Some(p) => {
+                let empty = document::Document::new(None, "no model".into(), Vec::new());
+                let mut studio = Studio::with_document(empty);
+                studio.state.apply(Command::Open(p));
+                studio
+            }
+            None => Studio::with_document(loader::demo()),
+        }
+    }
+
+    /// The app showing `doc`.
+    pub fn with_document(doc: document::Document) -> Self {
+        Studio {
+            state: AppState::new(doc),
+            menu: MenuPanel::default(),
+            tree: TreePanel::default(),
+            settings: SettingsPanel::default(),
+            tabs: panels::default_tabs(),
+            last_frame: Duration::ZERO,
+            title: String::new(),
+        }
+    }
+
+    /// Draws one frame and applies what the panels asked for.
+    pub fn show(&mut self, ui: &mut egui::Ui) {
+        let started = Instant::now();
+        self.state.poll();
+        let ctx = ui.ctx().clone();
+        let theme = if self.state.dark {
+            egui::Theme::Dark
+        } else {
+            egui::Theme::Light
+        };
+        if ctx.theme() != theme {
+            ctx.set_theme(theme);
+        }
+        let mut out = Vec::new();
+        // Files dropped on the window open like File → Open.
+        for f in ctx.input(|i| i.raw.dropped_files.clone()) {
+            out.push(Command::Open(f.path().to_path_buf()));
+        }
+        let state = &self.state;
+        egui::Panel::top("menu").show(ui, |ui| self.menu.ui(ui, state, &mut out));
+        let frame = self.last_frame;
+        egui::Panel::bottom("status").show(ui, |ui| panels::status::ui(ui, state, frame, &mut out));
+        egui::Panel::left("tree")
+            .resizable(true)
+            .default_size(430.0)
+            .show(ui, |ui| {
+                self.settings.ui(ui, state, &mut out);
+                ui.separator();
+                self.tree.ui(ui, state, &mut out);
+            });
+        egui::CentralPanel::default().show(ui, |ui| {
+            ui.horizontal(|ui| {
+                for tab in &self.tabs {
+                    if ui
+                        .selectable_label(state.tab == tab.id(), tab.title())
+                        .clicked()
+                    {
+                        out.push(Command::ShowTab(tab.id()));
+                    }
+                }
+            });
+            ui.separator();
+            if let Some(tab) = self.tabs.iter_mut().find(|t| t.id() == state.tab) {
+                tab.ui(ui, state, &mut out);
+            }
+        });
+        if ctx.input(|i| !i.raw.hovered_files.is_empty()) {
+            drop_hint(&ctx);
+        }
+        for cmd in out {
+            self.state.apply(cmd);
+        }
+        if self.title != self.state.doc.title {
+            self.title.clone_from(&self.state.doc.title);
+            ctx.send_viewport_cmd(egui::ViewportCommand::Title(format!(
+                "SeedLM Studio — {}",
+                self.title
+            )));
+        }
+        if self.busy() {
+            ctx.request_repaint_after(BUSY_REPAINT);
+        }
+        self.last_frame = started.elapsed();
+    }
+
+    /// Whether anything the user can see is waiting on background work. Hidden tabs do not
+    /// count: a tab polls its own work when drawn, so it catches up once shown again.
+    pub fn busy(&self) -> bool {
+        let tab = self.tabs.iter().find(|t| t.id() == self.state.tab);
+        self.state.busy() || self.menu.busy() || tab.is_some_and(|t| t.busy())
+    }
+}
+
+/// Darkens the window and says what dropping will do while files are dragged over it.
+fn drop_hint(ctx: &egui::Context) {
+    let painter = ctx.layer_painter(egui::LayerId::new(
+        egui::Order::Foreground,
+        egui::Id::unique("drop_hint"),
+    ));
+    let rect = ctx.content_rect();
+    painter.rect_filled(rect, 0.0, egui::Color32::from_black_alpha(160));
+    painter.text(
+        rect.center(),
+        egui::Align2::CENTER_CENTER,
+        "Drop a model, model directory or packed file to open it",
+        egui::FontId::proportional(24.0),
+        egui::Color32::WHITE,
+    );
+}
+
+impl eframe::App for Studio {
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        self.show(ui);
+    }
+
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        eframe::set_value(storage, RECENT_KEY, &self.state.recent);
+        eframe::set_value(storage, DARK_KEY, &self.state.dark);
+    }
+}
 
 /// Opens the app on `path`, or on the bundled demo model.
 pub fn run(path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
-    let _ = path;
-    anyhow::bail!("the app is not built yet")
+    let options = eframe::NativeOptions {
+        renderer: eframe::Renderer::Glow,
+        viewport: egui::ViewportBuilder::default()
+            .with_title("SeedLM Studio")
+            .with_inner_size([1500.0, 950.0])
+            .with_drag_and_drop(true),
+        ..Default::default()
+    };
+    eframe::run_native(
+        "SeedLM Studio",
+        options,
+        Box::new(move |cc| {
+            let mut studio = Studio::new(path);
+            if let Some(s) = cc.storage {
+                studio.state.recent = eframe::get_value(s, RECENT_KEY).unwrap_or_default();
+                studio.state.dark = eframe::get_value(s, DARK_KEY).unwrap_or(true);
+            }
+            Ok(Box::new(studio))
+        }),
+    )
+    .map_err(|e| anyhow::anyhow!("cannot start the app: {e}"))?;
+    Ok(ExitCode::SUCCESS)
 }

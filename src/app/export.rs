@@ -1,0 +1,173 @@
+//! Exports through the engine's writers: the packed file of the compressed tensors, or a
+//! decompressed safetensors model (compressed tensors replaced by ŵ in their original dtype).
+//! Both are written to a temporary file beside the target and renamed into place.
+
+use super::command::ExportKind;
+use super::document::{Document, RawEntry, TensorResult};
+use crate::compress::Progress;
+use crate::dtype::{self, Dtype};
+use crate::model_error::ModelError;
+use crate::packed::{CompressedEntry, PlainEntry, write_packed};
+use crate::safetensors_file::{OutTensor, Payload, write_atomic};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// One float tensor as handed to the export thread (the data is shared, not copied).
+pub struct ExportTensor {
+    name: String,
+    shape: Vec<usize>,
+    dtype: Dtype,
+    original: Option<Arc<Vec<f32>>>,
+    result: Option<Arc<TensorResult>>,
+}
+
+/// What an export needs from the document.
+pub struct Snapshot {
+    tensors: Vec<ExportTensor>,
+    extra: Vec<RawEntry>,
+    order: Vec<String>,
+    metadata: BTreeMap<String, String>,
+}
+
+/// Takes what an export needs from the document (cheap: the data is shared).
+pub fn snapshot(doc: &Document) -> Snapshot {
+    Snapshot {
+        tensors: doc
+            .tensors
+            .iter()
+            .map(|t| ExportTensor {
+                name: t.name.clone(),
+                shape: t.shape.clone(),
+                dtype: t.dtype,
+                original: t.original.clone(),
+                result: t.result.clone(),
+            })
+            .collect(),
+        extra: doc.extra.clone(),
+        order: doc.order.clone(),
+        metadata: doc.metadata.clone(),
+    }
+}
+
+/// Writes `snap` to `path`; returns a one-line summary. `progress` counts tensors.
+pub fn write(
+    kind: ExportKind,
+    snap: &Snapshot,
+    path: &Path,
+    cancel: &AtomicBool,
+    progress: &Progress,
+) -> anyhow::Result<String> {
+    let n = snap.tensors.len() + snap.extra.len();
+    progress.total.store(n as u64, Ordering::Relaxed);
+    let compressed = snap.tensors.iter().filter(|t| t.result.is_some()).count();
+    match kind {
+        ExportKind::Packed => write_packed_file(snap, path, cancel, progress)?,
+        ExportKind::Decompressed => write_decompressed(snap, path, cancel, progress)?,
+    }
+    let size = std::fs::metadata(path).map_or(0, |m| m.len());
+    let what = match kind {
+        ExportKind::Packed => "packed file",
+        ExportKind::Decompressed => "decompressed model",
+    };
+    Ok(format!(
+        "wrote {what} {} ({}, {n} tensors, {compressed} compressed)",
+        path.display(),
+        super::panels::human_bytes(size)
+    ))
+}
+
+fn check(path: &Path, cancel: &AtomicBool, progress: &Progress) -> Result<(), ModelError> {
+    if cancel.load(Ordering::Relaxed) {
+        return Err(ModelError::file(path, "export cancelled"));
+    }
+    progress.done.fetch_add(1, Ordering::Relaxed);
+    Ok(())
+}
+
+fn write_packed_file(
+    snap: &Snapshot,
+    path: &Path,
+    cancel: &AtomicBool,
+    progress: &Progress,
+) -> Result<(), ModelError> {
+    let mut compressed = Vec::new();
+    let mut plain_bytes: Vec<(&str, &[usize], Dtype, Vec<u8>)> = Vec::new();
+    for t in &snap.tensors {
+        check(path, cancel, progress)?;
+        match (&t.result, &t.original) {
+            (Some(r), _) => compressed.push(CompressedEntry::new(
+                &t.name,
+                &t.shape,
+                t.dtype,
+                &r.compressed,
+                r.stats.as_ref().map(|s| s.relmse()),
+            )),
+            (None, Some(o)) => {
+                let bytes = dtype::from_f32(t.dtype, o)
+                    .ok_or_else(|| ModelError::tensor(path, &t.name, "not a float tensor"))?;
+                plain_bytes.push((&t.name, &t.shape, t.dtype, bytes));
+            }
+            (None, None) => return Err(ModelError::tensor(path, &t.name, "no weights to write")),
+        }
+    }
+    let mut plain: Vec<PlainEntry<'_>> = plain_bytes
+        .iter()
+        .map(|(n, s, d, b)| PlainEntry {
+            name: n.to_string(),
+            shape: s.to_vec(),
+            dtype: *d,
+            data: b,
+        })
+        .collect();
+    for e in &snap.extra {
+        check(path, cancel, progress)?;
+        plain.push(PlainEntry {
+            name: e.name.clone(),
+            shape: e.shape.clone(),
+            dtype: e.dtype,
+            data: &e.bytes,
+        });
+    }
+    write_packed(path, &compressed, &plain, &snap.order, &snap.metadata)
+}
+
+fn write_decompressed(
+    snap: &Snapshot,
+    path: &Path,
+    cancel: &AtomicBool,
+    progress: &Progress,
+) -> Result<(), ModelError> {
+    let mut out = Vec::new();
+    for t in &snap.tensors {
+        // Converted lazily, one tensor at a time, as the writer reaches it.
+        out.push(OutTensor {
+            name: t.name.clone(),
+            dtype: t.dtype,
+            shape: t.shape.clone(),
+            data: Payload::Lazy(Box::new(move || {
+                check(path, cancel, progress)?;
+                let values: &[f32] = match (&t.result, &t.original) {
+                    (Some(r), _) => &r.recon,
+                    (None, Some(o)) => o,
+                    (None, None) => {
+                        return Err(ModelError::tensor(path, &t.name, "no weights to write"));
+                    }
+                };
+                dtype::from_f32(t.dtype, values)
+                    .ok_or_else(|| ModelError::tensor(path, &t.name, "not a float tensor"))
+            })),
+        });
+    }
+    for e in &snap.extra {
+        check(path, cancel, progress)?;
+        out.push(OutTensor {
+            name: e.name.clone(),
+            dtype: e.dtype,
+            shape: e.shape.clone(),
+            data: Payload::Bytes(&e.bytes),
+        });
+    }
+    write_atomic(path, out, &snap.metadata)
+}

@@ -1,0 +1,146 @@
+//! Opening models for the app (through the engine's model and packed-file readers): the bundled
+//! demo model, safetensors files, model directories and packed files.
+
+use super::document::{Document, RawEntry, TensorEntry, TensorResult};
+use crate::dtype::{self, Dtype};
+use crate::opened::{self, Opened};
+use crate::packed::PackedModel;
+use crate::selection::default_rule;
+use rand::SeedableRng;
+use rand_distr::{Distribution, Normal};
+use std::path::Path;
+use std::sync::Arc;
+
+/// Where the bundled demo model lives, relative to the crate root.
+pub const DEMO_MODEL: &str = "assets/demo/model.safetensors";
+
+/// The bundled demo model if present (it is when run from the source tree), else a small
+/// synthetic one built in memory.
+pub fn demo() -> Document {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(DEMO_MODEL);
+    match load(&path) {
+        Ok(doc) => doc,
+        Err(_) => synthetic(),
+    }
+}
+
+/// A deterministic transformer-shaped model: 4 layers of q/k/v/o (64×64) and up/down (128×64,
+/// 64×128) with Gaussian weights, per-row scales and a few outliers, as LLM weights have.
+pub fn synthetic() -> Document {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0x5eed);
+    let normal = Normal::new(0.0f32, 1.0).expect("unit normal");
+    let mut tensors = Vec::new();
+    for layer in 0..4 {
+        for (kind, rows, cols) in [
+            ("self_attn.q_proj", 64, 64),
+            ("self_attn.k_proj", 64, 64),
+            ("self_attn.v_proj", 64, 64),
+            ("self_attn.o_proj", 64, 64),
+            ("mlp.up_proj", 128, 64),
+            ("mlp.down_proj", 64, 128),
+        ] {
+            let mut data = Vec::with_capacity(rows * cols);
+            for _ in 0..rows {
+                let row_scale = 0.02 * (1.0 + 0.5 * normal.sample(&mut rng).abs());
+                for _ in 0..cols {
+                    let mut x = normal.sample(&mut rng) * row_scale;
+                    if rand::Rng::random_ratio(&mut rng, 1, 200) {
+                        x *= 8.0;
+                    }
+                    data.push(x);
+                }
+            }
+            tensors.push(TensorEntry {
+                name: format!("model.layers.{layer}.{kind}.weight"),
+                shape: vec![rows, cols],
+                dtype: Dtype::F32,
+                original: Some(Arc::new(data)),
+                result: None,
+                compressible: true,
+            });
+        }
+    }
+    Document::new(None, "synthetic demo model".into(), tensors)
+}
+
+/// Opens a model file, a model directory or a packed file.
+pub fn load(path: &Path) -> anyhow::Result<Document> {
+    let title = path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into(),
+    );
+    let model = match opened::open(path)? {
+        Opened::Plain(m) => m,
+        Opened::Packed(p) => return load_packed(&p, path, title),
+    };
+    let mut tensors = Vec::new();
+    let mut extra = Vec::new();
+    for t in model.tensors() {
+        if dtype::is_float(t.dtype) {
+            tensors.push(TensorEntry {
+                name: t.name.clone(),
+                shape: t.shape.clone(),
+                dtype: t.dtype,
+                original: Some(Arc::new(model.to_f32(t)?)),
+                result: None,
+                compressible: default_rule(&t.name, &t.shape, t.dtype),
+            });
+        } else {
+            extra.push(raw(&t.name, &t.shape, t.dtype, model.bytes(t)));
+        }
+    }
+    let mut doc = Document::new(Some(path.to_path_buf()), title, tensors);
+    doc.order = model.tensors().iter().map(|t| t.name.clone()).collect();
+    doc.extra = extra;
+    doc.metadata = model.metadata();
+    Ok(doc)
+}
+
+/// A packed file: compressed tensors come with their codes and reconstruction but no original.
+fn load_packed(p: &PackedModel, path: &Path, title: String) -> anyhow::Result<Document> {
+    let mut tensors = Vec::new();
+    let mut extra = Vec::new();
+    for (i, t) in p.tensors().iter().enumerate() {
+        let entry = |original, result| TensorEntry {
+            name: t.name.clone(),
+            shape: t.shape.clone(),
+            dtype: t.dtype,
+            original,
+            result,
+            compressible: default_rule(&t.name, &t.shape, t.dtype),
+        };
+        match p.compressed(t) {
+            Some(c) => {
+                let compressed = c?;
+                let recon = compressed.reconstruct();
+                tensors.push(entry(
+                    None,
+                    Some(Arc::new(TensorResult {
+                        compressed,
+                        stats: None,
+                        recon,
+                        generation: i as u64 + 1,
+                    })),
+                ));
+            }
+            None if dtype::is_float(t.dtype) => {
+                tensors.push(entry(Some(Arc::new(p.to_f32(t)?)), None));
+            }
+            None => extra.push(raw(&t.name, &t.shape, t.dtype, p.stored_bytes(t))),
+        }
+    }
+    let mut doc = Document::new(Some(path.to_path_buf()), title, tensors);
+    doc.order = p.tensors().iter().map(|t| t.name.clone()).collect();
+    doc.extra = extra;
+    doc.metadata = p.source_metadata();
+    Ok(doc)
+}
+
+fn raw(name: &str, shape: &[usize], dtype: Dtype, bytes: &[u8]) -> RawEntry {
+    RawEntry {
+        name: name.to_string(),
+        shape: shape.to_vec(),
+        dtype,
+        bytes: Arc::new(bytes.to_vec()),
+    }
+}

@@ -1,0 +1,124 @@
+//! One file per panel. Side panels and tabs read [`AppState`] and push [`Command`]s; they keep
+//! only their own widget state (text fields, cached textures).
+//!
+//! To add a central tab: write `panels/<name>.rs` with a struct implementing [`Tab`], add a
+//! [`TabId`] variant, and list it in [`default_tabs`]. A tab that needs background work keeps
+//! a [`crate::app::jobs::Task`] in its struct, polls it in `ui`, and returns `true` from
+//! [`Tab::busy`] while it runs so the app keeps repainting (only the shown tab is drawn, so a
+//! hidden tab's task is collected when the user comes back to it).
+
+pub mod block_inspector;
+pub mod menu;
+pub mod overview;
+pub mod settings;
+pub mod status;
+pub mod tensor_view;
+pub mod tree;
+
+use super::command::{Command, TabId};
+use super::state::AppState;
+
+/// A central tab.
+pub trait Tab {
+    /// Which tab this is.
+    fn id(&self) -> TabId;
+    /// The tab's title in the tab bar.
+    fn title(&self) -> &'static str;
+    /// Draws the tab; requests go to `out`.
+    fn ui(&mut self, ui: &mut egui::Ui, state: &AppState, out: &mut Vec<Command>);
+    /// Whether the tab has background work running (the app then keeps repainting).
+    fn busy(&self) -> bool {
+        false
+    }
+}
+
+/// The tabs, in tab-bar order.
+pub fn default_tabs() -> Vec<Box<dyn Tab>> {
+    vec![
+        Box::new(overview::Overview::default()),
+        Box::new(tensor_view::TensorView::default()),
+        Box::new(block_inspector::BlockInspector::default()),
+    ]
+}
+
+/// A histogram of `values` over `[lo, hi]` in `bins` bins: (bin centre, count) pairs.
+pub fn histogram(
+    values: impl Iterator<Item = f64>,
+    lo: f64,
+    hi: f64,
+    bins: usize,
+) -> Vec<(f64, f64)> {
+    let bins = bins.max(1);
+    let width = if hi > lo {
+        (hi - lo) / bins as f64
+    } else {
+        1.0
+    };
+    let mut counts = vec![0.0; bins];
+    for v in values.filter(|v| v.is_finite()) {
+        let b = ((v - lo) / width).floor();
+        if b >= 0.0 {
+            counts[(b as usize).min(bins - 1)] += 1.0;
+        }
+    }
+    counts
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| (lo + (i as f64 + 0.5) * width, c))
+        .collect()
+}
+
+/// A bar chart of a histogram.
+pub fn histogram_chart(
+    name: &str,
+    hist: &[(f64, f64)],
+    color: egui::Color32,
+) -> egui_plot::BarChart {
+    let width = if hist.len() > 1 {
+        hist[1].0 - hist[0].0
+    } else {
+        1.0
+    };
+    egui_plot::BarChart::new(
+        name,
+        hist.iter()
+            .map(|&(x, c)| egui_plot::Bar::new(x, c).width(width * 0.95))
+            .collect(),
+    )
+    .color(color)
+}
+
+/// "1.2 MiB"-style size.
+pub fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_counts_every_finite_value_once() {
+        let v = [0.0, 0.1, 0.5, 0.99, 1.0, -0.5, f64::NAN];
+        let h = histogram(v.iter().copied(), 0.0, 1.0, 2);
+        // -0.5 is below the range, NaN is dropped, 1.0 goes to the last bin.
+        assert_eq!(h, vec![(0.25, 2.0), (0.75, 3.0)]);
+    }
+
+    #[test]
+    fn sizes_are_human() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(3 * 1024 * 1024 / 2), "1.5 MiB");
+    }
+}

@@ -1,0 +1,193 @@
+//! Overview tab: per-layer error chart, model totals, the queue, and export.
+
+use super::{Tab, human_bytes};
+use crate::app::command::{Command, ExportKind, TabId};
+use crate::app::state::AppState;
+use egui_plot::{Legend, Line, Plot, PlotPoints, Points};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// The overview's own state.
+pub struct Overview {
+    snr: bool,
+    export_path: String,
+}
+
+impl Default for Overview {
+    fn default() -> Self {
+        Overview {
+            snr: true,
+            export_path: "model.seedlm.safetensors".into(),
+        }
+    }
+}
+
+impl Tab for Overview {
+    fn id(&self) -> TabId {
+        TabId::Overview
+    }
+
+    fn title(&self) -> &'static str {
+        "Overview"
+    }
+
+    fn ui(&mut self, ui: &mut egui::Ui, state: &AppState, out: &mut Vec<Command>) {
+        ui.columns(2, |cols| {
+            totals(&mut cols[0], state);
+            queue(&mut cols[1], state);
+        });
+        ui.separator();
+        self.export(ui, state, out);
+        ui.separator();
+        ui.horizontal(|ui| {
+            ui.label("Per-layer error:");
+            ui.selectable_value(&mut self.snr, true, "SNR (dB)")
+                .on_hover_text("−10·log10(relative MSE): higher is better");
+            ui.selectable_value(&mut self.snr, false, "relative MSE")
+                .on_hover_text("Σ(w−ŵ)²/Σw²: lower is better");
+        });
+        self.layer_chart(ui, state);
+    }
+}
+
+fn totals(ui: &mut egui::Ui, state: &AppState) {
+    ui.heading("Model");
+    let t = state.totals();
+    let n = state.doc.tensors.len();
+    let done = state
+        .doc
+        .tensors
+        .iter()
+        .filter(|t| t.result.is_some())
+        .count();
+    egui::Grid::new("totals")
+        .num_columns(2)
+        .striped(true)
+        .show(ui, |ui| {
+            ui.label("Tensors compressed");
+            ui.label(format!("{done} / {n}"));
+            ui.end_row();
+            ui.label("Size before")
+                .on_hover_text("Stored size of every tensor as opened");
+            ui.label(human_bytes(t.bytes_before));
+            ui.end_row();
+            ui.label("Size after")
+                .on_hover_text("Compressed tensors at their packed size, others as stored");
+            ui.label(human_bytes(t.bytes_after));
+            ui.end_row();
+            ui.label("Bits per weight")
+                .on_hover_text("Over the compressed tensors");
+            ui.label(
+                t.bits_per_weight()
+                    .map_or("—".into(), |b| format!("{b:.3}")),
+            );
+            ui.end_row();
+            ui.label("Relative MSE")
+                .on_hover_text("Σ(w−ŵ)²/Σw² over the compressed tensors");
+            ui.label(t.relmse().map_or("—".into(), |r| {
+                format!("{r:.5} ({:.2} dB)", crate::compress::snr_db(r))
+            }));
+            ui.end_row();
+        });
+}
+
+fn queue(ui: &mut egui::Ui, state: &AppState) {
+    ui.heading("Queue");
+    match &state.job {
+        Some(job) => {
+            let (done, total) = job.blocks();
+            ui.add(
+                egui::ProgressBar::new(done as f32 / total.max(1) as f32)
+                    .text(format!("{done}/{total} blocks"))
+                    .show_percentage(),
+            );
+            ui.label(format!("{:.0} blocks/s", job.rate()));
+            ui.label(match job.eta() {
+                Some(s) => format!("about {s:.0} s left"),
+                None => "estimating time left…".into(),
+            });
+            if let Some((t, _)) = job.current {
+                ui.label(format!("now: {}", state.doc.tensors[t].name));
+            }
+            ui.label(format!(
+                "{} tensor(s) in this job ({}), {} waiting",
+                job.tensors.len(),
+                job.config,
+                state.queue.len()
+            ));
+        }
+        None => {
+            ui.label("Nothing running. Select tensors on the left and press Compress.");
+        }
+    }
+}
+
+impl Overview {
+    fn export(&mut self, ui: &mut egui::Ui, state: &AppState, out: &mut Vec<Command>) {
+        ui.horizontal(|ui| {
+            let l = ui.label("Export to");
+            ui.add(egui::TextEdit::singleline(&mut self.export_path).desired_width(320.0))
+                .labelled_by(l.id)
+                .on_hover_text("Destination file; it is written to a temporary file and renamed");
+            let path = PathBuf::from(self.export_path.trim());
+            let ok = !self.export_path.trim().is_empty() && state.exporting.is_none();
+            if ui
+                .add_enabled(ok, egui::Button::new("Export packed"))
+                .on_hover_text("The SeedLM packed file: seeds, exponents and coefficients")
+                .clicked()
+            {
+                out.push(Command::Export {
+                    kind: ExportKind::Packed,
+                    path: path.clone(),
+                });
+            }
+            if ui
+                .add_enabled(ok, egui::Button::new("Export decompressed"))
+                .on_hover_text("A safetensors model with compressed tensors replaced by ŵ")
+                .clicked()
+            {
+                out.push(Command::Export {
+                    kind: ExportKind::Decompressed,
+                    path,
+                });
+            }
+            if let Some(t) = &state.exporting {
+                let (d, n) = t.progress();
+                ui.spinner();
+                ui.label(format!("{d}/{n}"));
+            }
+        });
+    }
+
+    fn layer_chart(&self, ui: &mut egui::Ui, state: &AppState) {
+        let mut series: BTreeMap<String, Vec<[f64; 2]>> = BTreeMap::new();
+        for t in &state.doc.tensors {
+            let (Some(layer), Some(r)) = (t.layer(), &t.result) else {
+                continue;
+            };
+            let Some(s) = &r.stats else { continue };
+            let y = if self.snr { s.snr_db() } else { s.relmse() };
+            series.entry(t.kind()).or_default().push([layer as f64, y]);
+        }
+        if series.is_empty() {
+            ui.label("Compressed tensors with a layer number appear here.");
+        }
+        Plot::new("layer_chart")
+            .legend(Legend::default())
+            .x_axis_label("layer")
+            .y_axis_label(if self.snr { "SNR (dB)" } else { "relative MSE" })
+            .show(ui, |plot| {
+                for (i, (kind, mut pts)) in series.into_iter().enumerate() {
+                    pts.sort_by(|a, b| a[0].total_cmp(&b[0]));
+                    let c = colorous::CATEGORY10[i % colorous::CATEGORY10.len()];
+                    let color = egui::Color32::from_rgb(c.r, c.g, c.b);
+                    plot.line(Line::new(kind.clone(), PlotPoints::new(pts.clone())).color(color));
+                    plot.points(
+                        Points::new(kind, PlotPoints::new(pts))
+                            .radius(3.5)
+                            .color(color),
+                    );
+                }
+            });
+    }
+}

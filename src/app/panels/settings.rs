@@ -1,0 +1,177 @@
+//! Compression settings and actions: preset or custom (C, P, K) with the bit budget shown live;
+//! compress selected / all; cancel.
+
+use crate::app::command::Command;
+use crate::app::state::AppState;
+use crate::config::Config;
+
+/// Largest K offered in the app: the exact search visits 2^K − 1 seeds per block.
+const MAX_K_UI: u32 = 20;
+
+/// The custom fields (kept while a preset is chosen).
+pub struct SettingsPanel {
+    custom: bool,
+    c: usize,
+    p: usize,
+    k: u32,
+}
+
+impl Default for SettingsPanel {
+    fn default() -> Self {
+        let Config { c, p, k } = Config::FOUR_BIT;
+        SettingsPanel {
+            custom: false,
+            c,
+            p,
+            k,
+        }
+    }
+}
+
+impl SettingsPanel {
+    /// Draws the settings.
+    pub fn ui(&mut self, ui: &mut egui::Ui, state: &AppState, out: &mut Vec<Command>) {
+        ui.heading("Compression");
+        let cur = state.config;
+        if cur.preset_name().is_none() {
+            // Settings may come from elsewhere (e.g. another tab): show them as custom.
+            self.custom = true;
+            Config {
+                c: self.c,
+                p: self.p,
+                k: self.k,
+            } = cur;
+        }
+        ui.horizontal(|ui| {
+            for (name, cfg, tip) in [
+                (
+                    "4-bit",
+                    Config::FOUR_BIT,
+                    "C=8, P=3, K=16: 32 bits per block of 8 weights",
+                ),
+                (
+                    "3-bit",
+                    Config::THREE_BIT,
+                    "C=12, P=4, K=16: 36 bits per block of 12 weights",
+                ),
+            ] {
+                if ui
+                    .selectable_label(!self.custom && cur == cfg, name)
+                    .on_hover_text(tip)
+                    .clicked()
+                {
+                    self.custom = false;
+                    out.push(Command::SetConfig(cfg));
+                }
+            }
+            if ui
+                .selectable_label(self.custom, "custom")
+                .on_hover_text("Choose C (block size), P (coefficients) and K (LFSR bits)")
+                .clicked()
+            {
+                self.custom = true;
+                self.push_custom(out);
+            }
+        });
+        if self.custom {
+            let mut changed = false;
+            egui::Grid::new("custom_cfg").num_columns(2).show(ui, |ui| {
+                for (name, tip, value, range) in [
+                    (
+                        "C",
+                        "weights per block",
+                        &mut self.c,
+                        1..=crate::config::MAX_C,
+                    ),
+                    (
+                        "P",
+                        "coefficients per block (basis columns)",
+                        &mut self.p,
+                        1..=crate::config::MAX_P,
+                    ),
+                ] {
+                    let l = ui.label(name).on_hover_text(tip);
+                    changed |= ui
+                        .add(egui::DragValue::new(value).range(range))
+                        .labelled_by(l.id)
+                        .on_hover_text(tip)
+                        .changed();
+                    ui.end_row();
+                }
+                let l = ui
+                    .label("K")
+                    .on_hover_text("LFSR register bits; 2^K − 1 seeds");
+                changed |= ui
+                    .add(egui::DragValue::new(&mut self.k).range(2..=MAX_K_UI))
+                    .labelled_by(l.id)
+                    .on_hover_text("LFSR register bits; the exact search tries 2^K − 1 seeds")
+                    .changed();
+                ui.end_row();
+            });
+            if changed {
+                self.push_custom(out);
+            }
+            if let Err(e) = Config::new(self.c, self.p, self.k) {
+                ui.colored_label(ui.visuals().error_fg_color, e.to_string());
+            }
+        }
+        ui.label(format!("{cur}, {} bits per block", cur.block_bits()))
+            .on_hover_text(
+                "A block costs K + 4 + 4P bits (seed, exponent, coefficients) for C weights",
+            );
+        ui.horizontal(|ui| {
+            let sel: Vec<usize> = state.selection.iter().copied().collect();
+            if ui
+                .add_enabled(
+                    !sel.is_empty(),
+                    egui::Button::new(format!("Compress selected ({})", sel.len())),
+                )
+                .on_hover_text(
+                    "Compress the selected tensors with these settings, replacing earlier results",
+                )
+                .clicked()
+            {
+                out.push(Command::Compress(sel));
+            }
+            if ui
+                .button("Compress all")
+                .on_hover_text(
+                    "Compress every linear-layer weight (2-D float tensors other than embeddings, \
+                     norms and the LM head) with these settings",
+                )
+                .clicked()
+            {
+                let all = state.doc.tensors.iter().enumerate();
+                out.push(Command::Compress(
+                    all.filter(|(_, t)| t.compressible)
+                        .map(|(i, _)| i)
+                        .collect(),
+                ));
+            }
+        });
+        if ui
+            .add_enabled(
+                state.job.is_some() || !state.queue.is_empty(),
+                egui::Button::new("Cancel"),
+            )
+            .on_hover_text("Stop the running compression; tensors keep their previous state")
+            .clicked()
+        {
+            out.push(Command::Cancel);
+        }
+        if let Some(job) = &state.job {
+            let (done, total) = job.blocks();
+            ui.add(
+                egui::ProgressBar::new(done as f32 / total.max(1) as f32)
+                    .text(format!("{done}/{total} blocks"))
+                    .animate(true),
+            );
+        }
+    }
+
+    fn push_custom(&self, out: &mut Vec<Command>) {
+        if let Ok(cfg) = Config::new(self.c, self.p, self.k) {
+            out.push(Command::SetConfig(cfg));
+        }
+    }
+}

@@ -1,0 +1,395 @@
+//! The app state: the open document, selection, settings, running jobs and messages, and the
+//! one place where commands change it.
+
+use super::command::{Command, ExportKind, SelectMode, TabId};
+use super::document::{Document, TensorResult};
+use super::export;
+use super::jobs::{CompressEvent, CompressJob, Task};
+use super::loader;
+use crate::config::Config;
+use std::collections::{BTreeSet, VecDeque};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Recent files kept in the menu.
+const MAX_RECENT: usize = 8;
+
+/// Where a tensor stands.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TensorStatus {
+    /// Not compressed.
+    Original,
+    /// Waiting for compression.
+    Queued,
+    /// Being compressed; fraction done in [0, 1].
+    Running(f32),
+    /// Compressed; SNR in dB if the original is known.
+    Compressed(Option<f64>),
+}
+
+/// A message shown to the user.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Message {
+    /// Whether it reports a failure.
+    pub error: bool,
+    /// The text, one line.
+    pub text: String,
+}
+
+/// The block shown by the block inspector.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockRef {
+    /// Tensor index.
+    pub tensor: usize,
+    /// Block index in the tensor.
+    pub block: usize,
+}
+
+/// Everything the panels read.
+pub struct AppState {
+    /// The open model.
+    pub doc: Document,
+    /// Selected tensors.
+    pub selection: BTreeSet<usize>,
+    /// The last clicked tensor: the one the Tensor tab shows, and the anchor of Shift+click.
+    pub focus: Option<usize>,
+    /// Settings for the next compression.
+    pub config: Config,
+    /// The running compression.
+    pub job: Option<CompressJob>,
+    /// Tensors waiting for the next job, with the settings asked for.
+    pub queue: VecDeque<(usize, Config)>,
+    /// The block inspector's block.
+    pub inspect: Option<BlockRef>,
+    /// The central tab shown.
+    pub tab: TabId,
+    /// Messages, newest last.
+    pub messages: Vec<Message>,
+    /// Recently opened paths, newest first.
+    pub recent: Vec<PathBuf>,
+    /// Dark theme.
+    pub dark: bool,
+    /// A model being opened.
+    pub loading: Option<(PathBuf, Task<anyhow::Result<Document>>)>,
+    /// An export being written.
+    pub exporting: Option<Task<anyhow::Result<String>>>,
+    generation: u64,
+}
+
+impl AppState {
+    /// A state showing `doc`.
+    pub fn new(doc: Document) -> Self {
+        AppState {
+            doc,
+            selection: BTreeSet::new(),
+            focus: None,
+            config: Config::FOUR_BIT,
+            job: None,
+            queue: VecDeque::new(),
+            inspect: None,
+            tab: TabId::Overview,
+            messages: Vec::new(),
+            recent: Vec::new(),
+            dark: true,
+            loading: None,
+            exporting: None,
+            generation: 0,
+        }
+    }
+
+    /// Whether any background work is running (the UI keeps repainting while it is).
+    pub fn busy(&self) -> bool {
+        self.job.is_some() || self.loading.is_some() || self.exporting.is_some()
+    }
+
+    /// The status of tensor `i`.
+    pub fn status(&self, i: usize) -> TensorStatus {
+        if let Some(job) = &self.job {
+            if let Some((cur, start)) = job.current
+                && cur == i
+            {
+                let blocks = self.doc.tensors[i].len().div_ceil(job.config.c).max(1) as f64;
+                let done = job.blocks().0.saturating_sub(start) as f64;
+                return TensorStatus::Running((done / blocks).clamp(0.0, 1.0) as f32);
+            }
+            if job.tensors.contains(&i) && !self.done_in_job(i) {
+                return TensorStatus::Queued;
+            }
+        }
+        if self.queue.iter().any(|(t, _)| *t == i) {
+            return TensorStatus::Queued;
+        }
+        match &self.doc.tensors[i].result {
+            Some(r) => TensorStatus::Compressed(r.stats.as_ref().map(|s| s.snr_db())),
+            None => TensorStatus::Original,
+        }
+    }
+
+    fn done_in_job(&self, i: usize) -> bool {
+        // Tensors before the current one in the job's order are finished.
+        let Some(job) = &self.job else { return false };
+        let Some((cur, _)) = job.current else {
+            return false;
+        };
+        let pos = |t| job.tensors.iter().position(|&x| x == t);
+        matches!((pos(i), pos(cur)), (Some(a), Some(b)) if a < b)
+    }
+
+    /// Adds a message.
+    pub fn message(&mut self, error: bool, text: impl Into<String>) {
+        self.messages.push(Message {
+            error,
+            text: text.into(),
+        });
+    }
+
+    /// Applies one command.
+    pub fn apply(&mut self, cmd: Command) {
+        match cmd {
+            Command::Open(path) => self.open(path),
+            Command::OpenDemo => self.replace_doc(loader::demo()),
+            Command::Select { tensor, mode } => self.select(tensor, mode),
+            Command::SelectOnly(v) => {
+                self.selection = v.into_iter().collect();
+                if self.focus.is_none_or(|f| !self.selection.contains(&f)) {
+                    self.focus = self.selection.first().copied().or(self.focus);
+                }
+            }
+            Command::ShowTab(t) => self.tab = t,
+            Command::SetConfig(c) => self.config = c,
+            Command::Compress(tensors) => self.enqueue(tensors),
+            Command::Cancel => self.cancel(),
+            Command::Inspect { tensor, block } => {
+                self.inspect = Some(BlockRef { tensor, block });
+                self.focus = Some(tensor);
+            }
+            Command::Export { kind, path } => self.export(kind, path),
+            Command::SetDark(d) => self.dark = d,
+            Command::DismissMessage(i) => {
+                if i < self.messages.len() {
+                    self.messages.remove(i);
+                }
+            }
+        }
+    }
+
+    fn select(&mut self, tensor: usize, mode: SelectMode) {
+        if tensor >= self.doc.tensors.len() {
+            return;
+        }
+        match mode {
+            SelectMode::Replace => {
+                self.selection.clear();
+                self.selection.insert(tensor);
+            }
+            SelectMode::Toggle => {
+                if !self.selection.remove(&tensor) {
+                    self.selection.insert(tensor);
+                }
+            }
+            SelectMode::Range => {
+                let a = self.focus.unwrap_or(tensor);
+                self.selection.extend(a.min(tensor)..=a.max(tensor));
+            }
+        }
+        self.focus = Some(tensor);
+    }
+
+    fn open(&mut self, path: PathBuf) {
+        let p = path.clone();
+        self.loading = Some((path, Task::spawn(move |_, _| loader::load(&p))));
+    }
+
+    fn replace_doc(&mut self, doc: Document) {
+        // The running job's tensor indices refer to the old document: stop it and forget it.
+        self.cancel();
+        self.job = None;
+        self.doc = doc;
+        self.selection.clear();
+        self.focus = None;
+        self.inspect = None;
+        self.queue.clear();
+    }
+
+    fn enqueue(&mut self, tensors: Vec<usize>) {
+        let mut skipped = 0;
+        for t in tensors {
+            let Some(entry) = self.doc.tensors.get(t) else {
+                continue;
+            };
+            if entry.original.is_none() || entry.is_empty() {
+                skipped += 1;
+                continue;
+            }
+            if !self.queue.iter().any(|(q, _)| *q == t) {
+                self.queue.push_back((t, self.config));
+            }
+        }
+        if skipped > 0 {
+            self.message(
+                false,
+                format!("{skipped} tensor(s) skipped: no original weights to compress"),
+            );
+        }
+        self.start_next();
+    }
+
+    /// Starts the next job from the queue: consecutive tensors with the same settings.
+    fn start_next(&mut self) {
+        if self.job.is_some() {
+            return;
+        }
+        let Some(&(_, cfg)) = self.queue.front() else {
+            return;
+        };
+        let mut inputs = Vec::new();
+        while let Some(&(t, c)) = self.queue.front() {
+            if c != cfg {
+                break;
+            }
+            self.queue.pop_front();
+            if let Some(data) = &self.doc.tensors[t].original {
+                inputs.push((t, data.clone()));
+            }
+        }
+        self.job = Some(CompressJob::spawn(inputs, cfg));
+    }
+
+    fn cancel(&mut self) {
+        self.queue.clear();
+        if let Some(job) = &self.job {
+            job.cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    fn export(&mut self, kind: ExportKind, path: PathBuf) {
+        if self.exporting.is_some() {
+            self.message(true, "an export is already running");
+            return;
+        }
+        let inputs = export::snapshot(&self.doc);
+        self.exporting = Some(Task::spawn(move |cancel, progress| {
+            export::write(kind, &inputs, &path, cancel, progress)
+        }));
+    }
+
+    /// Collects what background work reported; call once per frame.
+    pub fn poll(&mut self) {
+        self.poll_compress();
+        if let Some((path, task)) = &self.loading
+            && let Some(res) = task.poll()
+        {
+            let path = path.clone();
+            self.loading = None;
+            match res.map_err(anyhow::Error::msg).and_then(|r| r) {
+                Ok(doc) => {
+                    self.replace_doc(doc);
+                    self.recent.retain(|p| *p != path);
+                    self.recent.insert(0, path.clone());
+                    self.recent.truncate(MAX_RECENT);
+                    self.message(false, format!("opened {}", path.display()));
+                }
+                Err(e) => self.message(true, e.to_string()),
+            }
+        }
+        if let Some(task) = &self.exporting
+            && let Some(res) = task.poll()
+        {
+            self.exporting = None;
+            match res.map_err(anyhow::Error::msg).and_then(|r| r) {
+                Ok(msg) => self.message(false, msg),
+                Err(e) => self.message(true, format!("export failed: {e}")),
+            }
+        }
+    }
+
+    fn poll_compress(&mut self) {
+        let Some(job) = &mut self.job else { return };
+        let cfg = job.config;
+        for ev in job.poll() {
+            match ev {
+                CompressEvent::Started { .. } => {}
+                CompressEvent::Done {
+                    tensor,
+                    compressed,
+                    stats,
+                    recon,
+                } => {
+                    self.generation += 1;
+                    self.doc.tensors[tensor].result = Some(Arc::new(TensorResult {
+                        compressed,
+                        stats: Some(stats),
+                        recon,
+                        generation: self.generation,
+                    }));
+                }
+                CompressEvent::Failed { tensor, error } => {
+                    let name = self.doc.tensors[tensor].name.clone();
+                    self.message(true, format!("{name}: {error}"));
+                }
+                CompressEvent::Finished { cancelled } => {
+                    self.job = None;
+                    if cancelled {
+                        self.message(false, format!("compression ({cfg}) cancelled"));
+                    }
+                    self.start_next();
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Totals over the model: (bytes before, bytes after, compressed weights, Σ(w−ŵ)², Σw²).
+    pub fn totals(&self) -> Totals {
+        let mut t = Totals::default();
+        for e in &self.doc.tensors {
+            let before = e.original_bytes();
+            t.bytes_before += before;
+            match &e.result {
+                Some(r) => {
+                    let bits = r.compressed.num_blocks() as u64
+                        * u64::from(r.compressed.config.block_bits());
+                    t.bytes_after += bits.div_ceil(8);
+                    t.compressed_weights += e.len() as u64;
+                    t.compressed_bits += bits;
+                    if let Some(s) = &r.stats {
+                        t.sq_err += s.sq_err;
+                        t.sq_norm += s.sq_norm;
+                    }
+                }
+                None => t.bytes_after += before,
+            }
+        }
+        t
+    }
+}
+
+/// Whole-model figures.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Totals {
+    /// Bytes of the stored originals.
+    pub bytes_before: u64,
+    /// Bytes with compressed tensors at their packed size and the rest as stored.
+    pub bytes_after: u64,
+    /// Weights in compressed tensors.
+    pub compressed_weights: u64,
+    /// Bits of their block records.
+    pub compressed_bits: u64,
+    /// Σ(w−ŵ)² over compressed tensors.
+    pub sq_err: f64,
+    /// Σw² over compressed tensors.
+    pub sq_norm: f64,
+}
+
+impl Totals {
+    /// Bits per weight of the compressed tensors.
+    pub fn bits_per_weight(&self) -> Option<f64> {
+        (self.compressed_weights > 0)
+            .then(|| self.compressed_bits as f64 / self.compressed_weights as f64)
+    }
+
+    /// Relative MSE over the compressed tensors.
+    pub fn relmse(&self) -> Option<f64> {
+        (self.compressed_weights > 0).then(|| crate::compress::relmse(self.sq_err, self.sq_norm))
+    }
+}
