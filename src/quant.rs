@@ -149,7 +149,9 @@ pub enum Rounding {
 }
 
 /// Improves `quant` (with error `err`) by coordinate descent: any single coefficient moved by
-/// ±1 that lowers the error is kept, until no move helps.
+/// ±1 that lowers the error is kept, until no move helps. Moves are scored incrementally from the
+/// residual (O(C) each); the returned error is recomputed with the decoder's arithmetic, and the
+/// input is returned unchanged if that is not an improvement.
 pub fn refine(
     w: &[f64],
     v: &[i64],
@@ -158,27 +160,48 @@ pub fn refine(
     err: f64,
     denom: f64,
 ) -> (f64, Quantized) {
-    let mut best = (err, quant);
+    let c = w.len();
+    let step = pow2(quant.e) / denom;
+    let mut recon = vec![0.0; c];
+    reconstruct_into(v, p, &quant, denom, &mut recon);
+    let mut resid: Vec<f64> = w.iter().zip(&recon).map(|(a, b)| a - b).collect();
+    let col = |j: usize| (0..c).map(move |i| v[i * p + j] as f64 * step);
+    let norm2: Vec<f64> = (0..p).map(|j| col(j).map(|x| x * x).sum()).collect();
+    let mut q = quant;
+    let mut moved = false;
     loop {
         let mut improved = false;
         for j in 0..p {
-            for d in [-1, 1] {
-                let qj = i32::from(best.1.q[j]) + d;
+            for d in [-1i32, 1] {
+                let qj = i32::from(q.q[j]) + d;
                 if !(Q_MIN..=Q_MAX).contains(&qj) {
                     continue;
                 }
-                let mut cand = best.1;
-                cand.q[j] = qj as i8;
-                let e = quantized_error(w, v, p, &cand, denom);
-                if e < best.0 {
-                    best = (e, cand);
+                // ‖r − d·s·v_j‖² − ‖r‖² = −2d⟨r, s·v_j⟩ + ‖s·v_j‖²; demand a real decrease.
+                let dot: f64 = col(j).zip(&resid).map(|(x, r)| x * r).sum();
+                let change = norm2[j] - 2.0 * f64::from(d) * dot;
+                if change < -1e-12 * err {
+                    q.q[j] = qj as i8;
+                    for (r, x) in resid.iter_mut().zip(col(j)) {
+                        *r -= f64::from(d) * x;
+                    }
                     improved = true;
+                    moved = true;
                 }
             }
         }
         if !improved {
-            return best;
+            break;
         }
+    }
+    if !moved {
+        return (err, quant);
+    }
+    let exact = quantized_error(w, v, p, &q, denom);
+    if exact < err {
+        (exact, q)
+    } else {
+        (err, quant)
     }
 }
 

@@ -175,6 +175,14 @@ impl Overview {
         Plot::new("layer_chart")
             .legend(Legend::default())
             .x_axis_label("layer")
+            // Layers are whole numbers: label only integer marks.
+            .x_axis_formatter(|mark, _| {
+                if mark.value.fract() == 0.0 {
+                    format!("{}", mark.value as i64)
+                } else {
+                    String::new()
+                }
+            })
             .y_axis_label(if self.snr { "SNR (dB)" } else { "relative MSE" })
             .show(ui, |plot| {
                 for (i, (kind, mut pts)) in series.into_iter().enumerate() {
