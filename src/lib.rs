@@ -2,6 +2,7 @@
 //! Nothing in the engine knows about the user interface.
 
 pub mod app;
+pub mod baselines;
 pub mod basis;
 pub mod bench;
 pub mod bits;
