@@ -10,6 +10,7 @@ pub mod cli;
 pub mod compress;
 pub mod config;
 pub mod dtype;
+pub mod explore;
 pub mod fit;
 pub mod hwbuild;
 pub mod hwmodel;
