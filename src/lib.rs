@@ -26,3 +26,4 @@ pub mod quant;
 pub mod safetensors_file;
 pub mod search;
 pub mod selection;
+pub mod walkthrough;
