@@ -7,6 +7,7 @@ pub mod basis;
 pub mod bench;
 pub mod bits;
 pub mod cli;
+pub mod compare;
 pub mod compress;
 pub mod config;
 pub mod dtype;
