@@ -10,7 +10,7 @@ use anyhow::Context;
 use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 
 /// Arguments of `seedlm compare`.
 #[derive(Debug, Args)]
@@ -53,7 +53,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
         .map(|t| compare::search_blocks(t.numel(), &args.methods))
         .sum();
     progress.total.store(total, Ordering::Relaxed);
-    let cancel = AtomicBool::new(false);
+    let cancel = super::watch::cancel_on_ctrl_c();
     let mut rows = super::watch::watch("blocks", &progress.done, &progress.total, || {
         let mut rows = Vec::new();
         for t in &tensors {

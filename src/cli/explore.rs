@@ -4,7 +4,6 @@ use crate::compress::Progress;
 use crate::explore::{self, Options, Point};
 use clap::Args;
 use std::process::ExitCode;
-use std::sync::atomic::AtomicBool;
 
 /// Arguments of `seedlm explore`.
 #[derive(Debug, Args)]
@@ -33,7 +32,7 @@ pub fn run(args: ExploreArgs) -> anyhow::Result<ExitCode> {
         blocks: args.blocks,
     };
     let progress = Progress::default();
-    let cancel = AtomicBool::new(false);
+    let cancel = super::watch::cancel_on_ctrl_c();
     let points = super::watch::watch("blocks", &progress.done, &progress.total, || {
         explore::explore(&opts, &progress, &cancel)
     })?;

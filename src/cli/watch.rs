@@ -1,7 +1,8 @@
 //! Runs an engine job while a progress bar on stderr follows its done/total counters.
 
 use indicatif::{ProgressBar, ProgressStyle};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Runs `job` on a scoped thread and draws `done`/`total` (in `unit`) until it returns. The bar
@@ -31,4 +32,14 @@ pub fn watch<T: Send>(
         Ok(v) => v,
         Err(panic) => std::panic::resume_unwind(panic),
     }
+}
+
+/// A cancel flag raised by Ctrl-C, so a long run stops at the next chunk instead of dying.
+pub fn cancel_on_ctrl_c() -> Arc<AtomicBool> {
+    let cancel = Arc::new(AtomicBool::new(false));
+    let flag = cancel.clone();
+    if let Err(e) = ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed)) {
+        eprintln!("warning: Ctrl-C will not stop cleanly: {e}");
+    }
+    cancel
 }
