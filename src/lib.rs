@@ -2,13 +2,16 @@
 //! Nothing in the engine knows about the user interface.
 
 pub mod app;
+pub mod baselines;
 pub mod basis;
 pub mod bench;
 pub mod bits;
 pub mod cli;
+pub mod compare;
 pub mod compress;
 pub mod config;
 pub mod dtype;
+pub mod explore;
 pub mod fit;
 pub mod hwbuild;
 pub mod hwmodel;
@@ -24,3 +27,4 @@ pub mod quant;
 pub mod safetensors_file;
 pub mod search;
 pub mod selection;
+pub mod walkthrough;

@@ -13,6 +13,13 @@ pub enum TabId {
     Tensor,
     /// One block: seed, basis, coefficients, trial seeds.
     Block,
+    // Teaching and comparison tabs (issue 6).
+    /// The LFSR walkthrough.
+    Walkthrough,
+    /// The design-space explorer.
+    Explorer,
+    /// SeedLM against the data-free baselines.
+    Baselines,
 }
 
 /// How a click in the tensor tree changes the selection.

@@ -1,10 +1,14 @@
 //! The command line: a thin layer over the engine. Each subcommand lives in its own file.
 
 pub mod bench;
+pub mod compare;
 pub mod compress;
 pub mod decompress;
+pub mod explore;
 pub mod hw_sim;
 pub mod inspect;
+pub mod stdout;
+pub mod watch;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -38,6 +42,10 @@ pub enum Command {
     Inspect(inspect::InspectArgs),
     /// Simulate the hardware decompressor and the FP16 reference in Verilator (Table 5).
     HwSim(hw_sim::HwSimArgs),
+    /// Compare SeedLM with data-free baselines (RTN int4/int3, NF4) per tensor and in total.
+    Compare(compare::CompareArgs),
+    /// Design-space explorer: every (C, P, K) of a bit budget, measured on N(0, 1) blocks.
+    Explore(explore::ExploreArgs),
 }
 
 /// Runs a parsed command line.
@@ -50,5 +58,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Decompress(args)) => decompress::run(args),
         Some(Command::Inspect(args)) => inspect::run(args),
         Some(Command::HwSim(args)) => hw_sim::run(args),
+        Some(Command::Compare(args)) => compare::run(args),
+        Some(Command::Explore(args)) => explore::run(args),
     }
 }

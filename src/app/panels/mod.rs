@@ -7,13 +7,16 @@
 //! [`Tab::busy`] while it runs so the app keeps repainting (only the shown tab is drawn, so a
 //! hidden tab's task is collected when the user comes back to it).
 
+pub mod baselines;
 pub mod block_inspector;
+pub mod explorer;
 pub mod menu;
 pub mod overview;
 pub mod settings;
 pub mod status;
 pub mod tensor_view;
 pub mod tree;
+pub mod walkthrough;
 
 use super::command::{Command, TabId};
 use super::state::AppState;
@@ -38,6 +41,10 @@ pub fn default_tabs() -> Vec<Box<dyn Tab>> {
         Box::new(overview::Overview::default()),
         Box::new(tensor_view::TensorView::default()),
         Box::new(block_inspector::BlockInspector::default()),
+        // Teaching and comparison tabs (issue 6).
+        Box::new(walkthrough::LfsrWalkthrough::default()),
+        Box::new(explorer::Explorer::default()),
+        Box::new(baselines::Baselines::default()),
     ]
 }
 

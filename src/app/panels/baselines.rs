@@ -1,0 +1,305 @@
+//! Baselines tab: SeedLM's presets against the data-free methods a user would pick instead
+//! (round-to-nearest int4/int3, NF4) on the selected tensors, as a rate–distortion plot with the
+//! Gaussian bound 2^(−2M), and a table per method, in total and per tensor.
+
+use super::Tab;
+use crate::app::command::{Command, TabId};
+use crate::app::jobs::Task;
+use crate::app::state::AppState;
+use crate::baselines::Method;
+use crate::compare::{self, Row};
+use crate::compress::snr_db;
+use crate::explore::gaussian_bound;
+use egui_plot::{
+    HoverPosition, Legend, Line, LineStyle, MarkerShape, Plot, PlotPoint, PlotPoints, Points, Text,
+};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+/// A tensor handed to the background run: name, shape, weights.
+type Input = (String, Vec<usize>, Arc<Vec<f32>>);
+
+/// The baselines tab's own state.
+pub struct Baselines {
+    enabled: Vec<(Method, bool)>,
+    task: Option<Task<Result<Vec<Row>, String>>>,
+    /// Rows of the last finished run, totals last.
+    rows: Vec<Row>,
+    error: Option<String>,
+}
+
+impl Default for Baselines {
+    fn default() -> Self {
+        Baselines {
+            enabled: Method::ALL.iter().map(|&m| (m, true)).collect(),
+            task: None,
+            rows: Vec::new(),
+            error: None,
+        }
+    }
+}
+
+impl Tab for Baselines {
+    fn id(&self) -> TabId {
+        TabId::Baselines
+    }
+
+    fn title(&self) -> &'static str {
+        "Baselines"
+    }
+
+    fn ui(&mut self, ui: &mut egui::Ui, state: &AppState, _out: &mut Vec<Command>) {
+        self.poll();
+        let inputs = selected(state);
+        let weights: usize = inputs.iter().map(|(_, _, d)| d.len()).sum();
+        ui.label(format!(
+            "Data-free methods on the selected tensors ({} tensor(s), {weights} weights). \
+             Round-to-nearest stores an FP16 scale and a b-bit zero point per group; NF4 an \
+             FP16 absmax per 64 weights; bits per weight include them.",
+            inputs.len()
+        ));
+        ui.horizontal_wrapped(|ui| {
+            for (m, on) in &mut self.enabled {
+                let r = ui.checkbox(on, m.name());
+                if m.is_seedlm() {
+                    r.on_hover_text("Exact seed search: nearly all of the time");
+                }
+            }
+        });
+        self.controls(ui, inputs);
+        if let Some(e) = &self.error {
+            ui.colored_label(ui.visuals().error_fg_color, e);
+        }
+        if self.rows.is_empty() {
+            return;
+        }
+        ui.separator();
+        let totals: Vec<&Row> = self
+            .rows
+            .iter()
+            .filter(|r| r.tensor == compare::TOTAL)
+            .collect();
+        ui.columns(2, |cols| {
+            table(&mut cols[0], &totals, &self.rows);
+            plot(&mut cols[1], &totals);
+        });
+    }
+
+    fn busy(&self) -> bool {
+        self.task.is_some()
+    }
+}
+
+impl Baselines {
+    fn poll(&mut self) {
+        let Some(task) = &self.task else { return };
+        let Some(res) = task.poll() else { return };
+        self.task = None;
+        match res {
+            Ok(Ok(rows)) => {
+                self.rows = rows;
+                self.error = None;
+            }
+            Ok(Err(e)) | Err(e) => self.error = Some(e),
+        }
+    }
+
+    fn controls(&mut self, ui: &mut egui::Ui, inputs: Vec<Input>) {
+        let methods: Vec<Method> = self
+            .enabled
+            .iter()
+            .filter(|(_, on)| *on)
+            .map(|(m, _)| *m)
+            .collect();
+        ui.horizontal(|ui| {
+            if let Some(t) = &self.task {
+                if ui.button("Cancel").clicked() {
+                    t.cancel();
+                }
+                let (done, total) = t.progress();
+                ui.add(
+                    egui::ProgressBar::new(done as f32 / total.max(1) as f32).text(format!(
+                        "{done}/{total} SeedLM blocks, {:.0} s",
+                        t.elapsed()
+                    )),
+                );
+            } else {
+                let ready = !inputs.is_empty() && !methods.is_empty();
+                if ui
+                    .add_enabled(ready, egui::Button::new("Compare"))
+                    .on_disabled_hover_text("Select tensors on the left and at least one method")
+                    .clicked()
+                {
+                    self.error = None;
+                    self.task = Some(Task::spawn(move |cancel, progress| {
+                        run(&inputs, &methods, cancel, progress)
+                    }));
+                }
+            }
+        });
+    }
+}
+
+/// The selected tensors that have original weights (or the focused one if none is selected).
+fn selected(state: &AppState) -> Vec<Input> {
+    let mut idx: Vec<usize> = state.selection.iter().copied().collect();
+    if idx.is_empty() {
+        idx.extend(state.focus);
+    }
+    idx.into_iter()
+        .filter_map(|i| {
+            let t = state.doc.tensors.get(i)?;
+            let data = t.original.clone()?;
+            (!t.is_empty()).then(|| (t.name.clone(), t.shape.clone(), data))
+        })
+        .collect()
+}
+
+/// The background run: every method on every tensor, then the totals.
+fn run(
+    inputs: &[Input],
+    methods: &[Method],
+    cancel: &std::sync::atomic::AtomicBool,
+    progress: &crate::compress::Progress,
+) -> Result<Vec<Row>, String> {
+    let total: u64 = inputs
+        .iter()
+        .map(|(_, _, d)| compare::search_blocks(d.len(), methods))
+        .sum();
+    progress.total.store(total, Ordering::Relaxed);
+    let mut rows = Vec::new();
+    for (name, shape, data) in inputs {
+        let r = compare::compare_tensor(name, data, shape, methods, progress, cancel)
+            .map_err(|e| format!("tensor '{name}': {e}"))?;
+        rows.extend(r);
+    }
+    let totals = compare::totals(&rows);
+    rows.extend(totals);
+    Ok(rows)
+}
+
+fn table(ui: &mut egui::Ui, totals: &[&Row], rows: &[Row]) {
+    ui.strong("All selected tensors");
+    egui::Grid::new("baseline_totals")
+        .striped(true)
+        .show(ui, |ui| {
+            for h in ["method", "bits/weight", "relMSE", "SNR dB"] {
+                ui.strong(h);
+            }
+            ui.end_row();
+            for r in totals {
+                row(ui, None, r);
+            }
+        });
+    egui::CollapsingHeader::new("Per tensor").show(ui, |ui| {
+        egui::ScrollArea::vertical()
+            .id_salt("baseline_rows")
+            .max_height(400.0)
+            .show(ui, |ui| {
+                egui::Grid::new("baseline_rows_grid")
+                    .striped(true)
+                    .show(ui, |ui| {
+                        for h in ["tensor", "method", "bits/weight", "relMSE", "SNR dB"] {
+                            ui.strong(h);
+                        }
+                        ui.end_row();
+                        for r in rows.iter().filter(|r| r.tensor != compare::TOTAL) {
+                            row(ui, Some(&r.tensor), r);
+                        }
+                    });
+            });
+    });
+}
+
+fn row(ui: &mut egui::Ui, tensor: Option<&str>, r: &Row) {
+    if let Some(t) = tensor {
+        ui.label(t);
+    }
+    let m = r.measured;
+    ui.label(r.method.name());
+    ui.label(format!("{:.3}", m.bits_per_weight()));
+    ui.label(format!("{:.5}", m.relmse()));
+    ui.label(format!("{:.2}", snr_db(m.relmse())));
+    ui.end_row();
+}
+
+/// Rate–distortion: relMSE (log scale) against bits per weight, one marker per method, and the
+/// Gaussian bound 2^(−2M).
+fn plot(ui: &mut egui::Ui, totals: &[&Row]) {
+    let log = |x: f64| x.max(1e-12).log10();
+    Plot::new("baselines_plot")
+        .legend(Legend::default())
+        .x_axis_label("bits per weight")
+        .y_axis_label("relative MSE")
+        .y_axis_formatter(|m, _| format!("{:.4}", 10f64.powf(m.value)))
+        .label_formatter(|h| match h {
+            HoverPosition::NearDataPoint {
+                plot_name,
+                position: p,
+                ..
+            } => Some(format!(
+                "{plot_name}\n{:.3} bits/weight, relMSE {:.5}",
+                p.x,
+                10f64.powf(p.y)
+            )),
+            HoverPosition::Elsewhere { .. } => None,
+        })
+        .show(ui, |plot| {
+            let bound: Vec<[f64; 2]> = (0..=60)
+                .map(|i| {
+                    let m = 2.5 + f64::from(i) * 0.05;
+                    [m, log(gaussian_bound(m))]
+                })
+                .collect();
+            plot.line(
+                Line::new("Gaussian bound 2^(−2M)", PlotPoints::new(bound))
+                    .style(LineStyle::dashed_loose()),
+            );
+            for r in totals {
+                let shape = if r.method.is_seedlm() {
+                    MarkerShape::Diamond
+                } else {
+                    MarkerShape::Circle
+                };
+                let m = r.measured;
+                let at = [m.bits_per_weight(), log(m.relmse())];
+                plot.points(
+                    Points::new(r.method.name(), PlotPoints::new(vec![at]))
+                        .shape(shape)
+                        .color(color(r.method))
+                        .radius(if r.method.is_seedlm() { 8.0 } else { 5.0 }),
+                );
+                // SeedLM's labels go left of their marker, the baselines' right: they sit at
+                // nearly the same rates.
+                let (label, anchor) = if r.method.is_seedlm() {
+                    (
+                        format!("{}   ", r.method.name()),
+                        egui::Align2::RIGHT_CENTER,
+                    )
+                } else {
+                    (format!("   {}", r.method.name()), egui::Align2::LEFT_CENTER)
+                };
+                plot.text(
+                    Text::new(r.method.name(), PlotPoint::new(at[0], at[1]), label)
+                        .anchor(anchor)
+                        .color(color(r.method)),
+                );
+            }
+        });
+}
+
+/// One hue per family: int4 blues, int3 greens, NF4 purple, SeedLM orange (darker = more bits).
+fn color(m: Method) -> egui::Color32 {
+    use egui::Color32 as C;
+    match m {
+        Method::Rtn4Row => C::from_rgb(120, 170, 230),
+        Method::Rtn4G128 => C::from_rgb(70, 130, 210),
+        Method::Rtn4G32 => C::from_rgb(30, 90, 180),
+        Method::Rtn3Row => C::from_rgb(140, 210, 130),
+        Method::Rtn3G128 => C::from_rgb(80, 170, 80),
+        Method::Rtn3G32 => C::from_rgb(40, 130, 50),
+        Method::Nf4G64 => C::from_rgb(180, 110, 220),
+        Method::SeedLm4 => C::from_rgb(240, 140, 30),
+        Method::SeedLm3 => C::from_rgb(250, 190, 80),
+    }
+}

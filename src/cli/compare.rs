@@ -1,0 +1,162 @@
+//! `seedlm compare`: SeedLM against the data-free baselines on a model's tensors.
+
+use crate::baselines::Method;
+use crate::compare::{self, Row};
+use crate::compress::{Progress, snr_db};
+use crate::model::Model;
+use crate::model_error::ModelError;
+use crate::selection::Selection;
+use anyhow::Context;
+use clap::Args;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+
+/// Arguments of `seedlm compare`.
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// Model: a .safetensors file or a model directory.
+    pub file: PathBuf,
+    /// Compare only tensors whose name matches this regular expression (replaces the default
+    /// rule: 2-D float `.weight` tensors that are not embeddings, norms or the LM head).
+    #[arg(long)]
+    pub include: Option<String>,
+    /// Leave out tensors whose name matches this regular expression.
+    #[arg(long)]
+    pub exclude: Option<String>,
+    /// Methods to run, comma-separated (default: all). The SeedLM presets run the exact
+    /// search and take nearly all of the time.
+    #[arg(long, value_delimiter = ',', default_values_t = Method::ALL)]
+    pub methods: Vec<Method>,
+    /// Print one JSON array of objects (tensor, method, bits_per_weight, relmse, snr_db,
+    /// weights); the rows with tensor "total" sum over tensors.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs every method on every selected tensor and prints the rows and totals.
+pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
+    let model = Model::open(&args.file)?;
+    let selection = Selection::new(args.include.as_deref(), args.exclude.as_deref())
+        .context("invalid --include/--exclude pattern")?;
+    let tensors: Vec<_> = model
+        .tensors()
+        .iter()
+        .filter(|t| selection.selects(&t.name, &t.shape, t.dtype))
+        .collect();
+    if tensors.is_empty() {
+        anyhow::bail!("{}: no tensor is selected", args.file.display());
+    }
+    let progress = Progress::default();
+    let total: u64 = tensors
+        .iter()
+        .map(|t| compare::search_blocks(t.numel(), &args.methods))
+        .sum();
+    progress.total.store(total, Ordering::Relaxed);
+    let cancel = super::watch::cancel_on_ctrl_c();
+    let mut rows = super::watch::watch("blocks", &progress.done, &progress.total, || {
+        let mut rows = Vec::new();
+        for t in &tensors {
+            let data = model.to_f32(t)?;
+            let r = compare::compare_tensor(
+                &t.name,
+                &data,
+                &t.shape,
+                &args.methods,
+                &progress,
+                &cancel,
+            )
+            .map_err(|e| ModelError::tensor(model.file_of(t), &t.name, e.to_string()))?;
+            rows.extend(r);
+        }
+        anyhow::Ok(rows)
+    })?;
+    rows.extend(compare::totals(&rows));
+    let text = if args.json {
+        serde_json::to_string_pretty(&to_json(&rows))? + "\n"
+    } else {
+        table(&rows)
+    };
+    super::stdout::print(&text)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The rows as JSON objects.
+fn to_json(rows: &[Row]) -> serde_json::Value {
+    rows.iter()
+        .map(|r| {
+            serde_json::json!({
+                "tensor": r.tensor,
+                "method": r.method.name(),
+                "bits_per_weight": r.measured.bits_per_weight(),
+                "relmse": r.measured.relmse(),
+                "snr_db": snr_db(r.measured.relmse()),
+                "weights": r.measured.len,
+            })
+        })
+        .collect()
+}
+
+/// The rows as a text table, one line per tensor and method.
+fn table(rows: &[Row]) -> String {
+    let width = rows
+        .iter()
+        .map(|r| r.tensor.len())
+        .max()
+        .unwrap_or(0)
+        .max(6);
+    let mut s = format!(
+        "{:<width$}  {:<11} {:>7} {:>10} {:>7}\n",
+        "tensor", "method", "bits/w", "relMSE", "SNR dB"
+    );
+    for r in rows {
+        s += &format!(
+            "{:<width$}  {:<11} {:>7.3} {:>10.5} {:>7.2}\n",
+            r.tensor,
+            r.method.name(),
+            r.measured.bits_per_weight(),
+            r.measured.relmse(),
+            snr_db(r.measured.relmse())
+        );
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::baselines::Measured;
+
+    fn row(tensor: &str) -> Row {
+        Row {
+            tensor: tensor.into(),
+            method: Method::Nf4G64,
+            measured: Measured {
+                sq_err: 1.0,
+                sq_norm: 100.0,
+                bits: 17,
+                len: 4,
+            },
+        }
+    }
+
+    #[test]
+    fn json_has_the_documented_keys() {
+        let v = to_json(&[row("layer.weight"), row("total")]);
+        let a = v.as_array().unwrap();
+        assert_eq!(a[0]["tensor"], "layer.weight");
+        assert_eq!(a[0]["method"], "nf4-g64");
+        assert_eq!(a[0]["bits_per_weight"], 4.25);
+        assert_eq!(a[0]["relmse"], 0.01);
+        assert_eq!(a[1]["tensor"], "total");
+    }
+
+    #[test]
+    fn table_has_a_line_per_row() {
+        let t = table(&[row("a.weight"), row("total")]);
+        let lines: Vec<_> = t.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert!(lines[1].starts_with("a.weight") && lines[1].contains("4.250"));
+        assert!(lines[2].contains("0.01000") && lines[2].contains("20.00"));
+    }
+}
