@@ -171,7 +171,7 @@ pub fn refine(
     let mut moved = false;
     loop {
         let mut improved = false;
-        for j in 0..p {
+        for (j, &nj) in norm2.iter().enumerate() {
             for d in [-1i32, 1] {
                 let qj = i32::from(q.q[j]) + d;
                 if !(Q_MIN..=Q_MAX).contains(&qj) {
@@ -179,7 +179,7 @@ pub fn refine(
                 }
                 // ‖r − d·s·v_j‖² − ‖r‖² = −2d⟨r, s·v_j⟩ + ‖s·v_j‖²; demand a real decrease.
                 let dot: f64 = col(j).zip(&resid).map(|(x, r)| x * r).sum();
-                let change = norm2[j] - 2.0 * f64::from(d) * dot;
+                let change = nj - 2.0 * f64::from(d) * dot;
                 if change < -1e-12 * err {
                     q.q[j] = qj as i8;
                     for (r, x) in resid.iter_mut().zip(col(j)) {
