@@ -20,6 +20,8 @@ pub enum TabId {
     Explorer,
     /// SeedLM against the data-free baselines.
     Baselines,
+    /// The Verilator simulation of the decompressor.
+    Hardware,
 }
 
 /// How a click in the tensor tree changes the selection.

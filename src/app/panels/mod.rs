@@ -10,6 +10,7 @@
 pub mod baselines;
 pub mod block_inspector;
 pub mod explorer;
+pub mod hardware;
 pub mod menu;
 pub mod overview;
 pub mod settings;
@@ -45,6 +46,8 @@ pub fn default_tabs() -> Vec<Box<dyn Tab>> {
         Box::new(walkthrough::LfsrWalkthrough::default()),
         Box::new(explorer::Explorer::default()),
         Box::new(baselines::Baselines::default()),
+        // The decompressor simulation (issue 5).
+        Box::new(hardware::Hardware::default()),
     ]
 }
 
