@@ -8,6 +8,9 @@ use crate::app::jobs::Task;
 use crate::app::state::AppState;
 use crate::hwsim::{self, DdrParams, HwError, HwTable, TensorReport};
 use egui_plot::{Legend, Line, MarkerShape, Plot, PlotPoints, Points};
+
+/// Marker colour of the paper's figures.
+const PAPER_COLOR: egui::Color32 = egui::Color32::from_rgb(230, 160, 40);
 use std::sync::{Arc, Mutex};
 
 /// Matrix sizes of the paper's Table 5.
@@ -52,14 +55,12 @@ impl Tab for Hardware {
             ui.colored_label(ui.visuals().error_fg_color, e);
         }
         ui.separator();
-        ui.columns(2, |cols| {
-            if let Some(t) = &self.table {
-                table(&mut cols[0], t);
-                plot(&mut cols[1], t);
-            } else {
-                cols[0].label("Press Run Table 5 to build the model and simulate.");
-            }
-        });
+        if let Some(t) = &self.table {
+            table(ui, t);
+            plot(ui, t);
+        } else {
+            ui.label("Press Run Table 5 to build the model and simulate.");
+        }
         if let Some((name, report)) = &self.tensor {
             ui.separator();
             tensor_report(ui, name, report);
@@ -261,7 +262,7 @@ fn plot(ui: &mut egui::Ui, t: &HwTable) {
     };
     Plot::new("hw_plot")
         .legend(Legend::default())
-        .height(260.0)
+        .height(280.0)
         .x_axis_label("matrix size (log2 N)")
         .y_axis_label("cycles (log2)")
         .x_axis_formatter(|m, _| format!("{}", 2f64.powf(m.value).round()))
@@ -276,6 +277,7 @@ fn plot(ui: &mut egui::Ui, t: &HwTable) {
                     PlotPoints::new(paper(|p| p.reference_cycles)),
                 )
                 .shape(MarkerShape::Diamond)
+                .color(PAPER_COLOR)
                 .radius(5.0),
             );
             plot.points(
@@ -284,6 +286,7 @@ fn plot(ui: &mut egui::Ui, t: &HwTable) {
                     PlotPoints::new(paper(|p| p.seedlm_cycles)),
                 )
                 .shape(MarkerShape::Diamond)
+                .color(PAPER_COLOR)
                 .radius(5.0),
             );
         });
