@@ -146,11 +146,30 @@ impl Tables {
     /// Scores of the flagged seeds, `out.len() == f_pad`: ‖Qᵀw‖² with Q orthonormal, so the
     /// rounding error is at most ~2·C·√P·u·‖w‖², far inside `delta`.
     fn flagged_scores(&self, w: &[f32], p: usize, out: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the features are present.
+            unsafe { self.flagged_scores_avx2(w, p, out) };
+            return;
+        }
+        self.flagged_scores_body(w, p, out);
+    }
+
+    /// [`Self::flagged_scores`] compiled for AVX2, so the 8-lane loops become vector code.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn flagged_scores_avx2(&self, w: &[f32], p: usize, out: &mut [f32]) {
+        self.flagged_scores_body(w, p, out);
+    }
+
+    #[inline(always)]
+    fn flagged_scores_body(&self, w: &[f32], p: usize, out: &mut [f32]) {
         let f_pad = self.f_pad;
         out.fill(0.0);
         // One column j of Qᵀw at a time, accumulated over f in chunks that stay in registers.
         for j in 0..p {
-            for (fc, o) in out.chunks_mut(8).enumerate() {
+            for (fc, o) in out.chunks_exact_mut(8).enumerate() {
                 let mut y = [0.0f32; 8];
                 for (i, &wi) in w.iter().enumerate() {
                     let col = &self.fq[(i * p + j) * f_pad + fc * 8..][..8];
@@ -273,8 +292,12 @@ impl TopK {
     }
 
     fn refresh(&mut self) {
-        // A branch-free minimum, then one search: data-dependent branches here mispredict.
-        let min = self.score.iter().fold(f32::INFINITY, |a, &b| a.min(b));
+        // A branch-free minimum (scores are never NaN, so a plain compare-select, which compiles
+        // to minss), then one search: data-dependent branches here mispredict.
+        let min = self
+            .score
+            .iter()
+            .fold(f32::INFINITY, |a, &b| if b < a { b } else { a });
         self.min_pos = self.score.iter().position(|&s| s == min).unwrap_or(0);
         self.thr = min;
     }
