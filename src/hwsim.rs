@@ -138,16 +138,21 @@ impl SimInput {
 /// Random valid block codes for a `rows × cols` 4-bit tensor (seeds 1..=65535, any E and q),
 /// reproducible from `seed`.
 pub fn random_tensor(rows: usize, cols: usize, seed: u64) -> CompressedTensor {
+    random_codes(Config::FOUR_BIT, rows * cols, seed)
+}
+
+/// `len` weights' worth of uniformly random valid block codes of `cfg`, with the paper's
+/// exponent range.
+fn random_codes(cfg: Config, len: usize, seed: u64) -> CompressedTensor {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let cfg = Config::FOUR_BIT;
-    let blocks = (0..rows * cols / cfg.c)
+    let blocks = (0..len.div_ceil(cfg.c))
         .map(|_| {
             let mut q = [0i8; crate::config::MAX_P];
             for v in &mut q[..cfg.p] {
                 *v = rng.random_range(-8..=7);
             }
             BlockCode {
-                seed: rng.random_range(1..=0xFFFF),
+                seed: rng.random_range(1..=(1u32 << cfg.k) - 1),
                 e_code: rng.random_range(0..=15),
                 q,
             }
@@ -156,7 +161,7 @@ pub fn random_tensor(rows: usize, cols: usize, seed: u64) -> CompressedTensor {
     CompressedTensor {
         config: cfg,
         e_base: crate::quant::DEFAULT_E_BASE,
-        len: rows * cols,
+        len,
         blocks,
     }
 }
@@ -475,27 +480,7 @@ impl Sim3Input {
 
 /// Random valid 3-bit block codes for a `rows × cols` tensor, reproducible from `seed`.
 pub fn random_tensor3(rows: usize, cols: usize, seed: u64) -> CompressedTensor {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let cfg = Config::THREE_BIT;
-    let blocks = (0..(rows * cols).div_ceil(cfg.c))
-        .map(|_| {
-            let mut q = [0i8; crate::config::MAX_P];
-            for v in &mut q[..cfg.p] {
-                *v = rng.random_range(-8..=7);
-            }
-            BlockCode {
-                seed: rng.random_range(1..=0xFFFF),
-                e_code: rng.random_range(0..=15),
-                q,
-            }
-        })
-        .collect();
-    CompressedTensor {
-        config: cfg,
-        e_base: crate::quant::DEFAULT_E_BASE,
-        len: rows * cols,
-        blocks,
-    }
+    random_codes(Config::THREE_BIT, rows * cols, seed)
 }
 
 /// What a 3-bit simulation reports.

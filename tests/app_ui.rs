@@ -1,5 +1,7 @@
 //! UI tests: drive the real app (state, panels, background jobs) through egui_kittest, headless.
 
+mod ui_common;
+
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use seedlm::app::{Studio, loader};
@@ -8,26 +10,8 @@ use seedlm::config::Config;
 use seedlm::dtype;
 use seedlm::packed::PackedModel;
 use std::sync::atomic::AtomicBool;
-use std::time::{Duration, Instant};
-
-fn harness(studio: Studio) -> Harness<'static, Studio> {
-    Harness::builder()
-        .with_size([1500.0, 1000.0])
-        .build_ui_state(|ui, s: &mut Studio| s.show(ui), studio)
-}
-
-/// Steps frames until no background work runs (a generous cap guards against a hang).
-fn wait_idle(h: &mut Harness<'_, Studio>) {
-    let deadline = Instant::now() + Duration::from_secs(300);
-    h.step();
-    while h.state().busy() {
-        assert!(Instant::now() < deadline, "background work did not finish");
-        std::thread::sleep(Duration::from_millis(20));
-        h.step();
-    }
-    h.step();
-    h.step();
-}
+use std::time::Duration;
+use ui_common::{click, harness, wait_idle};
 
 /// Index of the smallest linear-layer weight of the model (quick to compress).
 fn small_tensor(s: &Studio) -> usize {
@@ -36,12 +20,6 @@ fn small_tensor(s: &Studio) -> usize {
         .filter(|&i| t[i].compressible)
         .min_by_key(|&i| t[i].len())
         .expect("the demo model has a linear layer")
-}
-
-/// Clicks the widget labelled `label` and lets the app apply the click.
-fn click(h: &mut Harness<'_, Studio>, label: &str) {
-    h.get_by_label(label).click();
-    h.run_steps(2);
 }
 
 /// Focuses a text field, replaces its text and presses Enter.
@@ -60,7 +38,7 @@ fn compress_inspect_and_export_a_tensor() {
     h.step();
     type_into(&mut h, "Path", demo_path().to_str().unwrap());
     click(&mut h, "Open");
-    wait_idle(&mut h);
+    wait_idle(&mut h, Duration::from_secs(300));
     assert_eq!(
         h.state().state.doc.path.as_deref(),
         Some(demo_path().as_path())
@@ -75,7 +53,7 @@ fn compress_inspect_and_export_a_tensor() {
     h.get_by_label("Compress selected (1)").click();
     h.step();
     assert!(h.state().busy(), "compression runs in the background");
-    wait_idle(&mut h);
+    wait_idle(&mut h, Duration::from_secs(300));
 
     // The SNR shown is the engine's figure for the same tensor.
     let (engine, stats) = compress(
@@ -112,7 +90,7 @@ fn compress_inspect_and_export_a_tensor() {
     click(&mut h, "Overview");
     type_into(&mut h, "Export to", packed.to_str().unwrap());
     click(&mut h, "Export packed");
-    wait_idle(&mut h);
+    wait_idle(&mut h, Duration::from_secs(300));
     h.get_by_label_contains("wrote packed file");
     let p = PackedModel::open(&packed).expect("the packed file exists and verifies");
     let pt = p.get(&name).unwrap();
@@ -130,7 +108,7 @@ fn compress_inspect_and_export_a_tensor() {
     let out = dir.path().join("decompressed.safetensors");
     type_into(&mut h, "Export to", out.to_str().unwrap());
     click(&mut h, "Export decompressed");
-    wait_idle(&mut h);
+    wait_idle(&mut h, Duration::from_secs(300));
     let m = seedlm::model::Model::open(&out).expect("the export exists");
     let dt = m.get(&name).unwrap();
     let want = dtype::to_f32(dt.dtype, &dtype::from_f32(dt.dtype, &result.recon).unwrap()).unwrap();
@@ -139,7 +117,7 @@ fn compress_inspect_and_export_a_tensor() {
     // The packed file opens in the app, its tensor compressed with the same codes.
     type_into(&mut h, "Path", packed.to_str().unwrap());
     click(&mut h, "Open");
-    wait_idle(&mut h);
+    wait_idle(&mut h, Duration::from_secs(300));
     let doc = &h.state().state.doc;
     let t = &doc.tensors[doc.find(&name).unwrap()];
     assert!(t.original.is_none());
@@ -157,7 +135,7 @@ fn cancel_leaves_tensors_as_they_were() {
     click(&mut h, "Compress all");
     assert!(h.state().busy());
     h.get_by_label("Cancel").click();
-    wait_idle(&mut h);
+    wait_idle(&mut h, Duration::from_secs(300));
     let s = &h.state().state;
     assert!(s.job.is_none() && s.queue.is_empty());
     // Whatever finished before the cancel is complete; nothing is half-done.
@@ -175,7 +153,7 @@ fn a_bad_path_is_a_readable_error() {
     h.step();
     type_into(&mut h, "Path", "/nonexistent/model.safetensors");
     h.get_by_label("Open").click();
-    wait_idle(&mut h);
+    wait_idle(&mut h, Duration::from_secs(300));
     let msg = h.state().state.messages.last().expect("a message").clone();
     assert!(msg.error, "{msg:?}");
     assert!(
@@ -190,7 +168,7 @@ fn a_bad_path_is_a_readable_error() {
     let bad = std::path::Path::new("/nonexistent/dir/out.safetensors");
     type_into(&mut h, "Export to", bad.to_str().unwrap());
     click(&mut h, "Export decompressed");
-    wait_idle(&mut h);
+    wait_idle(&mut h, Duration::from_secs(300));
     let msg = h.state().state.messages.last().expect("a message").clone();
     assert!(
         msg.error
@@ -269,14 +247,14 @@ fn recompressing_with_other_settings_replaces_the_result() {
     let name = "model.layers.2.mlp.up_proj.weight";
     click(&mut h, name);
     click(&mut h, "Compress selected (1)");
-    wait_idle(&mut h);
+    wait_idle(&mut h, Duration::from_secs(300));
     let first = h.state().state.doc.tensors[1].result.clone().unwrap();
     assert_eq!(first.compressed.config, Config::FOUR_BIT);
 
     click(&mut h, "3-bit");
     h.get_by_label_contains("C=12 P=4 K=16 (3.000 bits/weight), 36 bits per block");
     click(&mut h, "Compress selected (1)");
-    wait_idle(&mut h);
+    wait_idle(&mut h, Duration::from_secs(300));
     let second = h.state().state.doc.tensors[1].result.clone().unwrap();
     assert_eq!(second.compressed.config, Config::THREE_BIT);
     assert!(second.generation > first.generation);
@@ -328,14 +306,14 @@ fn a_dropped_file_opens_and_joins_the_recent_files() {
     let file = dir.path().join("tiny.safetensors");
     type_into(&mut h, "Export to", file.to_str().unwrap());
     click(&mut h, "Export decompressed");
-    wait_idle(&mut h);
+    wait_idle(&mut h, Duration::from_secs(300));
     assert!(h.state().state.doc.path.is_none());
 
     h.input_mut()
         .dropped_files
         .push(std::sync::Arc::new(Dropped(file.clone())));
     h.step();
-    wait_idle(&mut h);
+    wait_idle(&mut h, Duration::from_secs(300));
     let s = &h.state().state;
     assert_eq!(s.doc.path.as_deref(), Some(file.as_path()));
     assert_eq!(s.doc.tensors.len(), 3);

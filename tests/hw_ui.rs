@@ -1,45 +1,24 @@
 //! UI test of the Hardware tab: the Table 5 run and a run on a compressed tensor, through the
 //! real app and the real Verilator model (built once, cached).
 
-use egui_kittest::Harness;
+mod ui_common;
+
 use egui_kittest::kittest::Queryable;
 use seedlm::app::{Studio, loader};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use ui_common::{click, harness, wait_idle};
 
-fn harness() -> Harness<'static, Studio> {
-    Harness::builder()
-        .with_size([1500.0, 1000.0])
-        .build_ui_state(
-            |ui, s: &mut Studio| s.show(ui),
-            Studio::with_document(loader::demo()),
-        )
-}
-
-/// Steps frames until no background work runs; a cold Verilator build takes minutes.
-fn wait_idle(h: &mut Harness<'_, Studio>) {
-    let deadline = Instant::now() + Duration::from_secs(1200);
-    h.step();
-    while h.state().busy() {
-        assert!(Instant::now() < deadline, "background work did not finish");
-        std::thread::sleep(Duration::from_millis(50));
-        h.step();
-    }
-    h.run_steps(2);
-}
-
-fn click(h: &mut Harness<'_, Studio>, label: &str) {
-    h.get_by_label(label).click();
-    h.run_steps(2);
-}
+/// A cold Verilator build takes minutes.
+const LIMIT: Duration = Duration::from_secs(1200);
 
 #[test]
 fn hardware_tab_runs_table5_and_a_compressed_tensor() {
-    let mut h = harness();
+    let mut h = harness(Studio::with_document(loader::demo()));
     h.step();
     click(&mut h, "Hardware");
     click(&mut h, "Run Table 5");
     assert!(h.state().busy(), "the simulation runs in the background");
-    wait_idle(&mut h);
+    wait_idle(&mut h, LIMIT);
     // Our cycle counts beside the paper's, every size cross-checked bit for bit.
     h.get_by_label("136559");
     h.get_by_label("34331");
@@ -60,10 +39,10 @@ fn hardware_tab_runs_table5_and_a_compressed_tensor() {
     let name = h.state().state.doc.tensors[ti].name.clone();
     click(&mut h, &name);
     h.get_by_label("Compress selected (1)").click();
-    wait_idle(&mut h);
+    wait_idle(&mut h, LIMIT);
     click(&mut h, "Hardware");
     click(&mut h, &format!("Run on {name}"));
-    wait_idle(&mut h);
+    wait_idle(&mut h, LIMIT);
     h.get_by_label_contains(&format!("{name} ("));
     h.get_by_label_contains("outputs bit-exact, weights equal the engine's reconstruction: yes");
 }

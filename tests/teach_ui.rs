@@ -1,37 +1,18 @@
 //! UI tests of the teaching and comparison tabs: step the LFSR walkthrough, run a small
 //! design-space grid and send a configuration to the settings, compare baselines on a tensor.
 
+mod ui_common;
+
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use seedlm::app::command::{Command, SelectMode};
 use seedlm::app::{Studio, loader};
 use seedlm::config::Config;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use ui_common::{click, wait_idle};
 
 fn harness() -> Harness<'static, Studio> {
-    Harness::builder()
-        .with_size([1500.0, 1000.0])
-        .build_ui_state(
-            |ui, s: &mut Studio| s.show(ui),
-            Studio::with_document(loader::demo()),
-        )
-}
-
-fn click(h: &mut Harness<'_, Studio>, label: &str) {
-    h.get_by_label(label).click();
-    h.run_steps(2);
-}
-
-/// Steps frames until no background work runs (a generous cap guards against a hang).
-fn wait_idle(h: &mut Harness<'_, Studio>) {
-    let deadline = Instant::now() + Duration::from_secs(600);
-    h.step();
-    while h.state().busy() {
-        assert!(Instant::now() < deadline, "background work did not finish");
-        std::thread::sleep(Duration::from_millis(20));
-        h.step();
-    }
-    h.run_steps(2);
+    ui_common::harness(Studio::with_document(loader::demo()))
 }
 
 #[test]
@@ -68,7 +49,7 @@ fn explorer_runs_a_grid_and_sets_the_config() {
     h.step();
     click(&mut h, "Design space");
     click(&mut h, "Run");
-    wait_idle(&mut h);
+    wait_idle(&mut h, Duration::from_secs(600));
     // The paper's choice is measured and marked even above the K ≤ 12 cap.
     let marks = h.query_all_by_label_contains("paper (Table 1)").count();
     assert_eq!(marks, 2, "the table's mark and the plot's legend");
@@ -97,7 +78,7 @@ fn baselines_compare_a_tensor() {
     click(&mut h, "Baselines");
     h.get_by_label_contains("(1 tensor(s)");
     click(&mut h, "Compare");
-    wait_idle(&mut h);
+    wait_idle(&mut h, Duration::from_secs(600));
     // Bits per weight of the totals: NF4 with FP16 absmax per 64 and SeedLM's presets.
     h.get_by_label("All selected tensors");
     h.get_by_label("4.250");

@@ -1,0 +1,32 @@
+//! Helpers shared by the UI tests: a headless harness on the real app, clicking by label, and
+//! stepping frames until background work ends.
+
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use seedlm::app::Studio;
+use std::time::{Duration, Instant};
+
+/// A headless harness drawing `studio` at a desktop-like size.
+pub fn harness(studio: Studio) -> Harness<'static, Studio> {
+    Harness::builder()
+        .with_size([1500.0, 1000.0])
+        .build_ui_state(|ui, s: &mut Studio| s.show(ui), studio)
+}
+
+/// Clicks the widget labelled `label` and lets the app apply the click.
+pub fn click(h: &mut Harness<'_, Studio>, label: &str) {
+    h.get_by_label(label).click();
+    h.run_steps(2);
+}
+
+/// Steps frames until no background work runs; `limit` guards against a hang.
+pub fn wait_idle(h: &mut Harness<'_, Studio>, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    h.step();
+    while h.state().busy() {
+        assert!(Instant::now() < deadline, "background work did not finish");
+        std::thread::sleep(Duration::from_millis(20));
+        h.step();
+    }
+    h.run_steps(2);
+}
