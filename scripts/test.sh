@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Sets up the machine and runs every check CI runs: formatting, clippy, and all tests (engine,
-# oracle, packed files, CLI, hardware co-simulation, UI).
+# oracle, packed files, CLI, hardware co-simulation, UI, doc tests), then one summary line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cargo fmt --check
 cargo clippy --all-targets -- -D warnings
-cargo test --all-targets
-# Doc tests are part of the contract too.
-cargo test --doc
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+cargo test --all-targets 2>&1 | tee "$log"
+cargo test --doc 2>&1 | tee -a "$log"
+# Totals over every test binary, so the last line speaks for the whole run.
+awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"

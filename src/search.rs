@@ -292,16 +292,41 @@ impl TopK {
     }
 
     fn refresh(&mut self) {
-        // A branch-free minimum (scores are never NaN, so a plain compare-select, which compiles
-        // to minss), then one search: data-dependent branches here mispredict.
-        let min = self
-            .score
-            .iter()
-            .fold(f32::INFINITY, |a, &b| if b < a { b } else { a });
-        self.min_pos = self.score.iter().position(|&s| s == min).unwrap_or(0);
+        let (pos, min) = min_position(&self.score);
+        self.min_pos = pos;
         self.thr = min;
     }
 }
+
+/// The smallest score and its first position. Branch-free (data-dependent branches here
+/// mispredict on every insertion); scores are never NaN.
+#[cfg(target_arch = "x86_64")]
+fn min_position(score: &[f32; TOP_K]) -> (usize, f32) {
+    use std::arch::x86_64::*;
+    const _: () = assert!(TOP_K == 16, "the SSE reduction is written for 16 scores");
+    // SAFETY: SSE2 is part of the x86_64 baseline; the four loads read the 16 scores.
+    unsafe {
+        let p = score.as_ptr();
+        let v = [0, 4, 8, 12].map(|o| _mm_loadu_ps(p.add(o)));
+        let m = _mm_min_ps(_mm_min_ps(v[0], v[1]), _mm_min_ps(v[2], v[3]));
+        let m = _mm_min_ps(m, _mm_shuffle_ps::<0b01_00_11_10>(m, m));
+        let m = _mm_min_ps(m, _mm_shuffle_ps::<0b10_11_00_01>(m, m));
+        let mask = v.iter().enumerate().fold(0u32, |acc, (i, &x)| {
+            acc | ((_mm_movemask_ps(_mm_cmpeq_ps(x, m)) as u32) << (4 * i))
+        });
+        (mask.trailing_zeros() as usize, _mm_cvtss_f32(m))
+    }
+}
+
+/// The smallest score and its first position (portable version).
+#[cfg(not(target_arch = "x86_64"))]
+fn min_position(score: &[f32; TOP_K]) -> (usize, f32) {
+    let min = score
+        .iter()
+        .fold(f32::INFINITY, |a, &b| if b < a { b } else { a });
+    (score.iter().position(|&s| s == min).unwrap_or(0), min)
+}
+
 
 /// Working memory of one kernel call: correlations and scores of `NB` blocks, and per 8-seed
 /// group a lane mask of the scores above the block's threshold.
