@@ -327,7 +327,6 @@ fn min_position(score: &[f32; TOP_K]) -> (usize, f32) {
     (score.iter().position(|&s| s == min).unwrap_or(0), min)
 }
 
-
 /// Working memory of one kernel call: correlations and scores of `NB` blocks, and per 8-seed
 /// group a lane mask of the scores above the block's threshold.
 struct Scratch {
