@@ -207,8 +207,7 @@ pub fn compress(
             if cancel.load(Ordering::Relaxed) {
                 return Err(CompressError::Cancelled);
             }
-            let mut res = vec![searcher.search_block(&w[..c], range); codes.len()];
-            searcher.search_batch(w, range, &mut res);
+            let res = searcher.search_all(w, range);
             for (code, r) in codes.iter_mut().zip(&res) {
                 *code = BlockCode {
                     seed: r.seed,

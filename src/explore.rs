@@ -179,8 +179,7 @@ pub fn measure(
             return Err(ExploreError::Cancelled);
         }
         let n = chunk.len() / cfg.c;
-        let mut res = vec![searcher.search_block(&chunk[..cfg.c], ExpRange::UNBOUNDED); n];
-        searcher.search_batch(chunk, ExpRange::UNBOUNDED, &mut res);
+        let res = searcher.search_all(chunk, ExpRange::UNBOUNDED);
         sq_err += res.iter().map(|r| r.err).sum::<f64>();
         progress.done.fetch_add(n as u64, Ordering::Relaxed);
     }

@@ -453,9 +453,16 @@ impl Searcher {
         out[0]
     }
 
+    /// Searches every block of `blocks` (a whole number of blocks of C weights).
+    pub fn search_all(&self, blocks: &[f32], range: ExpRange) -> Vec<BlockResult> {
+        let mut out = vec![self.zero_result(range); blocks.len() / self.cfg.c];
+        self.search_batch(blocks, range, &mut out);
+        out
+    }
+
     /// Searches `out.len()` consecutive blocks of C weights in `blocks`. Every weight must be
     /// finite.
-    pub fn search_batch(&self, blocks: &[f32], range: ExpRange, out: &mut [BlockResult]) {
+    fn search_batch(&self, blocks: &[f32], range: ExpRange, out: &mut [BlockResult]) {
         let c = self.cfg.c;
         assert_eq!(
             blocks.len(),

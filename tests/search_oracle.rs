@@ -170,10 +170,8 @@ fn check(cfg: Config, n: usize, range: ExpRange, seed: u64) {
     let s = Searcher::plain(cfg);
     let refined = Searcher::new(cfg);
     let data = blocks(cfg.c, n, seed);
-    let mut fast = vec![s.search_block(&data[..cfg.c], range); n];
-    s.search_batch(&data, range, &mut fast);
-    let mut better = fast.clone();
-    refined.search_batch(&data, range, &mut better);
+    let fast = s.search_all(&data, range);
+    let better = refined.search_all(&data, range);
     let mismatches: Vec<String> = data
         .par_chunks(cfg.c)
         .zip(fast.par_iter().zip(better.par_iter()))
@@ -245,11 +243,7 @@ fn results_do_not_depend_on_thread_count() {
             .unwrap();
         pool.install(|| {
             data.par_chunks(8 * 16)
-                .flat_map_iter(|chunk| {
-                    let mut out = vec![s.search_block(&chunk[..8], ExpRange::from_base(-20)); 16];
-                    s.search_batch(chunk, ExpRange::from_base(-20), &mut out);
-                    out
-                })
+                .flat_map_iter(|chunk| s.search_all(chunk, ExpRange::from_base(-20)))
                 .collect::<Vec<_>>()
         })
     };
