@@ -4,15 +4,17 @@
 //! over all 2^K − 1 seeds; ties go to the lowest seed, then the lowest exponent.
 //!
 //! The search runs in two passes per block and stays exact:
-//! 1. A SIMD f32 scan scores every seed by `‖Q(s)ᵀw‖²` (the energy of w's projection on span
-//!    U(s)), computed as `|L(s)⁻¹ b|²` where `b = U(s)ᵀw` and `L(s)` is the Cholesky factor of
+//! 1. A SIMD scan scores every seed by `‖Q(s)ᵀw‖²` (the energy of w's projection on span U(s)),
+//!    computed as `|L(s)⁻¹ b|²` where `b = U(s)ᵀw` and `L(s)` is the Cholesky factor of
 //!    `U(s)ᵀU(s)`. Because U(s+1) is U(s) shifted by one state, `b` for every seed comes from one
-//!    correlation of the state sequence with w. The scan keeps the [`TOP_K`] best scores.
+//!    correlation of the state sequence with w (exact in integers for K ≤ 16, with w rounded to
+//!    fixed point). The scan keeps the [`TOP_K`] best scores.
 //! 2. Those candidates are evaluated exactly in f64 (least squares, exponent choice, rounding).
-//!    The unquantized residual is a lower bound on any seed's quantized error, and the f32 scores
-//!    are accurate to [`Tables::delta`] (relative to ‖w‖²) for every seed the scan covers, so if
-//!    the K-th best residual minus that margin exceeds the best quantized error, no other seed can
-//!    win. Otherwise the block is rescanned and every seed that might win is evaluated.
+//!    The unquantized residual is a lower bound on any seed's quantized error, and each score is
+//!    within a per-block margin of the exact energy (the f32 bound [`Tables::delta`] relative to
+//!    ‖w‖², plus the effect of the fixed-point w), so if the K-th best residual minus that margin
+//!    exceeds the best quantized error, no other seed can win. Otherwise the block is rescanned
+//!    and every seed that might win is evaluated.
 //!
 //! Seeds whose U(s) is ill-conditioned (where L⁻¹ would amplify f32 rounding past the margin)
 //! are scored instead through an orthonormal basis of span U(s), whose rounding error does not
