@@ -92,16 +92,21 @@ fn tensor_of_a_packed_file_is_simulated() {
     let path = packed_fixture(dir.path());
     let spec = |name: &str| format!("{}:{name}", path.display());
 
-    let out = seedlm()
-        .args(["hw-sim", "--json", "--tensor", &spec("w")])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // Runs `hw-sim --json --tensor` on one tensor of the file and parses its report.
+    let report = |name: &str| -> serde_json::Value {
+        let out = seedlm()
+            .args(["hw-sim", "--json", "--tensor", &spec(name)])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+
+    let v = report("w");
     assert_eq!(
         (v["rows"].as_u64(), v["cols"].as_u64()),
         (Some(8), Some(256))
@@ -112,16 +117,7 @@ fn tensor_of_a_packed_file_is_simulated() {
     assert!(v["seedlm_cycles"].as_u64().unwrap() > 16);
     assert_eq!(v["crosscheck_ok"], true);
 
-    let out = seedlm()
-        .args(["hw-sim", "--json", "--tensor", &spec("v")])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = report("v");
     assert_eq!(v["preset"], "3bit");
     assert_eq!(v["crosscheck_ok"], true);
 
