@@ -4,7 +4,7 @@
 //! seed, the exponent is the one among `{e*−1, e*, e*+1}` (clamped into the tensor's range) whose
 //! rounded coefficients give the smallest reconstruction error (DESIGN.md §1).
 
-use crate::config::MAX_P;
+use crate::config::{MAX_C, MAX_P};
 
 /// Smallest coefficient.
 pub const Q_MIN: i32 = -8;
@@ -162,23 +162,30 @@ pub fn refine(
 ) -> (f64, Quantized) {
     let c = w.len();
     let step = pow2(quant.e) / denom;
-    let mut recon = vec![0.0; c];
-    reconstruct_into(v, p, &quant, denom, &mut recon);
-    let mut resid: Vec<f64> = w.iter().zip(&recon).map(|(a, b)| a - b).collect();
+    // Fixed-size buffers: this runs for every candidate seed and exponent.
+    let mut resid = [0.0; MAX_C];
+    let resid = &mut resid[..c];
+    reconstruct_into(v, p, &quant, denom, resid);
+    for (r, &wi) in resid.iter_mut().zip(w) {
+        *r = wi - *r;
+    }
     let col = |j: usize| (0..c).map(move |i| v[i * p + j] as f64 * step);
-    let norm2: Vec<f64> = (0..p).map(|j| col(j).map(|x| x * x).sum()).collect();
+    let mut norm2 = [0.0; MAX_P];
+    for (j, n) in norm2[..p].iter_mut().enumerate() {
+        *n = col(j).map(|x| x * x).sum();
+    }
     let mut q = quant;
     let mut moved = false;
     loop {
         let mut improved = false;
-        for (j, &nj) in norm2.iter().enumerate() {
+        for (j, &nj) in norm2[..p].iter().enumerate() {
             for d in [-1i32, 1] {
                 let qj = i32::from(q.q[j]) + d;
                 if !(Q_MIN..=Q_MAX).contains(&qj) {
                     continue;
                 }
                 // ‖r − d·s·v_j‖² − ‖r‖² = −2d⟨r, s·v_j⟩ + ‖s·v_j‖²; demand a real decrease.
-                let dot: f64 = col(j).zip(&resid).map(|(x, r)| x * r).sum();
+                let dot: f64 = col(j).zip(resid.iter()).map(|(x, r)| x * r).sum();
                 let change = nj - 2.0 * f64::from(d) * dot;
                 if change < -1e-12 * err {
                     q.q[j] = qj as i8;
