@@ -247,17 +247,18 @@ fn choose_e_base(searcher: &Searcher, padded: &[f32]) -> i32 {
     }
     let k = PROBE_BLOCKS.min(order.len());
     order.select_nth_unstable_by(k - 1, |a, b| b.0.total_cmp(&a.0));
-    let e_top = order[..k]
-        .par_iter()
-        .map(|&(_, b)| {
-            let r = searcher.search_block(&padded[b * c..(b + 1) * c], ExpRange::UNBOUNDED);
-            // A block whose best fit is all-zero coefficients says nothing about scale.
-            if r.quant.q.iter().any(|&q| q != 0) {
-                r.quant.e
-            } else {
-                i32::MIN
-            }
-        })
+    // Gathered into one slice so the probes are searched in full kernel batches.
+    let probes: Vec<f32> = order[..k]
+        .iter()
+        .flat_map(|&(_, b)| &padded[b * c..(b + 1) * c])
+        .copied()
+        .collect();
+    let e_top = probes
+        .par_chunks(crate::search::BATCH * c)
+        .flat_map_iter(|chunk| searcher.search_all(chunk, ExpRange::UNBOUNDED))
+        // A block whose best fit is all-zero coefficients says nothing about scale.
+        .filter(|r| r.quant.q.iter().any(|&q| q != 0))
+        .map(|r| r.quant.e)
         .max()
         .unwrap_or(i32::MIN);
     if e_top == i32::MIN {
