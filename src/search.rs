@@ -48,7 +48,7 @@ const NB: usize = 4;
 /// through an orthonormal basis instead.
 const DELTA: f64 = 1e-4;
 /// Blocks scanned together per tile.
-pub const BATCH: usize = 8;
+pub const BATCH: usize = 32;
 
 /// The result of searching one block.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -69,7 +69,8 @@ pub struct Tables {
     /// Normalised states in cycle order, extended cyclically past the end.
     x: Vec<f32>,
     /// Lower triangle of L⁻¹ as structure-of-arrays: entry `e` of seed index `i` is at
-    /// `e * n_pad + i`. Zero for ill-conditioned and padding seeds.
+    /// `e * n_pad + i`. Zero for ill-conditioned and padding seeds. On the integer path it is
+    /// premultiplied by the unit of the integer correlations, which saves the kernel a multiply.
     linv: Vec<f32>,
     /// Seed indices scored through an orthonormal basis instead of L⁻¹.
     flagged: Vec<u32>,
@@ -85,8 +86,6 @@ pub struct Tables {
     pairs: Option<Vec<i32>>,
     /// Fixed-point bits of the weights in the integer correlation.
     w_shift: i32,
-    /// Converts an integer correlation back to normalised units: 1 / ((2^(K−1) − 1)·2^S).
-    pair_scale: f32,
 }
 
 impl Tables {
@@ -98,6 +97,13 @@ impl Tables {
         let x: Vec<f32> = (0..ext)
             .map(|i| basis.normalize(basis.state_at(i)) as f32)
             .collect();
+        let integer = cfg.k <= 16;
+        // An integer correlation is in units of 1 / ((2^(K−1) − 1)·2^S) of the normalised one.
+        let r_unit = if integer {
+            1.0 / (basis.denom() * crate::quant::pow2(weight_shift(c)))
+        } else {
+            1.0
+        };
         let entries = p * (p + 1) / 2;
         let mut linv = vec![0.0f32; entries * n_pad];
         let mut flagged = Vec::new();
@@ -108,7 +114,7 @@ impl Tables {
             match chol.inverse_lower() {
                 Some(inv) if score_error_bound(&chol, &inv, c, p) <= DELTA => {
                     for (e, v) in inv.iter().enumerate() {
-                        linv[e * n_pad + idx] = *v as f32;
+                        linv[e * n_pad + idx] = (*v * r_unit) as f32;
                     }
                 }
                 _ => flagged.push(idx as u32),
@@ -124,7 +130,7 @@ impl Tables {
             }
         }
         let half = basis.half();
-        let pairs = (cfg.k <= 16).then(|| {
+        let pairs = integer.then(|| {
             let centred = |i: usize| (i64::from(basis.state_at(i)) - half) as i16 as u16;
             (0..ext)
                 .map(|i| (u32::from(centred(i)) | (u32::from(centred(i + p)) << 16)) as i32)
@@ -141,7 +147,6 @@ impl Tables {
             delta: DELTA as f32,
             pairs,
             w_shift: weight_shift(c),
-            pair_scale: (1.0 / (basis.denom() * crate::quant::pow2(weight_shift(c)))) as f32,
         }
     }
 
@@ -329,12 +334,10 @@ fn min_position(score: &[f32; TOP_K]) -> (usize, f32) {
     (score.iter().position(|&s| s == min).unwrap_or(0), min)
 }
 
-/// Working memory of one kernel call: correlations and scores of `NB` blocks, and per 8-seed
-/// group a lane mask of the scores above the block's threshold.
+/// Working memory of one kernel call: correlations and scores of `NB` blocks.
 struct Scratch {
     r: [[f32; RBUF]; NB],
     scores: [[f32; TILE]; NB],
-    above: [[u8; TILE / 8]; NB],
 }
 
 impl Scratch {
@@ -342,15 +345,12 @@ impl Scratch {
         Box::new(Scratch {
             r: [[0.0; RBUF]; NB],
             scores: [[0.0; TILE]; NB],
-            above: [[0; TILE / 8]; NB],
         })
     }
 
-    /// Calls `f(m, score)` for each seed `m` of block `b` whose score was above the threshold.
-    fn for_each_above(&self, b: usize, mut f: impl FnMut(usize, f32)) {
-        // Eight groups (64 seeds) per word: most words are zero once the threshold has risen.
-        for (w, word) in self.above[b].chunks_exact(8).enumerate() {
-            let mut bits = u64::from_le_bytes(word.try_into().expect("8 bytes"));
+    /// Calls `f(m, score)` for each seed `m` of block `b` whose score exceeds `thr`.
+    fn for_each_above(&self, b: usize, thr: f32, mut f: impl FnMut(usize, f32)) {
+        for (w, mut bits) in above_words(&self.scores[b], thr).into_iter().enumerate() {
             while bits != 0 {
                 let m = w * 64 + bits.trailing_zeros() as usize;
                 bits &= bits - 1;
@@ -358,6 +358,34 @@ impl Scratch {
             }
         }
     }
+}
+
+/// Per 64 seeds of a tile, the bit mask of the scores above `thr`. The kernels leave this to
+/// the few tiles that have any such score: a mask per vector would cost them a slow `movmskps`.
+#[cfg(target_arch = "x86_64")]
+fn above_words(scores: &[f32; TILE], thr: f32) -> [u64; TILE / 64] {
+    use std::arch::x86_64::*;
+    // SAFETY: SSE2 is part of the x86_64 baseline; the loads stay inside `scores`.
+    unsafe {
+        let t = _mm_set1_ps(thr);
+        std::array::from_fn(|w| {
+            (0..16).fold(0u64, |acc, v| {
+                let x = _mm_loadu_ps(scores.as_ptr().add(w * 64 + 4 * v));
+                acc | ((_mm_movemask_ps(_mm_cmpgt_ps(x, t)) as u64) << (4 * v))
+            })
+        })
+    }
+}
+
+/// Per 64 seeds of a tile, the bit mask of the scores above `thr` (portable version).
+#[cfg(not(target_arch = "x86_64"))]
+fn above_words(scores: &[f32; TILE], thr: f32) -> [u64; TILE / 64] {
+    std::array::from_fn(|w| {
+        scores[w * 64..(w + 1) * 64]
+            .iter()
+            .enumerate()
+            .fold(0, |acc, (l, &s)| acc | (u64::from(s > thr) << l))
+    })
 }
 
 /// The `NB` blocks of one kernel call, as floats and as fixed-point pairs; unused lanes are zero.
@@ -496,26 +524,24 @@ impl Searcher {
                 None => out[b] = self.zero_result(range),
             }
         }
+        let lanes: Vec<Lanes> = norms
+            .chunks(NB)
+            .map(|g| Lanes::of(g.iter().map(|(_, nw)| nw)))
+            .collect();
+        let mut tops = vec![TopK::new(); norms.len()];
         let mut scratch = Scratch::new();
-        let mut fscores = vec![0.0f32; self.tables.f_pad];
-        for group in norms.chunks(NB) {
-            let lanes = Lanes::of(group.iter().map(|(_, nw)| nw));
-            let mut tops = [(); NB].map(|_| TopK::new());
-            for t0 in (0..self.tables.n_pad).step_by(TILE) {
-                // Blocks past the end of the group are zero; an infinite threshold ignores them.
-                let thr: [f32; NB] = std::array::from_fn(|b| {
-                    if b < group.len() {
-                        tops[b].thr
-                    } else {
-                        f32::INFINITY
-                    }
-                });
-                let hits = self.tile_scores(&lanes, t0, &thr, &mut scratch);
-                for (b, top) in tops.iter_mut().enumerate().take(group.len()) {
+        // Tile-outer order: the tile's share of the tables is loaded once for the whole batch.
+        for t0 in (0..self.tables.n_pad).step_by(TILE) {
+            for (lanes, tops) in lanes.iter().zip(tops.chunks_mut(NB)) {
+                // Lanes past the end of the group are zero; an infinite threshold ignores them.
+                let thr: [f32; NB] =
+                    std::array::from_fn(|b| tops.get(b).map_or(f32::INFINITY, |t| t.thr));
+                let hits = self.tile_scores(lanes, t0, &thr, &mut scratch);
+                for (b, top) in tops.iter_mut().enumerate() {
                     if t0 == 0 {
                         top.fill_from(&scratch.scores[b], t0);
                     } else if hits[b] {
-                        scratch.for_each_above(b, |m, s| {
+                        scratch.for_each_above(b, thr[b], |m, s| {
                             if s > top.thr {
                                 top.push(s, (t0 + m) as u32);
                             }
@@ -523,17 +549,20 @@ impl Searcher {
                     }
                 }
             }
-            for ((b, nw), top) in group.iter().zip(tops.iter_mut()) {
-                self.tables
-                    .flagged_scores(&nw.w[..c], self.cfg.p, &mut fscores);
-                for (f, &idx) in self.tables.flagged.iter().enumerate() {
-                    if fscores[f] > top.thr {
-                        top.push(fscores[f], idx);
-                    }
+        }
+        let mut fscores = vec![0.0f32; self.tables.f_pad];
+        let mut ev = Evaluator::new(self);
+        for ((b, nw), top) in norms.iter().zip(tops.iter_mut()) {
+            self.tables
+                .flagged_scores(&nw.w[..c], self.cfg.p, &mut fscores);
+            for (f, &idx) in self.tables.flagged.iter().enumerate() {
+                if fscores[f] > top.thr {
+                    top.push(fscores[f], idx);
                 }
-                let w = &chunk[b * c..(b + 1) * c];
-                out[*b] = self.finish(w, nw, top, range, &mut scratch);
             }
+            let w = &chunk[b * c..(b + 1) * c];
+            ev.start(w, range);
+            out[*b] = self.finish(&mut ev, nw, top, &mut scratch);
         }
     }
 
@@ -541,19 +570,17 @@ impl Searcher {
     /// margin does not prove the answer, every seed that might still win.
     fn finish(
         &self,
-        w: &[f32],
+        ev: &mut Evaluator,
         nw: &Normalised,
         top: &TopK,
-        range: ExpRange,
         scratch: &mut Scratch,
     ) -> BlockResult {
-        let w64: Vec<f64> = w.iter().map(|&x| f64::from(x)).collect();
-        let mut ev = Evaluator::new(self, &w64, range);
         let n = self.tables.n;
         let delta = nw.margin;
-        let mut order: Vec<usize> = (0..top.len).collect();
-        order.sort_by(|&a, &b| top.score[b].total_cmp(&top.score[a]));
-        for &i in &order {
+        let mut order: [usize; TOP_K] = std::array::from_fn(|i| i);
+        let order = &mut order[..top.len];
+        order.sort_unstable_by(|&a, &b| top.score[b].total_cmp(&top.score[a]).then(a.cmp(&b)));
+        for &i in order.iter() {
             // Scores only fall from here on, so once a candidate's residual provably exceeds
             // the best error, so do all the rest. (The ulp covers this f32 arithmetic.)
             let lower = f64::from(nw.norm2 - top.score[i] - delta - f32::EPSILON * nw.norm2);
@@ -579,7 +606,7 @@ impl Searcher {
                 let mut thrs = [f32::INFINITY; NB];
                 thrs[0] = thr;
                 if self.tile_scores(&lanes, t0, &thrs, scratch)[0] {
-                    scratch.for_each_above(0, |m, _| {
+                    scratch.for_each_above(0, thr, |m, _| {
                         if t0 + m < n {
                             ev.consider(t0 + m);
                         }
@@ -645,18 +672,14 @@ impl Searcher {
             scalar_tile_scores(
                 &self.tables,
                 self.cfg.p,
-                &lanes.w[b][..c],
+                lanes,
+                b,
+                c,
                 t0,
                 &mut scratch.r[b],
                 &mut scratch.scores[b],
             );
-            for (a, g) in scratch.above[b].iter_mut().zip(scratch.scores[b].chunks(8)) {
-                *a = g
-                    .iter()
-                    .enumerate()
-                    .fold(0, |m, (l, &s)| m | (u8::from(s > thr[b]) << l));
-            }
-            scratch.above[b].iter().any(|&a| a != 0)
+            scratch.scores[b].iter().any(|&s| s > thr[b])
         })
     }
 }
@@ -705,10 +728,11 @@ fn normalise(w: &[f32], tables: &Tables) -> Option<Normalised> {
     })
 }
 
-/// Exact f64 evaluation of seeds for one block, keeping the best.
+/// Exact f64 evaluation of seeds for one block, keeping the best. Its buffers are reused from
+/// block to block ([`Evaluator::start`]).
 struct Evaluator<'a> {
     s: &'a Searcher,
-    w: &'a [f64],
+    w: [f64; MAX_C],
     range: ExpRange,
     u: Vec<f64>,
     v: Vec<i64>,
@@ -717,17 +741,27 @@ struct Evaluator<'a> {
 }
 
 impl<'a> Evaluator<'a> {
-    fn new(s: &'a Searcher, w: &'a [f64], range: ExpRange) -> Self {
+    fn new(s: &'a Searcher) -> Self {
         let cp = s.cfg.c * s.cfg.p;
         Evaluator {
             s,
-            w,
-            range,
+            w: [0.0; MAX_C],
+            range: ExpRange::UNBOUNDED,
             u: vec![0.0; cp],
             v: vec![0; cp],
             best: None,
             seen: Vec::with_capacity(TOP_K * 2),
         }
+    }
+
+    /// Starts on a new block `w` (C weights) with exponents in `range`.
+    fn start(&mut self, w: &[f32], range: ExpRange) {
+        for (d, &x) in self.w.iter_mut().zip(w) {
+            *d = f64::from(x);
+        }
+        self.range = range;
+        self.best = None;
+        self.seen.clear();
     }
 
     fn best_err(&self) -> f64 {
@@ -739,7 +773,7 @@ impl<'a> Evaluator<'a> {
         let (c, p) = (self.s.cfg.c, self.s.cfg.p);
         self.s.basis.fill_u_at(idx, &mut self.u);
         let mut t = [0.0; MAX_P];
-        crate::lstsq::solve(&self.u, self.w, c, p, &mut t[..p]);
+        crate::lstsq::solve(&self.u, &self.w[..c], c, p, &mut t[..p]);
         t
     }
 
@@ -753,10 +787,10 @@ impl<'a> Evaluator<'a> {
     }
 
     fn consider_solved(&mut self, idx: usize, t: &[f64; MAX_P]) {
-        let p = self.s.cfg.p;
+        let (c, p) = (self.s.cfg.c, self.s.cfg.p);
         self.s.basis.centred_at(idx, &mut self.v);
         let (err, quant) = best_quantization(
-            self.w,
+            &self.w[..c],
             &self.v,
             p,
             &t[..p],
@@ -774,24 +808,43 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    fn result(self) -> BlockResult {
+    fn result(&self) -> BlockResult {
         self.best
             .expect("a non-zero block has at least one candidate")
     }
 }
 
-/// Portable scan for machines without AVX2/FMA.
+/// Portable scan for machines without AVX2/FMA: the vector kernels' arithmetic (the integer
+/// correlation where the tables have it), one seed and one block (`b` of `lanes`) at a time.
 fn scalar_tile_scores(
     t: &Tables,
     p: usize,
-    w: &[f32],
+    lanes: &Lanes,
+    b: usize,
+    c: usize,
     t0: usize,
     r: &mut [f32; RBUF],
     out: &mut [f32; TILE],
 ) {
-    let x = &t.x[t0 + 1..];
-    for (m, rm) in r.iter_mut().enumerate() {
-        *rm = w.iter().enumerate().map(|(i, &wi)| wi * x[m + i * p]).sum();
+    match &t.pairs {
+        Some(pairs) => {
+            let xp = &pairs[t0 + 1..];
+            for (m, rm) in r.iter_mut().enumerate() {
+                // vpmaddwd: two signed 16-bit products per 32-bit lane, wrapping sums.
+                let acc = (0..c.div_ceil(2)).fold(0i32, |acc, k| {
+                    let (x, w) = (xp[m + 2 * k * p], lanes.pairs[b][k]);
+                    let lo = i32::from(x as i16).wrapping_mul(i32::from(w as i16));
+                    acc.wrapping_add(lo.wrapping_add((x >> 16).wrapping_mul(w >> 16)))
+                });
+                *rm = acc as f32;
+            }
+        }
+        None => {
+            let x = &t.x[t0 + 1..];
+            for (m, rm) in r.iter_mut().enumerate() {
+                *rm = (0..c).map(|i| lanes.w[b][i] * x[m + i * p]).sum();
+            }
+        }
     }
     for (m, o) in out.iter_mut().enumerate() {
         let mut e = 0;
@@ -880,7 +933,6 @@ mod avx2 {
         // SAFETY (whole body): every pointer offset stays below the bound asserted above.
         unsafe {
             let tp = pairs.as_ptr().add(t0 + 1);
-            let scale = _mm256_set1_ps(t.pair_scale);
             let mut m = 0;
             while m < RBUF {
                 let mut acc = [[_mm256_setzero_si256(); MV]; NB];
@@ -897,11 +949,7 @@ mod avx2 {
                         }
                     }
                 }
-                store(
-                    scratch,
-                    m,
-                    &acc.map(|a| a.map(|v| _mm256_mul_ps(_mm256_cvtepi32_ps(v), scale))),
-                );
+                store(scratch, m, &acc.map(|a| a.map(|v| _mm256_cvtepi32_ps(v))));
                 m += 8 * MV;
             }
             scores::<P>(t, t0, thr, scratch)
@@ -920,8 +968,8 @@ mod avx2 {
         }
     }
 
-    /// Scores |L⁻¹ b|² from the correlations in `scratch.r` (b_j = r[m + j]), with the masks of
-    /// scores above each block's threshold.
+    /// Scores |L⁻¹ b|² from the correlations in `scratch.r` (b_j = r[m + j]); per block, whether
+    /// any score exceeds its threshold.
     #[inline]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn scores<const P: usize>(
@@ -937,7 +985,7 @@ mod avx2 {
             let lp = t.linv.as_ptr().add(t0);
             let np = t.n_pad;
             let thr_v: [__m256; NB] = std::array::from_fn(|b| _mm256_set1_ps(thr[b]));
-            let mut hits = [_mm256_setzero_ps(); NB];
+            let mut best = [_mm256_set1_ps(f32::NEG_INFINITY); NB];
             let mut m = 0;
             while m < TILE {
                 let mut l = [[_mm256_setzero_ps(); P]; P];
@@ -960,13 +1008,13 @@ mod avx2 {
                         s = _mm256_fmadd_ps(y, y, s);
                     }
                     _mm256_storeu_ps(scratch.scores[b].as_mut_ptr().add(m), s);
-                    let above = _mm256_cmp_ps::<_CMP_GT_OQ>(s, thr_v[b]);
-                    hits[b] = _mm256_or_ps(hits[b], above);
-                    scratch.above[b][m / 8] = _mm256_movemask_ps(above) as u8;
+                    best[b] = _mm256_max_ps(best[b], s);
                 }
                 m += 8;
             }
-            hits.map(|h| _mm256_movemask_ps(h) != 0)
+            std::array::from_fn(|b| {
+                _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_GT_OQ>(best[b], thr_v[b])) != 0
+            })
         }
     }
 }
@@ -1041,13 +1089,26 @@ mod tests {
                     let fixed_point = f64::from(nw.margin - s.tables.delta * nw.norm2);
                     worst = worst.max((d - fixed_point).max(0.0) / f64::from(nw.norm2));
                 };
+                let mut portable = Scratch::new();
                 for t0 in (0..s.tables.n_pad).step_by(TILE) {
                     s.tile_scores(&lanes, t0, &[f32::INFINITY; NB], &mut scratch);
                     for b in 0..NB {
-                        for (m, &sc) in scratch.scores[b].iter().enumerate() {
+                        let Scratch { r, scores } = &mut *portable;
+                        scalar_tile_scores(
+                            &s.tables,
+                            cfg.p,
+                            &lanes,
+                            b,
+                            c,
+                            t0,
+                            &mut r[b],
+                            &mut scores[b],
+                        );
+                        for m in 0..TILE {
                             let idx = t0 + m;
                             if idx < s.tables.n && !s.tables.flagged.contains(&(idx as u32)) {
-                                check(b, idx, sc);
+                                check(b, idx, scratch.scores[b][m]);
+                                check(b, idx, portable.scores[b][m]);
                             }
                         }
                     }
