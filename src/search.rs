@@ -669,16 +669,7 @@ impl Searcher {
             };
         }
         std::array::from_fn(|b| {
-            scalar_tile_scores(
-                &self.tables,
-                self.cfg.p,
-                lanes,
-                b,
-                c,
-                t0,
-                &mut scratch.r[b],
-                &mut scratch.scores[b],
-            );
+            scalar_tile_scores(&self.tables, self.cfg.p, c, lanes, b, t0, scratch);
             scratch.scores[b].iter().any(|&s| s > thr[b])
         })
     }
@@ -819,13 +810,13 @@ impl<'a> Evaluator<'a> {
 fn scalar_tile_scores(
     t: &Tables,
     p: usize,
+    c: usize,
     lanes: &Lanes,
     b: usize,
-    c: usize,
     t0: usize,
-    r: &mut [f32; RBUF],
-    out: &mut [f32; TILE],
+    scratch: &mut Scratch,
 ) {
+    let (r, out) = (&mut scratch.r[b], &mut scratch.scores[b]);
     match &t.pairs {
         Some(pairs) => {
             let xp = &pairs[t0 + 1..];
@@ -996,19 +987,20 @@ mod avx2 {
                         e += 1;
                     }
                 }
-                for b in 0..NB {
+                for (b, best) in best.iter_mut().enumerate() {
                     let rp = scratch.r[b].as_ptr().add(m);
                     let bv: [__m256; P] = std::array::from_fn(|j| _mm256_loadu_ps(rp.add(j)));
-                    let mut s = _mm256_setzero_ps();
-                    for (j, row) in l.iter().enumerate() {
-                        let mut y = _mm256_mul_ps(row[0], bv[0]);
-                        for k in 1..=j {
-                            y = _mm256_fmadd_ps(row[k], bv[k], y);
-                        }
-                        s = _mm256_fmadd_ps(y, y, s);
-                    }
+                    let y: [__m256; P] = std::array::from_fn(|j| {
+                        let row = &l[j];
+                        (1..=j).fold(_mm256_mul_ps(row[0], bv[0]), |y, k| {
+                            _mm256_fmadd_ps(row[k], bv[k], y)
+                        })
+                    });
+                    let s = y[1..].iter().fold(_mm256_mul_ps(y[0], y[0]), |s, &yj| {
+                        _mm256_fmadd_ps(yj, yj, s)
+                    });
                     _mm256_storeu_ps(scratch.scores[b].as_mut_ptr().add(m), s);
-                    best[b] = _mm256_max_ps(best[b], s);
+                    *best = _mm256_max_ps(*best, s);
                 }
                 m += 8;
             }
@@ -1093,17 +1085,7 @@ mod tests {
                 for t0 in (0..s.tables.n_pad).step_by(TILE) {
                     s.tile_scores(&lanes, t0, &[f32::INFINITY; NB], &mut scratch);
                     for b in 0..NB {
-                        let Scratch { r, scores } = &mut *portable;
-                        scalar_tile_scores(
-                            &s.tables,
-                            cfg.p,
-                            &lanes,
-                            b,
-                            c,
-                            t0,
-                            &mut r[b],
-                            &mut scores[b],
-                        );
+                        scalar_tile_scores(&s.tables, cfg.p, c, &lanes, b, t0, &mut portable);
                         for m in 0..TILE {
                             let idx = t0 + m;
                             if idx < s.tables.n && !s.tables.flagged.contains(&(idx as u32)) {
