@@ -270,17 +270,18 @@ impl TopK {
         }
     }
 
-    /// Fills an empty set with the best `TOP_K` of a whole tile at once (cheaper than pushing
-    /// the many rising scores of the first tile one by one).
+    /// Fills an empty set with the best `TOP_K` of a whole tile (cheaper than pushing the many
+    /// rising scores of the first tile one by one).
     fn fill_from(&mut self, scores: &[f32; TILE], t0: usize) {
-        let mut order: Vec<usize> = (0..TILE).collect();
-        order.select_nth_unstable_by(TOP_K - 1, |&a, &b| scores[b].total_cmp(&scores[a]));
-        for (slot, &m) in order[..TOP_K].iter().enumerate() {
-            self.score[slot] = scores[m];
-            self.idx[slot] = (t0 + m) as u32;
-        }
-        self.len = TOP_K;
-        self.refresh();
+        // At least TOP_K seeds (the group maxima) reach the smallest of TOP_K group maxima, so
+        // the best TOP_K are among the seeds at or above it: usually few more than TOP_K.
+        let floor = scores
+            .chunks_exact(TILE / TOP_K)
+            .map(|g| g.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)))
+            .fold(f32::INFINITY, f32::min);
+        for_each_above(scores, floor.next_down(), |m, s| {
+            self.push(s, (t0 + m) as u32)
+        });
     }
 
     fn push(&mut self, score: f32, idx: u32) {
@@ -347,39 +348,31 @@ impl Scratch {
             scores: [[0.0; TILE]; NB],
         })
     }
+}
 
-    /// Calls `f(m, score)` for each seed `m` of block `b` whose score exceeds `thr`.
-    fn for_each_above(&self, b: usize, thr: f32, mut f: impl FnMut(usize, f32)) {
-        for (w, mut bits) in above_words(&self.scores[b], thr).into_iter().enumerate() {
-            while bits != 0 {
-                let m = w * 64 + bits.trailing_zeros() as usize;
-                bits &= bits - 1;
-                f(m, self.scores[b][m]);
-            }
+/// Calls `f(m, score)` for each seed `m` of a tile whose score exceeds `thr`, in order.
+fn for_each_above(scores: &[f32; TILE], thr: f32, mut f: impl FnMut(usize, f32)) {
+    for (w, mut bits) in above_words(scores, thr).into_iter().enumerate() {
+        while bits != 0 {
+            let m = w * 64 + bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            f(m, scores[m]);
         }
     }
 }
 
 /// Per 64 seeds of a tile, the bit mask of the scores above `thr`. The kernels leave this to
 /// the few tiles that have any such score: a mask per vector would cost them a slow `movmskps`.
-#[cfg(target_arch = "x86_64")]
 fn above_words(scores: &[f32; TILE], thr: f32) -> [u64; TILE / 64] {
-    use std::arch::x86_64::*;
-    // SAFETY: SSE2 is part of the x86_64 baseline; the loads stay inside `scores`.
-    unsafe {
-        let t = _mm_set1_ps(thr);
-        std::array::from_fn(|w| {
-            (0..16).fold(0u64, |acc, v| {
-                let x = _mm_loadu_ps(scores.as_ptr().add(w * 64 + 4 * v));
-                acc | ((_mm_movemask_ps(_mm_cmpgt_ps(x, t)) as u64) << (4 * v))
-            })
-        })
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the feature is present.
+        return unsafe { avx2::above_words(scores, thr) };
     }
+    above_words_portable(scores, thr)
 }
 
-/// Per 64 seeds of a tile, the bit mask of the scores above `thr` (portable version).
-#[cfg(not(target_arch = "x86_64"))]
-fn above_words(scores: &[f32; TILE], thr: f32) -> [u64; TILE / 64] {
+fn above_words_portable(scores: &[f32; TILE], thr: f32) -> [u64; TILE / 64] {
     std::array::from_fn(|w| {
         scores[w * 64..(w + 1) * 64]
             .iter()
@@ -541,7 +534,7 @@ impl Searcher {
                     if t0 == 0 {
                         top.fill_from(&scratch.scores[b], t0);
                     } else if hits[b] {
-                        scratch.for_each_above(b, thr[b], |m, s| {
+                        for_each_above(&scratch.scores[b], thr[b], |m, s| {
                             if s > top.thr {
                                 top.push(s, (t0 + m) as u32);
                             }
@@ -606,7 +599,7 @@ impl Searcher {
                 let mut thrs = [f32::INFINITY; NB];
                 thrs[0] = thr;
                 if self.tile_scores(&lanes, t0, &thrs, scratch)[0] {
-                    scratch.for_each_above(0, thr, |m, _| {
+                    for_each_above(&scratch.scores[0], thr, |m, _| {
                         if t0 + m < n {
                             ev.consider(t0 + m);
                         }
@@ -947,6 +940,30 @@ mod avx2 {
         }
     }
 
+    /// [`super::above_words`] with AVX2: four compares packed into one byte mask per 32 seeds.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn above_words(scores: &[f32; TILE], thr: f32) -> [u64; TILE / 64] {
+        const _: () = assert!(TILE % 64 == 0);
+        let t = _mm256_set1_ps(thr);
+        // The packs interleave 128-bit lanes; this puts each vector's 8 bytes back in order.
+        let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+        let mask32 = |base: usize| {
+            // SAFETY: base + 32 ≤ TILE, so the four loads stay inside `scores`.
+            let c: [__m256i; 4] = std::array::from_fn(|v| unsafe {
+                let x = _mm256_loadu_ps(scores.as_ptr().add(base + 8 * v));
+                _mm256_castps_si256(_mm256_cmp_ps::<_CMP_GT_OQ>(x, t))
+            });
+            let words = _mm256_packs_epi32(c[0], c[1]);
+            let words2 = _mm256_packs_epi32(c[2], c[3]);
+            let bytes = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(words, words2), order);
+            u64::from(_mm256_movemask_epi8(bytes) as u32)
+        };
+        std::array::from_fn(|w| mask32(64 * w) | (mask32(64 * w + 32) << 32))
+    }
+
     /// Stores the correlation vectors of step `m` for every block.
     #[inline]
     #[target_feature(enable = "avx2,fma")]
@@ -1033,6 +1050,42 @@ mod tests {
                     .powi(2)
             })
             .sum()
+    }
+
+    #[test]
+    fn above_masks_agree_with_plain_comparisons() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let normal = Normal::new(0.0f32, 1.0).unwrap();
+        let scores: [f32; TILE] = std::array::from_fn(|_| normal.sample(&mut rng));
+        let mut sorted = scores;
+        sorted.sort_by(f32::total_cmp);
+        for thr in [
+            f32::NEG_INFINITY,
+            -1.0,
+            0.0,
+            sorted[200],
+            sorted[TILE - 1],
+            10.0,
+        ] {
+            let plain = above_words_portable(&scores, thr);
+            assert_eq!(above_words(&scores, thr), plain, "threshold {thr}");
+            let mut seen = Vec::new();
+            for_each_above(&scores, thr, |m, s| seen.push((m, s)));
+            let expected: Vec<(usize, f32)> = (0..TILE)
+                .filter(|&m| scores[m] > thr)
+                .map(|m| (m, scores[m]))
+                .collect();
+            assert_eq!(seen, expected);
+        }
+        let mut top = TopK::new();
+        top.fill_from(&scores, 1000);
+        let mut kept: Vec<f32> = top.score.to_vec();
+        kept.sort_by(f32::total_cmp);
+        assert_eq!(kept, sorted[TILE - TOP_K..]);
+        assert_eq!(top.thr, sorted[TILE - TOP_K]);
+        for (&s, &i) in top.score.iter().zip(&top.idx) {
+            assert_eq!(scores[i as usize - 1000], s, "seed index {i}");
+        }
     }
 
     /// The scan's scores must stay within each block's margin (the bound the proof relies on)
