@@ -946,7 +946,7 @@ mod avx2 {
     /// The CPU must support AVX2.
     #[target_feature(enable = "avx2")]
     pub unsafe fn above_words(scores: &[f32; TILE], thr: f32) -> [u64; TILE / 64] {
-        const _: () = assert!(TILE % 64 == 0);
+        const _: () = assert!(TILE.is_multiple_of(64));
         let t = _mm256_set1_ps(thr);
         // The packs interleave 128-bit lanes; this puts each vector's 8 bytes back in order.
         let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
