@@ -47,6 +47,8 @@ const NB: usize = 4;
 /// Margin of the scan's scores relative to ‖w‖²: seeds whose rounding bound exceeds it are scored
 /// through an orthonormal basis instead.
 const DELTA: f64 = 1e-4;
+/// Flagged seeds scored together: two vectors per basis column.
+const FLAG_GROUP: usize = 16;
 /// Blocks scanned together per tile.
 pub const BATCH: usize = 32;
 
@@ -74,7 +76,7 @@ pub struct Tables {
     linv: Vec<f32>,
     /// Seed indices scored through an orthonormal basis instead of L⁻¹.
     flagged: Vec<u32>,
-    /// `flagged.len()` rounded up to whole vectors.
+    /// `flagged.len()` rounded up to whole [`FLAG_GROUP`]s.
     f_pad: usize,
     /// Orthonormal bases of the flagged seeds, structure-of-arrays: entry (i, j) of flagged
     /// seed f is at `(i * P + j) * f_pad + f`.
@@ -120,7 +122,7 @@ impl Tables {
                 _ => flagged.push(idx as u32),
             }
         }
-        let f_pad = flagged.len().div_ceil(8) * 8;
+        let f_pad = flagged.len().div_ceil(FLAG_GROUP) * FLAG_GROUP;
         let mut fq = vec![0.0f32; c * p * f_pad];
         for (f, &idx) in flagged.iter().enumerate() {
             basis.fill_u_at(idx as usize, &mut u);
@@ -172,21 +174,36 @@ impl Tables {
 
     #[inline(always)]
     fn flagged_scores_body(&self, w: &[f32], p: usize, out: &mut [f32]) {
+        match p {
+            1 => self.flagged_scores_p::<1>(w, out),
+            2 => self.flagged_scores_p::<2>(w, out),
+            3 => self.flagged_scores_p::<3>(w, out),
+            4 => self.flagged_scores_p::<4>(w, out),
+            5 => self.flagged_scores_p::<5>(w, out),
+            6 => self.flagged_scores_p::<6>(w, out),
+            7 => self.flagged_scores_p::<7>(w, out),
+            _ => self.flagged_scores_p::<8>(w, out),
+        }
+    }
+
+    /// [`Self::flagged_scores`] for P fixed at compile time: the P·FLAG_GROUP/8 accumulator
+    /// vectors of a group are independent chains, so the FMAs overlap instead of waiting on
+    /// each other.
+    #[inline(always)]
+    fn flagged_scores_p<const P: usize>(&self, w: &[f32], out: &mut [f32]) {
         let f_pad = self.f_pad;
-        out.fill(0.0);
-        // One column j of Qᵀw at a time, accumulated over f in chunks that stay in registers.
-        for j in 0..p {
-            for (fc, o) in out.chunks_exact_mut(8).enumerate() {
-                let mut y = [0.0f32; 8];
-                for (i, &wi) in w.iter().enumerate() {
-                    let col = &self.fq[(i * p + j) * f_pad + fc * 8..][..8];
-                    for (yl, &q) in y.iter_mut().zip(col) {
+        for (g, o) in out.chunks_exact_mut(FLAG_GROUP).enumerate() {
+            let mut y = [[0.0f32; FLAG_GROUP]; P];
+            for (i, &wi) in w.iter().enumerate() {
+                for (j, yj) in y.iter_mut().enumerate() {
+                    let col = &self.fq[(i * P + j) * f_pad + g * FLAG_GROUP..][..FLAG_GROUP];
+                    for (yl, &q) in yj.iter_mut().zip(col) {
                         *yl += q * wi;
                     }
                 }
-                for (ol, yl) in o.iter_mut().zip(&y) {
-                    *ol += yl * yl;
-                }
+            }
+            for (l, ol) in o.iter_mut().enumerate() {
+                *ol = y.iter().map(|yj| yj[l] * yj[l]).sum();
             }
         }
     }
