@@ -30,10 +30,14 @@ pub struct BenchReport {
     pub blocks: usize,
     /// Worker threads.
     pub threads: usize,
-    /// Wall time of the compression, seconds.
+    /// Untimed runs before the timed ones.
+    pub warmup: usize,
+    /// Wall time of the median timed run, seconds.
     pub seconds: f64,
-    /// Blocks per second.
+    /// Blocks per second: the median of the timed runs.
     pub blocks_per_s: f64,
+    /// Blocks per second of every timed run, in order.
+    pub runs_blocks_per_s: Vec<f64>,
     /// Relative MSE Σ(w−ŵ)²/Σw².
     pub relmse: f64,
     /// Blocks whose top candidates did not prove the optimum and needed a second scan.
@@ -49,20 +53,45 @@ pub fn gaussian_data(cfg: Config, blocks: usize) -> Vec<f32> {
         .collect()
 }
 
-/// Compresses `blocks` Gaussian blocks with `threads` workers and times it.
-pub fn run(cfg: Config, blocks: usize, threads: usize) -> anyhow::Result<BenchReport> {
+/// Compresses `blocks` Gaussian blocks with `threads` workers: `warmup` untimed runs (worker
+/// threads started, caches and CPU clocks settled), then `repeat` (≥ 1) timed runs, reported by
+/// their median.
+pub fn run(
+    cfg: Config,
+    blocks: usize,
+    threads: usize,
+    warmup: usize,
+    repeat: usize,
+) -> anyhow::Result<BenchReport> {
+    anyhow::ensure!(repeat >= 1, "the benchmark needs at least one timed run");
     let data = gaussian_data(cfg, blocks);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()?;
     // Build the shared tables outside the timed region: they are a one-off per config.
     crate::search::Searcher::new(cfg);
-    let rescans0 = crate::search::rescans();
-    let start = Instant::now();
-    let (_, stats) = pool
-        .install(|| compress(&data, cfg, &Progress::default(), &AtomicBool::new(false)))
-        .map_err(|e: CompressError| anyhow::anyhow!("benchmark compression failed: {e}"))?;
-    let seconds = start.elapsed().as_secs_f64();
+    let once = || {
+        pool.install(|| compress(&data, cfg, &Progress::default(), &AtomicBool::new(false)))
+            .map_err(|e: CompressError| anyhow::anyhow!("benchmark compression failed: {e}"))
+    };
+    for _ in 0..warmup {
+        once()?;
+    }
+    let mut runs = Vec::with_capacity(repeat);
+    let mut measured = None;
+    for _ in 0..repeat {
+        let rescans0 = crate::search::rescans();
+        let start = Instant::now();
+        let (_, stats) = once()?;
+        runs.push(start.elapsed().as_secs_f64());
+        // Every run does the same work; the first one's figures stand for all.
+        measured.get_or_insert((stats.relmse(), crate::search::rescans() - rescans0));
+    }
+    let (relmse, rescans) = measured.expect("at least one timed run");
+    let mut sorted = runs.clone();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    let seconds = (sorted[(n - 1) / 2] + sorted[n / 2]) / 2.0;
     Ok(BenchReport {
         c: cfg.c,
         p: cfg.p,
@@ -70,9 +99,11 @@ pub fn run(cfg: Config, blocks: usize, threads: usize) -> anyhow::Result<BenchRe
         bits: cfg.bits_per_weight(),
         blocks,
         threads,
+        warmup,
         seconds,
         blocks_per_s: blocks as f64 / seconds,
-        relmse: stats.relmse(),
-        rescans: crate::search::rescans() - rescans0,
+        runs_blocks_per_s: runs.iter().map(|s| blocks as f64 / s).collect(),
+        relmse,
+        rescans,
     })
 }

@@ -179,22 +179,19 @@ pub fn refine(
     loop {
         let mut improved = false;
         for (j, &nj) in norm2[..p].iter().enumerate() {
-            for d in [-1i32, 1] {
-                let qj = i32::from(q.q[j]) + d;
-                if !(Q_MIN..=Q_MAX).contains(&qj) {
-                    continue;
+            // ‖r − d·s·v_j‖² − ‖r‖² = −2d⟨r, s·v_j⟩ + ‖s·v_j‖²: only d = sign⟨r, s·v_j⟩ can
+            // lower it (the two changes sum to 2‖s·v_j‖² ≥ 0). Demand a real decrease.
+            let dot: f64 = col(j).zip(resid.iter()).map(|(x, r)| x * r).sum();
+            let d = if dot > 0.0 { 1 } else { -1 };
+            let qj = i32::from(q.q[j]) + d;
+            let change = nj - 2.0 * f64::from(d) * dot;
+            if (Q_MIN..=Q_MAX).contains(&qj) && change < -1e-12 * err {
+                q.q[j] = qj as i8;
+                for (r, x) in resid.iter_mut().zip(col(j)) {
+                    *r -= f64::from(d) * x;
                 }
-                // ‖r − d·s·v_j‖² − ‖r‖² = −2d⟨r, s·v_j⟩ + ‖s·v_j‖²; demand a real decrease.
-                let dot: f64 = col(j).zip(resid.iter()).map(|(x, r)| x * r).sum();
-                let change = nj - 2.0 * f64::from(d) * dot;
-                if change < -1e-12 * err {
-                    q.q[j] = qj as i8;
-                    for (r, x) in resid.iter_mut().zip(col(j)) {
-                        *r -= f64::from(d) * x;
-                    }
-                    improved = true;
-                    moved = true;
-                }
+                improved = true;
+                moved = true;
             }
         }
         if !improved {

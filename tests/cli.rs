@@ -362,3 +362,54 @@ fn ctrl_c_stops_cleanly_without_output() {
     assert!(!out.exists());
     assert_eq!(listing(dir.path()), ["big.safetensors"]);
 }
+
+#[test]
+fn bench_reports_json_with_median_of_timed_runs() {
+    let out = seedlm(&[
+        "bench",
+        "--blocks",
+        "48",
+        "--threads",
+        "1",
+        "--warmup",
+        "0",
+        "--repeat",
+        "3",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for key in [
+        "blocks_per_s",
+        "relmse",
+        "bits",
+        "blocks",
+        "threads",
+        "seconds",
+        "rescans",
+    ] {
+        assert!(v.get(key).is_some(), "missing {key}: {v}");
+    }
+    assert_eq!(v["blocks"], 48);
+    assert_eq!(v["bits"], 4.0);
+    let runs: Vec<f64> = v["runs_blocks_per_s"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_f64().unwrap())
+        .collect();
+    assert_eq!(runs.len(), 3);
+    let mut sorted = runs.clone();
+    sorted.sort_by(f64::total_cmp);
+    let median = v["blocks_per_s"].as_f64().unwrap();
+    assert!(
+        (median - sorted[1]).abs() <= 1e-6 * median,
+        "{median} vs {runs:?}"
+    );
+    // The N(0,1) quality on so few blocks is near the 20 000-block figure of DESIGN.md §3.
+    let relmse = v["relmse"].as_f64().unwrap();
+    assert!((0.008..0.022).contains(&relmse), "relmse {relmse}");
+
+    let err = fails(&["bench", "--repeat", "0"]);
+    assert!(err.contains("repeat"), "{err}");
+}

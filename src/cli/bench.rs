@@ -18,6 +18,12 @@ pub struct BenchArgs {
     /// Worker threads (default: all cores).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub threads: Option<u64>,
+    /// Untimed runs first, so thread start-up and CPU clock ramp-up are not measured.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(0..=100))]
+    pub warmup: u64,
+    /// Timed runs; the reported speed is their median.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=100))]
+    pub repeat: u64,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -33,14 +39,31 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         || std::thread::available_parallelism().map_or(1, |n| n.get()),
         |t| t as usize,
     );
-    let r = crate::bench::run(cfg, args.blocks as usize, threads)?;
+    let r = crate::bench::run(
+        cfg,
+        args.blocks as usize,
+        threads,
+        args.warmup as usize,
+        args.repeat as usize,
+    )?;
     if args.json {
         println!("{}", serde_json::to_string(&r)?);
     } else {
         println!("config      {cfg}");
         println!("blocks      {} ({} threads)", r.blocks, r.threads);
-        println!("time        {:.3} s", r.seconds);
-        println!("speed       {:.0} blocks/s", r.blocks_per_s);
+        let runs: Vec<String> = r
+            .runs_blocks_per_s
+            .iter()
+            .map(|b| format!("{b:.0}"))
+            .collect();
+        println!(
+            "speed       {:.0} blocks/s  (median of {} timed runs after {} warm-up: {})",
+            r.blocks_per_s,
+            runs.len(),
+            r.warmup,
+            runs.join(", ")
+        );
+        println!("time        {:.3} s per run (median)", r.seconds);
         println!(
             "relative MSE {:.5}  (SNR {:.2} dB)",
             r.relmse,
