@@ -49,9 +49,31 @@ pub fn pow2(e: i32) -> f64 {
     f64::powi(2.0, e)
 }
 
+/// `x.round()` (halves away from zero) inline: on baseline x86_64 `f64::round` is a libm call,
+/// and the search rounds every candidate's coefficients at several exponents.
+fn round_half_away(x: f64) -> f64 {
+    // Beyond 2^52 every f64 is an integer (and NaN fails the test, staying NaN).
+    if x.abs() < 4_503_599_627_370_496.0 {
+        let t = x as i64 as f64;
+        // The fractional part x − trunc(x) is exact.
+        let f = x - t;
+        let r = if f >= 0.5 {
+            t + 1.0
+        } else if f <= -0.5 {
+            t - 1.0
+        } else {
+            t
+        };
+        // Keeps the sign of zero, as `f64::round` does (−0.3 rounds to −0).
+        r.copysign(x)
+    } else {
+        x
+    }
+}
+
 /// Round to nearest (halves away from zero), clamped to [−8, 7].
 pub fn round_q(x: f64) -> i32 {
-    let r = x.round();
+    let r = round_half_away(x);
     if r < Q_MIN as f64 {
         Q_MIN
     } else if r > Q_MAX as f64 {
@@ -71,7 +93,7 @@ pub fn e_star(t: &[f64]) -> Option<i32> {
     let fits = |e: i32| {
         let s = pow2(-e);
         t.iter().all(|&x| {
-            let r = (x * s).round();
+            let r = round_half_away(x * s);
             (Q_MIN as f64..=Q_MAX as f64).contains(&r)
         })
     };
@@ -116,14 +138,27 @@ pub fn reconstruct_into(v: &[i64], p: usize, quant: &Quantized, denom: f64, out:
 
 /// Squared reconstruction error `‖w − ŵ‖²` of a quantization, in f64 (the decoder's arithmetic).
 pub fn quantized_error(w: &[f64], v: &[i64], p: usize, quant: &Quantized, denom: f64) -> f64 {
+    let mut resid = [0.0; MAX_C];
+    residual_into(w, v, p, quant, denom, &mut resid[..w.len()])
+}
+
+/// Writes the residual `w − ŵ` of a quantization into `resid` (C long) and returns its squared
+/// norm, exactly as [`quantized_error`] computes it.
+fn residual_into(
+    w: &[f64],
+    v: &[i64],
+    p: usize,
+    quant: &Quantized,
+    denom: f64,
+    resid: &mut [f64],
+) -> f64 {
     let scale = pow2(quant.e);
-    w.iter()
-        .enumerate()
-        .map(|(i, &wi)| {
-            let d = wi - row_sum(v, p, quant, i) as f64 / denom * scale;
-            d * d
-        })
-        .sum()
+    let mut err = 0.0;
+    for (i, (r, &wi)) in resid.iter_mut().zip(w).enumerate() {
+        *r = wi - row_sum(v, p, quant, i) as f64 / denom * scale;
+        err += *r * *r;
+    }
+    err
 }
 
 /// Rounds `t` at exponent `e`.
@@ -148,27 +183,21 @@ pub enum Rounding {
     Refined,
 }
 
-/// Improves `quant` (with error `err`) by coordinate descent: any single coefficient moved by
-/// ±1 that lowers the error is kept, until no move helps. Moves are scored incrementally from the
-/// residual (O(C) each); the returned error is recomputed with the decoder's arithmetic, and the
-/// input is returned unchanged if that is not an improvement.
-pub fn refine(
+/// Improves `quant` (with error `err` and residual `resid`, as [`residual_into`] gives them;
+/// `resid` is overwritten) by coordinate descent: any single coefficient moved by ±1 that lowers
+/// the error is kept, until no move helps. Moves are scored incrementally from the residual
+/// (O(C) each); the returned error is recomputed with the decoder's arithmetic, and the input is
+/// returned unchanged if that is not an improvement.
+fn refine(
     w: &[f64],
     v: &[i64],
     p: usize,
-    quant: Quantized,
-    err: f64,
+    (quant, err): (Quantized, f64),
     denom: f64,
+    resid: &mut [f64],
 ) -> (f64, Quantized) {
     let c = w.len();
     let step = pow2(quant.e) / denom;
-    // Fixed-size buffers: this runs for every candidate seed and exponent.
-    let mut resid = [0.0; MAX_C];
-    let resid = &mut resid[..c];
-    reconstruct_into(v, p, &quant, denom, resid);
-    for (r, &wi) in resid.iter_mut().zip(w) {
-        *r = wi - *r;
-    }
     let col = |j: usize| (0..c).map(move |i| v[i * p + j] as f64 * step);
     let mut norm2 = [0.0; MAX_P];
     for (j, n) in norm2[..p].iter_mut().enumerate() {
@@ -230,6 +259,8 @@ pub fn best_quantization(
     };
     let mut best: Option<(f64, Quantized)> = None;
     let mut last = i32::MIN;
+    let mut resid = [0.0; MAX_C];
+    let resid = &mut resid[..w.len()];
     for cand in [es - 1, es, es + 1] {
         let e = range.clamp(cand);
         if e == last {
@@ -237,9 +268,9 @@ pub fn best_quantization(
         }
         last = e;
         let mut qz = quantize(t, e);
-        let mut err = quantized_error(w, v, p, &qz, denom);
+        let mut err = residual_into(w, v, p, &qz, denom, resid);
         if rounding == Rounding::Refined {
-            (err, qz) = refine(w, v, p, qz, err, denom);
+            (err, qz) = refine(w, v, p, (qz, err), denom, resid);
         }
         let better = match &best {
             None => true,
@@ -255,6 +286,42 @@ pub fn best_quantization(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn inline_rounding_matches_f64_round() {
+        let mut xs = vec![
+            0.0,
+            -0.0,
+            0.5,
+            -0.5,
+            1.5,
+            -1.5,
+            2.5,
+            -2.5,
+            0.49999999999999994,
+            -0.49999999999999994,
+            4503599627370495.5,
+            -4503599627370495.5,
+            4503599627370496.0,
+            1e300,
+            -1e300,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            7.499999999999999,
+            7.5,
+            -8.5,
+            -8.500000000000002,
+        ];
+        let mut x = 1e-9f64;
+        while x < 1e17 {
+            xs.extend([x, -x, x + 0.5, -x - 0.5, x.next_up(), (-x).next_down()]);
+            x *= 1.37;
+        }
+        for x in xs {
+            assert_eq!(round_half_away(x).to_bits(), x.round().to_bits(), "{x:e}");
+        }
+        assert!(round_half_away(f64::NAN).is_nan());
+    }
 
     #[test]
     fn rounding_clamps_and_rounds_half_away() {
@@ -321,7 +388,10 @@ mod tests {
         assert!(refined <= plain);
         assert_eq!(refined, quantized_error(&w, &v, 2, &q, 1.0));
         // At the same exponent no single ±1 move improves the refined answer.
-        let (again, _) = refine(&w, &v, 2, q, refined, 1.0);
+        let mut resid = [0.0; 2];
+        let err = residual_into(&w, &v, 2, &q, 1.0, &mut resid);
+        assert_eq!(err, refined);
+        let (again, _) = refine(&w, &v, 2, (q, refined), 1.0, &mut resid);
         assert_eq!(again, refined);
     }
 }

@@ -769,37 +769,32 @@ impl<'a> Evaluator<'a> {
         self.best.map_or(f64::INFINITY, |b| b.err)
     }
 
-    /// Least-squares coefficients of seed index `idx`; fills `self.u` and `self.v`.
-    fn solve(&mut self, idx: usize) -> [f64; MAX_P] {
-        let (c, p) = (self.s.cfg.c, self.s.cfg.p);
-        self.s.basis.fill_u_at(idx, &mut self.u);
-        let mut t = [0.0; MAX_P];
-        crate::lstsq::solve(&self.u, &self.w[..c], c, p, &mut t[..p]);
-        t
-    }
-
+    /// Evaluates seed index `idx` exactly (once per block) and keeps it if it is the best so far.
     fn consider(&mut self, idx: usize) {
         if self.seen.contains(&idx) {
             return;
         }
         self.seen.push(idx);
-        let t = self.solve(idx);
-        self.consider_solved(idx, &t);
-    }
-
-    fn consider_solved(&mut self, idx: usize, t: &[f64; MAX_P]) {
         let (c, p) = (self.s.cfg.c, self.s.cfg.p);
-        self.s.basis.centred_at(idx, &mut self.v);
+        let basis = &self.s.basis;
+        let denom = basis.denom();
+        basis.centred_at(idx, &mut self.v);
+        // U(s) from the centred integers: the same arithmetic as `Basis::normalize`.
+        for (u, &v) in self.u.iter_mut().zip(&self.v) {
+            *u = v as f64 / denom;
+        }
+        let mut t = [0.0; MAX_P];
+        crate::lstsq::solve(&self.u, &self.w[..c], c, p, &mut t[..p]);
         let (err, quant) = best_quantization(
             &self.w[..c],
             &self.v,
             p,
             &t[..p],
-            self.s.basis.denom(),
+            denom,
             self.range,
             self.s.rounding,
         );
-        let seed = self.s.basis.state_at(idx);
+        let seed = basis.state_at(idx);
         let better = match &self.best {
             None => true,
             Some(b) => err < b.err || (err == b.err && seed < b.seed),
