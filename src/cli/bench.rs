@@ -49,27 +49,27 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.json {
         println!("{}", serde_json::to_string(&r)?);
     } else {
-        println!("config      {cfg}");
-        println!("blocks      {} ({} threads)", r.blocks, r.threads);
+        println!("config        {cfg}");
+        println!("blocks        {} ({} threads)", r.blocks, r.threads);
         let runs: Vec<String> = r
             .runs_blocks_per_s
             .iter()
             .map(|b| format!("{b:.0}"))
             .collect();
         println!(
-            "speed       {:.0} blocks/s  (median of {} timed runs after {} warm-up: {})",
+            "speed         {:.0} blocks/s  (median of {} timed runs after {} warm-up: {})",
             r.blocks_per_s,
             runs.len(),
             r.warmup,
             runs.join(", ")
         );
-        println!("time        {:.3} s per run (median)", r.seconds);
+        println!("time          {:.3} s per run (median)", r.seconds);
         println!(
-            "relative MSE {:.5}  (SNR {:.2} dB)",
+            "relative MSE  {:.5}  (SNR {:.2} dB)",
             r.relmse,
             crate::compress::snr_db(r.relmse)
         );
-        println!("rescans     {} blocks needed a second scan", r.rescans);
+        println!("rescans       {} blocks needed a second scan", r.rescans);
     }
     Ok(())
 }
