@@ -389,6 +389,7 @@ fn above_words(scores: &[f32; TILE], thr: f32) -> [u64; TILE / 64] {
     above_words_portable(scores, thr)
 }
 
+/// [`above_words`] without SIMD: the reference the AVX2 version is tested against.
 fn above_words_portable(scores: &[f32; TILE], thr: f32) -> [u64; TILE / 64] {
     std::array::from_fn(|w| {
         scores[w * 64..(w + 1) * 64]
