@@ -328,12 +328,12 @@ impl TopK {
 #[cfg(target_arch = "x86_64")]
 fn min_position(score: &[f32; TOP_K]) -> (usize, f32) {
     use std::arch::x86_64::*;
-    const _: () = assert!(TOP_K == 16, "the SSE reduction is written for 16 scores");
-    // SAFETY: SSE2 is part of the x86_64 baseline; the four loads read the 16 scores.
+    const _: () = assert!(TOP_K.is_multiple_of(4), "the SSE reduction takes whole vectors");
+    // SAFETY: SSE2 is part of the x86_64 baseline; the loads read the TOP_K scores.
     unsafe {
         let p = score.as_ptr();
-        let v = [0, 4, 8, 12].map(|o| _mm_loadu_ps(p.add(o)));
-        let m = _mm_min_ps(_mm_min_ps(v[0], v[1]), _mm_min_ps(v[2], v[3]));
+        let v: [__m128; TOP_K / 4] = std::array::from_fn(|i| _mm_loadu_ps(p.add(4 * i)));
+        let m = v[1..].iter().fold(v[0], |m, &x| _mm_min_ps(m, x));
         let m = _mm_min_ps(m, _mm_shuffle_ps::<0b01_00_11_10>(m, m));
         let m = _mm_min_ps(m, _mm_shuffle_ps::<0b10_11_00_01>(m, m));
         let mask = v.iter().enumerate().fold(0u32, |acc, (i, &x)| {
