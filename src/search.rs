@@ -328,7 +328,10 @@ impl TopK {
 #[cfg(target_arch = "x86_64")]
 fn min_position(score: &[f32; TOP_K]) -> (usize, f32) {
     use std::arch::x86_64::*;
-    const _: () = assert!(TOP_K.is_multiple_of(4), "the SSE reduction takes whole vectors");
+    const _: () = assert!(
+        TOP_K.is_multiple_of(4),
+        "the SSE reduction takes whole vectors"
+    );
     // SAFETY: SSE2 is part of the x86_64 baseline; the loads read the TOP_K scores.
     unsafe {
         let p = score.as_ptr();
