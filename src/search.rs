@@ -37,7 +37,7 @@ pub fn rescans() -> u64 {
 }
 
 /// Candidates kept by the scan for exact evaluation.
-pub const TOP_K: usize = 16;
+pub const TOP_K: usize = 12;
 /// Seeds per tile: the tile's share of the tables stays in L1 while a batch of blocks uses it.
 const TILE: usize = 256;
 /// Correlation entries computed per tile (TILE plus room for P − 1 overlap, in whole vectors).
@@ -550,7 +550,7 @@ impl Searcher {
                 // Lanes past the end of the group are zero; an infinite threshold ignores them.
                 let thr: [f32; NB] =
                     std::array::from_fn(|b| tops.get(b).map_or(f32::INFINITY, |t| t.thr));
-                let hits = self.tile_scores(lanes, t0, &thr, &mut scratch);
+                let hits = self.tile_scores(lanes, tops.len(), t0, &thr, &mut scratch);
                 for (b, top) in tops.iter_mut().enumerate() {
                     if t0 == 0 {
                         top.fill_from(&scratch.scores[b], t0);
@@ -619,7 +619,7 @@ impl Searcher {
                     - f32::EPSILON * nw.norm2;
                 let mut thrs = [f32::INFINITY; NB];
                 thrs[0] = thr;
-                if self.tile_scores(&lanes, t0, &thrs, scratch)[0] {
+                if self.tile_scores(&lanes, 1, t0, &thrs, scratch)[0] {
                     for_each_above(&scratch.scores[0], thr, |m, _| {
                         if t0 + m < n {
                             ev.consider(t0 + m);
@@ -641,11 +641,13 @@ impl Searcher {
         ev.result()
     }
 
-    /// Scores of the TILE seeds starting at cycle position `t0` for `NB` blocks into
-    /// `scratch.scores`, and per block whether any score exceeds its threshold.
+    /// Scores of the TILE seeds starting at cycle position `t0` for the first `used` (1 to `NB`)
+    /// blocks of `lanes` into `scratch.scores`, and per block whether any score exceeds its
+    /// threshold (never for the unused ones).
     fn tile_scores(
         &self,
         lanes: &Lanes,
+        used: usize,
         t0: usize,
         thr: &[f32; NB],
         scratch: &mut Scratch,
@@ -657,10 +659,19 @@ impl Searcher {
             let t = &self.tables;
             macro_rules! kernel {
                 ($p:literal, $c:literal) => {
-                    if t.pairs.is_some() {
-                        avx2::tile_scores_i16::<$p, $c>(t, lanes, c, t0, thr, scratch)
-                    } else {
-                        avx2::tile_scores::<$p, $c>(t, lanes, c, t0, thr, scratch)
+                    // A lone block (a rescan, or a search of one block) gets a kernel of its
+                    // own rather than NB − 1 empty lanes.
+                    match (t.pairs.is_some(), used) {
+                        (true, 1) => {
+                            avx2::tile_scores_i16::<$p, $c, 1>(t, lanes, c, t0, thr, scratch)
+                        }
+                        (true, _) => {
+                            avx2::tile_scores_i16::<$p, $c, NB>(t, lanes, c, t0, thr, scratch)
+                        }
+                        (false, 1) => avx2::tile_scores::<$p, $c, 1>(t, lanes, c, t0, thr, scratch),
+                        (false, _) => {
+                            avx2::tile_scores::<$p, $c, NB>(t, lanes, c, t0, thr, scratch)
+                        }
                     }
                 };
             }
@@ -683,8 +694,10 @@ impl Searcher {
             };
         }
         std::array::from_fn(|b| {
-            scalar_tile_scores(&self.tables, self.cfg.p, c, lanes, b, t0, scratch);
-            scratch.scores[b].iter().any(|&s| s > thr[b])
+            b < used && {
+                scalar_tile_scores(&self.tables, self.cfg.p, c, lanes, b, t0, scratch);
+                scratch.scores[b].iter().any(|&s| s > thr[b])
+            }
         })
     }
 }
@@ -870,15 +883,15 @@ mod avx2 {
     /// without spilling.
     const MV: usize = 8 / NB;
 
-    /// Scores of one tile for `NB` blocks with AVX2+FMA, eight seeds a vector; every table load
-    /// serves all `NB` blocks. Returns per block whether any score exceeds its threshold.
-    /// `C` fixes the block size at compile time; 0 means "use `c`".
+    /// Scores of one tile for the first `B` (≤ `NB`) blocks with AVX2+FMA, eight seeds a vector;
+    /// every table load serves all `B` blocks. Returns per block whether any score exceeds its
+    /// threshold. `C` fixes the block size at compile time; 0 means "use `c`".
     ///
     /// # Safety
     /// The CPU must support AVX2 and FMA, `c` must be the config's C, and `t0 + TILE` must not
     /// exceed the tables' padded length.
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn tile_scores<const P: usize, const C: usize>(
+    pub unsafe fn tile_scores<const P: usize, const C: usize, const B: usize>(
         t: &Tables,
         lanes: &Lanes,
         c: usize,
@@ -894,7 +907,7 @@ mod avx2 {
             // Correlations r_b[m] = Σ_i w_b[i] · x[m + i·P].
             let mut m = 0;
             while m < RBUF {
-                let mut acc = [[_mm256_setzero_ps(); MV]; NB];
+                let mut acc = [[_mm256_setzero_ps(); MV]; B];
                 for i in 0..c {
                     let xi = xb.add(m + i * P);
                     let xv: [__m256; MV] = std::array::from_fn(|v| _mm256_loadu_ps(xi.add(8 * v)));
@@ -908,7 +921,7 @@ mod avx2 {
                 store(scratch, m, &acc);
                 m += 8 * MV;
             }
-            scores::<P>(t, t0, thr, scratch)
+            scores::<P, B>(t, t0, thr, scratch)
         }
     }
 
@@ -919,7 +932,7 @@ mod avx2 {
     /// # Safety
     /// As [`tile_scores`]; the tables must have `pairs`.
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn tile_scores_i16<const P: usize, const C: usize>(
+    pub unsafe fn tile_scores_i16<const P: usize, const C: usize, const B: usize>(
         t: &Tables,
         lanes: &Lanes,
         c: usize,
@@ -935,7 +948,7 @@ mod avx2 {
             let tp = pairs.as_ptr().add(t0 + 1);
             let mut m = 0;
             while m < RBUF {
-                let mut acc = [[_mm256_setzero_si256(); MV]; NB];
+                let mut acc = [[_mm256_setzero_si256(); MV]; B];
                 for k in 0..c.div_ceil(2) {
                     // Pair k holds states m + 2kP and m + (2k+1)P.
                     let xp = tp.add(m + 2 * k * P);
@@ -952,7 +965,7 @@ mod avx2 {
                 store(scratch, m, &acc.map(|a| a.map(|v| _mm256_cvtepi32_ps(v))));
                 m += 8 * MV;
             }
-            scores::<P>(t, t0, thr, scratch)
+            scores::<P, B>(t, t0, thr, scratch)
         }
     }
 
@@ -980,10 +993,10 @@ mod avx2 {
         std::array::from_fn(|w| mask32(64 * w) | (mask32(64 * w + 32) << 32))
     }
 
-    /// Stores the correlation vectors of step `m` for every block.
+    /// Stores the correlation vectors of step `m` for the first `B` blocks.
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn store(scratch: &mut Scratch, m: usize, acc: &[[__m256; MV]; NB]) {
+    unsafe fn store<const B: usize>(scratch: &mut Scratch, m: usize, acc: &[[__m256; MV]; B]) {
         for (a, r) in acc.iter().zip(scratch.r.iter_mut()) {
             for (v, av) in a.iter().enumerate() {
                 // SAFETY: m + 8·MV ≤ RBUF, the length of r.
@@ -992,11 +1005,11 @@ mod avx2 {
         }
     }
 
-    /// Scores |L⁻¹ b|² from the correlations in `scratch.r` (b_j = r[m + j]); per block, whether
-    /// any score exceeds its threshold.
+    /// Scores |L⁻¹ b|² from the correlations in `scratch.r` (b_j = r[m + j]) of the first `B`
+    /// blocks; per block, whether any score exceeds its threshold.
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn scores<const P: usize>(
+    unsafe fn scores<const P: usize, const B: usize>(
         t: &Tables,
         t0: usize,
         thr: &[f32; NB],
@@ -1008,8 +1021,7 @@ mod avx2 {
         unsafe {
             let lp = t.linv.as_ptr().add(t0);
             let np = t.n_pad;
-            let thr_v: [__m256; NB] = std::array::from_fn(|b| _mm256_set1_ps(thr[b]));
-            let mut best = [_mm256_set1_ps(f32::NEG_INFINITY); NB];
+            let mut best = [_mm256_set1_ps(f32::NEG_INFINITY); B];
             let mut m = 0;
             while m < TILE {
                 let mut l = [[_mm256_setzero_ps(); P]; P];
@@ -1038,7 +1050,10 @@ mod avx2 {
                 m += 8;
             }
             std::array::from_fn(|b| {
-                _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_GT_OQ>(best[b], thr_v[b])) != 0
+                b < B && {
+                    let above = _mm256_cmp_ps::<_CMP_GT_OQ>(best[b], _mm256_set1_ps(thr[b]));
+                    _mm256_movemask_ps(above) != 0
+                }
             })
         }
     }
@@ -1150,9 +1165,15 @@ mod tests {
                     let fixed_point = f64::from(nw.margin - s.tables.delta * nw.norm2);
                     worst = worst.max((d - fixed_point).max(0.0) / f64::from(nw.norm2));
                 };
-                let mut portable = Scratch::new();
+                let (mut portable, mut lone) = (Scratch::new(), Scratch::new());
                 for t0 in (0..s.tables.n_pad).step_by(TILE) {
-                    s.tile_scores(&lanes, t0, &[f32::INFINITY; NB], &mut scratch);
+                    s.tile_scores(&lanes, NB, t0, &[f32::INFINITY; NB], &mut scratch);
+                    // The one-block kernel does the same arithmetic as lane 0 of the full one.
+                    s.tile_scores(&lanes, 1, t0, &[f32::INFINITY; NB], &mut lone);
+                    assert_eq!(
+                        lone.scores[0].map(f32::to_bits),
+                        scratch.scores[0].map(f32::to_bits)
+                    );
                     for b in 0..NB {
                         scalar_tile_scores(&s.tables, cfg.p, c, &lanes, b, t0, &mut portable);
                         for m in 0..TILE {
