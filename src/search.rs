@@ -927,7 +927,8 @@ mod avx2 {
 
     /// As [`tile_scores`], but the correlation runs exactly in integers: int16 centred states
     /// times int16 fixed-point weights, two products per `vpmaddwd` lane, summed in int32 (no
-    /// overflow by the choice of the weights' shift), then scaled to floats once.
+    /// overflow by the choice of the weights' shift), then converted to floats as they are: the
+    /// integer unit is folded into the L⁻¹ tables.
     ///
     /// # Safety
     /// As [`tile_scores`]; the tables must have `pairs`.
