@@ -1,7 +1,8 @@
 //! The search benchmark: exact compression of N(0,1) blocks from a fixed RNG seed.
 
-use crate::compress::{CompressError, Progress, compress};
+use crate::compress::{CompressError, Progress, compress_with};
 use crate::config::Config;
+use crate::search::{Kernel, Searcher};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
@@ -30,6 +31,8 @@ pub struct BenchReport {
     pub blocks: usize,
     /// Worker threads.
     pub threads: usize,
+    /// The scan kernel: `avx2` or `portable`.
+    pub kernel: &'static str,
     /// Untimed runs before the timed ones.
     pub warmup: usize,
     /// Wall time of the median timed run, seconds.
@@ -53,11 +56,12 @@ pub fn gaussian_data(cfg: Config, blocks: usize) -> Vec<f32> {
         .collect()
 }
 
-/// Compresses `blocks` Gaussian blocks with `threads` workers: `warmup` untimed runs (worker
-/// threads started, caches and CPU clocks settled), then `repeat` (≥ 1) timed runs, reported by
-/// their median.
+/// Compresses `blocks` Gaussian blocks with `threads` workers on `kernel`: `warmup` untimed runs
+/// (worker threads started, caches and CPU clocks settled), then `repeat` (≥ 1) timed runs,
+/// reported by their median.
 pub fn run(
     cfg: Config,
+    kernel: Kernel,
     blocks: usize,
     threads: usize,
     warmup: usize,
@@ -68,11 +72,26 @@ pub fn run(
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()?;
-    // Build the shared tables outside the timed region: they are a one-off per config.
-    crate::search::Searcher::new(cfg);
+    // Builds the shared tables outside the timed region: they are a one-off per config.
+    let searcher = match kernel {
+        Kernel::Portable => Searcher::new(cfg).portable(),
+        Kernel::Avx2 => Searcher::new(cfg),
+    };
+    anyhow::ensure!(
+        searcher.kernel() == kernel,
+        "this CPU cannot run the {} kernel",
+        kernel.name()
+    );
     let once = || {
-        pool.install(|| compress(&data, cfg, &Progress::default(), &AtomicBool::new(false)))
-            .map_err(|e: CompressError| anyhow::anyhow!("benchmark compression failed: {e}"))
+        pool.install(|| {
+            compress_with(
+                &data,
+                &searcher,
+                &Progress::default(),
+                &AtomicBool::new(false),
+            )
+        })
+        .map_err(|e: CompressError| anyhow::anyhow!("benchmark compression failed: {e}"))
     };
     for _ in 0..warmup {
         once()?;
@@ -99,6 +118,7 @@ pub fn run(
         bits: cfg.bits_per_weight(),
         blocks,
         threads,
+        kernel: kernel.name(),
         warmup,
         seconds,
         blocks_per_s: blocks as f64 / seconds,

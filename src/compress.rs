@@ -189,15 +189,25 @@ pub fn compress(
     progress: &Progress,
     cancel: &AtomicBool,
 ) -> Result<(CompressedTensor, ErrorStats), CompressError> {
+    compress_with(data, &Searcher::new(cfg), progress, cancel)
+}
+
+/// [`compress`] with a given searcher (its configuration, rounding and kernel).
+pub fn compress_with(
+    data: &[f32],
+    searcher: &Searcher,
+    progress: &Progress,
+    cancel: &AtomicBool,
+) -> Result<(CompressedTensor, ErrorStats), CompressError> {
     if let Some((index, &value)) = data.iter().enumerate().find(|(_, x)| !x.is_finite()) {
         return Err(CompressError::NonFinite { index, value });
     }
+    let cfg = searcher.config();
     let c = cfg.c;
-    let searcher = Searcher::new(cfg);
     let n_blocks = data.len().div_ceil(c);
     let mut padded = data.to_vec();
     padded.resize(n_blocks * c, 0.0);
-    let e_base = choose_e_base(&searcher, &padded);
+    let e_base = choose_e_base(searcher, &padded);
     let range = ExpRange::from_base(e_base);
     let mut blocks = vec![BlockCode::default(); n_blocks];
     blocks

@@ -52,6 +52,35 @@ const FLAG_GROUP: usize = 16;
 /// Blocks scanned together per tile.
 pub const BATCH: usize = 32;
 
+/// The scan kernel a [`Searcher`] runs. Both find the same optimum; only their speed differs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kernel {
+    /// AVX2 and FMA intrinsics, on x86-64 CPUs that have them.
+    Avx2,
+    /// Plain Rust for any CPU, vectorised only as far as the compiler manages.
+    Portable,
+}
+
+impl Kernel {
+    /// The fastest kernel this CPU can run.
+    pub fn best_available() -> Kernel {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            return Kernel::Avx2;
+        }
+        Kernel::Portable
+    }
+
+    /// Lower-case name, as the benchmark reports it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kernel::Avx2 => "avx2",
+            Kernel::Portable => "portable",
+        }
+    }
+}
+
 /// The result of searching one block.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct BlockResult {
@@ -154,11 +183,10 @@ impl Tables {
 
     /// Scores of the flagged seeds, `out.len() == f_pad`: ‖Qᵀw‖² with Q orthonormal, so the
     /// rounding error is at most ~2·C·√P·u·‖w‖², far inside `delta`.
-    fn flagged_scores(&self, w: &[f32], p: usize, out: &mut [f32]) {
+    fn flagged_scores(&self, w: &[f32], p: usize, kernel: Kernel, out: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
-            // SAFETY: the features are present.
+        if kernel == Kernel::Avx2 {
+            // SAFETY: a searcher runs the AVX2 kernel only where the CPU has AVX2 and FMA.
             unsafe { self.flagged_scores_avx2(w, p, out) };
             return;
         }
@@ -289,14 +317,14 @@ impl TopK {
 
     /// Fills an empty set with the best `TOP_K` of a whole tile (cheaper than pushing the many
     /// rising scores of the first tile one by one).
-    fn fill_from(&mut self, scores: &[f32; TILE], t0: usize) {
+    fn fill_from(&mut self, scores: &[f32; TILE], t0: usize, kernel: Kernel) {
         // At least TOP_K seeds (the group maxima) reach the smallest of TOP_K group maxima, so
         // the best TOP_K are among the seeds at or above it: usually few more than TOP_K.
         let floor = scores
             .chunks_exact(TILE / TOP_K)
             .map(|g| g.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)))
             .fold(f32::INFINITY, f32::min);
-        for_each_above(scores, floor.next_down(), |m, s| {
+        for_each_above(scores, floor.next_down(), kernel, |m, s| {
             self.push(s, (t0 + m) as u32)
         });
     }
@@ -371,8 +399,8 @@ impl Scratch {
 }
 
 /// Calls `f(m, score)` for each seed `m` of a tile whose score exceeds `thr`, in order.
-fn for_each_above(scores: &[f32; TILE], thr: f32, mut f: impl FnMut(usize, f32)) {
-    for (w, mut bits) in above_words(scores, thr).into_iter().enumerate() {
+fn for_each_above(scores: &[f32; TILE], thr: f32, kernel: Kernel, mut f: impl FnMut(usize, f32)) {
+    for (w, mut bits) in above_words(scores, thr, kernel).into_iter().enumerate() {
         while bits != 0 {
             let m = w * 64 + bits.trailing_zeros() as usize;
             bits &= bits - 1;
@@ -383,10 +411,10 @@ fn for_each_above(scores: &[f32; TILE], thr: f32, mut f: impl FnMut(usize, f32))
 
 /// Per 64 seeds of a tile, the bit mask of the scores above `thr`. The kernels leave this to
 /// the few tiles that have any such score: a mask per vector would cost them a slow `movmskps`.
-fn above_words(scores: &[f32; TILE], thr: f32) -> [u64; TILE / 64] {
+fn above_words(scores: &[f32; TILE], thr: f32, kernel: Kernel) -> [u64; TILE / 64] {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the feature is present.
+    if kernel == Kernel::Avx2 {
+        // SAFETY: a searcher runs the AVX2 kernel only where the CPU has AVX2.
         return unsafe { avx2::above_words(scores, thr) };
     }
     above_words_portable(scores, thr)
@@ -429,6 +457,7 @@ pub struct Searcher {
     rounding: Rounding,
     basis: Arc<Basis>,
     tables: Arc<Tables>,
+    kernel: Kernel,
 }
 
 /// A block normalised for the f32 scan: `w / 2^⌊log2 max|w|⌋`.
@@ -472,7 +501,22 @@ impl Searcher {
             rounding,
             basis,
             tables,
+            kernel: Kernel::best_available(),
         }
+    }
+
+    /// The same searcher on the portable kernel, whatever this CPU has: what runs on CPUs
+    /// without AVX2, so that path can be tested and measured anywhere.
+    pub fn portable(self) -> Searcher {
+        Searcher {
+            kernel: Kernel::Portable,
+            ..self
+        }
+    }
+
+    /// The scan kernel this searcher runs.
+    pub fn kernel(&self) -> Kernel {
+        self.kernel
     }
 
     /// The configuration.
@@ -553,9 +597,9 @@ impl Searcher {
                 let hits = self.tile_scores(lanes, tops.len(), t0, &thr, &mut scratch);
                 for (b, top) in tops.iter_mut().enumerate() {
                     if t0 == 0 {
-                        top.fill_from(&scratch.scores[b], t0);
+                        top.fill_from(&scratch.scores[b], t0, self.kernel);
                     } else if hits[b] {
-                        for_each_above(&scratch.scores[b], thr[b], |m, s| {
+                        for_each_above(&scratch.scores[b], thr[b], self.kernel, |m, s| {
                             if s > top.thr {
                                 top.push(s, (t0 + m) as u32);
                             }
@@ -568,7 +612,7 @@ impl Searcher {
         let mut ev = Evaluator::new(self);
         for ((b, nw), top) in norms.iter().zip(tops.iter_mut()) {
             self.tables
-                .flagged_scores(&nw.w[..c], self.cfg.p, &mut fscores);
+                .flagged_scores(&nw.w[..c], self.cfg.p, self.kernel, &mut fscores);
             for (f, &idx) in self.tables.flagged.iter().enumerate() {
                 if fscores[f] > top.thr {
                     top.push(fscores[f], idx);
@@ -620,7 +664,7 @@ impl Searcher {
                 let mut thrs = [f32::INFINITY; NB];
                 thrs[0] = thr;
                 if self.tile_scores(&lanes, 1, t0, &thrs, scratch)[0] {
-                    for_each_above(&scratch.scores[0], thr, |m, _| {
+                    for_each_above(&scratch.scores[0], thr, self.kernel, |m, _| {
                         if t0 + m < n {
                             ev.consider(t0 + m);
                         }
@@ -631,7 +675,7 @@ impl Searcher {
                 - f32::EPSILON * nw.norm2;
             let mut fscores = vec![0.0f32; self.tables.f_pad];
             self.tables
-                .flagged_scores(&nw.w[..c], self.cfg.p, &mut fscores);
+                .flagged_scores(&nw.w[..c], self.cfg.p, self.kernel, &mut fscores);
             for (f, &idx) in self.tables.flagged.iter().enumerate() {
                 if fscores[f] > thr {
                     ev.consider(idx as usize);
@@ -654,8 +698,7 @@ impl Searcher {
     ) -> [bool; NB] {
         let c = self.cfg.c;
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
+        if self.kernel == Kernel::Avx2 {
             let t = &self.tables;
             macro_rules! kernel {
                 ($p:literal, $c:literal) => {
@@ -675,8 +718,8 @@ impl Searcher {
                     }
                 };
             }
-            // SAFETY: the features are present; indices stay inside the extended tables (see
-            // `Tables::build`).
+            // SAFETY: a searcher runs the AVX2 kernel only where the CPU has AVX2 and FMA;
+            // indices stay inside the extended tables (see `Tables::build`).
             return unsafe {
                 match (c, self.cfg.p) {
                     // The presets get C fixed at compile time.
@@ -828,7 +871,8 @@ impl<'a> Evaluator<'a> {
 }
 
 /// Portable scan for machines without AVX2/FMA: the vector kernels' arithmetic (the integer
-/// correlation where the tables have it), one seed and one block (`b` of `lanes`) at a time.
+/// correlation where the tables have it) for one block (`b` of `lanes`), left to the compiler
+/// to vectorise.
 fn scalar_tile_scores(
     t: &Tables,
     p: usize,
@@ -839,38 +883,49 @@ fn scalar_tile_scores(
     scratch: &mut Scratch,
 ) {
     let (r, out) = (&mut scratch.r[b], &mut scratch.scores[b]);
+    // Loops run over seeds innermost, on contiguous rows, so the compiler can vectorise them
+    // with whatever the target has (SSE2 on any x86-64, NEON on aarch64).
     match &t.pairs {
         Some(pairs) => {
-            let xp = &pairs[t0 + 1..];
-            for (m, rm) in r.iter_mut().enumerate() {
-                // vpmaddwd: two signed 16-bit products per 32-bit lane, wrapping sums.
-                let acc = (0..c.div_ceil(2)).fold(0i32, |acc, k| {
-                    let (x, w) = (xp[m + 2 * k * p], lanes.pairs[b][k]);
-                    let lo = i32::from(x as i16).wrapping_mul(i32::from(w as i16));
-                    acc.wrapping_add(lo.wrapping_add((x >> 16).wrapping_mul(w >> 16)))
-                });
-                *rm = acc as f32;
+            // vpmaddwd: two signed 16-bit products per 32-bit lane, wrapping sums. Integer sums
+            // are exact, so the order of terms does not matter.
+            let mut acc = [0i32; RBUF];
+            for (k, &w) in lanes.pairs[b][..c.div_ceil(2)].iter().enumerate() {
+                let (w_lo, w_hi) = (i32::from(w as i16), w >> 16);
+                let xs = &pairs[t0 + 1 + 2 * k * p..][..RBUF];
+                for (a, &x) in acc.iter_mut().zip(xs) {
+                    let lo = i32::from(x as i16).wrapping_mul(w_lo);
+                    *a = a.wrapping_add(lo.wrapping_add((x >> 16).wrapping_mul(w_hi)));
+                }
+            }
+            for (rm, &a) in r.iter_mut().zip(&acc) {
+                *rm = a as f32;
             }
         }
         None => {
-            let x = &t.x[t0 + 1..];
-            for (m, rm) in r.iter_mut().enumerate() {
-                *rm = (0..c).map(|i| lanes.w[b][i] * x[m + i * p]).sum();
+            r.fill(0.0);
+            for (i, &wi) in lanes.w[b][..c].iter().enumerate() {
+                let xs = &t.x[t0 + 1 + i * p..][..RBUF];
+                for (rm, &x) in r.iter_mut().zip(xs) {
+                    *rm += wi * x;
+                }
             }
         }
     }
-    for (m, o) in out.iter_mut().enumerate() {
-        let mut e = 0;
-        let mut s = 0.0;
-        for j in 0..p {
-            let mut y = 0.0;
-            for k in 0..=j {
-                y += t.linv[e * t.n_pad + t0 + m] * r[m + k];
-                e += 1;
+    out.fill(0.0);
+    let mut e = 0;
+    for j in 0..p {
+        let mut y = [0.0f32; TILE];
+        for k in 0..=j {
+            let l = &t.linv[e * t.n_pad + t0..][..TILE];
+            for ((ym, &lm), &rm) in y.iter_mut().zip(l).zip(&r[k..k + TILE]) {
+                *ym += lm * rm;
             }
-            s += y * y;
+            e += 1;
         }
-        *o = s;
+        for (o, &ym) in out.iter_mut().zip(&y) {
+            *o += ym * ym;
+        }
     }
 }
 
@@ -1089,6 +1144,7 @@ mod tests {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
         let normal = Normal::new(0.0f32, 1.0).unwrap();
         let scores: [f32; TILE] = std::array::from_fn(|_| normal.sample(&mut rng));
+        let kernel = Kernel::best_available();
         let mut sorted = scores;
         sorted.sort_by(f32::total_cmp);
         for thr in [
@@ -1100,9 +1156,9 @@ mod tests {
             10.0,
         ] {
             let plain = above_words_portable(&scores, thr);
-            assert_eq!(above_words(&scores, thr), plain, "threshold {thr}");
+            assert_eq!(above_words(&scores, thr, kernel), plain, "threshold {thr}");
             let mut seen = Vec::new();
-            for_each_above(&scores, thr, |m, s| seen.push((m, s)));
+            for_each_above(&scores, thr, kernel, |m, s| seen.push((m, s)));
             let expected: Vec<(usize, f32)> = (0..TILE)
                 .filter(|&m| scores[m] > thr)
                 .map(|m| (m, scores[m]))
@@ -1110,7 +1166,7 @@ mod tests {
             assert_eq!(seen, expected);
         }
         let mut top = TopK::new();
-        top.fill_from(&scores, 1000);
+        top.fill_from(&scores, 1000, kernel);
         let mut kept: Vec<f32> = top.score.to_vec();
         kept.sort_by(f32::total_cmp);
         assert_eq!(kept, sorted[TILE - TOP_K..]);
@@ -1187,7 +1243,8 @@ mod tests {
                     }
                 }
                 for (b, nw) in norms.iter().enumerate() {
-                    s.tables.flagged_scores(&nw.w[..c], cfg.p, &mut fscores);
+                    s.tables
+                        .flagged_scores(&nw.w[..c], cfg.p, s.kernel, &mut fscores);
                     for (f, &idx) in s.tables.flagged.iter().enumerate() {
                         check(b, idx as usize, fscores[f]);
                     }

@@ -412,4 +412,23 @@ fn bench_reports_json_with_median_of_timed_runs() {
 
     let err = fails(&["bench", "--repeat", "0"]);
     assert!(err.contains("repeat"), "{err}");
+
+    // The portable kernel finds the same optimum, so the same error, bit for bit.
+    let out = seedlm(&[
+        "bench",
+        "--blocks",
+        "48",
+        "--threads",
+        "1",
+        "--warmup",
+        "0",
+        "--repeat",
+        "1",
+        "--portable",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let p: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(p["kernel"], "portable");
+    assert_eq!(p["relmse"], v["relmse"]);
 }

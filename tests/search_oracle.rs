@@ -9,7 +9,7 @@ use rayon::prelude::*;
 use seedlm::config::Config;
 use seedlm::lfsr::Lfsr;
 use seedlm::quant::ExpRange;
-use seedlm::search::Searcher;
+use seedlm::search::{Kernel, Searcher};
 
 /// The oracle's answer for one block.
 #[derive(Debug, Clone, Copy)]
@@ -167,8 +167,12 @@ fn blocks(c: usize, n: usize, seed: u64) -> Vec<f32> {
 /// The plain searcher must equal the oracle exactly; the shipping (refined) one must never be
 /// worse.
 fn check(cfg: Config, n: usize, range: ExpRange, seed: u64) {
-    let s = Searcher::plain(cfg);
-    let refined = Searcher::new(cfg);
+    check_searchers(&Searcher::plain(cfg), &Searcher::new(cfg), n, range, seed);
+}
+
+/// [`check`] for a given plain and refined searcher of one configuration.
+fn check_searchers(s: &Searcher, refined: &Searcher, n: usize, range: ExpRange, seed: u64) {
+    let cfg = s.config();
     let data = blocks(cfg.c, n, seed);
     let fast = s.search_all(&data, range);
     let better = refined.search_all(&data, range);
@@ -249,4 +253,43 @@ fn results_do_not_depend_on_thread_count() {
     };
     assert_eq!(run(1), run(2));
     assert_eq!(run(1), run(3));
+}
+
+/// The portable kernel, which CPUs without AVX2 run, must meet the oracle as well, and give
+/// exactly what the fastest kernel gives on many more blocks. An unbounded exponent range keeps
+/// rescans rare, so the candidate proof is what gets tested.
+#[test]
+fn portable_kernel_matches_brute_force_and_the_fast_kernel() {
+    let range = ExpRange::UNBOUNDED;
+    for (i, cfg) in [
+        Config::FOUR_BIT,
+        Config::THREE_BIT,
+        Config::new(8, 3, 10).unwrap(),
+        // Past K = 16 the correlation runs in floats rather than integers.
+        Config::new(8, 3, 17).unwrap(),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let portable = Searcher::new(cfg).portable();
+        assert_eq!(portable.kernel(), Kernel::Portable);
+        let (n_oracle, n_cmp) = if cfg.k > 16 { (8, 500) } else { (32, 2000) };
+        let plain = Searcher::plain(cfg).portable();
+        check_searchers(&plain, &portable, n_oracle, range, 40 + i as u64);
+        let data = blocks(cfg.c, n_cmp, 50 + i as u64);
+        let fast = Searcher::new(cfg);
+        let (a, b): (Vec<_>, Vec<_>) = data
+            .par_chunks(cfg.c * 64)
+            .flat_map_iter(|ch| {
+                fast.search_all(ch, range)
+                    .into_iter()
+                    .zip(portable.search_all(ch, range))
+            })
+            .unzip();
+        let differ = a.iter().zip(&b).filter(|(a, b)| a != b).count();
+        assert_eq!(
+            differ, 0,
+            "{cfg}: {differ} of {n_cmp} blocks differ between kernels"
+        );
+    }
 }

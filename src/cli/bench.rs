@@ -1,6 +1,7 @@
 //! `seedlm bench`: search speed and quality on N(0,1) blocks.
 
 use crate::config::Config;
+use crate::search::Kernel;
 use clap::Args;
 
 /// Arguments of `seedlm bench`.
@@ -24,6 +25,9 @@ pub struct BenchArgs {
     /// Timed runs; the reported speed is their median.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=100))]
     pub repeat: u64,
+    /// Run the portable scan kernel (what CPUs without AVX2 get) instead of the fastest one.
+    #[arg(long)]
+    pub portable: bool,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -39,8 +43,14 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         || std::thread::available_parallelism().map_or(1, |n| n.get()),
         |t| t as usize,
     );
+    let kernel = if args.portable {
+        Kernel::Portable
+    } else {
+        Kernel::best_available()
+    };
     let r = crate::bench::run(
         cfg,
+        kernel,
         args.blocks as usize,
         threads,
         args.warmup as usize,
@@ -50,6 +60,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string(&r)?);
     } else {
         println!("config        {cfg}");
+        println!("kernel        {}", r.kernel);
         println!("blocks        {} ({} threads)", r.blocks, r.threads);
         let runs: Vec<String> = r
             .runs_blocks_per_s
