@@ -363,9 +363,9 @@ fn ctrl_c_stops_cleanly_without_output() {
     assert_eq!(listing(dir.path()), ["big.safetensors"]);
 }
 
-#[test]
-fn bench_reports_json_with_median_of_timed_runs() {
-    let out = seedlm(&[
+/// `seedlm bench` on 48 blocks, one thread, no warm-up, with `extra` arguments: its JSON.
+fn bench_json(extra: &[&str]) -> serde_json::Value {
+    let mut args = vec![
         "bench",
         "--blocks",
         "48",
@@ -373,12 +373,17 @@ fn bench_reports_json_with_median_of_timed_runs() {
         "1",
         "--warmup",
         "0",
-        "--repeat",
-        "3",
         "--json",
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    let out = seedlm(&args);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn bench_reports_json_with_median_of_timed_runs() {
+    let v = bench_json(&["--repeat", "3"]);
     for key in [
         "blocks_per_s",
         "relmse",
@@ -387,6 +392,7 @@ fn bench_reports_json_with_median_of_timed_runs() {
         "threads",
         "seconds",
         "rescans",
+        "kernel",
     ] {
         assert!(v.get(key).is_some(), "missing {key}: {v}");
     }
@@ -414,21 +420,7 @@ fn bench_reports_json_with_median_of_timed_runs() {
     assert!(err.contains("repeat"), "{err}");
 
     // The portable kernel finds the same optimum, so the same error, bit for bit.
-    let out = seedlm(&[
-        "bench",
-        "--blocks",
-        "48",
-        "--threads",
-        "1",
-        "--warmup",
-        "0",
-        "--repeat",
-        "1",
-        "--portable",
-        "--json",
-    ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let p: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let p = bench_json(&["--repeat", "1", "--portable"]);
     assert_eq!(p["kernel"], "portable");
     assert_eq!(p["relmse"], v["relmse"]);
 }
