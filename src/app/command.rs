@@ -1,7 +1,7 @@
 //! What panels ask the app to do. Panels only read the state and push commands; the app applies
 //! them in one place after the frame's widgets are laid out.
 
-use crate::config::Config;
+use crate::core::config::Config;
 use std::path::PathBuf;
 
 /// Which central tab is shown.

@@ -1,7 +1,7 @@
 //! The model open in the app: its tensors, their originals and their compression results.
 
-use crate::compress::{CompressedTensor, ErrorStats};
-use crate::dtype::Dtype;
+use crate::io::dtype::Dtype;
+use crate::search::compress::{CompressedTensor, ErrorStats};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;

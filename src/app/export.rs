@@ -4,11 +4,11 @@
 
 use super::command::ExportKind;
 use super::document::{Document, RawEntry, TensorResult};
-use crate::compress::Progress;
-use crate::dtype::{self, Dtype};
-use crate::model_error::ModelError;
-use crate::packed::{CompressedEntry, PlainEntry, write_packed};
-use crate::safetensors_file::{OutTensor, Payload, write_atomic};
+use crate::io::container::{OutTensor, Payload, write_atomic};
+use crate::io::dtype::{self, Dtype};
+use crate::io::error::ModelError;
+use crate::io::packed::{CompressedEntry, PlainEntry, write_packed};
+use crate::search::compress::Progress;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;

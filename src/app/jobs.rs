@@ -2,8 +2,8 @@
 //! compression on a shared rayon pool), reports through a channel and stops when its cancel flag
 //! is raised. The UI polls without waiting.
 
-use crate::compress::{CompressError, CompressedTensor, ErrorStats, Progress, compress};
-use crate::config::Config;
+use crate::core::config::Config;
+use crate::search::compress::{CompressError, CompressedTensor, ErrorStats, Progress, compress};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
 use std::sync::{Arc, OnceLock};

@@ -2,10 +2,10 @@
 //! demo model, safetensors files, model directories and packed files.
 
 use super::document::{Document, RawEntry, TensorEntry, TensorResult};
-use crate::dtype::{self, Dtype};
-use crate::opened::{self, Opened};
-use crate::packed::PackedModel;
-use crate::selection::default_rule;
+use crate::io::dtype::{self, Dtype};
+use crate::io::opened::{self, Opened};
+use crate::io::packed::PackedModel;
+use crate::io::selection::default_rule;
 use rand::SeedableRng;
 use rand_distr::{Distribution, Normal};
 use std::path::Path;

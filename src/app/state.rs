@@ -6,7 +6,7 @@ use super::document::{Document, TensorResult};
 use super::export;
 use super::jobs::{CompressEvent, CompressJob, Task};
 use super::loader;
-use crate::config::Config;
+use crate::core::config::Config;
 use std::collections::{BTreeSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -390,6 +390,7 @@ impl Totals {
 
     /// Relative MSE over the compressed tensors.
     pub fn relmse(&self) -> Option<f64> {
-        (self.compressed_weights > 0).then(|| crate::compress::relmse(self.sq_err, self.sq_norm))
+        (self.compressed_weights > 0)
+            .then(|| crate::search::compress::relmse(self.sq_err, self.sq_norm))
     }
 }

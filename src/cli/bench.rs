@@ -1,6 +1,6 @@
 //! `seedlm bench`: search speed and quality on N(0,1) blocks.
 
-use crate::config::Config;
+use crate::core::config::Config;
 use crate::search::Kernel;
 use clap::Args;
 
@@ -48,7 +48,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     } else {
         Kernel::best_available()
     };
-    let r = crate::bench::run(
+    let r = crate::study::bench::run(
         cfg,
         kernel,
         args.blocks as usize,
@@ -78,7 +78,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         println!(
             "relative MSE  {:.5}  (SNR {:.2} dB)",
             r.relmse,
-            crate::compress::snr_db(r.relmse)
+            crate::search::compress::snr_db(r.relmse)
         );
         println!("rescans       {} blocks needed a second scan", r.rescans);
     }

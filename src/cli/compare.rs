@@ -1,11 +1,11 @@
 //! `seedlm compare`: SeedLM against the data-free baselines on a model's tensors.
 
-use crate::baselines::Method;
-use crate::compare::{self, Row};
-use crate::compress::{Progress, snr_db};
-use crate::model::Model;
-use crate::model_error::ModelError;
-use crate::selection::Selection;
+use crate::io::error::ModelError;
+use crate::io::model::Model;
+use crate::io::selection::Selection;
+use crate::search::compress::{Progress, snr_db};
+use crate::study::baselines::Method;
+use crate::study::compare::{self, Row};
 use anyhow::Context;
 use clap::Args;
 use std::path::PathBuf;
@@ -125,7 +125,7 @@ fn table(rows: &[Row]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::baselines::Measured;
+    use crate::study::baselines::Measured;
 
     fn row(tensor: &str) -> Row {
         Row {

@@ -1,11 +1,11 @@
 //! `seedlm compress`: a model file or directory in, a packed file or directory out.
 
-use crate::compress::Progress;
-use crate::config::Config;
-use crate::model::Model;
-use crate::model_job::{JobError, TensorReport, compress_model, plan, write_compressed};
-use crate::packed::CompressedEntry;
-use crate::selection::Selection;
+use crate::core::config::Config;
+use crate::io::model::Model;
+use crate::io::model_job::{JobError, TensorReport, compress_model, plan, write_compressed};
+use crate::io::packed::CompressedEntry;
+use crate::io::selection::Selection;
+use crate::search::compress::Progress;
 use anyhow::{Context, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};

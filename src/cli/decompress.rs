@@ -1,8 +1,8 @@
 //! `seedlm decompress`: a packed file or directory in, a plain safetensors model out.
 
-use crate::dtype::Dtype;
-use crate::model_job::{copy_aux_files, decompress_model, output_file};
-use crate::packed::PackedModel;
+use crate::io::dtype::Dtype;
+use crate::io::model_job::{copy_aux_files, decompress_model, output_file};
+use crate::io::packed::PackedModel;
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;

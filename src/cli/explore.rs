@@ -1,7 +1,7 @@
 //! `seedlm explore`: the paper's design-space exploration (§3.4) on N(0, 1) blocks.
 
-use crate::compress::Progress;
-use crate::explore::{self, Options, Point};
+use crate::search::compress::Progress;
+use crate::study::explore::{self, Options, Point};
 use clap::Args;
 use std::process::ExitCode;
 
@@ -57,7 +57,7 @@ fn to_json(points: &[Point]) -> serde_json::Value {
                 "bits": p.config.bits_per_weight(),
                 "block_bits": p.config.block_bits(),
                 "relmse": p.relmse,
-                "snr_db": crate::compress::snr_db(p.relmse),
+                "snr_db": crate::search::compress::snr_db(p.relmse),
                 "paper": p.paper,
             })
         })
@@ -98,7 +98,7 @@ fn table(opts: &Options, points: &[Point]) -> String {
             p.config.k,
             p.config.block_bits(),
             p.relmse,
-            crate::compress::snr_db(p.relmse)
+            crate::search::compress::snr_db(p.relmse)
         );
     }
     s += &format!(
@@ -111,7 +111,7 @@ fn table(opts: &Options, points: &[Point]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
+    use crate::core::config::Config;
 
     #[test]
     fn json_has_the_documented_keys() {

@@ -1,8 +1,8 @@
 //! `seedlm hw-sim`: simulates the bundled RTL of both matrix–vector designs in Verilator and
 //! prints their cycle counts beside the paper's Table 5.
 
-use crate::hwsim::{self, DdrParams, HwTable, SizeReport, TensorReport, ThreeBitReport};
-use crate::packed::PackedModel;
+use crate::hw::sim::{self, DdrParams, HwTable, SizeReport, TensorReport, ThreeBitReport};
+use crate::io::packed::PackedModel;
 use anyhow::{anyhow, bail};
 use std::path::Path;
 use std::process::ExitCode;
@@ -41,7 +41,7 @@ pub fn run(args: HwSimArgs) -> anyhow::Result<ExitCode> {
     if let Some(spec) = &args.tensor {
         return run_packed_tensor(spec, json, &mut log, &cancel);
     }
-    let table = hwsim::run_table(&args.sizes, &DdrParams::default(), &mut log, &cancel)?;
+    let table = sim::run_table(&args.sizes, &DdrParams::default(), &mut log, &cancel)?;
     if json {
         let sizes: Vec<_> = table
             .rows
@@ -103,7 +103,7 @@ fn run_packed_tensor(
     };
     let compressed = compressed?;
     let report =
-        hwsim::run_compressed_tensor(&compressed, &t.shape, 1, &DdrParams::default(), log, cancel)
+        sim::run_compressed_tensor(&compressed, &t.shape, 1, &DdrParams::default(), log, cancel)
             .map_err(|e| anyhow!("{file}: tensor {name}: {e}"))?;
     let verdict = |ok: bool| if ok { "passed" } else { "FAILED" };
     let obj = match &report {
@@ -165,7 +165,7 @@ fn run_packed_tensor(
 
 fn print_table(table: &HwTable) {
     let real = &table.compressed;
-    let paper = |r: &SizeReport, f: &dyn Fn(&hwsim::PaperRow) -> String| {
+    let paper = |r: &SizeReport, f: &dyn Fn(&sim::PaperRow) -> String| {
         r.paper.as_ref().map_or("-".to_string(), f)
     };
     println!(

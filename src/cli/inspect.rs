@@ -1,6 +1,6 @@
 //! `seedlm inspect`: one line per tensor of a model or packed file.
 
-use crate::opened::{self, Opened};
+use crate::io::opened::{self, Opened};
 use clap::Args;
 use serde::Serialize;
 use std::path::PathBuf;

@@ -6,10 +6,10 @@ use super::Tab;
 use crate::app::command::{Command, TabId};
 use crate::app::jobs::Task;
 use crate::app::state::AppState;
-use crate::baselines::Method;
-use crate::compare::{self, Row};
-use crate::compress::snr_db;
-use crate::explore::gaussian_bound;
+use crate::search::compress::snr_db;
+use crate::study::baselines::Method;
+use crate::study::compare::{self, Row};
+use crate::study::explore::gaussian_bound;
 use egui_plot::{
     HoverPosition, Legend, Line, LineStyle, MarkerShape, Plot, PlotPoint, PlotPoints, Points, Text,
 };
@@ -160,7 +160,7 @@ fn run(
     inputs: &[Input],
     methods: &[Method],
     cancel: &std::sync::atomic::AtomicBool,
-    progress: &crate::compress::Progress,
+    progress: &crate::search::compress::Progress,
 ) -> Result<Vec<Row>, String> {
     let total: u64 = inputs
         .iter()

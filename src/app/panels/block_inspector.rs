@@ -5,9 +5,9 @@
 use super::Tab;
 use crate::app::command::{Command, TabId};
 use crate::app::state::{AppState, BlockRef};
-use crate::basis::Basis;
-use crate::fit::{SeedFit, fit_seed};
-use crate::quant::{ExpRange, pow2};
+use crate::core::basis::Basis;
+use crate::core::quant::{ExpRange, pow2};
+use crate::search::fit::{SeedFit, fit_seed};
 use egui::Color32;
 use egui_plot::{Bar, BarChart, Legend, Line, Plot, PlotPoints};
 
@@ -175,7 +175,7 @@ impl Tab for BlockInspector {
                     ui.label(format!(
                         "|w − ŵ|² = {:.4e}, relative {:.5}",
                         fit.result.err,
-                        crate::compress::relmse(fit.result.err, n2)
+                        crate::search::compress::relmse(fit.result.err, n2)
                     ));
                     ui.end_row();
                 }
@@ -205,7 +205,7 @@ impl Tab for BlockInspector {
                         let mut tw = vec![0.0; c];
                         let mut v = vec![0i64; c * p];
                         basis.centred_at(basis.index_of(fit.result.seed), &mut v);
-                        crate::quant::reconstruct_into(
+                        crate::core::quant::reconstruct_into(
                             &v,
                             p,
                             &fit.result.quant,
@@ -322,7 +322,7 @@ impl BlockInspector {
                     fit.result.quant.e,
                     &fit.result.quant.q[..cfg.p],
                     fit.result.err,
-                    crate::compress::relmse(fit.result.err, n2),
+                    crate::search::compress::relmse(fit.result.err, n2),
                     fit.residual
                 ));
                 if let Some(best) = chosen {
@@ -364,7 +364,7 @@ fn parse_seed(s: &str) -> Option<u32> {
 
 /// A line with `^` under the register's tap bits (bit K−1 leftmost, as the register is shown).
 fn tap_marks(k: u32) -> String {
-    let taps = crate::lfsr::taps(k).unwrap_or(&[]);
+    let taps = crate::core::lfsr::taps(k).unwrap_or(&[]);
     (0..k)
         .rev()
         .map(|bit| if taps.contains(&bit) { '^' } else { ' ' })
@@ -392,7 +392,7 @@ mod tests {
 
     #[test]
     fn tap_marks_sit_under_the_tap_bits() {
-        // K=16 taps are bits 0, 1, 3 and 12 (DESIGN.md); bit 15 is leftmost.
+        // K=16 taps are bits 0, 1, 3 and 12 (docs/DESIGN.md); bit 15 is leftmost.
         assert_eq!(tap_marks(16), "   ^        ^ ^^");
     }
 

@@ -6,7 +6,7 @@ use super::Tab;
 use crate::app::command::{Command, TabId};
 use crate::app::jobs::Task;
 use crate::app::state::AppState;
-use crate::explore::{self, ExploreError, Options, Point};
+use crate::study::explore::{self, ExploreError, Options, Point};
 use egui_plot::{
     HLine, HoverPosition, Legend, Line, LineStyle, MarkerShape, Plot, PlotPoints, Points,
 };
@@ -169,7 +169,7 @@ fn table(
                         ui.label(cfg.k.to_string());
                         ui.label(cfg.block_bits().to_string());
                         ui.label(format!("{:.5}", p.relmse));
-                        ui.label(format!("{:.2}", crate::compress::snr_db(p.relmse)));
+                        ui.label(format!("{:.2}", crate::search::compress::snr_db(p.relmse)));
                         let mut marks = Vec::new();
                         if p.relmse == best {
                             marks.push("best");
@@ -215,7 +215,7 @@ fn plot(ui: &mut egui::Ui, opts: &Options, points: &[Point]) {
             HoverPosition::Elsewhere { .. } => None,
         })
         .show(ui, |plot| {
-            for p in 1..=crate::config::MAX_P {
+            for p in 1..=crate::core::config::MAX_P {
                 let pts: Vec<[f64; 2]> = points
                     .iter()
                     .filter(|x| x.config.p == p && !x.paper)

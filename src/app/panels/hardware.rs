@@ -6,7 +6,7 @@ use super::Tab;
 use crate::app::command::{Command, TabId};
 use crate::app::jobs::Task;
 use crate::app::state::AppState;
-use crate::hwsim::{self, DdrParams, HwError, HwTable, TensorReport};
+use crate::hw::sim::{self, DdrParams, HwError, HwTable, TensorReport};
 use egui_plot::{Legend, Line, MarkerShape, Plot, PlotPoints, Points};
 
 /// Marker colour of the paper's figures.
@@ -135,7 +135,7 @@ impl Hardware {
                 .clicked()
             {
                 self.start(|log, cancel| {
-                    hwsim::run_table(&SIZES, &DdrParams::default(), log, cancel).map(Outcome::Table)
+                    sim::run_table(&SIZES, &DdrParams::default(), log, cancel).map(Outcome::Table)
                 });
             }
             let tip = "Simulate the tensor selected in the tree (compressed with a preset) and \
@@ -148,7 +148,7 @@ impl Hardware {
                         .clicked()
                     {
                         self.start(move |log, cancel| {
-                            hwsim::run_compressed_tensor(
+                            sim::run_compressed_tensor(
                                 &result.compressed,
                                 &shape,
                                 1,
@@ -245,7 +245,7 @@ fn table(ui: &mut egui::Ui, t: &HwTable) {
 /// Cycles against matrix size (log–log), ours as lines, the paper's as markers.
 fn plot(ui: &mut egui::Ui, t: &HwTable) {
     let log2 = |v: f64| v.log2();
-    let ours = |f: &dyn Fn(&hwsim::TableRow) -> Option<u64>| -> Vec<[f64; 2]> {
+    let ours = |f: &dyn Fn(&sim::TableRow) -> Option<u64>| -> Vec<[f64; 2]> {
         t.rows
             .iter()
             .filter_map(|r| Some([log2(r.four.rows as f64), log2(f(r)? as f64)]))
@@ -254,8 +254,8 @@ fn plot(ui: &mut egui::Ui, t: &HwTable) {
     let reference = ours(&|r| Some(r.four.sim.reference_cycles));
     let seedlm = ours(&|r| Some(r.four.sim.seedlm_cycles));
     let three = ours(&|r| r.three.as_ref().map(|x| x.sim.cycles));
-    let paper = |f: fn(&hwsim::PaperRow) -> u64| -> Vec<[f64; 2]> {
-        hwsim::PAPER_TABLE5
+    let paper = |f: fn(&sim::PaperRow) -> u64| -> Vec<[f64; 2]> {
+        sim::PAPER_TABLE5
             .iter()
             .map(|p| [log2(p.size as f64), log2(f(p) as f64)])
             .collect()

@@ -85,7 +85,7 @@ fn totals(ui: &mut egui::Ui, state: &AppState) {
             ui.label("Relative MSE")
                 .on_hover_text("Σ(w−ŵ)²/Σw² over the compressed tensors");
             ui.label(t.relmse().map_or("—".into(), |r| {
-                format!("{r:.5} ({:.2} dB)", crate::compress::snr_db(r))
+                format!("{r:.5} ({:.2} dB)", crate::search::compress::snr_db(r))
             }));
             ui.end_row();
         });

@@ -3,7 +3,7 @@
 
 use crate::app::command::Command;
 use crate::app::state::AppState;
-use crate::config::Config;
+use crate::core::config::Config;
 
 /// Largest K offered in the app: the exact search visits 2^K − 1 seeds per block.
 const MAX_K_UI: u32 = 20;
@@ -81,13 +81,13 @@ impl SettingsPanel {
                         "C",
                         "weights per block",
                         &mut self.c,
-                        1..=crate::config::MAX_C,
+                        1..=crate::core::config::MAX_C,
                     ),
                     (
                         "P",
                         "coefficients per block (basis columns)",
                         &mut self.p,
-                        1..=crate::config::MAX_P,
+                        1..=crate::core::config::MAX_P,
                     ),
                 ] {
                     let l = ui.label(name).on_hover_text(tip);

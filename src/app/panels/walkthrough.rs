@@ -6,7 +6,7 @@
 use super::Tab;
 use crate::app::command::{Command, TabId};
 use crate::app::state::AppState;
-use crate::walkthrough::{Cell, SMALL_K, Step, Walkthrough, binary};
+use crate::study::walkthrough::{Cell, SMALL_K, Step, Walkthrough, binary};
 use egui::{Align2, Color32, FontId, Pos2, Rect, Sense, Stroke, StrokeKind, Vec2};
 
 /// Register length of the second part: the one SeedLM uses.
@@ -228,7 +228,7 @@ impl LfsrWalkthrough {
 }
 
 /// The seed and configuration of the block the inspector shows, if it is compressed.
-fn inspected_block(state: &AppState) -> Option<(u32, crate::config::Config)> {
+fn inspected_block(state: &AppState) -> Option<(u32, crate::core::config::Config)> {
     let b = state.inspect?;
     let res = state.doc.tensors.get(b.tensor)?.result.as_ref()?;
     let code = res.compressed.blocks.get(b.block)?;

@@ -1,0 +1,195 @@
+//! Compression configurations: block size C, latent dimension P, register length K.
+
+use crate::core::lfsr;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// Largest latent dimension the search kernels are built for.
+pub const MAX_P: usize = 8;
+/// Largest block size accepted.
+pub const MAX_C: usize = 64;
+/// Bits of the shared exponent code.
+pub const E_BITS: u32 = 4;
+/// Bits of each coefficient.
+pub const Q_BITS: u32 = 4;
+
+/// A SeedLM configuration (docs/DESIGN.md §1, bit budget).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Config {
+    /// Weights per block.
+    pub c: usize,
+    /// Coefficients per block (columns of U(s)).
+    pub p: usize,
+    /// LFSR register length in bits.
+    pub k: u32,
+}
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    /// K has no taps in Table 6.
+    #[error("K={0} is not supported: Table 6 gives taps for K from 2 to 24")]
+    K(u32),
+    /// P out of range.
+    #[error("P={0} is not supported: P must be from 1 to {MAX_P}")]
+    P(usize),
+    /// C out of range or smaller than P.
+    #[error("C={c} is not supported with P={p}: C must be from P to {MAX_C}")]
+    C {
+        /// Block size.
+        c: usize,
+        /// Latent dimension.
+        p: usize,
+    },
+    /// Text that is not a preset or `C,P,K`.
+    #[error("cannot parse config '{0}': expected 4bit, 3bit or C,P,K (for example 8,3,16)")]
+    Parse(String),
+}
+
+impl Config {
+    /// The 4-bit preset: C=8, P=3, K=16, 32 bits a block.
+    pub const FOUR_BIT: Config = Config { c: 8, p: 3, k: 16 };
+    /// The 3-bit preset: C=12, P=4, K=16, 36 bits a block.
+    pub const THREE_BIT: Config = Config { c: 12, p: 4, k: 16 };
+
+    /// A checked configuration.
+    pub fn new(c: usize, p: usize, k: u32) -> Result<Self, ConfigError> {
+        let cfg = Config { c, p, k };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// The preset for 4 or 3 bits per weight.
+    pub fn preset(bits: u32) -> Option<Self> {
+        match bits {
+            4 => Some(Self::FOUR_BIT),
+            3 => Some(Self::THREE_BIT),
+            _ => None,
+        }
+    }
+
+    /// Checks every constraint; the engine assumes a validated config.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if lfsr::taps(self.k).is_none() {
+            return Err(ConfigError::K(self.k));
+        }
+        if self.p == 0 || self.p > MAX_P {
+            return Err(ConfigError::P(self.p));
+        }
+        if self.c < self.p || self.c > MAX_C {
+            return Err(ConfigError::C {
+                c: self.c,
+                p: self.p,
+            });
+        }
+        Ok(())
+    }
+
+    /// Number of seeds, 2^K - 1.
+    pub fn period(&self) -> usize {
+        (1usize << self.k) - 1
+    }
+
+    /// Bits of one block record: K + 4 + 4P.
+    pub fn block_bits(&self) -> u32 {
+        self.k + E_BITS + Q_BITS * self.p as u32
+    }
+
+    /// Bits per weight M = (K + 4 + 4P) / C.
+    pub fn bits_per_weight(&self) -> f64 {
+        self.block_bits() as f64 / self.c as f64
+    }
+
+    /// The preset's name if this is a preset.
+    pub fn preset_name(&self) -> Option<&'static str> {
+        match *self {
+            Self::FOUR_BIT => Some("4bit"),
+            Self::THREE_BIT => Some("3bit"),
+            _ => None,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self::FOUR_BIT
+    }
+}
+
+impl fmt::Display for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "C={} P={} K={} ({:.3} bits/weight)",
+            self.c,
+            self.p,
+            self.k,
+            self.bits_per_weight()
+        )
+    }
+}
+
+impl FromStr for Config {
+    type Err = ConfigError;
+
+    /// Parses `4bit`, `3bit` or `C,P,K`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let t = s.trim().to_ascii_lowercase();
+        match t.as_str() {
+            "4bit" | "4" => return Ok(Self::FOUR_BIT),
+            "3bit" | "3" => return Ok(Self::THREE_BIT),
+            _ => {}
+        }
+        let parts: Vec<&str> = t.split(',').map(str::trim).collect();
+        let [c, p, k] = parts[..] else {
+            return Err(ConfigError::Parse(s.to_string()));
+        };
+        let parse_err = || ConfigError::Parse(s.to_string());
+        Config::new(
+            c.parse().map_err(|_| parse_err())?,
+            p.parse().map_err(|_| parse_err())?,
+            k.parse().map_err(|_| parse_err())?,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_cost_what_design_says() {
+        assert_eq!(Config::FOUR_BIT.block_bits(), 32);
+        assert_eq!(Config::FOUR_BIT.bits_per_weight(), 4.0);
+        assert_eq!(Config::THREE_BIT.block_bits(), 36);
+        assert_eq!(Config::THREE_BIT.bits_per_weight(), 3.0);
+    }
+
+    #[test]
+    fn parses_presets_and_triples() {
+        assert_eq!("4bit".parse::<Config>(), Ok(Config::FOUR_BIT));
+        assert_eq!("3bit".parse::<Config>(), Ok(Config::THREE_BIT));
+        assert_eq!(" 8, 3, 16 ".parse::<Config>(), Ok(Config::FOUR_BIT));
+        assert_eq!("4,2,3".parse::<Config>(), Ok(Config { c: 4, p: 2, k: 3 }));
+    }
+
+    #[test]
+    fn rejects_invalid_combinations() {
+        assert_eq!("8,3,25".parse::<Config>(), Err(ConfigError::K(25)));
+        assert_eq!("8,0,16".parse::<Config>(), Err(ConfigError::P(0)));
+        assert_eq!("8,9,16".parse::<Config>(), Err(ConfigError::P(9)));
+        assert_eq!(
+            "2,3,16".parse::<Config>(),
+            Err(ConfigError::C { c: 2, p: 3 })
+        );
+        assert!(matches!(
+            "eight".parse::<Config>(),
+            Err(ConfigError::Parse(_))
+        ));
+        assert!(matches!(
+            "8,3".parse::<Config>(),
+            Err(ConfigError::Parse(_))
+        ));
+    }
+}

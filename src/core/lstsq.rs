@@ -1,0 +1,195 @@
+//! Small dense least squares in f64 through the normal equations, for P ≤ 8 columns.
+//!
+//! `G = UᵀU` is factored by Cholesky. A column whose pivot vanishes (relative to its own norm) is
+//! dependent on earlier ones: its coefficient is fixed at zero, which still gives a
+//! least-squares solution.
+
+// Index loops mirror the matrix notation of the algorithms.
+#![allow(clippy::needless_range_loop)]
+
+use crate::core::config::MAX_P;
+
+/// Relative pivot below which a column counts as dependent.
+const PIVOT_EPS: f64 = 1e-12;
+
+/// Cholesky factor of a P×P Gram matrix, row-major lower triangle, with dependent columns
+/// marked.
+#[derive(Clone, Debug)]
+pub struct Cholesky {
+    p: usize,
+    l: [[f64; MAX_P]; MAX_P],
+    dependent: [bool; MAX_P],
+}
+
+impl Cholesky {
+    /// Factors `UᵀU` of a row-major C×P matrix `u`.
+    pub fn of_columns(u: &[f64], c: usize, p: usize) -> Self {
+        let mut g = [[0.0; MAX_P]; MAX_P];
+        for i in 0..c {
+            let row = &u[i * p..(i + 1) * p];
+            for a in 0..p {
+                for b in 0..=a {
+                    g[a][b] += row[a] * row[b];
+                }
+            }
+        }
+        Self::factor(&g, p)
+    }
+
+    fn factor(g: &[[f64; MAX_P]; MAX_P], p: usize) -> Self {
+        let mut l = [[0.0; MAX_P]; MAX_P];
+        let mut dependent = [false; MAX_P];
+        for j in 0..p {
+            let mut d = g[j][j];
+            for k in 0..j {
+                d -= l[j][k] * l[j][k];
+            }
+            if d <= PIVOT_EPS * g[j][j] || d <= 0.0 {
+                dependent[j] = true;
+                continue;
+            }
+            let ljj = d.sqrt();
+            l[j][j] = ljj;
+            for i in j + 1..p {
+                let mut s = g[i][j];
+                for k in 0..j {
+                    s -= l[i][k] * l[j][k];
+                }
+                l[i][j] = s / ljj;
+            }
+        }
+        Cholesky { p, l, dependent }
+    }
+
+    /// Whether any column was dependent.
+    pub fn is_rank_deficient(&self) -> bool {
+        self.dependent[..self.p].iter().any(|&d| d)
+    }
+
+    /// The lower triangle of L⁻¹ (row-major, entries (j, k) for k ≤ j), or `None` when rank
+    /// deficient.
+    pub fn inverse_lower(&self) -> Option<Vec<f64>> {
+        if self.is_rank_deficient() {
+            return None;
+        }
+        let p = self.p;
+        let mut inv = [[0.0; MAX_P]; MAX_P];
+        for j in 0..p {
+            inv[j][j] = 1.0 / self.l[j][j];
+            for i in j + 1..p {
+                let mut s = 0.0;
+                for k in j..i {
+                    s -= self.l[i][k] * inv[k][j];
+                }
+                inv[i][j] = s / self.l[i][i];
+            }
+        }
+        Some(
+            (0..p)
+                .flat_map(|j| (0..=j).map(move |k| (j, k)))
+                .map(|(j, k)| inv[j][k])
+                .collect(),
+        )
+    }
+
+    /// Frobenius norm of L, an upper bound on σ_max(U).
+    pub fn frobenius(&self) -> f64 {
+        (0..self.p)
+            .flat_map(|j| (0..=j).map(move |k| (j, k)))
+            .map(|(j, k)| self.l[j][k] * self.l[j][k])
+            .sum::<f64>()
+            .sqrt()
+    }
+
+    /// Solves `G t = b` (b = Uᵀw), with dependent columns' coefficients at zero.
+    pub fn solve(&self, b: &[f64], t: &mut [f64]) {
+        let p = self.p;
+        let mut y = [0.0; MAX_P];
+        for j in 0..p {
+            if self.dependent[j] {
+                continue;
+            }
+            let mut s = b[j];
+            for k in 0..j {
+                if !self.dependent[k] {
+                    s -= self.l[j][k] * y[k];
+                }
+            }
+            y[j] = s / self.l[j][j];
+        }
+        for j in (0..p).rev() {
+            if self.dependent[j] {
+                t[j] = 0.0;
+                continue;
+            }
+            let mut s = y[j];
+            for k in j + 1..p {
+                if !self.dependent[k] {
+                    s -= self.l[k][j] * t[k];
+                }
+            }
+            t[j] = s / self.l[j][j];
+        }
+    }
+}
+
+/// Least-squares coefficients `t` minimising `‖w − U t‖²` for row-major C×P `u`.
+pub fn solve(u: &[f64], w: &[f64], c: usize, p: usize, t: &mut [f64]) {
+    let chol = Cholesky::of_columns(u, c, p);
+    let mut b = [0.0; MAX_P];
+    for i in 0..c {
+        for j in 0..p {
+            b[j] += u[i * p + j] * w[i];
+        }
+    }
+    chol.solve(&b[..p], t);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn residual(u: &[f64], w: &[f64], c: usize, p: usize, t: &[f64]) -> f64 {
+        (0..c)
+            .map(|i| {
+                let r = w[i] - (0..p).map(|j| u[i * p + j] * t[j]).sum::<f64>();
+                r * r
+            })
+            .sum()
+    }
+
+    #[test]
+    fn solves_exact_system() {
+        // U = [[1,0],[0,1],[1,1]], w = U·[2,-1] exactly.
+        let u = [1.0, 0.0, 0.0, 1.0, 1.0, 1.0];
+        let w = [2.0, -1.0, 1.0];
+        let mut t = [0.0; 2];
+        solve(&u, &w, 3, 2, &mut t);
+        assert!((t[0] - 2.0).abs() < 1e-12 && (t[1] + 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn residual_is_orthogonal_and_minimal() {
+        let u = [1.0, 0.5, -0.3, 0.2, 0.7, -1.0, 0.1, 0.9];
+        let w = [0.3, -1.2, 2.0, 0.4];
+        let mut t = [0.0; 2];
+        solve(&u, &w, 4, 2, &mut t);
+        let r0 = residual(&u, &w, 4, 2, &t);
+        for d in [[1e-3, 0.0], [0.0, 1e-3], [-1e-3, 1e-3]] {
+            let tt = [t[0] + d[0], t[1] + d[1]];
+            assert!(residual(&u, &w, 4, 2, &tt) > r0);
+        }
+    }
+
+    #[test]
+    fn dependent_column_gets_zero() {
+        // Second column equals the first.
+        let u = [1.0, 1.0, 2.0, 2.0, -1.0, -1.0];
+        let w = [1.0, 2.0, 0.0];
+        let mut t = [9.0; 2];
+        solve(&u, &w, 3, 2, &mut t);
+        assert_eq!(t[1], 0.0);
+        assert!((t[0] - 5.0 / 6.0).abs() < 1e-12);
+        assert!(Cholesky::of_columns(&u, 3, 2).is_rank_deficient());
+    }
+}

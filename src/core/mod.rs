@@ -1,0 +1,11 @@
+//! Core maths, shared by every layer above: the bit stream, the LFSR, configurations, the
+//! seed → basis map, small least squares and the coefficient quantizer.
+//!
+//! May use: nothing else in the crate. Everything else may use it.
+
+pub mod basis;
+pub mod bits;
+pub mod config;
+pub mod lfsr;
+pub mod lstsq;
+pub mod quant;

@@ -1,0 +1,397 @@
+//! The coefficient quantizer: 4-bit two's-complement q with one shared exponent per block.
+//!
+//! `t̂_i = q_i · 2^e`, `q_i ∈ [−8, 7]`, `e = e_base + E` with a 4-bit code E. For a block and a
+//! seed, the exponent is the one among `{e*−1, e*, e*+1}` (clamped into the tensor's range) whose
+//! rounded coefficients give the smallest reconstruction error (docs/DESIGN.md §1).
+
+use crate::core::config::{MAX_C, MAX_P};
+
+/// Smallest coefficient.
+pub const Q_MIN: i32 = -8;
+/// Largest coefficient.
+pub const Q_MAX: i32 = 7;
+/// Number of exponent codes E.
+pub const E_CODES: i32 = 16;
+/// The paper's exponent range [−8, 7]: used where a tensor has no scale (all zero).
+pub const DEFAULT_E_BASE: i32 = -8;
+
+/// Exponents a block may use: `[lo, hi]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExpRange {
+    /// Smallest exponent.
+    pub lo: i32,
+    /// Largest exponent.
+    pub hi: i32,
+}
+
+impl ExpRange {
+    /// A range wide enough never to bind (used to find a tensor's natural exponents).
+    pub const UNBOUNDED: ExpRange = ExpRange {
+        lo: -1000,
+        hi: 1000,
+    };
+
+    /// The 16 exponents `e_base ..= e_base + 15` of a tensor.
+    pub fn from_base(e_base: i32) -> Self {
+        ExpRange {
+            lo: e_base,
+            hi: e_base + E_CODES - 1,
+        }
+    }
+
+    fn clamp(&self, e: i32) -> i32 {
+        e.clamp(self.lo, self.hi)
+    }
+}
+
+/// `2^e` in f64 (exact for the exponents a block can have).
+pub fn pow2(e: i32) -> f64 {
+    f64::powi(2.0, e)
+}
+
+/// `x.round()` (halves away from zero) inline: on baseline x86_64 `f64::round` is a libm call,
+/// and the search rounds every candidate's coefficients at several exponents.
+fn round_half_away(x: f64) -> f64 {
+    // Beyond 2^52 every f64 is an integer (and NaN fails the test, staying NaN).
+    if x.abs() < 4_503_599_627_370_496.0 {
+        let t = x as i64 as f64;
+        // The fractional part x − trunc(x) is exact.
+        let f = x - t;
+        let r = if f >= 0.5 {
+            t + 1.0
+        } else if f <= -0.5 {
+            t - 1.0
+        } else {
+            t
+        };
+        // Keeps the sign of zero, as `f64::round` does (−0.3 rounds to −0).
+        r.copysign(x)
+    } else {
+        x
+    }
+}
+
+/// Round to nearest (halves away from zero), clamped to [−8, 7].
+pub fn round_q(x: f64) -> i32 {
+    let r = round_half_away(x);
+    if r < Q_MIN as f64 {
+        Q_MIN
+    } else if r > Q_MAX as f64 {
+        Q_MAX
+    } else {
+        r as i32
+    }
+}
+
+/// e*: the smallest exponent at which every rounded coefficient fits in [−8, 7] unclamped,
+/// or `None` when every coefficient is zero.
+pub fn e_star(t: &[f64]) -> Option<i32> {
+    let m = t.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+    if m == 0.0 || !m.is_finite() {
+        return None;
+    }
+    let fits = |e: i32| {
+        let s = pow2(-e);
+        t.iter().all(|&x| {
+            let r = round_half_away(x * s);
+            (Q_MIN as f64..=Q_MAX as f64).contains(&r)
+        })
+    };
+    // log2(m/8) is within one of the answer; walk to the boundary.
+    let mut e = (m.log2() - 3.0).floor() as i32;
+    while !fits(e) {
+        e += 1;
+    }
+    while fits(e - 1) {
+        e -= 1;
+    }
+    Some(e)
+}
+
+/// A block's quantized coefficients.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Quantized {
+    /// The exponent e (absolute, not the code).
+    pub e: i32,
+    /// Coefficients; entries past P are zero.
+    pub q: [i8; MAX_P],
+}
+
+/// Row i of the exact integer reconstruction: `Σ_j v_ij·q_j`.
+fn row_sum(v: &[i64], p: usize, quant: &Quantized, i: usize) -> i64 {
+    v[i * p..(i + 1) * p]
+        .iter()
+        .zip(&quant.q[..p])
+        .map(|(&a, &q)| a * i64::from(q))
+        .sum()
+}
+
+/// The exact decoder arithmetic of one block: `ŵ_i = (Σ_j v_ij·q_j) · 2^e / (2^(K−1) − 1)`, where
+/// `v` is the centred integer basis (V − 2^(K−1)). The sum is an exact integer, so every
+/// implementation that follows this formula reproduces the same f64 values.
+pub fn reconstruct_into(v: &[i64], p: usize, quant: &Quantized, denom: f64, out: &mut [f64]) {
+    let scale = pow2(quant.e);
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = row_sum(v, p, quant, i) as f64 / denom * scale;
+    }
+}
+
+/// Squared reconstruction error `‖w − ŵ‖²` of a quantization, in f64 (the decoder's arithmetic).
+pub fn quantized_error(w: &[f64], v: &[i64], p: usize, quant: &Quantized, denom: f64) -> f64 {
+    let mut resid = [0.0; MAX_C];
+    residual_into(w, v, p, quant, denom, &mut resid[..w.len()])
+}
+
+/// Writes the residual `w − ŵ` of a quantization into `resid` (C long) and returns its squared
+/// norm, exactly as [`quantized_error`] computes it.
+fn residual_into(
+    w: &[f64],
+    v: &[i64],
+    p: usize,
+    quant: &Quantized,
+    denom: f64,
+    resid: &mut [f64],
+) -> f64 {
+    let scale = pow2(quant.e);
+    let mut err = 0.0;
+    for (i, (r, &wi)) in resid.iter_mut().zip(w).enumerate() {
+        *r = wi - row_sum(v, p, quant, i) as f64 / denom * scale;
+        err += *r * *r;
+    }
+    err
+}
+
+/// Rounds `t` at exponent `e`.
+pub fn quantize(t: &[f64], e: i32) -> Quantized {
+    let s = pow2(-e);
+    let mut q = [0i8; MAX_P];
+    for (qi, &ti) in q.iter_mut().zip(t) {
+        *qi = round_q(ti * s) as i8;
+    }
+    Quantized { e, q }
+}
+
+/// How coefficients are chosen for a seed and exponent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Rounding {
+    /// docs/DESIGN.md §1 to the letter: round-to-nearest of `t / 2^e`, clamped.
+    Nearest,
+    /// Round to nearest, then move single coefficients by ±1 while that lowers the error
+    /// (coordinate descent over neighbouring lattice points). Never worse than `Nearest`; the
+    /// decoder is unchanged.
+    #[default]
+    Refined,
+}
+
+/// Improves `quant` (with error `err` and residual `resid`, as [`residual_into`] gives them;
+/// `resid` is overwritten) by coordinate descent: any single coefficient moved by ±1 that lowers
+/// the error is kept, until no move helps. Moves are scored incrementally from the residual
+/// (O(C) each); the returned error is recomputed with the decoder's arithmetic, and the input is
+/// returned unchanged if that is not an improvement.
+fn refine(
+    w: &[f64],
+    v: &[i64],
+    p: usize,
+    (quant, err): (Quantized, f64),
+    denom: f64,
+    resid: &mut [f64],
+) -> (f64, Quantized) {
+    let c = w.len();
+    let step = pow2(quant.e) / denom;
+    let col = |j: usize| (0..c).map(move |i| v[i * p + j] as f64 * step);
+    let mut norm2 = [0.0; MAX_P];
+    for (j, n) in norm2[..p].iter_mut().enumerate() {
+        *n = col(j).map(|x| x * x).sum();
+    }
+    let mut q = quant;
+    let mut moved = false;
+    loop {
+        let mut improved = false;
+        for (j, &nj) in norm2[..p].iter().enumerate() {
+            // ‖r − d·s·v_j‖² − ‖r‖² = −2d⟨r, s·v_j⟩ + ‖s·v_j‖²: only d = sign⟨r, s·v_j⟩ can
+            // lower it (the two changes sum to 2‖s·v_j‖² ≥ 0). Demand a real decrease.
+            let dot: f64 = col(j).zip(resid.iter()).map(|(x, r)| x * r).sum();
+            let d = if dot > 0.0 { 1 } else { -1 };
+            let qj = i32::from(q.q[j]) + d;
+            let change = nj - 2.0 * f64::from(d) * dot;
+            if (Q_MIN..=Q_MAX).contains(&qj) && change < -1e-12 * err {
+                q.q[j] = qj as i8;
+                for (r, x) in resid.iter_mut().zip(col(j)) {
+                    *r -= f64::from(d) * x;
+                }
+                improved = true;
+                moved = true;
+            }
+        }
+        if !improved {
+            break;
+        }
+    }
+    if !moved {
+        return (err, quant);
+    }
+    let exact = quantized_error(w, v, p, &q, denom);
+    if exact < err {
+        (exact, q)
+    } else {
+        (err, quant)
+    }
+}
+
+/// The best quantization of least-squares coefficients `t` for one seed: the candidate exponent
+/// (from `{e*−1, e*, e*+1}` clamped into `range`) of smallest error; ties go to the lower
+/// exponent. Returns the error and the quantization.
+pub fn best_quantization(
+    w: &[f64],
+    v: &[i64],
+    p: usize,
+    t: &[f64],
+    denom: f64,
+    range: ExpRange,
+    rounding: Rounding,
+) -> (f64, Quantized) {
+    let Some(es) = e_star(t) else {
+        let zero = Quantized {
+            e: range.lo,
+            q: [0; MAX_P],
+        };
+        return (w.iter().map(|x| x * x).sum(), zero);
+    };
+    let mut best: Option<(f64, Quantized)> = None;
+    let mut last = i32::MIN;
+    let mut resid = [0.0; MAX_C];
+    let resid = &mut resid[..w.len()];
+    for cand in [es - 1, es, es + 1] {
+        let e = range.clamp(cand);
+        if e == last {
+            continue;
+        }
+        last = e;
+        let mut qz = quantize(t, e);
+        let mut err = residual_into(w, v, p, &qz, denom, resid);
+        if rounding == Rounding::Refined {
+            (err, qz) = refine(w, v, p, (qz, err), denom, resid);
+        }
+        let better = match &best {
+            None => true,
+            Some((b, bq)) => err < *b || (err == *b && e < bq.e),
+        };
+        if better {
+            best = Some((err, qz));
+        }
+    }
+    best.expect("at least one candidate exponent")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inline_rounding_matches_f64_round() {
+        let mut xs = vec![
+            0.0,
+            -0.0,
+            0.5,
+            -0.5,
+            1.5,
+            -1.5,
+            2.5,
+            -2.5,
+            0.49999999999999994,
+            -0.49999999999999994,
+            4503599627370495.5,
+            -4503599627370495.5,
+            4503599627370496.0,
+            1e300,
+            -1e300,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            7.499999999999999,
+            7.5,
+            -8.5,
+            -8.500000000000002,
+        ];
+        let mut x = 1e-9f64;
+        while x < 1e17 {
+            xs.extend([x, -x, x + 0.5, -x - 0.5, x.next_up(), (-x).next_down()]);
+            x *= 1.37;
+        }
+        for x in xs {
+            assert_eq!(round_half_away(x).to_bits(), x.round().to_bits(), "{x:e}");
+        }
+        assert!(round_half_away(f64::NAN).is_nan());
+    }
+
+    #[test]
+    fn rounding_clamps_and_rounds_half_away() {
+        assert_eq!(round_q(2.5), 3);
+        assert_eq!(round_q(-2.5), -3);
+        assert_eq!(round_q(7.4), 7);
+        assert_eq!(round_q(7.6), 7);
+        assert_eq!(round_q(-8.4), -8);
+        assert_eq!(round_q(-100.0), -8);
+    }
+
+    #[test]
+    fn e_star_is_the_smallest_fitting_exponent() {
+        // 7 fits at e=0; 7.5 rounds to 8 and needs e=1.
+        assert_eq!(e_star(&[7.0, 1.0]), Some(0));
+        assert_eq!(e_star(&[7.5]), Some(1));
+        // −8 fits at e=0, −8.5 rounds to −9 and does not.
+        assert_eq!(e_star(&[-8.0]), Some(0));
+        assert_eq!(e_star(&[-8.5]), Some(1));
+        assert_eq!(e_star(&[0.25]), Some(-4));
+        assert_eq!(e_star(&[-0.25]), Some(-5));
+        assert_eq!(e_star(&[0.0, 0.0]), None);
+    }
+
+    #[test]
+    fn reconstruction_is_integer_sum_scaled() {
+        // K=3: half=4, denom=3. v = [[1,-2],[3,0]], q = [2,-1], e = 1.
+        let v = [1, -2, 3, 0];
+        let mut q = [0i8; MAX_P];
+        q[0] = 2;
+        q[1] = -1;
+        let qz = Quantized { e: 1, q };
+        let mut out = [0.0; 2];
+        reconstruct_into(&v, 2, &qz, 3.0, &mut out);
+        assert_eq!(out, [4.0 / 3.0 * 2.0, 6.0 / 3.0 * 2.0]);
+        let err = quantized_error(&[0.0, 0.0], &v, 2, &qz, 3.0);
+        assert!((err - (out[0] * out[0] + out[1] * out[1])).abs() < 1e-12);
+    }
+
+    #[test]
+    fn best_quantization_respects_range() {
+        let v = [1, 0, 0, 1];
+        let w = [100.0, -3.0];
+        let t = [100.0, -3.0];
+        let nearest = Rounding::Nearest;
+        let (_, q) = best_quantization(&w, &v, 2, &t, 1.0, ExpRange::from_base(-8), nearest);
+        assert!(q.e <= 7 && q.e >= -8);
+        let (_, q) = best_quantization(&w, &v, 2, &t, 1.0, ExpRange::from_base(-20), nearest);
+        assert!(q.e <= -5);
+        assert_eq!(q.q[0], 7, "clipped at the top of the range");
+    }
+
+    #[test]
+    fn refinement_finds_a_better_neighbour() {
+        // Two nearly parallel columns: rounding t coordinate-wise is poor, a ±1 move fixes it.
+        let v = [10, 9, 10, 11];
+        let w = [10.0 * 2.6 + 9.0 * 1.4, 10.0 * 2.6 + 11.0 * 1.4];
+        let mut t = [0.0; 2];
+        let u: Vec<f64> = v.iter().map(|&x| x as f64).collect();
+        crate::core::lstsq::solve(&u, &w, 2, 2, &mut t);
+        let range = ExpRange::from_base(-4);
+        let (plain, _) = best_quantization(&w, &v, 2, &t, 1.0, range, Rounding::Nearest);
+        let (refined, q) = best_quantization(&w, &v, 2, &t, 1.0, range, Rounding::Refined);
+        assert!(refined <= plain);
+        assert_eq!(refined, quantized_error(&w, &v, 2, &q, 1.0));
+        // At the same exponent no single ±1 move improves the refined answer.
+        let mut resid = [0.0; 2];
+        let err = residual_into(&w, &v, 2, &q, 1.0, &mut resid);
+        assert_eq!(err, refined);
+        let (again, _) = refine(&w, &v, 2, (q, refined), 1.0, &mut resid);
+        assert_eq!(again, refined);
+    }
+}

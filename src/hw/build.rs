@@ -1,0 +1,394 @@
+//! Builds the bundled RTL (`hdl/`) into Verilator simulators: checks the toolchain, caches each
+//! simulator under a hash of its sources and the Verilator version, and runs child processes
+//! that a cancel flag or a time limit can kill.
+
+use crate::hw::model::ShapeError;
+use sha2::{Digest, Sha256};
+use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+/// The command that installs everything the simulation needs on Debian/Ubuntu.
+pub const INSTALL_HINT: &str = "sudo apt-get install verilator g++ make";
+
+const LFSR_JUMP: (&str, &str) = (
+    "seedlm_lfsr_jump.sv",
+    include_str!("../../hdl/seedlm_lfsr_jump.sv"),
+);
+const RECORD_DECODE: (&str, &str) = (
+    "seedlm_record_decode.sv",
+    include_str!("../../hdl/seedlm_record_decode.sv"),
+);
+const MATVEC_RTL: [(&str, &str); 5] = [
+    LFSR_JUMP,
+    RECORD_DECODE,
+    ("seedlm_mvm.sv", include_str!("../../hdl/seedlm_mvm.sv")),
+    ("ref_mvm.sv", include_str!("../../hdl/ref_mvm.sv")),
+    ("hw_top.sv", include_str!("../../hdl/hw_top.sv")),
+];
+const MATVEC3_RTL: [(&str, &str); 3] = [
+    LFSR_JUMP,
+    RECORD_DECODE,
+    ("seedlm3_mvm.sv", include_str!("../../hdl/seedlm3_mvm.sv")),
+];
+const HARNESS_H: (&str, &str) = ("harness.h", include_str!("../../hdl/tb/harness.h"));
+
+/// A simulator that can be built.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// Both matrix–vector datapaths with the DDR model (`hw_top`, `tb/hw_main.cpp`).
+    MatVec,
+    /// The 3-bit preset's datapath with its gearbox (`seedlm3_mvm`, `tb/hw3_main.cpp`).
+    MatVec3,
+    /// The LFSR jump-ahead unit alone (`seedlm_lfsr_jump`, `tb/lfsr_main.cpp`).
+    LfsrUnit,
+}
+
+impl Target {
+    fn top(self) -> &'static str {
+        match self {
+            Target::MatVec => "hw_top",
+            Target::MatVec3 => "seedlm3_mvm",
+            Target::LfsrUnit => "seedlm_lfsr_jump",
+        }
+    }
+
+    fn sources(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Target::MatVec => &MATVEC_RTL,
+            Target::MatVec3 => &MATVEC3_RTL,
+            Target::LfsrUnit => &MATVEC_RTL[..1],
+        }
+    }
+
+    fn harness(self) -> (&'static str, &'static str) {
+        match self {
+            Target::MatVec => ("hw_main.cpp", include_str!("../../hdl/tb/hw_main.cpp")),
+            Target::MatVec3 => ("hw3_main.cpp", include_str!("../../hdl/tb/hw3_main.cpp")),
+            Target::LfsrUnit => ("lfsr_main.cpp", include_str!("../../hdl/tb/lfsr_main.cpp")),
+        }
+    }
+
+    /// Files the harness includes (written beside it, not passed to Verilator).
+    fn headers(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Target::MatVec | Target::MatVec3 => std::slice::from_ref(&HARNESS_H),
+            Target::LfsrUnit => &[],
+        }
+    }
+}
+
+/// What went wrong around the simulation.
+#[derive(Debug, thiserror::Error)]
+pub enum HwError {
+    /// A tool is not installed.
+    #[error("{0} not found on PATH; install the simulation toolchain with `{INSTALL_HINT}`")]
+    MissingTool(String),
+    /// The Verilator build failed; the last lines of its output.
+    #[error("building the Verilator model failed:\n{0}")]
+    Build(String),
+    /// The simulator exited with an error.
+    #[error("simulation failed: {0}")]
+    Sim(String),
+    /// The cancel flag was raised.
+    #[error("cancelled")]
+    Cancelled,
+    /// The child process ran past its time limit.
+    #[error("{0} did not finish within {1:?}")]
+    Timeout(String, Duration),
+    /// The matrix does not fit the hardware.
+    #[error(transparent)]
+    Shape(#[from] ShapeError),
+    /// A file or process error.
+    #[error("{0}: {1}")]
+    Io(String, std::io::Error),
+}
+
+pub(crate) fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> HwError {
+    let what = what.into();
+    move |e| HwError::Io(what, e)
+}
+
+/// The tools found on PATH.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Toolchain {
+    /// First line of `verilator --version`.
+    pub verilator_version: String,
+}
+
+/// Checks that `verilator`, a C++ compiler (`g++` or `c++`) and `make` are on PATH.
+pub fn check_toolchain() -> Result<Toolchain, HwError> {
+    let runs = |cmd: &str, arg: &str| {
+        Command::new(cmd)
+            .arg(arg)
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+    };
+    let verilator =
+        runs("verilator", "--version").ok_or_else(|| HwError::MissingTool("verilator".into()))?;
+    if runs("g++", "--version").is_none() && runs("c++", "--version").is_none() {
+        return Err(HwError::MissingTool("a C++ compiler (g++)".into()));
+    }
+    if runs("make", "--version").is_none() {
+        return Err(HwError::MissingTool("make".into()));
+    }
+    let text = String::from_utf8_lossy(&verilator.stdout);
+    Ok(Toolchain {
+        verilator_version: text.lines().next().unwrap_or("").trim().to_string(),
+    })
+}
+
+/// Root of the simulator cache: `$SEEDLM_HW_CACHE`, else `$XDG_CACHE_HOME/seedlm/hw`, else
+/// `~/.cache/seedlm/hw`, else a folder in the system temp dir.
+pub fn cache_root() -> PathBuf {
+    if let Some(p) = std::env::var_os("SEEDLM_HW_CACHE") {
+        return PathBuf::from(p);
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("seedlm").join("hw")
+}
+
+/// The cache key of a target: SHA-256 over its sources, the harness, the build flags and the
+/// Verilator version.
+pub fn source_hash(target: Target, toolchain: &Toolchain) -> String {
+    let mut h = Sha256::new();
+    let (hname, htext) = target.harness();
+    let files = target.sources().iter().chain(target.headers());
+    for (name, text) in files.chain([&(hname, htext)]) {
+        h.update(name.as_bytes());
+        h.update([0]);
+        h.update(text.as_bytes());
+        h.update([0]);
+    }
+    h.update(target.top().as_bytes());
+    for flag in VERILATOR_FLAGS {
+        h.update(flag.as_bytes());
+        h.update([0]);
+    }
+    h.update(toolchain.verilator_version.as_bytes());
+    h.finalize()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+const EXE: &str = "sim";
+
+/// Verilator flags of every build (part of the cache key): a C++ model with its own `main`
+/// (no `--timing`), two compile jobs. The model's C++ keeps Verilator's default -Os: -O2 runs
+/// about 15 % faster but builds two to three times slower, and CI always builds cold.
+const VERILATOR_FLAGS: [&str; 10] = [
+    "--cc",
+    "--exe",
+    "--build",
+    "-O3",
+    "--x-assign",
+    "fast",
+    "--x-initial",
+    "fast",
+    "-j",
+    "2",
+];
+
+/// Serialises builds within this process (parallel tests, repeated clicks).
+static BUILD_LOCK: Mutex<()> = Mutex::new(());
+
+/// Builds `target` unless the cache has it, and returns the simulator's path. Build output goes
+/// to `log` line by line. Concurrent builds by other processes are safe: each builds in its own
+/// temp dir and the first to finish is renamed into place.
+pub fn build(
+    target: Target,
+    log: &mut dyn FnMut(&str),
+    cancel: &AtomicBool,
+) -> Result<PathBuf, HwError> {
+    let toolchain = check_toolchain()?;
+    let _guard = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let root = cache_root();
+    let dir = root.join(format!(
+        "{}-{}",
+        target.top(),
+        source_hash(target, &toolchain)
+    ));
+    let exe = dir.join(EXE);
+    if exe.is_file() {
+        log(&format!("using the cached model {}", exe.display()));
+        return Ok(exe);
+    }
+    std::fs::create_dir_all(&root).map_err(io_err(root.display().to_string()))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".build-")
+        .tempdir_in(&root)
+        .map_err(io_err(root.display().to_string()))?;
+    let mut args: Vec<String> = VERILATOR_FLAGS
+        .iter()
+        .chain(&["--top-module", target.top(), "-o", EXE, "-Mdir"])
+        .map(|s| s.to_string())
+        .collect();
+    args.push(tmp.path().join("obj").display().to_string());
+    for (name, text) in target.headers() {
+        let p = tmp.path().join(name);
+        std::fs::write(&p, text).map_err(io_err(p.display().to_string()))?;
+    }
+    let (hname, htext) = target.harness();
+    for (name, text) in target.sources().iter().chain([&(hname, htext)]) {
+        let p = tmp.path().join(name);
+        std::fs::write(&p, text).map_err(io_err(p.display().to_string()))?;
+        args.push(p.display().to_string());
+    }
+    log(&format!(
+        "building the Verilator model of {} (takes about half a minute, once)",
+        target.top()
+    ));
+    let mut cmd = Command::new("verilator");
+    cmd.args(&args).current_dir(tmp.path());
+    // Its own process group, so a cancel also stops the make and g++ it starts.
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let tail = run_logged(cmd, log, cancel)?;
+    let built = tmp.path().join("obj").join(EXE);
+    if !built.is_file() {
+        return Err(HwError::Build(tail));
+    }
+    std::fs::create_dir_all(&dir).map_err(io_err(dir.display().to_string()))?;
+    if let Err(e) = std::fs::rename(&built, &exe)
+        && !exe.is_file()
+    {
+        return Err(HwError::Io(exe.display().to_string(), e));
+    }
+    log(&format!("built {}", exe.display()));
+    Ok(exe)
+}
+
+/// Runs a build command, sending its merged output to `log`; returns the last lines on failure.
+fn run_logged(
+    mut cmd: Command,
+    log: &mut dyn FnMut(&str),
+    cancel: &AtomicBool,
+) -> Result<String, HwError> {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(io_err("starting verilator"))?;
+    let (tx, rx) = mpsc::channel::<String>();
+    let readers: Vec<_> = [
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|s| {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(s).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        })
+    })
+    .collect();
+    drop(tx);
+    let mut tail: Vec<String> = Vec::new();
+    let status = loop {
+        match rx.recv_timeout(Duration::from_millis(50)) {
+            Ok(line) => {
+                log(&line);
+                tail.push(line);
+                if tail.len() > 40 {
+                    tail.remove(0);
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                break child.wait().map_err(io_err("waiting for verilator"))?;
+            }
+        }
+        if cancel.load(Ordering::Relaxed) {
+            kill(&mut child);
+            return Err(HwError::Cancelled);
+        }
+    };
+    for r in readers {
+        let _ = r.join();
+    }
+    if status.success() {
+        Ok(tail.join("\n"))
+    } else {
+        Err(HwError::Build(tail.join("\n")))
+    }
+}
+
+/// Kills a child and, on Unix, its process group when it leads one (the build's make and g++).
+fn kill(child: &mut Child) {
+    #[cfg(unix)]
+    {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", child.id())])
+            .stderr(Stdio::null())
+            .status();
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Waits for a child, killing it on cancel or after `timeout`.
+pub(crate) fn wait_child(
+    child: &mut Child,
+    what: &str,
+    timeout: Duration,
+    cancel: &AtomicBool,
+) -> Result<std::process::ExitStatus, HwError> {
+    let start = Instant::now();
+    loop {
+        if let Some(st) = child.try_wait().map_err(io_err(what.to_string()))? {
+            return Ok(st);
+        }
+        if cancel.load(Ordering::Relaxed) {
+            kill(child);
+            return Err(HwError::Cancelled);
+        }
+        if start.elapsed() > timeout {
+            kill(child);
+            return Err(HwError::Timeout(what.to_string(), timeout));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_key_depends_on_target_and_verilator_version() {
+        let v5 = Toolchain {
+            verilator_version: "Verilator 5.006".into(),
+        };
+        let v6 = Toolchain {
+            verilator_version: "Verilator 5.020".into(),
+        };
+        let a = source_hash(Target::MatVec, &v5);
+        assert_eq!(a, source_hash(Target::MatVec, &v5));
+        assert_eq!(a.len(), 16);
+        assert_ne!(a, source_hash(Target::MatVec, &v6));
+        assert_ne!(a, source_hash(Target::MatVec3, &v5));
+        assert_ne!(a, source_hash(Target::LfsrUnit, &v5));
+    }
+}

@@ -1,0 +1,428 @@
+//! The safetensors container: a validating, memory-mapped reader and an atomic writer.
+//!
+//! The reader checks everything before trusting it (header length, UTF-8, JSON, dtypes, shapes,
+//! offsets against the file size, overlaps), so malformed files give a clear error, never a
+//! panic. The writer writes a temporary file beside the target and renames it into place.
+
+use crate::io::dtype::{self, Dtype};
+use crate::io::error::ModelError;
+use memmap2::Mmap;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+/// Largest header accepted (the safetensors reference limit).
+pub const MAX_HEADER_LEN: u64 = 100_000_000;
+
+/// One tensor as the header describes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RawTensor {
+    /// Name in the file.
+    pub name: String,
+    /// Element type.
+    pub dtype: Dtype,
+    /// Shape (row-major).
+    pub shape: Vec<usize>,
+    /// Byte range in the memory map.
+    pub range: Range<usize>,
+}
+
+impl RawTensor {
+    /// Number of elements.
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// Bytes of data.
+    pub fn byte_size(&self) -> usize {
+        self.range.len()
+    }
+}
+
+/// A memory-mapped, validated safetensors file.
+#[derive(Debug)]
+pub struct MappedSafetensors {
+    path: PathBuf,
+    map: Mmap,
+    metadata: BTreeMap<String, String>,
+    tensors: Vec<RawTensor>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HeaderEntry {
+    dtype: String,
+    shape: Vec<u64>,
+    data_offsets: [u64; 2],
+}
+
+impl MappedSafetensors {
+    /// Maps and validates `path`.
+    pub fn open(path: &Path) -> Result<Self, ModelError> {
+        let file = File::open(path).map_err(|e| ModelError::io(path, "cannot open", e))?;
+        let len = file
+            .metadata()
+            .map_err(|e| ModelError::io(path, "cannot stat", e))?
+            .len();
+        if len < 8 {
+            return Err(ModelError::file(
+                path,
+                format!("truncated: {len} bytes, too short for the 8-byte header length"),
+            ));
+        }
+        // SAFETY: the map is read-only; like every mmap-based reader we rely on the file not
+        // being truncated by another process while it is open.
+        let map = unsafe { Mmap::map(&file) }.map_err(|e| ModelError::io(path, "cannot map", e))?;
+        let (metadata, tensors) = parse(path, &map)?;
+        Ok(MappedSafetensors {
+            path: path.to_path_buf(),
+            map,
+            metadata,
+            tensors,
+        })
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The `__metadata__` string map (empty when absent).
+    pub fn metadata(&self) -> &BTreeMap<String, String> {
+        &self.metadata
+    }
+
+    /// Tensors in file order.
+    pub fn tensors(&self) -> &[RawTensor] {
+        &self.tensors
+    }
+
+    /// The bytes of `t` (a tensor of this file).
+    pub fn bytes(&self, t: &RawTensor) -> &[u8] {
+        &self.map[t.range.clone()]
+    }
+}
+
+fn parse(
+    path: &Path,
+    map: &[u8],
+) -> Result<(BTreeMap<String, String>, Vec<RawTensor>), ModelError> {
+    let file_len = map.len() as u64;
+    let n = u64::from_le_bytes(map[..8].try_into().expect("8 bytes checked by the caller"));
+    if n > MAX_HEADER_LEN {
+        return Err(ModelError::file(
+            path,
+            format!(
+                "header length {n} exceeds the {MAX_HEADER_LEN}-byte limit (oversized or garbage header)"
+            ),
+        ));
+    }
+    if 8 + n > file_len {
+        return Err(ModelError::file(
+            path,
+            format!(
+                "header length {n} runs past the end of the {file_len}-byte file (truncated file or garbage header)"
+            ),
+        ));
+    }
+    let data_start = 8 + n as usize;
+    let text = std::str::from_utf8(&map[8..data_start])
+        .map_err(|_| ModelError::file(path, "header is not UTF-8 text (garbage header)"))?;
+    let json: serde_json::Map<String, serde_json::Value> = serde_json::from_str(text)
+        .map_err(|e| ModelError::file(path, format!("header is not a JSON object ({e})")))?;
+    let data_len = file_len - data_start as u64;
+    let mut metadata = BTreeMap::new();
+    let mut tensors = Vec::with_capacity(json.len());
+    for (name, value) in json {
+        if name == "__metadata__" {
+            metadata = serde_json::from_value(value).map_err(|_| {
+                ModelError::file(path, "__metadata__ is not a map of strings to strings")
+            })?;
+            continue;
+        }
+        let bad = |reason: String| ModelError::tensor(path, &name, reason);
+        let entry: HeaderEntry = serde_json::from_value(value)
+            .map_err(|e| bad(format!("malformed header entry ({e})")))?;
+        let dtype = dtype::parse(&entry.dtype)
+            .ok_or_else(|| bad(format!("unknown dtype '{}'", entry.dtype)))?;
+        let shape: Vec<usize> = entry
+            .shape
+            .iter()
+            .map(|&d| usize::try_from(d).ok())
+            .collect::<Option<_>>()
+            .ok_or_else(|| bad("shape does not fit in memory".into()))?;
+        let size = shape
+            .iter()
+            .try_fold(1usize, |a, &d| a.checked_mul(d))
+            .and_then(|numel| dtype::byte_len(dtype, numel))
+            .ok_or_else(|| bad(format!("shape {shape:?} of {dtype} has no valid byte size")))?;
+        let [s, e] = entry.data_offsets;
+        if s > e || e > data_len {
+            return Err(bad(format!(
+                "data offsets [{s}, {e}) out of range: the data section has {data_len} bytes (truncated file or bad offsets)"
+            )));
+        }
+        if e - s != size as u64 {
+            return Err(bad(format!(
+                "data offsets [{s}, {e}) hold {} bytes but shape {shape:?} of {dtype} needs {size}",
+                e - s
+            )));
+        }
+        tensors.push(RawTensor {
+            name,
+            dtype,
+            shape,
+            range: data_start + s as usize..data_start + e as usize,
+        });
+    }
+    tensors.sort_by_key(|t| (t.range.start, t.range.end));
+    for pair in tensors.windows(2) {
+        if pair[1].range.start < pair[0].range.end {
+            return Err(ModelError::tensor(
+                path,
+                &pair[1].name,
+                format!("data overlaps tensor '{}'", pair[0].name),
+            ));
+        }
+    }
+    Ok((metadata, tensors))
+}
+
+/// Where an output tensor's bytes come from.
+pub enum Payload<'a> {
+    /// Bytes already in memory (or in a memory map).
+    Bytes(&'a [u8]),
+    /// Owned bytes.
+    Owned(Vec<u8>),
+    /// Produced when written, so only one such tensor is in memory at a time.
+    Lazy(Box<dyn Fn() -> Result<Vec<u8>, ModelError> + 'a>),
+}
+
+/// One tensor to write.
+pub struct OutTensor<'a> {
+    /// Name.
+    pub name: String,
+    /// Element type.
+    pub dtype: Dtype,
+    /// Shape.
+    pub shape: Vec<usize>,
+    /// Data (must be exactly the size shape and dtype imply).
+    pub data: Payload<'a>,
+}
+
+/// Writes a safetensors file atomically: a temporary file in the target directory, renamed
+/// into place once complete. On any error no file is left at `path` (an existing file there
+/// is untouched). Tensors are laid out widest dtype first so every tensor is naturally aligned.
+pub fn write_atomic(
+    path: &Path,
+    mut tensors: Vec<OutTensor<'_>>,
+    metadata: &BTreeMap<String, String>,
+) -> Result<(), ModelError> {
+    tensors.sort_by_key(|t| std::cmp::Reverse(t.dtype.bitsize()));
+    let mut header = serde_json::Map::new();
+    if !metadata.is_empty() {
+        header.insert("__metadata__".into(), serde_json::json!(metadata));
+    }
+    let mut offset = 0usize;
+    let mut sizes = Vec::with_capacity(tensors.len());
+    for t in &tensors {
+        let size = t
+            .shape
+            .iter()
+            .try_fold(1usize, |a, &d| a.checked_mul(d))
+            .and_then(|n| dtype::byte_len(t.dtype, n))
+            .ok_or_else(|| ModelError::tensor(path, &t.name, "shape has no valid byte size"))?;
+        if header.contains_key(&t.name) {
+            return Err(ModelError::tensor(path, &t.name, "duplicate tensor name"));
+        }
+        header.insert(
+            t.name.clone(),
+            serde_json::json!({
+                "dtype": t.dtype.to_string(),
+                "shape": t.shape,
+                "data_offsets": [offset, offset + size],
+            }),
+        );
+        offset += size;
+        sizes.push(size);
+    }
+    let mut header = serde_json::to_vec(&header).expect("a JSON map always serializes");
+    header.resize(header.len().next_multiple_of(8), b' ');
+
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let tmp = tempfile::Builder::new()
+        .prefix(".seedlm-")
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(|e| ModelError::io(path, "cannot create a temporary file beside it", e))?;
+    let write_err = |e| ModelError::io(path, "cannot write", e);
+    {
+        let mut w = BufWriter::with_capacity(1 << 20, tmp.as_file());
+        w.write_all(&(header.len() as u64).to_le_bytes())
+            .map_err(write_err)?;
+        w.write_all(&header).map_err(write_err)?;
+        for (t, &size) in tensors.iter().zip(&sizes) {
+            let owned;
+            let bytes: &[u8] = match &t.data {
+                Payload::Bytes(b) => b,
+                Payload::Owned(v) => v,
+                Payload::Lazy(f) => {
+                    owned = f()?;
+                    &owned
+                }
+            };
+            if bytes.len() != size {
+                return Err(ModelError::tensor(
+                    path,
+                    &t.name,
+                    format!("has {} bytes of data, shape needs {size}", bytes.len()),
+                ));
+            }
+            w.write_all(bytes).map_err(write_err)?;
+        }
+        w.flush().map_err(write_err)?;
+    }
+    tmp.as_file().sync_all().map_err(write_err)?;
+    tmp.persist(path)
+        .map_err(|e| ModelError::io(path, "cannot move the finished file into place", e.error))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw_file(header: &str, data: &[u8]) -> Vec<u8> {
+        let mut v = (header.len() as u64).to_le_bytes().to_vec();
+        v.extend_from_slice(header.as_bytes());
+        v.extend_from_slice(data);
+        v
+    }
+
+    fn open_bytes(bytes: &[u8]) -> Result<MappedSafetensors, ModelError> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.safetensors");
+        std::fs::write(&p, bytes).unwrap();
+        MappedSafetensors::open(&p)
+    }
+
+    #[test]
+    fn written_files_read_back_and_open_in_the_reference_crate() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("out.safetensors");
+        let a: Vec<u8> = (0..6u8).collect();
+        let meta = BTreeMap::from([("format".to_string(), "pt".to_string())]);
+        let tensors = vec![
+            OutTensor {
+                name: "small".into(),
+                dtype: Dtype::U8,
+                shape: vec![3],
+                data: Payload::Owned(vec![7, 8, 9]),
+            },
+            OutTensor {
+                name: "a".into(),
+                dtype: Dtype::F16,
+                shape: vec![3],
+                data: Payload::Bytes(&a),
+            },
+            OutTensor {
+                name: "lazy".into(),
+                dtype: Dtype::F32,
+                shape: vec![1, 2],
+                data: Payload::Lazy(Box::new(|| Ok(vec![1; 8]))),
+            },
+        ];
+        write_atomic(&p, tensors, &meta).unwrap();
+        let bytes = std::fs::read(&p).unwrap();
+        let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        assert_eq!(st.tensor("lazy").unwrap().data(), &[1u8; 8]);
+        let m = MappedSafetensors::open(&p).unwrap();
+        assert_eq!(m.metadata(), &meta);
+        let names: Vec<&str> = m.tensors().iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["lazy", "a", "small"], "widest dtype first");
+        assert_eq!(m.bytes(&m.tensors()[1]), &a[..]);
+        assert_eq!(m.bytes(&m.tensors()[2]), &[7, 8, 9]);
+    }
+
+    #[test]
+    fn wrong_payload_size_leaves_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("out.safetensors");
+        let t = OutTensor {
+            name: "x".into(),
+            dtype: Dtype::F32,
+            shape: vec![2],
+            data: Payload::Owned(vec![0; 4]),
+        };
+        let err = write_atomic(&p, vec![t], &BTreeMap::new()).unwrap_err();
+        assert!(err.to_string().contains("'x'"), "{err}");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn malformed_headers_are_reported() {
+        let ok = r#"{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#;
+        assert!(open_bytes(&raw_file(ok, &[0; 8])).is_ok());
+        let cases: Vec<(Vec<u8>, &str)> = vec![
+            (vec![1, 2, 3], "truncated"),
+            (u64::MAX.to_le_bytes().to_vec(), "exceeds"),
+            (raw_file(ok, &[0; 8])[..40].to_vec(), "runs past the end"),
+            (raw_file("\u{0}\u{0}\u{ff}", &[]), "JSON"),
+            (
+                {
+                    let mut v = 4u64.to_le_bytes().to_vec();
+                    v.extend_from_slice(&[0xff, 0xfe, 0x80, 0x81]);
+                    v
+                },
+                "UTF-8",
+            ),
+            (raw_file(ok, &[0; 5]), "out of range"),
+            (
+                raw_file(
+                    r#"{"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#,
+                    &[0; 8],
+                ),
+                "needs 12",
+            ),
+            (
+                raw_file(
+                    r#"{"w":{"dtype":"Q7","shape":[2],"data_offsets":[0,8]}}"#,
+                    &[0; 8],
+                ),
+                "unknown dtype",
+            ),
+            (
+                raw_file(
+                    r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"U8","shape":[4],"data_offsets":[4,8]}}"#,
+                    &[0; 8],
+                ),
+                "overlaps",
+            ),
+            (
+                raw_file(
+                    r#"{"w":{"dtype":"F32","shape":[2],"data_offsets":[8,0]}}"#,
+                    &[0; 8],
+                ),
+                "out of range",
+            ),
+            (
+                raw_file(
+                    r#"{"w":{"dtype":"F32","shape":[4611686018427387904,4],"data_offsets":[0,8]}}"#,
+                    &[0; 8],
+                ),
+                "no valid byte size",
+            ),
+        ];
+        for (bytes, want) in cases {
+            let err = open_bytes(&bytes).unwrap_err().to_string();
+            assert!(err.contains(want), "wanted '{want}' in: {err}");
+            assert!(err.contains("m.safetensors"), "names the file: {err}");
+        }
+    }
+}

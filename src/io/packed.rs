@@ -1,0 +1,655 @@
+//! The packed file: a valid safetensors file holding SeedLM-compressed tensors (FORMAT.md).
+//!
+//! Each compressed tensor is stored under its original name as a 1-D U8 tensor of block records,
+//! K + 4 + 4P bits each, back to back in a little-endian bit stream; its original shape, dtype,
+//! configuration, exponent base, block count and CRC32 live in `__metadata__`. Every other
+//! tensor is stored unchanged.
+
+use crate::core::bits::{BitWriter, read_bits};
+use crate::core::config::{Config, MAX_P};
+use crate::io::container::{MappedSafetensors, OutTensor, Payload, RawTensor, write_atomic};
+use crate::io::dtype::{self, Dtype};
+use crate::io::error::ModelError;
+use crate::io::model::MODEL_FILE;
+use crate::search::compress::{BlockCode, CompressedTensor};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+/// `__metadata__` key marking a packed file; its value is [`FORMAT_NAME`].
+pub const KEY_FORMAT: &str = "seedlm.format";
+/// Value of [`KEY_FORMAT`].
+pub const FORMAT_NAME: &str = "seedlm-packed";
+/// `__metadata__` key of the format version (decimal).
+pub const KEY_VERSION: &str = "seedlm.version";
+/// The format version this build writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+/// `__metadata__` key of the tensor order of the source model (a JSON array of names).
+pub const KEY_ORDER: &str = "seedlm.order";
+/// Prefix of the per-tensor `__metadata__` keys; the rest of the key is the tensor name.
+pub const KEY_TENSOR_PREFIX: &str = "seedlm.tensor.";
+/// Largest |e_base| accepted from a file.
+pub const MAX_ABS_E_BASE: i32 = 1000;
+
+/// Per-tensor metadata of a compressed tensor (a JSON object in `__metadata__`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PackedMeta {
+    /// Original tensor name.
+    pub name: String,
+    /// Original shape.
+    pub shape: Vec<usize>,
+    /// Original dtype name (`F32`, `F16` or `BF16`).
+    pub dtype: String,
+    /// Block size C.
+    pub c: usize,
+    /// Coefficients per block P.
+    pub p: usize,
+    /// LFSR length K.
+    pub k: u32,
+    /// Exponent of code E = 0.
+    pub e_base: i32,
+    /// Number of block records.
+    pub blocks: usize,
+    /// CRC-32 (IEEE) of the packed bytes.
+    pub crc32: u32,
+    /// Relative MSE measured when compressing, if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relmse: Option<f64>,
+}
+
+impl PackedMeta {
+    /// The configuration.
+    pub fn config(&self) -> Config {
+        Config {
+            c: self.c,
+            p: self.p,
+            k: self.k,
+        }
+    }
+}
+
+/// One block record as an integer: seed in bits [K−1:0], E in [K+3:K], q_j (4-bit two's
+/// complement) in [K+4+4j+3 : K+4+4j].
+pub fn encode_record(code: &BlockCode, cfg: Config) -> u64 {
+    let mut r = u64::from(code.seed) | u64::from(code.e_code & 0xf) << cfg.k;
+    for j in 0..cfg.p {
+        r |= u64::from(code.q[j] as u8 & 0xf) << (cfg.k + 4 + 4 * j as u32);
+    }
+    r
+}
+
+/// The inverse of [`encode_record`].
+pub fn decode_record(r: u64, cfg: Config) -> BlockCode {
+    let mut q = [0i8; MAX_P];
+    for (j, qj) in q.iter_mut().enumerate().take(cfg.p) {
+        let nib = ((r >> (cfg.k + 4 + 4 * j as u32)) & 0xf) as i8;
+        *qj = (nib << 4) >> 4;
+    }
+    BlockCode {
+        seed: (r & ((1u64 << cfg.k) - 1)) as u32,
+        e_code: ((r >> cfg.k) & 0xf) as u8,
+        q,
+    }
+}
+
+/// Bytes taken by `blocks` records of `cfg` (`usize::MAX` if that does not fit, which no
+/// buffer can match).
+pub fn packed_len(cfg: Config, blocks: usize) -> usize {
+    let bits = blocks as u128 * u128::from(cfg.block_bits());
+    usize::try_from(bits.div_ceil(8)).unwrap_or(usize::MAX)
+}
+
+/// Packs the block records of `t` (unused bits of the last byte are zero).
+pub fn pack_blocks(t: &CompressedTensor) -> Vec<u8> {
+    let bits = t.config.block_bits();
+    let mut w = BitWriter::with_capacity(t.blocks.len() as u64 * u64::from(bits));
+    for b in &t.blocks {
+        w.push(encode_record(b, t.config), bits);
+    }
+    w.into_bytes()
+}
+
+/// Unpacks `blocks` records; fails on a wrong length or a seed outside [1, 2^K − 1].
+pub fn unpack_blocks(bytes: &[u8], cfg: Config, blocks: usize) -> Result<Vec<BlockCode>, String> {
+    let want = packed_len(cfg, blocks);
+    if bytes.len() != want {
+        return Err(format!(
+            "packed data is {} bytes, {blocks} records need {want} (truncated or corrupt)",
+            bytes.len()
+        ));
+    }
+    let codes = decode_blocks(bytes, cfg, blocks);
+    match codes.iter().position(|c| c.seed == 0) {
+        Some(i) => Err(format!("record {i} has seed 0, which is not an LFSR state")),
+        None => Ok(codes),
+    }
+}
+
+/// Decodes as many of the first `blocks` records as `bytes` holds, without validation.
+fn decode_blocks(bytes: &[u8], cfg: Config, blocks: usize) -> Vec<BlockCode> {
+    let bits = cfg.block_bits();
+    (0..blocks)
+        .map_while(|i| read_bits(bytes, i as u64 * u64::from(bits), bits))
+        .map(|r| decode_record(r, cfg))
+        .collect()
+}
+
+/// A compressed tensor to write, held packed (K + 4 + 4P bits a block) so that a whole model's
+/// worth of them costs no more memory than the output file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CompressedEntry {
+    /// Original name.
+    pub name: String,
+    /// Original shape.
+    pub shape: Vec<usize>,
+    /// Original dtype (F32, F16 or BF16).
+    pub dtype: Dtype,
+    /// Configuration.
+    pub config: Config,
+    /// Exponent of code E = 0.
+    pub e_base: i32,
+    /// Number of blocks.
+    pub blocks: usize,
+    /// The packed records.
+    pub packed: Vec<u8>,
+    /// Relative MSE measured when compressing.
+    pub relmse: Option<f64>,
+}
+
+impl CompressedEntry {
+    /// Packs `tensor`, the compressed form of a tensor of `shape` and `dtype`.
+    pub fn new(
+        name: &str,
+        shape: &[usize],
+        dtype: Dtype,
+        tensor: &CompressedTensor,
+        relmse: Option<f64>,
+    ) -> Self {
+        CompressedEntry {
+            name: name.to_string(),
+            shape: shape.to_vec(),
+            dtype,
+            config: tensor.config,
+            e_base: tensor.e_base,
+            blocks: tensor.blocks.len(),
+            packed: pack_blocks(tensor),
+            relmse,
+        }
+    }
+
+    /// Number of original weights.
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// Whether the tensor has no weights.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The compressed tensor, unpacked.
+    pub fn tensor(&self) -> CompressedTensor {
+        CompressedTensor {
+            config: self.config,
+            e_base: self.e_base,
+            len: self.len(),
+            blocks: decode_blocks(&self.packed, self.config, self.blocks),
+        }
+    }
+}
+
+/// A tensor stored as it was.
+#[derive(Clone, Debug)]
+pub struct PlainEntry<'a> {
+    /// Name.
+    pub name: String,
+    /// Shape.
+    pub shape: Vec<usize>,
+    /// Dtype.
+    pub dtype: Dtype,
+    /// Raw little-endian bytes.
+    pub data: &'a [u8],
+}
+
+/// Writes a packed file atomically. `order` is the source model's tensor order (kept for
+/// listings); `metadata` is the source's `__metadata__`, carried along.
+pub fn write_packed(
+    path: &Path,
+    compressed: &[CompressedEntry],
+    plain: &[PlainEntry<'_>],
+    order: &[String],
+    metadata: &BTreeMap<String, String>,
+) -> Result<(), ModelError> {
+    let mut meta: BTreeMap<String, String> = metadata
+        .iter()
+        .filter(|(k, _)| !k.starts_with("seedlm."))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    meta.insert(KEY_FORMAT.into(), FORMAT_NAME.into());
+    meta.insert(KEY_VERSION.into(), FORMAT_VERSION.to_string());
+    meta.insert(KEY_ORDER.into(), serde_json::json!(order).to_string());
+    let mut out = Vec::with_capacity(compressed.len() + plain.len());
+    for e in compressed {
+        let cfg = e.config;
+        if e.blocks != e.len().div_ceil(cfg.c)
+            || e.packed.len() != packed_len(cfg, e.blocks)
+            || !dtype::is_float(e.dtype)
+        {
+            return Err(ModelError::tensor(
+                path,
+                &e.name,
+                "shape, dtype or packed size does not match the compressed tensor",
+            ));
+        }
+        let bytes = &e.packed;
+        let m = PackedMeta {
+            name: e.name.clone(),
+            shape: e.shape.clone(),
+            dtype: e.dtype.to_string(),
+            c: cfg.c,
+            p: cfg.p,
+            k: cfg.k,
+            e_base: e.e_base,
+            blocks: e.blocks,
+            crc32: crc32fast::hash(bytes),
+            relmse: e.relmse.filter(|r| r.is_finite()),
+        };
+        meta.insert(
+            format!("{KEY_TENSOR_PREFIX}{}", e.name),
+            serde_json::to_string(&m).expect("plain struct serializes"),
+        );
+        out.push(OutTensor {
+            name: e.name.clone(),
+            dtype: Dtype::U8,
+            shape: vec![bytes.len()],
+            data: Payload::Bytes(bytes),
+        });
+    }
+    for p in plain {
+        out.push(OutTensor {
+            name: p.name.clone(),
+            dtype: p.dtype,
+            shape: p.shape.clone(),
+            data: Payload::Bytes(p.data),
+        });
+    }
+    write_atomic(path, out, &meta)
+}
+
+/// One tensor of a packed file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PackedTensor {
+    /// Name.
+    pub name: String,
+    /// Original shape.
+    pub shape: Vec<usize>,
+    /// Original dtype.
+    pub dtype: Dtype,
+    /// Bytes stored in the file.
+    pub stored_bytes: usize,
+    /// Compression metadata; `None` for a tensor stored as it was.
+    pub packed: Option<PackedMeta>,
+    raw: usize,
+}
+
+/// An opened, fully verified packed file.
+#[derive(Debug)]
+pub struct PackedModel {
+    file: MappedSafetensors,
+    tensors: Vec<PackedTensor>,
+    by_name: HashMap<String, usize>,
+}
+
+/// The file a packed path names: the path itself, or `model.safetensors` inside a directory.
+pub fn packed_file_path(path: &Path) -> PathBuf {
+    if path.is_dir() {
+        path.join(MODEL_FILE)
+    } else {
+        path.to_path_buf()
+    }
+}
+
+/// Whether the safetensors file carries the packed-format marker.
+pub fn is_packed(file: &MappedSafetensors) -> bool {
+    file.metadata().contains_key(KEY_FORMAT)
+}
+
+impl PackedModel {
+    /// Opens a packed file (or a directory holding one as `model.safetensors`) and verifies
+    /// the format version, every tensor's metadata, length and checksum.
+    pub fn open(path: &Path) -> Result<Self, ModelError> {
+        Self::from_file(MappedSafetensors::open(&packed_file_path(path))?)
+    }
+
+    /// Verifies an already mapped file as a packed file.
+    pub fn from_file(file: MappedSafetensors) -> Result<Self, ModelError> {
+        let path = file.path().to_path_buf();
+        let meta = file.metadata();
+        if meta.get(KEY_FORMAT).map(String::as_str) != Some(FORMAT_NAME) {
+            return Err(ModelError::file(
+                &path,
+                format!("not a SeedLM packed file (no {KEY_FORMAT}={FORMAT_NAME} metadata)"),
+            ));
+        }
+        let version = meta.get(KEY_VERSION).map(String::as_str).unwrap_or("");
+        if version.parse::<u32>() != Ok(FORMAT_VERSION) {
+            return Err(ModelError::file(
+                &path,
+                format!(
+                    "packed format version '{version}' is not supported (this build reads version {FORMAT_VERSION})"
+                ),
+            ));
+        }
+        let raw_index: HashMap<&str, usize> = file
+            .tensors()
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.name.as_str(), i))
+            .collect();
+        let mut packed: HashMap<String, PackedMeta> = HashMap::new();
+        for (key, value) in meta {
+            let Some(name) = key.strip_prefix(KEY_TENSOR_PREFIX) else {
+                continue;
+            };
+            let bad = |reason: String| ModelError::tensor(&path, name, reason);
+            let m: PackedMeta = serde_json::from_str(value)
+                .map_err(|e| bad(format!("malformed packed metadata ({e})")))?;
+            let &ri = raw_index
+                .get(name)
+                .ok_or_else(|| bad("has packed metadata but no data in the file".into()))?;
+            verify(&m, &file.tensors()[ri], file.bytes(&file.tensors()[ri])).map_err(bad)?;
+            packed.insert(name.to_string(), m);
+        }
+        let mut tensors: Vec<PackedTensor> = file
+            .tensors()
+            .iter()
+            .enumerate()
+            .map(|(ri, t)| match packed.remove(&t.name) {
+                Some(m) => PackedTensor {
+                    name: t.name.clone(),
+                    shape: m.shape.clone(),
+                    dtype: dtype::parse(&m.dtype).expect("verified"),
+                    stored_bytes: t.byte_size(),
+                    packed: Some(m),
+                    raw: ri,
+                },
+                None => PackedTensor {
+                    name: t.name.clone(),
+                    shape: t.shape.clone(),
+                    dtype: t.dtype,
+                    stored_bytes: t.byte_size(),
+                    packed: None,
+                    raw: ri,
+                },
+            })
+            .collect();
+        if let Some(order) = meta
+            .get(KEY_ORDER)
+            .and_then(|o| serde_json::from_str::<Vec<String>>(o).ok())
+        {
+            let rank: HashMap<&str, usize> = order
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (n.as_str(), i))
+                .collect();
+            tensors.sort_by_key(|t| rank.get(t.name.as_str()).copied().unwrap_or(usize::MAX));
+        }
+        let by_name = tensors
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.name.clone(), i))
+            .collect();
+        Ok(PackedModel {
+            file,
+            tensors,
+            by_name,
+        })
+    }
+
+    /// The packed file's path.
+    pub fn path(&self) -> &Path {
+        self.file.path()
+    }
+
+    /// Every tensor, in the source model's order.
+    pub fn tensors(&self) -> &[PackedTensor] {
+        &self.tensors
+    }
+
+    /// The tensor called `name`.
+    pub fn get(&self, name: &str) -> Option<&PackedTensor> {
+        self.by_name.get(name).map(|&i| &self.tensors[i])
+    }
+
+    /// The source model's `__metadata__` (the packed-format keys removed).
+    pub fn source_metadata(&self) -> BTreeMap<String, String> {
+        self.file
+            .metadata()
+            .iter()
+            .filter(|(k, _)| !k.starts_with("seedlm."))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    /// The stored bytes of `t` (packed records, or the plain tensor's data).
+    pub fn stored_bytes(&self, t: &PackedTensor) -> &[u8] {
+        self.file.bytes(&self.file.tensors()[t.raw])
+    }
+
+    /// The compressed tensor `t`, or `None` when it is stored as it was.
+    pub fn compressed(&self, t: &PackedTensor) -> Option<Result<CompressedTensor, ModelError>> {
+        let m = t.packed.as_ref()?;
+        let cfg = m.config();
+        Some(
+            unpack_blocks(self.stored_bytes(t), cfg, m.blocks)
+                .map(|blocks| CompressedTensor {
+                    config: cfg,
+                    e_base: m.e_base,
+                    len: t.shape.iter().product(),
+                    blocks,
+                })
+                .map_err(|r| ModelError::tensor(self.path(), &t.name, r)),
+        )
+    }
+
+    /// `t` as f32: the exact reconstruction for a compressed tensor, the stored values for a
+    /// plain float tensor; an error for a plain non-float tensor.
+    pub fn to_f32(&self, t: &PackedTensor) -> Result<Vec<f32>, ModelError> {
+        match self.compressed(t) {
+            Some(c) => Ok(c?.reconstruct()),
+            None => dtype::to_f32(t.dtype, self.stored_bytes(t)).ok_or_else(|| {
+                ModelError::tensor(
+                    self.path(),
+                    &t.name,
+                    format!("dtype {} is not a float type", t.dtype),
+                )
+            }),
+        }
+    }
+}
+
+fn verify(m: &PackedMeta, raw: &RawTensor, bytes: &[u8]) -> Result<(), String> {
+    if raw.name != m.name {
+        return Err(format!("packed metadata names tensor '{}'", m.name));
+    }
+    if raw.dtype != Dtype::U8 || raw.shape.len() != 1 {
+        return Err(format!(
+            "packed data must be a 1-D U8 tensor, found {} {:?}",
+            raw.dtype, raw.shape
+        ));
+    }
+    let dt = dtype::parse(&m.dtype).filter(|d| dtype::is_float(*d));
+    if dt.is_none() {
+        return Err(format!(
+            "original dtype '{}' is not F32, F16 or BF16",
+            m.dtype
+        ));
+    }
+    let cfg = Config::new(m.c, m.p, m.k).map_err(|e| e.to_string())?;
+    if !(-MAX_ABS_E_BASE..=MAX_ABS_E_BASE).contains(&m.e_base) {
+        return Err(format!("e_base {} is out of range", m.e_base));
+    }
+    let numel = m
+        .shape
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .ok_or("original shape overflows")?;
+    if m.blocks != numel.div_ceil(cfg.c) {
+        return Err(format!(
+            "{} blocks recorded, shape {:?} at C={} needs {}",
+            m.blocks,
+            m.shape,
+            cfg.c,
+            numel.div_ceil(cfg.c)
+        ));
+    }
+    let want = packed_len(cfg, m.blocks);
+    if bytes.len() != want {
+        return Err(format!(
+            "packed data is {} bytes, {} records need {want} (truncated or corrupt)",
+            bytes.len(),
+            m.blocks
+        ));
+    }
+    let crc = crc32fast::hash(bytes);
+    if crc != m.crc32 {
+        return Err(format!(
+            "checksum mismatch: CRC32 is {crc:08x}, metadata says {:08x} (corrupt file)",
+            m.crc32
+        ));
+    }
+    unpack_blocks(bytes, cfg, m.blocks).map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(seed: u32, e: u8, q: &[i8]) -> BlockCode {
+        let mut c = BlockCode {
+            seed,
+            e_code: e,
+            q: [0; MAX_P],
+        };
+        c.q[..q.len()].copy_from_slice(q);
+        c
+    }
+
+    #[test]
+    fn four_bit_record_is_the_fixed_u32_layout() {
+        let c = code(0xACE1, 9, &[-8, 7, -1]);
+        let r = encode_record(&c, Config::FOUR_BIT);
+        // Nibbles from the top: q2=-1 (f), q1=7, q0=-8 (8), E=9, then seed ACE1.
+        assert_eq!(r, 0xF789_ACE1);
+        assert_eq!(decode_record(r, Config::FOUR_BIT), c);
+    }
+
+    #[test]
+    fn three_bit_records_pack_to_36_bits() {
+        let cfg = Config::THREE_BIT;
+        let blocks: Vec<BlockCode> = (0..5)
+            .map(|i| code(1 + i * 4099, (i % 16) as u8, &[i as i8 - 3, -8, 7, 2]))
+            .collect();
+        let t = CompressedTensor {
+            config: cfg,
+            e_base: -7,
+            len: 60,
+            blocks: blocks.clone(),
+        };
+        let bytes = pack_blocks(&t);
+        assert_eq!(bytes.len(), (5 * 36usize).div_ceil(8));
+        assert_eq!(unpack_blocks(&bytes, cfg, 5).unwrap(), blocks);
+        // Record 1 starts at bit 36: low nibble of byte 4 is the top of record 0.
+        assert_eq!(
+            u32::from(bytes[4] >> 4) | u32::from(bytes[5]) << 4,
+            blocks[1].seed & 0xfff
+        );
+        assert!(unpack_blocks(&bytes[..bytes.len() - 1], cfg, 5).is_err());
+        let zero_seed = pack_blocks(&CompressedTensor {
+            blocks: vec![code(0, 0, &[])],
+            len: 12,
+            ..t
+        });
+        assert!(
+            unpack_blocks(&zero_seed, cfg, 1)
+                .unwrap_err()
+                .contains("seed 0")
+        );
+    }
+
+    type Forge = Box<dyn FnOnce(&mut PackedMeta, &mut Vec<u8>)>;
+
+    /// Writes a one-tensor packed file, lets `forge` edit its metadata and packed bytes, and
+    /// returns the error opening it gives.
+    fn open_forged(forge: impl FnOnce(&mut PackedMeta, &mut Vec<u8>)) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("forged.seedlm");
+        let t = CompressedTensor {
+            config: Config::FOUR_BIT,
+            e_base: -10,
+            len: 16,
+            blocks: vec![code(5, 3, &[1, -2, 3]), code(77, 15, &[-8, 7, 0])],
+        };
+        let e = CompressedEntry::new("w", &[2, 8], Dtype::F16, &t, Some(0.01));
+        write_packed(
+            &path,
+            std::slice::from_ref(&e),
+            &[],
+            &["w".into()],
+            &BTreeMap::new(),
+        )
+        .unwrap();
+        let good = PackedModel::open(&path).unwrap();
+        assert_eq!(good.compressed(good.get("w").unwrap()).unwrap().unwrap(), t);
+        drop(good);
+        let file = MappedSafetensors::open(&path).unwrap();
+        let mut meta = file.metadata().clone();
+        let key = format!("{KEY_TENSOR_PREFIX}w");
+        let mut m: PackedMeta = serde_json::from_str(&meta[&key]).unwrap();
+        let mut bytes = file.bytes(&file.tensors()[0]).to_vec();
+        drop(file);
+        forge(&mut m, &mut bytes);
+        meta.insert(key, serde_json::to_string(&m).unwrap());
+        let out = vec![OutTensor {
+            name: "w".into(),
+            dtype: Dtype::U8,
+            shape: vec![bytes.len()],
+            data: Payload::Owned(bytes),
+        }];
+        write_atomic(&path, out, &meta).unwrap();
+        let err = PackedModel::open(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("forged.seedlm") && err.contains("'w'"),
+            "{err}"
+        );
+        err
+    }
+
+    #[test]
+    fn forged_metadata_is_refused_without_panicking() {
+        let cases: Vec<(Forge, &str)> = vec![
+            (Box::new(|m, _| m.shape = vec![1 << 62, 1 << 10]), "shape"),
+            (Box::new(|m, _| m.shape = vec![usize::MAX / 2, 2]), "blocks"),
+            (Box::new(|m, _| m.blocks = 3), "blocks"),
+            (Box::new(|m, _| m.c = 0), "C=0"),
+            (Box::new(|m, _| m.k = 30), "K=30"),
+            (Box::new(|m, _| m.e_base = i32::MIN), "e_base"),
+            (Box::new(|m, _| m.name = "v".into()), "names tensor 'v'"),
+            (Box::new(|m, _| m.dtype = "I8".into()), "dtype"),
+            (Box::new(|m, _| m.crc32 ^= 1), "checksum"),
+            (Box::new(|_, b| b.push(0)), "truncated or corrupt"),
+            (
+                Box::new(|m, b| {
+                    b[0] = 0;
+                    b[1] = 0;
+                    m.crc32 = crc32fast::hash(b);
+                }),
+                "seed 0",
+            ),
+        ];
+        for (forge, want) in cases {
+            let err = open_forged(forge);
+            assert!(err.contains(want), "wanted '{want}' in: {err}");
+        }
+    }
+}

@@ -1,0 +1,369 @@
+//! Whole-tensor compression: blocking, the per-tensor exponent base, parallel search with
+//! progress and cancel, reconstruction and error figures.
+
+use crate::core::basis::Basis;
+use crate::core::config::{Config, MAX_P};
+use crate::core::quant::{E_CODES, ExpRange, Quantized, reconstruct_into};
+use crate::search::Searcher;
+use rayon::prelude::*;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+/// Blocks per parallel work item: small enough for smooth progress and prompt cancel.
+const CHUNK_BLOCKS: usize = 256;
+/// Largest blocks searched with an unbounded exponent to place the tensor's exponent range.
+const PROBE_BLOCKS: usize = 256;
+
+/// One block as stored: seed, 4-bit exponent code, and P coefficients in [−8, 7].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct BlockCode {
+    /// LFSR register state in [1, 2^K − 1].
+    pub seed: u32,
+    /// Exponent code E in [0, 15]; `e = e_base + E`.
+    pub e_code: u8,
+    /// Coefficients; entries past P are zero.
+    pub q: [i8; MAX_P],
+}
+
+/// A compressed tensor: configuration, exponent base and block codes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CompressedTensor {
+    /// Configuration used.
+    pub config: Config,
+    /// Exponent of code E = 0.
+    pub e_base: i32,
+    /// Number of original elements (the last block may be zero-padded).
+    pub len: usize,
+    /// Block codes in tensor order.
+    pub blocks: Vec<BlockCode>,
+}
+
+/// Why compression stopped.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum CompressError {
+    /// The cancel flag was raised.
+    #[error("cancelled")]
+    Cancelled,
+    /// A weight is NaN or infinite.
+    #[error("weight {index} is {value} (not finite)")]
+    NonFinite {
+        /// Flat (row-major) element index.
+        index: usize,
+        /// The offending value.
+        value: f32,
+    },
+}
+
+/// Error figures of a compressed tensor (padding excluded).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ErrorStats {
+    /// Σ (w − ŵ)².
+    pub sq_err: f64,
+    /// Σ w².
+    pub sq_norm: f64,
+    /// Per-block Σ (w − ŵ)².
+    pub block_sq_err: Vec<f32>,
+    /// Per-block Σ w².
+    pub block_sq_norm: Vec<f32>,
+}
+
+impl ErrorStats {
+    /// Compares `original` with `recon` block by block.
+    pub fn measure(original: &[f32], recon: &[f32], c: usize) -> ErrorStats {
+        let per_block: Vec<(f64, f64)> = original
+            .par_chunks(c)
+            .zip(recon.par_chunks(c))
+            .map(|(w, r)| {
+                let e: f64 = w
+                    .iter()
+                    .zip(r)
+                    .map(|(&a, &b)| (f64::from(a) - f64::from(b)).powi(2))
+                    .sum();
+                let n: f64 = w.iter().map(|&a| f64::from(a).powi(2)).sum();
+                (e, n)
+            })
+            .collect();
+        // Summed in block order so the totals do not depend on the thread count.
+        let (sq_err, sq_norm) = per_block
+            .iter()
+            .fold((0.0, 0.0), |(e, n), &(be, bn)| (e + be, n + bn));
+        ErrorStats {
+            sq_err,
+            sq_norm,
+            block_sq_err: per_block.iter().map(|&(e, _)| e as f32).collect(),
+            block_sq_norm: per_block.iter().map(|&(_, n)| n as f32).collect(),
+        }
+    }
+
+    /// Relative MSE Σ(w − ŵ)² / Σw² (0 for an all-zero tensor).
+    pub fn relmse(&self) -> f64 {
+        relmse(self.sq_err, self.sq_norm)
+    }
+
+    /// Signal-to-noise ratio in dB, −10·log10(relative MSE).
+    pub fn snr_db(&self) -> f64 {
+        snr_db(self.relmse())
+    }
+
+    /// Relative MSE of block `b`.
+    pub fn block_relmse(&self, b: usize) -> f64 {
+        relmse(
+            f64::from(self.block_sq_err[b]),
+            f64::from(self.block_sq_norm[b]),
+        )
+    }
+}
+
+/// Relative MSE from sums of squares; 0 when both are 0.
+pub fn relmse(sq_err: f64, sq_norm: f64) -> f64 {
+    if sq_norm > 0.0 {
+        sq_err / sq_norm
+    } else if sq_err > 0.0 {
+        f64::INFINITY
+    } else {
+        0.0
+    }
+}
+
+/// SNR in dB of a relative MSE (infinite for an exact reconstruction).
+pub fn snr_db(relmse: f64) -> f64 {
+    -10.0 * relmse.log10()
+}
+
+impl CompressedTensor {
+    /// Number of blocks.
+    pub fn num_blocks(&self) -> usize {
+        self.blocks.len()
+    }
+
+    /// The exponent of block `b`.
+    pub fn exponent(&self, b: usize) -> i32 {
+        self.e_base + i32::from(self.blocks[b].e_code)
+    }
+
+    /// Reconstructs block `b` into `out` (C long) with the exact decoder arithmetic.
+    pub fn reconstruct_block(&self, basis: &Basis, b: usize, out: &mut [f64]) {
+        let cfg = self.config;
+        let code = &self.blocks[b];
+        let mut v = vec![0i64; cfg.c * cfg.p];
+        basis.centred_at(basis.index_of(code.seed), &mut v);
+        let quant = Quantized {
+            e: self.exponent(b),
+            q: code.q,
+        };
+        reconstruct_into(&v, cfg.p, &quant, basis.denom(), out);
+    }
+
+    /// The reconstructed tensor ŵ (`len` values, padding dropped), in parallel.
+    pub fn reconstruct(&self) -> Vec<f32> {
+        let c = self.config.c;
+        let basis = Basis::for_k(self.config.k);
+        let mut out = vec![0.0f32; self.num_blocks() * c];
+        out.par_chunks_mut(c).enumerate().for_each(|(b, o)| {
+            let mut tmp = [0.0f64; crate::core::config::MAX_C];
+            self.reconstruct_block(&basis, b, &mut tmp[..c]);
+            for (d, s) in o.iter_mut().zip(&tmp) {
+                *d = *s as f32;
+            }
+        });
+        out.truncate(self.len);
+        out
+    }
+}
+
+/// Progress of a running compression, shared with whoever displays it.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Blocks searched so far.
+    pub done: AtomicU64,
+    /// Blocks to search in all.
+    pub total: AtomicU64,
+}
+
+/// Compresses `data` (row-major, flattened) with `cfg` on the current rayon pool.
+///
+/// `progress.done` advances as blocks finish (it is added to, so one `Progress` can span many
+/// tensors); raising `cancel` stops within one chunk per worker.
+pub fn compress(
+    data: &[f32],
+    cfg: Config,
+    progress: &Progress,
+    cancel: &AtomicBool,
+) -> Result<(CompressedTensor, ErrorStats), CompressError> {
+    compress_with(data, &Searcher::new(cfg), progress, cancel)
+}
+
+/// [`compress`] with a given searcher (its configuration, rounding and kernel).
+pub fn compress_with(
+    data: &[f32],
+    searcher: &Searcher,
+    progress: &Progress,
+    cancel: &AtomicBool,
+) -> Result<(CompressedTensor, ErrorStats), CompressError> {
+    if let Some((index, &value)) = data.iter().enumerate().find(|(_, x)| !x.is_finite()) {
+        return Err(CompressError::NonFinite { index, value });
+    }
+    let cfg = searcher.config();
+    let c = cfg.c;
+    let n_blocks = data.len().div_ceil(c);
+    let mut padded = data.to_vec();
+    padded.resize(n_blocks * c, 0.0);
+    let e_base = choose_e_base(searcher, &padded);
+    let range = ExpRange::from_base(e_base);
+    let mut blocks = vec![BlockCode::default(); n_blocks];
+    blocks
+        .par_chunks_mut(CHUNK_BLOCKS)
+        .zip(padded.par_chunks(CHUNK_BLOCKS * c))
+        .try_for_each(|(codes, w)| {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(CompressError::Cancelled);
+            }
+            let res = searcher.search_all(w, range);
+            for (code, r) in codes.iter_mut().zip(&res) {
+                *code = BlockCode {
+                    seed: r.seed,
+                    e_code: (r.quant.e - e_base) as u8,
+                    q: r.quant.q,
+                };
+            }
+            progress
+                .done
+                .fetch_add(codes.len() as u64, Ordering::Relaxed);
+            Ok(())
+        })?;
+    let tensor = CompressedTensor {
+        config: cfg,
+        e_base,
+        len: data.len(),
+        blocks,
+    };
+    let recon = tensor.reconstruct();
+    let stats = ErrorStats::measure(data, &recon, c);
+    Ok((tensor, stats))
+}
+
+/// Picks `e_base` so the largest blocks keep their natural exponent at the top of the 16-code
+/// range: the largest-magnitude blocks are searched with no exponent limit, and the largest
+/// exponent they choose becomes `e_base + 15`.
+fn choose_e_base(searcher: &Searcher, padded: &[f32]) -> i32 {
+    let c = searcher.config().c;
+    let mut order: Vec<(f32, usize)> = padded
+        .chunks(c)
+        .enumerate()
+        .map(|(b, w)| (w.iter().fold(0.0f32, |m, x| m.max(x.abs())), b))
+        .filter(|(m, _)| *m > 0.0)
+        .collect();
+    if order.is_empty() {
+        return crate::core::quant::DEFAULT_E_BASE;
+    }
+    let k = PROBE_BLOCKS.min(order.len());
+    order.select_nth_unstable_by(k - 1, |a, b| b.0.total_cmp(&a.0));
+    // Gathered into one slice so the probes are searched in full kernel batches.
+    let probes: Vec<f32> = order[..k]
+        .iter()
+        .flat_map(|&(_, b)| &padded[b * c..(b + 1) * c])
+        .copied()
+        .collect();
+    let e_top = probes
+        .par_chunks(crate::search::BATCH * c)
+        .flat_map_iter(|chunk| searcher.search_all(chunk, ExpRange::UNBOUNDED))
+        // A block whose best fit is all-zero coefficients says nothing about scale.
+        .filter(|r| r.quant.q.iter().any(|&q| q != 0))
+        .map(|r| r.quant.e)
+        .max()
+        .unwrap_or(i32::MIN);
+    if e_top == i32::MIN {
+        crate::core::quant::DEFAULT_E_BASE
+    } else {
+        e_top - (E_CODES - 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(data: &[f32], cfg: Config) -> (CompressedTensor, ErrorStats) {
+        compress(data, cfg, &Progress::default(), &AtomicBool::new(false)).unwrap()
+    }
+
+    #[test]
+    fn partial_last_block_is_padded_and_dropped() {
+        let data: Vec<f32> = (0..21).map(|i| (i as f32 * 0.37).sin()).collect();
+        let (t, stats) = run(&data, Config::FOUR_BIT);
+        assert_eq!(t.num_blocks(), 3);
+        assert_eq!(t.reconstruct().len(), 21);
+        assert_eq!(stats.block_sq_err.len(), 3);
+        assert!(stats.relmse() < 0.05, "relmse {}", stats.relmse());
+    }
+
+    #[test]
+    fn zero_tensor_is_exact() {
+        let (t, stats) = run(&[0.0; 16], Config::FOUR_BIT);
+        assert!(t.blocks.iter().all(|b| b.seed == 1 && b.q == [0; MAX_P]));
+        assert_eq!(stats.relmse(), 0.0);
+        assert_eq!(t.reconstruct(), vec![0.0; 16]);
+    }
+
+    #[test]
+    fn non_finite_is_reported_with_index() {
+        let mut data = vec![0.5f32; 20];
+        data[13] = f32::NAN;
+        let err = compress(
+            &data,
+            Config::FOUR_BIT,
+            &Progress::default(),
+            &AtomicBool::new(false),
+        )
+        .unwrap_err();
+        assert!(matches!(err, CompressError::NonFinite { index: 13, .. }));
+    }
+
+    #[test]
+    fn cancel_stops_before_work() {
+        let data = vec![1.0f32; 8 * 1024];
+        let err = compress(
+            &data,
+            Config::FOUR_BIT,
+            &Progress::default(),
+            &AtomicBool::new(true),
+        )
+        .unwrap_err();
+        assert_eq!(err, CompressError::Cancelled);
+    }
+
+    #[test]
+    fn scale_does_not_change_relative_error() {
+        let base: Vec<f32> = (0..8 * 64)
+            .map(|i| ((i * 7919) % 97) as f32 / 97.0 - 0.5)
+            .collect();
+        let (_, s1) = run(&base, Config::FOUR_BIT);
+        // Power-of-two scales give the very same problem; others a comparable one.
+        for (scale, tol) in [
+            (2f32.powi(-20), 1e-9),
+            (2f32.powi(10), 1e-9),
+            (1e-6, 0.2),
+            (1e3, 0.2),
+        ] {
+            let scaled: Vec<f32> = base.iter().map(|x| x * scale).collect();
+            let (t, s) = run(&scaled, Config::FOUR_BIT);
+            assert!(
+                (s.relmse() - s1.relmse()).abs() <= tol * s1.relmse(),
+                "scale {scale}: {} vs {}",
+                s.relmse(),
+                s1.relmse()
+            );
+            assert!(
+                t.blocks.iter().any(|b| b.e_code >= 14),
+                "range sits on the largest blocks"
+            );
+        }
+    }
+
+    #[test]
+    fn progress_counts_every_block() {
+        let data: Vec<f32> = (0..8 * 300).map(|i| (i as f32).cos()).collect();
+        let progress = Progress::default();
+        compress(&data, Config::FOUR_BIT, &progress, &AtomicBool::new(false)).unwrap();
+        assert_eq!(progress.done.load(Ordering::Relaxed), 300);
+    }
+}

@@ -1,0 +1,322 @@
+//! UI tests: drive the real app (state, panels, background jobs) through egui_kittest, headless.
+
+use crate::helpers::ui::{click, harness, wait_idle};
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use seedlm::app::{Studio, loader};
+use seedlm::core::config::Config;
+use seedlm::io::dtype;
+use seedlm::io::packed::PackedModel;
+use seedlm::search::compress::{Progress, compress};
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+/// Index of the smallest linear-layer weight of the model (quick to compress).
+fn small_tensor(s: &Studio) -> usize {
+    let t = &s.state.doc.tensors;
+    (0..t.len())
+        .filter(|&i| t[i].compressible)
+        .min_by_key(|&i| t[i].len())
+        .expect("the demo model has a linear layer")
+}
+
+/// Focuses a text field, replaces its text and presses Enter.
+fn type_into(h: &mut Harness<'_, Studio>, label: &str, text: &str) {
+    h.get_by_label(label).click();
+    h.run_steps(2);
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
+    h.get_by_label(label).type_text(text);
+    h.step();
+}
+
+#[test]
+fn compress_inspect_and_export_a_tensor() {
+    // Open the bundled demo model through the path field, as a user would.
+    let mut h = harness(Studio::with_document(loader::synthetic()));
+    h.step();
+    type_into(&mut h, "Path", demo_path().to_str().unwrap());
+    click(&mut h, "Open");
+    wait_idle(&mut h, Duration::from_secs(300));
+    assert_eq!(
+        h.state().state.doc.path.as_deref(),
+        Some(demo_path().as_path())
+    );
+    let ti = small_tensor(h.state());
+    let name = h.state().state.doc.tensors[ti].name.clone();
+    let data = h.state().state.doc.tensors[ti].original.clone().unwrap();
+
+    // Select it in the tree and compress it with the default 4-bit preset.
+    click(&mut h, &name);
+    assert!(h.state().state.selection.contains(&ti));
+    h.get_by_label("Compress selected (1)").click();
+    h.step();
+    assert!(h.state().busy(), "compression runs in the background");
+    wait_idle(&mut h, Duration::from_secs(300));
+
+    // The SNR shown is the engine's figure for the same tensor.
+    let (engine, stats) = compress(
+        &data,
+        Config::FOUR_BIT,
+        &Progress::default(),
+        &AtomicBool::new(false),
+    )
+    .unwrap();
+    let shown = format!("SNR: {:.2} dB", stats.snr_db());
+    click(&mut h, "Tensor");
+    h.get_by_label_contains(&shown);
+    let result = h.state().state.doc.tensors[ti].result.clone().unwrap();
+    assert_eq!(
+        result.compressed, engine,
+        "the app's codes are the engine's"
+    );
+
+    // Block inspector on block 5: its seed is the engine's.
+    click(&mut h, "Block inspector");
+    type_into(&mut h, "Block index", "5");
+    click(&mut h, "Show");
+    let seed = engine.blocks[5].seed;
+    h.get_by_label_contains(&format!("0x{seed:04X} ({seed})"));
+
+    // A hand-typed seed is scored; its error is no smaller than the search's.
+    type_into(&mut h, "Trial seed", "0x1");
+    click(&mut h, "Try");
+    h.get_by_label_contains("Trial seed 0x1:");
+
+    // Export the packed file; it decodes to the same codes and reconstruction.
+    let dir = tempfile::tempdir().unwrap();
+    let packed = dir.path().join("model.seedlm.safetensors");
+    click(&mut h, "Overview");
+    type_into(&mut h, "Export to", packed.to_str().unwrap());
+    click(&mut h, "Export packed");
+    wait_idle(&mut h, Duration::from_secs(300));
+    h.get_by_label_contains("wrote packed file");
+    let p = PackedModel::open(&packed).expect("the packed file exists and verifies");
+    let pt = p.get(&name).unwrap();
+    assert_eq!(p.compressed(pt).unwrap().unwrap(), engine);
+    assert_eq!(p.to_f32(pt).unwrap(), result.recon);
+    assert_eq!(
+        p.tensors().len(),
+        seedlm::io::model::Model::open(&demo_path())
+            .unwrap()
+            .tensors()
+            .len()
+    );
+
+    // And a decompressed model: ŵ rounded to the tensor's own dtype.
+    let out = dir.path().join("decompressed.safetensors");
+    type_into(&mut h, "Export to", out.to_str().unwrap());
+    click(&mut h, "Export decompressed");
+    wait_idle(&mut h, Duration::from_secs(300));
+    let m = seedlm::io::model::Model::open(&out).expect("the export exists");
+    let dt = m.get(&name).unwrap();
+    let want = dtype::to_f32(dt.dtype, &dtype::from_f32(dt.dtype, &result.recon).unwrap()).unwrap();
+    assert_eq!(m.to_f32(dt).unwrap(), want);
+
+    // The packed file opens in the app, its tensor compressed with the same codes.
+    type_into(&mut h, "Path", packed.to_str().unwrap());
+    click(&mut h, "Open");
+    wait_idle(&mut h, Duration::from_secs(300));
+    let doc = &h.state().state.doc;
+    let t = &doc.tensors[doc.find(&name).unwrap()];
+    assert!(t.original.is_none());
+    assert_eq!(t.result.as_ref().unwrap().compressed, engine);
+}
+
+fn demo_path() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(loader::DEMO_MODEL)
+}
+
+#[test]
+fn cancel_leaves_tensors_as_they_were() {
+    let mut h = harness(Studio::with_document(loader::demo()));
+    h.step();
+    click(&mut h, "Compress all");
+    assert!(h.state().busy());
+    h.get_by_label("Cancel").click();
+    wait_idle(&mut h, Duration::from_secs(300));
+    let s = &h.state().state;
+    assert!(s.job.is_none() && s.queue.is_empty());
+    // Whatever finished before the cancel is complete; nothing is half-done.
+    for t in &s.doc.tensors {
+        if let Some(r) = &t.result {
+            assert_eq!(r.recon.len(), t.len());
+        }
+    }
+    assert!(s.messages.iter().any(|m| m.text.contains("cancelled")));
+}
+
+#[test]
+fn a_bad_path_is_a_readable_error() {
+    let mut h = harness(Studio::with_document(loader::synthetic()));
+    h.step();
+    type_into(&mut h, "Path", "/nonexistent/model.safetensors");
+    h.get_by_label("Open").click();
+    wait_idle(&mut h, Duration::from_secs(300));
+    let msg = h.state().state.messages.last().expect("a message").clone();
+    assert!(msg.error, "{msg:?}");
+    assert!(
+        msg.text.starts_with("/nonexistent/model.safetensors: "),
+        "{msg:?}"
+    );
+    // It is on screen, and the model shown is unchanged.
+    h.get_by_label(&msg.text);
+    assert!(h.state().state.doc.path.is_none());
+
+    // A failed export is a message too, and leaves no file behind.
+    let bad = std::path::Path::new("/nonexistent/dir/out.safetensors");
+    type_into(&mut h, "Export to", bad.to_str().unwrap());
+    click(&mut h, "Export decompressed");
+    wait_idle(&mut h, Duration::from_secs(300));
+    let msg = h.state().state.messages.last().expect("a message").clone();
+    assert!(
+        msg.error
+            && msg
+                .text
+                .starts_with("export failed: /nonexistent/dir/out.safetensors"),
+        "{msg:?}"
+    );
+    assert!(!bad.exists());
+}
+
+/// A tiny model with layers 1, 2 and 10, so natural order matters.
+fn tiny() -> Studio {
+    use seedlm::app::document::{Document, TensorEntry};
+    let tensors = [10, 2, 1]
+        .iter()
+        .map(|l| TensorEntry {
+            name: format!("model.layers.{l}.mlp.up_proj.weight"),
+            shape: vec![16, 16],
+            dtype: dtype::Dtype::F32,
+            original: Some(std::sync::Arc::new(
+                (0..256)
+                    .map(|i| ((i * 37 % 101) as f32 - 50.0) / 100.0)
+                    .collect(),
+            )),
+            result: None,
+            compressible: true,
+        })
+        .collect();
+    Studio::with_document(Document::new(None, "tiny".into(), tensors))
+}
+
+#[test]
+fn tree_sorts_naturally_and_multi_selects() {
+    let mut h = harness(tiny());
+    h.run_steps(2);
+    let name = |l: usize| format!("model.layers.{l}.mlp.up_proj.weight");
+    let y = |h: &Harness<'_, Studio>, l: usize| h.get_by_label(&name(l)).rect().top();
+    assert!(
+        y(&h, 1) < y(&h, 2) && y(&h, 2) < y(&h, 10),
+        "layer 2 is listed before layer 10"
+    );
+
+    click(&mut h, &name(1));
+    h.get_by_label(&name(10))
+        .click_modifiers(egui::Modifiers::COMMAND);
+    h.run_steps(2);
+    let sel = |h: &Harness<'_, Studio>| {
+        h.state()
+            .state
+            .selection
+            .iter()
+            .copied()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(sel(&h), vec![0, 2], "Ctrl+click adds");
+    h.get_by_label(&name(1))
+        .click_modifiers(egui::Modifiers::SHIFT);
+    h.run_steps(2);
+    assert_eq!(
+        sel(&h),
+        vec![0, 1, 2],
+        "Shift+click extends from the last click"
+    );
+    h.get_by_label(&name(2))
+        .click_modifiers(egui::Modifiers::COMMAND);
+    h.run_steps(2);
+    assert_eq!(sel(&h), vec![0, 2], "Ctrl+click removes");
+    h.get_by_label("Compress selected (2)");
+}
+
+#[test]
+fn recompressing_with_other_settings_replaces_the_result() {
+    let mut h = harness(tiny());
+    h.run_steps(2);
+    let name = "model.layers.2.mlp.up_proj.weight";
+    click(&mut h, name);
+    click(&mut h, "Compress selected (1)");
+    wait_idle(&mut h, Duration::from_secs(300));
+    let first = h.state().state.doc.tensors[1].result.clone().unwrap();
+    assert_eq!(first.compressed.config, Config::FOUR_BIT);
+
+    click(&mut h, "3-bit");
+    h.get_by_label_contains("C=12 P=4 K=16 (3.000 bits/weight), 36 bits per block");
+    click(&mut h, "Compress selected (1)");
+    wait_idle(&mut h, Duration::from_secs(300));
+    let second = h.state().state.doc.tensors[1].result.clone().unwrap();
+    assert_eq!(second.compressed.config, Config::THREE_BIT);
+    assert!(second.generation > first.generation);
+    let data = h.state().state.doc.tensors[1].original.clone().unwrap();
+    let (engine, _) = compress(
+        &data,
+        Config::THREE_BIT,
+        &Progress::default(),
+        &AtomicBool::new(false),
+    )
+    .unwrap();
+    assert_eq!(second.compressed, engine);
+    // The overview's model total (only this tensor is compressed) shows the new SNR.
+    let snr = second.stats.as_ref().unwrap().snr_db();
+    h.get_by_label_contains(&format!("({snr:.2} dB)"));
+}
+
+#[test]
+fn theme_switch_follows_the_view_menu() {
+    let mut h = harness(tiny());
+    h.run_steps(2);
+    assert!(h.state().state.dark);
+    click(&mut h, "View");
+    click(&mut h, "Dark theme");
+    assert!(!h.state().state.dark);
+    assert_eq!(h.ctx.theme(), egui::Theme::Light);
+}
+
+/// A file dropped on the window, as the windowing layer hands it over.
+#[derive(Debug)]
+struct Dropped(std::path::PathBuf);
+
+impl egui::DroppedFile for Dropped {
+    fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        std::fs::read(&self.0).map_err(|e| e.to_string())
+    }
+}
+
+#[test]
+fn a_dropped_file_opens_and_joins_the_recent_files() {
+    // Write the tiny model out, then drop the file on the app.
+    let mut h = harness(tiny());
+    h.run_steps(2);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tiny.safetensors");
+    type_into(&mut h, "Export to", file.to_str().unwrap());
+    click(&mut h, "Export decompressed");
+    wait_idle(&mut h, Duration::from_secs(300));
+    assert!(h.state().state.doc.path.is_none());
+
+    h.input_mut()
+        .dropped_files
+        .push(std::sync::Arc::new(Dropped(file.clone())));
+    h.step();
+    wait_idle(&mut h, Duration::from_secs(300));
+    let s = &h.state().state;
+    assert_eq!(s.doc.path.as_deref(), Some(file.as_path()));
+    assert_eq!(s.doc.tensors.len(), 3);
+    assert_eq!(s.recent.first(), Some(&file));
+    click(&mut h, "File");
+    click(&mut h, "Recent");
+    h.get_by_label(file.to_str().unwrap());
+}

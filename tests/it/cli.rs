@@ -1,0 +1,396 @@
+//! The `seedlm` command line end to end: compress, inspect, decompress, and every bad input
+//! giving a one-line error that names the file, a non-zero exit, no panic and no output file.
+
+use crate::helpers::{T, fails, gaussian, listing, run, s, seedlm, small_model, text, write_model};
+use seedlm::io::dtype::Dtype;
+use seedlm::io::model::Model;
+use seedlm::io::packed::PackedModel;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+#[test]
+fn compress_inspect_decompress() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.safetensors");
+    let packed = dir.path().join("p.seedlm");
+    let output = dir.path().join("out.safetensors");
+    write_model(&input, &small_model());
+
+    let out = run(&["compress", s(&input), "-o", s(&packed), "--threads", "1"]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(stdout.contains("layers.0.q_proj.weight"), "{stdout}");
+    assert!(stdout.contains("[16, 24]"), "{stdout}");
+    // 449 weights in 57 blocks: the partial last block of the 65-element tensor costs a bit.
+    assert!(stdout.contains("bits/weight 4.062"), "{stdout}");
+    assert!(
+        stdout.contains("2 compressed, 3 passed through"),
+        "{stdout}"
+    );
+
+    let out = run(&["inspect", s(&packed)]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success());
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("layers.0.mlp.weight"))
+        .unwrap();
+    assert!(
+        line.contains("BF16") && line.contains("compressed") && line.contains("8,3,16"),
+        "{line}"
+    );
+    assert!(stdout.contains("5 tensors (2 compressed)"), "{stdout}");
+
+    let out = run(&["inspect", s(&packed), "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["packed"], true);
+    let tensors = json["tensors"].as_array().unwrap();
+    assert_eq!(tensors.len(), 5);
+    let q = tensors
+        .iter()
+        .find(|t| t["name"] == "layers.0.q_proj.weight")
+        .unwrap();
+    assert_eq!(q["blocks"], 48);
+    assert_eq!(q["bytes"], 192);
+    let relmse = q["relmse"].as_f64().unwrap();
+    assert!(relmse > 0.0 && relmse < 0.05);
+
+    let out = run(&["decompress", s(&packed), "-o", s(&output), "--dtype", "f32"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let p = PackedModel::open(&packed).unwrap();
+    let m = Model::open(&output).unwrap();
+    for t in p.tensors().iter().filter(|t| t.packed.is_some()) {
+        let want = p.compressed(t).unwrap().unwrap().reconstruct();
+        let d = m.get(&t.name).unwrap();
+        assert_eq!(d.dtype, Dtype::F32);
+        assert_eq!(m.to_f32(d).unwrap(), want, "{}", t.name);
+    }
+
+    let out = run(&["inspect", s(&input), "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["packed"], false);
+}
+
+#[test]
+fn directories_carry_config_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("model");
+    std::fs::create_dir(&src).unwrap();
+    write_model(&src.join("model.safetensors"), &small_model());
+    std::fs::write(src.join("config.json"), "{}").unwrap();
+    std::fs::write(src.join("tokenizer_config.json"), "{}").unwrap();
+    let packed = dir.path().join("packed");
+    let plain = dir.path().join("plain");
+    assert!(
+        run(&["compress", s(&src), "-o", s(&packed), "--bits", "3"])
+            .status
+            .success()
+    );
+    assert_eq!(
+        listing(&packed),
+        ["config.json", "model.safetensors", "tokenizer_config.json"]
+    );
+    let out = run(&["decompress", s(&packed), "-o", s(&plain)]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(listing(&plain), listing(&packed));
+    let m = Model::open(&plain).unwrap();
+    assert_eq!(m.get("layers.0.mlp.weight").unwrap().dtype, Dtype::BF16);
+    let p = PackedModel::open(&packed).unwrap();
+    assert_eq!(
+        p.get("layers.0.mlp.weight")
+            .unwrap()
+            .packed
+            .as_ref()
+            .unwrap()
+            .c,
+        12
+    );
+}
+
+#[test]
+fn malformed_models_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.safetensors");
+    write_model(&good, &small_model());
+    let bytes = std::fs::read(&good).unwrap();
+    let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header = std::str::from_utf8(&bytes[8..8 + header_len]).unwrap();
+
+    let mut garbage = 16u64.to_le_bytes().to_vec();
+    garbage.extend_from_slice(b"this is not json");
+    let mut oversized = bytes.clone();
+    oversized[..8].copy_from_slice(&(1u64 << 40).to_le_bytes());
+    // Same header length, but one tensor's end offset pushed far past the data.
+    let (s0, e0) = {
+        let v: serde_json::Value = serde_json::from_str(header).unwrap();
+        let o = &v["position_ids"]["data_offsets"];
+        (o[0].as_u64().unwrap(), o[1].as_u64().unwrap())
+    };
+    let from = format!("[{s0},{e0}]");
+    let to = format!("[{s0},{}]", e0 + 9_000_000);
+    assert!(header.contains(&from));
+    let shifted = header.replacen(&from, &to, 1);
+    let mut bad_offsets = ((shifted.len()) as u64).to_le_bytes().to_vec();
+    bad_offsets.extend_from_slice(shifted.as_bytes());
+    bad_offsets.extend_from_slice(&bytes[8 + header_len..]);
+
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "truncated.safetensors",
+            bytes[..bytes.len() - 10].to_vec(),
+            "truncated",
+        ),
+        ("tiny.safetensors", bytes[..5].to_vec(), "truncated"),
+        (
+            "cut_header.safetensors",
+            bytes[..40].to_vec(),
+            "runs past the end",
+        ),
+        ("garbage.safetensors", garbage, "not a JSON object"),
+        ("oversized.safetensors", oversized, "exceeds"),
+        ("offsets.safetensors", bad_offsets, "out of range"),
+    ];
+    for (name, data, want) in cases {
+        let path = dir.path().join(name);
+        std::fs::write(&path, data).unwrap();
+        let out = dir.path().join(format!("{name}.out"));
+        for args in [
+            vec!["compress", s(&path), "-o", s(&out)],
+            vec!["inspect", s(&path)],
+        ] {
+            let err = fails(&args);
+            assert!(err.contains(name) && err.contains(want), "{name}: {err}");
+        }
+        assert!(!out.exists());
+    }
+    let err = fails(&[
+        "compress",
+        s(&dir.path().join("missing.safetensors")),
+        "-o",
+        "x",
+    ]);
+    assert!(err.contains("missing.safetensors"), "{err}");
+}
+
+#[test]
+fn unsupported_dtype_and_non_finite_weights_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.safetensors");
+    write_model(&input, &small_model());
+    let out = dir.path().join("out.seedlm");
+    let err = fails(&[
+        "compress",
+        s(&input),
+        "-o",
+        s(&out),
+        "--include",
+        "position_ids",
+    ]);
+    assert!(err.contains("position_ids") && err.contains("I64"), "{err}");
+
+    for (bad, word) in [(f32::NAN, "NaN"), (f32::INFINITY, "inf")] {
+        let mut v = gaussian(48, 1.0, 5);
+        v[11] = bad;
+        let path = dir.path().join("nonfinite.safetensors");
+        write_model(&path, &[T::float("w.weight", Dtype::F32, &[4, 12], &v)]);
+        let err = fails(&["compress", s(&path), "-o", s(&out)]);
+        assert!(
+            err.contains("w.weight")
+                && err.contains("element 11")
+                && err.contains("[0, 11]")
+                && err.contains(word),
+            "{err}"
+        );
+    }
+    assert!(!out.exists());
+    let err = fails(&["compress", s(&input), "-o", s(&out), "--include", "("]);
+    assert!(
+        err.contains("--include") && err.contains("unclosed group"),
+        "{err}"
+    );
+    let out = run(&[
+        "compress",
+        s(&input),
+        "-o",
+        s(&dir.path().join("x")),
+        "--bits",
+        "5",
+    ]);
+    assert!(!out.status.success());
+}
+
+#[test]
+fn corrupt_packed_files_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.safetensors");
+    write_model(&input, &small_model());
+    let packed = dir.path().join("p.seedlm");
+    assert!(
+        run(&["compress", s(&input), "-o", s(&packed)])
+            .status
+            .success()
+    );
+    let bytes = std::fs::read(&packed).unwrap();
+    let p = PackedModel::open(&packed).unwrap();
+    let t = p.get("layers.0.q_proj.weight").unwrap();
+    let data = p.stored_bytes(t);
+    // Locate the packed records in the file by content and flip one bit in the middle.
+    let at = bytes.windows(data.len()).position(|w| w == data).unwrap() + data.len() / 2;
+    drop(p);
+    let mut flipped = bytes.clone();
+    flipped[at] ^= 0x10;
+    let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header = std::str::from_utf8(&bytes[8..8 + header_len]).unwrap();
+    let v2 = header.replacen("\"seedlm.version\":\"1\"", "\"seedlm.version\":\"9\"", 1);
+    assert_ne!(v2, header);
+    let mut future = bytes[..8].to_vec();
+    future.extend_from_slice(v2.as_bytes());
+    future.extend_from_slice(&bytes[8 + header_len..]);
+
+    let out = dir.path().join("out.safetensors");
+    for (name, data, want) in [
+        ("flipped.seedlm", flipped, "checksum"),
+        ("future.seedlm", future, "version '9'"),
+        ("cut.seedlm", bytes[..bytes.len() - 3].to_vec(), "truncated"),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, data).unwrap();
+        let err = fails(&["decompress", s(&path), "-o", s(&out)]);
+        assert!(err.contains(name) && err.contains(want), "{name}: {err}");
+        assert!(!out.exists());
+    }
+    // A packed file is not compressed twice, and a plain model is not a packed file.
+    let err = fails(&["compress", s(&packed), "-o", s(&out)]);
+    assert!(err.contains("already a SeedLM packed file"), "{err}");
+    let err = fails(&["decompress", s(&input), "-o", s(&out)]);
+    assert!(err.contains("not a SeedLM packed file"), "{err}");
+}
+
+#[test]
+fn unwritable_output_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.safetensors");
+    write_model(&input, &small_model());
+    let missing = dir.path().join("no/such/dir/p.seedlm");
+    let err = fails(&["compress", s(&input), "-o", s(&missing)]);
+    assert!(err.contains("p.seedlm"), "{err}");
+    // An existing directory cannot be replaced by the output file.
+    let blocker = dir.path().join("blocker");
+    std::fs::create_dir(&blocker).unwrap();
+    std::fs::write(blocker.join("keep.txt"), "x").unwrap();
+    let err = fails(&["compress", s(&input), "-o", s(&blocker)]);
+    assert!(err.contains("blocker"), "{err}");
+    assert_eq!(
+        listing(dir.path()),
+        ["blocker", "in.safetensors"],
+        "no temporary files left"
+    );
+    assert_eq!(listing(&blocker), ["keep.txt"]);
+    // A directory input with a file in the way of the output directory.
+    let src = dir.path().join("model");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::copy(&input, src.join("model.safetensors")).unwrap();
+    let err = fails(&["compress", s(&src), "-o", s(&input)]);
+    assert!(err.contains("must be a directory"), "{err}");
+}
+
+#[test]
+fn ctrl_c_stops_cleanly_without_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("big.safetensors");
+    // 40 000 blocks: many seconds of search, far longer than the signal takes to arrive.
+    write_model(
+        &input,
+        &[T::float(
+            "big.weight",
+            Dtype::F16,
+            &[400, 800],
+            &gaussian(320_000, 0.02, 7),
+        )],
+    );
+    let out = dir.path().join("out.seedlm");
+    let mut child = seedlm()
+        .args(["compress", s(&input), "-o", s(&out), "--threads", "1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut first = String::new();
+    stderr.read_line(&mut first).unwrap();
+    assert!(first.contains("Ctrl-C"), "{first}");
+    let killed = Command::new("sh")
+        .args(["-c", &format!("kill -INT {}", child.id())])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{rest}");
+    assert!(rest.contains("cancelled"), "{rest}");
+    assert!(!out.exists());
+    assert_eq!(listing(dir.path()), ["big.safetensors"]);
+}
+
+/// `seedlm bench` on 48 blocks, one thread, no warm-up, with `extra` arguments: its JSON.
+fn bench_json(extra: &[&str]) -> serde_json::Value {
+    let mut args = vec![
+        "bench",
+        "--blocks",
+        "48",
+        "--threads",
+        "1",
+        "--warmup",
+        "0",
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    let out = run(&args);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn bench_reports_json_with_median_of_timed_runs() {
+    let v = bench_json(&["--repeat", "3"]);
+    for key in [
+        "blocks_per_s",
+        "relmse",
+        "bits",
+        "blocks",
+        "threads",
+        "seconds",
+        "rescans",
+        "kernel",
+    ] {
+        assert!(v.get(key).is_some(), "missing {key}: {v}");
+    }
+    assert_eq!(v["blocks"], 48);
+    assert_eq!(v["bits"], 4.0);
+    let runs: Vec<f64> = v["runs_blocks_per_s"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_f64().unwrap())
+        .collect();
+    assert_eq!(runs.len(), 3);
+    let mut sorted = runs.clone();
+    sorted.sort_by(f64::total_cmp);
+    let median = v["blocks_per_s"].as_f64().unwrap();
+    assert!(
+        (median - sorted[1]).abs() <= 1e-6 * median,
+        "{median} vs {runs:?}"
+    );
+    // The N(0,1) quality on so few blocks is near the 20 000-block figure of docs/DESIGN.md §3.
+    let relmse = v["relmse"].as_f64().unwrap();
+    assert!((0.008..0.022).contains(&relmse), "relmse {relmse}");
+
+    let err = fails(&["bench", "--repeat", "0"]);
+    assert!(err.contains("repeat"), "{err}");
+
+    // The portable kernel finds the same optimum, so the same error, bit for bit.
+    let p = bench_json(&["--repeat", "1", "--portable"]);
+    assert_eq!(p["kernel"], "portable");
+    assert_eq!(p["relmse"], v["relmse"]);
+}

@@ -1,0 +1,140 @@
+//! Helpers shared by the integration tests: the binary under test, and small models written to
+//! temporary directories.
+
+pub mod ui;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Normal};
+use seedlm::io::container::{OutTensor, Payload, write_atomic};
+use seedlm::io::dtype::{self, Dtype};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// A tensor to write: name, dtype, shape, values (converted to the dtype) or raw bytes.
+pub struct T {
+    pub name: &'static str,
+    pub dtype: Dtype,
+    pub shape: Vec<usize>,
+    pub bytes: Vec<u8>,
+}
+
+impl T {
+    /// A float tensor from f32 values.
+    pub fn float(name: &'static str, dtype: Dtype, shape: &[usize], values: &[f32]) -> T {
+        assert_eq!(values.len(), shape.iter().product::<usize>());
+        T {
+            name,
+            dtype,
+            shape: shape.to_vec(),
+            bytes: dtype::from_f32(dtype, values).unwrap(),
+        }
+    }
+
+    /// An I64 tensor 0, 1, 2, ...
+    pub fn ids(name: &'static str, n: usize) -> T {
+        T {
+            name,
+            dtype: Dtype::I64,
+            shape: vec![1, n],
+            bytes: (0..n as i64).flat_map(|i| i.to_le_bytes()).collect(),
+        }
+    }
+}
+
+/// Gaussian values with standard deviation `scale`, reproducible from `seed`.
+pub fn gaussian(n: usize, scale: f32, seed: u64) -> Vec<f32> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let d = Normal::new(0.0f32, scale).unwrap();
+    (0..n).map(|_| d.sample(&mut rng)).collect()
+}
+
+/// Writes a safetensors file.
+pub fn write_model(path: &Path, tensors: &[T]) {
+    let out = tensors
+        .iter()
+        .map(|t| OutTensor {
+            name: t.name.to_string(),
+            dtype: t.dtype,
+            shape: t.shape.clone(),
+            data: Payload::Bytes(&t.bytes),
+        })
+        .collect();
+    let meta = BTreeMap::from([("format".to_string(), "pt".to_string())]);
+    write_atomic(path, out, &meta).unwrap();
+}
+
+/// A small model: two compressible weights (one of 65 elements, not a multiple of C), a norm,
+/// a bias and an integer tensor.
+pub fn small_model() -> Vec<T> {
+    vec![
+        T::float(
+            "layers.0.q_proj.weight",
+            Dtype::F16,
+            &[16, 24],
+            &gaussian(384, 0.02, 1),
+        ),
+        T::float(
+            "layers.0.mlp.weight",
+            Dtype::BF16,
+            &[5, 13],
+            &gaussian(65, 0.5, 2),
+        ),
+        T::float(
+            "layers.0.norm.weight",
+            Dtype::F32,
+            &[24],
+            &gaussian(24, 1.0, 3),
+        ),
+        T::float(
+            "layers.0.q_proj.bias",
+            Dtype::F32,
+            &[24],
+            &gaussian(24, 1.0, 4),
+        ),
+        T::ids("position_ids", 7),
+    ]
+}
+
+/// Names of the files in `dir`, sorted.
+pub fn listing(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// The `seedlm` binary under test, ready for arguments.
+pub fn seedlm() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_seedlm"))
+}
+
+/// Runs `seedlm` with `args` to the end.
+pub fn run(args: &[&str]) -> Output {
+    seedlm().args(args).output().expect("the binary runs")
+}
+
+/// Output bytes as text.
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Runs a command that must fail: returns stderr after checking it is one error line, not a
+/// panic.
+pub fn fails(args: &[&str]) -> String {
+    let out = run(args);
+    let err = text(&out.stderr);
+    assert!(!out.status.success(), "{args:?} succeeded: {err}");
+    assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error")).collect();
+    assert_eq!(lines.len(), 1, "{args:?}: one error line expected: {err}");
+    err
+}
+
+/// A path as the `&str` a command line takes.
+pub fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}

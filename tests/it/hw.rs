@@ -1,0 +1,276 @@
+//! Hardware model tests: lint, the LFSR unit against the Rust LFSR, co-simulation bit for bit
+//! against `hwmodel`, and the cycle counts against the paper's Table 5. They need Verilator,
+//! g++ and make, and fail (not skip) without them.
+
+use seedlm::core::config::Config;
+use seedlm::core::lfsr::Lfsr;
+use seedlm::hw::model;
+use seedlm::hw::sim::{self, DdrParams, HwError, Sim3Input, SimInput, Target};
+use seedlm::search::compress::{Progress, compress};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+fn toolchain() {
+    if let Err(e) = sim::check_toolchain() {
+        panic!("the hardware tests need the simulation toolchain: {e}");
+    }
+}
+
+fn build(target: Target) -> PathBuf {
+    toolchain();
+    let cancel = AtomicBool::new(false);
+    sim::build(target, &mut |_| {}, &cancel).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn hdl(name: &str) -> String {
+    format!("{}/hdl/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn lint(top: &str, files: &[&str]) {
+    let out = Command::new("verilator")
+        .args(["--lint-only", "-Wall", "--top-module", top])
+        .args(files.iter().map(|f| hdl(f)))
+        .output()
+        .expect("verilator runs");
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && text.trim().is_empty(),
+        "{top}:\n{text}"
+    );
+}
+
+#[test]
+fn rtl_is_lint_clean() {
+    toolchain();
+    lint(
+        "hw_top",
+        &[
+            "seedlm_lfsr_jump.sv",
+            "seedlm_record_decode.sv",
+            "seedlm_mvm.sv",
+            "ref_mvm.sv",
+            "hw_top.sv",
+        ],
+    );
+    lint("seedlm_lfsr_jump", &["seedlm_lfsr_jump.sv"]);
+    lint(
+        "seedlm3_mvm",
+        &[
+            "seedlm_lfsr_jump.sv",
+            "seedlm_record_decode.sv",
+            "seedlm3_mvm.sv",
+        ],
+    );
+}
+
+#[test]
+fn lfsr_unit_matches_rust_lfsr_for_every_seed() {
+    let exe = build(Target::LfsrUnit);
+    let seeds: Vec<u16> = (1..=u16::MAX).collect();
+    let got = sim::lfsr_unit_states(&exe, &seeds, &AtomicBool::new(false)).unwrap();
+    for (&seed, states) in seeds.iter().zip(&got) {
+        let want = Lfsr::new(16, u32::from(seed)).states(model::STATES);
+        let got: Vec<u32> = states.iter().map(|&s| u32::from(s)).collect();
+        assert_eq!(got, want, "seed {seed:#06x}");
+    }
+}
+
+fn simulate(input: &SimInput) -> sim::SimOutput {
+    let exe = build(Target::MatVec);
+    sim::simulate(
+        &exe,
+        input,
+        &DdrParams::default(),
+        Duration::from_secs(300),
+        &AtomicBool::new(false),
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn cosim_of_a_compressed_matrix_is_bit_exact() {
+    let (rows, cols) = (8, 256);
+    // A deterministic, non-Gaussian-looking matrix with a wide dynamic range across rows.
+    let data: Vec<f32> = (0..rows * cols)
+        .map(|i| ((i as f32 * 0.618).sin() * 3.0) * (1 + i / cols) as f32)
+        .collect();
+    let (t, _) = compress(
+        &data,
+        Config::FOUR_BIT,
+        &Progress::default(),
+        &AtomicBool::new(false),
+    )
+    .unwrap();
+    let x = sim::random_x(cols, 3);
+    let input = SimInput::from_tensor(&t, rows, cols, x.clone()).unwrap();
+    let out = simulate(&input);
+    let want = model::seedlm_matvec(&input.records, rows, cols, &x);
+    assert_eq!(out.y_seedlm, want);
+    assert_eq!(
+        out.y_reference,
+        model::reference_matvec(&input.reference, rows, cols, &x)
+    );
+    assert!(sim::cross_check(&t, &input, &out).ok());
+    // The scaled hardware output is y = Ŵx of the engine's reconstruction.
+    let w = t.reconstruct();
+    for r in 0..rows {
+        let exact: f64 = (0..cols)
+            .map(|c| f64::from(w[r * cols + c]) * f64::from(x[c]))
+            .sum();
+        let mag: f64 = (0..cols)
+            .map(|c| (f64::from(w[r * cols + c]) * f64::from(x[c])).abs())
+            .sum();
+        let hw = model::seedlm_output_value(out.y_seedlm[r], t.e_base);
+        assert!((hw - exact).abs() <= 1e-6 * mag, "row {r}: {hw} vs {exact}");
+        let rf = model::reference_output_value(out.y_reference[r]);
+        assert!(
+            (rf - exact).abs() <= 2e-3 * mag,
+            "row {r}: FP16 {rf} vs {exact}"
+        );
+    }
+}
+
+#[test]
+fn cosim_of_random_codes_is_bit_exact_and_catches_corruption() {
+    let (rows, cols) = (5, 384);
+    let t = sim::random_tensor(rows, cols, 11);
+    let mut input = SimInput::from_tensor(&t, rows, cols, sim::random_x(cols, 12)).unwrap();
+    let out = simulate(&input);
+    assert!(sim::cross_check(&t, &input, &out).ok());
+    // Flipping one coefficient bit in one record must show up in that row only.
+    input.records[3 * cols / 8 + 7] ^= 1 << 25;
+    let bad = simulate(&input);
+    let model = model::seedlm_matvec(&input.records, rows, cols, &input.x);
+    assert_eq!(bad.y_seedlm, model);
+    let changed: Vec<usize> = (0..rows)
+        .filter(|&r| bad.y_seedlm[r] != out.y_seedlm[r])
+        .collect();
+    assert_eq!(changed, [3]);
+    assert!(!sim::cross_check(&t, &input, &bad).weights);
+}
+
+#[test]
+fn cycle_counts_match_table5_within_3_percent() {
+    toolchain();
+    let reports = sim::run_random_sizes(
+        &[512, 1024, 2048],
+        &DdrParams::default(),
+        &mut |_| {},
+        &AtomicBool::new(false),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    for r in &reports {
+        let p = r.paper.expect("Table 5 has this size");
+        let dev = |ours: u64, paper: u64| (ours as f64 / paper as f64 - 1.0).abs();
+        assert!(
+            dev(r.sim.reference_cycles, p.reference_cycles) < 0.03,
+            "{}: reference {} vs {}",
+            r.rows,
+            r.sim.reference_cycles,
+            p.reference_cycles
+        );
+        assert!(
+            dev(r.sim.seedlm_cycles, p.seedlm_cycles) < 0.03,
+            "{}: SeedLM {} vs {}",
+            r.rows,
+            r.sim.seedlm_cycles,
+            p.seedlm_cycles
+        );
+        assert!(r.check.ok(), "{}: cross-check failed", r.rows);
+    }
+    assert!(
+        reports[2].speedup >= 3.95,
+        "speed-up {}",
+        reports[2].speedup
+    );
+}
+
+#[test]
+fn shapes_the_hardware_cannot_hold_are_refused() {
+    let t = sim::random_tensor(4, 96, 1);
+    let e = SimInput::from_tensor(&t, 4, 96, vec![0; 96]).unwrap_err();
+    assert!(matches!(e, HwError::Shape(_)), "{e}");
+    assert!(e.to_string().contains("multiple of 128"));
+}
+
+fn simulate3(input: &Sim3Input) -> sim::Sim3Output {
+    let exe = build(Target::MatVec3);
+    sim::simulate3(
+        &exe,
+        input,
+        &DdrParams::default(),
+        Duration::from_secs(300),
+        &AtomicBool::new(false),
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn three_bit_cosim_of_a_compressed_matrix_is_bit_exact() {
+    // 200 columns: blocks of 12 straddle rows, and the last block is padded.
+    let (rows, cols) = (5, 200);
+    let data: Vec<f32> = (0..rows * cols)
+        .map(|i| (i as f32 * 0.377).cos() * (1.0 + (i % 7) as f32))
+        .collect();
+    let (t, _) = compress(
+        &data,
+        Config::THREE_BIT,
+        &Progress::default(),
+        &AtomicBool::new(false),
+    )
+    .unwrap();
+    let x = sim::random_x(cols, 9);
+    let input = Sim3Input::from_tensor(&t, rows, cols, x.clone()).unwrap();
+    let out = simulate3(&input);
+    assert_eq!(out.y, model::seedlm3_matvec(&input.records, rows, cols, &x));
+    let w = t.reconstruct();
+    assert_eq!(model::reconstruct3(&input.records, t.len, t.e_base), w);
+    for r in 0..rows {
+        let terms = (0..cols).map(|c| f64::from(w[r * cols + c]) * f64::from(x[c]));
+        let exact: f64 = terms.clone().sum();
+        let mag: f64 = terms.map(f64::abs).sum();
+        let hw = model::seedlm_output_value(out.y[r], t.e_base);
+        assert!((hw - exact).abs() <= 1e-6 * mag, "row {r}: {hw} vs {exact}");
+    }
+}
+
+#[test]
+fn three_bit_random_codes_are_bit_exact_and_keep_up_with_ddr() {
+    let ddr = DdrParams::default();
+    let reports = sim::run_random_sizes3(&[300, 2048], &ddr, &mut |_| {}, &AtomicBool::new(false))
+        .unwrap_or_else(|e| panic!("{e}"));
+    for r in &reports {
+        assert!(r.ok(), "{}: cross-check failed", r.rows);
+        // The gearbox never stalls the stream: cycles are DDR beats, refreshes and latency.
+        let beats = ((r.rows * r.cols).div_ceil(12) * 36).div_ceil(512) as u64;
+        let floor = beats + ddr.ddr_latency + ddr.fill_latency;
+        assert!(
+            r.sim.cycles >= floor && r.sim.cycles <= floor + r.sim.refresh_stalls + 8,
+            "{}: {} cycles for {beats} beats",
+            r.rows,
+            r.sim.cycles
+        );
+    }
+}
+
+#[test]
+fn tensors_run_on_the_datapath_of_their_preset() {
+    let ddr = DdrParams::default();
+    let cancel = AtomicBool::new(false);
+    let t3 = sim::random_tensor3(4, 200, 21);
+    let r3 = sim::run_compressed_tensor(&t3, &[2, 2, 200], 1, &ddr, &mut |_| {}, &cancel)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(matches!(&r3, sim::TensorReport::ThreeBit(r) if r.rows == 4 && r.cols == 200));
+    assert!(r3.ok());
+    let t4 = sim::random_tensor(3, 256, 22);
+    let r4 = sim::run_compressed_tensor(&t4, &[3, 256], 1, &ddr, &mut |_| {}, &cancel)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(matches!(&r4, sim::TensorReport::FourBit(r) if r.rows == 3 && r.cols == 256));
+    assert!(r4.ok());
+    // A 4-bit tensor whose rows are not whole beats is refused with the reason.
+    let t = sim::random_tensor(2, 192, 23);
+    let e = sim::run_compressed_tensor(&t, &[2, 192], 1, &ddr, &mut |_| {}, &cancel).unwrap_err();
+    assert!(e.to_string().contains("multiple of 128"), "{e}");
+}

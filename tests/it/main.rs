@@ -1,0 +1,15 @@
+//! All integration tests in one binary (one link instead of one per area), a module per area.
+
+mod helpers;
+
+mod app_ui;
+mod cli;
+mod cli_hw_sim;
+mod format_example;
+mod hw;
+mod hw_ui;
+mod mutation;
+mod packed_roundtrip;
+mod search_oracle;
+mod teach_cli;
+mod teach_ui;

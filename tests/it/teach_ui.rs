@@ -1,0 +1,85 @@
+//! UI tests of the teaching and comparison tabs: step the LFSR walkthrough, run a small
+//! design-space grid and send a configuration to the settings, compare baselines on a tensor.
+
+use crate::helpers::ui::{click, wait_idle};
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use seedlm::app::command::{Command, SelectMode};
+use seedlm::app::{Studio, loader};
+use seedlm::core::config::Config;
+use std::time::Duration;
+
+fn harness() -> Harness<'static, Studio> {
+    crate::helpers::ui::harness(Studio::with_document(loader::demo()))
+}
+
+#[test]
+fn walkthrough_steps_through_figure3() {
+    let mut h = harness();
+    h.step();
+    click(&mut h, "LFSR walkthrough");
+    // Figure 3: K = 3, seed 4 = 100, taps b0 and b1.
+    h.get_by_label_contains("After 0 step(s): state 4 = 100");
+    h.get_by_label("Next step: fb = b0 xor b1 = 0 xor 0 = 0; 100 -> 010 (4 -> 2)");
+    h.get_by_label_contains("0 of 8 filled");
+    click(&mut h, "Step");
+    h.get_by_label_contains("After 1 step(s): state 2 = 010");
+    h.get_by_label("Next step: fb = b0 xor b1 = 0 xor 1 = 1; 010 -> 101 (2 -> 5)");
+    h.get_by_label_contains("1 of 8 filled");
+    // Six more steps close the cycle of 7 states: back at the seed.
+    for _ in 0..6 {
+        click(&mut h, "Step");
+    }
+    h.get_by_label_contains("After 7 step(s): state 4 = 100");
+    click(&mut h, "Step");
+    // V(s) = [[2,5],[6,7],[3,1],[4,2]] is full after 8 steps; its last entry is 2.
+    h.get_by_label_contains("8 of 8 filled");
+    h.get_by_label_contains("After 8 step(s): state 2");
+    click(&mut h, "Reset");
+    h.get_by_label_contains("After 0 step(s)");
+    // The K = 16 part shows the golden first step from 0xACE1.
+    h.get_by_label_contains("(44257 -> 54896)");
+}
+
+#[test]
+fn explorer_runs_a_grid_and_sets_the_config() {
+    let mut h = harness();
+    h.step();
+    click(&mut h, "Design space");
+    click(&mut h, "Run");
+    wait_idle(&mut h, Duration::from_secs(600));
+    // The paper's choice is measured and marked even above the K ≤ 12 cap.
+    let marks = h.query_all_by_label_contains("paper (Table 1)").count();
+    assert_eq!(marks, 2, "the table's mark and the plot's legend");
+    h.get_by_label_contains("M = 4: 25 configurations");
+    assert_eq!(h.state().state.config, Config::FOUR_BIT);
+    click(&mut h, "Use 6,2,12");
+    assert_eq!(h.state().state.config, Config::new(6, 2, 12).unwrap());
+}
+
+#[test]
+fn baselines_compare_a_tensor() {
+    let mut h = harness();
+    h.step();
+    // The smallest tensor with weights keeps the SeedLM searches short.
+    let ti = {
+        let t = &h.state().state.doc.tensors;
+        (0..t.len())
+            .filter(|&i| t[i].original.is_some() && !t[i].is_empty())
+            .min_by_key(|&i| t[i].len())
+            .unwrap()
+    };
+    h.state_mut().state.apply(Command::Select {
+        tensor: ti,
+        mode: SelectMode::Replace,
+    });
+    click(&mut h, "Baselines");
+    h.get_by_label_contains("(1 tensor(s)");
+    click(&mut h, "Compare");
+    wait_idle(&mut h, Duration::from_secs(600));
+    // Bits per weight of the totals: NF4 with FP16 absmax per 64 and SeedLM's presets.
+    h.get_by_label("All selected tensors");
+    h.get_by_label("4.250");
+    h.get_by_label("4.000");
+    h.get_by_label("3.000");
+}
