@@ -1,0 +1,210 @@
+//! Per-configuration scan tables: the normalised state sequence, L(s)⁻¹ for every well-conditioned
+//! seed, orthonormal bases of the flagged (ill-conditioned) ones, and the integer state pairs.
+//! Built once per configuration and shared by every searcher of it.
+
+use super::kernel::Kernel;
+use super::{DELTA, FLAG_GROUP, RBUF, TILE};
+use crate::core::basis::Basis;
+use crate::core::config::{Config, MAX_C, MAX_P};
+use crate::core::lstsq::Cholesky;
+
+/// Per-configuration tables for the scan: built once and shared by every search of that config.
+#[derive(Debug)]
+pub struct Tables {
+    pub(super) n: usize,
+    pub(super) n_pad: usize,
+    /// Normalised states in cycle order, extended cyclically past the end.
+    pub(super) x: Vec<f32>,
+    /// Lower triangle of L⁻¹ as structure-of-arrays: entry `e` of seed index `i` is at
+    /// `e * n_pad + i`. Zero for ill-conditioned and padding seeds. On the integer path it is
+    /// premultiplied by the unit of the integer correlations, which saves the kernel a multiply.
+    pub(super) linv: Vec<f32>,
+    /// Seed indices scored through an orthonormal basis instead of L⁻¹.
+    pub(super) flagged: Vec<u32>,
+    /// `flagged.len()` rounded up to whole [`FLAG_GROUP`]s.
+    pub(super) f_pad: usize,
+    /// Orthonormal bases of the flagged seeds, structure-of-arrays: entry (i, j) of flagged
+    /// seed f is at `(i * P + j) * f_pad + f`.
+    pub(super) fq: Vec<f32>,
+    /// Bound on the scan's score error relative to ‖w‖², for seeds it covers.
+    pub(super) delta: f32,
+    /// For K ≤ 16: centred states as int16 pairs `(v[m], v[m + P])` packed in an i32, the
+    /// operand layout of `vpmaddwd`, so the correlation runs exactly in integers.
+    pub(super) pairs: Option<Vec<i32>>,
+    /// Fixed-point bits of the weights in the integer correlation.
+    pub(super) w_shift: i32,
+}
+
+impl Tables {
+    pub(super) fn build(cfg: Config, basis: &Basis) -> Tables {
+        let (c, p) = (cfg.c, cfg.p);
+        let n = basis.period();
+        let n_pad = n.div_ceil(TILE) * TILE;
+        let ext = n_pad + RBUF + MAX_C * MAX_P + 8;
+        let x: Vec<f32> = (0..ext)
+            .map(|i| basis.normalize(basis.state_at(i)) as f32)
+            .collect();
+        let integer = cfg.k <= 16;
+        // An integer correlation is in units of 1 / ((2^(K−1) − 1)·2^S) of the normalised one.
+        let r_unit = if integer {
+            1.0 / (basis.denom() * crate::core::quant::pow2(weight_shift(c)))
+        } else {
+            1.0
+        };
+        let entries = p * (p + 1) / 2;
+        let mut linv = vec![0.0f32; entries * n_pad];
+        let mut flagged = Vec::new();
+        let mut u = vec![0.0; c * p];
+        for idx in 0..n {
+            basis.fill_u_at(idx, &mut u);
+            let chol = Cholesky::of_columns(&u, c, p);
+            match chol.inverse_lower() {
+                Some(inv) if score_error_bound(&chol, &inv, c, p) <= DELTA => {
+                    for (e, v) in inv.iter().enumerate() {
+                        linv[e * n_pad + idx] = (*v * r_unit) as f32;
+                    }
+                }
+                _ => flagged.push(idx as u32),
+            }
+        }
+        let f_pad = flagged.len().div_ceil(FLAG_GROUP) * FLAG_GROUP;
+        let mut fq = vec![0.0f32; c * p * f_pad];
+        for (f, &idx) in flagged.iter().enumerate() {
+            basis.fill_u_at(idx as usize, &mut u);
+            orthonormalise(&mut u, c, p);
+            for (e, v) in u.iter().enumerate() {
+                fq[e * f_pad + f] = *v as f32;
+            }
+        }
+        let half = basis.half();
+        let pairs = integer.then(|| {
+            let centred = |i: usize| (i64::from(basis.state_at(i)) - half) as i16 as u16;
+            (0..ext)
+                .map(|i| (u32::from(centred(i)) | (u32::from(centred(i + p)) << 16)) as i32)
+                .collect()
+        });
+        Tables {
+            n,
+            n_pad,
+            x,
+            linv,
+            flagged,
+            f_pad,
+            fq,
+            delta: DELTA as f32,
+            pairs,
+            w_shift: weight_shift(c),
+        }
+    }
+
+    /// Scores of the flagged seeds, `out.len() == f_pad`: ‖Qᵀw‖² with Q orthonormal, so the
+    /// rounding error is at most ~2·C·√P·u·‖w‖², far inside `delta`.
+    pub(super) fn flagged_scores(&self, w: &[f32], p: usize, kernel: Kernel, out: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if kernel == Kernel::Avx2 {
+            // SAFETY: a searcher runs the AVX2 kernel only where the CPU has AVX2 and FMA.
+            unsafe { self.flagged_scores_avx2(w, p, out) };
+            return;
+        }
+        self.flagged_scores_body(w, p, out);
+    }
+
+    /// [`Self::flagged_scores`] compiled for AVX2, so the 8-lane loops become vector code.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn flagged_scores_avx2(&self, w: &[f32], p: usize, out: &mut [f32]) {
+        self.flagged_scores_body(w, p, out);
+    }
+
+    #[inline(always)]
+    fn flagged_scores_body(&self, w: &[f32], p: usize, out: &mut [f32]) {
+        match p {
+            1 => self.flagged_scores_p::<1>(w, out),
+            2 => self.flagged_scores_p::<2>(w, out),
+            3 => self.flagged_scores_p::<3>(w, out),
+            4 => self.flagged_scores_p::<4>(w, out),
+            5 => self.flagged_scores_p::<5>(w, out),
+            6 => self.flagged_scores_p::<6>(w, out),
+            7 => self.flagged_scores_p::<7>(w, out),
+            _ => self.flagged_scores_p::<8>(w, out),
+        }
+    }
+
+    /// [`Self::flagged_scores`] for P fixed at compile time: the P·FLAG_GROUP/8 accumulator
+    /// vectors of a group are independent chains, so the FMAs overlap instead of waiting on
+    /// each other.
+    #[inline(always)]
+    fn flagged_scores_p<const P: usize>(&self, w: &[f32], out: &mut [f32]) {
+        let f_pad = self.f_pad;
+        for (g, o) in out.chunks_exact_mut(FLAG_GROUP).enumerate() {
+            let mut y = [[0.0f32; FLAG_GROUP]; P];
+            for (i, &wi) in w.iter().enumerate() {
+                for (j, yj) in y.iter_mut().enumerate() {
+                    let col = &self.fq[(i * P + j) * f_pad + g * FLAG_GROUP..][..FLAG_GROUP];
+                    for (yl, &q) in yj.iter_mut().zip(col) {
+                        *yl += q * wi;
+                    }
+                }
+            }
+            for (l, ol) in o.iter_mut().enumerate() {
+                *ol = y.iter().map(|yj| yj[l] * yj[l]).sum();
+            }
+        }
+    }
+
+    /// Number of seeds the scan leaves to the f64 path.
+    pub fn flagged(&self) -> usize {
+        self.flagged.len()
+    }
+
+    /// Relative score margin of the scan.
+    pub fn delta(&self) -> f32 {
+        self.delta
+    }
+}
+
+/// Fixed-point bits for weights in the integer correlation: with |w| < 2 and centred states below
+/// 2^15, C products of at most 2^(S+1)·2^15 must sum below 2^31.
+fn weight_shift(c: usize) -> i32 {
+    14 - c.next_power_of_two().trailing_zeros() as i32
+}
+
+/// A bound, relative to ‖w‖² (w scaled so max|w| < 2), on the f32 rounding error of the scan's
+/// score `|L⁻¹b|²` for one seed, doubled for safety.
+///
+/// With unit roundoff u: each `b_j` is a C-term dot product of values rounded to f32, so
+/// `|Δb| ≤ √P·(C+1)·u·Σ|w_i| ≤ √P·(C+1)·√C·u·‖w‖`; L⁻¹ amplifies that by `‖L⁻¹‖₂ = 1/σ_min(U)`;
+/// rounding L⁻¹ and the P-term products adds `(P+1)·√P·u·‖L⁻¹‖₂·‖b‖` with `‖b‖ ≤ σ_max(U)·‖w‖`;
+/// then `Δ|y|² ≤ 2‖y‖·|Δy| + P·u·‖y‖²` with `‖y‖ ≤ ‖w‖`, plus C·u for ‖w‖² itself. Frobenius norms
+/// of L and L⁻¹ bound σ_max and 1/σ_min from above.
+fn score_error_bound(chol: &Cholesky, inv: &[f64], c: usize, p: usize) -> f64 {
+    let u = f64::from(f32::EPSILON) / 2.0;
+    let (c, p) = (c as f64, p as f64);
+    let inv_norm = inv.iter().map(|x| x * x).sum::<f64>().sqrt();
+    let l_norm = chol.frobenius();
+    let dy = inv_norm * (p.sqrt() * (c + 1.0) * c.sqrt() + (p + 1.0) * p.sqrt() * l_norm) * u;
+    2.0 * (2.0 * dy + p * u + c * u)
+}
+
+/// Modified Gram–Schmidt on the columns of row-major C×P `u`, in place. A column dependent on
+/// earlier ones becomes zero, so the non-zero columns are an orthonormal basis of span U.
+pub(super) fn orthonormalise(u: &mut [f64], c: usize, p: usize) {
+    for j in 0..p {
+        let norm0: f64 = (0..c).map(|i| u[i * p + j].powi(2)).sum::<f64>().sqrt();
+        for k in 0..j {
+            let d: f64 = (0..c).map(|i| u[i * p + j] * u[i * p + k]).sum();
+            for i in 0..c {
+                u[i * p + j] -= d * u[i * p + k];
+            }
+        }
+        let norm: f64 = (0..c).map(|i| u[i * p + j].powi(2)).sum::<f64>().sqrt();
+        let scale = if norm > 1e-10 * norm0 {
+            1.0 / norm
+        } else {
+            0.0
+        };
+        for i in 0..c {
+            u[i * p + j] *= scale;
+        }
+    }
+}
