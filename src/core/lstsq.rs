@@ -92,13 +92,15 @@ impl Cholesky {
         )
     }
 
+    /// The lower triangle of L, row-major (entries (j, k) for k ≤ j), as [`Self::inverse_lower`]
+    /// orders L⁻¹.
+    pub fn lower(&self) -> impl Iterator<Item = f64> + '_ {
+        (0..self.p).flat_map(move |j| (0..=j).map(move |k| self.l[j][k]))
+    }
+
     /// Frobenius norm of L, an upper bound on σ_max(U).
     pub fn frobenius(&self) -> f64 {
-        (0..self.p)
-            .flat_map(|j| (0..=j).map(move |k| (j, k)))
-            .map(|(j, k)| self.l[j][k] * self.l[j][k])
-            .sum::<f64>()
-            .sqrt()
+        self.lower().map(|x| x * x).sum::<f64>().sqrt()
     }
 
     /// Solves `G t = b` (b = Uᵀw), with dependent columns' coefficients at zero.

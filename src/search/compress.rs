@@ -281,6 +281,8 @@ fn choose_e_base(searcher: &Searcher, padded: &[f32]) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::SeedableRng;
+    use rand_distr::Distribution;
 
     fn run(data: &[f32], cfg: Config) -> (CompressedTensor, ErrorStats) {
         compress(data, cfg, &Progress::default(), &AtomicBool::new(false)).unwrap()
@@ -356,6 +358,27 @@ mod tests {
                 t.blocks.iter().any(|b| b.e_code >= 14),
                 "range sits on the largest blocks"
             );
+        }
+    }
+
+    #[test]
+    fn an_outlier_costs_no_more_search_than_other_blocks() {
+        // 64×64 of N(0, 0.02) with one weight of 3e4: the tensor's exponent range starts far
+        // above most blocks. Each block once cost a full rescan of every seed (issue 11, item 10).
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        let normal = rand_distr::Normal::new(0.0f32, 0.02).unwrap();
+        let mut data: Vec<f32> = (0..64 * 64).map(|_| normal.sample(&mut rng)).collect();
+        data[1000] = 3e4;
+        let cfg = Config::FOUR_BIT;
+        let (tensor, _) = run(&data, cfg);
+        let searcher = Searcher::new(cfg);
+        let before = crate::search::evaluations();
+        let res = searcher.search_all(&data, ExpRange::from_base(tensor.e_base));
+        let per_block = (crate::search::evaluations() - before) as f64 / res.len() as f64;
+        // A typical N(0, 1) block evaluates about a dozen seeds; a full rescan, 65 535.
+        assert!(per_block < 200.0, "{per_block} exact evaluations per block");
+        for (r, code) in res.iter().zip(&tensor.blocks) {
+            assert_eq!((r.seed, r.quant.q), (code.seed, code.q));
         }
     }
 

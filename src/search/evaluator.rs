@@ -4,6 +4,18 @@
 use super::{BlockResult, Searcher, TOP_K};
 use crate::core::config::{MAX_C, MAX_P};
 use crate::core::quant::{ExpRange, best_quantization};
+use std::cell::Cell;
+
+thread_local! {
+    /// Exact evaluations made on this thread: a deterministic measure of a search's cost.
+    static EVALUATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+/// How many seeds this thread has evaluated exactly so far (a diagnostic for tests and the
+/// benchmark: a typical block costs a few, a rescan more).
+pub fn evaluations() -> u64 {
+    EVALUATIONS.with(Cell::get)
+}
 
 /// Exact f64 evaluation of seeds for one block, keeping the best. Its buffers are reused from
 /// block to block ([`Evaluator::start`]).
@@ -14,7 +26,10 @@ pub(super) struct Evaluator<'a> {
     u: Vec<f64>,
     v: Vec<i64>,
     best: Option<BlockResult>,
+    /// Seed indices evaluated for this block, and the same as a bit set for the membership test
+    /// (a rescan may evaluate thousands).
     seen: Vec<usize>,
+    seen_bits: Vec<u64>,
 }
 
 impl<'a> Evaluator<'a> {
@@ -28,6 +43,7 @@ impl<'a> Evaluator<'a> {
             v: vec![0; cp],
             best: None,
             seen: Vec::with_capacity(TOP_K * 2),
+            seen_bits: vec![0; s.tables.n.div_ceil(64)],
         }
     }
 
@@ -38,7 +54,25 @@ impl<'a> Evaluator<'a> {
         }
         self.range = range;
         self.best = None;
+        for &idx in &self.seen {
+            self.seen_bits[idx / 64] = 0;
+        }
         self.seen.clear();
+    }
+
+    /// The exponent range of this block.
+    pub(super) fn range(&self) -> ExpRange {
+        self.range
+    }
+
+    /// The error of all-zero coefficients, `‖w‖²`, summed as the quantizer sums it.
+    pub(super) fn zero_err(&self) -> f64 {
+        self.w[..self.s.cfg.c].iter().map(|x| x * x).sum()
+    }
+
+    /// The best seed so far, if any was evaluated.
+    pub(super) fn best_seed(&self) -> Option<u32> {
+        self.best.map(|b| b.seed)
     }
 
     pub(super) fn best_err(&self) -> f64 {
@@ -47,10 +81,13 @@ impl<'a> Evaluator<'a> {
 
     /// Evaluates seed index `idx` exactly (once per block) and keeps it if it is the best so far.
     pub(super) fn consider(&mut self, idx: usize) {
-        if self.seen.contains(&idx) {
+        let (word, bit) = (idx / 64, 1u64 << (idx % 64));
+        if self.seen_bits[word] & bit != 0 {
             return;
         }
+        self.seen_bits[word] |= bit;
         self.seen.push(idx);
+        EVALUATIONS.with(|n| n.set(n.get() + 1));
         let (c, p) = (self.s.cfg.c, self.s.cfg.p);
         let basis = &self.s.basis;
         let denom = basis.denom();

@@ -32,6 +32,7 @@ mod kernel;
 mod tables;
 mod topk;
 
+pub use evaluator::evaluations;
 pub use kernel::Kernel;
 pub use tables::Tables;
 
@@ -284,25 +285,34 @@ impl Searcher {
         let proven = top.len < TOP_K || f64::from(nw.norm2 - top.thr - delta) > best_norm;
         if !proven {
             RESCANS.fetch_add(1, Ordering::Relaxed);
-            // Any seed with true residual ≤ best has score ≥ ‖w‖² − best − δ.
             let c = self.cfg.c;
+            // Any seed with true residual ≤ best has score ≥ ‖w‖² − best − δ.
+            let residual_thr = |best: f64| {
+                // One more f32 ulp of ‖w‖² so rounding of the threshold itself cannot exclude a seed.
+                (f64::from(nw.norm2 - delta) - best / nw.scale2) as f32 - f32::EPSILON * nw.norm2
+            };
+            let p = self.cfg.p;
+            let lattice = LatticeBound::new(nw, p, ev.range(), &self.tables);
             let lanes = Lanes::of([nw]);
             for t0 in (0..self.tables.n_pad).step_by(TILE) {
-                // One more f32 ulp of ‖w‖² so rounding of the threshold itself cannot exclude a seed.
-                let thr = (f64::from(nw.norm2 - delta) - ev.best_err() / nw.scale2) as f32
-                    - f32::EPSILON * nw.norm2;
+                let thr = residual_thr(ev.best_err());
                 let mut thrs = [f32::INFINITY; NB];
                 thrs[0] = thr;
                 if self.tile_scores(&lanes, 1, t0, &thrs, scratch)[0] {
-                    for_each_above(&scratch.scores[0], thr, self.kernel, |m, _| {
-                        if t0 + m < n {
-                            ev.consider(t0 + m);
+                    let r = &scratch.r[0];
+                    for_each_above(&scratch.scores[0], thr, self.kernel, |m, score| {
+                        let idx = t0 + m;
+                        if idx >= n {
+                            return;
+                        }
+                        let y = self.tables.scan_coordinates(r, p, t0, m);
+                        if !lattice.excludes(idx, score, &y[..p], ev.best_err()) {
+                            ev.consider(idx);
                         }
                     });
                 }
             }
-            let thr = (f64::from(nw.norm2 - delta) - ev.best_err() / nw.scale2) as f32
-                - f32::EPSILON * nw.norm2;
+            let thr = residual_thr(ev.best_err());
             let mut fscores = vec![0.0f32; self.tables.f_pad];
             self.tables
                 .flagged_scores(&nw.w[..c], self.cfg.p, self.kernel, &mut fscores);
@@ -311,9 +321,174 @@ impl Searcher {
                     ev.consider(idx as usize);
                 }
             }
+            // Seeds the lattice bound excluded can still round to all-zero coefficients, whose
+            // error ‖w‖² wins or ties when nothing beats it: then the lowest such seed is the
+            // answer, found by trying seeds upwards from the lowest.
+            if ev.best_err() >= ev.zero_err() {
+                let mut state = 1;
+                while ev.best_seed().is_none_or(|b| state < b) {
+                    ev.consider(self.basis.index_of(state));
+                    state += 1;
+                }
+            }
         }
         ev.result()
     }
+}
+
+/// A second lower bound on a seed's quantized error, for blocks below the exponent range (as in
+/// a tensor with an outlier), where seeds round to few or no non-zero coefficients and the
+/// residual bound alone prunes almost nothing.
+///
+/// In the scan's coordinates `y = L⁻¹Uᵀw` (`‖y‖²` is the score), a quantization `v = 2^e·U·q`
+/// sits at `2^e·Lᵀq`, and `‖w − v‖² = residual + ‖y − 2^e·Lᵀq‖²`. Every exponent's lattice lies
+/// inside the lowest one's, `2^e_lo·Lᵀℤ^P`, so a seed can beat `best` with non-zero
+/// coefficients only if that lattice has a non-zero point within `√(best − residual)` of y: an
+/// enumeration over the triangular Lᵀ, coordinate by coordinate (Schnorr–Euchner), settles it.
+/// All-zero coefficients (error ‖w‖²) are settled after the scan.
+struct LatticeBound<'a> {
+    p: usize,
+    n: usize,
+    /// `2^e_lo` in the block's normalised units.
+    step: f64,
+    norm2: f64,
+    margin: f64,
+    /// Bound on the error of the scan's y.
+    y_err: f64,
+    scale2: f64,
+    tables: &'a Tables,
+}
+
+/// Lattice points the enumeration visits per seed before it gives up (and the seed is
+/// evaluated exactly): fine lattices, far above the block, are the residual bound's job.
+const LATTICE_NODES: usize = 48;
+
+impl<'a> LatticeBound<'a> {
+    fn new(nw: &Normalised, p: usize, range: ExpRange, tables: &'a Tables) -> Self {
+        let norm2 = f64::from(nw.norm2);
+        let margin = f64::from(nw.margin);
+        LatticeBound {
+            p,
+            n: tables.n,
+            step: crate::core::quant::pow2(range.lo) / nw.scale2.sqrt(),
+            // The f32 norm is within a few ulps of the exact one.
+            norm2: norm2 * (1.0 - 4.0 * f64::from(f32::EPSILON)),
+            margin,
+            // A score error of δ·‖w‖² comes from an error in y of at most δ·‖w‖/4, and the
+            // fixed-point w adds at most its own distance: margin/‖w‖ covers both.
+            y_err: margin / norm2.sqrt(),
+            scale2: nw.scale2,
+            tables,
+        }
+    }
+
+    /// Whether seed index `idx` (scan score `score`, coordinates `y`) provably has no non-zero
+    /// quantization with an error at most `best` (original units).
+    fn excludes(&self, idx: usize, score: f32, y: &[f32], best: f64) -> bool {
+        let energy = (f64::from(score) + self.margin).max(0.0);
+        let room = best / self.scale2 - (self.norm2 - energy);
+        if room < 0.0 {
+            return true;
+        }
+        if self.tables.l[idx] == 0.0 || self.step == 0.0 {
+            return false;
+        }
+        let radius = room.sqrt() + self.y_err;
+        let y: [f64; MAX_P] = std::array::from_fn(|j| y.get(j).map_or(0.0, |&v| f64::from(v)));
+        // A cheap bound first, by the last non-zero coefficient alone: coordinates after it are
+        // y's own, and its own coordinate misses y by at least the distance to a non-zero
+        // multiple of the spacing. Most seeds stop here.
+        let (mut quick, mut tail) = (f64::INFINITY, 0.0);
+        for j in (0..self.p).rev() {
+            let spacing = self.step * self.l(idx, j, j);
+            let x = y[j].abs() / spacing;
+            // A spacing this fine puts a lattice point next to y: no bound from it.
+            let d = if x < 1e12 {
+                (x - (floor(x + 0.5).max(1) as f64)) * spacing
+            } else {
+                0.0
+            };
+            quick = quick.min(tail + d * d);
+            tail += y[j] * y[j];
+            if tail >= quick {
+                break;
+            }
+        }
+        if quick > radius * radius {
+            return true;
+        }
+        let mut q = [0i64; MAX_P];
+        let mut nodes = 0;
+        !self.point_within(
+            idx,
+            &y,
+            self.p - 1,
+            radius * radius,
+            false,
+            &mut q,
+            &mut nodes,
+        )
+    }
+
+    /// Entry (k, j) of seed `idx`'s L.
+    fn l(&self, idx: usize, k: usize, j: usize) -> f64 {
+        self.tables.l[(k * (k + 1) / 2 + j) * self.n + idx]
+    }
+
+    /// Whether coordinates `0..=j`, given the coefficients above j in `q`, can complete a
+    /// non-zero lattice point within squared distance `room` of y (or the node budget ran out).
+    #[allow(clippy::too_many_arguments)]
+    fn point_within(
+        &self,
+        idx: usize,
+        y: &[f64; MAX_P],
+        j: usize,
+        room: f64,
+        nonzero: bool,
+        q: &mut [i64; MAX_P],
+        nodes: &mut usize,
+    ) -> bool {
+        let spacing = self.step * self.l(idx, j, j);
+        let above: f64 = (j + 1..self.p)
+            .map(|k| self.l(idx, k, j) * q[k] as f64)
+            .sum();
+        let centre = (y[j] - self.step * above) / spacing;
+        let half = room.sqrt() / spacing;
+        // Too many candidates (or a degenerate spacing): leave the seed to exact evaluation.
+        if half > LATTICE_NODES as f64 || centre.abs() > 1e12 {
+            return true;
+        }
+        let (lo, hi) = (-floor(half - centre), floor(centre + half));
+        for qj in lo..=hi {
+            *nodes += 1;
+            if *nodes > LATTICE_NODES {
+                return true;
+            }
+            let d = (centre - qj as f64) * spacing;
+            let left = room - d * d;
+            if left < 0.0 {
+                continue;
+            }
+            q[j] = qj;
+            let nonzero = nonzero || qj != 0;
+            let found = if j == 0 {
+                nonzero
+            } else {
+                self.point_within(idx, y, j - 1, left, nonzero, q, nodes)
+            };
+            if found {
+                return true;
+            }
+        }
+        false
+    }
+}
+
+/// `⌊x⌋` as an integer without a libm call (baseline x86-64 has no rounding instruction), for
+/// `|x| < 2^52`.
+fn floor(x: f64) -> i64 {
+    let t = x as i64;
+    t - i64::from((t as f64) > x)
 }
 
 fn normalise(w: &[f32], tables: &Tables) -> Option<Normalised> {

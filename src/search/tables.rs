@@ -21,6 +21,9 @@ pub struct Tables {
     pub(super) linv: Vec<f32>,
     /// Seed indices scored through an orthonormal basis instead of L⁻¹.
     pub(super) flagged: Vec<u32>,
+    /// Lower triangle of L(s) in f64, entry `e * n + i` for seed index i (row-major (j, k ≤ j),
+    /// as `linv`; zero for flagged seeds): the quantization lattice in the scan's coordinates.
+    pub(super) l: Vec<f64>,
     /// `flagged.len()` rounded up to whole [`FLAG_GROUP`]s.
     pub(super) f_pad: usize,
     /// Orthonormal bases of the flagged seeds, structure-of-arrays: entry (i, j) of flagged
@@ -54,6 +57,7 @@ impl Tables {
         let entries = p * (p + 1) / 2;
         let mut linv = vec![0.0f32; entries * n_pad];
         let mut flagged = Vec::new();
+        let mut l = vec![0.0f64; entries * n];
         let mut u = vec![0.0; c * p];
         for idx in 0..n {
             basis.fill_u_at(idx, &mut u);
@@ -62,6 +66,9 @@ impl Tables {
                 Some(inv) if score_error_bound(&chol, &inv, c, p) <= DELTA => {
                     for (e, v) in inv.iter().enumerate() {
                         linv[e * n_pad + idx] = (*v * r_unit) as f32;
+                    }
+                    for (e, v) in chol.lower().enumerate() {
+                        l[e * n + idx] = v;
                     }
                 }
                 _ => flagged.push(idx as u32),
@@ -89,6 +96,7 @@ impl Tables {
             x,
             linv,
             flagged,
+            l,
             f_pad,
             fq,
             delta: DELTA as f32,
@@ -150,6 +158,26 @@ impl Tables {
                 *ol = y.iter().map(|yj| yj[l] * yj[l]).sum();
             }
         }
+    }
+
+    /// The scan's coordinates `y = L⁻¹b` of seed `t0 + m` from the tile's correlations `r`, as
+    /// the kernels compute them before squaring.
+    pub(super) fn scan_coordinates(
+        &self,
+        r: &[f32],
+        p: usize,
+        t0: usize,
+        m: usize,
+    ) -> [f32; MAX_P] {
+        let mut y = [0.0f32; MAX_P];
+        let mut e = 0;
+        for (j, yj) in y.iter_mut().enumerate().take(p) {
+            for k in 0..=j {
+                *yj += self.linv[e * self.n_pad + t0 + m] * r[m + k];
+                e += 1;
+            }
+        }
+        y
     }
 
     /// Number of seeds the scan leaves to the f64 path.

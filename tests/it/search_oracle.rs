@@ -216,6 +216,21 @@ fn four_bit_preset_matches_brute_force_with_clipping_range() {
 }
 
 #[test]
+fn blocks_below_the_exponent_range_match_brute_force() {
+    // As in a tensor with an outlier: the lowest step is 1× to 32× the blocks' scale, so most
+    // seeds round to few or no non-zero coefficients and the residual bound alone prunes little.
+    for base in [0, 1, 2, 3, 5] {
+        check(
+            Config::FOUR_BIT,
+            32,
+            ExpRange::from_base(base),
+            30 + base as u64,
+        );
+    }
+    check(Config::THREE_BIT, 32, ExpRange::from_base(2), 40);
+}
+
+#[test]
 fn three_bit_preset_matches_brute_force() {
     check(Config::THREE_BIT, 64, ExpRange::from_base(-20), 3);
 }
