@@ -248,7 +248,7 @@ mod tests {
     }
 
     #[test]
-    fn seedlm3_matvec_splits_blocks_across_rows() {
+    fn three_bit_matvec_splits_blocks_across_rows() {
         // 2 rows of 18: block 1 holds weights 12..23, i.e. row 0 cols 12..17 and row 1 cols 0..5.
         let records: Vec<u64> = (0..3)
             .map(|i| {
