@@ -1,7 +1,7 @@
-// Front end shared by the datapaths whose beats hold whole rows' worth of weights (the FP16
-// reference and the 4-bit SeedLM design): the activation memory as Lanes-wide words, the beat
-// position within its row, S0 (the beat register) and S1's activation read. cols_i must be a
-// multiple of Lanes; a beat's weights multiply activation word (beat index within the row).
+// Front end of the datapaths whose beats hold whole rows' worth of weights (the FP16 reference
+// and seedlm_mvm): the activation memory as Lanes-wide words, the beat position within its row,
+// S0 (the beat register) and S1's activation read. cols must be a multiple of Lanes; a beat's
+// weights multiply activation word (beat index within the row).
 module mvm_beat_front
   import seedlm_pkg::BeatW, seedlm_pkg::XW;
 #(
@@ -12,25 +12,10 @@ module mvm_beat_front
   localparam int unsigned LaneAw = $clog2(Lanes),
   localparam int unsigned XWAw   = $clog2(XWords)
 ) (
-  input  logic                   clk_i,
-  input  logic                   rst_ni,
-  input  logic                   go_i,
-  input  logic                   busy_i,
-  input  logic [XAw:0]           cols_i,
-  // Activation memory write port (used before start).
-  input  logic                   x_we_i,
-  input  logic [XAw-1:0]         x_addr_i,
-  input  logic [XW-1:0]          x_data_i,
-  // DDR response beats.
-  input  logic                   rvalid_i,
-  input  logic [BeatW-1:0]       rdata_i,
-  // S0: the beat.
-  output logic                   s0_valid_o,
-  output logic [BeatW-1:0]       s0_beat_o,
-  // S1: the activations of the beat in S0 a cycle earlier, and whether it ends its row.
-  output logic                   s1_valid_o,
-  output logic                   s1_row_end_o,
-  output logic [Lanes-1:0][XW-1:0] s1_x_o
+  input  logic clk_i,
+  input  logic rst_ni,
+  mvm_in_if.dp in,
+  mvm_beat_if.front beat
 );
 
   if (MaxCols % Lanes != 0) begin : g_check_cols
@@ -41,23 +26,23 @@ module mvm_beat_front
   logic [Lanes-1:0][XW-1:0] x_mem_q [XWords];
 
   always_ff @(posedge clk_i) begin
-    if (x_we_i) x_mem_q[x_addr_i[XAw-1:LaneAw]][x_addr_i[LaneAw-1:0]] <= x_data_i;
+    if (in.x_we) x_mem_q[in.x_addr[XAw-1:LaneAw]][in.x_addr[LaneAw-1:0]] <= in.x_data;
   end
 
   // ---------------------------------------------------------------- beat position, S0
-  logic [XWAw:0]   beats_per_row, col_word_d, col_word_q;  // beat index within the row
-  logic            in_row_end, take;
-  logic            s0_valid_q, s0_row_end_q;
-  logic [XWAw-1:0] s0_word_q;
+  logic [XWAw:0]    beats_per_row, col_word_d, col_word_q;  // beat index within the row
+  logic             in_row_end, take;
+  logic             s0_valid_q, s0_row_end_q;
+  logic [XWAw-1:0]  s0_word_q;
   logic [BeatW-1:0] s0_beat_q;
 
-  assign beats_per_row = cols_i[XAw:LaneAw];
+  assign beats_per_row = in.cols[XAw:LaneAw];
   assign in_row_end    = (col_word_q == beats_per_row - 1'b1);
-  assign take          = rvalid_i && busy_i;
+  assign take          = in.rvalid && in.busy;
 
   always_comb begin
     col_word_d = col_word_q;
-    if (go_i) col_word_d = '0;
+    if (in.go) col_word_d = '0;
     else if (take) col_word_d = in_row_end ? '0 : col_word_q + 1'b1;
   end
 
@@ -78,11 +63,11 @@ module mvm_beat_front
   end
 
   always_ff @(posedge clk_i) begin
-    if (rvalid_i) s0_beat_q <= rdata_i;
+    if (in.rvalid) s0_beat_q <= in.rdata;
   end
 
-  assign s0_valid_o = s0_valid_q;
-  assign s0_beat_o  = s0_beat_q;
+  assign beat.s0_valid = s0_valid_q;
+  assign beat.s0_beat  = s0_beat_q;
 
   // ---------------------------------------------------------------- S1: activation read
   logic                     s1_valid_q, s1_row_end_q;
@@ -102,12 +87,12 @@ module mvm_beat_front
     if (s0_valid_q) s1_x_q <= x_mem_q[s0_word_q];
   end
 
-  assign s1_valid_o   = s1_valid_q;
-  assign s1_row_end_o = s1_row_end_q;
-  assign s1_x_o       = s1_x_q;
+  assign beat.s1_valid   = s1_valid_q;
+  assign beat.s1_row_end = s1_row_end_q;
+  assign beat.s1_x       = s1_x_q;
 
   // The low column bits are zero for valid sizes (the runner checks cols % Lanes == 0).
   logic unused_cols;
-  assign unused_cols = ^cols_i[LaneAw-1:0];
+  assign unused_cols = ^in.cols[LaneAw-1:0];
 
 endmodule

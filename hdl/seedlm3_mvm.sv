@@ -8,47 +8,31 @@
 // (n_i * x_i) << E, 64-bit accumulators (exact for cols <= 4096). y_real = y * 2^e_base / 32767.
 //
 // Pipeline: gearbox (beat buffer -> group register), S1 record decode and x read, S2 products
-// and the two partial sums, then the row accumulator and the output memory write.
+// and the two partial sums, then the row accumulator and the output memory write (mvm_top).
 module seedlm3_mvm
-  import seedlm_pkg::BeatW, seedlm_pkg::XW, seedlm_pkg::CyclesW, seedlm_pkg::EW;
-  import seedlm_pkg::SeedlmAccW, seedlm_pkg::rec_bits, seedlm_pkg::n_bits;
+  import seedlm_pkg::BeatW, seedlm_pkg::XW, seedlm_pkg::EW;
+  import seedlm_pkg::SeedlmAccW, seedlm_pkg::preset_t, seedlm_pkg::rec_bits, seedlm_pkg::n_bits;
 #(
-  parameter int unsigned K          = seedlm_pkg::K,
-  parameter int unsigned C          = 12,
-  parameter int unsigned P          = 4,
+  parameter preset_t Preset         = seedlm_pkg::Preset3,
   parameter int unsigned Records    = 15,  // records a group, decoded in one cycle
   parameter int unsigned MaxCols    = 8192,
   parameter int unsigned MaxRows    = 8192,
-  localparam int unsigned RecBits   = rec_bits(K, P),
+  localparam int unsigned C         = Preset.c,
+  localparam int unsigned RecBits   = rec_bits(Preset.k, Preset.p),
   localparam int unsigned GroupBits = Records * RecBits,
   localparam int unsigned Lanes     = Records * C,
   localparam int unsigned BufW      = 1088,  // > 539 + 512, the most the buffer holds
   localparam int unsigned CntW      = $clog2(BufW + 1),
-  localparam int unsigned NW        = n_bits(K, P),
+  localparam int unsigned NW        = n_bits(Preset.k, Preset.p),
   localparam int unsigned XAw       = $clog2(MaxCols),
   localparam int unsigned RowAw     = $clog2(MaxRows),
   localparam int unsigned WAw       = XAw + RowAw + 1
 ) (
-  input  logic                  clk_i,
-  input  logic                  rst_ni,
-  // Run control; rows_i and cols_i (at least Lanes) are held while busy.
-  input  logic                  start_i,
-  input  logic [RowAw:0]        rows_i,
-  input  logic [XAw:0]          cols_i,
-  // Activation memory write port (used before start).
-  input  logic                  x_we_i,
-  input  logic [XAw-1:0]        x_addr_i,
-  input  logic [XW-1:0]         x_data_i,
-  // DDR: one read request for all beats, then in-order response beats.
-  output logic                  rd_req_o,
-  input  logic                  rvalid_i,
-  input  logic [BeatW-1:0]      rdata_i,
-  // Output memory read port.
-  input  logic [RowAw-1:0]      y_raddr_i,
-  output logic [SeedlmAccW-1:0] y_rdata_o,
-  // Status: cycles from the read request to the last output write, inclusive.
-  output logic                  busy_o,
-  output logic [CyclesW-1:0]    cycles_o
+  input  logic           clk_i,
+  input  logic           rst_ni,
+  input  logic [RowAw:0] rows_i,  // held while busy, as the columns
+  mvm_in_if.dp           in,
+  mvm_acc_if.dp          acc      // AccW = SeedlmAccW
 );
 
   // The gearbox must drain faster than DDR fills it, and hold a partial group plus a beat.
@@ -66,27 +50,12 @@ module seedlm3_mvm
   logic [XW-1:0] x_mem_q [MaxCols];
 
   always_ff @(posedge clk_i) begin
-    if (x_we_i) x_mem_q[x_addr_i] <= x_data_i;
+    if (in.x_we) x_mem_q[in.x_addr] <= in.x_data;
   end
-
-  // ---------------------------------------------------------------- control
-  logic go, busy, last_write;
-
-  mvm_ctrl u_ctrl (
-    .clk_i,
-    .rst_ni,
-    .start_i,
-    .last_write_i(last_write),
-    .go_o        (go),
-    .rd_req_o,
-    .busy_o      (busy),
-    .cycles_o
-  );
-  assign busy_o = busy;
 
   // ---------------------------------------------------------------- gearbox
   logic [WAw-1:0] total_w;
-  assign total_w = WAw'(rows_i) * WAw'(cols_i);
+  assign total_w = WAw'(rows_i) * WAw'(in.cols);
 
   logic [BufW-1:0] buf_q;
   logic [CntW-1:0] cnt_q;      // valid bits in buf_q
@@ -100,7 +69,7 @@ module seedlm3_mvm
   assign need     = (rec_left >= WAw'(Records)) ? CntW'(GroupBits)
                                                 : CntW'(rec_left[4:0] * 6'(RecBits));
   logic emit;
-  assign emit = busy && (w_left_q != '0) && (cnt_q >= need);
+  assign emit = in.busy && (w_left_q != '0) && (cnt_q >= need);
 
   logic [BufW-1:0] buf_shifted;
   logic [CntW-1:0] cnt_shifted;
@@ -113,7 +82,7 @@ module seedlm3_mvm
   logic [XAw+1:0] col_end;
   logic           row_end;
   assign col_end = (XAw+2)'(col_q) + (XAw+2)'(n_valid);
-  assign row_end = col_end >= (XAw+2)'(cols_i);
+  assign row_end = col_end >= (XAw+2)'(in.cols);
 
   logic                 g_valid_q, g_row_end_q;
   logic [GroupBits-1:0] g_bits_q;
@@ -130,15 +99,15 @@ module seedlm3_mvm
       g_row_end_q <= 1'b0;
       g_n_valid_q <= '0;
       g_col_q     <= '0;
-    end else if (go) begin
+    end else if (in.go) begin
       buf_q     <= '0;
       cnt_q     <= '0;
       w_left_q  <= total_w;
       col_q     <= '0;
       g_valid_q <= 1'b0;
     end else begin
-      if (rvalid_i && busy) begin
-        buf_q <= buf_shifted | (BufW'(rdata_i) << cnt_shifted);
+      if (in.rvalid && in.busy) begin
+        buf_q <= buf_shifted | (BufW'(in.rdata) << cnt_shifted);
         cnt_q <= cnt_shifted + CntW'(BeatW);
       end else begin
         buf_q <= buf_shifted;
@@ -150,7 +119,7 @@ module seedlm3_mvm
         g_n_valid_q <= n_valid;
         g_col_q     <= col_q;
         w_left_q    <= w_left_q - WAw'(n_valid);
-        col_q       <= (XAw+1)'(row_end ? col_end - (XAw+2)'(cols_i) : col_end);
+        col_q       <= (XAw+1)'(row_end ? col_end - (XAw+2)'(in.cols) : col_end);
       end
     end
   end
@@ -163,18 +132,14 @@ module seedlm3_mvm
   logic [Records-1:0][C-1:0][NW-1:0] n_d;
   logic [Records-1:0][EW-1:0]        e_d;
 
-  for (genvar r = 0; r < Records; r++) begin : g_rec
-    seedlm_record_decode #(
-      .K (K),
-      .C (C),
-      .P (P),
-      .NW(NW)
-    ) u_decode (
-      .record_i(g_bits_q[RecBits*r +: RecBits]),
-      .n_o     (n_d[r]),
-      .e_code_o(e_d[r])
-    );
-  end
+  seedlm_record_decode #(
+    .Preset (Preset),
+    .Records(Records)
+  ) u_decode (
+    .records_i(g_bits_q),
+    .n_o      (n_d),
+    .e_code_o (e_d)
+  );
 
   logic                              s1_valid_q, s1_row_end_q;
   logic [Records-1:0][C-1:0][NW-1:0] s1_n_q;
@@ -198,8 +163,8 @@ module seedlm3_mvm
     logic           next;
     logic [XAw-1:0] xcol;
     assign col  = (XAw+2)'(g_col_q) + (XAw+2)'(l);
-    assign next = col >= (XAw+2)'(cols_i);
-    assign xcol = XAw'(next ? col - (XAw+2)'(cols_i) : col);
+    assign next = col >= (XAw+2)'(in.cols);
+    assign xcol = XAw'(next ? col - (XAw+2)'(in.cols) : col);
     always_ff @(posedge clk_i) begin
       if (g_valid_q) begin
         s1_x_q[l]    <= x_mem_q[xcol];
@@ -251,22 +216,10 @@ module seedlm3_mvm
     end
   end
 
-  // ---------------------------------------------------------------- row accumulator, output
-  mvm_row_acc #(
-    .AccW   (SeedlmAccW),
-    .MaxRows(MaxRows)
-  ) u_acc (
-    .clk_i,
-    .rst_ni,
-    .clear_i     (go),
-    .rows_i,
-    .valid_i     (s2_valid_q),
-    .row_end_i   (s2_row_end_q),
-    .sum_i       (s2_this_q),
-    .carry_i     (s2_next_q),
-    .last_write_o(last_write),
-    .y_raddr_i,
-    .y_rdata_o
-  );
+  // ---------------------------------------------------------------- to the row accumulator
+  assign acc.valid   = s2_valid_q;
+  assign acc.row_end = s2_row_end_q;
+  assign acc.sum     = s2_this_q;
+  assign acc.carry   = s2_next_q;
 
 endmodule

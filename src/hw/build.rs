@@ -23,31 +23,24 @@ macro_rules! hdl {
     };
 }
 
-const PKG: Source = hdl!("seedlm_pkg.sv");
-const CTRL: Source = hdl!("mvm_ctrl.sv");
-const ROW_ACC: Source = hdl!("mvm_row_acc.sv");
-const BEAT_FRONT: Source = hdl!("mvm_beat_front.sv");
 const LFSR_JUMP: Source = hdl!("seedlm_lfsr_jump.sv");
-const RECORD_DECODE: Source = hdl!("seedlm_record_decode.sv");
-const REF_RTL: [Source; 5] = [PKG, CTRL, ROW_ACC, BEAT_FRONT, hdl!("ref_mvm.sv")];
-const SEEDLM_RTL: [Source; 7] = [
-    PKG,
-    CTRL,
-    ROW_ACC,
-    BEAT_FRONT,
+/// Every file of the matrix–vector tops, package and interfaces first.
+const MVM_RTL: [Source; 13] = [
+    hdl!("seedlm_pkg.sv"),
+    hdl!("mvm_in_if.sv"),
+    hdl!("mvm_acc_if.sv"),
+    hdl!("mvm_beat_if.sv"),
+    hdl!("mvm_ctrl.sv"),
+    hdl!("mvm_row_acc.sv"),
+    hdl!("mvm_beat_front.sv"),
     LFSR_JUMP,
-    RECORD_DECODE,
+    hdl!("seedlm_record_decode.sv"),
+    hdl!("ref_mvm.sv"),
     hdl!("seedlm_mvm.sv"),
-];
-const SEEDLM3_RTL: [Source; 6] = [
-    PKG,
-    CTRL,
-    ROW_ACC,
-    LFSR_JUMP,
-    RECORD_DECODE,
     hdl!("seedlm3_mvm.sv"),
+    hdl!("mvm_top.sv"),
 ];
-const LFSR_RTL: [Source; 2] = [PKG, LFSR_JUMP];
+const LFSR_RTL: [Source; 2] = [MVM_RTL[0], LFSR_JUMP];
 const MVM_HARNESS: Source = ("mvm_main.cpp", include_str!("../../hdl/tb/mvm_main.cpp"));
 const HARNESS_H: Source = ("harness.h", include_str!("../../hdl/tb/harness.h"));
 const LFSR_HARNESS: Source = ("lfsr_main.cpp", include_str!("../../hdl/tb/lfsr_main.cpp"));
@@ -55,19 +48,19 @@ const LFSR_HARNESS: Source = ("lfsr_main.cpp", include_str!("../../hdl/tb/lfsr_m
 /// A simulator that can be built.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Target {
-    /// The FP16 reference datapath (`ref_mvm`).
+    /// The FP16 reference datapath (`ref_mvm` in `mvm_top`).
     RefMvm,
-    /// The SeedLM datapath of whole-beat records, the 4-bit preset (`seedlm_mvm`).
+    /// The SeedLM datapath of whole-beat records, the 4-bit preset (`seedlm_mvm` in `mvm_top`).
     SeedlmMvm,
-    /// The 3-bit preset's datapath with its gearbox (`seedlm3_mvm`).
+    /// The 3-bit preset's datapath with its gearbox (`seedlm3_mvm` in `mvm_top`).
     Seedlm3Mvm,
     /// The LFSR jump-ahead unit alone (`seedlm_lfsr_jump`, `tb/lfsr_main.cpp`).
     LfsrUnit,
 }
 
 impl Target {
-    /// The top module.
-    pub fn top(self) -> &'static str {
+    /// The simulator's name (its cache folder): the module it simulates.
+    pub fn name(self) -> &'static str {
         match self {
             Target::RefMvm => "ref_mvm",
             Target::SeedlmMvm => "seedlm_mvm",
@@ -76,12 +69,29 @@ impl Target {
         }
     }
 
+    /// The top module.
+    pub fn top(self) -> &'static str {
+        match self {
+            Target::RefMvm | Target::SeedlmMvm | Target::Seedlm3Mvm => "mvm_top",
+            Target::LfsrUnit => "seedlm_lfsr_jump",
+        }
+    }
+
+    /// Verilator's parameter flags for the top: `mvm_top`'s `Datapath` (`DpRef`, `DpSeedlm`,
+    /// `DpSeedlm3` in `hdl/seedlm_pkg.sv`).
+    pub fn params(self) -> &'static [&'static str] {
+        match self {
+            Target::RefMvm => &["-GDatapath=0"],
+            Target::SeedlmMvm => &["-GDatapath=1"],
+            Target::Seedlm3Mvm => &["-GDatapath=2"],
+            Target::LfsrUnit => &[],
+        }
+    }
+
     /// The RTL files of the top, in compile order, as (name, text).
     pub fn sources(self) -> &'static [Source] {
         match self {
-            Target::RefMvm => &REF_RTL,
-            Target::SeedlmMvm => &SEEDLM_RTL,
-            Target::Seedlm3Mvm => &SEEDLM3_RTL,
+            Target::RefMvm | Target::SeedlmMvm | Target::Seedlm3Mvm => &MVM_RTL,
             Target::LfsrUnit => &LFSR_RTL,
         }
     }
@@ -194,7 +204,7 @@ pub fn source_hash(target: Target, toolchain: &Toolchain) -> String {
         h.update([0]);
     }
     h.update(target.top().as_bytes());
-    for flag in VERILATOR_FLAGS {
+    for flag in VERILATOR_FLAGS.iter().chain(target.params()) {
         h.update(flag.as_bytes());
         h.update([0]);
     }
@@ -242,7 +252,7 @@ pub fn build(
     let root = cache_root();
     let dir = root.join(format!(
         "{}-{}",
-        target.top(),
+        target.name(),
         source_hash(target, &toolchain)
     ));
     let exe = dir.join(EXE);
@@ -257,6 +267,7 @@ pub fn build(
         .map_err(io_err(root.display().to_string()))?;
     let mut args: Vec<String> = VERILATOR_FLAGS
         .iter()
+        .chain(target.params())
         .chain(&["--top-module", target.top(), "-o", EXE, "-Mdir"])
         .map(|s| s.to_string())
         .collect();
@@ -273,7 +284,7 @@ pub fn build(
     }
     log(&format!(
         "building the Verilator model of {} (takes about half a minute, once)",
-        target.top()
+        target.name()
     ));
     let mut cmd = Command::new("verilator");
     cmd.args(&args).current_dir(tmp.path());
