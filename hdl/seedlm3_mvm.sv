@@ -8,84 +8,54 @@
 // (n_i * x_i) << E, 64-bit accumulators (exact for cols <= 4096). y_real = y * 2^e_base / 32767.
 //
 // Pipeline: gearbox (beat buffer -> group register), S1 record decode and x read, S2 products
-// and the two partial sums, then the row accumulator and the output memory write.
-module seedlm3_mvm #(
-  parameter int unsigned MaxCols = 8192,
-  parameter int unsigned MaxRows = 8192,
-  localparam int unsigned K = 16,
-  localparam int unsigned C = 12,
-  localparam int unsigned P = 4,
-  localparam int unsigned RecBits = K + 4 + 4 * P,
-  localparam int unsigned Records = 15,
+// and the two partial sums, then the row accumulator and the output memory write (mvm_top).
+module seedlm3_mvm
+  import seedlm_pkg::BeatW, seedlm_pkg::XW, seedlm_pkg::EW;
+  import seedlm_pkg::SeedlmAccW, seedlm_pkg::preset_t, seedlm_pkg::rec_bits, seedlm_pkg::n_bits;
+#(
+  parameter preset_t Preset         = seedlm_pkg::Preset3,
+  parameter int unsigned Records    = 15,  // records a group, decoded in one cycle
+  parameter int unsigned MaxCols    = 8192,
+  parameter int unsigned MaxRows    = 8192,
+  localparam int unsigned C         = Preset.c,
+  localparam int unsigned RecBits   = rec_bits(Preset.k, Preset.p),
   localparam int unsigned GroupBits = Records * RecBits,
-  localparam int unsigned Lanes = Records * C,
-  localparam int unsigned BufW = 1088,  // > 539 + 512, the most the buffer holds
-  localparam int unsigned CntW = $clog2(BufW + 1),
-  localparam int unsigned NW = 22,      // |n_i| <= 4 * 2^15 * 8 = 2^20
-  localparam int unsigned XAw = $clog2(MaxCols),
-  localparam int unsigned RowAw = $clog2(MaxRows),
-  localparam int unsigned WAw = XAw + RowAw + 1
+  localparam int unsigned Lanes     = Records * C,
+  localparam int unsigned BufW      = 1088,  // > 539 + 512, the most the buffer holds
+  localparam int unsigned CntW      = $clog2(BufW + 1),
+  localparam int unsigned NW        = n_bits(Preset.k, Preset.p),
+  localparam int unsigned XAw       = $clog2(MaxCols),
+  localparam int unsigned RowAw     = $clog2(MaxRows),
+  localparam int unsigned WAw       = XAw + RowAw + 1
 ) (
-  input  logic             clk_i,
-  input  logic             rst_ni,
-  // Run control; rows_i and cols_i are held while busy.
-  input  logic             start_i,
-  input  logic [RowAw:0]   rows_i,
-  input  logic [XAw:0]     cols_i,
-  // Activation memory write port (used before start).
-  input  logic             x_we_i,
-  input  logic [XAw-1:0]   x_addr_i,
-  input  logic [15:0]      x_data_i,
-  // DDR: one read request for all beats, then in-order response beats.
-  output logic             rd_req_o,
-  input  logic             rvalid_i,
-  input  logic [511:0]     rdata_i,
-  // Output memory read port.
-  input  logic [RowAw-1:0] y_raddr_i,
-  output logic [63:0]      y_rdata_o,
-  // Status: cycles from the read request to the last output write, inclusive.
-  output logic             busy_o,
-  output logic [31:0]      cycles_o
+  input  logic           clk_i,
+  input  logic           rst_ni,
+  input  logic [RowAw:0] rows_i,  // held while busy, as the columns
+  mvm_in_if.dp           in,
+  mvm_acc_if.dp          acc      // AccW = SeedlmAccW
 );
+
+  // The gearbox must drain faster than DDR fills it, and hold a partial group plus a beat.
+  if (GroupBits <= BeatW || BufW < GroupBits - 1 + BeatW) begin : g_check_gearbox
+    $error("a group must be wider than a beat and fit the buffer with one");
+  end
+  // Counts of records and weights in a group are 5 and 8 bits wide below.
+  if (Records >= 32 || Lanes >= 256 || RecBits >= 64) begin : g_check_group
+    $error("Records, Lanes or RecBits too large for the group counters");
+  end
 
   // ---------------------------------------------------------------- activation memory
   // One read port per lane: a synthesized design would bank x and rotate; the model reads it
   // as a register file.
-  logic [15:0] x_mem_q [MaxCols];
+  logic [XW-1:0] x_mem_q [MaxCols];
 
   always_ff @(posedge clk_i) begin
-    if (x_we_i) x_mem_q[x_addr_i] <= x_data_i;
+    if (in.x_we) x_mem_q[in.x_addr] <= in.x_data;
   end
-
-  // ---------------------------------------------------------------- control
-  logic        busy_q, rd_req_q;
-  logic [31:0] cycles_q;
-  logic        last_write;
-  wire         go = start_i && !busy_q;
-
-  always_ff @(posedge clk_i or negedge rst_ni) begin
-    if (!rst_ni) begin
-      busy_q   <= 1'b0;
-      rd_req_q <= 1'b0;
-      cycles_q <= '0;
-    end else begin
-      rd_req_q <= go;
-      if (go) begin
-        busy_q   <= 1'b1;
-        cycles_q <= 32'd1;
-      end else if (busy_q) begin
-        if (last_write) busy_q <= 1'b0;
-        else cycles_q <= cycles_q + 1'b1;
-      end
-    end
-  end
-
-  assign rd_req_o = rd_req_q;
-  assign busy_o   = busy_q;
-  assign cycles_o = cycles_q;
 
   // ---------------------------------------------------------------- gearbox
-  wire [WAw-1:0] total_w = WAw'(rows_i) * WAw'(cols_i);
+  logic [WAw-1:0] total_w;
+  assign total_w = WAw'(rows_i) * WAw'(in.cols);
 
   logic [BufW-1:0] buf_q;
   logic [CntW-1:0] cnt_q;      // valid bits in buf_q
@@ -98,7 +68,8 @@ module seedlm3_mvm #(
   assign rec_left = (w_left_q + WAw'(C - 1)) / WAw'(C);
   assign need     = (rec_left >= WAw'(Records)) ? CntW'(GroupBits)
                                                 : CntW'(rec_left[4:0] * 6'(RecBits));
-  wire emit = busy_q && (w_left_q != '0) && (cnt_q >= need);
+  logic emit;
+  assign emit = in.busy && (w_left_q != '0) && (cnt_q >= need);
 
   logic [BufW-1:0] buf_shifted;
   logic [CntW-1:0] cnt_shifted;
@@ -108,8 +79,10 @@ module seedlm3_mvm #(
   // Weights in the emitted group, and whether it reaches the end of its row.
   logic [7:0] n_valid;
   assign n_valid = (w_left_q >= WAw'(Lanes)) ? 8'(Lanes) : w_left_q[7:0];
-  wire [XAw+1:0] col_end = (XAw+2)'(col_q) + (XAw+2)'(n_valid);
-  wire           row_end = col_end >= (XAw+2)'(cols_i);
+  logic [XAw+1:0] col_end;
+  logic           row_end;
+  assign col_end = (XAw+2)'(col_q) + (XAw+2)'(n_valid);
+  assign row_end = col_end >= (XAw+2)'(in.cols);
 
   logic                 g_valid_q, g_row_end_q;
   logic [GroupBits-1:0] g_bits_q;
@@ -126,16 +99,16 @@ module seedlm3_mvm #(
       g_row_end_q <= 1'b0;
       g_n_valid_q <= '0;
       g_col_q     <= '0;
-    end else if (go) begin
+    end else if (in.go) begin
       buf_q     <= '0;
       cnt_q     <= '0;
       w_left_q  <= total_w;
       col_q     <= '0;
       g_valid_q <= 1'b0;
     end else begin
-      if (rvalid_i && busy_q) begin
-        buf_q <= buf_shifted | (BufW'(rdata_i) << cnt_shifted);
-        cnt_q <= cnt_shifted + CntW'(512);
+      if (in.rvalid && in.busy) begin
+        buf_q <= buf_shifted | (BufW'(in.rdata) << cnt_shifted);
+        cnt_q <= cnt_shifted + CntW'(BeatW);
       end else begin
         buf_q <= buf_shifted;
         cnt_q <= cnt_shifted;
@@ -146,7 +119,7 @@ module seedlm3_mvm #(
         g_n_valid_q <= n_valid;
         g_col_q     <= col_q;
         w_left_q    <= w_left_q - WAw'(n_valid);
-        col_q       <= (XAw+1)'(row_end ? col_end - (XAw+2)'(cols_i) : col_end);
+        col_q       <= (XAw+1)'(row_end ? col_end - (XAw+2)'(in.cols) : col_end);
       end
     end
   end
@@ -157,25 +130,21 @@ module seedlm3_mvm #(
 
   // ---------------------------------------------------------------- S1: decode, x read
   logic [Records-1:0][C-1:0][NW-1:0] n_d;
-  logic [Records-1:0][3:0]           e_d;
+  logic [Records-1:0][EW-1:0]        e_d;
 
-  for (genvar r = 0; r < Records; r++) begin : g_rec
-    seedlm_record_decode #(
-      .K (K),
-      .C (C),
-      .P (P),
-      .NW(NW)
-    ) u_decode (
-      .record_i(g_bits_q[RecBits*r +: RecBits]),
-      .n_o     (n_d[r]),
-      .e_code_o(e_d[r])
-    );
-  end
+  seedlm_record_decode #(
+    .Preset (Preset),
+    .Records(Records)
+  ) u_decode (
+    .records_i(g_bits_q),
+    .n_o      (n_d),
+    .e_code_o (e_d)
+  );
 
   logic                              s1_valid_q, s1_row_end_q;
   logic [Records-1:0][C-1:0][NW-1:0] s1_n_q;
-  logic [Records-1:0][3:0]           s1_e_q;
-  logic [Lanes-1:0][15:0]            s1_x_q;
+  logic [Records-1:0][EW-1:0]        s1_e_q;
+  logic [Lanes-1:0][XW-1:0]          s1_x_q;
   logic [Lanes-1:0]                  s1_use_q;   // lane holds a weight (not padding)
   logic [Lanes-1:0]                  s1_next_q;  // lane belongs to the next row
 
@@ -190,9 +159,12 @@ module seedlm3_mvm #(
   end
 
   for (genvar l = 0; l < Lanes; l++) begin : g_lane
-    wire [XAw+1:0] col  = (XAw+2)'(g_col_q) + (XAw+2)'(l);
-    wire           next = col >= (XAw+2)'(cols_i);
-    wire [XAw-1:0] xcol = XAw'(next ? col - (XAw+2)'(cols_i) : col);
+    logic [XAw+1:0] col;
+    logic           next;
+    logic [XAw-1:0] xcol;
+    assign col  = (XAw+2)'(g_col_q) + (XAw+2)'(l);
+    assign next = col >= (XAw+2)'(in.cols);
+    assign xcol = XAw'(next ? col - (XAw+2)'(in.cols) : col);
     always_ff @(posedge clk_i) begin
       if (g_valid_q) begin
         s1_x_q[l]    <= x_mem_q[xcol];
@@ -210,14 +182,14 @@ module seedlm3_mvm #(
   end
 
   // ---------------------------------------------------------------- S2: products, partial sums
-  logic [63:0] sum_this_d, sum_next_d;
+  logic [SeedlmAccW-1:0] sum_this_d, sum_next_d;
 
   always_comb begin
-    logic signed [63:0] prod;
+    logic signed [SeedlmAccW-1:0] prod;
     sum_this_d = '0;
     sum_next_d = '0;
     for (int l = 0; l < int'(Lanes); l++) begin
-      prod = 64'($signed(s1_n_q[l/C][l%C]) * $signed(s1_x_q[l])) <<< s1_e_q[l/C];
+      prod = SeedlmAccW'($signed(s1_n_q[l/C][l%C]) * $signed(s1_x_q[l])) <<< s1_e_q[l/C];
       if (s1_use_q[l]) begin
         if (s1_next_q[l]) sum_next_d = sum_next_d + prod;
         else sum_this_d = sum_this_d + prod;
@@ -226,7 +198,7 @@ module seedlm3_mvm #(
   end
 
   logic        s2_valid_q, s2_row_end_q;
-  logic [63:0] s2_this_q, s2_next_q;
+  logic [SeedlmAccW-1:0] s2_this_q, s2_next_q;
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
@@ -244,32 +216,10 @@ module seedlm3_mvm #(
     end
   end
 
-  // ---------------------------------------------------------------- row accumulator, output
-  logic [63:0]    acc_q;
-  logic [RowAw:0] out_row_q;
-  logic [63:0]    y_mem_q [MaxRows];
-
-  wire [63:0] acc_next = acc_q + s2_this_q;
-  wire        y_we     = s2_valid_q && s2_row_end_q;
-  assign last_write = y_we && (out_row_q == rows_i - 1'b1);
-
-  always_ff @(posedge clk_i or negedge rst_ni) begin
-    if (!rst_ni) begin
-      acc_q     <= '0;
-      out_row_q <= '0;
-    end else if (go) begin
-      acc_q     <= '0;
-      out_row_q <= '0;
-    end else if (s2_valid_q) begin
-      acc_q <= y_we ? s2_next_q : acc_next;
-      if (y_we) out_row_q <= out_row_q + 1'b1;
-    end
-  end
-
-  always_ff @(posedge clk_i) begin
-    if (y_we) y_mem_q[out_row_q[RowAw-1:0]] <= acc_next;
-  end
-
-  assign y_rdata_o = y_mem_q[y_raddr_i];
+  // ---------------------------------------------------------------- to the row accumulator
+  assign acc.valid   = s2_valid_q;
+  assign acc.row_end = s2_row_end_q;
+  assign acc.sum     = s2_this_q;
+  assign acc.carry   = s2_next_q;
 
 endmodule

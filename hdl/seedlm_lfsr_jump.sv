@@ -4,13 +4,17 @@
 // GF(2), so state t after the seed is a fixed XOR network of the seed's bits. The masks of those
 // networks are computed at elaboration time; no state table is stored.
 module seedlm_lfsr_jump #(
-  parameter int unsigned K         = 16,
-  parameter logic [K-1:0] TapMask  = 16'h100B,  // taps 0, 1, 3, 12 (Table 6, K = 16)
+  parameter int unsigned K         = seedlm_pkg::K,
+  parameter logic [K-1:0] TapMask  = seedlm_pkg::TapMask,
   parameter int unsigned NumStates = 24
 ) (
   input  logic [K-1:0]                seed_i,
   output logic [NumStates-1:0][K-1:0] states_o
 );
+
+  if (K < 2 || TapMask == '0) begin : g_check_taps
+    $error("an LFSR needs K >= 2 and at least one tap");
+  end
 
   typedef logic [K-1:0][K-1:0] step_masks_t;
   typedef logic [NumStates-1:0][K-1:0][K-1:0] jump_masks_t;

@@ -1,43 +1,60 @@
-// Decodes one packed 32-bit block record (4-bit preset: K = 16, C = 8, P = 3) into the C exact
-// integer weights n_i = sum_j v_ij * q_j, with v = state - 2^(K-1) (the centred basis), and the
-// exponent code E. The real weight is n_i * 2^(e_base + E) / (2^(K-1) - 1); the constant factor is
-// applied once at the output of the matrix-vector product.
+// Decodes Records packed block records into their C exact integer weights each,
+// n_i = sum_j v_ij * q_j with v = state - 2^(K-1) (the centred basis), and their exponent codes
+// E. The real weight is n_i * 2^(e_base + E) / (2^(K-1) - 1); the constant factor is applied
+// once at the output of the matrix-vector product.
 //
-// Record layout (LSB first): seed [15:0], E [19:16], q0 [23:20], q1 [27:24], q2 [31:28].
-module seedlm_record_decode #(
-  parameter int unsigned K  = 16,
-  parameter int unsigned C  = 8,
-  parameter int unsigned P  = 3,
-  parameter int unsigned NW = 21   // |n_i| <= P * 2^(K-1) * 8 = 786432 < 2^20
+// Record layout (LSB first, seedlm_pkg): seed [K-1:0], E [K+3:K], q_j [K+4+4j +: 4]; record r
+// at bits [RecBits*r +: RecBits] of records_i.
+module seedlm_record_decode
+  import seedlm_pkg::EW, seedlm_pkg::QW, seedlm_pkg::preset_t, seedlm_pkg::rec_bits;
+  import seedlm_pkg::n_bits;
+#(
+  parameter preset_t Preset       = seedlm_pkg::Preset4,
+  parameter int unsigned Records  = 1,
+  localparam int unsigned K       = Preset.k,
+  localparam int unsigned C       = Preset.c,
+  localparam int unsigned P       = Preset.p,
+  localparam int unsigned RecBits = rec_bits(Preset.k, Preset.p),
+  localparam int unsigned NW      = n_bits(Preset.k, Preset.p)
 ) (
-  input  logic [K+4+4*P-1:0]  record_i,
-  output logic [C-1:0][NW-1:0] n_o,     // two's complement, one per weight
-  output logic [3:0]           e_code_o
+  input  logic [Records*RecBits-1:0]        records_i,
+  output logic [Records-1:0][C-1:0][NW-1:0] n_o,       // two's complement, one per weight
+  output logic [Records-1:0][EW-1:0]        e_code_o
 );
 
-  logic [C*P-1:0][K-1:0] states;
+  if (K != seedlm_pkg::K || C < P) begin : g_check_preset
+    $error("the LFSR taps are those of K = 16, and C must be at least P");
+  end
 
-  seedlm_lfsr_jump #(
-    .K        (K),
-    .NumStates(C * P)
-  ) u_lfsr_jump (
-    .seed_i  (record_i[K-1:0]),
-    .states_o(states)
-  );
+  for (genvar r = 0; r < Records; r++) begin : g_rec
+    logic [RecBits-1:0]    record;
+    logic [C*P-1:0][K-1:0] states;
 
-  assign e_code_o = record_i[K+3:K];
+    assign record = records_i[RecBits*r +: RecBits];
 
-  for (genvar i = 0; i < C; i++) begin : g_weight
-    logic signed [NW-1:0] acc;
-    always_comb begin
-      acc = '0;
-      for (int j = 0; j < int'(P); j++) begin
-        // state - 2^(K-1) is the state with its top bit flipped, read as signed.
-        acc = acc + NW'($signed({~states[i*P+j][K-1], states[i*P+j][K-2:0]}) *
-                        $signed(record_i[K+4+4*j +: 4]));
+    seedlm_lfsr_jump #(
+      .K        (K),
+      .TapMask  (seedlm_pkg::TapMask),
+      .NumStates(C * P)
+    ) u_lfsr_jump (
+      .seed_i  (record[K-1:0]),
+      .states_o(states)
+    );
+
+    assign e_code_o[r] = record[K+EW-1:K];
+
+    for (genvar i = 0; i < C; i++) begin : g_weight
+      logic signed [NW-1:0] acc;
+      always_comb begin
+        acc = '0;
+        for (int j = 0; j < int'(P); j++) begin
+          // state - 2^(K-1) is the state with its top bit flipped, read as signed.
+          acc = acc + NW'($signed({~states[i*P+j][K-1], states[i*P+j][K-2:0]}) *
+                          $signed(record[K+EW+QW*j +: QW]));
+        end
       end
+      assign n_o[r][i] = acc;
     end
-    assign n_o[i] = acc;
   end
 
 endmodule

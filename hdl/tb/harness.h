@@ -1,5 +1,6 @@
-// Shared by the harnesses: argument and file helpers, and the DDR read-channel model (64 bytes
-// a beat, a first-read latency, refresh windows during which no data is returned).
+// Helpers of the matrix-vector harness (mvm_main.cpp): argument and file helpers, and the DDR
+// read-channel model (64 bytes a beat, a first-read latency, refresh windows during which no
+// data is returned).
 #pragma once
 
 #include "verilated.h"
@@ -47,15 +48,17 @@ struct Ddr {
     std::exit(2);
 }
 
-inline std::vector<uint8_t> read_file(const std::string& path, uint64_t expect) {
+inline std::vector<uint8_t> read_file(const std::string& path) {
     FILE* f = std::fopen(path.c_str(), "rb");
     if (!f) die("cannot open " + path);
-    std::vector<uint8_t> buf(expect);
-    size_t got = std::fread(buf.data(), 1, expect, f);
-    int extra = std::fgetc(f);
+    std::vector<uint8_t> buf;
+    uint8_t chunk[1 << 16];
+    size_t got = 0;
+    while ((got = std::fread(chunk, 1, sizeof chunk, f)) > 0)
+        buf.insert(buf.end(), chunk, chunk + got);
+    bool failed = std::ferror(f) != 0;
     std::fclose(f);
-    if (got != expect || extra != EOF)
-        die(path + ": expected " + std::to_string(expect) + " bytes");
+    if (failed) die("cannot read " + path);
     return buf;
 }
 

@@ -1,6 +1,7 @@
-// Verilator harness for seedlm_lfsr_jump: reads seeds (decimal, one a line) from stdin and prints
-// the 24 states that follow each, in hex, space-separated, one line per seed.
-#include "Vseedlm_lfsr_jump.h"
+// Verilator harness for seedlm_lfsr_jump (built with --prefix Vtop): reads seeds (decimal, one a
+// line) from stdin and prints the 24 states that follow each, in hex, space-separated, one line
+// per seed.
+#include "Vtop.h"
 #include "verilated.h"
 
 #include <cstdint>
@@ -9,7 +10,7 @@
 
 int main() {
     auto ctx = std::make_unique<VerilatedContext>();
-    auto top = std::make_unique<Vseedlm_lfsr_jump>(ctx.get());
+    auto top = std::make_unique<Vtop>(ctx.get());
     unsigned seed = 0;
     while (std::scanf("%u", &seed) == 1) {
         top->seed_i = seed & 0xffffu;

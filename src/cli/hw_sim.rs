@@ -1,7 +1,7 @@
 //! `seedlm hw-sim`: simulates the bundled RTL of both matrix–vector designs in Verilator and
 //! prints their cycle counts beside the paper's Table 5.
 
-use crate::hw::sim::{self, DdrParams, HwTable, SizeReport, TensorReport, ThreeBitReport};
+use crate::hw::sim::{self, DdrParams, HwTable, SizeReport};
 use crate::io::packed::PackedModel;
 use anyhow::{anyhow, bail};
 use std::path::Path;
@@ -51,13 +51,13 @@ pub fn run(args: HwSimArgs) -> anyhow::Result<ExitCode> {
                 let t = row.three.as_ref();
                 serde_json::json!({
                     "size": r.rows,
-                    "reference_cycles": r.sim.reference_cycles,
-                    "seedlm_cycles": r.sim.seedlm_cycles,
-                    "speedup": r.speedup,
+                    "reference_cycles": r.reference_cycles(),
+                    "seedlm_cycles": r.seedlm_cycles(),
+                    "speedup": r.speedup(),
                     "crosscheck_ok": r.check.ok(),
-                    "seedlm3_cycles": t.map(|t| t.sim.cycles),
+                    "seedlm3_cycles": t.map(SizeReport::seedlm_cycles),
                     "speedup3": row.speedup3(),
-                    "crosscheck3_ok": t.map(ThreeBitReport::ok),
+                    "crosscheck3_ok": t.map(|t| t.check.ok()),
                 })
             })
             .collect();
@@ -102,61 +102,37 @@ fn run_packed_tensor(
         bail!("{file}: tensor {name} is stored uncompressed; the hardware runs compressed tensors");
     };
     let compressed = compressed?;
-    let report =
+    let r =
         sim::run_compressed_tensor(&compressed, &t.shape, 1, &DdrParams::default(), log, cancel)
             .map_err(|e| anyhow!("{file}: tensor {name}: {e}"))?;
-    let verdict = |ok: bool| if ok { "passed" } else { "FAILED" };
-    let obj = match &report {
-        TensorReport::FourBit(r) => {
-            if !json {
-                println!(
-                    "{name} ({}×{}, 4-bit): reference {} cycles, SeedLM {} cycles, speed-up {:.2}, cross-check {}",
-                    r.rows,
-                    r.cols,
-                    r.sim.reference_cycles,
-                    r.sim.seedlm_cycles,
-                    r.speedup,
-                    verdict(r.check.ok())
-                );
-            }
-            serde_json::json!({
-                "tensor": name,
-                "preset": "4bit",
-                "rows": r.rows,
-                "cols": r.cols,
-                "reference_cycles": r.sim.reference_cycles,
-                "seedlm_cycles": r.sim.seedlm_cycles,
-                "speedup": r.speedup,
-                "crosscheck_ok": r.check.ok(),
-            })
-        }
-        TensorReport::ThreeBit(r) => {
-            if !json {
-                println!(
-                    "{name} ({}×{}, 3-bit): SeedLM {} cycles, cross-check {} (the FP16 reference \
-                     runs beside the 4-bit design only)",
-                    r.rows,
-                    r.cols,
-                    r.sim.cycles,
-                    verdict(r.ok())
-                );
-            }
-            serde_json::json!({
-                "tensor": name,
-                "preset": "3bit",
-                "rows": r.rows,
-                "cols": r.cols,
-                "reference_cycles": null,
-                "seedlm_cycles": r.sim.cycles,
-                "speedup": null,
-                "crosscheck_ok": r.ok(),
-            })
-        }
-    };
+    if !json {
+        let reference = match (r.reference_cycles(), r.speedup()) {
+            (Some(c), Some(s)) => format!("reference {c} cycles, speed-up {s:.2}, "),
+            _ => "the FP16 reference runs beside the 4-bit design only, ".into(),
+        };
+        println!(
+            "{name} ({}×{}, {}): SeedLM {} cycles, {reference}cross-check {}",
+            r.rows,
+            r.cols,
+            r.design.name,
+            r.seedlm_cycles(),
+            verdict(r.check.ok())
+        );
+    }
+    let obj = serde_json::json!({
+        "tensor": name,
+        "preset": r.design.config.preset_name(),
+        "rows": r.rows,
+        "cols": r.cols,
+        "reference_cycles": r.reference_cycles(),
+        "seedlm_cycles": r.seedlm_cycles(),
+        "speedup": r.speedup(),
+        "crosscheck_ok": r.check.ok(),
+    });
     if json {
         println!("{}", serde_json::to_string_pretty(&obj)?);
     }
-    Ok(if report.ok() {
+    Ok(if r.check.ok() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
@@ -174,15 +150,15 @@ fn print_table(table: &HwTable) {
     );
     for r in table.rows.iter().map(|row| &row.four) {
         println!(
-            "{:>6}  {:>10} {:>10}  {:>8} {:>8}  {:>8.2} {:>7}  {}",
+            "{:>6}  {:>10} {:>10}  {:>8} {:>8}  {:>8} {:>7}  {}",
             r.rows,
-            r.sim.reference_cycles,
+            r.reference_cycles().map_or("-".into(), |c| c.to_string()),
             paper(r, &|p| p.reference_cycles.to_string()),
-            r.sim.seedlm_cycles,
+            r.seedlm_cycles(),
             paper(r, &|p| p.seedlm_cycles.to_string()),
-            r.speedup,
+            r.speedup().map_or("-".into(), |s| format!("{s:.2}")),
             paper(r, &|p| format!("{:.2}", p.speedup)),
-            if r.check.ok() { "passed" } else { "FAILED" },
+            verdict(r.check.ok()),
         );
     }
     println!("\n3-bit preset (36-bit blocks through a gearbox; not in the paper's Table 5):");
@@ -195,9 +171,9 @@ fn print_table(table: &HwTable) {
             (Some(t), Some(speedup)) => println!(
                 "{:>6}  {:>10}  {:>8.2}  {}",
                 t.rows,
-                t.sim.cycles,
+                t.seedlm_cycles(),
                 speedup,
-                if t.ok() { "passed" } else { "FAILED" },
+                verdict(t.check.ok()),
             ),
             _ => println!("{:>6}  (columns must be at least 180)", row.four.rows),
         }
@@ -206,7 +182,11 @@ fn print_table(table: &HwTable) {
         "cross-check on an engine-compressed {}×{} N(0,1) matrix: {}",
         real.rows,
         real.cols,
-        if real.check.ok() { "passed" } else { "FAILED" }
+        verdict(real.check.ok())
     );
     println!("cycles at 200 MHz, from the first DDR read to the last output write");
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok { "passed" } else { "FAILED" }
 }

@@ -2,7 +2,7 @@
 //! simulator under a hash of its sources and the Verilator version, and runs child processes
 //! that a cancel flag or a time limit can kill.
 
-use crate::hw::model::ShapeError;
+use crate::hw::design::ShapeError;
 use sha2::{Digest, Sha256};
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
@@ -14,68 +14,102 @@ use std::time::{Duration, Instant};
 /// The command that installs everything the simulation needs on Debian/Ubuntu.
 pub const INSTALL_HINT: &str = "sudo apt-get install verilator g++ make";
 
-const LFSR_JUMP: (&str, &str) = (
-    "seedlm_lfsr_jump.sv",
-    include_str!("../../hdl/seedlm_lfsr_jump.sv"),
-);
-const RECORD_DECODE: (&str, &str) = (
-    "seedlm_record_decode.sv",
-    include_str!("../../hdl/seedlm_record_decode.sv"),
-);
-const MATVEC_RTL: [(&str, &str); 5] = [
+/// An RTL file: its name and text.
+type Source = (&'static str, &'static str);
+
+macro_rules! hdl {
+    ($name:literal) => {
+        ($name, include_str!(concat!("../../hdl/", $name)))
+    };
+}
+
+const LFSR_JUMP: Source = hdl!("seedlm_lfsr_jump.sv");
+/// Every file of the matrix–vector tops, package and interfaces first.
+const MVM_RTL: [Source; 13] = [
+    hdl!("seedlm_pkg.sv"),
+    hdl!("mvm_in_if.sv"),
+    hdl!("mvm_acc_if.sv"),
+    hdl!("mvm_beat_if.sv"),
+    hdl!("mvm_ctrl.sv"),
+    hdl!("mvm_row_acc.sv"),
+    hdl!("mvm_beat_front.sv"),
     LFSR_JUMP,
-    RECORD_DECODE,
-    ("seedlm_mvm.sv", include_str!("../../hdl/seedlm_mvm.sv")),
-    ("ref_mvm.sv", include_str!("../../hdl/ref_mvm.sv")),
-    ("hw_top.sv", include_str!("../../hdl/hw_top.sv")),
+    hdl!("seedlm_record_decode.sv"),
+    hdl!("ref_mvm.sv"),
+    hdl!("seedlm_mvm.sv"),
+    hdl!("seedlm3_mvm.sv"),
+    hdl!("mvm_top.sv"),
 ];
-const MATVEC3_RTL: [(&str, &str); 3] = [
-    LFSR_JUMP,
-    RECORD_DECODE,
-    ("seedlm3_mvm.sv", include_str!("../../hdl/seedlm3_mvm.sv")),
-];
-const HARNESS_H: (&str, &str) = ("harness.h", include_str!("../../hdl/tb/harness.h"));
+const LFSR_RTL: [Source; 2] = [MVM_RTL[0], LFSR_JUMP];
+const MVM_HARNESS: Source = ("mvm_main.cpp", include_str!("../../hdl/tb/mvm_main.cpp"));
+const HARNESS_H: Source = ("harness.h", include_str!("../../hdl/tb/harness.h"));
+const LFSR_HARNESS: Source = ("lfsr_main.cpp", include_str!("../../hdl/tb/lfsr_main.cpp"));
 
 /// A simulator that can be built.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Target {
-    /// Both matrix–vector datapaths with the DDR model (`hw_top`, `tb/hw_main.cpp`).
-    MatVec,
-    /// The 3-bit preset's datapath with its gearbox (`seedlm3_mvm`, `tb/hw3_main.cpp`).
-    MatVec3,
+    /// The FP16 reference datapath (`ref_mvm` in `mvm_top`).
+    RefMvm,
+    /// The SeedLM datapath of whole-beat records, the 4-bit preset (`seedlm_mvm` in `mvm_top`).
+    SeedlmMvm,
+    /// The 3-bit preset's datapath with its gearbox (`seedlm3_mvm` in `mvm_top`).
+    Seedlm3Mvm,
     /// The LFSR jump-ahead unit alone (`seedlm_lfsr_jump`, `tb/lfsr_main.cpp`).
     LfsrUnit,
 }
 
 impl Target {
-    fn top(self) -> &'static str {
+    /// The simulator's name (its cache folder): the module it simulates.
+    pub fn name(self) -> &'static str {
         match self {
-            Target::MatVec => "hw_top",
-            Target::MatVec3 => "seedlm3_mvm",
+            Target::RefMvm => "ref_mvm",
+            Target::SeedlmMvm => "seedlm_mvm",
+            Target::Seedlm3Mvm => "seedlm3_mvm",
             Target::LfsrUnit => "seedlm_lfsr_jump",
         }
     }
 
-    fn sources(self) -> &'static [(&'static str, &'static str)] {
+    /// The top module.
+    pub fn top(self) -> &'static str {
         match self {
-            Target::MatVec => &MATVEC_RTL,
-            Target::MatVec3 => &MATVEC3_RTL,
-            Target::LfsrUnit => &MATVEC_RTL[..1],
+            Target::RefMvm | Target::SeedlmMvm | Target::Seedlm3Mvm => "mvm_top",
+            Target::LfsrUnit => "seedlm_lfsr_jump",
         }
     }
 
-    fn harness(self) -> (&'static str, &'static str) {
+    /// Verilator's parameter flags for the top: `mvm_top`'s `Datapath` (`DpRef`, `DpSeedlm`,
+    /// `DpSeedlm3` in `hdl/seedlm_pkg.sv`).
+    pub fn params(self) -> &'static [&'static str] {
         match self {
-            Target::MatVec => ("hw_main.cpp", include_str!("../../hdl/tb/hw_main.cpp")),
-            Target::MatVec3 => ("hw3_main.cpp", include_str!("../../hdl/tb/hw3_main.cpp")),
-            Target::LfsrUnit => ("lfsr_main.cpp", include_str!("../../hdl/tb/lfsr_main.cpp")),
+            Target::RefMvm => &["-GDatapath=0"],
+            Target::SeedlmMvm => &["-GDatapath=1"],
+            Target::Seedlm3Mvm => &["-GDatapath=2"],
+            Target::LfsrUnit => &[],
+        }
+    }
+
+    /// The RTL files of the top, in compile order, as (name, text).
+    pub fn sources(self) -> &'static [Source] {
+        match self {
+            Target::RefMvm | Target::SeedlmMvm | Target::Seedlm3Mvm => &MVM_RTL,
+            Target::LfsrUnit => &LFSR_RTL,
+        }
+    }
+
+    /// The C++ harness: every matrix–vector top shares one (`tb/mvm_main.cpp`).
+    fn harness(self) -> Source {
+        match self {
+            Target::RefMvm | Target::SeedlmMvm | Target::Seedlm3Mvm => MVM_HARNESS,
+            Target::LfsrUnit => LFSR_HARNESS,
         }
     }
 
     /// Files the harness includes (written beside it, not passed to Verilator).
-    fn headers(self) -> &'static [(&'static str, &'static str)] {
+    fn headers(self) -> &'static [Source] {
         match self {
-            Target::MatVec | Target::MatVec3 => std::slice::from_ref(&HARNESS_H),
+            Target::RefMvm | Target::SeedlmMvm | Target::Seedlm3Mvm => {
+                std::slice::from_ref(&HARNESS_H)
+            }
             Target::LfsrUnit => &[],
         }
     }
@@ -170,7 +204,7 @@ pub fn source_hash(target: Target, toolchain: &Toolchain) -> String {
         h.update([0]);
     }
     h.update(target.top().as_bytes());
-    for flag in VERILATOR_FLAGS {
+    for flag in VERILATOR_FLAGS.iter().chain(target.params()) {
         h.update(flag.as_bytes());
         h.update([0]);
     }
@@ -184,10 +218,13 @@ pub fn source_hash(target: Target, toolchain: &Toolchain) -> String {
 const EXE: &str = "sim";
 
 /// Verilator flags of every build (part of the cache key): a C++ model with its own `main`
-/// (no `--timing`), two compile jobs. The model's C++ keeps Verilator's default -Os: -O2 runs
-/// about 15 % faster but builds two to three times slower, and CI always builds cold.
-const VERILATOR_FLAGS: [&str; 10] = [
+/// (no `--timing`), its class named `Vtop` whatever the top (so the harnesses are generic), two
+/// compile jobs. The model's C++ keeps Verilator's default -Os: -O2 runs about 15 % faster but
+/// builds two to three times slower, and CI always builds cold.
+const VERILATOR_FLAGS: [&str; 12] = [
     "--cc",
+    "--prefix",
+    "Vtop",
     "--exe",
     "--build",
     "-O3",
@@ -215,7 +252,7 @@ pub fn build(
     let root = cache_root();
     let dir = root.join(format!(
         "{}-{}",
-        target.top(),
+        target.name(),
         source_hash(target, &toolchain)
     ));
     let exe = dir.join(EXE);
@@ -230,6 +267,7 @@ pub fn build(
         .map_err(io_err(root.display().to_string()))?;
     let mut args: Vec<String> = VERILATOR_FLAGS
         .iter()
+        .chain(target.params())
         .chain(&["--top-module", target.top(), "-o", EXE, "-Mdir"])
         .map(|s| s.to_string())
         .collect();
@@ -246,7 +284,7 @@ pub fn build(
     }
     log(&format!(
         "building the Verilator model of {} (takes about half a minute, once)",
-        target.top()
+        target.name()
     ));
     let mut cmd = Command::new("verilator");
     cmd.args(&args).current_dir(tmp.path());
@@ -384,11 +422,12 @@ mod tests {
         let v6 = Toolchain {
             verilator_version: "Verilator 5.020".into(),
         };
-        let a = source_hash(Target::MatVec, &v5);
-        assert_eq!(a, source_hash(Target::MatVec, &v5));
+        let a = source_hash(Target::SeedlmMvm, &v5);
+        assert_eq!(a, source_hash(Target::SeedlmMvm, &v5));
         assert_eq!(a.len(), 16);
-        assert_ne!(a, source_hash(Target::MatVec, &v6));
-        assert_ne!(a, source_hash(Target::MatVec3, &v5));
-        assert_ne!(a, source_hash(Target::LfsrUnit, &v5));
+        assert_ne!(a, source_hash(Target::SeedlmMvm, &v6));
+        for other in [Target::RefMvm, Target::Seedlm3Mvm, Target::LfsrUnit] {
+            assert_ne!(a, source_hash(other, &v5));
+        }
     }
 }

@@ -101,10 +101,19 @@ pub fn packed_len(cfg: Config, blocks: usize) -> usize {
 
 /// Packs the block records of `t` (unused bits of the last byte are zero).
 pub fn pack_blocks(t: &CompressedTensor) -> Vec<u8> {
-    let bits = t.config.block_bits();
-    let mut w = BitWriter::with_capacity(t.blocks.len() as u64 * u64::from(bits));
-    for b in &t.blocks {
-        w.push(encode_record(b, t.config), bits);
+    pack_records(
+        t.blocks.iter().map(|b| encode_record(b, t.config)),
+        t.config,
+    )
+}
+
+/// Packs encoded records of `cfg` back to back, LSB first, as the file stores them (unused bits
+/// of the last byte are zero); the hardware's DDR stream is these bytes too.
+pub fn pack_records(records: impl ExactSizeIterator<Item = u64>, cfg: Config) -> Vec<u8> {
+    let bits = cfg.block_bits();
+    let mut w = BitWriter::with_capacity(records.len() as u64 * u64::from(bits));
+    for r in records {
+        w.push(r, bits);
     }
     w.into_bytes()
 }

@@ -1,6 +1,7 @@
 //! `seedlm hw-sim` end to end: the JSON report, and the message without a toolchain.
 
 use crate::helpers::seedlm;
+use seedlm::core::config::Config;
 
 #[test]
 fn json_report_lists_each_size() {
@@ -59,8 +60,8 @@ fn packed_fixture(dir: &std::path::Path) -> std::path::PathBuf {
     use seedlm::io::dtype::Dtype;
     use seedlm::io::packed::{CompressedEntry, PlainEntry, write_packed};
     let path = dir.join("model.seedlm.safetensors");
-    let w = seedlm::hw::sim::random_tensor(8, 256, 31);
-    let v = seedlm::hw::sim::random_tensor3(4, 200, 32);
+    let w = seedlm::hw::sim::random_tensor(Config::FOUR_BIT, 8, 256, 31);
+    let v = seedlm::hw::sim::random_tensor(Config::THREE_BIT, 4, 200, 32);
     let bias = vec![0u8; 8 * 4];
     let order: Vec<String> = ["w", "v", "bias"].map(String::from).to_vec();
     write_packed(

@@ -1,16 +1,15 @@
 //! Hardware model tests: lint, the LFSR unit against the Rust LFSR, co-simulation bit for bit
-//! against `hwmodel`, and the cycle counts against the paper's Table 5. They need Verilator,
+//! against `hw::model`, and the cycle counts against the paper's Table 5. They need Verilator,
 //! g++ and make, and fail (not skip) without them.
 
 use seedlm::core::config::Config;
 use seedlm::core::lfsr::Lfsr;
 use seedlm::hw::model;
-use seedlm::hw::sim::{self, DdrParams, HwError, Sim3Input, SimInput, Target};
+use seedlm::hw::sim::{self, DdrParams, FOUR_BIT, HwError, SimInput, THREE_BIT, Target};
 use seedlm::search::compress::{Progress, compress};
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::AtomicBool;
-use std::time::Duration;
 
 fn toolchain() {
     if let Err(e) = sim::check_toolchain() {
@@ -24,45 +23,61 @@ fn build(target: Target) -> PathBuf {
     sim::build(target, &mut |_| {}, &cancel).unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn hdl(name: &str) -> String {
-    format!("{}/hdl/{name}", env!("CARGO_MANIFEST_DIR"))
-}
-
-fn lint(top: &str, files: &[&str]) {
+/// Lints `top` from the files in `hdl/`, with extra Verilator arguments.
+fn lint(top: &str, files: &[&str], extra: &[&str]) -> (bool, String) {
     let out = Command::new("verilator")
         .args(["--lint-only", "-Wall", "--top-module", top])
-        .args(files.iter().map(|f| hdl(f)))
+        .args(extra)
+        .args(
+            files
+                .iter()
+                .map(|f| format!("{}/hdl/{f}", env!("CARGO_MANIFEST_DIR"))),
+        )
         .output()
         .expect("verilator runs");
-    let text = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && text.trim().is_empty(),
-        "{top}:\n{text}"
-    );
+    let text = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out.status.success() && text.trim().is_empty(), text)
+}
+
+const TARGETS: [Target; 4] = [
+    Target::RefMvm,
+    Target::SeedlmMvm,
+    Target::Seedlm3Mvm,
+    Target::LfsrUnit,
+];
+
+/// Lints a target as it is built, with extra parameter flags.
+fn lint_target(target: Target, extra: &[&str]) -> (bool, String) {
+    let files: Vec<&str> = target.sources().iter().map(|(name, _)| *name).collect();
+    let params: Vec<&str> = target.params().iter().chain(extra).copied().collect();
+    lint(target.top(), &files, &params)
 }
 
 #[test]
 fn rtl_is_lint_clean() {
     toolchain();
-    lint(
-        "hw_top",
-        &[
-            "seedlm_lfsr_jump.sv",
-            "seedlm_record_decode.sv",
-            "seedlm_mvm.sv",
-            "ref_mvm.sv",
-            "hw_top.sv",
-        ],
-    );
-    lint("seedlm_lfsr_jump", &["seedlm_lfsr_jump.sv"]);
-    lint(
-        "seedlm3_mvm",
-        &[
-            "seedlm_lfsr_jump.sv",
-            "seedlm_record_decode.sv",
-            "seedlm3_mvm.sv",
-        ],
-    );
+    for target in TARGETS {
+        let (ok, text) = lint_target(target, &[]);
+        assert!(ok, "{}:\n{text}", target.name());
+    }
+}
+
+#[test]
+fn rtl_refuses_parameters_it_cannot_hold() {
+    toolchain();
+    // 36-bit records do not fill whole beats; a group of 14 records is narrower than a beat.
+    for (target, param, why) in [
+        (Target::SeedlmMvm, "-GP=4", "records must fill whole beats"),
+        (Target::Seedlm3Mvm, "-GRecords=14", "wider than a beat"),
+        (Target::RefMvm, "-GDatapath=3", "Datapath must be"),
+    ] {
+        let (ok, text) = lint_target(target, &[param]);
+        assert!(
+            !ok && text.contains(why),
+            "{} {param}:\n{text}",
+            target.name()
+        );
+    }
 }
 
 #[test]
@@ -78,15 +93,19 @@ fn lfsr_unit_matches_rust_lfsr_for_every_seed() {
 }
 
 fn simulate(input: &SimInput) -> sim::SimOutput {
-    let exe = build(Target::MatVec);
+    toolchain();
     sim::simulate(
-        &exe,
         input,
         &DdrParams::default(),
-        Duration::from_secs(300),
+        &mut |_| {},
         &AtomicBool::new(false),
     )
     .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The reference datapath's run, which the 4-bit inputs always have.
+fn reference(out: &sim::SimOutput) -> &sim::Run<i128> {
+    out.reference.as_ref().expect("the reference ran")
 }
 
 #[test]
@@ -106,11 +125,11 @@ fn cosim_of_a_compressed_matrix_is_bit_exact() {
     let x = sim::random_x(cols, 3);
     let input = SimInput::from_tensor(&t, rows, cols, x.clone()).unwrap();
     let out = simulate(&input);
-    let want = model::seedlm_matvec(&input.records, rows, cols, &x);
-    assert_eq!(out.y_seedlm, want);
+    let want = model::seedlm_matvec(&FOUR_BIT, &input.records, rows, cols, &x);
+    assert_eq!(out.seedlm.y, want);
     assert_eq!(
-        out.y_reference,
-        model::reference_matvec(&input.reference, rows, cols, &x)
+        reference(&out).y,
+        model::reference_matvec(input.reference.as_ref().unwrap(), rows, cols, &x)
     );
     assert!(sim::cross_check(&t, &input, &out).ok());
     // The scaled hardware output is y = Ŵx of the engine's reconstruction.
@@ -122,9 +141,9 @@ fn cosim_of_a_compressed_matrix_is_bit_exact() {
         let mag: f64 = (0..cols)
             .map(|c| (f64::from(w[r * cols + c]) * f64::from(x[c])).abs())
             .sum();
-        let hw = model::seedlm_output_value(out.y_seedlm[r], t.e_base);
+        let hw = model::seedlm_output_value(out.seedlm.y[r], t.e_base);
         assert!((hw - exact).abs() <= 1e-6 * mag, "row {r}: {hw} vs {exact}");
-        let rf = model::reference_output_value(out.y_reference[r]);
+        let rf = model::reference_output_value(reference(&out).y[r]);
         assert!(
             (rf - exact).abs() <= 2e-3 * mag,
             "row {r}: FP16 {rf} vs {exact}"
@@ -135,17 +154,17 @@ fn cosim_of_a_compressed_matrix_is_bit_exact() {
 #[test]
 fn cosim_of_random_codes_is_bit_exact_and_catches_corruption() {
     let (rows, cols) = (5, 384);
-    let t = sim::random_tensor(rows, cols, 11);
+    let t = sim::random_tensor(Config::FOUR_BIT, rows, cols, 11);
     let mut input = SimInput::from_tensor(&t, rows, cols, sim::random_x(cols, 12)).unwrap();
     let out = simulate(&input);
     assert!(sim::cross_check(&t, &input, &out).ok());
     // Flipping one coefficient bit in one record must show up in that row only.
     input.records[3 * cols / 8 + 7] ^= 1 << 25;
     let bad = simulate(&input);
-    let model = model::seedlm_matvec(&input.records, rows, cols, &input.x);
-    assert_eq!(bad.y_seedlm, model);
+    let model = model::seedlm_matvec(&FOUR_BIT, &input.records, rows, cols, &input.x);
+    assert_eq!(bad.seedlm.y, model);
     let changed: Vec<usize> = (0..rows)
-        .filter(|&r| bad.y_seedlm[r] != out.y_seedlm[r])
+        .filter(|&r| bad.seedlm.y[r] != out.seedlm.y[r])
         .collect();
     assert_eq!(changed, [3]);
     assert!(!sim::cross_check(&t, &input, &bad).weights);
@@ -155,6 +174,7 @@ fn cosim_of_random_codes_is_bit_exact_and_catches_corruption() {
 fn cycle_counts_match_table5_within_3_percent() {
     toolchain();
     let reports = sim::run_random_sizes(
+        &FOUR_BIT,
         &[512, 1024, 2048],
         &DdrParams::default(),
         &mut |_| {},
@@ -164,47 +184,33 @@ fn cycle_counts_match_table5_within_3_percent() {
     for r in &reports {
         let p = r.paper.expect("Table 5 has this size");
         let dev = |ours: u64, paper: u64| (ours as f64 / paper as f64 - 1.0).abs();
+        let reference = r.reference_cycles().expect("the reference ran");
         assert!(
-            dev(r.sim.reference_cycles, p.reference_cycles) < 0.03,
+            dev(reference, p.reference_cycles) < 0.03,
             "{}: reference {} vs {}",
             r.rows,
-            r.sim.reference_cycles,
+            reference,
             p.reference_cycles
         );
         assert!(
-            dev(r.sim.seedlm_cycles, p.seedlm_cycles) < 0.03,
+            dev(r.seedlm_cycles(), p.seedlm_cycles) < 0.03,
             "{}: SeedLM {} vs {}",
             r.rows,
-            r.sim.seedlm_cycles,
+            r.seedlm_cycles(),
             p.seedlm_cycles
         );
         assert!(r.check.ok(), "{}: cross-check failed", r.rows);
     }
-    assert!(
-        reports[2].speedup >= 3.95,
-        "speed-up {}",
-        reports[2].speedup
-    );
+    let speedup = reports[2].speedup().expect("the reference ran");
+    assert!(speedup >= 3.95, "speed-up {speedup}");
 }
 
 #[test]
 fn shapes_the_hardware_cannot_hold_are_refused() {
-    let t = sim::random_tensor(4, 96, 1);
+    let t = sim::random_tensor(Config::FOUR_BIT, 4, 96, 1);
     let e = SimInput::from_tensor(&t, 4, 96, vec![0; 96]).unwrap_err();
     assert!(matches!(e, HwError::Shape(_)), "{e}");
     assert!(e.to_string().contains("multiple of 128"));
-}
-
-fn simulate3(input: &Sim3Input) -> sim::Sim3Output {
-    let exe = build(Target::MatVec3);
-    sim::simulate3(
-        &exe,
-        input,
-        &DdrParams::default(),
-        Duration::from_secs(300),
-        &AtomicBool::new(false),
-    )
-    .unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[test]
@@ -222,16 +228,26 @@ fn three_bit_cosim_of_a_compressed_matrix_is_bit_exact() {
     )
     .unwrap();
     let x = sim::random_x(cols, 9);
-    let input = Sim3Input::from_tensor(&t, rows, cols, x.clone()).unwrap();
-    let out = simulate3(&input);
-    assert_eq!(out.y, model::seedlm3_matvec(&input.records, rows, cols, &x));
+    let input = SimInput::from_tensor(&t, rows, cols, x.clone()).unwrap();
+    let out = simulate(&input);
+    assert!(
+        out.reference.is_none(),
+        "the reference runs beside the 4-bit design only"
+    );
+    assert_eq!(
+        out.seedlm.y,
+        model::seedlm_matvec(&THREE_BIT, &input.records, rows, cols, &x)
+    );
     let w = t.reconstruct();
-    assert_eq!(model::reconstruct3(&input.records, t.len, t.e_base), w);
+    assert_eq!(
+        model::reconstruct(&THREE_BIT, &input.records, t.len, t.e_base),
+        w
+    );
     for r in 0..rows {
         let terms = (0..cols).map(|c| f64::from(w[r * cols + c]) * f64::from(x[c]));
         let exact: f64 = terms.clone().sum();
         let mag: f64 = terms.map(f64::abs).sum();
-        let hw = model::seedlm_output_value(out.y[r], t.e_base);
+        let hw = model::seedlm_output_value(out.seedlm.y[r], t.e_base);
         assert!((hw - exact).abs() <= 1e-6 * mag, "row {r}: {hw} vs {exact}");
     }
 }
@@ -239,18 +255,25 @@ fn three_bit_cosim_of_a_compressed_matrix_is_bit_exact() {
 #[test]
 fn three_bit_random_codes_are_bit_exact_and_keep_up_with_ddr() {
     let ddr = DdrParams::default();
-    let reports = sim::run_random_sizes3(&[300, 2048], &ddr, &mut |_| {}, &AtomicBool::new(false))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let reports = sim::run_random_sizes(
+        &THREE_BIT,
+        &[300, 2048],
+        &ddr,
+        &mut |_| {},
+        &AtomicBool::new(false),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     for r in &reports {
-        assert!(r.ok(), "{}: cross-check failed", r.rows);
+        assert!(r.check.ok(), "{}: cross-check failed", r.rows);
         // The gearbox never stalls the stream: cycles are DDR beats, refreshes and latency.
         let beats = ((r.rows * r.cols).div_ceil(12) * 36).div_ceil(512) as u64;
         let floor = beats + ddr.ddr_latency + ddr.fill_latency;
+        let s = &r.sim.seedlm;
         assert!(
-            r.sim.cycles >= floor && r.sim.cycles <= floor + r.sim.refresh_stalls + 8,
+            s.cycles >= floor && s.cycles <= floor + s.refresh_stalls + 8,
             "{}: {} cycles for {beats} beats",
             r.rows,
-            r.sim.cycles
+            s.cycles
         );
     }
 }
@@ -259,18 +282,20 @@ fn three_bit_random_codes_are_bit_exact_and_keep_up_with_ddr() {
 fn tensors_run_on_the_datapath_of_their_preset() {
     let ddr = DdrParams::default();
     let cancel = AtomicBool::new(false);
-    let t3 = sim::random_tensor3(4, 200, 21);
+    let t3 = sim::random_tensor(Config::THREE_BIT, 4, 200, 21);
     let r3 = sim::run_compressed_tensor(&t3, &[2, 2, 200], 1, &ddr, &mut |_| {}, &cancel)
         .unwrap_or_else(|e| panic!("{e}"));
-    assert!(matches!(&r3, sim::TensorReport::ThreeBit(r) if r.rows == 4 && r.cols == 200));
-    assert!(r3.ok());
-    let t4 = sim::random_tensor(3, 256, 22);
+    assert_eq!((r3.design, r3.rows, r3.cols), (THREE_BIT, 4, 200));
+    assert_eq!(r3.reference_cycles(), None);
+    assert!(r3.check.ok());
+    let t4 = sim::random_tensor(Config::FOUR_BIT, 3, 256, 22);
     let r4 = sim::run_compressed_tensor(&t4, &[3, 256], 1, &ddr, &mut |_| {}, &cancel)
         .unwrap_or_else(|e| panic!("{e}"));
-    assert!(matches!(&r4, sim::TensorReport::FourBit(r) if r.rows == 3 && r.cols == 256));
-    assert!(r4.ok());
+    assert_eq!((r4.design, r4.rows, r4.cols), (FOUR_BIT, 3, 256));
+    assert!(r4.reference_cycles().is_some());
+    assert!(r4.check.ok());
     // A 4-bit tensor whose rows are not whole beats is refused with the reason.
-    let t = sim::random_tensor(2, 192, 23);
+    let t = sim::random_tensor(Config::FOUR_BIT, 2, 192, 23);
     let e = sim::run_compressed_tensor(&t, &[2, 192], 1, &ddr, &mut |_| {}, &cancel).unwrap_err();
     assert!(e.to_string().contains("multiple of 128"), "{e}");
 }

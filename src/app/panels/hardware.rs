@@ -215,16 +215,16 @@ fn table(ui: &mut egui::Ui, t: &HwTable) {
             let f = &row.four;
             let paper = f.paper;
             ui.label(format!("{}×{}", f.rows, f.cols));
-            ui.label(f.sim.reference_cycles.to_string());
+            ui.label(f.reference_cycles().map_or("—".into(), |c| c.to_string()));
             ui.weak(paper.map_or("—".into(), |p| p.reference_cycles.to_string()));
-            ui.label(f.sim.seedlm_cycles.to_string());
+            ui.label(f.seedlm_cycles().to_string());
             ui.weak(paper.map_or("—".into(), |p| p.seedlm_cycles.to_string()));
-            ui.label(format!("{:.2}×", f.speedup));
+            ui.label(f.speedup().map_or("—".into(), |s| format!("{s:.2}×")));
             ui.weak(paper.map_or("—".into(), |p| format!("{:.2}×", p.speedup)));
             ui.label(
                 row.three
                     .as_ref()
-                    .map_or("—".into(), |r| r.sim.cycles.to_string()),
+                    .map_or("—".into(), |r| r.seedlm_cycles().to_string()),
             );
             ui.label(row.speedup3().map_or("—".into(), |s| format!("{s:.2}×")));
             ui.label(check_text(row.ok()));
@@ -251,9 +251,9 @@ fn plot(ui: &mut egui::Ui, t: &HwTable) {
             .filter_map(|r| Some([log2(r.four.rows as f64), log2(f(r)? as f64)]))
             .collect()
     };
-    let reference = ours(&|r| Some(r.four.sim.reference_cycles));
-    let seedlm = ours(&|r| Some(r.four.sim.seedlm_cycles));
-    let three = ours(&|r| r.three.as_ref().map(|x| x.sim.cycles));
+    let reference = ours(&|r| r.four.reference_cycles());
+    let seedlm = ours(&|r| Some(r.four.seedlm_cycles()));
+    let three = ours(&|r| r.three.as_ref().map(|x| x.seedlm_cycles()));
     let paper = |f: fn(&sim::PaperRow) -> u64| -> Vec<[f64; 2]> {
         sim::PAPER_TABLE5
             .iter()
@@ -292,27 +292,21 @@ fn plot(ui: &mut egui::Ui, t: &HwTable) {
         });
 }
 
-fn tensor_report(ui: &mut egui::Ui, name: &str, r: &TensorReport) {
-    match r {
-        TensorReport::FourBit(s) => ui.label(format!(
-            "{name} ({}×{}): FP16 reference {} cycles, SeedLM 4-bit {} cycles, speed-up \
-             {:.2}×; outputs {}, weights equal the engine's reconstruction: {}",
-            s.rows,
-            s.cols,
-            s.sim.reference_cycles,
-            s.sim.seedlm_cycles,
-            s.speedup,
-            check_text(s.check.seedlm_outputs && s.check.reference_outputs),
-            if s.check.weights { "yes" } else { "NO" }
-        )),
-        TensorReport::ThreeBit(s) => ui.label(format!(
-            "{name} ({}×{}): SeedLM 3-bit {} cycles; outputs {}, weights equal the engine's \
-             reconstruction: {}",
-            s.rows,
-            s.cols,
-            s.sim.cycles,
-            check_text(s.outputs_ok),
-            if s.weights_ok { "yes" } else { "NO" }
-        )),
-    };
+fn tensor_report(ui: &mut egui::Ui, name: &str, s: &TensorReport) {
+    let reference = s
+        .reference_cycles()
+        .map_or(String::new(), |c| format!("FP16 reference {c} cycles, "));
+    let speedup = s
+        .speedup()
+        .map_or(String::new(), |x| format!(", speed-up {x:.2}×"));
+    ui.label(format!(
+        "{name} ({}×{}): {reference}SeedLM {} {} cycles{speedup}; outputs {}, weights equal the \
+         engine's reconstruction: {}",
+        s.rows,
+        s.cols,
+        s.design.name,
+        s.seedlm_cycles(),
+        check_text(s.check.seedlm_outputs && s.check.reference_outputs),
+        if s.check.weights { "yes" } else { "NO" }
+    ));
 }

@@ -1,9 +1,11 @@
-// Verilator harness for seedlm3_mvm (3-bit preset, 36-bit records through a gearbox): the DDR
-// model, the activation load, the run, and the outputs written to a text file.
-// Usage: hw3_sim --rows R --cols N --seedlm FILE --x FILE --out FILE
-//                [--ddr-latency L] [--fill-latency F] [--refresh-period T] [--refresh-cycles S]
-// FILE holds the packed record stream, zero-padded to whole 64-byte beats.
-#include "Vseedlm3_mvm.h"
+// Verilator harness of every matrix-vector datapath (ref_mvm, seedlm_mvm, seedlm3_mvm, built
+// with --prefix Vtop: they share one port list): reset, the activation load, the run against the
+// DDR model, and the outputs written to a text file.
+// Usage: mvm_sim --rows R --cols N --weights FILE --x FILE --out FILE
+//                [--latency L] [--refresh-period T] [--refresh-cycles S]
+// The weight FILE is the DDR stream in whole 64-byte beats; x is int16, little-endian.
+// Output lines: `cycles N`, `refresh_stalls N`, then `y HEX` per row (the accumulator's bits).
+#include "Vtop.h"
 #include "harness.h"
 #include "verilated.h"
 
@@ -14,38 +16,46 @@
 #include <string>
 #include <vector>
 
+static void print_hex(FILE* f, QData v) { std::fprintf(f, "%016" PRIx64, uint64_t(v)); }
+
+template <std::size_t N>
+static void print_hex(FILE* f, const VlWide<N>& v) {
+    for (std::size_t w = N; w-- > 0;) std::fprintf(f, "%08" PRIx32, v[w]);
+}
+
 int main(int argc, char** argv) {
     uint64_t rows = 0, cols = 0;
-    uint64_t ddr_latency = 60, fill_latency = 160, refresh_period = 1560, refresh_cycles = 62;
-    std::string seedlm_path, x_path, out_path;
+    uint64_t latency = 60, refresh_period = 1560, refresh_cycles = 62;
+    std::string weights_path, x_path, out_path;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
         if (i + 1 >= argc) die("missing value after " + a);
         const char* v = argv[++i];
         if (a == "--rows") rows = parse_u64(v, "--rows");
         else if (a == "--cols") cols = parse_u64(v, "--cols");
-        else if (a == "--seedlm") seedlm_path = v;
+        else if (a == "--weights") weights_path = v;
         else if (a == "--x") x_path = v;
         else if (a == "--out") out_path = v;
-        else if (a == "--ddr-latency") ddr_latency = parse_u64(v, "--ddr-latency");
-        else if (a == "--fill-latency") fill_latency = parse_u64(v, "--fill-latency");
+        else if (a == "--latency") latency = parse_u64(v, "--latency");
         else if (a == "--refresh-period") refresh_period = parse_u64(v, "--refresh-period");
         else if (a == "--refresh-cycles") refresh_cycles = parse_u64(v, "--refresh-cycles");
         else die("unknown option " + a);
     }
-    // Columns at least one group (180 weights) wide: a group spans at most two rows.
-    if (rows == 0 || rows > 8192 || cols < 180 || cols > 8192)
-        die("rows must be in 1..8192 and cols in 180..8192");
-    if (seedlm_path.empty() || x_path.empty() || out_path.empty())
-        die("--seedlm, --x and --out are required");
+    // The memories' bounds; each datapath's own shape rules are checked by the runner.
+    if (rows == 0 || rows > 8192 || cols == 0 || cols > 8192)
+        die("rows and cols must be in 1..8192");
+    if (weights_path.empty() || x_path.empty() || out_path.empty())
+        die("--weights, --x and --out are required");
 
-    const uint64_t records = (rows * cols + 11) / 12;
-    const uint64_t beats = (records * 36 + 511) / 512;
-    std::vector<uint8_t> seedlm = read_file(seedlm_path, beats * kBeatBytes);
-    std::vector<uint8_t> x = read_file(x_path, cols * 2);
+    std::vector<uint8_t> weights = read_file(weights_path);
+    if (weights.empty() || weights.size() % kBeatBytes != 0)
+        die(weights_path + ": not a whole number of 64-byte beats");
+    std::vector<uint8_t> x = read_file(x_path);
+    if (x.size() != cols * 2) die(x_path + ": expected " + std::to_string(cols * 2) + " bytes");
+    const uint64_t beats = weights.size() / kBeatBytes;
 
     auto ctx = std::make_unique<VerilatedContext>();
-    auto top = std::make_unique<Vseedlm3_mvm>(ctx.get());
+    auto top = std::make_unique<Vtop>(ctx.get());
     auto tick = [&]() {
         top->clk_i = 0;
         top->eval();
@@ -72,7 +82,7 @@ int main(int argc, char** argv) {
     }
     top->x_we_i = 0;
 
-    Ddr ddr{&seedlm, beats, ddr_latency + fill_latency, refresh_period, refresh_cycles};
+    Ddr ddr{&weights, beats, latency, refresh_period, refresh_cycles};
 
     top->start_i = 1;
     tick();
@@ -93,12 +103,14 @@ int main(int argc, char** argv) {
     std::string tmp = out_path + ".part";
     FILE* f = std::fopen(tmp.c_str(), "w");
     if (!f) die("cannot write " + tmp);
-    std::fprintf(f, "seedlm3_cycles %" PRIu32 "\n", top->cycles_o);
-    std::fprintf(f, "seedlm3_refresh_stalls %" PRIu64 "\n", ddr.stalls);
+    std::fprintf(f, "cycles %" PRIu32 "\n", top->cycles_o);
+    std::fprintf(f, "refresh_stalls %" PRIu64 "\n", ddr.stalls);
     for (uint64_t r = 0; r < rows; ++r) {
         top->y_raddr_i = r;
         top->eval();
-        std::fprintf(f, "ys %016" PRIx64 "\n", uint64_t(top->y_rdata_o));
+        std::fprintf(f, "y ");
+        print_hex(f, top->y_rdata_o);
+        std::fprintf(f, "\n");
     }
     if (std::fclose(f) != 0 || std::rename(tmp.c_str(), out_path.c_str()) != 0)
         die("cannot write " + out_path);

@@ -1,0 +1,296 @@
+//! Simulation reports: runs a compressed tensor on the datapath of its preset, cross-checks the
+//! outputs against the bit-exact [`crate::hw::model`] and the weights against the engine's
+//! reconstruction, and assembles the table `seedlm hw-sim` and the app's Hardware tab show.
+
+use crate::core::config::Config;
+use crate::hw::build::HwError;
+use crate::hw::design::{Design, FOUR_BIT, THREE_BIT};
+use crate::hw::model;
+use crate::hw::paper::{PaperRow, paper_row};
+use crate::hw::sim::{DdrParams, SimInput, SimOutput, random_tensor, random_x, simulate};
+use crate::search::compress::CompressedTensor;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// The outcome of the cross-check of one simulation against the Rust models.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CrossCheck {
+    /// SeedLM outputs equal [`model::seedlm_matvec`] bit for bit.
+    pub seedlm_outputs: bool,
+    /// Reference outputs equal [`model::reference_matvec`] bit for bit (true when the
+    /// reference did not run).
+    pub reference_outputs: bool,
+    /// The hardware's weights equal the engine's `CompressedTensor::reconstruct()` exactly
+    /// (after the f32 rounding both share).
+    pub weights: bool,
+}
+
+impl CrossCheck {
+    /// Everything agrees.
+    pub fn ok(&self) -> bool {
+        self.seedlm_outputs && self.reference_outputs && self.weights
+    }
+}
+
+/// Checks a simulation of `input` (made from tensor `t`) against the Rust models.
+pub fn cross_check(t: &CompressedTensor, input: &SimInput, out: &SimOutput) -> CrossCheck {
+    let (d, rows, cols) = (&input.design, input.rows, input.cols);
+    let seedlm_outputs =
+        out.seedlm.y == model::seedlm_matvec(d, &input.records, rows, cols, &input.x);
+    let reference_outputs = match (&input.reference, &out.reference) {
+        (Some(w), Some(r)) => r.y == model::reference_matvec(w, rows, cols, &input.x),
+        (None, None) => true,
+        _ => false,
+    };
+    let weights = model::reconstruct(d, &input.records, t.len, input.e_base) == t.reconstruct();
+    CrossCheck {
+        seedlm_outputs,
+        reference_outputs,
+        weights,
+    }
+}
+
+/// The result of simulating one matrix on one design.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SizeReport {
+    /// The SeedLM datapath.
+    pub design: Design,
+    /// Rows of the matrix.
+    pub rows: usize,
+    /// Columns of the matrix.
+    pub cols: usize,
+    /// Simulated cycle counts and outputs.
+    pub sim: SimOutput,
+    /// Cross-check against the Rust models.
+    pub check: CrossCheck,
+    /// The paper's figures for this size, if the reference ran, the matrix is square and
+    /// Table 5 has it.
+    pub paper: Option<PaperRow>,
+}
+
+impl SizeReport {
+    /// SeedLM cycles.
+    pub fn seedlm_cycles(&self) -> u64 {
+        self.sim.seedlm.cycles
+    }
+
+    /// FP16 reference cycles, if the reference ran.
+    pub fn reference_cycles(&self) -> Option<u64> {
+        self.sim.reference.as_ref().map(|r| r.cycles)
+    }
+
+    /// Reference cycles over SeedLM cycles, if the reference ran.
+    pub fn speedup(&self) -> Option<f64> {
+        self.reference_cycles()
+            .map(|r| r as f64 / self.seedlm_cycles() as f64)
+    }
+}
+
+/// The result of simulating one compressed tensor, on the datapath of its preset.
+pub type TensorReport = SizeReport;
+
+/// Builds (or reuses) the simulators, simulates tensor `t` as a `rows × cols` matrix with input
+/// `x` on the datapath of its preset, and cross-checks the result.
+pub fn run_tensor(
+    t: &CompressedTensor,
+    rows: usize,
+    cols: usize,
+    x: Vec<i16>,
+    ddr: &DdrParams,
+    log: &mut dyn FnMut(&str),
+    cancel: &AtomicBool,
+) -> Result<SizeReport, HwError> {
+    let input = SimInput::from_tensor(t, rows, cols, x)?;
+    let design = input.design;
+    log(&format!(
+        "simulating a {rows}×{cols} matrix on the {} design",
+        design.name
+    ));
+    let sim = simulate(&input, ddr, log, cancel)?;
+    let check = cross_check(t, &input, &sim);
+    let report = SizeReport {
+        design,
+        rows,
+        cols,
+        paper: (design.with_reference && rows == cols)
+            .then(|| paper_row(rows))
+            .flatten(),
+        sim,
+        check,
+    };
+    let reference = report
+        .reference_cycles()
+        .map_or(String::new(), |c| format!("reference {c} cycles, "));
+    log(&format!(
+        "{rows}×{cols} {}: {reference}SeedLM {} cycles, cross-check {}",
+        design.name,
+        report.seedlm_cycles(),
+        if report.check.ok() {
+            "passed"
+        } else {
+            "FAILED"
+        }
+    ));
+    Ok(report)
+}
+
+/// Simulates square matrices of random valid block codes (seeded by the size) on `design`.
+pub fn run_random_sizes(
+    design: &Design,
+    sizes: &[usize],
+    ddr: &DdrParams,
+    log: &mut dyn FnMut(&str),
+    cancel: &AtomicBool,
+) -> Result<Vec<SizeReport>, HwError> {
+    let mut out = Vec::with_capacity(sizes.len());
+    for &n in sizes {
+        design.check_shape(n, n)?;
+        if cancel.load(Ordering::Relaxed) {
+            return Err(HwError::Cancelled);
+        }
+        let t = random_tensor(design.config, n, n, n as u64);
+        out.push(run_tensor(
+            &t,
+            n,
+            n,
+            random_x(n, n as u64 + 1),
+            ddr,
+            log,
+            cancel,
+        )?);
+    }
+    Ok(out)
+}
+
+/// Rows and columns of the engine-compressed matrix [`run_compressed_check`] simulates.
+pub const CHECK_SHAPE: (usize, usize) = (16, 128);
+
+/// Compresses a small N(0,1) matrix ([`CHECK_SHAPE`]) with the engine's 4-bit preset and
+/// simulates it, so the cross-check also covers real search output, not only random codes.
+pub fn run_compressed_check(
+    ddr: &DdrParams,
+    log: &mut dyn FnMut(&str),
+    cancel: &AtomicBool,
+) -> Result<SizeReport, HwError> {
+    let (rows, cols) = CHECK_SHAPE;
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let normal = rand_distr::Normal::new(0.0f32, 1.0).expect("valid normal");
+    let data: Vec<f32> = (0..rows * cols)
+        .map(|_| rand_distr::Distribution::sample(&normal, &mut rng))
+        .collect();
+    log(&format!(
+        "compressing a {rows}×{cols} N(0,1) matrix for the cross-check"
+    ));
+    let (t, _) = crate::search::compress::compress(
+        &data,
+        Config::FOUR_BIT,
+        &crate::search::compress::Progress::default(),
+        cancel,
+    )
+    .map_err(|e| match e {
+        crate::search::compress::CompressError::Cancelled => HwError::Cancelled,
+        other => HwError::Sim(format!("compressing the cross-check matrix: {other}")),
+    })?;
+    run_tensor(&t, rows, cols, random_x(cols, 6), ddr, log, cancel)
+}
+
+/// One size of the hardware table.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TableRow {
+    /// The 4-bit design with the FP16 reference beside it (Table 5).
+    pub four: SizeReport,
+    /// The 3-bit design, when the size fits it (columns ≥ 180).
+    pub three: Option<SizeReport>,
+}
+
+impl TableRow {
+    /// Reference cycles over 3-bit SeedLM cycles.
+    pub fn speedup3(&self) -> Option<f64> {
+        let reference = self.four.reference_cycles()?;
+        self.three
+            .as_ref()
+            .map(|t| reference as f64 / t.seedlm_cycles() as f64)
+    }
+
+    /// Every cross-check of this size passed.
+    pub fn ok(&self) -> bool {
+        self.four.check.ok() && self.three.as_ref().is_none_or(|t| t.check.ok())
+    }
+}
+
+/// Everything `seedlm hw-sim` and the app's Hardware tab show.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HwTable {
+    /// The engine-compressed matrix's cross-check ([`run_compressed_check`]).
+    pub compressed: SizeReport,
+    /// One row per size, random valid codes.
+    pub rows: Vec<TableRow>,
+}
+
+impl HwTable {
+    /// Every cross-check passed.
+    pub fn ok(&self) -> bool {
+        self.compressed.check.ok() && self.rows.iter().all(TableRow::ok)
+    }
+}
+
+/// Runs the whole table: the compressed cross-check, then for each square size the 4-bit
+/// design with the reference and, where the size fits, the 3-bit design.
+pub fn run_table(
+    sizes: &[usize],
+    ddr: &DdrParams,
+    log: &mut dyn FnMut(&str),
+    cancel: &AtomicBool,
+) -> Result<HwTable, HwError> {
+    for &n in sizes {
+        FOUR_BIT.check_shape(n, n)?;
+    }
+    let compressed = run_compressed_check(ddr, log, cancel)?;
+    let mut rows = Vec::with_capacity(sizes.len());
+    for &n in sizes {
+        let four = run_random_sizes(&FOUR_BIT, &[n], ddr, log, cancel)?.remove(0);
+        let three = match THREE_BIT.check_shape(n, n) {
+            Ok(()) => run_random_sizes(&THREE_BIT, &[n], ddr, log, cancel)?.pop(),
+            Err(_) => None,
+        };
+        rows.push(TableRow { four, three });
+    }
+    Ok(HwTable { compressed, rows })
+}
+
+/// The matrix a tensor of `shape` is simulated as: rows = the product of the leading
+/// dimensions, columns = the last one (the blocks run along it); a vector is one row.
+pub fn matrix_shape(shape: &[usize]) -> Option<(usize, usize)> {
+    let (&cols, lead) = shape.split_last()?;
+    Some((lead.iter().product(), cols))
+}
+
+/// Simulates a compressed tensor of the given shape with a random int16 input vector (seeded
+/// by `seed`), on the datapath of its preset.
+pub fn run_compressed_tensor(
+    t: &CompressedTensor,
+    shape: &[usize],
+    seed: u64,
+    ddr: &DdrParams,
+    log: &mut dyn FnMut(&str),
+    cancel: &AtomicBool,
+) -> Result<TensorReport, HwError> {
+    let design = Design::for_config(t.config)?;
+    let (rows, cols) = matrix_shape(shape).unwrap_or((0, 0));
+    design.check_shape(rows, cols)?;
+    run_tensor(t, rows, cols, random_x(cols, seed), ddr, log, cancel)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matrices_of_tensor_shapes() {
+        assert_eq!(matrix_shape(&[384, 1536]), Some((384, 1536)));
+        assert_eq!(matrix_shape(&[2, 3, 256]), Some((6, 256)));
+        assert_eq!(matrix_shape(&[512]), Some((1, 512)));
+        assert_eq!(matrix_shape(&[]), None);
+    }
+}
