@@ -274,7 +274,7 @@ pub fn check_output(input: &Path, output: &Path) -> Result<Vec<PathBuf>, ModelEr
     }
     if !dir.is_dir() {
         return refuse(format!(
-            "cannot write here: directory {} does not exist",
+            "cannot write here: {} does not exist or is not a directory",
             dir.display()
         ));
     }

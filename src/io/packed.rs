@@ -920,6 +920,49 @@ mod tests {
     }
 
     #[test]
+    fn version_1_files_without_checksums_are_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.seedlm");
+        let t = CompressedTensor {
+            config: Config::FOUR_BIT,
+            e_base: -10,
+            len: 16,
+            blocks: vec![code(5, 3, &[1, -2, 3]), code(77, 15, &[-8, 7, 0])],
+        };
+        let e = CompressedEntry::new("w", &[2, 8], Dtype::F16, &t, Some(0.01));
+        write_packed(&path, &[e], &[], &["w".into()], &BTreeMap::new()).unwrap();
+        let file = MappedSafetensors::open(&path).unwrap();
+        let mut meta = file.metadata().clone();
+        let bytes = file.bytes(&file.tensors()[0]).to_vec();
+        drop(file);
+        let key = format!("{KEY_TENSOR_PREFIX}w");
+        let mut m: PackedMeta = serde_json::from_str(&meta[&key]).unwrap();
+        m.meta_crc32 = None;
+        meta.insert(key, serde_json::to_string(&m).unwrap());
+        meta.insert(KEY_VERSION.into(), "1".into());
+        let checksum = meta.remove(KEY_CHECKSUM).unwrap();
+        let write = |meta: &BTreeMap<String, String>| {
+            let out = vec![OutTensor {
+                name: "w".into(),
+                dtype: Dtype::U8,
+                shape: vec![bytes.len()],
+                data: Payload::Bytes(&bytes),
+            }];
+            write_atomic(&path, out, meta).unwrap();
+        };
+        write(&meta);
+        let v1 = PackedModel::open(&path).unwrap();
+        assert_eq!(v1.version(), 1);
+        assert_eq!(v1.compressed(v1.get("w").unwrap()).unwrap().unwrap(), t);
+        drop(v1);
+        // A checksum in a version 1 file means the version field was damaged.
+        meta.insert(KEY_CHECKSUM.into(), checksum);
+        write(&meta);
+        let err = PackedModel::open(&path).unwrap_err().to_string();
+        assert!(err.contains("version 1 files do not have"), "{err}");
+    }
+
+    #[test]
     fn the_order_lists_exactly_the_file_s_tensors() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("order.seedlm");

@@ -340,6 +340,32 @@ fn dtype_converts_f64_tensors_too() {
 }
 
 #[test]
+fn values_beyond_the_output_dtype_are_an_error_not_inf() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.safetensors");
+    let big: Vec<f32> = gaussian(64, 1.0, 4).iter().map(|v| v * 1e5).collect();
+    write_model(&input, &[T::float("big.weight", Dtype::F32, &[8, 8], &big)]);
+    let packed = dir.path().join("p.seedlm");
+    assert!(
+        run(&["compress", s(&input), "-o", s(&packed)])
+            .status
+            .success()
+    );
+    let out = dir.path().join("out.safetensors");
+    let err = fails(&["decompress", s(&packed), "-o", s(&out), "--dtype", "f16"]);
+    assert!(
+        err.contains("big.weight") && err.contains("does not fit in F16"),
+        "{err}"
+    );
+    assert!(!out.exists());
+    assert!(
+        run(&["decompress", s(&packed), "-o", s(&out), "--dtype", "bf16"])
+            .status
+            .success()
+    );
+}
+
+#[test]
 fn huge_names_and_closed_pipes_do_not_panic() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in.safetensors");
