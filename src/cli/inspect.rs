@@ -102,6 +102,26 @@ pub fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+impl Row {
+    /// A tensor stored as it is, `bytes` long.
+    fn plain(name: &str, shape: &[usize], dtype: Dtype, bytes: usize) -> Row {
+        Row {
+            name: name.to_string(),
+            shape: shape.to_vec(),
+            dtype: dtype.to_string(),
+            stored_dtype: dtype.to_string(),
+            compressed: false,
+            config: None,
+            e_base: None,
+            blocks: None,
+            bytes,
+            original_bytes: original_bytes(shape, dtype),
+            relmse: None,
+            would_compress: None,
+        }
+    }
+}
+
 fn listing(path: PathBuf) -> anyhow::Result<Listing> {
     let opened = opened::open(&path)?;
     let (format, mut rows) = match opened {
@@ -109,28 +129,24 @@ fn listing(path: PathBuf) -> anyhow::Result<Listing> {
             let rows: Vec<Row> = p
                 .tensors()
                 .iter()
-                .map(|t| Row {
-                    name: t.name.clone(),
-                    shape: t.shape.clone(),
-                    dtype: t.dtype.to_string(),
-                    stored_dtype: if t.packed.is_some() {
-                        Dtype::U8
-                    } else {
-                        t.dtype
+                .map(|t| {
+                    let row = Row::plain(&t.name, &t.shape, t.dtype, t.stored_bytes);
+                    match &t.packed {
+                        None => row,
+                        Some(m) => Row {
+                            stored_dtype: Dtype::U8.to_string(),
+                            compressed: true,
+                            config: Some(ConfigJson {
+                                c: m.c,
+                                p: m.p,
+                                k: m.k,
+                            }),
+                            e_base: Some(m.e_base),
+                            blocks: Some(m.blocks),
+                            relmse: m.relmse,
+                            ..row
+                        },
                     }
-                    .to_string(),
-                    compressed: t.packed.is_some(),
-                    config: t.packed.as_ref().map(|m| ConfigJson {
-                        c: m.c,
-                        p: m.p,
-                        k: m.k,
-                    }),
-                    e_base: t.packed.as_ref().map(|m| m.e_base),
-                    blocks: t.packed.as_ref().map(|m| m.blocks),
-                    bytes: t.stored_bytes,
-                    original_bytes: original_bytes(&t.shape, t.dtype),
-                    relmse: t.packed.as_ref().and_then(|m| m.relmse),
-                    would_compress: None,
                 })
                 .collect();
             let format = Format {
@@ -144,18 +160,8 @@ fn listing(path: PathBuf) -> anyhow::Result<Listing> {
                 .tensors()
                 .iter()
                 .map(|t| Row {
-                    name: t.name.clone(),
-                    shape: t.shape.clone(),
-                    dtype: t.dtype.to_string(),
-                    stored_dtype: t.dtype.to_string(),
-                    compressed: false,
-                    config: None,
-                    e_base: None,
-                    blocks: None,
-                    bytes: t.byte_size,
-                    original_bytes: t.byte_size,
-                    relmse: None,
                     would_compress: Some(default_rule(&t.name, &t.shape, t.dtype)),
+                    ..Row::plain(&t.name, &t.shape, t.dtype, t.byte_size)
                 })
                 .collect();
             (None, rows)

@@ -820,18 +820,23 @@ mod tests {
 
     type Forge = Box<dyn FnOnce(&mut PackedMeta, &mut Vec<u8>)>;
 
+    /// A 16-weight tensor of two 4-bit records, the second at the top exponent code.
+    fn two_blocks(e_base: i32) -> CompressedTensor {
+        CompressedTensor {
+            config: Config::FOUR_BIT,
+            e_base,
+            len: 16,
+            blocks: vec![code(5, 3, &[1, -2, 3]), code(77, 15, &[-8, 7, 0])],
+        }
+    }
+
     /// Writes a one-tensor packed file, lets `forge` edit its metadata and packed bytes, and
     /// returns the error opening it gives. With `reseal`, the forger also recomputes both
     /// metadata checksums, as a buggy writer would, so the other checks are what refuses it.
     fn open_forged(reseal: bool, forge: impl FnOnce(&mut PackedMeta, &mut Vec<u8>)) -> String {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("forged.seedlm");
-        let t = CompressedTensor {
-            config: Config::FOUR_BIT,
-            e_base: -10,
-            len: 16,
-            blocks: vec![code(5, 3, &[1, -2, 3]), code(77, 15, &[-8, 7, 0])],
-        };
+        let t = two_blocks(-10);
         let e = CompressedEntry::new("w", &[2, 8], Dtype::F16, &t, Some(0.01));
         write_packed(
             &path,
@@ -908,12 +913,7 @@ mod tests {
         // F32 holds the same records at e_base 5 (and the bound alone would not refuse it).
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f32.seedlm");
-        let t = CompressedTensor {
-            config: Config::FOUR_BIT,
-            e_base: 5,
-            len: 16,
-            blocks: vec![code(5, 3, &[1, -2, 3]), code(77, 15, &[-8, 7, 0])],
-        };
+        let t = two_blocks(5);
         let e = CompressedEntry::new("w", &[2, 8], Dtype::F32, &t, None);
         write_packed(&path, &[e], &[], &["w".into()], &BTreeMap::new()).unwrap();
         assert!(PackedModel::open(&path).is_ok());
@@ -923,12 +923,7 @@ mod tests {
     fn version_1_files_without_checksums_are_still_read() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("v1.seedlm");
-        let t = CompressedTensor {
-            config: Config::FOUR_BIT,
-            e_base: -10,
-            len: 16,
-            blocks: vec![code(5, 3, &[1, -2, 3]), code(77, 15, &[-8, 7, 0])],
-        };
+        let t = two_blocks(-10);
         let e = CompressedEntry::new("w", &[2, 8], Dtype::F16, &t, Some(0.01));
         write_packed(&path, &[e], &[], &["w".into()], &BTreeMap::new()).unwrap();
         let file = MappedSafetensors::open(&path).unwrap();
