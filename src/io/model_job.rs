@@ -278,7 +278,7 @@ pub fn check_output(input: &Path, output: &Path) -> Result<Vec<PathBuf>, ModelEr
             dir.display()
         ));
     }
-    partial_file(&dir).map_err(|e| ModelError::io(&dir, "cannot write into this directory", e))?;
+    partial_file(&dir).map_err(|e| ModelError::io(output, "cannot write into its directory", e))?;
     Ok(remove_stale_partials(&dir))
 }
 
