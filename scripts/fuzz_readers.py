@@ -34,6 +34,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import zlib
 
 import numpy as np
 
@@ -252,18 +253,13 @@ def main():
             for k, v in sorted(by_kind.items())))
         print(f"partial files left behind: {leftovers}")
         for kind, outcomes, blob in bad[:5]:
-            keep = os.path.join(tempfile.gettempdir(), f"seedlm-fuzz-bad-{zlib_hash(blob)}.seedlm")
+            keep = os.path.join(tempfile.gettempdir(), f"seedlm-fuzz-bad-{zlib.crc32(blob):08x}.seedlm")
             open(keep, "wb").write(blob)
             print(f"  {kind}: {outcomes} kept as {keep}")
         ok = all(total[k] == 0 for k in ("changed", "panic", "timeout", "messy error")) and not leftovers
         sys.exit(0 if ok else 1)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-
-
-def zlib_hash(blob):
-    import zlib
-    return f"{zlib.crc32(blob):08x}"
 
 
 if __name__ == "__main__":
