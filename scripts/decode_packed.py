@@ -2,7 +2,9 @@
 """An independent decoder for SeedLM packed files, written from FORMAT.md alone.
 
 Usage: python3 scripts/decode_packed.py PACKED [REFERENCE]
-Decodes every compressed tensor to its original dtype; with REFERENCE (a file written by
+Checks the file as FORMAT.md §1-§2 says a reader must (version, metadata and file checksums,
+contiguous data, zero padding bits, seed 0, the order, finite reconstructions), decodes every
+compressed tensor to its original dtype and, with REFERENCE (a file written by
 `seedlm decompress`), checks that every tensor matches it bit for bit. Needs numpy.
 """
 
@@ -25,7 +27,54 @@ def read_safetensors(path):
     data = open(path, "rb").read()
     (n,) = struct.unpack("<Q", data[:8])
     header = json.loads(data[8:8 + n])
-    return header.pop("__metadata__", {}), header, data[8 + n:]
+    meta, body = header.pop("__metadata__", {}), data[8 + n:]
+    end = 0
+    for name, info in sorted(header.items(), key=lambda kv: tuple(kv[1]["data_offsets"])):
+        s, e = info["data_offsets"]
+        assert s == end, f"{name}: gap or overlap in the data section"
+        end = e
+    assert end == len(body), "trailing bytes after the last tensor"
+    return meta, header, body
+
+
+def field(value):
+    b = value.encode() if isinstance(value, str) else value
+    return str(len(b)).encode() + b":" + b
+
+
+def meta_canonical(m):
+    relmse = "" if m.get("relmse") is None else struct.pack(">d", m["relmse"]).hex()
+    return b"".join(field(str(v)) for v in [
+        m["name"], ",".join(str(d) for d in m["shape"]), m["dtype"], m["c"], m["p"], m["k"],
+        m["e_base"], m["blocks"], m["crc32"], relmse])
+
+
+def file_checksum(meta, header, data):
+    out = b""
+    for name in sorted(header, key=lambda n: n.encode()):
+        info = header[name]
+        s, e = info["data_offsets"]
+        out += field(name) + field(info["dtype"]) + field(",".join(str(d) for d in info["shape"]))
+        out += field(str(zlib.crc32(data[s:e])))
+    for key in sorted(meta, key=lambda k: k.encode()):
+        if key != "seedlm.checksum":
+            out += field(key) + field(meta[key])
+    return zlib.crc32(out)
+
+
+def check_packed(meta, header, data):
+    """The whole-file checks of FORMAT.md §1-§2; returns the format version."""
+    assert meta.get("seedlm.format") == "seedlm-packed", "not a packed file"
+    version = meta.get("seedlm.version")
+    assert version in ("1", "2"), f"unknown version {version!r}"
+    if version == "2":
+        assert meta["seedlm.checksum"] == str(file_checksum(meta, header, data)), \
+            "file checksum mismatch"
+    else:
+        assert "seedlm.checksum" not in meta, "version 1 files have no checksum"
+    order = json.loads(meta["seedlm.order"])
+    assert sorted(order) == sorted(header) and len(set(order)) == len(order), "bad order"
+    return version
 
 
 def lfsr_states(seed, k, count):
@@ -38,16 +87,22 @@ def lfsr_states(seed, k, count):
     return out
 
 
-def decode_tensor(meta, packed):
+def decode_tensor(meta, packed, version):
     c, p, k, e_base, blocks = meta["c"], meta["p"], meta["k"], meta["e_base"], meta["blocks"]
+    if version == "2":
+        assert meta["meta_crc32"] == zlib.crc32(meta_canonical(meta)), "metadata checksum"
     assert meta["crc32"] == zlib.crc32(packed), "checksum mismatch"
+    assert abs(e_base) <= 1000 and blocks == -(-int(np.prod(meta["shape"])) // c)
     r = k + 4 + 4 * p
+    assert len(packed) == (blocks * r + 7) // 8, "packed byte count"
     stream = int.from_bytes(packed, "little")
+    assert stream >> (blocks * r) == 0, "nonzero padding bits"
     h, d = 1 << (k - 1), (1 << (k - 1)) - 1
     out = np.zeros(blocks * c, dtype=np.float64)
     for b in range(blocks):
         rec = (stream >> (b * r)) & ((1 << r) - 1)
         seed, e = rec & ((1 << k) - 1), e_base + ((rec >> k) & 0xF)
+        assert seed != 0, f"record {b} has seed 0"
         q = [((rec >> (k + 4 + 4 * j)) & 0xF) for j in range(p)]
         q = [x - 16 if x >= 8 else x for x in q]
         v = lfsr_states(seed, k, c * p)
@@ -58,24 +113,38 @@ def decode_tensor(meta, packed):
     return out[:length].astype(np.float32).reshape(meta["shape"])
 
 
+def check_finite(values_f32, dtype):
+    encoded = np.frombuffer(to_dtype_bytes(values_f32, dtype), dtype=np.uint16 if dtype == "BF16"
+                            else DTYPES[dtype])
+    if dtype == "BF16":
+        finite = (encoded >> 7) & 0xFF != 0xFF  # exponent all ones: inf or NaN
+    else:
+        finite = np.isfinite(encoded)
+    assert finite.all(), "reconstruction not finite in dtype"
+
+
 def to_dtype_bytes(values_f32, dtype):
     if dtype == "BF16":
         bits = values_f32.view(np.uint32).astype(np.uint64)
         rounded = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16  # round to nearest even
         return rounded.astype(np.uint16).tobytes()
-    return values_f32.astype(DTYPES[dtype]).tobytes()
+    with np.errstate(over="ignore"):
+        return values_f32.astype(DTYPES[dtype]).tobytes()
 
 
 def main():
     meta, header, data = read_safetensors(sys.argv[1])
-    assert meta.get("seedlm.format") == "seedlm-packed" and meta.get("seedlm.version") == "1"
+    version = check_packed(meta, header, data)
     ref = read_safetensors(sys.argv[2]) if len(sys.argv) > 2 else None
     for name, info in header.items():
         s, e = info["data_offsets"]
         key = "seedlm.tensor." + name
         if key in meta:
             m = json.loads(meta[key])
-            out = to_dtype_bytes(decode_tensor(m, data[s:e]), m["dtype"])
+            assert m["name"] == name and info["dtype"] == "U8" and len(info["shape"]) == 1
+            values = decode_tensor(m, data[s:e], version)
+            check_finite(values, m["dtype"])
+            out = to_dtype_bytes(values, m["dtype"])
         else:
             out = data[s:e]
         if ref:

@@ -1,6 +1,7 @@
 //! `seedlm compare`: SeedLM against the data-free baselines on a model's tensors.
 
-use crate::io::error::ModelError;
+use super::stdout::column_width;
+use crate::io::error::{MAX_SHOWN, ModelError, abbreviate};
 use crate::io::model::Model;
 use crate::io::selection::Selection;
 use crate::search::compress::{Progress, snr_db};
@@ -99,20 +100,19 @@ fn to_json(rows: &[Row]) -> serde_json::Value {
 
 /// The rows as a text table, one line per tensor and method.
 fn table(rows: &[Row]) -> String {
-    let width = rows
+    let names: Vec<String> = rows
         .iter()
-        .map(|r| r.tensor.len())
-        .max()
-        .unwrap_or(0)
-        .max(6);
+        .map(|r| abbreviate(&r.tensor, MAX_SHOWN))
+        .collect();
+    let width = column_width(&names, 6);
     let mut s = format!(
         "{:<width$}  {:<11} {:>7} {:>10} {:>7}\n",
         "tensor", "method", "bits/w", "relMSE", "SNR dB"
     );
-    for r in rows {
+    for (r, name) in rows.iter().zip(&names) {
         s += &format!(
             "{:<width$}  {:<11} {:>7.3} {:>10.5} {:>7.2}\n",
-            r.tensor,
+            name,
             r.method.name(),
             r.measured.bits_per_weight(),
             r.measured.relmse(),
@@ -158,5 +158,12 @@ mod tests {
         assert_eq!(lines.len(), 3);
         assert!(lines[1].starts_with("a.weight") && lines[1].contains("4.250"));
         assert!(lines[2].contains("0.01000") && lines[2].contains("20.00"));
+    }
+
+    #[test]
+    fn huge_tensor_names_do_not_break_the_table() {
+        let long = "w".repeat(70_000);
+        let t = table(&[row(&long)]);
+        assert!(t.len() < 1000 && t.contains("(70000 bytes)"), "{}", t.len());
     }
 }

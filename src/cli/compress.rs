@@ -1,6 +1,8 @@
 //! `seedlm compress`: a model file or directory in, a packed file or directory out.
 
+use super::stdout::column_width;
 use crate::core::config::Config;
+use crate::io::error::{MAX_SHOWN, abbreviate, shape_text};
 use crate::io::model::Model;
 use crate::io::model_job::{JobError, TensorReport, compress_model, plan, write_compressed};
 use crate::io::packed::CompressedEntry;
@@ -9,6 +11,7 @@ use crate::search::compress::Progress;
 use anyhow::{Context, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -49,6 +52,7 @@ pub fn run(args: CompressArgs) -> anyhow::Result<ExitCode> {
     let selection = Selection::new(args.include.as_deref(), args.exclude.as_deref())?;
     let model = Model::open(&args.input)?;
     let plan = plan(&model, &selection, cfg)?;
+    super::output::check(&args.input, &args.output)?;
     if plan.compress.is_empty() {
         eprintln!("warning: no tensor is selected for compression; every tensor is passed through");
     }
@@ -113,7 +117,7 @@ pub fn run(args: CompressArgs) -> anyhow::Result<ExitCode> {
     let file = write_compressed(&model, &compressed, &args.output)?;
     let elapsed = started.elapsed().as_secs_f64();
 
-    print_table(&compressed.reports);
+    let mut out = table(&compressed.reports);
     let before: u64 = model
         .files()
         .iter()
@@ -123,48 +127,56 @@ pub fn run(args: CompressArgs) -> anyhow::Result<ExitCode> {
     let after = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
     let weights: usize = compressed.entries.iter().map(CompressedEntry::len).sum();
     let packed: usize = compressed.reports.iter().map(|r| r.packed_bytes).sum();
-    println!();
-    println!("config      {cfg}");
-    println!(
+    out += "\n";
+    let _ = writeln!(out, "config      {cfg}");
+    let _ = writeln!(
+        out,
         "tensors     {} compressed, {} passed through",
         compressed.entries.len(),
         model.tensors().len() - compressed.entries.len()
     );
-    println!(
+    let _ = writeln!(
+        out,
         "bytes       {before} before, {after} after ({:.2}x smaller)",
         before as f64 / after.max(1) as f64
     );
     if weights > 0 {
-        println!(
+        let _ = writeln!(
+            out,
             "bits/weight {:.3} over {weights} compressed weights",
             packed as f64 * 8.0 / weights as f64
         );
     }
-    println!("time        {elapsed:.1} s");
-    println!("wrote       {}", file.display());
+    let _ = writeln!(out, "time        {elapsed:.1} s");
+    let _ = writeln!(out, "wrote       {}", file.display());
+    super::stdout::print(&out)?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_table(reports: &[TensorReport]) {
+/// One line per compressed tensor (long names and shapes abbreviated).
+fn table(reports: &[TensorReport]) -> String {
+    let mut out = String::new();
     if reports.is_empty() {
-        return;
+        return out;
     }
-    let shapes: Vec<String> = reports.iter().map(|r| format!("{:?}", r.shape)).collect();
-    let nw = reports
+    let names: Vec<String> = reports
         .iter()
-        .map(|r| r.name.len())
-        .max()
-        .unwrap_or(0)
-        .max(6);
-    let sw = shapes.iter().map(String::len).max().unwrap_or(0).max(5);
-    println!(
+        .map(|r| abbreviate(&r.name, MAX_SHOWN))
+        .collect();
+    let shapes: Vec<String> = reports.iter().map(|r| shape_text(&r.shape)).collect();
+    let nw = column_width(&names, 6);
+    let sw = column_width(&shapes, 5);
+    let _ = writeln!(
+        out,
         "{:<nw$}  {:<sw$}  {:>9}  {:>10}  {:>7}  {:>8}",
         "tensor", "shape", "blocks", "rel. MSE", "SNR dB", "time s"
     );
-    for (r, shape) in reports.iter().zip(&shapes) {
-        println!(
+    for ((r, name), shape) in reports.iter().zip(&names).zip(&shapes) {
+        let _ = writeln!(
+            out,
             "{:<nw$}  {:<sw$}  {:>9}  {:>10.3e}  {:>7.2}  {:>8.2}",
-            r.name, shape, r.blocks, r.relmse, r.snr_db, r.seconds
+            name, shape, r.blocks, r.relmse, r.snr_db, r.seconds
         );
     }
+    out
 }

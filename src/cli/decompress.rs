@@ -1,7 +1,7 @@
 //! `seedlm decompress`: a packed file or directory in, a plain safetensors model out.
 
 use crate::io::dtype::Dtype;
-use crate::io::model_job::{copy_aux_files, decompress_model, output_file};
+use crate::io::model_job::{copy_packed_dir_files, decompress_model, output_file};
 use crate::io::packed::PackedModel;
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
@@ -36,7 +36,8 @@ pub struct DecompressArgs {
     /// The safetensors file to write (a directory when INPUT is one).
     #[arg(short, long)]
     pub output: PathBuf,
-    /// Element type of every floating tensor (default: each tensor's original dtype).
+    /// Element type of every floating tensor, F64 ones included (default: each tensor's
+    /// original dtype).
     #[arg(long, value_enum)]
     pub dtype: Option<OutDtype>,
 }
@@ -44,21 +45,22 @@ pub struct DecompressArgs {
 /// Runs `seedlm decompress`.
 pub fn run(args: DecompressArgs) -> anyhow::Result<ExitCode> {
     let packed = PackedModel::open(&args.input)?;
+    super::output::check(&args.input, &args.output)?;
     let is_dir = args.input.is_dir();
     let file = output_file(is_dir, &args.output)?;
     decompress_model(&packed, &file, args.dtype.map(Dtype::from))?;
     if is_dir {
-        copy_aux_files(&args.input, &args.output)?;
+        copy_packed_dir_files(&args.input, &args.output)?;
     }
     let n = packed
         .tensors()
         .iter()
         .filter(|t| t.packed.is_some())
         .count();
-    println!(
-        "wrote {} ({} tensors, {n} decompressed)",
+    super::stdout::print(&format!(
+        "wrote {} ({} tensors, {n} decompressed)\n",
         file.display(),
         packed.tensors().len()
-    );
+    ))?;
     Ok(ExitCode::SUCCESS)
 }

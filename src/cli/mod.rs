@@ -7,6 +7,7 @@ pub mod decompress;
 pub mod explore;
 pub mod hw_sim;
 pub mod inspect;
+pub mod output;
 pub mod stdout;
 pub mod watch;
 

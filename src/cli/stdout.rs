@@ -10,3 +10,13 @@ pub fn print(text: &str) -> anyhow::Result<()> {
         _ => Ok(()),
     }
 }
+
+/// The width in characters of a table column holding `cells`, at least `min`.
+pub fn column_width(cells: &[String], min: usize) -> usize {
+    cells
+        .iter()
+        .map(|c| c.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(min)
+}

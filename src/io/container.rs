@@ -1,11 +1,13 @@
 //! The safetensors container: a validating, memory-mapped reader and an atomic writer.
 //!
 //! The reader checks everything before trusting it (header length, UTF-8, JSON, dtypes, shapes,
-//! offsets against the file size, overlaps), so malformed files give a clear error, never a
-//! panic. The writer writes a temporary file beside the target and renames it into place.
+//! offsets against the file size, overlaps and gaps), so malformed files give a clear error,
+//! never a panic. The writer writes a temporary file beside the target and renames it into
+//! place; the temporary file is named `.seedlm-partial-*.tmp` and locked while written, so a
+//! leftover of a killed run is recognisable and removed by the next run into that directory.
 
 use crate::io::dtype::{self, Dtype};
-use crate::io::error::ModelError;
+use crate::io::error::{ModelError, shape_text};
 use memmap2::Mmap;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -158,7 +160,12 @@ fn parse(
             .iter()
             .try_fold(1usize, |a, &d| a.checked_mul(d))
             .and_then(|numel| dtype::byte_len(dtype, numel))
-            .ok_or_else(|| bad(format!("shape {shape:?} of {dtype} has no valid byte size")))?;
+            .ok_or_else(|| {
+                bad(format!(
+                    "shape {} of {dtype} has no valid byte size",
+                    shape_text(&shape)
+                ))
+            })?;
         let [s, e] = entry.data_offsets;
         if s > e || e > data_len {
             return Err(bad(format!(
@@ -167,8 +174,9 @@ fn parse(
         }
         if e - s != size as u64 {
             return Err(bad(format!(
-                "data offsets [{s}, {e}) hold {} bytes but shape {shape:?} of {dtype} needs {size}",
-                e - s
+                "data offsets [{s}, {e}) hold {} bytes but shape {} of {dtype} needs {size}",
+                e - s,
+                shape_text(&shape)
             )));
         }
         tensors.push(RawTensor {
@@ -187,6 +195,30 @@ fn parse(
                 format!("data overlaps tensor '{}'", pair[0].name),
             ));
         }
+    }
+    // Like the reference reader: the tensors cover the data section exactly.
+    let mut end = data_start;
+    for t in &tensors {
+        if t.range.start != end {
+            return Err(ModelError::tensor(
+                path,
+                &t.name,
+                format!(
+                    "{} unused bytes in the data section before this tensor (gap)",
+                    t.range.start - end
+                ),
+            ));
+        }
+        end = t.range.end;
+    }
+    if end != map.len() {
+        return Err(ModelError::file(
+            path,
+            format!(
+                "{} trailing bytes after the last tensor in the data section",
+                map.len() - end
+            ),
+        ));
     }
     Ok((metadata, tensors))
 }
@@ -252,14 +284,7 @@ pub fn write_atomic(
     let mut header = serde_json::to_vec(&header).expect("a JSON map always serializes");
     header.resize(header.len().next_multiple_of(8), b' ');
 
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let tmp = tempfile::Builder::new()
-        .prefix(".seedlm-")
-        .suffix(".tmp")
-        .tempfile_in(dir)
+    let tmp = partial_file(parent_dir(path))
         .map_err(|e| ModelError::io(path, "cannot create a temporary file beside it", e))?;
     let write_err = |e| ModelError::io(path, "cannot write", e);
     {
@@ -292,6 +317,60 @@ pub fn write_atomic(
     tmp.persist(path)
         .map_err(|e| ModelError::io(path, "cannot move the finished file into place", e.error))?;
     Ok(())
+}
+
+/// Prefix of the temporary files written beside an output ([`partial_file`]).
+pub const PARTIAL_PREFIX: &str = ".seedlm-partial-";
+/// Suffix of the temporary files written beside an output.
+pub const PARTIAL_SUFFIX: &str = ".tmp";
+
+/// The directory `path` is in (`.` for a bare file name).
+pub fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// Creates the temporary file an output is written to in `dir`: named
+/// `.seedlm-partial-*.tmp`, created like any new file (mode 0666 less the umask, as `cp` does;
+/// tempfile's default 0600 would stick to the renamed output), and locked while this process
+/// holds it so that [`remove_stale_partials`] leaves it alone.
+pub fn partial_file(dir: &Path) -> std::io::Result<tempfile::NamedTempFile> {
+    let mut b = tempfile::Builder::new();
+    b.prefix(PARTIAL_PREFIX).suffix(PARTIAL_SUFFIX);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        b.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    let tmp = b.tempfile_in(dir)?;
+    tmp.as_file().lock()?;
+    Ok(tmp)
+}
+
+/// Removes the partial files in `dir` that no running writer holds (what a killed run left
+/// behind) and returns their paths. Partial files it cannot check or remove are left alone.
+pub fn remove_stale_partials(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut removed = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if !(name.starts_with(PARTIAL_PREFIX) && name.ends_with(PARTIAL_SUFFIX)) {
+            continue;
+        }
+        let path = entry.path();
+        // A live writer holds the lock; a killed one released it with its last descriptor.
+        let stale = File::open(&path).is_ok_and(|f| f.try_lock().is_ok());
+        if stale && std::fs::remove_file(&path).is_ok() {
+            removed.push(path);
+        }
+    }
+    removed.sort();
+    removed
 }
 
 #[cfg(test)]
@@ -411,6 +490,14 @@ mod tests {
                 ),
                 "out of range",
             ),
+            (raw_file(ok, &[0; 9]), "1 trailing bytes"),
+            (
+                raw_file(
+                    r#"{"w":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#,
+                    &[0; 12],
+                ),
+                "4 unused bytes",
+            ),
             (
                 raw_file(
                     r#"{"w":{"dtype":"F32","shape":[4611686018427387904,4],"data_offsets":[0,8]}}"#,
@@ -424,5 +511,27 @@ mod tests {
             assert!(err.contains(want), "wanted '{want}' in: {err}");
             assert!(err.contains("m.safetensors"), "names the file: {err}");
         }
+    }
+
+    #[test]
+    fn partial_files_are_named_locked_and_cleaned_when_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = partial_file(dir.path()).unwrap();
+        let name = live
+            .path()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        assert!(name.starts_with(PARTIAL_PREFIX) && name.ends_with(PARTIAL_SUFFIX));
+        let stale = dir
+            .path()
+            .join(format!("{PARTIAL_PREFIX}killed{PARTIAL_SUFFIX}"));
+        std::fs::write(&stale, b"half").unwrap();
+        std::fs::write(dir.path().join("keep.tmp"), b"x").unwrap();
+        assert_eq!(remove_stale_partials(dir.path()), vec![stale.clone()]);
+        assert!(!stale.exists() && live.path().exists());
+        drop(live);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 }

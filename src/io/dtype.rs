@@ -7,6 +7,40 @@ pub fn is_float(dtype: Dtype) -> bool {
     matches!(dtype, Dtype::F32 | Dtype::F16 | Dtype::BF16)
 }
 
+/// Whether `--dtype`-style conversion applies: the compressible types and F64.
+pub fn is_floating(dtype: Dtype) -> bool {
+    is_float(dtype) || dtype == Dtype::F64
+}
+
+/// The largest finite value of a float type (`f64::MAX` for any other type).
+pub fn max_finite(dtype: Dtype) -> f64 {
+    match dtype {
+        Dtype::F32 => f64::from(f32::MAX),
+        Dtype::F16 => half::f16::MAX.to_f64(),
+        Dtype::BF16 => half::bf16::MAX.to_f64(),
+        _ => f64::MAX,
+    }
+}
+
+/// Whether `v` stays finite when rounded to `dtype` (F32, F16 or BF16).
+pub fn fits(dtype: Dtype, v: f32) -> bool {
+    match dtype {
+        Dtype::F16 => half::f16::from_f32(v).is_finite(),
+        Dtype::BF16 => half::bf16::from_f32(v).is_finite(),
+        _ => v.is_finite(),
+    }
+}
+
+/// Converts little-endian F64 bytes to F32, F16 or BF16 through f32 (rounded to nearest even
+/// at each step, like every other tensor [`from_f32`] writes); `None` for any other target.
+pub fn from_f64_bytes(target: Dtype, bytes: &[u8]) -> Option<Vec<u8>> {
+    let values: Vec<f32> = bytes
+        .chunks_exact(8)
+        .map(|b| f64::from_le_bytes(b.try_into().expect("chunks of 8")) as f32)
+        .collect();
+    from_f32(target, &values)
+}
+
 /// Bytes taken by `numel` elements, or `None` on overflow or a fractional byte count.
 pub fn byte_len(dtype: Dtype, numel: usize) -> Option<usize> {
     let bits = numel.checked_mul(dtype.bitsize())?;
@@ -79,6 +113,27 @@ mod tests {
         assert!(to_f32(Dtype::I64, &[0; 8]).is_none());
         assert!(from_f32(Dtype::U8, &[1.0]).is_none());
         assert!(!is_float(Dtype::F64));
+    }
+
+    #[test]
+    fn f64_converts_and_ranges_are_known() {
+        let v = [0.1f64, -2.5, 1e300];
+        let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+        let f = from_f64_bytes(Dtype::F32, &bytes).unwrap();
+        assert_eq!(
+            to_f32(Dtype::F32, &f).unwrap(),
+            [0.1f32, -2.5, f32::INFINITY]
+        );
+        let h = from_f64_bytes(Dtype::BF16, &bytes).unwrap();
+        assert_eq!(
+            h,
+            from_f32(Dtype::BF16, &[0.1, -2.5, f32::INFINITY]).unwrap()
+        );
+        assert!(from_f64_bytes(Dtype::I64, &bytes).is_none());
+        assert!(is_floating(Dtype::F64) && !is_floating(Dtype::I64));
+        assert_eq!(max_finite(Dtype::F16), 65504.0);
+        assert!(fits(Dtype::F16, 65504.0) && !fits(Dtype::F16, 65520.0));
+        assert!(fits(Dtype::BF16, 1e38) && !fits(Dtype::F32, f32::INFINITY));
     }
 
     #[test]

@@ -1,16 +1,23 @@
 //! Whole models: compress a model into a packed file and decompress a packed file into a plain
 //! safetensors model, tensor by tensor, so peak memory stays near one tensor in f32 plus the
-//! compressed outputs. Directories in give directories out, with the non-weight files copied.
+//! compressed outputs. Directories in give directories out, with the whole tree of non-weight
+//! files copied and `config.json` marked as a SeedLM-quantized model (restored on the way back).
 
 use crate::core::config::Config;
-use crate::io::container::{OutTensor, Payload, write_atomic};
+use crate::io::container::{
+    OutTensor, PARTIAL_PREFIX, Payload, parent_dir, partial_file, remove_stale_partials,
+    write_atomic,
+};
 use crate::io::dtype::{self, Dtype};
 use crate::io::error::ModelError;
 use crate::io::model::{INDEX_FILE, MODEL_FILE, Model};
-use crate::io::packed::{CompressedEntry, PackedModel, PlainEntry, is_packed, write_packed};
+use crate::io::packed::{
+    CompressedEntry, FORMAT_NAME, FORMAT_VERSION, PackedModel, PlainEntry, is_packed, write_packed,
+};
 use crate::io::selection::Selection;
 use crate::search::compress::{CompressError, Progress, compress};
 use std::collections::HashSet;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -186,8 +193,98 @@ pub fn output_file(input_is_dir: bool, output: &Path) -> Result<PathBuf, ModelEr
     Ok(output.join(MODEL_FILE))
 }
 
+/// `path` with symlinks and `..` resolved, also when it does not exist yet (then its nearest
+/// existing ancestor is resolved and the rest appended).
+fn resolved(path: &Path) -> PathBuf {
+    let mut rest = Vec::new();
+    let mut p = path;
+    loop {
+        if let Ok(c) = std::fs::canonicalize(p) {
+            return rest.iter().rev().fold(c, |acc, r| acc.join(r));
+        }
+        match (p.parent(), p.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_os_string());
+                p = if parent.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    parent
+                };
+            }
+            _ => return path.to_path_buf(),
+        }
+    }
+}
+
+/// Whether two existing paths are the same file (also through hard links).
+fn same_file(a: &Path, b: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let (Ok(x), Ok(y)) = (std::fs::metadata(a), std::fs::metadata(b)) {
+            return x.dev() == y.dev() && x.ino() == y.ino();
+        }
+    }
+    resolved(a) == resolved(b)
+}
+
+/// Checks, before any work starts, that `output` can receive what `input` gives (a file, or
+/// a directory when `input` is one): not the input itself or a path inside the input
+/// directory (also through symlinks), not an existing directory where a file is expected, in
+/// a directory that exists and is writable. Removes the partial files that killed runs left
+/// in the output directory and returns them, for the caller to report.
+pub fn check_output(input: &Path, output: &Path) -> Result<Vec<PathBuf>, ModelError> {
+    let refuse = |reason: String| Err(ModelError::file(output, reason));
+    let input_is_dir = input.is_dir();
+    let (input_r, output_r) = (resolved(input), resolved(output));
+    if input_is_dir {
+        if output.exists() && !output.is_dir() {
+            return refuse(
+                "the input is a directory, so the output must be a directory too".into(),
+            );
+        }
+        if output_r.starts_with(&input_r) {
+            return refuse(format!(
+                "is the input directory {} or inside it; write the output elsewhere",
+                input.display()
+            ));
+        }
+    } else {
+        if output.is_dir() {
+            return refuse("is a directory; give the name of the file to write".into());
+        }
+        if output_r == input_r || (output.exists() && same_file(input, output)) {
+            return refuse(format!(
+                "is the input file {}; write the output elsewhere",
+                input.display()
+            ));
+        }
+    }
+    // The directory the output goes into, or for a new output directory its nearest existing
+    // ancestor (created on writing).
+    let mut dir = if input_is_dir {
+        output.to_path_buf()
+    } else {
+        parent_dir(output).to_path_buf()
+    };
+    if input_is_dir {
+        while !dir.exists() {
+            dir = parent_dir(&dir).to_path_buf();
+        }
+    }
+    if !dir.is_dir() {
+        return refuse(format!(
+            "cannot write here: {} does not exist or is not a directory",
+            dir.display()
+        ));
+    }
+    partial_file(&dir).map_err(|e| ModelError::io(output, "cannot write into its directory", e))?;
+    Ok(remove_stale_partials(&dir))
+}
+
 /// Writes the packed file for `model` and `compressed` to `output` (a directory when the model
-/// came from one, with config and tokenizer files copied along). Returns the file written.
+/// came from one, with the non-weight files copied along and config.json marked as a
+/// SeedLM-quantized model). Returns the file written.
 pub fn write_compressed(
     model: &Model,
     compressed: &CompressedModel,
@@ -215,14 +312,113 @@ pub fn write_compressed(
         &model.metadata(),
     )?;
     if model.is_dir() {
-        copy_aux_files(model.path(), output)?;
+        let mut skip: Vec<OsString> = model
+            .files()
+            .iter()
+            .filter_map(|f| f.path().file_name().map(OsString::from))
+            .collect();
+        skip.extend([INDEX_FILE.into(), MODEL_FILE.into(), CONFIG_FILE.into()]);
+        copy_aux_files(model.path(), output, &skip)?;
+        let mut configs: Vec<Config> = compressed.entries.iter().map(|e| e.config).collect();
+        configs.sort_by_key(|c| (c.c, c.p, c.k));
+        configs.dedup();
+        mark_config(model.path(), output, &configs)?;
     }
     Ok(file)
 }
 
+/// The model configuration file of a Hugging Face model directory.
+pub const CONFIG_FILE: &str = "config.json";
+/// `quant_method` of a SeedLM-packed directory's `quantization_config`.
+pub const QUANT_METHOD: &str = "seedlm";
+/// Key of `quantization_config` holding the source's config.json text, restored verbatim.
+const ORIGINAL_CONFIG: &str = "original_config";
+
+/// Writes `dst/config.json`: the source's with a `quantization_config` saying the weights are
+/// SeedLM-packed (FORMAT.md §7), so Hugging Face loaders name the method instead of reporting
+/// shape mismatches. A config.json that is not a JSON object is copied unchanged.
+fn mark_config(src: &Path, dst: &Path, configs: &[Config]) -> Result<(), ModelError> {
+    let from = src.join(CONFIG_FILE);
+    if !from.is_file() {
+        return Ok(());
+    }
+    let text = std::fs::read(&from).map_err(|e| ModelError::io(&from, "cannot read", e))?;
+    let parsed = std::str::from_utf8(&text).ok().and_then(|t| {
+        serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(t)
+            .ok()
+            .map(|m| (t, m))
+    });
+    let out = match parsed {
+        Some((original, mut config)) => {
+            let mut q = serde_json::json!({
+                "quant_method": QUANT_METHOD,
+                "format": FORMAT_NAME,
+                "format_version": FORMAT_VERSION,
+                "weights": MODEL_FILE,
+                ORIGINAL_CONFIG: original,
+            });
+            let cfgs: Vec<serde_json::Value> = configs
+                .iter()
+                .map(|c| serde_json::json!({"c": c.c, "p": c.p, "k": c.k, "bits_per_weight": c.bits_per_weight()}))
+                .collect();
+            q["configs"] = cfgs.into();
+            config.insert("quantization_config".into(), q);
+            let mut s = serde_json::to_string_pretty(&config).expect("a JSON map serializes");
+            s.push('\n');
+            s.into_bytes()
+        }
+        None => text,
+    };
+    write_file_atomic(&dst.join(CONFIG_FILE), &out)
+}
+
+/// The source config.json text a marked `config.json` (see [`mark_config`]) keeps, or `None`
+/// for any other content.
+fn original_config(text: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(text).ok()?;
+    let q = v.get("quantization_config")?;
+    if q.get("quant_method")?.as_str()? != QUANT_METHOD {
+        return None;
+    }
+    Some(q.get(ORIGINAL_CONFIG)?.as_str()?.to_string())
+}
+
+/// Copies the non-weight files of the packed directory `src` into `dst` for decompression,
+/// with config.json restored to the source model's.
+pub fn copy_packed_dir_files(src: &Path, dst: &Path) -> Result<Vec<PathBuf>, ModelError> {
+    let skip: Vec<OsString> = vec![MODEL_FILE.into(), CONFIG_FILE.into()];
+    let mut copied = copy_aux_files(src, dst, &skip)?;
+    let from = src.join(CONFIG_FILE);
+    if from.is_file() {
+        let text = std::fs::read(&from).map_err(|e| ModelError::io(&from, "cannot read", e))?;
+        let to = dst.join(CONFIG_FILE);
+        match original_config(&text) {
+            Some(original) => write_file_atomic(&to, original.as_bytes())?,
+            None => write_file_atomic(&to, &text)?,
+        }
+        copied.push(to);
+        copied.sort();
+    }
+    Ok(copied)
+}
+
+/// Writes `bytes` to `path` through a partial file renamed into place.
+fn write_file_atomic(path: &Path, bytes: &[u8]) -> Result<(), ModelError> {
+    use std::io::Write;
+    let mut tmp = partial_file(parent_dir(path))
+        .map_err(|e| ModelError::io(path, "cannot create a temporary file beside it", e))?;
+    tmp.write_all(bytes)
+        .and_then(|()| tmp.as_file().sync_all())
+        .map_err(|e| ModelError::io(path, "cannot write", e))?;
+    tmp.persist(path)
+        .map_err(|e| ModelError::io(path, "cannot move into place", e.error))?;
+    Ok(())
+}
+
 /// Writes a plain safetensors model reconstructed from `packed` to `output_file`: compressed
 /// tensors as the engine's exact reconstruction rounded to their original dtype (or to
-/// `dtype`), plain tensors as stored (float ones converted to `dtype` when given).
+/// `dtype`), plain tensors as stored (floating ones, F64 included, converted to `dtype` when
+/// given). A value that would become infinite in the output dtype is an error.
 pub fn decompress_model(
     packed: &PackedModel,
     output_file: &Path,
@@ -231,14 +427,32 @@ pub fn decompress_model(
     let mut out = Vec::with_capacity(packed.tensors().len());
     for t in packed.tensors() {
         let target = match dtype {
-            Some(d) if dtype::is_float(t.dtype) => d,
+            Some(d) if dtype::is_floating(t.dtype) => d,
             _ => t.dtype,
         };
         let data = if t.packed.is_none() && target == t.dtype {
             Payload::Bytes(packed.stored_bytes(t))
+        } else if t.packed.is_none() && t.dtype == Dtype::F64 {
+            Payload::Owned(
+                dtype::from_f64_bytes(target, packed.stored_bytes(t))
+                    .expect("target is a float dtype"),
+            )
         } else {
             Payload::Lazy(Box::new(move || {
                 let values = packed.to_f32(t)?;
+                if let Some(i) = values
+                    .iter()
+                    .position(|&v| v.is_finite() && !dtype::fits(target, v))
+                {
+                    return Err(ModelError::tensor(
+                        packed.path(),
+                        &t.name,
+                        format!(
+                            "weight {} at element {i} does not fit in {target} (choose a wider --dtype)",
+                            values[i]
+                        ),
+                    ));
+                }
                 Ok(dtype::from_f32(target, &values).expect("target is a float dtype"))
             }))
         };
@@ -252,34 +466,65 @@ pub fn decompress_model(
     write_atomic(output_file, out, &packed.source_metadata())
 }
 
-/// Copies the regular files of `src` other than safetensors weights and the shard index (so
-/// config.json, tokenizer files, ...) into `dst`, each atomically. Returns the files copied.
-pub fn copy_aux_files(src: &Path, dst: &Path) -> Result<Vec<PathBuf>, ModelError> {
-    let entries = std::fs::read_dir(src).map_err(|e| ModelError::io(src, "cannot list", e))?;
+/// Deepest folder level copied; deeper trees are refused (a symlink loop, most likely).
+const MAX_DEPTH: usize = 32;
+
+/// Copies the files of the model directory `src` into `dst`, sub-folders included with the
+/// same structure (sentence-transformers' `1_Pooling/`, ...), each file atomically. Skipped:
+/// the top-level entries named in `skip` (the weights, the shard index), hidden folders
+/// (`.git`, `.cache`) and partial files of interrupted runs. Returns the files copied, sorted.
+pub fn copy_aux_files(
+    src: &Path,
+    dst: &Path,
+    skip: &[OsString],
+) -> Result<Vec<PathBuf>, ModelError> {
     let mut copied = Vec::new();
+    copy_tree(src, dst, skip, 0, &mut copied)?;
+    copied.sort();
+    Ok(copied)
+}
+
+fn copy_tree(
+    src: &Path,
+    dst: &Path,
+    skip: &[OsString],
+    depth: usize,
+    copied: &mut Vec<PathBuf>,
+) -> Result<(), ModelError> {
+    if depth > MAX_DEPTH {
+        return Err(ModelError::file(
+            src,
+            format!("more than {MAX_DEPTH} folder levels (a symlink loop?)"),
+        ));
+    }
+    let entries = std::fs::read_dir(src).map_err(|e| ModelError::io(src, "cannot list", e))?;
     for entry in entries {
         let entry = entry.map_err(|e| ModelError::io(src, "cannot list", e))?;
         let from = entry.path();
         let name = entry.file_name();
         let name_str = name.to_string_lossy();
-        if !from.is_file() || name_str.ends_with(".safetensors") || name_str == INDEX_FILE {
+        if (depth == 0 && skip.contains(&name)) || name_str.starts_with(PARTIAL_PREFIX) {
             continue;
         }
         let to = dst.join(&name);
-        if to == from {
-            continue;
+        if from.is_dir() {
+            if name_str.starts_with('.') {
+                continue;
+            }
+            std::fs::create_dir_all(&to)
+                .map_err(|e| ModelError::io(&to, "cannot create directory", e))?;
+            copy_tree(&from, &to, skip, depth + 1, copied)?;
+        } else if from.is_file() {
+            let tmp = partial_file(dst)
+                .map_err(|e| ModelError::io(dst, "cannot create a temporary file", e))?;
+            std::fs::copy(&from, tmp.path())
+                .map_err(|e| ModelError::io(&from, "cannot copy", e))?;
+            tmp.persist(&to)
+                .map_err(|e| ModelError::io(&to, "cannot move into place", e.error))?;
+            copied.push(to);
         }
-        let tmp = tempfile::Builder::new()
-            .prefix(".seedlm-")
-            .tempfile_in(dst)
-            .map_err(|e| ModelError::io(dst, "cannot create a temporary file", e))?;
-        std::fs::copy(&from, tmp.path()).map_err(|e| ModelError::io(&from, "cannot copy", e))?;
-        tmp.persist(&to)
-            .map_err(|e| ModelError::io(&to, "cannot move into place", e.error))?;
-        copied.push(to);
     }
-    copied.sort();
-    Ok(copied)
+    Ok(())
 }
 
 #[cfg(test)]

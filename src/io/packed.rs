@@ -3,13 +3,17 @@
 //! Each compressed tensor is stored under its original name as a 1-D U8 tensor of block records,
 //! K + 4 + 4P bits each, back to back in a little-endian bit stream; its original shape, dtype,
 //! configuration, exponent base, block count and CRC32 live in `__metadata__`. Every other
-//! tensor is stored unchanged.
+//! tensor is stored unchanged. From version 2 each tensor's metadata carries a CRC-32 of its
+//! canonical form and the file one over every header entry, metadata value and tensor's bytes,
+//! so that no single edit of a packed file decodes to a different model.
 
 use crate::core::bits::{BitWriter, read_bits};
-use crate::core::config::{Config, MAX_P};
+use crate::core::config::{Config, MAX_C, MAX_P};
+use crate::core::lfsr::Lfsr;
+use crate::core::quant::{Quantized, pow2, reconstruct_into};
 use crate::io::container::{MappedSafetensors, OutTensor, Payload, RawTensor, write_atomic};
 use crate::io::dtype::{self, Dtype};
-use crate::io::error::ModelError;
+use crate::io::error::{ModelError, shape_text};
 use crate::io::model::MODEL_FILE;
 use crate::search::compress::{BlockCode, CompressedTensor};
 use serde::{Deserialize, Serialize};
@@ -22,8 +26,13 @@ pub const KEY_FORMAT: &str = "seedlm.format";
 pub const FORMAT_NAME: &str = "seedlm-packed";
 /// `__metadata__` key of the format version (decimal).
 pub const KEY_VERSION: &str = "seedlm.version";
-/// The format version this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The format version this build writes.
+pub const FORMAT_VERSION: u32 = 2;
+/// The versions this build reads: 1 (no metadata checksums) and 2.
+pub const READ_VERSIONS: [u32; 2] = [1, 2];
+/// `__metadata__` key of the file checksum (version 2): the CRC-32, in decimal, of the file's
+/// canonical content ([`file_canonical`]).
+pub const KEY_CHECKSUM: &str = "seedlm.checksum";
 /// `__metadata__` key of the tensor order of the source model (a JSON array of names).
 pub const KEY_ORDER: &str = "seedlm.order";
 /// Prefix of the per-tensor `__metadata__` keys; the rest of the key is the tensor name.
@@ -55,9 +64,50 @@ pub struct PackedMeta {
     /// Relative MSE measured when compressing, if known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub relmse: Option<f64>,
+    /// CRC-32 of [`PackedMeta::canonical`] (version 2; absent in version 1 files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meta_crc32: Option<u32>,
+}
+
+/// Appends one field of a canonical form: its byte length in decimal, `:`, then the bytes.
+fn field(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(format!("{}:", bytes.len()).as_bytes());
+    out.extend_from_slice(bytes);
+}
+
+/// A shape as a canonical field value: the dimensions in decimal, joined by commas.
+fn shape_field(shape: &[usize]) -> String {
+    shape
+        .iter()
+        .map(usize::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 impl PackedMeta {
+    /// The canonical form of every field but `meta_crc32` (FORMAT.md §2): the fields `name`,
+    /// `shape`, `dtype`, `c`, `p`, `k`, `e_base`, `blocks`, `crc32` and `relmse` (its IEEE-754
+    /// bits as 16 lower-case hex digits, empty when absent), each as a length-prefixed field.
+    pub fn canonical(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        field(&mut out, self.name.as_bytes());
+        field(&mut out, shape_field(&self.shape).as_bytes());
+        for v in [
+            self.dtype.clone(),
+            self.c.to_string(),
+            self.p.to_string(),
+            self.k.to_string(),
+            self.e_base.to_string(),
+            self.blocks.to_string(),
+            self.crc32.to_string(),
+            self.relmse
+                .map_or(String::new(), |r| format!("{:016x}", r.to_bits())),
+        ] {
+            field(&mut out, v.as_bytes());
+        }
+        out
+    }
+
     /// The configuration.
     pub fn config(&self) -> Config {
         Config {
@@ -125,6 +175,13 @@ pub fn unpack_blocks(bytes: &[u8], cfg: Config, blocks: usize) -> Result<Vec<Blo
         return Err(format!(
             "packed data is {} bytes, {blocks} records need {want} (truncated or corrupt)",
             bytes.len()
+        ));
+    }
+    let used = (blocks as u64 * u64::from(cfg.block_bits()) % 8) as u32;
+    if used != 0 && bytes.last().is_some_and(|&b| b >> used != 0) {
+        return Err(format!(
+            "the unused high {} bits of the last byte are not zero (corrupt file)",
+            8 - used
         ));
     }
     let codes = decode_blocks(bytes, cfg, blocks);
@@ -220,6 +277,42 @@ pub struct PlainEntry<'a> {
     pub data: &'a [u8],
 }
 
+/// One tensor as the file checksum sees it: name, stored dtype and shape, CRC-32 of its bytes.
+pub struct StoredTensor<'a> {
+    /// Name in the file.
+    pub name: &'a str,
+    /// Stored dtype (`U8` for a packed tensor).
+    pub dtype: Dtype,
+    /// Stored shape.
+    pub shape: &'a [usize],
+    /// CRC-32 of the stored bytes.
+    pub crc32: u32,
+}
+
+/// The canonical content of a packed file that [`KEY_CHECKSUM`] protects (FORMAT.md §1): for
+/// each tensor in byte order of its name the fields name, dtype, shape and the CRC-32 of its
+/// bytes; then for each `__metadata__` key but [`KEY_CHECKSUM`], in byte order, key and value.
+/// Data offsets are left out: the data section is contiguous and each tensor's bytes are bound
+/// to its name by their CRC, so no other valid layout decodes differently.
+pub fn file_canonical(
+    tensors: &mut [StoredTensor<'_>],
+    metadata: &BTreeMap<String, String>,
+) -> Vec<u8> {
+    tensors.sort_by(|a, b| a.name.cmp(b.name));
+    let mut out = Vec::new();
+    for t in tensors.iter() {
+        field(&mut out, t.name.as_bytes());
+        field(&mut out, t.dtype.to_string().as_bytes());
+        field(&mut out, shape_field(t.shape).as_bytes());
+        field(&mut out, t.crc32.to_string().as_bytes());
+    }
+    for (k, v) in metadata.iter().filter(|(k, _)| *k != KEY_CHECKSUM) {
+        field(&mut out, k.as_bytes());
+        field(&mut out, v.as_bytes());
+    }
+    out
+}
+
 /// Writes a packed file atomically. `order` is the source model's tensor order (kept for
 /// listings); `metadata` is the source's `__metadata__`, carried along.
 pub fn write_packed(
@@ -251,7 +344,7 @@ pub fn write_packed(
             ));
         }
         let bytes = &e.packed;
-        let m = PackedMeta {
+        let mut m = PackedMeta {
             name: e.name.clone(),
             shape: e.shape.clone(),
             dtype: e.dtype.to_string(),
@@ -262,7 +355,9 @@ pub fn write_packed(
             blocks: e.blocks,
             crc32: crc32fast::hash(bytes),
             relmse: e.relmse.filter(|r| r.is_finite()),
+            meta_crc32: None,
         };
+        m.meta_crc32 = Some(crc32fast::hash(&m.canonical()));
         meta.insert(
             format!("{KEY_TENSOR_PREFIX}{}", e.name),
             serde_json::to_string(&m).expect("plain struct serializes"),
@@ -282,6 +377,22 @@ pub fn write_packed(
             data: Payload::Bytes(p.data),
         });
     }
+    let mut stored = Vec::with_capacity(out.len());
+    for (t, bytes) in out.iter().zip(
+        compressed
+            .iter()
+            .map(|e| &e.packed[..])
+            .chain(plain.iter().map(|p| p.data)),
+    ) {
+        stored.push(StoredTensor {
+            name: &t.name,
+            dtype: t.dtype,
+            shape: &t.shape,
+            crc32: crc32fast::hash(bytes),
+        });
+    }
+    let checksum = crc32fast::hash(&file_canonical(&mut stored, &meta));
+    meta.insert(KEY_CHECKSUM.into(), checksum.to_string());
     write_atomic(path, out, &meta)
 }
 
@@ -306,6 +417,7 @@ pub struct PackedTensor {
 pub struct PackedModel {
     file: MappedSafetensors,
     tensors: Vec<PackedTensor>,
+    version: u32,
     by_name: HashMap<String, usize>,
 }
 
@@ -318,9 +430,10 @@ pub fn packed_file_path(path: &Path) -> PathBuf {
     }
 }
 
-/// Whether the safetensors file carries the packed-format marker.
+/// Whether the file claims to be a packed file: it has a `seedlm.` metadata key. A damaged
+/// marker still counts, so such a file is verified (and refused) rather than read as a model.
 pub fn is_packed(file: &MappedSafetensors) -> bool {
-    file.metadata().contains_key(KEY_FORMAT)
+    file.metadata().keys().any(|k| k.starts_with("seedlm."))
 }
 
 impl PackedModel {
@@ -330,25 +443,32 @@ impl PackedModel {
         Self::from_file(MappedSafetensors::open(&packed_file_path(path))?)
     }
 
-    /// Verifies an already mapped file as a packed file.
+    /// Verifies an already mapped file as a packed file (FORMAT.md §2, "A reader checks").
     pub fn from_file(file: MappedSafetensors) -> Result<Self, ModelError> {
         let path = file.path().to_path_buf();
         let meta = file.metadata();
+        let whole = |reason: String| ModelError::file(&path, reason);
         if meta.get(KEY_FORMAT).map(String::as_str) != Some(FORMAT_NAME) {
-            return Err(ModelError::file(
-                &path,
-                format!("not a SeedLM packed file (no {KEY_FORMAT}={FORMAT_NAME} metadata)"),
-            ));
+            return Err(whole(format!(
+                "not a SeedLM packed file (no {KEY_FORMAT}={FORMAT_NAME} metadata)"
+            )));
         }
-        let version = meta.get(KEY_VERSION).map(String::as_str).unwrap_or("");
-        if version.parse::<u32>() != Ok(FORMAT_VERSION) {
-            return Err(ModelError::file(
-                &path,
-                format!(
-                    "packed format version '{version}' is not supported (this build reads version {FORMAT_VERSION})"
-                ),
-            ));
-        }
+        let version_text = meta.get(KEY_VERSION).map(String::as_str).unwrap_or("");
+        // Compared as text, so that "+1" or "01" are not taken for 1.
+        let version = READ_VERSIONS
+            .into_iter()
+            .find(|v| v.to_string() == version_text)
+            .ok_or_else(|| {
+                whole(format!(
+                    "packed format version '{version_text}' is not supported (this build reads versions 1 and {FORMAT_VERSION})"
+                ))
+            })?;
+        let checked = version >= 2;
+        let crcs: Vec<u32> = file
+            .tensors()
+            .iter()
+            .map(|t| crc32fast::hash(file.bytes(t)))
+            .collect();
         let raw_index: HashMap<&str, usize> = file
             .tensors()
             .iter()
@@ -363,17 +483,97 @@ impl PackedModel {
             let bad = |reason: String| ModelError::tensor(&path, name, reason);
             let m: PackedMeta = serde_json::from_str(value)
                 .map_err(|e| bad(format!("malformed packed metadata ({e})")))?;
+            match (checked, m.meta_crc32) {
+                (true, None) => {
+                    return Err(bad(
+                        "packed metadata has no meta_crc32 (required from version 2)".into(),
+                    ));
+                }
+                (true, Some(c)) if c != crc32fast::hash(&m.canonical()) => {
+                    return Err(bad(format!(
+                        "metadata checksum mismatch: meta_crc32 {c} does not match the metadata (corrupt file)"
+                    )));
+                }
+                (false, Some(_)) => {
+                    return Err(bad(
+                        "packed metadata has a meta_crc32, which version 1 files do not have (corrupt version field?)".into()
+                    ));
+                }
+                _ => {}
+            }
             let &ri = raw_index
                 .get(name)
                 .ok_or_else(|| bad("has packed metadata but no data in the file".into()))?;
-            verify(&m, &file.tensors()[ri], file.bytes(&file.tensors()[ri])).map_err(bad)?;
+            let raw = &file.tensors()[ri];
+            verify(&m, raw, file.bytes(raw), crcs[ri]).map_err(bad)?;
             packed.insert(name.to_string(), m);
         }
-        let mut tensors: Vec<PackedTensor> = file
-            .tensors()
-            .iter()
-            .enumerate()
-            .map(|(ri, t)| match packed.remove(&t.name) {
+        match (checked, meta.get(KEY_CHECKSUM)) {
+            (true, None) => {
+                return Err(whole(format!(
+                    "no {KEY_CHECKSUM} metadata (required from version 2)"
+                )));
+            }
+            (true, Some(stored)) => {
+                let mut st: Vec<StoredTensor<'_>> = file
+                    .tensors()
+                    .iter()
+                    .zip(&crcs)
+                    .map(|(t, &crc32)| StoredTensor {
+                        name: &t.name,
+                        dtype: t.dtype,
+                        shape: &t.shape,
+                        crc32,
+                    })
+                    .collect();
+                let want = crc32fast::hash(&file_canonical(&mut st, meta)).to_string();
+                if *stored != want {
+                    return Err(whole(format!(
+                        "file checksum mismatch: the header or a tensor's data changed ({KEY_CHECKSUM} is '{stored}', the content gives {want}; corrupt file)"
+                    )));
+                }
+            }
+            (false, Some(_)) => {
+                return Err(whole(format!(
+                    "has {KEY_CHECKSUM}, which version 1 files do not have (corrupt version field?)"
+                )));
+            }
+            (false, None) => {}
+        }
+        let order: Vec<String> = meta
+            .get(KEY_ORDER)
+            .ok_or_else(|| whole(format!("no {KEY_ORDER} metadata")))
+            .and_then(|o| {
+                serde_json::from_str(o)
+                    .map_err(|_| whole(format!("{KEY_ORDER} is not a JSON array of names")))
+            })?;
+        let mut rank: HashMap<&str, usize> = HashMap::with_capacity(order.len());
+        for (i, n) in order.iter().enumerate() {
+            if rank.insert(n.as_str(), i).is_some() {
+                return Err(ModelError::tensor(
+                    &path,
+                    n,
+                    format!("is listed twice in {KEY_ORDER}"),
+                ));
+            }
+            if !raw_index.contains_key(n.as_str()) {
+                return Err(ModelError::tensor(
+                    &path,
+                    n,
+                    format!("is listed in {KEY_ORDER} but not in the file"),
+                ));
+            }
+        }
+        let mut tensors = Vec::with_capacity(file.tensors().len());
+        for (ri, t) in file.tensors().iter().enumerate() {
+            if !rank.contains_key(t.name.as_str()) {
+                return Err(ModelError::tensor(
+                    &path,
+                    &t.name,
+                    format!("is in the file but not listed in {KEY_ORDER}"),
+                ));
+            }
+            tensors.push(match packed.remove(&t.name) {
                 Some(m) => PackedTensor {
                     name: t.name.clone(),
                     shape: m.shape.clone(),
@@ -390,19 +590,9 @@ impl PackedModel {
                     packed: None,
                     raw: ri,
                 },
-            })
-            .collect();
-        if let Some(order) = meta
-            .get(KEY_ORDER)
-            .and_then(|o| serde_json::from_str::<Vec<String>>(o).ok())
-        {
-            let rank: HashMap<&str, usize> = order
-                .iter()
-                .enumerate()
-                .map(|(i, n)| (n.as_str(), i))
-                .collect();
-            tensors.sort_by_key(|t| rank.get(t.name.as_str()).copied().unwrap_or(usize::MAX));
+            });
         }
+        tensors.sort_by_key(|t| rank[t.name.as_str()]);
         let by_name = tensors
             .iter()
             .enumerate()
@@ -411,8 +601,14 @@ impl PackedModel {
         Ok(PackedModel {
             file,
             tensors,
+            version,
             by_name,
         })
+    }
+
+    /// The format version of the file (1 or 2).
+    pub fn version(&self) -> u32 {
+        self.version
     }
 
     /// The packed file's path.
@@ -477,23 +673,23 @@ impl PackedModel {
     }
 }
 
-fn verify(m: &PackedMeta, raw: &RawTensor, bytes: &[u8]) -> Result<(), String> {
+fn verify(m: &PackedMeta, raw: &RawTensor, bytes: &[u8], crc: u32) -> Result<(), String> {
     if raw.name != m.name {
         return Err(format!("packed metadata names tensor '{}'", m.name));
     }
     if raw.dtype != Dtype::U8 || raw.shape.len() != 1 {
         return Err(format!(
-            "packed data must be a 1-D U8 tensor, found {} {:?}",
-            raw.dtype, raw.shape
+            "packed data must be a 1-D U8 tensor, found {} {}",
+            raw.dtype,
+            shape_text(&raw.shape)
         ));
     }
-    let dt = dtype::parse(&m.dtype).filter(|d| dtype::is_float(*d));
-    if dt.is_none() {
+    let Some(dt) = dtype::parse(&m.dtype).filter(|d| dtype::is_float(*d)) else {
         return Err(format!(
             "original dtype '{}' is not F32, F16 or BF16",
             m.dtype
         ));
-    }
+    };
     let cfg = Config::new(m.c, m.p, m.k).map_err(|e| e.to_string())?;
     if !(-MAX_ABS_E_BASE..=MAX_ABS_E_BASE).contains(&m.e_base) {
         return Err(format!("e_base {} is out of range", m.e_base));
@@ -505,9 +701,9 @@ fn verify(m: &PackedMeta, raw: &RawTensor, bytes: &[u8]) -> Result<(), String> {
         .ok_or("original shape overflows")?;
     if m.blocks != numel.div_ceil(cfg.c) {
         return Err(format!(
-            "{} blocks recorded, shape {:?} at C={} needs {}",
+            "{} blocks recorded, shape {} at C={} needs {}",
             m.blocks,
-            m.shape,
+            shape_text(&m.shape),
             cfg.c,
             numel.div_ceil(cfg.c)
         ));
@@ -520,14 +716,59 @@ fn verify(m: &PackedMeta, raw: &RawTensor, bytes: &[u8]) -> Result<(), String> {
             m.blocks
         ));
     }
-    let crc = crc32fast::hash(bytes);
     if crc != m.crc32 {
         return Err(format!(
             "checksum mismatch: CRC32 is {crc:08x}, metadata says {:08x} (corrupt file)",
             m.crc32
         ));
     }
-    unpack_blocks(bytes, cfg, m.blocks).map(|_| ())
+    let codes = unpack_blocks(bytes, cfg, m.blocks)?;
+    check_finite(&codes, cfg, m.e_base, numel, dt)
+}
+
+/// Refuses a tensor any of whose weights reconstructs to a value that is not finite in `dt`.
+/// `|ŵ_i| ≤ Σ_j |q_j| · 2^e` (a centred state is at most 2^(K−1) − 1 in size), so only records
+/// where that bound exceeds the dtype's range are decoded to check.
+fn check_finite(
+    codes: &[BlockCode],
+    cfg: Config,
+    e_base: i32,
+    numel: usize,
+    dt: Dtype,
+) -> Result<(), String> {
+    let limit = dtype::max_finite(dt);
+    let half = 1i64 << (cfg.k - 1);
+    for (b, code) in codes.iter().enumerate() {
+        let e = e_base + i32::from(code.e_code);
+        let bound: f64 = code.q[..cfg.p]
+            .iter()
+            .map(|&q| f64::from(q.unsigned_abs()))
+            .sum::<f64>()
+            * pow2(e);
+        if bound <= limit {
+            continue;
+        }
+        let v: Vec<i64> = Lfsr::new(cfg.k, code.seed)
+            .states(cfg.c * cfg.p)
+            .into_iter()
+            .map(|s| i64::from(s) - half)
+            .collect();
+        let mut out = [0.0f64; MAX_C];
+        let quant = Quantized { e, q: code.q };
+        reconstruct_into(&v, cfg.p, &quant, (half - 1) as f64, &mut out[..cfg.c]);
+        let weights = numel.saturating_sub(b * cfg.c).min(cfg.c);
+        if let Some(i) = out[..weights]
+            .iter()
+            .position(|&x| !dtype::fits(dt, x as f32))
+        {
+            return Err(format!(
+                "block {b} reconstructs weight {} to {:e}, which is not finite in {dt} (e_base {e_base} too large; corrupt file)",
+                b * cfg.c + i,
+                out[i]
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -588,17 +829,23 @@ mod tests {
 
     type Forge = Box<dyn FnOnce(&mut PackedMeta, &mut Vec<u8>)>;
 
-    /// Writes a one-tensor packed file, lets `forge` edit its metadata and packed bytes, and
-    /// returns the error opening it gives.
-    fn open_forged(forge: impl FnOnce(&mut PackedMeta, &mut Vec<u8>)) -> String {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("forged.seedlm");
-        let t = CompressedTensor {
+    /// A 16-weight tensor of two 4-bit records, the second at the top exponent code.
+    fn two_blocks(e_base: i32) -> CompressedTensor {
+        CompressedTensor {
             config: Config::FOUR_BIT,
-            e_base: -10,
+            e_base,
             len: 16,
             blocks: vec![code(5, 3, &[1, -2, 3]), code(77, 15, &[-8, 7, 0])],
-        };
+        }
+    }
+
+    /// Writes a one-tensor packed file, lets `forge` edit its metadata and packed bytes, and
+    /// returns the error opening it gives. With `reseal`, the forger also recomputes both
+    /// metadata checksums, as a buggy writer would, so the other checks are what refuses it.
+    fn open_forged(reseal: bool, forge: impl FnOnce(&mut PackedMeta, &mut Vec<u8>)) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("forged.seedlm");
+        let t = two_blocks(-10);
         let e = CompressedEntry::new("w", &[2, 8], Dtype::F16, &t, Some(0.01));
         write_packed(
             &path,
@@ -609,6 +856,7 @@ mod tests {
         )
         .unwrap();
         let good = PackedModel::open(&path).unwrap();
+        assert_eq!(good.version(), FORMAT_VERSION);
         assert_eq!(good.compressed(good.get("w").unwrap()).unwrap().unwrap(), t);
         drop(good);
         let file = MappedSafetensors::open(&path).unwrap();
@@ -618,7 +866,21 @@ mod tests {
         let mut bytes = file.bytes(&file.tensors()[0]).to_vec();
         drop(file);
         forge(&mut m, &mut bytes);
+        if reseal {
+            m.meta_crc32 = Some(crc32fast::hash(&m.canonical()));
+        }
         meta.insert(key, serde_json::to_string(&m).unwrap());
+        if reseal {
+            let shape = [bytes.len()];
+            let mut st = [StoredTensor {
+                name: "w",
+                dtype: Dtype::U8,
+                shape: &shape,
+                crc32: crc32fast::hash(&bytes),
+            }];
+            let sum = crc32fast::hash(&file_canonical(&mut st, &meta));
+            meta.insert(KEY_CHECKSUM.into(), sum.to_string());
+        }
         let out = vec![OutTensor {
             name: "w".into(),
             dtype: Dtype::U8,
@@ -628,10 +890,126 @@ mod tests {
         write_atomic(&path, out, &meta).unwrap();
         let err = PackedModel::open(&path).unwrap_err().to_string();
         assert!(
-            err.contains("forged.seedlm") && err.contains("'w'"),
+            err.contains("forged.seedlm") && (err.contains("'w'") || err.contains("file checksum")),
             "{err}"
         );
         err
+    }
+
+    #[test]
+    fn metadata_edits_are_caught_by_the_checksums() {
+        // Same block count, one weight fewer: only the metadata checksum can tell.
+        let err = open_forged(false, |m, _| m.shape = vec![15]);
+        assert!(err.contains("metadata checksum"), "{err}");
+        let err = open_forged(false, |m, _| m.relmse = Some(0.5));
+        assert!(err.contains("metadata checksum"), "{err}");
+        // A consistent tensor entry whose data changed with its CRC: the file checksum.
+        let err = open_forged(false, |m, b| {
+            b[0] ^= 4;
+            m.crc32 = crc32fast::hash(b);
+            m.meta_crc32 = Some(crc32fast::hash(&m.canonical()));
+        });
+        assert!(err.contains("file checksum"), "{err}");
+    }
+
+    #[test]
+    fn reconstructions_must_be_finite_in_the_dtype() {
+        // Code 15 with q = [-8, 7, 0]: |ŵ| reaches about 8·2^(e_base+15); F16 ends at 65504.
+        let err = open_forged(true, |m, _| m.e_base = 5);
+        assert!(err.contains("not finite in F16"), "{err}");
+        let err = open_forged(true, |m, _| m.e_base = 1000);
+        assert!(err.contains("not finite"), "{err}");
+        // F32 holds the same records at e_base 5 (and the bound alone would not refuse it).
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f32.seedlm");
+        let t = two_blocks(5);
+        let e = CompressedEntry::new("w", &[2, 8], Dtype::F32, &t, None);
+        write_packed(&path, &[e], &[], &["w".into()], &BTreeMap::new()).unwrap();
+        assert!(PackedModel::open(&path).is_ok());
+    }
+
+    #[test]
+    fn version_1_files_without_checksums_are_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.seedlm");
+        let t = two_blocks(-10);
+        let e = CompressedEntry::new("w", &[2, 8], Dtype::F16, &t, Some(0.01));
+        write_packed(&path, &[e], &[], &["w".into()], &BTreeMap::new()).unwrap();
+        let file = MappedSafetensors::open(&path).unwrap();
+        let mut meta = file.metadata().clone();
+        let bytes = file.bytes(&file.tensors()[0]).to_vec();
+        drop(file);
+        let key = format!("{KEY_TENSOR_PREFIX}w");
+        let mut m: PackedMeta = serde_json::from_str(&meta[&key]).unwrap();
+        m.meta_crc32 = None;
+        meta.insert(key, serde_json::to_string(&m).unwrap());
+        meta.insert(KEY_VERSION.into(), "1".into());
+        let checksum = meta.remove(KEY_CHECKSUM).unwrap();
+        let write = |meta: &BTreeMap<String, String>| {
+            let out = vec![OutTensor {
+                name: "w".into(),
+                dtype: Dtype::U8,
+                shape: vec![bytes.len()],
+                data: Payload::Bytes(&bytes),
+            }];
+            write_atomic(&path, out, meta).unwrap();
+        };
+        write(&meta);
+        let v1 = PackedModel::open(&path).unwrap();
+        assert_eq!(v1.version(), 1);
+        assert_eq!(v1.compressed(v1.get("w").unwrap()).unwrap().unwrap(), t);
+        drop(v1);
+        // A checksum in a version 1 file means the version field was damaged.
+        meta.insert(KEY_CHECKSUM.into(), checksum);
+        write(&meta);
+        let err = PackedModel::open(&path).unwrap_err().to_string();
+        assert!(err.contains("version 1 files do not have"), "{err}");
+    }
+
+    #[test]
+    fn the_order_lists_exactly_the_file_s_tensors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("order.seedlm");
+        let data = [1u8, 2];
+        let plain = [PlainEntry {
+            name: "x".into(),
+            shape: vec![2],
+            dtype: Dtype::U8,
+            data: &data,
+        }];
+        let none = BTreeMap::new();
+        for (order, want) in [
+            (
+                vec!["x", "ghost"],
+                "'ghost': is listed in seedlm.order but not in the file",
+            ),
+            (vec![], "'x': is in the file but not listed"),
+            (vec!["x", "x"], "listed twice"),
+        ] {
+            let order: Vec<String> = order.into_iter().map(String::from).collect();
+            write_packed(&path, &[], &plain, &order, &none).unwrap();
+            let err = PackedModel::open(&path).unwrap_err().to_string();
+            assert!(err.contains(want), "{err}");
+        }
+        write_packed(&path, &[], &plain, &["x".into()], &none).unwrap();
+        assert!(PackedModel::open(&path).is_ok());
+    }
+
+    #[test]
+    fn padding_bits_must_be_zero() {
+        let cfg = Config::THREE_BIT;
+        let t = CompressedTensor {
+            config: cfg,
+            e_base: -7,
+            len: 12,
+            blocks: vec![code(9, 1, &[1, 2, 3, 4])],
+        };
+        let mut bytes = pack_blocks(&t);
+        assert_eq!(bytes.len(), 5, "36 bits: 4 unused in the last byte");
+        assert!(unpack_blocks(&bytes, cfg, 1).is_ok());
+        bytes[4] |= 0x10;
+        let err = unpack_blocks(&bytes, cfg, 1).unwrap_err();
+        assert!(err.contains("unused high 4 bits"), "{err}");
     }
 
     #[test]
@@ -657,7 +1035,7 @@ mod tests {
             ),
         ];
         for (forge, want) in cases {
-            let err = open_forged(forge);
+            let err = open_forged(true, forge);
             assert!(err.contains(want), "wanted '{want}' in: {err}");
         }
     }

@@ -241,7 +241,7 @@ fn corrupt_packed_files_are_refused() {
     flipped[at] ^= 0x10;
     let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
     let header = std::str::from_utf8(&bytes[8..8 + header_len]).unwrap();
-    let v2 = header.replacen("\"seedlm.version\":\"1\"", "\"seedlm.version\":\"9\"", 1);
+    let v2 = header.replacen("\"seedlm.version\":\"2\"", "\"seedlm.version\":\"9\"", 1);
     assert_ne!(v2, header);
     let mut future = bytes[..8].to_vec();
     future.extend_from_slice(v2.as_bytes());

@@ -4,6 +4,7 @@ mod helpers;
 
 mod app_ui;
 mod cli;
+mod cli_files;
 mod cli_hw_sim;
 mod format_example;
 mod hw;

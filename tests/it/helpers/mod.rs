@@ -107,6 +107,24 @@ pub fn listing(dir: &Path) -> Vec<String> {
     v
 }
 
+/// Paths of every file under `dir`, relative to it and sorted (sub-folders included).
+pub fn tree(dir: &Path) -> Vec<String> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(root, &p, out);
+            } else {
+                out.push(p.strip_prefix(root).unwrap().to_string_lossy().into_owned());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
 /// The `seedlm` binary under test, ready for arguments.
 pub fn seedlm() -> Command {
     Command::new(env!("CARGO_BIN_EXE_seedlm"))
