@@ -305,8 +305,8 @@ impl Searcher {
                         if idx >= n {
                             return;
                         }
-                        let y = self.tables.scan_coordinates(r, p, t0, m);
-                        if !lattice.excludes(idx, score, &y[..p], ev.best_err()) {
+                        let y = || self.tables.scan_coordinates(r, p, t0, m);
+                        if !lattice.excludes(idx, score, ev.best_err(), y) {
                             ev.consider(idx);
                         }
                     });
@@ -382,9 +382,16 @@ impl<'a> LatticeBound<'a> {
         }
     }
 
-    /// Whether seed index `idx` (scan score `score`, coordinates `y`) provably has no non-zero
-    /// quantization with an error at most `best` (original units).
-    fn excludes(&self, idx: usize, score: f32, y: &[f32], best: f64) -> bool {
+    /// Whether seed index `idx` (scan score `score`, coordinates `y()`) provably has no non-zero
+    /// quantization with an error at most `best` (original units). Cheapest tests first: most
+    /// seeds of such a block fail the first.
+    fn excludes(
+        &self,
+        idx: usize,
+        score: f32,
+        best: f64,
+        y: impl FnOnce() -> [f32; MAX_P],
+    ) -> bool {
         let energy = (f64::from(score) + self.margin).max(0.0);
         let room = best / self.scale2 - (self.norm2 - energy);
         if room < 0.0 {
@@ -394,7 +401,12 @@ impl<'a> LatticeBound<'a> {
             return false;
         }
         let radius = room.sqrt() + self.y_err;
-        let y: [f64; MAX_P] = std::array::from_fn(|j| y.get(j).map_or(0.0, |&v| f64::from(v)));
+        // Every non-zero quantization is at least step·σ long, so at least step·σ − ‖y‖ from y.
+        let shortest = self.step * f64::from(self.tables.sigma[idx]) - energy.sqrt();
+        if shortest > radius {
+            return true;
+        }
+        let y: [f64; MAX_P] = y().map(f64::from);
         // A cheap bound first, by the last non-zero coefficient alone: coordinates after it are
         // y's own, and its own coordinate misses y by at least the distance to a non-zero
         // multiple of the spacing. Most seeds stop here.

@@ -24,6 +24,9 @@ pub struct Tables {
     /// Lower triangle of L(s) in f64, entry `e * n + i` for seed index i (row-major (j, k ≤ j),
     /// as `linv`; zero for flagged seeds): the quantization lattice in the scan's coordinates.
     pub(super) l: Vec<f64>,
+    /// Per seed index, a lower bound on σ_min(U(s)) (zero for flagged seeds): every non-zero
+    /// quantization `2^e·U(s)·q` is at least `2^e_lo·sigma` long.
+    pub(super) sigma: Vec<f32>,
     /// `flagged.len()` rounded up to whole [`FLAG_GROUP`]s.
     pub(super) f_pad: usize,
     /// Orthonormal bases of the flagged seeds, structure-of-arrays: entry (i, j) of flagged
@@ -58,6 +61,7 @@ impl Tables {
         let mut linv = vec![0.0f32; entries * n_pad];
         let mut flagged = Vec::new();
         let mut l = vec![0.0f64; entries * n];
+        let mut sigma = vec![0.0f32; n];
         let mut u = vec![0.0; c * p];
         for idx in 0..n {
             basis.fill_u_at(idx, &mut u);
@@ -70,6 +74,9 @@ impl Tables {
                     for (e, v) in chol.lower().enumerate() {
                         l[e * n + idx] = v;
                     }
+                    // σ_min(U) = σ_min(L) ≥ 1/‖L⁻¹‖_F, shaded down for rounding.
+                    let inv_norm = inv.iter().map(|x| x * x).sum::<f64>().sqrt();
+                    sigma[idx] = (((1.0 - 1e-6) / inv_norm) as f32).next_down();
                 }
                 _ => flagged.push(idx as u32),
             }
@@ -97,6 +104,7 @@ impl Tables {
             linv,
             flagged,
             l,
+            sigma,
             f_pad,
             fq,
             delta: DELTA as f32,
