@@ -1,6 +1,6 @@
 //! UI tests: drive the real app (state, panels, background jobs) through egui_kittest, headless.
 
-use crate::helpers::ui::{click, harness, wait_idle};
+use crate::helpers::ui::{click, harness, tiny, wait_idle};
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use seedlm::app::{Studio, loader};
@@ -178,27 +178,6 @@ fn a_bad_path_is_a_readable_error() {
     assert!(!bad.exists());
 }
 
-/// A tiny model with layers 1, 2 and 10, so natural order matters.
-fn tiny() -> Studio {
-    use seedlm::app::document::{Document, TensorEntry};
-    let tensors = [10, 2, 1]
-        .iter()
-        .map(|l| TensorEntry {
-            name: format!("model.layers.{l}.mlp.up_proj.weight"),
-            shape: vec![16, 16],
-            dtype: dtype::Dtype::F32,
-            original: Some(std::sync::Arc::new(
-                (0..256)
-                    .map(|i| ((i * 37 % 101) as f32 - 50.0) / 100.0)
-                    .collect(),
-            )),
-            result: None,
-            compressible: true,
-        })
-        .collect();
-    Studio::with_document(Document::new(None, "tiny".into(), tensors))
-}
-
 #[test]
 fn tree_sorts_naturally_and_multi_selects() {
     let mut h = harness(tiny());
@@ -319,4 +298,73 @@ fn a_dropped_file_opens_and_joins_the_recent_files() {
     click(&mut h, "File");
     click(&mut h, "Recent");
     h.get_by_label(file.to_str().unwrap());
+}
+
+#[test]
+fn a_tab_result_is_dropped_when_another_model_opens() {
+    use seedlm::app::command::{Command, SelectMode};
+    let mut h = harness(tiny());
+    h.run_steps(2);
+    h.state_mut().state.apply(Command::Select {
+        tensor: 0,
+        mode: SelectMode::Replace,
+    });
+    click(&mut h, "Baselines");
+    click(&mut h, "Compare");
+    wait_idle(&mut h, Duration::from_secs(300));
+    h.get_by_label("All selected tensors");
+    assert!(h.state().state.results.baselines.is_some());
+
+    // Another model: the rows computed on the tiny one are gone, from the state and the tab.
+    h.state_mut().state.apply(Command::OpenDemo);
+    h.run_steps(2);
+    assert!(h.state().state.results.baselines.is_none());
+    assert!(h.query_by_label("All selected tensors").is_none());
+
+    // A run still going when the model changes is stopped, and its rows never show.
+    let ti = small_tensor(h.state());
+    h.state_mut().state.apply(Command::Select {
+        tensor: ti,
+        mode: SelectMode::Replace,
+    });
+    h.run_steps(2);
+    click(&mut h, "Compare");
+    h.state_mut().state.apply(Command::OpenDemo);
+    wait_idle(&mut h, Duration::from_secs(300));
+    assert!(h.state().state.results.baselines.is_none());
+    assert!(h.query_by_label("All selected tensors").is_none());
+}
+
+#[test]
+fn export_can_be_cancelled_and_leaves_no_file() {
+    use seedlm::app::command::{Command, ExportKind};
+    use seedlm::app::work::JobKind;
+    let mut h = harness(Studio::with_document(loader::demo()));
+    h.step();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.safetensors");
+    h.state_mut().state.apply(Command::Export {
+        kind: ExportKind::Decompressed,
+        path: path.clone(),
+    });
+    // The running export shows its progress (Overview and status bar) beside a Cancel button.
+    h.run_steps(1);
+    if h.state().state.running(JobKind::Export).is_some() {
+        assert_eq!(h.query_all_by_label_contains("export: ").count(), 2);
+        assert_eq!(
+            h.query_all_by_label("Cancel").count(),
+            2,
+            "the queue's and the export's"
+        );
+    }
+    h.state_mut().state.apply(Command::Stop(JobKind::Export));
+    wait_idle(&mut h, Duration::from_secs(300));
+    let msg = h.state().state.messages.last().expect("a message").clone();
+    assert_eq!(msg.text, "export cancelled", "{msg:?}");
+    assert!(!path.exists());
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "no temp file left"
+    );
 }

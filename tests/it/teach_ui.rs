@@ -83,3 +83,29 @@ fn baselines_compare_a_tensor() {
     h.get_by_label("4.000");
     h.get_by_label("3.000");
 }
+
+#[test]
+fn a_failing_design_space_run_reaches_the_message_list() {
+    use seedlm::study::explore::Options;
+    let mut h = harness();
+    h.step();
+    click(&mut h, "Design space");
+    // No (C, P, K) with K ≤ 2 spends exactly 8 bits a weight.
+    let opts = Options {
+        max_k: 2,
+        ..Options::new(8)
+    };
+    h.state_mut()
+        .state
+        .apply(Command::Run(seedlm::app::work::Work::Explore(opts)));
+    wait_idle(&mut h, Duration::from_secs(60));
+    let msg = h.state().state.messages.last().expect("a message").clone();
+    assert!(msg.error, "{msg:?}");
+    assert!(
+        msg.text
+            .starts_with("Design space failed: no valid (C, P, K)"),
+        "{msg:?}"
+    );
+    // It is in the status bar, not only in the state.
+    h.get_by_label(&msg.text);
+}

@@ -2,10 +2,10 @@
 //! (round-to-nearest int4/int3, NF4) on the selected tensors, as a rate–distortion plot with the
 //! Gaussian bound 2^(−2M), and a table per method, in total and per tensor.
 
-use super::Tab;
+use super::{Tab, job_progress};
 use crate::app::command::{Command, TabId};
-use crate::app::jobs::Task;
 use crate::app::state::AppState;
+use crate::app::work::{JobKind, Work};
 use crate::search::compress::snr_db;
 use crate::study::baselines::Method;
 use crate::study::compare::{self, Row};
@@ -13,28 +13,16 @@ use crate::study::explore::gaussian_bound;
 use egui_plot::{
     HoverPosition, Legend, Line, LineStyle, MarkerShape, Plot, PlotPoint, PlotPoints, Points, Text,
 };
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
-/// A tensor handed to the background run: name, shape, weights.
-type Input = (String, Vec<usize>, Arc<Vec<f32>>);
-
-/// The baselines tab's own state.
+/// The baselines tab's own widget state: which methods to run.
 pub struct Baselines {
     enabled: Vec<(Method, bool)>,
-    task: Option<Task<Result<Vec<Row>, String>>>,
-    /// Rows of the last finished run, totals last.
-    rows: Vec<Row>,
-    error: Option<String>,
 }
 
 impl Default for Baselines {
     fn default() -> Self {
         Baselines {
             enabled: Method::ALL.iter().map(|&m| (m, true)).collect(),
-            task: None,
-            rows: Vec::new(),
-            error: None,
         }
     }
 }
@@ -48,10 +36,9 @@ impl Tab for Baselines {
         "Baselines"
     }
 
-    fn ui(&mut self, ui: &mut egui::Ui, state: &AppState, _out: &mut Vec<Command>) {
-        self.poll();
+    fn ui(&mut self, ui: &mut egui::Ui, state: &AppState, out: &mut Vec<Command>) {
         let inputs = selected(state);
-        let weights: usize = inputs.iter().map(|(_, _, d)| d.len()).sum();
+        let weights: usize = inputs.iter().map(|&i| state.doc.tensors[i].len()).sum();
         ui.label(format!(
             "Data-free methods on the selected tensors ({} tensor(s), {weights} weights). \
              Round-to-nearest stores an FP16 scale and a b-bit zero point per group; NF4 an \
@@ -66,45 +53,27 @@ impl Tab for Baselines {
                 }
             }
         });
-        self.controls(ui, inputs);
-        if let Some(e) = &self.error {
-            ui.colored_label(ui.visuals().error_fg_color, e);
-        }
-        if self.rows.is_empty() {
+        self.controls(ui, state, inputs, out);
+        let Some(rows) = state.results.baselines.as_ref().map(|k| &k.value) else {
             return;
-        }
+        };
         ui.separator();
-        let totals: Vec<&Row> = self
-            .rows
-            .iter()
-            .filter(|r| r.tensor == compare::TOTAL)
-            .collect();
+        let totals: Vec<&Row> = rows.iter().filter(|r| r.tensor == compare::TOTAL).collect();
         ui.columns(2, |cols| {
-            table(&mut cols[0], &totals, &self.rows);
+            table(&mut cols[0], &totals, rows);
             plot(&mut cols[1], &totals);
         });
-    }
-
-    fn busy(&self) -> bool {
-        self.task.is_some()
     }
 }
 
 impl Baselines {
-    fn poll(&mut self) {
-        let Some(task) = &self.task else { return };
-        let Some(res) = task.poll() else { return };
-        self.task = None;
-        match res {
-            Ok(Ok(rows)) => {
-                self.rows = rows;
-                self.error = None;
-            }
-            Ok(Err(e)) | Err(e) => self.error = Some(e),
-        }
-    }
-
-    fn controls(&mut self, ui: &mut egui::Ui, inputs: Vec<Input>) {
+    fn controls(
+        &mut self,
+        ui: &mut egui::Ui,
+        state: &AppState,
+        inputs: Vec<usize>,
+        out: &mut Vec<Command>,
+    ) {
         let methods: Vec<Method> = self
             .enabled
             .iter()
@@ -112,70 +81,41 @@ impl Baselines {
             .map(|(m, _)| *m)
             .collect();
         ui.horizontal(|ui| {
-            if let Some(t) = &self.task {
-                if ui.button("Cancel").clicked() {
-                    t.cancel();
-                }
-                let (done, total) = t.progress();
-                ui.add(
-                    egui::ProgressBar::new(done as f32 / total.max(1) as f32).text(format!(
-                        "{done}/{total} SeedLM blocks, {:.0} s",
-                        t.elapsed()
-                    )),
-                );
-            } else {
-                let ready = !inputs.is_empty() && !methods.is_empty();
-                if ui
-                    .add_enabled(ready, egui::Button::new("Compare"))
-                    .on_disabled_hover_text("Select tensors on the left and at least one method")
-                    .clicked()
-                {
-                    self.error = None;
-                    self.task = Some(Task::spawn(move |cancel, progress| {
-                        run(&inputs, &methods, cancel, progress)
-                    }));
-                }
+            if let Some(j) = state.running(JobKind::Baselines) {
+                job_progress(ui, j, JobKind::Baselines, out);
+                let (done, total) = j.progress();
+                ui.add(egui::ProgressBar::new(done as f32 / total.max(1) as f32));
+                return;
+            }
+            let ready = !inputs.is_empty() && !methods.is_empty();
+            if ui
+                .add_enabled(ready, egui::Button::new("Compare"))
+                .on_disabled_hover_text("Select tensors on the left and at least one method")
+                .clicked()
+            {
+                out.push(Command::Run(Work::Baselines {
+                    tensors: inputs,
+                    methods,
+                }));
             }
         });
     }
 }
 
 /// The selected tensors that have original weights (or the focused one if none is selected).
-fn selected(state: &AppState) -> Vec<Input> {
+fn selected(state: &AppState) -> Vec<usize> {
     let mut idx: Vec<usize> = state.selection.iter().copied().collect();
     if idx.is_empty() {
         idx.extend(state.focus);
     }
-    idx.into_iter()
-        .filter_map(|i| {
-            let t = state.doc.tensors.get(i)?;
-            let data = t.original.clone()?;
-            (!t.is_empty()).then(|| (t.name.clone(), t.shape.clone(), data))
-        })
-        .collect()
-}
-
-/// The background run: every method on every tensor, then the totals.
-fn run(
-    inputs: &[Input],
-    methods: &[Method],
-    cancel: &std::sync::atomic::AtomicBool,
-    progress: &crate::search::compress::Progress,
-) -> Result<Vec<Row>, String> {
-    let total: u64 = inputs
-        .iter()
-        .map(|(_, _, d)| compare::search_blocks(d.len(), methods))
-        .sum();
-    progress.total.store(total, Ordering::Relaxed);
-    let mut rows = Vec::new();
-    for (name, shape, data) in inputs {
-        let r = compare::compare_tensor(name, data, shape, methods, progress, cancel)
-            .map_err(|e| format!("tensor '{name}': {e}"))?;
-        rows.extend(r);
-    }
-    let totals = compare::totals(&rows);
-    rows.extend(totals);
-    Ok(rows)
+    idx.retain(|&i| {
+        state
+            .doc
+            .tensors
+            .get(i)
+            .is_some_and(|t| t.original.is_some() && !t.is_empty())
+    });
+    idx
 }
 
 fn table(ui: &mut egui::Ui, totals: &[&Row], rows: &[Row]) {

@@ -2,10 +2,9 @@
 //! only their own widget state (text fields, cached textures).
 //!
 //! To add a central tab: write `panels/<name>.rs` with a struct implementing [`Tab`], add a
-//! [`TabId`] variant, and list it in [`default_tabs`]. A tab that needs background work keeps
-//! a [`crate::app::jobs::Task`] in its struct, polls it in `ui`, and returns `true` from
-//! [`Tab::busy`] while it runs so the app keeps repainting (only the shown tab is drawn, so a
-//! hidden tab's task is collected when the user comes back to it).
+//! [`TabId`] variant, and list it in [`default_tabs`]. A tab that needs background work pushes
+//! [`Command::Run`] with a [`crate::app::work::Work`]; the state runs it as a job, and the tab
+//! reads the job's progress (`state.running`) and its result (`state.results`).
 
 pub mod baselines;
 pub mod block_inspector;
@@ -20,7 +19,9 @@ pub mod tree;
 pub mod walkthrough;
 
 use super::command::{Command, TabId};
+use super::jobs::{Job, human_duration};
 use super::state::AppState;
+use super::work::JobKind;
 
 /// A central tab.
 pub trait Tab {
@@ -30,7 +31,7 @@ pub trait Tab {
     fn title(&self) -> &'static str;
     /// Draws the tab; requests go to `out`.
     fn ui(&mut self, ui: &mut egui::Ui, state: &AppState, out: &mut Vec<Command>);
-    /// Whether the tab has background work running (the app then keeps repainting).
+    /// Whether the tab animates (the app then keeps repainting while it is shown).
     fn busy(&self) -> bool {
         false
     }
@@ -47,7 +48,7 @@ pub fn default_tabs() -> Vec<Box<dyn Tab>> {
         Box::new(explorer::Explorer::default()),
         Box::new(baselines::Baselines::default()),
         // The decompressor simulation (issue 5).
-        Box::new(hardware::Hardware::default()),
+        Box::new(hardware::Hardware),
     ]
 }
 
@@ -96,6 +97,35 @@ pub fn histogram_chart(
             .collect(),
     )
     .color(color)
+}
+
+/// A running job's Cancel button and progress: "120/400 blocks, 3 s, about 8 s left", or the
+/// time it has run when it reports no progress.
+pub fn job_progress<T>(ui: &mut egui::Ui, job: &Job<T>, kind: JobKind, out: &mut Vec<Command>) {
+    let cancel = ui.add_enabled(!job.cancelling(), egui::Button::new("Cancel"));
+    if cancel.clicked() {
+        out.push(Command::Stop(kind));
+    }
+    ui.label(progress_text(job));
+}
+
+/// What a job has done so far, in words.
+pub fn progress_text<T, E>(job: &Job<T, E>) -> String {
+    let (done, total) = job.progress();
+    let secs = job.elapsed().as_secs();
+    let mut s = if total > 0 {
+        format!("{}: {done}/{total}, {secs} s", job.label)
+    } else {
+        format!("{}: running, {secs} s", job.label)
+    };
+    if job.cancelling() {
+        s.push_str(", stopping…");
+    } else if total > 0
+        && let Some(eta) = job.eta()
+    {
+        s.push_str(&format!(", {} left", human_duration(eta)));
+    }
+    s
 }
 
 /// "1.2 MiB"-style size.

@@ -2,7 +2,9 @@
 
 use super::{Tab, human_bytes};
 use crate::app::command::{Command, ExportKind, TabId};
+use crate::app::jobs::human_duration;
 use crate::app::state::AppState;
+use crate::app::work::JobKind;
 use egui_plot::{Legend, Line, Plot, PlotPoints, Points};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -101,9 +103,9 @@ fn queue(ui: &mut egui::Ui, state: &AppState) {
                     .text(format!("{done}/{total} blocks"))
                     .show_percentage(),
             );
-            ui.label(format!("{:.0} blocks/s", job.rate()));
-            ui.label(match job.eta() {
-                Some(s) => format!("about {s:.0} s left"),
+            ui.label(format!("{:.0} blocks/s", job.job.rate()));
+            ui.label(match job.job.eta() {
+                Some(d) => format!("{} left", human_duration(d)),
                 None => "estimating time left…".into(),
             });
             if let Some((t, _)) = job.current {
@@ -130,7 +132,8 @@ impl Overview {
                 .labelled_by(l.id)
                 .on_hover_text("Destination file; it is written to a temporary file and renamed");
             let path = PathBuf::from(self.export_path.trim());
-            let ok = !self.export_path.trim().is_empty() && state.exporting.is_none();
+            let running = state.running(JobKind::Export);
+            let ok = !self.export_path.trim().is_empty() && running.is_none();
             if ui
                 .add_enabled(ok, egui::Button::new("Export packed"))
                 .on_hover_text("The SeedLM packed file: seeds, exponents and coefficients")
@@ -151,10 +154,8 @@ impl Overview {
                     path,
                 });
             }
-            if let Some(t) = &state.exporting {
-                let (d, n) = t.progress();
-                ui.spinner();
-                ui.label(format!("{d}/{n}"));
+            if let Some(j) = running {
+                super::job_progress(ui, j, JobKind::Export, out);
             }
         });
     }

@@ -2,47 +2,26 @@
 //! egui_plot; click a block to inspect it) and histograms of weights, block errors, seeds,
 //! exponents and coefficients.
 
-use super::{Tab, histogram, histogram_chart};
+use super::{Tab, histogram_chart};
 use crate::app::command::{Command, TabId};
-use crate::app::document::{TensorEntry, TensorResult};
-use crate::app::heatmap::{MAX_SIDE, Pool, colorize, pool, scale_limit};
-use crate::app::jobs::Task;
+use crate::app::document::TensorEntry;
 use crate::app::state::AppState;
+use crate::app::work::{Hists, Prepared, TensorKey, Work, tensor_key};
 use egui::{Color32, TextureHandle, TextureOptions};
 use egui_plot::{HoverPosition, Legend, Plot, PlotImage, PlotPoint, PlotPoints, Polygon};
-
-/// Identifies a tensor state: document, tensor index, result generation.
-type Key = (u64, usize, u64);
-
-/// Histograms as (bin centre, count).
-struct Hists {
-    weights: Vec<(f64, f64)>,
-    weights_recon: Vec<(f64, f64)>,
-    block_err: Vec<(f64, f64)>,
-    seeds: Vec<(f64, f64)>,
-    exps: Vec<(f64, f64)>,
-    qs: Vec<(f64, f64)>,
-}
-
-/// Heatmap images (original, reconstructed, error) and histograms of one tensor state,
-/// computed on a background thread since large tensors take a while.
-struct Prepared {
-    images: [Option<egui::ColorImage>; 3],
-    hists: Hists,
-}
+use std::sync::Arc;
 
 /// What is on screen, rebuilt only when the tensor or its result changes.
 struct Cached {
-    key: Key,
+    key: TensorKey,
     textures: [Option<TextureHandle>; 3],
-    hists: Hists,
+    prepared: Arc<Prepared>,
 }
 
-/// The tensor tab's own state.
+/// The tensor tab's own state: the textures of the tensor shown.
 #[derive(Default)]
 pub struct TensorView {
     cache: Option<Cached>,
-    pending: Option<(Key, Task<Prepared>)>,
 }
 
 impl Tab for TensorView {
@@ -64,17 +43,12 @@ impl Tab for TensorView {
         if t.is_empty() {
             return;
         }
-        let key = (
-            state.doc.id,
-            ti,
-            t.result.as_ref().map_or(0, |r| r.generation),
-        );
+        let key = tensor_key(&state.doc, ti);
         if self.cache.as_ref().is_none_or(|c| c.key != key) {
-            self.prepare(ui.ctx(), key, t);
+            self.prepare(ui.ctx(), key, state, out);
         }
         let Some(cache) = self.cache.as_ref().filter(|c| c.key == key) else {
             ui.horizontal(|ui| {
-                ui.spinner();
                 ui.label("preparing heatmaps and histograms…");
             });
             return;
@@ -130,45 +104,41 @@ impl Tab for TensorView {
                 }
             }
         });
-        histograms(ui, &cache.hists);
-    }
-
-    fn busy(&self) -> bool {
-        self.pending.is_some()
+        histograms(ui, &cache.prepared.hists);
     }
 }
 
 impl TensorView {
-    /// Starts, or collects, the background preparation of tensor state `key`.
-    fn prepare(&mut self, ctx: &egui::Context, key: Key, t: &TensorEntry) {
-        if self.pending.as_ref().is_none_or(|(k, _)| *k != key) {
-            let (orig, res, dims) = (t.original.clone(), t.result.clone(), t.matrix_dims());
-            let task = Task::spawn(move |_, _| {
-                prepare(orig.as_deref().map(Vec::as_slice), res.as_deref(), dims)
-            });
-            self.pending = Some((key, task));
-        }
-        let Some((_, task)) = &self.pending else {
+    /// Asks for, or takes up, the background preparation of tensor state `key`.
+    fn prepare(
+        &mut self,
+        ctx: &egui::Context,
+        key: TensorKey,
+        state: &AppState,
+        out: &mut Vec<Command>,
+    ) {
+        let Some((k, p)) = state.results.prepared.as_ref().filter(|(k, _)| *k == key) else {
+            // Asked once per tensor state (a failed preparation is not retried every frame).
+            if state.preparing != Some(key) {
+                out.push(Command::Run(Work::Prepare(key.1)));
+            }
             return;
         };
-        let Some(done) = task.poll() else { return };
-        self.pending = None;
-        // Only a panicking worker yields no result; the tab then stays empty.
-        let Ok(p) = done else { return };
-        let [a, b, c] = p.images;
-        let load = |img: Option<egui::ColorImage>, what: &str| {
-            img.map(|i| {
+        let name = &state.doc.tensors[key.1].name;
+        let load = |img: &Option<egui::ColorImage>, what: &str| {
+            img.as_ref().map(|i| {
                 ctx.load_texture(
-                    format!("{}:{what}:{key:?}", t.name),
-                    i,
+                    format!("{name}:{what}:{k:?}"),
+                    i.clone(),
                     TextureOptions::NEAREST,
                 )
             })
         };
+        let [a, b, c] = &p.images;
         self.cache = Some(Cached {
             key,
             textures: [load(a, "w"), load(b, "recon"), load(c, "err")],
-            hists: p.hists,
+            prepared: p.clone(),
         });
     }
 }
@@ -223,74 +193,6 @@ fn header(ui: &mut egui::Ui, t: &TensorEntry) {
         None => {
             ui.label("not compressed yet");
         }
-    }
-}
-
-fn image(data: &[f32], (rows, cols): (usize, usize), how: Pool) -> egui::ColorImage {
-    let p = pool(data, rows, cols, MAX_SIDE, how);
-    let limit = scale_limit(&p.values);
-    colorize(&p, limit, how == Pool::Mean)
-}
-
-fn prepare(orig: Option<&[f32]>, res: Option<&TensorResult>, dims: (usize, usize)) -> Prepared {
-    let recon = res.map(|r| r.recon.as_slice());
-    let err: Option<Vec<f32>> = match (orig, recon) {
-        (Some(o), Some(r)) => Some(o.iter().zip(r).map(|(a, b)| a - b).collect()),
-        _ => None,
-    };
-    let lim = orig
-        .or(recon)
-        .map_or(1.0, |v| v.iter().fold(0.0f32, |m, x| m.max(x.abs())))
-        .max(f32::MIN_POSITIVE) as f64;
-    let weights = |v: Option<&[f32]>| {
-        v.map_or_else(Vec::new, |v| {
-            histogram(v.iter().map(|&x| f64::from(x)), -lim, lim, 81)
-        })
-    };
-    let (mut block_err, mut seeds, mut exps, mut qs) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    if let Some(r) = res {
-        let ct = &r.compressed;
-        let p = ct.config.p;
-        if let Some(s) = &r.stats {
-            block_err = histogram(
-                (0..ct.num_blocks()).map(|b| s.block_relmse(b).max(1e-12).log10()),
-                -5.0,
-                1.0,
-                60,
-            );
-        }
-        let top = (1u64 << ct.config.k) as f64;
-        seeds = histogram(ct.blocks.iter().map(|b| f64::from(b.seed)), 0.0, top, 64);
-        exps = histogram(
-            (0..ct.num_blocks()).map(|b| f64::from(ct.exponent(b))),
-            f64::from(ct.e_base) - 0.5,
-            f64::from(ct.e_base) + 15.5,
-            16,
-        );
-        qs = histogram(
-            ct.blocks
-                .iter()
-                .flat_map(|b| b.q[..p].iter().map(|&q| f64::from(q))),
-            -8.5,
-            7.5,
-            16,
-        );
-    }
-    Prepared {
-        images: [
-            orig.map(|o| image(o, dims, Pool::Mean)),
-            recon.map(|r| image(r, dims, Pool::Mean)),
-            err.map(|e| image(&e, dims, Pool::Rms)),
-        ],
-        hists: Hists {
-            weights: weights(orig),
-            weights_recon: weights(recon),
-            block_err,
-            seeds,
-            exps,
-            qs,
-        },
     }
 }
 
