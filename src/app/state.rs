@@ -133,7 +133,7 @@ impl AppState {
             return TensorStatus::Queued;
         }
         match &self.doc.tensors[i].result {
-            Some(r) => TensorStatus::Compressed(r.stats.as_ref().map(|s| s.snr_db())),
+            Some(r) => TensorStatus::Compressed(r.snr_db()),
             None => TensorStatus::Original,
         }
     }
@@ -451,6 +451,7 @@ impl AppState {
                     self.doc.tensors[tensor].result = Some(Arc::new(TensorResult {
                         compressed,
                         stats: Some(stats),
+                        stored_relmse: None,
                         recon,
                         generation: self.generation,
                     }));
@@ -471,38 +472,31 @@ impl AppState {
         self.start_next();
     }
 
-    /// Totals over the model: (bytes before, bytes after, compressed weights, Σ(w−ŵ)², Σw²).
+    /// Totals over the model, overall and per compression configuration.
     pub fn totals(&self) -> Totals {
         let mut t = Totals::default();
         for e in &self.doc.tensors {
             let before = e.original_bytes();
             t.bytes_before += before;
-            match &e.result {
-                Some(r) => {
-                    let bits = r.compressed.num_blocks() as u64
-                        * u64::from(r.compressed.config.block_bits());
-                    t.bytes_after += bits.div_ceil(8);
-                    t.compressed_weights += e.len() as u64;
-                    t.compressed_bits += bits;
-                    if let Some(s) = &r.stats {
-                        t.sq_err += s.sq_err;
-                        t.sq_norm += s.sq_norm;
-                    }
+            let Some(r) = &e.result else {
+                t.bytes_after += before;
+                continue;
+            };
+            let cfg = r.compressed.config;
+            let bits = r.compressed.num_blocks() as u64 * u64::from(cfg.block_bits());
+            t.bytes_after += bits.div_ceil(8);
+            let i = match t.per_config.iter().position(|(c, _)| *c == cfg) {
+                Some(i) => i,
+                None => {
+                    t.per_config.push((cfg, Group::default()));
+                    t.per_config.len() - 1
                 }
-                None => t.bytes_after += before,
+            };
+            for g in [&mut t.all, &mut t.per_config[i].1] {
+                g.add(e.len() as u64, bits, r);
             }
         }
         t
-    }
-}
-
-/// "done in 3 s" for a job that took `d`.
-fn done_in(d: Duration) -> String {
-    let s = d.as_secs_f64();
-    if s < 90.0 {
-        format!("done in {s:.0} s")
-    } else {
-        format!("done in {}", human_duration(d).trim_start_matches("about "))
     }
 }
 
@@ -513,26 +507,75 @@ pub struct Totals {
     pub bytes_before: u64,
     /// Bytes with compressed tensors at their packed size and the rest as stored.
     pub bytes_after: u64,
-    /// Weights in compressed tensors.
-    pub compressed_weights: u64,
-    /// Bits of their block records.
-    pub compressed_bits: u64,
-    /// Σ(w−ŵ)² over compressed tensors.
-    pub sq_err: f64,
-    /// Σw² over compressed tensors.
-    pub sq_norm: f64,
+    /// All compressed tensors.
+    pub all: Group,
+    /// Compressed tensors by configuration, in the order first met.
+    pub per_config: Vec<(Config, Group)>,
 }
 
-impl Totals {
-    /// Bits per weight of the compressed tensors.
-    pub fn bits_per_weight(&self) -> Option<f64> {
-        (self.compressed_weights > 0)
-            .then(|| self.compressed_bits as f64 / self.compressed_weights as f64)
+/// Figures of a group of compressed tensors.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Group {
+    /// Tensors.
+    pub tensors: usize,
+    /// Weights.
+    pub weights: u64,
+    /// Bits of their block records.
+    pub bits: u64,
+    /// Σ(w−ŵ)² over tensors whose original is known.
+    pub sq_err: f64,
+    /// Σw² over the same tensors.
+    pub sq_norm: f64,
+    /// Σ relMSE·weights over tensors known only by their stored figure, and their weights.
+    pub stored: (f64, u64),
+}
+
+impl Group {
+    fn add(&mut self, weights: u64, bits: u64, r: &TensorResult) {
+        self.tensors += 1;
+        self.weights += weights;
+        self.bits += bits;
+        match (&r.stats, r.stored_relmse) {
+            (Some(s), _) => {
+                self.sq_err += s.sq_err;
+                self.sq_norm += s.sq_norm;
+            }
+            (None, Some(m)) => {
+                self.stored.0 += m * weights as f64;
+                self.stored.1 += weights;
+            }
+            (None, None) => {}
+        }
     }
 
-    /// Relative MSE over the compressed tensors.
-    pub fn relmse(&self) -> Option<f64> {
-        (self.compressed_weights > 0)
-            .then(|| crate::search::compress::relmse(self.sq_err, self.sq_norm))
+    /// Bits per weight.
+    pub fn bits_per_weight(&self) -> Option<f64> {
+        (self.weights > 0).then(|| self.bits as f64 / self.weights as f64)
+    }
+
+    /// Relative MSE, and whether it is exact: Σ(w−ŵ)²/Σw² when every original is known,
+    /// else the stored per-tensor figures averaged by weight count (with the measured ones).
+    pub fn relmse(&self) -> Option<(f64, bool)> {
+        let measured = (self.sq_norm > 0.0)
+            .then(|| crate::search::compress::relmse(self.sq_err, self.sq_norm));
+        let (sum, n) = self.stored;
+        match (measured, n) {
+            (m, 0) => m.map(|m| (m, true)),
+            (None, n) => Some((sum / n as f64, false)),
+            (Some(m), n) => {
+                let known = self.weights.saturating_sub(n) as f64;
+                Some(((m * known + sum) / (known + n as f64), false))
+            }
+        }
+    }
+}
+
+/// "done in 3 s" for a job that took `d`.
+fn done_in(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s < 90.0 {
+        format!("done in {s:.0} s")
+    } else {
+        format!("done in {}", human_duration(d).trim_start_matches("about "))
     }
 }

@@ -368,3 +368,83 @@ fn export_can_be_cancelled_and_leaves_no_file() {
         "no temp file left"
     );
 }
+
+/// Compresses the tiny model's tensor `i` with the settings chosen by the button `preset`.
+fn compress_one(h: &mut Harness<'_, Studio>, i: usize, preset: &str) {
+    use seedlm::app::command::{Command, SelectMode};
+    click(h, preset);
+    h.state_mut().state.apply(Command::Select {
+        tensor: i,
+        mode: SelectMode::Replace,
+    });
+    h.run_steps(2);
+    click(h, "Compress selected (1)");
+    wait_idle(h, Duration::from_secs(300));
+}
+
+#[test]
+fn a_packed_file_shows_its_stored_errors() {
+    use seedlm::app::panels::overview::layer_series;
+    let mut h = harness(tiny());
+    h.run_steps(2);
+    compress_one(&mut h, 1, "4-bit");
+    let stats = h.state().state.doc.tensors[1].result.clone().unwrap();
+    let rel = stats.stats.as_ref().unwrap().relmse();
+    let dir = tempfile::tempdir().unwrap();
+    let packed = dir.path().join("tiny.seedlm.safetensors");
+    type_into(&mut h, "Export to", packed.to_str().unwrap());
+    click(&mut h, "Export packed");
+    wait_idle(&mut h, Duration::from_secs(300));
+    type_into(&mut h, "Path", packed.to_str().unwrap());
+    click(&mut h, "Open");
+    wait_idle(&mut h, Duration::from_secs(300));
+    assert_eq!(h.state().state.doc.path.as_deref(), Some(packed.as_path()));
+    click(&mut h, "Overview");
+
+    // The stored figure, not "0.00000 (inf dB)".
+    let snr = seedlm::search::compress::snr_db(rel);
+    h.get_by_label(&format!(
+        "≈{rel:.5} ({snr:.2} dB), from the errors stored per tensor"
+    ));
+    assert!(h.query_by_label_contains("inf dB").is_none());
+    // The per-layer chart has the tensor's point, and the tree its SNR.
+    let series = layer_series(&h.state().state, true);
+    assert_eq!(series.values().flatten().count(), 1, "{series:?}");
+    let [layer, y] = series.values().next().unwrap()[0];
+    assert_eq!(layer, 2.0);
+    assert!((y - snr).abs() < 1e-9);
+    // The Tensor tab gives the stored figure too.
+    h.state_mut()
+        .state
+        .apply(seedlm::app::command::Command::Select {
+            tensor: 1,
+            mode: seedlm::app::command::SelectMode::Replace,
+        });
+    click(&mut h, "Tensor");
+    h.get_by_label_contains(&format!("SNR: {snr:.2} dB, relative MSE {rel:.6} (stored"));
+}
+
+#[test]
+fn mixed_presets_are_shown_per_configuration() {
+    use seedlm::app::panels::overview::layer_series;
+    let mut h = harness(tiny());
+    h.run_steps(2);
+    compress_one(&mut h, 0, "4-bit");
+    compress_one(&mut h, 1, "3-bit");
+    click(&mut h, "Overview");
+    h.get_by_label("4-bit (1 tensors)");
+    h.get_by_label("3-bit (1 tensors)");
+    // Each configuration's bits per weight (16×16 weights: 32 blocks of 32 bits, 22 of 36),
+    // beside the overall mix.
+    h.get_by_label("4.000");
+    h.get_by_label(&format!("{:.3}", 22.0 * 36.0 / 256.0));
+    h.get_by_label(&format!("{:.3}", (32.0 * 32.0 + 22.0 * 36.0) / 512.0));
+    let keys: Vec<String> = layer_series(&h.state().state, true).into_keys().collect();
+    assert_eq!(keys, vec!["mlp.up_proj (3-bit)", "mlp.up_proj (4-bit)"]);
+    // Each relative MSE is its own tensor's.
+    let t = &h.state().state.doc.tensors;
+    for i in [0, 1] {
+        let rel = t[i].result.as_ref().unwrap().relmse().unwrap();
+        h.get_by_label_contains(&format!("{rel:.5} ("));
+    }
+}

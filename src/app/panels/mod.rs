@@ -128,6 +128,16 @@ pub fn progress_text<T, E>(job: &Job<T, E>) -> String {
     s
 }
 
+/// A configuration's short name: "4-bit", "3-bit" or "C=6 P=2 K=12".
+pub fn config_name(cfg: crate::core::config::Config) -> String {
+    use crate::core::config::Config;
+    match cfg {
+        Config::FOUR_BIT => "4-bit".into(),
+        Config::THREE_BIT => "3-bit".into(),
+        c => format!("C={} P={} K={}", c.c, c.p, c.k),
+    }
+}
+
 /// "1.2 MiB"-style size.
 pub fn human_bytes(b: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];

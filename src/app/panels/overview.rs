@@ -1,9 +1,10 @@
 //! Overview tab: per-layer error chart, model totals, the queue, and export.
 
+use super::config_name;
 use super::{Tab, human_bytes};
 use crate::app::command::{Command, ExportKind, TabId};
 use crate::app::jobs::human_duration;
-use crate::app::state::AppState;
+use crate::app::state::{AppState, Group};
 use crate::app::work::JobKind;
 use egui_plot::{Legend, Line, Plot, PlotPoints, Points};
 use std::collections::BTreeMap;
@@ -56,18 +57,12 @@ fn totals(ui: &mut egui::Ui, state: &AppState) {
     ui.heading("Model");
     let t = state.totals();
     let n = state.doc.tensors.len();
-    let done = state
-        .doc
-        .tensors
-        .iter()
-        .filter(|t| t.result.is_some())
-        .count();
     egui::Grid::new("totals")
         .num_columns(2)
         .striped(true)
         .show(ui, |ui| {
             ui.label("Tensors compressed");
-            ui.label(format!("{done} / {n}"));
+            ui.label(format!("{} / {n}", t.all.tensors));
             ui.end_row();
             ui.label("Size before")
                 .on_hover_text("Stored size of every tensor as opened");
@@ -77,20 +72,38 @@ fn totals(ui: &mut egui::Ui, state: &AppState) {
                 .on_hover_text("Compressed tensors at their packed size, others as stored");
             ui.label(human_bytes(t.bytes_after));
             ui.end_row();
-            ui.label("Bits per weight")
-                .on_hover_text("Over the compressed tensors");
-            ui.label(
-                t.bits_per_weight()
-                    .map_or("—".into(), |b| format!("{b:.3}")),
-            );
-            ui.end_row();
-            ui.label("Relative MSE")
-                .on_hover_text("Σ(w−ŵ)²/Σw² over the compressed tensors");
-            ui.label(t.relmse().map_or("—".into(), |r| {
-                format!("{r:.5} ({:.2} dB)", crate::search::compress::snr_db(r))
-            }));
-            ui.end_row();
+            group_rows(ui, "", &t.all);
+            // Mixed settings: each configuration's own figures, so none is averaged away.
+            if t.per_config.len() > 1 {
+                for (cfg, g) in &t.per_config {
+                    ui.strong(format!("{} ({} tensors)", config_name(*cfg), g.tensors));
+                    ui.label(cfg.to_string());
+                    ui.end_row();
+                    group_rows(ui, "  ", g);
+                }
+            }
         });
+}
+
+fn group_rows(ui: &mut egui::Ui, indent: &str, g: &Group) {
+    ui.label(format!("{indent}Bits per weight"))
+        .on_hover_text("Over the compressed tensors");
+    ui.label(
+        g.bits_per_weight()
+            .map_or("—".into(), |b| format!("{b:.3}")),
+    );
+    ui.end_row();
+    ui.label(format!("{indent}Relative MSE"))
+        .on_hover_text("Σ(w−ŵ)²/Σw² over the compressed tensors");
+    ui.label(g.relmse().map_or("—".into(), |(r, exact)| {
+        let snr = crate::search::compress::snr_db(r);
+        if exact {
+            format!("{r:.5} ({snr:.2} dB)")
+        } else {
+            format!("≈{r:.5} ({snr:.2} dB), from the errors stored per tensor")
+        }
+    }));
+    ui.end_row();
 }
 
 fn queue(ui: &mut egui::Ui, state: &AppState) {
@@ -161,15 +174,7 @@ impl Overview {
     }
 
     fn layer_chart(&self, ui: &mut egui::Ui, state: &AppState) {
-        let mut series: BTreeMap<String, Vec<[f64; 2]>> = BTreeMap::new();
-        for t in &state.doc.tensors {
-            let (Some(layer), Some(r)) = (t.layer(), &t.result) else {
-                continue;
-            };
-            let Some(s) = &r.stats else { continue };
-            let y = if self.snr { s.snr_db() } else { s.relmse() };
-            series.entry(t.kind()).or_default().push([layer as f64, y]);
-        }
+        let series = layer_series(state, self.snr);
         if series.is_empty() {
             ui.label("Compressed tensors with a layer number appear here.");
         }
@@ -199,4 +204,27 @@ impl Overview {
                 }
             });
     }
+}
+
+/// The per-layer chart's series: (layer, SNR dB or relative MSE) per kind of tensor, and per
+/// configuration when tensors were compressed with different ones.
+pub fn layer_series(state: &AppState, snr: bool) -> BTreeMap<String, Vec<[f64; 2]>> {
+    let configs: Vec<_> = state.totals().per_config;
+    let mut series: BTreeMap<String, Vec<[f64; 2]>> = BTreeMap::new();
+    for t in &state.doc.tensors {
+        let (Some(layer), Some(r)) = (t.layer(), &t.result) else {
+            continue;
+        };
+        let (Some(rel), Some(db)) = (r.relmse(), r.snr_db()) else {
+            continue;
+        };
+        let name = if configs.len() > 1 {
+            format!("{} ({})", t.kind(), config_name(r.compressed.config))
+        } else {
+            t.kind()
+        };
+        let y = if snr { db } else { rel };
+        series.entry(name).or_default().push([layer as f64, y]);
+    }
+    series
 }

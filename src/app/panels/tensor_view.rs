@@ -187,7 +187,14 @@ fn header(ui: &mut egui::Ui, t: &TensorEntry) {
                     s.snr_db(),
                     s.relmse()
                 )),
-                None => ui.label("opened from a packed file: the original is not available"),
+                None => ui.label(match r.relmse() {
+                    Some(m) => format!(
+                        "SNR: {:.2} dB, relative MSE {m:.6} (stored in the packed file; the \
+                         original is not available)",
+                        crate::search::compress::snr_db(m)
+                    ),
+                    None => "opened from a packed file: the original is not available".into(),
+                }),
             };
         }
         None => {

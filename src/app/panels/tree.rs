@@ -2,7 +2,7 @@
 //! multi-select (Ctrl+click toggles, Shift+click extends).
 
 use crate::app::command::{Command, SelectMode};
-use crate::app::panels::human_bytes;
+use crate::app::panels::{config_name, human_bytes};
 use crate::app::state::{AppState, TensorStatus};
 use egui::{RichText, Role, WidgetInfo};
 
@@ -92,12 +92,15 @@ impl TreePanel {
             .collect::<Vec<_>>()
             .join("×");
         let status = state.status(i);
+        let cfg = t.result.as_ref().map_or(String::new(), |r| {
+            format!(", {}", config_name(r.compressed.config))
+        });
         let status_text = match &status {
             TensorStatus::Original => String::new(),
             TensorStatus::Queued => "queued".into(),
             TensorStatus::Running(f) => format!("{:.0}%", f * 100.0),
-            TensorStatus::Compressed(Some(snr)) => format!("{snr:.2} dB"),
-            TensorStatus::Compressed(None) => "packed".into(),
+            TensorStatus::Compressed(Some(snr)) => format!("{snr:.2} dB{cfg}"),
+            TensorStatus::Compressed(None) => format!("packed{cfg}"),
         };
         let selected = state.selection.contains(&i);
         let text = RichText::new(format!(
