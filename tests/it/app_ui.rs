@@ -448,3 +448,57 @@ fn mixed_presets_are_shown_per_configuration() {
         h.get_by_label_contains(&format!("{rel:.5} ("));
     }
 }
+
+#[test]
+fn a_tall_matrix_fits_its_heatmap_and_shows_the_value_under_the_cursor() {
+    use egui_kittest::kittest::NodeT;
+    use seedlm::app::command::{Command, SelectMode};
+    use seedlm::app::document::{Document, TensorEntry};
+    let data: Vec<f32> = (0..2048 * 16).map(|i| i as f32 / 1000.0).collect();
+    let doc = Document::new(
+        None,
+        "tall".into(),
+        vec![TensorEntry {
+            name: "lm_head.weight".into(),
+            shape: vec![2048, 16],
+            dtype: dtype::Dtype::F32,
+            original: Some(std::sync::Arc::new(data)),
+            result: None,
+            compressible: false,
+        }],
+    );
+    let mut h = harness(Studio::with_document(doc));
+    h.step();
+    h.state_mut().state.apply(Command::Select {
+        tensor: 0,
+        mode: SelectMode::Replace,
+    });
+    click(&mut h, "Tensor");
+    wait_idle(&mut h, Duration::from_secs(60));
+    // Every row is in view, not a square slice of them.
+    h.get_by_label("rows 0–2047 of 2048, columns 0–15 of 16 shown");
+
+    // Point at the middle of the heatmap: the label gives that cell's value.
+    // The heatmap's title (the histogram's legend has the same words, further down).
+    let title = h.query_all_by_label("original w").next().unwrap().rect();
+    let at = egui::pos2(title.center().x, title.bottom() + 130.0);
+    h.input_mut().events.push(egui::Event::PointerMoved(at));
+    h.run_steps(3);
+    let node = h
+        .query_all_by_label_contains(": w = ")
+        .next()
+        .expect("the value under the cursor");
+    let shown = node
+        .accesskit_node()
+        .label()
+        .or_else(|| node.value())
+        .unwrap();
+    // "row R, col C: w = V": V is the weight at (R, C).
+    let nums: Vec<f64> = shown
+        .split(|ch: char| !(ch.is_ascii_digit() || ch == '.'))
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let (row, col, w) = (nums[0], nums[1], nums[2]);
+    assert!(row > 100.0, "{shown}");
+    assert!((w - (row * 16.0 + col) / 1000.0).abs() < 1e-6, "{shown}");
+}

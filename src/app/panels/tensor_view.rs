@@ -18,10 +18,15 @@ struct Cached {
     prepared: Arc<Prepared>,
 }
 
-/// The tensor tab's own state: the textures of the tensor shown.
+/// The tensor tab's own state: the textures of the tensor shown, and what the heatmaps showed
+/// on the last frame.
 #[derive(Default)]
 pub struct TensorView {
     cache: Option<Cached>,
+    /// Plot bounds of the heatmaps (they move together).
+    bounds: Option<egui_plot::PlotBounds>,
+    /// The (row, column) under the pointer.
+    hover: Option<(usize, usize)>,
 }
 
 impl Tab for TensorView {
@@ -57,6 +62,7 @@ impl Tab for TensorView {
         let c = t.result.as_ref().map_or(1, |r| r.compressed.config.c);
         let marked = state.inspect.filter(|b| b.tensor == ti).map(|b| b.block);
         let link = ui.scope_id().with("heatmaps");
+        let (mut bounds, mut hover) = (None, None);
         ui.columns(3, |col| {
             for ((ui, title), tex) in col
                 .iter_mut()
@@ -68,16 +74,18 @@ impl Tab for TensorView {
                     ui.label("(not available)");
                     continue;
                 };
+                // Not aspect-locked: a tall matrix (lm_head) fills the plot on open and after a
+                // double-click instead of showing a slice of its rows.
                 let resp = Plot::new(title)
                     .height(260.0)
-                    .data_aspect(1.0)
                     .link_axis(link, true)
                     .link_cursor(link, true)
                     .y_axis_formatter(|m, _| format!("{}", -m.value))
                     .label_formatter(|h| {
                         let (HoverPosition::NearDataPoint { position: p, .. }
                         | HoverPosition::Elsewhere { position: p }) = h;
-                        Some(format!("row {}, col {}", (-p.y).floor(), p.x.floor()))
+                        let (row, col) = cell_at(*p, rows, cols)?;
+                        Some(format!("row {row}, col {col}\n{}", values_at(t, row, col)))
                     })
                     .show(ui, |plot| {
                         plot.image(PlotImage::new(
@@ -91,6 +99,10 @@ impl Tab for TensorView {
                         }
                     });
                 let transform = resp.transform;
+                bounds.get_or_insert(*transform.bounds());
+                if let Some(pos) = resp.response.hover_pos() {
+                    hover = cell_at(transform.value_from_position(pos), rows, cols);
+                }
                 let resp = resp
                     .response
                     .on_hover_text("Drag to pan, scroll to zoom, click a block to inspect it");
@@ -104,6 +116,19 @@ impl Tab for TensorView {
                 }
             }
         });
+        self.bounds = bounds;
+        self.hover = hover;
+        if let Some(b) = &self.bounds {
+            ui.label(shown_range(b, rows, cols));
+        }
+        match self.hover {
+            Some((row, col)) => {
+                ui.label(format!("row {row}, col {col}: {}", values_at(t, row, col)))
+            }
+            None => ui.weak(
+                "Point at a heatmap to read the values under the cursor; double-click to fit.",
+            ),
+        };
         histograms(ui, &cache.prepared.hists);
     }
 }
@@ -146,9 +171,44 @@ impl TensorView {
 /// The block under plot point `p` (x = column, y = −row) of a `rows × cols` matrix cut into
 /// blocks of `c` consecutive elements.
 pub fn block_at(p: PlotPoint, rows: usize, cols: usize, c: usize) -> Option<usize> {
+    cell_at(p, rows, cols).map(|(row, col)| (row * cols + col) / c.max(1))
+}
+
+/// The matrix cell under plot point `p`.
+fn cell_at(p: PlotPoint, rows: usize, cols: usize) -> Option<(usize, usize)> {
     let (col, row) = (p.x.floor(), (-p.y).floor());
     let inside = col >= 0.0 && row >= 0.0 && (col as usize) < cols && (row as usize) < rows;
-    inside.then(|| (row as usize * cols + col as usize) / c.max(1))
+    inside.then_some((row as usize, col as usize))
+}
+
+/// "w = …, ŵ = …, w − ŵ = …" at one cell, as far as each is known.
+fn values_at(t: &TensorEntry, row: usize, col: usize) -> String {
+    let i = row * t.matrix_dims().1 + col;
+    let w = t.original.as_ref().and_then(|o| o.get(i).copied());
+    let r = t.result.as_ref().and_then(|r| r.recon.get(i).copied());
+    let mut parts = Vec::new();
+    if let Some(w) = w {
+        parts.push(format!("w = {w:.6}"));
+    }
+    if let Some(r) = r {
+        parts.push(format!("ŵ = {r:.6}"));
+    }
+    if let (Some(w), Some(r)) = (w, r) {
+        parts.push(format!("w − ŵ = {:.6}", w - r));
+    }
+    parts.join(", ")
+}
+
+/// "rows 0–2047 of 2048, columns 0–15 of 16 shown": the part of the matrix in view.
+fn shown_range(b: &egui_plot::PlotBounds, rows: usize, cols: usize) -> String {
+    let span = |lo: f64, hi: f64, n: usize| {
+        let a = lo.floor().clamp(0.0, n as f64 - 1.0) as usize;
+        let z = (hi.ceil() - 1.0).clamp(0.0, n as f64 - 1.0) as usize;
+        (a, z)
+    };
+    let (r0, r1) = span(-b.max()[1], -b.min()[1], rows);
+    let (c0, c1) = span(b.min()[0], b.max()[0], cols);
+    format!("rows {r0}–{r1} of {rows}, columns {c0}–{c1} of {cols} shown")
 }
 
 /// An outline around block `b` (its first row when it wraps).
