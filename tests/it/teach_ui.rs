@@ -109,3 +109,19 @@ fn a_failing_design_space_run_reaches_the_message_list() {
     // It is in the status bar, not only in the state.
     h.get_by_label(&msg.text);
 }
+
+#[test]
+fn walkthrough_u_rows_sit_beside_their_v_rows() {
+    let mut h = harness();
+    h.step();
+    click(&mut h, "LFSR walkthrough");
+    for _ in 0..8 {
+        click(&mut h, "Step");
+    }
+    // Figure 3: V(4) = [[2,5],[6,7],[3,1],[4,2]], U = (V − 4) / 3.
+    let top = |h: &Harness<'_, Studio>, label: &str| h.get_by_label(label).rect().center().y;
+    for (v, u) in [("5", "+0.333"), ("7", "+1.000"), ("1", "-1.000")] {
+        let (a, b) = (top(&h, v), top(&h, u));
+        assert!((a - b).abs() < 1.0, "{v} at y = {a}, {u} at y = {b}");
+    }
+}
