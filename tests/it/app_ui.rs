@@ -502,3 +502,51 @@ fn a_tall_matrix_fits_its_heatmap_and_shows_the_value_under_the_cursor() {
     assert!(row > 100.0, "{shown}");
     assert!((w - (row * 16.0 + col) / 1000.0).abs() < 1e-6, "{shown}");
 }
+
+#[test]
+fn the_tree_names_its_groups_counts_hidden_tensors_and_says_when_nothing_matches() {
+    use crate::helpers::{T, gaussian, write_model};
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bert.safetensors");
+    let f32_ = dtype::Dtype::F32;
+    write_model(
+        &file,
+        &[
+            T::float(
+                "embeddings.word.weight",
+                f32_,
+                &[8, 16],
+                &gaussian(128, 0.1, 1),
+            ),
+            T::ids("embeddings.position_ids", 8),
+            T::float(
+                "encoder.layer.0.q.weight",
+                f32_,
+                &[16, 16],
+                &gaussian(256, 0.1, 2),
+            ),
+            T::float(
+                "pooler.dense.weight",
+                f32_,
+                &[16, 16],
+                &gaussian(256, 0.1, 3),
+            ),
+        ],
+    );
+    let mut h = harness(tiny());
+    h.run_steps(2);
+    type_into(&mut h, "Filter", "zzz");
+    type_into(&mut h, "Path", file.to_str().unwrap());
+    click(&mut h, "Open");
+    wait_idle(&mut h, Duration::from_secs(60));
+    // The filter kept from the tiny model matches nothing here, and says so.
+    h.get_by_label("No tensor name contains “zzz” (3 tensors hidden by the filter).");
+    click(&mut h, "Clear filter");
+    // The groups before and after the layers are told apart by name.
+    h.get_by_label("embeddings (1)");
+    h.get_by_label("layer 0 (1)");
+    h.get_by_label("pooler (1)");
+    assert!(h.query_by_label_contains("other").is_none());
+    // The header counts what export writes: the I64 tensor too.
+    h.get_by_label("bert.safetensors — 4 tensors (3 in the tree, 1 non-float kept as they are)");
+}

@@ -81,11 +81,26 @@ impl MenuPanel {
                 out.push(Command::Open(PathBuf::from(self.path.trim())));
             }
             ui.separator();
-            ui.label(format!(
-                "{} — {} tensors",
-                state.doc.title,
-                state.doc.tensors.len()
-            ));
+            let (shown, kept) = (state.doc.tensors.len(), state.doc.extra.len());
+            if kept == 0 {
+                ui.label(format!("{} — {shown} tensors", state.doc.title));
+            } else {
+                // Non-float tensors (token ids, masks) are not in the tree but are exported.
+                ui.label(format!(
+                    "{} — {} tensors ({shown} in the tree, {kept} non-float kept as they are)",
+                    state.doc.title,
+                    shown + kept
+                ))
+                .on_hover_text(
+                    state
+                        .doc
+                        .extra
+                        .iter()
+                        .map(|e| format!("{} ({})", e.name, e.dtype))
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                );
+            }
             if let Some(j) = state.running(JobKind::Open) {
                 ui.label(format!("{}…", j.label));
             }
