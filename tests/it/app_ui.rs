@@ -550,3 +550,24 @@ fn the_tree_names_its_groups_counts_hidden_tensors_and_says_when_nothing_matches
     // The header counts what export writes: the I64 tensor too.
     h.get_by_label("bert.safetensors — 4 tensors (3 in the tree, 1 non-float kept as they are)");
 }
+
+#[test]
+fn open_without_a_file_dialog_points_to_the_path_field() {
+    // Headless, as under Xvfb: no session bus (so no desktop portal) and no zenity.
+    let no_dialog = std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_none()
+        && std::process::Command::new("zenity")
+            .arg("--version")
+            .output()
+            .is_err();
+    assert!(no_dialog, "this test needs a machine without a file dialog");
+    let mut h = harness(tiny());
+    h.run_steps(2);
+    click(&mut h, "File");
+    click(&mut h, "Open…");
+    wait_idle(&mut h, Duration::from_secs(10));
+    let msg = h.state().state.messages.last().expect("a message").clone();
+    assert!(msg.error, "{msg:?}");
+    assert!(msg.text.contains("no file dialog is available"), "{msg:?}");
+    assert!(msg.text.contains("Path field"), "{msg:?}");
+    h.get_by_label(&msg.text);
+}

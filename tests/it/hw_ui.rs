@@ -16,7 +16,15 @@ fn hardware_tab_runs_table5_and_a_compressed_tensor() {
     click(&mut h, "Hardware");
     click(&mut h, "Run Table 5");
     assert!(h.state().busy(), "the simulation runs in the background");
+    // While it runs, the tab and the status bar say so (the status bar is not "idle").
+    assert!(h.query_by_label_contains("Press Run Table 5").is_none());
+    h.get_by_label("Hardware (Table 5): building and simulating…");
+    let running = h.query_all_by_label_contains("Hardware (Table 5): running, ");
+    assert_eq!(running.count(), 2, "beside Cancel, and in the status bar");
+    assert!(h.query_by_label("idle").is_none());
     wait_idle(&mut h, LIMIT);
+    h.get_by_label_contains("Hardware (Table 5): done in ");
+    h.get_by_label("idle");
     // Our cycle counts beside the paper's, every size cross-checked bit for bit.
     h.get_by_label("136559");
     h.get_by_label("34331");

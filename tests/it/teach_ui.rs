@@ -47,7 +47,11 @@ fn explorer_runs_a_grid_and_sets_the_config() {
     h.step();
     click(&mut h, "Design space");
     click(&mut h, "Run");
+    // The status bar shows the run, not "idle", and its end says how long it took.
+    assert!(h.query_by_label("idle").is_none());
+    assert!(h.query_all_by_label_contains("Design space: ").count() >= 1);
     wait_idle(&mut h, Duration::from_secs(600));
+    h.get_by_label_contains("Design space: done in ");
     // The paper's choice is measured and marked even above the K ≤ 12 cap.
     let marks = h.query_all_by_label_contains("paper (Table 1)").count();
     assert_eq!(marks, 2, "the table's mark and the plot's legend");
