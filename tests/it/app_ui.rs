@@ -422,6 +422,9 @@ fn a_packed_file_shows_its_stored_errors() {
         });
     click(&mut h, "Tensor");
     h.get_by_label_contains(&format!("SNR: {snr:.2} dB, relative MSE {rel:.6} (stored"));
+    // No empty axes for what a packed file cannot show.
+    wait_idle(&mut h, Duration::from_secs(60));
+    h.get_by_label("(the original is not available: no per-block errors)");
 }
 
 #[test]
@@ -477,6 +480,12 @@ fn a_tall_matrix_fits_its_heatmap_and_shows_the_value_under_the_cursor() {
     wait_idle(&mut h, Duration::from_secs(60));
     // Every row is in view, not a square slice of them.
     h.get_by_label("rows 0–2047 of 2048, columns 0–15 of 16 shown");
+    // An uncompressed tensor has no seeds, exponents or errors: the charts say so.
+    assert_eq!(
+        h.query_all_by_label("(not compressed: nothing to show)")
+            .count(),
+        4
+    );
 
     // Point at the middle of the heatmap: the label gives that cell's value.
     // The heatmap's title (the histogram's legend has the same words, further down).

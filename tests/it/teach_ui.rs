@@ -129,3 +129,95 @@ fn walkthrough_u_rows_sit_beside_their_v_rows() {
         assert!((a - b).abs() < 1.0, "{v} at y = {a}, {u} at y = {b}");
     }
 }
+
+/// Moves the pointer over the `w × h` area above `bottom_left` in small steps until a label
+/// containing `text` shows; returns that label's text.
+fn hover_until(
+    h: &mut Harness<'_, Studio>,
+    bottom_left: egui::Pos2,
+    w: f32,
+    hgt: f32,
+    text: &str,
+) -> Option<String> {
+    use egui_kittest::kittest::NodeT;
+    let step = 14.0;
+    let mut y = bottom_left.y - 10.0;
+    while y > bottom_left.y - hgt {
+        let mut x = bottom_left.x + 10.0;
+        while x < bottom_left.x + w {
+            h.input_mut()
+                .events
+                .push(egui::Event::PointerMoved(egui::pos2(x, y)));
+            h.step();
+            if let Some(n) = h.query_all_by_label_contains(text).next() {
+                return n.accesskit_node().label().or_else(|| n.value());
+            }
+            x += step;
+        }
+        y -= step;
+    }
+    None
+}
+
+#[test]
+fn design_space_and_baseline_points_tell_their_figures_under_the_pointer() {
+    let mut h = harness();
+    h.step();
+    click(&mut h, "Design space");
+    // A quick grid: K ≤ 8, few blocks.
+    let opts = seedlm::study::explore::Options {
+        max_k: 8,
+        blocks: 64,
+        ..seedlm::study::explore::Options::new(4)
+    };
+    h.state_mut()
+        .state
+        .apply(Command::Run(seedlm::app::work::Work::Explore(opts)));
+    wait_idle(&mut h, Duration::from_secs(600));
+    let hint = h
+        .get_by_label("Point at a marker to read its figures.")
+        .rect();
+    let found = hover_until(
+        &mut h,
+        hint.left_top(),
+        560.0,
+        360.0,
+        "bits a block): relMSE",
+    );
+    let text = found.expect("a marker's figures under the pointer");
+    assert!(text.starts_with("C = "), "{text}");
+
+    // Baselines on the smallest tensor, without the slow SeedLM searches.
+    let ti = {
+        let t = &h.state().state.doc.tensors;
+        (0..t.len())
+            .filter(|&i| t[i].original.is_some() && !t[i].is_empty())
+            .min_by_key(|&i| t[i].len())
+            .unwrap()
+    };
+    h.state_mut().state.apply(Command::Select {
+        tensor: ti,
+        mode: SelectMode::Replace,
+    });
+    click(&mut h, "Baselines");
+    let methods = vec![seedlm::study::baselines::Method::ALL[0]];
+    h.state_mut()
+        .state
+        .apply(Command::Run(seedlm::app::work::Work::Baselines {
+            tensors: vec![ti],
+            methods,
+        }));
+    wait_idle(&mut h, Duration::from_secs(600));
+    let hint = h
+        .get_by_label("Point at a marker to read its figures.")
+        .rect();
+    let found = hover_until(
+        &mut h,
+        hint.left_top(),
+        560.0,
+        360.0,
+        " bits/weight, relMSE ",
+    );
+    let name = seedlm::study::baselines::Method::ALL[0].name();
+    assert!(found.expect("the marker's figures").starts_with(name));
+}

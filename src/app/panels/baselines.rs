@@ -10,9 +10,7 @@ use crate::search::compress::snr_db;
 use crate::study::baselines::Method;
 use crate::study::compare::{self, Row};
 use crate::study::explore::gaussian_bound;
-use egui_plot::{
-    HoverPosition, Legend, Line, LineStyle, MarkerShape, Plot, PlotPoint, PlotPoints, Points, Text,
-};
+use egui_plot::{Legend, Line, LineStyle, MarkerShape, Plot, PlotPoints, Points};
 
 /// The baselines tab's own widget state: which methods to run.
 pub struct Baselines {
@@ -164,37 +162,45 @@ fn row(ui: &mut egui::Ui, tensor: Option<&str>, r: &Row) {
 }
 
 /// Rate–distortion: relMSE (log scale) against bits per weight, one marker per method, and the
-/// Gaussian bound 2^(−2M).
+/// Gaussian bound 2^(−2M) over the measured rates only (drawn wider, it squeezes the markers).
 fn plot(ui: &mut egui::Ui, totals: &[&Row]) {
     let log = |x: f64| x.max(1e-12).log10();
-    Plot::new("baselines_plot")
-        .legend(Legend::default())
+    let rates = totals.iter().map(|r| r.measured.bits_per_weight());
+    let lo = rates.clone().fold(f64::INFINITY, f64::min) - 0.1;
+    let hi = rates.fold(f64::NEG_INFINITY, f64::max) + 0.1;
+    let described: Vec<([f64; 2], String)> = totals
+        .iter()
+        .map(|r| {
+            let m = r.measured;
+            let text = format!(
+                "{}: {:.3} bits/weight, relMSE {:.5} ({:.2} dB)",
+                r.method.name(),
+                m.bits_per_weight(),
+                m.relmse(),
+                snr_db(m.relmse())
+            );
+            ([m.bits_per_weight(), log(m.relmse())], text)
+        })
+        .collect();
+    let resp = Plot::new("baselines_plot")
+        .height(360.0)
+        .legend(Legend::default().position(egui_plot::Corner::RightTop))
         .x_axis_label("bits per weight")
         .y_axis_label("relative MSE")
         .y_axis_formatter(|m, _| format!("{:.4}", 10f64.powf(m.value)))
-        .label_formatter(|h| match h {
-            HoverPosition::NearDataPoint {
-                plot_name,
-                position: p,
-                ..
-            } => Some(format!(
-                "{plot_name}\n{:.3} bits/weight, relMSE {:.5}",
-                p.x,
-                10f64.powf(p.y)
-            )),
-            HoverPosition::Elsewhere { .. } => None,
-        })
         .show(ui, |plot| {
-            let bound: Vec<[f64; 2]> = (0..=60)
-                .map(|i| {
-                    let m = 2.5 + f64::from(i) * 0.05;
-                    [m, log(gaussian_bound(m))]
-                })
-                .collect();
-            plot.line(
-                Line::new("Gaussian bound 2^(−2M)", PlotPoints::new(bound))
-                    .style(LineStyle::dashed_loose()),
-            );
+            if lo < hi {
+                let bound: Vec<[f64; 2]> = (0..=20)
+                    .map(|i| {
+                        let m = lo + (hi - lo) * f64::from(i) / 20.0;
+                        [m, log(gaussian_bound(m))]
+                    })
+                    .collect();
+                plot.line(
+                    Line::new("Gaussian bound 2^(−2M)", PlotPoints::new(bound))
+                        .style(LineStyle::dashed_loose()),
+                );
+            }
             for r in totals {
                 let shape = if r.method.is_seedlm() {
                     MarkerShape::Diamond
@@ -209,37 +215,14 @@ fn plot(ui: &mut egui::Ui, totals: &[&Row]) {
                         .color(color(r.method))
                         .radius(if r.method.is_seedlm() { 8.0 } else { 5.0 }),
                 );
-                // SeedLM's labels go left of their marker, the baselines' right: they sit at
-                // nearly the same rates.
-                let (label, anchor) = if r.method.is_seedlm() {
-                    (
-                        format!("{}   ", r.method.name()),
-                        egui::Align2::RIGHT_CENTER,
-                    )
-                } else {
-                    (format!("   {}", r.method.name()), egui::Align2::LEFT_CENTER)
-                };
-                plot.text(
-                    Text::new(r.method.name(), PlotPoint::new(at[0], at[1]), label)
-                        .anchor(anchor)
-                        .color(color(r.method)),
-                );
             }
         });
+    super::hover_line(ui, &resp, &described);
 }
 
-/// One hue per family: int4 blues, int3 greens, NF4 purple, SeedLM orange (darker = more bits).
+/// One colour per method, each hue distinct (the legend and the hover line name them).
 fn color(m: Method) -> egui::Color32 {
-    use egui::Color32 as C;
-    match m {
-        Method::Rtn4Row => C::from_rgb(120, 170, 230),
-        Method::Rtn4G128 => C::from_rgb(70, 130, 210),
-        Method::Rtn4G32 => C::from_rgb(30, 90, 180),
-        Method::Rtn3Row => C::from_rgb(140, 210, 130),
-        Method::Rtn3G128 => C::from_rgb(80, 170, 80),
-        Method::Rtn3G32 => C::from_rgb(40, 130, 50),
-        Method::Nf4G64 => C::from_rgb(180, 110, 220),
-        Method::SeedLm4 => C::from_rgb(240, 140, 30),
-        Method::SeedLm3 => C::from_rgb(250, 190, 80),
-    }
+    let i = Method::ALL.iter().position(|&x| x == m).unwrap_or(0);
+    let c = colorous::TABLEAU10[i % colorous::TABLEAU10.len()];
+    egui::Color32::from_rgb(c.r, c.g, c.b)
 }

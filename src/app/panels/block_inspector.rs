@@ -186,6 +186,7 @@ impl Tab for BlockInspector {
                 .height(300.0)
                 .legend(Legend::default())
                 .x_axis_label("position in block")
+                .x_grid_spacer(super::tick_spacer(true))
                 .show(&mut col[0], |plot| {
                     if let Some(w) = &w {
                         plot.bar_chart(bars(
@@ -226,6 +227,7 @@ impl Tab for BlockInspector {
                 .height(300.0)
                 .legend(Legend::default())
                 .x_axis_label("position in block")
+                .x_grid_spacer(super::tick_spacer(true))
                 .show(&mut col[1], |plot| {
                     for j in 0..p {
                         let pts: Vec<[f64; 2]> =

@@ -159,9 +159,28 @@ fn table(
 /// the Gaussian bound as a dashed line.
 fn plot(ui: &mut egui::Ui, opts: &Options, points: &[Point]) {
     let log = |x: f64| x.max(1e-12).log10();
-    Plot::new("explore_plot")
+    let described: Vec<([f64; 2], String)> = points
+        .iter()
+        .map(|x| {
+            let c = x.config;
+            let text = format!(
+                "C = {}, P = {}, K = {} ({} bits a block): relMSE {:.5} ({:.2} dB){}",
+                c.c,
+                c.p,
+                c.k,
+                c.block_bits(),
+                x.relmse,
+                crate::search::compress::snr_db(x.relmse),
+                if x.paper { ", the paper's choice" } else { "" }
+            );
+            ([c.c as f64, log(x.relmse)], text)
+        })
+        .collect();
+    let resp = Plot::new("explore_plot")
+        .height(360.0)
         .legend(Legend::default())
         .x_axis_label("block size C")
+        .x_grid_spacer(super::tick_spacer(true))
         .y_axis_label("relative MSE")
         .y_axis_formatter(|m, _| format!("{:.3}", 10f64.powf(m.value)))
         .label_formatter(|h| match h {
@@ -225,4 +244,5 @@ fn plot(ui: &mut egui::Ui, opts: &Options, points: &[Point]) {
                 .style(LineStyle::dashed_loose()),
             );
         });
+    super::hover_line(ui, &resp, &described);
 }

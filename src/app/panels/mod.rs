@@ -138,6 +138,70 @@ pub fn config_name(cfg: crate::core::config::Config) -> String {
     }
 }
 
+/// Points closer than this to the pointer are "under" it.
+const HOVER_RADIUS: f32 = 12.0;
+
+/// Shows what `points` (plot position, description) has under the pointer below a plot, or a
+/// hint: plot markers' own hover labels need the pointer exactly on a line, this does not.
+pub fn hover_line<R>(
+    ui: &mut egui::Ui,
+    resp: &egui_plot::PlotResponse<R>,
+    points: &[([f64; 2], String)],
+) {
+    let near = resp.response.hover_pos().and_then(|pos| {
+        points
+            .iter()
+            .map(|(p, text)| {
+                let at = resp
+                    .transform
+                    .position_from_point(&egui_plot::PlotPoint::new(p[0], p[1]));
+                (at.distance(pos), text)
+            })
+            .filter(|(d, _)| *d <= HOVER_RADIUS)
+            .min_by(|a, b| a.0.total_cmp(&b.0))
+    });
+    match near {
+        Some((_, text)) => ui.label(text),
+        None => ui.weak("Point at a marker to read its figures."),
+    };
+}
+
+/// Grid lines and tick labels on 1-2-5 steps, labelled steps at least [`LABEL_GAP`] apart, so
+/// an axis always carries several labels (egui_plot's default powers of ten often leave one).
+/// `integer` axes (seeds, exponents, block sizes) never get fractional steps.
+pub fn tick_spacer(integer: bool) -> Box<dyn Fn(egui_plot::GridInput) -> Vec<egui_plot::GridMark>> {
+    egui_plot::uniform_grid_spacer(move |input| {
+        // `base_step_size` spans the plot's minimum grid spacing of 8 points.
+        let per_point = input.base_step_size / 8.0;
+        let mut large = nice_step(per_point * f64::from(LABEL_GAP));
+        if integer {
+            large = large.max(1.0);
+        }
+        let small = if integer {
+            (large / 5.0).max(1.0)
+        } else {
+            large / 5.0
+        };
+        [small, (large / 2.0).max(small), large]
+    })
+}
+
+/// Points between labelled ticks (egui_plot draws x labels fully from 80 points apart).
+const LABEL_GAP: f32 = 85.0;
+
+/// The smallest 1, 2 or 5 × 10^k at least `x`.
+pub fn nice_step(x: f64) -> f64 {
+    if !(x.is_finite() && x > 0.0) {
+        return 1.0;
+    }
+    let p = 10f64.powf(x.log10().floor());
+    [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * p)
+        .find(|&s| s >= x * (1.0 - 1e-9))
+        .unwrap_or(10.0 * p)
+}
+
 /// "1.2 MiB"-style size.
 pub fn human_bytes(b: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -164,6 +228,23 @@ mod tests {
         let h = histogram(v.iter().copied(), 0.0, 1.0, 2);
         // -0.5 is below the range, NaN is dropped, 1.0 goes to the last bin.
         assert_eq!(h, vec![(0.25, 2.0), (0.75, 3.0)]);
+    }
+
+    #[test]
+    fn ticks_step_by_one_two_five() {
+        assert_eq!(nice_step(0.3), 0.5);
+        assert_eq!(nice_step(3.0), 5.0);
+        assert_eq!(nice_step(12000.0), 20000.0);
+        assert_eq!(nice_step(1.0), 1.0);
+        // A 400-point axis over 0..65536 (seeds) gets labels every 20000: four of them.
+        let marks = tick_spacer(true)(egui_plot::GridInput {
+            bounds: (0.0, 65536.0),
+            base_step_size: 65536.0 / 400.0 * 8.0,
+        });
+        let largest = marks.iter().map(|m| m.step_size).fold(0.0, f64::max);
+        assert_eq!(largest, 20000.0);
+        let labelled = marks.iter().filter(|m| m.step_size == largest).count();
+        assert_eq!(labelled, 4, "0, 20000, 40000, 60000");
     }
 
     #[test]

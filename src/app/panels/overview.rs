@@ -176,7 +176,9 @@ impl Overview {
     fn layer_chart(&self, ui: &mut egui::Ui, state: &AppState) {
         let series = layer_series(state, self.snr);
         if series.is_empty() {
+            // No empty axes: say what would be drawn.
             ui.label("Compressed tensors with a layer number appear here.");
+            return;
         }
         Plot::new("layer_chart")
             .legend(Legend::default())

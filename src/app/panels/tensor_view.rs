@@ -2,7 +2,7 @@
 //! egui_plot; click a block to inspect it) and histograms of weights, block errors, seeds,
 //! exponents and coefficients.
 
-use super::{Tab, histogram_chart};
+use super::{Tab, histogram_chart, tick_spacer};
 use crate::app::command::{Command, TabId};
 use crate::app::document::TensorEntry;
 use crate::app::state::AppState;
@@ -267,63 +267,93 @@ fn histograms(ui: &mut egui::Ui, c: &Hists) {
     ui.separator();
     let blue = Color32::from_rgba_unmultiplied(80, 140, 255, 150);
     let orange = Color32::from_rgba_unmultiplied(255, 150, 60, 150);
+    let not_compressed = "(not compressed: nothing to show)";
     egui::ScrollArea::vertical().show(ui, |ui| {
         ui.columns(2, |col| {
-            hist_plot(
-                &mut col[0],
-                "Weights: original vs reconstructed",
-                "value",
-                |p| {
-                    p.bar_chart(histogram_chart("original w", &c.weights, blue));
-                    let pts: Vec<[f64; 2]> = c.weights_recon.iter().map(|&(x, n)| [x, n]).collect();
-                    p.line(
-                        egui_plot::Line::new("reconstructed ŵ", PlotPoints::new(pts))
-                            .color(orange)
-                            .width(2.0),
-                    );
-                },
-            );
-            hist_plot(
-                &mut col[1],
-                "Per-block error",
-                "log10 relative MSE of a block",
-                |p| {
-                    p.bar_chart(histogram_chart("blocks", &c.block_err, orange));
-                },
-            );
+            let both = !c.weights.is_empty() && !c.weights_recon.is_empty();
+            let h = Hist {
+                title: "Weights: original vs reconstructed",
+                x: "value",
+                integer: false,
+                // Two series: their legend goes top left, where the bell curve leaves room.
+                legend: both,
+                empty: None,
+            };
+            h.show(&mut col[0], |p| {
+                p.bar_chart(histogram_chart("original w", &c.weights, blue));
+                let pts: Vec<[f64; 2]> = c.weights_recon.iter().map(|&(x, n)| [x, n]).collect();
+                p.line(
+                    egui_plot::Line::new("reconstructed ŵ", PlotPoints::new(pts))
+                        .color(orange)
+                        .width(2.0),
+                );
+            });
+            let h = Hist {
+                title: "Per-block error",
+                x: "log10 relative MSE of a block",
+                integer: false,
+                legend: false,
+                empty: c.block_err.is_empty().then_some(if c.seeds.is_empty() {
+                    not_compressed
+                } else {
+                    "(the original is not available: no per-block errors)"
+                }),
+            };
+            h.show(&mut col[1], |p| {
+                p.bar_chart(histogram_chart("blocks", &c.block_err, orange));
+            });
         });
         ui.columns(3, |col| {
-            hist_plot(
-                &mut col[0],
-                "Seeds (uniform use of the seed space?)",
-                "seed",
-                |p| {
-                    p.bar_chart(histogram_chart("seeds", &c.seeds, blue));
-                },
-            );
-            hist_plot(&mut col[1], "Exponents e", "e", |p| {
-                p.bar_chart(histogram_chart("exponents", &c.exps, blue));
-            });
-            hist_plot(&mut col[2], "Coefficients q", "q", |p| {
-                p.bar_chart(histogram_chart("q", &c.qs, blue));
-            });
+            let empty = c.seeds.is_empty().then_some(not_compressed);
+            let charts = [
+                ("Seeds (uniform use of the seed space?)", "seed", &c.seeds),
+                ("Exponents e", "e", &c.exps),
+                ("Coefficients q", "q", &c.qs),
+            ];
+            for (ui, (title, x, data)) in col.iter_mut().zip(charts) {
+                let h = Hist {
+                    title,
+                    x,
+                    integer: true,
+                    legend: false,
+                    empty,
+                };
+                h.show(ui, |p| {
+                    p.bar_chart(histogram_chart(x, data, blue));
+                });
+            }
         });
     });
 }
 
-fn hist_plot(
-    ui: &mut egui::Ui,
-    title: &str,
-    x: &str,
-    add: impl FnOnce(&mut egui_plot::PlotUi<'_>),
-) {
-    ui.label(title);
-    Plot::new(title)
-        .height(170.0)
-        .legend(Legend::default())
-        .x_axis_label(x)
-        .allow_scroll(false)
-        .show(ui, add);
+/// One histogram's frame.
+struct Hist<'a> {
+    title: &'a str,
+    x: &'a str,
+    /// Whether the x axis counts whole units.
+    integer: bool,
+    legend: bool,
+    /// Said instead of drawing empty axes.
+    empty: Option<&'a str>,
+}
+
+impl Hist<'_> {
+    fn show(&self, ui: &mut egui::Ui, add: impl FnOnce(&mut egui_plot::PlotUi<'_>)) {
+        ui.label(self.title);
+        if let Some(why) = self.empty {
+            ui.weak(why);
+            return;
+        }
+        let mut plot = Plot::new(self.title)
+            .height(170.0)
+            .x_axis_label(self.x)
+            .x_grid_spacer(tick_spacer(self.integer))
+            .allow_scroll(false);
+        if self.legend {
+            plot = plot.legend(Legend::default().position(egui_plot::Corner::LeftTop));
+        }
+        plot.show(ui, add);
+    }
 }
 
 #[cfg(test)]
