@@ -180,10 +180,19 @@ impl Tab for BlockInspector {
                     ui.end_row();
                 }
             });
+        // Room above the data for the legend, which would cover bars and lines otherwise.
+        let top = what
+            .iter()
+            .map(|x| x.abs())
+            .chain(w.iter().flatten().map(|&x| f64::from(x).abs()))
+            .chain(that.iter().map(|x| x.abs()))
+            .fold(0.0, f64::max);
         ui.columns(2, |col| {
             col[0].label("w (blue) and ŵ (orange) per position");
             Plot::new("w_vs_what")
                 .height(300.0)
+                .include_y(-top)
+                .include_y(top * 1.9)
                 .legend(Legend::default())
                 .x_axis_label("position in block")
                 .x_grid_spacer(super::tick_spacer(true))
@@ -225,6 +234,8 @@ impl Tab for BlockInspector {
             let u = basis.u_matrix(code.seed, c, p);
             Plot::new("parts")
                 .height(300.0)
+                .include_y(-top)
+                .include_y(top * 1.9)
                 .legend(Legend::default())
                 .x_axis_label("position in block")
                 .x_grid_spacer(super::tick_spacer(true))
@@ -398,15 +409,15 @@ pub fn t_hat_rule(ui: &egui::Ui) -> egui::text::LayoutJob {
     let hat_width = ui.fonts_mut(|f| f.glyph_width(&font, HAT));
     let normal = TextFormat::simple(font.clone(), color);
     let mut job = LayoutJob::default();
+    // The spacing applies between the two letters of this section: it moves the hat back.
     job.append(
-        "t",
+        &format!("t{HAT}"),
         0.0,
         TextFormat {
             extra_letter_spacing: -(t_width + hat_width) / 2.0,
             ..normal.clone()
         },
     );
-    job.append(&HAT.to_string(), 0.0, normal.clone());
     job.append(" = q·2", 0.0, normal);
     let small = egui::FontId::new(font.size * 0.7, font.family);
     job.append(

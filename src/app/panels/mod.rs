@@ -186,6 +186,17 @@ pub fn tick_spacer(integer: bool) -> Box<dyn Fn(egui_plot::GridInput) -> Vec<egu
     })
 }
 
+/// A tick label with as many decimals as its step needs ("-0.4", not "-0").
+pub fn tick_label(m: egui_plot::GridMark) -> String {
+    let decimals = (-m.step_size.log10().floor()).max(0.0) as usize;
+    let v = if m.value.abs() < m.step_size * 1e-6 {
+        0.0
+    } else {
+        m.value
+    };
+    format!("{v:.decimals$}")
+}
+
 /// Points between labelled ticks (egui_plot draws x labels fully from 80 points apart).
 const LABEL_GAP: f32 = 85.0;
 
@@ -245,6 +256,10 @@ mod tests {
         assert_eq!(largest, 20000.0);
         let labelled = marks.iter().filter(|m| m.step_size == largest).count();
         assert_eq!(labelled, 4, "0, 20000, 40000, 60000");
+        let mark = |value, step_size| egui_plot::GridMark { value, step_size };
+        assert_eq!(tick_label(mark(-0.4, 0.2)), "-0.4");
+        assert_eq!(tick_label(mark(1e-17, 0.2)), "0.0");
+        assert_eq!(tick_label(mark(40000.0, 20000.0)), "40000");
     }
 
     #[test]

@@ -180,7 +180,16 @@ impl Overview {
             ui.label("Compressed tensors with a layer number appear here.");
             return;
         }
+        // Room above the points for the legend (one line per series), which covered them.
+        let ys = series.values().flatten().map(|p| p[1]);
+        let (lo, hi) = ys.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), y| {
+            (a.min(y), b.max(y))
+        });
+        let span = (hi - lo).max(hi.abs() * 0.01).max(1e-9);
+        let room = span * (0.2 + 0.08 * series.len() as f64);
         Plot::new("layer_chart")
+            .include_y(hi + room)
+            .include_y(lo - span * 0.05)
             .legend(Legend::default())
             .x_axis_label("layer")
             // Layers are whole numbers: label only integer marks.

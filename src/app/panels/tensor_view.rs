@@ -2,7 +2,7 @@
 //! egui_plot; click a block to inspect it) and histograms of weights, block errors, seeds,
 //! exponents and coefficients.
 
-use super::{Tab, histogram_chart, tick_spacer};
+use super::{Tab, histogram_chart, tick_label, tick_spacer};
 use crate::app::command::{Command, TabId};
 use crate::app::document::TensorEntry;
 use crate::app::state::AppState;
@@ -348,6 +348,7 @@ impl Hist<'_> {
             .height(170.0)
             .x_axis_label(self.x)
             .x_grid_spacer(tick_spacer(self.integer))
+            .x_axis_formatter(|m, _| tick_label(m))
             .allow_scroll(false);
         if self.legend {
             plot = plot.legend(Legend::default().position(egui_plot::Corner::LeftTop));
