@@ -61,11 +61,8 @@ fn explorer_runs_a_grid_and_sets_the_config() {
     assert_eq!(h.state().state.config, Config::new(6, 2, 12).unwrap());
 }
 
-#[test]
-fn baselines_compare_a_tensor() {
-    let mut h = harness();
-    h.step();
-    // The smallest tensor with weights keeps the SeedLM searches short.
+/// Selects the smallest tensor that has weights; returns its index.
+fn select_smallest(h: &mut Harness<'_, Studio>) -> usize {
     let ti = {
         let t = &h.state().state.doc.tensors;
         (0..t.len())
@@ -77,6 +74,15 @@ fn baselines_compare_a_tensor() {
         tensor: ti,
         mode: SelectMode::Replace,
     });
+    ti
+}
+
+#[test]
+fn baselines_compare_a_tensor() {
+    let mut h = harness();
+    h.step();
+    // The smallest tensor with weights keeps the SeedLM searches short.
+    select_smallest(&mut h);
     click(&mut h, "Baselines");
     h.get_by_label_contains("(1 tensor(s)");
     click(&mut h, "Compare");
@@ -130,21 +136,18 @@ fn walkthrough_u_rows_sit_beside_their_v_rows() {
     }
 }
 
-/// Moves the pointer over the `w × h` area above `bottom_left` in small steps until a label
-/// containing `text` shows; returns that label's text.
-fn hover_until(
-    h: &mut Harness<'_, Studio>,
-    bottom_left: egui::Pos2,
-    w: f32,
-    hgt: f32,
-    text: &str,
-) -> Option<String> {
+/// Moves the pointer in small steps over the plot above the "Point at a marker" hint until a
+/// label containing `text` shows; returns that label's text.
+fn hover_plot(h: &mut Harness<'_, Studio>, text: &str) -> Option<String> {
     use egui_kittest::kittest::NodeT;
-    let step = 14.0;
-    let mut y = bottom_left.y - 10.0;
-    while y > bottom_left.y - hgt {
-        let mut x = bottom_left.x + 10.0;
-        while x < bottom_left.x + w {
+    let hint = h
+        .get_by_label("Point at a marker to read its figures.")
+        .rect();
+    let (step, width, height) = (14.0, 560.0, 360.0);
+    let mut y = hint.top() - 10.0;
+    while y > hint.top() - height {
+        let mut x = hint.left() + 10.0;
+        while x < hint.left() + width {
             h.input_mut()
                 .events
                 .push(egui::Event::PointerMoved(egui::pos2(x, y)));
@@ -174,31 +177,12 @@ fn design_space_and_baseline_points_tell_their_figures_under_the_pointer() {
         .state
         .apply(Command::Run(seedlm::app::work::Work::Explore(opts)));
     wait_idle(&mut h, Duration::from_secs(600));
-    let hint = h
-        .get_by_label("Point at a marker to read its figures.")
-        .rect();
-    let found = hover_until(
-        &mut h,
-        hint.left_top(),
-        560.0,
-        360.0,
-        "bits a block): relMSE",
-    );
+    let found = hover_plot(&mut h, "bits a block): relMSE");
     let text = found.expect("a marker's figures under the pointer");
     assert!(text.starts_with("C = "), "{text}");
 
     // Baselines on the smallest tensor, without the slow SeedLM searches.
-    let ti = {
-        let t = &h.state().state.doc.tensors;
-        (0..t.len())
-            .filter(|&i| t[i].original.is_some() && !t[i].is_empty())
-            .min_by_key(|&i| t[i].len())
-            .unwrap()
-    };
-    h.state_mut().state.apply(Command::Select {
-        tensor: ti,
-        mode: SelectMode::Replace,
-    });
+    let ti = select_smallest(&mut h);
     click(&mut h, "Baselines");
     let methods = vec![seedlm::study::baselines::Method::ALL[0]];
     h.state_mut()
@@ -208,16 +192,7 @@ fn design_space_and_baseline_points_tell_their_figures_under_the_pointer() {
             methods,
         }));
     wait_idle(&mut h, Duration::from_secs(600));
-    let hint = h
-        .get_by_label("Point at a marker to read its figures.")
-        .rect();
-    let found = hover_until(
-        &mut h,
-        hint.left_top(),
-        560.0,
-        360.0,
-        " bits/weight, relMSE ",
-    );
+    let found = hover_plot(&mut h, " bits/weight, relMSE ");
     let name = seedlm::study::baselines::Method::ALL[0].name();
     assert!(found.expect("the marker's figures").starts_with(name));
 }
