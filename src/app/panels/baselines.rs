@@ -220,9 +220,35 @@ fn plot(ui: &mut egui::Ui, totals: &[&Row]) {
     super::hover_line(ui, &resp, &described);
 }
 
-/// One colour per method, each hue distinct (the legend and the hover line name them).
+/// One colour per method, all far apart (the legend and the hover line name them): the
+/// category palette without its grey, which reads as "disabled".
 fn color(m: Method) -> egui::Color32 {
+    let palette: Vec<_> = colorous::CATEGORY10
+        .iter()
+        .filter(|c| !(c.r == c.g && c.g == c.b))
+        .collect();
     let i = Method::ALL.iter().position(|&x| x == m).unwrap_or(0);
-    let c = colorous::TABLEAU10[i % colorous::TABLEAU10.len()];
+    let c = palette[i % palette.len()];
     egui::Color32::from_rgb(c.r, c.g, c.b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_method_has_its_own_colour() {
+        // The three int3 variants were greens 64 apart in RGB, hard to tell apart.
+        for (i, &a) in Method::ALL.iter().enumerate() {
+            for &b in &Method::ALL[i + 1..] {
+                let (x, y) = (color(a), color(b));
+                let d: f64 = [(x.r(), y.r()), (x.g(), y.g()), (x.b(), y.b())]
+                    .iter()
+                    .map(|&(p, q)| (f64::from(p) - f64::from(q)).powi(2))
+                    .sum::<f64>()
+                    .sqrt();
+                assert!(d > 75.0, "{a:?} and {b:?}: {x:?} vs {y:?}");
+            }
+        }
+    }
 }
