@@ -86,4 +86,8 @@ pub enum Command {
     SetDark(bool),
     /// Remove the message at this index.
     DismissMessage(usize),
+    /// Start background work for a tab.
+    Run(super::work::Work),
+    /// Ask the running job of this kind to stop (an export, a tab's run).
+    Stop(super::work::JobKind),
 }

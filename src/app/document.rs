@@ -15,10 +15,27 @@ pub struct TensorResult {
     /// Error figures against the original (`None` when the original is unknown, e.g. a packed
     /// file opened on its own).
     pub stats: Option<ErrorStats>,
+    /// The relative MSE a packed file stored for the tensor, when `stats` is unknown.
+    pub stored_relmse: Option<f64>,
     /// The reconstruction ŵ.
     pub recon: Vec<f32>,
     /// Distinguishes successive results of the same tensor (for cached textures).
     pub generation: u64,
+}
+
+impl TensorResult {
+    /// The relative MSE: measured against the original, or as stored in a packed file.
+    pub fn relmse(&self) -> Option<f64> {
+        self.stats
+            .as_ref()
+            .map(|s| s.relmse())
+            .or(self.stored_relmse)
+    }
+
+    /// The SNR in dB, from [`TensorResult::relmse`].
+    pub fn snr_db(&self) -> Option<f64> {
+        self.relmse().map(crate::search::compress::snr_db)
+    }
 }
 
 /// One tensor of the open model.

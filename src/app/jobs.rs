@@ -1,81 +1,273 @@
-//! Background work. Nothing here runs on the UI thread: each job runs on its own thread (the
-//! compression on a shared rayon pool), reports through a channel and stops when its cancel flag
-//! is raised. The UI polls without waiting.
+//! Background work: one job type for everything the app does off the UI thread (opening,
+//! exporting, compressing, the tabs' runs, heatmap preparation, file dialogs).
+//!
+//! A [`Job`] runs on [`pool`], the one rayon pool of the app (one thread per core), so the
+//! engine's parallel loops inside a job share the same threads and never oversubscribe the
+//! cores. The work gets a [`Ctx`]: a cancel flag, progress counters, a log and a channel for
+//! intermediate events. The UI polls without waiting; the job asks for a repaint when it sends
+//! something or ends, and the app repaints at most [`PROGRESS_REPAINT`] apart while jobs run.
+//!
+//! Only a file dialog, which waits on the user rather than computes, gets its own thread
+//! ([`Job::spawn_waiting`]): it would otherwise hold a pool thread for as long as it is open.
 
 use crate::core::config::Config;
 use crate::search::compress::{CompressError, CompressedTensor, ErrorStats, Progress, compress};
+use std::collections::VecDeque;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
-use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::sync::mpsc::{Receiver, TryRecvError, channel};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
-/// The rayon pool all compression runs on (one thread per core; the UI thread is not in it).
-fn pool() -> &'static rayon::ThreadPool {
+/// Log lines a job keeps (older ones are dropped).
+const LOG_LINES: usize = 200;
+/// Longest wait between repaints while a job reports progress (5 a second).
+pub const PROGRESS_REPAINT: Duration = Duration::from_millis(200);
+
+/// The rayon pool all background work runs on: one thread per core (the UI thread is not in
+/// it).
+pub fn pool() -> &'static rayon::ThreadPool {
     static POOL: OnceLock<rayon::ThreadPool> = OnceLock::new();
     POOL.get_or_init(|| {
-        let n = std::thread::available_parallelism().map_or(2, |n| n.get());
         rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
+            .num_threads(cores())
             .thread_name(|i| format!("seedlm-worker-{i}"))
             .build()
             .expect("a rayon pool can be built")
     })
 }
 
-/// A single-result background task with progress and cancel, for any panel to use: spawn it,
-/// then call [`Task::poll`] every frame until it yields the result.
-pub struct Task<T> {
-    rx: Receiver<T>,
-    cancel: Arc<AtomicBool>,
-    progress: Arc<Progress>,
-    started: Instant,
+/// The machine's cores, as the standard library counts them.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
-impl<T: Send + 'static> Task<T> {
-    /// Runs `work(cancel, progress)` on a new thread.
-    pub fn spawn(work: impl FnOnce(&AtomicBool, &Progress) -> T + Send + 'static) -> Self {
+/// How a job ended.
+#[derive(Debug)]
+pub enum Outcome<T> {
+    /// The work returned its result.
+    Done(T),
+    /// The work failed; one readable line.
+    Failed(String),
+    /// The work stopped because it was asked to.
+    Cancelled,
+}
+
+enum Msg<T, E> {
+    Event(E),
+    End(Outcome<T>),
+}
+
+/// What a job and its handle share.
+struct Shared {
+    cancel: AtomicBool,
+    progress: Progress,
+    log: Mutex<VecDeque<String>>,
+    repaint: Option<egui::Context>,
+}
+
+/// What the work sees: its cancel flag, progress, log, and a channel for events of type `E`.
+pub struct Ctx<E> {
+    shared: Arc<Shared>,
+    send: Box<dyn Fn(E) + Send + Sync>,
+}
+
+impl<E> Ctx<E> {
+    /// The flag the engine's loops check; raised by [`Job::cancel`].
+    pub fn cancel_flag(&self) -> &AtomicBool {
+        &self.shared.cancel
+    }
+
+    /// Whether the job was asked to stop.
+    pub fn cancelled(&self) -> bool {
+        self.shared.cancel.load(Ordering::Relaxed)
+    }
+
+    /// Progress counters the UI reads.
+    pub fn progress(&self) -> &Progress {
+        &self.shared.progress
+    }
+
+    /// Appends a line to the job's log.
+    pub fn log(&self, line: &str) {
+        let mut l = self.shared.log.lock().unwrap_or_else(|e| e.into_inner());
+        if l.len() == LOG_LINES {
+            l.pop_front();
+        }
+        l.push_back(line.to_string());
+    }
+
+    /// Sends an event to the UI (ignored once the UI has dropped the job).
+    pub fn send(&self, event: E) {
+        (self.send)(event);
+        if let Some(c) = &self.shared.repaint {
+            c.request_repaint_after(PROGRESS_REPAINT);
+        }
+    }
+}
+
+/// A background job ending with a `T`, sending events of type `E` on the way.
+pub struct Job<T, E = ()> {
+    rx: Receiver<Msg<T, E>>,
+    shared: Arc<Shared>,
+    started: Instant,
+    /// What the job does, for the status bar and its messages ("Baselines", "export").
+    pub label: String,
+    /// The document the job's result belongs to (`None` when it depends on no document).
+    pub doc: Option<u64>,
+}
+
+impl<T: Send + 'static, E: Send + 'static> Job<T, E> {
+    /// Runs `work` on [`pool`]. `repaint` is woken when the job sends an event or ends.
+    pub fn spawn(
+        label: impl Into<String>,
+        doc: Option<u64>,
+        repaint: Option<egui::Context>,
+        work: impl FnOnce(&Ctx<E>) -> Result<T, String> + Send + 'static,
+    ) -> Self {
+        Self::start(label, doc, repaint, work, |run| pool().spawn(run))
+    }
+
+    /// Runs `work` on a thread of its own: for work that waits on the user, not the CPU.
+    pub fn spawn_waiting(
+        label: impl Into<String>,
+        repaint: Option<egui::Context>,
+        work: impl FnOnce(&Ctx<E>) -> Result<T, String> + Send + 'static,
+    ) -> Self {
+        Self::start(label, None, repaint, work, |run| {
+            std::thread::spawn(run);
+        })
+    }
+
+    fn start(
+        label: impl Into<String>,
+        doc: Option<u64>,
+        repaint: Option<egui::Context>,
+        work: impl FnOnce(&Ctx<E>) -> Result<T, String> + Send + 'static,
+        run: impl FnOnce(Box<dyn FnOnce() + Send>),
+    ) -> Self {
         let (tx, rx) = channel();
-        let cancel = Arc::new(AtomicBool::new(false));
-        let progress = Arc::new(Progress::default());
-        let (c, p) = (cancel.clone(), progress.clone());
-        std::thread::spawn(move || {
-            // The receiver may be gone if the app dropped the task; nothing to report then.
-            let _ = tx.send(work(&c, &p));
+        let shared = Arc::new(Shared {
+            cancel: AtomicBool::new(false),
+            progress: Progress::default(),
+            log: Mutex::new(VecDeque::new()),
+            repaint,
         });
-        Task {
+        let s = shared.clone();
+        run(Box::new(move || {
+            let events = tx.clone();
+            let ctx = Ctx {
+                shared: s.clone(),
+                // Sends fail only when the UI has dropped the job; the work is moot then.
+                send: Box::new(move |e| {
+                    let _ = events.send(Msg::Event(e));
+                }),
+            };
+            let res = catch_unwind(AssertUnwindSafe(|| work(&ctx)));
+            let end = match res {
+                Ok(Ok(v)) => Outcome::Done(v),
+                Ok(Err(_)) if s.cancel.load(Ordering::Relaxed) => Outcome::Cancelled,
+                Ok(Err(e)) => Outcome::Failed(e),
+                Err(_) => Outcome::Failed("the background worker stopped unexpectedly".into()),
+            };
+            let _ = tx.send(Msg::End(end));
+            if let Some(c) = &s.repaint {
+                c.request_repaint();
+            }
+        }));
+        Job {
             rx,
-            cancel,
-            progress,
+            shared,
             started: Instant::now(),
+            label: label.into(),
+            doc,
         }
     }
 
-    /// The result once the work is done (returned once). A worker that died without a result
-    /// yields `Some(Err)` through `lost`.
-    pub fn poll(&self) -> Option<Result<T, String>> {
-        match self.rx.try_recv() {
-            Ok(v) => Some(Ok(v)),
-            Err(TryRecvError::Empty) => None,
-            Err(TryRecvError::Disconnected) => Some(Err("the background worker stopped".into())),
+    /// Events that arrived since the last call, and the outcome once the job has ended
+    /// (returned once).
+    pub fn poll(&self) -> (Vec<E>, Option<Outcome<T>>) {
+        let mut events = Vec::new();
+        loop {
+            match self.rx.try_recv() {
+                Ok(Msg::Event(e)) => events.push(e),
+                Ok(Msg::End(o)) => return (events, Some(o)),
+                Err(TryRecvError::Empty) => return (events, None),
+                Err(TryRecvError::Disconnected) => {
+                    let lost = Outcome::Failed("the background worker stopped".into());
+                    return (events, Some(lost));
+                }
+            }
         }
     }
 
+    /// The outcome once the job has ended, for jobs without events.
+    pub fn finished(&self) -> Option<Outcome<T>> {
+        self.poll().1
+    }
+}
+
+impl<T, E> Job<T, E> {
     /// Asks the work to stop.
     pub fn cancel(&self) {
-        self.cancel.store(true, Ordering::Relaxed);
+        self.shared.cancel.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether [`Job::cancel`] was called.
+    pub fn cancelling(&self) -> bool {
+        self.shared.cancel.load(Ordering::Relaxed)
     }
 
     /// (done, total) as reported by the work.
     pub fn progress(&self) -> (u64, u64) {
+        let p = &self.shared.progress;
         (
-            self.progress.done.load(Ordering::Relaxed),
-            self.progress.total.load(Ordering::Relaxed),
+            p.done.load(Ordering::Relaxed),
+            p.total.load(Ordering::Relaxed),
         )
     }
 
-    /// Seconds since the task started.
-    pub fn elapsed(&self) -> f64 {
-        self.started.elapsed().as_secs_f64()
+    /// The job's log so far.
+    pub fn log(&self) -> Vec<String> {
+        let l = self.shared.log.lock().unwrap_or_else(|e| e.into_inner());
+        l.iter().cloned().collect()
+    }
+
+    /// Time since the job started.
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Units of progress per second so far.
+    pub fn rate(&self) -> f64 {
+        let secs = self.elapsed().as_secs_f64();
+        if secs > 0.0 {
+            self.progress().0 as f64 / secs
+        } else {
+            0.0
+        }
+    }
+
+    /// Estimated time left (`None` before any progress).
+    pub fn eta(&self) -> Option<Duration> {
+        let (done, total) = self.progress();
+        let rate = self.rate();
+        (done > 0 && rate > 0.0)
+            .then(|| Duration::from_secs_f64(total.saturating_sub(done) as f64 / rate))
+    }
+}
+
+/// "about 4 h", "about 3 min", "about 12 s": a rough duration a reader takes in at a glance.
+pub fn human_duration(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s < 90.0 {
+        format!("about {:.0} s", s.max(1.0))
+    } else if s < 90.0 * 60.0 {
+        format!("about {:.0} min", s / 60.0)
+    } else if s < 48.0 * 3600.0 {
+        format!("about {:.0} h", s / 3600.0)
+    } else {
+        format!("about {:.0} days", s / 86400.0)
     }
 }
 
@@ -105,11 +297,6 @@ pub enum CompressEvent {
         /// Readable reason.
         error: String,
     },
-    /// The job ended (after its last tensor, or on cancel).
-    Finished {
-        /// Whether it stopped because of the cancel flag.
-        cancelled: bool,
-    },
 }
 
 /// A running compression of a list of tensors, one after the other, each across the pool.
@@ -118,131 +305,155 @@ pub struct CompressJob {
     pub tensors: Vec<usize>,
     /// Settings used.
     pub config: Config,
-    /// Blocks done over the whole job, and the job's total.
-    pub progress: Arc<Progress>,
-    /// Raised to stop.
-    pub cancel: Arc<AtomicBool>,
     /// The tensor being compressed and the job's block count when it started.
     pub current: Option<(usize, u64)>,
-    /// When the job started.
-    pub started: Instant,
-    rx: Receiver<CompressEvent>,
+    /// The job; its progress counts blocks.
+    pub job: Job<(), CompressEvent>,
 }
 
 impl CompressJob {
-    /// Starts compressing `inputs` (tensor index and its weights) with `config`.
-    pub fn spawn(inputs: Vec<(usize, Arc<Vec<f32>>)>, config: Config) -> Self {
-        let (tx, rx) = channel();
-        let progress = Arc::new(Progress::default());
+    /// Starts compressing `inputs` (tensor index and its weights) of document `doc`.
+    pub fn spawn(
+        inputs: Vec<(usize, Arc<Vec<f32>>)>,
+        config: Config,
+        doc: u64,
+        repaint: Option<egui::Context>,
+    ) -> Self {
         let total: u64 = inputs
             .iter()
             .map(|(_, d)| d.len().div_ceil(config.c) as u64)
             .sum();
-        progress.total.store(total, Ordering::Relaxed);
-        let cancel = Arc::new(AtomicBool::new(false));
         let tensors = inputs.iter().map(|(i, _)| *i).collect();
-        let (p, c) = (progress.clone(), cancel.clone());
-        std::thread::spawn(move || run_compress(inputs, config, &p, &c, &tx));
+        let job = Job::spawn(
+            format!("compressing ({config})"),
+            Some(doc),
+            repaint,
+            move |ctx| {
+                ctx.progress().total.store(total, Ordering::Relaxed);
+                run_compress(inputs, config, ctx)
+            },
+        );
         CompressJob {
             tensors,
             config,
-            progress,
-            cancel,
             current: None,
-            started: Instant::now(),
-            rx,
+            job,
         }
     }
 
-    /// Events that arrived since the last call.
-    pub fn poll(&mut self) -> Vec<CompressEvent> {
-        let mut out = Vec::new();
-        loop {
-            match self.rx.try_recv() {
-                Ok(ev) => out.push(ev),
-                Err(TryRecvError::Empty) => break,
-                Err(TryRecvError::Disconnected) => {
-                    // A worker that died (it never should) still ends the job.
-                    if !out
-                        .iter()
-                        .any(|e| matches!(e, CompressEvent::Finished { .. }))
-                    {
-                        out.push(CompressEvent::Finished { cancelled: true });
-                    }
-                    break;
-                }
-            }
-        }
-        for ev in &out {
+    /// Events that arrived since the last call, and the outcome once the job has ended.
+    pub fn poll(&mut self) -> (Vec<CompressEvent>, Option<Outcome<()>>) {
+        let (events, end) = self.job.poll();
+        for ev in &events {
             if let CompressEvent::Started { tensor } = ev {
-                self.current = Some((*tensor, self.progress.done.load(Ordering::Relaxed)));
+                self.current = Some((*tensor, self.job.progress().0));
             }
         }
-        out
+        (events, end)
     }
 
     /// (blocks done, blocks in all).
     pub fn blocks(&self) -> (u64, u64) {
-        (
-            self.progress.done.load(Ordering::Relaxed),
-            self.progress.total.load(Ordering::Relaxed),
-        )
-    }
-
-    /// Blocks per second so far.
-    pub fn rate(&self) -> f64 {
-        let secs = self.started.elapsed().as_secs_f64();
-        if secs > 0.0 {
-            self.blocks().0 as f64 / secs
-        } else {
-            0.0
-        }
-    }
-
-    /// Estimated seconds left (`None` before any block is done).
-    pub fn eta(&self) -> Option<f64> {
-        let (done, total) = self.blocks();
-        let rate = self.rate();
-        (done > 0 && rate > 0.0).then(|| total.saturating_sub(done) as f64 / rate)
+        self.job.progress()
     }
 }
 
 fn run_compress(
     inputs: Vec<(usize, Arc<Vec<f32>>)>,
     config: Config,
-    progress: &Progress,
-    cancel: &AtomicBool,
-    tx: &Sender<CompressEvent>,
-) {
-    // Sends fail only when the app has dropped the job; then the work is moot.
-    let mut cancelled = false;
+    ctx: &Ctx<CompressEvent>,
+) -> Result<(), String> {
     for (tensor, data) in inputs {
-        if cancel.load(Ordering::Relaxed) {
-            cancelled = true;
-            break;
+        if ctx.cancelled() {
+            return Err("cancelled".into());
         }
-        let _ = tx.send(CompressEvent::Started { tensor });
-        match pool().install(|| compress(&data, config, progress, cancel)) {
+        ctx.send(CompressEvent::Started { tensor });
+        match compress(&data, config, ctx.progress(), ctx.cancel_flag()) {
             Ok((compressed, stats)) => {
-                let recon = pool().install(|| compressed.reconstruct());
-                let _ = tx.send(CompressEvent::Done {
+                let recon = compressed.reconstruct();
+                ctx.send(CompressEvent::Done {
                     tensor,
                     compressed,
                     stats,
                     recon,
                 });
             }
-            Err(CompressError::Cancelled) => {
-                cancelled = true;
-                break;
-            }
-            Err(e) => {
-                let _ = tx.send(CompressEvent::Failed {
-                    tensor,
-                    error: e.to_string(),
-                });
-            }
+            Err(CompressError::Cancelled) => return Err("cancelled".into()),
+            Err(e) => ctx.send(CompressEvent::Failed {
+                tensor,
+                error: e.to_string(),
+            }),
         }
     }
-    let _ = tx.send(CompressEvent::Finished { cancelled });
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wait<T: Send + 'static, E: Send + 'static>(job: &Job<T, E>) -> (Vec<E>, Outcome<T>) {
+        let mut events = Vec::new();
+        loop {
+            let (mut ev, end) = job.poll();
+            events.append(&mut ev);
+            if let Some(o) = end {
+                return (events, o);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn jobs_run_on_the_one_pool_sized_to_the_cores() {
+        assert_eq!(pool().current_num_threads(), cores());
+        let job: Job<(Option<String>, bool)> = Job::spawn("t", None, None, |_| {
+            let name = std::thread::current().name().map(str::to_string);
+            // The engine's parallel loops inside a job use the same pool.
+            let inner =
+                rayon::current_num_threads() == cores() && rayon::current_thread_index().is_some();
+            Ok((name, inner))
+        });
+        let Outcome::Done((name, inner)) = wait(&job).1 else {
+            panic!("the job ends");
+        };
+        assert!(name.unwrap().starts_with("seedlm-worker-"));
+        assert!(inner);
+    }
+
+    #[test]
+    fn events_come_before_the_end_and_errors_and_cancel_are_told_apart() {
+        let job: Job<u32, u32> = Job::spawn("t", None, None, |ctx| {
+            ctx.send(1);
+            ctx.send(2);
+            ctx.log("hello");
+            Ok(3)
+        });
+        let (ev, end) = wait(&job);
+        assert_eq!(ev, vec![1, 2]);
+        assert!(matches!(end, Outcome::Done(3)));
+        assert_eq!(job.log(), vec!["hello".to_string()]);
+
+        let failing: Job<()> = Job::spawn("t", None, None, |_| Err("bad input".into()));
+        assert!(matches!(wait(&failing).1, Outcome::Failed(e) if e == "bad input"));
+
+        let cancelled: Job<()> = Job::spawn("t", None, None, |ctx| {
+            while !ctx.cancelled() {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err("stopped".into())
+        });
+        cancelled.cancel();
+        assert!(matches!(wait(&cancelled).1, Outcome::Cancelled));
+
+        let panicking: Job<()> = Job::spawn("t", None, None, |_| panic!("boom"));
+        assert!(matches!(wait(&panicking).1, Outcome::Failed(_)));
+    }
+
+    #[test]
+    fn durations_read_as_people_say_them() {
+        assert_eq!(human_duration(Duration::from_secs(14259)), "about 4 h");
+        assert_eq!(human_duration(Duration::from_secs(170)), "about 3 min");
+        assert_eq!(human_duration(Duration::from_secs(12)), "about 12 s");
+    }
 }

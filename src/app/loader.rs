@@ -118,6 +118,7 @@ fn load_packed(p: &PackedModel, path: &Path, title: String) -> anyhow::Result<Do
                     Some(Arc::new(TensorResult {
                         compressed,
                         stats: None,
+                        stored_relmse: t.packed.as_ref().and_then(|m| m.relmse),
                         recon,
                         generation: i as u64 + 1,
                     })),

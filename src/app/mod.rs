@@ -11,6 +11,7 @@ pub mod jobs;
 pub mod loader;
 pub mod panels;
 pub mod state;
+pub mod work;
 
 use command::Command;
 use panels::{Tab, menu::MenuPanel, settings::SettingsPanel, tree::TreePanel};
@@ -23,8 +24,9 @@ use std::time::{Duration, Instant};
 const RECENT_KEY: &str = "recent_files";
 /// Storage key of the theme.
 const DARK_KEY: &str = "dark_theme";
-/// Repaint interval while background work runs.
-const BUSY_REPAINT: Duration = Duration::from_millis(50);
+
+/// Frame interval of an animation a tab plays (the LFSR walkthrough).
+const ANIMATION: Duration = Duration::from_millis(50);
 
 /// The app: its state, the side panels and the central tabs.
 pub struct Studio {
@@ -70,8 +72,11 @@ impl Studio {
     /// Draws one frame and applies what the panels asked for.
     pub fn show(&mut self, ui: &mut egui::Ui) {
         let started = Instant::now();
-        self.state.poll();
         let ctx = ui.ctx().clone();
+        if self.state.repaint.is_none() {
+            self.state.repaint = Some(ctx.clone());
+        }
+        self.state.poll();
         let theme = if self.state.dark {
             egui::Theme::Dark
         } else {
@@ -126,17 +131,25 @@ impl Studio {
                 self.title
             )));
         }
-        if self.busy() {
-            ctx.request_repaint_after(BUSY_REPAINT);
+        // Jobs wake the UI when they send something or end; progress counters change without
+        // telling, so they are looked at a few times a second while work runs.
+        if self.state.busy() {
+            ctx.request_repaint_after(jobs::PROGRESS_REPAINT);
+        }
+        if self
+            .tabs
+            .iter()
+            .any(|t| t.id() == self.state.tab && t.busy())
+        {
+            ctx.request_repaint_after(ANIMATION);
         }
         self.last_frame = started.elapsed();
     }
 
-    /// Whether anything the user can see is waiting on background work. Hidden tabs do not
-    /// count: a tab polls its own work when drawn, so it catches up once shown again.
+    /// Whether background work runs or the shown tab animates.
     pub fn busy(&self) -> bool {
         let tab = self.tabs.iter().find(|t| t.id() == self.state.tab);
-        self.state.busy() || self.menu.busy() || tab.is_some_and(|t| t.busy())
+        self.state.busy() || tab.is_some_and(|t| t.busy())
     }
 }
 

@@ -4,12 +4,14 @@
 use super::command::{Command, ExportKind, SelectMode, TabId};
 use super::document::{Document, TensorResult};
 use super::export;
-use super::jobs::{CompressEvent, CompressJob, Task};
+use super::jobs::{CompressEvent, CompressJob, Job, Outcome, human_duration};
 use super::loader;
+use super::work::{self, JobKind, Keyed, Output, Purpose, Results, Work};
 use crate::core::config::Config;
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Recent files kept in the menu.
 const MAX_RECENT: usize = 8;
@@ -69,10 +71,14 @@ pub struct AppState {
     pub recent: Vec<PathBuf>,
     /// Dark theme.
     pub dark: bool,
-    /// A model being opened.
-    pub loading: Option<(PathBuf, Task<anyhow::Result<Document>>)>,
-    /// An export being written.
-    pub exporting: Option<Task<anyhow::Result<String>>>,
+    /// Background jobs other than the compression, at most one of each kind.
+    pub jobs: BTreeMap<JobKind, Job<Output>>,
+    /// What finished jobs produced.
+    pub results: Results,
+    /// The tensor state the running preparation job is for.
+    pub preparing: Option<work::TensorKey>,
+    /// Woken by jobs when they have something to show (set by the app on its first frame).
+    pub repaint: Option<egui::Context>,
     generation: u64,
 }
 
@@ -91,15 +97,22 @@ impl AppState {
             messages: Vec::new(),
             recent: Vec::new(),
             dark: true,
-            loading: None,
-            exporting: None,
+            jobs: BTreeMap::new(),
+            results: Results::default(),
+            preparing: None,
+            repaint: None,
             generation: 0,
         }
     }
 
     /// Whether any background work is running (the UI keeps repainting while it is).
     pub fn busy(&self) -> bool {
-        self.job.is_some() || self.loading.is_some() || self.exporting.is_some()
+        self.job.is_some() || !self.jobs.is_empty()
+    }
+
+    /// The running job of this kind.
+    pub fn running(&self, kind: JobKind) -> Option<&Job<Output>> {
+        self.jobs.get(&kind)
     }
 
     /// The status of tensor `i`.
@@ -120,7 +133,7 @@ impl AppState {
             return TensorStatus::Queued;
         }
         match &self.doc.tensors[i].result {
-            Some(r) => TensorStatus::Compressed(r.stats.as_ref().map(|s| s.snr_db())),
+            Some(r) => TensorStatus::Compressed(r.snr_db()),
             None => TensorStatus::Original,
         }
     }
@@ -164,6 +177,12 @@ impl AppState {
                 self.focus = Some(tensor);
             }
             Command::Export { kind, path } => self.export(kind, path),
+            Command::Run(w) => self.run(w),
+            Command::Stop(kind) => {
+                if let Some(j) = self.jobs.get(&kind) {
+                    j.cancel();
+                }
+            }
             Command::SetDark(d) => self.dark = d,
             Command::DismissMessage(i) => {
                 if i < self.messages.len() {
@@ -196,14 +215,62 @@ impl AppState {
     }
 
     fn open(&mut self, path: PathBuf) {
-        let p = path.clone();
-        self.loading = Some((path, Task::spawn(move |_, _| loader::load(&p))));
+        let label = format!("opening {}", path.display());
+        let job = Job::spawn(label, None, self.repaint.clone(), move |_| {
+            let doc = loader::load(&path).map_err(|e| e.to_string())?;
+            Ok(Output::Opened(path, Box::new(doc)))
+        });
+        self.start(JobKind::Open, job);
+    }
+
+    /// Keeps `job` as the running job of `kind`; one still running of that kind is stopped
+    /// and forgotten (a model opened later wins over one still opening).
+    fn start(&mut self, kind: JobKind, job: Job<Output>) {
+        if let Some(old) = self.jobs.insert(kind, job) {
+            old.cancel();
+        }
+    }
+
+    /// Whether a job of `kind` runs already (said in a message).
+    fn refuse(&mut self, kind: JobKind) -> bool {
+        let Some(j) = self.jobs.get(&kind) else {
+            return false;
+        };
+        let text = format!("{} is still running", j.label);
+        self.message(true, text);
+        true
+    }
+
+    fn run(&mut self, w: Work) {
+        let kind = w.kind();
+        // A newer tensor supersedes the one being prepared; other work runs one at a time.
+        if kind != JobKind::Prepare && self.refuse(kind) {
+            return;
+        }
+        if let Work::Prepare(i) = w
+            && i < self.doc.tensors.len()
+        {
+            self.preparing = Some(work::tensor_key(&self.doc, i));
+        }
+        match work::spawn(w, &self.doc, self.repaint.clone()) {
+            Ok(job) => self.start(kind, job),
+            Err(e) => self.message(true, e),
+        }
     }
 
     fn replace_doc(&mut self, doc: Document) {
-        // The running job's tensor indices refer to the old document: stop it and forget it.
+        // Running work refers to the old document: stop it and forget it.
         self.cancel();
         self.job = None;
+        let old = self.doc.id;
+        self.jobs.retain(|_, j| {
+            let stale = j.doc == Some(old);
+            if stale {
+                j.cancel();
+            }
+            !stale
+        });
+        self.results.keep_doc(doc.id);
         self.doc = doc;
         self.selection.clear();
         self.focus = None;
@@ -252,61 +319,126 @@ impl AppState {
                 inputs.push((t, data.clone()));
             }
         }
-        self.job = Some(CompressJob::spawn(inputs, cfg));
+        self.job = Some(CompressJob::spawn(
+            inputs,
+            cfg,
+            self.doc.id,
+            self.repaint.clone(),
+        ));
     }
 
     fn cancel(&mut self) {
         self.queue.clear();
         if let Some(job) = &self.job {
-            job.cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+            job.job.cancel();
         }
     }
 
     fn export(&mut self, kind: ExportKind, path: PathBuf) {
-        if self.exporting.is_some() {
-            self.message(true, "an export is already running");
+        if self.refuse(JobKind::Export) {
             return;
         }
         let inputs = export::snapshot(&self.doc);
-        self.exporting = Some(Task::spawn(move |cancel, progress| {
-            export::write(kind, &inputs, &path, cancel, progress)
-        }));
+        let job = Job::spawn("export", None, self.repaint.clone(), move |ctx| {
+            export::write(kind, &inputs, &path, ctx.cancel_flag(), ctx.progress())
+                .map(Output::Exported)
+                .map_err(|e| e.to_string())
+        });
+        self.start(JobKind::Export, job);
     }
 
     /// Collects what background work reported; call once per frame.
     pub fn poll(&mut self) {
         self.poll_compress();
-        if let Some((path, task)) = &self.loading
-            && let Some(res) = task.poll()
-        {
-            let path = path.clone();
-            self.loading = None;
-            match res.map_err(anyhow::Error::msg).and_then(|r| r) {
-                Ok(doc) => {
-                    self.replace_doc(doc);
-                    self.recent.retain(|p| *p != path);
-                    self.recent.insert(0, path.clone());
-                    self.recent.truncate(MAX_RECENT);
-                    self.message(false, format!("opened {}", path.display()));
-                }
-                Err(e) => self.message(true, e.to_string()),
-            }
+        let ended: Vec<(JobKind, Job<Output>, Outcome<Output>)> = {
+            let done: Vec<(JobKind, Outcome<Output>)> = self
+                .jobs
+                .iter()
+                .filter_map(|(k, j)| Some((*k, j.finished()?)))
+                .collect();
+            done.into_iter()
+                .filter_map(|(k, o)| Some((k, self.jobs.remove(&k)?, o)))
+                .collect()
+        };
+        for (kind, job, outcome) in ended {
+            self.finish(kind, &job, outcome);
         }
-        if let Some(task) = &self.exporting
-            && let Some(res) = task.poll()
-        {
-            self.exporting = None;
-            match res.map_err(anyhow::Error::msg).and_then(|r| r) {
-                Ok(msg) => self.message(false, msg),
-                Err(e) => self.message(true, format!("export failed: {e}")),
+    }
+
+    /// Takes in what a finished job produced; failures and cancellations become messages.
+    fn finish(&mut self, kind: JobKind, job: &Job<Output>, outcome: Outcome<Output>) {
+        if kind == JobKind::Hardware {
+            self.results.hw_log = job.log();
+        }
+        let label = &job.label;
+        let out = match outcome {
+            Outcome::Done(out) => out,
+            Outcome::Cancelled => {
+                self.message(false, format!("{label} cancelled"));
+                return;
             }
+            Outcome::Failed(e) => {
+                let text = match kind {
+                    JobKind::Open => e,
+                    JobKind::Export => format!("export failed: {e}"),
+                    _ => format!("{label} failed: {e}"),
+                };
+                self.message(true, text);
+                return;
+            }
+        };
+        // A result computed on a model no longer open is dropped.
+        if job.doc.is_some_and(|d| d != self.doc.id) {
+            return;
+        }
+        let doc = self.doc.id;
+        let took = done_in(job.elapsed());
+        match out {
+            Output::Opened(path, doc) => {
+                self.replace_doc(*doc);
+                self.recent.retain(|p| *p != path);
+                self.recent.insert(0, path.clone());
+                self.recent.truncate(MAX_RECENT);
+                self.message(false, format!("opened {}", path.display()));
+            }
+            Output::Exported(msg) => self.message(false, msg),
+            Output::HwTable(t) => {
+                self.results.hw_table = Some(t);
+                self.message(false, format!("{label}: {took}"));
+            }
+            Output::HwTensor(name, r) => {
+                self.results.hw_tensor = Some(Keyed {
+                    doc,
+                    value: (name, r),
+                });
+                self.message(false, format!("{label}: {took}"));
+            }
+            Output::Explore(o, p) => {
+                self.results.explore = Some((o, p));
+                self.message(false, format!("{label}: {took}"));
+            }
+            Output::Baselines(rows) => {
+                self.results.baselines = Some(Keyed { doc, value: rows });
+                self.message(false, format!("{label}: {took}"));
+            }
+            Output::Prepared(key, p) => self.results.prepared = Some((key, p)),
+            Output::Picked(purpose, path, shown) => match path {
+                Some(path) => self.apply(match purpose {
+                    Purpose::Open => Command::Open(path),
+                    Purpose::Export(kind) => Command::Export { kind, path },
+                }),
+                None if !shown => self.message(true, work::NO_DIALOG),
+                None => {}
+            },
         }
     }
 
     fn poll_compress(&mut self) {
         let Some(job) = &mut self.job else { return };
         let cfg = job.config;
-        for ev in job.poll() {
+        let (events, end) = job.poll();
+        let took = done_in(job.job.elapsed());
+        for ev in events {
             match ev {
                 CompressEvent::Started { .. } => {}
                 CompressEvent::Done {
@@ -319,6 +451,7 @@ impl AppState {
                     self.doc.tensors[tensor].result = Some(Arc::new(TensorResult {
                         compressed,
                         stats: Some(stats),
+                        stored_relmse: None,
                         recon,
                         generation: self.generation,
                     }));
@@ -327,37 +460,40 @@ impl AppState {
                     let name = self.doc.tensors[tensor].name.clone();
                     self.message(true, format!("{name}: {error}"));
                 }
-                CompressEvent::Finished { cancelled } => {
-                    self.job = None;
-                    if cancelled {
-                        self.message(false, format!("compression ({cfg}) cancelled"));
-                    }
-                    self.start_next();
-                    return;
-                }
             }
         }
+        let Some(end) = end else { return };
+        self.job = None;
+        match end {
+            Outcome::Done(()) => self.message(false, format!("compression ({cfg}): {took}")),
+            Outcome::Cancelled => self.message(false, format!("compression ({cfg}) cancelled")),
+            Outcome::Failed(e) => self.message(true, format!("compression ({cfg}) failed: {e}")),
+        }
+        self.start_next();
     }
 
-    /// Totals over the model: (bytes before, bytes after, compressed weights, Σ(w−ŵ)², Σw²).
+    /// Totals over the model, overall and per compression configuration.
     pub fn totals(&self) -> Totals {
         let mut t = Totals::default();
         for e in &self.doc.tensors {
             let before = e.original_bytes();
             t.bytes_before += before;
-            match &e.result {
-                Some(r) => {
-                    let bits = r.compressed.num_blocks() as u64
-                        * u64::from(r.compressed.config.block_bits());
-                    t.bytes_after += bits.div_ceil(8);
-                    t.compressed_weights += e.len() as u64;
-                    t.compressed_bits += bits;
-                    if let Some(s) = &r.stats {
-                        t.sq_err += s.sq_err;
-                        t.sq_norm += s.sq_norm;
-                    }
+            let Some(r) = &e.result else {
+                t.bytes_after += before;
+                continue;
+            };
+            let cfg = r.compressed.config;
+            let bits = r.compressed.num_blocks() as u64 * u64::from(cfg.block_bits());
+            t.bytes_after += bits.div_ceil(8);
+            let i = match t.per_config.iter().position(|(c, _)| *c == cfg) {
+                Some(i) => i,
+                None => {
+                    t.per_config.push((cfg, Group::default()));
+                    t.per_config.len() - 1
                 }
-                None => t.bytes_after += before,
+            };
+            for g in [&mut t.all, &mut t.per_config[i].1] {
+                g.add(e.len() as u64, bits, r);
             }
         }
         t
@@ -371,26 +507,75 @@ pub struct Totals {
     pub bytes_before: u64,
     /// Bytes with compressed tensors at their packed size and the rest as stored.
     pub bytes_after: u64,
-    /// Weights in compressed tensors.
-    pub compressed_weights: u64,
-    /// Bits of their block records.
-    pub compressed_bits: u64,
-    /// Σ(w−ŵ)² over compressed tensors.
-    pub sq_err: f64,
-    /// Σw² over compressed tensors.
-    pub sq_norm: f64,
+    /// All compressed tensors.
+    pub all: Group,
+    /// Compressed tensors by configuration, in the order first met.
+    pub per_config: Vec<(Config, Group)>,
 }
 
-impl Totals {
-    /// Bits per weight of the compressed tensors.
-    pub fn bits_per_weight(&self) -> Option<f64> {
-        (self.compressed_weights > 0)
-            .then(|| self.compressed_bits as f64 / self.compressed_weights as f64)
+/// Figures of a group of compressed tensors.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Group {
+    /// Tensors.
+    pub tensors: usize,
+    /// Weights.
+    pub weights: u64,
+    /// Bits of their block records.
+    pub bits: u64,
+    /// Σ(w−ŵ)² over tensors whose original is known.
+    pub sq_err: f64,
+    /// Σw² over the same tensors.
+    pub sq_norm: f64,
+    /// Σ relMSE·weights over tensors known only by their stored figure, and their weights.
+    pub stored: (f64, u64),
+}
+
+impl Group {
+    fn add(&mut self, weights: u64, bits: u64, r: &TensorResult) {
+        self.tensors += 1;
+        self.weights += weights;
+        self.bits += bits;
+        match (&r.stats, r.stored_relmse) {
+            (Some(s), _) => {
+                self.sq_err += s.sq_err;
+                self.sq_norm += s.sq_norm;
+            }
+            (None, Some(m)) => {
+                self.stored.0 += m * weights as f64;
+                self.stored.1 += weights;
+            }
+            (None, None) => {}
+        }
     }
 
-    /// Relative MSE over the compressed tensors.
-    pub fn relmse(&self) -> Option<f64> {
-        (self.compressed_weights > 0)
-            .then(|| crate::search::compress::relmse(self.sq_err, self.sq_norm))
+    /// Bits per weight.
+    pub fn bits_per_weight(&self) -> Option<f64> {
+        (self.weights > 0).then(|| self.bits as f64 / self.weights as f64)
+    }
+
+    /// Relative MSE, and whether it is exact: Σ(w−ŵ)²/Σw² when every original is known,
+    /// else the stored per-tensor figures averaged by weight count (with the measured ones).
+    pub fn relmse(&self) -> Option<(f64, bool)> {
+        let measured = (self.sq_norm > 0.0)
+            .then(|| crate::search::compress::relmse(self.sq_err, self.sq_norm));
+        let (sum, n) = self.stored;
+        match (measured, n) {
+            (m, 0) => m.map(|m| (m, true)),
+            (None, n) => Some((sum / n as f64, false)),
+            (Some(m), n) => {
+                let known = self.weights.saturating_sub(n) as f64;
+                Some(((m * known + sum) / (known + n as f64), false))
+            }
+        }
+    }
+}
+
+/// "done in 3 s" for a job that took `d`.
+fn done_in(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s < 90.0 {
+        format!("done in {s:.0} s")
+    } else {
+        format!("done in {}", human_duration(d).trim_start_matches("about "))
     }
 }

@@ -1,6 +1,6 @@
 //! UI tests: drive the real app (state, panels, background jobs) through egui_kittest, headless.
 
-use crate::helpers::ui::{click, harness, wait_idle};
+use crate::helpers::ui::{click, harness, tiny, wait_idle};
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use seedlm::app::{Studio, loader};
@@ -178,27 +178,6 @@ fn a_bad_path_is_a_readable_error() {
     assert!(!bad.exists());
 }
 
-/// A tiny model with layers 1, 2 and 10, so natural order matters.
-fn tiny() -> Studio {
-    use seedlm::app::document::{Document, TensorEntry};
-    let tensors = [10, 2, 1]
-        .iter()
-        .map(|l| TensorEntry {
-            name: format!("model.layers.{l}.mlp.up_proj.weight"),
-            shape: vec![16, 16],
-            dtype: dtype::Dtype::F32,
-            original: Some(std::sync::Arc::new(
-                (0..256)
-                    .map(|i| ((i * 37 % 101) as f32 - 50.0) / 100.0)
-                    .collect(),
-            )),
-            result: None,
-            compressible: true,
-        })
-        .collect();
-    Studio::with_document(Document::new(None, "tiny".into(), tensors))
-}
-
 #[test]
 fn tree_sorts_naturally_and_multi_selects() {
     let mut h = harness(tiny());
@@ -319,4 +298,282 @@ fn a_dropped_file_opens_and_joins_the_recent_files() {
     click(&mut h, "File");
     click(&mut h, "Recent");
     h.get_by_label(file.to_str().unwrap());
+}
+
+#[test]
+fn a_tab_result_is_dropped_when_another_model_opens() {
+    use seedlm::app::command::{Command, SelectMode};
+    let mut h = harness(tiny());
+    h.run_steps(2);
+    h.state_mut().state.apply(Command::Select {
+        tensor: 0,
+        mode: SelectMode::Replace,
+    });
+    click(&mut h, "Baselines");
+    click(&mut h, "Compare");
+    wait_idle(&mut h, Duration::from_secs(300));
+    h.get_by_label("All selected tensors");
+    assert!(h.state().state.results.baselines.is_some());
+
+    // Another model: the rows computed on the tiny one are gone, from the state and the tab.
+    h.state_mut().state.apply(Command::OpenDemo);
+    h.run_steps(2);
+    assert!(h.state().state.results.baselines.is_none());
+    assert!(h.query_by_label("All selected tensors").is_none());
+
+    // A run still going when the model changes is stopped, and its rows never show.
+    let ti = small_tensor(h.state());
+    h.state_mut().state.apply(Command::Select {
+        tensor: ti,
+        mode: SelectMode::Replace,
+    });
+    h.run_steps(2);
+    click(&mut h, "Compare");
+    h.state_mut().state.apply(Command::OpenDemo);
+    wait_idle(&mut h, Duration::from_secs(300));
+    assert!(h.state().state.results.baselines.is_none());
+    assert!(h.query_by_label("All selected tensors").is_none());
+}
+
+#[test]
+fn export_can_be_cancelled_and_leaves_no_file() {
+    use seedlm::app::command::{Command, ExportKind};
+    use seedlm::app::work::JobKind;
+    let mut h = harness(Studio::with_document(loader::demo()));
+    h.step();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.safetensors");
+    h.state_mut().state.apply(Command::Export {
+        kind: ExportKind::Decompressed,
+        path: path.clone(),
+    });
+    // Stopped at once, as the export's Cancel button does: a loaded machine could otherwise
+    // finish the export before the next frame.
+    h.state_mut().state.apply(Command::Stop(JobKind::Export));
+    h.run_steps(1);
+    if h.state().state.running(JobKind::Export).is_some() {
+        // Still winding down: its progress says so, in the Overview and the status bar.
+        assert_eq!(h.query_all_by_label_contains("stopping…").count(), 2);
+    }
+    wait_idle(&mut h, Duration::from_secs(300));
+    let msg = h.state().state.messages.last().expect("a message").clone();
+    assert_eq!(msg.text, "export cancelled", "{msg:?}");
+    assert!(!path.exists());
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "no temp file left"
+    );
+}
+
+/// Compresses the tiny model's tensor `i` with the settings chosen by the button `preset`.
+fn compress_one(h: &mut Harness<'_, Studio>, i: usize, preset: &str) {
+    use seedlm::app::command::{Command, SelectMode};
+    click(h, preset);
+    h.state_mut().state.apply(Command::Select {
+        tensor: i,
+        mode: SelectMode::Replace,
+    });
+    h.run_steps(2);
+    click(h, "Compress selected (1)");
+    wait_idle(h, Duration::from_secs(300));
+}
+
+#[test]
+fn a_packed_file_shows_its_stored_errors() {
+    use seedlm::app::panels::overview::layer_series;
+    let mut h = harness(tiny());
+    h.run_steps(2);
+    compress_one(&mut h, 1, "4-bit");
+    let stats = h.state().state.doc.tensors[1].result.clone().unwrap();
+    let rel = stats.stats.as_ref().unwrap().relmse();
+    let dir = tempfile::tempdir().unwrap();
+    let packed = dir.path().join("tiny.seedlm.safetensors");
+    type_into(&mut h, "Export to", packed.to_str().unwrap());
+    click(&mut h, "Export packed");
+    wait_idle(&mut h, Duration::from_secs(300));
+    type_into(&mut h, "Path", packed.to_str().unwrap());
+    click(&mut h, "Open");
+    wait_idle(&mut h, Duration::from_secs(300));
+    assert_eq!(h.state().state.doc.path.as_deref(), Some(packed.as_path()));
+    click(&mut h, "Overview");
+
+    // The stored figure, not "0.00000 (inf dB)".
+    let snr = seedlm::search::compress::snr_db(rel);
+    h.get_by_label(&format!(
+        "≈{rel:.5} ({snr:.2} dB), from the errors stored per tensor"
+    ));
+    assert!(h.query_by_label_contains("inf dB").is_none());
+    // The per-layer chart has the tensor's point, and the tree its SNR.
+    let series = layer_series(&h.state().state, true);
+    assert_eq!(series.values().flatten().count(), 1, "{series:?}");
+    let [layer, y] = series.values().next().unwrap()[0];
+    assert_eq!(layer, 2.0);
+    assert!((y - snr).abs() < 1e-9);
+    // The Tensor tab gives the stored figure too.
+    h.state_mut()
+        .state
+        .apply(seedlm::app::command::Command::Select {
+            tensor: 1,
+            mode: seedlm::app::command::SelectMode::Replace,
+        });
+    click(&mut h, "Tensor");
+    h.get_by_label_contains(&format!("SNR: {snr:.2} dB, relative MSE {rel:.6} (stored"));
+    // No empty axes for what a packed file cannot show.
+    wait_idle(&mut h, Duration::from_secs(60));
+    h.get_by_label("(the original is not available: no per-block errors)");
+}
+
+#[test]
+fn mixed_presets_are_shown_per_configuration() {
+    use seedlm::app::panels::overview::layer_series;
+    let mut h = harness(tiny());
+    h.run_steps(2);
+    compress_one(&mut h, 0, "4-bit");
+    compress_one(&mut h, 1, "3-bit");
+    click(&mut h, "Overview");
+    h.get_by_label("4-bit (1 tensors)");
+    h.get_by_label("3-bit (1 tensors)");
+    // Each configuration's bits per weight (16×16 weights: 32 blocks of 32 bits, 22 of 36),
+    // beside the overall mix.
+    h.get_by_label("4.000");
+    h.get_by_label(&format!("{:.3}", 22.0 * 36.0 / 256.0));
+    h.get_by_label(&format!("{:.3}", (32.0 * 32.0 + 22.0 * 36.0) / 512.0));
+    let keys: Vec<String> = layer_series(&h.state().state, true).into_keys().collect();
+    assert_eq!(keys, vec!["mlp.up_proj (3-bit)", "mlp.up_proj (4-bit)"]);
+    // Each relative MSE is its own tensor's.
+    let t = &h.state().state.doc.tensors;
+    for i in [0, 1] {
+        let rel = t[i].result.as_ref().unwrap().relmse().unwrap();
+        h.get_by_label_contains(&format!("{rel:.5} ("));
+    }
+}
+
+#[test]
+fn a_tall_matrix_fits_its_heatmap_and_shows_the_value_under_the_cursor() {
+    use egui_kittest::kittest::NodeT;
+    use seedlm::app::command::{Command, SelectMode};
+    use seedlm::app::document::{Document, TensorEntry};
+    let data: Vec<f32> = (0..2048 * 16).map(|i| i as f32 / 1000.0).collect();
+    let doc = Document::new(
+        None,
+        "tall".into(),
+        vec![TensorEntry {
+            name: "lm_head.weight".into(),
+            shape: vec![2048, 16],
+            dtype: dtype::Dtype::F32,
+            original: Some(std::sync::Arc::new(data)),
+            result: None,
+            compressible: false,
+        }],
+    );
+    let mut h = harness(Studio::with_document(doc));
+    h.step();
+    h.state_mut().state.apply(Command::Select {
+        tensor: 0,
+        mode: SelectMode::Replace,
+    });
+    click(&mut h, "Tensor");
+    wait_idle(&mut h, Duration::from_secs(60));
+    // Every row is in view, not a square slice of them.
+    h.get_by_label("rows 0–2047 of 2048, columns 0–15 of 16 shown");
+    // An uncompressed tensor has no seeds, exponents or errors: the charts say so.
+    assert_eq!(
+        h.query_all_by_label("(not compressed: nothing to show)")
+            .count(),
+        4
+    );
+
+    // Point at the middle of the heatmap: the label gives that cell's value.
+    // The heatmap's title (the histogram's legend has the same words, further down).
+    let title = h.query_all_by_label("original w").next().unwrap().rect();
+    let at = egui::pos2(title.center().x, title.bottom() + 130.0);
+    h.input_mut().events.push(egui::Event::PointerMoved(at));
+    h.run_steps(3);
+    let node = h
+        .query_all_by_label_contains(": w = ")
+        .next()
+        .expect("the value under the cursor");
+    let shown = node
+        .accesskit_node()
+        .label()
+        .or_else(|| node.value())
+        .unwrap();
+    // "row R, col C: w = V": V is the weight at (R, C).
+    let nums: Vec<f64> = shown
+        .split(|ch: char| !(ch.is_ascii_digit() || ch == '.'))
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let (row, col, w) = (nums[0], nums[1], nums[2]);
+    assert!(row > 100.0, "{shown}");
+    assert!((w - (row * 16.0 + col) / 1000.0).abs() < 1e-6, "{shown}");
+}
+
+#[test]
+fn the_tree_names_its_groups_counts_hidden_tensors_and_says_when_nothing_matches() {
+    use crate::helpers::{T, gaussian, write_model};
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bert.safetensors");
+    let f32_ = dtype::Dtype::F32;
+    write_model(
+        &file,
+        &[
+            T::float(
+                "embeddings.word.weight",
+                f32_,
+                &[8, 16],
+                &gaussian(128, 0.1, 1),
+            ),
+            T::ids("embeddings.position_ids", 8),
+            T::float(
+                "encoder.layer.0.q.weight",
+                f32_,
+                &[16, 16],
+                &gaussian(256, 0.1, 2),
+            ),
+            T::float(
+                "pooler.dense.weight",
+                f32_,
+                &[16, 16],
+                &gaussian(256, 0.1, 3),
+            ),
+        ],
+    );
+    let mut h = harness(tiny());
+    h.run_steps(2);
+    type_into(&mut h, "Filter", "zzz");
+    type_into(&mut h, "Path", file.to_str().unwrap());
+    click(&mut h, "Open");
+    wait_idle(&mut h, Duration::from_secs(60));
+    // The filter kept from the tiny model matches nothing here, and says so.
+    h.get_by_label("No tensor name contains “zzz” (3 tensors hidden by the filter).");
+    click(&mut h, "Clear filter");
+    // The groups before and after the layers are told apart by name.
+    h.get_by_label("embeddings (1)");
+    h.get_by_label("layer 0 (1)");
+    h.get_by_label("pooler (1)");
+    assert!(h.query_by_label_contains("other").is_none());
+    // The header counts what export writes: the I64 tensor too.
+    h.get_by_label("bert.safetensors — 4 tensors (3 in the tree, 1 non-float kept as they are)");
+}
+
+#[test]
+fn open_without_a_file_dialog_points_to_the_path_field() {
+    // Headless, as under Xvfb: no session bus (so no desktop portal) and no zenity.
+    let no_dialog = std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_none()
+        && std::process::Command::new("zenity")
+            .arg("--version")
+            .output()
+            .is_err();
+    assert!(no_dialog, "this test needs a machine without a file dialog");
+    let mut h = harness(tiny());
+    h.run_steps(2);
+    click(&mut h, "File");
+    click(&mut h, "Open…");
+    wait_idle(&mut h, Duration::from_secs(10));
+    let msg = h.state().state.messages.last().expect("a message").clone();
+    assert!(msg.error, "{msg:?}");
+    assert!(msg.text.contains("no file dialog is available"), "{msg:?}");
+    assert!(msg.text.contains("Path field"), "{msg:?}");
+    h.get_by_label(&msg.text);
 }

@@ -1,7 +1,7 @@
 //! UI test of the Hardware tab: the Table 5 run and a run on a compressed tensor, through the
 //! real app and the real Verilator model (built once, cached).
 
-use crate::helpers::ui::{click, harness, wait_idle};
+use crate::helpers::ui::{click, harness, tiny, wait_idle};
 use egui_kittest::kittest::Queryable;
 use seedlm::app::{Studio, loader};
 use std::time::Duration;
@@ -16,7 +16,15 @@ fn hardware_tab_runs_table5_and_a_compressed_tensor() {
     click(&mut h, "Hardware");
     click(&mut h, "Run Table 5");
     assert!(h.state().busy(), "the simulation runs in the background");
+    // While it runs, the tab and the status bar say so (the status bar is not "idle").
+    assert!(h.query_by_label_contains("Press Run Table 5").is_none());
+    h.get_by_label("Hardware (Table 5): building and simulating…");
+    let running = h.query_all_by_label_contains("Hardware (Table 5): running, ");
+    assert_eq!(running.count(), 2, "beside Cancel, and in the status bar");
+    assert!(h.query_by_label("idle").is_none());
     wait_idle(&mut h, LIMIT);
+    h.get_by_label_contains("Hardware (Table 5): done in ");
+    h.get_by_label("idle");
     // Our cycle counts beside the paper's, every size cross-checked bit for bit.
     h.get_by_label("136559");
     h.get_by_label("34331");
@@ -43,4 +51,27 @@ fn hardware_tab_runs_table5_and_a_compressed_tensor() {
     wait_idle(&mut h, LIMIT);
     h.get_by_label_contains(&format!("{name} ("));
     h.get_by_label_contains("outputs bit-exact, weights equal the engine's reconstruction: yes");
+}
+
+#[test]
+fn a_failing_hardware_run_reaches_the_message_list() {
+    let mut h = harness(tiny());
+    h.run_steps(2);
+    let name = "model.layers.1.mlp.up_proj.weight";
+    click(&mut h, name);
+    click(&mut h, "Compress selected (1)");
+    wait_idle(&mut h, LIMIT);
+    click(&mut h, "Hardware");
+    h.get_by_label("Press Run Table 5 to build the model and simulate.");
+    // 16 columns: the 4-bit design takes rows of a multiple of 128 weights.
+    click(&mut h, &format!("Run on {name}"));
+    wait_idle(&mut h, LIMIT);
+    let msg = h.state().state.messages.last().expect("a message").clone();
+    assert!(msg.error, "{msg:?}");
+    assert!(
+        msg.text
+            .starts_with(&format!("Hardware ({name}) failed: {name}: ")),
+        "{msg:?}"
+    );
+    h.get_by_label(&msg.text);
 }

@@ -47,7 +47,11 @@ fn explorer_runs_a_grid_and_sets_the_config() {
     h.step();
     click(&mut h, "Design space");
     click(&mut h, "Run");
+    // The status bar shows the run, not "idle", and its end says how long it took.
+    assert!(h.query_by_label("idle").is_none());
+    assert!(h.query_all_by_label_contains("Design space: ").count() >= 1);
     wait_idle(&mut h, Duration::from_secs(600));
+    h.get_by_label_contains("Design space: done in ");
     // The paper's choice is measured and marked even above the K ≤ 12 cap.
     let marks = h.query_all_by_label_contains("paper (Table 1)").count();
     assert_eq!(marks, 2, "the table's mark and the plot's legend");
@@ -57,11 +61,8 @@ fn explorer_runs_a_grid_and_sets_the_config() {
     assert_eq!(h.state().state.config, Config::new(6, 2, 12).unwrap());
 }
 
-#[test]
-fn baselines_compare_a_tensor() {
-    let mut h = harness();
-    h.step();
-    // The smallest tensor with weights keeps the SeedLM searches short.
+/// Selects the smallest tensor that has weights; returns its index.
+fn select_smallest(h: &mut Harness<'_, Studio>) -> usize {
     let ti = {
         let t = &h.state().state.doc.tensors;
         (0..t.len())
@@ -73,6 +74,15 @@ fn baselines_compare_a_tensor() {
         tensor: ti,
         mode: SelectMode::Replace,
     });
+    ti
+}
+
+#[test]
+fn baselines_compare_a_tensor() {
+    let mut h = harness();
+    h.step();
+    // The smallest tensor with weights keeps the SeedLM searches short.
+    select_smallest(&mut h);
     click(&mut h, "Baselines");
     h.get_by_label_contains("(1 tensor(s)");
     click(&mut h, "Compare");
@@ -82,4 +92,107 @@ fn baselines_compare_a_tensor() {
     h.get_by_label("4.250");
     h.get_by_label("4.000");
     h.get_by_label("3.000");
+}
+
+#[test]
+fn a_failing_design_space_run_reaches_the_message_list() {
+    use seedlm::study::explore::Options;
+    let mut h = harness();
+    h.step();
+    click(&mut h, "Design space");
+    // No (C, P, K) with K ≤ 2 spends exactly 8 bits a weight.
+    let opts = Options {
+        max_k: 2,
+        ..Options::new(8)
+    };
+    h.state_mut()
+        .state
+        .apply(Command::Run(seedlm::app::work::Work::Explore(opts)));
+    wait_idle(&mut h, Duration::from_secs(60));
+    let msg = h.state().state.messages.last().expect("a message").clone();
+    assert!(msg.error, "{msg:?}");
+    assert!(
+        msg.text
+            .starts_with("Design space failed: no valid (C, P, K)"),
+        "{msg:?}"
+    );
+    // It is in the status bar, not only in the state.
+    h.get_by_label(&msg.text);
+}
+
+#[test]
+fn walkthrough_u_rows_sit_beside_their_v_rows() {
+    let mut h = harness();
+    h.step();
+    click(&mut h, "LFSR walkthrough");
+    for _ in 0..8 {
+        click(&mut h, "Step");
+    }
+    // Figure 3: V(4) = [[2,5],[6,7],[3,1],[4,2]], U = (V − 4) / 3.
+    let top = |h: &Harness<'_, Studio>, label: &str| h.get_by_label(label).rect().center().y;
+    for (v, u) in [("5", "+0.333"), ("7", "+1.000"), ("1", "-1.000")] {
+        let (a, b) = (top(&h, v), top(&h, u));
+        assert!((a - b).abs() < 1.0, "{v} at y = {a}, {u} at y = {b}");
+    }
+}
+
+/// Moves the pointer in small steps over the plot above the "Point at a marker" hint until a
+/// label containing `text` shows; returns that label's text.
+fn hover_plot(h: &mut Harness<'_, Studio>, text: &str) -> Option<String> {
+    use egui_kittest::kittest::NodeT;
+    let hint = h
+        .get_by_label("Point at a marker to read its figures.")
+        .rect();
+    let (step, width, height) = (14.0, 560.0, 360.0);
+    let mut y = hint.top() - 10.0;
+    while y > hint.top() - height {
+        let mut x = hint.left() + 10.0;
+        while x < hint.left() + width {
+            h.input_mut()
+                .events
+                .push(egui::Event::PointerMoved(egui::pos2(x, y)));
+            h.step();
+            if let Some(n) = h.query_all_by_label_contains(text).next() {
+                return n.accesskit_node().label().or_else(|| n.value());
+            }
+            x += step;
+        }
+        y -= step;
+    }
+    None
+}
+
+#[test]
+fn design_space_and_baseline_points_tell_their_figures_under_the_pointer() {
+    let mut h = harness();
+    h.step();
+    click(&mut h, "Design space");
+    // A quick grid: K ≤ 8, few blocks.
+    let opts = seedlm::study::explore::Options {
+        max_k: 8,
+        blocks: 64,
+        ..seedlm::study::explore::Options::new(4)
+    };
+    h.state_mut()
+        .state
+        .apply(Command::Run(seedlm::app::work::Work::Explore(opts)));
+    wait_idle(&mut h, Duration::from_secs(600));
+    let found = hover_plot(&mut h, "bits a block): relMSE");
+    let text = found.expect("a marker's figures under the pointer");
+    assert!(text.starts_with("C = "), "{text}");
+
+    // Baselines on the smallest tensor, without the slow SeedLM searches.
+    let ti = select_smallest(&mut h);
+    click(&mut h, "Baselines");
+    let methods = vec![seedlm::study::baselines::Method::ALL[0]];
+    h.state_mut()
+        .state
+        .apply(Command::Run(seedlm::app::work::Work::Baselines {
+            tensors: vec![ti],
+            methods,
+        }));
+    wait_idle(&mut h, Duration::from_secs(600));
+    let found = hover_plot(&mut h, " bits/weight, relMSE ");
+    let name = seedlm::study::baselines::Method::ALL[0].name();
+    assert!(found.expect("the marker's figures").starts_with(name));
 }

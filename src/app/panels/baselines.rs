@@ -2,39 +2,25 @@
 //! (round-to-nearest int4/int3, NF4) on the selected tensors, as a rate–distortion plot with the
 //! Gaussian bound 2^(−2M), and a table per method, in total and per tensor.
 
-use super::Tab;
+use super::{Tab, job_progress};
 use crate::app::command::{Command, TabId};
-use crate::app::jobs::Task;
 use crate::app::state::AppState;
+use crate::app::work::{JobKind, Work};
 use crate::search::compress::snr_db;
 use crate::study::baselines::Method;
 use crate::study::compare::{self, Row};
 use crate::study::explore::gaussian_bound;
-use egui_plot::{
-    HoverPosition, Legend, Line, LineStyle, MarkerShape, Plot, PlotPoint, PlotPoints, Points, Text,
-};
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use egui_plot::{Legend, Line, LineStyle, MarkerShape, Plot, PlotPoints, Points};
 
-/// A tensor handed to the background run: name, shape, weights.
-type Input = (String, Vec<usize>, Arc<Vec<f32>>);
-
-/// The baselines tab's own state.
+/// The baselines tab's own widget state: which methods to run.
 pub struct Baselines {
     enabled: Vec<(Method, bool)>,
-    task: Option<Task<Result<Vec<Row>, String>>>,
-    /// Rows of the last finished run, totals last.
-    rows: Vec<Row>,
-    error: Option<String>,
 }
 
 impl Default for Baselines {
     fn default() -> Self {
         Baselines {
             enabled: Method::ALL.iter().map(|&m| (m, true)).collect(),
-            task: None,
-            rows: Vec::new(),
-            error: None,
         }
     }
 }
@@ -48,10 +34,9 @@ impl Tab for Baselines {
         "Baselines"
     }
 
-    fn ui(&mut self, ui: &mut egui::Ui, state: &AppState, _out: &mut Vec<Command>) {
-        self.poll();
+    fn ui(&mut self, ui: &mut egui::Ui, state: &AppState, out: &mut Vec<Command>) {
         let inputs = selected(state);
-        let weights: usize = inputs.iter().map(|(_, _, d)| d.len()).sum();
+        let weights: usize = inputs.iter().map(|&i| state.doc.tensors[i].len()).sum();
         ui.label(format!(
             "Data-free methods on the selected tensors ({} tensor(s), {weights} weights). \
              Round-to-nearest stores an FP16 scale and a b-bit zero point per group; NF4 an \
@@ -66,45 +51,27 @@ impl Tab for Baselines {
                 }
             }
         });
-        self.controls(ui, inputs);
-        if let Some(e) = &self.error {
-            ui.colored_label(ui.visuals().error_fg_color, e);
-        }
-        if self.rows.is_empty() {
+        self.controls(ui, state, inputs, out);
+        let Some(rows) = state.results.baselines.as_ref().map(|k| &k.value) else {
             return;
-        }
+        };
         ui.separator();
-        let totals: Vec<&Row> = self
-            .rows
-            .iter()
-            .filter(|r| r.tensor == compare::TOTAL)
-            .collect();
+        let totals: Vec<&Row> = rows.iter().filter(|r| r.tensor == compare::TOTAL).collect();
         ui.columns(2, |cols| {
-            table(&mut cols[0], &totals, &self.rows);
+            table(&mut cols[0], &totals, rows);
             plot(&mut cols[1], &totals);
         });
-    }
-
-    fn busy(&self) -> bool {
-        self.task.is_some()
     }
 }
 
 impl Baselines {
-    fn poll(&mut self) {
-        let Some(task) = &self.task else { return };
-        let Some(res) = task.poll() else { return };
-        self.task = None;
-        match res {
-            Ok(Ok(rows)) => {
-                self.rows = rows;
-                self.error = None;
-            }
-            Ok(Err(e)) | Err(e) => self.error = Some(e),
-        }
-    }
-
-    fn controls(&mut self, ui: &mut egui::Ui, inputs: Vec<Input>) {
+    fn controls(
+        &mut self,
+        ui: &mut egui::Ui,
+        state: &AppState,
+        inputs: Vec<usize>,
+        out: &mut Vec<Command>,
+    ) {
         let methods: Vec<Method> = self
             .enabled
             .iter()
@@ -112,70 +79,41 @@ impl Baselines {
             .map(|(m, _)| *m)
             .collect();
         ui.horizontal(|ui| {
-            if let Some(t) = &self.task {
-                if ui.button("Cancel").clicked() {
-                    t.cancel();
-                }
-                let (done, total) = t.progress();
-                ui.add(
-                    egui::ProgressBar::new(done as f32 / total.max(1) as f32).text(format!(
-                        "{done}/{total} SeedLM blocks, {:.0} s",
-                        t.elapsed()
-                    )),
-                );
-            } else {
-                let ready = !inputs.is_empty() && !methods.is_empty();
-                if ui
-                    .add_enabled(ready, egui::Button::new("Compare"))
-                    .on_disabled_hover_text("Select tensors on the left and at least one method")
-                    .clicked()
-                {
-                    self.error = None;
-                    self.task = Some(Task::spawn(move |cancel, progress| {
-                        run(&inputs, &methods, cancel, progress)
-                    }));
-                }
+            if let Some(j) = state.running(JobKind::Baselines) {
+                job_progress(ui, j, JobKind::Baselines, out);
+                let (done, total) = j.progress();
+                ui.add(egui::ProgressBar::new(done as f32 / total.max(1) as f32));
+                return;
+            }
+            let ready = !inputs.is_empty() && !methods.is_empty();
+            if ui
+                .add_enabled(ready, egui::Button::new("Compare"))
+                .on_disabled_hover_text("Select tensors on the left and at least one method")
+                .clicked()
+            {
+                out.push(Command::Run(Work::Baselines {
+                    tensors: inputs,
+                    methods,
+                }));
             }
         });
     }
 }
 
 /// The selected tensors that have original weights (or the focused one if none is selected).
-fn selected(state: &AppState) -> Vec<Input> {
+fn selected(state: &AppState) -> Vec<usize> {
     let mut idx: Vec<usize> = state.selection.iter().copied().collect();
     if idx.is_empty() {
         idx.extend(state.focus);
     }
-    idx.into_iter()
-        .filter_map(|i| {
-            let t = state.doc.tensors.get(i)?;
-            let data = t.original.clone()?;
-            (!t.is_empty()).then(|| (t.name.clone(), t.shape.clone(), data))
-        })
-        .collect()
-}
-
-/// The background run: every method on every tensor, then the totals.
-fn run(
-    inputs: &[Input],
-    methods: &[Method],
-    cancel: &std::sync::atomic::AtomicBool,
-    progress: &crate::search::compress::Progress,
-) -> Result<Vec<Row>, String> {
-    let total: u64 = inputs
-        .iter()
-        .map(|(_, _, d)| compare::search_blocks(d.len(), methods))
-        .sum();
-    progress.total.store(total, Ordering::Relaxed);
-    let mut rows = Vec::new();
-    for (name, shape, data) in inputs {
-        let r = compare::compare_tensor(name, data, shape, methods, progress, cancel)
-            .map_err(|e| format!("tensor '{name}': {e}"))?;
-        rows.extend(r);
-    }
-    let totals = compare::totals(&rows);
-    rows.extend(totals);
-    Ok(rows)
+    idx.retain(|&i| {
+        state
+            .doc
+            .tensors
+            .get(i)
+            .is_some_and(|t| t.original.is_some() && !t.is_empty())
+    });
+    idx
 }
 
 fn table(ui: &mut egui::Ui, totals: &[&Row], rows: &[Row]) {
@@ -224,37 +162,45 @@ fn row(ui: &mut egui::Ui, tensor: Option<&str>, r: &Row) {
 }
 
 /// Rate–distortion: relMSE (log scale) against bits per weight, one marker per method, and the
-/// Gaussian bound 2^(−2M).
+/// Gaussian bound 2^(−2M) over the measured rates only (drawn wider, it squeezes the markers).
 fn plot(ui: &mut egui::Ui, totals: &[&Row]) {
     let log = |x: f64| x.max(1e-12).log10();
-    Plot::new("baselines_plot")
-        .legend(Legend::default())
+    let rates = totals.iter().map(|r| r.measured.bits_per_weight());
+    let lo = rates.clone().fold(f64::INFINITY, f64::min) - 0.1;
+    let hi = rates.fold(f64::NEG_INFINITY, f64::max) + 0.1;
+    let described: Vec<([f64; 2], String)> = totals
+        .iter()
+        .map(|r| {
+            let m = r.measured;
+            let text = format!(
+                "{}: {:.3} bits/weight, relMSE {:.5} ({:.2} dB)",
+                r.method.name(),
+                m.bits_per_weight(),
+                m.relmse(),
+                snr_db(m.relmse())
+            );
+            ([m.bits_per_weight(), log(m.relmse())], text)
+        })
+        .collect();
+    let resp = Plot::new("baselines_plot")
+        .height(360.0)
+        .legend(Legend::default().position(egui_plot::Corner::RightTop))
         .x_axis_label("bits per weight")
         .y_axis_label("relative MSE")
         .y_axis_formatter(|m, _| format!("{:.4}", 10f64.powf(m.value)))
-        .label_formatter(|h| match h {
-            HoverPosition::NearDataPoint {
-                plot_name,
-                position: p,
-                ..
-            } => Some(format!(
-                "{plot_name}\n{:.3} bits/weight, relMSE {:.5}",
-                p.x,
-                10f64.powf(p.y)
-            )),
-            HoverPosition::Elsewhere { .. } => None,
-        })
         .show(ui, |plot| {
-            let bound: Vec<[f64; 2]> = (0..=60)
-                .map(|i| {
-                    let m = 2.5 + f64::from(i) * 0.05;
-                    [m, log(gaussian_bound(m))]
-                })
-                .collect();
-            plot.line(
-                Line::new("Gaussian bound 2^(−2M)", PlotPoints::new(bound))
-                    .style(LineStyle::dashed_loose()),
-            );
+            if lo < hi {
+                let bound: Vec<[f64; 2]> = (0..=20)
+                    .map(|i| {
+                        let m = lo + (hi - lo) * f64::from(i) / 20.0;
+                        [m, log(gaussian_bound(m))]
+                    })
+                    .collect();
+                plot.line(
+                    Line::new("Gaussian bound 2^(−2M)", PlotPoints::new(bound))
+                        .style(LineStyle::dashed_loose()),
+                );
+            }
             for r in totals {
                 let shape = if r.method.is_seedlm() {
                     MarkerShape::Diamond
@@ -269,37 +215,40 @@ fn plot(ui: &mut egui::Ui, totals: &[&Row]) {
                         .color(color(r.method))
                         .radius(if r.method.is_seedlm() { 8.0 } else { 5.0 }),
                 );
-                // SeedLM's labels go left of their marker, the baselines' right: they sit at
-                // nearly the same rates.
-                let (label, anchor) = if r.method.is_seedlm() {
-                    (
-                        format!("{}   ", r.method.name()),
-                        egui::Align2::RIGHT_CENTER,
-                    )
-                } else {
-                    (format!("   {}", r.method.name()), egui::Align2::LEFT_CENTER)
-                };
-                plot.text(
-                    Text::new(r.method.name(), PlotPoint::new(at[0], at[1]), label)
-                        .anchor(anchor)
-                        .color(color(r.method)),
-                );
             }
         });
+    super::hover_line(ui, &resp, &described);
 }
 
-/// One hue per family: int4 blues, int3 greens, NF4 purple, SeedLM orange (darker = more bits).
+/// One colour per method, all far apart (the legend and the hover line name them): the
+/// category palette without its grey, which reads as "disabled".
 fn color(m: Method) -> egui::Color32 {
-    use egui::Color32 as C;
-    match m {
-        Method::Rtn4Row => C::from_rgb(120, 170, 230),
-        Method::Rtn4G128 => C::from_rgb(70, 130, 210),
-        Method::Rtn4G32 => C::from_rgb(30, 90, 180),
-        Method::Rtn3Row => C::from_rgb(140, 210, 130),
-        Method::Rtn3G128 => C::from_rgb(80, 170, 80),
-        Method::Rtn3G32 => C::from_rgb(40, 130, 50),
-        Method::Nf4G64 => C::from_rgb(180, 110, 220),
-        Method::SeedLm4 => C::from_rgb(240, 140, 30),
-        Method::SeedLm3 => C::from_rgb(250, 190, 80),
+    let palette: Vec<_> = colorous::CATEGORY10
+        .iter()
+        .filter(|c| !(c.r == c.g && c.g == c.b))
+        .collect();
+    let i = Method::ALL.iter().position(|&x| x == m).unwrap_or(0);
+    let c = palette[i % palette.len()];
+    egui::Color32::from_rgb(c.r, c.g, c.b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_method_has_its_own_colour() {
+        // The three int3 variants were greens 64 apart in RGB, hard to tell apart.
+        for (i, &a) in Method::ALL.iter().enumerate() {
+            for &b in &Method::ALL[i + 1..] {
+                let (x, y) = (color(a), color(b));
+                let d: f64 = [(x.r(), y.r()), (x.g(), y.g()), (x.b(), y.b())]
+                    .iter()
+                    .map(|&(p, q)| (f64::from(p) - f64::from(q)).powi(2))
+                    .sum::<f64>()
+                    .sqrt();
+                assert!(d > 75.0, "{a:?} and {b:?}: {x:?} vs {y:?}");
+            }
+        }
     }
 }

@@ -1,5 +1,5 @@
 //! Block inspector: one block's w and ŵ, its seed (hex and register bits), exponent and
-//! coefficients, the P basis columns U(s) scaled by t^ that sum to ŵ, and a trial seed typed by
+//! coefficients, the P basis columns U(s) scaled by t̂ that sum to ŵ, and a trial seed typed by
 //! hand to see why the search chose the seed it did.
 
 use super::Tab;
@@ -166,7 +166,7 @@ impl Tab for BlockInspector {
                     .on_hover_text("4-bit two's complement, in [−8, 7]");
                 ui.monospace(format!("{:?}", &code.q[..p]));
                 ui.end_row();
-                ui.label("t^ = q·2^e");
+                ui.label(t_hat_rule(ui));
                 ui.monospace(fmt_vec(&that));
                 ui.end_row();
                 if let (Some(fit), Some(n2)) = (&chosen, norm2) {
@@ -180,12 +180,22 @@ impl Tab for BlockInspector {
                     ui.end_row();
                 }
             });
+        // Room above the data for the legend, which would cover bars and lines otherwise.
+        let top = what
+            .iter()
+            .map(|x| x.abs())
+            .chain(w.iter().flatten().map(|&x| f64::from(x).abs()))
+            .chain(that.iter().map(|x| x.abs()))
+            .fold(0.0, f64::max);
         ui.columns(2, |col| {
             col[0].label("w (blue) and ŵ (orange) per position");
             Plot::new("w_vs_what")
                 .height(300.0)
+                .include_y(-top)
+                .include_y(top * 1.9)
                 .legend(Legend::default())
                 .x_axis_label("position in block")
+                .x_grid_spacer(super::tick_spacer(true))
                 .show(&mut col[0], |plot| {
                     if let Some(w) = &w {
                         plot.bar_chart(bars(
@@ -220,18 +230,21 @@ impl Tab for BlockInspector {
                         ));
                     }
                 });
-            col[1].label("U(s) columns scaled by t^: the parts that sum to ŵ");
+            col[1].label("U(s) columns scaled by q·2^e: the parts that sum to ŵ");
             let u = basis.u_matrix(code.seed, c, p);
             Plot::new("parts")
                 .height(300.0)
+                .include_y(-top)
+                .include_y(top * 1.9)
                 .legend(Legend::default())
                 .x_axis_label("position in block")
+                .x_grid_spacer(super::tick_spacer(true))
                 .show(&mut col[1], |plot| {
                     for j in 0..p {
                         let pts: Vec<[f64; 2]> =
                             (0..c).map(|i| [i as f64, u[i * p + j] * that[j]]).collect();
                         plot.line(
-                            Line::new(format!("U[:,{j}]·t^{j}"), PlotPoints::new(pts))
+                            Line::new(part_name(j), PlotPoints::new(pts))
                                 .style(egui_plot::LineStyle::dashed_loose()),
                         );
                     }
@@ -386,6 +399,52 @@ fn bars(name: &str, v: impl Iterator<Item = f64>, offset: f64, color: Color32) -
     .color(color)
 }
 
+/// "t̂ = q·2ᵉ" drawn from glyphs egui's bundled fonts have: they lack the combining hat and a
+/// superscript e, so the hat (ˆ) is pulled back over the t and the e is set small and raised.
+pub fn t_hat_rule(ui: &egui::Ui) -> egui::text::LayoutJob {
+    use egui::text::{LayoutJob, TextFormat};
+    let font = egui::TextStyle::Body.resolve(ui.style());
+    let color = ui.visuals().text_color();
+    let t_width = ui.fonts_mut(|f| f.glyph_width(&font, 't'));
+    let hat_width = ui.fonts_mut(|f| f.glyph_width(&font, HAT));
+    let normal = TextFormat::simple(font.clone(), color);
+    let mut job = LayoutJob::default();
+    // The spacing applies between the two letters of this section: it moves the hat back.
+    job.append(
+        &format!("t{HAT}"),
+        0.0,
+        TextFormat {
+            extra_letter_spacing: -(t_width + hat_width) / 2.0,
+            ..normal.clone()
+        },
+    );
+    job.append(" = q·2", 0.0, normal);
+    let small = egui::FontId::new(font.size * 0.7, font.family);
+    job.append(
+        "e",
+        0.0,
+        TextFormat {
+            valign: egui::Align::TOP,
+            ..TextFormat::simple(small, color)
+        },
+    );
+    job
+}
+
+/// The hat drawn over t (U+02C6, which the bundled fonts have).
+const HAT: char = '\u{2C6}';
+
+/// The legend name of basis column `j` scaled by its coefficient: "U[:,0]·q₀·2^e" (t̂ cannot
+/// be drawn in a legend with the bundled fonts; 2^e is a power, as the caret says).
+pub fn part_name(j: usize) -> String {
+    let sub: String = j
+        .to_string()
+        .chars()
+        .filter_map(|d| d.to_digit(10).and_then(|d| char::from_u32(0x2080 + d)))
+        .collect();
+    format!("U[:,{j}]·q{sub}·2^e")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -394,6 +453,28 @@ mod tests {
     fn tap_marks_sit_under_the_tap_bits() {
         // K=16 taps are bits 0, 1, 3 and 12 (docs/DESIGN.md); bit 15 is leftmost.
         assert_eq!(tap_marks(16), "   ^        ^ ^^");
+    }
+
+    #[test]
+    fn notation_uses_glyphs_the_bundled_fonts_have() {
+        assert_eq!(part_name(0), "U[:,0]·q₀·2^e");
+        assert_eq!(part_name(12), "U[:,12]·q₁₂·2^e");
+        let ctx = egui::Context::default();
+        let mut text = String::new();
+        ctx.run_ui(Default::default(), |ui| {
+            text = t_hat_rule(ui).text;
+        })
+        .textures_delta
+        .clear();
+        assert_eq!(text, "tˆ = q·2e");
+        // Nothing shows as a missing-glyph box.
+        let font = egui::FontId::proportional(14.0);
+        let all = format!("{text}{}", part_name(12));
+        let missing: Vec<char> = all
+            .chars()
+            .filter(|&c| !ctx.fonts_mut(|f| f.has_glyph(&font, c)))
+            .collect();
+        assert!(missing.is_empty(), "{missing:?}");
     }
 
     #[test]

@@ -2,11 +2,11 @@
 //! N(0, 1) blocks in the background, as a table and a plot, with the paper's choice marked and
 //! a button that sends a configuration to the compression settings.
 
-use super::Tab;
+use super::{Tab, job_progress};
 use crate::app::command::{Command, TabId};
-use crate::app::jobs::Task;
 use crate::app::state::AppState;
-use crate::study::explore::{self, ExploreError, Options, Point};
+use crate::app::work::{JobKind, Work};
+use crate::study::explore::{self, Options, Point};
 use egui_plot::{
     HLine, HoverPosition, Legend, Line, LineStyle, MarkerShape, Plot, PlotPoints, Points,
 };
@@ -14,13 +14,9 @@ use egui_plot::{
 /// Marker colour of the paper's choice.
 const PAPER_COLOR: egui::Color32 = egui::Color32::from_rgb(230, 160, 40);
 
-/// The explorer's own state.
+/// The explorer's own widget state: the options of the next run.
 pub struct Explorer {
     opts: Options,
-    task: Option<Task<Result<Vec<Point>, ExploreError>>>,
-    /// The last finished run and its options.
-    result: Option<(Options, Vec<Point>)>,
-    error: Option<String>,
 }
 
 impl Default for Explorer {
@@ -31,9 +27,6 @@ impl Default for Explorer {
                 max_k: 12,
                 ..Options::new(4)
             },
-            task: None,
-            result: None,
-            error: None,
         }
     }
 }
@@ -48,16 +41,12 @@ impl Tab for Explorer {
     }
 
     fn ui(&mut self, ui: &mut egui::Ui, state: &AppState, out: &mut Vec<Command>) {
-        self.poll();
         ui.label(
             "For a budget of M bits per weight, every valid (C, P, K) with M·C = K + 4 + 4P, \
              measured by the exact seed search on N(0, 1) blocks (the paper's §3.4).",
         );
-        self.controls(ui);
-        if let Some(e) = &self.error {
-            ui.colored_label(ui.visuals().error_fg_color, e);
-        }
-        let Some((opts, points)) = &self.result else {
+        self.controls(ui, state, out);
+        let Some((opts, points)) = &state.results.explore else {
             return;
         };
         ui.separator();
@@ -66,30 +55,12 @@ impl Tab for Explorer {
             plot(&mut cols[1], opts, points);
         });
     }
-
-    fn busy(&self) -> bool {
-        self.task.is_some()
-    }
 }
 
 impl Explorer {
-    fn poll(&mut self) {
-        let Some(task) = &self.task else { return };
-        let Some(res) = task.poll() else { return };
-        self.task = None;
-        match res {
-            Ok(Ok(points)) => {
-                self.result = Some((self.opts, points));
-                self.error = None;
-            }
-            Ok(Err(ExploreError::Cancelled)) => self.error = Some("cancelled".into()),
-            Ok(Err(e)) => self.error = Some(e.to_string()),
-            Err(e) => self.error = Some(e),
-        }
-    }
-
-    fn controls(&mut self, ui: &mut egui::Ui) {
-        let running = self.task.is_some();
+    fn controls(&mut self, ui: &mut egui::Ui, state: &AppState, out: &mut Vec<Command>) {
+        let job = state.running(JobKind::Explore);
+        let running = job.is_some();
         ui.add_enabled_ui(!running, |ui| {
             ui.horizontal(|ui| {
                 ui.label("M (bits/weight)");
@@ -105,18 +76,12 @@ impl Explorer {
             });
         });
         ui.horizontal(|ui| {
-            if running {
-                if ui.button("Cancel").clicked()
-                    && let Some(t) = &self.task
-                {
-                    t.cancel();
-                }
-            } else if ui.button("Run").clicked() {
-                let opts = self.opts;
-                self.error = None;
-                self.task = Some(Task::spawn(move |cancel, progress| {
-                    explore::explore(&opts, progress, cancel)
-                }));
+            if let Some(j) = job {
+                job_progress(ui, j, JobKind::Explore, out);
+                return;
+            }
+            if ui.button("Run").clicked() {
+                out.push(Command::Run(Work::Explore(self.opts)));
             }
             ui.label(format!(
                 "{} configurations: K ≤ {} to stay interactive, plus the paper's choice",
@@ -124,12 +89,9 @@ impl Explorer {
                 self.opts.max_k
             ));
         });
-        if let Some(t) = &self.task {
-            let (done, total) = t.progress();
-            ui.add(
-                egui::ProgressBar::new(done as f32 / total.max(1) as f32)
-                    .text(format!("{done}/{total} blocks, {:.0} s", t.elapsed())),
-            );
+        if let Some(j) = job {
+            let (done, total) = j.progress();
+            ui.add(egui::ProgressBar::new(done as f32 / total.max(1) as f32));
         }
     }
 }
@@ -197,9 +159,28 @@ fn table(
 /// the Gaussian bound as a dashed line.
 fn plot(ui: &mut egui::Ui, opts: &Options, points: &[Point]) {
     let log = |x: f64| x.max(1e-12).log10();
-    Plot::new("explore_plot")
+    let described: Vec<([f64; 2], String)> = points
+        .iter()
+        .map(|x| {
+            let c = x.config;
+            let text = format!(
+                "C = {}, P = {}, K = {} ({} bits a block): relMSE {:.5} ({:.2} dB){}",
+                c.c,
+                c.p,
+                c.k,
+                c.block_bits(),
+                x.relmse,
+                crate::search::compress::snr_db(x.relmse),
+                if x.paper { ", the paper's choice" } else { "" }
+            );
+            ([c.c as f64, log(x.relmse)], text)
+        })
+        .collect();
+    let resp = Plot::new("explore_plot")
+        .height(360.0)
         .legend(Legend::default())
         .x_axis_label("block size C")
+        .x_grid_spacer(super::tick_spacer(true))
         .y_axis_label("relative MSE")
         .y_axis_formatter(|m, _| format!("{:.3}", 10f64.powf(m.value)))
         .label_formatter(|h| match h {
@@ -263,4 +244,5 @@ fn plot(ui: &mut egui::Ui, opts: &Options, points: &[Point]) {
                 .style(LineStyle::dashed_loose()),
             );
         });
+    super::hover_line(ui, &resp, &described);
 }

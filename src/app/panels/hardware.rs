@@ -2,37 +2,19 @@
 //! the simulation in the background with the build's output shown, a table like Table 5 with
 //! the paper's numbers beside ours, a cycles-vs-size plot, and the selected compressed tensor.
 
-use super::Tab;
+use super::{Tab, job_progress};
 use crate::app::command::{Command, TabId};
-use crate::app::jobs::Task;
 use crate::app::state::AppState;
-use crate::hw::sim::{self, DdrParams, HwError, HwTable, TensorReport};
+use crate::app::work::{JobKind, Work};
+use crate::hw::sim::{self, HwTable, TensorReport};
 use egui_plot::{Legend, Line, MarkerShape, Plot, PlotPoints, Points};
 
 /// Marker colour of the paper's figures.
 const PAPER_COLOR: egui::Color32 = egui::Color32::from_rgb(230, 160, 40);
-use std::sync::{Arc, Mutex};
 
-/// Matrix sizes of the paper's Table 5.
-const SIZES: [usize; 3] = [512, 1024, 2048];
-/// Build and simulation output lines kept for display.
-const LOG_LINES: usize = 200;
-
-/// What a finished run produced.
-enum Outcome {
-    Table(HwTable),
-    Tensor(String, TensorReport),
-}
-
-/// The Hardware tab's own state.
+/// The Hardware tab (its results and log live in the state).
 #[derive(Default)]
-pub struct Hardware {
-    task: Option<Task<Result<Outcome, HwError>>>,
-    log: Arc<Mutex<Vec<String>>>,
-    table: Option<HwTable>,
-    tensor: Option<(String, TensorReport)>,
-    error: Option<String>,
-}
+pub struct Hardware;
 
 impl Tab for Hardware {
     fn id(&self) -> TabId {
@@ -43,150 +25,95 @@ impl Tab for Hardware {
         "Hardware"
     }
 
-    fn ui(&mut self, ui: &mut egui::Ui, state: &AppState, _out: &mut Vec<Command>) {
-        self.poll();
+    fn ui(&mut self, ui: &mut egui::Ui, state: &AppState, out: &mut Vec<Command>) {
         ui.label(
             "Cycle counts of the bundled RTL decompressor, simulated with Verilator: an FP16 \
              matrix–vector design (32 MACs) against SeedLM's (LFSR bases rebuilt on chip, 128 \
              MACs), both fed by a 512-bit DDR port at 200 MHz, as in the paper's Table 5.",
         );
-        self.controls(ui, state);
-        if let Some(e) = &self.error {
-            ui.colored_label(ui.visuals().error_fg_color, e);
-        }
+        let running = state.running(JobKind::Hardware);
+        controls(ui, state, out);
         ui.separator();
-        if let Some(t) = &self.table {
-            table(ui, t);
-            plot(ui, t);
-        } else {
-            ui.label("Press Run Table 5 to build the model and simulate.");
+        match (&state.results.hw_table, running) {
+            (Some(t), _) => {
+                table(ui, t);
+                plot(ui, t);
+            }
+            (None, Some(j)) => {
+                ui.label(format!("{}: building and simulating…", j.label));
+            }
+            (None, None) => {
+                ui.label("Press Run Table 5 to build the model and simulate.");
+            }
         }
-        if let Some((name, report)) = &self.tensor {
+        if let Some(k) = &state.results.hw_tensor {
+            let (name, report) = &k.value;
             ui.separator();
             tensor_report(ui, name, report);
         }
-        self.log_view(ui);
-    }
-
-    fn busy(&self) -> bool {
-        self.task.is_some()
+        let lines = running.map_or_else(|| state.results.hw_log.clone(), |j| j.log());
+        log_view(ui, &lines, running.is_some());
     }
 }
 
-impl Hardware {
-    fn poll(&mut self) {
-        let Some(task) = &self.task else { return };
-        let Some(res) = task.poll() else { return };
-        self.task = None;
-        match res {
-            Ok(Ok(Outcome::Table(t))) => self.table = Some(t),
-            Ok(Ok(Outcome::Tensor(name, r))) => self.tensor = Some((name, r)),
-            Ok(Err(e)) => self.error = Some(e.to_string()),
-            Err(e) => self.error = Some(e),
-        }
-    }
-
-    /// Starts `work` in the background with a fresh log.
-    fn start(
-        &mut self,
-        work: impl FnOnce(
-            &mut dyn FnMut(&str),
-            &std::sync::atomic::AtomicBool,
-        ) -> Result<Outcome, HwError>
-        + Send
-        + 'static,
-    ) {
-        self.error = None;
-        let log = Arc::new(Mutex::new(Vec::new()));
-        self.log = log.clone();
-        self.task = Some(Task::spawn(move |cancel, _| {
-            let mut sink = |line: &str| {
-                let mut l = log.lock().unwrap_or_else(|e| e.into_inner());
-                if l.len() == LOG_LINES {
-                    l.remove(0);
-                }
-                l.push(line.to_string());
-            };
-            work(&mut sink, cancel)
-        }));
-    }
-
-    fn controls(&mut self, ui: &mut egui::Ui, state: &AppState) {
-        let selected = state.focus.and_then(|i| {
-            let t = state.doc.tensors.get(i)?;
-            Some((t.name.clone(), t.shape.clone(), t.result.clone()?))
-        });
-        ui.horizontal(|ui| {
-            if let Some(task) = &self.task {
-                if ui.button("Cancel").clicked() {
-                    task.cancel();
-                }
-                ui.spinner();
-                ui.label(format!("running, {:.0} s", task.elapsed()));
-                return;
-            }
-            if ui
-                .button("Run Table 5")
-                .on_hover_text(
-                    "Build the Verilator model (once; cached) and simulate 512, 1024 and 2048 \
-                     square matrices of random valid blocks, plus a cross-check on a matrix \
-                     compressed by the engine.",
-                )
-                .clicked()
-            {
-                self.start(|log, cancel| {
-                    sim::run_table(&SIZES, &DdrParams::default(), log, cancel).map(Outcome::Table)
-                });
-            }
-            let tip = "Simulate the tensor selected in the tree (compressed with a preset) and \
-                       check the hardware's outputs bit for bit against the Rust model.";
-            match selected {
-                Some((name, shape, result)) => {
-                    if ui
-                        .button(format!("Run on {name}"))
-                        .on_hover_text(tip)
-                        .clicked()
-                    {
-                        self.start(move |log, cancel| {
-                            sim::run_compressed_tensor(
-                                &result.compressed,
-                                &shape,
-                                1,
-                                &DdrParams::default(),
-                                log,
-                                cancel,
-                            )
-                            .map(|r| Outcome::Tensor(name, r))
-                        });
-                    }
-                }
-                None => {
-                    ui.add_enabled(false, egui::Button::new("Run on selected tensor"))
-                        .on_disabled_hover_text("Select a compressed tensor in the tree first.");
-                }
-            }
-        });
-    }
-
-    fn log_view(&self, ui: &mut egui::Ui) {
-        let lines = self.log.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        if lines.is_empty() {
+fn controls(ui: &mut egui::Ui, state: &AppState, out: &mut Vec<Command>) {
+    let selected = state.focus.and_then(|i| {
+        let t = state.doc.tensors.get(i)?;
+        t.result.as_ref().map(|_| (i, t.name.clone()))
+    });
+    ui.horizontal(|ui| {
+        if let Some(job) = state.running(JobKind::Hardware) {
+            job_progress(ui, job, JobKind::Hardware, out);
             return;
         }
-        egui::CollapsingHeader::new("Build and simulation output")
-            .default_open(self.task.is_some())
-            .show(ui, |ui| {
-                egui::ScrollArea::vertical()
-                    .id_salt("hw_log")
-                    .max_height(160.0)
-                    .stick_to_bottom(true)
-                    .show(ui, |ui| {
-                        for l in &lines {
-                            ui.monospace(l);
-                        }
-                    });
-            });
+        if ui
+            .button("Run Table 5")
+            .on_hover_text(
+                "Build the Verilator model (once; cached) and simulate 512, 1024 and 2048 \
+                 square matrices of random valid blocks, plus a cross-check on a matrix \
+                 compressed by the engine.",
+            )
+            .clicked()
+        {
+            out.push(Command::Run(Work::HwTable));
+        }
+        let tip = "Simulate the tensor selected in the tree (compressed with a preset) and \
+                   check the hardware's outputs bit for bit against the Rust model.";
+        match selected {
+            Some((i, name)) => {
+                if ui
+                    .button(format!("Run on {name}"))
+                    .on_hover_text(tip)
+                    .clicked()
+                {
+                    out.push(Command::Run(Work::HwTensor(i)));
+                }
+            }
+            None => {
+                ui.add_enabled(false, egui::Button::new("Run on selected tensor"))
+                    .on_disabled_hover_text("Select a compressed tensor in the tree first.");
+            }
+        }
+    });
+}
+
+fn log_view(ui: &mut egui::Ui, lines: &[String], running: bool) {
+    if lines.is_empty() {
+        return;
     }
+    egui::CollapsingHeader::new("Build and simulation output")
+        .default_open(running)
+        .show(ui, |ui| {
+            egui::ScrollArea::vertical()
+                .id_salt("hw_log")
+                .max_height(160.0)
+                .stick_to_bottom(true)
+                .show(ui, |ui| {
+                    for l in lines {
+                        ui.monospace(l);
+                    }
+                });
+        });
 }
 
 fn check_text(ok: bool) -> &'static str {

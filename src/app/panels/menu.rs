@@ -2,33 +2,20 @@
 //! available, and the theme switch.
 
 use crate::app::command::{Command, ExportKind};
-use crate::app::jobs::Task;
 use crate::app::state::AppState;
+use crate::app::work::{JobKind, Purpose, Work};
 use std::path::PathBuf;
 
-/// What a file dialog was opened for.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Purpose {
-    Open,
-    Export(ExportKind),
-}
-
-/// The top bar's own state: the path field and a file dialog running on its own thread.
+/// The top bar's own state: the path field.
 #[derive(Default)]
 pub struct MenuPanel {
     path: String,
-    dialog: Option<(Purpose, Task<Option<PathBuf>>)>,
 }
 
 impl MenuPanel {
-    /// Whether a file dialog is open.
-    pub fn busy(&self) -> bool {
-        self.dialog.is_some()
-    }
-
     /// Draws the bar.
     pub fn ui(&mut self, ui: &mut egui::Ui, state: &AppState, out: &mut Vec<Command>) {
-        self.poll_dialog(out);
+        let dialog = |p| Command::Run(Work::Dialog(p));
         egui::MenuBar::new().ui(ui, |ui| {
             ui.menu_button("File", |ui| {
                 if ui
@@ -36,7 +23,7 @@ impl MenuPanel {
                     .on_hover_text("Open a model file, directory or packed file")
                     .clicked()
                 {
-                    self.start_dialog(Purpose::Open);
+                    out.push(dialog(Purpose::Open));
                 }
                 if ui.button("Open demo model").clicked() {
                     out.push(Command::OpenDemo);
@@ -57,14 +44,14 @@ impl MenuPanel {
                     .on_hover_text("Save the SeedLM packed file of the compressed tensors")
                     .clicked()
                 {
-                    self.start_dialog(Purpose::Export(ExportKind::Packed));
+                    out.push(dialog(Purpose::Export(ExportKind::Packed)));
                 }
                 if ui
                     .button("Export decompressed…")
                     .on_hover_text("Save a safetensors model with compressed tensors replaced by ŵ")
                     .clicked()
                 {
-                    self.start_dialog(Purpose::Export(ExportKind::Decompressed));
+                    out.push(dialog(Purpose::Export(ExportKind::Decompressed)));
                 }
                 ui.separator();
                 if ui.button("Quit").clicked() {
@@ -94,52 +81,29 @@ impl MenuPanel {
                 out.push(Command::Open(PathBuf::from(self.path.trim())));
             }
             ui.separator();
-            ui.label(format!(
-                "{} — {} tensors",
-                state.doc.title,
-                state.doc.tensors.len()
-            ));
-            if let Some((p, _)) = &state.loading {
-                ui.spinner();
-                ui.label(format!("opening {}…", p.display()));
+            let (shown, kept) = (state.doc.tensors.len(), state.doc.extra.len());
+            if kept == 0 {
+                ui.label(format!("{} — {shown} tensors", state.doc.title));
+            } else {
+                // Non-float tensors (token ids, masks) are not in the tree but are exported.
+                ui.label(format!(
+                    "{} — {} tensors ({shown} in the tree, {kept} non-float kept as they are)",
+                    state.doc.title,
+                    shown + kept
+                ))
+                .on_hover_text(
+                    state
+                        .doc
+                        .extra
+                        .iter()
+                        .map(|e| format!("{} ({})", e.name, e.dtype))
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                );
+            }
+            if let Some(j) = state.running(JobKind::Open) {
+                ui.label(format!("{}…", j.label));
             }
         });
-    }
-
-    fn start_dialog(&mut self, purpose: Purpose) {
-        if self.dialog.is_some() {
-            return;
-        }
-        // The dialog runs on its own thread so the UI keeps drawing while it is open.
-        let task = Task::spawn(move |_, _| {
-            let d = rfd::FileDialog::new();
-            match purpose {
-                Purpose::Open => d
-                    .add_filter("models", &["safetensors", "seedlm"])
-                    .pick_file(),
-                Purpose::Export(ExportKind::Packed) => {
-                    d.set_file_name("model.seedlm.safetensors").save_file()
-                }
-                Purpose::Export(ExportKind::Decompressed) => d
-                    .set_file_name("model.decompressed.safetensors")
-                    .save_file(),
-            }
-        });
-        self.dialog = Some((purpose, task));
-    }
-
-    fn poll_dialog(&mut self, out: &mut Vec<Command>) {
-        let Some((purpose, task)) = &self.dialog else {
-            return;
-        };
-        let Some(res) = task.poll() else { return };
-        let purpose = *purpose;
-        self.dialog = None;
-        if let Ok(Some(path)) = res {
-            out.push(match purpose {
-                Purpose::Open => Command::Open(path),
-                Purpose::Export(kind) => Command::Export { kind, path },
-            });
-        }
     }
 }

@@ -2,10 +2,9 @@
 //! only their own widget state (text fields, cached textures).
 //!
 //! To add a central tab: write `panels/<name>.rs` with a struct implementing [`Tab`], add a
-//! [`TabId`] variant, and list it in [`default_tabs`]. A tab that needs background work keeps
-//! a [`crate::app::jobs::Task`] in its struct, polls it in `ui`, and returns `true` from
-//! [`Tab::busy`] while it runs so the app keeps repainting (only the shown tab is drawn, so a
-//! hidden tab's task is collected when the user comes back to it).
+//! [`TabId`] variant, and list it in [`default_tabs`]. A tab that needs background work pushes
+//! [`Command::Run`] with a [`crate::app::work::Work`]; the state runs it as a job, and the tab
+//! reads the job's progress (`state.running`) and its result (`state.results`).
 
 pub mod baselines;
 pub mod block_inspector;
@@ -20,7 +19,9 @@ pub mod tree;
 pub mod walkthrough;
 
 use super::command::{Command, TabId};
+use super::jobs::{Job, human_duration};
 use super::state::AppState;
+use super::work::JobKind;
 
 /// A central tab.
 pub trait Tab {
@@ -30,7 +31,7 @@ pub trait Tab {
     fn title(&self) -> &'static str;
     /// Draws the tab; requests go to `out`.
     fn ui(&mut self, ui: &mut egui::Ui, state: &AppState, out: &mut Vec<Command>);
-    /// Whether the tab has background work running (the app then keeps repainting).
+    /// Whether the tab animates (the app then keeps repainting while it is shown).
     fn busy(&self) -> bool {
         false
     }
@@ -47,7 +48,7 @@ pub fn default_tabs() -> Vec<Box<dyn Tab>> {
         Box::new(explorer::Explorer::default()),
         Box::new(baselines::Baselines::default()),
         // The decompressor simulation (issue 5).
-        Box::new(hardware::Hardware::default()),
+        Box::new(hardware::Hardware),
     ]
 }
 
@@ -98,6 +99,120 @@ pub fn histogram_chart(
     .color(color)
 }
 
+/// A running job's Cancel button and progress: "120/400 blocks, 3 s, about 8 s left", or the
+/// time it has run when it reports no progress.
+pub fn job_progress<T>(ui: &mut egui::Ui, job: &Job<T>, kind: JobKind, out: &mut Vec<Command>) {
+    let cancel = ui.add_enabled(!job.cancelling(), egui::Button::new("Cancel"));
+    if cancel.clicked() {
+        out.push(Command::Stop(kind));
+    }
+    ui.label(progress_text(job));
+}
+
+/// What a job has done so far, in words.
+pub fn progress_text<T, E>(job: &Job<T, E>) -> String {
+    let (done, total) = job.progress();
+    let secs = job.elapsed().as_secs();
+    let mut s = if total > 0 {
+        format!("{}: {done}/{total}, {secs} s", job.label)
+    } else {
+        format!("{}: running, {secs} s", job.label)
+    };
+    if job.cancelling() {
+        s.push_str(", stopping…");
+    } else if total > 0
+        && let Some(eta) = job.eta()
+    {
+        s.push_str(&format!(", {} left", human_duration(eta)));
+    }
+    s
+}
+
+/// A configuration's short name: "4-bit", "3-bit" or "C=6 P=2 K=12".
+pub fn config_name(cfg: crate::core::config::Config) -> String {
+    use crate::core::config::Config;
+    match cfg {
+        Config::FOUR_BIT => "4-bit".into(),
+        Config::THREE_BIT => "3-bit".into(),
+        c => format!("C={} P={} K={}", c.c, c.p, c.k),
+    }
+}
+
+/// Points closer than this to the pointer are "under" it.
+const HOVER_RADIUS: f32 = 12.0;
+
+/// Shows what `points` (plot position, description) has under the pointer below a plot, or a
+/// hint: plot markers' own hover labels need the pointer exactly on a line, this does not.
+pub fn hover_line<R>(
+    ui: &mut egui::Ui,
+    resp: &egui_plot::PlotResponse<R>,
+    points: &[([f64; 2], String)],
+) {
+    let near = resp.response.hover_pos().and_then(|pos| {
+        points
+            .iter()
+            .map(|(p, text)| {
+                let at = resp
+                    .transform
+                    .position_from_point(&egui_plot::PlotPoint::new(p[0], p[1]));
+                (at.distance(pos), text)
+            })
+            .filter(|(d, _)| *d <= HOVER_RADIUS)
+            .min_by(|a, b| a.0.total_cmp(&b.0))
+    });
+    match near {
+        Some((_, text)) => ui.label(text),
+        None => ui.weak("Point at a marker to read its figures."),
+    };
+}
+
+/// Grid lines and tick labels on 1-2-5 steps, labelled steps at least [`LABEL_GAP`] apart, so
+/// an axis always carries several labels (egui_plot's default powers of ten often leave one).
+/// `integer` axes (seeds, exponents, block sizes) never get fractional steps.
+pub fn tick_spacer(integer: bool) -> Box<dyn Fn(egui_plot::GridInput) -> Vec<egui_plot::GridMark>> {
+    egui_plot::uniform_grid_spacer(move |input| {
+        // `base_step_size` spans the plot's minimum grid spacing of 8 points.
+        let per_point = input.base_step_size / 8.0;
+        let mut large = nice_step(per_point * f64::from(LABEL_GAP));
+        if integer {
+            large = large.max(1.0);
+        }
+        let small = if integer {
+            (large / 5.0).max(1.0)
+        } else {
+            large / 5.0
+        };
+        [small, (large / 2.0).max(small), large]
+    })
+}
+
+/// A tick label with as many decimals as its step needs ("-0.4", not "-0").
+pub fn tick_label(m: egui_plot::GridMark) -> String {
+    let decimals = (-m.step_size.log10().floor()).max(0.0) as usize;
+    let v = if m.value.abs() < m.step_size * 1e-6 {
+        0.0
+    } else {
+        m.value
+    };
+    format!("{v:.decimals$}")
+}
+
+/// Points between labelled ticks (egui_plot draws x labels fully from 80 points apart).
+const LABEL_GAP: f32 = 85.0;
+
+/// The smallest 1, 2 or 5 × 10^k at least `x`.
+pub fn nice_step(x: f64) -> f64 {
+    if !(x.is_finite() && x > 0.0) {
+        return 1.0;
+    }
+    let p = 10f64.powf(x.log10().floor());
+    [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * p)
+        .find(|&s| s >= x * (1.0 - 1e-9))
+        .unwrap_or(10.0 * p)
+}
+
 /// "1.2 MiB"-style size.
 pub fn human_bytes(b: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -124,6 +239,27 @@ mod tests {
         let h = histogram(v.iter().copied(), 0.0, 1.0, 2);
         // -0.5 is below the range, NaN is dropped, 1.0 goes to the last bin.
         assert_eq!(h, vec![(0.25, 2.0), (0.75, 3.0)]);
+    }
+
+    #[test]
+    fn ticks_step_by_one_two_five() {
+        assert_eq!(nice_step(0.3), 0.5);
+        assert_eq!(nice_step(3.0), 5.0);
+        assert_eq!(nice_step(12000.0), 20000.0);
+        assert_eq!(nice_step(1.0), 1.0);
+        // A 400-point axis over 0..65536 (seeds) gets labels every 20000: four of them.
+        let marks = tick_spacer(true)(egui_plot::GridInput {
+            bounds: (0.0, 65536.0),
+            base_step_size: 65536.0 / 400.0 * 8.0,
+        });
+        let largest = marks.iter().map(|m| m.step_size).fold(0.0, f64::max);
+        assert_eq!(largest, 20000.0);
+        let labelled = marks.iter().filter(|m| m.step_size == largest).count();
+        assert_eq!(labelled, 4, "0, 20000, 40000, 60000");
+        let mark = |value, step_size| egui_plot::GridMark { value, step_size };
+        assert_eq!(tick_label(mark(-0.4, 0.2)), "-0.4");
+        assert_eq!(tick_label(mark(1e-17, 0.2)), "0.0");
+        assert_eq!(tick_label(mark(40000.0, 20000.0)), "40000");
     }
 
     #[test]

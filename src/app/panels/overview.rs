@@ -1,8 +1,11 @@
 //! Overview tab: per-layer error chart, model totals, the queue, and export.
 
+use super::config_name;
 use super::{Tab, human_bytes};
 use crate::app::command::{Command, ExportKind, TabId};
-use crate::app::state::AppState;
+use crate::app::jobs::human_duration;
+use crate::app::state::{AppState, Group};
+use crate::app::work::JobKind;
 use egui_plot::{Legend, Line, Plot, PlotPoints, Points};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -54,18 +57,12 @@ fn totals(ui: &mut egui::Ui, state: &AppState) {
     ui.heading("Model");
     let t = state.totals();
     let n = state.doc.tensors.len();
-    let done = state
-        .doc
-        .tensors
-        .iter()
-        .filter(|t| t.result.is_some())
-        .count();
     egui::Grid::new("totals")
         .num_columns(2)
         .striped(true)
         .show(ui, |ui| {
             ui.label("Tensors compressed");
-            ui.label(format!("{done} / {n}"));
+            ui.label(format!("{} / {n}", t.all.tensors));
             ui.end_row();
             ui.label("Size before")
                 .on_hover_text("Stored size of every tensor as opened");
@@ -75,20 +72,38 @@ fn totals(ui: &mut egui::Ui, state: &AppState) {
                 .on_hover_text("Compressed tensors at their packed size, others as stored");
             ui.label(human_bytes(t.bytes_after));
             ui.end_row();
-            ui.label("Bits per weight")
-                .on_hover_text("Over the compressed tensors");
-            ui.label(
-                t.bits_per_weight()
-                    .map_or("—".into(), |b| format!("{b:.3}")),
-            );
-            ui.end_row();
-            ui.label("Relative MSE")
-                .on_hover_text("Σ(w−ŵ)²/Σw² over the compressed tensors");
-            ui.label(t.relmse().map_or("—".into(), |r| {
-                format!("{r:.5} ({:.2} dB)", crate::search::compress::snr_db(r))
-            }));
-            ui.end_row();
+            group_rows(ui, "", &t.all);
+            // Mixed settings: each configuration's own figures, so none is averaged away.
+            if t.per_config.len() > 1 {
+                for (cfg, g) in &t.per_config {
+                    ui.strong(format!("{} ({} tensors)", config_name(*cfg), g.tensors));
+                    ui.label(cfg.to_string());
+                    ui.end_row();
+                    group_rows(ui, "  ", g);
+                }
+            }
         });
+}
+
+fn group_rows(ui: &mut egui::Ui, indent: &str, g: &Group) {
+    ui.label(format!("{indent}Bits per weight"))
+        .on_hover_text("Over the compressed tensors");
+    ui.label(
+        g.bits_per_weight()
+            .map_or("—".into(), |b| format!("{b:.3}")),
+    );
+    ui.end_row();
+    ui.label(format!("{indent}Relative MSE"))
+        .on_hover_text("Σ(w−ŵ)²/Σw² over the compressed tensors");
+    ui.label(g.relmse().map_or("—".into(), |(r, exact)| {
+        let snr = crate::search::compress::snr_db(r);
+        if exact {
+            format!("{r:.5} ({snr:.2} dB)")
+        } else {
+            format!("≈{r:.5} ({snr:.2} dB), from the errors stored per tensor")
+        }
+    }));
+    ui.end_row();
 }
 
 fn queue(ui: &mut egui::Ui, state: &AppState) {
@@ -101,9 +116,9 @@ fn queue(ui: &mut egui::Ui, state: &AppState) {
                     .text(format!("{done}/{total} blocks"))
                     .show_percentage(),
             );
-            ui.label(format!("{:.0} blocks/s", job.rate()));
-            ui.label(match job.eta() {
-                Some(s) => format!("about {s:.0} s left"),
+            ui.label(format!("{:.0} blocks/s", job.job.rate()));
+            ui.label(match job.job.eta() {
+                Some(d) => format!("{} left", human_duration(d)),
                 None => "estimating time left…".into(),
             });
             if let Some((t, _)) = job.current {
@@ -130,7 +145,8 @@ impl Overview {
                 .labelled_by(l.id)
                 .on_hover_text("Destination file; it is written to a temporary file and renamed");
             let path = PathBuf::from(self.export_path.trim());
-            let ok = !self.export_path.trim().is_empty() && state.exporting.is_none();
+            let running = state.running(JobKind::Export);
+            let ok = !self.export_path.trim().is_empty() && running.is_none();
             if ui
                 .add_enabled(ok, egui::Button::new("Export packed"))
                 .on_hover_text("The SeedLM packed file: seeds, exponents and coefficients")
@@ -151,28 +167,29 @@ impl Overview {
                     path,
                 });
             }
-            if let Some(t) = &state.exporting {
-                let (d, n) = t.progress();
-                ui.spinner();
-                ui.label(format!("{d}/{n}"));
+            if let Some(j) = running {
+                super::job_progress(ui, j, JobKind::Export, out);
             }
         });
     }
 
     fn layer_chart(&self, ui: &mut egui::Ui, state: &AppState) {
-        let mut series: BTreeMap<String, Vec<[f64; 2]>> = BTreeMap::new();
-        for t in &state.doc.tensors {
-            let (Some(layer), Some(r)) = (t.layer(), &t.result) else {
-                continue;
-            };
-            let Some(s) = &r.stats else { continue };
-            let y = if self.snr { s.snr_db() } else { s.relmse() };
-            series.entry(t.kind()).or_default().push([layer as f64, y]);
-        }
+        let series = layer_series(state, self.snr);
         if series.is_empty() {
+            // No empty axes: say what would be drawn.
             ui.label("Compressed tensors with a layer number appear here.");
+            return;
         }
+        // Room above the points for the legend (one line per series), which covered them.
+        let ys = series.values().flatten().map(|p| p[1]);
+        let (lo, hi) = ys.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), y| {
+            (a.min(y), b.max(y))
+        });
+        let span = (hi - lo).max(hi.abs() * 0.01).max(1e-9);
+        let room = span * (0.2 + 0.08 * series.len() as f64);
         Plot::new("layer_chart")
+            .include_y(hi + room)
+            .include_y(lo - span * 0.05)
             .legend(Legend::default())
             .x_axis_label("layer")
             // Layers are whole numbers: label only integer marks.
@@ -198,4 +215,27 @@ impl Overview {
                 }
             });
     }
+}
+
+/// The per-layer chart's series: (layer, SNR dB or relative MSE) per kind of tensor, and per
+/// configuration when tensors were compressed with different ones.
+pub fn layer_series(state: &AppState, snr: bool) -> BTreeMap<String, Vec<[f64; 2]>> {
+    let configs: Vec<_> = state.totals().per_config;
+    let mut series: BTreeMap<String, Vec<[f64; 2]>> = BTreeMap::new();
+    for t in &state.doc.tensors {
+        let (Some(layer), Some(r)) = (t.layer(), &t.result) else {
+            continue;
+        };
+        let (Some(rel), Some(db)) = (r.relmse(), r.snr_db()) else {
+            continue;
+        };
+        let name = if configs.len() > 1 {
+            format!("{} ({})", t.kind(), config_name(r.compressed.config))
+        } else {
+            t.kind()
+        };
+        let y = if snr { db } else { rel };
+        series.entry(name).or_default().push([layer as f64, y]);
+    }
+    series
 }

@@ -163,8 +163,7 @@ impl SettingsPanel {
             let (done, total) = job.blocks();
             ui.add(
                 egui::ProgressBar::new(done as f32 / total.max(1) as f32)
-                    .text(format!("{done}/{total} blocks"))
-                    .animate(true),
+                    .text(format!("{done}/{total} blocks")),
             );
         }
     }

@@ -1,7 +1,9 @@
 //! The bottom bar: messages (errors in the error colour, dismissable) and background work.
 
 use crate::app::command::Command;
+use crate::app::panels::progress_text;
 use crate::app::state::AppState;
+use crate::app::work::JobKind;
 use std::time::Duration;
 
 /// Messages shown at once.
@@ -37,22 +39,29 @@ pub fn ui(ui: &mut egui::Ui, state: &AppState, frame: Duration, out: &mut Vec<Co
                 "Time the UI thread spent on the last frame; work runs on background threads",
             );
         ui.separator();
+        let mut idle = true;
         if let Some(job) = &state.job {
             let (done, total) = job.blocks();
-            ui.spinner();
             ui.label(format!(
                 "compressing ({}): {done}/{total} blocks, {:.0} blocks/s",
                 job.config,
-                job.rate()
+                job.job.rate()
             ));
-        } else {
-            ui.label("idle");
+            idle = false;
         }
-        if let Some(t) = &state.exporting {
-            let (done, total) = t.progress();
-            ui.separator();
-            ui.spinner();
-            ui.label(format!("exporting: {done}/{total} tensors"));
+        for (kind, job) in &state.jobs {
+            // The tensor tab says itself that it is preparing.
+            if *kind == JobKind::Prepare {
+                continue;
+            }
+            if !idle {
+                ui.separator();
+            }
+            ui.label(progress_text(job));
+            idle = false;
+        }
+        if idle {
+            ui.label("idle");
         }
     });
 }

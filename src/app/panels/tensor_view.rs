@@ -2,47 +2,31 @@
 //! egui_plot; click a block to inspect it) and histograms of weights, block errors, seeds,
 //! exponents and coefficients.
 
-use super::{Tab, histogram, histogram_chart};
+use super::{Tab, histogram_chart, tick_label, tick_spacer};
 use crate::app::command::{Command, TabId};
-use crate::app::document::{TensorEntry, TensorResult};
-use crate::app::heatmap::{MAX_SIDE, Pool, colorize, pool, scale_limit};
-use crate::app::jobs::Task;
+use crate::app::document::TensorEntry;
 use crate::app::state::AppState;
+use crate::app::work::{Hists, Prepared, TensorKey, Work, tensor_key};
 use egui::{Color32, TextureHandle, TextureOptions};
 use egui_plot::{HoverPosition, Legend, Plot, PlotImage, PlotPoint, PlotPoints, Polygon};
-
-/// Identifies a tensor state: document, tensor index, result generation.
-type Key = (u64, usize, u64);
-
-/// Histograms as (bin centre, count).
-struct Hists {
-    weights: Vec<(f64, f64)>,
-    weights_recon: Vec<(f64, f64)>,
-    block_err: Vec<(f64, f64)>,
-    seeds: Vec<(f64, f64)>,
-    exps: Vec<(f64, f64)>,
-    qs: Vec<(f64, f64)>,
-}
-
-/// Heatmap images (original, reconstructed, error) and histograms of one tensor state,
-/// computed on a background thread since large tensors take a while.
-struct Prepared {
-    images: [Option<egui::ColorImage>; 3],
-    hists: Hists,
-}
+use std::sync::Arc;
 
 /// What is on screen, rebuilt only when the tensor or its result changes.
 struct Cached {
-    key: Key,
+    key: TensorKey,
     textures: [Option<TextureHandle>; 3],
-    hists: Hists,
+    prepared: Arc<Prepared>,
 }
 
-/// The tensor tab's own state.
+/// The tensor tab's own state: the textures of the tensor shown, and what the heatmaps showed
+/// on the last frame.
 #[derive(Default)]
 pub struct TensorView {
     cache: Option<Cached>,
-    pending: Option<(Key, Task<Prepared>)>,
+    /// Plot bounds of the heatmaps (they move together).
+    bounds: Option<egui_plot::PlotBounds>,
+    /// The (row, column) under the pointer.
+    hover: Option<(usize, usize)>,
 }
 
 impl Tab for TensorView {
@@ -64,17 +48,12 @@ impl Tab for TensorView {
         if t.is_empty() {
             return;
         }
-        let key = (
-            state.doc.id,
-            ti,
-            t.result.as_ref().map_or(0, |r| r.generation),
-        );
+        let key = tensor_key(&state.doc, ti);
         if self.cache.as_ref().is_none_or(|c| c.key != key) {
-            self.prepare(ui.ctx(), key, t);
+            self.prepare(ui.ctx(), key, state, out);
         }
         let Some(cache) = self.cache.as_ref().filter(|c| c.key == key) else {
             ui.horizontal(|ui| {
-                ui.spinner();
                 ui.label("preparing heatmaps and histograms…");
             });
             return;
@@ -83,6 +62,7 @@ impl Tab for TensorView {
         let c = t.result.as_ref().map_or(1, |r| r.compressed.config.c);
         let marked = state.inspect.filter(|b| b.tensor == ti).map(|b| b.block);
         let link = ui.scope_id().with("heatmaps");
+        let (mut bounds, mut hover) = (None, None);
         ui.columns(3, |col| {
             for ((ui, title), tex) in col
                 .iter_mut()
@@ -94,16 +74,18 @@ impl Tab for TensorView {
                     ui.label("(not available)");
                     continue;
                 };
+                // Not aspect-locked: a tall matrix (lm_head) fills the plot on open and after a
+                // double-click instead of showing a slice of its rows.
                 let resp = Plot::new(title)
                     .height(260.0)
-                    .data_aspect(1.0)
                     .link_axis(link, true)
                     .link_cursor(link, true)
                     .y_axis_formatter(|m, _| format!("{}", -m.value))
                     .label_formatter(|h| {
                         let (HoverPosition::NearDataPoint { position: p, .. }
                         | HoverPosition::Elsewhere { position: p }) = h;
-                        Some(format!("row {}, col {}", (-p.y).floor(), p.x.floor()))
+                        let (row, col) = cell_at(*p, rows, cols)?;
+                        Some(format!("row {row}, col {col}\n{}", values_at(t, row, col)))
                     })
                     .show(ui, |plot| {
                         plot.image(PlotImage::new(
@@ -117,6 +99,10 @@ impl Tab for TensorView {
                         }
                     });
                 let transform = resp.transform;
+                bounds.get_or_insert(*transform.bounds());
+                if let Some(pos) = resp.response.hover_pos() {
+                    hover = cell_at(transform.value_from_position(pos), rows, cols);
+                }
                 let resp = resp
                     .response
                     .on_hover_text("Drag to pan, scroll to zoom, click a block to inspect it");
@@ -130,45 +116,54 @@ impl Tab for TensorView {
                 }
             }
         });
-        histograms(ui, &cache.hists);
-    }
-
-    fn busy(&self) -> bool {
-        self.pending.is_some()
+        self.bounds = bounds;
+        self.hover = hover;
+        if let Some(b) = &self.bounds {
+            ui.label(shown_range(b, rows, cols));
+        }
+        match self.hover {
+            Some((row, col)) => {
+                ui.label(format!("row {row}, col {col}: {}", values_at(t, row, col)))
+            }
+            None => ui.weak(
+                "Point at a heatmap to read the values under the cursor; double-click to fit.",
+            ),
+        };
+        histograms(ui, &cache.prepared.hists);
     }
 }
 
 impl TensorView {
-    /// Starts, or collects, the background preparation of tensor state `key`.
-    fn prepare(&mut self, ctx: &egui::Context, key: Key, t: &TensorEntry) {
-        if self.pending.as_ref().is_none_or(|(k, _)| *k != key) {
-            let (orig, res, dims) = (t.original.clone(), t.result.clone(), t.matrix_dims());
-            let task = Task::spawn(move |_, _| {
-                prepare(orig.as_deref().map(Vec::as_slice), res.as_deref(), dims)
-            });
-            self.pending = Some((key, task));
-        }
-        let Some((_, task)) = &self.pending else {
+    /// Asks for, or takes up, the background preparation of tensor state `key`.
+    fn prepare(
+        &mut self,
+        ctx: &egui::Context,
+        key: TensorKey,
+        state: &AppState,
+        out: &mut Vec<Command>,
+    ) {
+        let Some((k, p)) = state.results.prepared.as_ref().filter(|(k, _)| *k == key) else {
+            // Asked once per tensor state (a failed preparation is not retried every frame).
+            if state.preparing != Some(key) {
+                out.push(Command::Run(Work::Prepare(key.1)));
+            }
             return;
         };
-        let Some(done) = task.poll() else { return };
-        self.pending = None;
-        // Only a panicking worker yields no result; the tab then stays empty.
-        let Ok(p) = done else { return };
-        let [a, b, c] = p.images;
-        let load = |img: Option<egui::ColorImage>, what: &str| {
-            img.map(|i| {
+        let name = &state.doc.tensors[key.1].name;
+        let load = |img: &Option<egui::ColorImage>, what: &str| {
+            img.as_ref().map(|i| {
                 ctx.load_texture(
-                    format!("{}:{what}:{key:?}", t.name),
-                    i,
+                    format!("{name}:{what}:{k:?}"),
+                    i.clone(),
                     TextureOptions::NEAREST,
                 )
             })
         };
+        let [a, b, c] = &p.images;
         self.cache = Some(Cached {
             key,
             textures: [load(a, "w"), load(b, "recon"), load(c, "err")],
-            hists: p.hists,
+            prepared: p.clone(),
         });
     }
 }
@@ -176,9 +171,44 @@ impl TensorView {
 /// The block under plot point `p` (x = column, y = −row) of a `rows × cols` matrix cut into
 /// blocks of `c` consecutive elements.
 pub fn block_at(p: PlotPoint, rows: usize, cols: usize, c: usize) -> Option<usize> {
+    cell_at(p, rows, cols).map(|(row, col)| (row * cols + col) / c.max(1))
+}
+
+/// The matrix cell under plot point `p`.
+fn cell_at(p: PlotPoint, rows: usize, cols: usize) -> Option<(usize, usize)> {
     let (col, row) = (p.x.floor(), (-p.y).floor());
     let inside = col >= 0.0 && row >= 0.0 && (col as usize) < cols && (row as usize) < rows;
-    inside.then(|| (row as usize * cols + col as usize) / c.max(1))
+    inside.then_some((row as usize, col as usize))
+}
+
+/// "w = …, ŵ = …, w − ŵ = …" at one cell, as far as each is known.
+fn values_at(t: &TensorEntry, row: usize, col: usize) -> String {
+    let i = row * t.matrix_dims().1 + col;
+    let w = t.original.as_ref().and_then(|o| o.get(i).copied());
+    let r = t.result.as_ref().and_then(|r| r.recon.get(i).copied());
+    let mut parts = Vec::new();
+    if let Some(w) = w {
+        parts.push(format!("w = {w:.6}"));
+    }
+    if let Some(r) = r {
+        parts.push(format!("ŵ = {r:.6}"));
+    }
+    if let (Some(w), Some(r)) = (w, r) {
+        parts.push(format!("w − ŵ = {:.6}", w - r));
+    }
+    parts.join(", ")
+}
+
+/// "rows 0–2047 of 2048, columns 0–15 of 16 shown": the part of the matrix in view.
+fn shown_range(b: &egui_plot::PlotBounds, rows: usize, cols: usize) -> String {
+    let span = |lo: f64, hi: f64, n: usize| {
+        let a = lo.floor().clamp(0.0, n as f64 - 1.0) as usize;
+        let z = (hi.ceil() - 1.0).clamp(0.0, n as f64 - 1.0) as usize;
+        (a, z)
+    };
+    let (r0, r1) = span(-b.max()[1], -b.min()[1], rows);
+    let (c0, c1) = span(b.min()[0], b.max()[0], cols);
+    format!("rows {r0}–{r1} of {rows}, columns {c0}–{c1} of {cols} shown")
 }
 
 /// An outline around block `b` (its first row when it wraps).
@@ -217,7 +247,14 @@ fn header(ui: &mut egui::Ui, t: &TensorEntry) {
                     s.snr_db(),
                     s.relmse()
                 )),
-                None => ui.label("opened from a packed file: the original is not available"),
+                None => ui.label(match r.relmse() {
+                    Some(m) => format!(
+                        "SNR: {:.2} dB, relative MSE {m:.6} (stored in the packed file; the \
+                         original is not available)",
+                        crate::search::compress::snr_db(m)
+                    ),
+                    None => "opened from a packed file: the original is not available".into(),
+                }),
             };
         }
         None => {
@@ -226,135 +263,98 @@ fn header(ui: &mut egui::Ui, t: &TensorEntry) {
     }
 }
 
-fn image(data: &[f32], (rows, cols): (usize, usize), how: Pool) -> egui::ColorImage {
-    let p = pool(data, rows, cols, MAX_SIDE, how);
-    let limit = scale_limit(&p.values);
-    colorize(&p, limit, how == Pool::Mean)
-}
-
-fn prepare(orig: Option<&[f32]>, res: Option<&TensorResult>, dims: (usize, usize)) -> Prepared {
-    let recon = res.map(|r| r.recon.as_slice());
-    let err: Option<Vec<f32>> = match (orig, recon) {
-        (Some(o), Some(r)) => Some(o.iter().zip(r).map(|(a, b)| a - b).collect()),
-        _ => None,
-    };
-    let lim = orig
-        .or(recon)
-        .map_or(1.0, |v| v.iter().fold(0.0f32, |m, x| m.max(x.abs())))
-        .max(f32::MIN_POSITIVE) as f64;
-    let weights = |v: Option<&[f32]>| {
-        v.map_or_else(Vec::new, |v| {
-            histogram(v.iter().map(|&x| f64::from(x)), -lim, lim, 81)
-        })
-    };
-    let (mut block_err, mut seeds, mut exps, mut qs) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    if let Some(r) = res {
-        let ct = &r.compressed;
-        let p = ct.config.p;
-        if let Some(s) = &r.stats {
-            block_err = histogram(
-                (0..ct.num_blocks()).map(|b| s.block_relmse(b).max(1e-12).log10()),
-                -5.0,
-                1.0,
-                60,
-            );
-        }
-        let top = (1u64 << ct.config.k) as f64;
-        seeds = histogram(ct.blocks.iter().map(|b| f64::from(b.seed)), 0.0, top, 64);
-        exps = histogram(
-            (0..ct.num_blocks()).map(|b| f64::from(ct.exponent(b))),
-            f64::from(ct.e_base) - 0.5,
-            f64::from(ct.e_base) + 15.5,
-            16,
-        );
-        qs = histogram(
-            ct.blocks
-                .iter()
-                .flat_map(|b| b.q[..p].iter().map(|&q| f64::from(q))),
-            -8.5,
-            7.5,
-            16,
-        );
-    }
-    Prepared {
-        images: [
-            orig.map(|o| image(o, dims, Pool::Mean)),
-            recon.map(|r| image(r, dims, Pool::Mean)),
-            err.map(|e| image(&e, dims, Pool::Rms)),
-        ],
-        hists: Hists {
-            weights: weights(orig),
-            weights_recon: weights(recon),
-            block_err,
-            seeds,
-            exps,
-            qs,
-        },
-    }
-}
-
 fn histograms(ui: &mut egui::Ui, c: &Hists) {
     ui.separator();
     let blue = Color32::from_rgba_unmultiplied(80, 140, 255, 150);
     let orange = Color32::from_rgba_unmultiplied(255, 150, 60, 150);
+    let not_compressed = "(not compressed: nothing to show)";
     egui::ScrollArea::vertical().show(ui, |ui| {
         ui.columns(2, |col| {
-            hist_plot(
-                &mut col[0],
-                "Weights: original vs reconstructed",
-                "value",
-                |p| {
-                    p.bar_chart(histogram_chart("original w", &c.weights, blue));
-                    let pts: Vec<[f64; 2]> = c.weights_recon.iter().map(|&(x, n)| [x, n]).collect();
-                    p.line(
-                        egui_plot::Line::new("reconstructed ŵ", PlotPoints::new(pts))
-                            .color(orange)
-                            .width(2.0),
-                    );
-                },
-            );
-            hist_plot(
-                &mut col[1],
-                "Per-block error",
-                "log10 relative MSE of a block",
-                |p| {
-                    p.bar_chart(histogram_chart("blocks", &c.block_err, orange));
-                },
-            );
+            let both = !c.weights.is_empty() && !c.weights_recon.is_empty();
+            let h = Hist {
+                title: "Weights: original vs reconstructed",
+                x: "value",
+                integer: false,
+                // Two series: their legend goes top left, where the bell curve leaves room.
+                legend: both,
+                empty: None,
+            };
+            h.show(&mut col[0], |p| {
+                p.bar_chart(histogram_chart("original w", &c.weights, blue));
+                let pts: Vec<[f64; 2]> = c.weights_recon.iter().map(|&(x, n)| [x, n]).collect();
+                p.line(
+                    egui_plot::Line::new("reconstructed ŵ", PlotPoints::new(pts))
+                        .color(orange)
+                        .width(2.0),
+                );
+            });
+            let h = Hist {
+                title: "Per-block error",
+                x: "log10 relative MSE of a block",
+                integer: false,
+                legend: false,
+                empty: c.block_err.is_empty().then_some(if c.seeds.is_empty() {
+                    not_compressed
+                } else {
+                    "(the original is not available: no per-block errors)"
+                }),
+            };
+            h.show(&mut col[1], |p| {
+                p.bar_chart(histogram_chart("blocks", &c.block_err, orange));
+            });
         });
         ui.columns(3, |col| {
-            hist_plot(
-                &mut col[0],
-                "Seeds (uniform use of the seed space?)",
-                "seed",
-                |p| {
-                    p.bar_chart(histogram_chart("seeds", &c.seeds, blue));
-                },
-            );
-            hist_plot(&mut col[1], "Exponents e", "e", |p| {
-                p.bar_chart(histogram_chart("exponents", &c.exps, blue));
-            });
-            hist_plot(&mut col[2], "Coefficients q", "q", |p| {
-                p.bar_chart(histogram_chart("q", &c.qs, blue));
-            });
+            let empty = c.seeds.is_empty().then_some(not_compressed);
+            let charts = [
+                ("Seeds (uniform use of the seed space?)", "seed", &c.seeds),
+                ("Exponents e", "e", &c.exps),
+                ("Coefficients q", "q", &c.qs),
+            ];
+            for (ui, (title, x, data)) in col.iter_mut().zip(charts) {
+                let h = Hist {
+                    title,
+                    x,
+                    integer: true,
+                    legend: false,
+                    empty,
+                };
+                h.show(ui, |p| {
+                    p.bar_chart(histogram_chart(x, data, blue));
+                });
+            }
         });
     });
 }
 
-fn hist_plot(
-    ui: &mut egui::Ui,
-    title: &str,
-    x: &str,
-    add: impl FnOnce(&mut egui_plot::PlotUi<'_>),
-) {
-    ui.label(title);
-    Plot::new(title)
-        .height(170.0)
-        .legend(Legend::default())
-        .x_axis_label(x)
-        .allow_scroll(false)
-        .show(ui, add);
+/// One histogram's frame.
+struct Hist<'a> {
+    title: &'a str,
+    x: &'a str,
+    /// Whether the x axis counts whole units.
+    integer: bool,
+    legend: bool,
+    /// Said instead of drawing empty axes.
+    empty: Option<&'a str>,
+}
+
+impl Hist<'_> {
+    fn show(&self, ui: &mut egui::Ui, add: impl FnOnce(&mut egui_plot::PlotUi<'_>)) {
+        ui.label(self.title);
+        if let Some(why) = self.empty {
+            ui.weak(why);
+            return;
+        }
+        let mut plot = Plot::new(self.title)
+            .height(170.0)
+            .x_axis_label(self.x)
+            .x_grid_spacer(tick_spacer(self.integer))
+            .x_axis_formatter(|m, _| tick_label(m))
+            .allow_scroll(false);
+        if self.legend {
+            plot = plot.legend(Legend::default().position(egui_plot::Corner::LeftTop));
+        }
+        plot.show(ui, add);
+    }
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! multi-select (Ctrl+click toggles, Shift+click extends).
 
 use crate::app::command::{Command, SelectMode};
-use crate::app::panels::human_bytes;
+use crate::app::panels::{config_name, human_bytes};
 use crate::app::state::{AppState, TensorStatus};
 use egui::{RichText, Role, WidgetInfo};
 
@@ -43,6 +43,18 @@ impl TreePanel {
             ui.label(format!("{} selected", state.selection.len()));
         });
         ui.separator();
+        if visible.is_empty() && !state.doc.tensors.is_empty() {
+            // A filter kept from another model may match nothing here: say so, offer a way out.
+            ui.label(format!(
+                "No tensor name contains “{}” ({} tensors hidden by the filter).",
+                self.filter,
+                state.doc.tensors.len()
+            ));
+            if ui.button("Clear filter").clicked() {
+                self.filter.clear();
+            }
+            return;
+        }
         // Group consecutive tensors (already in natural order) by layer.
         let mut groups: Vec<(Option<usize>, Vec<usize>)> = Vec::new();
         for &i in &visible {
@@ -57,11 +69,18 @@ impl TreePanel {
             .show(ui, |ui| {
                 // One line per tensor; the tooltip has everything a truncated row hides.
                 ui.style_mut().wrap_mode = Some(egui::TextWrapMode::Truncate);
+                let mut titles: Vec<String> = Vec::new();
                 for (layer, members) in groups {
-                    let title = match layer {
+                    let mut title = match layer {
                         Some(l) => format!("layer {l}"),
-                        None => "other".to_string(),
+                        None => group_name(members.iter().map(|&i| &state.doc.tensors[i].name)),
                     };
+                    // Groups outside the layers are named by what they share; never twice alike.
+                    let same = titles.iter().filter(|t| **t == title).count();
+                    titles.push(title.clone());
+                    if same > 0 {
+                        title = format!("{title} #{}", same + 1);
+                    }
                     let id = ui.make_persistent_id((&title, members[0]));
                     egui::CollapsingHeader::new(format!("{title} ({})", members.len()))
                         .id_salt(id)
@@ -92,12 +111,15 @@ impl TreePanel {
             .collect::<Vec<_>>()
             .join("×");
         let status = state.status(i);
+        let cfg = t.result.as_ref().map_or(String::new(), |r| {
+            format!(", {}", config_name(r.compressed.config))
+        });
         let status_text = match &status {
             TensorStatus::Original => String::new(),
             TensorStatus::Queued => "queued".into(),
             TensorStatus::Running(f) => format!("{:.0}%", f * 100.0),
-            TensorStatus::Compressed(Some(snr)) => format!("{snr:.2} dB"),
-            TensorStatus::Compressed(None) => "packed".into(),
+            TensorStatus::Compressed(Some(snr)) => format!("{snr:.2} dB{cfg}"),
+            TensorStatus::Compressed(None) => format!("packed{cfg}"),
         };
         let selected = state.selection.contains(&i);
         let text = RichText::new(format!(
@@ -135,5 +157,20 @@ impl TreePanel {
             };
             out.push(Command::Select { tensor: i, mode });
         }
+    }
+}
+
+/// The name of a group of tensors outside the layers: the first name component all of them
+/// share (`embeddings`, `pooler`), or "other".
+pub fn group_name<'a>(mut names: impl Iterator<Item = &'a String>) -> String {
+    let Some(first) = names.next() else {
+        return "other".into();
+    };
+    let head = |n: &'a String| n.split('.').next().unwrap_or_default();
+    let h = head(first);
+    if names.all(|n| head(n) == h) && !h.is_empty() {
+        h.to_string()
+    } else {
+        "other".into()
     }
 }

@@ -392,34 +392,29 @@ fn fill(ui: &mut egui::Ui, w: &Walkthrough, steps: usize) {
         cells.len()
     ));
     ui.label(format!("U(s) = (V(s) − {half}) / {}", (half - 1).max(1)));
-    ui.horizontal(|ui| {
-        matrix(ui, "v_matrix", &cells, shown, p, |c| c.v.to_string());
-        ui.label("->");
-        matrix(ui, "u_matrix", &cells, shown, p, |c| format!("{:+.3}", c.u));
-    });
-}
-
-fn matrix(
-    ui: &mut egui::Ui,
-    id: &str,
-    cells: &[Cell],
-    shown: usize,
-    p: usize,
-    text: impl Fn(&Cell) -> String,
-) {
+    // One grid for both matrices, so each row of U(s) sits beside the row of V(s) it maps.
     let accent = Color32::from_rgb(230, 160, 40);
-    egui::Grid::new(id).striped(true).show(ui, |ui| {
-        for row in cells.chunks(p) {
-            for cell in row {
-                if cell.step > shown {
-                    ui.monospace("·");
-                } else if cell.step == shown {
-                    ui.label(egui::RichText::new(text(cell)).monospace().color(accent));
-                } else {
-                    ui.monospace(text(cell));
-                }
-            }
-            ui.end_row();
+    let cell = |ui: &mut egui::Ui, c: &Cell, text: String| {
+        if c.step > shown {
+            ui.monospace("·");
+        } else if c.step == shown {
+            ui.label(egui::RichText::new(text).monospace().color(accent));
+        } else {
+            ui.monospace(text);
         }
-    });
+    };
+    egui::Grid::new(("v_u_matrix", w.k()))
+        .striped(true)
+        .show(ui, |ui| {
+            for row in cells.chunks(p) {
+                for c in row {
+                    cell(ui, c, c.v.to_string());
+                }
+                ui.monospace("->");
+                for c in row {
+                    cell(ui, c, format!("{:+.3}", c.u));
+                }
+                ui.end_row();
+            }
+        });
 }

@@ -30,3 +30,24 @@ pub fn wait_idle(h: &mut Harness<'_, Studio>, limit: Duration) {
     }
     h.run_steps(2);
 }
+
+/// A tiny model with layers 1, 2 and 10, so natural order matters.
+pub fn tiny() -> Studio {
+    use seedlm::app::document::{Document, TensorEntry};
+    let tensors = [10, 2, 1]
+        .iter()
+        .map(|l| TensorEntry {
+            name: format!("model.layers.{l}.mlp.up_proj.weight"),
+            shape: vec![16, 16],
+            dtype: seedlm::io::dtype::Dtype::F32,
+            original: Some(std::sync::Arc::new(
+                (0..256)
+                    .map(|i| ((i * 37 % 101) as f32 - 50.0) / 100.0)
+                    .collect(),
+            )),
+            result: None,
+            compressible: true,
+        })
+        .collect();
+    Studio::with_document(Document::new(None, "tiny".into(), tensors))
+}

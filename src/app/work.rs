@@ -1,0 +1,373 @@
+//! What the tabs ask to have computed in the background, how each request becomes a
+//! [`Job`], and where finished results are kept ([`Results`]), keyed to the document they
+//! were computed on.
+
+use super::document::{Document, TensorResult};
+use super::heatmap::{MAX_SIDE, Pool, colorize, pool, scale_limit};
+use super::jobs::{Ctx, Job};
+use super::panels::histogram;
+use crate::hw::sim::{self, DdrParams, HwTable, TensorReport};
+use crate::study::baselines::Method;
+use crate::study::compare::{self, Row};
+use crate::study::explore::{self, Options, Point};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+/// Matrix sizes of the paper's Table 5.
+pub const TABLE5_SIZES: [usize; 3] = [512, 1024, 2048];
+
+/// A tensor handed to a baselines run: name, shape, weights.
+type Input = (String, Vec<usize>, Arc<Vec<f32>>);
+
+/// Identifies a tensor state: document, tensor index, result generation.
+pub type TensorKey = (u64, usize, u64);
+
+/// What a file dialog is opened for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    /// Open a model.
+    Open,
+    /// Export to the chosen file.
+    Export(super::command::ExportKind),
+}
+
+/// A piece of background work a panel asks for.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Work {
+    /// The paper's Table 5 on the Verilator model.
+    HwTable,
+    /// The Verilator model on this compressed tensor.
+    HwTensor(usize),
+    /// A design-space grid.
+    Explore(Options),
+    /// The baselines on these tensors.
+    Baselines {
+        /// Tensor indices.
+        tensors: Vec<usize>,
+        /// Methods to run.
+        methods: Vec<Method>,
+    },
+    /// Heatmaps and histograms of this tensor, for the Tensor tab.
+    Prepare(usize),
+    /// A file dialog.
+    Dialog(Purpose),
+}
+
+/// Which job: at most one of each kind runs at a time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum JobKind {
+    /// Opening a model.
+    Open,
+    /// Writing an export.
+    Export,
+    /// A hardware simulation.
+    Hardware,
+    /// A design-space grid.
+    Explore,
+    /// A baselines comparison.
+    Baselines,
+    /// Tensor-tab preparation.
+    Prepare,
+    /// A file dialog.
+    Dialog,
+}
+
+impl Work {
+    /// The kind of job this work runs as.
+    pub fn kind(&self) -> JobKind {
+        match self {
+            Work::HwTable | Work::HwTensor(_) => JobKind::Hardware,
+            Work::Explore(_) => JobKind::Explore,
+            Work::Baselines { .. } => JobKind::Baselines,
+            Work::Prepare(_) => JobKind::Prepare,
+            Work::Dialog(_) => JobKind::Dialog,
+        }
+    }
+}
+
+/// What a finished job hands back.
+pub enum Output {
+    /// A model opened from this path.
+    Opened(PathBuf, Box<Document>),
+    /// An export's one-line summary.
+    Exported(String),
+    /// Table 5.
+    HwTable(HwTable),
+    /// A tensor's simulation.
+    HwTensor(String, TensorReport),
+    /// A design-space grid and its options.
+    Explore(Options, Vec<Point>),
+    /// Baseline rows, totals last.
+    Baselines(Vec<Row>),
+    /// A tensor's heatmaps and histograms.
+    Prepared(TensorKey, Arc<Prepared>),
+    /// A dialog's choice, and whether a dialog could be shown at all.
+    Picked(Purpose, Option<PathBuf>, bool),
+}
+
+/// A result that belongs to one document.
+pub struct Keyed<T> {
+    /// The document's id.
+    pub doc: u64,
+    /// The result.
+    pub value: T,
+}
+
+/// Finished results of the tabs' jobs. Those computed on a model are keyed to its document and
+/// dropped when another model opens; the design space and Table 5 depend on no model.
+#[derive(Default)]
+pub struct Results {
+    /// The last Table 5 run.
+    pub hw_table: Option<HwTable>,
+    /// The last tensor simulation: tensor name and report.
+    pub hw_tensor: Option<Keyed<(String, TensorReport)>>,
+    /// The log of the last hardware run.
+    pub hw_log: Vec<String>,
+    /// The last design-space grid.
+    pub explore: Option<(Options, Vec<Point>)>,
+    /// The last baselines run.
+    pub baselines: Option<Keyed<Vec<Row>>>,
+    /// The Tensor tab's last preparation.
+    pub prepared: Option<(TensorKey, Arc<Prepared>)>,
+}
+
+impl Results {
+    /// Drops what was computed on another document than `doc`.
+    pub fn keep_doc(&mut self, doc: u64) {
+        if self.hw_tensor.as_ref().is_some_and(|k| k.doc != doc) {
+            self.hw_tensor = None;
+        }
+        if self.baselines.as_ref().is_some_and(|k| k.doc != doc) {
+            self.baselines = None;
+        }
+        if self.prepared.as_ref().is_some_and(|(k, _)| k.0 != doc) {
+            self.prepared = None;
+        }
+    }
+}
+
+/// The key of tensor `i`'s current state in `doc`.
+pub fn tensor_key(doc: &Document, i: usize) -> TensorKey {
+    let gen_ = doc.tensors[i].result.as_ref().map_or(0, |r| r.generation);
+    (doc.id, i, gen_)
+}
+
+/// Starts `work` on `doc`; `Err` is a readable reason it cannot start.
+pub fn spawn(
+    work: Work,
+    doc: &Document,
+    repaint: Option<egui::Context>,
+) -> Result<Job<Output>, String> {
+    let id = Some(doc.id);
+    Ok(match work {
+        Work::HwTable => Job::spawn("Hardware (Table 5)", None, repaint, |ctx: &Ctx<()>| {
+            let log = &mut |l: &str| ctx.log(l);
+            sim::run_table(&TABLE5_SIZES, &DdrParams::default(), log, ctx.cancel_flag())
+                .map(Output::HwTable)
+                .map_err(|e| e.to_string())
+        }),
+        Work::HwTensor(i) => {
+            let t = doc.tensors.get(i).ok_or("no such tensor")?;
+            let r = t
+                .result
+                .clone()
+                .ok_or(format!("{}: not compressed", t.name))?;
+            let (name, shape) = (t.name.clone(), t.shape.clone());
+            Job::spawn(format!("Hardware ({name})"), id, repaint, move |ctx| {
+                let log = &mut |l: &str| ctx.log(l);
+                let ddr = DdrParams::default();
+                sim::run_compressed_tensor(&r.compressed, &shape, 1, &ddr, log, ctx.cancel_flag())
+                    .map(|rep| Output::HwTensor(name.clone(), rep))
+                    .map_err(|e| format!("{name}: {e}"))
+            })
+        }
+        Work::Explore(opts) => Job::spawn("Design space", None, repaint, move |ctx| {
+            explore::explore(&opts, ctx.progress(), ctx.cancel_flag())
+                .map(|p| Output::Explore(opts, p))
+                .map_err(|e| e.to_string())
+        }),
+        Work::Baselines { tensors, methods } => {
+            let inputs: Vec<Input> = tensors
+                .iter()
+                .filter_map(|&i| {
+                    let t = doc.tensors.get(i)?;
+                    Some((t.name.clone(), t.shape.clone(), t.original.clone()?))
+                })
+                .collect();
+            Job::spawn("Baselines", id, repaint, move |ctx| {
+                baselines(&inputs, &methods, ctx).map(Output::Baselines)
+            })
+        }
+        Work::Prepare(i) => {
+            let t = doc.tensors.get(i).ok_or("no such tensor")?;
+            let key = tensor_key(doc, i);
+            let (orig, res, dims) = (t.original.clone(), t.result.clone(), t.matrix_dims());
+            Job::spawn("preparing heatmaps", id, repaint, move |_| {
+                let p = prepare(orig.as_deref().map(Vec::as_slice), res.as_deref(), dims);
+                Ok(Output::Prepared(key, Arc::new(p)))
+            })
+        }
+        Work::Dialog(purpose) => {
+            if !dialog_possible() {
+                return Err(NO_DIALOG.into());
+            }
+            Job::spawn_waiting("file dialog", repaint, move |_| {
+                let started = std::time::Instant::now();
+                let path = pick(purpose);
+                // A dialog that could not open returns at once; no one cancels that fast.
+                let shown = path.is_some() || started.elapsed().as_secs_f64() > 0.5;
+                Ok(Output::Picked(purpose, path, shown))
+            })
+        }
+    })
+}
+
+/// Said when no file dialog can be shown.
+pub const NO_DIALOG: &str = "no file dialog is available here (no desktop portal or zenity): \
+                             type the path in the Path field at the top and press Enter";
+
+/// Whether a file dialog can open: on Linux rfd needs a desktop portal on the session bus, or
+/// zenity.
+fn dialog_possible() -> bool {
+    if !cfg!(target_os = "linux") {
+        return true;
+    }
+    let zenity = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("zenity").is_file()));
+    zenity || std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some()
+}
+
+fn pick(purpose: Purpose) -> Option<PathBuf> {
+    use super::command::ExportKind;
+    let d = rfd::FileDialog::new();
+    match purpose {
+        Purpose::Open => d
+            .add_filter("models", &["safetensors", "seedlm"])
+            .pick_file(),
+        Purpose::Export(ExportKind::Packed) => {
+            d.set_file_name("model.seedlm.safetensors").save_file()
+        }
+        Purpose::Export(ExportKind::Decompressed) => d
+            .set_file_name("model.decompressed.safetensors")
+            .save_file(),
+    }
+}
+
+/// Every method on every tensor, then the totals.
+fn baselines(inputs: &[Input], methods: &[Method], ctx: &Ctx<()>) -> Result<Vec<Row>, String> {
+    let total: u64 = inputs
+        .iter()
+        .map(|(_, _, d)| compare::search_blocks(d.len(), methods))
+        .sum();
+    ctx.progress().total.store(total, Ordering::Relaxed);
+    let mut rows = Vec::new();
+    for (name, shape, data) in inputs {
+        let r = compare::compare_tensor(
+            name,
+            data,
+            shape,
+            methods,
+            ctx.progress(),
+            ctx.cancel_flag(),
+        )
+        .map_err(|e| format!("tensor '{name}': {e}"))?;
+        rows.extend(r);
+    }
+    let totals = compare::totals(&rows);
+    rows.extend(totals);
+    Ok(rows)
+}
+
+/// Histograms as (bin centre, count).
+pub struct Hists {
+    /// Original weights.
+    pub weights: Vec<(f64, f64)>,
+    /// Reconstructed weights.
+    pub weights_recon: Vec<(f64, f64)>,
+    /// log10 relative MSE per block.
+    pub block_err: Vec<(f64, f64)>,
+    /// Seeds chosen.
+    pub seeds: Vec<(f64, f64)>,
+    /// Exponents e.
+    pub exps: Vec<(f64, f64)>,
+    /// Coefficients q.
+    pub qs: Vec<(f64, f64)>,
+}
+
+/// Heatmap images (original, reconstructed, error) and histograms of one tensor state.
+pub struct Prepared {
+    /// w, ŵ and |w − ŵ| (pooled), where known.
+    pub images: [Option<egui::ColorImage>; 3],
+    /// The histograms.
+    pub hists: Hists,
+}
+
+fn image(data: &[f32], (rows, cols): (usize, usize), how: Pool) -> egui::ColorImage {
+    let p = pool(data, rows, cols, MAX_SIDE, how);
+    let limit = scale_limit(&p.values);
+    colorize(&p, limit, how == Pool::Mean)
+}
+
+/// Computes the Tensor tab's images and histograms (slow for large tensors).
+pub fn prepare(orig: Option<&[f32]>, res: Option<&TensorResult>, dims: (usize, usize)) -> Prepared {
+    let recon = res.map(|r| r.recon.as_slice());
+    let err: Option<Vec<f32>> = match (orig, recon) {
+        (Some(o), Some(r)) => Some(o.iter().zip(r).map(|(a, b)| a - b).collect()),
+        _ => None,
+    };
+    let lim = orig
+        .or(recon)
+        .map_or(1.0, |v| v.iter().fold(0.0f32, |m, x| m.max(x.abs())))
+        .max(f32::MIN_POSITIVE) as f64;
+    let weights = |v: Option<&[f32]>| {
+        v.map_or_else(Vec::new, |v| {
+            histogram(v.iter().map(|&x| f64::from(x)), -lim, lim, 81)
+        })
+    };
+    let (mut block_err, mut seeds, mut exps, mut qs) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    if let Some(r) = res {
+        let ct = &r.compressed;
+        let p = ct.config.p;
+        if let Some(s) = &r.stats {
+            block_err = histogram(
+                (0..ct.num_blocks()).map(|b| s.block_relmse(b).max(1e-12).log10()),
+                -5.0,
+                1.0,
+                60,
+            );
+        }
+        let top = (1u64 << ct.config.k) as f64;
+        seeds = histogram(ct.blocks.iter().map(|b| f64::from(b.seed)), 0.0, top, 64);
+        exps = histogram(
+            (0..ct.num_blocks()).map(|b| f64::from(ct.exponent(b))),
+            f64::from(ct.e_base) - 0.5,
+            f64::from(ct.e_base) + 15.5,
+            16,
+        );
+        qs = histogram(
+            ct.blocks
+                .iter()
+                .flat_map(|b| b.q[..p].iter().map(|&q| f64::from(q))),
+            -8.5,
+            7.5,
+            16,
+        );
+    }
+    Prepared {
+        images: [
+            orig.map(|o| image(o, dims, Pool::Mean)),
+            recon.map(|r| image(r, dims, Pool::Mean)),
+            err.map(|e| image(&e, dims, Pool::Rms)),
+        ],
+        hists: Hists {
+            weights: weights(orig),
+            weights_recon: weights(recon),
+            block_err,
+            seeds,
+            exps,
+            qs,
+        },
+    }
+}
