@@ -36,10 +36,49 @@ pub struct Studio {
     tree: TreePanel,
     settings: SettingsPanel,
     tabs: Vec<Box<dyn Tab>>,
-    /// Time the UI thread spent on the previous frame (shown in the status bar).
-    last_frame: Duration,
-    /// The document title last put in the window title.
+    /// Time the UI thread spends on frames (shown in the status bar).
+    load: UiLoad,
+    /// The window title last sent.
     title: String,
+}
+
+/// The UI thread's share of a core: the time spent drawing frames over the last second.
+#[derive(Debug, Default)]
+pub struct UiLoad {
+    frames: std::collections::VecDeque<(Instant, Duration)>,
+}
+
+impl UiLoad {
+    /// The window the share is taken over.
+    const WINDOW: Duration = Duration::from_secs(1);
+
+    /// Records a frame that started at `start` and took `took`.
+    pub fn record(&mut self, start: Instant, took: Duration) {
+        self.frames.push_back((start, took));
+        while self
+            .frames
+            .front()
+            .is_some_and(|(t, _)| start.duration_since(*t) > Self::WINDOW)
+        {
+            self.frames.pop_front();
+        }
+    }
+
+    /// Fraction of one core the frames of the last second took (an idle app draws none).
+    pub fn share(&self, now: Instant) -> f64 {
+        let busy: Duration = self
+            .frames
+            .iter()
+            .filter(|(t, _)| now.duration_since(*t) <= Self::WINDOW)
+            .map(|(_, d)| *d)
+            .sum();
+        busy.as_secs_f64() / Self::WINDOW.as_secs_f64()
+    }
+
+    /// The last frame's time.
+    pub fn last(&self) -> Duration {
+        self.frames.back().map_or(Duration::ZERO, |(_, d)| *d)
+    }
 }
 
 impl Studio {
@@ -64,7 +103,7 @@ impl Studio {
             tree: TreePanel::default(),
             settings: SettingsPanel::default(),
             tabs: panels::default_tabs(),
-            last_frame: Duration::ZERO,
+            load: UiLoad::default(),
             title: String::new(),
         }
     }
@@ -92,8 +131,8 @@ impl Studio {
         }
         let state = &self.state;
         egui::Panel::top("menu").show(ui, |ui| self.menu.ui(ui, state, &mut out));
-        let frame = self.last_frame;
-        egui::Panel::bottom("status").show(ui, |ui| panels::status::ui(ui, state, frame, &mut out));
+        let load = &self.load;
+        egui::Panel::bottom("status").show(ui, |ui| panels::status::ui(ui, state, load, &mut out));
         egui::Panel::left("tree")
             .resizable(true)
             .default_size(430.0)
@@ -124,12 +163,10 @@ impl Studio {
         for cmd in out {
             self.state.apply(cmd);
         }
-        if self.title != self.state.doc.title {
-            self.title.clone_from(&self.state.doc.title);
-            ctx.send_viewport_cmd(egui::ViewportCommand::Title(format!(
-                "SeedLM Studio — {}",
-                self.title
-            )));
+        let title = self.window_title();
+        if self.title != title {
+            ctx.send_viewport_cmd(egui::ViewportCommand::Title(title.clone()));
+            self.title = title;
         }
         // Jobs wake the UI when they send something or end; progress counters change without
         // telling, so they are looked at a few times a second while work runs.
@@ -143,7 +180,15 @@ impl Studio {
         {
             ctx.request_repaint_after(ANIMATION);
         }
-        self.last_frame = started.elapsed();
+        self.load.record(started, started.elapsed());
+    }
+
+    /// The window title: the model and its tensor count, e.g.
+    /// `SeedLM Studio — TinyLlama — 201 tensors`.
+    pub fn window_title(&self) -> String {
+        let doc = &self.state.doc;
+        let n = doc.tensors.len() + doc.extra.len();
+        format!("SeedLM Studio — {} — {n} tensors", doc.title)
     }
 
     /// Whether background work runs or the shown tab animates.
@@ -205,4 +250,37 @@ pub fn run(path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     )
     .map_err(|e| anyhow::anyhow!("cannot start the app: {e}"))?;
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ui_load_is_the_share_of_the_last_second() {
+        let mut load = UiLoad::default();
+        let t0 = Instant::now();
+        assert_eq!(load.share(t0), 0.0);
+        // Ten frames of 20 ms over one second: a fifth of a core.
+        for i in 0..10 {
+            load.record(
+                t0 + Duration::from_millis(100 * i),
+                Duration::from_millis(20),
+            );
+        }
+        let now = t0 + Duration::from_millis(950);
+        assert!((load.share(now) - 0.2).abs() < 1e-9, "{}", load.share(now));
+        assert_eq!(load.last(), Duration::from_millis(20));
+        // Two seconds later with no frame drawn, the app is idle.
+        assert_eq!(load.share(t0 + Duration::from_secs(3)), 0.0);
+    }
+
+    #[test]
+    fn the_window_title_names_the_model_and_its_tensor_count() {
+        // The demo model has 38 float tensors and one I64 buffer, all of which export writes.
+        let studio = Studio::with_document(loader::demo());
+        let title = studio.window_title();
+        assert!(title.starts_with("SeedLM Studio — "), "{title}");
+        assert!(title.ends_with(" — 39 tensors"), "{title}");
+    }
 }

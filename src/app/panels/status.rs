@@ -1,16 +1,17 @@
 //! The bottom bar: messages (errors in the error colour, dismissable) and background work.
 
+use crate::app::UiLoad;
 use crate::app::command::Command;
 use crate::app::panels::progress_text;
 use crate::app::state::AppState;
 use crate::app::work::JobKind;
-use std::time::Duration;
+use std::time::Instant;
 
 /// Messages shown at once.
 const SHOWN: usize = 3;
 
 /// Draws the status bar.
-pub fn ui(ui: &mut egui::Ui, state: &AppState, frame: Duration, out: &mut Vec<Command>) {
+pub fn ui(ui: &mut egui::Ui, state: &AppState, load: &UiLoad, out: &mut Vec<Command>) {
     let n = state.messages.len();
     for (i, m) in state
         .messages
@@ -34,10 +35,15 @@ pub fn ui(ui: &mut egui::Ui, state: &AppState, frame: Duration, out: &mut Vec<Co
         });
     }
     ui.horizontal(|ui| {
-        ui.label(format!("UI {:.1} ms", frame.as_secs_f64() * 1e3))
-            .on_hover_text(
-                "Time the UI thread spent on the last frame; work runs on background threads",
-            );
+        ui.label(format!(
+            "UI {:.0} % of a core ({:.1} ms a frame)",
+            load.share(Instant::now()) * 100.0,
+            load.last().as_secs_f64() * 1e3
+        ))
+        .on_hover_text(
+            "Time the UI thread spent drawing frames over the last second, and on the last \
+             frame (the GL driver's own time not counted); work runs on background threads",
+        );
         ui.separator();
         let mut idle = true;
         if let Some(job) = &state.job {
