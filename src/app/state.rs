@@ -573,9 +573,24 @@ impl Group {
 /// "done in 3 s" for a job that took `d`.
 fn done_in(d: Duration) -> String {
     let s = d.as_secs_f64();
-    if s < 90.0 {
+    if s < 9.95 {
+        format!("done in {s:.1} s")
+    } else if s < 90.0 {
         format!("done in {s:.0} s")
     } else {
         format!("done in {}", human_duration(d).trim_start_matches("about "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_jobs_say_tenths_of_a_second() {
+        assert_eq!(done_in(Duration::from_millis(40)), "done in 0.0 s");
+        assert_eq!(done_in(Duration::from_millis(420)), "done in 0.4 s");
+        assert_eq!(done_in(Duration::from_secs(12)), "done in 12 s");
+        assert_eq!(done_in(Duration::from_secs(170)), "done in 3 min");
     }
 }

@@ -182,7 +182,13 @@ pub fn tick_spacer(integer: bool) -> Box<dyn Fn(egui_plot::GridInput) -> Vec<egu
         } else {
             large / 5.0
         };
-        [small, (large / 2.0).max(small), large]
+        // An integer axis labelled every 5 has no whole half step.
+        let half = if integer && (large / 2.0).fract() != 0.0 {
+            small
+        } else {
+            (large / 2.0).max(small)
+        };
+        [small, half, large]
     })
 }
 
@@ -256,6 +262,16 @@ mod tests {
         assert_eq!(largest, 20000.0);
         let labelled = marks.iter().filter(|m| m.step_size == largest).count();
         assert_eq!(labelled, 4, "0, 20000, 40000, 60000");
+        // An integer axis over block sizes 4..13 steps by 5 at most: no mark at 2.5 or 7.5.
+        let marks = tick_spacer(true)(egui_plot::GridInput {
+            bounds: (2.0, 14.0),
+            base_step_size: 12.0 / 300.0 * 8.0,
+        });
+        assert!(!marks.is_empty());
+        for m in &marks {
+            assert_eq!(m.value.fract(), 0.0, "{m:?}");
+            assert_eq!(m.step_size.fract(), 0.0, "{m:?}");
+        }
         let mark = |value, step_size| egui_plot::GridMark { value, step_size };
         assert_eq!(tick_label(mark(-0.4, 0.2)), "-0.4");
         assert_eq!(tick_label(mark(1e-17, 0.2)), "0.0");

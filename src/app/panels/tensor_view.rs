@@ -80,7 +80,7 @@ impl Tab for TensorView {
                     .height(260.0)
                     .link_axis(link, true)
                     .link_cursor(link, true)
-                    .y_axis_formatter(|m, _| format!("{}", -m.value))
+                    .y_axis_formatter(|m, _| row_tick(m.value))
                     .label_formatter(|h| {
                         let (HoverPosition::NearDataPoint { position: p, .. }
                         | HoverPosition::Elsewhere { position: p }) = h;
@@ -357,9 +357,21 @@ impl Hist<'_> {
     }
 }
 
+/// The label of a heatmap row tick: rows are drawn downwards at y = −row ("0", never "-0").
+fn row_tick(y: f64) -> String {
+    format!("{}", 0.0 - y)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn heatmap_rows_are_labelled_without_a_minus_zero() {
+        assert_eq!(row_tick(0.0), "0");
+        assert_eq!(row_tick(-0.0), "0");
+        assert_eq!(row_tick(-12.0), "12");
+    }
 
     #[test]
     fn clicks_map_to_blocks() {
