@@ -182,11 +182,14 @@ fn plot(ui: &mut egui::Ui, totals: &[&Row]) {
             ([m.bits_per_weight(), log(m.relmse())], text)
         })
         .collect();
+    // The legend sits in a top corner: keep the data below it.
+    let top = super::legend_headroom(described.iter().map(|(at, _)| at[1]));
     let resp = Plot::new("baselines_plot")
         .height(360.0)
         .legend(Legend::default().position(egui_plot::Corner::RightTop))
         .x_axis_label("bits per weight")
         .y_axis_label("relative MSE")
+        .include_y(top.unwrap_or(0.0))
         .y_axis_formatter(|m, _| format!("{:.4}", 10f64.powf(m.value)))
         .show(ui, |plot| {
             if lo < hi {

@@ -176,12 +176,15 @@ fn plot(ui: &mut egui::Ui, opts: &Options, points: &[Point]) {
             ([c.c as f64, log(x.relmse)], text)
         })
         .collect();
+    // The legend sits in a top corner: keep the data below it.
+    let top = super::legend_headroom(described.iter().map(|(at, _)| at[1]));
     let resp = Plot::new("explore_plot")
         .height(360.0)
         .legend(Legend::default())
         .x_axis_label("block size C")
         .x_grid_spacer(super::tick_spacer(true))
         .y_axis_label("relative MSE")
+        .include_y(top.unwrap_or(0.0))
         .y_axis_formatter(|m, _| format!("{:.3}", 10f64.powf(m.value)))
         .label_formatter(|h| match h {
             HoverPosition::NearDataPoint {

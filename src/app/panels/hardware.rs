@@ -187,8 +187,9 @@ fn plot(ui: &mut egui::Ui, t: &HwTable) {
             .map(|p| [log2(p.size as f64), log2(f(p) as f64)])
             .collect()
     };
+    // Cycles grow from bottom left to top right: the top left is free for the legend.
     Plot::new("hw_plot")
-        .legend(Legend::default())
+        .legend(Legend::default().position(egui_plot::Corner::LeftTop))
         .height(280.0)
         .x_axis_label("matrix size (log2 N)")
         .y_axis_label("cycles (log2)")

@@ -219,6 +219,18 @@ pub fn nice_step(x: f64) -> f64 {
         .unwrap_or(10.0 * p)
 }
 
+/// The y a plot should include so that the top of it stays free for the legend: the data's top
+/// plus 45 % of its span (one unit when every point has the same y). `None` without data.
+pub fn legend_headroom(ys: impl IntoIterator<Item = f64>) -> Option<f64> {
+    let (lo, hi) = ys
+        .into_iter()
+        .filter(|y| y.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), y| {
+            (a.min(y), b.max(y))
+        });
+    (lo <= hi).then_some(hi + if hi > lo { 0.45 * (hi - lo) } else { 1.0 })
+}
+
 /// "1.2 MiB"-style size.
 pub fn human_bytes(b: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -245,6 +257,14 @@ mod tests {
         let h = histogram(v.iter().copied(), 0.0, 1.0, 2);
         // -0.5 is below the range, NaN is dropped, 1.0 goes to the last bin.
         assert_eq!(h, vec![(0.25, 2.0), (0.75, 3.0)]);
+    }
+
+    #[test]
+    fn legends_get_room_above_the_data() {
+        assert_eq!(legend_headroom([]), None);
+        assert_eq!(legend_headroom([f64::NAN]), None);
+        assert_eq!(legend_headroom([-2.0, 0.0]), Some(0.9));
+        assert_eq!(legend_headroom([3.0, 3.0]), Some(4.0));
     }
 
     #[test]
