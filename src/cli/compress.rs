@@ -38,6 +38,17 @@ pub struct CompressArgs {
     /// Worker threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Run shard I of N (I from 0) into OUTPUT.shards/, resumable; `auto` reads the index from
+    /// Slurm (SLURM_ARRAY_TASK_ID) or a Kubernetes Indexed Job (JOB_COMPLETION_INDEX). Then
+    /// `seedlm merge OUTPUT.shards -o OUTPUT`.
+    #[arg(long, value_name = "I/N|auto")]
+    pub shard: Option<String>,
+    /// Number of shards, for `--shard auto` outside a Slurm array.
+    #[arg(long, value_name = "N", requires = "shard")]
+    pub shards: Option<usize>,
+    /// Blocks per checkpoint piece of a shard (what a killed shard at most loses).
+    #[arg(long, value_name = "BLOCKS", default_value_t = crate::io::shard::DEFAULT_CHECKPOINT_BLOCKS, requires = "shard")]
+    pub checkpoint_blocks: usize,
 }
 
 /// Runs `seedlm compress`.
@@ -67,6 +78,18 @@ pub fn run(args: CompressArgs) -> anyhow::Result<ExitCode> {
         if let Err(e) = ctrlc::set_handler(move || cancel.store(true, Ordering::Relaxed)) {
             eprintln!("warning: Ctrl-C will not stop cleanly: {e}");
         }
+    }
+    if let Some(shard) = &args.shard {
+        let job = super::shard::ShardJob {
+            model: &model,
+            plan: &plan,
+            cfg,
+            shard,
+            shards: args.shards,
+            output: &args.output,
+            checkpoint_blocks: args.checkpoint_blocks,
+        };
+        return pool.install(|| super::shard::run(&job, &cancel));
     }
     eprintln!(
         "compressing {} tensors ({} blocks) at {cfg}; Ctrl-C stops without writing",
