@@ -428,6 +428,15 @@ pub struct ShardProgress {
     pub updated: u64,
     /// The host it runs on.
     pub host: String,
+    /// Its process id on that host.
+    pub pid: u32,
+}
+
+impl ShardProgress {
+    /// Whether the writer is known to have ended: it ran on this host and its process is gone.
+    fn ended(&self) -> bool {
+        self.host == host_name() && !Path::new(&format!("/proc/{}", self.pid)).exists()
+    }
 }
 
 fn now_secs() -> u64 {
@@ -545,6 +554,7 @@ pub fn run_shard(
             },
             updated: now_secs(),
             host: host_name(),
+            pid: std::process::id(),
         };
         write_json_atomic(&ckpt.join(PROGRESS_FILE), &p)
     };
@@ -962,7 +972,8 @@ pub enum ShardState {
     NotStarted,
     /// Its progress file is recent.
     Running,
-    /// It has a checkpoint but has not written progress for a while (killed or cancelled).
+    /// It has a checkpoint but its process ended or has not written progress for a while
+    /// (killed or cancelled).
     Stopped,
     /// Its part is written.
     Finished,
@@ -1013,7 +1024,7 @@ pub fn status(folder: &Path) -> Result<(JobSpec, Vec<ShardStatus>), ModelError> 
                 .sum();
             let p: Option<ShardProgress> = read_json(&ckpt.join(PROGRESS_FILE)).ok();
             match p {
-                Some(p) if now.saturating_sub(p.updated) <= STALE_SECS => {
+                Some(p) if now.saturating_sub(p.updated) <= STALE_SECS && !p.ended() => {
                     st.state = ShardState::Running;
                     st.done = p.done.max(saved);
                     st.blocks_per_s = Some(p.blocks_per_s);

@@ -11,5 +11,6 @@ mod hw_ui;
 mod mutation;
 mod packed_roundtrip;
 mod search_oracle;
+mod shard;
 mod teach_cli;
 mod teach_ui;
