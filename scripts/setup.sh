@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything SeedLM Studio needs on a fresh Debian or Ubuntu machine: the Debian
 # packages for the hardware simulation (Verilator, g++, make), the X/GL runtime the app and its
-# UI tests use, Xvfb for headless runs, and Slurm with munge for the cluster test. Rust itself comes from rustup (https://rustup.rs).
+# UI tests use, Xvfb for headless runs, and Slurm with munge for the cluster test. Rust itself
+# comes from rustup (https://rustup.rs).
 set -euo pipefail
 
 packages=(
