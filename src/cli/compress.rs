@@ -63,14 +63,7 @@ pub fn run(args: CompressArgs) -> anyhow::Result<ExitCode> {
     if plan.compress.is_empty() {
         eprintln!("warning: no tensor is selected for compression; every tensor is passed through");
     }
-    let mut pool = rayon::ThreadPoolBuilder::new();
-    if let Some(n) = args.threads {
-        if n == 0 {
-            bail!("--threads must be at least 1");
-        }
-        pool = pool.num_threads(n);
-    }
-    let pool = pool.build().context("cannot start worker threads")?;
+    let pool = thread_pool(args.threads)?;
 
     let cancel = Arc::new(AtomicBool::new(false));
     {
@@ -166,6 +159,18 @@ pub fn run(args: CompressArgs) -> anyhow::Result<ExitCode> {
     println!("time        {elapsed:.1} s");
     println!("wrote       {}", file.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// A worker pool of `threads` threads (default: all cores).
+pub fn thread_pool(threads: Option<usize>) -> anyhow::Result<rayon::ThreadPool> {
+    let mut pool = rayon::ThreadPoolBuilder::new();
+    if let Some(n) = threads {
+        if n == 0 {
+            bail!("--threads must be at least 1");
+        }
+        pool = pool.num_threads(n);
+    }
+    pool.build().context("cannot start worker threads")
 }
 
 fn print_table(reports: &[TensorReport]) {

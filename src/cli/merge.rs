@@ -3,7 +3,6 @@
 use crate::io::model_job::JobError;
 use crate::io::shard::merge;
 use crate::search::compress::Progress;
-use anyhow::{Context, bail};
 use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -27,14 +26,7 @@ pub struct MergeArgs {
 
 /// Runs `seedlm merge`.
 pub fn run(args: MergeArgs) -> anyhow::Result<ExitCode> {
-    let mut pool = rayon::ThreadPoolBuilder::new();
-    if let Some(n) = args.threads {
-        if n == 0 {
-            bail!("--threads must be at least 1");
-        }
-        pool = pool.num_threads(n);
-    }
-    let pool = pool.build().context("cannot start worker threads")?;
+    let pool = super::compress::thread_pool(args.threads)?;
     let cancel = super::watch::cancel_on_ctrl_c();
     let progress = Progress::default();
     let started = Instant::now();

@@ -256,18 +256,20 @@ fn merge_names_missing_duplicated_and_foreign_parts() {
     assert!(err.contains("duplicates shard 0"), "{err}");
     std::fs::remove_file(f.join("part-0000-of-0003 (copy).safetensors")).unwrap();
 
-    // A part of the same model at another configuration.
-    let other = dir.path().join("three.safetensors");
-    shard(&model, &other, 1, 3, &["--bits", "3"]);
-    let foreign = folder(&other).join("part-0001-of-0003.safetensors");
-    std::fs::copy(&foreign, f.join("part-0001-of-0003.safetensors")).unwrap();
-    let err = fails(&["merge", s(&f), "-o", s(&out)]);
-    assert!(
-        err.contains("part-0001-of-0003") && err.contains("configuration C=12"),
-        "{err}"
-    );
-
-    // A part of another model with the same names and shapes but other weights.
+    // Shard 1 of another job put in place of ours: merge refuses, naming it and why.
+    let refused = |model: &Path, name: &str, extra: &[&str]| -> String {
+        let other = dir.path().join(name);
+        shard(model, &other, 1, 3, extra);
+        let part = "part-0001-of-0003.safetensors";
+        std::fs::copy(folder(&other).join(part), f.join(part)).unwrap();
+        let err = fails(&["merge", s(&f), "-o", s(&out)]);
+        assert!(err.contains(part), "{err}");
+        err
+    };
+    // The same model at another configuration.
+    let err = refused(&model, "three.safetensors", &["--bits", "3"]);
+    assert!(err.contains("configuration C=12"), "{err}");
+    // Another model with the same names and shapes but other weights.
     let mut tensors = small_model();
     tensors[0] = T::float(
         "layers.0.q_proj.weight",
@@ -277,36 +279,16 @@ fn merge_names_missing_duplicated_and_foreign_parts() {
     );
     let model2 = dir.path().join("model2.safetensors");
     write_model(&model2, &tensors);
-    let out2 = dir.path().join("o2.safetensors");
-    shard(&model2, &out2, 1, 3, &[]);
-    std::fs::copy(
-        folder(&out2).join("part-0001-of-0003.safetensors"),
-        f.join("part-0001-of-0003.safetensors"),
-    )
-    .unwrap();
-    let err = fails(&["merge", s(&f), "-o", s(&out)]);
+    let err = refused(&model2, "o2.safetensors", &[]);
     assert!(
-        err.contains("part-0001-of-0003")
-            && err.contains("layers.0.q_proj.weight")
-            && err.contains("other data"),
+        err.contains("layers.0.q_proj.weight") && err.contains("other data"),
         "{err}"
     );
-
-    // A part of a model with other tensors.
+    // A model with other tensors.
     let model3 = dir.path().join("model3.safetensors");
     write_model(&model3, &small_model()[..2]);
-    let out3 = dir.path().join("o3.safetensors");
-    shard(&model3, &out3, 1, 3, &[]);
-    std::fs::copy(
-        folder(&out3).join("part-0001-of-0003.safetensors"),
-        f.join("part-0001-of-0003.safetensors"),
-    )
-    .unwrap();
-    let err = fails(&["merge", s(&f), "-o", s(&out)]);
-    assert!(
-        err.contains("part-0001-of-0003") && err.contains("different input"),
-        "{err}"
-    );
+    let err = refused(&model3, "o3.safetensors", &[]);
+    assert!(err.contains("different input"), "{err}");
     assert!(!out.exists(), "nothing written");
 
     // Put right, it merges.
