@@ -81,8 +81,9 @@ pub fn run(args: CompressArgs) -> anyhow::Result<ExitCode> {
             shards: args.shards,
             output: &args.output,
             checkpoint_blocks: args.checkpoint_blocks,
+            pool: &pool,
         };
-        return pool.install(|| super::shard::run(&job, &cancel));
+        return super::shard::run(&job, &cancel);
     }
     eprintln!(
         "compressing {} tensors ({} blocks) at {cfg}; Ctrl-C stops without writing",

@@ -26,6 +26,8 @@ pub struct ShardJob<'a> {
     pub output: &'a Path,
     /// Blocks per checkpoint piece.
     pub checkpoint_blocks: usize,
+    /// The worker threads the search runs on.
+    pub pool: &'a rayon::ThreadPool,
 }
 
 /// Shard index and count from `--shard` (`I/N` or `auto`) and `--shards`; `env` reads the
@@ -94,7 +96,7 @@ pub fn resolve(
     Ok((i, n))
 }
 
-/// Runs one shard on the current rayon pool.
+/// Runs one shard on `job.pool`.
 pub fn run(job: &ShardJob<'_>, cancel: &AtomicBool) -> anyhow::Result<ExitCode> {
     let (i, n) = resolve(job.shard, job.shards, |k| std::env::var(k).ok())?;
     let spec = JobSpec::new(job.model, job.plan, job.cfg, n)?;
@@ -108,7 +110,8 @@ pub fn run(job: &ShardJob<'_>, cancel: &AtomicBool) -> anyhow::Result<ExitCode> 
     };
     let progress = Progress::default();
     let result = super::watch::watch("blocks", &progress.done, &progress.total, || {
-        run_shard(&run, &progress, cancel, |_| {})
+        job.pool
+            .install(|| run_shard(&run, &progress, cancel, |_| {}))
     });
     match result {
         Ok(ShardOutcome::AlreadyDone { part }) => {
