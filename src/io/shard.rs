@@ -485,6 +485,12 @@ fn read_pieces(dir: &Path, job: &str) -> Result<Vec<(PartRange, PathBuf)>, Model
             .get(KEY_PIECE)
             .and_then(|m| serde_json::from_str(m).ok())
             .ok_or_else(|| ModelError::file(&path, "not a SeedLM checkpoint piece"))?;
+        if meta.range.start >= meta.range.end {
+            return Err(ModelError::file(
+                &path,
+                "checkpoint piece holds no block range",
+            ));
+        }
         if meta.job != job {
             return Err(ModelError::file(
                 &path,
