@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything SeedLM Studio needs on a fresh Debian or Ubuntu machine: the Debian
 # packages for the hardware simulation (Verilator, g++, make), the X/GL runtime the app and its
-# UI tests use, and Xvfb for headless runs. Rust itself comes from rustup (https://rustup.rs).
+# UI tests use, Xvfb for headless runs, and Slurm with munge for the cluster test. Rust itself
+# comes from rustup (https://rustup.rs).
 set -euo pipefail
 
 packages=(
@@ -10,6 +11,7 @@ packages=(
   libx11-6 libx11-xcb1 libxcursor1 libxrandr2 libxi6 libxkbcommon0 libxkbcommon-x11-0
   libwayland-client0 libwayland-egl1
   xvfb xauth                      # headless X server for screenshots and UI runs
+  slurm-wlm munge                 # single-node Slurm cluster of the sharded-compression test
 )
 
 missing=()

@@ -41,6 +41,17 @@ pub struct CompressArgs {
     /// Worker threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Run shard I of N (I from 0) into OUTPUT.shards/, resumable; `auto` reads the index from
+    /// Slurm (SLURM_ARRAY_TASK_ID) or a Kubernetes Indexed Job (JOB_COMPLETION_INDEX). Then
+    /// `seedlm merge OUTPUT.shards -o OUTPUT`.
+    #[arg(long, value_name = "I/N|auto")]
+    pub shard: Option<String>,
+    /// Number of shards, for `--shard auto` outside a Slurm array.
+    #[arg(long, value_name = "N", requires = "shard")]
+    pub shards: Option<usize>,
+    /// Blocks per checkpoint piece of a shard (what a killed shard at most loses).
+    #[arg(long, value_name = "BLOCKS", default_value_t = crate::io::shard::DEFAULT_CHECKPOINT_BLOCKS, requires = "shard")]
+    pub checkpoint_blocks: usize,
 }
 
 /// Runs `seedlm compress`.
@@ -56,14 +67,7 @@ pub fn run(args: CompressArgs) -> anyhow::Result<ExitCode> {
     if plan.compress.is_empty() {
         eprintln!("warning: no tensor is selected for compression; every tensor is passed through");
     }
-    let mut pool = rayon::ThreadPoolBuilder::new();
-    if let Some(n) = args.threads {
-        if n == 0 {
-            bail!("--threads must be at least 1");
-        }
-        pool = pool.num_threads(n);
-    }
-    let pool = pool.build().context("cannot start worker threads")?;
+    let pool = thread_pool(args.threads)?;
 
     let cancel = Arc::new(AtomicBool::new(false));
     {
@@ -71,6 +75,19 @@ pub fn run(args: CompressArgs) -> anyhow::Result<ExitCode> {
         if let Err(e) = ctrlc::set_handler(move || cancel.store(true, Ordering::Relaxed)) {
             eprintln!("warning: Ctrl-C will not stop cleanly: {e}");
         }
+    }
+    if let Some(shard) = &args.shard {
+        let job = super::shard::ShardJob {
+            model: &model,
+            plan: &plan,
+            cfg,
+            shard,
+            shards: args.shards,
+            output: &args.output,
+            checkpoint_blocks: args.checkpoint_blocks,
+            pool: &pool,
+        };
+        return super::shard::run(&job, &cancel);
     }
     eprintln!(
         "compressing {} tensors ({} blocks) at {cfg}; Ctrl-C stops without writing",
@@ -151,6 +168,18 @@ pub fn run(args: CompressArgs) -> anyhow::Result<ExitCode> {
     let _ = writeln!(out, "wrote       {}", file.display());
     super::stdout::print(&out)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// A worker pool of `threads` threads (default: all cores).
+pub fn thread_pool(threads: Option<usize>) -> anyhow::Result<rayon::ThreadPool> {
+    let mut pool = rayon::ThreadPoolBuilder::new();
+    if let Some(n) = threads {
+        if n == 0 {
+            bail!("--threads must be at least 1");
+        }
+        pool = pool.num_threads(n);
+    }
+    pool.build().context("cannot start worker threads")
 }
 
 /// One line per compressed tensor (long names and shapes abbreviated).

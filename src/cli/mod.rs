@@ -7,7 +7,11 @@ pub mod decompress;
 pub mod explore;
 pub mod hw_sim;
 pub mod inspect;
+pub mod merge;
 pub mod output;
+pub mod shard;
+pub mod slurm;
+pub mod status;
 pub mod stdout;
 pub mod watch;
 
@@ -47,6 +51,12 @@ pub enum Command {
     Compare(compare::CompareArgs),
     /// Design-space explorer: every (C, P, K) of a bit budget, measured on N(0, 1) blocks.
     Explore(explore::ExploreArgs),
+    /// Merge the parts of a sharded compression into the packed model.
+    Merge(merge::MergeArgs),
+    /// Write (and optionally submit) Slurm jobs that compress a model in shards and merge them.
+    Slurm(slurm::SlurmArgs),
+    /// Progress of a sharded compression: per shard and in total, blocks/s and ETA.
+    Status(status::StatusArgs),
 }
 
 /// Runs a parsed command line.
@@ -61,5 +71,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::HwSim(args)) => hw_sim::run(args),
         Some(Command::Compare(args)) => compare::run(args),
         Some(Command::Explore(args)) => explore::run(args),
+        Some(Command::Merge(args)) => merge::run(args),
+        Some(Command::Slurm(args)) => slurm::run(args),
+        Some(Command::Status(args)) => status::run(args),
     }
 }

@@ -11,3 +11,4 @@ pub mod model_job;
 pub mod opened;
 pub mod packed;
 pub mod selection;
+pub mod shard;

@@ -10,7 +10,7 @@ use crate::io::container::{
 };
 use crate::io::dtype::{self, Dtype};
 use crate::io::error::ModelError;
-use crate::io::model::{INDEX_FILE, MODEL_FILE, Model};
+use crate::io::model::{INDEX_FILE, MODEL_FILE, Model, TensorEntry};
 use crate::io::packed::{
     CompressedEntry, FORMAT_NAME, FORMAT_VERSION, PackedModel, PlainEntry, is_packed, write_packed,
 };
@@ -130,17 +130,8 @@ pub fn compress_model(
         on_start(name);
         let start = Instant::now();
         let data = model.to_f32(t)?;
-        let (tensor, stats) = compress(&data, cfg, progress, cancel).map_err(|e| match e {
-            CompressError::Cancelled => JobError::Cancelled,
-            CompressError::NonFinite { index, value } => JobError::Model(ModelError::tensor(
-                model.file_of(t),
-                name,
-                format!(
-                    "weight {value} at element {index} (index {:?}) is not finite",
-                    unravel(index, &t.shape)
-                ),
-            )),
-        })?;
+        let (tensor, stats) =
+            compress(&data, cfg, progress, cancel).map_err(|e| tensor_error(model, t, e))?;
         let relmse = stats.relmse();
         reports.push(TensorReport {
             name: name.clone(),
@@ -162,6 +153,21 @@ pub fn compress_model(
         ));
     }
     Ok(CompressedModel { entries, reports })
+}
+
+/// A compression error on tensor `t` of `model` as a job error naming file and tensor.
+pub fn tensor_error(model: &Model, t: &TensorEntry, e: CompressError) -> JobError {
+    match e {
+        CompressError::Cancelled => JobError::Cancelled,
+        CompressError::NonFinite { index, value } => JobError::Model(ModelError::tensor(
+            model.file_of(t),
+            &t.name,
+            format!(
+                "weight {value} at element {index} (index {:?}) is not finite",
+                unravel(index, &t.shape)
+            ),
+        )),
+    }
 }
 
 /// The row-major multi-index of flat element `index` in `shape`.

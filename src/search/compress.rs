@@ -199,17 +199,43 @@ pub fn compress_with(
     progress: &Progress,
     cancel: &AtomicBool,
 ) -> Result<(CompressedTensor, ErrorStats), CompressError> {
-    if let Some((index, &value)) = data.iter().enumerate().find(|(_, x)| !x.is_finite()) {
-        return Err(CompressError::NonFinite { index, value });
-    }
+    check_finite(data)?;
     let cfg = searcher.config();
-    let c = cfg.c;
-    let n_blocks = data.len().div_ceil(c);
-    let mut padded = data.to_vec();
-    padded.resize(n_blocks * c, 0.0);
+    let padded = pad_blocks(data, cfg.c);
     let e_base = choose_e_base(searcher, &padded);
+    let blocks = search_blocks(searcher, &padded, e_base, progress, cancel)?;
+    let tensor = CompressedTensor {
+        config: cfg,
+        e_base,
+        len: data.len(),
+        blocks,
+    };
+    let recon = tensor.reconstruct();
+    let stats = ErrorStats::measure(data, &recon, cfg.c);
+    Ok((tensor, stats))
+}
+
+/// `data` cut into whole blocks of `c`, the last one filled with zeros.
+pub fn pad_blocks(data: &[f32], c: usize) -> Vec<f32> {
+    let mut padded = data.to_vec();
+    padded.resize(data.len().div_ceil(c) * c, 0.0);
+    padded
+}
+
+/// Searches every block of `padded` (whole blocks, see [`pad_blocks`]) in the exponent range
+/// of `e_base`. Each block's code depends only on its weights and `e_base` (DESIGN.md §5.7), so
+/// a block range of a tensor searched with the whole tensor's `e_base` gives the very codes the
+/// whole-tensor compression gives; sharded compression relies on this.
+pub fn search_blocks(
+    searcher: &Searcher,
+    padded: &[f32],
+    e_base: i32,
+    progress: &Progress,
+    cancel: &AtomicBool,
+) -> Result<Vec<BlockCode>, CompressError> {
+    let c = searcher.config().c;
     let range = ExpRange::from_base(e_base);
-    let mut blocks = vec![BlockCode::default(); n_blocks];
+    let mut blocks = vec![BlockCode::default(); padded.len() / c];
     blocks
         .par_chunks_mut(CHUNK_BLOCKS)
         .zip(padded.par_chunks(CHUNK_BLOCKS * c))
@@ -230,21 +256,22 @@ pub fn compress_with(
                 .fetch_add(codes.len() as u64, Ordering::Relaxed);
             Ok(())
         })?;
-    let tensor = CompressedTensor {
-        config: cfg,
-        e_base,
-        len: data.len(),
-        blocks,
-    };
-    let recon = tensor.reconstruct();
-    let stats = ErrorStats::measure(data, &recon, c);
-    Ok((tensor, stats))
+    Ok(blocks)
+}
+
+/// The first weight of `data` that is NaN or infinite, as an error.
+pub fn check_finite(data: &[f32]) -> Result<(), CompressError> {
+    match data.iter().enumerate().find(|(_, x)| !x.is_finite()) {
+        Some((index, &value)) => Err(CompressError::NonFinite { index, value }),
+        None => Ok(()),
+    }
 }
 
 /// Picks `e_base` so the largest blocks keep their natural exponent at the top of the 16-code
 /// range: the largest-magnitude blocks are searched with no exponent limit, and the largest
-/// exponent they choose becomes `e_base + 15`.
-fn choose_e_base(searcher: &Searcher, padded: &[f32]) -> i32 {
+/// exponent they choose becomes `e_base + 15`. `padded` is the whole tensor as by
+/// [`pad_blocks`].
+pub fn choose_e_base(searcher: &Searcher, padded: &[f32]) -> i32 {
     let c = searcher.config().c;
     let mut order: Vec<(f32, usize)> = padded
         .chunks(c)

@@ -12,5 +12,7 @@ mod hw_ui;
 mod mutation;
 mod packed_roundtrip;
 mod search_oracle;
+mod shard;
+mod slurm;
 mod teach_cli;
 mod teach_ui;

@@ -1,0 +1,60 @@
+//! `seedlm merge`: the parts of a sharded compression into one packed model.
+
+use crate::io::model_job::JobError;
+use crate::io::shard::merge;
+use crate::search::compress::Progress;
+use clap::Args;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+/// Arguments of `seedlm merge`.
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The shard folder (OUTPUT.shards, as `compress --shard` wrote it).
+    pub shards: PathBuf,
+    /// The packed file to write (a directory when the input model was one).
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// The input model, when it is no longer at the path the shards recorded.
+    #[arg(long)]
+    pub input: Option<PathBuf>,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+/// Runs `seedlm merge`.
+pub fn run(args: MergeArgs) -> anyhow::Result<ExitCode> {
+    let pool = super::compress::thread_pool(args.threads)?;
+    let cancel = super::watch::cancel_on_ctrl_c();
+    let progress = Progress::default();
+    let started = Instant::now();
+    let result = super::watch::watch("blocks", &progress.done, &progress.total, || {
+        pool.install(|| {
+            merge(
+                &args.shards,
+                args.input.as_deref(),
+                &args.output,
+                &progress,
+                &cancel,
+            )
+        })
+    });
+    let (file, compressed) = match result {
+        Ok(r) => r,
+        Err(JobError::Cancelled) => {
+            eprintln!("cancelled: no output written");
+            return Ok(ExitCode::from(130));
+        }
+        Err(JobError::Model(e)) => return Err(e.into()),
+    };
+    let blocks: usize = compressed.reports.iter().map(|r| r.blocks).sum();
+    println!(
+        "merged {} compressed tensors ({blocks} blocks) in {:.1} s",
+        compressed.entries.len(),
+        started.elapsed().as_secs_f64()
+    );
+    println!("wrote {}", file.display());
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,209 @@
+//! `seedlm slurm`: sbatch scripts for a sharded compression (a job array) and its merge (a job
+//! that waits for the array with `--dependency=afterok`), optionally submitted.
+
+use crate::core::config::Config;
+use crate::io::model::Model;
+use crate::io::model_job::plan;
+use crate::io::selection::Selection;
+use crate::io::shard::{JobSpec, claim_folder, folder_of};
+use anyhow::{Context, bail};
+use clap::Args;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+/// Arguments of `seedlm slurm`.
+#[derive(Debug, Args)]
+pub struct SlurmArgs {
+    /// A .safetensors file or a Hugging Face model directory.
+    pub input: PathBuf,
+    /// The packed model the merge job writes; shards go to OUTPUT.shards/.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Number of shards (array tasks).
+    #[arg(long)]
+    pub shards: usize,
+    /// CPUs per array task (the search threads of each shard).
+    #[arg(long, default_value_t = 4)]
+    pub cpus_per_task: usize,
+    /// Time limit of each task, in Slurm's format (for example 2:00:00).
+    #[arg(long, default_value = "24:00:00")]
+    pub time: String,
+    /// Slurm partition (default: the cluster's default).
+    #[arg(long)]
+    pub partition: Option<String>,
+    /// Bits per weight preset: 4 or 3.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(3..=4))]
+    pub bits: u32,
+    /// Explicit configuration C,P,K (overrides --bits).
+    #[arg(long, value_name = "C,P,K")]
+    pub config: Option<Config>,
+    /// Compress exactly the tensors whose names match this regex.
+    #[arg(long, value_name = "REGEX")]
+    pub include: Option<String>,
+    /// Do not compress tensors whose names match this regex.
+    #[arg(long, value_name = "REGEX")]
+    pub exclude: Option<String>,
+    /// The seedlm binary the jobs run (default: this one); it must be visible on the nodes.
+    #[arg(long)]
+    pub bin: Option<PathBuf>,
+    /// Submit both jobs with sbatch and print their ids.
+    #[arg(long)]
+    pub submit: bool,
+}
+
+/// The array script's file name inside the shard folder.
+pub const COMPRESS_SCRIPT: &str = "compress.sbatch";
+/// The merge script's file name inside the shard folder.
+pub const MERGE_SCRIPT: &str = "merge.sbatch";
+
+/// Quotes `s` for a POSIX shell.
+fn quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-,=:+@%".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+fn abs(p: &Path) -> anyhow::Result<PathBuf> {
+    std::path::absolute(p)
+        .with_context(|| format!("{}: cannot make the path absolute", p.display()))
+}
+
+fn text(p: &Path) -> String {
+    quote(&p.to_string_lossy())
+}
+
+/// Runs `seedlm slurm`.
+pub fn run(args: SlurmArgs) -> anyhow::Result<ExitCode> {
+    if args.shards == 0 {
+        bail!("--shards must be at least 1");
+    }
+    if args.cpus_per_task == 0 {
+        bail!("--cpus-per-task must be at least 1");
+    }
+    let cfg = match args.config {
+        Some(c) => c,
+        None => Config::preset(args.bits).context("--bits must be 4 or 3")?,
+    };
+    let selection = Selection::new(args.include.as_deref(), args.exclude.as_deref())?;
+    let model = Model::open(&args.input)?;
+    let plan = plan(&model, &selection, cfg)?;
+    let spec = JobSpec::new(&model, &plan, cfg, args.shards)?;
+    let output = abs(&args.output)?;
+    let folder = folder_of(&output);
+    claim_folder(&folder, &spec)?;
+    let logs = folder.join("logs");
+    std::fs::create_dir_all(&logs)
+        .with_context(|| format!("{}: cannot create directory", logs.display()))?;
+    let bin = match &args.bin {
+        Some(b) => abs(b)?,
+        None => std::env::current_exe().context("cannot find the seedlm binary")?,
+    };
+
+    let mut select = format!(" --config {},{},{}", cfg.c, cfg.p, cfg.k);
+    if let Some(i) = &args.include {
+        select += &format!(" --include {}", quote(i));
+    }
+    if let Some(e) = &args.exclude {
+        select += &format!(" --exclude {}", quote(e));
+    }
+    let partition = args
+        .partition
+        .as_deref()
+        .map(|p| format!("#SBATCH --partition={p}\n"))
+        .unwrap_or_default();
+    let n = args.shards;
+    let compress = format!(
+        "#!/bin/bash
+# SeedLM sharded compression: {blocks} blocks of {tensors} tensors at {cfg}, in {n} shards.
+# Each array task compresses one shard into {folder}/ and can be rerun: it resumes from its
+# checkpoint, and a finished shard does nothing. Progress: seedlm status {out}
+#SBATCH --job-name=seedlm-compress
+#SBATCH --array=0-{last}
+#SBATCH --cpus-per-task={cpus}
+#SBATCH --time={time}
+{partition}#SBATCH --output={logs}/compress-%A_%a.log
+set -euo pipefail
+exec {bin} compress {input} -o {out}{select} \\
+  --shard auto --shards {n} --threads \"${{SLURM_CPUS_PER_TASK:-{cpus}}}\"
+",
+        blocks = spec.total_blocks,
+        tensors = spec.tensors.len(),
+        folder = text(&folder),
+        out = text(&output),
+        last = n - 1,
+        cpus = args.cpus_per_task,
+        time = args.time,
+        logs = logs.display(),
+        bin = text(&bin),
+        input = text(&spec.input),
+    );
+    let merge = format!(
+        "#!/bin/bash
+# SeedLM merge: checks the {n} parts in {folder}/ and writes the packed model.
+# Submitted to run after every array task succeeded (--dependency=afterok:ARRAY_JOB_ID).
+#SBATCH --job-name=seedlm-merge
+#SBATCH --cpus-per-task={cpus}
+#SBATCH --time={time}
+{partition}#SBATCH --output={logs}/merge-%j.log
+set -euo pipefail
+exec {bin} merge {folder} -o {out} --threads \"${{SLURM_CPUS_PER_TASK:-{cpus}}}\"
+",
+        folder = text(&folder),
+        out = text(&output),
+        cpus = args.cpus_per_task,
+        time = args.time,
+        logs = logs.display(),
+        bin = text(&bin),
+    );
+    let compress_path = folder.join(COMPRESS_SCRIPT);
+    let merge_path = folder.join(MERGE_SCRIPT);
+    for (path, body) in [(&compress_path, &compress), (&merge_path, &merge)] {
+        std::fs::write(path, body).with_context(|| format!("{}: cannot write", path.display()))?;
+    }
+    println!("wrote {}", compress_path.display());
+    println!("wrote {}", merge_path.display());
+    if !args.submit {
+        println!(
+            "submit with: jid=$(sbatch --parsable {}) && sbatch --dependency=afterok:${{jid%%;*}} {}",
+            text(&compress_path),
+            text(&merge_path)
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let array = sbatch(&[&compress_path.to_string_lossy()])?;
+    let dep = format!("--dependency=afterok:{array}");
+    let merge_id = sbatch(&[&dep, &merge_path.to_string_lossy()])?;
+    println!("submitted compress array job {array} ({n} tasks)");
+    println!("submitted merge job {merge_id} (runs after all tasks succeed)");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `sbatch --parsable ARGS` and returns the job id it prints.
+fn sbatch(args: &[&str]) -> anyhow::Result<String> {
+    let out = Command::new("sbatch")
+        .arg("--parsable")
+        .args(args)
+        .output()
+        .context("cannot run sbatch (is Slurm installed and on PATH?)")?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        bail!(
+            "sbatch {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+                .trim()
+                .replace('\n', "; ")
+        );
+    }
+    // --parsable prints "ID" or "ID;CLUSTER".
+    let id = stdout.trim().split(';').next().unwrap_or("").to_string();
+    if id.is_empty() || !id.chars().all(|c| c.is_ascii_digit()) {
+        bail!("sbatch printed '{}', not a job id", stdout.trim());
+    }
+    Ok(id)
+}

@@ -1,0 +1,1159 @@
+//! Sharded compression (docs/cluster.md, FORMAT.md §9): the planned blocks of a model split
+//! into N balanced shards that run anywhere, resume after a kill, and merge into the packed file
+//! a single-machine compression writes, byte for byte.
+//!
+//! Layout of the shard folder `OUT.shards/`: `job.json` (the job), `shard-IIII-of-NNNN/` (a
+//! running shard's checkpoint: `progress.json` and one `piece-…` file per finished block range)
+//! and `part-IIII-of-NNNN.safetensors` (a finished shard). Every file is written atomically.
+
+use crate::core::config::Config;
+use crate::io::container::{MappedSafetensors, OutTensor, Payload, write_atomic};
+use crate::io::dtype::Dtype;
+use crate::io::error::ModelError;
+use crate::io::model::Model;
+use crate::io::model_job::{
+    CompressedModel, JobError, Plan, TensorReport, tensor_error, write_compressed,
+};
+use crate::io::packed::{CompressedEntry, pack_blocks, packed_len, unpack_blocks};
+use crate::search::Searcher;
+use crate::search::compress::{
+    BlockCode, CompressedTensor, ErrorStats, Progress, check_finite, choose_e_base, pad_blocks,
+    search_blocks,
+};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Appended to the output path to name its shard folder.
+pub const FOLDER_SUFFIX: &str = ".shards";
+/// The job description inside a shard folder.
+pub const JOB_FILE: &str = "job.json";
+/// A running shard's progress inside its checkpoint directory.
+pub const PROGRESS_FILE: &str = "progress.json";
+/// Version of the shard-folder layout; parts and checkpoints of another version are refused.
+pub const LAYOUT_VERSION: u32 = 1;
+/// Blocks per checkpoint piece by default: about 1 MiB of records, seconds of work per core.
+pub const DEFAULT_CHECKPOINT_BLOCKS: usize = 1 << 18;
+/// `__metadata__` key of a part's description (a JSON [`PartMeta`]).
+const KEY_PART: &str = "seedlm.part";
+/// `__metadata__` key of a checkpoint piece's description (a JSON [`PieceMeta`]).
+const KEY_PIECE: &str = "seedlm.piece";
+/// Name of the records tensor in a piece file.
+const PIECE_TENSOR: &str = "records";
+/// A shard whose progress file is older than this is reported as stopped.
+const STALE_SECS: u64 = 120;
+/// How often a running shard rewrites its progress file.
+const PROGRESS_EVERY: Duration = Duration::from_secs(2);
+
+/// One tensor a job compresses.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JobTensor {
+    /// Name.
+    pub name: String,
+    /// Shape.
+    pub shape: Vec<usize>,
+    /// Dtype name.
+    pub dtype: String,
+    /// Blocks at the job's C.
+    pub blocks: usize,
+}
+
+/// A sharded compression job: what every part and checkpoint of it records.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JobSpec {
+    /// [`LAYOUT_VERSION`] of the writer.
+    pub layout: u32,
+    /// The input model (absolute); informational, the identity is `model_hash`.
+    pub input: PathBuf,
+    /// Configuration.
+    pub config: Config,
+    /// Number of shards N.
+    pub shards: usize,
+    /// SHA-256 of the input's header: every tensor's name, dtype and shape, and its metadata.
+    pub model_hash: String,
+    /// The tensors compressed, in plan order.
+    pub tensors: Vec<JobTensor>,
+    /// Blocks in all.
+    pub total_blocks: u64,
+}
+
+/// A block range `[start, end)` of tensor `tensor` (an index into [`JobSpec::tensors`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Range {
+    /// Index into the job's tensors.
+    pub tensor: usize,
+    /// First block.
+    pub start: usize,
+    /// One past the last block.
+    pub end: usize,
+}
+
+impl Range {
+    /// Number of blocks.
+    pub fn len(&self) -> usize {
+        self.end - self.start
+    }
+
+    /// Whether the range holds no block.
+    pub fn is_empty(&self) -> bool {
+        self.end == self.start
+    }
+}
+
+impl JobSpec {
+    /// The job compressing `plan` of `model` at `cfg` in `shards` shards.
+    pub fn new(
+        model: &Model,
+        plan: &Plan,
+        cfg: Config,
+        shards: usize,
+    ) -> Result<JobSpec, ModelError> {
+        let input = std::fs::canonicalize(model.path())
+            .map_err(|e| ModelError::io(model.path(), "cannot resolve the path", e))?;
+        let mut tensors = Vec::with_capacity(plan.compress.len());
+        for name in &plan.compress {
+            let t = model
+                .get(name)
+                .ok_or_else(|| ModelError::tensor(model.path(), name, "not in the model"))?;
+            tensors.push(JobTensor {
+                name: name.clone(),
+                shape: t.shape.clone(),
+                dtype: t.dtype.to_string(),
+                blocks: t.numel().div_ceil(cfg.c),
+            });
+        }
+        Ok(JobSpec {
+            layout: LAYOUT_VERSION,
+            input,
+            config: cfg,
+            shards,
+            model_hash: model_hash(model),
+            tensors,
+            total_blocks: plan.total_blocks,
+        })
+    }
+
+    /// Why `other` is not this job (`None` when it is): all but the input path must agree.
+    pub fn mismatch(&self, other: &JobSpec) -> Option<String> {
+        if other.layout != self.layout {
+            Some(format!(
+                "shard layout version {} instead of {}",
+                other.layout, self.layout
+            ))
+        } else if other.model_hash != self.model_hash {
+            Some(format!(
+                "made from a different input ({}; its tensors or metadata differ)",
+                other.input.display()
+            ))
+        } else if other.config != self.config {
+            Some(format!(
+                "configuration {} instead of {}",
+                other.config, self.config
+            ))
+        } else if other.shards != self.shards {
+            Some(format!(
+                "{} shards instead of {}",
+                other.shards, self.shards
+            ))
+        } else if other.tensors != self.tensors {
+            Some("a different selection of tensors".into())
+        } else {
+            None
+        }
+    }
+
+    /// A short identity of the job (SHA-256 of everything [`JobSpec::mismatch`] compares).
+    pub fn id(&self) -> String {
+        let key = serde_json::json!([
+            self.layout,
+            self.model_hash,
+            self.config,
+            self.shards,
+            self.tensors
+        ]);
+        hex(&Sha256::digest(key.to_string().as_bytes()))
+    }
+
+    /// The block ranges of every shard. The model's blocks, in plan order, are cut at
+    /// `i·total/N` for i = 1…N−1, each cut moved to the nearest row boundary of the tensor it
+    /// falls in (a boundary where a block starts a row), so shards differ by at most a row or
+    /// so and a tensor larger than a fair share is split by row ranges.
+    pub fn partition(&self) -> Vec<Vec<Range>> {
+        let n = self.shards.max(1);
+        let total = self.total_blocks as u128;
+        let mut offsets = Vec::with_capacity(self.tensors.len() + 1);
+        let mut acc = 0usize;
+        for t in &self.tensors {
+            offsets.push(acc);
+            acc += t.blocks;
+        }
+        offsets.push(acc);
+        let snap = |g: usize| -> usize {
+            let j = offsets[1..].partition_point(|&end| end <= g);
+            if j >= self.tensors.len() {
+                return acc;
+            }
+            let t = &self.tensors[j];
+            let unit = split_unit(t, self.config.c);
+            let local = g - offsets[j];
+            offsets[j] + ((local + unit / 2) / unit * unit).min(t.blocks)
+        };
+        let mut cuts = vec![0usize];
+        for i in 1..n {
+            cuts.push(snap((i as u128 * total / n as u128) as usize));
+        }
+        cuts.push(acc);
+        cuts.windows(2)
+            .map(|w| {
+                let (lo, hi) = (w[0], w[1]);
+                (0..self.tensors.len())
+                    .map(|j| Range {
+                        tensor: j,
+                        start: lo.clamp(offsets[j], offsets[j + 1]) - offsets[j],
+                        end: hi.clamp(offsets[j], offsets[j + 1]) - offsets[j],
+                    })
+                    .filter(|r| !r.is_empty())
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+/// Blocks between two allowed cuts in `t`: the fewest whole rows that are also whole blocks
+/// (one row when C divides the row length). 1-D tensors are not split.
+fn split_unit(t: &JobTensor, c: usize) -> usize {
+    let cols = match t.shape.as_slice() {
+        [_, .., last] if *last > 0 => *last,
+        _ => return t.blocks.max(1),
+    };
+    (cols / gcd(cols, c)).max(1)
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// SHA-256 of a model's header: every tensor's name, dtype and shape, in order, and the
+/// metadata.
+pub fn model_hash(model: &Model) -> String {
+    let mut h = Sha256::new();
+    for t in model.tensors() {
+        h.update(serde_json::json!([t.name, t.dtype.to_string(), t.shape]).to_string());
+        h.update(b"\n");
+    }
+    h.update(serde_json::json!(model.metadata()).to_string());
+    hex(&h.finalize())
+}
+
+/// SHA-256 of one tensor's header (name, dtype, shape) and data.
+pub fn tensor_hash(name: &str, dtype: Dtype, shape: &[usize], data: &[u8]) -> String {
+    let mut h = Sha256::new();
+    h.update(serde_json::json!([name, dtype.to_string(), shape]).to_string());
+    h.update(b"\n");
+    h.update(data);
+    hex(&h.finalize())
+}
+
+/// The shard folder of output `out`: `OUT.shards` beside it.
+pub fn folder_of(out: &Path) -> PathBuf {
+    let mut s = out.as_os_str().to_owned();
+    s.push(FOLDER_SUFFIX);
+    PathBuf::from(s)
+}
+
+/// The finished part of shard `i` of `n`.
+pub fn part_path(folder: &Path, i: usize, n: usize) -> PathBuf {
+    folder.join(format!("part-{i:04}-of-{n:04}.safetensors"))
+}
+
+/// The checkpoint directory of shard `i` of `n` (present while it is unfinished).
+pub fn checkpoint_dir(folder: &Path, i: usize, n: usize) -> PathBuf {
+    folder.join(format!("shard-{i:04}-of-{n:04}"))
+}
+
+/// One block range held by a part, with what it was made from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PartRange {
+    /// Tensor name.
+    pub tensor: String,
+    /// First block.
+    pub start: usize,
+    /// One past the last block.
+    pub end: usize,
+    /// The whole tensor's exponent base.
+    pub e_base: i32,
+    /// [`tensor_hash`] of the source tensor.
+    pub hash: String,
+}
+
+/// The description of a finished part (`__metadata__["seedlm.part"]`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PartMeta {
+    /// The job.
+    pub job: JobSpec,
+    /// Shard index I (from 0).
+    pub shard: usize,
+    /// The ranges it holds, each stored as a U8 tensor named `TENSOR@START`.
+    pub ranges: Vec<PartRange>,
+}
+
+/// The description of a checkpoint piece (`__metadata__["seedlm.piece"]`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct PieceMeta {
+    /// [`JobSpec::id`].
+    job: String,
+    #[serde(flatten)]
+    range: PartRange,
+}
+
+fn range_key(tensor: &str, start: usize) -> String {
+    format!("{tensor}@{start}")
+}
+
+fn write_json_atomic(path: &Path, value: &impl Serialize) -> Result<(), ModelError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = tempfile::Builder::new()
+        .prefix(".seedlm-")
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(|e| ModelError::io(path, "cannot create a temporary file beside it", e))?;
+    serde_json::to_writer_pretty(tmp.as_file(), value)
+        .map_err(|e| ModelError::io(path, "cannot write", e.into()))?;
+    tmp.persist(path)
+        .map_err(|e| ModelError::io(path, "cannot move into place", e.error))?;
+    Ok(())
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, ModelError> {
+    let text = std::fs::read(path).map_err(|e| ModelError::io(path, "cannot read", e))?;
+    serde_json::from_slice(&text).map_err(|e| ModelError::file(path, format!("malformed ({e})")))
+}
+
+/// Reads the job of a shard folder.
+pub fn read_job(folder: &Path) -> Result<JobSpec, ModelError> {
+    let path = folder.join(JOB_FILE);
+    if !path.is_file() {
+        return Err(ModelError::file(
+            folder,
+            format!("not a shard folder (no {JOB_FILE}; no shard has started)"),
+        ));
+    }
+    read_json(&path)
+}
+
+/// Creates the shard folder and writes `job.json`, or checks that the folder already holds
+/// this job.
+pub fn claim_folder(folder: &Path, spec: &JobSpec) -> Result<(), ModelError> {
+    std::fs::create_dir_all(folder)
+        .map_err(|e| ModelError::io(folder, "cannot create directory", e))?;
+    let path = folder.join(JOB_FILE);
+    if path.is_file() {
+        let existing: JobSpec = read_json(&path)?;
+        if let Some(why) = existing.mismatch(spec) {
+            return Err(ModelError::file(
+                &path,
+                format!(
+                    "the shard folder holds another job ({why} than this run); use another output or remove the folder"
+                ),
+            ));
+        }
+        return Ok(());
+    }
+    write_json_atomic(&path, spec)
+}
+
+/// Reads and checks a part file: its description and the mapped records.
+pub fn read_part(path: &Path) -> Result<(PartMeta, MappedSafetensors), ModelError> {
+    let file = MappedSafetensors::open(path)?;
+    let meta = file.metadata().get(KEY_PART).ok_or_else(|| {
+        ModelError::file(path, "not a SeedLM shard part (no seedlm.part metadata)")
+    })?;
+    let meta: PartMeta = serde_json::from_str(meta)
+        .map_err(|e| ModelError::file(path, format!("malformed part metadata ({e})")))?;
+    Ok((meta, file))
+}
+
+/// The codes of `r` stored in `file` under `key`.
+fn codes_in(
+    file: &MappedSafetensors,
+    key: &str,
+    r: &PartRange,
+    cfg: Config,
+) -> Result<Vec<BlockCode>, ModelError> {
+    let t = file
+        .tensors()
+        .iter()
+        .find(|t| t.name == key)
+        .ok_or_else(|| ModelError::tensor(file.path(), key, "is described but not stored"))?;
+    unpack_blocks(file.bytes(t), cfg, r.end - r.start)
+        .map_err(|e| ModelError::tensor(file.path(), key, e))
+}
+
+/// What a shard run did.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ShardOutcome {
+    /// The part was written now; `resumed` blocks came from an earlier run's checkpoint.
+    Finished {
+        /// The part file.
+        part: PathBuf,
+        /// Blocks in the shard.
+        blocks: u64,
+        /// Blocks already done by an earlier run.
+        resumed: u64,
+    },
+    /// The part was already there: nothing was done.
+    AlreadyDone {
+        /// The part file.
+        part: PathBuf,
+    },
+}
+
+/// Progress of a shard as written to its `progress.json`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ShardProgress {
+    /// Blocks done, the checkpointed ones included.
+    pub done: u64,
+    /// Blocks in the shard.
+    pub total: u64,
+    /// Blocks per second in the current run.
+    pub blocks_per_s: f64,
+    /// When it was written (seconds since the Unix epoch).
+    pub updated: u64,
+    /// The host it runs on.
+    pub host: String,
+    /// Its process id on that host.
+    pub pid: u32,
+}
+
+impl ShardProgress {
+    /// Whether the writer is known to have ended: it ran on this host and its process is gone.
+    fn ended(&self) -> bool {
+        self.host == host_name() && !Path::new(&format!("/proc/{}", self.pid)).exists()
+    }
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_default()
+}
+
+/// One shard of a job to run.
+pub struct ShardRun<'a> {
+    /// The opened input.
+    pub model: &'a Model,
+    /// The job (from [`JobSpec::new`] on this input).
+    pub spec: &'a JobSpec,
+    /// The shard folder.
+    pub folder: &'a Path,
+    /// Shard index I.
+    pub shard: usize,
+    /// Blocks per checkpoint piece.
+    pub checkpoint_blocks: usize,
+}
+
+/// Checkpoint pieces already on disk, validated against the job.
+fn read_pieces(dir: &Path, job: &str) -> Result<Vec<(PartRange, PathBuf)>, ModelError> {
+    let mut out = Vec::new();
+    let entries = std::fs::read_dir(dir).map_err(|e| ModelError::io(dir, "cannot list", e))?;
+    for entry in entries {
+        let path = entry
+            .map_err(|e| ModelError::io(dir, "cannot list", e))?
+            .path();
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        if !(name.starts_with("piece-") && name.ends_with(".safetensors")) {
+            continue;
+        }
+        let file = MappedSafetensors::open(&path)?;
+        let meta: PieceMeta = file
+            .metadata()
+            .get(KEY_PIECE)
+            .and_then(|m| serde_json::from_str(m).ok())
+            .ok_or_else(|| ModelError::file(&path, "not a SeedLM checkpoint piece"))?;
+        if meta.range.start >= meta.range.end {
+            return Err(ModelError::file(
+                &path,
+                "checkpoint piece holds no block range",
+            ));
+        }
+        if meta.job != job {
+            return Err(ModelError::file(
+                &path,
+                "checkpoint of another job (other input or configuration); remove the shard folder",
+            ));
+        }
+        out.push((meta.range, path));
+    }
+    out.sort_by_key(|(r, _)| (r.tensor.clone(), r.start));
+    Ok(out)
+}
+
+/// Runs one shard: resumes from its checkpoint, searches the blocks still missing (a piece of
+/// at most `checkpoint_blocks` at a time, each written atomically as it finishes), then writes
+/// the part and removes the checkpoint. A shard whose part exists is not run again.
+pub fn run_shard(
+    run: &ShardRun<'_>,
+    progress: &Progress,
+    cancel: &AtomicBool,
+    mut on_start: impl FnMut(&str),
+) -> Result<ShardOutcome, JobError> {
+    let spec = run.spec;
+    let n = spec.shards;
+    if run.shard >= n {
+        return Err(ModelError::file(
+            run.folder,
+            format!(
+                "shard {} does not exist: shards go from 0 to {}",
+                run.shard,
+                n - 1
+            ),
+        )
+        .into());
+    }
+    claim_folder(run.folder, spec)?;
+    let part = part_path(run.folder, run.shard, n);
+    if part.is_file() {
+        let (meta, _) = read_part(&part)?;
+        if let Some(why) = spec.mismatch(&meta.job) {
+            return Err(ModelError::file(&part, format!("belongs to another job: {why}")).into());
+        }
+        return Ok(ShardOutcome::AlreadyDone { part });
+    }
+    let ckpt = checkpoint_dir(run.folder, run.shard, n);
+    std::fs::create_dir_all(&ckpt)
+        .map_err(|e| ModelError::io(&ckpt, "cannot create directory", e))?;
+    let job = spec.id();
+    let pieces = read_pieces(&ckpt, &job)?;
+    let ranges = spec.partition().swap_remove(run.shard);
+    let total: u64 = ranges.iter().map(|r| r.len() as u64).sum();
+    let resumed: u64 = pieces.iter().map(|(r, _)| (r.end - r.start) as u64).sum();
+    progress.total.fetch_add(total, Ordering::Relaxed);
+    progress.done.fetch_add(resumed, Ordering::Relaxed);
+    let base_done = progress.done.load(Ordering::Relaxed) - resumed;
+
+    let started = Instant::now();
+    let write_progress = || {
+        let done = progress.done.load(Ordering::Relaxed) - base_done;
+        let secs = started.elapsed().as_secs_f64();
+        let p = ShardProgress {
+            done,
+            total,
+            blocks_per_s: if secs > 0.0 {
+                (done - resumed) as f64 / secs
+            } else {
+                0.0
+            },
+            updated: now_secs(),
+            host: host_name(),
+            pid: std::process::id(),
+        };
+        write_json_atomic(&ckpt.join(PROGRESS_FILE), &p)
+    };
+    write_progress()?;
+    let finished = AtomicBool::new(false);
+    let searched = std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut last = Instant::now();
+            while !finished.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(100));
+                if last.elapsed() >= PROGRESS_EVERY {
+                    // Progress is advisory: a failed write must not stop the work.
+                    let _ = write_progress();
+                    last = Instant::now();
+                }
+            }
+        });
+        let r = search_ranges(
+            run,
+            &ranges,
+            &pieces,
+            &ckpt,
+            &job,
+            progress,
+            cancel,
+            &mut on_start,
+        );
+        finished.store(true, Ordering::Relaxed);
+        r
+    });
+    searched?;
+    write_progress()?;
+    write_part(run, &ranges, &ckpt, &job, &part)?;
+    // The part is complete; a leftover checkpoint would only be ignored.
+    let _ = std::fs::remove_dir_all(&ckpt);
+    Ok(ShardOutcome::Finished {
+        part,
+        blocks: total,
+        resumed,
+    })
+}
+
+/// Searches the blocks of `ranges` not yet in `pieces`, writing a piece per step.
+#[allow(clippy::too_many_arguments)]
+fn search_ranges(
+    run: &ShardRun<'_>,
+    ranges: &[Range],
+    pieces: &[(PartRange, PathBuf)],
+    ckpt: &Path,
+    job: &str,
+    progress: &Progress,
+    cancel: &AtomicBool,
+    on_start: &mut impl FnMut(&str),
+) -> Result<(), JobError> {
+    let spec = run.spec;
+    let cfg = spec.config;
+    let c = cfg.c;
+    let searcher = Searcher::new(cfg);
+    let step = run.checkpoint_blocks.max(1);
+    for r in ranges {
+        let name = &spec.tensors[r.tensor].name;
+        let have: Vec<&PartRange> = pieces
+            .iter()
+            .map(|(p, _)| p)
+            .filter(|p| &p.tensor == name)
+            .collect();
+        let missing = gaps(r.start, r.end, &have);
+        if missing.is_empty() {
+            continue;
+        }
+        if cancel.load(Ordering::Relaxed) {
+            return Err(JobError::Cancelled);
+        }
+        on_start(name);
+        let t = run
+            .model
+            .get(name)
+            .ok_or_else(|| ModelError::tensor(run.model.path(), name, "not in the model"))?;
+        let data = run.model.to_f32(t)?;
+        check_finite(&data).map_err(|e| tensor_error(run.model, t, e))?;
+        let hash = tensor_hash(name, t.dtype, &t.shape, run.model.bytes(t));
+        let padded = pad_blocks(&data, c);
+        drop(data);
+        // The whole tensor's exponent base, so a row range codes as in a whole-tensor run.
+        let e_base = choose_e_base(&searcher, &padded);
+        if let Some(p) = have.iter().find(|p| p.hash != hash || p.e_base != e_base) {
+            return Err(ModelError::tensor(
+                ckpt,
+                &p.tensor,
+                "the checkpoint was made from other data than the input now holds; remove the shard folder",
+            )
+            .into());
+        }
+        for (lo, hi) in missing {
+            let mut s = lo;
+            while s < hi {
+                let e = (s + step).min(hi);
+                let codes =
+                    search_blocks(&searcher, &padded[s * c..e * c], e_base, progress, cancel)
+                        .map_err(|err| tensor_error(run.model, t, err))?;
+                let meta = PieceMeta {
+                    job: job.to_string(),
+                    range: PartRange {
+                        tensor: name.clone(),
+                        start: s,
+                        end: e,
+                        e_base,
+                        hash: hash.clone(),
+                    },
+                };
+                let bytes = pack_codes(cfg, e_base, codes);
+                let path = ckpt.join(format!("piece-{:05}-{s:012}.safetensors", r.tensor));
+                let md = BTreeMap::from([(
+                    KEY_PIECE.to_string(),
+                    serde_json::to_string(&meta).expect("plain struct serializes"),
+                )]);
+                write_atomic(&path, vec![records(PIECE_TENSOR.into(), &bytes)], &md)?;
+                s = e;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The parts of `[start, end)` not covered by `have`.
+fn gaps(start: usize, end: usize, have: &[&PartRange]) -> Vec<(usize, usize)> {
+    let mut covered: Vec<(usize, usize)> = have
+        .iter()
+        .map(|p| (p.start.max(start), p.end.min(end)))
+        .filter(|(a, b)| a < b)
+        .collect();
+    covered.sort_unstable();
+    let mut out = Vec::new();
+    let mut at = start;
+    for (a, b) in covered {
+        if a > at {
+            out.push((at, a));
+        }
+        at = at.max(b);
+    }
+    if at < end {
+        out.push((at, end));
+    }
+    out
+}
+
+fn pack_codes(config: Config, e_base: i32, blocks: Vec<BlockCode>) -> Vec<u8> {
+    let len = blocks.len() * config.c;
+    pack_blocks(&CompressedTensor {
+        config,
+        e_base,
+        len,
+        blocks,
+    })
+}
+
+fn records(name: String, bytes: &[u8]) -> OutTensor<'_> {
+    OutTensor {
+        name,
+        dtype: Dtype::U8,
+        shape: vec![bytes.len()],
+        data: Payload::Bytes(bytes),
+    }
+}
+
+/// Gathers the checkpoint pieces of every range into the part file.
+fn write_part(
+    run: &ShardRun<'_>,
+    ranges: &[Range],
+    ckpt: &Path,
+    job: &str,
+    part: &Path,
+) -> Result<(), ModelError> {
+    let cfg = run.spec.config;
+    let pieces = read_pieces(ckpt, job)?;
+    let mut metas = Vec::with_capacity(ranges.len());
+    let mut data = Vec::with_capacity(ranges.len());
+    for r in ranges {
+        let name = &run.spec.tensors[r.tensor].name;
+        let mut codes = Vec::with_capacity(r.len());
+        let mut first: Option<PartRange> = None;
+        for (p, path) in pieces.iter().filter(|(p, _)| &p.tensor == name) {
+            if p.end <= r.start || p.start >= r.end {
+                continue;
+            }
+            if p.start != r.start + codes.len() {
+                return Err(ModelError::tensor(
+                    path,
+                    name,
+                    "checkpoint pieces do not join up; remove the shard folder",
+                ));
+            }
+            let file = MappedSafetensors::open(path)?;
+            codes.extend(codes_in(&file, PIECE_TENSOR, p, cfg)?);
+            first.get_or_insert_with(|| p.clone());
+        }
+        let first = match first {
+            Some(f) if codes.len() == r.len() => f,
+            _ => {
+                return Err(ModelError::tensor(
+                    ckpt,
+                    name,
+                    "checkpoint is incomplete after the run",
+                ));
+            }
+        };
+        data.push(pack_codes(cfg, first.e_base, codes));
+        metas.push(PartRange {
+            tensor: name.clone(),
+            start: r.start,
+            end: r.end,
+            e_base: first.e_base,
+            hash: first.hash,
+        });
+    }
+    let meta = PartMeta {
+        job: run.spec.clone(),
+        shard: run.shard,
+        ranges: metas,
+    };
+    let out = meta
+        .ranges
+        .iter()
+        .zip(&data)
+        .map(|(r, bytes)| records(range_key(&r.tensor, r.start), bytes))
+        .collect();
+    let md = BTreeMap::from([(
+        KEY_PART.to_string(),
+        serde_json::to_string(&meta).expect("plain struct serializes"),
+    )]);
+    write_atomic(part, out, &md)
+}
+
+/// The finished parts in `folder`, each with its description, checked to be of `spec`'s job,
+/// one per shard, none missing and each holding exactly its shard's ranges.
+fn collect_parts(
+    folder: &Path,
+    spec: &JobSpec,
+) -> Result<Vec<(PartMeta, MappedSafetensors)>, ModelError> {
+    let n = spec.shards;
+    let mut by_shard: Vec<Option<(PartMeta, MappedSafetensors)>> = (0..n).map(|_| None).collect();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(folder)
+        .map_err(|e| ModelError::io(folder, "cannot list", e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            let name = p.file_name().unwrap_or_default().to_string_lossy();
+            name.starts_with("part-") && name.ends_with(".safetensors")
+        })
+        .collect();
+    files.sort();
+    for path in files {
+        let (meta, file) = read_part(&path)?;
+        if let Some(why) = spec.mismatch(&meta.job) {
+            return Err(ModelError::file(
+                &path,
+                format!("belongs to a different job: {why}"),
+            ));
+        }
+        let slot = by_shard.get_mut(meta.shard).ok_or_else(|| {
+            ModelError::file(&path, format!("claims shard {} of {n}", meta.shard))
+        })?;
+        if let Some((_, other)) = slot {
+            return Err(ModelError::file(
+                &path,
+                format!(
+                    "duplicates shard {} of {n}, already held by {}",
+                    meta.shard,
+                    other.path().display()
+                ),
+            ));
+        }
+        *slot = Some((meta, file));
+    }
+    let missing: Vec<usize> = (0..n).filter(|&i| by_shard[i].is_none()).collect();
+    if !missing.is_empty() {
+        let names: Vec<String> = missing
+            .iter()
+            .map(|&i| {
+                part_path(Path::new(""), i, n)
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        return Err(ModelError::file(
+            folder,
+            format!(
+                "{} of {n} parts missing: {} (run those shards, then merge again)",
+                missing.len(),
+                names.join(", ")
+            ),
+        ));
+    }
+    let partition = spec.partition();
+    let parts: Vec<(PartMeta, MappedSafetensors)> = by_shard.into_iter().flatten().collect();
+    for ((meta, file), want) in parts.iter().zip(&partition) {
+        let holds: Vec<(&str, usize, usize)> = meta
+            .ranges
+            .iter()
+            .map(|r| (r.tensor.as_str(), r.start, r.end))
+            .collect();
+        let should: Vec<(&str, usize, usize)> = want
+            .iter()
+            .map(|r| (spec.tensors[r.tensor].name.as_str(), r.start, r.end))
+            .collect();
+        if holds != should {
+            return Err(ModelError::file(
+                file.path(),
+                format!(
+                    "does not hold the block ranges of shard {} of {n}",
+                    meta.shard
+                ),
+            ));
+        }
+    }
+    Ok(parts)
+}
+
+/// Checks a shard folder and writes the packed model it adds up to at `output` (a directory
+/// when the input was one), byte-identical to a single-machine compression of the input.
+/// `input` overrides the input path the job recorded (the same model elsewhere).
+pub fn merge(
+    folder: &Path,
+    input: Option<&Path>,
+    output: &Path,
+    progress: &Progress,
+    cancel: &AtomicBool,
+) -> Result<(PathBuf, CompressedModel), JobError> {
+    let spec = read_job(folder)?;
+    let parts = collect_parts(folder, &spec)?;
+    let input = input.unwrap_or(&spec.input);
+    let model = Model::open(input)?;
+    if model_hash(&model) != spec.model_hash {
+        return Err(ModelError::file(
+            input,
+            "is not the model the shards were made from (its tensors or metadata differ)",
+        )
+        .into());
+    }
+    progress
+        .total
+        .fetch_add(spec.total_blocks, Ordering::Relaxed);
+    let cfg = spec.config;
+    let mut entries = Vec::with_capacity(spec.tensors.len());
+    let mut reports = Vec::with_capacity(spec.tensors.len());
+    for jt in &spec.tensors {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(JobError::Cancelled);
+        }
+        let start = Instant::now();
+        let t = model
+            .get(&jt.name)
+            .ok_or_else(|| ModelError::tensor(input, &jt.name, "not in the model"))?;
+        let mut codes = Vec::with_capacity(jt.blocks);
+        let mut held: Vec<(&PartRange, &MappedSafetensors)> = parts
+            .iter()
+            .flat_map(|(m, f)| m.ranges.iter().map(move |r| (r, f)))
+            .filter(|(r, _)| r.tensor == jt.name)
+            .collect();
+        held.sort_by_key(|(r, _)| r.start);
+        let hash = tensor_hash(&t.name, t.dtype, &t.shape, model.bytes(t));
+        for (r, f) in &held {
+            if r.hash != hash || r.e_base != held[0].0.e_base {
+                return Err(ModelError::tensor(
+                    f.path(),
+                    &jt.name,
+                    format!("was made from other data than {} holds", input.display()),
+                )
+                .into());
+            }
+            codes.extend(codes_in(f, &range_key(&r.tensor, r.start), r, cfg)?);
+        }
+        let data = model.to_f32(t)?;
+        let tensor = CompressedTensor {
+            config: cfg,
+            e_base: held.first().map_or(0, |(r, _)| r.e_base),
+            len: data.len(),
+            blocks: codes,
+        };
+        if tensor.blocks.len() != jt.blocks {
+            return Err(
+                ModelError::tensor(folder, &jt.name, "parts do not cover every block").into(),
+            );
+        }
+        let stats = ErrorStats::measure(&data, &tensor.reconstruct(), cfg.c);
+        let relmse = stats.relmse();
+        reports.push(TensorReport {
+            name: jt.name.clone(),
+            shape: t.shape.clone(),
+            dtype: t.dtype,
+            blocks: jt.blocks,
+            relmse,
+            snr_db: stats.snr_db(),
+            seconds: start.elapsed().as_secs_f64(),
+            original_bytes: t.byte_size,
+            packed_bytes: packed_len(cfg, jt.blocks),
+        });
+        entries.push(CompressedEntry::new(
+            &jt.name,
+            &t.shape,
+            t.dtype,
+            &tensor,
+            Some(relmse),
+        ));
+        progress.done.fetch_add(jt.blocks as u64, Ordering::Relaxed);
+    }
+    let compressed = CompressedModel { entries, reports };
+    let file = write_compressed(&model, &compressed, output)?;
+    Ok((file, compressed))
+}
+
+/// Where a shard stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShardState {
+    /// Nothing on disk yet.
+    NotStarted,
+    /// Its progress file is recent.
+    Running,
+    /// It has a checkpoint but its process ended or has not written progress for a while
+    /// (killed or cancelled).
+    Stopped,
+    /// Its part is written.
+    Finished,
+}
+
+/// One shard's line of `seedlm status`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ShardStatus {
+    /// Shard index.
+    pub shard: usize,
+    /// State.
+    pub state: ShardState,
+    /// Blocks done (for a stopped shard: those checkpointed).
+    pub done: u64,
+    /// Blocks in the shard.
+    pub total: u64,
+    /// Blocks per second while running.
+    pub blocks_per_s: Option<f64>,
+    /// The host it last ran on.
+    pub host: Option<String>,
+}
+
+/// The state of every shard of the job in `folder`.
+pub fn status(folder: &Path) -> Result<(JobSpec, Vec<ShardStatus>), ModelError> {
+    let spec = read_job(folder)?;
+    let n = spec.shards;
+    let job = spec.id();
+    let now = now_secs();
+    let mut out = Vec::with_capacity(n);
+    for (i, ranges) in spec.partition().into_iter().enumerate() {
+        let total: u64 = ranges.iter().map(|r| r.len() as u64).sum();
+        let mut st = ShardStatus {
+            shard: i,
+            state: ShardState::NotStarted,
+            done: 0,
+            total,
+            blocks_per_s: None,
+            host: None,
+        };
+        let ckpt = checkpoint_dir(folder, i, n);
+        if part_path(folder, i, n).is_file() {
+            st.state = ShardState::Finished;
+            st.done = total;
+        } else if ckpt.is_dir() {
+            let saved: u64 = read_pieces(&ckpt, &job)?
+                .iter()
+                .map(|(r, _)| (r.end - r.start) as u64)
+                .sum();
+            let p: Option<ShardProgress> = read_json(&ckpt.join(PROGRESS_FILE)).ok();
+            match p {
+                Some(p) if now.saturating_sub(p.updated) <= STALE_SECS && !p.ended() => {
+                    st.state = ShardState::Running;
+                    st.done = p.done.max(saved);
+                    st.blocks_per_s = Some(p.blocks_per_s);
+                    st.host = Some(p.host);
+                }
+                p => {
+                    st.state = ShardState::Stopped;
+                    st.done = saved;
+                    st.host = p.map(|p| p.host);
+                }
+            }
+        }
+        out.push(st);
+    }
+    Ok((spec, out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(shapes: &[&[usize]], c: usize, shards: usize) -> JobSpec {
+        let tensors: Vec<JobTensor> = shapes
+            .iter()
+            .enumerate()
+            .map(|(i, s)| JobTensor {
+                name: format!("t{i}"),
+                shape: s.to_vec(),
+                dtype: "F32".into(),
+                blocks: s.iter().product::<usize>().div_ceil(c),
+            })
+            .collect();
+        JobSpec {
+            layout: LAYOUT_VERSION,
+            input: PathBuf::from("/m"),
+            config: Config::new(c, 3, 16).unwrap(),
+            shards,
+            model_hash: "h".into(),
+            total_blocks: tensors.iter().map(|t| t.blocks as u64).sum(),
+            tensors,
+        }
+    }
+
+    /// Every block exactly once, in order, cuts on row starts.
+    fn check_tiles(s: &JobSpec) {
+        let parts = s.partition();
+        assert_eq!(parts.len(), s.shards);
+        let mut next = vec![0usize; s.tensors.len()];
+        for r in parts.iter().flatten() {
+            assert_eq!(r.start, next[r.tensor], "{r:?}");
+            let t = &s.tensors[r.tensor];
+            if r.end != t.blocks {
+                let cols = *t.shape.last().unwrap();
+                assert_eq!(r.end * s.config.c % cols, 0, "cut inside a row: {r:?}");
+            }
+            next[r.tensor] = r.end;
+        }
+        for (t, n) in s.tensors.iter().zip(next) {
+            assert_eq!(n, t.blocks);
+        }
+    }
+
+    #[test]
+    fn partition_tiles_and_balances() {
+        let s = spec(&[&[384, 384], &[1536, 384], &[384, 1536], &[16, 24]], 8, 4);
+        check_tiles(&s);
+        let sizes: Vec<u64> = s
+            .partition()
+            .iter()
+            .map(|p| p.iter().map(|r| r.len() as u64).sum())
+            .collect();
+        let mean = s.total_blocks as f64 / 4.0;
+        for &z in &sizes {
+            // Within one row (1536 / 8 = 192 blocks) of a fair share.
+            assert!((z as f64 - mean).abs() <= 192.0, "{sizes:?}");
+        }
+        // The 1536×384 tensor is larger than a fair share and split by rows.
+        let holders = s
+            .partition()
+            .iter()
+            .filter(|p| p.iter().any(|r| r.tensor == 1))
+            .count();
+        assert!(holders >= 2);
+    }
+
+    #[test]
+    fn partition_handles_odd_rows_and_tiny_models() {
+        // Rows of 13 at C = 8: a cut every 13 blocks (8 rows).
+        check_tiles(&spec(&[&[40, 13], &[7], &[3, 5]], 8, 3));
+        // More shards than blocks: some are empty, still every block once.
+        let s = spec(&[&[2, 8]], 8, 5);
+        check_tiles(&s);
+        assert_eq!(s.partition().iter().filter(|p| p.is_empty()).count(), 3);
+        check_tiles(&spec(&[&[16, 24]], 8, 1));
+    }
+
+    #[test]
+    fn gaps_are_the_uncovered_parts() {
+        let r = |start, end| PartRange {
+            tensor: "t".into(),
+            start,
+            end,
+            e_base: 0,
+            hash: String::new(),
+        };
+        let (a, b) = (r(2, 4), r(6, 9));
+        assert_eq!(gaps(0, 10, &[&a, &b]), vec![(0, 2), (4, 6), (9, 10)]);
+        assert_eq!(gaps(2, 4, &[&a]), vec![]);
+        assert_eq!(gaps(0, 3, &[]), vec![(0, 3)]);
+    }
+
+    #[test]
+    fn mismatch_names_the_difference() {
+        let a = spec(&[&[16, 24]], 8, 2);
+        let mut b = a.clone();
+        b.input = PathBuf::from("/elsewhere");
+        assert_eq!(a.mismatch(&b), None);
+        assert_eq!(a.id(), b.id());
+        b.config = Config::new(8, 4, 16).unwrap();
+        assert!(a.mismatch(&b).unwrap().contains("configuration"));
+        assert_ne!(a.id(), b.id());
+        let mut c = a.clone();
+        c.model_hash = "other".into();
+        assert!(a.mismatch(&c).unwrap().contains("different input"));
+    }
+}

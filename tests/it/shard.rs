@@ -1,0 +1,351 @@
+//! Sharded compression: `compress --shard`, `merge`, `status`; merged files byte-identical to
+//! a single-machine compression, resume after a kill, refusals that name the part.
+
+use crate::helpers::{T, fails, gaussian, run, s, seedlm, small_model, text, write_model};
+use seedlm::io::dtype::Dtype;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Compresses `model` on one machine into `dir/full.safetensors` and returns its bytes.
+fn single(model: &Path, dir: &Path, extra: &[&str]) -> Vec<u8> {
+    let out = dir.join("full.safetensors");
+    let o = run(&[&["compress", s(model), "-o", s(&out)], extra].concat());
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    std::fs::read(out).unwrap()
+}
+
+/// Runs shard `i` of `n` of `model` into `out`'s shard folder; returns stdout.
+fn shard(model: &Path, out: &Path, i: usize, n: usize, extra: &[&str]) -> String {
+    let spec = format!("{i}/{n}");
+    let o = run(&[
+        &["compress", s(model), "-o", s(out), "--shard", &spec],
+        extra,
+    ]
+    .concat());
+    assert!(o.status.success(), "shard {spec}: {}", text(&o.stderr));
+    text(&o.stdout)
+}
+
+fn folder(out: &Path) -> PathBuf {
+    PathBuf::from(format!("{}.shards", out.display()))
+}
+
+fn merge(out: &Path) -> Vec<u8> {
+    let o = run(&["merge", s(&folder(out)), "-o", s(out)]);
+    assert!(o.status.success(), "merge: {}", text(&o.stderr));
+    std::fs::read(seedlm::io::packed::packed_file_path(out)).unwrap()
+}
+
+fn small(dir: &Path) -> PathBuf {
+    let p = dir.join("model.safetensors");
+    write_model(&p, &small_model());
+    p
+}
+
+#[test]
+fn merged_shards_are_byte_identical_for_1_2_3_shards() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = small(dir.path());
+    let want = single(&model, dir.path(), &[]);
+    for n in 1..=3 {
+        let out = dir.path().join(format!("n{n}.safetensors"));
+        // Any order.
+        for i in (0..n).rev() {
+            shard(&model, &out, i, n, &[]);
+        }
+        let parts = std::fs::read_dir(folder(&out)).unwrap().count();
+        assert!(parts > n, "job.json and {n} parts");
+        assert!(merge(&out) == want, "{n} shards differ from one run");
+    }
+    // 57 blocks in 3 shards: the 16×24 tensor (3 blocks a row) is split by rows.
+    let part = std::fs::read(
+        folder(&dir.path().join("n3.safetensors")).join("part-0001-of-0003.safetensors"),
+    )
+    .unwrap();
+    let header = text(&part[8..8 + u64::from_le_bytes(part[..8].try_into().unwrap()) as usize]);
+    assert!(header.contains("layers.0.q_proj.weight@1"), "{header}");
+}
+
+#[test]
+fn three_bit_and_a_directory_merge_identically() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir(&input).unwrap();
+    write_model(&input.join("model.safetensors"), &small_model());
+    std::fs::write(input.join("config.json"), "{}").unwrap();
+    let full = dir.path().join("full");
+    let o = run(&["compress", s(&input), "-o", s(&full), "--bits", "3"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let out = dir.path().join("out");
+    for i in 0..2 {
+        shard(&input, &out, i, 2, &["--bits", "3"]);
+    }
+    merge(&out);
+    for f in ["model.safetensors", "config.json"] {
+        assert!(
+            std::fs::read(full.join(f)).unwrap() == std::fs::read(out.join(f)).unwrap(),
+            "{f} differs"
+        );
+    }
+}
+
+#[test]
+fn finished_shard_run_again_does_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = small(dir.path());
+    let out = dir.path().join("o.safetensors");
+    shard(&model, &out, 0, 2, &[]);
+    let part = folder(&out).join("part-0000-of-0002.safetensors");
+    let before = (
+        std::fs::read(&part).unwrap(),
+        std::fs::metadata(&part).unwrap().modified().unwrap(),
+    );
+    let again = shard(&model, &out, 0, 2, &[]);
+    assert!(
+        again.contains("already finished") && again.contains("nothing to do"),
+        "{again}"
+    );
+    let after = (
+        std::fs::read(&part).unwrap(),
+        std::fs::metadata(&part).unwrap().modified().unwrap(),
+    );
+    assert!(before == after, "the part was rewritten");
+    // Another configuration into the same folder is refused, naming job.json.
+    let err = fails(&[
+        "compress",
+        s(&model),
+        "-o",
+        s(&out),
+        "--shard",
+        "1/2",
+        "--bits",
+        "3",
+    ]);
+    assert!(
+        err.contains("job.json") && err.contains("another job"),
+        "{err}"
+    );
+}
+
+#[test]
+fn killed_shard_resumes_to_the_same_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("big.safetensors");
+    // 16 384 blocks: seconds on one thread, long enough to kill between checkpoints.
+    write_model(
+        &model,
+        &[
+            T::float(
+                "a.weight",
+                Dtype::F32,
+                &[256, 512],
+                &gaussian(256 * 512, 0.02, 7),
+            ),
+            T::float(
+                "b.weight",
+                Dtype::F16,
+                &[64, 40],
+                &gaussian(64 * 40, 0.1, 8),
+            ),
+        ],
+    );
+    let want = single(&model, dir.path(), &[]);
+    let out = dir.path().join("o.safetensors");
+    let args = [
+        "compress",
+        s(&model),
+        "-o",
+        s(&out),
+        "--shard",
+        "0/1",
+        "--threads",
+        "1",
+        "--checkpoint-blocks",
+        "512",
+    ];
+    let mut child = seedlm().args(args).spawn().unwrap();
+    let ckpt = folder(&out).join("shard-0000-of-0001");
+    let pieces = |d: &Path| -> usize {
+        std::fs::read_dir(d)
+            .map(|r| {
+                r.filter(|e| {
+                    e.as_ref()
+                        .unwrap()
+                        .file_name()
+                        .to_string_lossy()
+                        .starts_with("piece-")
+                })
+                .count()
+            })
+            .unwrap_or(0)
+    };
+    let start = Instant::now();
+    while pieces(&ckpt) < 3 {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the shard finished before it could be killed"
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no checkpoint written"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!folder(&out).join("part-0000-of-0001.safetensors").exists());
+    let kept = pieces(&ckpt);
+    // Status sees the stopped shard's checkpointed blocks.
+    let st = text(&run(&["status", s(&out)]).stdout);
+    assert!(st.contains("stopped"), "{st}");
+    assert!(
+        st.contains(&format!("total  {}/16704 blocks", kept * 512)),
+        "{st}"
+    );
+    let resumed = shard(
+        &model,
+        &out,
+        0,
+        1,
+        &["--threads", "2", "--checkpoint-blocks", "4096"],
+    );
+    let line = resumed
+        .lines()
+        .find(|l| l.contains("resumed with"))
+        .unwrap_or_else(|| panic!("{resumed}"));
+    let done: u64 = line
+        .split("resumed with ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((3 * 512..16_704).contains(&done), "{line} ({kept} pieces)");
+    assert!(
+        !ckpt.exists(),
+        "the checkpoint is removed once the part is written"
+    );
+    assert!(merge(&out) == want, "resumed result differs from one run");
+}
+
+#[test]
+fn merge_names_missing_duplicated_and_foreign_parts() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = small(dir.path());
+    let out = dir.path().join("o.safetensors");
+    shard(&model, &out, 0, 3, &[]);
+    shard(&model, &out, 2, 3, &[]);
+    let err = fails(&["merge", s(&folder(&out)), "-o", s(&out)]);
+    assert!(
+        err.contains("1 of 3 parts missing") && err.contains("part-0001-of-0003"),
+        "{err}"
+    );
+    assert!(!out.exists(), "nothing written");
+
+    // The same part twice under another name.
+    let f = folder(&out);
+    std::fs::copy(
+        f.join("part-0000-of-0003.safetensors"),
+        f.join("part-0000-of-0003 (copy).safetensors"),
+    )
+    .unwrap();
+    shard(&model, &out, 1, 3, &[]);
+    let err = fails(&["merge", s(&f), "-o", s(&out)]);
+    assert!(err.contains("duplicates shard 0"), "{err}");
+    std::fs::remove_file(f.join("part-0000-of-0003 (copy).safetensors")).unwrap();
+
+    // Shard 1 of another job put in place of ours: merge refuses, naming it and why.
+    let refused = |model: &Path, name: &str, extra: &[&str]| -> String {
+        let other = dir.path().join(name);
+        shard(model, &other, 1, 3, extra);
+        let part = "part-0001-of-0003.safetensors";
+        std::fs::copy(folder(&other).join(part), f.join(part)).unwrap();
+        let err = fails(&["merge", s(&f), "-o", s(&out)]);
+        assert!(err.contains(part), "{err}");
+        err
+    };
+    // The same model at another configuration.
+    let err = refused(&model, "three.safetensors", &["--bits", "3"]);
+    assert!(err.contains("configuration C=12"), "{err}");
+    // Another model with the same names and shapes but other weights.
+    let mut tensors = small_model();
+    tensors[0] = T::float(
+        "layers.0.q_proj.weight",
+        Dtype::F16,
+        &[16, 24],
+        &gaussian(384, 0.02, 99),
+    );
+    let model2 = dir.path().join("model2.safetensors");
+    write_model(&model2, &tensors);
+    let err = refused(&model2, "o2.safetensors", &[]);
+    assert!(
+        err.contains("layers.0.q_proj.weight") && err.contains("other data"),
+        "{err}"
+    );
+    // A model with other tensors.
+    let model3 = dir.path().join("model3.safetensors");
+    write_model(&model3, &small_model()[..2]);
+    let err = refused(&model3, "o3.safetensors", &[]);
+    assert!(err.contains("different input"), "{err}");
+    assert!(!out.exists(), "nothing written");
+
+    // Put right, it merges.
+    std::fs::remove_file(f.join("part-0001-of-0003.safetensors")).unwrap();
+    shard(&model, &out, 1, 3, &[]);
+    assert!(merge(&out) == single(&model, dir.path(), &[]));
+}
+
+#[test]
+fn status_counts_shards_and_bad_shard_arguments_fail() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = small(dir.path());
+    let out = dir.path().join("o.safetensors");
+    shard(&model, &out, 1, 2, &[]);
+    let st = text(&run(&["status", s(&out)]).stdout);
+    assert!(
+        st.contains("not started") && st.contains("finished"),
+        "{st}"
+    );
+    assert!(st.contains("1/2 shards finished"), "{st}");
+    // The folder itself works too.
+    let st2 = text(&run(&["status", s(&folder(&out))]).stdout);
+    assert_eq!(st, st2);
+    let err = fails(&["status", s(&dir.path().join("nothing"))]);
+    assert!(err.contains("not a shard folder"), "{err}");
+    for bad in ["2/2", "x", "1/0"] {
+        let err = fails(&["compress", s(&model), "-o", s(&out), "--shard", bad]);
+        assert!(err.contains("--shard"), "{bad}: {err}");
+    }
+    // Outside Slurm and Kubernetes, auto needs an index from the environment.
+    let o = seedlm()
+        .args(["compress", s(&model), "-o", s(&out), "--shard", "auto"])
+        .env_remove("SLURM_ARRAY_TASK_ID")
+        .env_remove("JOB_COMPLETION_INDEX")
+        .output()
+        .unwrap();
+    assert!(
+        text(&o.stderr).contains("SLURM_ARRAY_TASK_ID"),
+        "{}",
+        text(&o.stderr)
+    );
+    // A Kubernetes Indexed Job: JOB_COMPLETION_INDEX with --shards.
+    let o = seedlm()
+        .args([
+            "compress",
+            s(&model),
+            "-o",
+            s(&out),
+            "--shard",
+            "auto",
+            "--shards",
+            "2",
+        ])
+        .env_remove("SLURM_ARRAY_TASK_ID")
+        .env("JOB_COMPLETION_INDEX", "0")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(merge(&out) == single(&model, dir.path(), &[]));
+}

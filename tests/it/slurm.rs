@@ -1,0 +1,334 @@
+//! A real single-node Slurm cluster on localhost (munged, slurmctld, slurmd from Debian's
+//! slurm-wlm and munge, installed by scripts/setup.sh): `seedlm slurm … --submit` runs a
+//! 3-task job array and a merge job after it, and the merged file is byte-identical to a
+//! single-machine compression. A machine that cannot run the cluster fails the test.
+
+use crate::helpers::{run, s, small_model, text, write_model};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Why the cluster could not be brought up, as the test's failure message.
+fn cannot(what: impl std::fmt::Display) -> ! {
+    panic!(
+        "cannot run a single-node Slurm cluster on this machine: {what} (scripts/setup.sh installs slurm-wlm and munge; the test must run as root)"
+    )
+}
+
+/// Waits up to `limit` for `ok`.
+fn wait_for(limit: Duration, mut ok: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    false
+}
+
+fn sh(cmd: &str, args: &[&str], conf: &Path) -> Option<String> {
+    let o = Command::new(cmd)
+        .args(args)
+        .env("SLURM_CONF", conf)
+        .output()
+        .ok()?;
+    o.status.success().then(|| text(&o.stdout))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| cannot(format!("no free TCP port ({e})")))
+}
+
+/// The daemons this test started; dropping it stops exactly those.
+struct Cluster {
+    dir: tempfile::TempDir,
+    conf: PathBuf,
+    daemons: Vec<Child>,
+    munged: Option<u32>,
+}
+
+impl Cluster {
+    fn start() -> Cluster {
+        let uid = Command::new("id")
+            .arg("-u")
+            .output()
+            .map(|o| text(&o.stdout));
+        if uid.ok().as_deref().map(str::trim) != Some("0") {
+            cannot("not running as root");
+        }
+        for bin in [
+            "/usr/sbin/munged",
+            "/usr/sbin/slurmctld",
+            "/usr/sbin/slurmd",
+        ] {
+            if !Path::new(bin).exists() {
+                cannot(format!("{bin} is not installed"));
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let mut cluster = Cluster {
+            conf: dir.path().join("slurm.conf"),
+            dir,
+            daemons: Vec::new(),
+            munged: None,
+        };
+        cluster.start_munge();
+        cluster.write_conf();
+        let d = cluster.dir.path();
+        for (bin, args, log) in [
+            ("/usr/sbin/slurmctld", &["-D", "-c"][..], "slurmctld.out"),
+            (
+                "/usr/sbin/slurmd",
+                &["-D", "-N", "localhost"][..],
+                "slurmd.out",
+            ),
+        ] {
+            let out = std::fs::File::create(d.join(log)).unwrap();
+            let child = Command::new(bin)
+                .args(args)
+                .env("SLURM_CONF", &cluster.conf)
+                .stdout(out.try_clone().unwrap())
+                .stderr(out)
+                .spawn()
+                .unwrap_or_else(|e| cannot(format!("{bin} does not start ({e})")));
+            cluster.daemons.push(child);
+        }
+        let conf = cluster.conf.clone();
+        if !wait_for(Duration::from_secs(60), || {
+            sh("sinfo", &["-h", "-o", "%T"], &conf).is_some_and(|s| s.trim() == "idle")
+        }) {
+            let log = std::fs::read_to_string(d.join("slurmctld.log")).unwrap_or_default();
+            let dlog = std::fs::read_to_string(d.join("slurmd.log")).unwrap_or_default();
+            cannot(format!(
+                "the node did not become idle within 60 s; slurmctld.log ends: {}; slurmd.log ends: {}",
+                tail(&log),
+                tail(&dlog)
+            ));
+        }
+        cluster
+    }
+
+    /// Uses a running munged, or starts one as the munge user (creating the key if missing).
+    fn start_munge(&mut self) {
+        let works = || {
+            Command::new("sh")
+                .args(["-c", "munge -n | unmunge"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        if works() {
+            return;
+        }
+        let setup = "set -e; mkdir -p /etc/munge /run/munge /var/lib/munge /var/log/munge
+            [ -s /etc/munge/munge.key ] || dd if=/dev/urandom of=/etc/munge/munge.key bs=1024 count=1 2>/dev/null
+            chown -R munge:munge /etc/munge /run/munge /var/lib/munge /var/log/munge
+            chmod 0700 /etc/munge; chmod 0400 /etc/munge/munge.key; chmod 0755 /run/munge";
+        let ok = Command::new("sh")
+            .args(["-c", setup])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            cannot("cannot prepare /etc/munge and /run/munge");
+        }
+        let o = Command::new("runuser")
+            .args(["-u", "munge", "--", "/usr/sbin/munged"])
+            .output()
+            .unwrap_or_else(|e| cannot(format!("runuser does not run ({e})")));
+        if !o.status.success() {
+            cannot(format!("munged does not start: {}", text(&o.stderr).trim()));
+        }
+        self.munged = std::fs::read_to_string("/run/munge/munged.pid")
+            .ok()
+            .and_then(|p| p.trim().parse().ok());
+        if !wait_for(Duration::from_secs(10), works) {
+            cannot("munged started but munge -n | unmunge fails");
+        }
+    }
+
+    fn write_conf(&self) {
+        let d = self.dir.path();
+        for sub in ["state", "spool"] {
+            std::fs::create_dir_all(d.join(sub)).unwrap();
+        }
+        // The node as slurmd detects it (CPUs, sockets, cores, RealMemory), named localhost.
+        let detected = Command::new("/usr/sbin/slurmd")
+            .arg("-C")
+            .output()
+            .map(|o| text(&o.stdout))
+            .unwrap_or_default();
+        let node = detected
+            .lines()
+            .find(|l| l.starts_with("NodeName="))
+            .unwrap_or_else(|| cannot("slurmd -C does not describe the node"));
+        let node = node
+            .split_whitespace()
+            .skip(1)
+            .filter(|f| !f.starts_with("UpTime"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let (ctl, slurmd) = (free_port(), free_port());
+        let p = |name: &str| d.join(name).display().to_string();
+        let conf = format!(
+            "ClusterName=seedlmtest
+SlurmctldHost=localhost
+SlurmctldPort={ctl}
+SlurmdPort={slurmd}
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+MpiDefault=none
+ReturnToService=2
+JobCompType=jobcomp/none
+AccountingStorageType=accounting_storage/none
+JobAcctGatherType=jobacct_gather/none
+StateSaveLocation={state}
+SlurmdSpoolDir={spool}
+SlurmctldPidFile={ctlpid}
+SlurmdPidFile={dpid}
+SlurmctldLogFile={ctllog}
+SlurmdLogFile={dlog}
+NodeName=localhost {node} State=UNKNOWN
+PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
+",
+            state = p("state"),
+            spool = p("spool"),
+            ctlpid = p("slurmctld.pid"),
+            dpid = p("slurmd.pid"),
+            ctllog = p("slurmctld.log"),
+            dlog = p("slurmd.log"),
+        );
+        std::fs::write(&self.conf, conf).unwrap();
+    }
+}
+
+fn tail(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(3)..].join(" | ")
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for child in self.daemons.iter_mut().rev() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            if !wait_for(Duration::from_secs(10), || {
+                child.try_wait().ok().flatten().is_some()
+            }) {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+        if let Some(pid) = self.munged {
+            let _ = Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
+    }
+}
+
+#[test]
+fn slurm_array_and_merge_job_give_the_single_machine_bytes() {
+    let cluster = Cluster::start();
+    let work = tempfile::tempdir().unwrap();
+    let model = work.path().join("model.safetensors");
+    write_model(&model, &small_model());
+    let single = work.path().join("single.safetensors");
+    let o = run(&["compress", s(&model), "-o", s(&single)]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+
+    let out = work.path().join("packed.safetensors");
+    let started = Instant::now();
+    let o = crate::helpers::seedlm()
+        .args(["slurm", s(&model), "-o", s(&out), "--shards", "3"])
+        .args(["--cpus-per-task", "1", "--time", "10:00", "--submit"])
+        .env("SLURM_CONF", &cluster.conf)
+        .output()
+        .unwrap();
+    let stdout = text(&o.stdout);
+    assert!(o.status.success(), "{stdout}{}", text(&o.stderr));
+    let id = |what: &str| -> String {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(what))
+            .unwrap_or_else(|| panic!("no '{what}' in {stdout}"));
+        line[what.len()..]
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let (array, merge) = (
+        id("submitted compress array job "),
+        id("submitted merge job "),
+    );
+    let folder = PathBuf::from(format!("{}.shards", out.display()));
+    let script = std::fs::read_to_string(folder.join("compress.sbatch")).unwrap();
+    assert!(script.contains("#SBATCH --array=0-2"), "{script}");
+    assert!(script.contains(env!("CARGO_BIN_EXE_seedlm")), "{script}");
+    let merge_script = std::fs::read_to_string(folder.join("merge.sbatch")).unwrap();
+    assert!(merge_script.contains(" merge "), "{merge_script}");
+
+    // Bounded wait until neither job is queued or running.
+    let conf = cluster.conf.clone();
+    let jobs = format!("{array},{merge}");
+    let finished = wait_for(Duration::from_secs(180), || {
+        sh("squeue", &["-h", "-j", &jobs], &conf).is_some_and(|s| s.trim().is_empty())
+    });
+    let logs = folder.join("logs");
+    let log_text = || -> String {
+        std::fs::read_dir(&logs)
+            .map(|r| {
+                r.filter_map(|e| e.ok())
+                    .map(|e| {
+                        format!(
+                            "{}: {}",
+                            e.file_name().to_string_lossy(),
+                            std::fs::read_to_string(e.path()).unwrap_or_default()
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+            .unwrap_or_default()
+    };
+    assert!(
+        finished,
+        "jobs {jobs} still queued after 180 s: {}",
+        log_text()
+    );
+    for task in 0..3 {
+        let log = logs.join(format!("compress-{array}_{task}.log"));
+        let t = std::fs::read_to_string(&log).unwrap_or_default();
+        assert!(
+            t.contains(&format!("shard {task}/3")),
+            "{}: {t}",
+            log.display()
+        );
+    }
+    assert!(
+        out.is_file(),
+        "the merge job wrote no output: {}",
+        log_text()
+    );
+    assert!(
+        std::fs::read(&out).unwrap() == std::fs::read(&single).unwrap(),
+        "Slurm result differs from the single-machine compression"
+    );
+    eprintln!(
+        "slurm: 3-task array and merge done in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let st = text(&run(&["status", s(&out)]).stdout);
+    assert!(st.contains("3/3 shards finished"), "{st}");
+}
