@@ -55,7 +55,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
         .sum();
     progress.total.store(total, Ordering::Relaxed);
     let cancel = super::watch::cancel_on_ctrl_c();
-    let mut rows = super::watch::watch("blocks", &progress.done, &progress.total, || {
+    let mut rows = super::watch::watch("blocks", &progress.done, &progress.total, |_| {
         let mut rows = Vec::new();
         for t in &tensors {
             let data = model.to_f32(t)?;

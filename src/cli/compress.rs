@@ -10,13 +10,11 @@ use crate::io::selection::Selection;
 use crate::search::compress::Progress;
 use anyhow::{Context, bail};
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 /// Arguments of `seedlm compress`.
 #[derive(Debug, Args)]
@@ -69,13 +67,7 @@ pub fn run(args: CompressArgs) -> anyhow::Result<ExitCode> {
     }
     let pool = thread_pool(args.threads)?;
 
-    let cancel = Arc::new(AtomicBool::new(false));
-    {
-        let cancel = cancel.clone();
-        if let Err(e) = ctrlc::set_handler(move || cancel.store(true, Ordering::Relaxed)) {
-            eprintln!("warning: Ctrl-C will not stop cleanly: {e}");
-        }
-    }
+    let cancel = super::watch::cancel_on_ctrl_c();
     if let Some(shard) = &args.shard {
         let job = super::shard::ShardJob {
             model: &model,
@@ -95,29 +87,15 @@ pub fn run(args: CompressArgs) -> anyhow::Result<ExitCode> {
         plan.total_blocks
     );
     let progress = Progress::default();
-    let bar = ProgressBar::new(plan.total_blocks);
-    bar.set_style(
-        ProgressStyle::with_template("{wide_bar} {pos}/{len} blocks  {per_sec}  ETA {eta}  {msg}")
-            .expect("valid template"),
-    );
+    progress.total.store(plan.total_blocks, Ordering::Relaxed);
     let started = Instant::now();
-    let finished = AtomicBool::new(false);
-    let result = std::thread::scope(|s| {
-        s.spawn(|| {
-            while !finished.load(Ordering::Relaxed) {
-                bar.set_position(progress.done.load(Ordering::Relaxed));
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        });
-        let r = pool.install(|| {
+    let result = super::watch::watch("blocks", &progress.done, &progress.total, |bar| {
+        pool.install(|| {
             compress_model(&model, &plan, cfg, &progress, &cancel, |name| {
                 bar.set_message(name.to_string())
             })
-        });
-        finished.store(true, Ordering::Relaxed);
-        r
+        })
     });
-    bar.finish_and_clear();
     let compressed = match result {
         // A Ctrl-C that lands after the last block still means "no output".
         Ok(_) if cancel.load(Ordering::Relaxed) => {

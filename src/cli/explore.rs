@@ -33,7 +33,7 @@ pub fn run(args: ExploreArgs) -> anyhow::Result<ExitCode> {
     };
     let progress = Progress::default();
     let cancel = super::watch::cancel_on_ctrl_c();
-    let points = super::watch::watch("blocks", &progress.done, &progress.total, || {
+    let points = super::watch::watch("blocks", &progress.done, &progress.total, |_| {
         explore::explore(&opts, &progress, &cancel)
     })?;
     let text = if args.json {

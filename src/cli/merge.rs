@@ -30,7 +30,7 @@ pub fn run(args: MergeArgs) -> anyhow::Result<ExitCode> {
     let cancel = super::watch::cancel_on_ctrl_c();
     let progress = Progress::default();
     let started = Instant::now();
-    let result = super::watch::watch("blocks", &progress.done, &progress.total, || {
+    let result = super::watch::watch("blocks", &progress.done, &progress.total, |_| {
         pool.install(|| {
             merge(
                 &args.shards,

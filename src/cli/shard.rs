@@ -109,7 +109,7 @@ pub fn run(job: &ShardJob<'_>, cancel: &AtomicBool) -> anyhow::Result<ExitCode> 
         checkpoint_blocks: job.checkpoint_blocks,
     };
     let progress = Progress::default();
-    let result = super::watch::watch("blocks", &progress.done, &progress.total, || {
+    let result = super::watch::watch("blocks", &progress.done, &progress.total, |_| {
         job.pool
             .install(|| run_shard(&run, &progress, cancel, |_| {}))
     });

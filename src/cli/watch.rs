@@ -5,21 +5,23 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-/// Runs `job` on a scoped thread and draws `done`/`total` (in `unit`) until it returns. The bar
-/// is hidden when stderr is not a terminal.
+/// Runs `job` on a scoped thread and draws `done`/`total` (in `unit`) until it returns or
+/// panics; `job` may put a message (the tensor at work) on the bar. The bar is hidden when
+/// stderr is not a terminal.
 pub fn watch<T: Send>(
     unit: &str,
     done: &AtomicU64,
     total: &AtomicU64,
-    job: impl FnOnce() -> T + Send,
+    job: impl FnOnce(&ProgressBar) -> T + Send,
 ) -> T {
     let bar = ProgressBar::new(0);
-    let template = format!("{{bar:40}} {{pos}}/{{len}} {unit} {{elapsed}} (eta {{eta}})");
+    let template =
+        format!("{{wide_bar}} {{pos}}/{{len}} {unit}  {{per_sec}}  ETA {{eta}}  {{msg}}");
     if let Ok(style) = ProgressStyle::with_template(&template) {
         bar.set_style(style);
     }
     let out = std::thread::scope(|s| {
-        let handle = s.spawn(job);
+        let handle = s.spawn(|| job(&bar));
         while !handle.is_finished() {
             bar.set_length(total.load(Ordering::Relaxed));
             bar.set_position(done.load(Ordering::Relaxed));
