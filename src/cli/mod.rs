@@ -4,6 +4,7 @@ pub mod bench;
 pub mod compare;
 pub mod compress;
 pub mod decompress;
+pub mod eval;
 pub mod explore;
 pub mod hw_sim;
 pub mod inspect;
@@ -46,6 +47,8 @@ pub enum Command {
     Compare(compare::CompareArgs),
     /// Design-space explorer: every (C, P, K) of a bit budget, measured on N(0, 1) blocks.
     Explore(explore::ExploreArgs),
+    /// Compare a compressed model with the original by their outputs (embeddings, next tokens).
+    Eval(eval::EvalArgs),
 }
 
 /// Runs a parsed command line.
@@ -60,5 +63,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::HwSim(args)) => hw_sim::run(args),
         Some(Command::Compare(args)) => compare::run(args),
         Some(Command::Explore(args)) => explore::run(args),
+        Some(Command::Eval(args)) => eval::run(args),
     }
 }

@@ -5,6 +5,7 @@ mod helpers;
 mod app_ui;
 mod cli;
 mod cli_hw_sim;
+mod eval;
 mod format_example;
 mod hw;
 mod hw_ui;
