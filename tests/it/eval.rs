@@ -9,7 +9,7 @@ use seedlm::search::compress::Progress;
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::AtomicBool;
 
 fn fixture(name: &str) -> PathBuf {
@@ -29,6 +29,20 @@ fn floats(v: &Value) -> Vec<f64> {
         .iter()
         .map(|x| x.as_f64().unwrap())
         .collect()
+}
+
+/// The largest |got − want| over rows of equal lengths.
+fn worst_diff(got: &[Vec<f32>], want: &[Value]) -> f64 {
+    assert_eq!(got.len(), want.len());
+    let mut worst = 0f64;
+    for (g, w) in got.iter().zip(want) {
+        let w = floats(w);
+        assert_eq!(g.len(), w.len());
+        for (a, b) in g.iter().zip(w) {
+            worst = worst.max((f64::from(*a) - b).abs());
+        }
+    }
+    worst
 }
 
 /// `seedlm eval` with `args` after ORIGINAL CANDIDATE and `--json`: its JSON object.
@@ -76,14 +90,9 @@ fn decoders_reproduce_transformers_log_probs() {
                 .unwrap()
                 .to_vec2()
                 .unwrap();
-            let rw = rw.as_array().unwrap();
-            assert_eq!(got.len(), rw.len());
-            for (g, e) in got.iter().zip(rw) {
-                for (a, b) in g.iter().zip(floats(e)) {
-                    worst = worst.max((f64::from(*a) - b).abs());
-                }
-            }
+            worst = worst.max(worst_diff(&got, rw.as_array().unwrap()));
         }
+        eprintln!("{name}: largest log-prob difference {worst:.1e}");
         assert!(
             worst < 1e-4,
             "{name}: log-probs differ from transformers' by {worst}"
@@ -111,16 +120,8 @@ fn bert_reproduces_sentence_transformers_embeddings() {
             &AtomicBool::new(false),
         )
         .unwrap();
-    let want = r["embeddings"].as_array().unwrap();
-    assert_eq!(got.len(), want.len());
-    let mut worst = 0f64;
-    for (g, w) in got.iter().zip(want) {
-        let w = floats(w);
-        assert_eq!(g.len(), w.len());
-        for (a, b) in g.iter().zip(w) {
-            worst = worst.max((f64::from(*a) - b).abs());
-        }
-    }
+    let worst = worst_diff(&got, r["embeddings"].as_array().unwrap());
+    eprintln!("MiniLM: largest embedding difference {worst:.1e}");
     assert!(
         worst < 1e-4,
         "embeddings differ from sentence-transformers' by {worst}"
@@ -297,14 +298,8 @@ fn ctrl_c_stops_an_evaluation() {
         line.clear();
         assert!(stderr.read_line(&mut line).unwrap() > 0, "no Ctrl-C hint");
     }
-    let killed = Command::new("sh")
-        .args(["-c", &format!("kill -INT {}", child.id())])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let mut rest = String::new();
-    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
-    assert_eq!(child.wait().unwrap().code(), Some(130), "{rest}");
+    let (code, rest) = crate::helpers::interrupt(&mut child, &mut stderr);
+    assert_eq!(code, Some(130), "{rest}");
     assert!(rest.contains("cancelled"), "{rest}");
 }
 
