@@ -50,6 +50,9 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     if args.threads == Some(0) {
         bail!("--threads must be at least 1");
     }
+    if args.ctx < 2 {
+        bail!("--ctx must be at least 2 tokens");
+    }
     let mut pool = rayon::ThreadPoolBuilder::new();
     if let Some(n) = args.threads {
         pool = pool.num_threads(n);
