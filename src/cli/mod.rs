@@ -4,6 +4,7 @@ pub mod bench;
 pub mod compare;
 pub mod compress;
 pub mod decompress;
+pub mod eval;
 pub mod explore;
 pub mod hw_sim;
 pub mod inspect;
@@ -57,6 +58,8 @@ pub enum Command {
     Slurm(slurm::SlurmArgs),
     /// Progress of a sharded compression: per shard and in total, blocks/s and ETA.
     Status(status::StatusArgs),
+    /// Compare a compressed model with the original by their outputs (embeddings, next tokens).
+    Eval(eval::EvalArgs),
 }
 
 /// Runs a parsed command line.
@@ -74,5 +77,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Merge(args)) => merge::run(args),
         Some(Command::Slurm(args)) => slurm::run(args),
         Some(Command::Status(args)) => status::run(args),
+        Some(Command::Eval(args)) => eval::run(args),
     }
 }

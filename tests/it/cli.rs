@@ -6,7 +6,7 @@ use seedlm::io::dtype::Dtype;
 use seedlm::io::model::Model;
 use seedlm::io::packed::PackedModel;
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 #[test]
 fn compress_inspect_decompress() {
@@ -319,15 +319,8 @@ fn ctrl_c_stops_cleanly_without_output() {
     let mut first = String::new();
     stderr.read_line(&mut first).unwrap();
     assert!(first.contains("Ctrl-C"), "{first}");
-    let killed = Command::new("sh")
-        .args(["-c", &format!("kill -INT {}", child.id())])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let mut rest = String::new();
-    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(130), "{rest}");
+    let (code, rest) = crate::helpers::interrupt(&mut child, &mut stderr);
+    assert_eq!(code, Some(130), "{rest}");
     assert!(rest.contains("cancelled"), "{rest}");
     assert!(!out.exists());
     assert_eq!(listing(dir.path()), ["big.safetensors"]);

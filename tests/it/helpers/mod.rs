@@ -156,3 +156,19 @@ pub fn fails(args: &[&str]) -> String {
 pub fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
+
+/// Sends SIGINT (Ctrl-C) to `child`, reads the rest of its `stderr` and waits for it: its exit
+/// code and that stderr.
+pub fn interrupt(
+    child: &mut std::process::Child,
+    stderr: &mut impl std::io::Read,
+) -> (Option<i32>, String) {
+    let killed = Command::new("sh")
+        .args(["-c", &format!("kill -INT {}", child.id())])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    (child.wait().unwrap().code(), rest)
+}

@@ -1,0 +1,288 @@
+//! Function-space evaluation (DESIGN.md §4): run the original and a compressed model on the same
+//! input and compare their outputs — sentence embeddings for BERT-family encoders, next-token
+//! distributions for decoder LMs (`llama`, `mistral`, `qwen2`).
+//!
+//! Inference runs on candle (CPU, f32) from weights held in memory: the original's tensors in any
+//! float dtype, a candidate's decoded from a packed file in memory (no decompressed copy on disk)
+//! or read from a plain safetensors model, with tensors missing from the candidate taken from the
+//! original. Tokenization uses each model's `tokenizer.json` through the `tokenizers` crate.
+//!
+//! May use: [`crate::core`], [`crate::search`] and [`crate::io`]. Knows nothing of the app or CLI.
+
+pub mod decoder;
+pub mod encoder;
+pub mod weights;
+
+use crate::io::error::ModelError;
+use crate::search::compress::Progress;
+use serde::Serialize;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use weights::Weights;
+
+/// Why an evaluation stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    /// A model file, config or tokenizer is missing or malformed, or inference failed.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// The cancel flag was raised.
+    #[error("cancelled")]
+    Cancelled,
+}
+
+/// Fails with [`EvalError::Cancelled`] once `cancel` is raised.
+pub(crate) fn check(cancel: &AtomicBool) -> Result<(), EvalError> {
+    if cancel.load(Ordering::Relaxed) {
+        Err(EvalError::Cancelled)
+    } else {
+        Ok(())
+    }
+}
+
+/// Turns a candle error into a one-line error naming `path`.
+pub(crate) fn candle_err(path: &Path, what: &str) -> impl FnOnce(candle_core::Error) -> EvalError {
+    move |e| ModelError::file(path, format!("{what}: {e}")).into()
+}
+
+/// Which kind of network a model directory holds, from its `config.json`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    /// A BERT-family sentence encoder.
+    Encoder,
+    /// A decoder-only language model.
+    Decoder,
+}
+
+/// The architecture named by a `config.json`: its `model_type`, else its first `architectures`
+/// entry. Unsupported ones are an error that names them.
+pub fn family(config_path: &Path, config: &serde_json::Value) -> Result<Family, ModelError> {
+    let model_type = config.get("model_type").and_then(|v| v.as_str());
+    let arch = config
+        .get("architectures")
+        .and_then(|v| v.get(0))
+        .and_then(|v| v.as_str());
+    let by_arch = arch.map(|a| {
+        if a.starts_with("Bert") {
+            "bert"
+        } else if a.starts_with("Llama") {
+            "llama"
+        } else if a.starts_with("Mistral") {
+            "mistral"
+        } else if a.starts_with("Qwen2For") || a == "Qwen2Model" {
+            "qwen2"
+        } else {
+            a
+        }
+    });
+    match model_type.or(by_arch) {
+        Some("bert") => Ok(Family::Encoder),
+        Some("llama" | "mistral" | "qwen2") => Ok(Family::Decoder),
+        other => Err(ModelError::file(
+            config_path,
+            format!(
+                "unsupported architecture '{}'{}: evaluation supports bert, llama, mistral and qwen2",
+                other.unwrap_or("(none given)"),
+                arch.map(|a| format!(" ({a})")).unwrap_or_default()
+            ),
+        )),
+    }
+}
+
+/// Reads and parses a JSON file of a model directory.
+pub(crate) fn read_json(path: &Path) -> Result<serde_json::Value, ModelError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ModelError::io(path, "cannot read", e))?;
+    serde_json::from_str(&text).map_err(|e| ModelError::file(path, format!("not valid JSON ({e})")))
+}
+
+/// Reads `tokenizer.json`, with no padding and no truncation of its own.
+pub(crate) fn read_tokenizer(dir: &Path) -> Result<tokenizers::Tokenizer, ModelError> {
+    let path = dir.join("tokenizer.json");
+    if !path.is_file() {
+        return Err(ModelError::file(
+            dir,
+            "no tokenizer.json in this directory (needed to evaluate)",
+        ));
+    }
+    let mut tok = tokenizers::Tokenizer::from_file(&path)
+        .map_err(|e| ModelError::file(&path, format!("not a usable tokenizer ({e})")))?;
+    tok.with_padding(None);
+    tok.with_truncation(None)
+        .map_err(|e| ModelError::file(&path, format!("cannot disable truncation ({e})")))?;
+    Ok(tok)
+}
+
+/// An original model opened for evaluation: its network description, tokenizer and weights.
+pub enum Evaluator {
+    /// A sentence encoder.
+    Encoder(encoder::Encoder),
+    /// A decoder LM.
+    Decoder(decoder::Decoder),
+}
+
+/// What to feed the model.
+#[derive(Clone, Debug, Default)]
+pub struct Inputs {
+    /// Encoders: the sentences (default: the bundled set).
+    pub sentences: Option<Vec<String>>,
+    /// Decoders: the text (default: the bundled text).
+    pub text: Option<String>,
+    /// Decoders: tokens per window (DESIGN.md §4).
+    pub ctx: usize,
+    /// Decoders: use at most this many tokens of the text (all when `None`).
+    pub max_tokens: Option<usize>,
+}
+
+/// The bundled default inputs.
+pub const DEFAULT_SENTENCES: &str = include_str!("../../assets/eval/sentences.txt");
+/// The bundled default text (public domain; see assets/README.md).
+pub const DEFAULT_TEXT: &str = include_str!("../../assets/eval/pride-and-prejudice.txt");
+/// Default decoder window (DESIGN.md §4).
+pub const DEFAULT_CTX: usize = 512;
+
+/// Model-level figures of one candidate against the original.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Figures {
+    /// Encoder figures.
+    Encoder(encoder::EncoderFigures),
+    /// Decoder figures.
+    Decoder(decoder::DecoderFigures),
+}
+
+/// The function-space effect of compressing one tensor alone.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TensorEffect {
+    /// Tensor name.
+    pub tensor: String,
+    /// Weight-space relative MSE of that tensor (DESIGN.md §1).
+    pub relmse: f64,
+    /// Decoders: KL(original ‖ this variant), which is also its change from the original's 0.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delta_kl: Option<f64>,
+    /// Encoders: mean cosine of this variant minus 1 (the original against itself).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delta_mean_cosine: Option<f64>,
+    /// The variant's full figures.
+    pub figures: Figures,
+}
+
+impl Evaluator {
+    /// Opens the model directory `dir` (config.json, tokenizer.json, weights).
+    pub fn open(dir: &Path) -> Result<Self, EvalError> {
+        if !dir.is_dir() {
+            return Err(ModelError::file(
+                dir,
+                "the original must be a model directory (config.json, tokenizer.json, weights)",
+            )
+            .into());
+        }
+        let config_path = dir.join("config.json");
+        let config = read_json(&config_path)?;
+        match family(&config_path, &config)? {
+            Family::Encoder => Ok(Evaluator::Encoder(encoder::Encoder::open(dir, &config)?)),
+            Family::Decoder => Ok(Evaluator::Decoder(decoder::Decoder::open(dir, &config)?)),
+        }
+    }
+
+    /// The original's weights.
+    pub fn weights(&self) -> &Weights {
+        match self {
+            Evaluator::Encoder(e) => e.weights(),
+            Evaluator::Decoder(d) => d.weights(),
+        }
+    }
+
+    /// Which kind of network this is.
+    pub fn family(&self) -> Family {
+        match self {
+            Evaluator::Encoder(_) => Family::Encoder,
+            Evaluator::Decoder(_) => Family::Decoder,
+        }
+    }
+
+    /// The directory it was opened from.
+    pub fn dir(&self) -> &Path {
+        match self {
+            Evaluator::Encoder(e) => &e.dir,
+            Evaluator::Decoder(d) => &d.dir,
+        }
+    }
+
+    /// Compares the original with each of `variants` (complete weight sets, e.g. from
+    /// [`Weights::overlay`]) on `inputs`. `progress` counts batches or windows times networks run;
+    /// raising `cancel` stops within about one layer of one batch.
+    pub fn compare(
+        &self,
+        variants: &[Weights],
+        inputs: &Inputs,
+        progress: &Progress,
+        cancel: &AtomicBool,
+    ) -> Result<Vec<Figures>, EvalError> {
+        match self {
+            Evaluator::Encoder(e) => {
+                let sentences = match &inputs.sentences {
+                    Some(s) => s.clone(),
+                    None => encoder::parse_sentences(DEFAULT_SENTENCES),
+                };
+                Ok(e.compare(variants, &sentences, progress, cancel)?
+                    .into_iter()
+                    .map(Figures::Encoder)
+                    .collect())
+            }
+            Evaluator::Decoder(d) => {
+                let text = inputs.text.as_deref().unwrap_or(DEFAULT_TEXT);
+                let mut tokens = d.tokenize(text)?;
+                if let Some(m) = inputs.max_tokens {
+                    tokens.truncate(m);
+                }
+                Ok(d.compare(variants, &tokens, inputs.ctx, progress, cancel)?
+                    .into_iter()
+                    .map(Figures::Decoder)
+                    .collect())
+            }
+        }
+    }
+
+    /// Model-level figures of `candidate`, and with `per_tensor` also the effect of each changed
+    /// tensor applied alone, all from one pass over the inputs.
+    pub fn evaluate(
+        &self,
+        candidate: &Weights,
+        per_tensor: bool,
+        inputs: &Inputs,
+        progress: &Progress,
+        cancel: &AtomicBool,
+    ) -> Result<(Figures, Vec<TensorEffect>), EvalError> {
+        let original = self.weights();
+        let changed = if per_tensor {
+            candidate.changed().to_vec()
+        } else {
+            Vec::new()
+        };
+        let mut variants = vec![candidate.clone()];
+        for c in &changed {
+            variants.push(original.with_tensor_from(candidate, &c.name));
+        }
+        let mut figures = self.compare(&variants, inputs, progress, cancel)?;
+        let rest = figures.split_off(1);
+        let effects = changed
+            .into_iter()
+            .zip(rest)
+            .map(|(c, figures)| TensorEffect {
+                tensor: c.name,
+                relmse: c.relmse,
+                delta_kl: match &figures {
+                    Figures::Decoder(d) => Some(d.kl),
+                    Figures::Encoder(_) => None,
+                },
+                delta_mean_cosine: match &figures {
+                    Figures::Encoder(e) => Some(e.mean_cosine - 1.0),
+                    Figures::Decoder(_) => None,
+                },
+                figures,
+            })
+            .collect();
+        Ok((figures.remove(0), effects))
+    }
+}

@@ -1,0 +1,159 @@
+//! Weight sets held in memory as f32 candle tensors: an original model's, and a candidate's
+//! (a packed file decoded in memory, or a plain safetensors model) laid over the original.
+
+use crate::io::error::ModelError;
+use crate::io::model::Model;
+use crate::io::opened::{Opened, open};
+use crate::search::compress::relmse;
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use std::collections::HashMap;
+use std::path::Path;
+
+/// One tensor of a candidate whose values differ from the original's.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Changed {
+    /// Tensor name.
+    pub name: String,
+    /// Relative MSE against the original (DESIGN.md §1).
+    pub relmse: f64,
+}
+
+/// A complete set of float weights, by name, on the CPU in f32. Cloning shares the tensors.
+#[derive(Clone, Debug)]
+pub struct Weights {
+    tensors: HashMap<String, Tensor>,
+    /// Names in file order.
+    order: Vec<String>,
+    /// Tensors that differ from the original this set was laid over (empty for an original).
+    changed: Vec<Changed>,
+}
+
+fn tensor(path: &Path, name: &str, data: Vec<f32>, shape: &[usize]) -> Result<Tensor, ModelError> {
+    Tensor::from_vec(data, shape, &Device::Cpu)
+        .map_err(|e| ModelError::tensor(path, name, format!("cannot hold it in memory: {e}")))
+}
+
+impl Weights {
+    /// Every float tensor of `model` converted to f32 (integer buffers such as BERT's
+    /// `position_ids` are left out: the networks make their own).
+    pub fn from_model(model: &Model) -> Result<Self, ModelError> {
+        let mut w = Weights {
+            tensors: HashMap::new(),
+            order: Vec::new(),
+            changed: Vec::new(),
+        };
+        for t in model.tensors() {
+            if !crate::io::dtype::is_float(t.dtype) {
+                continue;
+            }
+            let data = model.to_f32(t)?;
+            w.tensors.insert(
+                t.name.clone(),
+                tensor(model.file_of(t), &t.name, data, &t.shape)?,
+            );
+            w.order.push(t.name.clone());
+        }
+        Ok(w)
+    }
+
+    /// The candidate at `path` (a packed file or directory, decoded in memory, or a plain
+    /// safetensors file or directory) laid over `self`: its float tensors replace the original's
+    /// of the same name, and tensors it lacks stay the original's. A tensor the original does not
+    /// have, or of another shape, is an error.
+    pub fn candidate(&self, path: &Path) -> Result<Self, ModelError> {
+        let mut out = self.clone();
+        let mut put = |file: &Path, name: &str, shape: &[usize], data: Vec<f32>| {
+            let Some(orig) = self.tensors.get(name) else {
+                return Err(ModelError::tensor(
+                    file,
+                    name,
+                    "is not a tensor of the original",
+                ));
+            };
+            if orig.dims() != shape {
+                return Err(ModelError::tensor(
+                    file,
+                    name,
+                    format!("has shape {shape:?}, the original {:?}", orig.dims()),
+                ));
+            }
+            let base = orig
+                .flatten_all()
+                .and_then(|t| t.to_vec1::<f32>())
+                .map_err(|e| ModelError::tensor(file, name, e.to_string()))?;
+            if base
+                .iter()
+                .zip(&data)
+                .any(|(a, b)| a.to_bits() != b.to_bits())
+            {
+                let (mut err, mut norm) = (0f64, 0f64);
+                for (&a, &b) in base.iter().zip(&data) {
+                    err += (f64::from(a) - f64::from(b)).powi(2);
+                    norm += f64::from(a).powi(2);
+                }
+                out.changed.push(Changed {
+                    name: name.to_string(),
+                    relmse: relmse(err, norm),
+                });
+            }
+            out.tensors
+                .insert(name.to_string(), tensor(file, name, data, shape)?);
+            Ok(())
+        };
+        match open(path)? {
+            Opened::Plain(m) => {
+                for t in m.tensors() {
+                    if crate::io::dtype::is_float(t.dtype) {
+                        put(m.file_of(t), &t.name, &t.shape, m.to_f32(t)?)?;
+                    }
+                }
+            }
+            Opened::Packed(p) => {
+                for t in p.tensors() {
+                    if t.packed.is_some() || crate::io::dtype::is_float(t.dtype) {
+                        put(p.path(), &t.name, &t.shape, p.to_f32(t)?)?;
+                    }
+                }
+            }
+        }
+        let rank: HashMap<&str, usize> = self
+            .order
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.as_str(), i))
+            .collect();
+        out.changed.sort_by_key(|c| rank[c.name.as_str()]);
+        Ok(out)
+    }
+
+    /// The tensors that differ from the original, in the original's file order.
+    pub fn changed(&self) -> &[Changed] {
+        &self.changed
+    }
+
+    /// `self` with the one tensor `name` taken from `other` (which must hold it).
+    pub fn with_tensor_from(&self, other: &Weights, name: &str) -> Weights {
+        let mut out = self.clone();
+        if let Some(t) = other.tensors.get(name) {
+            out.tensors.insert(name.to_string(), t.clone());
+        }
+        out.changed = other
+            .changed
+            .iter()
+            .filter(|c| c.name == name)
+            .cloned()
+            .collect();
+        out
+    }
+
+    /// Tensor names in file order.
+    pub fn names(&self) -> &[String] {
+        &self.order
+    }
+
+    /// A candle variable builder over these tensors (f32, CPU).
+    pub fn var_builder(&self) -> VarBuilder<'static> {
+        VarBuilder::from_tensors(self.tensors.clone(), DType::F32, &Device::Cpu)
+    }
+}

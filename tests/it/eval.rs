@@ -1,0 +1,317 @@
+//! Function-space evaluation: candle against PyTorch references (tests/fixtures/eval, made by
+//! scripts/make_eval_fixtures.py) and `seedlm eval` end to end.
+
+use crate::helpers::{T, fails, run, s, text, write_model};
+use seedlm::eval::{Evaluator, weights::Weights};
+use seedlm::io::dtype::Dtype;
+use seedlm::io::model::Model;
+use seedlm::search::compress::Progress;
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::AtomicBool;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/eval")
+        .join(name)
+}
+
+fn reference(name: &str) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(fixture(name).join("reference.json")).unwrap())
+        .unwrap()
+}
+
+fn floats(v: &Value) -> Vec<f64> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect()
+}
+
+/// The largest |got − want| over rows of equal lengths.
+fn worst_diff(got: &[Vec<f32>], want: &[Value]) -> f64 {
+    assert_eq!(got.len(), want.len());
+    let mut worst = 0f64;
+    for (g, w) in got.iter().zip(want) {
+        let w = floats(w);
+        assert_eq!(g.len(), w.len());
+        for (a, b) in g.iter().zip(w) {
+            worst = worst.max((f64::from(*a) - b).abs());
+        }
+    }
+    worst
+}
+
+/// `seedlm eval` with `args` after ORIGINAL CANDIDATE and `--json`: its JSON object.
+fn eval_json(original: &Path, candidate: &Path, args: &[&str]) -> Value {
+    let mut all = vec!["eval", s(original), s(candidate), "--json"];
+    all.extend_from_slice(args);
+    let out = run(&all);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn num(v: &Value, key: &str) -> f64 {
+    v[key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no number '{key}' in {v}"))
+}
+
+#[test]
+fn decoders_reproduce_transformers_log_probs() {
+    let never = AtomicBool::new(false);
+    for name in ["llama", "mistral", "qwen2"] {
+        let r = reference(name);
+        let Evaluator::Decoder(d) = Evaluator::open(&fixture(name)).unwrap() else {
+            panic!("{name} is not opened as a decoder");
+        };
+        let ids = d.tokenize(r["text"].as_str().unwrap()).unwrap();
+        let want: Vec<u32> = r["ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u32)
+            .collect();
+        assert_eq!(
+            ids, want,
+            "{name}: tokenization differs from the tokenizers library's"
+        );
+        let ctx = r["ctx"].as_u64().unwrap() as usize;
+        let windows: Vec<&[u32]> = ids.chunks(ctx).filter(|w| w.len() >= 2).collect();
+        let ref_windows = r["logprobs"].as_array().unwrap();
+        assert_eq!(windows.len(), ref_windows.len());
+        let mut worst = 0f64;
+        for (w, rw) in windows.iter().zip(ref_windows) {
+            let got: Vec<Vec<f32>> = d
+                .window_log_probs(d.weights(), w, &never)
+                .unwrap()
+                .to_vec2()
+                .unwrap();
+            worst = worst.max(worst_diff(&got, rw.as_array().unwrap()));
+        }
+        eprintln!("{name}: largest log-prob difference {worst:.1e}");
+        assert!(
+            worst < 1e-4,
+            "{name}: log-probs differ from transformers' by {worst}"
+        );
+    }
+}
+
+#[test]
+fn bert_reproduces_sentence_transformers_embeddings() {
+    let r = reference("minilm");
+    let Evaluator::Encoder(e) = Evaluator::open(&fixture("minilm")).unwrap() else {
+        panic!("MiniLM is not opened as an encoder");
+    };
+    let sentences: Vec<String> = r["sentences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    let got = e
+        .embed(
+            e.weights(),
+            &sentences,
+            &Progress::default(),
+            &AtomicBool::new(false),
+        )
+        .unwrap();
+    let worst = worst_diff(&got, r["embeddings"].as_array().unwrap());
+    eprintln!("MiniLM: largest embedding difference {worst:.1e}");
+    assert!(
+        worst < 1e-4,
+        "embeddings differ from sentence-transformers' by {worst}"
+    );
+}
+
+#[test]
+fn eval_of_a_model_against_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    // The reference text through the CLI: its perplexity is transformers' (same windows).
+    let r = reference("llama");
+    let text_file = dir.path().join("text.txt");
+    std::fs::write(&text_file, r["text"].as_str().unwrap()).unwrap();
+    let llama = fixture("llama");
+    let j = eval_json(&llama, &llama, &["--text", s(&text_file), "--ctx", "16"]);
+    assert_eq!(num(&j, "kl"), 0.0);
+    assert_eq!(num(&j, "top1"), 1.0);
+    assert_eq!(num(&j, "ppl_original"), num(&j, "ppl_candidate"));
+    let ppl = num(&r, "ppl");
+    assert!(
+        (num(&j, "ppl_original") / ppl - 1.0).abs() < 1e-4,
+        "{j} vs {ppl}"
+    );
+    assert_eq!(j["tokens"], r["ids"].as_array().unwrap().len());
+    assert_eq!(j["scored"], r["scored"]);
+    assert_eq!(j["ctx"], 16);
+    assert_eq!(j["changed_tensors"], 0);
+
+    let sentences = dir.path().join("s.txt");
+    std::fs::write(
+        &sentences,
+        "A cat sleeps.\n\nStocks fell today.\nThe train is late.\nI like tea.\n",
+    )
+    .unwrap();
+    let minilm = fixture("minilm");
+    let j = eval_json(&minilm, &minilm, &["--sentences", s(&sentences)]);
+    assert_eq!(j["sentences"], 4);
+    assert!((num(&j, "mean_cosine") - 1.0).abs() < 1e-6, "{j}");
+    assert!((num(&j, "min_cosine") - 1.0).abs() < 1e-6, "{j}");
+    assert_eq!(num(&j, "similarity_spearman"), 1.0);
+}
+
+#[test]
+fn unsupported_architecture_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = dir.path().join("m");
+    std::fs::create_dir(&m).unwrap();
+    for f in ["model.safetensors", "tokenizer.json"] {
+        std::fs::copy(fixture("llama").join(f), m.join(f)).unwrap();
+    }
+    std::fs::write(
+        m.join("config.json"),
+        r#"{"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"]}"#,
+    )
+    .unwrap();
+    let err = fails(&["eval", s(&m), s(&m)]);
+    assert!(
+        err.contains("unsupported architecture 'gpt2' (GPT2LMHeadModel)"),
+        "{err}"
+    );
+    assert!(err.contains("config.json"), "{err}");
+}
+
+#[test]
+fn packed_candidate_in_memory_equals_decompressed_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let llama = fixture("llama");
+    let packed = dir.path().join("packed");
+    let plain = dir.path().join("plain");
+    for args in [
+        vec!["compress", s(&llama), "-o", s(&packed), "--bits", "3"],
+        vec!["decompress", s(&packed), "-o", s(&plain), "--dtype", "f32"],
+    ] {
+        let out = run(&args);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    let opts = ["--ctx", "32", "--max-tokens", "600", "--per-layer"];
+    let a = eval_json(&llama, &packed, &opts);
+    let b = eval_json(&llama, &plain.join("model.safetensors"), &opts);
+    assert_eq!(
+        a, b,
+        "decoding in memory must give the decompressed file's figures"
+    );
+    assert!(
+        num(&a, "kl") > 0.0 && num(&a, "top1") < 1.0 && num(&a, "top1") > 0.0,
+        "{a}"
+    );
+    assert!(num(&a, "ppl_candidate") != num(&a, "ppl_original"));
+    // 2 layers × q, k, v, o, gate, up, down.
+    let rows = a["per_layer"].as_array().unwrap();
+    assert_eq!(rows.len(), 14);
+    assert_eq!(a["changed_tensors"], 14);
+    for row in rows {
+        assert!(
+            num(row, "relmse") > 0.0 && num(row, "relmse") < 0.2,
+            "{row}"
+        );
+        assert!(num(row, "delta_kl") > 0.0, "{row}");
+        assert!(
+            num(row, "delta_kl") < num(&a, "kl"),
+            "one tensor hurts less than all: {row}"
+        );
+    }
+    // In the file's order.
+    assert_eq!(rows[0]["tensor"], "model.layers.0.mlp.down_proj.weight");
+}
+
+#[test]
+fn missing_candidate_tensors_come_from_the_original() {
+    let dir = tempfile::tempdir().unwrap();
+    let minilm = fixture("minilm");
+    let name = "encoder.layer.3.output.dense.weight";
+    let model = Model::open(&minilm).unwrap();
+    let t = model.get(name).unwrap();
+    let noisy: Vec<f32> = model
+        .to_f32(t)
+        .unwrap()
+        .iter()
+        .enumerate()
+        .map(|(i, w)| w * (1.0 + 0.5 * ((i % 7) as f32 - 3.0) / 3.0))
+        .collect();
+    let one = dir.path().join("one.safetensors");
+    write_model(&one, &[T::float(name, Dtype::F16, &t.shape, &noisy)]);
+    let sentences = dir.path().join("s.txt");
+    std::fs::write(
+        &sentences,
+        "A cat sleeps.\nStocks fell today.\nThe train is late.\n",
+    )
+    .unwrap();
+    let j = eval_json(
+        &minilm,
+        &one,
+        &["--sentences", s(&sentences), "--per-layer"],
+    );
+    assert_eq!(j["changed_tensors"], 1);
+    let cos = num(&j, "mean_cosine");
+    assert!(cos < 0.9999 && cos > 0.5, "{j}");
+    assert!(num(&j, "min_cosine") <= cos);
+    let rows = j["per_layer"].as_array().unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["tensor"], name);
+    assert!(
+        (num(&rows[0], "delta_mean_cosine") - (cos - 1.0)).abs() < 1e-12,
+        "{j}"
+    );
+    assert!(num(&rows[0], "relmse") > 0.01, "{j}");
+
+    let wrong = dir.path().join("wrong.safetensors");
+    write_model(&wrong, &[T::float(name, Dtype::F32, &[2, 2], &[0.0; 4])]);
+    let err = fails(&["eval", s(&minilm), s(&wrong)]);
+    assert!(err.contains(name) && err.contains("shape"), "{err}");
+}
+
+#[test]
+fn ctrl_c_stops_an_evaluation() {
+    let llama = fixture("llama");
+    let mut child = crate::helpers::seedlm()
+        .args([
+            "eval",
+            s(&llama),
+            s(&llama),
+            "--ctx",
+            "16",
+            "--threads",
+            "1",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("Ctrl-C") {
+        line.clear();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "no Ctrl-C hint");
+    }
+    let (code, rest) = crate::helpers::interrupt(&mut child, &mut stderr);
+    assert_eq!(code, Some(130), "{rest}");
+    assert!(rest.contains("cancelled"), "{rest}");
+}
+
+#[test]
+fn original_weights_load_in_any_float_dtype() {
+    // The fixtures are stored as f32 (llama), bf16 (mistral) and f16 (qwen2).
+    let dtypes: Vec<Dtype> = ["llama", "mistral", "qwen2"]
+        .iter()
+        .map(|n| Model::open(&fixture(n)).unwrap().tensors()[0].dtype)
+        .collect();
+    assert_eq!(dtypes, [Dtype::F32, Dtype::BF16, Dtype::F16]);
+    let w = Weights::from_model(&Model::open(&fixture("qwen2")).unwrap()).unwrap();
+    assert!(w.names().iter().any(|n| n.ends_with("q_proj.bias")));
+    assert!(w.changed().is_empty());
+}
