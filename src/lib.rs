@@ -4,8 +4,8 @@
 //! [`core`] (maths) → [`search`] (exact seed search, whole-tensor compression) → [`io`] (models,
 //! packed files) → [`hw`] (hardware model and simulation), [`study`] (baselines, explorer,
 //! walkthrough, bench) and [`eval`] (function-space evaluation on candle) → [`cli`] and [`app`],
-//! thin layers over the rest. Nothing in the engine
-//! knows about the user interface. `docs/DESIGN.md` holds the conventions the code cites.
+//! thin layers over the rest. Nothing in the engine knows about the user interface.
+//! `docs/DESIGN.md` holds the conventions the code cites.
 
 pub mod app;
 pub mod cli;
