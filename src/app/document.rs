@@ -56,6 +56,12 @@ pub struct TensorEntry {
 }
 
 impl TensorEntry {
+    /// The shape as people write it: "384×1536".
+    pub fn dims(&self) -> String {
+        let dims: Vec<String> = self.shape.iter().map(|d| d.to_string()).collect();
+        dims.join("×")
+    }
+
     /// Number of elements.
     pub fn len(&self) -> usize {
         self.shape.iter().product()

@@ -189,68 +189,54 @@ impl Tab for BlockInspector {
             .fold(0.0, f64::max);
         ui.columns(2, |col| {
             col[0].label("w (blue) and ŵ (orange) per position");
-            Plot::new("w_vs_what")
-                .height(300.0)
-                .include_y(-top)
-                .include_y(top * 1.9)
-                .legend(Legend::default())
-                .x_axis_label("position in block")
-                .x_grid_spacer(super::tick_spacer(true))
-                .show(&mut col[0], |plot| {
-                    if let Some(w) = &w {
-                        plot.bar_chart(bars(
-                            "w",
-                            w.iter().map(|&x| f64::from(x)),
-                            -0.2,
-                            Color32::from_rgb(80, 140, 255),
-                        ));
-                    }
+            block_plot("w_vs_what", top).show(&mut col[0], |plot| {
+                if let Some(w) = &w {
                     plot.bar_chart(bars(
-                        "ŵ",
-                        what.iter().copied(),
-                        0.0,
-                        Color32::from_rgb(255, 150, 60),
+                        "w",
+                        w.iter().map(|&x| f64::from(x)),
+                        -0.2,
+                        Color32::from_rgb(80, 140, 255),
                     ));
-                    if let Some(Ok(fit)) = &self.trial {
-                        let mut tw = vec![0.0; c];
-                        let mut v = vec![0i64; c * p];
-                        basis.centred_at(basis.index_of(fit.result.seed), &mut v);
-                        crate::core::quant::reconstruct_into(
-                            &v,
-                            p,
-                            &fit.result.quant,
-                            basis.denom(),
-                            &mut tw,
-                        );
-                        plot.bar_chart(bars(
-                            "ŵ (trial seed)",
-                            tw.into_iter(),
-                            0.2,
-                            Color32::from_rgb(90, 200, 120),
-                        ));
-                    }
-                });
+                }
+                plot.bar_chart(bars(
+                    "ŵ",
+                    what.iter().copied(),
+                    0.0,
+                    Color32::from_rgb(255, 150, 60),
+                ));
+                if let Some(Ok(fit)) = &self.trial {
+                    let mut tw = vec![0.0; c];
+                    let mut v = vec![0i64; c * p];
+                    basis.centred_at(basis.index_of(fit.result.seed), &mut v);
+                    crate::core::quant::reconstruct_into(
+                        &v,
+                        p,
+                        &fit.result.quant,
+                        basis.denom(),
+                        &mut tw,
+                    );
+                    plot.bar_chart(bars(
+                        "ŵ (trial seed)",
+                        tw.into_iter(),
+                        0.2,
+                        Color32::from_rgb(90, 200, 120),
+                    ));
+                }
+            });
             col[1].label("U(s) columns scaled by q·2^e: the parts that sum to ŵ");
             let u = basis.u_matrix(code.seed, c, p);
-            Plot::new("parts")
-                .height(300.0)
-                .include_y(-top)
-                .include_y(top * 1.9)
-                .legend(Legend::default())
-                .x_axis_label("position in block")
-                .x_grid_spacer(super::tick_spacer(true))
-                .show(&mut col[1], |plot| {
-                    for j in 0..p {
-                        let pts: Vec<[f64; 2]> =
-                            (0..c).map(|i| [i as f64, u[i * p + j] * that[j]]).collect();
-                        plot.line(
-                            Line::new(part_name(j), PlotPoints::new(pts))
-                                .style(egui_plot::LineStyle::dashed_loose()),
-                        );
-                    }
-                    let sum: Vec<[f64; 2]> = (0..c).map(|i| [i as f64, what[i]]).collect();
-                    plot.line(Line::new("ŵ = Σ parts", PlotPoints::new(sum)).width(3.0));
-                });
+            block_plot("parts", top).show(&mut col[1], |plot| {
+                for j in 0..p {
+                    let pts: Vec<[f64; 2]> =
+                        (0..c).map(|i| [i as f64, u[i * p + j] * that[j]]).collect();
+                    plot.line(
+                        Line::new(part_name(j), PlotPoints::new(pts))
+                            .style(egui_plot::LineStyle::dashed_loose()),
+                    );
+                }
+                let sum: Vec<[f64; 2]> = (0..c).map(|i| [i as f64, what[i]]).collect();
+                plot.line(Line::new("ŵ = Σ parts", PlotPoints::new(sum)).width(3.0));
+            });
         });
         ui.separator();
         self.trial_ui(ui, state, ti, b, w.as_deref(), chosen.as_ref(), norm2);
@@ -443,6 +429,17 @@ pub fn part_name(j: usize) -> String {
         .filter_map(|d| d.to_digit(10).and_then(|d| char::from_u32(0x2080 + d)))
         .collect();
     format!("U[:,{j}]·q{sub}·2^e")
+}
+
+/// A plot over the positions of one block, with room above the bars for the legend.
+fn block_plot(id: &str, top: f64) -> Plot<'_> {
+    Plot::new(id)
+        .height(300.0)
+        .include_y(-top)
+        .include_y(top * 1.9)
+        .legend(Legend::default())
+        .x_axis_label("position in block")
+        .x_grid_spacer(super::tick_spacer(true))
 }
 
 #[cfg(test)]

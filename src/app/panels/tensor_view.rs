@@ -226,12 +226,7 @@ fn block_outline(b: usize, c: usize, cols: usize) -> Polygon<'static> {
 
 fn header(ui: &mut egui::Ui, t: &TensorEntry) {
     ui.heading(&t.name);
-    let shape = t
-        .shape
-        .iter()
-        .map(|d| d.to_string())
-        .collect::<Vec<_>>()
-        .join("×");
+    let shape = t.dims();
     ui.label(format!("shape {shape}, {}, {} weights", t.dtype, t.len()));
     match &t.result {
         Some(r) => {

@@ -104,12 +104,7 @@ impl TreePanel {
                 .map_or(t.name.as_str(), |(_, rest)| rest),
             None => t.name.as_str(),
         };
-        let shape = t
-            .shape
-            .iter()
-            .map(|d| d.to_string())
-            .collect::<Vec<_>>()
-            .join("×");
+        let shape = t.dims();
         let status = state.status(i);
         let cfg = t.result.as_ref().map_or(String::new(), |r| {
             format!(", {}", config_name(r.compressed.config))
