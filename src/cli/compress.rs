@@ -16,14 +16,10 @@ use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-/// Arguments of `seedlm compress`.
+/// What a compression job does: the configuration and which tensors it compresses (shared by
+/// `compress` and `slurm`).
 #[derive(Debug, Args)]
-pub struct CompressArgs {
-    /// A .safetensors file or a Hugging Face model directory.
-    pub input: PathBuf,
-    /// The packed file to write (a directory when INPUT is one).
-    #[arg(short, long)]
-    pub output: PathBuf,
+pub struct WhatArgs {
     /// Bits per weight preset: 4 (C=8, P=3, K=16) or 3 (C=12, P=4, K=16).
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(3..=4))]
     pub bits: u32,
@@ -36,6 +32,37 @@ pub struct CompressArgs {
     /// Do not compress tensors whose names match this regex.
     #[arg(long, value_name = "REGEX")]
     pub exclude: Option<String>,
+}
+
+impl WhatArgs {
+    /// The configuration: `--config`, else the `--bits` preset.
+    pub fn config(&self) -> anyhow::Result<Config> {
+        match self.config {
+            Some(c) => Ok(c),
+            None => Config::preset(self.bits).context("--bits must be 4 or 3"),
+        }
+    }
+
+    /// The tensor selection of `--include` / `--exclude`.
+    pub fn selection(&self) -> anyhow::Result<Selection> {
+        Ok(Selection::new(
+            self.include.as_deref(),
+            self.exclude.as_deref(),
+        )?)
+    }
+}
+
+/// Arguments of `seedlm compress`.
+#[derive(Debug, Args)]
+pub struct CompressArgs {
+    /// A .safetensors file or a Hugging Face model directory.
+    pub input: PathBuf,
+    /// The packed file to write (a directory when INPUT is one).
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Configuration and tensor selection.
+    #[command(flatten)]
+    pub what: WhatArgs,
     /// Worker threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -54,11 +81,8 @@ pub struct CompressArgs {
 
 /// Runs `seedlm compress`.
 pub fn run(args: CompressArgs) -> anyhow::Result<ExitCode> {
-    let cfg = match args.config {
-        Some(c) => c,
-        None => Config::preset(args.bits).context("--bits must be 4 or 3")?,
-    };
-    let selection = Selection::new(args.include.as_deref(), args.exclude.as_deref())?;
+    let cfg = args.what.config()?;
+    let selection = args.what.selection()?;
     let model = Model::open(&args.input)?;
     let plan = plan(&model, &selection, cfg)?;
     super::output::check(&args.input, &args.output)?;

@@ -1,10 +1,8 @@
 //! `seedlm slurm`: sbatch scripts for a sharded compression (a job array) and its merge (a job
 //! that waits for the array with `--dependency=afterok`), optionally submitted.
 
-use crate::core::config::Config;
 use crate::io::model::Model;
 use crate::io::model_job::plan;
-use crate::io::selection::Selection;
 use crate::io::shard::{JobSpec, claim_folder, folder_of};
 use anyhow::{Context, bail};
 use clap::Args;
@@ -31,18 +29,9 @@ pub struct SlurmArgs {
     /// Slurm partition (default: the cluster's default).
     #[arg(long)]
     pub partition: Option<String>,
-    /// Bits per weight preset: 4 or 3.
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(3..=4))]
-    pub bits: u32,
-    /// Explicit configuration C,P,K (overrides --bits).
-    #[arg(long, value_name = "C,P,K")]
-    pub config: Option<Config>,
-    /// Compress exactly the tensors whose names match this regex.
-    #[arg(long, value_name = "REGEX")]
-    pub include: Option<String>,
-    /// Do not compress tensors whose names match this regex.
-    #[arg(long, value_name = "REGEX")]
-    pub exclude: Option<String>,
+    /// Configuration and tensor selection, as for `compress`.
+    #[command(flatten)]
+    pub what: super::compress::WhatArgs,
     /// The seedlm binary the jobs run (default: this one); it must be visible on the nodes.
     #[arg(long)]
     pub bin: Option<PathBuf>,
@@ -85,11 +74,8 @@ pub fn run(args: SlurmArgs) -> anyhow::Result<ExitCode> {
     if args.cpus_per_task == 0 {
         bail!("--cpus-per-task must be at least 1");
     }
-    let cfg = match args.config {
-        Some(c) => c,
-        None => Config::preset(args.bits).context("--bits must be 4 or 3")?,
-    };
-    let selection = Selection::new(args.include.as_deref(), args.exclude.as_deref())?;
+    let cfg = args.what.config()?;
+    let selection = args.what.selection()?;
     let model = Model::open(&args.input)?;
     let plan = plan(&model, &selection, cfg)?;
     let spec = JobSpec::new(&model, &plan, cfg, args.shards)?;
@@ -105,10 +91,10 @@ pub fn run(args: SlurmArgs) -> anyhow::Result<ExitCode> {
     };
 
     let mut select = format!(" --config {},{},{}", cfg.c, cfg.p, cfg.k);
-    if let Some(i) = &args.include {
+    if let Some(i) = &args.what.include {
         select += &format!(" --include {}", quote(i));
     }
-    if let Some(e) = &args.exclude {
+    if let Some(e) = &args.what.exclude {
         select += &format!(" --exclude {}", quote(e));
     }
     let partition = args
