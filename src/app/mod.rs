@@ -2,6 +2,8 @@
 //!
 //! [`state::AppState`] holds everything; panels (`panels/`, one file each) read it and return
 //! [`command::Command`]s, which [`Studio::show`] applies after drawing.
+//!
+//! May use: every engine folder. Nothing in the engine uses it.
 
 pub mod command;
 pub mod document;

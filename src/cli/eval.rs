@@ -1,4 +1,4 @@
-//! `seedlm eval`: the original and a candidate model compared by their outputs (DESIGN.md §4).
+//! `seedlm eval`: the original and a candidate model compared by their outputs (docs/DESIGN.md §4).
 
 use crate::eval::encoder::parse_sentences;
 use crate::eval::{DEFAULT_CTX, EvalError, Evaluator, Family, Figures, Inputs, TensorEffect};

@@ -1,4 +1,6 @@
 //! The command line: a thin layer over the engine. Each subcommand lives in its own file.
+//!
+//! May use: every engine folder (and [`crate::app`] to open the app). Nothing in the engine uses it.
 
 pub mod bench;
 pub mod compare;

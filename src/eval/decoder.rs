@@ -2,7 +2,7 @@
 //! (plain or Llama 3 scaled), grouped-query causal attention (with Mistral's sliding window),
 //! SwiGLU MLP, tied or untied head. Written on candle ops rather than taken from
 //! candle-transformers, whose Llama and Mistral return only the last position's logits: the
-//! protocol of DESIGN.md §4 scores every position of a window in one pass.
+//! protocol of docs/DESIGN.md §4 scores every position of a window in one pass.
 
 use super::weights::Weights;
 use super::{EvalError, candle_err, check, read_tokenizer};
@@ -16,7 +16,7 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Model-level figures of one decoder candidate against the original (DESIGN.md §4).
+/// Model-level figures of one decoder candidate against the original (docs/DESIGN.md §4).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct DecoderFigures {
     /// exp(mean NLL) of the original over the scored positions.
@@ -345,7 +345,7 @@ impl Decoder {
         Ok(decoder)
     }
 
-    /// The whole text tokenized once, no special tokens added (DESIGN.md §4).
+    /// The whole text tokenized once, no special tokens added (docs/DESIGN.md §4).
     pub fn tokenize(&self, text: &str) -> Result<Vec<u32>, EvalError> {
         let enc = self.tokenizer.encode(text, false).map_err(|e| {
             ModelError::file(
@@ -374,7 +374,7 @@ impl Decoder {
     }
 
     /// Compares the original with each variant over `tokens` cut into windows of `ctx`
-    /// (DESIGN.md §4). `progress` counts windows times networks run.
+    /// (docs/DESIGN.md §4). `progress` counts windows times networks run.
     pub fn compare(
         &self,
         variants: &[Weights],

@@ -1,4 +1,4 @@
-//! BERT-family sentence encoders, embedding as sentence-transformers does (DESIGN.md §4): the
+//! BERT-family sentence encoders, embedding as sentence-transformers does (docs/DESIGN.md §4): the
 //! tokenizer with its special tokens, truncation to `max_seq_length`, the pooling of
 //! `modules.json` / `1_Pooling/config.json` (mean over the attention mask by default), then L2
 //! normalisation.

@@ -1,4 +1,4 @@
-//! Function-space evaluation (DESIGN.md §4): run the original and a compressed model on the same
+//! Function-space evaluation (docs/DESIGN.md §4): run the original and a compressed model on the same
 //! input and compare their outputs — sentence embeddings for BERT-family encoders, next-token
 //! distributions for decoder LMs (`llama`, `mistral`, `qwen2`).
 //!
@@ -127,7 +127,7 @@ pub struct Inputs {
     pub sentences: Option<Vec<String>>,
     /// Decoders: the text (default: the bundled text).
     pub text: Option<String>,
-    /// Decoders: tokens per window (DESIGN.md §4).
+    /// Decoders: tokens per window (docs/DESIGN.md §4).
     pub ctx: usize,
     /// Decoders: use at most this many tokens of the text (all when `None`).
     pub max_tokens: Option<usize>,
@@ -137,7 +137,7 @@ pub struct Inputs {
 pub const DEFAULT_SENTENCES: &str = include_str!("../../assets/eval/sentences.txt");
 /// The bundled default text (public domain; see assets/README.md).
 pub const DEFAULT_TEXT: &str = include_str!("../../assets/eval/pride-and-prejudice.txt");
-/// Default decoder window (DESIGN.md §4).
+/// Default decoder window (docs/DESIGN.md §4).
 pub const DEFAULT_CTX: usize = 512;
 
 /// Model-level figures of one candidate against the original.
@@ -155,7 +155,7 @@ pub enum Figures {
 pub struct TensorEffect {
     /// Tensor name.
     pub tensor: String,
-    /// Weight-space relative MSE of that tensor (DESIGN.md §1).
+    /// Weight-space relative MSE of that tensor (docs/DESIGN.md §1).
     pub relmse: f64,
     /// Decoders: KL(original ‖ this variant), which is also its change from the original's 0.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -15,7 +15,7 @@ use std::path::Path;
 pub struct Changed {
     /// Tensor name.
     pub name: String,
-    /// Relative MSE against the original (DESIGN.md §1).
+    /// Relative MSE against the original (docs/DESIGN.md §1).
     pub relmse: f64,
 }
 

@@ -223,7 +223,7 @@ pub fn pad_blocks(data: &[f32], c: usize) -> Vec<f32> {
 }
 
 /// Searches every block of `padded` (whole blocks, see [`pad_blocks`]) in the exponent range
-/// of `e_base`. Each block's code depends only on its weights and `e_base` (DESIGN.md §5.7), so
+/// of `e_base`. Each block's code depends only on its weights and `e_base` (docs/DESIGN.md §5, item 7), so
 /// a block range of a tensor searched with the whole tensor's `e_base` gives the very codes the
 /// whole-tensor compression gives; sharded compression relies on this.
 pub fn search_blocks(

@@ -1,5 +1,7 @@
 //! Exact seed search (the paper's Algorithm 3 with docs/DESIGN.md §1's quantizer).
 //!
+//! May use: [`crate::core`] only. Knows nothing of files, the app or the CLI.
+//!
 //! Each block gets the (seed, e, q) of smallest quantized reconstruction error `‖w − U(s)·t̂‖²`
 //! over all 2^K − 1 seeds; ties go to the lowest seed, then the lowest exponent.
 //!
