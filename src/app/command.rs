@@ -22,6 +22,8 @@ pub enum TabId {
     Baselines,
     /// The Verilator simulation of the decompressor.
     Hardware,
+    /// Progress of a sharded compression (a shard folder).
+    Shards,
 }
 
 /// How a click in the tensor tree changes the selection.

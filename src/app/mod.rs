@@ -175,6 +175,10 @@ impl Studio {
         if self.state.busy() {
             ctx.request_repaint_after(jobs::PROGRESS_REPAINT);
         }
+        // An open Shards tab wakes itself to read its folder again.
+        if self.state.tab == command::TabId::Shards && self.state.results.shards.is_some() {
+            ctx.request_repaint_after(work::SHARD_REFRESH);
+        }
         if self
             .tabs
             .iter()
@@ -211,7 +215,7 @@ fn drop_hint(ctx: &egui::Context) {
     painter.text(
         rect.center(),
         egui::Align2::CENTER_CENTER,
-        "Drop a model, model directory or packed file to open it",
+        "Drop a model, model directory, packed file or shard folder to open it",
         egui::FontId::proportional(24.0),
         egui::Color32::WHITE,
     );

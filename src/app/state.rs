@@ -6,8 +6,9 @@ use super::document::{Document, TensorResult};
 use super::export;
 use super::jobs::{CompressEvent, CompressJob, Job, Outcome, human_duration};
 use super::loader;
-use super::work::{self, JobKind, Keyed, Output, Purpose, Results, Work};
+use super::work::{self, JobKind, Keyed, Output, Purpose, Results, ShardView, Work};
 use crate::core::config::Config;
+use crate::io::shard::{self, FolderStatus};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -217,6 +218,11 @@ impl AppState {
     fn open(&mut self, path: PathBuf) {
         let label = format!("opening {}", path.display());
         let job = Job::spawn(label, None, self.repaint.clone(), move |_| {
+            // A shard folder (or the output it will merge into) opens in the Shards tab.
+            if let Some(folder) = shard::find_folder(&path) {
+                let st = shard::status(&folder).map_err(|e| e.to_string())?;
+                return Ok(Output::Shards(folder, Ok(Box::new(st))));
+            }
             let doc = loader::load(&path).map_err(|e| e.to_string())?;
             Ok(Output::Opened(path, Box::new(doc)))
         });
@@ -350,6 +356,7 @@ impl AppState {
     /// Collects what background work reported; call once per frame.
     pub fn poll(&mut self) {
         self.poll_compress();
+        self.refresh_shards();
         let ended: Vec<(JobKind, Job<Output>, Outcome<Output>)> = {
             let done: Vec<(JobKind, Outcome<Output>)> = self
                 .jobs
@@ -424,13 +431,66 @@ impl AppState {
             Output::Prepared(key, p) => self.results.prepared = Some((key, p)),
             Output::Picked(purpose, path, shown) => match path {
                 Some(path) => self.apply(match purpose {
-                    Purpose::Open => Command::Open(path),
+                    Purpose::Open | Purpose::OpenFolder => Command::Open(path),
                     Purpose::Export(kind) => Command::Export { kind, path },
                 }),
                 None if !shown => self.message(true, work::NO_DIALOG),
                 None => {}
             },
+            Output::Shards(folder, st) => self.take_shards(kind, folder, st),
         }
+    }
+
+    /// Takes in a shard folder's progress: opened (shown in the Shards tab) or read again.
+    fn take_shards(
+        &mut self,
+        kind: JobKind,
+        folder: PathBuf,
+        st: Result<Box<FolderStatus>, String>,
+    ) {
+        let read_at = std::time::Instant::now();
+        if kind == JobKind::Open {
+            // Opening reports failures itself, so only a reading is here.
+            if let Ok(status) = st {
+                self.message(false, format!("opened shard folder {}", folder.display()));
+                self.results.shards = Some(ShardView {
+                    folder,
+                    status,
+                    error: None,
+                    read_at,
+                });
+                self.tab = TabId::Shards;
+            }
+            return;
+        }
+        // A reading of a folder no longer shown is dropped.
+        let Some(v) = self.results.shards.as_mut().filter(|v| v.folder == folder) else {
+            return;
+        };
+        v.read_at = read_at;
+        match st {
+            Ok(status) => {
+                v.status = status;
+                v.error = None;
+            }
+            Err(e) => v.error = Some(e),
+        }
+    }
+
+    /// Reads the shown shard folder again every [`work::SHARD_REFRESH`] while its tab is open.
+    fn refresh_shards(&mut self) {
+        let Some(v) = &mut self.results.shards else {
+            return;
+        };
+        if self.tab != TabId::Shards
+            || self.jobs.contains_key(&JobKind::Shards)
+            || v.read_at.elapsed() < work::SHARD_REFRESH
+        {
+            return;
+        }
+        v.read_at = std::time::Instant::now();
+        let folder = v.folder.clone();
+        self.run(Work::Shards(folder));
     }
 
     fn poll_compress(&mut self) {

@@ -7,12 +7,14 @@ use super::heatmap::{MAX_SIDE, Pool, colorize, pool, scale_limit};
 use super::jobs::{Ctx, Job};
 use super::panels::histogram;
 use crate::hw::sim::{self, DdrParams, HwTable, TensorReport};
+use crate::io::shard::{self, FolderStatus};
 use crate::study::baselines::Method;
 use crate::study::compare::{self, Row};
 use crate::study::explore::{self, Options, Point};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 /// Matrix sizes of the paper's Table 5.
 pub const TABLE5_SIZES: [usize; 3] = [512, 1024, 2048];
@@ -28,6 +30,8 @@ pub type TensorKey = (u64, usize, u64);
 pub enum Purpose {
     /// Open a model.
     Open,
+    /// Open a model directory or a shard folder.
+    OpenFolder,
     /// Export to the chosen file.
     Export(super::command::ExportKind),
 }
@@ -52,6 +56,8 @@ pub enum Work {
     Prepare(usize),
     /// A file dialog.
     Dialog(Purpose),
+    /// Read the progress of this shard folder again.
+    Shards(PathBuf),
 }
 
 /// Which job: at most one of each kind runs at a time.
@@ -71,6 +77,8 @@ pub enum JobKind {
     Prepare,
     /// A file dialog.
     Dialog,
+    /// Reading a shard folder's progress.
+    Shards,
 }
 
 impl Work {
@@ -82,6 +90,7 @@ impl Work {
             Work::Baselines { .. } => JobKind::Baselines,
             Work::Prepare(_) => JobKind::Prepare,
             Work::Dialog(_) => JobKind::Dialog,
+            Work::Shards(_) => JobKind::Shards,
         }
     }
 }
@@ -104,6 +113,23 @@ pub enum Output {
     Prepared(TensorKey, Arc<Prepared>),
     /// A dialog's choice, and whether a dialog could be shown at all.
     Picked(Purpose, Option<PathBuf>, bool),
+    /// A shard folder's progress, or why it could not be read.
+    Shards(PathBuf, Result<Box<FolderStatus>, String>),
+}
+
+/// How often the Shards tab reads its folder again while it is shown.
+pub const SHARD_REFRESH: Duration = Duration::from_secs(1);
+
+/// The shard folder the Shards tab follows: its last reading and when it was asked for.
+pub struct ShardView {
+    /// The shard folder.
+    pub folder: PathBuf,
+    /// The last progress read.
+    pub status: Box<FolderStatus>,
+    /// Why the last reading failed, if it did (the progress shown is then older).
+    pub error: Option<String>,
+    /// When the last reading was started or taken in.
+    pub read_at: Instant,
 }
 
 /// A result that belongs to one document.
@@ -130,6 +156,8 @@ pub struct Results {
     pub baselines: Option<Keyed<Vec<Row>>>,
     /// The Tensor tab's last preparation.
     pub prepared: Option<(TensorKey, Arc<Prepared>)>,
+    /// The shard folder opened last (it depends on no model).
+    pub shards: Option<ShardView>,
 }
 
 impl Results {
@@ -208,6 +236,12 @@ pub fn spawn(
                 Ok(Output::Prepared(key, Arc::new(p)))
             })
         }
+        Work::Shards(folder) => Job::spawn("reading shard progress", None, repaint, move |_| {
+            let st = shard::status(&folder)
+                .map(Box::new)
+                .map_err(|e| e.to_string());
+            Ok(Output::Shards(folder, st))
+        }),
         Work::Dialog(purpose) => {
             if !dialog_possible() {
                 return Err(NO_DIALOG.into());
@@ -244,7 +278,9 @@ fn pick(purpose: Purpose) -> Option<PathBuf> {
     match purpose {
         Purpose::Open => d
             .add_filter("models", &["safetensors", "seedlm"])
+            .add_filter("shard folder (its job.json)", &["json"])
             .pick_file(),
+        Purpose::OpenFolder => d.pick_folder(),
         Purpose::Export(ExportKind::Packed) => {
             d.set_file_name("model.seedlm.safetensors").save_file()
         }

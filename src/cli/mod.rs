@@ -35,9 +35,9 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Open the app on a model file, model directory or packed file.
+    /// Open the app on a model file, model directory, packed file or shard folder.
     Gui {
-        /// File or directory to open (default: the bundled demo model).
+        /// File or folder to open (default: the bundled demo model).
         path: Option<PathBuf>,
     },
     /// Measure the exact search: blocks/s and relative MSE on N(0,1) blocks.

@@ -7,7 +7,7 @@
 //! and `part-IIII-of-NNNN.safetensors` (a finished shard). Every file is written atomically.
 
 use crate::core::config::Config;
-use crate::io::container::{MappedSafetensors, OutTensor, Payload, write_atomic};
+use crate::io::container::{MappedSafetensors, OutTensor, Payload, parent_dir, write_atomic};
 use crate::io::dtype::Dtype;
 use crate::io::error::ModelError;
 use crate::io::model::Model;
@@ -985,6 +985,63 @@ pub enum ShardState {
     Finished,
 }
 
+impl ShardState {
+    /// The state in words, as `seedlm status` and the app show it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ShardState::NotStarted => "not started",
+            ShardState::Running => "running",
+            ShardState::Stopped => "stopped",
+            ShardState::Finished => "finished",
+        }
+    }
+}
+
+/// Time left for a shard or a whole job.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Eta {
+    /// Nothing is left.
+    Done,
+    /// Seconds left at the current rate.
+    Secs(f64),
+    /// Work is left but nothing runs, so no rate is known.
+    Unknown,
+}
+
+impl Eta {
+    /// The time left for `left` blocks at `rate` blocks/s.
+    fn of(left: u64, rate: f64) -> Eta {
+        if left == 0 {
+            Eta::Done
+        } else if rate > 0.0 {
+            Eta::Secs(left as f64 / rate)
+        } else {
+            Eta::Unknown
+        }
+    }
+
+    /// `done`, `H:MM:SS`, or `-` when unknown.
+    pub fn text(self) -> String {
+        match self {
+            Eta::Done => "done".into(),
+            Eta::Secs(secs) => {
+                let s = secs.round() as u64;
+                format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+            }
+            Eta::Unknown => "-".into(),
+        }
+    }
+}
+
+/// `done` of `total` in percent (100 for nothing to do).
+fn percent(done: u64, total: u64) -> f64 {
+    if total == 0 {
+        100.0
+    } else {
+        done as f64 * 100.0 / total as f64
+    }
+}
+
 /// One shard's line of `seedlm status`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ShardStatus {
@@ -1002,8 +1059,106 @@ pub struct ShardStatus {
     pub host: Option<String>,
 }
 
+impl ShardStatus {
+    /// Percent of the shard's blocks done.
+    pub fn percent(&self) -> f64 {
+        percent(self.done, self.total)
+    }
+
+    /// Blocks per second as shown: `-` when the shard is not running.
+    pub fn rate_text(&self) -> String {
+        self.blocks_per_s.map_or("-".into(), |r| format!("{r:.0}"))
+    }
+
+    /// Time left at the shard's current rate.
+    pub fn eta(&self) -> Eta {
+        if self.state == ShardState::Finished {
+            return Eta::Done;
+        }
+        Eta::of(
+            self.total.saturating_sub(self.done),
+            self.blocks_per_s.unwrap_or(0.0),
+        )
+    }
+}
+
+/// A shard folder's progress: the job, every shard's state and the totals over them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FolderStatus {
+    /// The shard folder.
+    pub folder: PathBuf,
+    /// Its job.
+    pub spec: JobSpec,
+    /// One entry per shard, in shard order.
+    pub shards: Vec<ShardStatus>,
+}
+
+impl FolderStatus {
+    /// Blocks done over all shards.
+    pub fn done(&self) -> u64 {
+        self.shards.iter().map(|s| s.done).sum()
+    }
+
+    /// Percent of the job's blocks done.
+    pub fn percent(&self) -> f64 {
+        percent(self.done(), self.spec.total_blocks)
+    }
+
+    /// Shards whose part is written.
+    pub fn finished(&self) -> usize {
+        self.shards
+            .iter()
+            .filter(|s| s.state == ShardState::Finished)
+            .count()
+    }
+
+    /// Blocks per second of the running shards together.
+    pub fn blocks_per_s(&self) -> f64 {
+        self.shards.iter().filter_map(|s| s.blocks_per_s).sum()
+    }
+
+    /// Time left for the whole job at the running shards' combined rate.
+    pub fn eta(&self) -> Eta {
+        Eta::of(
+            self.spec.total_blocks.saturating_sub(self.done()),
+            self.blocks_per_s(),
+        )
+    }
+
+    /// The totals in one line, as `seedlm status` ends and the app shows them.
+    pub fn summary(&self) -> String {
+        let eta = match self.eta() {
+            Eta::Unknown => "unknown (no shard running)".to_string(),
+            e => e.text(),
+        };
+        format!(
+            "total  {}/{} blocks ({:.1} %), {}/{} shards finished, {:.0} blocks/s, ETA {eta}",
+            self.done(),
+            self.spec.total_blocks,
+            self.percent(),
+            self.finished(),
+            self.spec.shards,
+            self.blocks_per_s(),
+        )
+    }
+}
+
+/// The shard folder `path` names, if it names one: the folder itself, its `job.json`, or an
+/// output that does not exist (yet) whose shard folder does.
+pub fn find_folder(path: &Path) -> Option<PathBuf> {
+    let is_folder = |p: &Path| p.join(JOB_FILE).is_file();
+    if is_folder(path) {
+        return Some(path.to_path_buf());
+    }
+    if path.file_name().is_some_and(|n| n == JOB_FILE) && path.is_file() {
+        return Some(parent_dir(path).to_path_buf());
+    }
+    let folder = folder_of(path);
+    (!path.exists() && is_folder(&folder)).then_some(folder)
+}
+
 /// The state of every shard of the job in `folder`.
-pub fn status(folder: &Path) -> Result<(JobSpec, Vec<ShardStatus>), ModelError> {
+pub fn status(folder: &Path) -> Result<FolderStatus, ModelError> {
     let spec = read_job(folder)?;
     let n = spec.shards;
     let job = spec.id();
@@ -1045,7 +1200,11 @@ pub fn status(folder: &Path) -> Result<(JobSpec, Vec<ShardStatus>), ModelError> 
         }
         out.push(st);
     }
-    Ok((spec, out))
+    Ok(FolderStatus {
+        folder: folder.to_path_buf(),
+        spec,
+        shards: out,
+    })
 }
 
 #[cfg(test)]
@@ -1140,6 +1299,43 @@ mod tests {
         assert_eq!(gaps(0, 10, &[&a, &b]), vec![(0, 2), (4, 6), (9, 10)]);
         assert_eq!(gaps(2, 4, &[&a]), vec![]);
         assert_eq!(gaps(0, 3, &[]), vec![(0, 3)]);
+    }
+
+    #[test]
+    fn totals_add_the_running_rates_and_eta_follows() {
+        let s = |shard, state, done, total, rate| ShardStatus {
+            shard,
+            state,
+            done,
+            total,
+            blocks_per_s: rate,
+            host: None,
+        };
+        let mut st = FolderStatus {
+            folder: PathBuf::from("/o.shards"),
+            spec: spec(&[&[300, 8]], 8, 3),
+            shards: vec![
+                s(0, ShardState::Finished, 100, 100, None),
+                s(1, ShardState::Running, 40, 100, Some(20.0)),
+                s(2, ShardState::Stopped, 10, 100, None),
+            ],
+        };
+        assert_eq!(
+            (st.done(), st.finished(), st.blocks_per_s()),
+            (150, 1, 20.0)
+        );
+        assert_eq!(st.eta(), Eta::Secs(7.5));
+        assert_eq!(st.shards[0].eta(), Eta::Done);
+        assert_eq!(st.shards[1].eta().text(), "0:00:03");
+        assert_eq!(st.shards[2].eta(), Eta::Unknown);
+        assert_eq!(
+            st.summary(),
+            "total  150/300 blocks (50.0 %), 1/3 shards finished, 20 blocks/s, ETA 0:00:08"
+        );
+        assert_eq!(Eta::Secs(3725.0).text(), "1:02:05");
+        st.shards[1].state = ShardState::Stopped;
+        st.shards[1].blocks_per_s = None;
+        assert!(st.summary().ends_with("ETA unknown (no shard running)"));
     }
 
     #[test]

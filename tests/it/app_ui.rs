@@ -1,6 +1,6 @@
 //! UI tests: drive the real app (state, panels, background jobs) through egui_kittest, headless.
 
-use crate::helpers::ui::{click, harness, tiny, wait_idle};
+use crate::helpers::ui::{click, harness, tiny, type_into, wait_idle};
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use seedlm::app::{Studio, loader};
@@ -18,15 +18,6 @@ fn small_tensor(s: &Studio) -> usize {
         .filter(|&i| t[i].compressible)
         .min_by_key(|&i| t[i].len())
         .expect("the demo model has a linear layer")
-}
-
-/// Focuses a text field, replaces its text and presses Enter.
-fn type_into(h: &mut Harness<'_, Studio>, label: &str, text: &str) {
-    h.get_by_label(label).click();
-    h.run_steps(2);
-    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
-    h.get_by_label(label).type_text(text);
-    h.step();
 }
 
 #[test]

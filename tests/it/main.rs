@@ -14,6 +14,7 @@ mod mutation;
 mod packed_roundtrip;
 mod search_oracle;
 mod shard;
+mod shard_ui;
 mod slurm;
 mod teach_cli;
 mod teach_ui;

@@ -1,10 +1,11 @@
 //! Sharded compression: `compress --shard`, `merge`, `status`; merged files byte-identical to
 //! a single-machine compression, resume after a kill, refusals that name the part.
 
-use crate::helpers::{T, fails, gaussian, run, s, seedlm, small_model, text, write_model};
+use crate::helpers::{
+    T, fails, gaussian, kill_after_pieces, run, s, seedlm, small_model, text, write_model,
+};
 use seedlm::io::dtype::Dtype;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 /// Compresses `model` on one machine into `dir/full.safetensors` and returns its bytes.
 fn single(model: &Path, dir: &Path, extra: &[&str]) -> Vec<u8> {
@@ -163,38 +164,9 @@ fn killed_shard_resumes_to_the_same_bytes() {
         "--checkpoint-blocks",
         "512",
     ];
-    let mut child = seedlm().args(args).spawn().unwrap();
     let ckpt = folder(&out).join("shard-0000-of-0001");
-    let pieces = |d: &Path| -> usize {
-        std::fs::read_dir(d)
-            .map(|r| {
-                r.filter(|e| {
-                    e.as_ref()
-                        .unwrap()
-                        .file_name()
-                        .to_string_lossy()
-                        .starts_with("piece-")
-                })
-                .count()
-            })
-            .unwrap_or(0)
-    };
-    let start = Instant::now();
-    while pieces(&ckpt) < 3 {
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the shard finished before it could be killed"
-        );
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "no checkpoint written"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    let kept = kill_after_pieces(&args, &ckpt, 3);
     assert!(!folder(&out).join("part-0000-of-0001.safetensors").exists());
-    let kept = pieces(&ckpt);
     // Status sees the stopped shard's checkpointed blocks.
     let st = text(&run(&["status", s(&out)]).stdout);
     assert!(st.contains("stopped"), "{st}");

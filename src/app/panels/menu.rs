@@ -25,6 +25,16 @@ impl MenuPanel {
                 {
                     out.push(dialog(Purpose::Open));
                 }
+                if ui
+                    .button("Open folder…")
+                    .on_hover_text(
+                        "Open a model directory, or a shard folder (OUTPUT.shards) to follow a \
+                         sharded compression",
+                    )
+                    .clicked()
+                {
+                    out.push(dialog(Purpose::OpenFolder));
+                }
                 if ui.button("Open demo model").clicked() {
                     out.push(Command::OpenDemo);
                 }
@@ -69,7 +79,7 @@ impl MenuPanel {
             let resp = ui
                 .add(
                     egui::TextEdit::singleline(&mut self.path)
-                        .hint_text("model.safetensors, a model directory or a packed file")
+                        .hint_text("a model file or directory, a packed file or a shard folder")
                         .desired_width(360.0),
                 )
                 .labelled_by(label.id)

@@ -13,6 +13,7 @@ pub mod hardware;
 pub mod menu;
 pub mod overview;
 pub mod settings;
+pub mod shards;
 pub mod status;
 pub mod tensor_view;
 pub mod tree;
@@ -49,6 +50,8 @@ pub fn default_tabs() -> Vec<Box<dyn Tab>> {
         Box::new(baselines::Baselines::default()),
         // The decompressor simulation (issue 5).
         Box::new(hardware::Hardware),
+        // Progress of a sharded compression (issue 15).
+        Box::new(shards::Shards),
     ]
 }
 

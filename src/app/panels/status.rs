@@ -56,8 +56,8 @@ pub fn ui(ui: &mut egui::Ui, state: &AppState, load: &UiLoad, out: &mut Vec<Comm
             idle = false;
         }
         for (kind, job) in &state.jobs {
-            // The tensor tab says itself that it is preparing.
-            if *kind == JobKind::Prepare {
+            // The tensor tab says itself that it is preparing; the Shards tab that it reads.
+            if matches!(kind, JobKind::Prepare | JobKind::Shards) {
                 continue;
             }
             if !idle {

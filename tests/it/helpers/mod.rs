@@ -172,3 +172,40 @@ pub fn interrupt(
     stderr.read_to_string(&mut rest).unwrap();
     (child.wait().unwrap().code(), rest)
 }
+
+/// Checkpoint pieces in a shard's checkpoint directory `ckpt` (0 when it does not exist).
+pub fn pieces(ckpt: &Path) -> usize {
+    std::fs::read_dir(ckpt)
+        .map(|r| {
+            r.filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("piece-")
+            })
+            .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Runs `seedlm args` (one `compress --shard` run) and kills it once its checkpoint directory
+/// `ckpt` holds at least `n` pieces; returns the pieces it left.
+pub fn kill_after_pieces(args: &[&str], ckpt: &Path, n: usize) -> usize {
+    let mut child = seedlm().args(args).spawn().unwrap();
+    let start = std::time::Instant::now();
+    while pieces(ckpt) < n {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the shard finished before it could be killed"
+        );
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(120),
+            "no checkpoint written"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    pieces(ckpt)
+}

@@ -19,6 +19,16 @@ pub fn click(h: &mut Harness<'_, Studio>, label: &str) {
     h.run_steps(2);
 }
 
+/// Focuses the text field labelled `label`, replaces its text with `text` and lets the app
+/// see it.
+pub fn type_into(h: &mut Harness<'_, Studio>, label: &str, text: &str) {
+    h.get_by_label(label).click();
+    h.run_steps(2);
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
+    h.get_by_label(label).type_text(text);
+    h.step();
+}
+
 /// Steps frames until no background work runs; `limit` guards against a hang.
 pub fn wait_idle(h: &mut Harness<'_, Studio>, limit: Duration) {
     let deadline = Instant::now() + limit;
