@@ -284,7 +284,7 @@ impl AppState {
             let Some(entry) = self.doc.tensors.get(t) else {
                 continue;
             };
-            if entry.original.is_none() || entry.is_empty() {
+            if entry.source.is_none() || entry.is_empty() {
                 skipped += 1;
                 continue;
             }
@@ -315,8 +315,8 @@ impl AppState {
                 break;
             }
             self.queue.pop_front();
-            if let Some(data) = &self.doc.tensors[t].original {
-                inputs.push((t, data.clone()));
+            if let Some(src) = &self.doc.tensors[t].source {
+                inputs.push((t, src.clone()));
             }
         }
         self.job = Some(CompressJob::spawn(
