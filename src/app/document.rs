@@ -96,18 +96,56 @@ impl Source {
     }
 }
 
-/// A compression result kept for one tensor.
+/// The error figures a result keeps: the totals and each block's relative MSE, what the
+/// histograms and the block inspector read (half the size of [`ErrorStats`]' per-block sums).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Errors {
+    /// Σ (w − ŵ)².
+    pub sq_err: f64,
+    /// Σ w².
+    pub sq_norm: f64,
+    block_relmse: Vec<f32>,
+}
+
+impl Errors {
+    /// Keeps what the app shows of `s`.
+    pub fn new(s: &ErrorStats) -> Self {
+        Errors {
+            sq_err: s.sq_err,
+            sq_norm: s.sq_norm,
+            block_relmse: (0..s.block_sq_err.len())
+                .map(|b| s.block_relmse(b) as f32)
+                .collect(),
+        }
+    }
+
+    /// Relative MSE of the tensor.
+    pub fn relmse(&self) -> f64 {
+        crate::search::compress::relmse(self.sq_err, self.sq_norm)
+    }
+
+    /// SNR of the tensor in dB.
+    pub fn snr_db(&self) -> f64 {
+        crate::search::compress::snr_db(self.relmse())
+    }
+
+    /// Relative MSE of block `b`.
+    pub fn block_relmse(&self, b: usize) -> f64 {
+        f64::from(self.block_relmse[b])
+    }
+}
+
+/// A compression result kept for one tensor: its codes and error figures, no reconstruction
+/// (decoded from the codes by whoever needs it, see [`TensorResult::reconstruction`]).
 #[derive(Debug)]
 pub struct TensorResult {
     /// Seeds, exponents and coefficients.
     pub compressed: CompressedTensor,
     /// Error figures against the original (`None` when the original is unknown, e.g. a packed
     /// file opened on its own).
-    pub stats: Option<ErrorStats>,
+    pub stats: Option<Errors>,
     /// The relative MSE a packed file stored for the tensor, when `stats` is unknown.
     pub stored_relmse: Option<f64>,
-    /// The reconstruction ŵ.
-    pub recon: Vec<f32>,
     /// Distinguishes successive results of the same tensor (for cached textures).
     pub generation: u64,
 }
@@ -124,6 +162,12 @@ impl TensorResult {
     /// The SNR in dB, from [`TensorResult::relmse`].
     pub fn snr_db(&self) -> Option<f64> {
         self.relmse().map(crate::search::compress::snr_db)
+    }
+
+    /// The reconstruction ŵ of the whole tensor, decoded now from the codes (views of part of
+    /// a tensor decode only that part, `CompressedTensor::reconstruct_range`).
+    pub fn reconstruction(&self) -> Vec<f32> {
+        self.compressed.reconstruct()
     }
 }
 

@@ -153,7 +153,7 @@ fn write_decompressed(
             data: Payload::Lazy(Box::new(move || {
                 check(path, cancel, progress)?;
                 match (&t.result, &t.source) {
-                    (Some(r), _) => from_f32(path, t, &r.recon),
+                    (Some(r), _) => from_f32(path, t, &r.reconstruction()),
                     (None, Some(src)) => match src.stored_bytes() {
                         Some(b) => Ok(b.to_vec()),
                         None => to_stored(path, t, src),

@@ -288,8 +288,6 @@ pub enum CompressEvent {
         compressed: CompressedTensor,
         /// Error figures.
         stats: ErrorStats,
-        /// Reconstruction.
-        recon: Vec<f32>,
     },
     /// `tensor` could not be compressed.
     Failed {
@@ -380,15 +378,11 @@ fn run_compress(
             }
         };
         match compress(&data, config, ctx.progress(), ctx.cancel_flag()) {
-            Ok((compressed, stats)) => {
-                let recon = compressed.reconstruct();
-                ctx.send(CompressEvent::Done {
-                    tensor,
-                    compressed,
-                    stats,
-                    recon,
-                });
-            }
+            Ok((compressed, stats)) => ctx.send(CompressEvent::Done {
+                tensor,
+                compressed,
+                stats,
+            }),
             Err(CompressError::Cancelled) => return Err("cancelled".into()),
             Err(e) => ctx.send(CompressEvent::Failed {
                 tensor,

@@ -119,14 +119,12 @@ fn load_packed(p: &PackedModel, path: &Path, title: String) -> anyhow::Result<Do
         match p.compressed(t) {
             Some(c) => {
                 let compressed = c?;
-                let recon = compressed.reconstruct();
                 tensors.push(entry(
                     None,
                     Some(Arc::new(TensorResult {
                         compressed,
                         stats: None,
                         stored_relmse: t.packed.as_ref().and_then(|m| m.relmse),
-                        recon,
                         generation: i as u64 + 1,
                     })),
                 ));

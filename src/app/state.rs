@@ -2,7 +2,7 @@
 //! one place where commands change it.
 
 use super::command::{Command, ExportKind, SelectMode, TabId};
-use super::document::{Document, TensorResult};
+use super::document::{Document, Errors, TensorResult};
 use super::export;
 use super::jobs::{CompressEvent, CompressJob, Job, Outcome, human_duration};
 use super::loader;
@@ -445,14 +445,12 @@ impl AppState {
                     tensor,
                     compressed,
                     stats,
-                    recon,
                 } => {
                     self.generation += 1;
                     self.doc.tensors[tensor].result = Some(Arc::new(TensorResult {
                         compressed,
-                        stats: Some(stats),
+                        stats: Some(Errors::new(&stats)),
                         stored_relmse: None,
-                        recon,
                         generation: self.generation,
                     }));
                 }
