@@ -1,24 +1,151 @@
-//! The model open in the app: its tensors, their originals and their compression results.
+//! The model open in the app: its tensors, where their originals are read from, and their
+//! compression results.
+//!
+//! A document opened from a model file holds its headers and the memory map, no weights: each
+//! view or job reads what it needs through [`Source`], converts it to f32 for itself and drops
+//! it when done.
 
 use crate::io::dtype::Dtype;
+use crate::io::model::Model;
 use crate::search::compress::{CompressedTensor, ErrorStats};
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// A compression result kept for one tensor.
+/// A memory-mapped model and the bytes read and converted from it so far.
+#[derive(Debug)]
+pub struct Mapped {
+    model: Model,
+    converted: AtomicU64,
+}
+
+impl Mapped {
+    /// Shares `model` among the tensors of a document.
+    pub fn new(model: Model) -> Arc<Self> {
+        Arc::new(Mapped {
+            model,
+            converted: AtomicU64::new(0),
+        })
+    }
+
+    /// The model.
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    /// Stored bytes read and converted to f32 since it was opened.
+    pub fn converted_bytes(&self) -> u64 {
+        self.converted.load(Ordering::Relaxed)
+    }
+}
+
+/// Where a tensor's original weights are read from. Cloning shares, never copies.
+#[derive(Clone, Debug)]
+pub enum Source {
+    /// Weights held in memory (the synthetic model, a packed file's plain tensors).
+    Memory(Arc<Vec<f32>>),
+    /// Tensor `.1` (an index into [`Model::tensors`]) of a memory-mapped model.
+    Mapped(Arc<Mapped>, usize),
+}
+
+impl Source {
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        match self {
+            Source::Memory(v) => v.len(),
+            Source::Mapped(m, i) => m.model.tensors()[*i].numel(),
+        }
+    }
+
+    /// Whether it has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Elements `elems` (row-major) as f32; an error is one readable line naming file and
+    /// tensor.
+    pub fn read_range(&self, elems: Range<usize>) -> Result<Vec<f32>, String> {
+        match self {
+            Source::Memory(v) => v
+                .get(elems.clone())
+                .map(<[f32]>::to_vec)
+                .ok_or_else(|| format!("elements {elems:?} asked of a tensor of {}", v.len())),
+            Source::Mapped(m, i) => {
+                let t = &m.model.tensors()[*i];
+                let out = m.model.range_to_f32(t, elems).map_err(|e| e.to_string())?;
+                let bytes = (out.len() * t.dtype.bitsize() / 8) as u64;
+                m.converted.fetch_add(bytes, Ordering::Relaxed);
+                Ok(out)
+            }
+        }
+    }
+
+    /// The whole tensor as f32 (for a job that needs all of it).
+    pub fn read(&self) -> Result<Vec<f32>, String> {
+        self.read_range(0..self.len())
+    }
+
+    /// The stored little-endian bytes when they can be handed on without conversion.
+    pub fn stored_bytes(&self) -> Option<&[u8]> {
+        match self {
+            Source::Memory(_) => None,
+            Source::Mapped(m, i) => Some(m.model.bytes(&m.model.tensors()[*i])),
+        }
+    }
+}
+
+/// The error figures a result keeps: the totals and each block's relative MSE, what the
+/// histograms and the block inspector read (half the size of [`ErrorStats`]' per-block sums).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Errors {
+    /// Σ (w − ŵ)².
+    pub sq_err: f64,
+    /// Σ w².
+    pub sq_norm: f64,
+    block_relmse: Vec<f32>,
+}
+
+impl Errors {
+    /// Keeps what the app shows of `s`.
+    pub fn new(s: &ErrorStats) -> Self {
+        Errors {
+            sq_err: s.sq_err,
+            sq_norm: s.sq_norm,
+            block_relmse: (0..s.block_sq_err.len())
+                .map(|b| s.block_relmse(b) as f32)
+                .collect(),
+        }
+    }
+
+    /// Relative MSE of the tensor.
+    pub fn relmse(&self) -> f64 {
+        crate::search::compress::relmse(self.sq_err, self.sq_norm)
+    }
+
+    /// SNR of the tensor in dB.
+    pub fn snr_db(&self) -> f64 {
+        crate::search::compress::snr_db(self.relmse())
+    }
+
+    /// Relative MSE of block `b`.
+    pub fn block_relmse(&self, b: usize) -> f64 {
+        f64::from(self.block_relmse[b])
+    }
+}
+
+/// A compression result kept for one tensor: its codes and error figures, no reconstruction
+/// (decoded from the codes by whoever needs it, see [`TensorResult::reconstruction`]).
 #[derive(Debug)]
 pub struct TensorResult {
     /// Seeds, exponents and coefficients.
     pub compressed: CompressedTensor,
     /// Error figures against the original (`None` when the original is unknown, e.g. a packed
     /// file opened on its own).
-    pub stats: Option<ErrorStats>,
+    pub stats: Option<Errors>,
     /// The relative MSE a packed file stored for the tensor, when `stats` is unknown.
     pub stored_relmse: Option<f64>,
-    /// The reconstruction ŵ.
-    pub recon: Vec<f32>,
     /// Distinguishes successive results of the same tensor (for cached textures).
     pub generation: u64,
 }
@@ -36,6 +163,12 @@ impl TensorResult {
     pub fn snr_db(&self) -> Option<f64> {
         self.relmse().map(crate::search::compress::snr_db)
     }
+
+    /// The reconstruction ŵ of the whole tensor, decoded now from the codes (views of part of
+    /// a tensor decode only that part, `CompressedTensor::reconstruct_range`).
+    pub fn reconstruction(&self) -> Vec<f32> {
+        self.compressed.reconstruct()
+    }
 }
 
 /// One tensor of the open model.
@@ -47,8 +180,9 @@ pub struct TensorEntry {
     pub shape: Vec<usize>,
     /// Stored element type.
     pub dtype: Dtype,
-    /// Original weights, row-major; `None` for a tensor known only in compressed form.
-    pub original: Option<Arc<Vec<f32>>>,
+    /// Where the original weights are read from; `None` for a tensor known only in
+    /// compressed form.
+    pub source: Option<Source>,
     /// The latest compression result.
     pub result: Option<Arc<TensorResult>>,
     /// Whether the default selection rule compresses it (linear-layer weights).
@@ -131,6 +265,8 @@ pub struct Document {
     pub order: Vec<String>,
     /// The source's `__metadata__`.
     pub metadata: BTreeMap<String, String>,
+    /// The mapped model the tensors are read from, if any.
+    pub mapped: Option<Arc<Mapped>>,
 }
 
 /// A tensor kept as raw bytes.
@@ -160,7 +296,14 @@ impl Document {
             extra: Vec::new(),
             order,
             metadata: BTreeMap::new(),
+            mapped: None,
         }
+    }
+
+    /// Stored bytes of the mapped model read and converted to f32 so far (0 for a document
+    /// not read from a model file).
+    pub fn converted_bytes(&self) -> u64 {
+        self.mapped.as_ref().map_or(0, |m| m.converted_bytes())
     }
 
     /// Index of the tensor named `name`.

@@ -3,12 +3,13 @@
 //! Both are written to a temporary file beside the target and renamed into place.
 
 use super::command::ExportKind;
-use super::document::{Document, RawEntry, TensorResult};
+use super::document::{Document, RawEntry, Source, TensorResult};
 use crate::io::container::{OutTensor, Payload, write_atomic};
 use crate::io::dtype::{self, Dtype};
 use crate::io::error::ModelError;
 use crate::io::packed::{CompressedEntry, PlainEntry, write_packed};
 use crate::search::compress::Progress;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -19,7 +20,7 @@ pub struct ExportTensor {
     name: String,
     shape: Vec<usize>,
     dtype: Dtype,
-    original: Option<Arc<Vec<f32>>>,
+    source: Option<Source>,
     result: Option<Arc<TensorResult>>,
 }
 
@@ -41,7 +42,7 @@ pub fn snapshot(doc: &Document) -> Snapshot {
                 name: t.name.clone(),
                 shape: t.shape.clone(),
                 dtype: t.dtype,
-                original: t.original.clone(),
+                source: t.source.clone(),
                 result: t.result.clone(),
             })
             .collect(),
@@ -93,10 +94,10 @@ fn write_packed_file(
     progress: &Progress,
 ) -> Result<(), ModelError> {
     let mut compressed = Vec::new();
-    let mut plain_bytes: Vec<(&str, &[usize], Dtype, Vec<u8>)> = Vec::new();
+    let mut plain_bytes: Vec<(&ExportTensor, Cow<'_, [u8]>)> = Vec::new();
     for t in &snap.tensors {
         check(path, cancel, progress)?;
-        match (&t.result, &t.original) {
+        match (&t.result, &t.source) {
             (Some(r), _) => compressed.push(CompressedEntry::new(
                 &t.name,
                 &t.shape,
@@ -104,20 +105,23 @@ fn write_packed_file(
                 &r.compressed,
                 r.stats.as_ref().map(|s| s.relmse()),
             )),
-            (None, Some(o)) => {
-                let bytes = dtype::from_f32(t.dtype, o)
-                    .ok_or_else(|| ModelError::tensor(path, &t.name, "not a float tensor"))?;
-                plain_bytes.push((&t.name, &t.shape, t.dtype, bytes));
+            (None, Some(src)) => {
+                // A mapped tensor goes out as stored, straight from the map.
+                let bytes = match src.stored_bytes() {
+                    Some(b) => Cow::Borrowed(b),
+                    None => Cow::Owned(to_stored(path, t, src)?),
+                };
+                plain_bytes.push((t, bytes));
             }
             (None, None) => return Err(ModelError::tensor(path, &t.name, "no weights to write")),
         }
     }
     let mut plain: Vec<PlainEntry<'_>> = plain_bytes
         .iter()
-        .map(|(n, s, d, b)| PlainEntry {
-            name: n.to_string(),
-            shape: s.to_vec(),
-            dtype: *d,
+        .map(|(t, b)| PlainEntry {
+            name: t.name.clone(),
+            shape: t.shape.clone(),
+            dtype: t.dtype,
             data: b,
         })
         .collect();
@@ -148,15 +152,14 @@ fn write_decompressed(
             shape: t.shape.clone(),
             data: Payload::Lazy(Box::new(move || {
                 check(path, cancel, progress)?;
-                let values: &[f32] = match (&t.result, &t.original) {
-                    (Some(r), _) => &r.recon,
-                    (None, Some(o)) => o,
-                    (None, None) => {
-                        return Err(ModelError::tensor(path, &t.name, "no weights to write"));
-                    }
-                };
-                dtype::from_f32(t.dtype, values)
-                    .ok_or_else(|| ModelError::tensor(path, &t.name, "not a float tensor"))
+                match (&t.result, &t.source) {
+                    (Some(r), _) => from_f32(path, t, &r.reconstruction()),
+                    (None, Some(src)) => match src.stored_bytes() {
+                        Some(b) => Ok(b.to_vec()),
+                        None => to_stored(path, t, src),
+                    },
+                    (None, None) => Err(ModelError::tensor(path, &t.name, "no weights to write")),
+                }
             })),
         });
     }
@@ -170,4 +173,18 @@ fn write_decompressed(
         });
     }
     write_atomic(path, out, &snap.metadata)
+}
+
+/// `values` in `t`'s stored dtype.
+fn from_f32(path: &Path, t: &ExportTensor, values: &[f32]) -> Result<Vec<u8>, ModelError> {
+    dtype::from_f32(t.dtype, values)
+        .ok_or_else(|| ModelError::tensor(path, &t.name, "not a float tensor"))
+}
+
+/// `t`'s original read from `src`, in its stored dtype.
+fn to_stored(path: &Path, t: &ExportTensor, src: &Source) -> Result<Vec<u8>, ModelError> {
+    let values = src
+        .read()
+        .map_err(|e| ModelError::tensor(path, &t.name, e))?;
+    from_f32(path, t, &values)
 }

@@ -10,6 +10,7 @@
 //! Only a file dialog, which waits on the user rather than computes, gets its own thread
 //! ([`Job::spawn_waiting`]): it would otherwise hold a pool thread for as long as it is open.
 
+use super::document::Source;
 use crate::core::config::Config;
 use crate::search::compress::{CompressError, CompressedTensor, ErrorStats, Progress, compress};
 use std::collections::VecDeque;
@@ -287,8 +288,6 @@ pub enum CompressEvent {
         compressed: CompressedTensor,
         /// Error figures.
         stats: ErrorStats,
-        /// Reconstruction.
-        recon: Vec<f32>,
     },
     /// `tensor` could not be compressed.
     Failed {
@@ -312,9 +311,10 @@ pub struct CompressJob {
 }
 
 impl CompressJob {
-    /// Starts compressing `inputs` (tensor index and its weights) of document `doc`.
+    /// Starts compressing `inputs` (tensor index and where its weights are read from) of
+    /// document `doc`; each tensor is read when its turn comes and dropped when done.
     pub fn spawn(
-        inputs: Vec<(usize, Arc<Vec<f32>>)>,
+        inputs: Vec<(usize, Source)>,
         config: Config,
         doc: u64,
         repaint: Option<egui::Context>,
@@ -359,25 +359,30 @@ impl CompressJob {
 }
 
 fn run_compress(
-    inputs: Vec<(usize, Arc<Vec<f32>>)>,
+    inputs: Vec<(usize, Source)>,
     config: Config,
     ctx: &Ctx<CompressEvent>,
 ) -> Result<(), String> {
-    for (tensor, data) in inputs {
+    for (tensor, src) in inputs {
         if ctx.cancelled() {
             return Err("cancelled".into());
         }
         ctx.send(CompressEvent::Started { tensor });
-        match compress(&data, config, ctx.progress(), ctx.cancel_flag()) {
-            Ok((compressed, stats)) => {
-                let recon = compressed.reconstruct();
-                ctx.send(CompressEvent::Done {
-                    tensor,
-                    compressed,
-                    stats,
-                    recon,
-                });
+        let data = match src.read() {
+            Ok(d) => d,
+            Err(error) => {
+                let blocks = src.len().div_ceil(config.c) as u64;
+                ctx.progress().done.fetch_add(blocks, Ordering::Relaxed);
+                ctx.send(CompressEvent::Failed { tensor, error });
+                continue;
             }
+        };
+        match compress(&data, config, ctx.progress(), ctx.cancel_flag()) {
+            Ok((compressed, stats)) => ctx.send(CompressEvent::Done {
+                tensor,
+                compressed,
+                stats,
+            }),
             Err(CompressError::Cancelled) => return Err("cancelled".into()),
             Err(e) => ctx.send(CompressEvent::Failed {
                 tensor,

@@ -1,7 +1,7 @@
 //! Opening models for the app (through the engine's model and packed-file readers): the bundled
 //! demo model, safetensors files, model directories and packed files.
 
-use super::document::{Document, RawEntry, TensorEntry, TensorResult};
+use super::document::{Document, Mapped, RawEntry, Source, TensorEntry, TensorResult};
 use crate::io::dtype::{self, Dtype};
 use crate::io::opened::{self, Opened};
 use crate::io::packed::PackedModel;
@@ -54,7 +54,7 @@ pub fn synthetic() -> Document {
                 name: format!("model.layers.{layer}.{kind}.weight"),
                 shape: vec![rows, cols],
                 dtype: Dtype::F32,
-                original: Some(Arc::new(data)),
+                source: Some(Source::Memory(Arc::new(data))),
                 result: None,
                 compressible: true,
             });
@@ -63,36 +63,43 @@ pub fn synthetic() -> Document {
     Document::new(None, "synthetic demo model".into(), tensors)
 }
 
-/// Opens a model file, a model directory or a packed file.
+/// Opens a model file, a model directory or a packed file. A model is read by its headers
+/// only: its tensors are memory-mapped and read when a view or job asks for them.
 pub fn load(path: &Path) -> anyhow::Result<Document> {
     let title = path.file_name().map_or_else(
         || path.display().to_string(),
         |n| n.to_string_lossy().into(),
     );
     let model = match opened::open(path)? {
-        Opened::Plain(m) => m,
+        Opened::Plain(m) => Mapped::new(m),
         Opened::Packed(p) => return load_packed(&p, path, title),
     };
     let mut tensors = Vec::new();
     let mut extra = Vec::new();
-    for t in model.tensors() {
+    for (i, t) in model.model().tensors().iter().enumerate() {
         if dtype::is_float(t.dtype) {
             tensors.push(TensorEntry {
                 name: t.name.clone(),
                 shape: t.shape.clone(),
                 dtype: t.dtype,
-                original: Some(Arc::new(model.to_f32(t)?)),
+                source: Some(Source::Mapped(model.clone(), i)),
                 result: None,
                 compressible: default_rule(&t.name, &t.shape, t.dtype),
             });
         } else {
-            extra.push(raw(&t.name, &t.shape, t.dtype, model.bytes(t)));
+            extra.push(raw(&t.name, &t.shape, t.dtype, model.model().bytes(t)));
         }
     }
     let mut doc = Document::new(Some(path.to_path_buf()), title, tensors);
-    doc.order = model.tensors().iter().map(|t| t.name.clone()).collect();
+    doc.order = model
+        .model()
+        .tensors()
+        .iter()
+        .map(|t| t.name.clone())
+        .collect();
     doc.extra = extra;
-    doc.metadata = model.metadata();
+    doc.metadata = model.model().metadata();
+    doc.mapped = Some(model);
     Ok(doc)
 }
 
@@ -101,31 +108,29 @@ fn load_packed(p: &PackedModel, path: &Path, title: String) -> anyhow::Result<Do
     let mut tensors = Vec::new();
     let mut extra = Vec::new();
     for (i, t) in p.tensors().iter().enumerate() {
-        let entry = |original, result| TensorEntry {
+        let entry = |source, result| TensorEntry {
             name: t.name.clone(),
             shape: t.shape.clone(),
             dtype: t.dtype,
-            original,
+            source,
             result,
             compressible: default_rule(&t.name, &t.shape, t.dtype),
         };
         match p.compressed(t) {
             Some(c) => {
                 let compressed = c?;
-                let recon = compressed.reconstruct();
                 tensors.push(entry(
                     None,
                     Some(Arc::new(TensorResult {
                         compressed,
                         stats: None,
                         stored_relmse: t.packed.as_ref().and_then(|m| m.relmse),
-                        recon,
                         generation: i as u64 + 1,
                     })),
                 ));
             }
             None if dtype::is_float(t.dtype) => {
-                tensors.push(entry(Some(Arc::new(p.to_f32(t)?)), None));
+                tensors.push(entry(Some(Source::Memory(Arc::new(p.to_f32(t)?))), None));
             }
             None => extra.push(raw(&t.name, &t.shape, t.dtype, p.stored_bytes(t))),
         }

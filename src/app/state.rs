@@ -2,7 +2,7 @@
 //! one place where commands change it.
 
 use super::command::{Command, ExportKind, SelectMode, TabId};
-use super::document::{Document, TensorResult};
+use super::document::{Document, Errors, TensorResult};
 use super::export;
 use super::jobs::{CompressEvent, CompressJob, Job, Outcome, human_duration};
 use super::loader;
@@ -290,7 +290,7 @@ impl AppState {
             let Some(entry) = self.doc.tensors.get(t) else {
                 continue;
             };
-            if entry.original.is_none() || entry.is_empty() {
+            if entry.source.is_none() || entry.is_empty() {
                 skipped += 1;
                 continue;
             }
@@ -321,8 +321,8 @@ impl AppState {
                 break;
             }
             self.queue.pop_front();
-            if let Some(data) = &self.doc.tensors[t].original {
-                inputs.push((t, data.clone()));
+            if let Some(src) = &self.doc.tensors[t].source {
+                inputs.push((t, src.clone()));
             }
         }
         self.job = Some(CompressJob::spawn(
@@ -505,14 +505,12 @@ impl AppState {
                     tensor,
                     compressed,
                     stats,
-                    recon,
                 } => {
                     self.generation += 1;
                     self.doc.tensors[tensor].result = Some(Arc::new(TensorResult {
                         compressed,
-                        stats: Some(stats),
+                        stats: Some(Errors::new(&stats)),
                         stored_relmse: None,
-                        recon,
                         generation: self.generation,
                     }));
                 }

@@ -2,7 +2,7 @@
 //! [`Job`], and where finished results are kept ([`Results`]), keyed to the document they
 //! were computed on.
 
-use super::document::{Document, TensorResult};
+use super::document::{Document, Source, TensorResult};
 use super::heatmap::{MAX_SIDE, Pool, colorize, pool, scale_limit};
 use super::jobs::{Ctx, Job};
 use super::panels::histogram;
@@ -19,8 +19,12 @@ use std::time::{Duration, Instant};
 /// Matrix sizes of the paper's Table 5.
 pub const TABLE5_SIZES: [usize; 3] = [512, 1024, 2048];
 
-/// A tensor handed to a baselines run: name, shape, weights.
-type Input = (String, Vec<usize>, Arc<Vec<f32>>);
+/// A tensor handed to a baselines run: name, shape, where its weights are read from.
+type Input = (String, Vec<usize>, Source);
+
+/// Elements a view reads of one tensor at most (32 MB as f32); taller matrices are sampled by
+/// evenly spaced rows.
+pub const VIEW_ELEMS: usize = 8 << 20;
 
 /// Identifies a tensor state: document, tensor index, result generation.
 pub type TensorKey = (u64, usize, u64);
@@ -220,7 +224,7 @@ pub fn spawn(
                 .iter()
                 .filter_map(|&i| {
                     let t = doc.tensors.get(i)?;
-                    Some((t.name.clone(), t.shape.clone(), t.original.clone()?))
+                    Some((t.name.clone(), t.shape.clone(), t.source.clone()?))
                 })
                 .collect();
             Job::spawn("Baselines", id, repaint, move |ctx| {
@@ -230,9 +234,11 @@ pub fn spawn(
         Work::Prepare(i) => {
             let t = doc.tensors.get(i).ok_or("no such tensor")?;
             let key = tensor_key(doc, i);
-            let (orig, res, dims) = (t.original.clone(), t.result.clone(), t.matrix_dims());
+            let (src, res, dims) = (t.source.clone(), t.result.clone(), t.matrix_dims());
+            let name = t.name.clone();
             Job::spawn("preparing heatmaps", id, repaint, move |_| {
-                let p = prepare(orig.as_deref().map(Vec::as_slice), res.as_deref(), dims);
+                let p = prepare(src.as_ref(), res.as_deref(), dims)
+                    .map_err(|e| format!("{name}: {e}"))?;
                 Ok(Output::Prepared(key, Arc::new(p)))
             })
         }
@@ -298,10 +304,11 @@ fn baselines(inputs: &[Input], methods: &[Method], ctx: &Ctx<()>) -> Result<Vec<
         .sum();
     ctx.progress().total.store(total, Ordering::Relaxed);
     let mut rows = Vec::new();
-    for (name, shape, data) in inputs {
+    for (name, shape, src) in inputs {
+        let data = src.read()?;
         let r = compare::compare_tensor(
             name,
-            data,
+            &data,
             shape,
             methods,
             ctx.progress(),
@@ -337,6 +344,8 @@ pub struct Prepared {
     pub images: [Option<egui::ColorImage>; 3],
     /// The histograms.
     pub hists: Hists,
+    /// Rows read of the matrix's rows, when it was too large to read whole.
+    pub sampled: Option<(usize, usize)>,
 }
 
 fn image(data: &[f32], (rows, cols): (usize, usize), how: Pool) -> egui::ColorImage {
@@ -345,9 +354,57 @@ fn image(data: &[f32], (rows, cols): (usize, usize), how: Pool) -> egui::ColorIm
     colorize(&p, limit, how == Pool::Mean)
 }
 
-/// Computes the Tensor tab's images and histograms (slow for large tensors).
-pub fn prepare(orig: Option<&[f32]>, res: Option<&TensorResult>, dims: (usize, usize)) -> Prepared {
-    let recon = res.map(|r| r.recon.as_slice());
+/// The rows a view reads of a `rows × cols` matrix: all of them when they hold at most
+/// [`VIEW_ELEMS`] elements, else that many elements' worth of evenly spaced rows.
+pub fn view_rows(rows: usize, cols: usize) -> Vec<usize> {
+    let n = (VIEW_ELEMS / cols.max(1)).clamp(1, rows.max(1));
+    (0..n).map(|i| i * rows / n).collect()
+}
+
+/// Rows `rows` (ascending) of a matrix with `cols` columns, read through `read` (an element
+/// range to its values) one run of consecutive rows at a time, runs in parallel.
+fn read_rows(
+    rows: &[usize],
+    cols: usize,
+    read: impl Fn(std::ops::Range<usize>) -> Result<Vec<f32>, String> + Sync,
+) -> Result<Vec<f32>, String> {
+    use rayon::prelude::*;
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    for &r in rows {
+        match runs.last_mut() {
+            Some((_, end)) if *end == r => *end += 1,
+            _ => runs.push((r, r + 1)),
+        }
+    }
+    // Runs of at most 64 rows, so one long run is still read in parallel.
+    let pieces: Vec<(usize, usize)> = runs
+        .iter()
+        .flat_map(|&(a, b)| (a..b).step_by(64).map(move |s| (s, (s + 64).min(b))))
+        .collect();
+    let parts: Vec<Vec<f32>> = pieces
+        .par_iter()
+        .map(|&(a, b)| read(a * cols..b * cols))
+        .collect::<Result<_, _>>()?;
+    Ok(parts.concat())
+}
+
+/// Computes the Tensor tab's images and histograms from the rows [`view_rows`] picks, read
+/// from `src` and decoded from `res` (slow for large tensors: run it as a job).
+pub fn prepare(
+    src: Option<&Source>,
+    res: Option<&TensorResult>,
+    dims: (usize, usize),
+) -> Result<Prepared, String> {
+    let (rows, cols) = dims;
+    let picked = view_rows(rows, cols);
+    let shown = (picked.len(), cols);
+    let orig = src
+        .map(|s| read_rows(&picked, cols, |r| s.read_range(r)))
+        .transpose()?;
+    let recon = res
+        .map(|r| read_rows(&picked, cols, |e| Ok(r.compressed.reconstruct_range(e))))
+        .transpose()?;
+    let (orig, recon) = (orig.as_deref(), recon.as_deref());
     let err: Option<Vec<f32>> = match (orig, recon) {
         (Some(o), Some(r)) => Some(o.iter().zip(r).map(|(a, b)| a - b).collect()),
         _ => None,
@@ -391,11 +448,11 @@ pub fn prepare(orig: Option<&[f32]>, res: Option<&TensorResult>, dims: (usize, u
             16,
         );
     }
-    Prepared {
+    Ok(Prepared {
         images: [
-            orig.map(|o| image(o, dims, Pool::Mean)),
-            recon.map(|r| image(r, dims, Pool::Mean)),
-            err.map(|e| image(&e, dims, Pool::Rms)),
+            orig.map(|o| image(o, shown, Pool::Mean)),
+            recon.map(|r| image(r, shown, Pool::Mean)),
+            err.map(|e| image(&e, shown, Pool::Rms)),
         ],
         hists: Hists {
             weights: weights(orig),
@@ -405,5 +462,35 @@ pub fn prepare(orig: Option<&[f32]>, res: Option<&TensorResult>, dims: (usize, u
             exps,
             qs,
         },
+        sampled: (picked.len() < rows).then_some((picked.len(), rows)),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn views_read_small_matrices_whole_and_sample_tall_ones() {
+        assert_eq!(view_rows(3, 5), vec![0, 1, 2]);
+        let tall = view_rows(128_256, 4096);
+        assert_eq!(tall.len(), VIEW_ELEMS / 4096);
+        assert!(tall.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(tall[0], 0);
+        assert!(*tall.last().unwrap() >= 128_256 - 128_256 / tall.len() - 1);
+        // A single row wider than the budget is still read.
+        assert_eq!(view_rows(1, VIEW_ELEMS * 2), vec![0]);
+    }
+
+    #[test]
+    fn sampled_rows_are_read_in_order() {
+        let data: Vec<f32> = (0..200 * 3).map(|x| x as f32).collect();
+        let rows: Vec<usize> = (0..200).filter(|r| r % 7 != 3).collect();
+        let got = read_rows(&rows, 3, |r| Ok(data[r].to_vec())).unwrap();
+        let want: Vec<f32> = rows
+            .iter()
+            .flat_map(|&r| data[r * 3..r * 3 + 3].to_vec())
+            .collect();
+        assert_eq!(got, want);
     }
 }

@@ -106,6 +106,26 @@ impl MappedSafetensors {
     pub fn bytes(&self, t: &RawTensor) -> &[u8] {
         &self.map[t.range.clone()]
     }
+
+    /// Lets the OS drop the resident pages of `range` (bytes of the map) once they have been
+    /// read, so reading a large tensor leaves no copy of it resident; the next read maps them
+    /// in again from the file.
+    pub fn release(&self, range: Range<usize>) {
+        #[cfg(unix)]
+        if range.end <= self.map.len() && !range.is_empty() {
+            // SAFETY: the map is a read-only shared file mapping that is never written, so
+            // dropped pages read back unchanged; an error only leaves the pages resident.
+            let _ = unsafe {
+                self.map.unchecked_advise_range(
+                    memmap2::UncheckedAdvice::DontNeed,
+                    range.start,
+                    range.len(),
+                )
+            };
+        }
+        #[cfg(not(unix))]
+        let _ = range;
+    }
 }
 
 fn parse(

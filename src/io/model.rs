@@ -136,16 +136,39 @@ impl Model {
 
     /// `t` converted to f32, or an error naming file and tensor for a non-float dtype.
     pub fn to_f32(&self, t: &TensorEntry) -> Result<Vec<f32>, ModelError> {
-        dtype::to_f32(t.dtype, self.bytes(t)).ok_or_else(|| {
-            ModelError::tensor(
-                self.file_of(t),
-                &t.name,
-                format!(
-                    "dtype {} is not supported for compression (only F32, F16 and BF16)",
-                    t.dtype
-                ),
-            )
-        })
+        self.range_to_f32(t, 0..t.numel())
+    }
+
+    /// Elements `elems` of `t` (row-major) converted to f32. The pages read are released
+    /// afterwards, so only the f32 copy the caller keeps stays resident.
+    pub fn range_to_f32(
+        &self,
+        t: &TensorEntry,
+        elems: std::ops::Range<usize>,
+    ) -> Result<Vec<f32>, ModelError> {
+        let fail = |reason: String| ModelError::tensor(self.file_of(t), &t.name, reason);
+        if !dtype::is_float(t.dtype) {
+            return Err(fail(format!(
+                "dtype {} is not supported for compression (only F32, F16 and BF16)",
+                t.dtype
+            )));
+        }
+        if elems.start > elems.end || elems.end > t.numel() {
+            return Err(fail(format!(
+                "elements {}..{} asked of a tensor of {}",
+                elems.start,
+                elems.end,
+                t.numel()
+            )));
+        }
+        let width = t.dtype.bitsize() / 8;
+        let rel = elems.start * width..elems.end * width;
+        let out =
+            dtype::to_f32(t.dtype, &self.bytes(t)[rel.clone()]).expect("a float dtype converts");
+        let f = &self.files[t.file];
+        let at = f.tensors()[t.index].range.start;
+        f.release(at + rel.start..at + rel.end);
+        Ok(out)
     }
 }
 

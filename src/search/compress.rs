@@ -153,6 +153,21 @@ impl CompressedTensor {
         reconstruct_into(&v, cfg.p, &quant, basis.denom(), out);
     }
 
+    /// Elements `elems` of ŵ, decoding only the blocks that hold them.
+    pub fn reconstruct_range(&self, elems: std::ops::Range<usize>) -> Vec<f32> {
+        let c = self.config.c;
+        let basis = Basis::for_k(self.config.k);
+        let end = elems.end.min(self.len);
+        let mut out = Vec::with_capacity(end.saturating_sub(elems.start));
+        let mut tmp = [0.0f64; crate::core::config::MAX_C];
+        for b in elems.start / c..end.div_ceil(c) {
+            self.reconstruct_block(&basis, b, &mut tmp[..c]);
+            let (lo, hi) = ((b * c).max(elems.start), ((b + 1) * c).min(end));
+            out.extend(tmp[lo - b * c..hi - b * c].iter().map(|&x| x as f32));
+        }
+        out
+    }
+
     /// The reconstructed tensor ŵ (`len` values, padding dropped), in parallel.
     pub fn reconstruct(&self) -> Vec<f32> {
         let c = self.config.c;
@@ -321,6 +336,8 @@ mod tests {
         let (t, stats) = run(&data, Config::FOUR_BIT);
         assert_eq!(t.num_blocks(), 3);
         assert_eq!(t.reconstruct().len(), 21);
+        assert_eq!(t.reconstruct_range(5..19), t.reconstruct()[5..19]);
+        assert_eq!(t.reconstruct_range(16..30), t.reconstruct()[16..]);
         assert_eq!(stats.block_sq_err.len(), 3);
         assert!(stats.relmse() < 0.05, "relmse {}", stats.relmse());
     }

@@ -34,7 +34,12 @@ fn compress_inspect_and_export_a_tensor() {
     );
     let ti = small_tensor(h.state());
     let name = h.state().state.doc.tensors[ti].name.clone();
-    let data = h.state().state.doc.tensors[ti].original.clone().unwrap();
+    let data = h.state().state.doc.tensors[ti]
+        .source
+        .clone()
+        .unwrap()
+        .read()
+        .unwrap();
 
     // Select it in the tree and compress it with the default 4-bit preset.
     click(&mut h, &name);
@@ -84,7 +89,7 @@ fn compress_inspect_and_export_a_tensor() {
     let p = PackedModel::open(&packed).expect("the packed file exists and verifies");
     let pt = p.get(&name).unwrap();
     assert_eq!(p.compressed(pt).unwrap().unwrap(), engine);
-    assert_eq!(p.to_f32(pt).unwrap(), result.recon);
+    assert_eq!(p.to_f32(pt).unwrap(), result.reconstruction());
     assert_eq!(
         p.tensors().len(),
         seedlm::io::model::Model::open(&demo_path())
@@ -100,7 +105,11 @@ fn compress_inspect_and_export_a_tensor() {
     wait_idle(&mut h, Duration::from_secs(300));
     let m = seedlm::io::model::Model::open(&out).expect("the export exists");
     let dt = m.get(&name).unwrap();
-    let want = dtype::to_f32(dt.dtype, &dtype::from_f32(dt.dtype, &result.recon).unwrap()).unwrap();
+    let want = dtype::to_f32(
+        dt.dtype,
+        &dtype::from_f32(dt.dtype, &result.reconstruction()).unwrap(),
+    )
+    .unwrap();
     assert_eq!(m.to_f32(dt).unwrap(), want);
 
     // The packed file opens in the app, its tensor compressed with the same codes.
@@ -109,7 +118,7 @@ fn compress_inspect_and_export_a_tensor() {
     wait_idle(&mut h, Duration::from_secs(300));
     let doc = &h.state().state.doc;
     let t = &doc.tensors[doc.find(&name).unwrap()];
-    assert!(t.original.is_none());
+    assert!(t.source.is_none());
     assert_eq!(t.result.as_ref().unwrap().compressed, engine);
 }
 
@@ -130,7 +139,7 @@ fn cancel_leaves_tensors_as_they_were() {
     // Whatever finished before the cancel is complete; nothing is half-done.
     for t in &s.doc.tensors {
         if let Some(r) = &t.result {
-            assert_eq!(r.recon.len(), t.len());
+            assert_eq!(r.reconstruction().len(), t.len());
         }
     }
     assert!(s.messages.iter().any(|m| m.text.contains("cancelled")));
@@ -226,7 +235,12 @@ fn recompressing_with_other_settings_replaces_the_result() {
     let second = h.state().state.doc.tensors[1].result.clone().unwrap();
     assert_eq!(second.compressed.config, Config::THREE_BIT);
     assert!(second.generation > first.generation);
-    let data = h.state().state.doc.tensors[1].original.clone().unwrap();
+    let data = h.state().state.doc.tensors[1]
+        .source
+        .clone()
+        .unwrap()
+        .read()
+        .unwrap();
     let (engine, _) = compress(
         &data,
         Config::THREE_BIT,
@@ -444,7 +458,7 @@ fn mixed_presets_are_shown_per_configuration() {
 fn a_tall_matrix_fits_its_heatmap_and_shows_the_value_under_the_cursor() {
     use egui_kittest::kittest::NodeT;
     use seedlm::app::command::{Command, SelectMode};
-    use seedlm::app::document::{Document, TensorEntry};
+    use seedlm::app::document::{Document, Source, TensorEntry};
     let data: Vec<f32> = (0..2048 * 16).map(|i| i as f32 / 1000.0).collect();
     let doc = Document::new(
         None,
@@ -453,7 +467,7 @@ fn a_tall_matrix_fits_its_heatmap_and_shows_the_value_under_the_cursor() {
             name: "lm_head.weight".into(),
             shape: vec![2048, 16],
             dtype: dtype::Dtype::F32,
-            original: Some(std::sync::Arc::new(data)),
+            source: Some(Source::Memory(std::sync::Arc::new(data))),
             result: None,
             compressible: false,
         }],
@@ -567,4 +581,63 @@ fn open_without_a_file_dialog_points_to_the_path_field() {
     assert!(msg.text.contains("no file dialog is available"), "{msg:?}");
     assert!(msg.text.contains("Path field"), "{msg:?}");
     h.get_by_label(&msg.text);
+}
+
+#[test]
+fn an_opened_model_holds_no_weights_until_a_view_or_job_reads_them() {
+    use crate::helpers::{T, gaussian, write_model};
+    use seedlm::app::command::{Command, SelectMode};
+    use seedlm::app::document::Source;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.safetensors");
+    let names = [
+        "layers.0.q_proj.weight",
+        "layers.0.k_proj.weight",
+        "layers.0.v_proj.weight",
+    ];
+    let tensors: Vec<T> = (0..3)
+        .map(|i| {
+            T::float(
+                names[i],
+                dtype::Dtype::F16,
+                &[32, 64],
+                &gaussian(2048, 0.02, i as u64),
+            )
+        })
+        .collect();
+    write_model(&path, &tensors);
+
+    let doc = loader::load(&path).unwrap();
+    assert_eq!(doc.converted_bytes(), 0, "opening reads headers only");
+    assert!(
+        doc.tensors
+            .iter()
+            .all(|t| matches!(t.source, Some(Source::Mapped(..)))),
+        "every tensor is read from the map, none held in memory"
+    );
+    let per_tensor = doc.tensors[0].original_bytes();
+    let mut h = harness(Studio::with_document(doc));
+    h.step();
+    assert_eq!(
+        h.state().state.doc.converted_bytes(),
+        0,
+        "drawing the tree reads nothing"
+    );
+
+    // The Tensor tab reads the tensor it shows (once, for its heatmaps and histograms).
+    h.state_mut().state.apply(Command::Select {
+        tensor: 1,
+        mode: SelectMode::Replace,
+    });
+    click(&mut h, "Tensor");
+    wait_idle(&mut h, Duration::from_secs(60));
+    let viewed = h.state().state.doc.converted_bytes();
+    assert_eq!(viewed, per_tensor, "the view read its one tensor");
+
+    // A compression reads the tensors it compresses, one at a time.
+    h.state_mut().state.apply(Command::Compress(vec![0, 2]));
+    wait_idle(&mut h, Duration::from_secs(120));
+    let s = &h.state().state;
+    assert!(s.doc.tensors[0].result.is_some() && s.doc.tensors[2].result.is_some());
+    assert_eq!(s.doc.converted_bytes(), viewed + 2 * per_tensor);
 }

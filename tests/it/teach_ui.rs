@@ -66,7 +66,7 @@ fn select_smallest(h: &mut Harness<'_, Studio>) -> usize {
     let ti = {
         let t = &h.state().state.doc.tensors;
         (0..t.len())
-            .filter(|&i| t[i].original.is_some() && !t[i].is_empty())
+            .filter(|&i| t[i].source.is_some() && !t[i].is_empty())
             .min_by_key(|&i| t[i].len())
             .unwrap()
     };

@@ -111,7 +111,7 @@ fn selected(state: &AppState) -> Vec<usize> {
             .doc
             .tensors
             .get(i)
-            .is_some_and(|t| t.original.is_some() && !t.is_empty())
+            .is_some_and(|t| t.source.is_some() && !t.is_empty())
     });
     idx
 }

@@ -121,10 +121,11 @@ impl Tab for BlockInspector {
         let mut what = vec![0.0f64; c];
         ct.reconstruct_block(&basis, b, &mut what);
         // w, zero-padded like the encoder pads the last block.
-        let w: Option<Vec<f32>> = t.original.as_ref().map(|o| {
-            let mut v: Vec<f32> = o[(b * c).min(o.len())..((b + 1) * c).min(o.len())].to_vec();
+        let w: Option<Vec<f32>> = t.source.as_ref().and_then(|s| {
+            let n = s.len();
+            let mut v = s.read_range((b * c).min(n)..((b + 1) * c).min(n)).ok()?;
             v.resize(c, 0.0);
-            v
+            Some(v)
         });
         let chosen = w.as_ref().and_then(|w| fit_seed(cfg, w, code.seed, range));
         let norm2: Option<f64> = w

@@ -121,6 +121,11 @@ impl Tab for TensorView {
         if let Some(b) = &self.bounds {
             ui.label(shown_range(b, rows, cols));
         }
+        if let Some((n, all)) = cache.prepared.sampled {
+            ui.weak(format!(
+                "Heatmaps and weight histograms drawn from {n} evenly spaced rows of {all}"
+            ));
+        }
         match self.hover {
             Some((row, col)) => {
                 ui.label(format!("row {row}, col {col}: {}", values_at(t, row, col)))
@@ -184,8 +189,15 @@ fn cell_at(p: PlotPoint, rows: usize, cols: usize) -> Option<(usize, usize)> {
 /// "w = …, ŵ = …, w − ŵ = …" at one cell, as far as each is known.
 fn values_at(t: &TensorEntry, row: usize, col: usize) -> String {
     let i = row * t.matrix_dims().1 + col;
-    let w = t.original.as_ref().and_then(|o| o.get(i).copied());
-    let r = t.result.as_ref().and_then(|r| r.recon.get(i).copied());
+    // One element each, read where it is stored: cheap enough for every frame of a hover.
+    let w = t
+        .source
+        .as_ref()
+        .and_then(|s| s.read_range(i..i + 1).ok()?.first().copied());
+    let r = t
+        .result
+        .as_ref()
+        .and_then(|r| r.compressed.reconstruct_range(i..i + 1).first().copied());
     let mut parts = Vec::new();
     if let Some(w) = w {
         parts.push(format!("w = {w:.6}"));

@@ -43,18 +43,18 @@ pub fn wait_idle(h: &mut Harness<'_, Studio>, limit: Duration) {
 
 /// A tiny model with layers 1, 2 and 10, so natural order matters.
 pub fn tiny() -> Studio {
-    use seedlm::app::document::{Document, TensorEntry};
+    use seedlm::app::document::{Document, Source, TensorEntry};
     let tensors = [10, 2, 1]
         .iter()
         .map(|l| TensorEntry {
             name: format!("model.layers.{l}.mlp.up_proj.weight"),
             shape: vec![16, 16],
             dtype: seedlm::io::dtype::Dtype::F32,
-            original: Some(std::sync::Arc::new(
+            source: Some(Source::Memory(std::sync::Arc::new(
                 (0..256)
                     .map(|i| ((i * 37 % 101) as f32 - 50.0) / 100.0)
                     .collect(),
-            )),
+            ))),
             result: None,
             compressible: true,
         })
