@@ -24,13 +24,15 @@
 //!
 //! Files: [`tables`] (per-configuration scan tables), [`topk`] (the candidates a scan keeps),
 //! [`kernel`] (the scan itself: portable and AVX2), [`evaluator`] (exact f64 evaluation of a
-//! candidate) and this file (the two passes per block, [`Searcher`]); [`compress`] runs it over
-//! whole tensors and [`fit`] fits one block with a seed chosen by hand.
+//! candidate), [`short`] (short lattice vectors of every seed, which settle blocks far below
+//! the exponent range without a scan) and this file (the two passes per block, [`Searcher`]);
+//! [`compress`] runs it over whole tensors and [`fit`] fits one block with a seed chosen by hand.
 
 pub mod compress;
 mod evaluator;
 pub mod fit;
 mod kernel;
+mod short;
 mod tables;
 mod topk;
 
@@ -43,6 +45,8 @@ use crate::core::config::{Config, MAX_C, MAX_P};
 use crate::core::quant::{ExpRange, Quantized, Rounding};
 use evaluator::Evaluator;
 use kernel::{Lanes, Scratch};
+use short::ShortVectors;
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -54,6 +58,17 @@ static RESCANS: AtomicU64 = AtomicU64::new(0);
 /// How many blocks so far needed a second scan (a diagnostic for the benchmark).
 pub fn rescans() -> u64 {
     RESCANS.load(Ordering::Relaxed)
+}
+
+thread_local! {
+    /// Seeds this thread has put one by one to a rescan's lattice bound.
+    static LATTICE_TESTS: Cell<u64> = const { Cell::new(0) };
+}
+
+/// How many seeds this thread has tested one by one against a rescan's lattice bound: a
+/// deterministic cost measure (a block far below its exponent range would test ~30 000).
+pub fn lattice_tests() -> u64 {
+    LATTICE_TESTS.with(Cell::get)
 }
 
 /// Candidates kept by the scan for exact evaluation.
@@ -104,6 +119,13 @@ struct Normalised {
     /// How far the scan's scores may be from the exact projection energies of `w`: the f32
     /// rounding bound, plus, on the integer path, the effect of rounding w to fixed point.
     margin: f32,
+}
+
+impl Normalised {
+    /// `2^range.lo` in the block's normalised units: the finest step of any quantization.
+    fn step(&self, range: ExpRange) -> f64 {
+        crate::core::quant::pow2(range.lo) / self.scale2.sqrt()
+    }
 }
 
 impl Searcher {
@@ -208,10 +230,19 @@ impl Searcher {
 
     fn search_chunk(&self, chunk: &[f32], range: ExpRange, out: &mut [BlockResult]) {
         let c = self.cfg.c;
+        let mut fscores = vec![0.0f32; self.tables.f_pad];
+        let mut ev = Evaluator::new(self);
+        let mut below = Vec::new();
         let mut norms: Vec<(usize, Normalised)> = Vec::with_capacity(BATCH);
         for (b, w) in chunk.chunks(c).enumerate() {
             match normalise(w, &self.tables) {
-                Some(nw) => norms.push((b, nw)),
+                Some(nw) => match self.short_vectors_for(&nw, range) {
+                    Some(short) => {
+                        ev.start(w, range);
+                        out[b] = self.search_below(&mut ev, &nw, short, &mut fscores, &mut below);
+                    }
+                    None => norms.push((b, nw)),
+                },
                 None => out[b] = self.zero_result(range),
             }
         }
@@ -241,8 +272,6 @@ impl Searcher {
                 }
             }
         }
-        let mut fscores = vec![0.0f32; self.tables.f_pad];
-        let mut ev = Evaluator::new(self);
         for ((b, nw), top) in norms.iter().zip(tops.iter_mut()) {
             self.tables
                 .flagged_scores(&nw.w[..c], self.cfg.p, self.kernel, &mut fscores);
@@ -307,6 +336,7 @@ impl Searcher {
                         if idx >= n {
                             return;
                         }
+                        LATTICE_TESTS.with(|n| n.set(n.get() + 1));
                         let y = || self.tables.scan_coordinates(r, p, t0, m);
                         if !lattice.excludes(idx, score, ev.best_err(), y) {
                             ev.consider(idx);
@@ -323,18 +353,83 @@ impl Searcher {
                     ev.consider(idx as usize);
                 }
             }
-            // Seeds the lattice bound excluded can still round to all-zero coefficients, whose
-            // error ‖w‖² wins or ties when nothing beats it: then the lowest such seed is the
-            // answer, found by trying seeds upwards from the lowest.
-            if ev.best_err() >= ev.zero_err() {
-                let mut state = 1;
-                while ev.best_seed().is_none_or(|b| state < b) {
-                    ev.consider(self.basis.index_of(state));
-                    state += 1;
-                }
-            }
+            self.settle_zero_ties(ev);
         }
         ev.result()
+    }
+
+    /// The short-vector table, if it settles block `nw` under `range` (the block lies far below
+    /// the range). Built the first time a block might need it.
+    fn short_vectors_for(&self, nw: &Normalised, range: ExpRange) -> Option<&ShortVectors> {
+        let step = nw.step(range);
+        if !short::within_reach(nw.norm2, self.cfg.c, step) {
+            return None;
+        }
+        let table = self
+            .tables
+            .short
+            .get_or_init(|| ShortVectors::build(&self.tables, &self.basis, self.cfg.c, self.cfg.p))
+            .as_ref()?;
+        table.covers(nw.norm2, step).then_some(table)
+    }
+
+    /// A block far below its exponent range, settled without a scan: a well-conditioned seed
+    /// can beat the all-zero quantization only through a lattice vector of the table, which
+    /// bounds its error from below; a flagged seed is bounded by its residual. Seeds are
+    /// evaluated by rising bound until the bound exceeds the best error.
+    fn search_below(
+        &self,
+        ev: &mut Evaluator,
+        nw: &Normalised,
+        short: &ShortVectors,
+        fscores: &mut [f32],
+        cands: &mut Vec<(f64, usize)>,
+    ) -> BlockResult {
+        let (c, p) = (self.cfg.c, self.cfg.p);
+        cands.clear();
+        let avx2 = self.kernel == Kernel::Avx2;
+        short.candidates(
+            &nw.w[..c],
+            nw.norm2,
+            nw.step(ev.range()),
+            avx2,
+            &mut |lower, idx| cands.push((lower, idx)),
+        );
+        self.tables
+            .flagged_scores(&nw.w[..c], p, self.kernel, fscores);
+        for (f, &idx) in self.tables.flagged.iter().enumerate() {
+            // As in `finish`, the ulp covers this f32 arithmetic.
+            let lower = nw.norm2 - fscores[f] - nw.margin - f32::EPSILON * nw.norm2;
+            cands.push((f64::from(lower), idx as usize));
+        }
+        // The lowest bounds in order (the best seed is usually among them), then every other
+        // seed whose bound does not exceed the best error so far: any order is exact, this one
+        // keeps the evaluations few.
+        let first = TOP_K.min(cands.len());
+        if first > 0 && first < cands.len() {
+            cands.select_nth_unstable_by(first - 1, |a, b| a.0.total_cmp(&b.0));
+        }
+        cands[..first].sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+        for &(lower, idx) in cands.iter() {
+            if lower * nw.scale2 <= ev.best_err() {
+                ev.consider(idx);
+            }
+        }
+        self.settle_zero_ties(ev);
+        ev.result()
+    }
+
+    /// Seeds excluded by a lattice bound can still round to all-zero coefficients, whose error
+    /// ‖w‖² wins or ties when nothing beats it: then the lowest such seed is the answer, found
+    /// by trying seeds upwards from the lowest.
+    fn settle_zero_ties(&self, ev: &mut Evaluator) {
+        if ev.best_err() >= ev.zero_err() {
+            let mut state = 1;
+            while ev.best_seed().is_none_or(|b| state < b) {
+                ev.consider(self.basis.index_of(state));
+                state += 1;
+            }
+        }
     }
 }
 
@@ -372,7 +467,7 @@ impl<'a> LatticeBound<'a> {
         LatticeBound {
             p,
             n: tables.n,
-            step: crate::core::quant::pow2(range.lo) / nw.scale2.sqrt(),
+            step: nw.step(range),
             // The f32 norm is within a few ulps of the exact one.
             norm2: norm2 * (1.0 - 4.0 * f64::from(f32::EPSILON)),
             margin,

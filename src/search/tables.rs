@@ -3,10 +3,12 @@
 //! Built once per configuration and shared by every searcher of it.
 
 use super::kernel::Kernel;
+use super::short::ShortVectors;
 use super::{DELTA, FLAG_GROUP, RBUF, TILE};
 use crate::core::basis::Basis;
 use crate::core::config::{Config, MAX_C, MAX_P};
 use crate::core::lstsq::Cholesky;
+use std::sync::OnceLock;
 
 /// Per-configuration tables for the scan: built once and shared by every search of that config.
 #[derive(Debug)]
@@ -39,6 +41,9 @@ pub struct Tables {
     pub(super) pairs: Option<Vec<i32>>,
     /// Fixed-point bits of the weights in the integer correlation.
     pub(super) w_shift: i32,
+    /// Short lattice vectors of every seed, built the first time a block lies far below its
+    /// exponent range.
+    pub(super) short: OnceLock<Option<ShortVectors>>,
 }
 
 impl Tables {
@@ -110,6 +115,7 @@ impl Tables {
             delta: DELTA as f32,
             pairs,
             w_shift: weight_shift(c),
+            short: OnceLock::new(),
         }
     }
 

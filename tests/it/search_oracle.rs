@@ -228,6 +228,15 @@ fn blocks_below_the_exponent_range_match_brute_force() {
         );
     }
     check(Config::THREE_BIT, 32, ExpRange::from_base(2), 40);
+    // Far below the range the short-vector table settles blocks; its portable dot products too.
+    let cfg = Config::FOUR_BIT;
+    check_searchers(
+        &Searcher::plain(cfg).portable(),
+        &Searcher::new(cfg).portable(),
+        32,
+        ExpRange::from_base(3),
+        45,
+    );
 }
 
 #[test]
