@@ -22,6 +22,8 @@ pub enum TabId {
     Baselines,
     /// The Verilator simulation of the decompressor.
     Hardware,
+    /// The compressed model against the original by its outputs.
+    Quality,
 }
 
 /// How a click in the tensor tree changes the selection.

@@ -17,7 +17,7 @@ pub struct TensorResult {
     pub stats: Option<ErrorStats>,
     /// The relative MSE a packed file stored for the tensor, when `stats` is unknown.
     pub stored_relmse: Option<f64>,
-    /// The reconstruction ŵ.
+    /// The reconstruction ŵ; read it through [`TensorResult::reconstruction`].
     pub recon: Vec<f32>,
     /// Distinguishes successive results of the same tensor (for cached textures).
     pub generation: u64,
@@ -30,6 +30,12 @@ impl TensorResult {
             .as_ref()
             .map(|s| s.relmse())
             .or(self.stored_relmse)
+    }
+
+    /// The reconstruction ŵ, row-major: the one place that reads it, so how it is kept can
+    /// change without touching its readers.
+    pub fn reconstruction(&self) -> &[f32] {
+        &self.recon
     }
 
     /// The SNR in dB, from [`TensorResult::relmse`].

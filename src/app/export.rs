@@ -149,7 +149,7 @@ fn write_decompressed(
             data: Payload::Lazy(Box::new(move || {
                 check(path, cancel, progress)?;
                 let values: &[f32] = match (&t.result, &t.original) {
-                    (Some(r), _) => &r.recon,
+                    (Some(r), _) => r.reconstruction(),
                     (None, Some(o)) => o,
                     (None, None) => {
                         return Err(ModelError::tensor(path, &t.name, "no weights to write"));

@@ -6,6 +6,7 @@ use super::document::{Document, TensorResult};
 use super::heatmap::{MAX_SIDE, Pool, colorize, pool, scale_limit};
 use super::jobs::{Ctx, Job};
 use super::panels::histogram;
+use super::quality;
 use crate::hw::sim::{self, DdrParams, HwTable, TensorReport};
 use crate::study::baselines::Method;
 use crate::study::compare::{self, Row};
@@ -50,6 +51,12 @@ pub enum Work {
     },
     /// Heatmaps and histograms of this tensor, for the Tensor tab.
     Prepare(usize),
+    /// The compressed state against the original by outputs, for the Quality tab; with
+    /// `per_layer` also each tensor and layer alone.
+    Quality {
+        /// Also each tensor and each layer alone.
+        per_layer: bool,
+    },
     /// A file dialog.
     Dialog(Purpose),
 }
@@ -69,6 +76,8 @@ pub enum JobKind {
     Baselines,
     /// Tensor-tab preparation.
     Prepare,
+    /// A function-space evaluation.
+    Quality,
     /// A file dialog.
     Dialog,
 }
@@ -81,6 +90,7 @@ impl Work {
             Work::Explore(_) => JobKind::Explore,
             Work::Baselines { .. } => JobKind::Baselines,
             Work::Prepare(_) => JobKind::Prepare,
+            Work::Quality { .. } => JobKind::Quality,
             Work::Dialog(_) => JobKind::Dialog,
         }
     }
@@ -102,6 +112,8 @@ pub enum Output {
     Baselines(Vec<Row>),
     /// A tensor's heatmaps and histograms.
     Prepared(TensorKey, Arc<Prepared>),
+    /// A Quality run.
+    Quality(Box<quality::Report>),
     /// A dialog's choice, and whether a dialog could be shown at all.
     Picked(Purpose, Option<PathBuf>, bool),
 }
@@ -130,6 +142,8 @@ pub struct Results {
     pub baselines: Option<Keyed<Vec<Row>>>,
     /// The Tensor tab's last preparation.
     pub prepared: Option<(TensorKey, Arc<Prepared>)>,
+    /// The last Quality run.
+    pub quality: Option<Keyed<quality::Report>>,
 }
 
 impl Results {
@@ -140,6 +154,9 @@ impl Results {
         }
         if self.baselines.as_ref().is_some_and(|k| k.doc != doc) {
             self.baselines = None;
+        }
+        if self.quality.as_ref().is_some_and(|k| k.doc != doc) {
+            self.quality = None;
         }
         if self.prepared.as_ref().is_some_and(|(k, _)| k.0 != doc) {
             self.prepared = None;
@@ -206,6 +223,12 @@ pub fn spawn(
             Job::spawn("preparing heatmaps", id, repaint, move |_| {
                 let p = prepare(orig.as_deref().map(Vec::as_slice), res.as_deref(), dims);
                 Ok(Output::Prepared(key, Arc::new(p)))
+            })
+        }
+        Work::Quality { per_layer } => {
+            let snap = quality::snapshot(doc)?;
+            Job::spawn("Quality", id, repaint, move |ctx| {
+                quality::run(snap, per_layer, ctx).map(|r| Output::Quality(Box::new(r)))
             })
         }
         Work::Dialog(purpose) => {
@@ -311,7 +334,7 @@ fn image(data: &[f32], (rows, cols): (usize, usize), how: Pool) -> egui::ColorIm
 
 /// Computes the Tensor tab's images and histograms (slow for large tensors).
 pub fn prepare(orig: Option<&[f32]>, res: Option<&TensorResult>, dims: (usize, usize)) -> Prepared {
-    let recon = res.map(|r| r.recon.as_slice());
+    let recon = res.map(|r| r.reconstruction());
     let err: Option<Vec<f32>> = match (orig, recon) {
         (Some(o), Some(r)) => Some(o.iter().zip(r).map(|(a, b)| a - b).collect()),
         _ => None,

@@ -93,7 +93,7 @@ fn compress_inspect_and_export_a_tensor() {
     let p = PackedModel::open(&packed).expect("the packed file exists and verifies");
     let pt = p.get(&name).unwrap();
     assert_eq!(p.compressed(pt).unwrap().unwrap(), engine);
-    assert_eq!(p.to_f32(pt).unwrap(), result.recon);
+    assert_eq!(p.to_f32(pt).unwrap(), result.reconstruction());
     assert_eq!(
         p.tensors().len(),
         seedlm::io::model::Model::open(&demo_path())
@@ -109,7 +109,11 @@ fn compress_inspect_and_export_a_tensor() {
     wait_idle(&mut h, Duration::from_secs(300));
     let m = seedlm::io::model::Model::open(&out).expect("the export exists");
     let dt = m.get(&name).unwrap();
-    let want = dtype::to_f32(dt.dtype, &dtype::from_f32(dt.dtype, &result.recon).unwrap()).unwrap();
+    let want = dtype::to_f32(
+        dt.dtype,
+        &dtype::from_f32(dt.dtype, result.reconstruction()).unwrap(),
+    )
+    .unwrap();
     assert_eq!(m.to_f32(dt).unwrap(), want);
 
     // The packed file opens in the app, its tensor compressed with the same codes.
@@ -139,7 +143,7 @@ fn cancel_leaves_tensors_as_they_were() {
     // Whatever finished before the cancel is complete; nothing is half-done.
     for t in &s.doc.tensors {
         if let Some(r) = &t.result {
-            assert_eq!(r.recon.len(), t.len());
+            assert_eq!(r.reconstruction().len(), t.len());
         }
     }
     assert!(s.messages.iter().any(|m| m.text.contains("cancelled")));

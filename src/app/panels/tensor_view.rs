@@ -185,7 +185,10 @@ fn cell_at(p: PlotPoint, rows: usize, cols: usize) -> Option<(usize, usize)> {
 fn values_at(t: &TensorEntry, row: usize, col: usize) -> String {
     let i = row * t.matrix_dims().1 + col;
     let w = t.original.as_ref().and_then(|o| o.get(i).copied());
-    let r = t.result.as_ref().and_then(|r| r.recon.get(i).copied());
+    let r = t
+        .result
+        .as_ref()
+        .and_then(|r| r.reconstruction().get(i).copied());
     let mut parts = Vec::new();
     if let Some(w) = w {
         parts.push(format!("w = {w:.6}"));
