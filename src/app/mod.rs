@@ -12,6 +12,7 @@ pub mod heatmap;
 pub mod jobs;
 pub mod loader;
 pub mod panels;
+pub mod quality;
 pub mod state;
 pub mod work;
 
@@ -283,10 +284,11 @@ mod tests {
 
     #[test]
     fn the_window_title_names_the_model_and_its_tensor_count() {
-        // The demo model has 38 float tensors and one I64 buffer, all of which export writes.
+        // The demo model (all-MiniLM-L6-v2) has 103 float tensors and one I64 buffer, all of
+        // which export writes.
         let studio = Studio::with_document(loader::demo());
         let title = studio.window_title();
         assert!(title.starts_with("SeedLM Studio — "), "{title}");
-        assert!(title.ends_with(" — 39 tensors"), "{title}");
+        assert!(title.ends_with(" — 104 tensors"), "{title}");
     }
 }

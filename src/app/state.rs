@@ -428,6 +428,10 @@ impl AppState {
                 self.results.baselines = Some(Keyed { doc, value: rows });
                 self.message(false, format!("{label}: {took}"));
             }
+            Output::Quality(r) => {
+                self.results.quality = Some(Keyed { doc, value: *r });
+                self.message(false, format!("{label}: {took}"));
+            }
             Output::Prepared(key, p) => self.results.prepared = Some((key, p)),
             Output::Picked(purpose, path, shown) => match path {
                 Some(path) => self.apply(match purpose {

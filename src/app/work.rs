@@ -6,6 +6,7 @@ use super::document::{Document, Source, TensorResult};
 use super::heatmap::{MAX_SIDE, Pool, colorize, pool, scale_limit};
 use super::jobs::{Ctx, Job};
 use super::panels::histogram;
+use super::quality;
 use crate::hw::sim::{self, DdrParams, HwTable, TensorReport};
 use crate::io::shard::{self, FolderStatus};
 use crate::study::baselines::Method;
@@ -58,6 +59,12 @@ pub enum Work {
     },
     /// Heatmaps and histograms of this tensor, for the Tensor tab.
     Prepare(usize),
+    /// The compressed state against the original by outputs, for the Quality tab; with
+    /// `per_layer` also each tensor and layer alone.
+    Quality {
+        /// Also each tensor and each layer alone.
+        per_layer: bool,
+    },
     /// A file dialog.
     Dialog(Purpose),
     /// Read the progress of this shard folder again.
@@ -79,6 +86,8 @@ pub enum JobKind {
     Baselines,
     /// Tensor-tab preparation.
     Prepare,
+    /// A function-space evaluation.
+    Quality,
     /// A file dialog.
     Dialog,
     /// Reading a shard folder's progress.
@@ -93,6 +102,7 @@ impl Work {
             Work::Explore(_) => JobKind::Explore,
             Work::Baselines { .. } => JobKind::Baselines,
             Work::Prepare(_) => JobKind::Prepare,
+            Work::Quality { .. } => JobKind::Quality,
             Work::Dialog(_) => JobKind::Dialog,
             Work::Shards(_) => JobKind::Shards,
         }
@@ -115,6 +125,8 @@ pub enum Output {
     Baselines(Vec<Row>),
     /// A tensor's heatmaps and histograms.
     Prepared(TensorKey, Arc<Prepared>),
+    /// A Quality run.
+    Quality(Box<quality::Report>),
     /// A dialog's choice, and whether a dialog could be shown at all.
     Picked(Purpose, Option<PathBuf>, bool),
     /// A shard folder's progress, or why it could not be read.
@@ -162,6 +174,8 @@ pub struct Results {
     pub prepared: Option<(TensorKey, Arc<Prepared>)>,
     /// The shard folder opened last (it depends on no model).
     pub shards: Option<ShardView>,
+    /// The last Quality run.
+    pub quality: Option<Keyed<quality::Report>>,
 }
 
 impl Results {
@@ -172,6 +186,9 @@ impl Results {
         }
         if self.baselines.as_ref().is_some_and(|k| k.doc != doc) {
             self.baselines = None;
+        }
+        if self.quality.as_ref().is_some_and(|k| k.doc != doc) {
+            self.quality = None;
         }
         if self.prepared.as_ref().is_some_and(|(k, _)| k.0 != doc) {
             self.prepared = None;
@@ -248,6 +265,12 @@ pub fn spawn(
                 .map_err(|e| e.to_string());
             Ok(Output::Shards(folder, st))
         }),
+        Work::Quality { per_layer } => {
+            let snap = quality::snapshot(doc)?;
+            Job::spawn("Quality", id, repaint, move |ctx| {
+                quality::run(snap, per_layer, ctx).map(|r| Output::Quality(Box::new(r)))
+            })
+        }
         Work::Dialog(purpose) => {
             if !dialog_possible() {
                 return Err(NO_DIALOG.into());

@@ -150,7 +150,7 @@ fn report(figures: &Figures, changed: usize, effects: &[TensorEffect], per_layer
         };
         out += &format!("\n{:<w$}  {:>10}  {:>14}\n", "tensor", "rel. MSE", effect);
         for e in effects {
-            let d = e.delta_kl.or(e.delta_mean_cosine).unwrap_or(f64::NAN);
+            let d = e.figures.effect();
             out += &format!("{:<w$}  {:>10.3e}  {:>14.3e}\n", e.tensor, e.relmse, d);
         }
     }

@@ -185,6 +185,26 @@ impl Evaluator {
         }
     }
 
+    /// Opens the model that `path` (a model directory, or a weights file in one) belongs to,
+    /// saying plainly when its directory lacks config.json or tokenizer.json.
+    pub fn open_model(path: &Path) -> Result<Self, EvalError> {
+        let dir = if path.is_dir() {
+            path
+        } else {
+            path.parent().unwrap_or(Path::new("."))
+        };
+        for (file, what) in [
+            ("config.json", "its architecture"),
+            ("tokenizer.json", "its tokenizer"),
+        ] {
+            if !dir.join(file).is_file() {
+                let reason = format!("no {file} beside the weights (evaluation needs {what})");
+                return Err(ModelError::file(dir, reason).into());
+            }
+        }
+        Self::open(dir)
+    }
+
     /// The original's weights.
     pub fn weights(&self) -> &Weights {
         match self {
@@ -210,7 +230,7 @@ impl Evaluator {
     }
 
     /// Compares the original with each of `variants` (complete weight sets, e.g. from
-    /// [`Weights::overlay`]) on `inputs`. `progress` counts batches or windows times networks run;
+    /// [`Weights::overlay`] or [`Weights::candidate`]) on `inputs`. `progress` counts batches or windows times networks run;
     /// raising `cancel` stops within about one layer of one batch.
     pub fn compare(
         &self,
@@ -254,35 +274,71 @@ impl Evaluator {
         progress: &Progress,
         cancel: &AtomicBool,
     ) -> Result<(Figures, Vec<TensorEffect>), EvalError> {
-        let original = self.weights();
         let changed = if per_tensor {
             candidate.changed().to_vec()
         } else {
             Vec::new()
         };
-        let mut variants = vec![candidate.clone()];
-        for c in &changed {
-            variants.push(original.with_tensor_from(candidate, &c.name));
-        }
-        let mut figures = self.compare(&variants, inputs, progress, cancel)?;
-        let rest = figures.split_off(1);
+        let groups: Vec<Vec<&str>> = changed.iter().map(|c| vec![c.name.as_str()]).collect();
+        let (figures, rest) = self.sensitivity(candidate, &groups, inputs, progress, cancel)?;
         let effects = changed
-            .into_iter()
+            .iter()
             .zip(rest)
             .map(|(c, figures)| TensorEffect {
-                tensor: c.name,
+                tensor: c.name.clone(),
                 relmse: c.relmse,
-                delta_kl: match &figures {
-                    Figures::Decoder(d) => Some(d.kl),
-                    Figures::Encoder(_) => None,
-                },
-                delta_mean_cosine: match &figures {
-                    Figures::Encoder(e) => Some(e.mean_cosine - 1.0),
-                    Figures::Decoder(_) => None,
-                },
+                delta_kl: figures.delta_kl(),
+                delta_mean_cosine: figures.delta_mean_cosine(),
                 figures,
             })
             .collect();
-        Ok((figures.remove(0), effects))
+        Ok((figures, effects))
+    }
+
+    /// Model-level figures of `candidate`, then those of the original with only each group of
+    /// tensors taken from `candidate`, all from one pass over the inputs.
+    pub fn sensitivity(
+        &self,
+        candidate: &Weights,
+        groups: &[Vec<&str>],
+        inputs: &Inputs,
+        progress: &Progress,
+        cancel: &AtomicBool,
+    ) -> Result<(Figures, Vec<Figures>), EvalError> {
+        let original = self.weights();
+        let mut variants = vec![candidate.clone()];
+        for g in groups {
+            variants.push(original.with_tensors_from(candidate, g));
+        }
+        let mut figures = self.compare(&variants, inputs, progress, cancel)?;
+        let rest = figures.split_off(1);
+        Ok((figures.remove(0), rest))
+    }
+}
+
+impl Figures {
+    /// Decoders: KL(original ‖ candidate), which is also its change from the original's 0.
+    pub fn delta_kl(&self) -> Option<f64> {
+        match self {
+            Figures::Decoder(d) => Some(d.kl),
+            Figures::Encoder(_) => None,
+        }
+    }
+
+    /// Encoders: mean cosine minus 1 (the original against itself).
+    pub fn delta_mean_cosine(&self) -> Option<f64> {
+        match self {
+            Figures::Encoder(e) => Some(e.mean_cosine - 1.0),
+            Figures::Decoder(_) => None,
+        }
+    }
+
+    /// The one figure that says how far the candidate's outputs moved: Δ mean cosine for
+    /// encoders, KL for decoders.
+    pub fn effect(&self) -> f64 {
+        match self {
+            Figures::Decoder(d) => d.kl,
+            Figures::Encoder(e) => e.mean_cosine - 1.0,
+        }
     }
 }

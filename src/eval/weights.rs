@@ -63,68 +63,111 @@ impl Weights {
     /// have, or of another shape, is an error.
     pub fn candidate(&self, path: &Path) -> Result<Self, ModelError> {
         let mut out = self.clone();
-        let mut put = |file: &Path, name: &str, shape: &[usize], data: Vec<f32>| {
-            let Some(orig) = self.tensors.get(name) else {
-                return Err(ModelError::tensor(
-                    file,
-                    name,
-                    "is not a tensor of the original",
-                ));
-            };
-            if orig.dims() != shape {
-                return Err(ModelError::tensor(
-                    file,
-                    name,
-                    format!("has shape {shape:?}, the original {:?}", orig.dims()),
-                ));
-            }
-            let base = orig
-                .flatten_all()
-                .and_then(|t| t.to_vec1::<f32>())
-                .map_err(|e| ModelError::tensor(file, name, e.to_string()))?;
-            if base
-                .iter()
-                .zip(&data)
-                .any(|(a, b)| a.to_bits() != b.to_bits())
-            {
-                let (mut err, mut norm) = (0f64, 0f64);
-                for (&a, &b) in base.iter().zip(&data) {
-                    err += (f64::from(a) - f64::from(b)).powi(2);
-                    norm += f64::from(a).powi(2);
-                }
-                out.changed.push(Changed {
-                    name: name.to_string(),
-                    relmse: relmse(err, norm),
-                });
-            }
-            out.tensors
-                .insert(name.to_string(), tensor(file, name, data, shape)?);
-            Ok(())
-        };
         match open(path)? {
             Opened::Plain(m) => {
                 for t in m.tensors() {
                     if crate::io::dtype::is_float(t.dtype) {
-                        put(m.file_of(t), &t.name, &t.shape, m.to_f32(t)?)?;
+                        out.put(self, m.file_of(t), &t.name, &t.shape, m.to_f32(t)?)?;
                     }
                 }
             }
             Opened::Packed(p) => {
                 for t in p.tensors() {
                     if t.packed.is_some() || crate::io::dtype::is_float(t.dtype) {
-                        put(p.path(), &t.name, &t.shape, p.to_f32(t)?)?;
+                        out.put(self, p.path(), &t.name, &t.shape, p.to_f32(t)?)?;
                     }
                 }
             }
         }
-        let rank: HashMap<&str, usize> = self
+        out.sort_changed(self);
+        Ok(out)
+    }
+
+    /// `self` with the tensors of `replaced` (name, row-major values) put in place of its own:
+    /// a candidate held in memory, e.g. the app's reconstructions. `source` names where they
+    /// come from in errors; a name `self` lacks, or a wrong length, is an error.
+    pub fn overlay(
+        &self,
+        source: &Path,
+        replaced: impl IntoIterator<Item = (String, Vec<f32>)>,
+    ) -> Result<Self, ModelError> {
+        let mut out = self.clone();
+        for (name, data) in replaced {
+            let shape = match self.tensors.get(&name) {
+                Some(t) if t.elem_count() == data.len() => t.dims().to_vec(),
+                Some(t) => {
+                    return Err(ModelError::tensor(
+                        source,
+                        &name,
+                        format!("has {} values, the original {}", data.len(), t.elem_count()),
+                    ));
+                }
+                None => vec![data.len()],
+            };
+            out.put(self, source, &name, &shape, data)?;
+        }
+        out.sort_changed(self);
+        Ok(out)
+    }
+
+    /// Puts `data` in place of tensor `name` of `base`, noting it as changed when it differs.
+    fn put(
+        &mut self,
+        base: &Weights,
+        file: &Path,
+        name: &str,
+        shape: &[usize],
+        data: Vec<f32>,
+    ) -> Result<(), ModelError> {
+        let Some(orig) = base.tensors.get(name) else {
+            return Err(ModelError::tensor(
+                file,
+                name,
+                "is not a tensor of the original",
+            ));
+        };
+        if orig.dims() != shape {
+            return Err(ModelError::tensor(
+                file,
+                name,
+                format!("has shape {shape:?}, the original {:?}", orig.dims()),
+            ));
+        }
+        let before = orig
+            .flatten_all()
+            .and_then(|t| t.to_vec1::<f32>())
+            .map_err(|e| ModelError::tensor(file, name, e.to_string()))?;
+        if before
+            .iter()
+            .zip(&data)
+            .any(|(a, b)| a.to_bits() != b.to_bits())
+        {
+            let (mut err, mut norm) = (0f64, 0f64);
+            for (&a, &b) in before.iter().zip(&data) {
+                err += (f64::from(a) - f64::from(b)).powi(2);
+                norm += f64::from(a).powi(2);
+            }
+            self.changed.retain(|c| c.name != name);
+            self.changed.push(Changed {
+                name: name.to_string(),
+                relmse: relmse(err, norm),
+            });
+        }
+        self.tensors
+            .insert(name.to_string(), tensor(file, name, data, shape)?);
+        Ok(())
+    }
+
+    /// Orders the changed tensors as `base`'s file order.
+    fn sort_changed(&mut self, base: &Weights) {
+        let rank: HashMap<&str, usize> = base
             .order
             .iter()
             .enumerate()
             .map(|(i, n)| (n.as_str(), i))
             .collect();
-        out.changed.sort_by_key(|c| rank[c.name.as_str()]);
-        Ok(out)
+        self.changed
+            .sort_by_key(|c| rank.get(c.name.as_str()).copied().unwrap_or(usize::MAX));
     }
 
     /// The tensors that differ from the original, in the original's file order.
@@ -132,16 +175,18 @@ impl Weights {
         &self.changed
     }
 
-    /// `self` with the one tensor `name` taken from `other` (which must hold it).
-    pub fn with_tensor_from(&self, other: &Weights, name: &str) -> Weights {
+    /// `self` with the tensors `names` taken from `other` (names it lacks are skipped).
+    pub fn with_tensors_from(&self, other: &Weights, names: &[&str]) -> Weights {
         let mut out = self.clone();
-        if let Some(t) = other.tensors.get(name) {
-            out.tensors.insert(name.to_string(), t.clone());
+        for &name in names {
+            if let Some(t) = other.tensors.get(name) {
+                out.tensors.insert(name.to_string(), t.clone());
+            }
         }
         out.changed = other
             .changed
             .iter()
-            .filter(|c| c.name == name)
+            .filter(|c| names.contains(&c.name.as_str()))
             .cloned()
             .collect();
         out

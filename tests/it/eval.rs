@@ -18,6 +18,12 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// The MiniLM model of the reference embeddings: the bundled demo model (its one copy in the
+/// repository; the reference outputs stay in tests/fixtures/eval/minilm).
+fn minilm() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo")
+}
+
 fn reference(name: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(fixture(name).join("reference.json")).unwrap())
         .unwrap()
@@ -103,7 +109,7 @@ fn decoders_reproduce_transformers_log_probs() {
 #[test]
 fn bert_reproduces_sentence_transformers_embeddings() {
     let r = reference("minilm");
-    let Evaluator::Encoder(e) = Evaluator::open(&fixture("minilm")).unwrap() else {
+    let Evaluator::Encoder(e) = Evaluator::open(&minilm()).unwrap() else {
         panic!("MiniLM is not opened as an encoder");
     };
     let sentences: Vec<String> = r["sentences"]
@@ -156,7 +162,7 @@ fn eval_of_a_model_against_itself() {
         "A cat sleeps.\n\nStocks fell today.\nThe train is late.\nI like tea.\n",
     )
     .unwrap();
-    let minilm = fixture("minilm");
+    let minilm = minilm();
     let j = eval_json(&minilm, &minilm, &["--sentences", s(&sentences)]);
     assert_eq!(j["sentences"], 4);
     assert!((num(&j, "mean_cosine") - 1.0).abs() < 1e-6, "{j}");
@@ -232,7 +238,7 @@ fn packed_candidate_in_memory_equals_decompressed_one() {
 #[test]
 fn missing_candidate_tensors_come_from_the_original() {
     let dir = tempfile::tempdir().unwrap();
-    let minilm = fixture("minilm");
+    let minilm = minilm();
     let name = "encoder.layer.3.output.dense.weight";
     let model = Model::open(&minilm).unwrap();
     let t = model.get(name).unwrap();

@@ -12,6 +12,7 @@ mod hw;
 mod hw_ui;
 mod mutation;
 mod packed_roundtrip;
+mod quality_ui;
 mod search_oracle;
 mod shard;
 mod shard_ui;

@@ -12,6 +12,7 @@ pub mod explorer;
 pub mod hardware;
 pub mod menu;
 pub mod overview;
+pub mod quality;
 pub mod settings;
 pub mod shards;
 pub mod status;
@@ -23,6 +24,7 @@ use super::command::{Command, TabId};
 use super::jobs::{Job, human_duration};
 use super::state::AppState;
 use super::work::JobKind;
+use std::collections::BTreeMap;
 
 /// A central tab.
 pub trait Tab {
@@ -44,6 +46,8 @@ pub fn default_tabs() -> Vec<Box<dyn Tab>> {
         Box::new(overview::Overview::default()),
         Box::new(tensor_view::TensorView::default()),
         Box::new(block_inspector::BlockInspector::default()),
+        // Function-space evaluation (issue 13).
+        Box::new(quality::Quality::default()),
         // Teaching and comparison tabs (issue 6).
         Box::new(walkthrough::LfsrWalkthrough::default()),
         Box::new(explorer::Explorer::default()),
@@ -232,6 +236,70 @@ pub fn legend_headroom(ys: impl IntoIterator<Item = f64>) -> Option<f64> {
             (a.min(y), b.max(y))
         });
     (lo <= hi).then_some(hi + if hi > lo { 0.45 * (hi - lo) } else { 1.0 })
+}
+
+/// A colour of the category palette, by series index.
+pub fn series_color(i: usize) -> egui::Color32 {
+    let c = colorous::CATEGORY10[i % colorous::CATEGORY10.len()];
+    egui::Color32::from_rgb(c.r, c.g, c.b)
+}
+
+/// A chart over layers: one line with markers per series of (layer, y) points, the legend in the
+/// room kept above the data. With `log`, y is drawn as log10 and labelled in its own units.
+pub fn layer_plot(
+    ui: &mut egui::Ui,
+    id: &str,
+    series: BTreeMap<String, Vec<[f64; 2]>>,
+    y_label: &str,
+    log: bool,
+) {
+    use egui_plot::{Legend, Line, Plot, PlotPoints, Points};
+    let series: Vec<(String, Vec<[f64; 2]>)> = series
+        .into_iter()
+        .map(|(k, pts)| {
+            let mut pts: Vec<[f64; 2]> = pts
+                .into_iter()
+                .map(|[x, y]| [x, if log { y.max(1e-12).log10() } else { y }])
+                .collect();
+            pts.sort_by(|a, b| a[0].total_cmp(&b[0]));
+            (k, pts)
+        })
+        .collect();
+    // Room above the points for the legend (one line per series), which covered them.
+    let ys = series.iter().flat_map(|(_, p)| p.iter().map(|p| p[1]));
+    let (lo, hi) = ys.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), y| {
+        (a.min(y), b.max(y))
+    });
+    let span = (hi - lo).max(hi.abs() * 0.01).max(1e-9);
+    let room = span * (0.2 + 0.08 * series.len() as f64);
+    let mut plot = Plot::new(id)
+        .include_y(hi + room)
+        .include_y(lo - span * 0.05)
+        .legend(Legend::default())
+        .x_axis_label("layer")
+        // Layers are whole numbers: label only integer marks.
+        .x_axis_formatter(|mark, _| {
+            if mark.value.fract() == 0.0 {
+                format!("{}", mark.value as i64)
+            } else {
+                String::new()
+            }
+        })
+        .y_axis_label(y_label);
+    if log {
+        plot = plot.y_axis_formatter(|m, _| format!("{:.1e}", 10f64.powf(m.value)));
+    }
+    plot.show(ui, |plot| {
+        for (i, (kind, pts)) in series.into_iter().enumerate() {
+            let color = series_color(i);
+            plot.line(Line::new(kind.clone(), PlotPoints::new(pts.clone())).color(color));
+            plot.points(
+                Points::new(kind, PlotPoints::new(pts))
+                    .radius(3.5)
+                    .color(color),
+            );
+        }
+    });
 }
 
 /// "1.2 MiB"-style size.

@@ -6,7 +6,6 @@ use crate::app::command::{Command, ExportKind, TabId};
 use crate::app::jobs::human_duration;
 use crate::app::state::{AppState, Group};
 use crate::app::work::JobKind;
-use egui_plot::{Legend, Line, Plot, PlotPoints, Points};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -180,40 +179,8 @@ impl Overview {
             ui.label("Compressed tensors with a layer number appear here.");
             return;
         }
-        // Room above the points for the legend (one line per series), which covered them.
-        let ys = series.values().flatten().map(|p| p[1]);
-        let (lo, hi) = ys.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), y| {
-            (a.min(y), b.max(y))
-        });
-        let span = (hi - lo).max(hi.abs() * 0.01).max(1e-9);
-        let room = span * (0.2 + 0.08 * series.len() as f64);
-        Plot::new("layer_chart")
-            .include_y(hi + room)
-            .include_y(lo - span * 0.05)
-            .legend(Legend::default())
-            .x_axis_label("layer")
-            // Layers are whole numbers: label only integer marks.
-            .x_axis_formatter(|mark, _| {
-                if mark.value.fract() == 0.0 {
-                    format!("{}", mark.value as i64)
-                } else {
-                    String::new()
-                }
-            })
-            .y_axis_label(if self.snr { "SNR (dB)" } else { "relative MSE" })
-            .show(ui, |plot| {
-                for (i, (kind, mut pts)) in series.into_iter().enumerate() {
-                    pts.sort_by(|a, b| a[0].total_cmp(&b[0]));
-                    let c = colorous::CATEGORY10[i % colorous::CATEGORY10.len()];
-                    let color = egui::Color32::from_rgb(c.r, c.g, c.b);
-                    plot.line(Line::new(kind.clone(), PlotPoints::new(pts.clone())).color(color));
-                    plot.points(
-                        Points::new(kind, PlotPoints::new(pts))
-                            .radius(3.5)
-                            .color(color),
-                    );
-                }
-            });
+        let y = if self.snr { "SNR (dB)" } else { "relative MSE" };
+        super::layer_plot(ui, "layer_chart", series, y, false);
     }
 }
 

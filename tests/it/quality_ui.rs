@@ -1,0 +1,202 @@
+//! The Quality tab driven through egui_kittest: a run on the demo model (all-MiniLM-L6-v2) fills
+//! the figures and the per-layer chart with the eval engine's numbers, Cancel stops it, and a
+//! model that cannot be evaluated is a readable message.
+
+use crate::helpers::ui::{click, harness, wait_idle};
+use crate::helpers::{T, write_model};
+use egui_kittest::Harness;
+use egui_kittest::kittest::{NodeT, Queryable};
+use seedlm::app::command::{Command, TabId};
+use seedlm::app::{Studio, loader};
+use seedlm::eval::{Evaluator, Figures, Inputs};
+use seedlm::io::dtype::Dtype;
+use seedlm::search::compress::Progress;
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+const LONG: Duration = Duration::from_secs(600);
+
+/// The demo model with `names` compressed at the 4-bit preset, on the Quality tab.
+fn compressed_demo(names: &[&str]) -> Harness<'static, Studio> {
+    let mut h = harness(Studio::with_document(loader::demo()));
+    h.step();
+    let doc = &h.state().state.doc;
+    let idx: Vec<usize> = names.iter().map(|n| doc.find(n).expect(n)).collect();
+    h.state_mut().state.apply(Command::Compress(idx));
+    wait_idle(&mut h, LONG);
+    h.state_mut().state.apply(Command::ShowTab(TabId::Quality));
+    h.run_steps(2);
+    h
+}
+
+const QUERY: &str = "encoder.layer.0.attention.self.query.weight";
+const KEY: &str = "encoder.layer.0.attention.self.key.weight";
+const VALUE: &str = "encoder.layer.3.attention.self.value.weight";
+
+fn last_message(h: &Harness<'_, Studio>) -> seedlm::app::state::Message {
+    h.state().state.messages.last().expect("a message").clone()
+}
+
+#[test]
+fn a_run_fills_the_figures_and_the_per_layer_chart_with_the_engines_numbers() {
+    let mut h = compressed_demo(&[QUERY, KEY, VALUE]);
+    click(&mut h, "Run quality check");
+    assert!(
+        h.state()
+            .state
+            .running(seedlm::app::work::JobKind::Quality)
+            .is_some(),
+        "the run is a background job"
+    );
+    wait_idle(&mut h, LONG);
+    let msg = last_message(&h);
+    assert!(
+        !msg.error && msg.text.starts_with("Quality: done in"),
+        "{msg:?}"
+    );
+    let report = h
+        .state()
+        .state
+        .results
+        .quality
+        .as_ref()
+        .unwrap()
+        .value
+        .clone();
+
+    // Per tensor, in file order, and per layer: layer 0 of two tensors is its own run, layer 3
+    // of one tensor is that tensor's.
+    let names: Vec<&str> = report.tensors.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, [KEY, QUERY, VALUE], "the file's order");
+    let layers: Vec<(usize, usize)> = report.layers.iter().map(|l| (l.layer, l.tensors)).collect();
+    assert_eq!(layers, [(0, 2), (3, 1)]);
+    assert_eq!(report.layers[1].figures, report.tensors[2].figures);
+
+    // The same figures as the eval engine on the same reconstructions.
+    let ev = Evaluator::open(&Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo")).unwrap();
+    let doc = &h.state().state.doc;
+    let recon = [QUERY, KEY, VALUE].map(|n| {
+        let t = &doc.tensors[doc.find(n).unwrap()];
+        (
+            n.to_string(),
+            t.result.as_ref().unwrap().reconstruction().to_vec(),
+        )
+    });
+    let cand = ev.weights().overlay(Path::new("app"), recon).unwrap();
+    let (whole, effects) = ev
+        .evaluate(
+            &cand,
+            true,
+            &Inputs::default(),
+            &Progress::default(),
+            &AtomicBool::new(false),
+        )
+        .unwrap();
+    assert_eq!(report.figures, whole);
+    for (t, e) in report.tensors.iter().zip(&effects) {
+        assert_eq!(
+            (&t.name, t.relmse, &t.figures),
+            (&e.tensor, e.relmse, &e.figures)
+        );
+    }
+    let Figures::Encoder(f) = &whole else {
+        panic!("MiniLM is an encoder")
+    };
+    // Three 4-bit tensors move the embeddings a little, not a lot; each alone moves them less.
+    assert!(f.mean_cosine < 0.99999 && f.mean_cosine > 0.98, "{f:?}");
+    for e in &effects {
+        assert!(e.figures.effect() > f.mean_cosine - 1.0, "{e:?}");
+        assert!(e.figures.effect() < 0.0, "{e:?}");
+    }
+
+    // On screen: the figures, the chart's series (the legend names them), the table.
+    h.get_by_label(&format!("{:.6}", f.mean_cosine));
+    h.get_by_label("whole layer");
+    h.get_by_label("Most sensitive tensors (1 − mean cosine when compressed alone)");
+    assert!(
+        h.query_by_label("Compressed tensors with a layer number appear here.")
+            .is_none()
+    );
+
+    // Compressing another tensor makes the report stale, and says so.
+    let other = h
+        .state()
+        .state
+        .doc
+        .find("encoder.layer.5.attention.self.key.weight")
+        .unwrap();
+    h.state_mut().state.apply(Command::Compress(vec![other]));
+    wait_idle(&mut h, LONG);
+    h.get_by_label("Computed on an earlier compression state: run again to update.");
+}
+
+#[test]
+fn cancel_stops_a_run_and_keeps_no_result() {
+    let mut h = compressed_demo(&[QUERY]);
+    click(&mut h, "Run quality check");
+    // The compression's Cancel (settings panel) is disabled; the tab's is the enabled one.
+    h.get_all_by_label("Cancel")
+        .find(|n| !n.accesskit_node().is_disabled())
+        .expect("the tab's Cancel")
+        .click();
+    wait_idle(&mut h, LONG);
+    let s = &h.state().state;
+    assert!(s.results.quality.is_none());
+    let msg = last_message(&h);
+    assert_eq!((msg.error, msg.text.as_str()), (false, "Quality cancelled"));
+}
+
+#[test]
+fn models_that_cannot_be_evaluated_say_why() {
+    // The synthetic model is not on disk.
+    let mut h = harness(Studio::with_document(loader::synthetic()));
+    h.step();
+    h.state_mut().state.apply(Command::Compress(vec![0]));
+    wait_idle(&mut h, LONG);
+    h.state_mut().state.apply(Command::ShowTab(TabId::Quality));
+    h.run_steps(2);
+    click(&mut h, "Run quality check");
+    let msg = last_message(&h);
+    assert!(
+        msg.error && msg.text.contains("not a model on disk"),
+        "{msg:?}"
+    );
+
+    // A model directory without a tokenizer, then one of an unsupported architecture.
+    let dir = tempfile::tempdir().unwrap();
+    let name = "model.layers.0.mlp.up_proj.weight";
+    let w = crate::helpers::gaussian(64 * 64, 0.02, 7);
+    write_model(
+        &dir.path().join("model.safetensors"),
+        &[T::float(name, Dtype::F32, &[64, 64], &w)],
+    );
+    std::fs::write(dir.path().join("config.json"), r#"{"model_type": "gpt2"}"#).unwrap();
+    let run = |h: &mut Harness<'_, Studio>| {
+        h.state_mut()
+            .state
+            .apply(Command::Open(dir.path().to_path_buf()));
+        wait_idle(h, LONG);
+        h.state_mut().state.apply(Command::Compress(vec![0]));
+        wait_idle(h, LONG);
+        click(h, "Run quality check");
+        wait_idle(h, LONG);
+        last_message(h)
+    };
+    let msg = run(&mut h);
+    assert!(msg.error, "{msg:?}");
+    assert!(msg.text.contains("no tokenizer.json"), "{msg:?}");
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo/tokenizer.json"),
+        dir.path().join("tokenizer.json"),
+    )
+    .unwrap();
+    let msg = run(&mut h);
+    assert!(msg.error, "{msg:?}");
+    assert!(
+        msg.text.contains("unsupported architecture 'gpt2'"),
+        "{msg:?}"
+    );
+    // The message is on screen.
+    h.get_by_label(&msg.text);
+}
