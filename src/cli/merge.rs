@@ -30,7 +30,8 @@ pub fn run(args: MergeArgs) -> anyhow::Result<ExitCode> {
     let cancel = super::watch::cancel_on_ctrl_c();
     let progress = Progress::default();
     let started = Instant::now();
-    let result = super::watch::watch("blocks", &progress.done, &progress.total, |_| {
+    // Each block is counted twice: checked, then written.
+    let result = super::watch::watch("blocks, 2 passes", &progress.done, &progress.total, |_| {
         pool.install(|| {
             merge(
                 &args.shards,
@@ -41,7 +42,7 @@ pub fn run(args: MergeArgs) -> anyhow::Result<ExitCode> {
             )
         })
     });
-    let (file, compressed) = match result {
+    let (file, reports) = match result {
         Ok(r) => r,
         Err(JobError::Cancelled) => {
             eprintln!("cancelled: no output written");
@@ -49,10 +50,10 @@ pub fn run(args: MergeArgs) -> anyhow::Result<ExitCode> {
         }
         Err(JobError::Model(e)) => return Err(e.into()),
     };
-    let blocks: usize = compressed.reports.iter().map(|r| r.blocks).sum();
+    let blocks: usize = reports.iter().map(|r| r.blocks).sum();
     println!(
         "merged {} compressed tensors ({blocks} blocks) in {:.1} s",
-        compressed.entries.len(),
+        reports.len(),
         started.elapsed().as_secs_f64()
     );
     println!("wrote {}", file.display());

@@ -251,6 +251,9 @@ pub enum Payload<'a> {
     Owned(Vec<u8>),
     /// Produced when written, so only one such tensor is in memory at a time.
     Lazy(Box<dyn Fn() -> Result<Vec<u8>, ModelError> + 'a>),
+    /// Produced piece by piece while written, so not even one whole tensor is in memory; an
+    /// `Err` piece stops the write (nothing is left on disk).
+    Pieces(Box<dyn Iterator<Item = Result<Vec<u8>, ModelError>> + 'a>),
 }
 
 /// One tensor to write.
@@ -312,24 +315,45 @@ pub fn write_atomic(
         w.write_all(&(header.len() as u64).to_le_bytes())
             .map_err(write_err)?;
         w.write_all(&header).map_err(write_err)?;
-        for (t, &size) in tensors.iter().zip(&sizes) {
-            let owned;
-            let bytes: &[u8] = match &t.data {
-                Payload::Bytes(b) => b,
-                Payload::Owned(v) => v,
-                Payload::Lazy(f) => {
-                    owned = f()?;
-                    &owned
-                }
-            };
-            if bytes.len() != size {
-                return Err(ModelError::tensor(
+        for (t, size) in tensors.into_iter().zip(sizes) {
+            let wrong = |n: usize| {
+                ModelError::tensor(
                     path,
                     &t.name,
-                    format!("has {} bytes of data, shape needs {size}", bytes.len()),
-                ));
+                    format!("has {n} bytes of data, shape needs {size}"),
+                )
+            };
+            let written = match t.data {
+                Payload::Bytes(b) => {
+                    w.write_all(b).map_err(write_err)?;
+                    b.len()
+                }
+                Payload::Owned(v) => {
+                    w.write_all(&v).map_err(write_err)?;
+                    v.len()
+                }
+                Payload::Lazy(f) => {
+                    let v = f()?;
+                    w.write_all(&v).map_err(write_err)?;
+                    v.len()
+                }
+                Payload::Pieces(pieces) => {
+                    let mut n = 0;
+                    for piece in pieces {
+                        let piece = piece?;
+                        n += piece.len();
+                        if n > size {
+                            return Err(wrong(n));
+                        }
+                        w.write_all(&piece).map_err(write_err)?;
+                    }
+                    n
+                }
+            };
+            // A wrong size is found after writing; the partial file is removed all the same.
+            if written != size {
+                return Err(wrong(written));
             }
-            w.write_all(bytes).map_err(write_err)?;
         }
         w.flush().map_err(write_err)?;
     }
@@ -436,6 +460,14 @@ mod tests {
                 shape: vec![1, 2],
                 data: Payload::Lazy(Box::new(|| Ok(vec![1; 8]))),
             },
+            OutTensor {
+                name: "pieces".into(),
+                dtype: Dtype::U8,
+                shape: vec![5],
+                data: Payload::Pieces(Box::new(
+                    [vec![1, 2], vec![], vec![3, 4, 5]].into_iter().map(Ok),
+                )),
+            },
         ];
         write_atomic(&p, tensors, &meta).unwrap();
         let bytes = std::fs::read(&p).unwrap();
@@ -444,7 +476,12 @@ mod tests {
         let m = MappedSafetensors::open(&p).unwrap();
         assert_eq!(m.metadata(), &meta);
         let names: Vec<&str> = m.tensors().iter().map(|t| t.name.as_str()).collect();
-        assert_eq!(names, ["lazy", "a", "small"], "widest dtype first");
+        assert_eq!(
+            names,
+            ["lazy", "a", "small", "pieces"],
+            "widest dtype first"
+        );
+        assert_eq!(m.bytes(&m.tensors()[3]), &[1, 2, 3, 4, 5]);
         assert_eq!(m.bytes(&m.tensors()[1]), &a[..]);
         assert_eq!(m.bytes(&m.tensors()[2]), &[7, 8, 9]);
     }
@@ -462,6 +499,25 @@ mod tests {
         let err = write_atomic(&p, vec![t], &BTreeMap::new()).unwrap_err();
         assert!(err.to_string().contains("'x'"), "{err}");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        // Pieces that fail, or add up to too much or too little, leave nothing either.
+        let stop = || ModelError::file(&p, "stopped");
+        type Pieces = Vec<Result<Vec<u8>, ModelError>>;
+        let cases: Vec<(Pieces, &str)> = vec![
+            (vec![Ok(vec![0; 4]), Err(stop())], "stopped"),
+            (vec![Ok(vec![0; 4]), Ok(vec![0; 5])], "has 9 bytes"),
+            (vec![Ok(vec![0; 4])], "has 4 bytes"),
+        ];
+        for (pieces, want) in cases {
+            let t = OutTensor {
+                name: "x".into(),
+                dtype: Dtype::F32,
+                shape: vec![2],
+                data: Payload::Pieces(Box::new(pieces.into_iter())),
+            };
+            let err = write_atomic(&p, vec![t], &BTreeMap::new()).unwrap_err();
+            assert!(err.to_string().contains(want), "{want}: {err}");
+            assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        }
     }
 
     #[test]

@@ -12,7 +12,8 @@ use crate::io::dtype::{self, Dtype};
 use crate::io::error::ModelError;
 use crate::io::model::{INDEX_FILE, MODEL_FILE, Model, TensorEntry};
 use crate::io::packed::{
-    CompressedEntry, FORMAT_NAME, FORMAT_VERSION, PackedModel, PlainEntry, is_packed, write_packed,
+    CompressedEntry, FORMAT_NAME, FORMAT_VERSION, PackedModel, PackedOut, PlainEntry, is_packed,
+    write_packed_out,
 };
 use crate::io::selection::Selection;
 use crate::search::compress::{CompressError, Progress, compress};
@@ -296,7 +297,22 @@ pub fn write_compressed(
     compressed: &CompressedModel,
     output: &Path,
 ) -> Result<PathBuf, ModelError> {
-    let done: HashSet<&str> = compressed.entries.iter().map(|e| e.name.as_str()).collect();
+    let out = compressed
+        .entries
+        .iter()
+        .map(CompressedEntry::out)
+        .collect();
+    write_compressed_out(model, out, output)
+}
+
+/// [`write_compressed`] with the compressed tensors' records written as they come
+/// ([`write_packed_out`]).
+pub fn write_compressed_out(
+    model: &Model,
+    compressed: Vec<PackedOut<'_>>,
+    output: &Path,
+) -> Result<PathBuf, ModelError> {
+    let done: HashSet<&str> = compressed.iter().map(|e| e.name.as_str()).collect();
     let plain: Vec<PlainEntry<'_>> = model
         .tensors()
         .iter()
@@ -308,15 +324,12 @@ pub fn write_compressed(
             data: model.bytes(t),
         })
         .collect();
+    let mut configs: Vec<Config> = compressed.iter().map(|e| e.config).collect();
+    configs.sort_by_key(|c| (c.c, c.p, c.k));
+    configs.dedup();
     let order: Vec<String> = model.tensors().iter().map(|t| t.name.clone()).collect();
     let file = output_file(model.is_dir(), output)?;
-    write_packed(
-        &file,
-        &compressed.entries,
-        &plain,
-        &order,
-        &model.metadata(),
-    )?;
+    write_packed_out(&file, compressed, &plain, &order, &model.metadata())?;
     if model.is_dir() {
         let mut skip: Vec<OsString> = model
             .files()
@@ -325,9 +338,6 @@ pub fn write_compressed(
             .collect();
         skip.extend([INDEX_FILE.into(), MODEL_FILE.into(), CONFIG_FILE.into()]);
         copy_aux_files(model.path(), output, &skip)?;
-        let mut configs: Vec<Config> = compressed.entries.iter().map(|e| e.config).collect();
-        configs.sort_by_key(|c| (c.c, c.p, c.k));
-        configs.dedup();
         mark_config(model.path(), output, &configs)?;
     }
     Ok(file)

@@ -170,6 +170,13 @@ pub fn pack_records(records: impl ExactSizeIterator<Item = u64>, cfg: Config) ->
 
 /// Unpacks `blocks` records; fails on a wrong length or a seed outside [1, 2^K − 1].
 pub fn unpack_blocks(bytes: &[u8], cfg: Config, blocks: usize) -> Result<Vec<BlockCode>, String> {
+    check_packed(bytes, cfg, blocks)?;
+    decode_range(bytes, cfg, 0..blocks)
+}
+
+/// Checks that `bytes` are `blocks` records of `cfg` long, with the unused bits of the last byte
+/// zero.
+pub fn check_packed(bytes: &[u8], cfg: Config, blocks: usize) -> Result<(), String> {
     let want = packed_len(cfg, blocks);
     if bytes.len() != want {
         return Err(format!(
@@ -184,17 +191,31 @@ pub fn unpack_blocks(bytes: &[u8], cfg: Config, blocks: usize) -> Result<Vec<Blo
             8 - used
         ));
     }
-    let codes = decode_blocks(bytes, cfg, blocks);
+    Ok(())
+}
+
+/// Decodes records `range` of `bytes` (checked by [`check_packed`] to hold them); fails on a
+/// seed outside [1, 2^K − 1].
+pub fn decode_range(
+    bytes: &[u8],
+    cfg: Config,
+    range: std::ops::Range<usize>,
+) -> Result<Vec<BlockCode>, String> {
+    let first = range.start;
+    let codes = decode_blocks(bytes, cfg, range);
     match codes.iter().position(|c| c.seed == 0) {
-        Some(i) => Err(format!("record {i} has seed 0, which is not an LFSR state")),
+        Some(i) => Err(format!(
+            "record {} has seed 0, which is not an LFSR state",
+            first + i
+        )),
         None => Ok(codes),
     }
 }
 
-/// Decodes as many of the first `blocks` records as `bytes` holds, without validation.
-fn decode_blocks(bytes: &[u8], cfg: Config, blocks: usize) -> Vec<BlockCode> {
+/// Decodes the records of `range` that `bytes` holds, without validation.
+fn decode_blocks(bytes: &[u8], cfg: Config, range: std::ops::Range<usize>) -> Vec<BlockCode> {
     let bits = cfg.block_bits();
-    (0..blocks)
+    range
         .map_while(|i| read_bits(bytes, i as u64 * u64::from(bits), bits))
         .map(|r| decode_record(r, cfg))
         .collect()
@@ -259,7 +280,7 @@ impl CompressedEntry {
             config: self.config,
             e_base: self.e_base,
             len: self.len(),
-            blocks: decode_blocks(&self.packed, self.config, self.blocks),
+            blocks: decode_blocks(&self.packed, self.config, 0..self.blocks),
         }
     }
 }
@@ -313,11 +334,63 @@ pub fn file_canonical(
     out
 }
 
+/// A compressed tensor to write: the fields its metadata records, and its packed records.
+pub struct PackedOut<'a> {
+    /// Original name.
+    pub name: String,
+    /// Original shape.
+    pub shape: Vec<usize>,
+    /// Original dtype (F32, F16 or BF16).
+    pub dtype: Dtype,
+    /// Configuration.
+    pub config: Config,
+    /// Exponent of code E = 0.
+    pub e_base: i32,
+    /// Number of blocks.
+    pub blocks: usize,
+    /// CRC-32 of the packed records.
+    pub crc32: u32,
+    /// Relative MSE measured when compressing.
+    pub relmse: Option<f64>,
+    /// The packed records, [`packed_len`] bytes (checked while written).
+    pub records: Payload<'a>,
+}
+
+impl CompressedEntry {
+    /// The entry as a tensor to write, its records borrowed.
+    pub fn out(&self) -> PackedOut<'_> {
+        PackedOut {
+            name: self.name.clone(),
+            shape: self.shape.clone(),
+            dtype: self.dtype,
+            config: self.config,
+            e_base: self.e_base,
+            blocks: self.blocks,
+            crc32: crc32fast::hash(&self.packed),
+            relmse: self.relmse,
+            records: Payload::Bytes(&self.packed),
+        }
+    }
+}
+
 /// Writes a packed file atomically. `order` is the source model's tensor order (kept for
 /// listings); `metadata` is the source's `__metadata__`, carried along.
 pub fn write_packed(
     path: &Path,
     compressed: &[CompressedEntry],
+    plain: &[PlainEntry<'_>],
+    order: &[String],
+    metadata: &BTreeMap<String, String>,
+) -> Result<(), ModelError> {
+    let out = compressed.iter().map(CompressedEntry::out).collect();
+    write_packed_out(path, out, plain, order, metadata)
+}
+
+/// [`write_packed`] with each compressed tensor's header fields given and its records written
+/// as they come (a merge streams them from the shard parts).
+pub fn write_packed_out(
+    path: &Path,
+    compressed: Vec<PackedOut<'_>>,
     plain: &[PlainEntry<'_>],
     order: &[String],
     metadata: &BTreeMap<String, String>,
@@ -331,29 +404,27 @@ pub fn write_packed(
     meta.insert(KEY_VERSION.into(), FORMAT_VERSION.to_string());
     meta.insert(KEY_ORDER.into(), serde_json::json!(order).to_string());
     let mut out = Vec::with_capacity(compressed.len() + plain.len());
+    let mut crcs = Vec::with_capacity(compressed.len() + plain.len());
     for e in compressed {
         let cfg = e.config;
-        if e.blocks != e.len().div_ceil(cfg.c)
-            || e.packed.len() != packed_len(cfg, e.blocks)
-            || !dtype::is_float(e.dtype)
-        {
+        let len: usize = e.shape.iter().product();
+        if e.blocks != len.div_ceil(cfg.c) || !dtype::is_float(e.dtype) {
             return Err(ModelError::tensor(
                 path,
                 &e.name,
                 "shape, dtype or packed size does not match the compressed tensor",
             ));
         }
-        let bytes = &e.packed;
         let mut m = PackedMeta {
             name: e.name.clone(),
-            shape: e.shape.clone(),
+            shape: e.shape,
             dtype: e.dtype.to_string(),
             c: cfg.c,
             p: cfg.p,
             k: cfg.k,
             e_base: e.e_base,
             blocks: e.blocks,
-            crc32: crc32fast::hash(bytes),
+            crc32: e.crc32,
             relmse: e.relmse.filter(|r| r.is_finite()),
             meta_crc32: None,
         };
@@ -362,14 +433,16 @@ pub fn write_packed(
             format!("{KEY_TENSOR_PREFIX}{}", e.name),
             serde_json::to_string(&m).expect("plain struct serializes"),
         );
+        crcs.push(e.crc32);
         out.push(OutTensor {
-            name: e.name.clone(),
+            name: e.name,
             dtype: Dtype::U8,
-            shape: vec![bytes.len()],
-            data: Payload::Bytes(bytes),
+            shape: vec![packed_len(cfg, e.blocks)],
+            data: e.records,
         });
     }
     for p in plain {
+        crcs.push(crc32fast::hash(p.data));
         out.push(OutTensor {
             name: p.name.clone(),
             dtype: p.dtype,
@@ -377,20 +450,16 @@ pub fn write_packed(
             data: Payload::Bytes(p.data),
         });
     }
-    let mut stored = Vec::with_capacity(out.len());
-    for (t, bytes) in out.iter().zip(
-        compressed
-            .iter()
-            .map(|e| &e.packed[..])
-            .chain(plain.iter().map(|p| p.data)),
-    ) {
-        stored.push(StoredTensor {
+    let mut stored: Vec<StoredTensor<'_>> = out
+        .iter()
+        .zip(crcs)
+        .map(|(t, crc32)| StoredTensor {
             name: &t.name,
             dtype: t.dtype,
             shape: &t.shape,
-            crc32: crc32fast::hash(bytes),
-        });
-    }
+            crc32,
+        })
+        .collect();
     let checksum = crc32fast::hash(&file_canonical(&mut stored, &meta));
     meta.insert(KEY_CHECKSUM.into(), checksum.to_string());
     write_atomic(path, out, &meta)

@@ -8,17 +8,17 @@
 
 use crate::core::config::Config;
 use crate::io::container::{MappedSafetensors, OutTensor, Payload, parent_dir, write_atomic};
-use crate::io::dtype::Dtype;
+use crate::io::dtype::{self, Dtype};
 use crate::io::error::ModelError;
 use crate::io::model::Model;
-use crate::io::model_job::{
-    CompressedModel, JobError, Plan, TensorReport, tensor_error, write_compressed,
+use crate::io::model_job::{JobError, Plan, TensorReport, tensor_error, write_compressed_out};
+use crate::io::packed::{
+    PackedOut, check_packed, decode_range, pack_blocks, packed_len, unpack_blocks,
 };
-use crate::io::packed::{CompressedEntry, pack_blocks, packed_len, unpack_blocks};
 use crate::search::Searcher;
 use crate::search::compress::{
-    BlockCode, CompressedTensor, ErrorStats, Progress, check_finite, choose_e_base, pad_blocks,
-    search_blocks,
+    BlockCode, CompressedTensor, ErrorSums, Progress, check_finite, choose_e_base, pad_blocks,
+    search_blocks, snr_db,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -252,13 +252,28 @@ pub fn model_hash(model: &Model) -> String {
     hex(&h.finalize())
 }
 
-/// SHA-256 of one tensor's header (name, dtype, shape) and data.
-pub fn tensor_hash(name: &str, dtype: Dtype, shape: &[usize], data: &[u8]) -> String {
+/// Bytes hashed between two looks at the cancel flag.
+const HASH_PIECE: usize = 64 << 20;
+
+/// SHA-256 of one tensor's header (name, dtype, shape) and data; `None` when `cancel` was
+/// raised on the way (a large tensor takes a while).
+pub fn tensor_hash(
+    name: &str,
+    dtype: Dtype,
+    shape: &[usize],
+    data: &[u8],
+    cancel: &AtomicBool,
+) -> Option<String> {
     let mut h = Sha256::new();
     h.update(serde_json::json!([name, dtype.to_string(), shape]).to_string());
     h.update(b"\n");
-    h.update(data);
-    hex(&h.finalize())
+    for piece in data.chunks(HASH_PIECE) {
+        if cancel.load(Ordering::Relaxed) {
+            return None;
+        }
+        h.update(piece);
+    }
+    Some(hex(&h.finalize()))
 }
 
 /// The shard folder of output `out`: `OUT.shards` beside it.
@@ -641,7 +656,8 @@ fn search_ranges(
             .ok_or_else(|| ModelError::tensor(run.model.path(), name, "not in the model"))?;
         let data = run.model.to_f32(t)?;
         check_finite(&data).map_err(|e| tensor_error(run.model, t, e))?;
-        let hash = tensor_hash(name, t.dtype, &t.shape, run.model.bytes(t));
+        let hash = tensor_hash(name, t.dtype, &t.shape, run.model.bytes(t), cancel)
+            .ok_or(JobError::Cancelled)?;
         let padded = pad_blocks(&data, c);
         drop(data);
         // The whole tensor's exponent base, so a row range codes as in a whole-tensor run.
@@ -878,16 +894,64 @@ fn collect_parts(
     Ok(parts)
 }
 
+/// Blocks a merge reads, checks and writes at a time: a multiple of 8, so that each piece of a
+/// tensor's records starts on a byte, and small enough that memory stays at a few MiB and a
+/// cancel acts within milliseconds.
+const MERGE_BLOCKS: usize = 1 << 16;
+
+/// A compressed tensor's records as the parts hold them, its ranges in block order.
+struct Held<'a> {
+    config: Config,
+    e_base: i32,
+    blocks: usize,
+    /// Each range, the part holding it and its packed records there.
+    ranges: Vec<(&'a PartRange, &'a MappedSafetensors, &'a [u8])>,
+}
+
+impl Held<'_> {
+    /// The codes of blocks `[a, b)`.
+    fn codes(&self, a: usize, b: usize) -> Result<Vec<BlockCode>, ModelError> {
+        let mut out = Vec::with_capacity(b - a);
+        for (r, f, bytes) in &self.ranges {
+            let (lo, hi) = (a.max(r.start), b.min(r.end));
+            if lo < hi {
+                let codes = decode_range(bytes, self.config, lo - r.start..hi - r.start)
+                    .map_err(|e| ModelError::tensor(f.path(), &range_key(&r.tensor, r.start), e))?;
+                out.extend(codes);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The pieces of at most [`MERGE_BLOCKS`] blocks, as (first block, one past the last).
+    fn pieces(&self) -> impl Iterator<Item = (usize, usize)> + use<> {
+        let n = self.blocks;
+        (0..n)
+            .step_by(MERGE_BLOCKS)
+            .map(move |a| (a, (a + MERGE_BLOCKS).min(n)))
+    }
+
+    /// The packed records of blocks `[a, b)` (`a` a multiple of 8: they start on a byte).
+    fn records(&self, a: usize, b: usize) -> Result<Vec<u8>, ModelError> {
+        Ok(pack_codes(self.config, self.e_base, self.codes(a, b)?))
+    }
+}
+
 /// Checks a shard folder and writes the packed model it adds up to at `output` (a directory
 /// when the input was one), byte-identical to a single-machine compression of the input.
 /// `input` overrides the input path the job recorded (the same model elsewhere).
+///
+/// It streams: a first pass over each tensor's records, a piece at a time, takes the CRC and
+/// the error figures the header needs; a second writes the records from the parts into the
+/// output. Memory stays near one piece ([`MERGE_BLOCKS`] blocks), whatever the model's size.
+/// `progress` counts each block twice, once a pass.
 pub fn merge(
     folder: &Path,
     input: Option<&Path>,
     output: &Path,
     progress: &Progress,
     cancel: &AtomicBool,
-) -> Result<(PathBuf, CompressedModel), JobError> {
+) -> Result<(PathBuf, Vec<TensorReport>), JobError> {
     let spec = read_job(folder)?;
     let parts = collect_parts(folder, &spec)?;
     let input = input.unwrap_or(&spec.input);
@@ -901,9 +965,9 @@ pub fn merge(
     }
     progress
         .total
-        .fetch_add(spec.total_blocks, Ordering::Relaxed);
+        .fetch_add(2 * spec.total_blocks, Ordering::Relaxed);
     let cfg = spec.config;
-    let mut entries = Vec::with_capacity(spec.tensors.len());
+    let mut outs = Vec::with_capacity(spec.tensors.len());
     let mut reports = Vec::with_capacity(spec.tensors.len());
     for jt in &spec.tensors {
         if cancel.load(Ordering::Relaxed) {
@@ -913,16 +977,19 @@ pub fn merge(
         let t = model
             .get(&jt.name)
             .ok_or_else(|| ModelError::tensor(input, &jt.name, "not in the model"))?;
-        let mut codes = Vec::with_capacity(jt.blocks);
         let mut held: Vec<(&PartRange, &MappedSafetensors)> = parts
             .iter()
             .flat_map(|(m, f)| m.ranges.iter().map(move |r| (r, f)))
             .filter(|(r, _)| r.tensor == jt.name)
             .collect();
         held.sort_by_key(|(r, _)| r.start);
-        let hash = tensor_hash(&t.name, t.dtype, &t.shape, model.bytes(t));
-        for (r, f) in &held {
-            if r.hash != hash || r.e_base != held[0].0.e_base {
+        let hash = tensor_hash(&t.name, t.dtype, &t.shape, model.bytes(t), cancel)
+            .ok_or(JobError::Cancelled)?;
+        let e_base = held.first().map_or(0, |(r, _)| r.e_base);
+        let mut ranges = Vec::with_capacity(held.len());
+        let mut next = 0;
+        for (r, f) in held {
+            if r.hash != hash || r.e_base != e_base {
                 return Err(ModelError::tensor(
                     f.path(),
                     &jt.name,
@@ -930,45 +997,92 @@ pub fn merge(
                 )
                 .into());
             }
-            codes.extend(codes_in(f, &range_key(&r.tensor, r.start), r, cfg)?);
+            let key = range_key(&r.tensor, r.start);
+            let stored =
+                f.tensors().iter().find(|s| s.name == key).ok_or_else(|| {
+                    ModelError::tensor(f.path(), &key, "is described but not stored")
+                })?;
+            let bytes = f.bytes(stored);
+            check_packed(bytes, cfg, r.end - r.start)
+                .map_err(|e| ModelError::tensor(f.path(), &key, e))?;
+            if r.start != next {
+                break;
+            }
+            next = r.end;
+            ranges.push((r, f, bytes));
         }
-        let data = model.to_f32(t)?;
-        let tensor = CompressedTensor {
-            config: cfg,
-            e_base: held.first().map_or(0, |(r, _)| r.e_base),
-            len: data.len(),
-            blocks: codes,
-        };
-        if tensor.blocks.len() != jt.blocks {
+        if next != jt.blocks {
             return Err(
                 ModelError::tensor(folder, &jt.name, "parts do not cover every block").into(),
             );
         }
-        let stats = ErrorStats::measure(&data, &tensor.reconstruct(), cfg.c);
-        let relmse = stats.relmse();
+        let held = Held {
+            config: cfg,
+            e_base,
+            blocks: jt.blocks,
+            ranges,
+        };
+        let not_float = || ModelError::tensor(model.file_of(t), &t.name, "is not F32, F16 or BF16");
+        let bytes_of = |elems: usize| dtype::byte_len(t.dtype, elems).ok_or_else(not_float);
+        let data = model.bytes(t);
+        let numel = t.numel();
+        let mut crc = crc32fast::Hasher::new();
+        let mut sums = ErrorSums::default();
+        for (a, b) in held.pieces() {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(JobError::Cancelled);
+            }
+            let codes = held.codes(a, b)?;
+            let (lo, hi) = (a * cfg.c, (b * cfg.c).min(numel));
+            let original = dtype::to_f32(t.dtype, &data[bytes_of(lo)?..bytes_of(hi)?])
+                .ok_or_else(not_float)?;
+            let piece = CompressedTensor {
+                config: cfg,
+                e_base,
+                len: hi - lo,
+                blocks: codes,
+            };
+            crc.update(&pack_blocks(&piece));
+            sums.add(&original, &piece.reconstruct(), cfg.c);
+            progress.done.fetch_add((b - a) as u64, Ordering::Relaxed);
+        }
+        let relmse = sums.relmse();
         reports.push(TensorReport {
             name: jt.name.clone(),
             shape: t.shape.clone(),
             dtype: t.dtype,
             blocks: jt.blocks,
             relmse,
-            snr_db: stats.snr_db(),
+            snr_db: snr_db(relmse),
             seconds: start.elapsed().as_secs_f64(),
             original_bytes: t.byte_size,
             packed_bytes: packed_len(cfg, jt.blocks),
         });
-        entries.push(CompressedEntry::new(
-            &jt.name,
-            &t.shape,
-            t.dtype,
-            &tensor,
-            Some(relmse),
-        ));
-        progress.done.fetch_add(jt.blocks as u64, Ordering::Relaxed);
+        let pieces = held.pieces().map(move |(a, b)| {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(ModelError::file(folder, "cancelled"));
+            }
+            let bytes = held.records(a, b)?;
+            progress.done.fetch_add((b - a) as u64, Ordering::Relaxed);
+            Ok(bytes)
+        });
+        outs.push(PackedOut {
+            name: jt.name.clone(),
+            shape: t.shape.clone(),
+            dtype: t.dtype,
+            config: cfg,
+            e_base,
+            blocks: jt.blocks,
+            crc32: crc.finalize(),
+            relmse: Some(relmse),
+            records: Payload::Pieces(Box::new(pieces)),
+        });
     }
-    let compressed = CompressedModel { entries, reports };
-    let file = write_compressed(&model, &compressed, output)?;
-    Ok((file, compressed))
+    match write_compressed_out(&model, outs, output) {
+        Ok(file) => Ok((file, reports)),
+        Err(_) if cancel.load(Ordering::Relaxed) => Err(JobError::Cancelled),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Where a shard stands.

@@ -69,26 +69,12 @@ pub struct ErrorStats {
 impl ErrorStats {
     /// Compares `original` with `recon` block by block.
     pub fn measure(original: &[f32], recon: &[f32], c: usize) -> ErrorStats {
-        let per_block: Vec<(f64, f64)> = original
-            .par_chunks(c)
-            .zip(recon.par_chunks(c))
-            .map(|(w, r)| {
-                let e: f64 = w
-                    .iter()
-                    .zip(r)
-                    .map(|(&a, &b)| (f64::from(a) - f64::from(b)).powi(2))
-                    .sum();
-                let n: f64 = w.iter().map(|&a| f64::from(a).powi(2)).sum();
-                (e, n)
-            })
-            .collect();
-        // Summed in block order so the totals do not depend on the thread count.
-        let (sq_err, sq_norm) = per_block
-            .iter()
-            .fold((0.0, 0.0), |(e, n), &(be, bn)| (e + be, n + bn));
+        let per_block = block_sums(original, recon, c);
+        let mut sums = ErrorSums::default();
+        sums.add_blocks(&per_block);
         ErrorStats {
-            sq_err,
-            sq_norm,
+            sq_err: sums.sq_err,
+            sq_norm: sums.sq_norm,
             block_sq_err: per_block.iter().map(|&(e, _)| e as f32).collect(),
             block_sq_norm: per_block.iter().map(|&(_, n)| n as f32).collect(),
         }
@@ -111,6 +97,55 @@ impl ErrorStats {
             f64::from(self.block_sq_norm[b]),
         )
     }
+}
+
+/// Σ(w − ŵ)² and Σw² of consecutive pieces of a tensor, added block by block in block order:
+/// over the whole tensor the very sums [`ErrorStats::measure`] gives, bit for bit, without the
+/// whole tensor in memory.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ErrorSums {
+    /// Σ (w − ŵ)².
+    pub sq_err: f64,
+    /// Σ w².
+    pub sq_norm: f64,
+}
+
+impl ErrorSums {
+    /// Adds the next piece: `original` and `recon` of whole blocks of `c` (the tensor's last
+    /// block may be short).
+    pub fn add(&mut self, original: &[f32], recon: &[f32], c: usize) {
+        self.add_blocks(&block_sums(original, recon, c));
+    }
+
+    fn add_blocks(&mut self, per_block: &[(f64, f64)]) {
+        // Summed in block order so the totals do not depend on the thread count.
+        for &(e, n) in per_block {
+            self.sq_err += e;
+            self.sq_norm += n;
+        }
+    }
+
+    /// Relative MSE Σ(w − ŵ)² / Σw².
+    pub fn relmse(&self) -> f64 {
+        relmse(self.sq_err, self.sq_norm)
+    }
+}
+
+/// (Σ(w − ŵ)², Σw²) of each block, in parallel.
+fn block_sums(original: &[f32], recon: &[f32], c: usize) -> Vec<(f64, f64)> {
+    original
+        .par_chunks(c)
+        .zip(recon.par_chunks(c))
+        .map(|(w, r)| {
+            let e: f64 = w
+                .iter()
+                .zip(r)
+                .map(|(&a, &b)| (f64::from(a) - f64::from(b)).powi(2))
+                .sum();
+            let n: f64 = w.iter().map(|&a| f64::from(a).powi(2)).sum();
+            (e, n)
+        })
+        .collect()
 }
 
 /// Relative MSE from sums of squares; 0 when both are 0.

@@ -321,3 +321,52 @@ fn status_counts_shards_and_bad_shard_arguments_fail() {
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert!(merge(&out) == single(&model, dir.path(), &[]));
 }
+
+#[test]
+fn merge_cancelled_inside_its_one_tensor_leaves_nothing() {
+    use seedlm::io::model_job::JobError;
+    use seedlm::search::compress::Progress;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model.safetensors");
+    // One tensor of 524 288 blocks (K = 4 keeps the search quick): a merge that looked at its
+    // cancel flag only between tensors would write it all.
+    let n = 2048 * 2048;
+    write_model(
+        &model,
+        &[T::float(
+            "w.weight",
+            Dtype::F32,
+            &[2048, 2048],
+            &gaussian(n, 0.02, 5),
+        )],
+    );
+    let out = dir.path().join("o.safetensors");
+    shard(&model, &out, 0, 1, &["--config", "8,3,4"]);
+    let before = crate::helpers::listing(dir.path());
+    let progress = Progress::default();
+    let cancel = AtomicBool::new(false);
+    let ended = AtomicBool::new(false);
+    let merged = std::thread::scope(|s| {
+        // Cancel as soon as the first blocks of the tensor are counted.
+        s.spawn(|| {
+            while progress.done.load(Ordering::Relaxed) == 0 && !ended.load(Ordering::Relaxed) {
+                std::thread::yield_now();
+            }
+            cancel.store(true, Ordering::Relaxed);
+        });
+        let r = seedlm::io::shard::merge(&folder(&out), None, &out, &progress, &cancel);
+        ended.store(true, Ordering::Relaxed);
+        r
+    });
+    assert!(
+        matches!(merged, Err(JobError::Cancelled)),
+        "{:?}",
+        merged.map(|(file, _)| file)
+    );
+    assert_eq!(
+        crate::helpers::listing(dir.path()),
+        before,
+        "no output and no partial file"
+    );
+}
