@@ -424,8 +424,8 @@ impl AppState {
                 self.results.explore = Some((o, p));
                 self.message(false, format!("{label}: {took}"));
             }
-            Output::Baselines(rows) => {
-                self.results.baselines = Some(Keyed { doc, value: rows });
+            Output::Baselines(run) => {
+                self.results.baselines = Some(Keyed { doc, value: *run });
                 self.message(false, format!("{label}: {took}"));
             }
             Output::Quality(r) => {

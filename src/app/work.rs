@@ -6,13 +6,14 @@ use super::document::{Document, Source, TensorResult};
 use super::heatmap::{MAX_SIDE, Pool, colorize, pool, scale_limit};
 use super::jobs::{Ctx, Job};
 use super::panels::histogram;
-use super::quality;
+use super::quality::{self, APP_TOKENS};
+use crate::eval::{DEFAULT_CTX, Evaluator, Figures, Inputs, Overlay};
 use crate::hw::sim::{self, DdrParams, HwTable, TensorReport};
 use crate::io::shard::{self, FolderStatus};
 use crate::study::baselines::Method;
 use crate::study::compare::{self, Row};
 use crate::study::explore::{self, Options, Point};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -121,8 +122,8 @@ pub enum Output {
     HwTensor(String, TensorReport),
     /// A design-space grid and its options.
     Explore(Options, Vec<Point>),
-    /// Baseline rows, totals last.
-    Baselines(Vec<Row>),
+    /// A baselines comparison.
+    Baselines(Box<BaselineRun>),
     /// A tensor's heatmaps and histograms.
     Prepared(TensorKey, Arc<Prepared>),
     /// A Quality run.
@@ -169,7 +170,7 @@ pub struct Results {
     /// The last design-space grid.
     pub explore: Option<(Options, Vec<Point>)>,
     /// The last baselines run.
-    pub baselines: Option<Keyed<Vec<Row>>>,
+    pub baselines: Option<Keyed<BaselineRun>>,
     /// The Tensor tab's last preparation.
     pub prepared: Option<(TensorKey, Arc<Prepared>)>,
     /// The shard folder opened last (it depends on no model).
@@ -244,8 +245,9 @@ pub fn spawn(
                     Some((t.name.clone(), t.shape.clone(), t.source.clone()?))
                 })
                 .collect();
+            let path = doc.path.clone();
             Job::spawn("Baselines", id, repaint, move |ctx| {
-                baselines(&inputs, &methods, ctx).map(Output::Baselines)
+                baselines(path, &inputs, &methods, ctx).map(|b| Output::Baselines(Box::new(b)))
             })
         }
         Work::Prepare(i) => {
@@ -319,8 +321,28 @@ fn pick(purpose: Purpose) -> Option<PathBuf> {
     }
 }
 
-/// Every method on every tensor, then the totals.
-fn baselines(inputs: &[Input], methods: &[Method], ctx: &Ctx<()>) -> Result<Vec<Row>, String> {
+/// What a baselines run found.
+pub struct BaselineRun {
+    /// Rows per tensor and method, totals last.
+    pub rows: Vec<Row>,
+    /// Per method, the model's outputs with the tensors compressed by it (the rest original)
+    /// against the original's; or why the model cannot be run.
+    pub function: Result<Vec<(Method, Figures)>, String>,
+}
+
+/// Every method on every tensor, then the totals, then each method's function-space figures
+/// when the model on disk can be run.
+fn baselines(
+    path: Option<PathBuf>,
+    inputs: &[Input],
+    methods: &[Method],
+    ctx: &Ctx<()>,
+) -> Result<BaselineRun, String> {
+    let evaluator = match &path {
+        Some(p) => Evaluator::open_model(p).map_err(|e| e.to_string()),
+        None => Err("not a model on disk".to_string()),
+    };
+    let mut kept: Vec<Overlay> = vec![Vec::new(); methods.len()];
     let total: u64 = inputs
         .iter()
         .map(|(_, _, d)| compare::search_blocks(d.len(), methods))
@@ -329,20 +351,43 @@ fn baselines(inputs: &[Input], methods: &[Method], ctx: &Ctx<()>) -> Result<Vec<
     let mut rows = Vec::new();
     for (name, shape, src) in inputs {
         let data = src.read()?;
-        let r = compare::compare_tensor(
+        let mut keep = |m: Method, recon: Vec<f32>| {
+            if let (Ok(_), Some(i)) = (&evaluator, methods.iter().position(|&x| x == m)) {
+                kept[i].push((name.clone(), recon));
+            }
+        };
+        let r = compare::compare_tensor_keep(
             name,
             &data,
             shape,
             methods,
             ctx.progress(),
             ctx.cancel_flag(),
+            &mut keep,
         )
         .map_err(|e| format!("tensor '{name}': {e}"))?;
         rows.extend(r);
     }
     let totals = compare::totals(&rows);
     rows.extend(totals);
-    Ok(rows)
+    let function = match evaluator {
+        Ok(ev) => {
+            // The search's blocks are done; progress now counts batches of the model runs.
+            ctx.progress().done.store(0, Ordering::Relaxed);
+            let inputs = Inputs {
+                ctx: DEFAULT_CTX,
+                max_tokens: Some(APP_TOKENS),
+                ..Default::default()
+            };
+            let source = path.as_deref().unwrap_or(Path::new("."));
+            let figures = ev
+                .compare_overlays(source, kept, &inputs, ctx.progress(), ctx.cancel_flag())
+                .map_err(|e| e.to_string())?;
+            Ok(methods.iter().copied().zip(figures).collect())
+        }
+        Err(e) => Err(e),
+    };
+    Ok(BaselineRun { rows, function })
 }
 
 /// Histograms as (bin centre, count).

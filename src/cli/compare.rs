@@ -1,6 +1,7 @@
 //! `seedlm compare`: SeedLM against the data-free baselines on a model's tensors.
 
 use super::stdout::column_width;
+use crate::eval::{DEFAULT_CTX, Evaluator, Figures, Inputs, Overlay};
 use crate::io::error::{MAX_SHOWN, ModelError, abbreviate};
 use crate::io::model::Model;
 use crate::io::selection::Selection;
@@ -30,9 +31,16 @@ pub struct CompareArgs {
     #[arg(long, value_delimiter = ',', default_values_t = Method::ALL)]
     pub methods: Vec<Method>,
     /// Print one JSON array of objects (tensor, method, bits_per_weight, relmse, snr_db,
-    /// weights); the rows with tensor "total" sum over tensors.
+    /// weights); the rows with tensor "total" sum over tensors (and with --eval hold the
+    /// function-space figures under "eval").
     #[arg(long)]
     pub json: bool,
+    /// Also run the model with each method's reconstruction of the selected tensors (the rest
+    /// original) and compare its outputs with the original's (docs/DESIGN.md §4): mean cosine
+    /// for encoders, KL for decoder LMs, on the bundled inputs. Needs config.json and
+    /// tokenizer.json beside the weights, and memory for one reconstruction per method.
+    #[arg(long)]
+    pub eval: bool,
 }
 
 /// Runs every method on every selected tensor and prints the rows and totals.
@@ -48,6 +56,12 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
     if tensors.is_empty() {
         anyhow::bail!("{}: no tensor is selected", args.file.display());
     }
+    // Fail before the search when the model cannot be run.
+    let evaluator = match args.eval {
+        true => Some(Evaluator::open_model(&args.file)?),
+        false => None,
+    };
+    let mut kept: Vec<(Method, Overlay)> = Vec::new();
     let progress = Progress::default();
     let total: u64 = tensors
         .iter()
@@ -59,13 +73,27 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
         let mut rows = Vec::new();
         for t in &tensors {
             let data = model.to_f32(t)?;
-            let r = compare::compare_tensor(
+            let mut keep = |m: Method, recon: Vec<f32>| {
+                if evaluator.is_none() {
+                    return;
+                }
+                let at = match kept.iter().position(|(k, _)| *k == m) {
+                    Some(i) => i,
+                    None => {
+                        kept.push((m, Vec::new()));
+                        kept.len() - 1
+                    }
+                };
+                kept[at].1.push((t.name.clone(), recon));
+            };
+            let r = compare::compare_tensor_keep(
                 &t.name,
                 &data,
                 &t.shape,
                 &args.methods,
                 &progress,
                 &cancel,
+                &mut keep,
             )
             .map_err(|e| ModelError::tensor(model.file_of(t), &t.name, e.to_string()))?;
             rows.extend(r);
@@ -73,10 +101,32 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
         anyhow::Ok(rows)
     })?;
     rows.extend(compare::totals(&rows));
+    let mut function: Vec<(Method, Figures)> = Vec::new();
+    if let Some(ev) = &evaluator {
+        let progress = Progress::default();
+        let (methods, overlays): (Vec<Method>, Vec<_>) = kept.into_iter().unzip();
+        let inputs = Inputs {
+            ctx: DEFAULT_CTX,
+            ..Default::default()
+        };
+        let figures = super::watch::watch("batches", &progress.done, &progress.total, |_| {
+            ev.compare_overlays(&args.file, overlays, &inputs, &progress, &cancel)
+        })?;
+        function = methods.into_iter().zip(figures).collect();
+    }
     let text = if args.json {
-        serde_json::to_string_pretty(&to_json(&rows))? + "\n"
+        let mut json = to_json(&rows);
+        for obj in json.as_array_mut().into_iter().flatten() {
+            let found = function
+                .iter()
+                .find(|(m, _)| obj["tensor"] == compare::TOTAL && obj["method"] == m.name());
+            if let Some((_, f)) = found {
+                obj["eval"] = serde_json::to_value(f)?;
+            }
+        }
+        serde_json::to_string_pretty(&json)? + "\n"
     } else {
-        table(&rows)
+        table(&rows) + &function_table(&function)
     };
     super::stdout::print(&text)?;
     Ok(ExitCode::SUCCESS)
@@ -96,6 +146,45 @@ fn to_json(rows: &[Row]) -> serde_json::Value {
             })
         })
         .collect()
+}
+
+/// The function-space figures per method, as a text table (empty without them).
+fn function_table(function: &[(Method, Figures)]) -> String {
+    let Some((_, first)) = function.first() else {
+        return String::new();
+    };
+    let mut s =
+        String::from("\nfunction space (the selected tensors compressed, the rest original)\n");
+    s += &match first {
+        Figures::Encoder(_) => format!(
+            "{:<11} {:>11} {:>10} {:>10}\n",
+            "method", "mean cos", "min cos", "Spearman"
+        ),
+        Figures::Decoder(_) => format!(
+            "{:<11} {:>11} {:>10} {:>10}\n",
+            "method", "KL (nats)", "top-1", "ppl"
+        ),
+    };
+    for (m, f) in function {
+        s += &match f {
+            Figures::Encoder(e) => format!(
+                "{:<11} {:>11.6} {:>10.6} {:>10}\n",
+                m.name(),
+                e.mean_cosine,
+                e.min_cosine,
+                e.similarity_spearman
+                    .map_or("undefined".into(), |r| format!("{r:.6}"))
+            ),
+            Figures::Decoder(d) => format!(
+                "{:<11} {:>11.6} {:>10.4} {:>10.4}\n",
+                m.name(),
+                d.kl,
+                d.top1,
+                d.ppl_candidate
+            ),
+        };
+    }
+    s
 }
 
 /// The rows as a text table, one line per tensor and method.

@@ -112,6 +112,9 @@ pub(crate) fn read_tokenizer(dir: &Path) -> Result<tokenizers::Tokenizer, ModelE
     Ok(tok)
 }
 
+/// Tensor replacements held in memory: (name, row-major values), see [`Weights::overlay`].
+pub type Overlay = Vec<(String, Vec<f32>)>;
+
 /// An original model opened for evaluation: its network description, tokenizer and weights.
 pub enum Evaluator {
     /// A sentence encoder.
@@ -262,6 +265,23 @@ impl Evaluator {
                     .collect())
             }
         }
+    }
+
+    /// The figures of each candidate of `overlays` (tensor replacements laid over the original
+    /// with [`Weights::overlay`]; `source` names them in errors), from one pass over the inputs.
+    pub fn compare_overlays(
+        &self,
+        source: &Path,
+        overlays: Vec<Overlay>,
+        inputs: &Inputs,
+        progress: &Progress,
+        cancel: &AtomicBool,
+    ) -> Result<Vec<Figures>, EvalError> {
+        let variants = overlays
+            .into_iter()
+            .map(|o| self.weights().overlay(source, o))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.compare(&variants, inputs, progress, cancel)
     }
 
     /// Model-level figures of `candidate`, and with `per_tensor` also the effect of each changed

@@ -241,6 +241,18 @@ pub fn measure(
     progress: &Progress,
     cancel: &AtomicBool,
 ) -> Result<Measured, BaselineError> {
+    measure_keep(method, data, rows, cols, progress, cancel).map(|(m, _)| m)
+}
+
+/// [`measure`], also returning the reconstruction ŵ (to run the model on it).
+pub fn measure_keep(
+    method: Method,
+    data: &[f32],
+    rows: usize,
+    cols: usize,
+    progress: &Progress,
+    cancel: &AtomicBool,
+) -> Result<(Measured, Vec<f32>), BaselineError> {
     if rows * cols != data.len() {
         return Err(BaselineError::Shape {
             rows,
@@ -251,28 +263,30 @@ pub fn measure(
     if let Some((index, &value)) = data.iter().enumerate().find(|(_, x)| !x.is_finite()) {
         return Err(BaselineError::NonFinite { index, value });
     }
-    let (sq_err, sq_norm) = match method.scheme() {
+    let (sq_err, sq_norm, recon) = match method.scheme() {
         Scheme::SeedLm(cfg) => {
-            let (_, stats) =
+            let (compressed, stats) =
                 compress::compress(data, cfg, progress, cancel).map_err(|e| match e {
                     CompressError::Cancelled => BaselineError::Cancelled,
                     CompressError::NonFinite { index, value } => {
                         BaselineError::NonFinite { index, value }
                     }
                 })?;
-            (stats.sq_err, stats.sq_norm)
+            (stats.sq_err, stats.sq_norm, compressed.reconstruct())
         }
         _ => {
             let recon = reconstruct(method, data, cols);
-            sums(data, &recon)
+            let (e, n) = sums(data, &recon);
+            (e, n, recon)
         }
     };
-    Ok(Measured {
+    let measured = Measured {
         sq_err,
         sq_norm,
         bits: method.storage_bits(rows, cols),
         len: data.len() as u64,
-    })
+    };
+    Ok((measured, recon))
 }
 
 /// Σ(w − ŵ)² and Σw².

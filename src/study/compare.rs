@@ -48,6 +48,19 @@ pub fn compare_tensor(
     progress: &Progress,
     cancel: &AtomicBool,
 ) -> Result<Vec<Row>, BaselineError> {
+    compare_tensor_keep(name, data, shape, methods, progress, cancel, &mut |_, _| {})
+}
+
+/// [`compare_tensor`], handing each method's reconstruction ŵ to `keep` as it is made.
+pub fn compare_tensor_keep(
+    name: &str,
+    data: &[f32],
+    shape: &[usize],
+    methods: &[Method],
+    progress: &Progress,
+    cancel: &AtomicBool,
+    keep: &mut dyn FnMut(Method, Vec<f32>),
+) -> Result<Vec<Row>, BaselineError> {
     let (rows, cols) = matrix_shape(shape);
     methods
         .iter()
@@ -55,10 +68,13 @@ pub fn compare_tensor(
             if cancel.load(Ordering::Relaxed) {
                 return Err(BaselineError::Cancelled);
             }
+            let (measured, recon) =
+                baselines::measure_keep(method, data, rows, cols, progress, cancel)?;
+            keep(method, recon);
             Ok(Row {
                 tensor: name.to_string(),
                 method,
-                measured: baselines::measure(method, data, rows, cols, progress, cancel)?,
+                measured,
             })
         })
         .collect()

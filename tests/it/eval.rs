@@ -321,3 +321,39 @@ fn original_weights_load_in_any_float_dtype() {
     assert!(w.names().iter().any(|n| n.ends_with("q_proj.bias")));
     assert!(w.changed().is_empty());
 }
+
+#[test]
+fn compare_eval_adds_each_methods_function_space_figure() {
+    let demo = minilm();
+    let out = run(&[
+        "compare",
+        s(&demo),
+        "--include",
+        "layer\\.5\\.attention\\.self\\.value",
+        "--methods",
+        "rtn4-g128,rtn3-g128",
+        "--eval",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let totals: Vec<&Value> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["tensor"] == "total")
+        .collect();
+    assert_eq!(totals.len(), 2);
+    let (c4, c3) = (
+        num(&totals[0]["eval"], "mean_cosine"),
+        num(&totals[1]["eval"], "mean_cosine"),
+    );
+    assert!(c3 < c4 && c4 < 1.0, "{c4} {c3}");
+    // Per-tensor rows carry none; a model that cannot run is refused before the search.
+    assert!(rows[0].get("eval").is_none());
+    let dir = tempfile::tempdir().unwrap();
+    let lone = dir.path().join("m.safetensors");
+    write_model(&lone, &crate::helpers::small_model());
+    let err = fails(&["compare", s(&lone), "--eval"]);
+    assert!(err.contains("no config.json"), "{err}");
+}

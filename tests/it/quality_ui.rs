@@ -200,3 +200,48 @@ fn models_that_cannot_be_evaluated_say_why() {
     // The message is on screen.
     h.get_by_label(&msg.text);
 }
+
+#[test]
+fn baselines_give_each_methods_function_space_figure() {
+    use seedlm::study::baselines::{Method, reconstruct};
+    let mut h = harness(Studio::with_document(loader::demo()));
+    h.step();
+    let ti = h.state().state.doc.find(VALUE).unwrap();
+    let methods = vec![Method::Rtn4G128, Method::Rtn3G128];
+    h.state_mut()
+        .state
+        .apply(Command::Run(seedlm::app::work::Work::Baselines {
+            tensors: vec![ti],
+            methods: methods.clone(),
+        }));
+    h.state_mut()
+        .state
+        .apply(Command::ShowTab(TabId::Baselines));
+    wait_idle(&mut h, LONG);
+    let run = &h.state().state.results.baselines.as_ref().unwrap().value;
+    let function = run.function.as_ref().expect("the demo model can be run");
+    let got: Vec<Method> = function.iter().map(|(m, _)| *m).collect();
+    assert_eq!(got, methods);
+
+    // The eval engine's figure for the same reconstruction; 3 bits hurt more than 4.
+    let ev = Evaluator::open_model(&h.state().state.doc.path.clone().unwrap()).unwrap();
+    let t = &h.state().state.doc.tensors[ti];
+    let recon = reconstruct(
+        Method::Rtn4G128,
+        &t.source.as_ref().unwrap().read().unwrap(),
+        t.shape[1],
+    );
+    let want = ev
+        .compare_overlays(
+            Path::new("x"),
+            vec![vec![(VALUE.to_string(), recon)]],
+            &Inputs::default(),
+            &Progress::default(),
+            &AtomicBool::new(false),
+        )
+        .unwrap();
+    assert_eq!(function[0].1, want[0]);
+    let (a, b) = (function[0].1.effect(), function[1].1.effect());
+    assert!(b < a && a < 0.0, "{a} {b}");
+    h.get_by_label("mean cosine");
+}

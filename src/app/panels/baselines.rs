@@ -6,6 +6,7 @@ use super::{Tab, job_progress};
 use crate::app::command::{Command, TabId};
 use crate::app::state::AppState;
 use crate::app::work::{JobKind, Work};
+use crate::eval::Figures;
 use crate::search::compress::snr_db;
 use crate::study::baselines::Method;
 use crate::study::compare::{self, Row};
@@ -40,7 +41,9 @@ impl Tab for Baselines {
         ui.label(format!(
             "Data-free methods on the selected tensors ({} tensor(s), {weights} weights). \
              Round-to-nearest stores an FP16 scale and a b-bit zero point per group; NF4 an \
-             FP16 absmax per 64 weights; bits per weight include them.",
+             FP16 absmax per 64 weights; bits per weight include them. When the model on disk \
+             can be run (config.json and tokenizer.json beside it), each method's tensors are \
+             also put into the model and its outputs compared with the original's.",
             inputs.len()
         ));
         ui.horizontal_wrapped(|ui| {
@@ -52,13 +55,14 @@ impl Tab for Baselines {
             }
         });
         self.controls(ui, state, inputs, out);
-        let Some(rows) = state.results.baselines.as_ref().map(|k| &k.value) else {
+        let Some(run) = state.results.baselines.as_ref().map(|k| &k.value) else {
             return;
         };
         ui.separator();
+        let rows = &run.rows;
         let totals: Vec<&Row> = rows.iter().filter(|r| r.tensor == compare::TOTAL).collect();
         ui.columns(2, |cols| {
-            table(&mut cols[0], &totals, rows);
+            table(&mut cols[0], &totals, rows, &run.function);
             plot(&mut cols[1], &totals);
         });
     }
@@ -116,19 +120,47 @@ fn selected(state: &AppState) -> Vec<usize> {
     idx
 }
 
-fn table(ui: &mut egui::Ui, totals: &[&Row], rows: &[Row]) {
+fn table(ui: &mut egui::Ui, totals: &[&Row], rows: &[Row], function: &FunctionSpace) {
     ui.strong("All selected tensors");
+    let figures = function.as_ref().ok();
+    let family = figures.and_then(|f| f.first()).map(|(_, f)| f);
     egui::Grid::new("baseline_totals")
         .striped(true)
         .show(ui, |ui| {
             for h in ["method", "bits/weight", "relMSE", "SNR dB"] {
                 ui.strong(h);
             }
+            match family {
+                Some(Figures::Encoder(_)) => {
+                    ui.strong("mean cosine").on_hover_text(
+                        "The model's sentence embeddings with these tensors compressed by the \
+                         method (the rest original) against the original's",
+                    );
+                }
+                Some(Figures::Decoder(_)) => {
+                    ui.strong("KL (nats)").on_hover_text(
+                        "KL(p_original ‖ p_compressed) of next-token distributions with these \
+                         tensors compressed by the method (the rest original)",
+                    );
+                }
+                None => {}
+            }
             ui.end_row();
             for r in totals {
                 row(ui, None, r);
+                if let Some(f) = figures {
+                    match f.iter().find(|(m, _)| *m == r.method).map(|(_, f)| f) {
+                        Some(Figures::Encoder(e)) => ui.label(format!("{:.4}", e.mean_cosine)),
+                        Some(Figures::Decoder(d)) => ui.label(format!("{:.5}", d.kl)),
+                        None => ui.label("—"),
+                    };
+                }
+                ui.end_row();
             }
         });
+    if let Err(e) = function {
+        ui.weak(format!("No function-space figures: {e}"));
+    }
     egui::CollapsingHeader::new("Per tensor").show(ui, |ui| {
         egui::ScrollArea::vertical()
             .id_salt("baseline_rows")
@@ -143,11 +175,15 @@ fn table(ui: &mut egui::Ui, totals: &[&Row], rows: &[Row]) {
                         ui.end_row();
                         for r in rows.iter().filter(|r| r.tensor != compare::TOTAL) {
                             row(ui, Some(&r.tensor), r);
+                            ui.end_row();
                         }
                     });
             });
     });
 }
+
+/// Per method, the function-space figures of a run, or why there are none.
+type FunctionSpace = Result<Vec<(crate::study::baselines::Method, Figures)>, String>;
 
 fn row(ui: &mut egui::Ui, tensor: Option<&str>, r: &Row) {
     if let Some(t) = tensor {
@@ -158,7 +194,6 @@ fn row(ui: &mut egui::Ui, tensor: Option<&str>, r: &Row) {
     ui.label(format!("{:.3}", m.bits_per_weight()));
     ui.label(format!("{:.5}", m.relmse()));
     ui.label(format!("{:.2}", snr_db(m.relmse())));
-    ui.end_row();
 }
 
 /// Rate–distortion: relMSE (log scale) against bits per weight, one marker per method, and the
