@@ -127,11 +127,44 @@ fn finished_shard_run_again_does_nothing() {
     );
 }
 
-#[test]
-fn killed_shard_resumes_to_the_same_bytes() {
-    let dir = tempfile::tempdir().unwrap();
-    let model = dir.path().join("big.safetensors");
-    // 16 384 blocks: seconds on one thread, long enough to kill between checkpoints.
+/// Checkpoint pieces in `d`.
+fn pieces(d: &Path) -> usize {
+    std::fs::read_dir(d)
+        .map(|r| {
+            r.filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("piece-")
+            })
+            .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Runs `seedlm args` and kills it once `ckpt` holds `n` pieces.
+fn kill_after_pieces(args: &[&str], ckpt: &Path, n: usize) {
+    let mut child = seedlm().args(args).spawn().unwrap();
+    let start = Instant::now();
+    while pieces(ckpt) < n {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run finished before it could be killed"
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no checkpoint written"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+/// A model of 16 704 blocks: seconds on one thread, long enough to kill between checkpoints.
+fn big(dir: &Path) -> PathBuf {
+    let model = dir.join("big.safetensors");
     write_model(
         &model,
         &[
@@ -149,6 +182,13 @@ fn killed_shard_resumes_to_the_same_bytes() {
             ),
         ],
     );
+    model
+}
+
+#[test]
+fn killed_shard_resumes_to_the_same_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = big(dir.path());
     let want = single(&model, dir.path(), &[]);
     let out = dir.path().join("o.safetensors");
     let args = [
@@ -163,36 +203,8 @@ fn killed_shard_resumes_to_the_same_bytes() {
         "--checkpoint-blocks",
         "512",
     ];
-    let mut child = seedlm().args(args).spawn().unwrap();
     let ckpt = folder(&out).join("shard-0000-of-0001");
-    let pieces = |d: &Path| -> usize {
-        std::fs::read_dir(d)
-            .map(|r| {
-                r.filter(|e| {
-                    e.as_ref()
-                        .unwrap()
-                        .file_name()
-                        .to_string_lossy()
-                        .starts_with("piece-")
-                })
-                .count()
-            })
-            .unwrap_or(0)
-    };
-    let start = Instant::now();
-    while pieces(&ckpt) < 3 {
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the shard finished before it could be killed"
-        );
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "no checkpoint written"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_after_pieces(&args, &ckpt, 3);
     assert!(!folder(&out).join("part-0000-of-0001.safetensors").exists());
     let kept = pieces(&ckpt);
     // Status sees the stopped shard's checkpointed blocks.
@@ -228,6 +240,41 @@ fn killed_shard_resumes_to_the_same_bytes() {
         "the checkpoint is removed once the part is written"
     );
     assert!(merge(&out) == want, "resumed result differs from one run");
+}
+
+#[test]
+fn a_killed_resumable_compress_resumes_to_the_same_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = big(dir.path());
+    let want = single(&model, dir.path(), &[]);
+    let out = dir.path().join("r.safetensors");
+    let args = [
+        "compress",
+        s(&model),
+        "-o",
+        s(&out),
+        "--resume",
+        "--threads",
+        "1",
+        "--checkpoint-blocks",
+        "512",
+    ];
+    let ckpt = folder(&out).join("shard-0000-of-0001");
+    kill_after_pieces(&args, &ckpt, 3);
+    assert!(!out.exists(), "a killed run writes no output");
+    let o = run(&args);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let said = text(&o.stdout);
+    assert!(said.contains("resumed with"), "{said}");
+    let file = seedlm::io::packed::packed_file_path(&out);
+    assert!(
+        std::fs::read(file).unwrap() == want,
+        "resumed result differs from one run"
+    );
+    assert!(
+        !folder(&out).exists(),
+        "the checkpoint folder is removed once the output is written"
+    );
 }
 
 #[test]
