@@ -43,6 +43,8 @@ pub struct Studio {
     load: UiLoad,
     /// The window title last sent.
     title: String,
+    /// Tensors to compress once the model being opened is open (`gui --compress`).
+    pending: Vec<String>,
 }
 
 /// The UI thread's share of a core: the time spent drawing frames over the last second.
@@ -108,6 +110,33 @@ impl Studio {
             tabs: panels::default_tabs(),
             load: UiLoad::default(),
             title: String::new(),
+            pending: Vec::new(),
+        }
+    }
+
+    /// Compresses the tensors named `names` with the current settings as soon as no model is
+    /// opening any more (at once if none is); names the model lacks are said in a message.
+    pub fn compress_when_open(&mut self, names: Vec<String>) {
+        self.pending = names;
+    }
+
+    fn start_pending(&mut self) {
+        if self.pending.is_empty() || self.state.running(work::JobKind::Open).is_some() {
+            return;
+        }
+        let mut found = Vec::new();
+        for name in std::mem::take(&mut self.pending) {
+            match self.state.doc.find(&name) {
+                Some(i) => found.push(i),
+                None => {
+                    let text =
+                        format!("--compress: no tensor '{name}' in {}", self.state.doc.title);
+                    self.state.message(true, text);
+                }
+            }
+        }
+        if !found.is_empty() {
+            self.state.apply(Command::Compress(found));
         }
     }
 
@@ -119,6 +148,7 @@ impl Studio {
             self.state.repaint = Some(ctx.clone());
         }
         self.state.poll();
+        self.start_pending();
         let theme = if self.state.dark {
             egui::Theme::Dark
         } else {
@@ -191,11 +221,18 @@ impl Studio {
     }
 
     /// The window title: the model and its tensor count, e.g.
-    /// `SeedLM Studio — TinyLlama — 201 tensors`.
+    /// `SeedLM Studio — TinyLlama — 201 tensors`, and how many are compressed once some are
+    /// (`— 7 compressed`).
     pub fn window_title(&self) -> String {
         let doc = &self.state.doc;
         let n = doc.tensors.len() + doc.extra.len();
-        format!("SeedLM Studio — {} — {n} tensors", doc.title)
+        let done = doc.tensors.iter().filter(|t| t.result.is_some()).count();
+        let title = format!("SeedLM Studio — {} — {n} tensors", doc.title);
+        if done > 0 {
+            format!("{title} — {done} compressed")
+        } else {
+            title
+        }
     }
 
     /// Whether background work runs or the shown tab animates.
@@ -233,8 +270,9 @@ impl eframe::App for Studio {
     }
 }
 
-/// Opens the app on `path`, or on the bundled demo model.
-pub fn run(path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+/// Opens the app on `path`, or on the bundled demo model, and compresses the tensors named in
+/// `compress` once it is open.
+pub fn run(path: Option<PathBuf>, compress: Vec<String>) -> anyhow::Result<ExitCode> {
     let options = eframe::NativeOptions {
         renderer: eframe::Renderer::Glow,
         viewport: egui::ViewportBuilder::default()
@@ -248,6 +286,7 @@ pub fn run(path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         options,
         Box::new(move |cc| {
             let mut studio = Studio::new(path);
+            studio.compress_when_open(compress);
             if let Some(s) = cc.storage {
                 studio.state.recent = eframe::get_value(s, RECENT_KEY).unwrap_or_default();
                 studio.state.dark = eframe::get_value(s, DARK_KEY).unwrap_or(true);

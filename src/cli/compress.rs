@@ -54,6 +54,7 @@ impl WhatArgs {
 
 /// Arguments of `seedlm compress`.
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("checkpointed").args(["shard", "resume"])))]
 pub struct CompressArgs {
     /// A .safetensors file or a Hugging Face model directory.
     pub input: PathBuf,
@@ -74,9 +75,14 @@ pub struct CompressArgs {
     /// Number of shards, for `--shard auto` outside a Slurm array.
     #[arg(long, value_name = "N", requires = "shard")]
     pub shards: Option<usize>,
-    /// Blocks per checkpoint piece of a shard (what a killed shard at most loses).
-    #[arg(long, value_name = "BLOCKS", default_value_t = crate::io::shard::DEFAULT_CHECKPOINT_BLOCKS, requires = "shard")]
+    /// Blocks per checkpoint piece of a shard or a resumable run (what a kill at most loses).
+    #[arg(long, value_name = "BLOCKS", default_value_t = crate::io::shard::DEFAULT_CHECKPOINT_BLOCKS, requires = "checkpointed")]
     pub checkpoint_blocks: usize,
+    /// Keep finished blocks in OUTPUT.shards/ (a shard folder of one shard, FORMAT.md §9) and
+    /// resume from them when run again after a kill or Ctrl-C; the folder is removed once
+    /// OUTPUT is written, byte-identical to a run without --resume.
+    #[arg(long)]
+    pub resume: bool,
 }
 
 /// Runs `seedlm compress`.
@@ -92,18 +98,23 @@ pub fn run(args: CompressArgs) -> anyhow::Result<ExitCode> {
     let pool = thread_pool(args.threads)?;
 
     let cancel = super::watch::cancel_on_ctrl_c();
-    if let Some(shard) = &args.shard {
+    if args.shard.is_some() || args.resume {
+        // A resumable run on one machine is shard 0 of 1, merged at once.
         let job = super::shard::ShardJob {
             model: &model,
             plan: &plan,
             cfg,
-            shard,
+            shard: args.shard.as_deref().unwrap_or("0/1"),
             shards: args.shards,
             output: &args.output,
             checkpoint_blocks: args.checkpoint_blocks,
             pool: &pool,
         };
-        return super::shard::run(&job, &cancel);
+        let code = super::shard::run(&job, &cancel)?;
+        if !args.resume || code != ExitCode::SUCCESS {
+            return Ok(code);
+        }
+        return merge_resumed(&args.output, &pool, &cancel);
     }
     eprintln!(
         "compressing {} tensors ({} blocks) at {cfg}; Ctrl-C stops without writing",
@@ -169,6 +180,29 @@ pub fn run(args: CompressArgs) -> anyhow::Result<ExitCode> {
     let _ = writeln!(out, "time        {elapsed:.1} s");
     let _ = writeln!(out, "wrote       {}", file.display());
     super::stdout::print(&out)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Merges the one-shard folder of a `--resume` run into `output` and removes the folder.
+fn merge_resumed(
+    output: &std::path::Path,
+    pool: &rayon::ThreadPool,
+    cancel: &std::sync::atomic::AtomicBool,
+) -> anyhow::Result<ExitCode> {
+    let folder = crate::io::shard::folder_of(output);
+    let progress = Progress::default();
+    let merged = pool.install(|| crate::io::shard::merge(&folder, None, output, &progress, cancel));
+    let file = match merged {
+        Ok((file, _)) => file,
+        Err(JobError::Cancelled) => {
+            eprintln!("cancelled: finished blocks kept in {}", folder.display());
+            return Ok(ExitCode::from(130));
+        }
+        Err(JobError::Model(e)) => return Err(e.into()),
+    };
+    std::fs::remove_dir_all(&folder)
+        .with_context(|| format!("{}: cannot remove the checkpoint folder", folder.display()))?;
+    println!("wrote {}", file.display());
     Ok(ExitCode::SUCCESS)
 }
 

@@ -39,6 +39,10 @@ pub enum Command {
     Gui {
         /// File or folder to open (default: the bundled demo model).
         path: Option<PathBuf>,
+        /// Compress this tensor (by name, repeatable) once the model is open, as "Compress
+        /// selected" would; used by scripts/memory.sh to drive the app.
+        #[arg(long = "compress", value_name = "TENSOR")]
+        compress: Vec<String>,
     },
     /// Measure the exact search: blocks/s and relative MSE on N(0,1) blocks.
     Bench(bench::BenchArgs),
@@ -67,8 +71,8 @@ pub enum Command {
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        None => crate::app::run(None),
-        Some(Command::Gui { path }) => crate::app::run(path),
+        None => crate::app::run(None, Vec::new()),
+        Some(Command::Gui { path, compress }) => crate::app::run(path, compress),
         Some(Command::Bench(args)) => bench::run(args).map(|()| ExitCode::SUCCESS),
         Some(Command::Compress(args)) => compress::run(args),
         Some(Command::Decompress(args)) => decompress::run(args),

@@ -641,3 +641,37 @@ fn an_opened_model_holds_no_weights_until_a_view_or_job_reads_them() {
     assert!(s.doc.tensors[0].result.is_some() && s.doc.tensors[2].result.is_some());
     assert_eq!(s.doc.converted_bytes(), viewed + 2 * per_tensor);
 }
+
+#[test]
+fn tensors_named_on_the_command_line_are_compressed_once_the_model_is_open() {
+    use crate::helpers::{small_model, write_model};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.safetensors");
+    write_model(&path, &small_model());
+    let mut studio = Studio::new(Some(path));
+    let name = "layers.0.q_proj.weight";
+    studio.compress_when_open(vec![name.into(), "no.such.weight".into()]);
+    let mut h = harness(studio);
+    wait_idle(&mut h, Duration::from_secs(120));
+    let s = h.state();
+    let doc = &s.state.doc;
+    let done: Vec<&str> = doc
+        .tensors
+        .iter()
+        .filter(|t| t.result.is_some())
+        .map(|t| t.name.as_str())
+        .collect();
+    assert_eq!(done, [name]);
+    assert!(
+        s.window_title().ends_with(" tensors — 1 compressed"),
+        "{}",
+        s.window_title()
+    );
+    let msg = &s.state.messages;
+    assert!(
+        msg.iter()
+            .any(|m| m.error
+                && m.text == "--compress: no tensor 'no.such.weight' in model.safetensors"),
+        "{msg:?}"
+    );
+}

@@ -128,11 +128,9 @@ fn finished_shard_run_again_does_nothing() {
     );
 }
 
-#[test]
-fn killed_shard_resumes_to_the_same_bytes() {
-    let dir = tempfile::tempdir().unwrap();
-    let model = dir.path().join("big.safetensors");
-    // 16 384 blocks: seconds on one thread, long enough to kill between checkpoints.
+/// A model of 16 704 blocks: seconds on one thread, long enough to kill between checkpoints.
+fn big(dir: &Path) -> PathBuf {
+    let model = dir.join("big.safetensors");
     write_model(
         &model,
         &[
@@ -150,6 +148,13 @@ fn killed_shard_resumes_to_the_same_bytes() {
             ),
         ],
     );
+    model
+}
+
+#[test]
+fn killed_shard_resumes_to_the_same_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = big(dir.path());
     let want = single(&model, dir.path(), &[]);
     let out = dir.path().join("o.safetensors");
     let args = [
@@ -200,6 +205,41 @@ fn killed_shard_resumes_to_the_same_bytes() {
         "the checkpoint is removed once the part is written"
     );
     assert!(merge(&out) == want, "resumed result differs from one run");
+}
+
+#[test]
+fn a_killed_resumable_compress_resumes_to_the_same_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = big(dir.path());
+    let want = single(&model, dir.path(), &[]);
+    let out = dir.path().join("r.safetensors");
+    let args = [
+        "compress",
+        s(&model),
+        "-o",
+        s(&out),
+        "--resume",
+        "--threads",
+        "1",
+        "--checkpoint-blocks",
+        "512",
+    ];
+    let ckpt = folder(&out).join("shard-0000-of-0001");
+    kill_after_pieces(&args, &ckpt, 3);
+    assert!(!out.exists(), "a killed run writes no output");
+    let o = run(&args);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let said = text(&o.stdout);
+    assert!(said.contains("resumed with"), "{said}");
+    let file = seedlm::io::packed::packed_file_path(&out);
+    assert!(
+        std::fs::read(file).unwrap() == want,
+        "resumed result differs from one run"
+    );
+    assert!(
+        !folder(&out).exists(),
+        "the checkpoint folder is removed once the output is written"
+    );
 }
 
 #[test]
