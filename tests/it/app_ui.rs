@@ -675,3 +675,47 @@ fn tensors_named_on_the_command_line_are_compressed_once_the_model_is_open() {
         "{msg:?}"
     );
 }
+
+#[test]
+fn block_plots_keep_their_ticks_when_the_trial_seed_is_shown() {
+    use crate::helpers::ui::painted_texts;
+    let mut h = harness(tiny());
+    h.run_steps(2);
+    compress_one(&mut h, 0, "4-bit");
+    click(&mut h, "Block inspector");
+    type_into(&mut h, "Block index", "3");
+    click(&mut h, "Show");
+    // The x axes' tick labels, next to each axis title: whole positions 0 to C − 1 = 7.
+    let positions = |h: &Harness<'_, Studio>| {
+        let texts = painted_texts(h);
+        let titles: Vec<f32> = texts
+            .iter()
+            .filter(|(t, _)| t == "position in block")
+            .map(|(_, at)| at.y)
+            .collect();
+        assert_eq!(titles.len(), 2, "both block plots are drawn");
+        let mut ticks: Vec<u32> = texts
+            .iter()
+            .filter(|(_, at)| titles.iter().any(|&y| (at.y - y).abs() < 40.0))
+            .filter_map(|(t, _)| t.parse().ok())
+            .filter(|&x| x < 8)
+            .collect();
+        ticks.sort_unstable();
+        ticks
+    };
+    let before = positions(&h);
+    assert!(
+        before.len() >= 4,
+        "ticks before the trial: {before:?} in {:?}",
+        painted_texts(&h)
+    );
+    type_into(&mut h, "Trial seed", "0x1");
+    click(&mut h, "Try");
+    h.get_by_label_contains("Trial seed 0x1:");
+    h.run_steps(2);
+    let after = positions(&h);
+    assert!(
+        after.len() >= 4 && before.iter().all(|x| after.contains(x)),
+        "ticks before the trial {before:?}, after {after:?}"
+    );
+}

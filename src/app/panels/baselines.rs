@@ -217,10 +217,15 @@ fn plot(ui: &mut egui::Ui, totals: &[&Row]) {
             ([m.bits_per_weight(), log(m.relmse())], text)
         })
         .collect();
-    // The legend sits in a top corner: keep the data below it.
-    let top = super::legend_headroom(described.iter().map(|(at, _)| at[1]));
+    // The legend sits in a top corner: keep the data below it (a row per method and the bound).
+    let height = 360.0;
+    let top = super::legend_headroom_for(
+        described.iter().map(|(at, _)| at[1]),
+        totals.len() + 1,
+        height,
+    );
     let resp = Plot::new("baselines_plot")
-        .height(360.0)
+        .height(height)
         .legend(Legend::default().position(egui_plot::Corner::RightTop))
         .x_axis_label("bits per weight")
         .y_axis_label("relative MSE")

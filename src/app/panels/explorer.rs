@@ -176,10 +176,20 @@ fn plot(ui: &mut egui::Ui, opts: &Options, points: &[Point]) {
             ([c.c as f64, log(x.relmse)], text)
         })
         .collect();
-    // The legend sits in a top corner: keep the data below it.
-    let top = super::legend_headroom(described.iter().map(|(at, _)| at[1]));
+    // The legend sits in a top corner: keep the data below it. Rows: one per P, the paper's
+    // point, the best one and the bound.
+    let mut ps: Vec<usize> = points
+        .iter()
+        .filter(|x| !x.paper)
+        .map(|x| x.config.p)
+        .collect();
+    ps.sort_unstable();
+    ps.dedup();
+    let height = 360.0;
+    let top =
+        super::legend_headroom_for(described.iter().map(|(at, _)| at[1]), ps.len() + 3, height);
     let resp = Plot::new("explore_plot")
-        .height(360.0)
+        .height(height)
         .legend(Legend::default())
         .x_axis_label("block size C")
         .x_grid_spacer(super::tick_spacer(true))

@@ -302,6 +302,32 @@ pub fn layer_plot(
     });
 }
 
+/// Height of one legend row and the legend's frame, in points (egui_plot's body text).
+const LEGEND_ROW: f64 = 20.0;
+const LEGEND_FRAME: f64 = 16.0;
+
+/// As [`legend_headroom`], with room for a legend of `entries` rows in a plot `height` points
+/// tall (its axes take about 40): however many rows, the legend ends above the data's top.
+pub fn legend_headroom_for(
+    ys: impl IntoIterator<Item = f64>,
+    entries: usize,
+    height: f32,
+) -> Option<f64> {
+    let ys: Vec<f64> = ys.into_iter().filter(|y| y.is_finite()).collect();
+    let base = legend_headroom(ys.iter().copied())?;
+    let (lo, hi) = ys
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &y| {
+            (a.min(y), b.max(y))
+        });
+    let span = if hi > lo { hi - lo } else { 1.0 };
+    let share = ((entries as f64 * LEGEND_ROW + LEGEND_FRAME)
+        / (f64::from(height) - 40.0).max(1.0))
+    .min(0.8);
+    // The data fill the rest; 10 % more for the plot's own margins.
+    Some(base.max(hi + 1.1 * span * share / (1.0 - share)))
+}
+
 /// "1.2 MiB"-style size.
 pub fn human_bytes(b: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -336,6 +362,13 @@ mod tests {
         assert_eq!(legend_headroom([f64::NAN]), None);
         assert_eq!(legend_headroom([-2.0, 0.0]), Some(0.9));
         assert_eq!(legend_headroom([3.0, 3.0]), Some(4.0));
+        // A tall legend (nine rows in a 360-point plot, as the design space at M = 3 has)
+        // needs more than 45 % of the span: the rows take 196 of the 320 points.
+        let tall = legend_headroom_for([-2.0, 0.0], 9, 360.0).unwrap();
+        let share = (9.0 * LEGEND_ROW + LEGEND_FRAME) / 320.0;
+        assert!(tall > 2.0 * share / (1.0 - share), "{tall}");
+        assert_eq!(legend_headroom_for([-2.0, 0.0], 1, 360.0), Some(0.9));
+        assert_eq!(legend_headroom_for([], 9, 360.0), None);
     }
 
     #[test]

@@ -61,3 +61,20 @@ pub fn tiny() -> Studio {
         .collect();
     Studio::with_document(Document::new(None, "tiny".into(), tensors))
 }
+
+/// Every text the last frame painted, with its top-left corner (plot tick labels among them,
+/// which have no widget).
+pub fn painted_texts(h: &Harness<'_, Studio>) -> Vec<(String, egui::Pos2)> {
+    fn collect(shape: &egui::Shape, out: &mut Vec<(String, egui::Pos2)>) {
+        match shape {
+            egui::Shape::Text(t) => out.push((t.galley.text().to_owned(), t.pos)),
+            egui::Shape::Vec(shapes) => shapes.iter().for_each(|s| collect(s, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    for clipped in &h.output().shapes {
+        collect(&clipped.shape, &mut out);
+    }
+    out
+}
