@@ -77,6 +77,10 @@ pub struct CompressArgs {
     /// Blocks per checkpoint piece of a shard (what a killed shard at most loses).
     #[arg(long, value_name = "BLOCKS", default_value_t = crate::io::shard::DEFAULT_CHECKPOINT_BLOCKS, requires = "shard")]
     pub checkpoint_blocks: usize,
+    /// How a candidate seed's exponent and coefficients are chosen: `exact` (the closest point
+    /// of the format's lattice) or `fast` (rounding and ±1 moves). The decoder reads both.
+    #[arg(long, value_enum, default_value_t = super::Encoder::default())]
+    pub encoder: super::Encoder,
 }
 
 /// Runs `seedlm compress`.
@@ -93,6 +97,10 @@ pub fn run(args: CompressArgs) -> anyhow::Result<ExitCode> {
 
     let cancel = super::watch::cancel_on_ctrl_c();
     if let Some(shard) = &args.shard {
+        // Every shard and resumed piece must search alike; shards use the default encoder.
+        if args.encoder != super::Encoder::default() {
+            bail!("--encoder fast cannot be combined with --shard: shards use the exact encoder");
+        }
         let job = super::shard::ShardJob {
             model: &model,
             plan: &plan,
@@ -115,9 +123,15 @@ pub fn run(args: CompressArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let result = super::watch::watch("blocks", &progress.done, &progress.total, |bar| {
         pool.install(|| {
-            compress_model(&model, &plan, cfg, &progress, &cancel, |name| {
-                bar.set_message(name.to_string())
-            })
+            compress_model(
+                &model,
+                &plan,
+                cfg,
+                args.encoder.rounding(),
+                &progress,
+                &cancel,
+                |name| bar.set_message(name.to_string()),
+            )
         })
     });
     let compressed = match result {
