@@ -28,6 +28,10 @@ pub struct BenchArgs {
     /// Run the portable scan kernel (what CPUs without AVX2 get) instead of the fastest one.
     #[arg(long)]
     pub portable: bool,
+    /// How a candidate seed's coefficients are chosen: `exact` (the closest lattice point) or
+    /// `fast` (rounding and ±1 moves).
+    #[arg(long, value_enum, default_value_t = super::Encoder::default())]
+    pub encoder: super::Encoder,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -51,6 +55,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let r = crate::study::bench::run(
         cfg,
         kernel,
+        args.encoder.rounding(),
         args.blocks as usize,
         threads,
         args.warmup as usize,
@@ -61,6 +66,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     } else {
         println!("config        {cfg}");
         println!("kernel        {}", r.kernel);
+        println!("encoder       {}", r.encoder);
         println!("blocks        {} ({} threads)", r.blocks, r.threads);
         let runs: Vec<String> = r
             .runs_blocks_per_s

@@ -83,6 +83,10 @@ pub struct CompressArgs {
     /// OUTPUT is written, byte-identical to a run without --resume.
     #[arg(long)]
     pub resume: bool,
+    /// How a candidate seed's exponent and coefficients are chosen: `exact` (the closest point
+    /// of the format's lattice) or `fast` (rounding and ±1 moves). The decoder reads both.
+    #[arg(long, value_enum, default_value_t = super::Encoder::default())]
+    pub encoder: super::Encoder,
 }
 
 /// Runs `seedlm compress`.
@@ -99,6 +103,12 @@ pub fn run(args: CompressArgs) -> anyhow::Result<ExitCode> {
 
     let cancel = super::watch::cancel_on_ctrl_c();
     if args.shard.is_some() || args.resume {
+        // Every shard and resumed piece must search alike; they use the default encoder.
+        if args.encoder != super::Encoder::default() {
+            bail!(
+                "--encoder fast cannot be combined with --shard or --resume: they use the exact encoder"
+            );
+        }
         // A resumable run on one machine is shard 0 of 1, merged at once.
         let job = super::shard::ShardJob {
             model: &model,
@@ -126,9 +136,15 @@ pub fn run(args: CompressArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let result = super::watch::watch("blocks", &progress.done, &progress.total, |bar| {
         pool.install(|| {
-            compress_model(&model, &plan, cfg, &progress, &cancel, |name| {
-                bar.set_message(name.to_string())
-            })
+            compress_model(
+                &model,
+                &plan,
+                cfg,
+                args.encoder.rounding(),
+                &progress,
+                &cancel,
+                |name| bar.set_message(name.to_string()),
+            )
         })
     });
     let compressed = match result {

@@ -18,9 +18,30 @@ pub mod status;
 pub mod stdout;
 pub mod watch;
 
-use clap::{Parser, Subcommand};
+use crate::core::quant::Rounding;
+use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+/// How a candidate seed's exponent and coefficients are chosen (`--encoder`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum Encoder {
+    /// The closest point of the format's lattice (every exponent, every q).
+    #[default]
+    Exact,
+    /// Round at e*−1, e*, e*+1, then move single coefficients by ±1 (about 5 % faster).
+    Fast,
+}
+
+impl Encoder {
+    /// The engine's rounding rule for this choice.
+    pub fn rounding(self) -> Rounding {
+        match self {
+            Encoder::Exact => Rounding::Exact,
+            Encoder::Fast => Rounding::Refined,
+        }
+    }
+}
 
 /// SeedLM Studio: compress LLM weights into LFSR seeds, inspect the result, and simulate the
 /// hardware decompressor. Run with no subcommand to open the app on the bundled demo model.

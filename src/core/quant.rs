@@ -2,9 +2,12 @@
 //!
 //! `t̂_i = q_i · 2^e`, `q_i ∈ [−8, 7]`, `e = e_base + E` with a 4-bit code E. For a block and a
 //! seed, the exponent is the one among `{e*−1, e*, e*+1}` (clamped into the tensor's range) whose
-//! rounded coefficients give the smallest reconstruction error (docs/DESIGN.md §1).
+//! rounded coefficients give the smallest reconstruction error (docs/DESIGN.md §1), or with
+//! [`Rounding::Exact`] the closest point of the format's whole lattice (every exponent of the
+//! range, every q in [−8, 7]^P).
 
 use crate::core::config::{MAX_C, MAX_P};
+use crate::core::lstsq::Cholesky;
 
 /// Smallest coefficient.
 pub const Q_MIN: i32 = -8;
@@ -179,8 +182,23 @@ pub enum Rounding {
     /// Round to nearest, then move single coefficients by ±1 while that lowers the error
     /// (coordinate descent over neighbouring lattice points). Never worse than `Nearest`; the
     /// decoder is unchanged.
-    #[default]
     Refined,
+    /// The format's true optimum for the seed: the (e, q) of smallest error over every exponent
+    /// of the range and every q in [−8, 7]^P, found by a pruned enumeration started from the
+    /// `Refined` answer (so never worse than it). The decoder is unchanged. The shipping rule.
+    #[default]
+    Exact,
+}
+
+impl Rounding {
+    /// The name the CLI and reports use: `exact`, `fast` (refined) or `nearest`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Rounding::Nearest => "nearest",
+            Rounding::Refined => "fast",
+            Rounding::Exact => "exact",
+        }
+    }
 }
 
 /// Improves `quant` (with error `err` and residual `resid`, as [`residual_into`] gives them;
@@ -239,9 +257,45 @@ fn refine(
 }
 
 /// The best quantization of least-squares coefficients `t` for one seed: the candidate exponent
-/// (from `{e*−1, e*, e*+1}` clamped into `range`) of smallest error; ties go to the lower
-/// exponent. Returns the error and the quantization.
+/// (from `{e*−1, e*, e*+1}` clamped into `range`) of smallest error, or with
+/// [`Rounding::Exact`] the closest lattice point; ties go to the lower exponent. Returns the
+/// error and the quantization.
 pub fn best_quantization(
+    w: &[f64],
+    v: &[i64],
+    p: usize,
+    t: &[f64],
+    denom: f64,
+    range: ExpRange,
+    rounding: Rounding,
+) -> (f64, Quantized) {
+    best_quantization_within(w, v, p, t, denom, range, rounding, f64::INFINITY)
+}
+
+/// [`best_quantization`] for a caller that only needs the answer when its error is at most
+/// `limit` (a search's best error so far): [`Rounding::Exact`] then prunes its enumeration at
+/// `limit`, and may return a worse quantization when none is within it.
+#[allow(clippy::too_many_arguments)]
+pub fn best_quantization_within(
+    w: &[f64],
+    v: &[i64],
+    p: usize,
+    t: &[f64],
+    denom: f64,
+    range: ExpRange,
+    rounding: Rounding,
+    limit: f64,
+) -> (f64, Quantized) {
+    let start = rounded(w, v, p, t, denom, range, rounding);
+    if rounding == Rounding::Exact {
+        Lattice::new(w, v, p, t, denom).map_or(start, |l| l.closest(range, start, limit))
+    } else {
+        start
+    }
+}
+
+/// The answer of [`best_quantization`] for the rounding rules (`Exact` starts from `Refined`).
+fn rounded(
     w: &[f64],
     v: &[i64],
     p: usize,
@@ -269,7 +323,7 @@ pub fn best_quantization(
         last = e;
         let mut qz = quantize(t, e);
         let mut err = residual_into(w, v, p, &qz, denom, resid);
-        if rounding == Rounding::Refined {
+        if rounding != Rounding::Nearest {
             (err, qz) = refine(w, v, p, (qz, err), denom, resid);
         }
         let better = match &best {
@@ -281,6 +335,199 @@ pub fn best_quantization(
         }
     }
     best.expect("at least one candidate exponent")
+}
+
+/// Slack of the enumeration's pruning, relative to ‖w‖²: its metric rests on the f64
+/// least-squares solution, so a point it puts just outside the limit may be inside; every point
+/// it reaches is scored exactly.
+const LATTICE_SLACK: f64 = 1e-9;
+
+/// One seed's lattice `{2^e·U·q}` around a block, for the exact closest point. With
+/// `G = UᵀU = L·Lᵀ` and t the least-squares coefficients, `‖w − 2^e·U·q‖² = residual +
+/// 4^e·‖Lᵀ(t/2^e − q)‖²`, and Lᵀ is upper triangular: fixing q from the last coefficient down,
+/// each coordinate adds a known square (Schnorr–Euchner enumeration in the P-dim space).
+struct Lattice<'a> {
+    w: &'a [f64],
+    v: &'a [i64],
+    p: usize,
+    t: &'a [f64],
+    denom: f64,
+    /// The lower Cholesky factor of G.
+    l: [[f64; MAX_P]; MAX_P],
+    /// Unquantized least-squares residual `‖w − U·t‖²`.
+    residual: f64,
+    /// `‖U·t‖`.
+    fit: f64,
+    /// Upper bound on σ_max(U) (`‖L‖_F`) and lower bound on σ_min(U) (`1/‖L⁻¹‖_F`).
+    s_max: f64,
+    s_min: f64,
+}
+
+/// The enumeration's running best (error, quantization) and the limit it prunes at.
+struct Best {
+    err: f64,
+    quant: Quantized,
+    limit: f64,
+}
+
+impl Best {
+    fn offer(&mut self, err: f64, quant: Quantized, cap: f64) {
+        if err < self.err || (err == self.err && quant.e < self.quant.e) {
+            self.err = err;
+            self.quant = quant;
+            self.limit = err.min(cap);
+        }
+    }
+}
+
+impl<'a> Lattice<'a> {
+    /// The lattice of centred basis `v` (C×P) around `w`, or `None` when U has dependent columns
+    /// (those seeds keep the refined rounding).
+    fn new(w: &'a [f64], v: &'a [i64], p: usize, t: &'a [f64], denom: f64) -> Option<Self> {
+        let c = w.len();
+        let mut u = [0.0; MAX_C * MAX_P];
+        for (u, &x) in u.iter_mut().zip(&v[..c * p]) {
+            *u = x as f64 / denom;
+        }
+        let chol = Cholesky::of_columns(&u[..c * p], c, p);
+        let inv = chol.inverse_lower()?;
+        let mut l = [[0.0; MAX_P]; MAX_P];
+        let mut entries = chol.lower();
+        for (j, row) in l.iter_mut().enumerate().take(p) {
+            for x in &mut row[..=j] {
+                *x = entries.next().expect("P(P+1)/2 entries");
+            }
+        }
+        let (mut residual, mut fit) = (0.0, 0.0);
+        for (i, &wi) in w.iter().enumerate() {
+            let f: f64 = (0..p).map(|j| u[i * p + j] * t[j]).sum();
+            residual += (wi - f) * (wi - f);
+            fit += f * f;
+        }
+        let inv_f = inv.iter().map(|x| x * x).sum::<f64>().sqrt();
+        Some(Lattice {
+            w,
+            v,
+            p,
+            t,
+            denom,
+            l,
+            residual,
+            fit: fit.sqrt(),
+            s_max: chol.frobenius(),
+            s_min: 1.0 / inv_f,
+        })
+    }
+
+    /// The closest lattice point over `range`, if its error is at most `cap`; else `start` (the
+    /// refined answer) or a better point found on the way.
+    fn closest(&self, range: ExpRange, start: (f64, Quantized), cap: f64) -> (f64, Quantized) {
+        let mut best = Best {
+            err: start.0,
+            quant: start.1,
+            limit: start.0.min(cap),
+        };
+        let zero = Quantized {
+            e: range.lo,
+            q: [0; MAX_P],
+        };
+        best.offer(
+            quantized_error(self.w, self.v, self.p, &zero, self.denom),
+            zero,
+            cap,
+        );
+        let slack = LATTICE_SLACK * (self.residual + self.fit * self.fit);
+        // Any 2^e·U·q with q in the box is at most 2^e·8·√P·σ_max long, and a non-zero one at
+        // least 2^e·σ_min: below and above some exponents no point can be within the limit.
+        let reach = 8.0 * (self.p as f64).sqrt() * self.s_max;
+        let out_of_reach = |gap: f64, limit: f64| self.residual + gap * gap > limit + slack;
+        // The first exponent whose box could reach: 2^e·reach ≥ fit − √(limit − residual), found
+        // from the logarithm (the range may span 2 000 exponents) and checked step by step.
+        let room = best.limit + slack - self.residual;
+        if room < 0.0 {
+            return (best.err, best.quant);
+        }
+        let gap = self.fit - room.sqrt();
+        let mut e = range.lo;
+        if gap > 0.0 && reach > 0.0 {
+            let first = (gap / reach).log2().floor() - 1.0;
+            if first.is_finite() {
+                e = e.max(first.clamp(f64::from(range.lo), f64::from(range.hi)) as i32);
+            }
+        }
+        while e <= range.hi && out_of_reach((self.fit - pow2(e) * reach).max(0.0), best.limit) {
+            e += 1;
+        }
+        while e <= range.hi {
+            let step = pow2(e);
+            if out_of_reach((step * self.s_min - self.fit).max(0.0), best.limit) {
+                break;
+            }
+            let mut z = [0.0; MAX_P];
+            let mut outside = 0.0;
+            for (z, &t) in z.iter_mut().zip(self.t) {
+                *z = t / step;
+                let clamped = z.clamp(f64::from(Q_MIN), f64::from(Q_MAX));
+                outside += (*z - clamped) * (*z - clamped);
+            }
+            // ‖U(t − 2^e·q)‖ ≥ σ_min·‖t − 2^e·q‖, and clamping t is the closest point of the box.
+            if out_of_reach(step * self.s_min * outside.sqrt(), best.limit) {
+                e += 1;
+                continue;
+            }
+            let mut q = Quantized { e, q: [0; MAX_P] };
+            self.enumerate(self.p - 1, &z, 0.0, &mut q, &mut best, cap, slack);
+            e += 1;
+        }
+        (best.err, best.quant)
+    }
+
+    /// Fixes q_j (and recursively the coefficients below it) given those above j in `q`, where
+    /// the coordinates above j already add `used` to `‖Lᵀ(z − q)‖²`.
+    #[allow(clippy::too_many_arguments)]
+    fn enumerate(
+        &self,
+        j: usize,
+        z: &[f64; MAX_P],
+        used: f64,
+        q: &mut Quantized,
+        best: &mut Best,
+        cap: f64,
+        slack: f64,
+    ) {
+        let step2 = pow2(2 * q.e);
+        let ljj = self.l[j][j];
+        let above: f64 = (j + 1..self.p)
+            .map(|k| self.l[k][j] * (z[k] - f64::from(q.q[k])))
+            .sum();
+        let centre = z[j] + above / ljj;
+        let room = (best.limit + slack - self.residual) / step2 - used;
+        if room < 0.0 {
+            return;
+        }
+        let half = room.sqrt() / ljj;
+        let lo = (centre - half).ceil().max(f64::from(Q_MIN));
+        let hi = (centre + half).floor().min(f64::from(Q_MAX));
+        if lo > hi {
+            return;
+        }
+        for qj in lo as i32..=hi as i32 {
+            let d = ljj * (centre - f64::from(qj));
+            let used = used + d * d;
+            // The limit may have tightened since the interval was computed.
+            if used > (best.limit + slack - self.residual) / step2 {
+                continue;
+            }
+            q.q[j] = qj as i8;
+            if j == 0 {
+                let err = quantized_error(self.w, self.v, self.p, q, self.denom);
+                best.offer(err, *q, cap);
+            } else {
+                self.enumerate(j - 1, z, used, q, best, cap, slack);
+            }
+        }
+        q.q[j] = 0;
+    }
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //! files copied and `config.json` marked as a SeedLM-quantized model (restored on the way back).
 
 use crate::core::config::Config;
+use crate::core::quant::Rounding;
 use crate::io::container::{
     OutTensor, PARTIAL_PREFIX, Payload, parent_dir, partial_file, remove_stale_partials,
     write_atomic,
@@ -16,7 +17,8 @@ use crate::io::packed::{
     write_packed_out,
 };
 use crate::io::selection::Selection;
-use crate::search::compress::{CompressError, Progress, compress};
+use crate::search::Searcher;
+use crate::search::compress::{CompressError, Progress, compress_with};
 use std::collections::HashSet;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -109,12 +111,13 @@ pub struct CompressedModel {
     pub reports: Vec<TensorReport>,
 }
 
-/// Compresses the planned tensors of `model` on the current rayon pool. `on_start` is called
-/// with each tensor's name as it begins.
+/// Compresses the planned tensors of `model` on the current rayon pool, choosing coefficients by
+/// `rounding`. `on_start` is called with each tensor's name as it begins.
 pub fn compress_model(
     model: &Model,
     plan: &Plan,
     cfg: Config,
+    rounding: Rounding,
     progress: &Progress,
     cancel: &AtomicBool,
     mut on_start: impl FnMut(&str),
@@ -122,6 +125,7 @@ pub fn compress_model(
     progress
         .total
         .fetch_add(plan.total_blocks, Ordering::Relaxed);
+    let searcher = Searcher::with_rounding(cfg, rounding);
     let mut entries = Vec::with_capacity(plan.compress.len());
     let mut reports = Vec::with_capacity(plan.compress.len());
     for name in &plan.compress {
@@ -131,8 +135,8 @@ pub fn compress_model(
         on_start(name);
         let start = Instant::now();
         let data = model.to_f32(t)?;
-        let (tensor, stats) =
-            compress(&data, cfg, progress, cancel).map_err(|e| tensor_error(model, t, e))?;
+        let (tensor, stats) = compress_with(&data, &searcher, progress, cancel)
+            .map_err(|e| tensor_error(model, t, e))?;
         let relmse = stats.relmse();
         reports.push(TensorReport {
             name: name.clone(),

@@ -3,7 +3,7 @@
 
 use super::{BlockResult, Searcher, TOP_K};
 use crate::core::config::{MAX_C, MAX_P};
-use crate::core::quant::{ExpRange, best_quantization};
+use crate::core::quant::{ExpRange, best_quantization_within};
 use std::cell::Cell;
 
 thread_local! {
@@ -98,7 +98,8 @@ impl<'a> Evaluator<'a> {
         }
         let mut t = [0.0; MAX_P];
         crate::core::lstsq::solve(&self.u, &self.w[..c], c, p, &mut t[..p]);
-        let (err, quant) = best_quantization(
+        // Only a quantization at most the best error so far can matter.
+        let (err, quant) = best_quantization_within(
             &self.w[..c],
             &self.v,
             p,
@@ -106,6 +107,7 @@ impl<'a> Evaluator<'a> {
             denom,
             self.range,
             self.s.rounding,
+            self.best_err(),
         );
         let seed = basis.state_at(idx);
         let better = match &self.best {

@@ -129,10 +129,10 @@ impl Normalised {
 }
 
 impl Searcher {
-    /// The shipping searcher for `cfg` (validated): exact over seeds and exponents, with
-    /// [`Rounding::Refined`] coefficients. Shares tables with every other searcher of `cfg`.
+    /// The shipping searcher for `cfg` (validated): exact over seeds, exponents and
+    /// coefficients ([`Rounding::Exact`]). Shares tables with every other searcher of `cfg`.
     pub fn new(cfg: Config) -> Searcher {
-        Self::with_rounding(cfg, Rounding::Refined)
+        Self::with_rounding(cfg, Rounding::default())
     }
 
     /// A searcher that rounds coefficients as docs/DESIGN.md §1 states, to the letter.

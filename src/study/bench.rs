@@ -1,6 +1,7 @@
 //! The search benchmark: exact compression of N(0,1) blocks from a fixed RNG seed.
 
 use crate::core::config::Config;
+use crate::core::quant::Rounding;
 use crate::search::compress::{CompressError, Progress, compress_with};
 use crate::search::{Kernel, Searcher};
 use rand::SeedableRng;
@@ -33,6 +34,8 @@ pub struct BenchReport {
     pub threads: usize,
     /// The scan kernel: `avx2` or `portable`.
     pub kernel: &'static str,
+    /// How a candidate seed's coefficients are chosen: `exact` or `fast`.
+    pub encoder: &'static str,
     /// Untimed runs before the timed ones.
     pub warmup: usize,
     /// Wall time of the median timed run, seconds.
@@ -56,12 +59,14 @@ pub fn gaussian_data(cfg: Config, blocks: usize) -> Vec<f32> {
         .collect()
 }
 
-/// Compresses `blocks` Gaussian blocks with `threads` workers on `kernel`: `warmup` untimed runs
+/// Compresses `blocks` Gaussian blocks with `threads` workers on `kernel`, choosing coefficients
+/// by `rounding`: `warmup` untimed runs
 /// (worker threads started, caches and CPU clocks settled), then `repeat` (≥ 1) timed runs,
 /// reported by their median.
 pub fn run(
     cfg: Config,
     kernel: Kernel,
+    rounding: Rounding,
     blocks: usize,
     threads: usize,
     warmup: usize,
@@ -73,8 +78,8 @@ pub fn run(
         .num_threads(threads)
         .build()?;
     let searcher = move || match kernel {
-        Kernel::Portable => Searcher::new(cfg).portable(),
-        Kernel::Avx2 => Searcher::new(cfg),
+        Kernel::Portable => Searcher::with_rounding(cfg, rounding).portable(),
+        Kernel::Avx2 => Searcher::with_rounding(cfg, rounding),
     };
     // Also builds the shared tables outside the timed region: they are a one-off per config.
     anyhow::ensure!(
@@ -122,6 +127,7 @@ pub fn run(
         blocks,
         threads,
         kernel: kernel.name(),
+        encoder: rounding.name(),
         warmup,
         seconds,
         blocks_per_s: blocks as f64 / seconds,

@@ -387,3 +387,31 @@ fn bench_reports_json_with_median_of_timed_runs() {
     assert_eq!(p["kernel"], "portable");
     assert_eq!(p["relmse"], v["relmse"]);
 }
+
+/// `--encoder fast` writes a file the decoder reads like any other, and is refused with
+/// `--shard`, whose pieces must all search alike.
+#[test]
+fn encoder_choice_and_its_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.safetensors");
+    write_model(&input, &small_model());
+    let packed = dir.path().join("fast.seedlm");
+    let out = run(&["compress", s(&input), "-o", s(&packed), "--encoder", "fast"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(PackedModel::open(&packed).unwrap().tensors().len(), 5);
+    let sharded = dir.path().join("sharded.seedlm");
+    let err = fails(&[
+        "compress",
+        s(&input),
+        "-o",
+        s(&sharded),
+        "--encoder",
+        "fast",
+        "--shard",
+        "0/2",
+    ]);
+    assert!(
+        err.contains("--encoder fast cannot be combined with --shard"),
+        "{err}"
+    );
+}

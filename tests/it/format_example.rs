@@ -11,12 +11,12 @@ use std::path::Path;
 #[test]
 fn format_md_worked_example() {
     let cfg = Config::FOUR_BIT;
-    let bytes = [0x29, 0x74, 0x0b, 0xc9];
+    let bytes = [0x29, 0x74, 0x0c, 0xc9];
     let blocks = unpack_blocks(&bytes, cfg, 1).unwrap();
     let b = blocks[0];
     assert_eq!(
         (b.seed, b.e_code, &b.q[..3]),
-        (29737, 11, &[0i8, -7, -4][..])
+        (29737, 12, &[0i8, -7, -4][..])
     );
 
     let basis = Basis::for_k(16);
@@ -46,7 +46,7 @@ fn format_md_worked_example() {
 
     let t = CompressedTensor {
         config: cfg,
-        e_base: -17,
+        e_base: -18,
         len: 8,
         blocks,
     };

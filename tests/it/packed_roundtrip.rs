@@ -3,6 +3,7 @@
 
 use crate::helpers::{T, gaussian, listing, small_model, write_model};
 use seedlm::core::config::Config;
+use seedlm::core::quant::Rounding;
 use seedlm::io::dtype::{self, Dtype};
 use seedlm::io::model::Model;
 use seedlm::io::model_job::{
@@ -21,6 +22,7 @@ fn compress_path(input: &Path, cfg: Config, sel: &Selection) -> (Model, Compress
         &model,
         &plan,
         cfg,
+        Rounding::default(),
         &Progress::default(),
         &AtomicBool::new(false),
         |_| {},

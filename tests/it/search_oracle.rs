@@ -8,7 +8,7 @@ use rand_distr::{Distribution, Normal, StudentT};
 use rayon::prelude::*;
 use seedlm::core::config::Config;
 use seedlm::core::lfsr::Lfsr;
-use seedlm::core::quant::ExpRange;
+use seedlm::core::quant::{ExpRange, Rounding};
 use seedlm::search::{Kernel, Searcher};
 
 /// The oracle's answer for one block.
@@ -164,13 +164,13 @@ fn blocks(c: usize, n: usize, seed: u64) -> Vec<f32> {
     out
 }
 
-/// The plain searcher must equal the oracle exactly; the shipping (refined) one must never be
+/// The plain searcher must equal the oracle exactly; the shipping (exact) one must never be
 /// worse.
 fn check(cfg: Config, n: usize, range: ExpRange, seed: u64) {
     check_searchers(&Searcher::plain(cfg), &Searcher::new(cfg), n, range, seed);
 }
 
-/// [`check`] for a given plain and refined searcher of one configuration.
+/// [`check`] for a given plain and shipping searcher of one configuration.
 fn check_searchers(s: &Searcher, refined: &Searcher, n: usize, range: ExpRange, seed: u64) {
     let cfg = s.config();
     let data = blocks(cfg.c, n, seed);
@@ -315,5 +315,137 @@ fn portable_kernel_matches_brute_force_and_the_fast_kernel() {
             differ, 0,
             "{cfg}: {differ} of {n_cmp} blocks differ between kernels"
         );
+    }
+}
+
+/// The closest lattice point by brute force: every seed, every exponent of `range`, every q in
+/// [−8, 7]^P, errors in the decoder's arithmetic (integer sums of centred states). Returns the
+/// smallest error.
+fn brute_force_lattice(cfg: Config, w: &[f32], range: ExpRange) -> f64 {
+    let (c, p) = (cfg.c, cfg.p);
+    let half = 1i64 << (cfg.k - 1);
+    let denom = (half - 1) as f64;
+    let w: Vec<f64> = w.iter().map(|&x| f64::from(x)).collect();
+    let mut best = f64::INFINITY;
+    for seed in 1..(1u32 << cfg.k) {
+        let v: Vec<i64> = Lfsr::new(cfg.k, seed)
+            .states(c * p)
+            .into_iter()
+            .map(|s| i64::from(s) - half)
+            .collect();
+        let mut q = vec![-8i64; p];
+        loop {
+            let n: Vec<f64> = (0..c)
+                .map(|i| (0..p).map(|j| v[i * p + j] * q[j]).sum::<i64>() as f64)
+                .collect();
+            for e in range.lo..=range.hi {
+                let scale = 2f64.powi(e);
+                let err: f64 = (0..c).map(|i| (w[i] - n[i] / denom * scale).powi(2)).sum();
+                best = best.min(err);
+            }
+            // The next q in [−8, 7]^P, as an odometer.
+            let Some(j) = (0..p).find(|&j| q[j] < 7) else {
+                break;
+            };
+            q[j] += 1;
+            q[..j].fill(-8);
+        }
+    }
+    best
+}
+
+/// The error of a search result recomputed independently (the oracle's U and arithmetic).
+fn error_of(cfg: Config, w: &[f32], r: &seedlm::search::BlockResult) -> f64 {
+    let half = 1i64 << (cfg.k - 1);
+    let v: Vec<i64> = Lfsr::new(cfg.k, r.seed)
+        .states(cfg.c * cfg.p)
+        .into_iter()
+        .map(|s| i64::from(s) - half)
+        .collect();
+    (0..cfg.c)
+        .map(|i| {
+            let n: i64 = (0..cfg.p)
+                .map(|j| v[i * cfg.p + j] * i64::from(r.quant.q[j]))
+                .sum();
+            (f64::from(w[i]) - n as f64 / (half - 1) as f64 * 2f64.powi(r.quant.e)).powi(2)
+        })
+        .sum()
+}
+
+/// The exact encoder reaches the brute-force closest lattice point on small registers, over
+/// ranges that fit, clip and floor the blocks.
+#[test]
+fn exact_encoder_matches_brute_force_lattice_enumeration() {
+    for (i, (c, p, k, n)) in [(4, 2, 8, 96), (6, 3, 6, 24), (5, 1, 7, 64)]
+        .into_iter()
+        .enumerate()
+    {
+        let cfg = Config::new(c, p, k).unwrap();
+        let exact = Searcher::with_rounding(cfg, Rounding::Exact);
+        for (j, base) in [-8, -3, 2].into_iter().enumerate() {
+            let range = ExpRange::from_base(base);
+            let data = blocks(c, n, 60 + (3 * i + j) as u64);
+            let found = exact.search_all(&data, range);
+            let wrong: Vec<String> = data
+                .par_chunks(c)
+                .zip(found.par_iter())
+                .enumerate()
+                .filter_map(|(b, (w, r))| {
+                    let o = brute_force_lattice(cfg, w, range);
+                    let again = error_of(cfg, w, r);
+                    let ok = (r.err - o).abs() <= 1e-9 * o.max(1e-300)
+                        && (again - r.err).abs() <= 1e-9 * o.max(1e-300);
+                    (!ok).then(|| format!("block {b} {w:?}: oracle {o:e}, exact {r:?} ({again:e})"))
+                })
+                .collect();
+            assert!(
+                wrong.is_empty(),
+                "{cfg} base {base}: {} of {n} blocks differ:\n{}",
+                wrong.len(),
+                wrong.join("\n")
+            );
+        }
+    }
+}
+
+/// At the presets the exact encoder is never worse than the fast one on any block (both are
+/// exact searches over seeds; per seed the exact one starts from the fast answer), and its
+/// answers do not depend on the thread count.
+#[test]
+fn exact_encoder_is_never_worse_and_thread_independent() {
+    for (i, cfg) in [Config::FOUR_BIT, Config::THREE_BIT]
+        .into_iter()
+        .enumerate()
+    {
+        let exact = Searcher::with_rounding(cfg, Rounding::Exact);
+        let fast = Searcher::with_rounding(cfg, Rounding::Refined);
+        // Blocks below the range (base 2) rescan, and cost far more each.
+        for (j, (base, n)) in [(-20, 256), (-8, 256), (2, 64)].into_iter().enumerate() {
+            let range = ExpRange::from_base(base);
+            let data = blocks(cfg.c, n, 70 + (3 * i + j) as u64);
+            let run = |s: &Searcher, threads: usize| {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                pool.install(|| {
+                    data.par_chunks(cfg.c * 16)
+                        .flat_map_iter(|chunk| s.search_all(chunk, range))
+                        .collect::<Vec<_>>()
+                })
+            };
+            let (e1, e2, f) = (run(&exact, 1), run(&exact, 2), run(&fast, 2));
+            assert_eq!(e1, e2, "{cfg} base {base}: thread count changed the answer");
+            let worse: Vec<String> = e1
+                .iter()
+                .zip(&f)
+                .enumerate()
+                .filter(|(_, (e, f))| e.err > f.err)
+                .map(|(b, (e, f))| format!("block {b}: exact {e:?}, fast {f:?}"))
+                .collect();
+            assert!(worse.is_empty(), "{cfg} base {base}:\n{}", worse.join("\n"));
+            let better = e1.iter().zip(&f).filter(|(e, f)| e.err < f.err).count();
+            eprintln!("{cfg} base {base}: exact better on {better} of {n} blocks");
+        }
     }
 }
