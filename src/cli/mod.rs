@@ -26,7 +26,8 @@ use std::process::ExitCode;
 /// How a candidate seed's exponent and coefficients are chosen (`--encoder`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum Encoder {
-    /// The closest point of the format's lattice (every exponent, every q).
+    /// The closest point of the format's lattice (every exponent, every q), for P ≤ 4; larger P
+    /// use `fast`.
     #[default]
     Exact,
     /// Round at e*−1, e*, e*+1, then move single coefficients by ±1 (about 5 % faster).

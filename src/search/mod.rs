@@ -128,6 +128,10 @@ impl Normalised {
     }
 }
 
+/// The most coefficients a block may have for the exact encoder to be used (the presets have 3
+/// and 4); larger P fall back to the refined rounding until the enumeration is bounded by the box.
+pub const EXACT_MAX_P: usize = 4;
+
 impl Searcher {
     /// The shipping searcher for `cfg` (validated): exact over seeds, exponents and
     /// coefficients ([`Rounding::Exact`]). Shares tables with every other searcher of `cfg`.
@@ -140,8 +144,14 @@ impl Searcher {
         Self::with_rounding(cfg, Rounding::Nearest)
     }
 
-    /// A searcher for `cfg` with the given coefficient rounding.
+    /// A searcher for `cfg` with the given coefficient rounding ([`Rounding::Exact`] applies up
+    /// to [`EXACT_MAX_P`] coefficients; beyond, [`Rounding::Refined`]).
     pub fn with_rounding(cfg: Config, rounding: Rounding) -> Searcher {
+        // The enumeration walks most of the 16^P box at P ≥ 6 on ill-conditioned seeds.
+        let rounding = match rounding {
+            Rounding::Exact if cfg.p > EXACT_MAX_P => Rounding::Refined,
+            r => r,
+        };
         static CACHE: OnceLock<Mutex<HashMap<Config, Arc<Tables>>>> = OnceLock::new();
         let basis = Basis::for_k(cfg.k);
         let cache = CACHE.get_or_init(Default::default);
