@@ -287,7 +287,7 @@ pub fn layer_plot(
         })
         .y_axis_label(y_label);
     if log {
-        plot = plot.y_axis_formatter(|m, _| format!("{:.1e}", 10f64.powf(m.value)));
+        plot = plot.y_axis_formatter(|m, _| log_tick(m));
     }
     plot.show(ui, |plot| {
         for (i, (kind, pts)) in series.into_iter().enumerate() {
@@ -300,6 +300,14 @@ pub fn layer_plot(
             );
         }
     });
+}
+
+/// The label of a mark on a log10 axis, as `1.42e-2`, with as many digits as its neighbours need
+/// to read apart (a narrow range printed every mark as the same `1.4e-2`).
+pub fn log_tick(mark: egui_plot::GridMark) -> String {
+    let gap = 10f64.powf(mark.step_size) - 1.0;
+    let digits = (-gap.log10()).ceil().clamp(1.0, 4.0) as usize;
+    format!("{:.*e}", digits, 10f64.powf(mark.value))
 }
 
 /// Height of one legend row and the legend's frame, in points (egui_plot's body text).
@@ -354,6 +362,19 @@ mod tests {
         let h = histogram(v.iter().copied(), 0.0, 1.0, 2);
         // -0.5 is below the range, NaN is dropped, 1.0 goes to the last bin.
         assert_eq!(h, vec![(0.25, 2.0), (0.75, 3.0)]);
+    }
+
+    #[test]
+    fn log_ticks_of_a_narrow_range_read_apart() {
+        let mark = |value: f64, step_size: f64| egui_plot::GridMark { value, step_size };
+        // Decades: one digit. Marks 0.005 decades apart (1.2 %): two digits, all different.
+        assert_eq!(log_tick(mark(-2.0, 1.0)), "1.0e-2");
+        let labels: Vec<String> = (0..4)
+            .map(|i| log_tick(mark(-1.85 + 0.005 * f64::from(i), 0.005)))
+            .collect();
+        assert!(labels.iter().all(|l| l.len() == 7), "{labels:?}");
+        let distinct: std::collections::BTreeSet<_> = labels.iter().collect();
+        assert_eq!(distinct.len(), 4, "{labels:?}");
     }
 
     #[test]

@@ -236,8 +236,8 @@ fn scatter(ui: &mut egui::Ui, report: &Report) {
         .include_y(top.unwrap_or(0.0))
         .x_axis_label("relative MSE (weights)")
         .y_axis_label(name)
-        .x_axis_formatter(|m, _| format!("{:.1e}", 10f64.powf(m.value)))
-        .y_axis_formatter(|m, _| format!("{:.1e}", 10f64.powf(m.value)))
+        .x_axis_formatter(|m, _| super::log_tick(m))
+        .y_axis_formatter(|m, _| super::log_tick(m))
         .show(ui, |plot| {
             for (i, kind) in kinds.iter().enumerate() {
                 let pts: Vec<[f64; 2]> = report
