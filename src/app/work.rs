@@ -356,7 +356,7 @@ fn baselines(
                 kept[i].push((name.clone(), recon));
             }
         };
-        let r = compare::compare_tensor_keep(
+        let r = compare::compare_tensor(
             name,
             &data,
             shape,

@@ -86,7 +86,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
                 };
                 kept[at].1.push((t.name.clone(), recon));
             };
-            let r = compare::compare_tensor_keep(
+            let r = compare::compare_tensor(
                 &t.name,
                 &data,
                 &t.shape,

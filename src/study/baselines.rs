@@ -232,20 +232,9 @@ impl Measured {
 
 /// Measures `method` on a row-major `rows`×`cols` tensor. SeedLM presets run the exact search on
 /// the current rayon pool, adding searched blocks to `progress.done`; the others are fast and
-/// report no progress. `cancel` stops a SeedLM search.
+/// report no progress. `cancel` stops a SeedLM search. Also returns the reconstruction ŵ, to run
+/// the model on it.
 pub fn measure(
-    method: Method,
-    data: &[f32],
-    rows: usize,
-    cols: usize,
-    progress: &Progress,
-    cancel: &AtomicBool,
-) -> Result<Measured, BaselineError> {
-    measure_keep(method, data, rows, cols, progress, cancel).map(|(m, _)| m)
-}
-
-/// [`measure`], also returning the reconstruction ŵ (to run the model on it).
-pub fn measure_keep(
     method: Method,
     data: &[f32],
     rows: usize,
@@ -396,6 +385,7 @@ mod tests {
             &AtomicBool::new(false),
         )
         .unwrap()
+        .0
     }
 
     fn gaussian(n: usize, seed: u64) -> Vec<f32> {
@@ -584,7 +574,7 @@ mod tests {
         let p = Progress::default();
         let no = AtomicBool::new(false);
         assert_eq!(
-            measure(Method::Rtn4Row, &[1.0; 5], 2, 3, &p, &no),
+            measure(Method::Rtn4Row, &[1.0; 5], 2, 3, &p, &no).map(|(m, _)| m),
             Err(BaselineError::Shape {
                 rows: 2,
                 cols: 3,
@@ -601,6 +591,6 @@ mod tests {
             &p,
             &AtomicBool::new(true),
         );
-        assert_eq!(err, Err(BaselineError::Cancelled));
+        assert_eq!(err.map(|(m, _)| m), Err(BaselineError::Cancelled));
     }
 }

@@ -40,19 +40,8 @@ pub fn search_blocks(numel: usize, methods: &[Method]) -> u64 {
 }
 
 /// Measures every method on one tensor (`data` row-major with `shape`).
+/// Each method's reconstruction ŵ is handed to `keep` as it is made.
 pub fn compare_tensor(
-    name: &str,
-    data: &[f32],
-    shape: &[usize],
-    methods: &[Method],
-    progress: &Progress,
-    cancel: &AtomicBool,
-) -> Result<Vec<Row>, BaselineError> {
-    compare_tensor_keep(name, data, shape, methods, progress, cancel, &mut |_, _| {})
-}
-
-/// [`compare_tensor`], handing each method's reconstruction ŵ to `keep` as it is made.
-pub fn compare_tensor_keep(
     name: &str,
     data: &[f32],
     shape: &[usize],
@@ -68,8 +57,7 @@ pub fn compare_tensor_keep(
             if cancel.load(Ordering::Relaxed) {
                 return Err(BaselineError::Cancelled);
             }
-            let (measured, recon) =
-                baselines::measure_keep(method, data, rows, cols, progress, cancel)?;
+            let (measured, recon) = baselines::measure(method, data, rows, cols, progress, cancel)?;
             keep(method, recon);
             Ok(Row {
                 tensor: name.to_string(),
@@ -108,6 +96,7 @@ mod tests {
             methods,
             &Progress::default(),
             &AtomicBool::new(false),
+            &mut |_, _| {},
         )
         .unwrap()
     }
@@ -156,6 +145,7 @@ mod tests {
             &methods,
             &progress,
             &AtomicBool::new(false),
+            &mut |_, _| {},
         )
         .unwrap();
         assert_eq!(progress.done.load(Ordering::Relaxed), 20);
@@ -170,6 +160,7 @@ mod tests {
             &[Method::Rtn4Row],
             &Progress::default(),
             &AtomicBool::new(false),
+            &mut |_, _| {},
         );
         assert!(matches!(
             err,
@@ -182,6 +173,7 @@ mod tests {
             &[Method::Rtn4Row],
             &Progress::default(),
             &AtomicBool::new(true),
+            &mut |_, _| {},
         );
         assert_eq!(err, Err(BaselineError::Cancelled));
     }
