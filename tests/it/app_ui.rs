@@ -607,8 +607,12 @@ fn an_opened_model_holds_no_weights_until_a_view_or_job_reads_them() {
         .collect();
     write_model(&path, &tensors);
 
-    let doc = loader::load(&path).unwrap();
+    let progress = Progress::default();
+    let doc = loader::load(&path, &progress).unwrap();
     assert_eq!(doc.converted_bytes(), 0, "opening reads headers only");
+    // The status bar shows the tensors taken in so far while a model opens.
+    let read = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!((read(&progress.done), read(&progress.total)), (3, 3));
     assert!(
         doc.tensors
             .iter()
