@@ -238,6 +238,8 @@ impl Studio {
         }
         let Some((at, cpu, frames)) = b.start else {
             b.start = Some((Instant::now(), thread_cpu_time(), self.frames));
+            // With nothing to compress no job would wake the next frame, which ends it.
+            ctx.request_repaint();
             return;
         };
         if self.state.busy() {
