@@ -22,8 +22,10 @@ use std::time::{Duration, Instant};
 
 /// Log lines a job keeps (older ones are dropped).
 const LOG_LINES: usize = 200;
-/// Longest wait between repaints while a job reports progress (5 a second).
-pub const PROGRESS_REPAINT: Duration = Duration::from_millis(200);
+/// Longest wait between repaints while a job reports progress (once a second: each frame's
+/// CPU, the UI thread's and the GL driver's, is taken from the work it shows; under Xvfb 2
+/// frames a second kept the app at 80 % of the CLI's blocks/s, scripts/app_throughput.sh).
+pub const PROGRESS_REPAINT: Duration = Duration::from_secs(1);
 
 /// The rayon pool all background work runs on: one thread per core (the UI thread is not in
 /// it).

@@ -6,10 +6,12 @@ use crate::io::dtype::{self, Dtype};
 use crate::io::opened::{self, Opened};
 use crate::io::packed::PackedModel;
 use crate::io::selection::default_rule;
+use crate::search::compress::Progress;
 use rand::SeedableRng;
 use rand_distr::{Distribution, Normal};
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 /// Where the bundled demo model lives, relative to the crate root.
 pub const DEMO_MODEL: &str = "assets/demo/model.safetensors";
@@ -18,7 +20,7 @@ pub const DEMO_MODEL: &str = "assets/demo/model.safetensors";
 /// synthetic one built in memory.
 pub fn demo() -> Document {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(DEMO_MODEL);
-    match load(&path) {
+    match load(&path, &Progress::default()) {
         Ok(doc) => doc,
         Err(_) => synthetic(),
     }
@@ -63,20 +65,25 @@ pub fn synthetic() -> Document {
     Document::new(None, "synthetic demo model".into(), tensors)
 }
 
-/// Opens a model file, a model directory or a packed file. A model is read by its headers
-/// only: its tensors are memory-mapped and read when a view or job asks for them.
-pub fn load(path: &Path) -> anyhow::Result<Document> {
+/// Opens a model file, a model directory or a packed file, counting the tensors taken in
+/// `progress`. A model is read by its headers only: its tensors are memory-mapped and read
+/// when a view or job asks for them. A packed file's header is checked at once, each
+/// compressed tensor's data as it is decoded (the CLI's `decompress` checks all up front).
+pub fn load(path: &Path, progress: &Progress) -> anyhow::Result<Document> {
     let title = path.file_name().map_or_else(
         || path.display().to_string(),
         |n| n.to_string_lossy().into(),
     );
-    let model = match opened::open(path)? {
+    let model = match opened::open_headers(path)? {
         Opened::Plain(m) => Mapped::new(m),
-        Opened::Packed(p) => return load_packed(&p, path, title),
+        Opened::Packed(p) => return load_packed(&p, path, title, progress),
     };
     let mut tensors = Vec::new();
     let mut extra = Vec::new();
-    for (i, t) in model.model().tensors().iter().enumerate() {
+    let all = model.model().tensors();
+    progress.total.store(all.len() as u64, Ordering::Relaxed);
+    for (i, t) in all.iter().enumerate() {
+        progress.done.fetch_add(1, Ordering::Relaxed);
         if dtype::is_float(t.dtype) {
             tensors.push(TensorEntry {
                 name: t.name.clone(),
@@ -104,10 +111,19 @@ pub fn load(path: &Path) -> anyhow::Result<Document> {
 }
 
 /// A packed file: compressed tensors come with their codes and reconstruction but no original.
-fn load_packed(p: &PackedModel, path: &Path, title: String) -> anyhow::Result<Document> {
+fn load_packed(
+    p: &PackedModel,
+    path: &Path,
+    title: String,
+    progress: &Progress,
+) -> anyhow::Result<Document> {
     let mut tensors = Vec::new();
     let mut extra = Vec::new();
+    progress
+        .total
+        .store(p.tensors().len() as u64, Ordering::Relaxed);
     for (i, t) in p.tensors().iter().enumerate() {
+        progress.done.fetch_add(1, Ordering::Relaxed);
         let entry = |source, result| TensorEntry {
             name: t.name.clone(),
             shape: t.shape.clone(),

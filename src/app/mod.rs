@@ -45,6 +45,75 @@ pub struct Studio {
     title: String,
     /// Tensors to compress once the model being opened is open (`gui --compress`).
     pending: Vec<String>,
+    /// Frames drawn so far.
+    frames: u64,
+    /// The measurement of `gui --exit-when-done`, when asked for.
+    bench: Option<Bench>,
+}
+
+/// What `gui --exit-when-done` measures: the compression `gui --compress` started, from the
+/// frame that started it to the frame that saw it end.
+#[derive(Debug, Default)]
+struct Bench {
+    /// When the compression started, the UI thread's CPU time and the frame count then.
+    start: Option<(Instant, Option<Duration>, u64)>,
+    /// The tensors it compresses.
+    tensors: Vec<usize>,
+    /// The summary, once the work has ended.
+    summary: Option<Summary>,
+}
+
+/// The one-line summary `seedlm gui --exit-when-done` prints (for benchmarks and tests).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Summary {
+    /// Blocks compressed.
+    pub blocks: u64,
+    /// Wall time of the compression.
+    pub seconds: f64,
+    /// CPU time the UI thread took meanwhile (`None` where the OS does not tell).
+    pub ui_cpu_seconds: Option<f64>,
+    /// Frames drawn meanwhile.
+    pub frames: u64,
+}
+
+impl Summary {
+    /// Blocks compressed per second of wall time.
+    pub fn blocks_per_s(&self) -> f64 {
+        if self.seconds > 0.0 {
+            self.blocks as f64 / self.seconds
+        } else {
+            0.0
+        }
+    }
+
+    /// The summary as one line of JSON, with the rates derived from it.
+    pub fn line(&self) -> String {
+        let per_s = |n: f64| {
+            if self.seconds > 0.0 {
+                n / self.seconds
+            } else {
+                0.0
+            }
+        };
+        serde_json::json!({
+            "blocks": self.blocks,
+            "seconds": self.seconds,
+            "blocks_per_s": self.blocks_per_s(),
+            "ui_cpu_seconds": self.ui_cpu_seconds,
+            "ui_core_share": self.ui_cpu_seconds.map(per_s),
+            "frames": self.frames,
+            "frames_per_s": per_s(self.frames as f64),
+        })
+        .to_string()
+    }
+}
+
+/// CPU time (user and system) the calling thread has used, from Linux's
+/// `/proc/thread-self/schedstat` (nanoseconds on a CPU); `None` elsewhere.
+pub fn thread_cpu_time() -> Option<Duration> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns = text.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_nanos(ns))
 }
 
 /// The UI thread's share of a core: the time spent drawing frames over the last second.
@@ -111,7 +180,21 @@ impl Studio {
             load: UiLoad::default(),
             title: String::new(),
             pending: Vec::new(),
+            frames: 0,
+            bench: None,
         }
+    }
+
+    /// For benchmarks and tests (`gui --exit-when-done`): once the model is open and the
+    /// tensors of [`Studio::compress_when_open`] are compressed, prints a [`Summary`] of that
+    /// compression on stdout and closes the window.
+    pub fn exit_when_done(&mut self) {
+        self.bench = Some(Bench::default());
+    }
+
+    /// The summary of `--exit-when-done`, once the work has ended.
+    pub fn summary(&self) -> Option<&Summary> {
+        self.bench.as_ref()?.summary.as_ref()
     }
 
     /// Compresses the tensors named `names` with the current settings as soon as no model is
@@ -135,9 +218,50 @@ impl Studio {
                 }
             }
         }
+        if let Some(b) = &mut self.bench {
+            b.tensors = found.clone();
+        }
         if !found.is_empty() {
             self.state.apply(Command::Compress(found));
         }
+    }
+
+    /// Starts the measurement of `--exit-when-done` once the model is open (and the
+    /// compression asked for has started), and ends it, closing the window, when all work has.
+    fn measure(&mut self, ctx: &egui::Context) {
+        let Some(b) = &mut self.bench else { return };
+        if b.summary.is_some()
+            || !self.pending.is_empty()
+            || self.state.running(work::JobKind::Open).is_some()
+        {
+            return;
+        }
+        let Some((at, cpu, frames)) = b.start else {
+            b.start = Some((Instant::now(), thread_cpu_time(), self.frames));
+            // With nothing to compress no job would wake the next frame, which ends it.
+            ctx.request_repaint();
+            return;
+        };
+        if self.state.busy() {
+            return;
+        }
+        let doc = &self.state.doc;
+        let blocks = b
+            .tensors
+            .iter()
+            .filter_map(|&i| doc.tensors.get(i)?.result.as_ref())
+            .map(|r| r.compressed.num_blocks() as u64)
+            .sum();
+        let ui_cpu = thread_cpu_time().zip(cpu).map(|(now, then)| now - then);
+        let summary = Summary {
+            blocks,
+            seconds: at.elapsed().as_secs_f64(),
+            ui_cpu_seconds: ui_cpu.map(|d| d.as_secs_f64()),
+            frames: self.frames - frames,
+        };
+        println!("{}", summary.line());
+        b.summary = Some(summary);
+        ctx.send_viewport_cmd(egui::ViewportCommand::Close);
     }
 
     /// Draws one frame and applies what the panels asked for.
@@ -147,8 +271,10 @@ impl Studio {
         if self.state.repaint.is_none() {
             self.state.repaint = Some(ctx.clone());
         }
+        self.frames += 1;
         self.state.poll();
         self.start_pending();
+        self.measure(&ctx);
         let theme = if self.state.dark {
             egui::Theme::Dark
         } else {
@@ -271,8 +397,13 @@ impl eframe::App for Studio {
 }
 
 /// Opens the app on `path`, or on the bundled demo model, and compresses the tensors named in
-/// `compress` once it is open.
-pub fn run(path: Option<PathBuf>, compress: Vec<String>) -> anyhow::Result<ExitCode> {
+/// `compress` once it is open; with `exit_when_done` (benchmarks, tests), prints a
+/// [`Summary`] of that and quits once it is done.
+pub fn run(
+    path: Option<PathBuf>,
+    compress: Vec<String>,
+    exit_when_done: bool,
+) -> anyhow::Result<ExitCode> {
     let options = eframe::NativeOptions {
         renderer: eframe::Renderer::Glow,
         viewport: egui::ViewportBuilder::default()
@@ -287,6 +418,9 @@ pub fn run(path: Option<PathBuf>, compress: Vec<String>) -> anyhow::Result<ExitC
         Box::new(move |cc| {
             let mut studio = Studio::new(path);
             studio.compress_when_open(compress);
+            if exit_when_done {
+                studio.exit_when_done();
+            }
             if let Some(s) = cc.storage {
                 studio.state.recent = eframe::get_value(s, RECENT_KEY).unwrap_or_default();
                 studio.state.dark = eframe::get_value(s, DARK_KEY).unwrap_or(true);

@@ -217,13 +217,13 @@ impl AppState {
 
     fn open(&mut self, path: PathBuf) {
         let label = format!("opening {}", path.display());
-        let job = Job::spawn(label, None, self.repaint.clone(), move |_| {
+        let job = Job::spawn(label, None, self.repaint.clone(), move |ctx| {
             // A shard folder (or the output it will merge into) opens in the Shards tab.
             if let Some(folder) = shard::find_folder(&path) {
                 let st = shard::status(&folder).map_err(|e| e.to_string())?;
                 return Ok(Output::Shards(folder, Ok(Box::new(st))));
             }
-            let doc = loader::load(&path).map_err(|e| e.to_string())?;
+            let doc = loader::load(&path, ctx.progress()).map_err(|e| e.to_string())?;
             Ok(Output::Opened(path, Box::new(doc)))
         });
         self.start(JobKind::Open, job);

@@ -65,6 +65,11 @@ pub enum Command {
         /// selected" would; used by scripts/memory.sh to drive the app.
         #[arg(long = "compress", value_name = "TENSOR")]
         compress: Vec<String>,
+        /// For benchmarks and tests: once the model is open and the --compress tensors are
+        /// done, print one JSON line (blocks, seconds, blocks/s, UI thread CPU seconds, frames
+        /// drawn) and quit; used by scripts/app_throughput.sh.
+        #[arg(long)]
+        exit_when_done: bool,
     },
     /// Measure the exact search: blocks/s and relative MSE on N(0,1) blocks.
     Bench(bench::BenchArgs),
@@ -93,8 +98,12 @@ pub enum Command {
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        None => crate::app::run(None, Vec::new()),
-        Some(Command::Gui { path, compress }) => crate::app::run(path, compress),
+        None => crate::app::run(None, Vec::new(), false),
+        Some(Command::Gui {
+            path,
+            compress,
+            exit_when_done,
+        }) => crate::app::run(path, compress, exit_when_done),
         Some(Command::Bench(args)) => bench::run(args).map(|()| ExitCode::SUCCESS),
         Some(Command::Compress(args)) => compress::run(args),
         Some(Command::Decompress(args)) => decompress::run(args),

@@ -19,6 +19,7 @@ use crate::search::compress::{BlockCode, CompressedTensor};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 /// `__metadata__` key marking a packed file; its value is [`FORMAT_NAME`].
 pub const KEY_FORMAT: &str = "seedlm.format";
@@ -481,13 +482,28 @@ pub struct PackedTensor {
     raw: usize,
 }
 
-/// An opened, fully verified packed file.
+/// An opened packed file: fully verified ([`PackedModel::open`]), or verified but for its
+/// data, which is checked tensor by tensor when first read ([`PackedModel::open_headers`]).
 #[derive(Debug)]
 pub struct PackedModel {
     file: MappedSafetensors,
     tensors: Vec<PackedTensor>,
     version: u32,
     by_name: HashMap<String, usize>,
+    /// Per file tensor: whether its data passed its CRC and range checks (set at open by a
+    /// full check, else at the first read of a compressed tensor).
+    checked: Vec<OnceLock<Result<(), String>>>,
+}
+
+/// When a packed file's tensor data is checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DataCheck {
+    /// At open: every tensor's CRC and range, and the file checksum (reads the whole file).
+    AtOpen,
+    /// A compressed tensor's CRC and range when it is first read; the header and metadata
+    /// are still checked at open. A plain tensor has no CRC of its own (only the file
+    /// checksum covers it), so its data is not checked.
+    OnRead,
 }
 
 /// The file a packed path names: the path itself, or `model.safetensors` inside a directory.
@@ -509,11 +525,25 @@ impl PackedModel {
     /// Opens a packed file (or a directory holding one as `model.safetensors`) and verifies
     /// the format version, every tensor's metadata, length and checksum.
     pub fn open(path: &Path) -> Result<Self, ModelError> {
-        Self::from_file(MappedSafetensors::open(&packed_file_path(path))?)
+        Self::from_file(
+            MappedSafetensors::open(&packed_file_path(path))?,
+            DataCheck::AtOpen,
+        )
     }
 
-    /// Verifies an already mapped file as a packed file (FORMAT.md §2, "A reader checks").
-    pub fn from_file(file: MappedSafetensors) -> Result<Self, ModelError> {
+    /// Opens a packed file reading its header only (an 8B model opens in a moment): the
+    /// format, metadata checksums, shapes and lengths are verified, each compressed tensor's
+    /// data when [`PackedModel::compressed`] first reads it ([`DataCheck::OnRead`]).
+    pub fn open_headers(path: &Path) -> Result<Self, ModelError> {
+        Self::from_file(
+            MappedSafetensors::open(&packed_file_path(path))?,
+            DataCheck::OnRead,
+        )
+    }
+
+    /// Verifies an already mapped file as a packed file (FORMAT.md §2, "A reader checks"),
+    /// its data when `check` says.
+    pub fn from_file(file: MappedSafetensors, check: DataCheck) -> Result<Self, ModelError> {
         let path = file.path().to_path_buf();
         let meta = file.metadata();
         let whole = |reason: String| ModelError::file(&path, reason);
@@ -533,11 +563,15 @@ impl PackedModel {
                 ))
             })?;
         let checked = version >= 2;
-        let crcs: Vec<u32> = file
-            .tensors()
-            .iter()
-            .map(|t| crc32fast::hash(file.bytes(t)))
-            .collect();
+        let full = check == DataCheck::AtOpen;
+        let crcs: Vec<u32> = if full {
+            file.tensors()
+                .iter()
+                .map(|t| crc32fast::hash(file.bytes(t)))
+                .collect()
+        } else {
+            Vec::new()
+        };
         let raw_index: HashMap<&str, usize> = file
             .tensors()
             .iter()
@@ -574,7 +608,10 @@ impl PackedModel {
                 .get(name)
                 .ok_or_else(|| bad("has packed metadata but no data in the file".into()))?;
             let raw = &file.tensors()[ri];
-            verify(&m, raw, file.bytes(raw), crcs[ri]).map_err(bad)?;
+            verify_header(&m, raw, file.bytes(raw).len()).map_err(bad)?;
+            if full {
+                verify_data(&m, file.bytes(raw), crcs[ri]).map_err(bad)?;
+            }
             packed.insert(name.to_string(), m);
         }
         match (checked, meta.get(KEY_CHECKSUM)) {
@@ -583,6 +620,8 @@ impl PackedModel {
                     "no {KEY_CHECKSUM} metadata (required from version 2)"
                 )));
             }
+            // Every tensor's CRC is needed; a check on read leaves it out.
+            (true, Some(_)) if !full => {}
             (true, Some(stored)) => {
                 let mut st: Vec<StoredTensor<'_>> = file
                     .tensors()
@@ -667,11 +706,21 @@ impl PackedModel {
             .enumerate()
             .map(|(i, t)| (t.name.clone(), i))
             .collect();
+        let checked = (0..file.tensors().len())
+            .map(|_| {
+                if full {
+                    OnceLock::from(Ok(()))
+                } else {
+                    OnceLock::new()
+                }
+            })
+            .collect();
         Ok(PackedModel {
             file,
             tensors,
             version,
             by_name,
+            checked,
         })
     }
 
@@ -710,12 +759,18 @@ impl PackedModel {
         self.file.bytes(&self.file.tensors()[t.raw])
     }
 
-    /// The compressed tensor `t`, or `None` when it is stored as it was.
+    /// The compressed tensor `t`, or `None` when it is stored as it was; its data is checked
+    /// first if the open did not ([`DataCheck::OnRead`]).
     pub fn compressed(&self, t: &PackedTensor) -> Option<Result<CompressedTensor, ModelError>> {
         let m = t.packed.as_ref()?;
         let cfg = m.config();
+        let bytes = self.stored_bytes(t);
+        let check = self.checked[t.raw]
+            .get_or_init(|| verify_data(m, bytes, crc32fast::hash(bytes)))
+            .clone();
         Some(
-            unpack_blocks(self.stored_bytes(t), cfg, m.blocks)
+            check
+                .and_then(|()| unpack_blocks(bytes, cfg, m.blocks))
                 .map(|blocks| CompressedTensor {
                     config: cfg,
                     e_base: m.e_base,
@@ -742,7 +797,8 @@ impl PackedModel {
     }
 }
 
-fn verify(m: &PackedMeta, raw: &RawTensor, bytes: &[u8], crc: u32) -> Result<(), String> {
+/// Checks a compressed tensor's metadata against its stored tensor (`len` bytes).
+fn verify_header(m: &PackedMeta, raw: &RawTensor, len: usize) -> Result<(), String> {
     if raw.name != m.name {
         return Err(format!("packed metadata names tensor '{}'", m.name));
     }
@@ -753,12 +809,12 @@ fn verify(m: &PackedMeta, raw: &RawTensor, bytes: &[u8], crc: u32) -> Result<(),
             shape_text(&raw.shape)
         ));
     }
-    let Some(dt) = dtype::parse(&m.dtype).filter(|d| dtype::is_float(*d)) else {
+    if !dtype::parse(&m.dtype).is_some_and(dtype::is_float) {
         return Err(format!(
             "original dtype '{}' is not F32, F16 or BF16",
             m.dtype
         ));
-    };
+    }
     let cfg = Config::new(m.c, m.p, m.k).map_err(|e| e.to_string())?;
     if !(-MAX_ABS_E_BASE..=MAX_ABS_E_BASE).contains(&m.e_base) {
         return Err(format!("e_base {} is out of range", m.e_base));
@@ -778,19 +834,27 @@ fn verify(m: &PackedMeta, raw: &RawTensor, bytes: &[u8], crc: u32) -> Result<(),
         ));
     }
     let want = packed_len(cfg, m.blocks);
-    if bytes.len() != want {
+    if len != want {
         return Err(format!(
-            "packed data is {} bytes, {} records need {want} (truncated or corrupt)",
-            bytes.len(),
+            "packed data is {len} bytes, {} records need {want} (truncated or corrupt)",
             m.blocks
         ));
     }
+    Ok(())
+}
+
+/// Checks a compressed tensor's data (whose CRC-32 is `crc`; its header passed
+/// [`verify_header`]): the checksum, and that every weight reconstructs to a finite value.
+fn verify_data(m: &PackedMeta, bytes: &[u8], crc: u32) -> Result<(), String> {
     if crc != m.crc32 {
         return Err(format!(
             "checksum mismatch: CRC32 is {crc:08x}, metadata says {:08x} (corrupt file)",
             m.crc32
         ));
     }
+    let cfg = m.config();
+    let numel = m.shape.iter().product();
+    let dt = dtype::parse(&m.dtype).ok_or("unknown original dtype")?;
     let codes = unpack_blocks(bytes, cfg, m.blocks)?;
     check_finite(&codes, cfg, m.e_base, numel, dt)
 }
@@ -908,10 +972,13 @@ mod tests {
         }
     }
 
-    /// Writes a one-tensor packed file, lets `forge` edit its metadata and packed bytes, and
-    /// returns the error opening it gives. With `reseal`, the forger also recomputes both
-    /// metadata checksums, as a buggy writer would, so the other checks are what refuses it.
-    fn open_forged(reseal: bool, forge: impl FnOnce(&mut PackedMeta, &mut Vec<u8>)) -> String {
+    /// Writes a one-tensor packed file and lets `forge` edit its metadata and packed bytes.
+    /// With `reseal`, the forger also recomputes both metadata checksums, as a buggy writer
+    /// would, so the other checks are what refuses it.
+    fn forge_file(
+        reseal: bool,
+        forge: impl FnOnce(&mut PackedMeta, &mut Vec<u8>),
+    ) -> (tempfile::TempDir, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("forged.seedlm");
         let t = two_blocks(-10);
@@ -957,6 +1024,12 @@ mod tests {
             data: Payload::Owned(bytes),
         }];
         write_atomic(&path, out, &meta).unwrap();
+        (dir, path)
+    }
+
+    /// The error opening a file [`forge_file`] forged gives.
+    fn open_forged(reseal: bool, forge: impl FnOnce(&mut PackedMeta, &mut Vec<u8>)) -> String {
+        let (_dir, path) = forge_file(reseal, forge);
         let err = PackedModel::open(&path).unwrap_err().to_string();
         assert!(
             err.contains("forged.seedlm") && (err.contains("'w'") || err.contains("file checksum")),
@@ -979,6 +1052,46 @@ mod tests {
             m.meta_crc32 = Some(crc32fast::hash(&m.canonical()));
         });
         assert!(err.contains("file checksum"), "{err}");
+    }
+
+    #[test]
+    fn a_header_open_reads_no_data_and_checks_a_tensor_when_it_is_read() {
+        // One flipped bit of data: the full open refuses the file; the header open does not
+        // look at the data, and reading the tensor fails naming file, tensor and reason.
+        let (_dir, path) = forge_file(false, |_, b| b[0] ^= 4);
+        let err = PackedModel::open(&path).unwrap_err().to_string();
+        assert!(err.contains("checksum mismatch: CRC32"), "{err}");
+        let p = PackedModel::open_headers(&path).unwrap();
+        let w = p.get("w").unwrap();
+        for _ in 0..2 {
+            let err = p.compressed(w).unwrap().unwrap_err().to_string();
+            assert!(
+                err.contains("forged.seedlm")
+                    && err.contains("'w'")
+                    && err.contains("checksum mismatch: CRC32"),
+                "{err}"
+            );
+        }
+        // Records that reconstruct out of F16's range are refused when read, too.
+        let (_dir, path) = forge_file(true, |m, _| m.e_base = 5);
+        let p = PackedModel::open_headers(&path).unwrap();
+        let err = p.compressed(p.get("w").unwrap()).unwrap().unwrap_err();
+        assert!(err.to_string().contains("not finite in F16"), "{err}");
+        // The metadata is still checked at open.
+        let (_dir, path) = forge_file(false, |m, _| m.shape = vec![15]);
+        let err = PackedModel::open_headers(&path).unwrap_err().to_string();
+        assert!(err.contains("metadata checksum"), "{err}");
+        // An intact file reads the same either way.
+        let (_dir, path) = forge_file(false, |_, _| {});
+        let (lazy, full) = (
+            PackedModel::open_headers(&path).unwrap(),
+            PackedModel::open(&path).unwrap(),
+        );
+        let (a, b) = (lazy.get("w").unwrap(), full.get("w").unwrap());
+        assert_eq!(
+            lazy.compressed(a).unwrap().unwrap(),
+            full.compressed(b).unwrap().unwrap()
+        );
     }
 
     #[test]

@@ -607,8 +607,12 @@ fn an_opened_model_holds_no_weights_until_a_view_or_job_reads_them() {
         .collect();
     write_model(&path, &tensors);
 
-    let doc = loader::load(&path).unwrap();
+    let progress = Progress::default();
+    let doc = loader::load(&path, &progress).unwrap();
     assert_eq!(doc.converted_bytes(), 0, "opening reads headers only");
+    // The status bar shows the tensors taken in so far while a model opens.
+    let read = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!((read(&progress.done), read(&progress.total)), (3, 3));
     assert!(
         doc.tensors
             .iter()
@@ -674,6 +678,37 @@ fn tensors_named_on_the_command_line_are_compressed_once_the_model_is_open() {
                 && m.text == "--compress: no tensor 'no.such.weight' in model.safetensors"),
         "{msg:?}"
     );
+}
+
+#[test]
+fn exit_when_done_sums_up_the_compression_it_waited_for() {
+    use crate::helpers::{small_model, write_model};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.safetensors");
+    write_model(&path, &small_model());
+    let mut studio = Studio::new(Some(path));
+    let names = ["layers.0.q_proj.weight", "layers.0.mlp.weight"];
+    studio.compress_when_open(names.iter().map(|n| n.to_string()).collect());
+    studio.exit_when_done();
+    let mut h = harness(studio);
+    wait_idle(&mut h, Duration::from_secs(120));
+    h.run_steps(2);
+    let s = h.state();
+    let doc = &s.state.doc;
+    let blocks: usize = names
+        .iter()
+        .map(|n| doc.tensors[doc.find(n).unwrap()].len().div_ceil(8))
+        .sum();
+    assert_eq!(blocks, 48 + 9, "4-bit blocks of 8 weights");
+    let sum = s
+        .summary()
+        .expect("the work has ended, so the summary is there");
+    assert_eq!(sum.blocks, blocks as u64);
+    assert!(sum.seconds > 0.0 && sum.frames >= 1, "{sum:?}");
+    assert!((sum.blocks_per_s() - sum.blocks as f64 / sum.seconds).abs() < 1e-6);
+    let line: serde_json::Value = serde_json::from_str(&sum.line()).unwrap();
+    assert_eq!(line["blocks"], blocks as u64);
+    assert_eq!(line["frames"], sum.frames);
 }
 
 #[test]
