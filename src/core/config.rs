@@ -61,7 +61,8 @@ impl Config {
     /// Larger-P 4-bit point: C=13, P=8, K=16. Software only.
     pub const FOUR_BIT_P8: Config = Config { c: 13, p: 8, k: 16 };
     /// Larger-P 3-bit point: C=16, P=7, K=16 (the only P from 5 to 8 at exactly 3 bits).
-    /// Software only.
+    /// Software only. On N(0,1) blocks it measures slightly worse than [`Config::THREE_BIT`]
+    /// (relMSE 0.0494 against 0.0483): offered for comparison on real weights.
     pub const THREE_BIT_P7: Config = Config { c: 16, p: 7, k: 16 };
     /// The larger-P presets by name, beside the paper's `4bit` and `3bit` (the hardware ones).
     pub const LARGER_P: [(&'static str, Config); 3] = [
