@@ -67,6 +67,13 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         println!("config        {cfg}");
         println!("kernel        {}", r.kernel);
         println!("encoder       {}", r.encoder);
+        let tables = crate::search::Searcher::new(cfg);
+        let tables = tables.tables();
+        println!(
+            "scan margin   {:.1e} of ‖w‖², {} seeds scored through orthonormal bases",
+            tables.delta(),
+            tables.flagged()
+        );
         println!("blocks        {} ({} threads)", r.blocks, r.threads);
         let runs: Vec<String> = r
             .runs_blocks_per_s

@@ -71,7 +71,7 @@ pub const DESIGNS: [Design; 2] = [FOUR_BIT, THREE_BIT];
 pub enum ShapeError {
     /// No datapath implements the tensor's preset.
     #[error(
-        "the hardware implements the 4-bit (C=8, P=3, K=16) and 3-bit (C=12, P=4, K=16) presets, not C={c}, P={p}, K={k}"
+        "the hardware implements the 4-bit (C=8, P=3, K=16) and 3-bit (C=12, P=4, K=16) presets, not C={c}, P={p}, K={k}: other configurations (the larger-P presets too) have no RTL yet"
     )]
     Config {
         /// Block size.

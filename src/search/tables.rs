@@ -4,7 +4,7 @@
 
 use super::kernel::Kernel;
 use super::short::ShortVectors;
-use super::{DELTA, FLAG_GROUP, RBUF, TILE};
+use super::{DELTA, DELTA_MAX, FLAG_GROUP, FLAG_SHARE, RBUF, TILE};
 use crate::core::basis::Basis;
 use crate::core::config::{Config, MAX_C, MAX_P};
 use crate::core::lstsq::Cholesky;
@@ -68,11 +68,20 @@ impl Tables {
         let mut l = vec![0.0f64; entries * n];
         let mut sigma = vec![0.0f32; n];
         let mut u = vec![0.0; c * p];
+        let factor = |idx: usize, u: &mut [f64]| {
+            basis.fill_u_at(idx, u);
+            let chol = Cholesky::of_columns(u, c, p);
+            let inv = chol.inverse_lower();
+            let bound = inv
+                .as_ref()
+                .map_or(f64::INFINITY, |inv| score_error_bound(&chol, inv, c, p));
+            (chol, inv, bound)
+        };
+        let bounds: Vec<f64> = (0..n).map(|idx| factor(idx, &mut u).2).collect();
+        let delta = margin_for(bounds);
         for idx in 0..n {
-            basis.fill_u_at(idx, &mut u);
-            let chol = Cholesky::of_columns(&u, c, p);
-            match chol.inverse_lower() {
-                Some(inv) if score_error_bound(&chol, &inv, c, p) <= DELTA => {
+            match factor(idx, &mut u) {
+                (chol, Some(inv), bound) if bound <= delta => {
                     for (e, v) in inv.iter().enumerate() {
                         linv[e * n_pad + idx] = (*v * r_unit) as f32;
                     }
@@ -112,7 +121,7 @@ impl Tables {
             sigma,
             f_pad,
             fq,
-            delta: DELTA as f32,
+            delta: delta as f32,
             pairs,
             w_shift: weight_shift(c),
             short: OnceLock::new(),
@@ -203,6 +212,20 @@ impl Tables {
     pub fn delta(&self) -> f32 {
         self.delta
     }
+}
+
+/// The scan's relative score margin for seeds whose bounds (relative to ‖w‖²) are `bounds`: at
+/// least [`DELTA`], and widened up to [`DELTA_MAX`] until at most one seed in [`FLAG_SHARE`] is
+/// left to the slower orthonormal scoring. At P ≥ 6 most seeds' bounds exceed `DELTA` (U(s) is
+/// near square), and scoring them all through orthonormal bases took 87% of the search; a margin
+/// of 10⁻³ is a tenth of the quantization error there, so it costs the pruning little.
+fn margin_for(mut bounds: Vec<f64>) -> f64 {
+    let keep = bounds.len() - bounds.len() / FLAG_SHARE;
+    if keep == 0 {
+        return DELTA;
+    }
+    let (_, nth, _) = bounds.select_nth_unstable_by(keep - 1, f64::total_cmp);
+    nth.clamp(DELTA, DELTA_MAX)
 }
 
 /// Fixed-point bits for weights in the integer correlation: with |w| < 2 and centred states below

@@ -262,21 +262,41 @@ fn unbounded_range_matches_brute_force() {
 
 #[test]
 fn results_do_not_depend_on_thread_count() {
-    let s = Searcher::new(Config::FOUR_BIT);
-    let data = blocks(8, 256, 30);
-    let run = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
-        pool.install(|| {
-            data.par_chunks(8 * 16)
-                .flat_map_iter(|chunk| s.search_all(chunk, ExpRange::from_base(-20)))
-                .collect::<Vec<_>>()
-        })
-    };
-    assert_eq!(run(1), run(2));
-    assert_eq!(run(1), run(3));
+    for cfg in [Config::FOUR_BIT, Config::FOUR_BIT_P6] {
+        let s = Searcher::new(cfg);
+        let data = blocks(cfg.c, 256, 30);
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                data.par_chunks(cfg.c * 16)
+                    .flat_map_iter(|chunk| s.search_all(chunk, ExpRange::from_base(-20)))
+                    .collect::<Vec<_>>()
+            })
+        };
+        assert_eq!(run(1), run(2), "{cfg}");
+        assert_eq!(run(1), run(3), "{cfg}");
+    }
+}
+
+/// The larger-P presets, where the scan's margin is widened (most seeds' f32 bounds exceed the
+/// presets' margin there), meet the oracle too: on their own registers, across the bottom edge
+/// of the exponent range, and on thousands of blocks of small registers.
+#[test]
+fn larger_p_configurations_match_brute_force() {
+    for (i, (_, cfg)) in Config::LARGER_P.into_iter().enumerate() {
+        check(cfg, 12, ExpRange::from_base(-20), 60 + i as u64);
+    }
+    check(Config::FOUR_BIT_P6, 12, ExpRange::from_base(1), 65);
+    for (i, (c, p, k)) in [(11, 6, 10), (13, 8, 11), (16, 7, 12)]
+        .into_iter()
+        .enumerate()
+    {
+        let cfg = Config::new(c, p, k).unwrap();
+        check(cfg, 1000, ExpRange::from_base(-20), 70 + i as u64);
+    }
 }
 
 /// The portable kernel, which CPUs without AVX2 run, must meet the oracle as well, and give
