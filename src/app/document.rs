@@ -87,6 +87,14 @@ impl Source {
         self.read_range(0..self.len())
     }
 
+    /// The model file and its tensor, for a tensor read from one.
+    pub fn mapped(&self) -> Option<(&Model, &crate::io::model::TensorEntry)> {
+        match self {
+            Source::Memory(_) => None,
+            Source::Mapped(m, i) => Some((&m.model, &m.model.tensors()[*i])),
+        }
+    }
+
     /// The stored little-endian bytes when they can be handed on without conversion.
     pub fn stored_bytes(&self) -> Option<&[u8]> {
         match self {
