@@ -10,10 +10,10 @@
 //! Only a file dialog, which waits on the user rather than computes, gets its own thread
 //! ([`Job::spawn_waiting`]): it would otherwise hold a pool thread for as long as it is open.
 
-use super::document::Source;
+use super::document::{PackedCodes, Source};
 use crate::core::config::Config;
 use crate::io::shard::{Sidecar, tensor_hash};
-use crate::search::compress::{CompressError, CompressedTensor, ErrorStats, Progress, compress};
+use crate::search::compress::{CompressError, ErrorStats, Progress, compress};
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -286,7 +286,7 @@ pub enum CompressEvent {
         /// Tensor index.
         tensor: usize,
         /// The codes.
-        compressed: CompressedTensor,
+        compressed: PackedCodes,
         /// Error figures.
         stats: ErrorStats,
         /// Whether the codes were read from the sidecar rather than searched.
@@ -421,7 +421,7 @@ fn run_compress(
                     ctx.progress().done.fetch_add(blocks, Ordering::Relaxed);
                     ctx.send(CompressEvent::Done {
                         tensor,
-                        compressed,
+                        compressed: PackedCodes::new(&compressed),
                         stats,
                         loaded: true,
                     });
@@ -444,7 +444,7 @@ fn run_compress(
                 }
                 ctx.send(CompressEvent::Done {
                     tensor,
-                    compressed,
+                    compressed: PackedCodes::new(&compressed),
                     stats,
                     loaded: false,
                 })

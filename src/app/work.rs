@@ -270,9 +270,16 @@ pub fn spawn(
             Job::spawn(format!("Hardware ({name})"), id, repaint, move |ctx| {
                 let log = &mut |l: &str| ctx.log(l);
                 let ddr = DdrParams::default();
-                sim::run_compressed_tensor(&r.compressed, &shape, 1, &ddr, log, ctx.cancel_flag())
-                    .map(|rep| Output::HwTensor(name.clone(), rep))
-                    .map_err(|e| format!("{name}: {e}"))
+                sim::run_compressed_tensor(
+                    &r.compressed.unpack(),
+                    &shape,
+                    1,
+                    &ddr,
+                    log,
+                    ctx.cancel_flag(),
+                )
+                .map(|rep| Output::HwTensor(name.clone(), rep))
+                .map_err(|e| format!("{name}: {e}"))
             })
         }
         Work::Explore(opts) => Job::spawn("Design space", None, repaint, move |ctx| {
@@ -532,7 +539,8 @@ pub fn prepare(
     let (mut block_err, mut seeds, mut exps, mut qs) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     if let Some(r) = res {
-        let ct = &r.compressed;
+        // Decoded for the histograms only; dropped with them.
+        let ct = &r.compressed.unpack();
         let p = ct.config.p;
         if let Some(s) = &r.stats {
             block_err = histogram(

@@ -5,6 +5,9 @@
 //! Layout of the shard folder `OUT.shards/`: `job.json` (the job), `shard-IIII-of-NNNN/` (a
 //! running shard's checkpoint: `progress.json` and one `piece-…` file per finished block range)
 //! and `part-IIII-of-NNNN.safetensors` (a finished shard). Every file is written atomically.
+//!
+//! The app's [`Sidecar`] keeps such one-shard folders beside a model, one per configuration, a
+//! piece per finished tensor, so that an interrupted session resumes.
 
 use crate::core::config::Config;
 use crate::io::container::{MappedSafetensors, OutTensor, Payload, parent_dir, write_atomic};

@@ -199,7 +199,12 @@ fn a_sidecar_of_another_model_is_not_offered_and_settings_key_the_kept_tensors()
     )
     .unwrap();
     assert_eq!(
-        st.doc.tensors[idx[0]].result.as_ref().unwrap().compressed,
+        st.doc.tensors[idx[0]]
+            .result
+            .as_ref()
+            .unwrap()
+            .compressed
+            .unpack(),
         want
     );
     assert!(
