@@ -90,6 +90,10 @@ pub enum Command {
     SetDark(bool),
     /// Remove the message at this index.
     DismissMessage(usize),
+    /// Resume what the model's sidecar offers: load its finished tensors, queue the rest.
+    Resume,
+    /// Remove the model's sidecar and what it holds.
+    DiscardResume,
     /// Start background work for a tab.
     Run(super::work::Work),
     /// Ask the running job of this kind to stop (an export, a tab's run).

@@ -5,9 +5,12 @@
 //! view or job reads what it needs through [`Source`], converts it to f32 for itself and drops
 //! it when done.
 
+use crate::core::basis::Basis;
+use crate::core::config::Config;
 use crate::io::dtype::Dtype;
 use crate::io::model::Model;
-use crate::search::compress::{CompressedTensor, ErrorStats};
+use crate::io::packed::{decode_range, pack_blocks};
+use crate::search::compress::{BlockCode, CompressedTensor, ErrorStats};
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::PathBuf;
@@ -87,6 +90,14 @@ impl Source {
         self.read_range(0..self.len())
     }
 
+    /// The model file and its tensor, for a tensor read from one.
+    pub fn mapped(&self) -> Option<(&Model, &crate::io::model::TensorEntry)> {
+        match self {
+            Source::Memory(_) => None,
+            Source::Mapped(m, i) => Some((&m.model, &m.model.tensors()[*i])),
+        }
+    }
+
     /// The stored little-endian bytes when they can be handed on without conversion.
     pub fn stored_bytes(&self) -> Option<&[u8]> {
         match self {
@@ -135,12 +146,104 @@ impl Errors {
     }
 }
 
+/// A compressed tensor held at its packed size: the records of the packed format
+/// (`io::packed::pack_blocks`, 4 B a block at (8,3,16) where a [`BlockCode`] takes 16 B), its
+/// blocks decoded when a view or job asks for them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PackedCodes {
+    /// Configuration used.
+    pub config: Config,
+    /// Exponent of code E = 0.
+    pub e_base: i32,
+    /// Number of original elements.
+    pub len: usize,
+    blocks: usize,
+    records: Vec<u8>,
+}
+
+impl PackedCodes {
+    /// Packs `t`.
+    pub fn new(t: &CompressedTensor) -> Self {
+        PackedCodes {
+            config: t.config,
+            e_base: t.e_base,
+            len: t.len,
+            blocks: t.num_blocks(),
+            records: pack_blocks(t),
+        }
+    }
+
+    /// Number of blocks.
+    pub fn num_blocks(&self) -> usize {
+        self.blocks
+    }
+
+    /// The packed records.
+    pub fn records(&self) -> &[u8] {
+        &self.records
+    }
+
+    /// The codes of blocks `range`.
+    pub fn blocks(&self, range: Range<usize>) -> Vec<BlockCode> {
+        // The records were packed from valid codes here, so they decode.
+        decode_range(&self.records, self.config, range).expect("records packed by pack_blocks")
+    }
+
+    /// The code of block `b`.
+    pub fn block(&self, b: usize) -> BlockCode {
+        self.blocks(b..b + 1)[0]
+    }
+
+    /// The exponent of block `b`.
+    pub fn exponent(&self, b: usize) -> i32 {
+        self.e_base + i32::from(self.block(b).e_code)
+    }
+
+    /// Blocks `range` as a compressed tensor of their own (its `len` clipped to the tensor's).
+    fn slice(&self, range: Range<usize>) -> CompressedTensor {
+        let c = self.config.c;
+        CompressedTensor {
+            config: self.config,
+            e_base: self.e_base,
+            len: (range.end * c).min(self.len) - range.start * c,
+            blocks: self.blocks(range),
+        }
+    }
+
+    /// All the codes, decoded (for an export, a simulation: a tensor at a time).
+    pub fn unpack(&self) -> CompressedTensor {
+        self.slice(0..self.blocks)
+    }
+
+    /// Reconstructs block `b` into `out` (C long), as [`CompressedTensor::reconstruct_block`].
+    pub fn reconstruct_block(&self, basis: &Basis, b: usize, out: &mut [f64]) {
+        self.slice(b..b + 1).reconstruct_block(basis, 0, out);
+    }
+
+    /// Elements `elems` of ŵ, decoding only the blocks that hold them.
+    pub fn reconstruct_range(&self, elems: Range<usize>) -> Vec<f32> {
+        let c = self.config.c;
+        let end = elems.end.min(self.len);
+        if elems.start >= end {
+            return Vec::new();
+        }
+        let first = elems.start / c;
+        self.slice(first..end.div_ceil(c))
+            .reconstruct_range(elems.start - first * c..end - first * c)
+    }
+
+    /// The reconstructed tensor ŵ.
+    pub fn reconstruct(&self) -> Vec<f32> {
+        self.unpack().reconstruct()
+    }
+}
+
 /// A compression result kept for one tensor: its codes and error figures, no reconstruction
 /// (decoded from the codes by whoever needs it, see [`TensorResult::reconstruction`]).
 #[derive(Debug)]
 pub struct TensorResult {
-    /// Seeds, exponents and coefficients.
-    pub compressed: CompressedTensor,
+    /// Seeds, exponents and coefficients, packed.
+    pub compressed: PackedCodes,
     /// Error figures against the original (`None` when the original is unknown, e.g. a packed
     /// file opened on its own).
     pub stats: Option<Errors>,
@@ -317,6 +420,36 @@ pub use crate::io::model::natural_cmp;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn packed_codes_hold_the_packed_size_and_decode_to_the_codes() {
+        use crate::search::compress::{Progress, compress};
+        use std::sync::atomic::AtomicBool;
+        // 301 weights: the last block of each configuration is padded.
+        let w: Vec<f32> = (0..301)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 900.0)
+            .collect();
+        for cfg in [Config::FOUR_BIT, Config::THREE_BIT] {
+            let (t, _) = compress(&w, cfg, &Progress::default(), &AtomicBool::new(false)).unwrap();
+            let p = PackedCodes::new(&t);
+            let n = t.num_blocks();
+            assert_eq!(p.records().len(), crate::io::packed::packed_len(cfg, n));
+            assert_eq!(p.unpack(), t);
+            assert_eq!(p.reconstruct(), t.reconstruct());
+            for b in [0, 5, n - 1] {
+                assert_eq!(p.block(b), t.blocks[b]);
+                assert_eq!(p.exponent(b), t.exponent(b));
+            }
+            for r in [0..301, 3..17, 290..301, 100..100, 299..400] {
+                assert_eq!(p.reconstruct_range(r.clone()), t.reconstruct_range(r));
+            }
+            let basis = Basis::for_k(cfg.k);
+            let (mut a, mut b) = (vec![0.0; cfg.c], vec![0.0; cfg.c]);
+            p.reconstruct_block(&basis, n - 1, &mut a);
+            t.reconstruct_block(&basis, n - 1, &mut b);
+            assert_eq!(a, b);
+        }
+    }
 
     #[test]
     fn natural_order_puts_2_before_10() {

@@ -98,13 +98,16 @@ fn write_packed_file(
     for t in &snap.tensors {
         check(path, cancel, progress)?;
         match (&t.result, &t.source) {
-            (Some(r), _) => compressed.push(CompressedEntry::new(
-                &t.name,
-                &t.shape,
-                t.dtype,
-                &r.compressed,
-                r.stats.as_ref().map(|s| s.relmse()),
-            )),
+            (Some(r), _) => compressed.push(CompressedEntry {
+                name: t.name.clone(),
+                shape: t.shape.clone(),
+                dtype: t.dtype,
+                config: r.compressed.config,
+                e_base: r.compressed.e_base,
+                blocks: r.compressed.num_blocks(),
+                packed: r.compressed.records().to_vec(),
+                relmse: r.stats.as_ref().map(|s| s.relmse()),
+            }),
             (None, Some(src)) => {
                 // A mapped tensor goes out as stored, straight from the map.
                 let bytes = match src.stored_bytes() {

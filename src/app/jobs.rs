@@ -10,9 +10,10 @@
 //! Only a file dialog, which waits on the user rather than computes, gets its own thread
 //! ([`Job::spawn_waiting`]): it would otherwise hold a pool thread for as long as it is open.
 
-use super::document::Source;
+use super::document::{PackedCodes, Source};
 use crate::core::config::Config;
-use crate::search::compress::{CompressError, CompressedTensor, ErrorStats, Progress, compress};
+use crate::io::shard::{Sidecar, tensor_hash};
+use crate::search::compress::{CompressError, ErrorStats, Progress, compress};
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -287,9 +288,18 @@ pub enum CompressEvent {
         /// Tensor index.
         tensor: usize,
         /// The codes.
-        compressed: CompressedTensor,
+        compressed: PackedCodes,
         /// Error figures.
         stats: ErrorStats,
+        /// Whether the codes were read from the sidecar rather than searched.
+        loaded: bool,
+    },
+    /// `tensor` is compressed but could not be kept in the sidecar.
+    Unsaved {
+        /// Tensor index.
+        tensor: usize,
+        /// Readable reason.
+        error: String,
     },
     /// `tensor` could not be compressed.
     Failed {
@@ -308,17 +318,22 @@ pub struct CompressJob {
     pub config: Config,
     /// The tensor being compressed and the job's block count when it started.
     pub current: Option<(usize, u64)>,
+    /// Tensors whose codes came from the sidecar.
+    pub loaded: usize,
     /// The job; its progress counts blocks.
     pub job: Job<(), CompressEvent>,
 }
 
 impl CompressJob {
     /// Starts compressing `inputs` (tensor index and where its weights are read from) of
-    /// document `doc`; each tensor is read when its turn comes and dropped when done.
+    /// document `doc`; each tensor is read when its turn comes and dropped when done. With a
+    /// `sidecar`, a tensor it holds at `config` from the same data is read from it instead of
+    /// searched, and each tensor searched is written to it as it finishes.
     pub fn spawn(
         inputs: Vec<(usize, Source)>,
         config: Config,
         doc: u64,
+        sidecar: Option<Sidecar>,
         repaint: Option<egui::Context>,
     ) -> Self {
         let total: u64 = inputs
@@ -332,13 +347,14 @@ impl CompressJob {
             repaint,
             move |ctx| {
                 ctx.progress().total.store(total, Ordering::Relaxed);
-                run_compress(inputs, config, ctx)
+                run_compress(inputs, config, sidecar.as_ref(), ctx)
             },
         );
         CompressJob {
             tensors,
             config,
             current: None,
+            loaded: 0,
             job,
         }
     }
@@ -347,8 +363,12 @@ impl CompressJob {
     pub fn poll(&mut self) -> (Vec<CompressEvent>, Option<Outcome<()>>) {
         let (events, end) = self.job.poll();
         for ev in &events {
-            if let CompressEvent::Started { tensor } = ev {
-                self.current = Some((*tensor, self.job.progress().0));
+            match ev {
+                CompressEvent::Started { tensor } => {
+                    self.current = Some((*tensor, self.job.progress().0));
+                }
+                CompressEvent::Done { loaded: true, .. } => self.loaded += 1,
+                _ => {}
             }
         }
         (events, end)
@@ -363,6 +383,7 @@ impl CompressJob {
 fn run_compress(
     inputs: Vec<(usize, Source)>,
     config: Config,
+    sidecar: Option<&Sidecar>,
     ctx: &Ctx<CompressEvent>,
 ) -> Result<(), String> {
     for (tensor, src) in inputs {
@@ -379,12 +400,57 @@ fn run_compress(
                 continue;
             }
         };
+        // Only a tensor of a model file can be kept: the sidecar names it by its data's hash.
+        let kept = match (sidecar, src.mapped()) {
+            (Some(s), Some((model, t))) => {
+                let hash = tensor_hash(
+                    &t.name,
+                    t.dtype,
+                    &t.shape,
+                    model.bytes(t),
+                    ctx.cancel_flag(),
+                )
+                .ok_or("cancelled")?;
+                Some((s, model, t, hash))
+            }
+            _ => None,
+        };
+        if let Some((s, model, t, hash)) = &kept {
+            match s.load(model, config, &t.name, hash) {
+                Ok(Some(compressed)) => {
+                    let stats = ErrorStats::measure(&data, &compressed.reconstruct(), config.c);
+                    let blocks = compressed.num_blocks() as u64;
+                    ctx.progress().done.fetch_add(blocks, Ordering::Relaxed);
+                    ctx.send(CompressEvent::Done {
+                        tensor,
+                        compressed: PackedCodes::new(&compressed),
+                        stats,
+                        loaded: true,
+                    });
+                    continue;
+                }
+                Ok(None) => {}
+                // An unreadable piece is searched again (and rewritten).
+                Err(e) => ctx.log(&e.to_string()),
+            }
+        }
         match compress(&data, config, ctx.progress(), ctx.cancel_flag()) {
-            Ok((compressed, stats)) => ctx.send(CompressEvent::Done {
-                tensor,
-                compressed,
-                stats,
-            }),
+            Ok((compressed, stats)) => {
+                if let Some((s, model, t, hash)) = &kept
+                    && let Err(e) = s.save(model, &t.name, hash, &compressed)
+                {
+                    ctx.send(CompressEvent::Unsaved {
+                        tensor,
+                        error: e.to_string(),
+                    });
+                }
+                ctx.send(CompressEvent::Done {
+                    tensor,
+                    compressed: PackedCodes::new(&compressed),
+                    stats,
+                    loaded: false,
+                })
+            }
             Err(CompressError::Cancelled) => return Err("cancelled".into()),
             Err(e) => ctx.send(CompressEvent::Failed {
                 tensor,

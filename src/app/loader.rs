@@ -1,7 +1,7 @@
 //! Opening models for the app (through the engine's model and packed-file readers): the bundled
 //! demo model, safetensors files, model directories and packed files.
 
-use super::document::{Document, Mapped, RawEntry, Source, TensorEntry, TensorResult};
+use super::document::{Document, Mapped, PackedCodes, RawEntry, Source, TensorEntry, TensorResult};
 use crate::io::dtype::{self, Dtype};
 use crate::io::opened::{self, Opened};
 use crate::io::packed::PackedModel;
@@ -134,7 +134,7 @@ fn load_packed(
         };
         match p.compressed(t) {
             Some(c) => {
-                let compressed = c?;
+                let compressed = PackedCodes::new(&c?);
                 tensors.push(entry(
                     None,
                     Some(Arc::new(TensorResult {

@@ -290,6 +290,9 @@ impl Studio {
         }
         let state = &self.state;
         egui::Panel::top("menu").show(ui, |ui| self.menu.ui(ui, state, &mut out));
+        if let Some(offer) = &state.resume {
+            egui::Panel::top("resume").show(ui, |ui| resume_banner(ui, offer, &mut out));
+        }
         let load = &self.load;
         egui::Panel::bottom("status").show(ui, |ui| panels::status::ui(ui, state, load, &mut out));
         egui::Panel::left("tree")
@@ -366,6 +369,19 @@ impl Studio {
         let tab = self.tabs.iter().find(|t| t.id() == self.state.tab);
         self.state.busy() || tab.is_some_and(|t| t.busy())
     }
+}
+
+/// The offer of an earlier session's sidecar: what it holds, Resume and Discard.
+fn resume_banner(ui: &mut egui::Ui, offer: &work::ResumeOffer, out: &mut Vec<Command>) {
+    ui.horizontal(|ui| {
+        ui.label(offer.text());
+        if ui.button("Resume").clicked() {
+            out.push(Command::Resume);
+        }
+        if ui.button("Discard").clicked() {
+            out.push(Command::DiscardResume);
+        }
+    });
 }
 
 /// Darkens the window and says what dropping will do while files are dragged over it.

@@ -6,9 +6,9 @@ use super::document::{Document, Errors, TensorResult};
 use super::export;
 use super::jobs::{CompressEvent, CompressJob, Job, Outcome, human_duration};
 use super::loader;
-use super::work::{self, JobKind, Keyed, Output, Purpose, Results, ShardView, Work};
+use super::work::{self, JobKind, Keyed, Output, Purpose, Results, ResumeOffer, ShardView, Work};
 use crate::core::config::Config;
-use crate::io::shard::{self, FolderStatus};
+use crate::io::shard::{self, FolderStatus, Sidecar, SidecarTensor};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -80,7 +80,19 @@ pub struct AppState {
     pub preparing: Option<work::TensorKey>,
     /// Woken by jobs when they have something to show (set by the app on its first frame).
     pub repaint: Option<egui::Context>,
+    /// Whether compressed tensors of a model file are kept in a sidecar beside it
+    /// ([`Sidecar::beside`]) as they finish, and offered again when it is reopened.
+    pub sidecars: bool,
+    /// What the open model's sidecar offers to resume, until taken or discarded.
+    pub resume: Option<ResumeOffer>,
     generation: u64,
+}
+
+impl Drop for AppState {
+    /// A closing app stops its compression: what finished is in the sidecar already.
+    fn drop(&mut self) {
+        self.cancel();
+    }
 }
 
 impl AppState {
@@ -102,6 +114,8 @@ impl AppState {
             results: Results::default(),
             preparing: None,
             repaint: None,
+            sidecars: true,
+            resume: None,
             generation: 0,
         }
     }
@@ -178,6 +192,16 @@ impl AppState {
                 self.focus = Some(tensor);
             }
             Command::Export { kind, path } => self.export(kind, path),
+            Command::Resume => self.resume(),
+            Command::DiscardResume => {
+                if let Some(offer) = self.resume.take() {
+                    let root = offer.sidecar.root().display().to_string();
+                    match offer.sidecar.discard() {
+                        Ok(()) => self.message(false, format!("removed {root}")),
+                        Err(e) => self.message(true, e.to_string()),
+                    }
+                }
+            }
             Command::Run(w) => self.run(w),
             Command::Stop(kind) => {
                 if let Some(j) = self.jobs.get(&kind) {
@@ -217,6 +241,7 @@ impl AppState {
 
     fn open(&mut self, path: PathBuf) {
         let label = format!("opening {}", path.display());
+        let sidecars = self.sidecars;
         let job = Job::spawn(label, None, self.repaint.clone(), move |ctx| {
             // A shard folder (or the output it will merge into) opens in the Shards tab.
             if let Some(folder) = shard::find_folder(&path) {
@@ -224,7 +249,10 @@ impl AppState {
                 return Ok(Output::Shards(folder, Ok(Box::new(st))));
             }
             let doc = loader::load(&path, ctx.progress()).map_err(|e| e.to_string())?;
-            Ok(Output::Opened(path, Box::new(doc)))
+            let offer = sidecars
+                .then(|| ResumeOffer::find(Sidecar::beside(&path), &doc))
+                .flatten();
+            Ok(Output::Opened(path, Box::new(doc), offer))
         });
         self.start(JobKind::Open, job);
     }
@@ -282,6 +310,67 @@ impl AppState {
         self.focus = None;
         self.inspect = None;
         self.queue.clear();
+        self.resume = None;
+    }
+
+    /// The sidecar of the open model, when it is a model file and sidecars are on.
+    fn sidecar(&self) -> Option<Sidecar> {
+        let path = self.doc.path.as_ref()?;
+        (self.sidecars && self.doc.mapped.is_some()).then(|| Sidecar::beside(path))
+    }
+
+    /// Takes up the sidecar's offer: its finished tensors (read, not searched) and those
+    /// still to do are queued at the settings they were asked with, except tensors that have
+    /// a result already.
+    fn resume(&mut self) {
+        let Some(offer) = self.resume.take() else {
+            return;
+        };
+        let mut n = 0;
+        for t in offer.finished.iter().chain(&offer.pending) {
+            let Some(i) = self.doc.find(&t.name) else {
+                continue;
+            };
+            if self.doc.tensors[i].result.is_none() && !self.queue.iter().any(|(q, _)| *q == i) {
+                self.queue.push_back((i, t.config));
+                n += 1;
+            }
+        }
+        self.message(
+            false,
+            format!(
+                "resuming {n} tensor(s) from {}",
+                offer.sidecar.root().display()
+            ),
+        );
+        self.start_next();
+        self.save_pending();
+    }
+
+    /// Writes the tensors asked for and not finished (the running job's and the queue's) to
+    /// the sidecar, so a resume knows them.
+    fn save_pending(&mut self) {
+        let Some(sidecar) = self.sidecar() else {
+            return;
+        };
+        let mut left: Vec<SidecarTensor> = Vec::new();
+        if let Some(job) = &self.job {
+            let from = job
+                .current
+                .and_then(|(cur, _)| job.tensors.iter().position(|&t| t == cur))
+                .unwrap_or(0);
+            left.extend(job.tensors[from..].iter().map(|&t| SidecarTensor {
+                name: self.doc.tensors[t].name.clone(),
+                config: job.config,
+            }));
+        }
+        left.extend(self.queue.iter().map(|&(t, config)| SidecarTensor {
+            name: self.doc.tensors[t].name.clone(),
+            config,
+        }));
+        if let Err(e) = sidecar.set_pending(&left) {
+            self.message(true, e.to_string());
+        }
     }
 
     fn enqueue(&mut self, tensors: Vec<usize>) {
@@ -305,6 +394,7 @@ impl AppState {
             );
         }
         self.start_next();
+        self.save_pending();
     }
 
     /// Starts the next job from the queue: consecutive tensors with the same settings.
@@ -329,6 +419,7 @@ impl AppState {
             inputs,
             cfg,
             self.doc.id,
+            self.sidecar(),
             self.repaint.clone(),
         ));
     }
@@ -338,6 +429,7 @@ impl AppState {
         if let Some(job) = &self.job {
             job.job.cancel();
         }
+        self.save_pending();
     }
 
     fn export(&mut self, kind: ExportKind, path: PathBuf) {
@@ -401,8 +493,9 @@ impl AppState {
         let doc = self.doc.id;
         let took = done_in(job.elapsed());
         match out {
-            Output::Opened(path, doc) => {
+            Output::Opened(path, doc, offer) => {
                 self.replace_doc(*doc);
+                self.resume = offer;
                 self.recent.retain(|p| *p != path);
                 self.recent.insert(0, path.clone());
                 self.recent.truncate(MAX_RECENT);
@@ -502,6 +595,7 @@ impl AppState {
         let cfg = job.config;
         let (events, end) = job.poll();
         let took = done_in(job.job.elapsed());
+        let loaded = job.loaded;
         for ev in events {
             match ev {
                 CompressEvent::Started { .. } => {}
@@ -509,6 +603,7 @@ impl AppState {
                     tensor,
                     compressed,
                     stats,
+                    ..
                 } => {
                     self.generation += 1;
                     self.doc.tensors[tensor].result = Some(Arc::new(TensorResult {
@@ -522,16 +617,25 @@ impl AppState {
                     let name = self.doc.tensors[tensor].name.clone();
                     self.message(true, format!("{name}: {error}"));
                 }
+                CompressEvent::Unsaved { tensor, error } => {
+                    let name = self.doc.tensors[tensor].name.clone();
+                    self.message(true, format!("{name} is not kept in the sidecar: {error}"));
+                }
             }
         }
         let Some(end) = end else { return };
         self.job = None;
         match end {
+            Outcome::Done(()) if loaded > 0 => self.message(
+                false,
+                format!("compression ({cfg}): {took}, {loaded} tensor(s) read from the sidecar"),
+            ),
             Outcome::Done(()) => self.message(false, format!("compression ({cfg}): {took}")),
             Outcome::Cancelled => self.message(false, format!("compression ({cfg}) cancelled")),
             Outcome::Failed(e) => self.message(true, format!("compression ({cfg}) failed: {e}")),
         }
         self.start_next();
+        self.save_pending();
     }
 
     /// Totals over the model, overall and per compression configuration.

@@ -9,7 +9,7 @@ use super::panels::histogram;
 use super::quality::{self, APP_TOKENS};
 use crate::eval::{DEFAULT_CTX, Evaluator, Figures, Inputs, Overlay};
 use crate::hw::sim::{self, DdrParams, HwTable, TensorReport};
-use crate::io::shard::{self, FolderStatus};
+use crate::io::shard::{self, FolderStatus, Sidecar, SidecarTensor};
 use crate::study::baselines::Method;
 use crate::study::compare::{self, Row};
 use crate::study::explore::{self, Options, Point};
@@ -112,8 +112,8 @@ impl Work {
 
 /// What a finished job hands back.
 pub enum Output {
-    /// A model opened from this path.
-    Opened(PathBuf, Box<Document>),
+    /// A model opened from this path, and what its sidecar offers to resume.
+    Opened(PathBuf, Box<Document>, Option<ResumeOffer>),
     /// An export's one-line summary.
     Exported(String),
     /// Table 5.
@@ -132,6 +132,49 @@ pub enum Output {
     Picked(Purpose, Option<PathBuf>, bool),
     /// A shard folder's progress, or why it could not be read.
     Shards(PathBuf, Result<Box<FolderStatus>, String>),
+}
+
+/// What an earlier session left in a model's sidecar.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResumeOffer {
+    /// The sidecar.
+    pub sidecar: Sidecar,
+    /// Tensors it holds finished.
+    pub finished: Vec<SidecarTensor>,
+    /// Tensors asked for and not finished.
+    pub pending: Vec<SidecarTensor>,
+}
+
+impl ResumeOffer {
+    /// What `sidecar` offers for `doc` (`None` when nothing): finished tensors of its model
+    /// at the settings they were made with, and those still to do.
+    pub fn find(sidecar: Sidecar, doc: &Document) -> Option<ResumeOffer> {
+        let model = doc.mapped.as_ref()?.model();
+        let finished = sidecar.finished(model);
+        let pending: Vec<SidecarTensor> = sidecar
+            .pending()
+            .into_iter()
+            .filter(|p| doc.find(&p.name).is_some() && !finished.contains(p))
+            .collect();
+        (!finished.is_empty() || !pending.is_empty()).then_some(ResumeOffer {
+            sidecar,
+            finished,
+            pending,
+        })
+    }
+
+    /// The offer in one line, for the banner.
+    pub fn text(&self) -> String {
+        let mut t = format!(
+            "An earlier session left {} compressed tensor(s) in {}",
+            self.finished.len(),
+            self.sidecar.root().display()
+        );
+        if !self.pending.is_empty() {
+            t += &format!(" and {} still to compress", self.pending.len());
+        }
+        t + "."
+    }
 }
 
 /// How often the Shards tab reads its folder again while it is shown.
@@ -227,9 +270,16 @@ pub fn spawn(
             Job::spawn(format!("Hardware ({name})"), id, repaint, move |ctx| {
                 let log = &mut |l: &str| ctx.log(l);
                 let ddr = DdrParams::default();
-                sim::run_compressed_tensor(&r.compressed, &shape, 1, &ddr, log, ctx.cancel_flag())
-                    .map(|rep| Output::HwTensor(name.clone(), rep))
-                    .map_err(|e| format!("{name}: {e}"))
+                sim::run_compressed_tensor(
+                    &r.compressed.unpack(),
+                    &shape,
+                    1,
+                    &ddr,
+                    log,
+                    ctx.cancel_flag(),
+                )
+                .map(|rep| Output::HwTensor(name.clone(), rep))
+                .map_err(|e| format!("{name}: {e}"))
             })
         }
         Work::Explore(opts) => Job::spawn("Design space", None, repaint, move |ctx| {
@@ -489,7 +539,8 @@ pub fn prepare(
     let (mut block_err, mut seeds, mut exps, mut qs) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     if let Some(r) = res {
-        let ct = &r.compressed;
+        // Decoded for the histograms only; dropped with them.
+        let ct = &r.compressed.unpack();
         let p = ct.config.p;
         if let Some(s) = &r.stats {
             block_err = histogram(

@@ -5,6 +5,9 @@
 //! Layout of the shard folder `OUT.shards/`: `job.json` (the job), `shard-IIII-of-NNNN/` (a
 //! running shard's checkpoint: `progress.json` and one `piece-…` file per finished block range)
 //! and `part-IIII-of-NNNN.safetensors` (a finished shard). Every file is written atomically.
+//!
+//! The app's [`Sidecar`] keeps such one-shard folders beside a model, one per configuration, a
+//! piece per finished tensor, so that an interrupted session resumes.
 
 use crate::core::config::Config;
 use crate::io::container::{MappedSafetensors, OutTensor, Payload, parent_dir, write_atomic};
@@ -687,18 +690,30 @@ fn search_ranges(
                         hash: hash.clone(),
                     },
                 };
-                let bytes = pack_codes(cfg, e_base, codes);
-                let path = ckpt.join(format!("piece-{:05}-{s:012}.safetensors", r.tensor));
-                let md = BTreeMap::from([(
-                    KEY_PIECE.to_string(),
-                    serde_json::to_string(&meta).expect("plain struct serializes"),
-                )]);
-                write_atomic(&path, vec![records(PIECE_TENSOR.into(), &bytes)], &md)?;
+                write_piece(ckpt, r.tensor, &meta, &pack_codes(cfg, e_base, codes))?;
                 s = e;
             }
         }
     }
     Ok(())
+}
+
+/// Writes checkpoint piece `meta` of tensor `index` (in the job's order) atomically.
+fn write_piece(
+    ckpt: &Path,
+    index: usize,
+    meta: &PieceMeta,
+    bytes: &[u8],
+) -> Result<(), ModelError> {
+    let path = ckpt.join(format!(
+        "piece-{index:05}-{:012}.safetensors",
+        meta.range.start
+    ));
+    let md = BTreeMap::from([(
+        KEY_PIECE.to_string(),
+        serde_json::to_string(meta).expect("plain struct serializes"),
+    )]);
+    write_atomic(&path, vec![records(PIECE_TENSOR.into(), bytes)], &md)
 }
 
 /// The parts of `[start, end)` not covered by `have`.
@@ -1319,6 +1334,229 @@ pub fn status(folder: &Path) -> Result<FolderStatus, ModelError> {
         spec,
         shards: out,
     })
+}
+
+/// Appended to a model's path to name the app's sidecar beside it.
+pub const SIDECAR_SUFFIX: &str = ".seedlm-resume";
+/// The sidecar's list of tensors asked for and not yet finished.
+const PENDING_FILE: &str = "pending.json";
+
+/// The app's sidecar: the compressed tensors of one model kept on disk as they finish, so a
+/// closed, crashed or killed app loses at most the tensor in progress.
+///
+/// It holds one shard folder of one shard per configuration (`c8-p3-k16/`, the layout and
+/// piece files a `compress --resume` run keeps, [`status`] reads it), whose job lists every
+/// float tensor of the model and whose pieces are whole tensors, and `pending.json`, the
+/// tensors asked for and not finished yet. A tensor is held at one configuration at a time.
+/// Both the app and the shards search with the default (exact) encoder, which the layout
+/// version stands for.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sidecar {
+    root: PathBuf,
+}
+
+/// A tensor a sidecar holds or is asked to compress.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SidecarTensor {
+    /// Tensor name.
+    pub name: String,
+    /// Its configuration.
+    pub config: Config,
+}
+
+impl Sidecar {
+    /// The sidecar beside model `path` (a file or a model directory): `PATH.seedlm-resume`.
+    pub fn beside(path: &Path) -> Sidecar {
+        let mut s = path.as_os_str().to_owned();
+        s.push(SIDECAR_SUFFIX);
+        Sidecar {
+            root: PathBuf::from(s),
+        }
+    }
+
+    /// The sidecar folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn folder(&self, cfg: Config) -> PathBuf {
+        self.root.join(format!("c{}-p{}-k{}", cfg.c, cfg.p, cfg.k))
+    }
+
+    /// The job of `model` at `cfg`: every float tensor, one shard.
+    fn spec(model: &Model, cfg: Config) -> Result<JobSpec, ModelError> {
+        let names: Vec<String> = model
+            .tensors()
+            .iter()
+            .filter(|t| dtype::is_float(t.dtype) && t.numel() > 0)
+            .map(|t| t.name.clone())
+            .collect();
+        let total_blocks = model
+            .tensors()
+            .iter()
+            .filter(|t| names.contains(&t.name))
+            .map(|t| t.numel().div_ceil(cfg.c) as u64)
+            .sum();
+        let plan = Plan {
+            compress: names,
+            total_blocks,
+        };
+        JobSpec::new(model, &plan, cfg, 1)
+    }
+
+    /// The configurations whose folder holds a job of `model` (others are passed over).
+    fn jobs(&self, model: &Model) -> Vec<JobSpec> {
+        let Ok(entries) = std::fs::read_dir(&self.root) else {
+            return Vec::new();
+        };
+        let mut out: Vec<JobSpec> = entries
+            .filter_map(|e| read_job(&e.ok()?.path()).ok())
+            .filter(|spec| {
+                let folder_ok = self.folder(spec.config).join(JOB_FILE).is_file();
+                let same = Self::spec(model, spec.config).is_ok_and(|s| s.mismatch(spec).is_none());
+                folder_ok && same
+            })
+            .collect();
+        out.sort_by_key(|s| (s.config.c, s.config.p, s.config.k));
+        out
+    }
+
+    /// The finished tensors of `model` the sidecar holds, in the model's order within each
+    /// configuration. Pieces of other jobs are passed over; their data is checked when loaded.
+    pub fn finished(&self, model: &Model) -> Vec<SidecarTensor> {
+        let mut out = Vec::new();
+        for spec in self.jobs(model) {
+            let ckpt = checkpoint_dir(&self.folder(spec.config), 0, 1);
+            let Ok(pieces) = read_pieces(&ckpt, &spec.id()) else {
+                continue;
+            };
+            for t in &spec.tensors {
+                if pieces.iter().any(|(r, _)| r.tensor == t.name) {
+                    out.push(SidecarTensor {
+                        name: t.name.clone(),
+                        config: spec.config,
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// Tensor `name` of `model` at `cfg` if the sidecar holds it, made from data of
+    /// [`tensor_hash`] `hash`.
+    pub fn load(
+        &self,
+        model: &Model,
+        cfg: Config,
+        name: &str,
+        hash: &str,
+    ) -> Result<Option<CompressedTensor>, ModelError> {
+        let spec = Self::spec(model, cfg)?;
+        let folder = self.folder(cfg);
+        if !read_job(&folder).is_ok_and(|s| s.mismatch(&spec).is_none()) {
+            return Ok(None);
+        }
+        let ckpt = checkpoint_dir(&folder, 0, 1);
+        let Some(t) = spec.tensors.iter().find(|t| t.name == name) else {
+            return Ok(None);
+        };
+        let Ok(pieces) = read_pieces(&ckpt, &spec.id()) else {
+            return Ok(None);
+        };
+        let Some((r, path)) = pieces
+            .iter()
+            .find(|(r, _)| r.tensor == name && r.start == 0 && r.end == t.blocks)
+        else {
+            return Ok(None);
+        };
+        if r.hash != hash {
+            return Ok(None);
+        }
+        let file = MappedSafetensors::open(path)?;
+        let blocks = codes_in(&file, PIECE_TENSOR, r, cfg)?;
+        let len = t.shape.iter().product();
+        Ok(Some(CompressedTensor {
+            config: cfg,
+            e_base: r.e_base,
+            len,
+            blocks,
+        }))
+    }
+
+    /// Writes compressed tensor `name` of `model` (its data of [`tensor_hash`] `hash`)
+    /// atomically, and forgets it at every other configuration.
+    pub fn save(
+        &self,
+        model: &Model,
+        name: &str,
+        hash: &str,
+        tensor: &CompressedTensor,
+    ) -> Result<(), ModelError> {
+        let cfg = tensor.config;
+        let spec = Self::spec(model, cfg)?;
+        let index = spec
+            .tensors
+            .iter()
+            .position(|t| t.name == name)
+            .ok_or_else(|| ModelError::tensor(model.path(), name, "is not a float tensor"))?;
+        let folder = self.folder(cfg);
+        claim_folder(&folder, &spec)?;
+        let ckpt = checkpoint_dir(&folder, 0, 1);
+        std::fs::create_dir_all(&ckpt)
+            .map_err(|e| ModelError::io(&ckpt, "cannot create directory", e))?;
+        let meta = PieceMeta {
+            job: spec.id(),
+            range: PartRange {
+                tensor: name.to_string(),
+                start: 0,
+                end: tensor.num_blocks(),
+                e_base: tensor.e_base,
+                hash: hash.to_string(),
+            },
+        };
+        write_piece(&ckpt, index, &meta, &pack_blocks(tensor))?;
+        for other in self.jobs(model).iter().filter(|s| s.config != cfg) {
+            let dir = checkpoint_dir(&self.folder(other.config), 0, 1);
+            for (r, path) in read_pieces(&dir, &other.id()).unwrap_or_default() {
+                if r.tensor == name {
+                    std::fs::remove_file(&path)
+                        .map_err(|e| ModelError::io(&path, "cannot remove", e))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The tensors asked for and not finished when the list was last written.
+    pub fn pending(&self) -> Vec<SidecarTensor> {
+        read_json(&self.root.join(PENDING_FILE)).unwrap_or_default()
+    }
+
+    /// Replaces the list of tensors asked for (removed when empty), atomically.
+    pub fn set_pending(&self, tensors: &[SidecarTensor]) -> Result<(), ModelError> {
+        let path = self.root.join(PENDING_FILE);
+        if tensors.is_empty() {
+            return match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    Err(ModelError::io(&path, "cannot remove", e))
+                }
+                _ => Ok(()),
+            };
+        }
+        std::fs::create_dir_all(&self.root)
+            .map_err(|e| ModelError::io(&self.root, "cannot create directory", e))?;
+        write_json_atomic(&path, &tensors)
+    }
+
+    /// Removes the sidecar and all it holds.
+    pub fn discard(&self) -> Result<(), ModelError> {
+        match std::fs::remove_dir_all(&self.root) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(ModelError::io(&self.root, "cannot remove", e))
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 #[cfg(test)]

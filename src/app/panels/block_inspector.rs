@@ -113,7 +113,7 @@ impl Tab for BlockInspector {
         };
         let cfg = ct.config;
         let (c, p) = (cfg.c, cfg.p);
-        let code = ct.blocks[b];
+        let code = ct.block(b);
         let e = ct.exponent(b);
         let range = ExpRange::from_base(ct.e_base);
         let basis = Basis::for_k(cfg.k);
@@ -290,7 +290,7 @@ impl BlockInspector {
             }
             let base = match &self.trial {
                 Some(Ok(f)) => f.result.seed,
-                _ => ct.blocks[b].seed,
+                _ => ct.block(b).seed,
             };
             let top = cfg.period() as u32;
             if ui.button("seed − 1").clicked() {

@@ -231,7 +231,7 @@ impl LfsrWalkthrough {
 fn inspected_block(state: &AppState) -> Option<(u32, crate::core::config::Config)> {
     let b = state.inspect?;
     let res = state.doc.tensors.get(b.tensor)?.result.as_ref()?;
-    let code = res.compressed.blocks.get(b.block)?;
+    let code = (b.block < res.compressed.num_blocks()).then(|| res.compressed.block(b.block))?;
     Some((code.seed, res.compressed.config))
 }
 

@@ -6,8 +6,15 @@ use egui_kittest::kittest::Queryable;
 use seedlm::app::Studio;
 use std::time::{Duration, Instant};
 
-/// A headless harness drawing `studio` at a desktop-like size.
-pub fn harness(studio: Studio) -> Harness<'static, Studio> {
+/// A headless harness drawing `studio` at a desktop-like size, with sidecars off: tests must
+/// leave nothing beside the bundled demo model ([`harness_with_sidecars`] keeps them).
+pub fn harness(mut studio: Studio) -> Harness<'static, Studio> {
+    studio.state.sidecars = false;
+    harness_with_sidecars(studio)
+}
+
+/// [`harness`] keeping compressed tensors in a sidecar beside the model, as the app does.
+pub fn harness_with_sidecars(studio: Studio) -> Harness<'static, Studio> {
     Harness::builder()
         .with_size([1500.0, 1000.0])
         .build_ui_state(|ui, s: &mut Studio| s.show(ui), studio)
