@@ -118,9 +118,10 @@ fn calibrate(
         Err(crate::eval::EvalError::Cancelled) => return Ok(Default::default()),
         Err(crate::eval::EvalError::Model(e)) => return Err(e.into()),
     };
-    let name = text
-        .file_name()
-        .map_or_else(|| text.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let name = text.file_name().map_or_else(
+        || text.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
     let record = serde_json::json!({
         "mode": "activation-diagonal",
         "text": name,

@@ -10,8 +10,8 @@ use crate::io::model::Model;
 use crate::search::compress::Progress;
 use candle_core::{D, DType, Device, Tensor};
 use candle_transformers::models::bert::{BertModel, Config, HiddenAct};
-use std::collections::HashMap;
 use serde::Serialize;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -296,8 +296,13 @@ impl Encoder {
             let lin = |part: &str, n_in, n_out| {
                 candle_nn::linear(n_in, n_out, vb.pp(name(part).trim_end_matches(".weight")))
             };
-            let norm = |part: &str| candle_nn::layer_norm(hid, cfg.layer_norm_eps, vb.pp(name(part)));
-            let split = |x: Tensor| x.reshape((b, len, heads, hd))?.transpose(1, 2)?.contiguous();
+            let norm =
+                |part: &str| candle_nn::layer_norm(hid, cfg.layer_norm_eps, vb.pp(name(part)));
+            let split = |x: Tensor| {
+                x.reshape((b, len, heads, hd))?
+                    .transpose(1, 2)?
+                    .contiguous()
+            };
             for part in ["query", "key", "value"] {
                 sink(&name(&format!("attention.self.{part}.weight")), &h)?;
             }
@@ -503,7 +508,9 @@ mod tests {
         let ids = enc.tokenize(&texts).unwrap();
         let (ids, mask) = enc.batch_tensors(&ids).unwrap();
         let model = BertModel::load(enc.weights.var_builder(), &enc.config).unwrap();
-        let want = model.forward(&ids, &ids.zeros_like().unwrap(), Some(&mask)).unwrap();
+        let want = model
+            .forward(&ids, &ids.zeros_like().unwrap(), Some(&mask))
+            .unwrap();
         let mut seen = Vec::new();
         let got = enc
             .hooked_forward(&ids, &mask, &mut |name, x| {
@@ -520,7 +527,12 @@ mod tests {
             .input_moments(&texts, &Progress::default(), &AtomicBool::new(false))
             .unwrap();
         assert_eq!(moments.len(), 36);
-        assert!(moments.values().flatten().all(|&m| m.is_finite() && m >= 0.0));
+        assert!(
+            moments
+                .values()
+                .flatten()
+                .all(|&m| m.is_finite() && m >= 0.0)
+        );
     }
 
     #[test]

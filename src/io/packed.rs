@@ -701,7 +701,10 @@ impl PackedModel {
 
     /// The [`KEY_CALIBRATION`] record of a calibrated compression (`None`: data-free).
     pub fn calibration(&self) -> Option<&str> {
-        self.file.metadata().get(KEY_CALIBRATION).map(String::as_str)
+        self.file
+            .metadata()
+            .get(KEY_CALIBRATION)
+            .map(String::as_str)
     }
 
     /// The source model's `__metadata__` (the packed-format keys removed).

@@ -571,7 +571,9 @@ mod tests {
         let data: Vec<f32> = (0..rows * cols)
             .map(|i| ((i * 7919) % 101) as f32 / 50.0 - 1.0)
             .collect();
-        let d: Vec<f64> = (0..cols).map(|j| if j % 5 == 0 { 1.0 } else { 0.01 }).collect();
+        let d: Vec<f64> = (0..cols)
+            .map(|j| if j % 5 == 0 { 1.0 } else { 0.01 })
+            .collect();
         let searcher = Searcher::new(cfg);
         let (none, cancel) = (Progress::default(), AtomicBool::new(false));
         let (t, _) = compress_weighted(&data, &d, &searcher, &none, &cancel).unwrap();

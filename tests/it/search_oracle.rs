@@ -388,7 +388,9 @@ fn weighted_error_of(cfg: Config, w: &[f32], d: &[f64], r: &seedlm::search::Bloc
 /// weighted searcher normalises to).
 fn spread_weights(c: usize, seed: u64) -> Vec<f64> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut d: Vec<f64> = (0..c).map(|_| 10f64.powf(rng.random_range(-3.0..0.0))).collect();
+    let mut d: Vec<f64> = (0..c)
+        .map(|_| 10f64.powf(rng.random_range(-3.0..0.0)))
+        .collect();
     d[rng.random_range(0..c)] = 1.0;
     d
 }
@@ -486,11 +488,20 @@ fn weighted_search_is_never_worse_than_plain_and_thread_independent() {
                 weighted_error_of(cfg, w, &d, x),
                 weighted_error_of(cfg, w, &d, y),
             );
-            assert!(ew <= ep * (1.0 + 1e-12), "{cfg} block {b}: {ew:e} > plain {ep:e}");
-            assert!((ew - x.err).abs() <= 1e-9 * ew.max(1e-300), "{cfg} block {b}");
+            assert!(
+                ew <= ep * (1.0 + 1e-12),
+                "{cfg} block {b}: {ew:e} > plain {ep:e}"
+            );
+            assert!(
+                (ew - x.err).abs() <= 1e-9 * ew.max(1e-300),
+                "{cfg} block {b}"
+            );
             better += usize::from(ew < ep);
         }
-        assert!(better * 2 > data.len() / cfg.c / 2, "{cfg}: better on only {better} blocks");
+        assert!(
+            better * 2 > data.len() / cfg.c / 2,
+            "{cfg}: better on only {better} blocks"
+        );
     }
 }
 
