@@ -10,6 +10,7 @@ use crate::io::selection::Selection;
 use crate::search::compress::Progress;
 use anyhow::{Context, bail};
 use clap::Args;
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -87,6 +88,47 @@ pub struct CompressArgs {
     /// of the format's lattice) or `fast` (rounding and ±1 moves). The decoder reads both.
     #[arg(long, value_enum, default_value_t = super::Encoder::default())]
     pub encoder: super::Encoder,
+    /// Calibrate on this text file: run the model on it (paragraphs, for BERT encoders), and
+    /// search each linear layer's blocks for the smallest error weighted by its input channels'
+    /// second moments E[x_j²] instead of the plain one (default: data-free). Never calibrate on
+    /// the text you evaluate on.
+    #[arg(long, value_name = "TEXT")]
+    pub calibrate: Option<PathBuf>,
+}
+
+/// The calibration pass of `--calibrate`: per-input-channel second moments of every linear
+/// layer of the model at `input`, and the metadata record naming `text`.
+fn calibrate(
+    input: &std::path::Path,
+    text: &std::path::Path,
+    cancel: &std::sync::atomic::AtomicBool,
+) -> anyhow::Result<(HashMap<String, Vec<f64>>, String)> {
+    use sha2::{Digest, Sha256};
+    let bytes = std::fs::read(text).with_context(|| format!("{}: cannot read", text.display()))?;
+    let content = std::str::from_utf8(&bytes)
+        .with_context(|| format!("{}: calibration text is not UTF-8", text.display()))?;
+    let evaluator = crate::eval::Evaluator::open_model(input)?;
+    let progress = Progress::default();
+    eprintln!("calibrating on {}", text.display());
+    let moments = match super::watch::watch("batches", &progress.done, &progress.total, |_| {
+        evaluator.input_moments(text, content, &progress, cancel)
+    }) {
+        Ok(m) => m,
+        // The caller sees the cancel flag and writes nothing.
+        Err(crate::eval::EvalError::Cancelled) => return Ok(Default::default()),
+        Err(crate::eval::EvalError::Model(e)) => return Err(e.into()),
+    };
+    let name = text.file_name().map_or_else(
+        || text.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let record = serde_json::json!({
+        "mode": "activation-diagonal",
+        "text": name,
+        "sha256": format!("{:x}", Sha256::digest(&bytes)),
+        "tensors": moments.len(),
+    });
+    Ok((moments, record.to_string()))
 }
 
 /// Runs `seedlm compress`.
@@ -102,6 +144,9 @@ pub fn run(args: CompressArgs) -> anyhow::Result<ExitCode> {
     let pool = thread_pool(args.threads)?;
 
     let cancel = super::watch::cancel_on_ctrl_c();
+    if args.calibrate.is_some() && (args.shard.is_some() || args.resume) {
+        bail!("--calibrate cannot be combined with --shard or --resume yet");
+    }
     if args.shard.is_some() || args.resume {
         // Every shard and resumed piece must search alike; they use the default encoder.
         if args.encoder != super::Encoder::default() {
@@ -131,9 +176,20 @@ pub fn run(args: CompressArgs) -> anyhow::Result<ExitCode> {
         plan.compress.len(),
         plan.total_blocks
     );
+    let started = Instant::now();
+    let (moments, calibration) = match &args.calibrate {
+        Some(text) => {
+            let (m, record) = calibrate(&args.input, text, &cancel)?;
+            (m, Some(record))
+        }
+        None => Default::default(),
+    };
+    if cancel.load(Ordering::Relaxed) {
+        eprintln!("cancelled: no output written");
+        return Ok(ExitCode::from(130));
+    }
     let progress = Progress::default();
     progress.total.store(plan.total_blocks, Ordering::Relaxed);
-    let started = Instant::now();
     let result = super::watch::watch("blocks", &progress.done, &progress.total, |bar| {
         pool.install(|| {
             compress_model(
@@ -141,6 +197,7 @@ pub fn run(args: CompressArgs) -> anyhow::Result<ExitCode> {
                 &plan,
                 cfg,
                 args.encoder.rounding(),
+                &moments,
                 &progress,
                 &cancel,
                 |name| bar.set_message(name.to_string()),
@@ -153,7 +210,7 @@ pub fn run(args: CompressArgs) -> anyhow::Result<ExitCode> {
             eprintln!("cancelled: no output written");
             return Ok(ExitCode::from(130));
         }
-        Ok(c) => c,
+        Ok(c) => crate::io::model_job::CompressedModel { calibration, ..c },
         Err(JobError::Cancelled) => {
             eprintln!("cancelled: no output written");
             return Ok(ExitCode::from(130));

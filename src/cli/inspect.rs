@@ -60,6 +60,9 @@ struct Row {
 struct Format {
     name: &'static str,
     version: u32,
+    /// How the search was steered (`seedlm.calibration`), when not data-free.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    calibration: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Serialize)]
@@ -152,6 +155,9 @@ fn listing(path: PathBuf) -> anyhow::Result<Listing> {
             let format = Format {
                 name: FORMAT_NAME,
                 version: p.version(),
+                calibration: p
+                    .calibration()
+                    .map(|c| serde_json::from_str(c).unwrap_or_else(|_| c.into())),
             };
             (Some(format), rows)
         }
@@ -237,6 +243,22 @@ fn table(l: &Listing) -> String {
     let mut out = String::new();
     if let Some(f) = &l.format {
         let _ = writeln!(out, "format {} version {}", f.name, f.version);
+        match f.calibration.as_ref() {
+            Some(serde_json::Value::Object(c)) => {
+                let field = |k: &str| c.get(k).and_then(|v| v.as_str()).unwrap_or("?");
+                let _ = writeln!(
+                    out,
+                    "search {} on {} (sha256 {})",
+                    field("mode"),
+                    field("text"),
+                    field("sha256")
+                );
+            }
+            Some(other) => {
+                let _ = writeln!(out, "search calibrated ({other})");
+            }
+            None => {}
+        }
     }
     let _ = writeln!(
         out,

@@ -141,14 +141,33 @@ pub fn reconstruct_into(v: &[i64], p: usize, quant: &Quantized, denom: f64, out:
 
 /// Squared reconstruction error `‖w − ŵ‖²` of a quantization, in f64 (the decoder's arithmetic).
 pub fn quantized_error(w: &[f64], v: &[i64], p: usize, quant: &Quantized, denom: f64) -> f64 {
+    weighted_error(w, None, v, p, quant, denom)
+}
+
+/// [`quantized_error`] under row weights: `Σ (w'_i − sw_i·ŵ_i)²` with `w'` the weights already
+/// scaled by `sw` (`None`: all ones, the plain error bit for bit).
+fn weighted_error(
+    w: &[f64],
+    sw: Option<&[f64]>,
+    v: &[i64],
+    p: usize,
+    quant: &Quantized,
+    denom: f64,
+) -> f64 {
     let mut resid = [0.0; MAX_C];
-    residual_into(w, v, p, quant, denom, &mut resid[..w.len()])
+    residual_into(w, sw, v, p, quant, denom, &mut resid[..w.len()])
+}
+
+/// Row `i`'s weight (1 when unweighted).
+fn row_weight(sw: Option<&[f64]>, i: usize) -> f64 {
+    sw.map_or(1.0, |s| s[i])
 }
 
 /// Writes the residual `w − ŵ` of a quantization into `resid` (C long) and returns its squared
 /// norm, exactly as [`quantized_error`] computes it.
 fn residual_into(
     w: &[f64],
+    sw: Option<&[f64]>,
     v: &[i64],
     p: usize,
     quant: &Quantized,
@@ -158,7 +177,7 @@ fn residual_into(
     let scale = pow2(quant.e);
     let mut err = 0.0;
     for (i, (r, &wi)) in resid.iter_mut().zip(w).enumerate() {
-        *r = wi - row_sum(v, p, quant, i) as f64 / denom * scale;
+        *r = wi - row_sum(v, p, quant, i) as f64 / denom * scale * row_weight(sw, i);
         err += *r * *r;
     }
     err
@@ -208,6 +227,7 @@ impl Rounding {
 /// returned unchanged if that is not an improvement.
 fn refine(
     w: &[f64],
+    sw: Option<&[f64]>,
     v: &[i64],
     p: usize,
     (quant, err): (Quantized, f64),
@@ -216,7 +236,7 @@ fn refine(
 ) -> (f64, Quantized) {
     let c = w.len();
     let step = pow2(quant.e) / denom;
-    let col = |j: usize| (0..c).map(move |i| v[i * p + j] as f64 * step);
+    let col = |j: usize| (0..c).map(move |i| v[i * p + j] as f64 * step * row_weight(sw, i));
     let mut norm2 = [0.0; MAX_P];
     for (j, n) in norm2[..p].iter_mut().enumerate() {
         *n = col(j).map(|x| x * x).sum();
@@ -248,7 +268,7 @@ fn refine(
     if !moved {
         return (err, quant);
     }
-    let exact = quantized_error(w, v, p, &q, denom);
+    let exact = weighted_error(w, sw, v, p, &q, denom);
     if exact < err {
         (exact, q)
     } else {
@@ -286,17 +306,37 @@ pub fn best_quantization_within(
     rounding: Rounding,
     limit: f64,
 ) -> (f64, Quantized) {
-    let start = rounded(w, v, p, t, denom, range, rounding);
+    best_weighted_quantization(w, None, v, p, t, denom, range, rounding, limit)
+}
+
+/// [`best_quantization_within`] under row weights `sw` (C long, positive): minimises
+/// `Σ_i (w'_i − sw_i·ŵ_i)²` where `w' = sw ⊙ w` is passed as `w` and `t` solves the weighted least
+/// squares. The decoder is the same; `None` is the plain quantizer bit for bit.
+#[allow(clippy::too_many_arguments)]
+pub fn best_weighted_quantization(
+    w: &[f64],
+    sw: Option<&[f64]>,
+    v: &[i64],
+    p: usize,
+    t: &[f64],
+    denom: f64,
+    range: ExpRange,
+    rounding: Rounding,
+    limit: f64,
+) -> (f64, Quantized) {
+    let start = rounded(w, sw, v, p, t, denom, range, rounding);
     if rounding == Rounding::Exact {
-        Lattice::new(w, v, p, t, denom).map_or(start, |l| l.closest(range, start, limit))
+        Lattice::new(w, sw, v, p, t, denom).map_or(start, |l| l.closest(range, start, limit))
     } else {
         start
     }
 }
 
 /// The answer of [`best_quantization`] for the rounding rules (`Exact` starts from `Refined`).
+#[allow(clippy::too_many_arguments)]
 fn rounded(
     w: &[f64],
+    sw: Option<&[f64]>,
     v: &[i64],
     p: usize,
     t: &[f64],
@@ -322,9 +362,9 @@ fn rounded(
         }
         last = e;
         let mut qz = quantize(t, e);
-        let mut err = residual_into(w, v, p, &qz, denom, resid);
+        let mut err = residual_into(w, sw, v, p, &qz, denom, resid);
         if rounding != Rounding::Nearest {
-            (err, qz) = refine(w, v, p, (qz, err), denom, resid);
+            (err, qz) = refine(w, sw, v, p, (qz, err), denom, resid);
         }
         let better = match &best {
             None => true,
@@ -348,6 +388,8 @@ const LATTICE_SLACK: f64 = 1e-9;
 /// each coordinate adds a known square (Schnorr–Euchner enumeration in the P-dim space).
 struct Lattice<'a> {
     w: &'a [f64],
+    /// Row weights (`None`: unweighted); `w` is already scaled by them.
+    sw: Option<&'a [f64]>,
     v: &'a [i64],
     p: usize,
     t: &'a [f64],
@@ -383,11 +425,18 @@ impl Best {
 impl<'a> Lattice<'a> {
     /// The lattice of centred basis `v` (C×P) around `w`, or `None` when U has dependent columns
     /// (those seeds keep the refined rounding).
-    fn new(w: &'a [f64], v: &'a [i64], p: usize, t: &'a [f64], denom: f64) -> Option<Self> {
+    fn new(
+        w: &'a [f64],
+        sw: Option<&'a [f64]>,
+        v: &'a [i64],
+        p: usize,
+        t: &'a [f64],
+        denom: f64,
+    ) -> Option<Self> {
         let c = w.len();
         let mut u = [0.0; MAX_C * MAX_P];
-        for (u, &x) in u.iter_mut().zip(&v[..c * p]) {
-            *u = x as f64 / denom;
+        for (k, (u, &x)) in u.iter_mut().zip(&v[..c * p]).enumerate() {
+            *u = x as f64 / denom * row_weight(sw, k / p);
         }
         let chol = Cholesky::of_columns(&u[..c * p], c, p);
         let inv = chol.inverse_lower()?;
@@ -407,6 +456,7 @@ impl<'a> Lattice<'a> {
         let inv_f = inv.iter().map(|x| x * x).sum::<f64>().sqrt();
         Some(Lattice {
             w,
+            sw,
             v,
             p,
             t,
@@ -432,7 +482,7 @@ impl<'a> Lattice<'a> {
             q: [0; MAX_P],
         };
         best.offer(
-            quantized_error(self.w, self.v, self.p, &zero, self.denom),
+            weighted_error(self.w, self.sw, self.v, self.p, &zero, self.denom),
             zero,
             cap,
         );
@@ -520,7 +570,7 @@ impl<'a> Lattice<'a> {
             }
             q.q[j] = qj as i8;
             if j == 0 {
-                let err = quantized_error(self.w, self.v, self.p, q, self.denom);
+                let err = weighted_error(self.w, self.sw, self.v, self.p, q, self.denom);
                 best.offer(err, *q, cap);
             } else {
                 self.enumerate(j - 1, z, used, q, best, cap, slack);
@@ -636,9 +686,9 @@ mod tests {
         assert_eq!(refined, quantized_error(&w, &v, 2, &q, 1.0));
         // At the same exponent no single ±1 move improves the refined answer.
         let mut resid = [0.0; 2];
-        let err = residual_into(&w, &v, 2, &q, 1.0, &mut resid);
+        let err = residual_into(&w, None, &v, 2, &q, 1.0, &mut resid);
         assert_eq!(err, refined);
-        let (again, _) = refine(&w, &v, 2, (q, refined), 1.0, &mut resid);
+        let (again, _) = refine(&w, None, &v, 2, (q, refined), 1.0, &mut resid);
         assert_eq!(again, refined);
     }
 }

@@ -9,8 +9,9 @@ use crate::io::error::ModelError;
 use crate::io::model::Model;
 use crate::search::compress::Progress;
 use candle_core::{D, DType, Device, Tensor};
-use candle_transformers::models::bert::{BertModel, Config};
+use candle_transformers::models::bert::{BertModel, Config, HiddenAct};
 use serde::Serialize;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -196,11 +197,8 @@ impl Encoder {
         Ok(out)
     }
 
-    fn embed_batch(
-        &self,
-        model: &BertModel,
-        batch: &[Vec<u32>],
-    ) -> candle_core::Result<Vec<Vec<f32>>> {
+    /// Token ids and attention mask of a batch, padded to its longest sentence.
+    fn batch_tensors(&self, batch: &[Vec<u32>]) -> candle_core::Result<(Tensor, Tensor)> {
         let len = batch.iter().map(Vec::len).max().unwrap_or(0);
         let pad = self.config.pad_token_id as u32;
         let mut ids = Vec::with_capacity(batch.len() * len);
@@ -217,6 +215,15 @@ impl Encoder {
         let shape = (batch.len(), len);
         let ids = Tensor::from_vec(ids, shape, &dev)?;
         let mask = Tensor::from_vec(mask, shape, &dev)?;
+        Ok((ids, mask))
+    }
+
+    fn embed_batch(
+        &self,
+        model: &BertModel,
+        batch: &[Vec<u32>],
+    ) -> candle_core::Result<Vec<Vec<f32>>> {
+        let (ids, mask) = self.batch_tensors(batch)?;
         let types = ids.zeros_like()?;
         let hidden = model.forward(&ids, &types, Some(&mask))?; // [b, len, h]
         let m = mask.unsqueeze(2)?; // [b, len, 1]
@@ -244,6 +251,125 @@ impl Encoder {
             .sqrt()?
             .clamp(1e-12, f64::MAX)?;
         pooled.broadcast_div(&norm)?.to_dtype(DType::F32)?.to_vec2()
+    }
+
+    /// The name prefix of the encoder's tensors (`""`, or e.g. `"bert."`).
+    fn prefix(&self) -> String {
+        let probe = "encoder.layer.0.attention.self.query.weight";
+        let names = self.weights.names();
+        names
+            .iter()
+            .find_map(|n| n.strip_suffix(probe))
+            .unwrap_or("")
+            .to_string()
+    }
+
+    /// The last hidden states of a batch, as [`BertModel::forward`] computes them, from a
+    /// forward of our own that hands `sink` the input of every linear layer it runs (with the
+    /// weight tensor's name): candle's BERT has no hooks.
+    fn hooked_forward(
+        &self,
+        ids: &Tensor,
+        mask: &Tensor,
+        sink: &mut dyn FnMut(&str, &Tensor) -> candle_core::Result<()>,
+    ) -> candle_core::Result<Tensor> {
+        use candle_nn::Module;
+        let cfg = &self.config;
+        let vb = self.weights.var_builder();
+        // The embeddings are BERT's with no layer after them.
+        let embeddings = BertModel::load(
+            vb.clone(),
+            &Config {
+                num_hidden_layers: 0,
+                ..cfg.clone()
+            },
+        )?;
+        let mut h = embeddings.forward(ids, &ids.zeros_like()?, Some(mask))?;
+        let (b, len) = ids.dims2()?;
+        let ext = ((mask.ones_like()? - mask)? * f64::from(f32::MIN))?.reshape((b, 1, 1, len))?;
+        let (hid, inter) = (cfg.hidden_size, cfg.intermediate_size);
+        let heads = cfg.num_attention_heads;
+        let hd = hid / heads;
+        let prefix = self.prefix();
+        for i in 0..cfg.num_hidden_layers {
+            let name = |part: &str| format!("{prefix}encoder.layer.{i}.{part}");
+            let lin = |part: &str, n_in, n_out| {
+                candle_nn::linear(n_in, n_out, vb.pp(name(part).trim_end_matches(".weight")))
+            };
+            let norm =
+                |part: &str| candle_nn::layer_norm(hid, cfg.layer_norm_eps, vb.pp(name(part)));
+            let split = |x: Tensor| {
+                x.reshape((b, len, heads, hd))?
+                    .transpose(1, 2)?
+                    .contiguous()
+            };
+            for part in ["query", "key", "value"] {
+                sink(&name(&format!("attention.self.{part}.weight")), &h)?;
+            }
+            let q = split(lin("attention.self.query.weight", hid, hid)?.forward(&h)?)?;
+            let k = split(lin("attention.self.key.weight", hid, hid)?.forward(&h)?)?;
+            let v = split(lin("attention.self.value.weight", hid, hid)?.forward(&h)?)?;
+            let scores = (q.matmul(&k.t()?)? / (hd as f64).sqrt())?.broadcast_add(&ext)?;
+            let probs = candle_nn::ops::softmax(&scores, D::Minus1)?;
+            let ctx = probs
+                .matmul(&v)?
+                .transpose(1, 2)?
+                .contiguous()?
+                .flatten_from(D::Minus2)?;
+            sink(&name("attention.output.dense.weight"), &ctx)?;
+            let out = lin("attention.output.dense.weight", hid, hid)?.forward(&ctx)?;
+            let a = norm("attention.output.LayerNorm")?.forward(&(out + &h)?)?;
+            sink(&name("intermediate.dense.weight"), &a)?;
+            let g = lin("intermediate.dense.weight", hid, inter)?.forward(&a)?;
+            let g = match cfg.hidden_act {
+                HiddenAct::Gelu => g.gelu_erf()?,
+                HiddenAct::GeluApproximate => g.gelu()?,
+                HiddenAct::Relu => g.relu()?,
+            };
+            sink(&name("output.dense.weight"), &g)?;
+            let out = lin("output.dense.weight", inter, hid)?.forward(&g)?;
+            h = norm("output.LayerNorm")?.forward(&(out + a)?)?;
+        }
+        Ok(h)
+    }
+
+    /// The second moment E[x_j²] of each input channel j of every linear layer the encoder
+    /// runs, by weight tensor name, over the tokens (padding excluded) of `texts`, with the
+    /// original weights. Adds one to `progress.done` per batch (and sets its total).
+    pub fn input_moments(
+        &self,
+        texts: &[String],
+        progress: &Progress,
+        cancel: &AtomicBool,
+    ) -> Result<HashMap<String, Vec<f64>>, EvalError> {
+        let ids = self.tokenize(texts)?;
+        progress
+            .total
+            .store(ids.len().div_ceil(BATCH) as u64, Ordering::Relaxed);
+        let mut sums: HashMap<String, Vec<f64>> = HashMap::new();
+        let mut tokens = 0.0f64;
+        for batch in ids.chunks(BATCH) {
+            check(cancel)?;
+            let mut run = || -> candle_core::Result<f64> {
+                let (ids, mask) = self.batch_tensors(batch)?;
+                let m = mask.unsqueeze(2)?;
+                self.hooked_forward(&ids, &mask, &mut |name, x| {
+                    let s = x.sqr()?.broadcast_mul(&m)?.sum((0, 1))?.to_vec1::<f32>()?;
+                    let acc = sums.entry(name.to_string()).or_insert(vec![0.0; s.len()]);
+                    for (a, v) in acc.iter_mut().zip(s) {
+                        *a += f64::from(v);
+                    }
+                    Ok(())
+                })?;
+                mask.sum_all()?.to_scalar::<f32>().map(f64::from)
+            };
+            tokens += run().map_err(candle_err(&self.dir, "calibration forward failed"))?;
+            progress.done.fetch_add(1, Ordering::Relaxed);
+        }
+        for v in sums.values_mut() {
+            v.iter_mut().for_each(|x| *x /= tokens.max(1.0));
+        }
+        Ok(sums)
     }
 
     /// Embeddings of `sentences` with `weights` as sentence-transformers makes them.
@@ -369,6 +495,44 @@ mod tests {
         assert!((r - 0.6).abs() < 1e-12, "{r}");
         assert_eq!(ranks(&[5.0, 1.0, 5.0]), vec![2.5, 1.0, 2.5]);
         assert_eq!(spearman(&[1.0, 1.0], &[1.0, 2.0]), None);
+    }
+
+    /// The hooked forward is BERT's: the same last hidden states on the demo model, and every
+    /// linear layer's input seen once per layer with its weight's input width.
+    #[test]
+    fn hooked_forward_equals_bert() {
+        let dir = Path::new("assets/demo");
+        let config = read_json(&dir.join("config.json")).unwrap();
+        let enc = Encoder::open(dir, &config).unwrap();
+        let texts = ["It is a truth universally acknowledged.", "A wife."].map(String::from);
+        let ids = enc.tokenize(&texts).unwrap();
+        let (ids, mask) = enc.batch_tensors(&ids).unwrap();
+        let model = BertModel::load(enc.weights.var_builder(), &enc.config).unwrap();
+        let want = model
+            .forward(&ids, &ids.zeros_like().unwrap(), Some(&mask))
+            .unwrap();
+        let mut seen = Vec::new();
+        let got = enc
+            .hooked_forward(&ids, &mask, &mut |name, x| {
+                seen.push((name.to_string(), x.dim(2)?));
+                Ok(())
+            })
+            .unwrap();
+        let diff = (got - want).unwrap().abs().unwrap().max_all().unwrap();
+        assert!(diff.to_scalar::<f32>().unwrap() < 1e-5);
+        assert_eq!(seen.len(), 6 * 6);
+        assert!(seen.contains(&("encoder.layer.5.output.dense.weight".into(), 1536)));
+        assert!(seen.contains(&("encoder.layer.0.attention.self.key.weight".into(), 384)));
+        let moments = enc
+            .input_moments(&texts, &Progress::default(), &AtomicBool::new(false))
+            .unwrap();
+        assert_eq!(moments.len(), 36);
+        assert!(
+            moments
+                .values()
+                .flatten()
+                .all(|&m| m.is_finite() && m >= 0.0)
+        );
     }
 
     #[test]

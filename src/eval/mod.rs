@@ -16,6 +16,7 @@ pub mod weights;
 use crate::io::error::ModelError;
 use crate::search::compress::Progress;
 use serde::Serialize;
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use weights::Weights;
@@ -110,6 +111,23 @@ pub(crate) fn read_tokenizer(dir: &Path) -> Result<tokenizers::Tokenizer, ModelE
     tok.with_truncation(None)
         .map_err(|e| ModelError::file(&path, format!("cannot disable truncation ({e})")))?;
     Ok(tok)
+}
+
+/// The paragraphs of `text` (runs of non-blank lines, joined by spaces).
+pub fn paragraphs(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur: Vec<&str> = Vec::new();
+    for line in text.lines().map(str::trim).chain([""]) {
+        if line.is_empty() {
+            if !cur.is_empty() {
+                out.push(cur.join(" "));
+                cur.clear();
+            }
+        } else {
+            cur.push(line);
+        }
+    }
+    out
 }
 
 /// Tensor replacements held in memory: (name, row-major values), see [`Weights::overlay`].
@@ -229,6 +247,34 @@ impl Evaluator {
         match self {
             Evaluator::Encoder(e) => &e.dir,
             Evaluator::Decoder(d) => &d.dir,
+        }
+    }
+
+    /// Calibration statistics for an activation-weighted compression: the second moment E[x_j²]
+    /// of each input channel of every linear layer, by weight tensor name, measured on `text`
+    /// (`source` names it in errors). Encoders embed its paragraphs (blank-line separated, each
+    /// truncated as the tokenizer truncates); `progress` counts batches. Decoders have no forward
+    /// that exposes their linear layers' inputs yet: an error says so.
+    pub fn input_moments(
+        &self,
+        source: &Path,
+        text: &str,
+        progress: &Progress,
+        cancel: &AtomicBool,
+    ) -> Result<HashMap<String, Vec<f64>>, EvalError> {
+        match self {
+            Evaluator::Encoder(e) => {
+                let paragraphs = paragraphs(text);
+                if paragraphs.is_empty() {
+                    return Err(ModelError::file(source, "calibration text is empty").into());
+                }
+                e.input_moments(&paragraphs, progress, cancel)
+            }
+            Evaluator::Decoder(_) => Err(ModelError::file(
+                self.dir(),
+                "calibration supports BERT encoders only: decoders have no forward exposing their linear layers' inputs yet",
+            )
+            .into()),
         }
     }
 
@@ -360,5 +406,16 @@ impl Figures {
             Figures::Decoder(d) => d.kl,
             Figures::Encoder(e) => e.mean_cosine - 1.0,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paragraphs_join_lines_and_skip_blanks() {
+        assert_eq!(paragraphs("a\nb\n\n\n c \n"), vec!["a b", "c"]);
+        assert!(paragraphs(" \n\n").is_empty());
     }
 }

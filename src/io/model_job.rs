@@ -18,8 +18,8 @@ use crate::io::packed::{
 };
 use crate::io::selection::Selection;
 use crate::search::Searcher;
-use crate::search::compress::{CompressError, Progress, compress_with};
-use std::collections::HashSet;
+use crate::search::compress::{CompressError, Progress, compress_weighted, compress_with};
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -109,15 +109,23 @@ pub struct CompressedModel {
     pub entries: Vec<CompressedEntry>,
     /// One report per entry.
     pub reports: Vec<TensorReport>,
+    /// How the search was steered, recorded as [`crate::io::packed::KEY_CALIBRATION`]: `None`
+    /// for the data-free search.
+    pub calibration: Option<String>,
 }
 
 /// Compresses the planned tensors of `model` on the current rayon pool, choosing coefficients by
-/// `rounding`. `on_start` is called with each tensor's name as it begins.
+/// `rounding`. A 2-D tensor with an entry in `moments` (per-input-channel importances, as many
+/// as its rows are long, e.g. from [`crate::eval::Evaluator::input_moments`]) is searched under
+/// that activation-weighted objective ([`compress_weighted`]); every other one data-free.
+/// `on_start` is called with each tensor's name as it begins.
+#[allow(clippy::too_many_arguments)]
 pub fn compress_model(
     model: &Model,
     plan: &Plan,
     cfg: Config,
     rounding: Rounding,
+    moments: &HashMap<String, Vec<f64>>,
     progress: &Progress,
     cancel: &AtomicBool,
     mut on_start: impl FnMut(&str),
@@ -135,8 +143,15 @@ pub fn compress_model(
         on_start(name);
         let start = Instant::now();
         let data = model.to_f32(t)?;
-        let (tensor, stats) = compress_with(&data, &searcher, progress, cancel)
-            .map_err(|e| tensor_error(model, t, e))?;
+        let weighted = match (moments.get(name), t.shape.as_slice()) {
+            (Some(d), &[_, cols]) if d.len() == cols => Some(d),
+            _ => None,
+        };
+        let (tensor, stats) = match weighted {
+            Some(d) => compress_weighted(&data, d, &searcher, progress, cancel),
+            None => compress_with(&data, &searcher, progress, cancel),
+        }
+        .map_err(|e| tensor_error(model, t, e))?;
         let relmse = stats.relmse();
         reports.push(TensorReport {
             name: name.clone(),
@@ -157,7 +172,11 @@ pub fn compress_model(
             Some(relmse),
         ));
     }
-    Ok(CompressedModel { entries, reports })
+    Ok(CompressedModel {
+        entries,
+        reports,
+        calibration: None,
+    })
 }
 
 /// A compression error on tensor `t` of `model` as a job error naming file and tensor.
@@ -306,7 +325,7 @@ pub fn write_compressed(
         .iter()
         .map(CompressedEntry::out)
         .collect();
-    write_compressed_out(model, out, output)
+    write_with_metadata(model, out, output, compressed.calibration.as_deref())
 }
 
 /// [`write_compressed`] with the compressed tensors' records written as they come
@@ -316,6 +335,20 @@ pub fn write_compressed_out(
     compressed: Vec<PackedOut<'_>>,
     output: &Path,
 ) -> Result<PathBuf, ModelError> {
+    write_with_metadata(model, compressed, output, None)
+}
+
+/// [`write_compressed_out`] recording `calibration` (see [`CompressedModel::calibration`]).
+fn write_with_metadata(
+    model: &Model,
+    compressed: Vec<PackedOut<'_>>,
+    output: &Path,
+    calibration: Option<&str>,
+) -> Result<PathBuf, ModelError> {
+    let mut metadata = model.metadata();
+    if let Some(c) = calibration {
+        metadata.insert(crate::io::packed::KEY_CALIBRATION.into(), c.into());
+    }
     let done: HashSet<&str> = compressed.iter().map(|e| e.name.as_str()).collect();
     let plain: Vec<PlainEntry<'_>> = model
         .tensors()
@@ -333,7 +366,7 @@ pub fn write_compressed_out(
     configs.dedup();
     let order: Vec<String> = model.tensors().iter().map(|t| t.name.clone()).collect();
     let file = output_file(model.is_dir(), output)?;
-    write_packed_out(&file, compressed, &plain, &order, &model.metadata())?;
+    write_packed_out(&file, compressed, &plain, &order, &metadata)?;
     if model.is_dir() {
         let mut skip: Vec<OsString> = model
             .files()

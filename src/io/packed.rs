@@ -36,6 +36,10 @@ pub const READ_VERSIONS: [u32; 2] = [1, 2];
 pub const KEY_CHECKSUM: &str = "seedlm.checksum";
 /// `__metadata__` key of the tensor order of the source model (a JSON array of names).
 pub const KEY_ORDER: &str = "seedlm.order";
+/// `__metadata__` key saying how the search was steered, when it was not data-free: a JSON
+/// object `{"mode": "activation-diagonal", "text": NAME, "sha256": HEX}` (`seedlm compress
+/// --calibrate`). Informational: the decoder does not read it.
+pub const KEY_CALIBRATION: &str = "seedlm.calibration";
 /// Prefix of the per-tensor `__metadata__` keys; the rest of the key is the tensor name.
 pub const KEY_TENSOR_PREFIX: &str = "seedlm.tensor.";
 /// Largest |e_base| accepted from a file.
@@ -398,7 +402,7 @@ pub fn write_packed_out(
 ) -> Result<(), ModelError> {
     let mut meta: BTreeMap<String, String> = metadata
         .iter()
-        .filter(|(k, _)| !k.starts_with("seedlm."))
+        .filter(|(k, _)| !k.starts_with("seedlm.") || *k == KEY_CALIBRATION)
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     meta.insert(KEY_FORMAT.into(), FORMAT_NAME.into());
@@ -742,6 +746,14 @@ impl PackedModel {
     /// The tensor called `name`.
     pub fn get(&self, name: &str) -> Option<&PackedTensor> {
         self.by_name.get(name).map(|&i| &self.tensors[i])
+    }
+
+    /// The [`KEY_CALIBRATION`] record of a calibrated compression (`None`: data-free).
+    pub fn calibration(&self) -> Option<&str> {
+        self.file
+            .metadata()
+            .get(KEY_CALIBRATION)
+            .map(String::as_str)
     }
 
     /// The source model's `__metadata__` (the packed-format keys removed).

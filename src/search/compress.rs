@@ -254,6 +254,16 @@ pub fn compress_with(
     let padded = pad_blocks(data, cfg.c);
     let e_base = choose_e_base(searcher, &padded);
     let blocks = search_blocks(searcher, &padded, e_base, progress, cancel)?;
+    Ok(measured(data, cfg, e_base, blocks))
+}
+
+/// The compressed tensor of `blocks` and its error figures against `data`.
+fn measured(
+    data: &[f32],
+    cfg: Config,
+    e_base: i32,
+    blocks: Vec<BlockCode>,
+) -> (CompressedTensor, ErrorStats) {
     let tensor = CompressedTensor {
         config: cfg,
         e_base,
@@ -262,7 +272,94 @@ pub fn compress_with(
     };
     let recon = tensor.reconstruct();
     let stats = ErrorStats::measure(data, &recon, cfg.c);
-    Ok((tensor, stats))
+    (tensor, stats)
+}
+
+/// Smallest channel weight of an activation-weighted search, relative to the largest: a channel
+/// the calibration never excited still counts a little, and the scan's bounds stay tight.
+pub const MIN_RELATIVE_WEIGHT: f64 = 1e-3;
+
+/// [`compress_with`] under the activation-weighted objective `Σ_j d_j·(w_j − ŵ_j)²`, for a
+/// row-major weight whose rows are `d.len()` long and `d[j]` is the importance (e.g. E[x_j²]
+/// of the layer's input) of input channel j: each block is searched exactly under its weights.
+/// A block's weights depend only on its column offset (`b·C mod d.len()`, several when blocks
+/// straddle rows), so one weighted searcher serves every block of an offset. Weights below
+/// [`MIN_RELATIVE_WEIGHT`] of the largest are raised to it; all-zero or non-finite `d` is
+/// uniform. The exponent base is the data-free one. The format and decoder are unchanged; the
+/// returned figures are plain (unweighted) errors.
+pub fn compress_weighted(
+    data: &[f32],
+    d: &[f64],
+    searcher: &Searcher,
+    progress: &Progress,
+    cancel: &AtomicBool,
+) -> Result<(CompressedTensor, ErrorStats), CompressError> {
+    check_finite(data)?;
+    let cfg = searcher.config();
+    let c = cfg.c;
+    let cols = d.len().max(1);
+    let max = d.iter().fold(0.0f64, |m, &x| m.max(x));
+    let floor = max * MIN_RELATIVE_WEIGHT;
+    let weight = |j: usize| {
+        if max > 0.0 && max.is_finite() && d[j].is_finite() {
+            d[j].max(floor)
+        } else {
+            1.0
+        }
+    };
+    let padded = pad_blocks(data, c);
+    let e_base = choose_e_base(searcher, &padded);
+    let range = ExpRange::from_base(e_base);
+    let mut by_offset: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
+    for b in 0..padded.len() / c {
+        by_offset.entry(b * c % cols).or_default().push(b);
+    }
+    let groups: Vec<(usize, Vec<usize>)> = by_offset.into_iter().collect();
+    let found: Vec<Vec<BlockCode>> = groups
+        .par_iter()
+        .map(|(off, members)| {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(CompressError::Cancelled);
+            }
+            // The padding of a last partial block takes the weights of the columns it wraps to.
+            let dw: Vec<f64> = (0..c).map(|i| weight((off + i) % cols)).collect();
+            let s = searcher
+                .weighted(&dw)
+                .expect("weights are positive and C long");
+            let mut codes = Vec::with_capacity(members.len());
+            for chunk in members.chunks(CHUNK_BLOCKS) {
+                if cancel.load(Ordering::Relaxed) {
+                    return Err(CompressError::Cancelled);
+                }
+                let w: Vec<f32> = chunk
+                    .iter()
+                    .flat_map(|&b| &padded[b * c..(b + 1) * c])
+                    .copied()
+                    .collect();
+                codes.extend(s.search_all(&w, range).iter().map(|r| code_of(r, e_base)));
+                progress
+                    .done
+                    .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            }
+            Ok(codes)
+        })
+        .collect::<Result<_, _>>()?;
+    let mut blocks = vec![BlockCode::default(); padded.len() / c];
+    for ((_, members), codes) in groups.iter().zip(found) {
+        for (&b, code) in members.iter().zip(codes) {
+            blocks[b] = code;
+        }
+    }
+    Ok(measured(data, cfg, e_base, blocks))
+}
+
+/// The stored code of a search result in the range of `e_base`.
+fn code_of(r: &crate::search::BlockResult, e_base: i32) -> BlockCode {
+    BlockCode {
+        seed: r.seed,
+        e_code: (r.quant.e - e_base) as u8,
+        q: r.quant.q,
+    }
 }
 
 /// `data` cut into whole blocks of `c`, the last one filled with zeros.
@@ -295,11 +392,7 @@ pub fn search_blocks(
             }
             let res = searcher.search_all(w, range);
             for (code, r) in codes.iter_mut().zip(&res) {
-                *code = BlockCode {
-                    seed: r.seed,
-                    e_code: (r.quant.e - e_base) as u8,
-                    q: r.quant.q,
-                };
+                *code = code_of(r, e_base);
             }
             progress
                 .done
@@ -466,6 +559,39 @@ mod tests {
         for (r, code) in res.iter().zip(&tensor.blocks) {
             assert_eq!((r.seed, r.quant.q), (code.seed, code.q));
         }
+    }
+
+    /// Blocks straddle rows when the row length is not a multiple of C: each block is searched
+    /// under the weights of the columns it covers (three offsets here), and uniform weights give
+    /// the data-free codes.
+    #[test]
+    fn weighted_compression_uses_each_blocks_own_columns() {
+        let cfg = Config::FOUR_BIT;
+        let (rows, cols) = (7, 12);
+        let data: Vec<f32> = (0..rows * cols)
+            .map(|i| ((i * 7919) % 101) as f32 / 50.0 - 1.0)
+            .collect();
+        let d: Vec<f64> = (0..cols)
+            .map(|j| if j % 5 == 0 { 1.0 } else { 0.01 })
+            .collect();
+        let searcher = Searcher::new(cfg);
+        let (none, cancel) = (Progress::default(), AtomicBool::new(false));
+        let (t, _) = compress_weighted(&data, &d, &searcher, &none, &cancel).unwrap();
+        assert_eq!(none.done.load(Ordering::Relaxed), t.num_blocks() as u64);
+        let padded = pad_blocks(&data, cfg.c);
+        let range = ExpRange::from_base(t.e_base);
+        for (b, code) in t.blocks.iter().enumerate() {
+            let dw: Vec<f64> = (0..cfg.c).map(|i| d[(b * cfg.c + i) % cols]).collect();
+            let r = searcher
+                .weighted(&dw)
+                .unwrap()
+                .search_block(&padded[b * cfg.c..(b + 1) * cfg.c], range);
+            assert_eq!(*code, code_of(&r, t.e_base), "block {b}");
+        }
+        let plain = compress_with(&data, &searcher, &none, &cancel).unwrap();
+        let uniform = compress_weighted(&data, &[2.0; 12], &searcher, &none, &cancel).unwrap();
+        assert_eq!(plain, uniform);
+        assert_ne!(t.blocks, plain.0.blocks);
     }
 
     #[test]

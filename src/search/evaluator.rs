@@ -3,7 +3,7 @@
 
 use super::{BlockResult, Searcher, TOP_K};
 use crate::core::config::{MAX_C, MAX_P};
-use crate::core::quant::{ExpRange, best_quantization_within};
+use crate::core::quant::{ExpRange, best_weighted_quantization};
 use std::cell::Cell;
 
 thread_local! {
@@ -47,10 +47,12 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    /// Starts on a new block `w` (C weights) with exponents in `range`.
+    /// Starts on a new block `w` (C weights) with exponents in `range`; a weighted searcher's
+    /// evaluations are of `sw ⊙ w` against `sw ⊙ ŵ`.
     pub(super) fn start(&mut self, w: &[f32], range: ExpRange) {
-        for (d, &x) in self.w.iter_mut().zip(w) {
-            *d = f64::from(x);
+        let sw = self.s.sw.as_deref();
+        for (i, (d, &x)) in self.w.iter_mut().zip(w).enumerate() {
+            *d = f64::from(x) * sw.map_or(1.0, |s| s[i]);
         }
         self.range = range;
         self.best = None;
@@ -93,14 +95,16 @@ impl<'a> Evaluator<'a> {
         let denom = basis.denom();
         basis.centred_at(idx, &mut self.v);
         // U(s) from the centred integers: the same arithmetic as `Basis::normalize`.
-        for (u, &v) in self.u.iter_mut().zip(&self.v) {
-            *u = v as f64 / denom;
+        let sw = self.s.sw.as_deref();
+        for (k, (u, &v)) in self.u.iter_mut().zip(&self.v).enumerate() {
+            *u = v as f64 / denom * sw.map_or(1.0, |s| s[k / p]);
         }
         let mut t = [0.0; MAX_P];
         crate::core::lstsq::solve(&self.u, &self.w[..c], c, p, &mut t[..p]);
         // Only a quantization at most the best error so far can matter.
-        let (err, quant) = best_quantization_within(
+        let (err, quant) = best_weighted_quantization(
             &self.w[..c],
+            sw,
             &self.v,
             p,
             &t[..p],

@@ -111,9 +111,12 @@ pub struct Searcher {
     basis: Arc<Basis>,
     tables: Arc<Tables>,
     kernel: Kernel,
+    /// Row weights `√d` of a weighted searcher ([`Searcher::weighted`]), at most 1.
+    sw: Option<Arc<[f64]>>,
 }
 
-/// A block normalised for the f32 scan: `w / 2^⌊log2 max|w|⌋`.
+/// A block normalised for the f32 scan: `w / 2^⌊log2 max|w|⌋`. Weighted, `w` holds the scan's
+/// input `z = sw² ⊙ w` so normalised, and `norm2` is `‖sw ⊙ w‖²` in the same units.
 struct Normalised {
     w: [f32; MAX_C],
     norm2: f32,
@@ -172,7 +175,29 @@ impl Searcher {
             basis,
             tables,
             kernel: Kernel::best_available(),
+            sw: None,
         }
+    }
+
+    /// The exact searcher of the weighted objective `Σ_i d_i·(w_i − ŵ_i)²` for blocks whose i-th
+    /// weight has importance `d[i]` (C values, finite, positive): the plain problem on
+    /// `√d ⊙ w` with the basis `diag(√d)·U(s)`, searched as exactly as the plain one (the
+    /// decoded codes use U(s), the format is unchanged). Builds its own tables (~65 535 small
+    /// factorisations), so it is meant to be reused for every block with the same `d`, e.g. one
+    /// column position of a weight matrix. Results' `err` is the weighted error with `d` scaled
+    /// to a largest value of 1. Returns `None` for a `d` of another length or not positive.
+    pub fn weighted(&self, d: &[f64]) -> Option<Searcher> {
+        let max = d.iter().fold(0.0f64, |m, &x| m.max(x));
+        if d.len() != self.cfg.c || !max.is_finite() || d.iter().any(|&x| x.is_nan() || x <= 0.0) {
+            return None;
+        }
+        let sw: Arc<[f64]> = d.iter().map(|&x| (x / max).sqrt()).collect();
+        let tables = Arc::new(Tables::build_weighted(self.cfg, &self.basis, Some(&sw)));
+        Some(Searcher {
+            tables,
+            sw: Some(sw),
+            ..self.clone()
+        })
     }
 
     /// The same searcher on the portable kernel, whatever this CPU has: what runs on CPUs
@@ -250,7 +275,7 @@ impl Searcher {
         let mut below = Vec::new();
         let mut norms: Vec<(usize, Normalised)> = Vec::with_capacity(BATCH);
         for (b, w) in chunk.chunks(c).enumerate() {
-            match normalise(w, &self.tables) {
+            match normalise(w, self.sw.as_deref(), &self.tables) {
                 Some(nw) => match self.short_vectors_for(&nw, range) {
                     Some(short) => {
                         ev.start(w, range);
@@ -377,7 +402,8 @@ impl Searcher {
     /// the range). Built the first time a block might need it.
     fn short_vectors_for(&self, nw: &Normalised, range: ExpRange) -> Option<&ShortVectors> {
         let step = nw.step(range);
-        if !short::within_reach(nw.norm2, self.cfg.c, step) {
+        // The table holds the plain lattices; weighted blocks take the scan and its bounds.
+        if self.sw.is_some() || !short::within_reach(nw.norm2, self.cfg.c, step) {
             return None;
         }
         let table = self
@@ -615,8 +641,27 @@ fn floor(x: f64) -> i64 {
     t - i64::from((t as f64) > x)
 }
 
-fn normalise(w: &[f32], tables: &Tables) -> Option<Normalised> {
-    let m = w.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+fn normalise(w: &[f32], sw: Option<&[f64]>, tables: &Tables) -> Option<Normalised> {
+    let Some(sw) = sw else {
+        return normalise_z(w, w, tables);
+    };
+    // z = sw² ⊙ w in f32 is z(1 + ε) per entry: the scan sees sw ⊙ w (1 + ε), whose energy
+    // differs by at most (2u + u²)·‖sw ⊙ w‖²; rounding sw ⊙ w for ‖·‖² adds as much again.
+    let (mut z, mut scaled) = ([0.0f32; MAX_C], [0.0f32; MAX_C]);
+    for (i, (&x, &s)) in w.iter().zip(sw).enumerate() {
+        z[i] = (f64::from(x) * s * s) as f32;
+        scaled[i] = (f64::from(x) * s) as f32;
+    }
+    let c = w.len();
+    let mut nw = normalise_z(&z[..c], &scaled[..c], tables)?;
+    nw.margin += 4.0 * f32::EPSILON * nw.norm2;
+    Some(nw)
+}
+
+/// [`normalise`] of the scan input `z` whose energies are those of `scaled` (`z` itself when
+/// unweighted).
+fn normalise_z(z: &[f32], scaled: &[f32], tables: &Tables) -> Option<Normalised> {
+    let m = z.iter().fold(0.0f32, |m, x| m.max(x.abs()));
     if m == 0.0 {
         return None;
     }
@@ -624,9 +669,10 @@ fn normalise(w: &[f32], tables: &Tables) -> Option<Normalised> {
     let inv = crate::core::quant::pow2(-e);
     let mut nw = [0.0f32; MAX_C];
     let mut norm2 = 0.0f32;
-    for (o, &x) in nw.iter_mut().zip(w) {
+    for ((o, &x), &y) in nw.iter_mut().zip(z).zip(scaled) {
         *o = (f64::from(x) * inv) as f32;
-        norm2 += *o * *o;
+        let y = (f64::from(y) * inv) as f32;
+        norm2 += y * y;
     }
     let mut pairs = [0i32; MAX_C / 2];
     let mut margin = tables.delta * norm2;
@@ -636,7 +682,7 @@ fn normalise(w: &[f32], tables: &Tables) -> Option<Normalised> {
         let scale = crate::core::quant::pow2(tables.w_shift);
         let (mut d2, mut s2, mut q2) = (0.0f64, 0.0f64, 0.0f64);
         let mut fixed = [0i16; MAX_C + 1];
-        for (f, &x) in fixed.iter_mut().zip(&nw[..w.len()]) {
+        for (f, &x) in fixed.iter_mut().zip(&nw[..z.len()]) {
             let q = (f64::from(x) * scale).round().clamp(-32767.0, 32767.0);
             *f = q as i16;
             let wq = q / scale;
@@ -779,7 +825,7 @@ mod tests {
                                 }
                             })
                             .collect();
-                        normalise(&w, &s.tables).unwrap()
+                        normalise(&w, None, &s.tables).unwrap()
                     })
                     .collect();
                 let lanes = Lanes::of(&norms);

@@ -48,14 +48,30 @@ pub struct Tables {
 
 impl Tables {
     pub(super) fn build(cfg: Config, basis: &Basis) -> Tables {
+        Self::build_weighted(cfg, basis, None)
+    }
+
+    /// The tables of the weighted problem `‖sw ⊙ (w − U(s)·t)‖²` (`sw` C long, positive, at most
+    /// 1), which is the plain one for `w' = sw ⊙ w` and `U' = diag(sw)·U(s)`: L⁻¹, L and σ are
+    /// those of U', the flagged bases those of U' with row i divided by `sw_i`, so that both
+    /// scores take `z = sw² ⊙ w` (`U'ᵀw' = U(s)ᵀz`, one correlation as before). The correlation
+    /// runs in f32: fixed point on z would lose the rows of small weight.
+    pub(super) fn build_weighted(cfg: Config, basis: &Basis, sw: Option<&[f64]>) -> Tables {
         let (c, p) = (cfg.c, cfg.p);
+        let scale_rows = |u: &mut [f64]| {
+            if let Some(sw) = sw {
+                for (k, u) in u.iter_mut().enumerate() {
+                    *u *= sw[k / p];
+                }
+            }
+        };
         let n = basis.period();
         let n_pad = n.div_ceil(TILE) * TILE;
         let ext = n_pad + RBUF + MAX_C * MAX_P + 8;
         let x: Vec<f32> = (0..ext)
             .map(|i| basis.normalize(basis.state_at(i)) as f32)
             .collect();
-        let integer = cfg.k <= 16;
+        let integer = cfg.k <= 16 && sw.is_none();
         // An integer correlation is in units of 1 / ((2^(K−1) − 1)·2^S) of the normalised one.
         let r_unit = if integer {
             1.0 / (basis.denom() * crate::core::quant::pow2(weight_shift(c)))
@@ -70,6 +86,7 @@ impl Tables {
         let mut u = vec![0.0; c * p];
         let factor = |idx: usize, u: &mut [f64]| {
             basis.fill_u_at(idx, u);
+            scale_rows(u);
             let chol = Cholesky::of_columns(u, c, p);
             let inv = chol.inverse_lower();
             let bound = inv
@@ -99,9 +116,11 @@ impl Tables {
         let mut fq = vec![0.0f32; c * p * f_pad];
         for (f, &idx) in flagged.iter().enumerate() {
             basis.fill_u_at(idx as usize, &mut u);
+            scale_rows(&mut u);
             orthonormalise(&mut u, c, p);
             for (e, v) in u.iter().enumerate() {
-                fq[e * f_pad + f] = *v as f32;
+                let row = sw.map_or(1.0, |sw| sw[e / p]);
+                fq[e * f_pad + f] = (*v / row) as f32;
             }
         }
         let half = basis.half();

@@ -23,6 +23,7 @@ fn compress_path(input: &Path, cfg: Config, sel: &Selection) -> (Model, Compress
         &plan,
         cfg,
         Rounding::default(),
+        &Default::default(),
         &Progress::default(),
         &AtomicBool::new(false),
         |_| {},
