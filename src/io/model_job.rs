@@ -13,8 +13,8 @@ use crate::io::dtype::{self, Dtype};
 use crate::io::error::ModelError;
 use crate::io::model::{INDEX_FILE, MODEL_FILE, Model, TensorEntry};
 use crate::io::packed::{
-    CompressedEntry, FORMAT_NAME, FORMAT_VERSION, PackedModel, PackedOut, PlainEntry, is_packed,
-    write_packed_out,
+    CompressedEntry, FORMAT_NAME, FORMAT_VERSION, KEY_ALLOCATION, PackedModel, PackedOut,
+    PlainEntry, is_packed, write_packed_out,
 };
 use crate::io::selection::Selection;
 use crate::search::Searcher;
@@ -109,6 +109,9 @@ pub struct CompressedModel {
     pub entries: Vec<CompressedEntry>,
     /// One report per entry.
     pub reports: Vec<TensorReport>,
+    /// The bit allocation that chose the configurations, as JSON for
+    /// [`crate::io::packed::KEY_ALLOCATION`] (`None` for one configuration throughout).
+    pub allocation: Option<String>,
 }
 
 /// Compresses the planned tensors of `model` on the current rayon pool, choosing coefficients by
@@ -120,18 +123,42 @@ pub fn compress_model(
     rounding: Rounding,
     progress: &Progress,
     cancel: &AtomicBool,
+    on_start: impl FnMut(&str),
+) -> Result<CompressedModel, JobError> {
+    let configs = vec![cfg; plan.compress.len()];
+    compress_model_with(model, plan, &configs, rounding, progress, cancel, on_start)
+}
+
+/// [`compress_model`] with a configuration per planned tensor (`configs[i]` for
+/// `plan.compress[i]`), as a bit allocation chooses them.
+pub fn compress_model_with(
+    model: &Model,
+    plan: &Plan,
+    configs: &[Config],
+    rounding: Rounding,
+    progress: &Progress,
+    cancel: &AtomicBool,
     mut on_start: impl FnMut(&str),
 ) -> Result<CompressedModel, JobError> {
-    progress
-        .total
-        .fetch_add(plan.total_blocks, Ordering::Relaxed);
-    let searcher = Searcher::with_rounding(cfg, rounding);
-    let mut entries = Vec::with_capacity(plan.compress.len());
-    let mut reports = Vec::with_capacity(plan.compress.len());
+    assert_eq!(configs.len(), plan.compress.len(), "one config per tensor");
+    let mut tensors = Vec::with_capacity(plan.compress.len());
     for name in &plan.compress {
         let t = model
             .get(name)
             .ok_or_else(|| ModelError::tensor(model.path(), name, "not in the model"))?;
+        tensors.push(t);
+    }
+    let total: u64 = tensors
+        .iter()
+        .zip(configs)
+        .map(|(t, cfg)| t.numel().div_ceil(cfg.c) as u64)
+        .sum();
+    progress.total.fetch_add(total, Ordering::Relaxed);
+    let mut entries = Vec::with_capacity(plan.compress.len());
+    let mut reports = Vec::with_capacity(plan.compress.len());
+    for (t, &cfg) in tensors.into_iter().zip(configs) {
+        let name = &t.name;
+        let searcher = Searcher::with_rounding(cfg, rounding);
         on_start(name);
         let start = Instant::now();
         let data = model.to_f32(t)?;
@@ -157,7 +184,11 @@ pub fn compress_model(
             Some(relmse),
         ));
     }
-    Ok(CompressedModel { entries, reports })
+    Ok(CompressedModel {
+        entries,
+        reports,
+        allocation: None,
+    })
 }
 
 /// A compression error on tensor `t` of `model` as a job error naming file and tensor.
@@ -306,14 +337,15 @@ pub fn write_compressed(
         .iter()
         .map(CompressedEntry::out)
         .collect();
-    write_compressed_out(model, out, output)
+    write_compressed_out(model, out, compressed.allocation.as_deref(), output)
 }
 
 /// [`write_compressed`] with the compressed tensors' records written as they come
-/// ([`write_packed_out`]).
+/// ([`write_packed_out`]), and the bit allocation's JSON when there is one.
 pub fn write_compressed_out(
     model: &Model,
     compressed: Vec<PackedOut<'_>>,
+    allocation: Option<&str>,
     output: &Path,
 ) -> Result<PathBuf, ModelError> {
     let done: HashSet<&str> = compressed.iter().map(|e| e.name.as_str()).collect();
@@ -333,7 +365,11 @@ pub fn write_compressed_out(
     configs.dedup();
     let order: Vec<String> = model.tensors().iter().map(|t| t.name.clone()).collect();
     let file = output_file(model.is_dir(), output)?;
-    write_packed_out(&file, compressed, &plain, &order, &model.metadata())?;
+    let mut metadata = model.metadata();
+    if let Some(a) = allocation {
+        metadata.insert(KEY_ALLOCATION.into(), a.into());
+    }
+    write_packed_out(&file, compressed, &plain, &order, &metadata)?;
     if model.is_dir() {
         let mut skip: Vec<OsString> = model
             .files()

@@ -37,6 +37,9 @@ pub const KEY_CHECKSUM: &str = "seedlm.checksum";
 pub const KEY_ORDER: &str = "seedlm.order";
 /// Prefix of the per-tensor `__metadata__` keys; the rest of the key is the tensor name.
 pub const KEY_TENSOR_PREFIX: &str = "seedlm.tensor.";
+/// Key of the bit allocation that chose each tensor's configuration (`compress --target-bpw`),
+/// a JSON object; informative only, the per-tensor metadata is what decodes.
+pub const KEY_ALLOCATION: &str = "seedlm.allocation";
 /// Largest |e_base| accepted from a file.
 pub const MAX_ABS_E_BASE: i32 = 1000;
 
@@ -397,7 +400,7 @@ pub fn write_packed_out(
 ) -> Result<(), ModelError> {
     let mut meta: BTreeMap<String, String> = metadata
         .iter()
-        .filter(|(k, _)| !k.starts_with("seedlm."))
+        .filter(|(k, _)| !k.starts_with("seedlm.") || *k == KEY_ALLOCATION)
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     meta.insert(KEY_FORMAT.into(), FORMAT_NAME.into());
@@ -703,6 +706,11 @@ impl PackedModel {
             .filter(|(k, _)| !k.starts_with("seedlm."))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect()
+    }
+
+    /// The bit allocation's JSON ([`KEY_ALLOCATION`]), when `compress --target-bpw` wrote one.
+    pub fn allocation(&self) -> Option<&str> {
+        self.file.metadata().get(KEY_ALLOCATION).map(String::as_str)
     }
 
     /// The stored bytes of `t` (packed records, or the plain tensor's data).
