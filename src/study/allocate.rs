@@ -453,7 +453,8 @@ mod tests {
         let s = sample(&data);
         assert_eq!(s.len(), SAMPLE_WEIGHTS);
         assert_eq!(s[0], 0.0);
-        assert_eq!(*s.last().unwrap(), 99_999.0);
+        // The last piece ends within the stride's rounding (under 8 weights) of the end.
+        assert!(*s.last().unwrap() > 99_991.0, "{}", s.last().unwrap());
         assert_eq!(sample(&data[..100]), data[..100].to_vec());
     }
 }
