@@ -4,10 +4,13 @@ use super::stdout::column_width;
 use crate::core::config::Config;
 use crate::io::error::{MAX_SHOWN, abbreviate, shape_text};
 use crate::io::model::Model;
-use crate::io::model_job::{JobError, TensorReport, compress_model, plan, write_compressed};
+use crate::io::model_job::{
+    JobError, Plan, TensorReport, compress_model_with, plan, write_compressed,
+};
 use crate::io::packed::CompressedEntry;
 use crate::io::selection::Selection;
 use crate::search::compress::Progress;
+use crate::study::allocate::{self, Allocation, MENU, TensorOptions};
 use anyhow::{Context, bail};
 use clap::Args;
 use std::collections::HashMap;
@@ -94,6 +97,16 @@ pub struct CompressArgs {
     /// the text you evaluate on.
     #[arg(long, value_name = "TEXT")]
     pub calibrate: Option<PathBuf>,
+    /// Give each tensor its own configuration from the allocation menu so the packed bits
+    /// average at most B per compressed weight, more where the model is most sensitive
+    /// (instead of --bits/--config).
+    #[arg(long, value_name = "B", conflicts_with_all = ["bits", "config"])]
+    pub target_bpw: Option<f64>,
+    /// Text measuring each tensor's sensitivity for --target-bpw: its first lines as sentences
+    /// (encoders) or its first tokens (decoders). Not the evaluation sentences. Without it the
+    /// allocation is data-free (it minimises the summed relative MSE).
+    #[arg(long, value_name = "FILE", requires = "target_bpw")]
+    pub sensitivity_text: Option<PathBuf>,
 }
 
 /// The calibration pass of `--calibrate`: per-input-channel second moments of every linear
@@ -147,6 +160,21 @@ pub fn run(args: CompressArgs) -> anyhow::Result<ExitCode> {
     if args.calibrate.is_some() && (args.shard.is_some() || args.resume) {
         bail!("--calibrate cannot be combined with --shard or --resume yet");
     }
+    if args.target_bpw.is_some() && (args.shard.is_some() || args.resume) {
+        bail!(
+            "--target-bpw cannot be combined with --shard or --resume: their job spec holds one configuration for every tensor"
+        );
+    }
+    let allocation = match args.target_bpw {
+        Some(b) => match allocate(&args, &model, &plan, b, &pool, &cancel)? {
+            Some(a) => Some(a),
+            None => {
+                eprintln!("cancelled: no output written");
+                return Ok(ExitCode::from(130));
+            }
+        },
+        None => None,
+    };
     if args.shard.is_some() || args.resume {
         // Every shard and resumed piece must search alike; they use the default encoder.
         if args.encoder != super::Encoder::default() {
@@ -171,10 +199,17 @@ pub fn run(args: CompressArgs) -> anyhow::Result<ExitCode> {
         }
         return merge_resumed(&args.output, &pool, &cancel);
     }
+    let configs = match &allocation {
+        Some(a) => a.configs(),
+        None => vec![cfg; plan.compress.len()],
+    };
+    let at = match &allocation {
+        Some(a) => format!("{:.3} bits/weight as allocated", a.bits_per_weight),
+        None => cfg.to_string(),
+    };
     eprintln!(
-        "compressing {} tensors ({} blocks) at {cfg}; Ctrl-C stops without writing",
+        "compressing {} tensors at {at}; Ctrl-C stops without writing",
         plan.compress.len(),
-        plan.total_blocks
     );
     let started = Instant::now();
     let (moments, calibration) = match &args.calibrate {
@@ -189,13 +224,12 @@ pub fn run(args: CompressArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(130));
     }
     let progress = Progress::default();
-    progress.total.store(plan.total_blocks, Ordering::Relaxed);
     let result = super::watch::watch("blocks", &progress.done, &progress.total, |bar| {
         pool.install(|| {
-            compress_model(
+            compress_model_with(
                 &model,
                 &plan,
-                cfg,
+                &configs,
                 args.encoder.rounding(),
                 &moments,
                 &progress,
@@ -210,7 +244,11 @@ pub fn run(args: CompressArgs) -> anyhow::Result<ExitCode> {
             eprintln!("cancelled: no output written");
             return Ok(ExitCode::from(130));
         }
-        Ok(c) => crate::io::model_job::CompressedModel { calibration, ..c },
+        Ok(c) => crate::io::model_job::CompressedModel {
+            calibration,
+            allocation: allocation.as_ref().map(serde_json::to_string).transpose()?,
+            ..c
+        },
         Err(JobError::Cancelled) => {
             eprintln!("cancelled: no output written");
             return Ok(ExitCode::from(130));
@@ -231,7 +269,23 @@ pub fn run(args: CompressArgs) -> anyhow::Result<ExitCode> {
     let weights: usize = compressed.entries.iter().map(CompressedEntry::len).sum();
     let packed: usize = compressed.reports.iter().map(|r| r.packed_bytes).sum();
     out += "\n";
-    let _ = writeln!(out, "config      {cfg}");
+    match &allocation {
+        Some(a) => {
+            let mut distinct = configs.clone();
+            distinct.sort_by_key(|c| (c.c, c.p, c.k));
+            distinct.dedup();
+            let _ = writeln!(
+                out,
+                "config      allocated to --target-bpw {} ({} configurations; α from {})",
+                a.target_bpw,
+                distinct.len(),
+                a.sensitivity
+            );
+        }
+        None => {
+            let _ = writeln!(out, "config      {cfg}");
+        }
+    }
     let _ = writeln!(
         out,
         "tensors     {} compressed, {} passed through",
@@ -254,6 +308,128 @@ pub fn run(args: CompressArgs) -> anyhow::Result<ExitCode> {
     let _ = writeln!(out, "wrote       {}", file.display());
     super::stdout::print(&out)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The `--target-bpw` allocation of the planned tensors, printed as a table; `None` when
+/// cancelled.
+fn allocate(
+    args: &CompressArgs,
+    model: &Model,
+    plan: &Plan,
+    target: f64,
+    pool: &rayon::ThreadPool,
+    cancel: &std::sync::atomic::AtomicBool,
+) -> anyhow::Result<Option<Allocation>> {
+    if !target.is_finite() || target <= 0.0 {
+        bail!("--target-bpw must be a positive number of bits per weight, not {target}");
+    }
+    let names = &plan.compress;
+    let sizes: Vec<usize> = names
+        .iter()
+        .map(|n| model.get(n).map_or(0, |t| t.numel()))
+        .collect();
+    // The cheapest menu entry (the first) decides feasibility before any search.
+    let cheapest: Vec<TensorOptions> = names
+        .iter()
+        .zip(&sizes)
+        .map(|(n, &w)| TensorOptions::new(n, w, &MENU[..1], &[0.0], 1.0))
+        .collect();
+    allocate::solve(&cheapest, target)?;
+    let (alphas, label) = match &args.sensitivity_text {
+        None => (vec![1.0; names.len()], allocate::DATA_FREE.to_string()),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("{}: cannot read the sensitivity text", path.display()))?;
+            let inputs = allocate::sensitivity_inputs(&text);
+            eprintln!(
+                "measuring the sensitivity of {} tensors on {}",
+                names.len(),
+                path.display()
+            );
+            let evaluator = pool.install(|| crate::eval::Evaluator::open_model(&args.input))?;
+            let progress = Progress::default();
+            let r = super::watch::watch("runs", &progress.done, &progress.total, |_| {
+                pool.install(|| {
+                    allocate::sensitivities(&evaluator, model, names, &inputs, &progress, cancel)
+                })
+            });
+            match r {
+                Ok(a) => (a, allocate::sensitivity_label(path, evaluator.family())),
+                Err(crate::eval::EvalError::Cancelled) => return Ok(None),
+                Err(crate::eval::EvalError::Model(e)) => return Err(e.into()),
+            }
+        }
+    };
+    let progress = Progress::default();
+    let total: u64 = sizes
+        .iter()
+        .map(|&n| allocate::sample_blocks(n, MENU))
+        .sum();
+    progress.total.store(total, Ordering::Relaxed);
+    eprintln!(
+        "measuring {} configurations on a sample of each tensor ({total} blocks)",
+        MENU.len()
+    );
+    let r = super::watch::watch("blocks", &progress.done, &progress.total, |bar| {
+        pool.install(|| {
+            allocate::menu_relmse(
+                model,
+                names,
+                MENU,
+                args.encoder.rounding(),
+                &progress,
+                cancel,
+                |n| bar.set_message(n.to_string()),
+            )
+        })
+    });
+    let relmse = match r {
+        Ok(r) => r,
+        Err(JobError::Cancelled) => return Ok(None),
+        Err(JobError::Model(e)) => return Err(e.into()),
+    };
+    let options: Vec<TensorOptions> = names
+        .iter()
+        .zip(&sizes)
+        .zip(relmse.iter().zip(&alphas))
+        .map(|((n, &w), (r, &a))| TensorOptions::new(n, w, MENU, r, a))
+        .collect();
+    let a = Allocation::solve(&options, MENU, &relmse, target, &label)?;
+    super::stdout::print(&allocation_table(&a))?;
+    Ok(Some(a))
+}
+
+/// One line per tensor of an allocation: its configuration, bits and predictions.
+fn allocation_table(a: &Allocation) -> String {
+    let names: Vec<String> = a
+        .tensors
+        .iter()
+        .map(|c| abbreviate(&c.tensor, MAX_SHOWN))
+        .collect();
+    let nw = column_width(&names, 6);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<nw$}  {:>9}  {:>6}  {:>11}  {:>12}",
+        "tensor", "C,P,K", "bits", "sample MSE", "pred. effect"
+    );
+    for (c, name) in a.tensors.iter().zip(&names) {
+        let cfg = format!("{},{},{}", c.config.c, c.config.p, c.config.k);
+        let _ = writeln!(
+            out,
+            "{name:<nw$}  {cfg:>9}  {:>6.3}  {:>11.3e}  {:>12.3e}",
+            c.bits_per_weight, c.sample_relmse, c.predicted_effect
+        );
+    }
+    let _ = writeln!(
+        out,
+        "allocation  {:.4} bits/weight (target {}), predicted effect {:.3e}, α from {}\n",
+        a.bits_per_weight,
+        a.target_bpw,
+        a.predicted_effect(),
+        a.sensitivity
+    );
+    out
 }
 
 /// Merges the one-shard folder of a `--resume` run into `output` and removes the folder.

@@ -13,13 +13,13 @@ use crate::io::dtype::{self, Dtype};
 use crate::io::error::ModelError;
 use crate::io::model::{INDEX_FILE, MODEL_FILE, Model, TensorEntry};
 use crate::io::packed::{
-    CompressedEntry, FORMAT_NAME, FORMAT_VERSION, PackedModel, PackedOut, PlainEntry, is_packed,
-    write_packed_out,
+    CompressedEntry, FORMAT_NAME, FORMAT_VERSION, KEY_ALLOCATION, PackedModel, PackedOut,
+    PlainEntry, is_packed, write_packed_out,
 };
 use crate::io::selection::Selection;
 use crate::search::Searcher;
 use crate::search::compress::{CompressError, Progress, compress_weighted, compress_with};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -112,6 +112,23 @@ pub struct CompressedModel {
     /// How the search was steered, recorded as [`crate::io::packed::KEY_CALIBRATION`]: `None`
     /// for the data-free search.
     pub calibration: Option<String>,
+    /// The bit allocation that chose the configurations, as JSON for
+    /// [`crate::io::packed::KEY_ALLOCATION`] (`None` for one configuration throughout).
+    pub allocation: Option<String>,
+}
+
+impl CompressedModel {
+    /// The metadata keys saying how the codes were chosen (calibration, allocation), for
+    /// [`write_compressed_out`].
+    pub fn records(&self) -> BTreeMap<String, String> {
+        let keys = [
+            (crate::io::packed::KEY_CALIBRATION, &self.calibration),
+            (KEY_ALLOCATION, &self.allocation),
+        ];
+        keys.into_iter()
+            .filter_map(|(k, v)| Some((k.to_string(), v.clone()?)))
+            .collect()
+    }
 }
 
 /// Compresses the planned tensors of `model` on the current rayon pool, choosing coefficients by
@@ -128,18 +145,55 @@ pub fn compress_model(
     moments: &HashMap<String, Vec<f64>>,
     progress: &Progress,
     cancel: &AtomicBool,
+    on_start: impl FnMut(&str),
+) -> Result<CompressedModel, JobError> {
+    let configs = vec![cfg; plan.compress.len()];
+    compress_model_with(
+        model, plan, &configs, rounding, moments, progress, cancel, on_start,
+    )
+}
+
+/// [`compress_model`] with a configuration per planned tensor (`configs[i]` for
+/// `plan.compress[i]`), as a bit allocation chooses them.
+#[allow(clippy::too_many_arguments)]
+pub fn compress_model_with(
+    model: &Model,
+    plan: &Plan,
+    configs: &[Config],
+    rounding: Rounding,
+    moments: &HashMap<String, Vec<f64>>,
+    progress: &Progress,
+    cancel: &AtomicBool,
     mut on_start: impl FnMut(&str),
 ) -> Result<CompressedModel, JobError> {
-    progress
-        .total
-        .fetch_add(plan.total_blocks, Ordering::Relaxed);
-    let searcher = Searcher::with_rounding(cfg, rounding);
-    let mut entries = Vec::with_capacity(plan.compress.len());
-    let mut reports = Vec::with_capacity(plan.compress.len());
+    assert_eq!(configs.len(), plan.compress.len(), "one config per tensor");
+    let mut tensors = Vec::with_capacity(plan.compress.len());
     for name in &plan.compress {
         let t = model
             .get(name)
             .ok_or_else(|| ModelError::tensor(model.path(), name, "not in the model"))?;
+        tensors.push(t);
+    }
+    let total: u64 = tensors
+        .iter()
+        .zip(configs)
+        .map(|(t, cfg)| t.numel().div_ceil(cfg.c) as u64)
+        .sum();
+    progress.total.fetch_add(total, Ordering::Relaxed);
+    let mut entries = Vec::with_capacity(plan.compress.len());
+    let mut reports = Vec::with_capacity(plan.compress.len());
+    // One searcher per configuration: building its tables costs far more than a small tensor.
+    let mut searchers: Vec<Searcher> = Vec::new();
+    for (t, &cfg) in tensors.into_iter().zip(configs) {
+        let name = &t.name;
+        let at = match searchers.iter().position(|s| s.config() == cfg) {
+            Some(at) => at,
+            None => {
+                searchers.push(Searcher::with_rounding(cfg, rounding));
+                searchers.len() - 1
+            }
+        };
+        let searcher = &searchers[at];
         on_start(name);
         let start = Instant::now();
         let data = model.to_f32(t)?;
@@ -148,8 +202,8 @@ pub fn compress_model(
             _ => None,
         };
         let (tensor, stats) = match weighted {
-            Some(d) => compress_weighted(&data, d, &searcher, progress, cancel),
-            None => compress_with(&data, &searcher, progress, cancel),
+            Some(d) => compress_weighted(&data, d, searcher, progress, cancel),
+            None => compress_with(&data, searcher, progress, cancel),
         }
         .map_err(|e| tensor_error(model, t, e))?;
         let relmse = stats.relmse();
@@ -176,6 +230,7 @@ pub fn compress_model(
         entries,
         reports,
         calibration: None,
+        allocation: None,
     })
 }
 
@@ -325,30 +380,19 @@ pub fn write_compressed(
         .iter()
         .map(CompressedEntry::out)
         .collect();
-    write_with_metadata(model, out, output, compressed.calibration.as_deref())
+    write_compressed_out(model, out, &compressed.records(), output)
 }
 
 /// [`write_compressed`] with the compressed tensors' records written as they come
-/// ([`write_packed_out`]).
+/// ([`write_packed_out`]), and the bit allocation's JSON when there is one.
 pub fn write_compressed_out(
     model: &Model,
     compressed: Vec<PackedOut<'_>>,
+    records: &BTreeMap<String, String>,
     output: &Path,
-) -> Result<PathBuf, ModelError> {
-    write_with_metadata(model, compressed, output, None)
-}
-
-/// [`write_compressed_out`] recording `calibration` (see [`CompressedModel::calibration`]).
-fn write_with_metadata(
-    model: &Model,
-    compressed: Vec<PackedOut<'_>>,
-    output: &Path,
-    calibration: Option<&str>,
 ) -> Result<PathBuf, ModelError> {
     let mut metadata = model.metadata();
-    if let Some(c) = calibration {
-        metadata.insert(crate::io::packed::KEY_CALIBRATION.into(), c.into());
-    }
+    metadata.extend(records.iter().map(|(k, v)| (k.clone(), v.clone())));
     let done: HashSet<&str> = compressed.iter().map(|e| e.name.as_str()).collect();
     let plain: Vec<PlainEntry<'_>> = model
         .tensors()

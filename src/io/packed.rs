@@ -42,6 +42,9 @@ pub const KEY_ORDER: &str = "seedlm.order";
 pub const KEY_CALIBRATION: &str = "seedlm.calibration";
 /// Prefix of the per-tensor `__metadata__` keys; the rest of the key is the tensor name.
 pub const KEY_TENSOR_PREFIX: &str = "seedlm.tensor.";
+/// Key of the bit allocation that chose each tensor's configuration (`compress --target-bpw`),
+/// a JSON object; informative only, the per-tensor metadata is what decodes.
+pub const KEY_ALLOCATION: &str = "seedlm.allocation";
 /// Largest |e_base| accepted from a file.
 pub const MAX_ABS_E_BASE: i32 = 1000;
 
@@ -402,7 +405,8 @@ pub fn write_packed_out(
 ) -> Result<(), ModelError> {
     let mut meta: BTreeMap<String, String> = metadata
         .iter()
-        .filter(|(k, _)| !k.starts_with("seedlm.") || *k == KEY_CALIBRATION)
+        // How the codes were chosen is kept; the source's own seedlm.* keys are not.
+        .filter(|(k, _)| !k.starts_with("seedlm.") || [KEY_CALIBRATION, KEY_ALLOCATION].contains(&k.as_str()))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     meta.insert(KEY_FORMAT.into(), FORMAT_NAME.into());
@@ -764,6 +768,11 @@ impl PackedModel {
             .filter(|(k, _)| !k.starts_with("seedlm."))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect()
+    }
+
+    /// The bit allocation's JSON ([`KEY_ALLOCATION`]), when `compress --target-bpw` wrote one.
+    pub fn allocation(&self) -> Option<&str> {
+        self.file.metadata().get(KEY_ALLOCATION).map(String::as_str)
     }
 
     /// The stored bytes of `t` (packed records, or the plain tensor's data).

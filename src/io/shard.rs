@@ -1093,7 +1093,7 @@ pub fn merge(
             records: Payload::Pieces(Box::new(pieces)),
         });
     }
-    match write_compressed_out(&model, outs, output) {
+    match write_compressed_out(&model, outs, &Default::default(), output) {
         Ok(file) => Ok((file, reports)),
         Err(_) if cancel.load(Ordering::Relaxed) => Err(JobError::Cancelled),
         Err(e) => Err(e.into()),

@@ -415,3 +415,120 @@ fn encoder_choice_and_its_limits() {
         "{err}"
     );
 }
+
+/// The `seedlm.allocation` of a packed file and its tensors' (C, P, K), by name.
+fn allocation_of(packed: &std::path::Path) -> (serde_json::Value, Vec<(String, [usize; 3])>) {
+    let p = PackedModel::open(packed).unwrap();
+    let a: serde_json::Value = serde_json::from_str(p.allocation().expect("allocation")).unwrap();
+    let cfgs = p
+        .tensors()
+        .iter()
+        .filter_map(|t| {
+            let c = p.compressed(t)?.unwrap().config;
+            Some((t.name.clone(), [c.c, c.p, c.k as usize]))
+        })
+        .collect();
+    (a, cfgs)
+}
+
+#[test]
+fn target_bpw_allocates_a_config_per_tensor_within_the_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.safetensors");
+    write_model(&input, &small_model());
+    let packed = dir.path().join("a.seedlm");
+    let args = |out: &std::path::Path| {
+        let mut v = vec!["compress", s(&input), "-o"];
+        v.push(s(out));
+        v.extend(["--target-bpw", "3.5", "--encoder", "fast"]);
+        v.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    let out = seedlm().args(args(&packed)).output().unwrap();
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(stdout.contains("allocation  "), "{stdout}");
+    assert!(stdout.contains("allocated to --target-bpw 3.5"), "{stdout}");
+
+    let (a, cfgs) = allocation_of(&packed);
+    assert!(a["sensitivity"].as_str().unwrap().starts_with("data-free"));
+    let bpw = a["bits_per_weight"].as_f64().unwrap();
+    // The cheapest choice is 2.655 here: the budget buys upgrades.
+    assert!(bpw <= 3.5 && bpw > 3.2, "{a}");
+    let weights = 384 + 65;
+    let p = PackedModel::open(&packed).unwrap();
+    let bytes: usize = p
+        .tensors()
+        .iter()
+        .filter(|t| t.packed.is_some())
+        .map(|t| p.stored_bytes(t).len())
+        .sum();
+    assert_eq!(bytes as f64 * 8.0 / weights as f64, bpw);
+    // The file decodes with the configurations the allocation recorded.
+    for choice in a["tensors"].as_array().unwrap() {
+        let name = choice["tensor"].as_str().unwrap();
+        let c = &choice["config"];
+        let want = [
+            c["c"].as_u64().unwrap() as usize,
+            c["p"].as_u64().unwrap() as usize,
+            c["k"].as_u64().unwrap() as usize,
+        ];
+        assert!(cfgs.contains(&(name.to_string(), want)), "{name}: {cfgs:?}");
+    }
+    let plain = dir.path().join("plain.safetensors");
+    let out = run(&["decompress", s(&packed), "-o", s(&plain), "--dtype", "f32"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let m = Model::open(&plain).unwrap();
+    for t in p.tensors().iter().filter(|t| t.packed.is_some()) {
+        let want = p.compressed(t).unwrap().unwrap().reconstruct();
+        assert_eq!(m.to_f32(m.get(&t.name).unwrap()).unwrap(), want);
+    }
+    assert!(
+        Model::open(&plain)
+            .unwrap()
+            .metadata()
+            .keys()
+            .all(|k| !k.starts_with("seedlm."))
+    );
+
+    // Deterministic: a second run writes the same bytes.
+    let again = dir.path().join("b.seedlm");
+    assert!(
+        seedlm()
+            .args(args(&again))
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    assert_eq!(
+        std::fs::read(&packed).unwrap(),
+        std::fs::read(&again).unwrap()
+    );
+
+    let err = fails(&[
+        "compress",
+        s(&input),
+        "-o",
+        s(&dir.path().join("x")),
+        "--target-bpw",
+        "2.5",
+    ]);
+    assert!(
+        err.contains("--target-bpw 2.5 is below the menu's minimum of 2.655"),
+        "{err}"
+    );
+    let err = fails(&[
+        "compress",
+        s(&input),
+        "-o",
+        s(&dir.path().join("y")),
+        "--target-bpw",
+        "4",
+        "--resume",
+    ]);
+    assert!(
+        err.contains("--target-bpw cannot be combined with --shard or --resume"),
+        "{err}"
+    );
+    assert!(!dir.path().join("x").exists() && !dir.path().join("y").exists());
+}
