@@ -13,6 +13,7 @@ mod hw_ui;
 mod mutation;
 mod packed_roundtrip;
 mod quality_ui;
+mod scale_ui;
 mod search_oracle;
 mod shard;
 mod shard_ui;
