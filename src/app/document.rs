@@ -267,6 +267,11 @@ impl TensorResult {
         self.relmse().map(crate::search::compress::snr_db)
     }
 
+    /// Bits of its block records.
+    pub fn bits(&self) -> u64 {
+        self.compressed.num_blocks() as u64 * u64::from(self.compressed.config.block_bits())
+    }
+
     /// The reconstruction ŵ of the whole tensor, decoded now from the codes (views of part of
     /// a tensor decode only that part, `CompressedTensor::reconstruct_range`).
     pub fn reconstruction(&self) -> Vec<f32> {

@@ -649,7 +649,7 @@ impl AppState {
                 continue;
             };
             let cfg = r.compressed.config;
-            let bits = r.compressed.num_blocks() as u64 * u64::from(cfg.block_bits());
+            let bits = r.bits();
             t.bytes_after += bits.div_ceil(8);
             let i = match t.per_config.iter().position(|(c, _)| *c == cfg) {
                 Some(i) => i,
@@ -663,6 +663,18 @@ impl AppState {
             }
         }
         t
+    }
+
+    /// The figures of the compressed tensors among `tensors` (a tree group's, say).
+    pub fn group(&self, tensors: impl IntoIterator<Item = usize>) -> Group {
+        let mut g = Group::default();
+        for i in tensors {
+            let e = &self.doc.tensors[i];
+            if let Some(r) = &e.result {
+                g.add(e.len() as u64, r.bits(), r);
+            }
+        }
+        g
     }
 }
 

@@ -14,6 +14,7 @@ mod mutation;
 mod packed_roundtrip;
 mod quality_ui;
 mod resume_ui;
+mod scale_ui;
 mod search_oracle;
 mod shard;
 mod shard_ui;

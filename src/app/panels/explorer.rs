@@ -185,7 +185,10 @@ fn plot(ui: &mut egui::Ui, opts: &Options, points: &[Point]) {
         .collect();
     ps.sort_unstable();
     ps.dedup();
-    let height = 360.0;
+    // As tall as the column allows (less the hover line): eleven legend rows in a 360-point plot
+    // left the data its lowest quarter.
+    let line = ui.text_style_height(&egui::TextStyle::Body) + 2.0 * ui.spacing().item_spacing.y;
+    let height = (ui.available_height() - line).max(360.0);
     let top =
         super::legend_headroom_for(described.iter().map(|(at, _)| at[1]), ps.len() + 3, height);
     let resp = Plot::new("explore_plot")
@@ -195,7 +198,7 @@ fn plot(ui: &mut egui::Ui, opts: &Options, points: &[Point]) {
         .x_grid_spacer(super::tick_spacer(true))
         .y_axis_label("relative MSE")
         .include_y(top.unwrap_or(0.0))
-        .y_axis_formatter(|m, _| format!("{:.3}", 10f64.powf(m.value)))
+        .y_axis_formatter(|m, _| super::log_tick(m))
         .label_formatter(|h| match h {
             HoverPosition::NearDataPoint {
                 plot_name,

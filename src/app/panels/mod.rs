@@ -177,10 +177,18 @@ pub fn hover_line<R>(
 /// an axis always carries several labels (egui_plot's default powers of ten often leave one).
 /// `integer` axes (seeds, exponents, block sizes) never get fractional steps.
 pub fn tick_spacer(integer: bool) -> Box<dyn Fn(egui_plot::GridInput) -> Vec<egui_plot::GridMark>> {
+    spacer(integer, LABEL_GAP)
+}
+
+/// [`tick_spacer`] with labelled steps at least `gap` points apart.
+fn spacer(
+    integer: bool,
+    gap: f32,
+) -> Box<dyn Fn(egui_plot::GridInput) -> Vec<egui_plot::GridMark>> {
     egui_plot::uniform_grid_spacer(move |input| {
         // `base_step_size` spans the plot's minimum grid spacing of 8 points.
         let per_point = input.base_step_size / 8.0;
-        let mut large = nice_step(per_point * f64::from(LABEL_GAP));
+        let mut large = nice_step(per_point * f64::from(gap));
         if integer {
             large = large.max(1.0);
         }
@@ -244,8 +252,41 @@ pub fn series_color(i: usize) -> egui::Color32 {
     egui::Color32::from_rgb(c.r, c.g, c.b)
 }
 
-/// A chart over layers: one line with markers per series of (layer, y) points, the legend in the
-/// room kept above the data. With `log`, y is drawn as log10 and labelled in its own units.
+/// Facets of a chart over layers drawn side by side rather than as lines of one plot: from
+/// three kinds of tensor on, lines of one plot tangle and their legend covers them.
+const FACETS_FROM: usize = 3;
+/// Narrowest facet, in points: room for a layer label every 5 layers at 32 layers.
+const FACET_WIDTH: f32 = 380.0;
+/// Lowest facet, in points: a few y labels and the layer axis.
+const FACET_HEIGHT: f32 = 120.0;
+/// Points between labelled layer ticks: layer numbers are short.
+const LAYER_LABEL_GAP: f32 = 36.0;
+
+/// The facets of a chart over layers: a series named `kind (config)` is drawn as the line
+/// `config` in the facet `kind`, any other as the only line of its own facet.
+pub fn layer_facets(
+    series: BTreeMap<String, Vec<[f64; 2]>>,
+) -> BTreeMap<String, BTreeMap<String, Vec<[f64; 2]>>> {
+    let mut facets: BTreeMap<String, BTreeMap<String, Vec<[f64; 2]>>> = BTreeMap::new();
+    for (name, pts) in series {
+        let (facet, line) = match name.strip_suffix(')').and_then(|n| n.split_once(" (")) {
+            Some((kind, cfg)) => (kind.to_string(), cfg.to_string()),
+            None => (name.clone(), name),
+        };
+        facets.entry(facet).or_default().insert(line, pts);
+    }
+    facets
+}
+
+/// Grid lines of a layer axis: whole layers, labelled every 1, 2, 5, 10… layers as room allows.
+pub fn layer_ticks() -> Box<dyn Fn(egui_plot::GridInput) -> Vec<egui_plot::GridMark>> {
+    spacer(true, LAYER_LABEL_GAP)
+}
+
+/// A chart over layers: one line with markers per series of (layer, y) points. Few kinds share
+/// one plot with a legend in the room kept above the data; more get a facet each (see
+/// [`layer_facets`]), on a grid with the same axes, titled by kind. With `log`, y is drawn as
+/// log10 and labelled in its own units (the legend room is then reserved in decades).
 pub fn layer_plot(
     ui: &mut egui::Ui,
     id: &str,
@@ -253,53 +294,149 @@ pub fn layer_plot(
     y_label: &str,
     log: bool,
 ) {
-    use egui_plot::{Legend, Line, Plot, PlotPoints, Points};
-    let series: Vec<(String, Vec<[f64; 2]>)> = series
+    let facets: Vec<(String, Vec<(String, Vec<[f64; 2]>)>)> = layer_facets(series)
         .into_iter()
-        .map(|(k, pts)| {
-            let mut pts: Vec<[f64; 2]> = pts
+        .map(|(facet, lines)| {
+            let lines = lines
                 .into_iter()
-                .map(|[x, y]| [x, if log { y.max(1e-12).log10() } else { y }])
+                .map(|(k, pts)| {
+                    let mut pts: Vec<[f64; 2]> = pts
+                        .into_iter()
+                        .map(|[x, y]| [x, if log { y.max(1e-12).log10() } else { y }])
+                        .collect();
+                    pts.sort_by(|a, b| a[0].total_cmp(&b[0]));
+                    (k, pts)
+                })
                 .collect();
-            pts.sort_by(|a, b| a[0].total_cmp(&b[0]));
-            (k, pts)
+            (facet, lines)
         })
         .collect();
-    // Room above the points for the legend (one line per series), which covered them.
-    let ys = series.iter().flat_map(|(_, p)| p.iter().map(|p| p[1]));
-    let (lo, hi) = ys.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), y| {
-        (a.min(y), b.max(y))
+    let all = || {
+        facets
+            .iter()
+            .flat_map(|(_, l)| l.iter().flat_map(|(_, p)| p))
+    };
+    let (x0, x1) = all().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
+        (a.min(p[0]), b.max(p[0]))
     });
-    let span = (hi - lo).max(hi.abs() * 0.01).max(1e-9);
-    let room = span * (0.2 + 0.08 * series.len() as f64);
-    let mut plot = Plot::new(id)
-        .include_y(hi + room)
-        .include_y(lo - span * 0.05)
-        .legend(Legend::default())
-        .x_axis_label("layer")
-        // Layers are whole numbers: label only integer marks.
-        .x_axis_formatter(|mark, _| {
-            if mark.value.fract() == 0.0 {
-                format!("{}", mark.value as i64)
-            } else {
-                String::new()
-            }
-        })
-        .y_axis_label(y_label);
-    if log {
-        plot = plot.y_axis_formatter(|m, _| log_tick(m));
+    let (lo, hi) = all().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
+        (a.min(p[1]), b.max(p[1]))
+    });
+    if !(x0 <= x1 && lo <= hi) {
+        return;
     }
-    plot.show(ui, |plot| {
-        for (i, (kind, pts)) in series.into_iter().enumerate() {
-            let color = series_color(i);
-            plot.line(Line::new(kind.clone(), PlotPoints::new(pts.clone())).color(color));
-            plot.points(
-                Points::new(kind, PlotPoints::new(pts))
-                    .radius(3.5)
-                    .color(color),
-            );
+    let frame = LayerFrame {
+        y_label,
+        log,
+        x: [x0, x1],
+        y: [lo, hi],
+    };
+    if facets.len() < FACETS_FROM {
+        // One legend: lines keep their kind.
+        let lines = facets
+            .into_iter()
+            .flat_map(|(facet, lines)| {
+                lines.into_iter().map(move |(line, pts)| {
+                    let name = if line == facet {
+                        line
+                    } else {
+                        format!("{facet} ({line})")
+                    };
+                    (name, pts)
+                })
+            })
+            .collect();
+        frame.show(ui, id, lines, ui.available_height(), true, [true, true]);
+        return;
+    }
+    let n = facets.len();
+    let cols = ((ui.available_width() / FACET_WIDTH) as usize).clamp(1, n);
+    let rows = n.div_ceil(cols);
+    // A title row per facet row; facets share the height there is, never below the lowest.
+    let title = ui.text_style_height(&egui::TextStyle::Body) + ui.spacing().item_spacing.y;
+    let height = ((ui.available_height() / rows as f32) - title - ui.spacing().item_spacing.y)
+        .max(FACET_HEIGHT);
+    egui::ScrollArea::vertical()
+        .id_salt((id, "facets"))
+        .auto_shrink(false)
+        .show(ui, |ui| {
+            let mut facets = facets.into_iter().enumerate().peekable();
+            for row in 0..rows {
+                ui.columns(cols, |columns| {
+                    for (col, ui) in columns.iter_mut().enumerate() {
+                        let Some((i, (facet, lines))) = facets.next_if(|(i, _)| i / cols == row)
+                        else {
+                            break;
+                        };
+                        ui.label(facet.as_str());
+                        // Axis titles once: layer under the lowest facet of a column, y on the left.
+                        let titles = [i + cols >= n, col == 0];
+                        let legend = lines.len() > 1;
+                        let plot_id = format!("{id} {facet}");
+                        frame.show(ui, &plot_id, lines, height, legend, titles);
+                    }
+                });
+            }
+        });
+}
+
+/// What the facets of a chart over layers share: the data's ranges, axis titles and scale.
+struct LayerFrame<'a> {
+    y_label: &'a str,
+    log: bool,
+    x: [f64; 2],
+    y: [f64; 2],
+}
+
+impl LayerFrame<'_> {
+    /// One plot of `lines`, `height` points tall, with a legend (and room for it) if asked and
+    /// the x and y axis titles as `titles` says.
+    fn show(
+        &self,
+        ui: &mut egui::Ui,
+        id: &str,
+        lines: Vec<(String, Vec<[f64; 2]>)>,
+        height: f32,
+        legend: bool,
+        titles: [bool; 2],
+    ) {
+        use egui_plot::{AxisHints, Legend, Line, Plot, PlotPoints, Points};
+        let [lo, hi] = self.y;
+        let mut top = hi;
+        if legend {
+            top = legend_headroom_for([lo, hi], lines.len(), height).unwrap_or(hi);
         }
-    });
+        let x_axis = AxisHints::new_x()
+            .label(if titles[0] { "layer" } else { "" })
+            .formatter(|m, _| tick_label(m))
+            .label_spacing(LAYER_LABEL_GAP * 0.7..=LAYER_LABEL_GAP);
+        let mut plot = Plot::new(id)
+            .height(height)
+            .include_x(self.x[0])
+            .include_x(self.x[1])
+            .include_y(top)
+            .include_y(lo - (hi - lo).max(1e-9) * 0.05)
+            .custom_x_axes(vec![x_axis])
+            .x_grid_spacer(layer_ticks())
+            .y_axis_label(if titles[1] { self.y_label } else { "" });
+        if legend {
+            plot = plot.legend(Legend::default());
+        }
+        if self.log {
+            plot = plot.y_axis_formatter(|m, _| log_tick(m));
+        }
+        plot.show(ui, |plot| {
+            for (i, (kind, pts)) in lines.into_iter().enumerate() {
+                let color = series_color(i);
+                plot.line(Line::new(kind.clone(), PlotPoints::new(pts.clone())).color(color));
+                plot.points(
+                    Points::new(kind, PlotPoints::new(pts))
+                        .radius(3.5)
+                        .color(color),
+                );
+            }
+        });
+    }
 }
 
 /// The label of a mark on a log10 axis, as `1.42e-2`, with as many digits as its neighbours need
@@ -421,6 +558,41 @@ mod tests {
         assert_eq!(tick_label(mark(-0.4, 0.2)), "-0.4");
         assert_eq!(tick_label(mark(1e-17, 0.2)), "0.0");
         assert_eq!(tick_label(mark(40000.0, 20000.0)), "40000");
+    }
+
+    #[test]
+    fn kinds_get_a_facet_each_with_a_line_per_configuration() {
+        let pts = |y: f64| vec![[0.0, y], [1.0, y]];
+        let series: BTreeMap<String, Vec<[f64; 2]>> = [
+            ("mlp.up_proj (4-bit)", pts(1.0)),
+            ("mlp.up_proj (C=6 P=2 K=12)", pts(2.0)),
+            ("self_attn.q_proj", pts(3.0)),
+            ("whole layer", pts(4.0)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let facets = layer_facets(series);
+        let names: Vec<&str> = facets.keys().map(String::as_str).collect();
+        assert_eq!(names, ["mlp.up_proj", "self_attn.q_proj", "whole layer"]);
+        let lines: Vec<&str> = facets["mlp.up_proj"].keys().map(String::as_str).collect();
+        assert_eq!(lines, ["4-bit", "C=6 P=2 K=12"]);
+        assert_eq!(facets["whole layer"]["whole layer"], pts(4.0));
+    }
+
+    #[test]
+    fn layer_axes_label_every_few_whole_layers() {
+        // 34 layers' width (32 and the margins) over a 500-point facet, and over 120 points.
+        let labelled = |points: f64| {
+            let marks = layer_ticks()(egui_plot::GridInput {
+                bounds: (-1.0, 33.0),
+                base_step_size: 34.0 / points * 8.0,
+            });
+            assert!(marks.iter().all(|m| m.value.fract() == 0.0), "{marks:?}");
+            marks.iter().map(|m| m.step_size).fold(0.0, f64::max)
+        };
+        assert_eq!(labelled(500.0), 5.0);
+        assert_eq!(labelled(120.0), 20.0);
     }
 
     #[test]

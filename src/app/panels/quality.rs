@@ -5,7 +5,7 @@
 //! error against its effect.
 
 use super::overview::layer_series;
-use super::{Tab, hover_line, job_progress, layer_plot, legend_headroom, series_color};
+use super::{Tab, hover_line, job_progress, layer_plot, legend_headroom_for, series_color};
 use crate::app::command::{Command, TabId};
 use crate::app::quality::{self, APP_TOKENS, Report, distance, distance_name};
 use crate::app::state::AppState;
@@ -229,9 +229,10 @@ fn scatter(ui: &mut egui::Ui, report: &Report) {
             ([log(t.relmse), log(d)], text)
         })
         .collect();
-    let top = legend_headroom(described.iter().map(|(p, _)| p[1]));
+    let height = 320.0;
+    let top = legend_headroom_for(described.iter().map(|(p, _)| p[1]), kinds.len(), height);
     let resp = Plot::new("quality_scatter")
-        .height(320.0)
+        .height(height)
         .legend(Legend::default())
         .include_y(top.unwrap_or(0.0))
         .x_axis_label("relative MSE (weights)")

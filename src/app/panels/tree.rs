@@ -1,15 +1,22 @@
 //! The tensor tree: tensors grouped by layer, in natural order, with status; filter and
-//! multi-select (Ctrl+click toggles, Shift+click extends).
+//! multi-select (Ctrl+click toggles, Shift+click extends). Each group's header sums up its
+//! compressed tensors, so a large model's groups can stay folded (they start so).
 
 use crate::app::command::{Command, SelectMode};
 use crate::app::panels::{config_name, human_bytes};
 use crate::app::state::{AppState, TensorStatus};
 use egui::{RichText, Role, WidgetInfo};
 
+/// Trees of more tensors than this start with their groups folded: 32 layers of a decoder
+/// are 288 rows, the demo's 6 layers 103.
+const OPEN_UP_TO: usize = 150;
+
 /// The tree's own widget state.
 #[derive(Default)]
 pub struct TreePanel {
     filter: String,
+    /// Set by "Unfold all" / "Fold all" for the next frame.
+    open_all: Option<bool>,
 }
 
 impl TreePanel {
@@ -42,6 +49,14 @@ impl TreePanel {
             }
             ui.label(format!("{} selected", state.selection.len()));
         });
+        ui.horizontal(|ui| {
+            if ui.button("Unfold all").clicked() {
+                self.open_all = Some(true);
+            }
+            if ui.button("Fold all").clicked() {
+                self.open_all = Some(false);
+            }
+        });
         ui.separator();
         if visible.is_empty() && !state.doc.tensors.is_empty() {
             // A filter kept from another model may match nothing here: say so, offer a way out.
@@ -64,6 +79,13 @@ impl TreePanel {
                 _ => groups.push((layer, vec![i])),
             }
         }
+        let default_open = state.doc.tensors.len() <= OPEN_UP_TO;
+        // A filter shows what it matches; a button folds or unfolds once.
+        let open = if needle.is_empty() {
+            self.open_all.take()
+        } else {
+            Some(true)
+        };
         egui::ScrollArea::vertical()
             .auto_shrink(false)
             .show(ui, |ui| {
@@ -82,10 +104,15 @@ impl TreePanel {
                         title = format!("{title} #{}", same + 1);
                     }
                     let id = ui.make_persistent_id((&title, members[0]));
-                    egui::CollapsingHeader::new(format!("{title} ({})", members.len()))
+                    let header = format!(
+                        "{title} ({}){}",
+                        members.len(),
+                        group_summary(state, &members)
+                    );
+                    egui::CollapsingHeader::new(header)
                         .id_salt(id)
-                        .default_open(true)
-                        .open((!needle.is_empty()).then_some(true))
+                        .default_open(default_open)
+                        .open(open)
                         .show(ui, |ui| {
                             for i in members {
                                 self.row(ui, state, i, out);
@@ -152,6 +179,51 @@ impl TreePanel {
             };
             out.push(Command::Select { tensor: i, mode });
         }
+    }
+}
+
+/// What a group header says of its tensors after their count: how many are compressed, with
+/// which configuration(s) and their pooled relative MSE, and how many wait; empty if neither.
+fn group_summary(state: &AppState, members: &[usize]) -> String {
+    let waiting = members
+        .iter()
+        .filter(|&&i| {
+            matches!(
+                state.status(i),
+                TensorStatus::Queued | TensorStatus::Running(_)
+            )
+        })
+        .count();
+    let mut configs: Vec<String> = Vec::new();
+    for r in members
+        .iter()
+        .filter_map(|&i| state.doc.tensors[i].result.as_ref())
+    {
+        let name = config_name(r.compressed.config);
+        if !configs.contains(&name) {
+            configs.push(name);
+        }
+    }
+    let mut parts = Vec::new();
+    let g = state.group(members.iter().copied());
+    if g.tensors > 0 {
+        let cfg = if configs.len() <= 2 {
+            configs.join(" / ")
+        } else {
+            format!("{} configurations", configs.len())
+        };
+        let rel = g.relmse().map_or(String::new(), |(r, exact)| {
+            format!(", relMSE {}{r:.5}", if exact { "" } else { "≈" })
+        });
+        parts.push(format!("{} compressed ({cfg}){rel}", g.tensors));
+    }
+    if waiting > 0 {
+        parts.push(format!("{waiting} waiting"));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", parts.join(", "))
     }
 }
 
