@@ -294,7 +294,7 @@ pub fn layer_plot(
     y_label: &str,
     log: bool,
 ) {
-    let facets: Vec<(String, Vec<(String, Vec<[f64; 2]>)>)> = layer_facets(series)
+    let facets: Vec<(String, Lines)> = layer_facets(series)
         .into_iter()
         .map(|(facet, lines)| {
             let lines = lines
@@ -380,6 +380,9 @@ pub fn layer_plot(
         });
 }
 
+/// Named lines of (layer, y) points.
+type Lines = Vec<(String, Vec<[f64; 2]>)>;
+
 /// What the facets of a chart over layers share: the data's ranges, axis titles and scale.
 struct LayerFrame<'a> {
     y_label: &'a str,
@@ -395,7 +398,7 @@ impl LayerFrame<'_> {
         &self,
         ui: &mut egui::Ui,
         id: &str,
-        lines: Vec<(String, Vec<[f64; 2]>)>,
+        lines: Lines,
         height: f32,
         legend: bool,
         titles: [bool; 2],
