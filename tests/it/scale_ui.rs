@@ -5,7 +5,7 @@ use crate::helpers::ui::{click, harness, painted_texts, type_into};
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use seedlm::app::Studio;
-use seedlm::app::document::{Document, Errors, Source, TensorEntry, TensorResult};
+use seedlm::app::document::{Document, Errors, PackedCodes, Source, TensorEntry, TensorResult};
 use seedlm::core::config::Config;
 use seedlm::search::compress::{Progress, compress};
 use std::sync::Arc;
@@ -45,7 +45,7 @@ fn llama() -> Studio {
                 dtype: seedlm::io::dtype::Dtype::F32,
                 source: Some(Source::Memory(Arc::new(data.clone()))),
                 result: Some(Arc::new(TensorResult {
-                    compressed: c.clone(),
+                    compressed: PackedCodes::new(c),
                     stats: Some(stats),
                     stored_relmse: None,
                     generation: 0,
