@@ -406,7 +406,9 @@ pub fn write_packed_out(
     let mut meta: BTreeMap<String, String> = metadata
         .iter()
         // How the codes were chosen is kept; the source's own seedlm.* keys are not.
-        .filter(|(k, _)| !k.starts_with("seedlm.") || [KEY_CALIBRATION, KEY_ALLOCATION].contains(&k.as_str()))
+        .filter(|(k, _)| {
+            !k.starts_with("seedlm.") || [KEY_CALIBRATION, KEY_ALLOCATION].contains(&k.as_str())
+        })
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     meta.insert(KEY_FORMAT.into(), FORMAT_NAME.into());
