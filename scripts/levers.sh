@@ -14,13 +14,26 @@ model=${1:-assets/demo}
 shift || true
 bin=${SEEDLM:-target/debug/seedlm}
 [ -n "${SEEDLM:-}" ] || cargo build --quiet
-calib=assets/eval/pride-and-prejudice.txt
-modes=(
-  "seedlm-4bit|--bits 4"
-  "seedlm-3bit|--bits 3"
-)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+text=assets/eval/pride-and-prejudice.txt
+calib=$work/calibration.txt
+head -200 "$text" > "$calib"
+# name|flags: lever 2 (larger P), lever 3 (bit budget, data-free or with sensitivity measured on
+# the text), lever 4 (calibration), and all of them together.
+modes=(
+  "seedlm-4bit|--bits 4"
+  "4bit-p6|--config 4bit-p6"
+  "bpw-4.0|--target-bpw 4.0"
+  "bpw-4.0-sens|--target-bpw 4.0 --sensitivity-text $text"
+  "calib-4bit|--bits 4 --calibrate $calib"
+  "combined-4.0|--target-bpw 4.0 --sensitivity-text $text --calibrate $calib"
+  "seedlm-3bit|--bits 3"
+  "bpw-3.0|--target-bpw 3.0"
+  "bpw-3.0-sens|--target-bpw 3.0 --sensitivity-text $text"
+  "calib-3bit|--bits 3 --calibrate $calib"
+  "combined-3.0|--target-bpw 3.0 --sensitivity-text $text --calibrate $calib"
+)
 
 row() { # name, inspect json, eval json
   python3 - "$@" <<'PY'
