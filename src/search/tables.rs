@@ -94,10 +94,11 @@ impl Tables {
                 .map_or(f64::INFINITY, |inv| score_error_bound(&chol, inv, c, p));
             (chol, inv, bound)
         };
-        let bounds: Vec<f64> = (0..n).map(|idx| factor(idx, &mut u).2).collect();
-        let delta = margin_for(bounds);
-        for idx in 0..n {
-            match factor(idx, &mut u) {
+        // Factored once: the margin needs every seed's bound before any seed is placed.
+        let factors: Vec<_> = (0..n).map(|idx| factor(idx, &mut u)).collect();
+        let delta = margin_for(factors.iter().map(|f| f.2).collect());
+        for (idx, f) in factors.into_iter().enumerate() {
+            match f {
                 (chol, Some(inv), bound) if bound <= delta => {
                     for (e, v) in inv.iter().enumerate() {
                         linv[e * n_pad + idx] = (*v * r_unit) as f32;
