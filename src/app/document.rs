@@ -8,8 +8,9 @@
 use crate::core::basis::Basis;
 use crate::core::config::Config;
 use crate::io::dtype::Dtype;
+use crate::io::error::ModelError;
 use crate::io::model::Model;
-use crate::io::packed::{decode_range, pack_blocks};
+use crate::io::packed::{PackedModel, decode_range, pack_blocks};
 use crate::search::compress::{BlockCode, CompressedTensor, ErrorStats};
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -51,6 +52,8 @@ pub enum Source {
     Memory(Arc<Vec<f32>>),
     /// Tensor `.1` (an index into [`Model::tensors`]) of a memory-mapped model.
     Mapped(Arc<Mapped>, usize),
+    /// Plain float tensor `.1` (an index into [`PackedModel::tensors`]) of a mapped packed file.
+    Packed(Arc<PackedModel>, usize),
 }
 
 impl Source {
@@ -59,6 +62,7 @@ impl Source {
         match self {
             Source::Memory(v) => v.len(),
             Source::Mapped(m, i) => m.model.tensors()[*i].numel(),
+            Source::Packed(p, i) => p.tensors()[*i].shape.iter().product(),
         }
     }
 
@@ -82,6 +86,22 @@ impl Source {
                 m.converted.fetch_add(bytes, Ordering::Relaxed);
                 Ok(out)
             }
+            Source::Packed(p, i) => {
+                let t = &p.tensors()[*i];
+                let width = t.dtype.bitsize() / 8;
+                p.stored_bytes(t)
+                    .get(elems.start * width..elems.end * width)
+                    .and_then(|b| crate::io::dtype::to_f32(t.dtype, b))
+                    .ok_or_else(|| {
+                        format!(
+                            "{}: tensor '{}': elements {elems:?} of a {} tensor of {} cannot be read as f32",
+                            p.path().display(),
+                            t.name,
+                            t.dtype,
+                            self.len()
+                        )
+                    })
+            }
         }
     }
 
@@ -93,8 +113,8 @@ impl Source {
     /// The model file and its tensor, for a tensor read from one.
     pub fn mapped(&self) -> Option<(&Model, &crate::io::model::TensorEntry)> {
         match self {
-            Source::Memory(_) => None,
             Source::Mapped(m, i) => Some((&m.model, &m.model.tensors()[*i])),
+            Source::Memory(_) | Source::Packed(..) => None,
         }
     }
 
@@ -103,6 +123,7 @@ impl Source {
         match self {
             Source::Memory(_) => None,
             Source::Mapped(m, i) => Some(m.model.bytes(&m.model.tensors()[*i])),
+            Source::Packed(p, i) => Some(p.stored_bytes(&p.tensors()[*i])),
         }
     }
 }
@@ -148,8 +169,9 @@ impl Errors {
 
 /// A compressed tensor held at its packed size: the records of the packed format
 /// (`io::packed::pack_blocks`, 4 B a block at (8,3,16) where a [`BlockCode`] takes 16 B), its
-/// blocks decoded when a view or job asks for them.
-#[derive(Clone, Debug, PartialEq)]
+/// blocks decoded when a view or job asks for them. The records of a packed file opened in the
+/// app stay in its memory map and are checked when first read, so a large file opens at once.
+#[derive(Clone, Debug)]
 pub struct PackedCodes {
     /// Configuration used.
     pub config: Config,
@@ -158,7 +180,16 @@ pub struct PackedCodes {
     /// Number of original elements.
     pub len: usize,
     blocks: usize,
-    records: Vec<u8>,
+    records: Records,
+}
+
+/// Where a [`PackedCodes`]' records are.
+#[derive(Clone, Debug)]
+enum Records {
+    /// Packed from codes this session (valid by construction).
+    Owned(Vec<u8>),
+    /// Tensor `.1` (an index into [`PackedModel::tensors`]) of a mapped packed file.
+    File(Arc<PackedModel>, usize),
 }
 
 impl PackedCodes {
@@ -169,8 +200,22 @@ impl PackedCodes {
             e_base: t.e_base,
             len: t.len,
             blocks: t.num_blocks(),
-            records: pack_blocks(t),
+            records: Records::Owned(pack_blocks(t)),
         }
+    }
+
+    /// The compressed tensor `t` of the packed file `file`, its records left in the file
+    /// (`None` when `t` is stored as it was).
+    pub fn in_file(file: &Arc<PackedModel>, t: usize) -> Option<Self> {
+        let pt = &file.tensors()[t];
+        let m = pt.packed.as_ref()?;
+        Some(PackedCodes {
+            config: m.config(),
+            e_base: m.e_base,
+            len: pt.shape.iter().product(),
+            blocks: m.blocks,
+            records: Records::File(file.clone(), t),
+        })
     }
 
     /// Number of blocks.
@@ -178,63 +223,70 @@ impl PackedCodes {
         self.blocks
     }
 
-    /// The packed records.
-    pub fn records(&self) -> &[u8] {
-        &self.records
-    }
-
-    /// The codes of blocks `range`.
-    pub fn blocks(&self, range: Range<usize>) -> Vec<BlockCode> {
-        // The records were packed from valid codes here, so they decode.
-        decode_range(&self.records, self.config, range).expect("records packed by pack_blocks")
-    }
-
-    /// The code of block `b`.
-    pub fn block(&self, b: usize) -> BlockCode {
-        self.blocks(b..b + 1)[0]
-    }
-
-    /// The exponent of block `b`.
-    pub fn exponent(&self, b: usize) -> i32 {
-        self.e_base + i32::from(self.block(b).e_code)
-    }
-
-    /// Blocks `range` as a compressed tensor of their own (its `len` clipped to the tensor's).
-    fn slice(&self, range: Range<usize>) -> CompressedTensor {
-        let c = self.config.c;
-        CompressedTensor {
-            config: self.config,
-            e_base: self.e_base,
-            len: (range.end * c).min(self.len) - range.start * c,
-            blocks: self.blocks(range),
+    /// The packed records; an error when they come from a file and fail their check.
+    pub fn records(&self) -> Result<&[u8], ModelError> {
+        match &self.records {
+            Records::Owned(r) => Ok(r),
+            Records::File(f, t) => f
+                .records(&f.tensors()[*t])
+                .expect("in_file holds compressed tensors only"),
         }
     }
 
+    /// The codes of blocks `range`.
+    pub fn blocks(&self, range: Range<usize>) -> Result<Vec<BlockCode>, ModelError> {
+        // Records packed here or checked by `records` decode.
+        Ok(decode_range(self.records()?, self.config, range).expect("checked records decode"))
+    }
+
+    /// The code of block `b`.
+    pub fn block(&self, b: usize) -> Result<BlockCode, ModelError> {
+        Ok(self.blocks(b..b + 1)?[0])
+    }
+
+    /// Blocks `range` as a compressed tensor of their own (its `len` clipped to the tensor's).
+    fn slice(&self, range: Range<usize>) -> Result<CompressedTensor, ModelError> {
+        let c = self.config.c;
+        Ok(CompressedTensor {
+            config: self.config,
+            e_base: self.e_base,
+            len: (range.end * c).min(self.len) - range.start * c,
+            blocks: self.blocks(range)?,
+        })
+    }
+
     /// All the codes, decoded (for an export, a simulation: a tensor at a time).
-    pub fn unpack(&self) -> CompressedTensor {
+    pub fn unpack(&self) -> Result<CompressedTensor, ModelError> {
         self.slice(0..self.blocks)
     }
 
     /// Reconstructs block `b` into `out` (C long), as [`CompressedTensor::reconstruct_block`].
-    pub fn reconstruct_block(&self, basis: &Basis, b: usize, out: &mut [f64]) {
-        self.slice(b..b + 1).reconstruct_block(basis, 0, out);
+    pub fn reconstruct_block(
+        &self,
+        basis: &Basis,
+        b: usize,
+        out: &mut [f64],
+    ) -> Result<(), ModelError> {
+        self.slice(b..b + 1)?.reconstruct_block(basis, 0, out);
+        Ok(())
     }
 
     /// Elements `elems` of ŵ, decoding only the blocks that hold them.
-    pub fn reconstruct_range(&self, elems: Range<usize>) -> Vec<f32> {
+    pub fn reconstruct_range(&self, elems: Range<usize>) -> Result<Vec<f32>, ModelError> {
         let c = self.config.c;
         let end = elems.end.min(self.len);
         if elems.start >= end {
-            return Vec::new();
+            return Ok(Vec::new());
         }
         let first = elems.start / c;
-        self.slice(first..end.div_ceil(c))
-            .reconstruct_range(elems.start - first * c..end - first * c)
+        Ok(self
+            .slice(first..end.div_ceil(c))?
+            .reconstruct_range(elems.start - first * c..end - first * c))
     }
 
     /// The reconstructed tensor ŵ.
-    pub fn reconstruct(&self) -> Vec<f32> {
-        self.unpack().reconstruct()
+    pub fn reconstruct(&self) -> Result<Vec<f32>, ModelError> {
+        Ok(self.unpack()?.reconstruct())
     }
 }
 
@@ -274,7 +326,7 @@ impl TensorResult {
 
     /// The reconstruction ŵ of the whole tensor, decoded now from the codes (views of part of
     /// a tensor decode only that part, `CompressedTensor::reconstruct_range`).
-    pub fn reconstruction(&self) -> Vec<f32> {
+    pub fn reconstruction(&self) -> Result<Vec<f32>, ModelError> {
         self.compressed.reconstruct()
     }
 }
@@ -438,19 +490,24 @@ mod tests {
             let (t, _) = compress(&w, cfg, &Progress::default(), &AtomicBool::new(false)).unwrap();
             let p = PackedCodes::new(&t);
             let n = t.num_blocks();
-            assert_eq!(p.records().len(), crate::io::packed::packed_len(cfg, n));
-            assert_eq!(p.unpack(), t);
-            assert_eq!(p.reconstruct(), t.reconstruct());
+            assert_eq!(
+                p.records().unwrap().len(),
+                crate::io::packed::packed_len(cfg, n)
+            );
+            assert_eq!(p.unpack().unwrap(), t);
+            assert_eq!(p.reconstruct().unwrap(), t.reconstruct());
             for b in [0, 5, n - 1] {
-                assert_eq!(p.block(b), t.blocks[b]);
-                assert_eq!(p.exponent(b), t.exponent(b));
+                assert_eq!(p.block(b).unwrap(), t.blocks[b]);
             }
             for r in [0..301, 3..17, 290..301, 100..100, 299..400] {
-                assert_eq!(p.reconstruct_range(r.clone()), t.reconstruct_range(r));
+                assert_eq!(
+                    p.reconstruct_range(r.clone()).unwrap(),
+                    t.reconstruct_range(r)
+                );
             }
             let basis = Basis::for_k(cfg.k);
             let (mut a, mut b) = (vec![0.0; cfg.c], vec![0.0; cfg.c]);
-            p.reconstruct_block(&basis, n - 1, &mut a);
+            p.reconstruct_block(&basis, n - 1, &mut a).unwrap();
             t.reconstruct_block(&basis, n - 1, &mut b);
             assert_eq!(a, b);
         }

@@ -105,7 +105,7 @@ fn write_packed_file(
                 config: r.compressed.config,
                 e_base: r.compressed.e_base,
                 blocks: r.compressed.num_blocks(),
-                packed: r.compressed.records().to_vec(),
+                packed: r.compressed.records()?.to_vec(),
                 relmse: r.stats.as_ref().map(|s| s.relmse()),
             }),
             (None, Some(src)) => {
@@ -156,7 +156,7 @@ fn write_decompressed(
             data: Payload::Lazy(Box::new(move || {
                 check(path, cancel, progress)?;
                 match (&t.result, &t.source) {
-                    (Some(r), _) => from_f32(path, t, &r.reconstruction()),
+                    (Some(r), _) => from_f32(path, t, &r.reconstruction()?),
                     (None, Some(src)) => match src.stored_bytes() {
                         Some(b) => Ok(b.to_vec()),
                         None => to_stored(path, t, src),

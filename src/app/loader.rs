@@ -76,7 +76,7 @@ pub fn load(path: &Path, progress: &Progress) -> anyhow::Result<Document> {
     );
     let model = match opened::open_headers(path)? {
         Opened::Plain(m) => Mapped::new(m),
-        Opened::Packed(p) => return load_packed(&p, path, title, progress),
+        Opened::Packed(p) => return load_packed(p, path, title, progress),
     };
     let mut tensors = Vec::new();
     let mut extra = Vec::new();
@@ -111,12 +111,15 @@ pub fn load(path: &Path, progress: &Progress) -> anyhow::Result<Document> {
 }
 
 /// A packed file: compressed tensors come with their codes and reconstruction but no original.
+/// Nothing is read but the header: records and plain tensors stay in the map, each compressed
+/// tensor's records checked when a view or job first reads them.
 fn load_packed(
-    p: &PackedModel,
+    p: PackedModel,
     path: &Path,
     title: String,
     progress: &Progress,
 ) -> anyhow::Result<Document> {
+    let p = Arc::new(p);
     let mut tensors = Vec::new();
     let mut extra = Vec::new();
     progress
@@ -132,21 +135,18 @@ fn load_packed(
             result,
             compressible: default_rule(&t.name, &t.shape, t.dtype),
         };
-        match p.compressed(t) {
-            Some(c) => {
-                let compressed = PackedCodes::new(&c?);
-                tensors.push(entry(
-                    None,
-                    Some(Arc::new(TensorResult {
-                        compressed,
-                        stats: None,
-                        stored_relmse: t.packed.as_ref().and_then(|m| m.relmse),
-                        generation: i as u64 + 1,
-                    })),
-                ));
-            }
+        match PackedCodes::in_file(&p, i) {
+            Some(compressed) => tensors.push(entry(
+                None,
+                Some(Arc::new(TensorResult {
+                    compressed,
+                    stats: None,
+                    stored_relmse: t.packed.as_ref().and_then(|m| m.relmse),
+                    generation: i as u64 + 1,
+                })),
+            )),
             None if dtype::is_float(t.dtype) => {
-                tensors.push(entry(Some(Source::Memory(Arc::new(p.to_f32(t)?))), None));
+                tensors.push(entry(Some(Source::Packed(p.clone(), i)), None));
             }
             None => extra.push(raw(&t.name, &t.shape, t.dtype, p.stored_bytes(t))),
         }

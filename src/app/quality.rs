@@ -117,7 +117,7 @@ pub fn run(snap: Snapshot, per_layer: bool, ctx: &Ctx<()>) -> Result<Report, Str
     let recon = snap
         .tensors
         .iter()
-        .map(|(name, r)| (name.clone(), r.reconstruction()));
+        .map(|(name, r)| Ok((name.clone(), r.reconstruction()?)));
     let candidate = evaluator
         .weights()
         .overlay(source, recon)

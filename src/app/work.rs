@@ -270,16 +270,10 @@ pub fn spawn(
             Job::spawn(format!("Hardware ({name})"), id, repaint, move |ctx| {
                 let log = &mut |l: &str| ctx.log(l);
                 let ddr = DdrParams::default();
-                sim::run_compressed_tensor(
-                    &r.compressed.unpack(),
-                    &shape,
-                    1,
-                    &ddr,
-                    log,
-                    ctx.cancel_flag(),
-                )
-                .map(|rep| Output::HwTensor(name.clone(), rep))
-                .map_err(|e| format!("{name}: {e}"))
+                let codes = r.compressed.unpack().map_err(|e| e.to_string())?;
+                sim::run_compressed_tensor(&codes, &shape, 1, &ddr, log, ctx.cancel_flag())
+                    .map(|rep| Output::HwTensor(name.clone(), rep))
+                    .map_err(|e| format!("{name}: {e}"))
             })
         }
         Work::Explore(opts) => Job::spawn("Design space", None, repaint, move |ctx| {
@@ -520,7 +514,11 @@ pub fn prepare(
         .map(|s| read_rows(&picked, cols, |r| s.read_range(r)))
         .transpose()?;
     let recon = res
-        .map(|r| read_rows(&picked, cols, |e| Ok(r.compressed.reconstruct_range(e))))
+        .map(|r| {
+            read_rows(&picked, cols, |e| {
+                r.compressed.reconstruct_range(e).map_err(|e| e.to_string())
+            })
+        })
         .transpose()?;
     let (orig, recon) = (orig.as_deref(), recon.as_deref());
     let err: Option<Vec<f32>> = match (orig, recon) {
@@ -540,7 +538,7 @@ pub fn prepare(
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     if let Some(r) = res {
         // Decoded for the histograms only; dropped with them.
-        let ct = &r.compressed.unpack();
+        let ct = &r.compressed.unpack().map_err(|e| e.to_string())?;
         let p = ct.config.p;
         if let Some(s) = &r.stats {
             block_err = histogram(

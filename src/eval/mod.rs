@@ -325,7 +325,7 @@ impl Evaluator {
     ) -> Result<Vec<Figures>, EvalError> {
         let variants = overlays
             .into_iter()
-            .map(|o| self.weights().overlay(source, o))
+            .map(|o| self.weights().overlay(source, o.into_iter().map(Ok)))
             .collect::<Result<Vec<_>, _>>()?;
         self.compare(&variants, inputs, progress, cancel)
     }

@@ -89,10 +89,11 @@ impl Weights {
     pub fn overlay(
         &self,
         source: &Path,
-        replaced: impl IntoIterator<Item = (String, Vec<f32>)>,
+        replaced: impl IntoIterator<Item = Result<(String, Vec<f32>), ModelError>>,
     ) -> Result<Self, ModelError> {
         let mut out = self.clone();
-        for (name, data) in replaced {
+        for r in replaced {
+            let (name, data) = r?;
             let shape = match self.tensors.get(&name) {
                 Some(t) if t.elem_count() == data.len() => t.dims().to_vec(),
                 Some(t) => {

@@ -787,21 +787,29 @@ impl PackedModel {
     pub fn compressed(&self, t: &PackedTensor) -> Option<Result<CompressedTensor, ModelError>> {
         let m = t.packed.as_ref()?;
         let cfg = m.config();
-        let bytes = self.stored_bytes(t);
-        let check = self.checked[t.raw]
-            .get_or_init(|| verify_data(m, bytes, crc32fast::hash(bytes)))
-            .clone();
-        Some(
-            check
-                .and_then(|()| unpack_blocks(bytes, cfg, m.blocks))
+        Some(self.records(t)?.and_then(|bytes| {
+            unpack_blocks(bytes, cfg, m.blocks)
                 .map(|blocks| CompressedTensor {
                     config: cfg,
                     e_base: m.e_base,
                     len: t.shape.iter().product(),
                     blocks,
                 })
-                .map_err(|r| ModelError::tensor(self.path(), &t.name, r)),
-        )
+                .map_err(|r| ModelError::tensor(self.path(), &t.name, r))
+        }))
+    }
+
+    /// The block records of the compressed tensor `t` (`None` when it is stored as it was),
+    /// checked first if the open did not ([`DataCheck::OnRead`]): once checked they decode.
+    pub fn records(&self, t: &PackedTensor) -> Option<Result<&[u8], ModelError>> {
+        let m = t.packed.as_ref()?;
+        let bytes = self.stored_bytes(t);
+        let check =
+            self.checked[t.raw].get_or_init(|| verify_data(m, bytes, crc32fast::hash(bytes)));
+        Some(match check {
+            Ok(()) => Ok(bytes),
+            Err(r) => Err(ModelError::tensor(self.path(), &t.name, r.clone())),
+        })
     }
 
     /// `t` as f32: the exact reconstruction for a compressed tensor, the stored values for a

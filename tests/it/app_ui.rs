@@ -62,7 +62,7 @@ fn compress_inspect_and_export_a_tensor() {
     h.get_by_label_contains(&shown);
     let result = h.state().state.doc.tensors[ti].result.clone().unwrap();
     assert_eq!(
-        result.compressed.unpack(),
+        result.compressed.unpack().unwrap(),
         engine,
         "the app's codes are the engine's"
     );
@@ -90,7 +90,7 @@ fn compress_inspect_and_export_a_tensor() {
     let p = PackedModel::open(&packed).expect("the packed file exists and verifies");
     let pt = p.get(&name).unwrap();
     assert_eq!(p.compressed(pt).unwrap().unwrap(), engine);
-    assert_eq!(p.to_f32(pt).unwrap(), result.reconstruction());
+    assert_eq!(p.to_f32(pt).unwrap(), result.reconstruction().unwrap());
     assert_eq!(
         p.tensors().len(),
         seedlm::io::model::Model::open(&demo_path())
@@ -108,7 +108,7 @@ fn compress_inspect_and_export_a_tensor() {
     let dt = m.get(&name).unwrap();
     let want = dtype::to_f32(
         dt.dtype,
-        &dtype::from_f32(dt.dtype, &result.reconstruction()).unwrap(),
+        &dtype::from_f32(dt.dtype, &result.reconstruction().unwrap()).unwrap(),
     )
     .unwrap();
     assert_eq!(m.to_f32(dt).unwrap(), want);
@@ -120,7 +120,10 @@ fn compress_inspect_and_export_a_tensor() {
     let doc = &h.state().state.doc;
     let t = &doc.tensors[doc.find(&name).unwrap()];
     assert!(t.source.is_none());
-    assert_eq!(t.result.as_ref().unwrap().compressed.unpack(), engine);
+    assert_eq!(
+        t.result.as_ref().unwrap().compressed.unpack().unwrap(),
+        engine
+    );
 }
 
 fn demo_path() -> std::path::PathBuf {
@@ -140,7 +143,7 @@ fn cancel_leaves_tensors_as_they_were() {
     // Whatever finished before the cancel is complete; nothing is half-done.
     for t in &s.doc.tensors {
         if let Some(r) = &t.result {
-            assert_eq!(r.reconstruction().len(), t.len());
+            assert_eq!(r.reconstruction().unwrap().len(), t.len());
         }
     }
     assert!(s.messages.iter().any(|m| m.text.contains("cancelled")));
@@ -249,7 +252,7 @@ fn recompressing_with_other_settings_replaces_the_result() {
         &AtomicBool::new(false),
     )
     .unwrap();
-    assert_eq!(second.compressed.unpack(), engine);
+    assert_eq!(second.compressed.unpack().unwrap(), engine);
     // The overview's model total (only this tensor is compressed) shows the new SNR.
     let snr = second.stats.as_ref().unwrap().snr_db();
     h.get_by_label_contains(&format!("({snr:.2} dB)"));
@@ -645,6 +648,80 @@ fn an_opened_model_holds_no_weights_until_a_view_or_job_reads_them() {
     let s = &h.state().state;
     assert!(s.doc.tensors[0].result.is_some() && s.doc.tensors[2].result.is_some());
     assert_eq!(s.doc.converted_bytes(), viewed + 2 * per_tensor);
+}
+
+#[test]
+fn a_packed_file_opens_by_header_and_checks_a_tensor_when_first_read() {
+    use crate::helpers::gaussian;
+    use seedlm::app::document::Source;
+    use seedlm::io::packed::{CompressedEntry, PlainEntry, write_packed};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.seedlm.safetensors");
+    let codes = |seed| {
+        let w = gaussian(1024, 0.02, seed);
+        compress(
+            &w,
+            Config::FOUR_BIT,
+            &Progress::default(),
+            &AtomicBool::new(false),
+        )
+        .unwrap()
+        .0
+    };
+    let (good, bad) = (codes(1), codes(2));
+    let entry = |name: &str, t| CompressedEntry::new(name, &[16, 64], dtype::Dtype::F32, t, None);
+    let norm = gaussian(64, 1.0, 3);
+    let norm_bytes = dtype::from_f32(dtype::Dtype::F16, &norm).unwrap();
+    let names = ["q.weight", "k.weight", "norm.weight"].map(String::from);
+    write_packed(
+        &path,
+        &[entry(&names[0], &good), entry(&names[1], &bad)],
+        &[PlainEntry {
+            name: names[2].clone(),
+            shape: vec![64],
+            dtype: dtype::Dtype::F16,
+            data: &norm_bytes,
+        }],
+        &names,
+        &Default::default(),
+    )
+    .unwrap();
+    // Damage one record of k.weight (its CRC no longer matches).
+    let mut bytes = std::fs::read(&path).unwrap();
+    let records = seedlm::io::packed::pack_blocks(&bad);
+    let at = bytes
+        .windows(records.len())
+        .position(|w| w == records.as_slice())
+        .unwrap();
+    bytes[at + 7] ^= 0x10;
+    std::fs::write(&path, &bytes).unwrap();
+
+    // It opens: nothing but the header is read, so the damage is not seen yet.
+    let doc = loader::load(&path, &Progress::default()).expect("opens by header");
+    let tensor = |name: &str| &doc.tensors[doc.find(name).unwrap()];
+    let result = |name: &str| tensor(name).result.as_ref().unwrap();
+    assert_eq!(result("q.weight").compressed.unpack().unwrap(), good);
+    let err = result("k.weight")
+        .compressed
+        .records()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("k.weight") && err.contains("checksum"),
+        "{err}"
+    );
+    assert!(result("k.weight").reconstruction().is_err());
+    // The plain tensor is read from the map in its stored dtype, not held as f32.
+    let src = tensor("norm.weight").source.as_ref().unwrap();
+    assert!(matches!(src, Source::Packed(..)));
+    let f16 = |v: &[f32]| {
+        dtype::to_f32(
+            dtype::Dtype::F16,
+            &dtype::from_f32(dtype::Dtype::F16, v).unwrap(),
+        )
+        .unwrap()
+    };
+    assert_eq!(src.read_range(5..9).unwrap(), f16(&norm[5..9]));
 }
 
 #[test]

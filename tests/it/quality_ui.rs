@@ -78,10 +78,10 @@ fn a_run_fills_the_figures_and_the_per_layer_chart_with_the_engines_numbers() {
     let doc = &h.state().state.doc;
     let recon = [QUERY, KEY, VALUE].map(|n| {
         let t = &doc.tensors[doc.find(n).unwrap()];
-        (
+        Ok((
             n.to_string(),
-            t.result.as_ref().unwrap().reconstruction().to_vec(),
-        )
+            t.result.as_ref().unwrap().reconstruction().unwrap(),
+        ))
     });
     let cand = ev.weights().overlay(Path::new("app"), recon).unwrap();
     let (whole, effects) = ev

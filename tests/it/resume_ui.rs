@@ -204,7 +204,8 @@ fn a_sidecar_of_another_model_is_not_offered_and_settings_key_the_kept_tensors()
             .as_ref()
             .unwrap()
             .compressed
-            .unpack(),
+            .unpack()
+            .unwrap(),
         want
     );
     assert!(

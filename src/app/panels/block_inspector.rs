@@ -113,13 +113,22 @@ impl Tab for BlockInspector {
         };
         let cfg = ct.config;
         let (c, p) = (cfg.c, cfg.p);
-        let code = ct.block(b);
-        let e = ct.exponent(b);
-        let range = ExpRange::from_base(ct.e_base);
         let basis = Basis::for_k(cfg.k);
         // ŵ by the decoder's exact arithmetic.
         let mut what = vec![0.0f64; c];
-        ct.reconstruct_block(&basis, b, &mut what);
+        let code = match ct
+            .reconstruct_block(&basis, b, &mut what)
+            .and_then(|()| ct.block(b))
+        {
+            Ok(code) => code,
+            // A packed file's records that fail their check on this first read.
+            Err(e) => {
+                ui.colored_label(ui.visuals().error_fg_color, e.to_string());
+                return;
+            }
+        };
+        let e = ct.e_base + i32::from(code.e_code);
+        let range = ExpRange::from_base(ct.e_base);
         // w, zero-padded like the encoder pads the last block.
         let w: Option<Vec<f32>> = t.source.as_ref().and_then(|s| {
             let n = s.len();
@@ -290,7 +299,8 @@ impl BlockInspector {
             }
             let base = match &self.trial {
                 Some(Ok(f)) => f.result.seed,
-                _ => ct.block(b).seed,
+                // Decoded already by `ui`, which returns before this on an error.
+                _ => ct.block(b).map_or(1, |code| code.seed),
             };
             let top = cfg.period() as u32;
             if ui.button("seed − 1").clicked() {

@@ -194,10 +194,13 @@ fn values_at(t: &TensorEntry, row: usize, col: usize) -> String {
         .source
         .as_ref()
         .and_then(|s| s.read_range(i..i + 1).ok()?.first().copied());
-    let r = t
-        .result
-        .as_ref()
-        .and_then(|r| r.compressed.reconstruct_range(i..i + 1).first().copied());
+    let r = t.result.as_ref().and_then(|r| {
+        r.compressed
+            .reconstruct_range(i..i + 1)
+            .ok()?
+            .first()
+            .copied()
+    });
     let mut parts = Vec::new();
     if let Some(w) = w {
         parts.push(format!("w = {w:.6}"));

@@ -231,7 +231,8 @@ impl LfsrWalkthrough {
 fn inspected_block(state: &AppState) -> Option<(u32, crate::core::config::Config)> {
     let b = state.inspect?;
     let res = state.doc.tensors.get(b.tensor)?.result.as_ref()?;
-    let code = (b.block < res.compressed.num_blocks()).then(|| res.compressed.block(b.block))?;
+    let code =
+        (b.block < res.compressed.num_blocks()).then(|| res.compressed.block(b.block).ok())??;
     Some((code.seed, res.compressed.config))
 }
 
