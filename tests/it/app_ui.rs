@@ -440,19 +440,44 @@ fn mixed_presets_are_shown_per_configuration() {
     h.run_steps(2);
     compress_one(&mut h, 0, "4-bit");
     compress_one(&mut h, 1, "3-bit");
+    // A larger-P preset is offered beside the paper's and named as such.
+    compress_one(&mut h, 2, "4bit-p6");
+    let cfg = |i: usize| {
+        h.state().state.doc.tensors[i]
+            .result
+            .as_ref()
+            .unwrap()
+            .compressed
+            .config
+    };
+    assert_eq!(
+        [cfg(0), cfg(1), cfg(2)],
+        [Config::FOUR_BIT, Config::THREE_BIT, Config::FOUR_BIT_P6]
+    );
     click(&mut h, "Overview");
     h.get_by_label("4-bit (1 tensors)");
     h.get_by_label("3-bit (1 tensors)");
+    h.get_by_label("4bit-p6 (1 tensors)");
     // Each configuration's bits per weight (16×16 weights: 32 blocks of 32 bits, 22 of 36),
     // beside the overall mix.
     h.get_by_label("4.000");
     h.get_by_label(&format!("{:.3}", 22.0 * 36.0 / 256.0));
-    h.get_by_label(&format!("{:.3}", (32.0 * 32.0 + 22.0 * 36.0) / 512.0));
+    h.get_by_label(&format!(
+        "{:.3}",
+        (32.0 * 32.0 + 22.0 * 36.0 + 24.0 * 44.0) / 768.0
+    ));
     let keys: Vec<String> = layer_series(&h.state().state, true).into_keys().collect();
-    assert_eq!(keys, vec!["mlp.up_proj (3-bit)", "mlp.up_proj (4-bit)"]);
+    assert_eq!(
+        keys,
+        vec![
+            "mlp.up_proj (3-bit)",
+            "mlp.up_proj (4-bit)",
+            "mlp.up_proj (4bit-p6)"
+        ]
+    );
     // Each relative MSE is its own tensor's.
     let t = &h.state().state.doc.tensors;
-    for i in [0, 1] {
+    for i in [0, 1, 2] {
         let rel = t[i].result.as_ref().unwrap().relmse().unwrap();
         h.get_by_label_contains(&format!("{rel:.5} ("));
     }

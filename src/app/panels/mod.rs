@@ -135,13 +135,17 @@ pub fn progress_text<T, E>(job: &Job<T, E>) -> String {
     s
 }
 
-/// A configuration's short name: "4-bit", "3-bit" or "C=6 P=2 K=12".
+/// A configuration's short name: "4-bit", "3-bit", a larger-P preset's ("4bit-p6") or
+/// "C=6 P=2 K=12".
 pub fn config_name(cfg: crate::core::config::Config) -> String {
     use crate::core::config::Config;
     match cfg {
         Config::FOUR_BIT => "4-bit".into(),
         Config::THREE_BIT => "3-bit".into(),
-        c => format!("C={} P={} K={}", c.c, c.p, c.k),
+        c => Config::LARGER_P.iter().find(|(_, p)| *p == c).map_or_else(
+            || format!("C={} P={} K={}", c.c, c.p, c.k),
+            |(n, _)| n.to_string(),
+        ),
     }
 }
 

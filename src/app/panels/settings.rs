@@ -33,7 +33,18 @@ impl SettingsPanel {
     pub fn ui(&mut self, ui: &mut egui::Ui, state: &AppState, out: &mut Vec<Command>) {
         ui.heading("Compression");
         let cur = state.config;
-        if cur.preset_name().is_none() {
+        // The paper's presets (with RTL), then the larger-P points (software only).
+        let hardware = [("4-bit", Config::FOUR_BIT), ("3-bit", Config::THREE_BIT)];
+        let presets: Vec<(&str, Config, String)> = hardware
+            .into_iter()
+            .map(|(name, cfg)| (name, cfg, preset_tip(cfg, "the paper's preset, with RTL")))
+            .chain(Config::LARGER_P.into_iter().map(|(name, cfg)| {
+                let why = "lower error than the paper's preset on weights, slower to \
+                           compress; software only (no RTL datapath)";
+                (name, cfg, preset_tip(cfg, why))
+            }))
+            .collect();
+        if !presets.iter().any(|(_, cfg, _)| *cfg == cur) {
             // Settings may come from elsewhere (e.g. another tab): show them as custom.
             self.custom = true;
             Config {
@@ -42,19 +53,8 @@ impl SettingsPanel {
                 k: self.k,
             } = cur;
         }
-        ui.horizontal(|ui| {
-            for (name, cfg, tip) in [
-                (
-                    "4-bit",
-                    Config::FOUR_BIT,
-                    "C=8, P=3, K=16: 32 bits per block of 8 weights",
-                ),
-                (
-                    "3-bit",
-                    Config::THREE_BIT,
-                    "C=12, P=4, K=16: 36 bits per block of 12 weights",
-                ),
-            ] {
+        ui.horizontal_wrapped(|ui| {
+            for (name, cfg, tip) in presets {
                 if ui
                     .selectable_label(!self.custom && cur == cfg, name)
                     .on_hover_text(tip)
@@ -173,4 +173,14 @@ impl SettingsPanel {
             out.push(Command::SetConfig(cfg));
         }
     }
+}
+
+/// A preset's hover text: its fields, bit budget and `why`.
+fn preset_tip(cfg: Config, why: &str) -> String {
+    let Config { c, p, k } = cfg;
+    format!(
+        "C={c}, P={p}, K={k}: {} bits per block of {c} weights ({:.2} bits a weight); {why}",
+        cfg.block_bits(),
+        cfg.bits_per_weight()
+    )
 }
