@@ -26,9 +26,10 @@ pub struct CompareArgs {
     /// Leave out tensors whose name matches this regular expression.
     #[arg(long)]
     pub exclude: Option<String>,
-    /// Methods to run, comma-separated (default: all). The SeedLM presets run the exact
+    /// Methods to run, comma-separated (default: all but the larger-P SeedLM presets
+    /// seedlm-4bit-p6, seedlm-4bit-p8 and seedlm-3bit-p7). The SeedLM presets run the exact
     /// search and take nearly all of the time.
-    #[arg(long, value_delimiter = ',', default_values_t = Method::ALL)]
+    #[arg(long, value_delimiter = ',', default_values_t = Method::DEFAULT)]
     pub methods: Vec<Method>,
     /// Print one JSON array of objects (tensor, method, bits_per_weight, relmse, snr_db,
     /// weights); the rows with tensor "total" sum over tensors (and with --eval hold the

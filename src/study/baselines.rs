@@ -5,7 +5,9 @@
 //!   weights costs `g·b + 16 + b` bits (b + (16 + b)/g bits per weight).
 //! - `nf4-g64`: the bitsandbytes NormalFloat-4 code book with an FP16 absmax per 64 weights of the
 //!   flattened tensor (4 + 16/64 = 4.25 bits per weight).
-//! - `seedlm-4bit`, `seedlm-3bit`: the engine's exact search with the paper's presets.
+//! - `seedlm-4bit`, `seedlm-3bit`: the engine's exact search with the paper's presets;
+//!   `seedlm-4bit-p6`, `seedlm-4bit-p8`, `seedlm-3bit-p7` with the larger-P presets
+//!   ([`Config::LARGER_P`], software only and slower).
 
 use crate::core::config::Config;
 use crate::search::compress::{self, CompressError, Progress};
@@ -57,6 +59,12 @@ pub enum Method {
     SeedLm4,
     /// SeedLM, 3-bit preset (C=12, P=4, K=16).
     SeedLm3,
+    /// SeedLM, larger-P 4-bit point (C=11, P=6, K=16).
+    SeedLm4P6,
+    /// SeedLM, larger-P 4-bit point (C=13, P=8, K=16).
+    SeedLm4P8,
+    /// SeedLM, larger-P 3-bit point (C=16, P=7, K=16).
+    SeedLm3P7,
 }
 
 /// How a method quantizes, with its parameters.
@@ -81,7 +89,24 @@ pub enum Scheme {
 
 impl Method {
     /// Every method, in the order tables and plots show them.
-    pub const ALL: [Method; 9] = [
+    pub const ALL: [Method; 12] = [
+        Method::Rtn4Row,
+        Method::Rtn4G128,
+        Method::Rtn4G32,
+        Method::Rtn3Row,
+        Method::Rtn3G128,
+        Method::Rtn3G32,
+        Method::Nf4G64,
+        Method::SeedLm4,
+        Method::SeedLm3,
+        Method::SeedLm4P6,
+        Method::SeedLm4P8,
+        Method::SeedLm3P7,
+    ];
+
+    /// The methods run unless others are asked for: all but the larger-P presets, whose
+    /// search costs 2.5–10 times the paper's presets' per weight.
+    pub const DEFAULT: [Method; 9] = [
         Method::Rtn4Row,
         Method::Rtn4G128,
         Method::Rtn4G32,
@@ -105,6 +130,9 @@ impl Method {
             Method::Nf4G64 => "nf4-g64",
             Method::SeedLm4 => "seedlm-4bit",
             Method::SeedLm3 => "seedlm-3bit",
+            Method::SeedLm4P6 => "seedlm-4bit-p6",
+            Method::SeedLm4P8 => "seedlm-4bit-p8",
+            Method::SeedLm3P7 => "seedlm-3bit-p7",
         }
     }
 
@@ -121,12 +149,20 @@ impl Method {
             Method::Nf4G64 => Scheme::Nf4 { group: 64 },
             Method::SeedLm4 => Scheme::SeedLm(Config::FOUR_BIT),
             Method::SeedLm3 => Scheme::SeedLm(Config::THREE_BIT),
+            Method::SeedLm4P6 => Scheme::SeedLm(Config::FOUR_BIT_P6),
+            Method::SeedLm4P8 => Scheme::SeedLm(Config::FOUR_BIT_P8),
+            Method::SeedLm3P7 => Scheme::SeedLm(Config::THREE_BIT_P7),
         }
     }
 
     /// Whether this is a SeedLM preset (slow: an exact seed search).
     pub fn is_seedlm(self) -> bool {
         matches!(self.scheme(), Scheme::SeedLm(_))
+    }
+
+    /// Whether this is one of the larger-P SeedLM presets (no RTL, slower search).
+    pub fn is_larger_p(self) -> bool {
+        matches!(self.scheme(), Scheme::SeedLm(c) if c.preset_name().is_none())
     }
 
     /// Bits needed to store a `rows`×`cols` tensor, scales and zero points included.
@@ -407,9 +443,25 @@ mod tests {
                 "rtn3-g32",
                 "nf4-g64",
                 "seedlm-4bit",
-                "seedlm-3bit"
+                "seedlm-3bit",
+                "seedlm-4bit-p6",
+                "seedlm-4bit-p8",
+                "seedlm-3bit-p7"
             ]
         );
+        let larger: Vec<_> = Method::ALL
+            .into_iter()
+            .filter(|m| m.is_larger_p())
+            .collect();
+        assert_eq!(
+            larger,
+            [Method::SeedLm4P6, Method::SeedLm4P8, Method::SeedLm3P7]
+        );
+        let default: Vec<_> = Method::ALL
+            .into_iter()
+            .filter(|m| !m.is_larger_p())
+            .collect();
+        assert_eq!(default, Method::DEFAULT);
         for m in Method::ALL {
             assert_eq!(m.name().parse::<Method>(), Ok(m));
         }

@@ -21,7 +21,10 @@ pub struct Baselines {
 impl Default for Baselines {
     fn default() -> Self {
         Baselines {
-            enabled: Method::ALL.iter().map(|&m| (m, true)).collect(),
+            enabled: Method::ALL
+                .iter()
+                .map(|&m| (m, Method::DEFAULT.contains(&m)))
+                .collect(),
         }
     }
 }
@@ -49,7 +52,12 @@ impl Tab for Baselines {
         ui.horizontal_wrapped(|ui| {
             for (m, on) in &mut self.enabled {
                 let r = ui.checkbox(on, m.name());
-                if m.is_seedlm() {
+                if m.is_larger_p() {
+                    r.on_hover_text(
+                        "Larger-P preset (software only, no RTL): exact seed search, 2.5–10 \
+                         times the paper's presets' time per weight",
+                    );
+                } else if m.is_seedlm() {
                     r.on_hover_text("Exact seed search: nearly all of the time");
                 }
             }
@@ -245,16 +253,11 @@ fn plot(ui: &mut egui::Ui, totals: &[&Row]) {
                 );
             }
             for r in totals {
-                let shape = if r.method.is_seedlm() {
-                    MarkerShape::Diamond
-                } else {
-                    MarkerShape::Circle
-                };
                 let m = r.measured;
                 let at = [m.bits_per_weight(), log(m.relmse())];
                 plot.points(
                     Points::new(r.method.name(), PlotPoints::new(vec![at]))
-                        .shape(shape)
+                        .shape(marker(r.method))
                         .color(color(r.method))
                         .radius(if r.method.is_seedlm() { 8.0 } else { 5.0 }),
                 );
@@ -263,15 +266,37 @@ fn plot(ui: &mut egui::Ui, totals: &[&Row]) {
     super::hover_line(ui, &resp, &described);
 }
 
-/// One colour per method, all far apart (the legend and the hover line name them): the
-/// category palette without its grey, which reads as "disabled".
+/// A marker per family: circles for the baselines, diamonds for the paper's presets, squares
+/// for the larger-P ones.
+fn marker(m: Method) -> MarkerShape {
+    if m.is_larger_p() {
+        MarkerShape::Square
+    } else if m.is_seedlm() {
+        MarkerShape::Diamond
+    } else {
+        MarkerShape::Circle
+    }
+}
+
+/// One colour per method, far apart from every other method's of the same marker (the legend
+/// and the hover line name them): the category palette without its grey, which reads as
+/// "disabled", taken afresh for each marker.
 fn color(m: Method) -> egui::Color32 {
     let palette: Vec<_> = colorous::CATEGORY10
         .iter()
         .filter(|c| !(c.r == c.g && c.g == c.b))
         .collect();
-    let i = Method::ALL.iter().position(|&x| x == m).unwrap_or(0);
-    let c = palette[i % palette.len()];
+    let i = Method::ALL
+        .iter()
+        .filter(|&&x| marker(x) == marker(m))
+        .position(|&x| x == m)
+        .unwrap_or(0);
+    // Offset per marker, so that a square does not take its diamond twin's colour.
+    let offset = match marker(m) {
+        MarkerShape::Square => 2,
+        _ => 0,
+    };
+    let c = palette[(i + offset) % palette.len()];
     egui::Color32::from_rgb(c.r, c.g, c.b)
 }
 
@@ -280,10 +305,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_method_has_its_own_colour() {
+    fn every_method_has_its_own_colour_among_its_markers() {
         // The three int3 variants were greens 64 apart in RGB, hard to tell apart.
         for (i, &a) in Method::ALL.iter().enumerate() {
-            for &b in &Method::ALL[i + 1..] {
+            for &b in Method::ALL[i + 1..]
+                .iter()
+                .filter(|&&b| marker(b) == marker(a))
+            {
                 let (x, y) = (color(a), color(b));
                 let d: f64 = [(x.r(), y.r()), (x.g(), y.g()), (x.b(), y.b())]
                     .iter()
