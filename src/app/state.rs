@@ -374,8 +374,14 @@ impl AppState {
     }
 
     fn enqueue(&mut self, tensors: Vec<usize>) {
+        let cfg = self.config;
+        self.enqueue_with(tensors.into_iter().map(|t| (t, cfg)).collect());
+    }
+
+    /// Queues each tensor with its own configuration (a tensor already queued keeps its place).
+    fn enqueue_with(&mut self, tensors: Vec<(usize, Config)>) {
         let mut skipped = 0;
-        for t in tensors {
+        for (t, cfg) in tensors {
             let Some(entry) = self.doc.tensors.get(t) else {
                 continue;
             };
@@ -384,7 +390,7 @@ impl AppState {
                 continue;
             }
             if !self.queue.iter().any(|(q, _)| *q == t) {
-                self.queue.push_back((t, self.config));
+                self.queue.push_back((t, cfg));
             }
         }
         if skipped > 0 {
@@ -520,6 +526,22 @@ impl AppState {
             Output::Baselines(run) => {
                 self.results.baselines = Some(Keyed { doc, value: *run });
                 self.message(false, format!("{label}: {took}"));
+            }
+            Output::Allocated(tensors, a) => {
+                self.message(
+                    false,
+                    format!(
+                        "allocated {} tensors to {:.3} bits/weight (target {}, {}); compressing",
+                        tensors.len(),
+                        a.bits_per_weight,
+                        a.target_bpw,
+                        a.sensitivity
+                    ),
+                );
+                // Grouped by configuration: each group runs as one job.
+                let mut jobs: Vec<(usize, Config)> = tensors.into_iter().zip(a.configs()).collect();
+                jobs.sort_by_key(|&(t, c)| (c.c, c.p, c.k, t));
+                self.enqueue_with(jobs);
             }
             Output::Quality(r) => {
                 self.results.quality = Some(Keyed { doc, value: *r });

@@ -10,6 +10,7 @@ use super::quality::{self, APP_TOKENS};
 use crate::eval::{DEFAULT_CTX, Evaluator, Figures, Inputs, Overlay};
 use crate::hw::sim::{self, DdrParams, HwTable, TensorReport};
 use crate::io::shard::{self, FolderStatus, Sidecar, SidecarTensor};
+use crate::study::allocate::Allocation;
 use crate::study::baselines::Method;
 use crate::study::compare::{self, Row};
 use crate::study::explore::{self, Options, Point};
@@ -70,6 +71,14 @@ pub enum Work {
     Dialog(Purpose),
     /// Read the progress of this shard folder again.
     Shards(PathBuf),
+    /// A configuration per tensor from the bit-budget menu (data-free), so that these
+    /// tensors average at most `target_bpw`; each is then queued for compression with its own.
+    Allocate {
+        /// Tensor indices.
+        tensors: Vec<usize>,
+        /// Packed bits per compressed weight, at most.
+        target_bpw: f64,
+    },
 }
 
 /// Which job: at most one of each kind runs at a time.
@@ -93,6 +102,8 @@ pub enum JobKind {
     Dialog,
     /// Reading a shard folder's progress.
     Shards,
+    /// A bit allocation.
+    Allocate,
 }
 
 impl Work {
@@ -106,6 +117,7 @@ impl Work {
             Work::Quality { .. } => JobKind::Quality,
             Work::Dialog(_) => JobKind::Dialog,
             Work::Shards(_) => JobKind::Shards,
+            Work::Allocate { .. } => JobKind::Allocate,
         }
     }
 }
@@ -132,6 +144,8 @@ pub enum Output {
     Picked(Purpose, Option<PathBuf>, bool),
     /// A shard folder's progress, or why it could not be read.
     Shards(PathBuf, Result<Box<FolderStatus>, String>),
+    /// A bit allocation: the tensors (indices) and their configurations, in order.
+    Allocated(Vec<usize>, Box<Allocation>),
 }
 
 /// What an earlier session left in a model's sidecar.
@@ -294,6 +308,24 @@ pub fn spawn(
                 baselines(path, &inputs, &methods, ctx).map(|b| Output::Baselines(Box::new(b)))
             })
         }
+        Work::Allocate {
+            tensors,
+            target_bpw,
+        } => {
+            let inputs: Vec<(usize, String, Source)> = tensors
+                .iter()
+                .filter_map(|&i| {
+                    let t = doc.tensors.get(i)?;
+                    Some((i, t.name.clone(), t.source.clone()?))
+                })
+                .collect();
+            if inputs.is_empty() {
+                return Err("none of these tensors has original weights to compress".into());
+            }
+            Job::spawn("Bit allocation", id, repaint, move |ctx| {
+                allocate(&inputs, target_bpw, ctx)
+            })
+        }
         Work::Prepare(i) => {
             let t = doc.tensors.get(i).ok_or("no such tensor")?;
             let key = tensor_key(doc, i);
@@ -376,6 +408,45 @@ pub struct BaselineRun {
 
 /// Every method on every tensor, then the totals, then each method's function-space figures
 /// when the model on disk can be run.
+/// The data-free allocation of `inputs` (index, name, weights) at `target_bpw`: each menu
+/// entry measured on a sample of each tensor, then the budget solved.
+fn allocate(
+    inputs: &[(usize, String, Source)],
+    target_bpw: f64,
+    ctx: &Ctx<()>,
+) -> Result<Output, String> {
+    use crate::study::allocate::{self, Allocation, DATA_FREE, MENU, TensorOptions};
+    let total = inputs
+        .iter()
+        .map(|(_, _, s)| allocate::sample_blocks(s.len(), MENU))
+        .sum();
+    ctx.progress().total.store(total, Ordering::Relaxed);
+    // Refused before any search when even the cheapest entry overspends.
+    let cheapest: Vec<TensorOptions> = inputs
+        .iter()
+        .map(|(_, n, s)| TensorOptions::new(n, s.len(), &MENU[..1], &[0.0], 1.0))
+        .collect();
+    allocate::solve(&cheapest, target_bpw).map_err(|e| e.to_string())?;
+    let searchers = allocate::searchers(MENU, crate::core::quant::Rounding::default());
+    let mut relmse = Vec::with_capacity(inputs.len());
+    for (_, name, src) in inputs {
+        ctx.log(&format!("measuring the menu on a sample of {name}"));
+        let data = src.read()?;
+        let r = allocate::sample_relmse(&data, &searchers, ctx.progress(), ctx.cancel_flag())
+            .map_err(|e| format!("tensor '{name}': {e}"))?;
+        relmse.push(r);
+    }
+    let options: Vec<TensorOptions> = inputs
+        .iter()
+        .zip(&relmse)
+        .map(|((_, n, s), r)| TensorOptions::new(n, s.len(), MENU, r, 1.0))
+        .collect();
+    let a = Allocation::solve(&options, MENU, &relmse, target_bpw, DATA_FREE)
+        .map_err(|e| e.to_string())?;
+    let idx = inputs.iter().map(|(i, _, _)| *i).collect();
+    Ok(Output::Allocated(idx, Box::new(a)))
+}
+
 fn baselines(
     path: Option<PathBuf>,
     inputs: &[Input],

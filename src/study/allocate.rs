@@ -24,7 +24,7 @@ use crate::io::model::Model;
 use crate::io::model_job::{JobError, tensor_error};
 use crate::io::packed::packed_len;
 use crate::search::Searcher;
-use crate::search::compress::{Progress, compress_with};
+use crate::search::compress::{CompressError, Progress, compress_with};
 use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
@@ -98,28 +98,41 @@ pub fn menu_relmse(
     cancel: &AtomicBool,
     mut on_start: impl FnMut(&str),
 ) -> Result<Vec<Vec<f64>>, JobError> {
-    // One searcher per entry, shared by every tensor: building its tables costs far more than
-    // searching a sample.
-    let searchers: Vec<Searcher> = menu
-        .iter()
-        .map(|&cfg| Searcher::with_rounding(cfg, rounding))
-        .collect();
+    let searchers = searchers(menu, rounding);
     let mut out = Vec::with_capacity(names.len());
     for name in names {
         let t = model.get(name).ok_or_else(|| {
             crate::io::error::ModelError::tensor(model.path(), name, "not in the model")
         })?;
         on_start(name);
-        let s = sample(&model.to_f32(t)?);
-        let mut row = Vec::with_capacity(menu.len());
-        for searcher in &searchers {
-            let (_, stats) = compress_with(&s, searcher, progress, cancel)
-                .map_err(|e| tensor_error(model, t, e))?;
-            row.push(stats.relmse());
-        }
+        let row = sample_relmse(&model.to_f32(t)?, &searchers, progress, cancel)
+            .map_err(|e| tensor_error(model, t, e))?;
         out.push(row);
     }
     Ok(out)
+}
+
+/// One searcher per menu entry, to share among every tensor measured: building its tables
+/// costs far more than searching a sample.
+pub fn searchers(menu: &[Config], rounding: Rounding) -> Vec<Searcher> {
+    menu.iter()
+        .map(|&cfg| Searcher::with_rounding(cfg, rounding))
+        .collect()
+}
+
+/// relMSE of each of `searchers` on the [`sample`] of `data` (progress in blocks, as
+/// [`sample_blocks`] counts them).
+pub fn sample_relmse(
+    data: &[f32],
+    searchers: &[Searcher],
+    progress: &Progress,
+    cancel: &AtomicBool,
+) -> Result<Vec<f64>, CompressError> {
+    let s = sample(data);
+    searchers
+        .iter()
+        .map(|searcher| Ok(compress_with(&s, searcher, progress, cancel)?.1.relmse()))
+        .collect()
 }
 
 /// What to feed the evaluator to measure sensitivities, from a text file's contents: its first

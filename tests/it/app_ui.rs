@@ -857,3 +857,51 @@ fn block_plots_keep_their_ticks_when_the_trial_seed_is_shown() {
         "ticks before the trial {before:?}, after {after:?}"
     );
 }
+
+#[test]
+fn allocate_gives_each_tensor_the_engines_choice_within_the_budget() {
+    use seedlm::study::allocate::{self, Allocation, DATA_FREE, MENU, TensorOptions};
+    let mut h = harness(tiny());
+    h.run_steps(2);
+    // No selection: every linear layer (the three of the tiny model), at the default 4 bits.
+    click(&mut h, "Allocate 3 tensor(s) to");
+    wait_idle(&mut h, Duration::from_secs(300));
+    let s = &h.state().state;
+    assert!(
+        s.messages
+            .iter()
+            .any(|m| m.text.starts_with("allocated 3 tensors to")),
+        "{:?}",
+        s.messages
+    );
+    // The engine's allocation of the same tensors.
+    let searchers = allocate::searchers(MENU, Default::default());
+    let (mut options, mut relmse) = (Vec::new(), Vec::new());
+    for t in &s.doc.tensors {
+        let data = t.source.as_ref().unwrap().read().unwrap();
+        let r = allocate::sample_relmse(
+            &data,
+            &searchers,
+            &Progress::default(),
+            &AtomicBool::new(false),
+        )
+        .unwrap();
+        options.push(TensorOptions::new(&t.name, data.len(), MENU, &r, 1.0));
+        relmse.push(r);
+    }
+    let want = Allocation::solve(&options, MENU, &relmse, 4.0, DATA_FREE).unwrap();
+    let got: Vec<Config> = s
+        .doc
+        .tensors
+        .iter()
+        .map(|t| t.result.as_ref().expect("compressed").compressed.config)
+        .collect();
+    assert_eq!(got, want.configs());
+    let bits: u64 = s
+        .doc
+        .tensors
+        .iter()
+        .map(|t| t.result.as_ref().unwrap().bits())
+        .sum();
+    assert!(bits as f64 <= 4.0 * 768.0, "{bits} bits");
+}

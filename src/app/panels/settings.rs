@@ -1,19 +1,23 @@
 //! Compression settings and actions: preset or custom (C, P, K) with the bit budget shown live;
 //! compress selected / all; cancel.
 
+use super::job_progress;
 use crate::app::command::Command;
 use crate::app::state::AppState;
+use crate::app::work::{JobKind, Work};
 use crate::core::config::Config;
+use crate::study::allocate::MENU;
 
 /// Largest K offered in the app: the exact search visits 2^K − 1 seeds per block.
 const MAX_K_UI: u32 = 20;
 
-/// The custom fields (kept while a preset is chosen).
+/// The custom fields (kept while a preset is chosen) and the bit budget to allocate.
 pub struct SettingsPanel {
     custom: bool,
     c: usize,
     p: usize,
     k: u32,
+    target_bpw: f64,
 }
 
 impl Default for SettingsPanel {
@@ -24,6 +28,7 @@ impl Default for SettingsPanel {
             c,
             p,
             k,
+            target_bpw: 4.0,
         }
     }
 }
@@ -149,6 +154,7 @@ impl SettingsPanel {
                 ));
             }
         });
+        self.allocate_ui(ui, state, out);
         if ui
             .add_enabled(
                 state.job.is_some() || !state.queue.is_empty(),
@@ -168,6 +174,54 @@ impl SettingsPanel {
         }
     }
 
+    /// The bit budget: a configuration per tensor from the menu so that the selected tensors
+    /// (or every linear layer) average at most B bits, then each compressed with its own.
+    fn allocate_ui(&mut self, ui: &mut egui::Ui, state: &AppState, out: &mut Vec<Command>) {
+        let sel: Vec<usize> = if state.selection.is_empty() {
+            let all = state.doc.tensors.iter().enumerate();
+            all.filter(|(_, t)| t.compressible)
+                .map(|(i, _)| i)
+                .collect()
+        } else {
+            state.selection.iter().copied().collect()
+        };
+        let (lo, hi) = menu_range();
+        ui.horizontal(|ui| {
+            if let Some(j) = state.running(JobKind::Allocate) {
+                job_progress(ui, j, JobKind::Allocate, out);
+                return;
+            }
+            let clicked = ui
+                .add_enabled(
+                    !sel.is_empty(),
+                    egui::Button::new(format!("Allocate {} tensor(s) to", sel.len())),
+                )
+                .on_hover_text(
+                    "Measure every configuration of the bit-budget menu on a sample of each \
+                     tensor (the selected ones, or every linear layer if none is selected), \
+                     choose one per tensor so that they average at most this many bits per \
+                     weight with the least summed error (data-free), then compress each with \
+                     its own. Change a tensor's choice by selecting it and compressing it with \
+                     another preset.",
+                )
+                .clicked();
+            ui.add(
+                egui::DragValue::new(&mut self.target_bpw)
+                    .range(lo..=hi)
+                    .speed(0.01)
+                    .fixed_decimals(2),
+            )
+            .on_hover_text("The budget: packed bits per compressed weight, at most");
+            ui.label("bits/weight");
+            if clicked {
+                out.push(Command::Run(Work::Allocate {
+                    tensors: sel,
+                    target_bpw: self.target_bpw,
+                }));
+            }
+        });
+    }
+
     fn push_custom(&self, out: &mut Vec<Command>) {
         if let Ok(cfg) = Config::new(self.c, self.p, self.k) {
             out.push(Command::SetConfig(cfg));
@@ -182,5 +236,14 @@ fn preset_tip(cfg: Config, why: &str) -> String {
         "C={c}, P={p}, K={k}: {} bits per block of {c} weights ({:.2} bits a weight); {why}",
         cfg.block_bits(),
         cfg.bits_per_weight()
+    )
+}
+
+/// The bits per weight the menu spans (cheapest to dearest entry).
+fn menu_range() -> (f64, f64) {
+    let bpw = MENU.iter().map(Config::bits_per_weight);
+    (
+        bpw.clone().fold(f64::INFINITY, f64::min),
+        bpw.fold(0.0, f64::max),
     )
 }
