@@ -532,3 +532,35 @@ fn target_bpw_allocates_a_config_per_tensor_within_the_budget() {
     );
     assert!(!dir.path().join("x").exists() && !dir.path().join("y").exists());
 }
+
+#[test]
+fn a_log_gets_plain_progress_lines_where_a_terminal_gets_a_bar() {
+    // Stderr is a pipe here, as in a Slurm job's output file.
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.safetensors");
+    let w = gaussian(64 * 256, 0.02, 5);
+    write_model(
+        &input,
+        &[T::float(
+            "layers.0.q_proj.weight",
+            Dtype::F32,
+            &[64, 256],
+            &w,
+        )],
+    );
+    let packed = dir.path().join("p.seedlm");
+    let out = seedlm()
+        .args(["compress", s(&input), "-o", s(&packed), "--threads", "1"])
+        .env("SEEDLM_PROGRESS_SECS", "0")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("progress: "))
+        .collect();
+    assert!(!lines.is_empty(), "{err}");
+    assert!(lines.iter().all(|l| l.contains("/2048 blocks")), "{err}");
+    assert!(!err.contains('\r'), "no bar redraws in a log: {err:?}");
+}
