@@ -10,7 +10,10 @@
 #      (VmRSS) 2 s after that, and the peak (VmHWM);
 #   2. `seedlm gui MODEL --compress TENSOR`: resident memory once the title says
 #      "1 compressed", and the peak of the run. TENSOR is layer 0's k_proj unless --tensor
-#      names another (the mlp tensors take minutes to compress).
+#      names another (the mlp tensors take minutes to compress);
+#   3. `seedlm gui MODEL --view DOWN --exit-when-done`: seconds from the model being open to
+#      the first view (heatmaps and histograms) of layer 0's down_proj (2048×5632 for
+#      TinyLlama, 4096×14336 for 8B; it holds data too).
 # The model is deleted afterwards unless --keep is given. Needs python3 with numpy, Xvfb and
 # xdotool (scripts/setup.sh installs them).
 set -euo pipefail
@@ -33,13 +36,13 @@ done
 CARGO_INCREMENTAL=0 cargo build --quiet --bin seedlm
 bin=target/debug/seedlm   # the dev profile builds seedlm itself at opt-level 3
 
-# Writes a Llama-shaped model: SHAPE DIR TENSOR (the one tensor given N(0, 0.02) weights).
+# Writes a Llama-shaped model: SHAPE DIR TENSOR... (the tensors given N(0, 0.02) weights).
 make_model() {
   python3 - "$@" <<'EOF'
 import json, os, sys
 import numpy as np
 
-shape, out, filled = sys.argv[1:4]
+shape, out, filled = sys.argv[1], sys.argv[2], sys.argv[3:]
 cfg = {
     # TinyLlama-1.1B: 22 layers, 4 KV heads of 64.
     "tinyllama": dict(h=2048, i=5632, layers=22, kv=256, vocab=32000),
@@ -90,8 +93,8 @@ for k, shard in enumerate(shards):
         f.write(len(text).to_bytes(8, "little") + text)
         f.truncate(start + off)  # sparse: reads as zeros, takes no disk
         for name, shp, n in shard:
-            if name == filled:
-                rng = np.random.default_rng(0)
+            if name in filled:
+                rng = np.random.default_rng(filled.index(name))
                 w = (rng.standard_normal(int(np.prod(shp))) * 0.02).astype("<f2")
                 f.seek(start + header[name]["data_offsets"][0])
                 f.write(w.tobytes())
@@ -149,7 +152,8 @@ sleep 1
 for shape in "${shapes[@]}"; do
   dir=/tmp/seedlm-memory-$shape
   rm -rf "$dir"
-  echo "== $shape: $(make_model "$shape" "$dir" "$tensor") ($(du -sh "$dir" | cut -f1) on disk)"
+  view=model.layers.0.mlp.down_proj.weight
+  echo "== $shape: $(make_model "$shape" "$dir" "$tensor" "$view") ($(du -sh "$dir" | cut -f1) on disk)"
 
   run_until "$dir" " [1-9][0-9]* tensors" 120
   sleep 2
@@ -165,4 +169,7 @@ for shape in "${shapes[@]}"; do
   done_peak=$(kib "$app" VmHWM)
   stop_app
   echo "resident after compressing $tensor: $(mib "$done_rss") (opened and compressed in $secs s), peak $(mib "$done_peak")"
+
+  summary=$(DISPLAY=":$disp" "$bin" gui "$dir" --view "$view" --exit-when-done 2>/dev/null)
+  echo "first view of $view: $(python3 -c 'import json, sys; print("%.2f" % json.loads(sys.argv[1])["seconds"])' "$summary") s after the model is open"
 done

@@ -11,7 +11,7 @@ packages=(
   libx11-6 libx11-xcb1 libxcursor1 libxrandr2 libxi6 libxkbcommon0 libxkbcommon-x11-0
   libwayland-client0 libwayland-egl1
   xvfb xauth                      # headless X server for screenshots and UI runs
-  xdotool                         # scripts/memory.sh reads the app's window title
+  xdotool python3-numpy           # scripts/memory.sh reads the app's window title, writes models
   slurm-wlm munge                 # single-node Slurm cluster of the sharded-compression test
 )
 

@@ -45,6 +45,7 @@ pub struct Studio {
     title: String,
     /// Tensors to compress once the model being opened is open (`gui --compress`).
     pending: Vec<String>,
+    pending_view: Option<String>,
     /// Frames drawn so far.
     frames: u64,
     /// The measurement of `gui --exit-when-done`, when asked for.
@@ -59,6 +60,8 @@ struct Bench {
     start: Option<(Instant, Option<Duration>, u64)>,
     /// The tensors it compresses.
     tensors: Vec<usize>,
+    /// The tensor whose Tensor-tab view it waits for.
+    view: Option<usize>,
     /// The summary, once the work has ended.
     summary: Option<Summary>,
 }
@@ -68,7 +71,8 @@ struct Bench {
 pub struct Summary {
     /// Blocks compressed.
     pub blocks: u64,
-    /// Wall time of the compression.
+    /// Wall time of the work asked for: the compression, and the first view of `--view`'s
+    /// tensor (its heatmaps and histograms ready).
     pub seconds: f64,
     /// CPU time the UI thread took meanwhile (`None` where the OS does not tell).
     pub ui_cpu_seconds: Option<f64>,
@@ -180,6 +184,7 @@ impl Studio {
             load: UiLoad::default(),
             title: String::new(),
             pending: Vec::new(),
+            pending_view: None,
             frames: 0,
             bench: None,
         }
@@ -203,8 +208,35 @@ impl Studio {
         self.pending = names;
     }
 
+    /// Shows the tensor named `name` on the Tensor tab as soon as no model is opening any more
+    /// (with [`Studio::exit_when_done`], the summary waits for its first view).
+    pub fn view_when_open(&mut self, name: String) {
+        self.pending_view = Some(name);
+    }
+
     fn start_pending(&mut self) {
-        if self.pending.is_empty() || self.state.running(work::JobKind::Open).is_some() {
+        if self.state.running(work::JobKind::Open).is_some() {
+            return;
+        }
+        if let Some(name) = self.pending_view.take() {
+            match self.state.doc.find(&name) {
+                Some(i) => {
+                    self.state.apply(Command::Select {
+                        tensor: i,
+                        mode: command::SelectMode::Replace,
+                    });
+                    self.state.apply(Command::ShowTab(command::TabId::Tensor));
+                    if let Some(b) = &mut self.bench {
+                        b.view = Some(i);
+                    }
+                }
+                None => {
+                    let text = format!("--view: no tensor '{name}' in {}", self.state.doc.title);
+                    self.state.message(true, text);
+                }
+            }
+        }
+        if self.pending.is_empty() {
             return;
         }
         let mut found = Vec::new();
@@ -242,7 +274,11 @@ impl Studio {
             ctx.request_repaint();
             return;
         };
-        if self.state.busy() {
+        let viewed = b.view.is_none_or(|i| {
+            let r = &self.state.results;
+            r.prepared.as_ref().is_some_and(|(k, _)| k.1 == i)
+        });
+        if self.state.busy() || !viewed {
             return;
         }
         let doc = &self.state.doc;
@@ -413,11 +449,12 @@ impl eframe::App for Studio {
 }
 
 /// Opens the app on `path`, or on the bundled demo model, and compresses the tensors named in
-/// `compress` once it is open; with `exit_when_done` (benchmarks, tests), prints a
-/// [`Summary`] of that and quits once it is done.
+/// `compress` once it is open (and shows `view` on the Tensor tab); with `exit_when_done`
+/// (benchmarks, tests), prints a [`Summary`] of that and quits once it is done.
 pub fn run(
     path: Option<PathBuf>,
     compress: Vec<String>,
+    view: Option<String>,
     exit_when_done: bool,
 ) -> anyhow::Result<ExitCode> {
     let options = eframe::NativeOptions {
@@ -434,6 +471,9 @@ pub fn run(
         Box::new(move |cc| {
             let mut studio = Studio::new(path);
             studio.compress_when_open(compress);
+            if let Some(v) = view {
+                studio.view_when_open(v);
+            }
             if exit_when_done {
                 studio.exit_when_done();
             }

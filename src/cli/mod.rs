@@ -65,6 +65,10 @@ pub enum Command {
         /// selected" would; used by scripts/memory.sh to drive the app.
         #[arg(long = "compress", value_name = "TENSOR")]
         compress: Vec<String>,
+        /// Show this tensor on the Tensor tab once the model is open; with --exit-when-done
+        /// the summary waits for its heatmaps and histograms (scripts/memory.sh times it).
+        #[arg(long, value_name = "TENSOR")]
+        view: Option<String>,
         /// For benchmarks and tests: once the model is open and the --compress tensors are
         /// done, print one JSON line (blocks, seconds, blocks/s, UI thread CPU seconds, frames
         /// drawn) and quit; used by scripts/app_throughput.sh.
@@ -98,12 +102,13 @@ pub enum Command {
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        None => crate::app::run(None, Vec::new(), false),
+        None => crate::app::run(None, Vec::new(), None, false),
         Some(Command::Gui {
             path,
             compress,
+            view,
             exit_when_done,
-        }) => crate::app::run(path, compress, exit_when_done),
+        }) => crate::app::run(path, compress, view, exit_when_done),
         Some(Command::Bench(args)) => bench::run(args).map(|()| ExitCode::SUCCESS),
         Some(Command::Compress(args)) => compress::run(args),
         Some(Command::Decompress(args)) => decompress::run(args),

@@ -905,3 +905,32 @@ fn allocate_gives_each_tensor_the_engines_choice_within_the_budget() {
         .sum();
     assert!(bits as f64 <= 4.0 * 768.0, "{bits} bits");
 }
+
+#[test]
+fn exit_when_done_waits_for_the_first_view_of_the_tensor_asked_for() {
+    use crate::helpers::{small_model, write_model};
+    use seedlm::app::command::TabId;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.safetensors");
+    write_model(&path, &small_model());
+    let mut studio = Studio::new(Some(path));
+    let name = "layers.0.q_proj.weight";
+    studio.view_when_open(name.into());
+    studio.exit_when_done();
+    let mut h = harness(studio);
+    let mut steps = 0;
+    while h.state().summary().is_none() {
+        assert!(steps < 10_000, "no summary");
+        h.step();
+        std::thread::sleep(Duration::from_millis(5));
+        steps += 1;
+    }
+    let s = &h.state().state;
+    let i = s.doc.find(name).unwrap();
+    assert_eq!(s.tab, TabId::Tensor);
+    assert!(s.selection.contains(&i));
+    // The summary came once the view's heatmaps and histograms were there, not before.
+    let (key, _) = s.results.prepared.as_ref().expect("the view is ready");
+    assert_eq!(key.1, i);
+    assert_eq!(h.state().summary().unwrap().blocks, 0);
+}
