@@ -68,6 +68,9 @@ pub enum Command {
     ShowTab(TabId),
     /// Use these compression settings for the next compressions.
     SetConfig(Config),
+    /// Keep resume sidecars in this folder (`None`: beside each model), from the next
+    /// compression or opening on.
+    SetSidecarDir(Option<PathBuf>),
     /// Compress these tensors (queued behind a running job).
     Compress(Vec<usize>),
     /// Stop the running compression and drop the queue; tensors keep their previous state.

@@ -27,6 +27,8 @@ use std::time::{Duration, Instant};
 const RECENT_KEY: &str = "recent_files";
 /// Storage key of the theme.
 const DARK_KEY: &str = "dark_theme";
+/// Storage key of the folder resume sidecars are kept in.
+const SIDECAR_KEY: &str = "sidecar_dir";
 
 /// Frame interval of an animation a tab plays (the LFSR walkthrough).
 const ANIMATION: Duration = Duration::from_millis(50);
@@ -445,6 +447,7 @@ impl eframe::App for Studio {
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
         eframe::set_value(storage, RECENT_KEY, &self.state.recent);
         eframe::set_value(storage, DARK_KEY, &self.state.dark);
+        eframe::set_value(storage, SIDECAR_KEY, &self.state.sidecar_dir);
     }
 }
 
@@ -480,6 +483,7 @@ pub fn run(
             if let Some(s) = cc.storage {
                 studio.state.recent = eframe::get_value(s, RECENT_KEY).unwrap_or_default();
                 studio.state.dark = eframe::get_value(s, DARK_KEY).unwrap_or(true);
+                studio.state.sidecar_dir = eframe::get_value(s, SIDECAR_KEY).flatten();
             }
             Ok(Box::new(studio))
         }),

@@ -83,6 +83,8 @@ pub struct AppState {
     /// Whether compressed tensors of a model file are kept in a sidecar beside it
     /// ([`Sidecar::beside`]) as they finish, and offered again when it is reopened.
     pub sidecars: bool,
+    /// The folder sidecars are kept in ([`Sidecar::in_folder`]); `None`: beside each model.
+    pub sidecar_dir: Option<PathBuf>,
     /// What the open model's sidecar offers to resume, until taken or discarded.
     pub resume: Option<ResumeOffer>,
     generation: u64,
@@ -115,6 +117,7 @@ impl AppState {
             preparing: None,
             repaint: None,
             sidecars: true,
+            sidecar_dir: None,
             resume: None,
             generation: 0,
         }
@@ -185,6 +188,16 @@ impl AppState {
             }
             Command::ShowTab(t) => self.tab = t,
             Command::SetConfig(c) => self.config = c,
+            Command::SetSidecarDir(d) => {
+                self.message(
+                    false,
+                    match &d {
+                        Some(d) => format!("resume sidecars now go to {}", d.display()),
+                        None => "resume sidecars now go beside each model".into(),
+                    },
+                );
+                self.sidecar_dir = d;
+            }
             Command::Compress(tensors) => self.enqueue(tensors),
             Command::Cancel => self.cancel(),
             Command::Inspect { tensor, block } => {
@@ -242,6 +255,7 @@ impl AppState {
     fn open(&mut self, path: PathBuf) {
         let label = format!("opening {}", path.display());
         let sidecars = self.sidecars;
+        let dir = self.sidecar_dir.clone();
         let job = Job::spawn(label, None, self.repaint.clone(), move |ctx| {
             // A shard folder (or the output it will merge into) opens in the Shards tab.
             if let Some(folder) = shard::find_folder(&path) {
@@ -250,7 +264,7 @@ impl AppState {
             }
             let doc = loader::load(&path, ctx.progress()).map_err(|e| e.to_string())?;
             let offer = sidecars
-                .then(|| ResumeOffer::find(Sidecar::beside(&path), &doc))
+                .then(|| ResumeOffer::find(Sidecar::for_model(dir.as_deref(), &path), &doc))
                 .flatten();
             Ok(Output::Opened(path, Box::new(doc), offer))
         });
@@ -313,10 +327,12 @@ impl AppState {
         self.resume = None;
     }
 
-    /// The sidecar of the open model, when it is a model file and sidecars are on.
+    /// The sidecar of the open model (beside it, or in the chosen folder), when it is a model
+    /// file and sidecars are on.
     fn sidecar(&self) -> Option<Sidecar> {
         let path = self.doc.path.as_ref()?;
-        (self.sidecars && self.doc.mapped.is_some()).then(|| Sidecar::beside(path))
+        (self.sidecars && self.doc.mapped.is_some())
+            .then(|| Sidecar::for_model(self.sidecar_dir.as_deref(), path))
     }
 
     /// Takes up the sidecar's offer: its finished tensors (read, not searched) and those

@@ -1374,6 +1374,30 @@ impl Sidecar {
         }
     }
 
+    /// The sidecar of model `path` kept in folder `dir` instead (for a model on a read-only
+    /// or shared disk): `DIR/NAME-HASH.seedlm-resume`, the hash of the model's absolute path
+    /// telling apart models of the same name.
+    pub fn in_folder(dir: &Path, path: &Path) -> Sidecar {
+        use sha2::{Digest, Sha256};
+        let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        let hash = Sha256::digest(abs.as_os_str().as_encoded_bytes());
+        let name = path
+            .file_name()
+            .map_or_else(|| "model".into(), |n| n.to_string_lossy().into_owned());
+        let short: String = hash[..6].iter().map(|b| format!("{b:02x}")).collect();
+        Sidecar {
+            root: dir.join(format!("{name}-{short}{SIDECAR_SUFFIX}")),
+        }
+    }
+
+    /// The sidecar of model `path`: in `dir` when one is chosen, else beside the model.
+    pub fn for_model(dir: Option<&Path>, path: &Path) -> Sidecar {
+        match dir {
+            Some(d) => Sidecar::in_folder(d, path),
+            None => Sidecar::beside(path),
+        }
+    }
+
     /// The sidecar folder.
     pub fn root(&self) -> &Path {
         &self.root

@@ -225,3 +225,59 @@ fn a_sidecar_of_another_model_is_not_offered_and_settings_key_the_kept_tensors()
     assert!(h.query_by_label("Resume").is_none());
     assert!(finished(&Model::open(&model).unwrap()).is_empty());
 }
+
+#[test]
+fn sidecars_go_to_the_folder_the_user_picks_and_are_offered_from_there() {
+    use crate::helpers::ui::type_into;
+    let dir = tempfile::tempdir().unwrap();
+    let picked = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model.safetensors");
+    let w = gaussian(64 * 64, 0.02, 9);
+    write_model(
+        &model,
+        &[T::float(
+            "layers.0.q_proj.weight",
+            Dtype::F32,
+            &[64, 64],
+            &w,
+        )],
+    );
+
+    // Picked under Resume sidecar, then a compression keeps its tensor there.
+    let mut h = open(&model);
+    click(&mut h, "Resume sidecar");
+    h.get_by_label("Kept beside each model (MODEL.seedlm-resume)");
+    type_into(&mut h, "Sidecar folder", picked.path().to_str().unwrap());
+    click(&mut h, "Use folder");
+    assert_eq!(h.state().state.sidecar_dir.as_deref(), Some(picked.path()));
+    h.state_mut().state.apply(Command::Compress(vec![0]));
+    wait_idle(&mut h, Duration::from_secs(120));
+    let kept = Sidecar::in_folder(picked.path(), &model);
+    let ckpt = kept.root().join("c8-p3-k16").join("shard-0000-of-0001");
+    assert_eq!(pieces(&ckpt), 1);
+    assert!(
+        !Sidecar::beside(&model).root().exists(),
+        "nothing beside the model"
+    );
+    drop(h);
+
+    // Opened again with that folder chosen, the model is offered its tensor back.
+    let mut studio = Studio::with_document(seedlm::app::loader::synthetic());
+    studio.state.sidecar_dir = Some(picked.path().to_path_buf());
+    studio.state.apply(Command::Open(model.clone()));
+    let mut h = harness_with_sidecars(studio);
+    wait_idle(&mut h, Duration::from_secs(120));
+    let offer = h
+        .state()
+        .state
+        .resume
+        .clone()
+        .expect("offered from the picked folder");
+    assert_eq!(offer.finished.len(), 1);
+    // Another model of the same name elsewhere gets a sidecar of its own there.
+    let other = tempfile::tempdir().unwrap();
+    assert_ne!(
+        Sidecar::in_folder(picked.path(), &other.path().join("model.safetensors")).root(),
+        kept.root()
+    );
+}

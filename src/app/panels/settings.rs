@@ -7,6 +7,7 @@ use crate::app::state::AppState;
 use crate::app::work::{JobKind, Work};
 use crate::core::config::Config;
 use crate::study::allocate::MENU;
+use std::path::PathBuf;
 
 /// Largest K offered in the app: the exact search visits 2^K − 1 seeds per block.
 const MAX_K_UI: u32 = 20;
@@ -18,6 +19,7 @@ pub struct SettingsPanel {
     p: usize,
     k: u32,
     target_bpw: f64,
+    sidecar_dir: String,
 }
 
 impl Default for SettingsPanel {
@@ -29,6 +31,7 @@ impl Default for SettingsPanel {
             p,
             k,
             target_bpw: 4.0,
+            sidecar_dir: String::new(),
         }
     }
 }
@@ -155,6 +158,9 @@ impl SettingsPanel {
             }
         });
         self.allocate_ui(ui, state, out);
+        egui::CollapsingHeader::new("Resume sidecar")
+            .id_salt("sidecar")
+            .show(ui, |ui| self.sidecar_ui(ui, state, out));
         if ui
             .add_enabled(
                 state.job.is_some() || !state.queue.is_empty(),
@@ -218,6 +224,40 @@ impl SettingsPanel {
                     tensors: sel,
                     target_bpw: self.target_bpw,
                 }));
+            }
+        });
+    }
+
+    /// Where compressed tensors are kept as they finish: beside each model, or in a folder
+    /// the user picks (a model on a read-only or shared disk).
+    fn sidecar_ui(&mut self, ui: &mut egui::Ui, state: &AppState, out: &mut Vec<Command>) {
+        ui.label(match &state.sidecar_dir {
+            Some(d) => format!("Kept in {}", d.display()),
+            None => "Kept beside each model (MODEL.seedlm-resume)".into(),
+        });
+        if ui
+            .add_enabled(
+                state.sidecar_dir.is_some(),
+                egui::Button::new("Beside each model"),
+            )
+            .clicked()
+        {
+            out.push(Command::SetSidecarDir(None));
+        }
+        ui.horizontal(|ui| {
+            let l = ui.label("Sidecar folder");
+            ui.add(
+                egui::TextEdit::singleline(&mut self.sidecar_dir)
+                    .hint_text("a folder for every model's sidecar"),
+            )
+            .labelled_by(l.id);
+            let dir = PathBuf::from(self.sidecar_dir.trim());
+            if ui
+                .add_enabled(dir.is_dir(), egui::Button::new("Use folder"))
+                .on_disabled_hover_text("Type the path of an existing folder")
+                .clicked()
+            {
+                out.push(Command::SetSidecarDir(Some(dir)));
             }
         });
     }
