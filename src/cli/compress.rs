@@ -104,9 +104,23 @@ pub struct CompressArgs {
     pub target_bpw: Option<f64>,
     /// Text measuring each tensor's sensitivity for --target-bpw: its first lines as sentences
     /// (encoders) or its first tokens (decoders). Not the evaluation sentences. Without it the
-    /// allocation is data-free (it minimises the summed relative MSE).
+    /// sensitivities come from --sensitivity.
     #[arg(long, value_name = "FILE", requires = "target_bpw")]
     pub sensitivity_text: Option<PathBuf>,
+    /// Data-free sensitivities for --target-bpw without --sensitivity-text: `vocabulary` runs
+    /// the model on random words of its own vocabulary (needs config.json and tokenizer.json;
+    /// without them it falls back to `none`), `none` weighs every tensor's relative MSE alike.
+    #[arg(long, value_enum, default_value_t = Sensitivity::Vocabulary, requires = "target_bpw")]
+    pub sensitivity: Sensitivity,
+}
+
+/// Where `--target-bpw` takes sensitivities from when no text is given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Sensitivity {
+    /// The model's outputs on random words of its vocabulary (no data).
+    Vocabulary,
+    /// None: α = 1, the summed relative MSE is minimised.
+    None,
 }
 
 /// The calibration pass of `--calibrate`: per-input-channel second moments of every linear
@@ -335,16 +349,25 @@ fn allocate(
         .map(|(n, &w)| TensorOptions::new(n, w, &MENU[..1], &[0.0], 1.0))
         .collect();
     allocate::solve(&cheapest, target)?;
-    let (alphas, label) = match &args.sensitivity_text {
-        None => (vec![1.0; names.len()], allocate::DATA_FREE.to_string()),
-        Some(path) => {
+    let text = match (&args.sensitivity_text, args.sensitivity) {
+        (Some(path), _) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("{}: cannot read the sensitivity text", path.display()))?;
+            Some((text, Some(path.as_path())))
+        }
+        (None, Sensitivity::Vocabulary) => vocabulary(&args.input)?.map(|t| (t, None)),
+        (None, Sensitivity::None) => None,
+    };
+    let (alphas, label) = match text {
+        None => (vec![1.0; names.len()], allocate::DATA_FREE.to_string()),
+        Some((text, path)) => {
             let inputs = allocate::sensitivity_inputs(&text);
+            let from = path.map_or("random words of its vocabulary (data-free)".into(), |p| {
+                p.display().to_string()
+            });
             eprintln!(
-                "measuring the sensitivity of {} tensors on {}",
-                names.len(),
-                path.display()
+                "measuring the sensitivity of {} tensors on {from}",
+                names.len()
             );
             let evaluator = pool.install(|| crate::eval::Evaluator::open_model(&args.input))?;
             let progress = Progress::default();
@@ -353,8 +376,12 @@ fn allocate(
                     allocate::sensitivities(&evaluator, model, names, &inputs, &progress, cancel)
                 })
             });
+            let label = match path {
+                Some(p) => allocate::sensitivity_label(p, evaluator.family()),
+                None => allocate::vocabulary_label(evaluator.family()),
+            };
             match r {
-                Ok(a) => (a, allocate::sensitivity_label(path, evaluator.family())),
+                Ok(a) => (a, label),
                 Err(crate::eval::EvalError::Cancelled) => return Ok(None),
                 Err(crate::eval::EvalError::Model(e)) => return Err(e.into()),
             }
@@ -397,6 +424,33 @@ fn allocate(
     let a = Allocation::solve(&options, MENU, &relmse, target, &label)?;
     super::stdout::print(&allocation_table(&a))?;
     Ok(Some(a))
+}
+
+/// The data-free sensitivity text of the model at `input` ([`allocate::vocabulary_text`]), or
+/// `None` (said on stderr) when the model cannot be run or its vocabulary has no words.
+fn vocabulary(input: &std::path::Path) -> anyhow::Result<Option<String>> {
+    let fallback = |why: String| {
+        eprintln!("note: {why}: the allocation weighs every tensor's relative MSE alike");
+        Ok(None)
+    };
+    let dir = if input.is_dir() {
+        input
+    } else {
+        input.parent().unwrap_or(std::path::Path::new("."))
+    };
+    if !dir.join("config.json").is_file() || !dir.join("tokenizer.json").is_file() {
+        return fallback(format!(
+            "{}: no config.json and tokenizer.json to measure sensitivities with",
+            dir.display()
+        ));
+    }
+    match allocate::vocabulary_text(dir)? {
+        Some(t) => Ok(Some(t)),
+        None => fallback(format!(
+            "{}: its vocabulary has no whole words",
+            dir.display()
+        )),
+    }
 }
 
 /// One line per tensor of an allocation: its configuration, bits and predictions.

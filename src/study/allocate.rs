@@ -397,9 +397,81 @@ pub fn sensitivity_label(text: &Path, family: crate::eval::Family) -> String {
 /// The label of the data-free fallback.
 pub const DATA_FREE: &str = "data-free (α = 1: effects are relMSEs)";
 
+/// Words a line of [`vocabulary_text`] holds.
+const VOCABULARY_WORDS: usize = 16;
+/// Seed of [`vocabulary_text`]'s draw.
+const VOCABULARY_SEED: u64 = 0;
+
+/// A data-free stand-in for a sensitivity text: [`SENSITIVITY_LINES`] lines of
+/// [`VOCABULARY_WORDS`] words drawn at random (seeded) from the whole words of the model's own
+/// vocabulary (tokens of two or more letters), in `dir`'s `tokenizer.json`. No
+/// text is read: the outputs it moves are the model's response to its own words, which ranks
+/// tensors much as real text does (README, "Bit budget"). `None` when the vocabulary has no
+/// such words (a byte-level toy tokenizer).
+pub fn vocabulary_text(dir: &Path) -> Result<Option<String>, crate::io::error::ModelError> {
+    use rand::seq::IndexedRandom;
+    let tok = crate::eval::read_tokenizer(dir)?;
+    // A word-start marker (SentencePiece's ▁, byte-level BPE's Ġ) goes; a continuation
+    // piece (WordPiece's ##ing) or a special token ([CLS], <s>) is not a whole word.
+    let mut words: Vec<String> = tok
+        .get_vocab(false)
+        .into_keys()
+        .map(|t| t.trim_start_matches(['▁', 'Ġ']).to_string())
+        .filter(|w| w.chars().count() >= 2 && w.chars().all(char::is_alphabetic))
+        .collect();
+    // The vocabulary is a hash map: sorted, the draw is the same on every run.
+    words.sort();
+    words.dedup();
+    if words.is_empty() {
+        return Ok(None);
+    }
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(VOCABULARY_SEED);
+    let lines: Vec<String> = (0..SENSITIVITY_LINES)
+        .map(|_| {
+            let line: Vec<&str> = (0..VOCABULARY_WORDS)
+                .filter_map(|_| words.choose(&mut rng).map(String::as_str))
+                .collect();
+            line.join(" ")
+        })
+        .collect();
+    Ok(Some(lines.join("\n")))
+}
+
+/// The label of sensitivities measured on [`vocabulary_text`].
+pub fn vocabulary_label(family: crate::eval::Family) -> String {
+    sensitivity_label(
+        Path::new("data-free: random words of the model's vocabulary"),
+        family,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn vocabulary_text_draws_whole_words_of_the_model_the_same_way_each_time() {
+        let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo");
+        let text = vocabulary_text(&demo)
+            .unwrap()
+            .expect("BERT's vocabulary has words");
+        assert_eq!(text, vocabulary_text(&demo).unwrap().unwrap());
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), SENSITIVITY_LINES);
+        let tok = crate::eval::read_tokenizer(&demo).unwrap();
+        let vocab = tok.get_vocab(false);
+        for line in lines {
+            let words: Vec<&str> = line.split(' ').collect();
+            assert_eq!(words.len(), VOCABULARY_WORDS);
+            for w in words {
+                assert!(vocab.contains_key(w), "{w} is not a token");
+                assert!(
+                    w.chars().count() >= 2 && w.chars().all(char::is_alphabetic),
+                    "{w}"
+                );
+            }
+        }
+    }
 
     fn options(name: &str, weights: usize, alpha: f64) -> TensorOptions {
         // relMSE falls by about 4x a bit, as SeedLM's does.

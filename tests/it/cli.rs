@@ -450,7 +450,18 @@ fn target_bpw_allocates_a_config_per_tensor_within_the_budget() {
     assert!(stdout.contains("allocated to --target-bpw 3.5"), "{stdout}");
 
     let (a, cfgs) = allocation_of(&packed);
-    assert!(a["sensitivity"].as_str().unwrap().starts_with("data-free"));
+    // This model cannot be run (no config.json): the vocabulary probe says so and falls back.
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("note: ") && err.contains("no config.json"),
+        "{err}"
+    );
+    assert!(
+        a["sensitivity"]
+            .as_str()
+            .unwrap()
+            .starts_with("data-free (α = 1")
+    );
     let bpw = a["bits_per_weight"].as_f64().unwrap();
     // The cheapest choice is 2.655 here: the budget buys upgrades.
     assert!(bpw <= 3.5 && bpw > 3.2, "{a}");
@@ -563,4 +574,46 @@ fn a_log_gets_plain_progress_lines_where_a_terminal_gets_a_bar() {
     assert!(!lines.is_empty(), "{err}");
     assert!(lines.iter().all(|l| l.contains("/2048 blocks")), "{err}");
     assert!(!err.contains('\r'), "no bar redraws in a log: {err:?}");
+}
+
+#[test]
+fn target_bpw_measures_data_free_sensitivities_on_the_models_own_vocabulary() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo");
+    let packed = dir.path().join("v.seedlm");
+    let include = r"^encoder\.layer\.[05]\.attention\.self\.(query|value)\.weight$";
+    let out = seedlm()
+        .args(["compress", s(&demo), "-o", s(&packed), "--include", include])
+        .args(["--target-bpw", "3.5", "--encoder", "fast"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("on random words of its vocabulary (data-free)"),
+        "{err}"
+    );
+    let (a, _) = allocation_of(&packed);
+    assert!(
+        a["sensitivity"]
+            .as_str()
+            .unwrap()
+            .starts_with("data-free: random words of the model's vocabulary (-Δ mean cosine)"),
+        "{a}"
+    );
+    // Measured effects, not the α = 1 of weight error alone: the four tensors' effect per unit
+    // of sample error differ.
+    let per_unit: Vec<f64> = a["tensors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["predicted_effect"].as_f64().unwrap() / c["sample_relmse"].as_f64().unwrap())
+        .collect();
+    assert_eq!(per_unit.len(), 4);
+    assert!(
+        per_unit
+            .iter()
+            .any(|&x| (x - per_unit[0]).abs() > 1e-3 * per_unit[0]),
+        "{per_unit:?}"
+    );
 }
