@@ -19,16 +19,19 @@ trap 'rm -rf "$work"' EXIT
 text=assets/eval/pride-and-prejudice.txt
 calib=$work/calibration.txt
 head -200 "$text" > "$calib"
-# name|flags: lever 2 (larger P), lever 3 (bit budget, data-free or with sensitivity measured on
-# the text), lever 4 (calibration), and all of them together.
+# name|flags: lever 2 (larger P), lever 3 (bit budget: weight error alone, data-free sensitivity
+# on the model's vocabulary, or sensitivity measured on the text), lever 4 (calibration), and
+# all of them together.
 modes=(
   "seedlm-4bit|--bits 4"
   "4bit-p6|--config 4bit-p6"
+  "bpw-4.0-none|--target-bpw 4.0 --sensitivity none"
   "bpw-4.0|--target-bpw 4.0"
   "bpw-4.0-sens|--target-bpw 4.0 --sensitivity-text $text"
   "calib-4bit|--bits 4 --calibrate $calib"
   "combined-4.0|--target-bpw 4.0 --sensitivity-text $text --calibrate $calib"
   "seedlm-3bit|--bits 3"
+  "bpw-3.0-none|--target-bpw 3.0 --sensitivity none"
   "bpw-3.0|--target-bpw 3.0"
   "bpw-3.0-sens|--target-bpw 3.0 --sensitivity-text $text"
   "calib-3bit|--bits 3 --calibrate $calib"
