@@ -29,7 +29,7 @@ pub struct CompareArgs {
     /// Methods to run, comma-separated (default: all but the larger-P SeedLM presets
     /// seedlm-4bit-p6, seedlm-4bit-p8 and seedlm-3bit-p7). The SeedLM presets run the exact
     /// search and take nearly all of the time.
-    #[arg(long, value_delimiter = ',', default_values_t = Method::DEFAULT)]
+    #[arg(long, value_delimiter = ',', default_values_t = Method::defaults())]
     pub methods: Vec<Method>,
     /// Print one JSON array of objects (tensor, method, bits_per_weight, relmse, snr_db,
     /// weights); the rows with tensor "total" sum over tensors (and with --eval hold the

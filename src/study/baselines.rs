@@ -106,17 +106,12 @@ impl Method {
 
     /// The methods run unless others are asked for: all but the larger-P presets, whose
     /// search costs 2.5–10 times the paper's presets' per weight.
-    pub const DEFAULT: [Method; 9] = [
-        Method::Rtn4Row,
-        Method::Rtn4G128,
-        Method::Rtn4G32,
-        Method::Rtn3Row,
-        Method::Rtn3G128,
-        Method::Rtn3G32,
-        Method::Nf4G64,
-        Method::SeedLm4,
-        Method::SeedLm3,
-    ];
+    pub fn defaults() -> Vec<Method> {
+        Method::ALL
+            .into_iter()
+            .filter(|m| !m.is_larger_p())
+            .collect()
+    }
 
     /// The method's name (`rtn4-row`, …, `seedlm-3bit`).
     pub fn name(self) -> &'static str {
@@ -457,11 +452,7 @@ mod tests {
             larger,
             [Method::SeedLm4P6, Method::SeedLm4P8, Method::SeedLm3P7]
         );
-        let default: Vec<_> = Method::ALL
-            .into_iter()
-            .filter(|m| !m.is_larger_p())
-            .collect();
-        assert_eq!(default, Method::DEFAULT);
+        assert_eq!(Method::defaults(), Method::ALL[..9]);
         for m in Method::ALL {
             assert_eq!(m.name().parse::<Method>(), Ok(m));
         }

@@ -21,10 +21,7 @@ pub struct Baselines {
 impl Default for Baselines {
     fn default() -> Self {
         Baselines {
-            enabled: Method::ALL
-                .iter()
-                .map(|&m| (m, Method::DEFAULT.contains(&m)))
-                .collect(),
+            enabled: Method::ALL.iter().map(|&m| (m, !m.is_larger_p())).collect(),
         }
     }
 }
