@@ -421,12 +421,11 @@ fn allocate(
         .map(|(_, _, s)| allocate::sample_blocks(s.len(), MENU))
         .sum();
     ctx.progress().total.store(total, Ordering::Relaxed);
-    // Refused before any search when even the cheapest entry overspends.
-    let cheapest: Vec<TensorOptions> = inputs
-        .iter()
-        .map(|(_, n, s)| TensorOptions::new(n, s.len(), &MENU[..1], &[0.0], 1.0))
-        .collect();
-    allocate::solve(&cheapest, target_bpw).map_err(|e| e.to_string())?;
+    allocate::check_budget(
+        inputs.iter().map(|(_, n, s)| (n.as_str(), s.len())),
+        target_bpw,
+    )
+    .map_err(|e| e.to_string())?;
     let searchers = allocate::searchers(MENU, crate::core::quant::Rounding::default());
     let mut relmse = Vec::with_capacity(inputs.len());
     for (_, name, src) in inputs {

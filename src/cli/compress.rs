@@ -342,13 +342,10 @@ fn allocate(
         .iter()
         .map(|n| model.get(n).map_or(0, |t| t.numel()))
         .collect();
-    // The cheapest menu entry (the first) decides feasibility before any search.
-    let cheapest: Vec<TensorOptions> = names
-        .iter()
-        .zip(&sizes)
-        .map(|(n, &w)| TensorOptions::new(n, w, &MENU[..1], &[0.0], 1.0))
-        .collect();
-    allocate::solve(&cheapest, target)?;
+    allocate::check_budget(
+        names.iter().map(String::as_str).zip(sizes.iter().copied()),
+        target,
+    )?;
     let text = match (&args.sensitivity_text, args.sensitivity) {
         (Some(path), _) => {
             let text = std::fs::read_to_string(path)

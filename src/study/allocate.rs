@@ -112,6 +112,19 @@ pub fn menu_relmse(
     Ok(out)
 }
 
+/// Refuses `target_bpw` before any search when even the cheapest menu entry (the first)
+/// overspends it on tensors of `weights` (name, weight count).
+pub fn check_budget<'a>(
+    weights: impl IntoIterator<Item = (&'a str, usize)>,
+    target_bpw: f64,
+) -> Result<(), BudgetError> {
+    let cheapest: Vec<TensorOptions> = weights
+        .into_iter()
+        .map(|(n, w)| TensorOptions::new(n, w, &MENU[..1], &[0.0], 1.0))
+        .collect();
+    solve(&cheapest, target_bpw).map(|_| ())
+}
+
 /// One searcher per menu entry, to share among every tensor measured: building its tables
 /// costs far more than searching a sample.
 pub fn searchers(menu: &[Config], rounding: Rounding) -> Vec<Searcher> {
