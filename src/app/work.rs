@@ -2,7 +2,7 @@
 //! [`Job`], and where finished results are kept ([`Results`]), keyed to the document they
 //! were computed on.
 
-use super::document::{Document, Source, TensorResult};
+use super::document::{Document, Mapped, Source, TensorResult};
 use super::heatmap::{MAX_SIDE, Pool, colorize, pool, scale_limit};
 use super::jobs::{Ctx, Job};
 use super::panels::histogram;
@@ -322,8 +322,9 @@ pub fn spawn(
             if inputs.is_empty() {
                 return Err("none of these tensors has original weights to compress".into());
             }
+            let model = doc.path.clone().zip(doc.mapped.clone());
             Job::spawn("Bit allocation", id, repaint, move |ctx| {
-                allocate(&inputs, target_bpw, ctx)
+                allocate(&inputs, model, target_bpw, ctx)
             })
         }
         Work::Prepare(i) => {
@@ -408,24 +409,52 @@ pub struct BaselineRun {
 
 /// Every method on every tensor, then the totals, then each method's function-space figures
 /// when the model on disk can be run.
-/// The data-free allocation of `inputs` (index, name, weights) at `target_bpw`: each menu
-/// entry measured on a sample of each tensor, then the budget solved.
+/// The data-free allocation of `inputs` (index, name, weights) at `target_bpw`: α measured on
+/// random words of the vocabulary of `model` (its path and map) when it can be run, else 1;
+/// then each menu entry measured on a sample of each tensor, and the budget solved.
 fn allocate(
     inputs: &[(usize, String, Source)],
+    model: Option<(PathBuf, Arc<Mapped>)>,
     target_bpw: f64,
     ctx: &Ctx<()>,
 ) -> Result<Output, String> {
-    use crate::study::allocate::{self, Allocation, DATA_FREE, MENU, TensorOptions};
-    let total = inputs
-        .iter()
-        .map(|(_, _, s)| allocate::sample_blocks(s.len(), MENU))
-        .sum();
-    ctx.progress().total.store(total, Ordering::Relaxed);
+    use crate::study::allocate::{self, Allocation, DATA_FREE, MENU};
+    let names: Vec<String> = inputs.iter().map(|(_, n, _)| n.clone()).collect();
+    let sizes: Vec<usize> = inputs.iter().map(|(_, _, s)| s.len()).collect();
     allocate::check_budget(
-        inputs.iter().map(|(_, n, s)| (n.as_str(), s.len())),
+        names.iter().map(String::as_str).zip(sizes.iter().copied()),
         target_bpw,
     )
     .map_err(|e| e.to_string())?;
+    let text = match &model {
+        Some((path, _)) => allocate::vocabulary_for(path)
+            .map_err(|e| e.to_string())?
+            .inspect_err(|why| ctx.log(&format!("{why}: every tensor's relMSE weighs alike")))
+            .ok(),
+        None => None,
+    };
+    let (alphas, label) = match (text, &model) {
+        (Some(text), Some((path, mapped))) => {
+            ctx.log("measuring each tensor's sensitivity on random words of the vocabulary");
+            allocate::measure_sensitivities(
+                path,
+                mapped.model(),
+                &names,
+                &text,
+                None,
+                ctx.progress(),
+                ctx.cancel_flag(),
+            )
+            .map_err(|e| e.to_string())?
+        }
+        _ => (vec![1.0; names.len()], DATA_FREE.to_string()),
+    };
+    let total = sizes
+        .iter()
+        .map(|&n| allocate::sample_blocks(n, MENU))
+        .sum();
+    ctx.progress().done.store(0, Ordering::Relaxed);
+    ctx.progress().total.store(total, Ordering::Relaxed);
     let searchers = allocate::searchers(MENU, crate::core::quant::Rounding::default());
     let mut relmse = Vec::with_capacity(inputs.len());
     for (_, name, src) in inputs {
@@ -435,12 +464,7 @@ fn allocate(
             .map_err(|e| format!("tensor '{name}': {e}"))?;
         relmse.push(r);
     }
-    let options: Vec<TensorOptions> = inputs
-        .iter()
-        .zip(&relmse)
-        .map(|((_, n, s), r)| TensorOptions::new(n, s.len(), MENU, r, 1.0))
-        .collect();
-    let a = Allocation::solve(&options, MENU, &relmse, target_bpw, DATA_FREE)
+    let a = Allocation::from_measurements(&names, &sizes, &relmse, &alphas, target_bpw, &label)
         .map_err(|e| e.to_string())?;
     let idx = inputs.iter().map(|(i, _, _)| *i).collect();
     Ok(Output::Allocated(idx, Box::new(a)))

@@ -10,7 +10,7 @@ use crate::io::model_job::{
 use crate::io::packed::CompressedEntry;
 use crate::io::selection::Selection;
 use crate::search::compress::Progress;
-use crate::study::allocate::{self, Allocation, MENU, TensorOptions};
+use crate::study::allocate::{self, Allocation, MENU};
 use anyhow::{Context, bail};
 use clap::Args;
 use std::collections::HashMap;
@@ -358,7 +358,6 @@ fn allocate(
     let (alphas, label) = match text {
         None => (vec![1.0; names.len()], allocate::DATA_FREE.to_string()),
         Some((text, path)) => {
-            let inputs = allocate::sensitivity_inputs(&text);
             let from = path.map_or("random words of its vocabulary (data-free)".into(), |p| {
                 p.display().to_string()
             });
@@ -366,19 +365,22 @@ fn allocate(
                 "measuring the sensitivity of {} tensors on {from}",
                 names.len()
             );
-            let evaluator = pool.install(|| crate::eval::Evaluator::open_model(&args.input))?;
             let progress = Progress::default();
             let r = super::watch::watch("runs", &progress.done, &progress.total, |_| {
                 pool.install(|| {
-                    allocate::sensitivities(&evaluator, model, names, &inputs, &progress, cancel)
+                    allocate::measure_sensitivities(
+                        &args.input,
+                        model,
+                        names,
+                        &text,
+                        path,
+                        &progress,
+                        cancel,
+                    )
                 })
             });
-            let label = match path {
-                Some(p) => allocate::sensitivity_label(p, evaluator.family()),
-                None => allocate::vocabulary_label(evaluator.family()),
-            };
             match r {
-                Ok(a) => (a, label),
+                Ok(a) => a,
                 Err(crate::eval::EvalError::Cancelled) => return Ok(None),
                 Err(crate::eval::EvalError::Model(e)) => return Err(e.into()),
             }
@@ -412,42 +414,19 @@ fn allocate(
         Err(JobError::Cancelled) => return Ok(None),
         Err(JobError::Model(e)) => return Err(e.into()),
     };
-    let options: Vec<TensorOptions> = names
-        .iter()
-        .zip(&sizes)
-        .zip(relmse.iter().zip(&alphas))
-        .map(|((n, &w), (r, &a))| TensorOptions::new(n, w, MENU, r, a))
-        .collect();
-    let a = Allocation::solve(&options, MENU, &relmse, target, &label)?;
+    let a = Allocation::from_measurements(names, &sizes, &relmse, &alphas, target, &label)?;
     super::stdout::print(&allocation_table(&a))?;
     Ok(Some(a))
 }
 
-/// The data-free sensitivity text of the model at `input` ([`allocate::vocabulary_text`]), or
-/// `None` (said on stderr) when the model cannot be run or its vocabulary has no words.
+/// The data-free sensitivity text of the model at `input` ([`allocate::vocabulary_for`]), or
+/// `None` (said on stderr) when there is none.
 fn vocabulary(input: &std::path::Path) -> anyhow::Result<Option<String>> {
-    let fallback = |why: String| {
-        eprintln!("note: {why}: the allocation weighs every tensor's relative MSE alike");
-        Ok(None)
-    };
-    let dir = if input.is_dir() {
-        input
-    } else {
-        input.parent().unwrap_or(std::path::Path::new("."))
-    };
-    if !dir.join("config.json").is_file() || !dir.join("tokenizer.json").is_file() {
-        return fallback(format!(
-            "{}: no config.json and tokenizer.json to measure sensitivities with",
-            dir.display()
-        ));
-    }
-    match allocate::vocabulary_text(dir)? {
-        Some(t) => Ok(Some(t)),
-        None => fallback(format!(
-            "{}: its vocabulary has no whole words",
-            dir.display()
-        )),
-    }
+    Ok(allocate::vocabulary_for(input)?
+        .inspect_err(|why| {
+            eprintln!("note: {why}: the allocation weighs every tensor's relative MSE alike")
+        })
+        .ok())
 }
 
 /// One line per tensor of an allocation: its configuration, bits and predictions.

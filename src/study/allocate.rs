@@ -387,6 +387,25 @@ impl Allocation {
         })
     }
 
+    /// The allocation of tensors `names` of `sizes` weights at `target_bpw`, from each one's
+    /// menu relMSEs ([`MENU`], `relmse[t][m]`) and α (`alphas[t]`, labelled `sensitivity`).
+    pub fn from_measurements(
+        names: &[String],
+        sizes: &[usize],
+        relmse: &[Vec<f64>],
+        alphas: &[f64],
+        target_bpw: f64,
+        sensitivity: &str,
+    ) -> Result<Allocation, BudgetError> {
+        let options: Vec<TensorOptions> = names
+            .iter()
+            .zip(sizes)
+            .zip(relmse.iter().zip(alphas))
+            .map(|((n, &w), (r, &a))| TensorOptions::new(n, w, MENU, r, a))
+            .collect();
+        Allocation::solve(&options, MENU, relmse, target_bpw, sensitivity)
+    }
+
     /// The configurations, one per tensor in order.
     pub fn configs(&self) -> Vec<Config> {
         self.tensors.iter().map(|c| c.config).collect()
@@ -405,6 +424,33 @@ pub fn sensitivity_label(text: &Path, family: crate::eval::Family) -> String {
         crate::eval::Family::Decoder => "KL nats",
     };
     format!("{} ({unit})", text.display())
+}
+
+/// α and its label for `names` of `model` (the model at `input`): measured with an evaluator
+/// of that model on `text` read from `from`, or on the model's vocabulary when `from` is `None`.
+pub fn measure_sensitivities(
+    input: &Path,
+    model: &Model,
+    names: &[String],
+    text: &str,
+    from: Option<&Path>,
+    progress: &Progress,
+    cancel: &AtomicBool,
+) -> Result<(Vec<f64>, String), EvalError> {
+    let evaluator = Evaluator::open_model(input)?;
+    let alphas = sensitivities(
+        &evaluator,
+        model,
+        names,
+        &sensitivity_inputs(text),
+        progress,
+        cancel,
+    )?;
+    let label = match from {
+        Some(p) => sensitivity_label(p, evaluator.family()),
+        None => vocabulary_label(evaluator.family()),
+    };
+    Ok((alphas, label))
 }
 
 /// The label of the data-free fallback.
@@ -448,6 +494,27 @@ pub fn vocabulary_text(dir: &Path) -> Result<Option<String>, crate::io::error::M
         })
         .collect();
     Ok(Some(lines.join("\n")))
+}
+
+/// The data-free sensitivity text of the model at `input` (a file or its directory):
+/// [`vocabulary_text`], or `Err(why)` when the model cannot be run (no `config.json` and
+/// `tokenizer.json` beside it) or its vocabulary has no whole words; then α = 1.
+pub fn vocabulary_for(
+    input: &Path,
+) -> Result<Result<String, String>, crate::io::error::ModelError> {
+    let dir = if input.is_dir() {
+        input
+    } else {
+        input.parent().unwrap_or(Path::new("."))
+    };
+    if !dir.join("config.json").is_file() || !dir.join("tokenizer.json").is_file() {
+        return Ok(Err(format!(
+            "{}: no config.json and tokenizer.json to measure sensitivities with",
+            dir.display()
+        )));
+    }
+    Ok(vocabulary_text(dir)?
+        .ok_or_else(|| format!("{}: its vocabulary has no whole words", dir.display())))
 }
 
 /// The label of sensitivities measured on [`vocabulary_text`].

@@ -907,6 +907,70 @@ fn allocate_gives_each_tensor_the_engines_choice_within_the_budget() {
 }
 
 #[test]
+fn allocate_on_a_model_that_can_run_weighs_tensors_by_their_measured_effect() {
+    use seedlm::app::command::Command;
+    use seedlm::io::model::Model;
+    use seedlm::study::allocate::{self, Allocation, MENU};
+    let mut h = harness(Studio::new(Some(demo_path())));
+    wait_idle(&mut h, Duration::from_secs(300));
+    let names = [
+        "encoder.layer.0.attention.self.query.weight",
+        "encoder.layer.5.attention.self.value.weight",
+    ];
+    let doc = &h.state().state.doc;
+    let picked: Vec<usize> = names.iter().map(|n| doc.find(n).expect(n)).collect();
+    h.state_mut().state.apply(Command::SelectOnly(picked));
+    h.run_steps(2);
+    click(&mut h, "Allocate 2 tensor(s) to");
+    wait_idle(&mut h, Duration::from_secs(600));
+    let s = &h.state().state;
+    let msg = s
+        .messages
+        .iter()
+        .find(|m| m.text.starts_with("allocated 2 tensors to"))
+        .unwrap_or_else(|| panic!("{:?}", s.messages));
+    assert!(
+        msg.text.contains("random words of the model's vocabulary"),
+        "{}",
+        msg.text
+    );
+    // The engine's allocation of the same tensors with the same data-free sensitivities.
+    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    let model = Model::open(&demo_path()).unwrap();
+    let text = allocate::vocabulary_for(&demo_path()).unwrap().unwrap();
+    let (none, progress) = (AtomicBool::new(false), Progress::default());
+    let (alphas, label) = allocate::measure_sensitivities(
+        &demo_path(),
+        &model,
+        &names,
+        &text,
+        None,
+        &progress,
+        &none,
+    )
+    .unwrap();
+    assert!(msg.text.contains(&label), "{}", msg.text);
+    let searchers = allocate::searchers(MENU, Default::default());
+    let mut relmse = Vec::new();
+    let mut sizes = Vec::new();
+    for n in &names {
+        let data = model.to_f32(model.get(n).unwrap()).unwrap();
+        relmse.push(allocate::sample_relmse(&data, &searchers, &progress, &none).unwrap());
+        sizes.push(data.len());
+    }
+    let want =
+        Allocation::from_measurements(&names, &sizes, &relmse, &alphas, 4.0, &label).unwrap();
+    let got: Vec<Config> = names
+        .iter()
+        .map(|n| {
+            let t = &s.doc.tensors[s.doc.find(n).unwrap()];
+            t.result.as_ref().expect("compressed").compressed.config
+        })
+        .collect();
+    assert_eq!(got, want.configs());
+}
+
+#[test]
 fn exit_when_done_waits_for_the_first_view_of_the_tensor_asked_for() {
     use crate::helpers::{small_model, write_model};
     use seedlm::app::command::TabId;

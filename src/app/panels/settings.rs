@@ -206,8 +206,10 @@ impl SettingsPanel {
                     "Measure every configuration of the bit-budget menu on a sample of each \
                      tensor (the selected ones, or every linear layer if none is selected), \
                      choose one per tensor so that they average at most this many bits per \
-                     weight with the least summed error (data-free), then compress each with \
-                     its own. Change a tensor's choice by selecting it and compressing it with \
+                     weight with the least summed effect, then compress each with its own. \
+                     The effect is each tensor's error weighed by how much it moves the \
+                     model's outputs on random words of its own vocabulary (data-free), or the \
+                     error alone when the model cannot be run. Change a tensor's choice by selecting it and compressing it with \
                      another preset.",
                 )
                 .clicked();
