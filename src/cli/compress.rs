@@ -366,7 +366,7 @@ fn allocate(
                 names.len()
             );
             let progress = Progress::default();
-            let r = super::watch::watch("runs", &progress.done, &progress.total, |_| {
+            let r = super::watch::watch("tensors", &progress.done, &progress.total, |_| {
                 pool.install(|| {
                     allocate::measure_sensitivities(
                         &args.input,

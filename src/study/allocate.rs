@@ -164,7 +164,8 @@ pub fn sensitivity_inputs(text: &str) -> Inputs {
 
 /// α_t for each tensor `names` of `model`: the output change (−Δ mean cosine for encoders, KL
 /// for decoders) per unit relMSE when that tensor alone gets seeded Gaussian noise of relMSE
-/// [`PROBE_RELMSE`], measured by `evaluator` (the same model) on `inputs`.
+/// [`PROBE_RELMSE`], measured by `evaluator` (the same model) on `inputs`. `progress` counts
+/// tensors measured.
 pub fn sensitivities(
     evaluator: &Evaluator,
     model: &Model,
@@ -174,6 +175,9 @@ pub fn sensitivities(
     cancel: &AtomicBool,
 ) -> Result<Vec<f64>, EvalError> {
     let mut out = Vec::with_capacity(names.len());
+    progress
+        .total
+        .store(names.len() as u64, std::sync::atomic::Ordering::Relaxed);
     for (pass, chunk) in names.chunks(OVERLAYS_PER_PASS).enumerate() {
         let mut overlays = Vec::with_capacity(chunk.len());
         let mut relmses = Vec::with_capacity(chunk.len());
@@ -186,8 +190,17 @@ pub fn sensitivities(
             overlays.push(vec![(name.clone(), noisy)]);
             relmses.push(r);
         }
-        let figures =
-            evaluator.compare_overlays(model.path(), overlays, inputs, progress, cancel)?;
+        // The evaluator counts one pass's batches; the caller sees tensors measured.
+        let figures = evaluator.compare_overlays(
+            model.path(),
+            overlays,
+            inputs,
+            &Progress::default(),
+            cancel,
+        )?;
+        progress
+            .done
+            .fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed);
         for (f, r) in figures.iter().zip(relmses) {
             // Noise too small to move the outputs still counts a little, so no α is zero.
             let effect = f.effect().abs().max(f64::MIN_POSITIVE);

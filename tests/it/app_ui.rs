@@ -950,6 +950,10 @@ fn allocate_on_a_model_that_can_run_weighs_tensors_by_their_measured_effect() {
     )
     .unwrap();
     assert!(msg.text.contains(&label), "{}", msg.text);
+    // Progress counts the tensors measured, never past its total.
+    let counted = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!((counted(&progress.done), counted(&progress.total)), (2, 2));
+    let progress = Progress::default();
     let searchers = allocate::searchers(MENU, Default::default());
     let mut relmse = Vec::new();
     let mut sizes = Vec::new();
