@@ -11,7 +11,7 @@ use crate::eval::{DEFAULT_CTX, Evaluator, Figures, Inputs, Overlay};
 use crate::hw::sim::{self, DdrParams, HwTable, TensorReport};
 use crate::io::shard::{self, FolderStatus, Sidecar, SidecarTensor};
 use crate::study::allocate::Allocation;
-use crate::study::baselines::Method;
+use crate::study::baselines::{Measured, Method};
 use crate::study::compare::{self, Row};
 use crate::study::explore::{self, Options, Point};
 use std::path::{Path, PathBuf};
@@ -304,8 +304,18 @@ pub fn spawn(
                 })
                 .collect();
             let path = doc.path.clone();
+            // The document's own state joins the run when every input is compressed.
+            let current: Option<Vec<Arc<TensorResult>>> = tensors
+                .iter()
+                .map(|&i| {
+                    let t = doc.tensors.get(i)?;
+                    t.source.as_ref()?;
+                    t.result.clone().filter(|r| r.stats.is_some())
+                })
+                .collect();
             Job::spawn("Baselines", id, repaint, move |ctx| {
-                baselines(path, &inputs, &methods, ctx).map(|b| Output::Baselines(Box::new(b)))
+                baselines(path, &inputs, &methods, current, ctx)
+                    .map(|b| Output::Baselines(Box::new(b)))
             })
         }
         Work::Allocate {
@@ -405,6 +415,10 @@ pub struct BaselineRun {
     /// Per method, the model's outputs with the tensors compressed by it (the rest original)
     /// against the original's; or why the model cannot be run.
     pub function: Result<Vec<(Method, Figures)>, String>,
+    /// The tensors as the document holds them compressed (each with its own configuration,
+    /// e.g. from Allocate): error and storage, and the outputs' figures when the model can be
+    /// run. `None` unless every tensor of the run is compressed.
+    pub current: Option<(Measured, Option<Figures>)>,
 }
 
 /// Every method on every tensor, then the totals, then each method's function-space figures
@@ -474,6 +488,7 @@ fn baselines(
     path: Option<PathBuf>,
     inputs: &[Input],
     methods: &[Method],
+    current: Option<Vec<Arc<TensorResult>>>,
     ctx: &Ctx<()>,
 ) -> Result<BaselineRun, String> {
     let evaluator = match &path {
@@ -508,6 +523,30 @@ fn baselines(
     }
     let totals = compare::totals(&rows);
     rows.extend(totals);
+    let current = match current {
+        Some(results) => {
+            let mut m = Measured::default();
+            let mut overlay = Overlay::new();
+            for ((name, _, src), r) in inputs.iter().zip(&results) {
+                let e = r.stats.as_ref().ok_or("a tensor lost its error figures")?;
+                m = m.add(&Measured {
+                    sq_err: e.sq_err,
+                    sq_norm: e.sq_norm,
+                    bits: r.bits(),
+                    len: src.len() as u64,
+                });
+                if evaluator.is_ok() {
+                    overlay.push((name.clone(), r.reconstruction().map_err(|e| e.to_string())?));
+                }
+            }
+            if evaluator.is_ok() {
+                kept.push(overlay);
+            }
+            Some(m)
+        }
+        None => None,
+    };
+    let mut current_figures = None;
     let function = match evaluator {
         Ok(ev) => {
             // The search's blocks are done; progress now counts batches of the model runs.
@@ -518,14 +557,21 @@ fn baselines(
                 ..Default::default()
             };
             let source = path.as_deref().unwrap_or(Path::new("."));
-            let figures = ev
+            let mut figures = ev
                 .compare_overlays(source, kept, &inputs, ctx.progress(), ctx.cancel_flag())
                 .map_err(|e| e.to_string())?;
+            if current.is_some() {
+                current_figures = figures.pop();
+            }
             Ok(methods.iter().copied().zip(figures).collect())
         }
         Err(e) => Err(e),
     };
-    Ok(BaselineRun { rows, function })
+    Ok(BaselineRun {
+        rows,
+        function,
+        current: current.map(|m| (m, current_figures)),
+    })
 }
 
 /// Histograms as (bin centre, count).

@@ -245,3 +245,45 @@ fn baselines_give_each_methods_function_space_figure() {
     assert!(b < a && a < 0.0, "{a} {b}");
     h.get_by_label("mean cosine");
 }
+
+#[test]
+fn baselines_set_the_documents_own_compressed_state_beside_the_methods() {
+    use seedlm::study::baselines::Method;
+    // VALUE compressed in the app at the default 4-bit preset, then compared with the same
+    // preset: the same exact search, so the same error, storage and outputs.
+    let mut h = compressed_demo(&[VALUE]);
+    let ti = h.state().state.doc.find(VALUE).unwrap();
+    h.state_mut()
+        .state
+        .apply(Command::Run(seedlm::app::work::Work::Baselines {
+            tensors: vec![ti],
+            methods: vec![Method::Rtn4G128, Method::SeedLm4],
+        }));
+    h.state_mut()
+        .state
+        .apply(Command::ShowTab(TabId::Baselines));
+    wait_idle(&mut h, LONG);
+    let run = &h.state().state.results.baselines.as_ref().unwrap().value;
+    let (measured, figures) = run.current.as_ref().expect("VALUE is compressed");
+    let seedlm = run
+        .rows
+        .iter()
+        .find(|r| r.tensor == seedlm::study::compare::TOTAL && r.method == Method::SeedLm4)
+        .unwrap();
+    assert_eq!(*measured, seedlm.measured);
+    let function = run.function.as_ref().expect("the demo model can be run");
+    assert_eq!(figures.as_ref(), Some(&function[1].1));
+    // In the table and in the plot's legend.
+    assert_eq!(h.query_all_by_label("as compressed").count(), 2);
+    // Not every input compressed: no such row.
+    let other = h.state().state.doc.find(KEY).unwrap();
+    h.state_mut()
+        .state
+        .apply(Command::Run(seedlm::app::work::Work::Baselines {
+            tensors: vec![ti, other],
+            methods: vec![Method::Rtn4G128],
+        }));
+    wait_idle(&mut h, LONG);
+    let run = &h.state().state.results.baselines.as_ref().unwrap().value;
+    assert!(run.current.is_none());
+}

@@ -1,14 +1,15 @@
 //! Baselines tab: SeedLM's presets against the data-free methods a user would pick instead
 //! (round-to-nearest int4/int3, NF4) on the selected tensors, as a rate–distortion plot with the
-//! Gaussian bound 2^(−2M), and a table per method, in total and per tensor.
+//! Gaussian bound 2^(−2M), and a table per method, in total and per tensor; beside them the
+//! tensors as the document holds them compressed (e.g. a bit allocation), once all are.
 
 use super::{Tab, job_progress};
 use crate::app::command::{Command, TabId};
 use crate::app::state::AppState;
-use crate::app::work::{JobKind, Work};
+use crate::app::work::{BaselineRun, JobKind, Work};
 use crate::eval::Figures;
 use crate::search::compress::snr_db;
-use crate::study::baselines::Method;
+use crate::study::baselines::{Measured, Method};
 use crate::study::compare::{self, Row};
 use crate::study::explore::gaussian_bound;
 use egui_plot::{Legend, Line, LineStyle, MarkerShape, Plot, PlotPoints, Points};
@@ -67,8 +68,8 @@ impl Tab for Baselines {
         let rows = &run.rows;
         let totals: Vec<&Row> = rows.iter().filter(|r| r.tensor == compare::TOTAL).collect();
         ui.columns(2, |cols| {
-            table(&mut cols[0], &totals, rows, &run.function);
-            plot(&mut cols[1], &totals);
+            table(&mut cols[0], &totals, rows, run);
+            plot(&mut cols[1], &totals, run.current.as_ref().map(|c| &c.0));
         });
     }
 }
@@ -125,8 +126,12 @@ fn selected(state: &AppState) -> Vec<usize> {
     idx
 }
 
-fn table(ui: &mut egui::Ui, totals: &[&Row], rows: &[Row], function: &FunctionSpace) {
+/// Name of the document's own compressed state in the table and plot.
+const AS_COMPRESSED: &str = "as compressed";
+
+fn table(ui: &mut egui::Ui, totals: &[&Row], rows: &[Row], run: &BaselineRun) {
     ui.strong("All selected tensors");
+    let function = &run.function;
     let figures = function.as_ref().ok();
     let family = figures.and_then(|f| f.first()).map(|(_, f)| f);
     egui::Grid::new("baseline_totals")
@@ -154,11 +159,19 @@ fn table(ui: &mut egui::Ui, totals: &[&Row], rows: &[Row], function: &FunctionSp
             for r in totals {
                 row(ui, None, r);
                 if let Some(f) = figures {
-                    match f.iter().find(|(m, _)| *m == r.method).map(|(_, f)| f) {
-                        Some(Figures::Encoder(e)) => ui.label(format!("{:.4}", e.mean_cosine)),
-                        Some(Figures::Decoder(d)) => ui.label(format!("{:.5}", d.kl)),
-                        None => ui.label("—"),
-                    };
+                    let f = f.iter().find(|(m, _)| *m == r.method);
+                    ui.label(f.map_or("—".into(), |(_, f)| figure_text(f)));
+                }
+                ui.end_row();
+            }
+            if let Some((m, f)) = &run.current {
+                ui.label(AS_COMPRESSED).on_hover_text(
+                    "These tensors as they are compressed now, each with its own \
+                     configuration (e.g. chosen by Allocate)",
+                );
+                measured_cells(ui, m);
+                if figures.is_some() {
+                    ui.label(f.as_ref().map_or("—".into(), figure_text));
                 }
                 ui.end_row();
             }
@@ -187,15 +200,24 @@ fn table(ui: &mut egui::Ui, totals: &[&Row], rows: &[Row], function: &FunctionSp
     });
 }
 
-/// Per method, the function-space figures of a run, or why there are none.
-type FunctionSpace = Result<Vec<(crate::study::baselines::Method, Figures)>, String>;
+/// The function-space figure of one column: mean cosine or KL.
+fn figure_text(f: &Figures) -> String {
+    match f {
+        Figures::Encoder(e) => format!("{:.4}", e.mean_cosine),
+        Figures::Decoder(d) => format!("{:.5}", d.kl),
+    }
+}
 
 fn row(ui: &mut egui::Ui, tensor: Option<&str>, r: &Row) {
     if let Some(t) = tensor {
         ui.label(t);
     }
-    let m = r.measured;
     ui.label(r.method.name());
+    measured_cells(ui, &r.measured);
+}
+
+/// Bits per weight, relMSE and SNR.
+fn measured_cells(ui: &mut egui::Ui, m: &Measured) {
     ui.label(format!("{:.3}", m.bits_per_weight()));
     ui.label(format!("{:.5}", m.relmse()));
     ui.label(format!("{:.2}", snr_db(m.relmse())));
@@ -203,30 +225,35 @@ fn row(ui: &mut egui::Ui, tensor: Option<&str>, r: &Row) {
 
 /// Rate–distortion: relMSE (log scale) against bits per weight, one marker per method, and the
 /// Gaussian bound 2^(−2M) over the measured rates only (drawn wider, it squeezes the markers).
-fn plot(ui: &mut egui::Ui, totals: &[&Row]) {
+fn plot(ui: &mut egui::Ui, totals: &[&Row], current: Option<&Measured>) {
     let log = |x: f64| x.max(1e-12).log10();
-    let rates = totals.iter().map(|r| r.measured.bits_per_weight());
+    let points: Vec<(&str, &Measured)> = totals
+        .iter()
+        .map(|r| (r.method.name(), &r.measured))
+        .chain(current.map(|m| (AS_COMPRESSED, m)))
+        .collect();
+    let rates = points.iter().map(|(_, m)| m.bits_per_weight());
     let lo = rates.clone().fold(f64::INFINITY, f64::min) - 0.1;
     let hi = rates.fold(f64::NEG_INFINITY, f64::max) + 0.1;
-    let described: Vec<([f64; 2], String)> = totals
+    let at = |m: &Measured| [m.bits_per_weight(), log(m.relmse())];
+    let strong = ui.visuals().strong_text_color();
+    let described: Vec<([f64; 2], String)> = points
         .iter()
-        .map(|r| {
-            let m = r.measured;
+        .map(|(name, m)| {
             let text = format!(
-                "{}: {:.3} bits/weight, relMSE {:.5} ({:.2} dB)",
-                r.method.name(),
+                "{name}: {:.3} bits/weight, relMSE {:.5} ({:.2} dB)",
                 m.bits_per_weight(),
                 m.relmse(),
                 snr_db(m.relmse())
             );
-            ([m.bits_per_weight(), log(m.relmse())], text)
+            (at(m), text)
         })
         .collect();
     // The legend sits in a top corner: keep the data below it (a row per method and the bound).
     let height = 360.0;
     let top = super::legend_headroom_for(
         described.iter().map(|(at, _)| at[1]),
-        totals.len() + 1,
+        points.len() + 1,
         height,
     );
     let resp = Plot::new("baselines_plot")
@@ -250,13 +277,19 @@ fn plot(ui: &mut egui::Ui, totals: &[&Row]) {
                 );
             }
             for r in totals {
-                let m = r.measured;
-                let at = [m.bits_per_weight(), log(m.relmse())];
                 plot.points(
-                    Points::new(r.method.name(), PlotPoints::new(vec![at]))
+                    Points::new(r.method.name(), PlotPoints::new(vec![at(&r.measured)]))
                         .shape(marker(r.method))
                         .color(color(r.method))
                         .radius(if r.method.is_seedlm() { 8.0 } else { 5.0 }),
+                );
+            }
+            if let Some(m) = current {
+                plot.points(
+                    Points::new(AS_COMPRESSED, PlotPoints::new(vec![at(m)]))
+                        .shape(MarkerShape::Asterisk)
+                        .color(strong)
+                        .radius(9.0),
                 );
             }
         });
