@@ -421,8 +421,6 @@ pub struct BaselineRun {
     pub current: Option<(Measured, Option<Figures>)>,
 }
 
-/// Every method on every tensor, then the totals, then each method's function-space figures
-/// when the model on disk can be run.
 /// The data-free allocation of `inputs` (index, name, weights) at `target_bpw`: α measured on
 /// random words of the vocabulary of `model` (its path and map) when it can be run, else 1;
 /// then each menu entry measured on a sample of each tensor, and the budget solved.
@@ -484,6 +482,8 @@ fn allocate(
     Ok(Output::Allocated(idx, Box::new(a)))
 }
 
+/// Every method on every tensor, then the totals, then each method's function-space figures
+/// (and the document's own compressed state's, `current`) when the model on disk can be run.
 fn baselines(
     path: Option<PathBuf>,
     inputs: &[Input],
