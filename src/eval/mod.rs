@@ -96,6 +96,26 @@ pub(crate) fn read_json(path: &Path) -> Result<serde_json::Value, ModelError> {
     serde_json::from_str(&text).map_err(|e| ModelError::file(path, format!("not valid JSON ({e})")))
 }
 
+/// The directory of the model `path` (a model directory, or a weights file in one) belongs
+/// to, or a plain error when it lacks config.json or tokenizer.json, which running it needs.
+pub fn model_dir(path: &Path) -> Result<&Path, ModelError> {
+    let dir = if path.is_dir() {
+        path
+    } else {
+        path.parent().unwrap_or(Path::new("."))
+    };
+    for (file, what) in [
+        ("config.json", "its architecture"),
+        ("tokenizer.json", "its tokenizer"),
+    ] {
+        if !dir.join(file).is_file() {
+            let reason = format!("no {file} beside the weights (evaluation needs {what})");
+            return Err(ModelError::file(dir, reason));
+        }
+    }
+    Ok(dir)
+}
+
 /// Reads `tokenizer.json`, with no padding and no truncation of its own.
 pub(crate) fn read_tokenizer(dir: &Path) -> Result<tokenizers::Tokenizer, ModelError> {
     let path = dir.join("tokenizer.json");
@@ -209,21 +229,7 @@ impl Evaluator {
     /// Opens the model that `path` (a model directory, or a weights file in one) belongs to,
     /// saying plainly when its directory lacks config.json or tokenizer.json.
     pub fn open_model(path: &Path) -> Result<Self, EvalError> {
-        let dir = if path.is_dir() {
-            path
-        } else {
-            path.parent().unwrap_or(Path::new("."))
-        };
-        for (file, what) in [
-            ("config.json", "its architecture"),
-            ("tokenizer.json", "its tokenizer"),
-        ] {
-            if !dir.join(file).is_file() {
-                let reason = format!("no {file} beside the weights (evaluation needs {what})");
-                return Err(ModelError::file(dir, reason).into());
-            }
-        }
-        Self::open(dir)
+        Self::open(model_dir(path)?)
     }
 
     /// The original's weights.

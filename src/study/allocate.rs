@@ -510,22 +510,15 @@ pub fn vocabulary_text(dir: &Path) -> Result<Option<String>, crate::io::error::M
 }
 
 /// The data-free sensitivity text of the model at `input` (a file or its directory):
-/// [`vocabulary_text`], or `Err(why)` when the model cannot be run (no `config.json` and
-/// `tokenizer.json` beside it) or its vocabulary has no whole words; then α = 1.
+/// [`vocabulary_text`], or `Err(why)` when the model cannot be run
+/// ([`crate::eval::model_dir`]) or its vocabulary has no whole words; then α = 1.
 pub fn vocabulary_for(
     input: &Path,
 ) -> Result<Result<String, String>, crate::io::error::ModelError> {
-    let dir = if input.is_dir() {
-        input
-    } else {
-        input.parent().unwrap_or(Path::new("."))
+    let dir = match crate::eval::model_dir(input) {
+        Ok(dir) => dir,
+        Err(why) => return Ok(Err(why.to_string())),
     };
-    if !dir.join("config.json").is_file() || !dir.join("tokenizer.json").is_file() {
-        return Ok(Err(format!(
-            "{}: no config.json and tokenizer.json to measure sensitivities with",
-            dir.display()
-        )));
-    }
     Ok(vocabulary_text(dir)?
         .ok_or_else(|| format!("{}: its vocabulary has no whole words", dir.display())))
 }
