@@ -305,12 +305,20 @@ pub fn spawn(
                 .collect();
             let path = doc.path.clone();
             // The document's own state joins the run when every input is compressed.
-            let current: Option<Vec<Arc<TensorResult>>> = tensors
+            let current: Option<Vec<(Measured, Arc<TensorResult>)>> = tensors
                 .iter()
                 .map(|&i| {
                     let t = doc.tensors.get(i)?;
                     t.source.as_ref()?;
-                    t.result.clone().filter(|r| r.stats.is_some())
+                    let r = t.result.clone()?;
+                    let e = r.stats.as_ref()?;
+                    let m = Measured {
+                        sq_err: e.sq_err,
+                        sq_norm: e.sq_norm,
+                        bits: r.bits(),
+                        len: t.len() as u64,
+                    };
+                    Some((m, r))
                 })
                 .collect();
             Job::spawn("Baselines", id, repaint, move |ctx| {
@@ -488,7 +496,7 @@ fn baselines(
     path: Option<PathBuf>,
     inputs: &[Input],
     methods: &[Method],
-    current: Option<Vec<Arc<TensorResult>>>,
+    current: Option<Vec<(Measured, Arc<TensorResult>)>>,
     ctx: &Ctx<()>,
 ) -> Result<BaselineRun, String> {
     let evaluator = match &path {
@@ -527,14 +535,8 @@ fn baselines(
         Some(results) => {
             let mut m = Measured::default();
             let mut overlay = Overlay::new();
-            for ((name, _, src), r) in inputs.iter().zip(&results) {
-                let e = r.stats.as_ref().ok_or("a tensor lost its error figures")?;
-                m = m.add(&Measured {
-                    sq_err: e.sq_err,
-                    sq_norm: e.sq_norm,
-                    bits: r.bits(),
-                    len: src.len() as u64,
-                });
+            for ((name, _, _), (measured, r)) in inputs.iter().zip(&results) {
+                m = m.add(measured);
                 if evaluator.is_ok() {
                     overlay.push((name.clone(), r.reconstruction().map_err(|e| e.to_string())?));
                 }
