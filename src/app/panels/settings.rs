@@ -209,8 +209,8 @@ impl SettingsPanel {
                      weight with the least summed effect, then compress each with its own. \
                      The effect is each tensor's error weighed by how much it moves the \
                      model's outputs on random words of its own vocabulary (data-free), or the \
-                     error alone when the model cannot be run. Change a tensor's choice by selecting it and compressing it with \
-                     another preset.",
+                     error alone when the model cannot be run. Change a tensor's choice by \
+                     selecting it and compressing it with another preset.",
                 )
                 .clicked();
             ui.add(
