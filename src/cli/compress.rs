@@ -124,38 +124,23 @@ pub enum Sensitivity {
 }
 
 /// The calibration pass of `--calibrate`: per-input-channel second moments of every linear
-/// layer of the model at `input`, and the metadata record naming `text`.
-fn calibrate(
+/// layer of the model at `input`, and the metadata record naming `text`. Empty once `cancel` is
+/// raised: the caller checks it.
+pub(super) fn calibrate(
     input: &std::path::Path,
     text: &std::path::Path,
     cancel: &std::sync::atomic::AtomicBool,
 ) -> anyhow::Result<(HashMap<String, Vec<f64>>, String)> {
-    use sha2::{Digest, Sha256};
-    let bytes = std::fs::read(text).with_context(|| format!("{}: cannot read", text.display()))?;
-    let content = std::str::from_utf8(&bytes)
-        .with_context(|| format!("{}: calibration text is not UTF-8", text.display()))?;
     let evaluator = crate::eval::Evaluator::open_model(input)?;
     let progress = Progress::default();
     eprintln!("calibrating on {}", text.display());
-    let moments = match super::watch::watch("batches", &progress.done, &progress.total, |_| {
-        evaluator.input_moments(text, content, &progress, cancel)
+    match super::watch::watch("passes", &progress.done, &progress.total, |_| {
+        crate::eval::calibration::calibrate(&evaluator, text, &progress, cancel)
     }) {
-        Ok(m) => m,
-        // The caller sees the cancel flag and writes nothing.
-        Err(crate::eval::EvalError::Cancelled) => return Ok(Default::default()),
-        Err(crate::eval::EvalError::Model(e)) => return Err(e.into()),
-    };
-    let name = text.file_name().map_or_else(
-        || text.display().to_string(),
-        |n| n.to_string_lossy().into_owned(),
-    );
-    let record = serde_json::json!({
-        "mode": "activation-diagonal",
-        "text": name,
-        "sha256": format!("{:x}", Sha256::digest(&bytes)),
-        "tensors": moments.len(),
-    });
-    Ok((moments, record.to_string()))
+        Ok(c) => Ok((c.moments, c.record)),
+        Err(crate::eval::EvalError::Cancelled) => Ok(Default::default()),
+        Err(crate::eval::EvalError::Model(e)) => Err(e.into()),
+    }
 }
 
 /// Runs `seedlm compress`.

@@ -13,6 +13,7 @@ use candle_core::{D, Device, Module, Tensor};
 use candle_nn::{Linear, VarBuilder, linear_b};
 use serde::Serialize;
 use serde_json::Value;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -203,6 +204,9 @@ struct Layer {
     down: Linear,
 }
 
+/// What a calibration forward hands each linear layer's input to, with its weight's name.
+type Sink<'a> = dyn FnMut(&str, &Tensor) -> candle_core::Result<()> + 'a;
+
 /// A network built over one weight set.
 struct Net {
     embed: Tensor,
@@ -247,12 +251,14 @@ impl Net {
     }
 
     /// Logits `[n, vocab]` of every position of `ids`; `None` once `cancel` is raised (checked
-    /// before each layer).
+    /// before each layer). `sink`, when given, sees the input `[n, in]` of every linear layer
+    /// with its weight tensor's name (for calibration).
     fn logits(
         &self,
         s: &Shape,
         ids: &[u32],
         cancel: &AtomicBool,
+        mut sink: Option<&mut Sink>,
     ) -> candle_core::Result<Option<Tensor>> {
         let n = ids.len();
         let dev = Device::Cpu;
@@ -274,11 +280,24 @@ impl Net {
         };
         let ids = Tensor::from_slice(ids, n, &dev)?;
         let mut x = self.embed.index_select(&ids, 0)?;
-        for l in &self.layers {
+        let mut see = |i: usize, parts: &[&str], x: &Tensor| -> candle_core::Result<()> {
+            if let Some(sink) = sink.as_mut() {
+                for part in parts {
+                    sink(&format!("model.layers.{i}.{part}.weight"), x)?;
+                }
+            }
+            Ok(())
+        };
+        for (i, l) in self.layers.iter().enumerate() {
             if cancel.load(Ordering::Relaxed) {
                 return Ok(None);
             }
             let h = candle_nn::ops::rms_norm(&x, &l.input_norm, s.eps as f32)?;
+            see(
+                i,
+                &["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"],
+                &h,
+            )?;
             let q = heads(l.q.forward(&h)?, s.heads)?;
             let k = heads(l.k.forward(&h)?, s.kv_heads)?;
             let v = heads(l.v.forward(&h)?, s.kv_heads)?;
@@ -292,10 +311,13 @@ impl Net {
                 .matmul(&v)?
                 .transpose(1, 2)?
                 .reshape((n, s.heads * s.head_dim))?;
+            see(i, &["self_attn.o_proj"], &y)?;
             x = (x + l.o.forward(&y)?)?;
             let h = candle_nn::ops::rms_norm(&x, &l.post_norm, s.eps as f32)?;
-            let g = candle_nn::ops::silu(&l.gate.forward(&h)?)?;
-            x = (&x + l.down.forward(&(g * l.up.forward(&h)?)?)?)?;
+            see(i, &["mlp.gate_proj", "mlp.up_proj"], &h)?;
+            let g = (candle_nn::ops::silu(&l.gate.forward(&h)?)? * l.up.forward(&h)?)?;
+            see(i, &["mlp.down_proj"], &g)?;
+            x = (&x + l.down.forward(&g)?)?;
         }
         let x = candle_nn::ops::rms_norm(&x, &self.norm, s.eps as f32)?;
         Ok(Some(x.matmul(&self.head.t()?)?))
@@ -356,33 +378,9 @@ impl Decoder {
         Ok(enc.get_ids().to_vec())
     }
 
-    /// Log-probabilities `[n, vocab]` of every position of `window` under `weights`.
-    pub fn window_log_probs(
-        &self,
-        weights: &Weights,
-        window: &[u32],
-        cancel: &AtomicBool,
-    ) -> Result<Tensor, EvalError> {
-        let net = Net::load(&self.shape, weights.var_builder())
-            .map_err(candle_err(&self.dir, "the weights do not fit config.json"))?;
-        let logits = net
-            .logits(&self.shape, window, cancel)
-            .map_err(candle_err(&self.dir, "inference failed"))?
-            .ok_or(EvalError::Cancelled)?;
-        candle_nn::ops::log_softmax(&logits, D::Minus1)
-            .map_err(candle_err(&self.dir, "inference failed"))
-    }
-
-    /// Compares the original with each variant over `tokens` cut into windows of `ctx`
-    /// (docs/DESIGN.md §4). `progress` counts windows times networks run.
-    pub fn compare(
-        &self,
-        variants: &[Weights],
-        tokens: &[u32],
-        ctx: usize,
-        progress: &Progress,
-        cancel: &AtomicBool,
-    ) -> Result<Vec<DecoderFigures>, EvalError> {
+    /// `tokens` cut into windows of `ctx` (a last one of fewer than 2 tokens dropped), after
+    /// checking that there is one and that every id is in the vocabulary.
+    fn windows<'t>(&self, tokens: &'t [u32], ctx: usize) -> Result<Vec<&'t [u32]>, EvalError> {
         if ctx < 2 {
             return Err(
                 ModelError::file(&self.dir, "the window (ctx) must be at least 2 tokens").into(),
@@ -402,6 +400,76 @@ impl Decoder {
             )
             .into());
         }
+        Ok(windows)
+    }
+
+    /// The second moment E[x_j²] of each input channel j of every linear layer, by weight
+    /// tensor name, over every position of `tokens` cut into windows of `ctx`, with the
+    /// original weights. Adds one to `progress.done` per window (and sets its total).
+    pub fn input_moments(
+        &self,
+        tokens: &[u32],
+        ctx: usize,
+        progress: &Progress,
+        cancel: &AtomicBool,
+    ) -> Result<HashMap<String, Vec<f64>>, EvalError> {
+        let windows = self.windows(tokens, ctx)?;
+        let fail = |what| candle_err(&self.dir, what);
+        let net = Net::load(&self.shape, self.weights.var_builder())
+            .map_err(fail("the weights do not fit config.json"))?;
+        progress
+            .total
+            .store(windows.len() as u64, Ordering::Relaxed);
+        let mut sums: HashMap<String, Vec<f64>> = HashMap::new();
+        let mut sink = |name: &str, x: &Tensor| -> candle_core::Result<()> {
+            let s = x.sqr()?.sum(0)?.to_vec1::<f32>()?;
+            let acc = sums.entry(name.to_string()).or_insert(vec![0.0; s.len()]);
+            for (a, v) in acc.iter_mut().zip(s) {
+                *a += f64::from(v);
+            }
+            Ok(())
+        };
+        for w in &windows {
+            net.logits(&self.shape, w, cancel, Some(&mut sink))
+                .map_err(fail("calibration forward failed"))?
+                .ok_or(EvalError::Cancelled)?;
+            progress.done.fetch_add(1, Ordering::Relaxed);
+        }
+        let positions = windows.iter().map(|w| w.len()).sum::<usize>() as f64;
+        for v in sums.values_mut() {
+            v.iter_mut().for_each(|x| *x /= positions);
+        }
+        Ok(sums)
+    }
+
+    /// Log-probabilities `[n, vocab]` of every position of `window` under `weights`.
+    pub fn window_log_probs(
+        &self,
+        weights: &Weights,
+        window: &[u32],
+        cancel: &AtomicBool,
+    ) -> Result<Tensor, EvalError> {
+        let net = Net::load(&self.shape, weights.var_builder())
+            .map_err(candle_err(&self.dir, "the weights do not fit config.json"))?;
+        let logits = net
+            .logits(&self.shape, window, cancel, None)
+            .map_err(candle_err(&self.dir, "inference failed"))?
+            .ok_or(EvalError::Cancelled)?;
+        candle_nn::ops::log_softmax(&logits, D::Minus1)
+            .map_err(candle_err(&self.dir, "inference failed"))
+    }
+
+    /// Compares the original with each variant over `tokens` cut into windows of `ctx`
+    /// (docs/DESIGN.md §4). `progress` counts windows times networks run.
+    pub fn compare(
+        &self,
+        variants: &[Weights],
+        tokens: &[u32],
+        ctx: usize,
+        progress: &Progress,
+        cancel: &AtomicBool,
+    ) -> Result<Vec<DecoderFigures>, EvalError> {
+        let windows = self.windows(tokens, ctx)?;
         let fail = |what| candle_err(&self.dir, what);
         let nets = std::iter::once(&self.weights)
             .chain(variants)
@@ -418,7 +486,7 @@ impl Decoder {
         let run = |net: &Net, w: &[u32]| -> Result<(Tensor, Vec<f32>), EvalError> {
             check(cancel)?;
             let logits = net
-                .logits(&self.shape, w, cancel)
+                .logits(&self.shape, w, cancel, None)
                 .map_err(fail("inference failed"))?
                 .ok_or(EvalError::Cancelled)?;
             let out = log_probs(&logits, w).map_err(fail("inference failed"))?;
@@ -474,6 +542,61 @@ impl Decoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Calibration sees every linear layer's input once per layer at its weight's input width,
+    /// and the first layer's q_proj moment is the mean square of RMSNorm(embedding)·γ computed
+    /// here by hand, over both windows of the token stream.
+    #[test]
+    fn input_moments_are_each_linear_layers_mean_square_input() {
+        let dir = Path::new("tests/fixtures/eval/llama");
+        let config = super::super::read_json(&dir.join("config.json")).unwrap();
+        let dec = Decoder::open(dir, &config).unwrap();
+        let tokens = dec
+            .tokenize("It is a truth universally acknowledged.")
+            .unwrap();
+        assert!(tokens.len() > 5);
+        let moments = dec
+            .input_moments(&tokens, 5, &Progress::default(), &AtomicBool::new(false))
+            .unwrap();
+        assert_eq!(moments.len(), 7 * dec.shape.layers);
+        for (name, width) in [
+            ("model.layers.1.self_attn.k_proj.weight", dec.shape.hidden),
+            (
+                "model.layers.0.self_attn.o_proj.weight",
+                dec.shape.heads * dec.shape.head_dim,
+            ),
+            (
+                "model.layers.1.mlp.down_proj.weight",
+                dec.shape.intermediate,
+            ),
+        ] {
+            assert_eq!(moments[name].len(), width, "{name}");
+        }
+        let h = dec.shape.hidden;
+        let vb = dec.weights.var_builder();
+        let get = |shape: &[usize], name: &str| {
+            vb.get(shape, name)
+                .and_then(|t| t.flatten_all()?.to_vec1::<f32>())
+                .unwrap()
+        };
+        let embed = get(&[dec.shape.vocab, h], "model.embed_tokens.weight");
+        let gamma = get(&[h], "model.layers.0.input_layernorm.weight");
+        let kept = tokens.len() - usize::from(tokens.len() % 5 == 1);
+        let mut want = vec![0f64; h];
+        for &t in &tokens[..kept] {
+            let row = &embed[t as usize * h..][..h];
+            let ms = row.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / h as f64;
+            let r = 1.0 / (ms + dec.shape.eps).sqrt();
+            for (j, w) in want.iter_mut().enumerate() {
+                *w += (f64::from(row[j]) * r * f64::from(gamma[j])).powi(2) / kept as f64;
+            }
+        }
+        let got = &moments["model.layers.0.self_attn.q_proj.weight"];
+        for (g, w) in got.iter().zip(&want) {
+            assert!((g - w).abs() <= 1e-4 * w.max(1e-3), "{g} vs {w}");
+        }
+        assert_eq!(got, &moments["model.layers.0.self_attn.v_proj.weight"]);
+    }
 
     #[test]
     fn llama3_scaling_keeps_high_and_divides_low_frequencies() {

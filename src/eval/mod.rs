@@ -9,6 +9,7 @@
 //!
 //! May use: [`crate::core`], [`crate::search`] and [`crate::io`]. Knows nothing of the app or CLI.
 
+pub mod calibration;
 pub mod decoder;
 pub mod encoder;
 pub mod weights;
@@ -259,8 +260,9 @@ impl Evaluator {
     /// Calibration statistics for an activation-weighted compression: the second moment E[x_j²]
     /// of each input channel of every linear layer, by weight tensor name, measured on `text`
     /// (`source` names it in errors). Encoders embed its paragraphs (blank-line separated, each
-    /// truncated as the tokenizer truncates); `progress` counts batches. Decoders have no forward
-    /// that exposes their linear layers' inputs yet: an error says so.
+    /// truncated as the tokenizer truncates); `progress` counts batches. Decoders read it as one
+    /// token stream in windows of [`DEFAULT_CTX`], every position counted; `progress` counts
+    /// windows.
     pub fn input_moments(
         &self,
         source: &Path,
@@ -276,11 +278,17 @@ impl Evaluator {
                 }
                 e.input_moments(&paragraphs, progress, cancel)
             }
-            Evaluator::Decoder(_) => Err(ModelError::file(
-                self.dir(),
-                "calibration supports BERT encoders only: decoders have no forward exposing their linear layers' inputs yet",
-            )
-            .into()),
+            Evaluator::Decoder(d) => {
+                let tokens = d.tokenize(text)?;
+                if tokens.len() < 2 {
+                    return Err(ModelError::file(
+                        source,
+                        "calibration text has fewer than 2 tokens",
+                    )
+                    .into());
+                }
+                d.input_moments(&tokens, DEFAULT_CTX, progress, cancel)
+            }
         }
     }
 

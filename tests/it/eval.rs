@@ -357,3 +357,90 @@ fn compare_eval_adds_each_methods_function_space_figure() {
     let err = fails(&["compare", s(&lone), "--eval"]);
     assert!(err.contains("no config.json"), "{err}");
 }
+
+/// `compress --calibrate` end to end, on a decoder and on the BERT encoder: the file records the
+/// text, and each calibrated tensor's activation-weighted error (the search's own objective, its
+/// floor included) is no larger than the data-free file's, and the total is smaller.
+#[test]
+fn calibrated_compression_lowers_each_tensors_activation_weighted_error() {
+    use seedlm::io::opened::{Opened, open};
+    use seedlm::search::compress::MIN_RELATIVE_WEIGHT;
+    let dir = tempfile::tempdir().unwrap();
+    let calib = dir.path().join("calib.txt");
+    let words = "She walked to the window and looked out at the rain for a long while.\n\n\
+                 He said nothing, then laughed, and the letter lay unopened on the table.";
+    std::fs::write(&calib, words).unwrap();
+    let cases = [
+        (fixture("llama"), None, 14),
+        (
+            minilm(),
+            Some("layer\\.1\\.(attention\\.self\\.query|output\\.dense)\\.weight"),
+            2,
+        ),
+    ];
+    for (model, include, count) in cases {
+        let plain = dir.path().join("plain.safetensors");
+        let cal = dir.path().join("cal.safetensors");
+        for (out, calibrate) in [(&plain, false), (&cal, true)] {
+            let mut args = vec!["compress", s(&model), "-o", s(out)];
+            if let Some(re) = include {
+                args.extend(["--include", re]);
+            }
+            if calibrate {
+                args.extend(["--calibrate", s(&calib)]);
+            }
+            let o = run(&args);
+            assert!(o.status.success(), "{}", text(&o.stderr));
+        }
+        let shown = run(&["inspect", s(&cal)]);
+        assert!(
+            text(&shown.stdout).contains("search activation-diagonal on calib.txt"),
+            "{}",
+            text(&shown.stdout)
+        );
+        let moments = Evaluator::open_model(&model)
+            .unwrap()
+            .input_moments(&calib, words, &Progress::default(), &AtomicBool::new(false))
+            .unwrap();
+        let original = Model::open(&model).unwrap();
+        let decoded = |path: &Path| match open(path).unwrap() {
+            Opened::Packed(p) => {
+                assert_eq!(p.calibration().is_some(), path == cal, "{}", path.display());
+                p.tensors()
+                    .iter()
+                    .filter(|t| t.packed.is_some())
+                    .map(|t| (t.name.clone(), p.to_f32(t).unwrap()))
+                    .collect::<std::collections::BTreeMap<_, _>>()
+            }
+            Opened::Plain(_) => panic!("{} is not packed", path.display()),
+        };
+        let (a, b) = (decoded(&plain), decoded(&cal));
+        assert_eq!(a.len(), count, "{}", model.display());
+        let (mut sum_a, mut sum_b) = (0.0, 0.0);
+        for (name, got_a) in &a {
+            let d = &moments[name];
+            let floor = d.iter().fold(0.0f64, |m, &x| m.max(x)) * MIN_RELATIVE_WEIGHT;
+            let t = original.tensors().iter().find(|t| &t.name == name).unwrap();
+            let w = original.to_f32(t).unwrap();
+            let weighted = |r: &[f32]| -> f64 {
+                w.iter()
+                    .zip(r)
+                    .enumerate()
+                    .map(|(i, (x, y))| d[i % d.len()].max(floor) * f64::from(x - y).powi(2))
+                    .sum()
+            };
+            let (ea, eb) = (weighted(got_a), weighted(&b[name]));
+            assert!(
+                eb <= ea * (1.0 + 1e-6),
+                "{name}: calibrated {eb} > plain {ea}"
+            );
+            sum_a += ea;
+            sum_b += eb;
+        }
+        assert!(
+            sum_b < 0.97 * sum_a,
+            "{}: {sum_b} vs {sum_a}",
+            model.display()
+        );
+    }
+}

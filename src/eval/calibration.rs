@@ -1,0 +1,47 @@
+//! Calibration for the activation-weighted search (`compress --calibrate`, and the calibrated
+//! methods of `compare` and the Baselines tab): a text file run through the model for the second
+//! moments of each linear layer's inputs, and the record that names it in a packed file.
+
+use super::{EvalError, Evaluator};
+use crate::io::error::ModelError;
+use crate::search::compress::Progress;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+
+/// What a calibration pass measured.
+pub struct Calibration {
+    /// E[x_j²] of each input channel of every linear layer reached, by weight tensor name.
+    pub moments: HashMap<String, Vec<f64>>,
+    /// The `seedlm.calibration` metadata: mode, the text's file name and SHA-256, and how many
+    /// tensors the pass reached.
+    pub record: String,
+}
+
+/// Reads the UTF-8 text at `path` and measures its moments with `evaluator` (see
+/// [`Evaluator::input_moments`] for how each family reads it).
+pub fn calibrate(
+    evaluator: &Evaluator,
+    path: &Path,
+    progress: &Progress,
+    cancel: &AtomicBool,
+) -> Result<Calibration, EvalError> {
+    let bytes =
+        std::fs::read(path).map_err(|e| ModelError::file(path, format!("cannot read: {e}")))?;
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| ModelError::file(path, "calibration text is not UTF-8"))?;
+    let moments = evaluator.input_moments(path, text, progress, cancel)?;
+    let name = path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let record = serde_json::json!({
+        "mode": "activation-diagonal",
+        "text": name,
+        "sha256": format!("{:x}", Sha256::digest(&bytes)),
+        "tensors": moments.len(),
+    })
+    .to_string();
+    Ok(Calibration { moments, record })
+}
