@@ -7,7 +7,7 @@ use super::heatmap::{MAX_SIDE, Pool, colorize, pool, scale_limit};
 use super::jobs::{Ctx, Job};
 use super::panels::histogram;
 use super::quality::{self, APP_TOKENS};
-use crate::eval::{DEFAULT_CTX, Evaluator, Figures, Inputs, Overlay};
+use crate::eval::{DEFAULT_CTX, Evaluator, Figures, Inputs, Overlay, calibration};
 use crate::hw::sim::{self, DdrParams, HwTable, TensorReport};
 use crate::io::shard::{self, FolderStatus, Sidecar, SidecarTensor};
 use crate::study::allocate::Allocation;
@@ -58,6 +58,8 @@ pub enum Work {
         tensors: Vec<usize>,
         /// Methods to run.
         methods: Vec<Method>,
+        /// The text the calibrated methods are calibrated on (they need one).
+        calibration: Option<PathBuf>,
     },
     /// Heatmaps and histograms of this tensor, for the Tensor tab.
     Prepare(usize),
@@ -295,7 +297,16 @@ pub fn spawn(
                 .map(|p| Output::Explore(opts, p))
                 .map_err(|e| e.to_string())
         }),
-        Work::Baselines { tensors, methods } => {
+        Work::Baselines {
+            tensors,
+            methods,
+            calibration,
+        } => {
+            if let Some(m) = methods.iter().find(|m| m.is_calibrated())
+                && calibration.is_none()
+            {
+                return Err(format!("{m} needs a calibration text"));
+            }
             let inputs: Vec<Input> = tensors
                 .iter()
                 .filter_map(|&i| {
@@ -322,7 +333,7 @@ pub fn spawn(
                 })
                 .collect();
             Job::spawn("Baselines", id, repaint, move |ctx| {
-                baselines(path, &inputs, &methods, current, ctx)
+                baselines(path, &inputs, &methods, calibration, current, ctx)
                     .map(|b| Output::Baselines(Box::new(b)))
             })
         }
@@ -496,12 +507,31 @@ fn baselines(
     path: Option<PathBuf>,
     inputs: &[Input],
     methods: &[Method],
+    calibration: Option<PathBuf>,
     current: Option<Vec<(Measured, Arc<TensorResult>)>>,
     ctx: &Ctx<()>,
 ) -> Result<BaselineRun, String> {
     let evaluator = match &path {
         Some(p) => Evaluator::open_model(p).map_err(|e| e.to_string()),
         None => Err("not a model on disk".to_string()),
+    };
+    let moments = match calibration.filter(|_| methods.iter().any(|m| m.is_calibrated())) {
+        Some(text) => {
+            let ev = evaluator
+                .as_ref()
+                .map_err(|e| format!("calibration needs the model to run: {e}"))?;
+            let c = calibration::calibrate(ev, &text, ctx.progress(), ctx.cancel_flag())
+                .map_err(|e| e.to_string())?;
+            ctx.log(&format!(
+                "calibrated on {}: {} tensors' input moments",
+                text.display(),
+                c.moments.len()
+            ));
+            // Progress now counts the search's blocks.
+            ctx.progress().done.store(0, Ordering::Relaxed);
+            c.moments
+        }
+        None => Default::default(),
     };
     let mut kept: Vec<Overlay> = vec![Vec::new(); methods.len()];
     let total: u64 = inputs
@@ -522,6 +552,7 @@ fn baselines(
             &data,
             shape,
             methods,
+            moments.get(name).map(Vec::as_slice),
             ctx.progress(),
             ctx.cancel_flag(),
             &mut keep,

@@ -42,6 +42,12 @@ pub struct CompareArgs {
     /// tokenizer.json beside the weights, and memory for one reconstruction per method.
     #[arg(long)]
     pub eval: bool,
+    /// Calibrate on this text file, as `compress --calibrate` does (needs config.json and
+    /// tokenizer.json beside the weights): each paper preset in --methods gets its calibrated
+    /// counterpart (seedlm-4bit-cal, seedlm-3bit-cal) beside it. Never calibrate on the text you
+    /// evaluate on.
+    #[arg(long, value_name = "TEXT")]
+    pub calibrate: Option<PathBuf>,
 }
 
 /// Runs every method on every selected tensor and prints the rows and totals.
@@ -62,14 +68,32 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
         true => Some(Evaluator::open_model(&args.file)?),
         false => None,
     };
+    let cancel = super::watch::cancel_on_ctrl_c();
+    let mut methods = args.methods.clone();
+    let moments = match &args.calibrate {
+        Some(text) => {
+            for (i, m) in args.methods.iter().enumerate().rev() {
+                if let Some(c) = m.calibrated().filter(|c| !methods.contains(c)) {
+                    methods.insert(i + 1, c);
+                }
+            }
+            let (moments, _) = super::compress::calibrate(&args.file, text, &cancel)?;
+            moments
+        }
+        None => {
+            if let Some(m) = methods.iter().find(|m| m.is_calibrated()) {
+                anyhow::bail!("{m} needs a calibration text: add --calibrate TEXT");
+            }
+            Default::default()
+        }
+    };
     let mut kept: Vec<(Method, Overlay)> = Vec::new();
     let progress = Progress::default();
     let total: u64 = tensors
         .iter()
-        .map(|t| compare::search_blocks(t.numel(), &args.methods))
+        .map(|t| compare::search_blocks(t.numel(), &methods))
         .sum();
     progress.total.store(total, Ordering::Relaxed);
-    let cancel = super::watch::cancel_on_ctrl_c();
     let mut rows = super::watch::watch("blocks", &progress.done, &progress.total, |_| {
         let mut rows = Vec::new();
         for t in &tensors {
@@ -91,7 +115,8 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
                 &t.name,
                 &data,
                 &t.shape,
-                &args.methods,
+                &methods,
+                moments.get(&t.name).map(Vec::as_slice),
                 &progress,
                 &cancel,
                 &mut keep,
@@ -158,18 +183,18 @@ fn function_table(function: &[(Method, Figures)]) -> String {
         String::from("\nfunction space (the selected tensors compressed, the rest original)\n");
     s += &match first {
         Figures::Encoder(_) => format!(
-            "{:<11} {:>11} {:>10} {:>10}\n",
+            "{:<15} {:>11} {:>10} {:>10}\n",
             "method", "mean cos", "min cos", "Spearman"
         ),
         Figures::Decoder(_) => format!(
-            "{:<11} {:>11} {:>10} {:>10}\n",
+            "{:<15} {:>11} {:>10} {:>10}\n",
             "method", "KL (nats)", "top-1", "ppl"
         ),
     };
     for (m, f) in function {
         s += &match f {
             Figures::Encoder(e) => format!(
-                "{:<11} {:>11.6} {:>10.6} {:>10}\n",
+                "{:<15} {:>11.6} {:>10.6} {:>10}\n",
                 m.name(),
                 e.mean_cosine,
                 e.min_cosine,
@@ -177,7 +202,7 @@ fn function_table(function: &[(Method, Figures)]) -> String {
                     .map_or("undefined".into(), |r| format!("{r:.6}"))
             ),
             Figures::Decoder(d) => format!(
-                "{:<11} {:>11.6} {:>10.4} {:>10.4}\n",
+                "{:<15} {:>11.6} {:>10.4} {:>10.4}\n",
                 m.name(),
                 d.kl,
                 d.top1,
@@ -196,12 +221,12 @@ fn table(rows: &[Row]) -> String {
         .collect();
     let width = column_width(&names, 6);
     let mut s = format!(
-        "{:<width$}  {:<11} {:>7} {:>10} {:>7}\n",
+        "{:<width$}  {:<15} {:>7} {:>10} {:>7}\n",
         "tensor", "method", "bits/w", "relMSE", "SNR dB"
     );
     for (r, name) in rows.iter().zip(&names) {
         s += &format!(
-            "{:<width$}  {:<11} {:>7.3} {:>10.5} {:>7.2}\n",
+            "{:<width$}  {:<15} {:>7.3} {:>10.5} {:>7.2}\n",
             name,
             r.method.name(),
             r.measured.bits_per_weight(),

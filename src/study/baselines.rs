@@ -8,8 +8,12 @@
 //! - `seedlm-4bit`, `seedlm-3bit`: the engine's exact search with the paper's presets;
 //!   `seedlm-4bit-p6`, `seedlm-4bit-p8`, `seedlm-3bit-p7` with the larger-P presets
 //!   ([`Config::LARGER_P`], software only and slower).
+//! - `seedlm-4bit-cal`, `seedlm-3bit-cal`: the paper's presets searched under the
+//!   activation-weighted objective of `compress --calibrate` (not data-free: they need the
+//!   second moments of each layer's inputs on a calibration text).
 
 use crate::core::config::Config;
+use crate::search::Searcher;
 use crate::search::compress::{self, CompressError, Progress};
 use half::f16;
 use rayon::prelude::*;
@@ -65,6 +69,10 @@ pub enum Method {
     SeedLm4P8,
     /// SeedLM, larger-P 3-bit point (C=16, P=7, K=16).
     SeedLm3P7,
+    /// SeedLM, 4-bit preset, calibrated search.
+    SeedLm4Cal,
+    /// SeedLM, 3-bit preset, calibrated search.
+    SeedLm3Cal,
 }
 
 /// How a method quantizes, with its parameters.
@@ -85,11 +93,24 @@ pub enum Scheme {
     },
     /// SeedLM with this configuration.
     SeedLm(Config),
+    /// SeedLM with this configuration, each block searched for the smallest error weighted by
+    /// its input channels' second moments.
+    SeedLmCalibrated(Config),
+}
+
+impl Scheme {
+    /// The SeedLM configuration, calibrated or not.
+    pub fn seedlm(self) -> Option<Config> {
+        match self {
+            Scheme::SeedLm(c) | Scheme::SeedLmCalibrated(c) => Some(c),
+            _ => None,
+        }
+    }
 }
 
 impl Method {
     /// Every method, in the order tables and plots show them.
-    pub const ALL: [Method; 12] = [
+    pub const ALL: [Method; 14] = [
         Method::Rtn4Row,
         Method::Rtn4G128,
         Method::Rtn4G32,
@@ -102,15 +123,27 @@ impl Method {
         Method::SeedLm4P6,
         Method::SeedLm4P8,
         Method::SeedLm3P7,
+        Method::SeedLm4Cal,
+        Method::SeedLm3Cal,
     ];
 
     /// The methods run unless others are asked for: all but the larger-P presets, whose
-    /// search costs 2.5–10 times the paper's presets' per weight.
+    /// search costs 2.5–10 times the paper's presets' per weight, and the calibrated ones,
+    /// which need a text.
     pub fn defaults() -> Vec<Method> {
         Method::ALL
             .into_iter()
-            .filter(|m| !m.is_larger_p())
+            .filter(|m| !m.is_larger_p() && !m.is_calibrated())
             .collect()
+    }
+
+    /// The calibrated counterpart of a paper preset (`seedlm-4bit` → `seedlm-4bit-cal`).
+    pub fn calibrated(self) -> Option<Method> {
+        match self {
+            Method::SeedLm4 => Some(Method::SeedLm4Cal),
+            Method::SeedLm3 => Some(Method::SeedLm3Cal),
+            _ => None,
+        }
     }
 
     /// The method's name (`rtn4-row`, …, `seedlm-3bit`).
@@ -128,6 +161,8 @@ impl Method {
             Method::SeedLm4P6 => "seedlm-4bit-p6",
             Method::SeedLm4P8 => "seedlm-4bit-p8",
             Method::SeedLm3P7 => "seedlm-3bit-p7",
+            Method::SeedLm4Cal => "seedlm-4bit-cal",
+            Method::SeedLm3Cal => "seedlm-3bit-cal",
         }
     }
 
@@ -147,12 +182,19 @@ impl Method {
             Method::SeedLm4P6 => Scheme::SeedLm(Config::FOUR_BIT_P6),
             Method::SeedLm4P8 => Scheme::SeedLm(Config::FOUR_BIT_P8),
             Method::SeedLm3P7 => Scheme::SeedLm(Config::THREE_BIT_P7),
+            Method::SeedLm4Cal => Scheme::SeedLmCalibrated(Config::FOUR_BIT),
+            Method::SeedLm3Cal => Scheme::SeedLmCalibrated(Config::THREE_BIT),
         }
     }
 
     /// Whether this is a SeedLM preset (slow: an exact seed search).
     pub fn is_seedlm(self) -> bool {
-        matches!(self.scheme(), Scheme::SeedLm(_))
+        self.scheme().seedlm().is_some()
+    }
+
+    /// Whether this needs calibration statistics (not data-free).
+    pub fn is_calibrated(self) -> bool {
+        matches!(self.scheme(), Scheme::SeedLmCalibrated(_))
     }
 
     /// Whether this is one of the larger-P SeedLM presets (no RTL, slower search).
@@ -171,7 +213,9 @@ impl Method {
             }
             Scheme::Nf4 { group } => n * 4 + n.div_ceil(group as u64) * 16,
             // The per-tensor exponent base is a few bytes of metadata and is not counted.
-            Scheme::SeedLm(cfg) => n.div_ceil(cfg.c as u64) * u64::from(cfg.block_bits()),
+            Scheme::SeedLm(cfg) | Scheme::SeedLmCalibrated(cfg) => {
+                n.div_ceil(cfg.c as u64) * u64::from(cfg.block_bits())
+            }
         }
     }
 }
@@ -264,12 +308,14 @@ impl Measured {
 /// Measures `method` on a row-major `rows`×`cols` tensor. SeedLM presets run the exact search on
 /// the current rayon pool, adding searched blocks to `progress.done`; the others are fast and
 /// report no progress. `cancel` stops a SeedLM search. Also returns the reconstruction ŵ, to run
-/// the model on it.
+/// the model on it. A calibrated method weighs each block's error by `moments` (one per column,
+/// as `compress --calibrate` does); without them (a tensor the calibration pass does not reach)
+/// it searches data-free, as `compress` does.
 pub fn measure(
     method: Method,
     data: &[f32],
-    rows: usize,
-    cols: usize,
+    (rows, cols): (usize, usize),
+    moments: Option<&[f64]>,
     progress: &Progress,
     cancel: &AtomicBool,
 ) -> Result<(Measured, Vec<f32>), BaselineError> {
@@ -283,18 +329,24 @@ pub fn measure(
     if let Some((index, &value)) = data.iter().enumerate().find(|(_, x)| !x.is_finite()) {
         return Err(BaselineError::NonFinite { index, value });
     }
-    let (sq_err, sq_norm, recon) = match method.scheme() {
-        Scheme::SeedLm(cfg) => {
-            let (compressed, stats) =
-                compress::compress(data, cfg, progress, cancel).map_err(|e| match e {
-                    CompressError::Cancelled => BaselineError::Cancelled,
-                    CompressError::NonFinite { index, value } => {
-                        BaselineError::NonFinite { index, value }
-                    }
-                })?;
+    let (sq_err, sq_norm, recon) = match method.scheme().seedlm() {
+        Some(cfg) => {
+            let weights = moments.filter(|d| method.is_calibrated() && d.len() == cols);
+            let searched = match weights {
+                Some(d) => {
+                    compress::compress_weighted(data, d, &Searcher::new(cfg), progress, cancel)
+                }
+                None => compress::compress(data, cfg, progress, cancel),
+            };
+            let (compressed, stats) = searched.map_err(|e| match e {
+                CompressError::Cancelled => BaselineError::Cancelled,
+                CompressError::NonFinite { index, value } => {
+                    BaselineError::NonFinite { index, value }
+                }
+            })?;
             (stats.sq_err, stats.sq_norm, compressed.reconstruct())
         }
-        _ => {
+        None => {
             let recon = reconstruct(method, data, cols);
             let (e, n) = sums(data, &recon);
             (e, n, recon)
@@ -341,7 +393,9 @@ pub fn reconstruct(method: Method, data: &[f32], cols: usize) -> Vec<f32> {
                 .zip(data.par_chunks(group))
                 .for_each(|(o, w)| nf4_group(w, o));
         }
-        Scheme::SeedLm(_) => panic!("SeedLM reconstructs through compress::compress"),
+        Scheme::SeedLm(_) | Scheme::SeedLmCalibrated(_) => {
+            panic!("SeedLM reconstructs through compress::compress")
+        }
     }
     out
 }
@@ -410,8 +464,8 @@ mod tests {
         measure(
             method,
             data,
-            rows,
-            cols,
+            (rows, cols),
+            None,
             &Progress::default(),
             &AtomicBool::new(false),
         )
@@ -617,23 +671,60 @@ mod tests {
         let p = Progress::default();
         let no = AtomicBool::new(false);
         assert_eq!(
-            measure(Method::Rtn4Row, &[1.0; 5], 2, 3, &p, &no).map(|(m, _)| m),
+            measure(Method::Rtn4Row, &[1.0; 5], (2, 3), None, &p, &no).map(|(m, _)| m),
             Err(BaselineError::Shape {
                 rows: 2,
                 cols: 3,
                 len: 5
             })
         );
-        let err = measure(Method::Nf4G64, &[1.0, f32::NAN], 1, 2, &p, &no).unwrap_err();
+        let err = measure(Method::Nf4G64, &[1.0, f32::NAN], (1, 2), None, &p, &no).unwrap_err();
         assert!(matches!(err, BaselineError::NonFinite { index: 1, .. }));
         let err = measure(
             Method::SeedLm4,
             &[1.0; 64 * 8],
-            64,
-            8,
+            (64, 8),
+            None,
             &p,
             &AtomicBool::new(true),
         );
         assert_eq!(err.map(|(m, _)| m), Err(BaselineError::Cancelled));
+    }
+
+    /// A calibrated method minimises the moment-weighted error, so it beats the plain preset
+    /// under that objective (and loses under the plain one); without moments it is the preset.
+    #[test]
+    fn calibrated_methods_weigh_each_column_by_its_moment() {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let (rows, cols) = (16, 48);
+        let data: Vec<f32> = (0..rows * cols)
+            .map(|_| StandardNormal.sample(&mut rng))
+            .collect();
+        let d: Vec<f64> = (0..cols)
+            .map(|j| if j % 3 == 0 { 50.0 } else { 0.5 })
+            .collect();
+        let (p, no) = (Progress::default(), AtomicBool::new(false));
+        let go =
+            |m: Method, d: Option<&[f64]>| measure(m, &data, (rows, cols), d, &p, &no).unwrap();
+        let weighted = |r: &[f32]| -> f64 {
+            data.iter()
+                .zip(r)
+                .enumerate()
+                .map(|(i, (w, x))| d[i % cols] * f64::from(w - x).powi(2))
+                .sum()
+        };
+        for (plain, cal) in [
+            (Method::SeedLm4, Method::SeedLm4Cal),
+            (Method::SeedLm3, Method::SeedLm3Cal),
+        ] {
+            assert_eq!(plain.calibrated(), Some(cal));
+            let (mp, rp) = go(plain, Some(&d));
+            let (mc, rc) = go(cal, Some(&d));
+            assert_eq!(mc.bits, mp.bits);
+            assert!(weighted(&rc) < 0.9 * weighted(&rp), "{cal}");
+            assert!(mc.sq_err > mp.sq_err, "{cal}");
+            assert_eq!(go(cal, None), (mp, rp), "{cal} without moments");
+        }
+        assert!(!Method::defaults().iter().any(|m| m.is_calibrated()));
     }
 }

@@ -32,32 +32,33 @@ pub fn matrix_shape(shape: &[usize]) -> (usize, usize) {
 pub fn search_blocks(numel: usize, methods: &[Method]) -> u64 {
     methods
         .iter()
-        .filter_map(|m| match m.scheme() {
-            baselines::Scheme::SeedLm(cfg) => Some(numel.div_ceil(cfg.c) as u64),
-            _ => None,
-        })
+        .filter_map(|m| m.scheme().seedlm().map(|cfg| numel.div_ceil(cfg.c) as u64))
         .sum()
 }
 
-/// Measures every method on one tensor (`data` row-major with `shape`).
+/// Measures every method on one tensor (`data` row-major with `shape`); calibrated methods
+/// weigh its columns by `moments` (see [`baselines::measure`]).
 /// Each method's reconstruction ŵ is handed to `keep` as it is made.
+#[allow(clippy::too_many_arguments)]
 pub fn compare_tensor(
     name: &str,
     data: &[f32],
     shape: &[usize],
     methods: &[Method],
+    moments: Option<&[f64]>,
     progress: &Progress,
     cancel: &AtomicBool,
     keep: &mut dyn FnMut(Method, Vec<f32>),
 ) -> Result<Vec<Row>, BaselineError> {
-    let (rows, cols) = matrix_shape(shape);
+    let dims = matrix_shape(shape);
     methods
         .iter()
         .map(|&method| {
             if cancel.load(Ordering::Relaxed) {
                 return Err(BaselineError::Cancelled);
             }
-            let (measured, recon) = baselines::measure(method, data, rows, cols, progress, cancel)?;
+            let (measured, recon) =
+                baselines::measure(method, data, dims, moments, progress, cancel)?;
             keep(method, recon);
             Ok(Row {
                 tensor: name.to_string(),
@@ -94,6 +95,7 @@ mod tests {
             data,
             shape,
             methods,
+            None,
             &Progress::default(),
             &AtomicBool::new(false),
             &mut |_, _| {},
@@ -143,6 +145,7 @@ mod tests {
             &data,
             &[4, 24],
             &methods,
+            None,
             &progress,
             &AtomicBool::new(false),
             &mut |_, _| {},
@@ -158,6 +161,7 @@ mod tests {
             &[1.0, f32::INFINITY],
             &[2],
             &[Method::Rtn4Row],
+            None,
             &Progress::default(),
             &AtomicBool::new(false),
             &mut |_, _| {},
@@ -171,6 +175,7 @@ mod tests {
             &[1.0; 4],
             &[4],
             &[Method::Rtn4Row],
+            None,
             &Progress::default(),
             &AtomicBool::new(true),
             &mut |_, _| {},

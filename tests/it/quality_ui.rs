@@ -213,6 +213,7 @@ fn baselines_give_each_methods_function_space_figure() {
         .apply(Command::Run(seedlm::app::work::Work::Baselines {
             tensors: vec![ti],
             methods: methods.clone(),
+            calibration: None,
         }));
     h.state_mut()
         .state
@@ -258,6 +259,7 @@ fn baselines_set_the_documents_own_compressed_state_beside_the_methods() {
         .apply(Command::Run(seedlm::app::work::Work::Baselines {
             tensors: vec![ti],
             methods: vec![Method::Rtn4G128, Method::SeedLm4],
+            calibration: None,
         }));
     h.state_mut()
         .state
@@ -282,8 +284,97 @@ fn baselines_set_the_documents_own_compressed_state_beside_the_methods() {
         .apply(Command::Run(seedlm::app::work::Work::Baselines {
             tensors: vec![ti, other],
             methods: vec![Method::Rtn4G128],
+            calibration: None,
         }));
     wait_idle(&mut h, LONG);
     let run = &h.state().state.results.baselines.as_ref().unwrap().value;
     assert!(run.current.is_none());
+}
+
+/// The calibrated methods in the Baselines tab: enabled once a text file is typed, searched as
+/// the engine searches with that text's moments (not the plain preset's codes), and given a
+/// function-space figure like every other method.
+#[test]
+fn baselines_run_the_calibrated_methods_on_the_typed_text() {
+    use crate::helpers::ui::type_into;
+    use seedlm::study::baselines::{Method, measure};
+    let dir = tempfile::tempdir().unwrap();
+    let text = dir.path().join("calib.txt");
+    std::fs::write(
+        &text,
+        "She walked to the window and looked out at the rain for a long while.\n\n\
+         He said nothing, then laughed, and the letter lay unopened on the table.",
+    )
+    .unwrap();
+    let mut h = harness(Studio::with_document(loader::demo()));
+    h.step();
+    let ti = h.state().state.doc.find(VALUE).unwrap();
+    for c in [
+        Command::SelectOnly(vec![ti]),
+        Command::ShowTab(TabId::Baselines),
+    ] {
+        h.state_mut().state.apply(c);
+    }
+    h.run_steps(2);
+    let cal = |h: &Harness<'_, Studio>| {
+        h.get_by_label("seedlm-4bit-cal")
+            .accesskit_node()
+            .is_disabled()
+    };
+    assert!(cal(&h), "no text yet");
+    type_into(&mut h, "Calibration text", text.to_str().unwrap());
+    h.run_steps(2);
+    assert!(!cal(&h));
+    // Only the 4-bit preset and its calibrated twin, to keep the search short.
+    for name in [
+        "rtn4-row",
+        "rtn4-g128",
+        "rtn4-g32",
+        "rtn3-row",
+        "rtn3-g128",
+        "rtn3-g32",
+        "nf4-g64",
+        "seedlm-3bit",
+        "seedlm-3bit-cal",
+    ] {
+        click(&mut h, name);
+    }
+    click(&mut h, "Compare");
+    wait_idle(&mut h, LONG);
+    let run = &h.state().state.results.baselines.as_ref().unwrap().value;
+    let total = |m: Method| {
+        run.rows
+            .iter()
+            .find(|r| r.tensor == seedlm::study::compare::TOTAL && r.method == m)
+            .unwrap_or_else(|| panic!("no {m} row"))
+            .measured
+    };
+    let path = h.state().state.doc.path.clone().unwrap();
+    let ev = Evaluator::open_model(&path).unwrap();
+    let none = AtomicBool::new(false);
+    let c = seedlm::eval::calibration::calibrate(&ev, &text, &Progress::default(), &none).unwrap();
+    let t = &h.state().state.doc.tensors[ti];
+    let data = t.source.as_ref().unwrap().read().unwrap();
+    let want = |m: Method| {
+        let d = c.moments[VALUE].as_slice();
+        measure(
+            m,
+            &data,
+            (t.shape[0], t.shape[1]),
+            Some(d),
+            &Progress::default(),
+            &none,
+        )
+        .unwrap()
+        .0
+    };
+    assert_eq!(total(Method::SeedLm4Cal), want(Method::SeedLm4Cal));
+    assert_eq!(total(Method::SeedLm4), want(Method::SeedLm4));
+    assert_ne!(total(Method::SeedLm4Cal), total(Method::SeedLm4));
+    let function = run.function.as_ref().expect("the demo model can be run");
+    let got: Vec<Method> = function.iter().map(|(m, _)| *m).collect();
+    assert_eq!(got, [Method::SeedLm4, Method::SeedLm4Cal]);
+    assert!(function[1].1.effect() < 0.0);
+    // Its marker is in the plot's legend and its row in the table.
+    assert_eq!(h.query_all_by_label("seedlm-4bit-cal").count(), 3);
 }

@@ -190,6 +190,7 @@ fn design_space_and_baseline_points_tell_their_figures_under_the_pointer() {
         .apply(Command::Run(seedlm::app::work::Work::Baselines {
             tensors: vec![ti],
             methods,
+            calibration: None,
         }));
     wait_idle(&mut h, Duration::from_secs(600));
     let found = hover_plot(&mut h, " bits/weight, relMSE ");

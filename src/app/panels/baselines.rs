@@ -13,16 +13,23 @@ use crate::study::baselines::{Measured, Method};
 use crate::study::compare::{self, Row};
 use crate::study::explore::gaussian_bound;
 use egui_plot::{Legend, Line, LineStyle, MarkerShape, Plot, PlotPoints, Points};
+use std::path::PathBuf;
 
-/// The baselines tab's own widget state: which methods to run.
+/// The baselines tab's own widget state: which methods to run, and the calibration text's path
+/// as typed.
 pub struct Baselines {
     enabled: Vec<(Method, bool)>,
+    calibration: String,
 }
 
 impl Default for Baselines {
     fn default() -> Self {
         Baselines {
-            enabled: Method::ALL.iter().map(|&m| (m, !m.is_larger_p())).collect(),
+            enabled: Method::ALL
+                .iter()
+                .map(|&m| (m, Method::defaults().contains(&m) || m.is_calibrated()))
+                .collect(),
+            calibration: String::new(),
         }
     }
 }
@@ -47,10 +54,22 @@ impl Tab for Baselines {
              also put into the model and its outputs compared with the original's.",
             inputs.len()
         ));
+        let text = PathBuf::from(self.calibration.trim());
+        let calibrated = text.is_file();
         ui.horizontal_wrapped(|ui| {
             for (m, on) in &mut self.enabled {
-                let r = ui.checkbox(on, m.name());
-                if m.is_larger_p() {
+                let r = ui.add_enabled(
+                    calibrated || !m.is_calibrated(),
+                    egui::Checkbox::new(on, m.name()),
+                );
+                if m.is_calibrated() {
+                    r.on_hover_text(
+                        "The paper's preset searched for the smallest error weighted by each \
+                         input channel's mean square on the calibration text (as compress \
+                         --calibrate); not data-free",
+                    )
+                    .on_disabled_hover_text("Type the path of a calibration text file below");
+                } else if m.is_larger_p() {
                     r.on_hover_text(
                         "Larger-P preset (software only, no RTL): exact seed search, 2.5–10 \
                          times the paper's presets' time per weight",
@@ -60,7 +79,15 @@ impl Tab for Baselines {
                 }
             }
         });
-        self.controls(ui, state, inputs, out);
+        ui.horizontal(|ui| {
+            let l = ui.label("Calibration text");
+            ui.add(
+                egui::TextEdit::singleline(&mut self.calibration)
+                    .hint_text("a text file for the -cal methods; never the evaluation sentences"),
+            )
+            .labelled_by(l.id);
+        });
+        self.controls(ui, state, inputs, calibrated.then_some(text), out);
         let Some(run) = state.results.baselines.as_ref().map(|k| &k.value) else {
             return;
         };
@@ -80,12 +107,13 @@ impl Baselines {
         ui: &mut egui::Ui,
         state: &AppState,
         inputs: Vec<usize>,
+        calibration: Option<PathBuf>,
         out: &mut Vec<Command>,
     ) {
         let methods: Vec<Method> = self
             .enabled
             .iter()
-            .filter(|(_, on)| *on)
+            .filter(|&&(m, on)| on && (calibration.is_some() || !m.is_calibrated()))
             .map(|(m, _)| *m)
             .collect();
         ui.horizontal(|ui| {
@@ -104,6 +132,7 @@ impl Baselines {
                 out.push(Command::Run(Work::Baselines {
                     tensors: inputs,
                     methods,
+                    calibration,
                 }));
             }
         });
@@ -297,9 +326,11 @@ fn plot(ui: &mut egui::Ui, totals: &[&Row], current: Option<&Measured>) {
 }
 
 /// A marker per family: circles for the baselines, diamonds for the paper's presets, squares
-/// for the larger-P ones.
+/// for the larger-P ones, triangles for the calibrated ones.
 fn marker(m: Method) -> MarkerShape {
-    if m.is_larger_p() {
+    if m.is_calibrated() {
+        MarkerShape::Up
+    } else if m.is_larger_p() {
         MarkerShape::Square
     } else if m.is_seedlm() {
         MarkerShape::Diamond
