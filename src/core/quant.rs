@@ -382,6 +382,10 @@ fn rounded(
 /// it reaches is scored exactly.
 const LATTICE_SLACK: f64 = 1e-9;
 
+/// How far below the least-squares fit's exponent the enumeration may have to start before it
+/// visits the fit's exponents first (a nearly singular basis); nearer, it goes in order.
+const FAR_BELOW: i32 = 4;
+
 /// One seed's lattice `{2^e·U·q}` around a block, for the exact closest point. With
 /// `G = UᵀU = L·Lᵀ` and t the least-squares coefficients, `‖w − 2^e·U·q‖² = residual +
 /// 4^e·‖Lᵀ(t/2^e − q)‖²`, and Lᵀ is upper triangular: fixing q from the last coefficient down,
@@ -487,16 +491,38 @@ impl<'a> Lattice<'a> {
             cap,
         );
         let slack = LATTICE_SLACK * (self.residual + self.fit * self.fit);
-        // Any 2^e·U·q with q in the box is at most 2^e·8·√P·σ_max long, and a non-zero one at
-        // least 2^e·σ_min: below and above some exponents no point can be within the limit.
-        let reach = 8.0 * (self.p as f64).sqrt() * self.s_max;
-        let out_of_reach = |gap: f64, limit: f64| self.residual + gap * gap > limit + slack;
-        // The first exponent whose box could reach: 2^e·reach ≥ fit − √(limit − residual), found
-        // from the logarithm (the range may span 2 000 exponents) and checked step by step.
-        let room = best.limit + slack - self.residual;
-        if room < 0.0 {
+        let Some(first) = self.first_exponent(range, best.limit, slack) else {
             return (best.err, best.quant);
+        };
+        // A nearly singular basis (σ_min ~ 1e-5) leaves a thousand exponents below the fit in
+        // reach of the starting limit. Then the exponents from one below where the least-squares
+        // coefficients fit the box (the rounding's own candidates) go first: the closest point
+        // is nearly always there, and the limit it sets prunes most of the smaller ones.
+        let m = self.t[..self.p].iter().fold(0.0f64, |m, x| m.max(x.abs()));
+        let hint = range.clamp((m.log2() - 4.0).floor().max(f64::from(range.lo)) as i32);
+        if hint - first > FAR_BELOW {
+            self.scan(hint, range.hi, &mut best, cap, slack);
+            if let Some(first) = self.first_exponent(range, best.limit, slack) {
+                self.scan(first, hint - 1, &mut best, cap, slack);
+            }
+        } else {
+            self.scan(first, range.hi, &mut best, cap, slack);
         }
+        (best.err, best.quant)
+    }
+
+    /// The smallest exponent of `range` whose box could hold a point within `limit`, or `None`
+    /// when none can: any 2^e·U·q with q in the box is at most 2^e·8·√P·σ_max long, so below
+    /// some exponent every point is too short to reach w.
+    fn first_exponent(&self, range: ExpRange, limit: f64, slack: f64) -> Option<i32> {
+        let room = limit + slack - self.residual;
+        if room < 0.0 {
+            return None;
+        }
+        let reach = 8.0 * (self.p as f64).sqrt() * self.s_max;
+        let out_of_reach = |gap: f64| self.residual + gap * gap > limit + slack;
+        // 2^e·reach ≥ fit − √room, found from the logarithm (the range may span 2 000
+        // exponents) and checked step by step.
         let gap = self.fit - room.sqrt();
         let mut e = range.lo;
         if gap > 0.0 && reach > 0.0 {
@@ -505,10 +531,17 @@ impl<'a> Lattice<'a> {
                 e = e.max(first.clamp(f64::from(range.lo), f64::from(range.hi)) as i32);
             }
         }
-        while e <= range.hi && out_of_reach((self.fit - pow2(e) * reach).max(0.0), best.limit) {
+        while e <= range.hi && out_of_reach((self.fit - pow2(e) * reach).max(0.0)) {
             e += 1;
         }
-        while e <= range.hi {
+        Some(e)
+    }
+
+    /// Enumerates the exponents `from..=to` in order, stopping where the smallest non-zero point
+    /// (at least 2^e·σ_min long) is too long to be within the limit.
+    fn scan(&self, from: i32, to: i32, best: &mut Best, cap: f64, slack: f64) {
+        let out_of_reach = |gap: f64, limit: f64| self.residual + gap * gap > limit + slack;
+        for e in from..=to {
             let step = pow2(e);
             if out_of_reach((step * self.s_min - self.fit).max(0.0), best.limit) {
                 break;
@@ -522,14 +555,11 @@ impl<'a> Lattice<'a> {
             }
             // ‖U(t − 2^e·q)‖ ≥ σ_min·‖t − 2^e·q‖, and clamping t is the closest point of the box.
             if out_of_reach(step * self.s_min * outside.sqrt(), best.limit) {
-                e += 1;
                 continue;
             }
             let mut q = Quantized { e, q: [0; MAX_P] };
-            self.enumerate(self.p - 1, &z, 0.0, &mut q, &mut best, cap, slack);
-            e += 1;
+            self.enumerate(self.p - 1, &z, 0.0, &mut q, best, cap, slack);
         }
-        (best.err, best.quant)
     }
 
     /// Fixes q_j (and recursively the coefficients below it) given those above j in `q`, where
