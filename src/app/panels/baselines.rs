@@ -1,7 +1,8 @@
 //! Baselines tab: SeedLM's presets against the data-free methods a user would pick instead
 //! (round-to-nearest int4/int3, NF4) on the selected tensors, as a rate–distortion plot with the
-//! Gaussian bound 2^(−2M), and a table per method, in total and per tensor; beside them the
-//! tensors as the document holds them compressed (e.g. a bit allocation), once all are.
+//! Gaussian bound 2^(−2M), and a table per method, in total and per tensor; with a calibration
+//! text also the calibrated presets; beside them the tensors as the document holds them
+//! compressed (e.g. a bit allocation), once all are.
 
 use super::{Tab, job_progress};
 use crate::app::command::{Command, TabId};
@@ -47,8 +48,8 @@ impl Tab for Baselines {
         let inputs = selected(state);
         let weights: usize = inputs.iter().map(|&i| state.doc.tensors[i].len()).sum();
         ui.label(format!(
-            "Data-free methods on the selected tensors ({} tensor(s), {weights} weights). \
-             Round-to-nearest stores an FP16 scale and a b-bit zero point per group; NF4 an \
+            "Data-free methods, and with a calibration text the calibrated SeedLM presets, on \
+             the selected tensors ({} tensor(s), {weights} weights). Round-to-nearest stores an FP16 scale and a b-bit zero point per group; NF4 an \
              FP16 absmax per 64 weights; bits per weight include them. When the model on disk \
              can be run (config.json and tokenizer.json beside it), each method's tensors are \
              also put into the model and its outputs compared with the original's.",
@@ -352,9 +353,11 @@ fn color(m: Method) -> egui::Color32 {
         .filter(|&&x| marker(x) == marker(m))
         .position(|&x| x == m)
         .unwrap_or(0);
-    // Offset per marker, so that a square does not take its diamond twin's colour.
+    // Offset per marker, so that no two SeedLM methods share a colour (the legend shows only
+    // colours): two diamonds, three squares, then the triangles.
     let offset = match marker(m) {
         MarkerShape::Square => 2,
+        MarkerShape::Up => 5,
         _ => 0,
     };
     let c = palette[(i + offset) % palette.len()];
@@ -380,6 +383,13 @@ mod tests {
                     .sum::<f64>()
                     .sqrt();
                 assert!(d > 75.0, "{a:?} and {b:?}: {x:?} vs {y:?}");
+            }
+        }
+        // SeedLM's presets, larger-P points and calibrated twins: all apart in the legend.
+        let seedlm: Vec<_> = Method::ALL.iter().filter(|m| m.is_seedlm()).collect();
+        for (i, a) in seedlm.iter().enumerate() {
+            for b in &seedlm[i + 1..] {
+                assert_ne!(color(**a), color(**b), "{a:?} and {b:?}");
             }
         }
     }
