@@ -495,7 +495,9 @@ mod tests {
                 "seedlm-3bit",
                 "seedlm-4bit-p6",
                 "seedlm-4bit-p8",
-                "seedlm-3bit-p7"
+                "seedlm-3bit-p7",
+                "seedlm-4bit-cal",
+                "seedlm-3bit-cal"
             ]
         );
         let larger: Vec<_> = Method::ALL
