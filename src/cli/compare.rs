@@ -77,7 +77,25 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
                     methods.insert(i + 1, c);
                 }
             }
-            let (moments, _) = super::compress::calibrate(&args.file, text, &cancel)?;
+            if !methods.iter().any(|m| m.is_calibrated()) {
+                anyhow::bail!(
+                    "--calibrate needs seedlm-4bit or seedlm-3bit in --methods: it adds their calibrated twins"
+                );
+            }
+            // The evaluator of --eval serves both: one copy of the weights in memory.
+            let opened;
+            let ev = match &evaluator {
+                Some(ev) => ev,
+                None => {
+                    opened = Evaluator::open_model(&args.file)?;
+                    &opened
+                }
+            };
+            let (moments, _) = super::compress::calibrate(ev, text, &cancel)?;
+            if cancel.load(Ordering::Relaxed) {
+                eprintln!("cancelled");
+                return Ok(ExitCode::from(130));
+            }
             moments
         }
         None => {

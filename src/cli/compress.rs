@@ -124,18 +124,17 @@ pub enum Sensitivity {
 }
 
 /// The calibration pass of `--calibrate`: per-input-channel second moments of every linear
-/// layer of the model at `input`, and the metadata record naming `text`. Empty once `cancel` is
-/// raised: the caller checks it.
+/// layer of the model `evaluator` runs, and the metadata record naming `text`. Empty once
+/// `cancel` is raised: the caller checks it.
 pub(super) fn calibrate(
-    input: &std::path::Path,
+    evaluator: &crate::eval::Evaluator,
     text: &std::path::Path,
     cancel: &std::sync::atomic::AtomicBool,
 ) -> anyhow::Result<(HashMap<String, Vec<f64>>, String)> {
-    let evaluator = crate::eval::Evaluator::open_model(input)?;
     let progress = Progress::default();
     eprintln!("calibrating on {}", text.display());
     match super::watch::watch("passes", &progress.done, &progress.total, |_| {
-        crate::eval::calibration::calibrate(&evaluator, text, &progress, cancel)
+        crate::eval::calibration::calibrate(evaluator, text, &progress, cancel)
     }) {
         Ok(c) => Ok((c.moments, c.record)),
         Err(crate::eval::EvalError::Cancelled) => Ok(Default::default()),
@@ -213,7 +212,8 @@ pub fn run(args: CompressArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let (moments, calibration) = match &args.calibrate {
         Some(text) => {
-            let (m, record) = calibrate(&args.input, text, &cancel)?;
+            let evaluator = crate::eval::Evaluator::open_model(&args.input)?;
+            let (m, record) = calibrate(&evaluator, text, &cancel)?;
             (m, Some(record))
         }
         None => Default::default(),

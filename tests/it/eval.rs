@@ -444,3 +444,58 @@ fn calibrated_compression_lowers_each_tensors_activation_weighted_error() {
         );
     }
 }
+
+/// `compare --calibrate` puts each paper preset's calibrated twin beside it, in weight and
+/// function space, and refuses a calibrated method without a text or a text with nothing to
+/// calibrate.
+#[test]
+fn compare_calibrate_adds_the_calibrated_twins() {
+    let qwen = fixture("qwen2");
+    let calib = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/eval/sentences.txt");
+    let out = run(&[
+        "compare",
+        s(&qwen),
+        "--methods",
+        "seedlm-3bit",
+        "--calibrate",
+        s(&calib),
+        "--eval",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let totals: Vec<&Value> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["tensor"] == "total")
+        .collect();
+    let names: Vec<&str> = totals
+        .iter()
+        .map(|r| r["method"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["seedlm-3bit", "seedlm-3bit-cal"]);
+    assert_eq!(totals[0]["bits_per_weight"], totals[1]["bits_per_weight"]);
+    // The calibrated search spends weight error where the inputs are small.
+    assert!(
+        num(totals[1], "relmse") > num(totals[0], "relmse"),
+        "{rows}"
+    );
+    for t in &totals {
+        assert!(num(&t["eval"], "kl") > 0.0, "{t}");
+    }
+    let err = fails(&["compare", s(&qwen), "--methods", "seedlm-4bit-cal"]);
+    assert!(err.contains("needs a calibration text"), "{err}");
+    let err = fails(&[
+        "compare",
+        s(&qwen),
+        "--methods",
+        "nf4-g64",
+        "--calibrate",
+        s(&calib),
+    ]);
+    assert!(
+        err.contains("--calibrate needs seedlm-4bit or seedlm-3bit"),
+        "{err}"
+    );
+}
