@@ -60,6 +60,22 @@ fn eval_json(original: &Path, candidate: &Path, args: &[&str]) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// `seedlm compare` with `args` and `--json`: all its rows, and the total rows among them.
+fn compare_json(args: &[&str]) -> (Vec<Value>, Vec<Value>) {
+    let mut all = vec!["compare"];
+    all.extend_from_slice(args);
+    all.push("--json");
+    let out = run(&all);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let totals = rows
+        .iter()
+        .filter(|r| r["tensor"] == "total")
+        .cloned()
+        .collect();
+    (rows, totals)
+}
+
 fn num(v: &Value, key: &str) -> f64 {
     v[key]
         .as_f64()
@@ -325,24 +341,14 @@ fn original_weights_load_in_any_float_dtype() {
 #[test]
 fn compare_eval_adds_each_methods_function_space_figure() {
     let demo = minilm();
-    let out = run(&[
-        "compare",
+    let (rows, totals) = compare_json(&[
         s(&demo),
         "--include",
         "layer\\.5\\.attention\\.self\\.value",
         "--methods",
         "rtn4-g128,rtn3-g128",
         "--eval",
-        "--json",
     ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let totals: Vec<&Value> = rows
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["tensor"] == "total")
-        .collect();
     assert_eq!(totals.len(), 2);
     let (c4, c3) = (
         num(&totals[0]["eval"], "mean_cosine"),
@@ -452,24 +458,14 @@ fn calibrated_compression_lowers_each_tensors_activation_weighted_error() {
 fn compare_calibrate_adds_the_calibrated_twins() {
     let qwen = fixture("qwen2");
     let calib = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/eval/sentences.txt");
-    let out = run(&[
-        "compare",
+    let (_, totals) = compare_json(&[
         s(&qwen),
         "--methods",
         "seedlm-3bit",
         "--calibrate",
         s(&calib),
         "--eval",
-        "--json",
     ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let totals: Vec<&Value> = rows
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["tensor"] == "total")
-        .collect();
     let names: Vec<&str> = totals
         .iter()
         .map(|r| r["method"].as_str().unwrap())
@@ -478,8 +474,8 @@ fn compare_calibrate_adds_the_calibrated_twins() {
     assert_eq!(totals[0]["bits_per_weight"], totals[1]["bits_per_weight"]);
     // The calibrated search spends weight error where the inputs are small.
     assert!(
-        num(totals[1], "relmse") > num(totals[0], "relmse"),
-        "{rows}"
+        num(&totals[1], "relmse") > num(&totals[0], "relmse"),
+        "{totals:?}"
     );
     for t in &totals {
         assert!(num(&t["eval"], "kl") > 0.0, "{t}");
