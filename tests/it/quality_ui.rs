@@ -201,6 +201,26 @@ fn models_that_cannot_be_evaluated_say_why() {
     h.get_by_label(&msg.text);
 }
 
+/// Runs the data-free Baselines job on `tensors` with `methods`, on the Baselines tab, and
+/// waits for it.
+fn run_baselines(
+    h: &mut Harness<'_, Studio>,
+    tensors: Vec<usize>,
+    methods: &[seedlm::study::baselines::Method],
+) {
+    h.state_mut()
+        .state
+        .apply(Command::Run(seedlm::app::work::Work::Baselines {
+            tensors,
+            methods: methods.to_vec(),
+            calibration: None,
+        }));
+    h.state_mut()
+        .state
+        .apply(Command::ShowTab(TabId::Baselines));
+    wait_idle(h, LONG);
+}
+
 #[test]
 fn baselines_give_each_methods_function_space_figure() {
     use seedlm::study::baselines::{Method, reconstruct};
@@ -208,17 +228,7 @@ fn baselines_give_each_methods_function_space_figure() {
     h.step();
     let ti = h.state().state.doc.find(VALUE).unwrap();
     let methods = vec![Method::Rtn4G128, Method::Rtn3G128];
-    h.state_mut()
-        .state
-        .apply(Command::Run(seedlm::app::work::Work::Baselines {
-            tensors: vec![ti],
-            methods: methods.clone(),
-            calibration: None,
-        }));
-    h.state_mut()
-        .state
-        .apply(Command::ShowTab(TabId::Baselines));
-    wait_idle(&mut h, LONG);
+    run_baselines(&mut h, vec![ti], &methods);
     let run = &h.state().state.results.baselines.as_ref().unwrap().value;
     let function = run.function.as_ref().expect("the demo model can be run");
     let got: Vec<Method> = function.iter().map(|(m, _)| *m).collect();
@@ -254,17 +264,7 @@ fn baselines_set_the_documents_own_compressed_state_beside_the_methods() {
     // preset: the same exact search, so the same error, storage and outputs.
     let mut h = compressed_demo(&[VALUE]);
     let ti = h.state().state.doc.find(VALUE).unwrap();
-    h.state_mut()
-        .state
-        .apply(Command::Run(seedlm::app::work::Work::Baselines {
-            tensors: vec![ti],
-            methods: vec![Method::Rtn4G128, Method::SeedLm4],
-            calibration: None,
-        }));
-    h.state_mut()
-        .state
-        .apply(Command::ShowTab(TabId::Baselines));
-    wait_idle(&mut h, LONG);
+    run_baselines(&mut h, vec![ti], &[Method::Rtn4G128, Method::SeedLm4]);
     let run = &h.state().state.results.baselines.as_ref().unwrap().value;
     let (measured, figures) = run.current.as_ref().expect("VALUE is compressed");
     let seedlm = run
@@ -279,14 +279,7 @@ fn baselines_set_the_documents_own_compressed_state_beside_the_methods() {
     assert_eq!(h.query_all_by_label("as compressed").count(), 2);
     // Not every input compressed: no such row.
     let other = h.state().state.doc.find(KEY).unwrap();
-    h.state_mut()
-        .state
-        .apply(Command::Run(seedlm::app::work::Work::Baselines {
-            tensors: vec![ti, other],
-            methods: vec![Method::Rtn4G128],
-            calibration: None,
-        }));
-    wait_idle(&mut h, LONG);
+    run_baselines(&mut h, vec![ti, other], &[Method::Rtn4G128]);
     let run = &h.state().state.results.baselines.as_ref().unwrap().value;
     assert!(run.current.is_none());
 }
