@@ -12,6 +12,7 @@ pub mod cli;
 pub mod core;
 pub mod eval;
 pub mod hw;
+pub mod infer;
 pub mod io;
 pub mod search;
 pub mod study;

@@ -1,6 +1,9 @@
-//! Weight sets held in memory as f32 candle tensors: an original model's, and a candidate's
-//! (a packed file decoded in memory, or a plain safetensors model) laid over the original.
+//! Weight sets held in memory as f32 buffers: an original model's, and a candidate's (a packed
+//! file decoded in memory, or a plain safetensors model) laid over the original. A set is a
+//! [`Source`] for the inference engine's networks.
 
+use crate::infer::matrix::Matrix;
+use crate::infer::source::Source;
 use crate::io::error::ModelError;
 use crate::io::model::Model;
 use crate::io::opened::{Opened, open};
@@ -9,6 +12,7 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 
 /// One tensor of a candidate whose values differ from the original's.
 #[derive(Clone, Debug, PartialEq)]
@@ -19,19 +23,21 @@ pub struct Changed {
     pub relmse: f64,
 }
 
+/// One tensor's values (row-major f32, shared between sets) and shape.
+#[derive(Clone, Debug)]
+struct Values {
+    data: Arc<[f32]>,
+    shape: Vec<usize>,
+}
+
 /// A complete set of float weights, by name, on the CPU in f32. Cloning shares the tensors.
 #[derive(Clone, Debug)]
 pub struct Weights {
-    tensors: HashMap<String, Tensor>,
+    tensors: HashMap<String, Values>,
     /// Names in file order.
     order: Vec<String>,
     /// Tensors that differ from the original this set was laid over (empty for an original).
     changed: Vec<Changed>,
-}
-
-fn tensor(path: &Path, name: &str, data: Vec<f32>, shape: &[usize]) -> Result<Tensor, ModelError> {
-    Tensor::from_vec(data, shape, &Device::Cpu)
-        .map_err(|e| ModelError::tensor(path, name, format!("cannot hold it in memory: {e}")))
 }
 
 impl Weights {
@@ -50,7 +56,10 @@ impl Weights {
             let data = model.to_f32(t)?;
             w.tensors.insert(
                 t.name.clone(),
-                tensor(model.file_of(t), &t.name, data, &t.shape)?,
+                Values {
+                    data: data.into(),
+                    shape: t.shape.clone(),
+                },
             );
             w.order.push(t.name.clone());
         }
@@ -95,12 +104,12 @@ impl Weights {
         for r in replaced {
             let (name, data) = r?;
             let shape = match self.tensors.get(&name) {
-                Some(t) if t.elem_count() == data.len() => t.dims().to_vec(),
+                Some(t) if t.data.len() == data.len() => t.shape.clone(),
                 Some(t) => {
                     return Err(ModelError::tensor(
                         source,
                         &name,
-                        format!("has {} values, the original {}", data.len(), t.elem_count()),
+                        format!("has {} values, the original {}", data.len(), t.data.len()),
                     ));
                 }
                 None => vec![data.len()],
@@ -127,17 +136,14 @@ impl Weights {
                 "is not a tensor of the original",
             ));
         };
-        if orig.dims() != shape {
+        if orig.shape != shape {
             return Err(ModelError::tensor(
                 file,
                 name,
-                format!("has shape {shape:?}, the original {:?}", orig.dims()),
+                format!("has shape {shape:?}, the original {:?}", orig.shape),
             ));
         }
-        let before = orig
-            .flatten_all()
-            .and_then(|t| t.to_vec1::<f32>())
-            .map_err(|e| ModelError::tensor(file, name, e.to_string()))?;
+        let before = &orig.data;
         if before
             .iter()
             .zip(&data)
@@ -154,8 +160,13 @@ impl Weights {
                 relmse: relmse(err, norm),
             });
         }
-        self.tensors
-            .insert(name.to_string(), tensor(file, name, data, shape)?);
+        self.tensors.insert(
+            name.to_string(),
+            Values {
+                data: data.into(),
+                shape: shape.to_vec(),
+            },
+        );
         Ok(())
     }
 
@@ -198,8 +209,47 @@ impl Weights {
         &self.order
     }
 
-    /// A candle variable builder over these tensors (f32, CPU).
+    /// A candle variable builder over copies of these tensors (f32, CPU).
     pub fn var_builder(&self) -> VarBuilder<'static> {
-        VarBuilder::from_tensors(self.tensors.clone(), DType::F32, &Device::Cpu)
+        let tensors = self
+            .tensors
+            .iter()
+            .filter_map(|(name, v)| {
+                let t = Tensor::from_slice(&v.data, v.shape.as_slice(), &Device::Cpu).ok()?;
+                Some((name.clone(), t))
+            })
+            .collect();
+        VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu)
+    }
+}
+
+impl Source for Weights {
+    fn matrix(&self, name: &str, rows: usize, cols: usize) -> Result<Matrix<'_>, ModelError> {
+        let v = self.tensors.get(name).ok_or_else(|| {
+            ModelError::tensor(
+                Path::new("the weight set"),
+                name,
+                "is missing (the network needs it)",
+            )
+        })?;
+        let first = if v.shape.len() > 1 { v.shape[0] } else { 1 };
+        Matrix::dense(
+            crate::io::dtype::Dtype::F32,
+            bytemuck::cast_slice(&v.data),
+            rows,
+            cols,
+        )
+        .filter(|_| first == rows)
+        .ok_or_else(|| {
+            ModelError::tensor(
+                Path::new("the weight set"),
+                name,
+                format!("has shape {:?}, the network needs {rows}×{cols}", v.shape),
+            )
+        })
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.tensors.contains_key(name)
     }
 }

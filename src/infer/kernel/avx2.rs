@@ -1,0 +1,98 @@
+//! AVX2 kernels (with FMA, F16C and BMI2).
+
+use super::lanes::LaneMatrix;
+use super::record;
+use crate::io::dtype::Dtype;
+use std::arch::x86_64::*;
+
+/// Eight stored values from `p` (f32, f16 or bf16) as f32 lanes.
+#[inline(always)]
+unsafe fn load8(dtype: Dtype, p: *const u8) -> __m256 {
+    unsafe {
+        match dtype {
+            Dtype::F16 => _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i)),
+            Dtype::BF16 => _mm256_castsi256_ps(_mm256_slli_epi32(
+                _mm256_cvtepu16_epi32(_mm_loadu_si128(p as *const __m128i)),
+                16,
+            )),
+            _ => _mm256_loadu_ps(p as *const f32),
+        }
+    }
+}
+
+/// Sum of the eight lanes.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn hsum(v: __m256) -> f32 {
+    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps(s, s, 1)))
+}
+
+/// Dot product of one stored row with `x`.
+///
+/// # Safety
+/// The CPU must have AVX2, FMA and F16C; `row` holds `x.len()` values of `dtype`.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn dense_dot(dtype: Dtype, row: &[u8], x: &[f32]) -> f32 {
+    let size = dtype.bitsize() / 8;
+    let n = x.len();
+    let whole = n / 32 * 32;
+    let (w, xp) = (row.as_ptr(), x.as_ptr());
+    let mut acc = [_mm256_setzero_ps(); 4];
+    unsafe {
+        for i in (0..whole).step_by(32) {
+            for (u, a) in acc.iter_mut().enumerate() {
+                let at = i + 8 * u;
+                *a = _mm256_fmadd_ps(
+                    load8(dtype, w.add(at * size)),
+                    _mm256_loadu_ps(xp.add(at)),
+                    *a,
+                );
+            }
+        }
+        let sum = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+        hsum(sum) + super::portable::dense_dot(dtype, &row[whole * size..], &x[whole..])
+    }
+}
+
+/// Row `r` of a lane-layout packed matrix against the expanded activation `xdup`.
+///
+/// # Safety
+/// The CPU must have AVX2, FMA and BMI2; `xdup` is [`LaneMatrix::expand`]'s output.
+#[target_feature(enable = "avx2,fma,bmi2")]
+pub(super) unsafe fn lane_row(m: &LaneMatrix, r: usize, xdup: &[f32]) -> f32 {
+    let lanes = m.table.lanes;
+    let (halves, l32) = (lanes / 16, lanes / 2);
+    let t0 = m.table.rows.as_ptr();
+    let two = m.k > 8;
+    let kmask = (1u64 << m.k) - 1;
+    let first = r * m.row_blocks;
+    debug_assert!(xdup.len() >= m.row_blocks * l32);
+    unsafe {
+        let t1 = t0.add(if two { 256 * lanes } else { 0 });
+        let mut acc = [_mm256_setzero_ps(); 2];
+        for j in 0..m.row_blocks {
+            let rec = record(m.records, first + j, m.bits);
+            let seed = (rec & kmask) as usize;
+            let e = ((rec >> m.k) & 15) as usize;
+            let (lo, hi) = m.q_pattern(rec >> (m.k + 4));
+            let q = _mm_set_epi64x(hi as i64, lo as i64);
+            let q = _mm256_broadcastsi128_si256(_mm_srai_epi16(_mm_slli_epi16(q, 12), 12));
+            let s = _mm256_set1_ps(*m.scales.get_unchecked(e));
+            let b0 = t0.add((seed & 0xff) * lanes);
+            let b1 = t1.add(((seed >> 8) & 0xff) * lanes);
+            let xd = xdup.as_ptr().add(j * l32);
+            for h in 0..halves {
+                let mut v = _mm256_loadu_si256(b0.add(h * 16) as *const __m256i);
+                if two {
+                    v = _mm256_xor_si256(v, _mm256_loadu_si256(b1.add(h * 16) as *const __m256i));
+                }
+                let prod = _mm256_cvtepi32_ps(_mm256_madd_epi16(v, q));
+                let t = _mm256_mul_ps(prod, _mm256_loadu_ps(xd.add(h * 8)));
+                acc[h & 1] = _mm256_fmadd_ps(t, s, acc[h & 1]);
+            }
+        }
+        hsum(_mm256_add_ps(acc[0], acc[1]))
+    }
+}

@@ -1,0 +1,150 @@
+//! The SIMD layout of a packed matrix whose rows are whole blocks (K ≤ 16, width a multiple of
+//! C). A block's basis is laid out as 16-bit lanes, row i of V(s) at lanes `i·P2 … i·P2 + P − 1`
+//! (P2 = P rounded up to 2, 4 or 8; the padding lanes are zero), each state shifted to the top
+//! of its lane and XOR-ed with 0x8000 so that the lane read as i16 is the centred state
+//! `(V − 2^(K−1))·2^(16−K)`. Both steps are linear over GF(2), so they fold into the per-byte
+//! tables (the 0x8000 into byte 0's). Multiplying lane pairs by the coefficients (`vpmaddwd`)
+//! then gives Σ_j q_j·c_ij in 32-bit lanes, two or more per weight, which meet the activation
+//! expanded to the same lanes.
+
+use crate::core::config::Config;
+use crate::infer::seed_table::SeedTable;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// 16-bit lanes of one block, padded to whole 512-bit vectors.
+fn lanes_per_block(c: usize, p2: usize) -> usize {
+    (c * p2).div_ceil(32) * 32
+}
+
+/// P rounded up to a lane group that divides 8 (so a 128-bit coefficient pattern repeats).
+fn padded_p(p: usize) -> usize {
+    p.next_power_of_two().max(2)
+}
+
+/// Per-byte tables of centred 16-bit lanes for one (C, P, K).
+#[derive(Debug)]
+pub(crate) struct LaneTable {
+    /// Lanes per block.
+    pub(crate) lanes: usize,
+    /// `[byte][value][lanes]`.
+    pub(crate) rows: Vec<i16>,
+}
+
+impl LaneTable {
+    fn shared(cfg: Config) -> Arc<LaneTable> {
+        static CACHE: OnceLock<Mutex<HashMap<Config, Arc<LaneTable>>>> = OnceLock::new();
+        let mut map = CACHE
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        map.entry(cfg)
+            .or_insert_with(|| Arc::new(LaneTable::new(cfg)))
+            .clone()
+    }
+
+    fn new(cfg: Config) -> Self {
+        let (c, p, k) = (cfg.c, cfg.p, cfg.k);
+        let p2 = padded_p(p);
+        let lanes = lanes_per_block(c, p2);
+        let states = SeedTable::shared(k, c * p);
+        let bytes = k.div_ceil(8) as usize;
+        let mut rows = vec![0i16; bytes * 256 * lanes];
+        for byte in 0..bytes {
+            for value in 0..=255u8 {
+                let s = states.row(byte, value);
+                let out = &mut rows[(byte * 256 + usize::from(value)) * lanes..][..lanes];
+                for i in 0..c {
+                    for j in 0..p {
+                        let mut lane = (s[i * p + j] << (16 - k)) as u16;
+                        if byte == 0 {
+                            lane ^= 0x8000;
+                        }
+                        out[i * p2 + j] = lane as i16;
+                    }
+                }
+            }
+        }
+        LaneTable { lanes, rows }
+    }
+}
+
+/// A packed matrix in the lane layout, ready for the SIMD kernels.
+#[derive(Debug)]
+pub(crate) struct LaneMatrix<'a> {
+    pub(crate) records: &'a [u8],
+    /// Record bits, K + 4 + 4P.
+    pub(crate) bits: u32,
+    pub(crate) k: u32,
+    /// Blocks in each row.
+    pub(crate) row_blocks: usize,
+    /// Coefficients per block rounded up to their lane group (2, 4 or 8).
+    pub(crate) p2: usize,
+    pub(crate) table: Arc<LaneTable>,
+    /// Scale of each exponent code E: 2^(e_base + E) / (2^(K−1) − 1) / 2^(16−K).
+    pub(crate) scales: [f32; 16],
+}
+
+impl<'a> LaneMatrix<'a> {
+    /// The lane layout of `records` (`cols` a multiple of C), or `None` when K > 16 or a row is
+    /// not whole blocks.
+    pub(crate) fn new(records: &'a [u8], cfg: Config, e_base: i32, cols: usize) -> Option<Self> {
+        if cfg.k > 16 || cols % cfg.c != 0 {
+            return None;
+        }
+        let denom = ((1i64 << (cfg.k - 1)) - 1).max(1) as f64;
+        let scales = std::array::from_fn(|e| {
+            (crate::core::quant::pow2(e_base + e as i32 - (16 - cfg.k) as i32) / denom) as f32
+        });
+        Some(LaneMatrix {
+            records,
+            bits: cfg.block_bits(),
+            k: cfg.k,
+            row_blocks: cols / cfg.c,
+            p2: padded_p(cfg.p),
+            table: LaneTable::shared(cfg),
+            scales,
+        })
+    }
+
+    /// 32-bit lanes of one block.
+    pub(crate) fn pair_lanes(&self) -> usize {
+        self.table.lanes / 2
+    }
+
+    /// The activation `x` (one row's width) expanded to the 32-bit lanes: lane m of block b
+    /// holds the weight of row `2m / P2` of the block, zero on padding.
+    pub(crate) fn expand(&self, x: &[f32]) -> Vec<f32> {
+        let (l32, c) = (self.pair_lanes(), x.len() / self.row_blocks);
+        let per_weight = self.p2 / 2;
+        let mut out = vec![0.0; self.row_blocks * l32];
+        for (b, o) in out.chunks_exact_mut(l32).enumerate() {
+            for (i, &v) in x[b * c..][..c].iter().enumerate() {
+                o[i * per_weight..][..per_weight].fill(v);
+            }
+        }
+        out
+    }
+
+    /// The coefficient pattern of a record's `q` bits: P2 sign-extended 4-bit values in 16-bit
+    /// lanes, repeated to fill 128 bits, as (low, high) halves with each lane's value still in
+    /// its low nibble (the kernels sign-extend with two shifts).
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    pub(crate) fn q_pattern(&self, qbits: u64) -> (u64, u64) {
+        const NIBBLES: u64 = 0x000F_000F_000F_000F;
+        // SAFETY: the kernels that call this run only on CPUs with BMI2.
+        let pdep = |v: u64| unsafe { std::arch::x86_64::_pdep_u64(v, NIBBLES) };
+        match self.p2 {
+            2 => {
+                let lo = pdep(qbits) & 0xFFFF_FFFF;
+                (lo | lo << 32, lo | lo << 32)
+            }
+            4 => {
+                let lo = pdep(qbits);
+                (lo, lo)
+            }
+            _ => (pdep(qbits), pdep(qbits >> 16)),
+        }
+    }
+}

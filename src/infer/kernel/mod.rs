@@ -1,0 +1,119 @@
+//! Row kernels of the matrix–vector product: one output row of a dense (f32, f16, bf16) or
+//! SeedLM-packed matrix against an f32 activation. AVX-512 and AVX2 where the CPU has them, and a
+//! portable path everywhere; all agree within f32 rounding.
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+pub(crate) mod lanes;
+mod portable;
+
+use crate::io::dtype::Dtype;
+use lanes::LaneMatrix;
+
+pub use portable::seed_row as seed_row_exact;
+
+/// Which kernel runs the products.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum Kernel {
+    /// AVX-512 (F and BW) with BMI2.
+    Avx512,
+    /// AVX2 with FMA, F16C and BMI2.
+    Avx2,
+    /// Plain Rust for any CPU.
+    Portable,
+}
+
+impl Kernel {
+    /// The fastest kernel this CPU runs.
+    pub fn best_available() -> Kernel {
+        Self::available()[0]
+    }
+
+    /// Every kernel this CPU runs, fastest first.
+    pub fn available() -> Vec<Kernel> {
+        let mut out = Vec::new();
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::is_x86_feature_detected as has;
+            let avx2 = has!("avx2") && has!("fma") && has!("f16c") && has!("bmi2");
+            if avx2 && has!("avx512f") && has!("avx512bw") {
+                out.push(Kernel::Avx512);
+            }
+            if avx2 {
+                out.push(Kernel::Avx2);
+            }
+        }
+        out.push(Kernel::Portable);
+        out
+    }
+
+    /// Lower-case name, as `--kernel` takes it and reports print it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kernel::Avx512 => "avx512",
+            Kernel::Avx2 => "avx2",
+            Kernel::Portable => "portable",
+        }
+    }
+
+    /// The kernel named `name`, if this CPU runs it; otherwise an error that says which it runs.
+    pub fn parse(name: &str) -> Result<Kernel, String> {
+        let avail = Self::available();
+        let names: Vec<&str> = avail.iter().map(|k| k.name()).collect();
+        avail.into_iter().find(|k| k.name() == name).ok_or_else(|| {
+            format!(
+                "kernel '{name}' is not available on this CPU (it runs {})",
+                names.join(", ")
+            )
+        })
+    }
+
+    /// Dot product of one stored row (`dtype`, little-endian bytes) with `x`.
+    pub(crate) fn dense_dot(self, dtype: Dtype, row: &[u8], x: &[f32]) -> f32 {
+        match self {
+            // SAFETY: `available` listed this kernel only when the CPU has its features.
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 => unsafe { avx512::dense_dot(dtype, row, x) },
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => unsafe { avx2::dense_dot(dtype, row, x) },
+            _ => portable::dense_dot(dtype, row, x),
+        }
+    }
+
+    /// Row `r` of a packed matrix with block-aligned rows, against the lane-expanded activation
+    /// `xdup` ([`LaneMatrix::expand`]); `None` where this kernel has no lane path.
+    pub(crate) fn lane_row(self, m: &LaneMatrix, r: usize, xdup: &[f32]) -> Option<f32> {
+        match self {
+            // SAFETY: as above.
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 => Some(unsafe { avx512::lane_row(m, r, xdup) }),
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => Some(unsafe { avx2::lane_row(m, r, xdup) }),
+            _ => None,
+        }
+    }
+}
+
+/// Reads the `bits`-bit record of block `block` from the record stream; past the end it reads
+/// zeros.
+#[inline(always)]
+pub(crate) fn record(records: &[u8], block: usize, bits: u32) -> u64 {
+    let pos = block as u64 * u64::from(bits);
+    if bits > 57 {
+        // One unaligned u64 holds at most 57 bits after a shift of up to 7.
+        return crate::core::bits::read_bits(records, pos, bits).unwrap_or(0);
+    }
+    let byte = (pos >> 3) as usize;
+    let mask = (1u64 << bits) - 1;
+    match records.get(byte..byte + 8) {
+        Some(b) => (u64::from_le_bytes(b.try_into().unwrap_or([0; 8])) >> (pos & 7)) & mask,
+        None => {
+            let mut tail = [0u8; 8];
+            let have = records.len().saturating_sub(byte).min(8);
+            tail[..have].copy_from_slice(&records[byte.min(records.len())..][..have]);
+            (u64::from_le_bytes(tail) >> (pos & 7)) & mask
+        }
+    }
+}

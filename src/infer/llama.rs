@@ -1,0 +1,472 @@
+//! Decoder LMs of the Llama family (`llama`, `mistral`, `qwen2`) run from their stored weights:
+//! RMSNorm, rotary embeddings (plain or Llama 3 scaled), grouped-query causal attention (with
+//! Mistral's sliding window) over a KV cache, SwiGLU MLP, tied or untied head. The linear layers
+//! are [`Matrix`] products on the stored form; the small ops run on candle. A whole window in
+//! one call scores every position (docs/DESIGN.md §4); generation feeds one token at a time.
+
+use crate::infer::kernel::Kernel;
+use crate::infer::matrix::Matrix;
+use crate::infer::source::Source;
+use crate::io::error::ModelError;
+use candle_core::{Device, Tensor};
+use serde_json::Value;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Rotary embedding frequencies.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Rope {
+    pub(crate) theta: f64,
+    /// Llama 3 scaling: factor, low and high frequency factors, original context.
+    pub(crate) llama3: Option<(f64, f64, f64, f64)>,
+}
+
+/// The shape of a Llama-family network, from `config.json`.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Shape {
+    pub(crate) vocab: usize,
+    pub(crate) hidden: usize,
+    pub(crate) intermediate: usize,
+    pub(crate) layers: usize,
+    pub(crate) heads: usize,
+    pub(crate) kv_heads: usize,
+    pub(crate) head_dim: usize,
+    pub(crate) eps: f64,
+    pub(crate) rope: Rope,
+    pub(crate) tied: bool,
+    pub(crate) qkv_bias: bool,
+    pub(crate) o_bias: bool,
+    pub(crate) mlp_bias: bool,
+    pub(crate) sliding_window: Option<usize>,
+}
+
+pub(crate) fn parse_shape(path: &Path, c: &Value) -> Result<Shape, ModelError> {
+    let bad = |what: String| ModelError::file(path, what);
+    let int = |key: &str| -> Result<Option<usize>, ModelError> {
+        match c.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => v
+                .as_u64()
+                .filter(|&v| v > 0)
+                .map(|v| Some(v as usize))
+                .ok_or_else(|| bad(format!("'{key}' must be a positive integer"))),
+        }
+    };
+    let need = |key: &str| int(key)?.ok_or_else(|| bad(format!("'{key}' is missing")));
+    let flag = |key: &str| c.get(key).and_then(Value::as_bool).unwrap_or(false);
+    let arch = c
+        .get("model_type")
+        .and_then(Value::as_str)
+        .unwrap_or("llama");
+    if let Some(act) = c.get("hidden_act").and_then(Value::as_str)
+        && act != "silu"
+    {
+        return Err(bad(format!(
+            "hidden_act '{act}' is not supported (only silu)"
+        )));
+    }
+    let (hidden, heads) = (need("hidden_size")?, need("num_attention_heads")?);
+    let kv_heads = int("num_key_value_heads")?.unwrap_or(heads);
+    if heads % kv_heads != 0 {
+        return Err(bad(format!(
+            "{heads} attention heads are not a multiple of {kv_heads} key/value heads"
+        )));
+    }
+    let head_dim = int("head_dim")?.unwrap_or(hidden / heads);
+    if head_dim % 2 != 0 {
+        return Err(bad(format!("head_dim {head_dim} is odd")));
+    }
+    // transformers 5 writes `rope_parameters`; older configs `rope_theta` and `rope_scaling`.
+    let params = c.get("rope_parameters").filter(|v| v.is_object());
+    let scaling = params.or(c.get("rope_scaling").filter(|v| v.is_object()));
+    let num = |v: Option<&Value>, key: &str| v.and_then(|v| v.get(key)).and_then(Value::as_f64);
+    let theta = num(params, "rope_theta")
+        .or(num(Some(c), "rope_theta"))
+        .unwrap_or(10_000.0);
+    let rope_type = scaling
+        .and_then(|s| s.get("rope_type").or(s.get("type")))
+        .and_then(Value::as_str)
+        .unwrap_or("default");
+    let llama3 = match rope_type {
+        "default" => None,
+        "llama3" => {
+            let get = |k: &str| {
+                num(scaling, k).ok_or_else(|| bad(format!("llama3 rope scaling lacks '{k}'")))
+            };
+            Some((
+                get("factor")?,
+                get("low_freq_factor")?,
+                get("high_freq_factor")?,
+                get("original_max_position_embeddings")?,
+            ))
+        }
+        other => return Err(bad(format!("rope type '{other}' is not supported"))),
+    };
+    let sliding_window = match arch {
+        "mistral" => int("sliding_window")?,
+        "qwen2" if flag("use_sliding_window") => {
+            return Err(bad("qwen2 with use_sliding_window is not supported".into()));
+        }
+        _ => None,
+    };
+    let attention_bias = flag("attention_bias");
+    Ok(Shape {
+        vocab: need("vocab_size")?,
+        hidden,
+        intermediate: need("intermediate_size")?,
+        layers: need("num_hidden_layers")?,
+        heads,
+        kv_heads,
+        head_dim,
+        eps: c
+            .get("rms_norm_eps")
+            .and_then(Value::as_f64)
+            .unwrap_or(1e-6),
+        rope: Rope { theta, llama3 },
+        tied: flag("tie_word_embeddings"),
+        qkv_bias: arch == "qwen2" || attention_bias,
+        o_bias: attention_bias,
+        mlp_bias: flag("mlp_bias"),
+        sliding_window,
+    })
+}
+
+impl Rope {
+    /// Inverse frequencies of the `dim / 2` rotated pairs (transformers' formulas).
+    pub(crate) fn inv_freq(&self, dim: usize) -> Vec<f64> {
+        (0..dim / 2)
+            .map(|i| {
+                let f = 1.0 / self.theta.powf((2 * i) as f64 / dim as f64);
+                let Some((factor, low, high, old)) = self.llama3 else {
+                    return f;
+                };
+                let wavelen = 2.0 * std::f64::consts::PI / f;
+                if wavelen < old / high {
+                    f
+                } else if wavelen > old / low {
+                    f / factor
+                } else {
+                    let smooth = (old / wavelen - low) / (high - low);
+                    (1.0 - smooth) * f / factor + smooth * f
+                }
+            })
+            .collect()
+    }
+
+    /// cos and sin tables, `[n, dim / 2]`.
+    pub(crate) fn tables(&self, n: usize, dim: usize) -> candle_core::Result<(Tensor, Tensor)> {
+        let inv = self.inv_freq(dim);
+        let angles: Vec<f64> = (0..n)
+            .flat_map(|p| inv.iter().map(move |f| p as f64 * f))
+            .collect();
+        let cos: Vec<f32> = angles.iter().map(|a| a.cos() as f32).collect();
+        let sin: Vec<f32> = angles.iter().map(|a| a.sin() as f32).collect();
+        let shape = (n, dim / 2);
+        Ok((
+            Tensor::from_vec(cos, shape, &Device::Cpu)?,
+            Tensor::from_vec(sin, shape, &Device::Cpu)?,
+        ))
+    }
+}
+/// A linear layer: its weight in stored form and an optional bias.
+struct Linear<'a> {
+    w: Matrix<'a>,
+    b: Option<Tensor>,
+}
+
+impl Linear<'_> {
+    /// `x·Wᵀ + b` for `x` of `[n, in]`.
+    fn forward(&self, kernel: Kernel, x: &Tensor) -> candle_core::Result<Tensor> {
+        let n = x.dim(0)?;
+        let y = self
+            .w
+            .matmul(kernel, &x.flatten_all()?.to_vec1::<f32>()?, n)?;
+        match &self.b {
+            Some(b) => y.broadcast_add(b),
+            None => Ok(y),
+        }
+    }
+}
+
+struct Layer<'a> {
+    input_norm: Tensor,
+    post_norm: Tensor,
+    q: Linear<'a>,
+    k: Linear<'a>,
+    v: Linear<'a>,
+    o: Linear<'a>,
+    gate: Linear<'a>,
+    up: Linear<'a>,
+    down: Linear<'a>,
+}
+
+/// What a calibration forward hands each linear layer's input to, with its weight's name.
+pub(crate) type Sink<'s> = dyn FnMut(&str, &Tensor) -> candle_core::Result<()> + 's;
+
+/// Keys and values of the positions seen so far, per layer (`[1, kv_heads, t, head_dim]`).
+#[derive(Default)]
+pub struct Cache {
+    kv: Vec<(Tensor, Tensor)>,
+    len: usize,
+}
+
+impl Cache {
+    /// Positions held.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no position is held.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// Which positions' logits a forward returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Logits {
+    /// Every position fed (scoring a window).
+    All,
+    /// Only the last one (generation).
+    Last,
+}
+
+/// A decoder network over one weight source.
+pub struct Net<'a> {
+    shape: Shape,
+    kernel: Kernel,
+    embed: Matrix<'a>,
+    layers: Vec<Layer<'a>>,
+    norm: Tensor,
+    /// `None` when the head is tied to the embedding.
+    head: Option<Matrix<'a>>,
+}
+
+fn vector(src: &dyn Source, name: &str, len: usize) -> Result<Tensor, ModelError> {
+    let v = src.vector(name, len)?;
+    Tensor::from_vec(v, len, &Device::Cpu)
+        .map_err(|e| ModelError::file(Path::new(name), e.to_string()))
+}
+
+impl<'a> Net<'a> {
+    /// Builds the network of `shape` over `src`, whose products run on `kernel`.
+    pub(crate) fn load(
+        shape: &Shape,
+        src: &'a dyn Source,
+        kernel: Kernel,
+    ) -> Result<Self, ModelError> {
+        let s = shape;
+        let linear = |name: String,
+                      rows: usize,
+                      cols: usize,
+                      bias: bool|
+         -> Result<Linear<'a>, ModelError> {
+            Ok(Linear {
+                w: src.matrix(&format!("{name}.weight"), rows, cols)?,
+                b: if bias {
+                    Some(vector(src, &format!("{name}.bias"), rows)?)
+                } else {
+                    None
+                },
+            })
+        };
+        let (qd, kvd) = (s.heads * s.head_dim, s.kv_heads * s.head_dim);
+        let mut layers = Vec::with_capacity(s.layers);
+        for i in 0..s.layers {
+            let l = format!("model.layers.{i}");
+            let (a, f) = (format!("{l}.self_attn"), format!("{l}.mlp"));
+            layers.push(Layer {
+                input_norm: vector(src, &format!("{l}.input_layernorm.weight"), s.hidden)?,
+                post_norm: vector(
+                    src,
+                    &format!("{l}.post_attention_layernorm.weight"),
+                    s.hidden,
+                )?,
+                q: linear(format!("{a}.q_proj"), qd, s.hidden, s.qkv_bias)?,
+                k: linear(format!("{a}.k_proj"), kvd, s.hidden, s.qkv_bias)?,
+                v: linear(format!("{a}.v_proj"), kvd, s.hidden, s.qkv_bias)?,
+                o: linear(format!("{a}.o_proj"), s.hidden, qd, s.o_bias)?,
+                gate: linear(
+                    format!("{f}.gate_proj"),
+                    s.intermediate,
+                    s.hidden,
+                    s.mlp_bias,
+                )?,
+                up: linear(format!("{f}.up_proj"), s.intermediate, s.hidden, s.mlp_bias)?,
+                down: linear(
+                    format!("{f}.down_proj"),
+                    s.hidden,
+                    s.intermediate,
+                    s.mlp_bias,
+                )?,
+            });
+        }
+        let head = if s.tied && !src.has("lm_head.weight") {
+            None
+        } else {
+            Some(src.matrix("lm_head.weight", s.vocab, s.hidden)?)
+        };
+        Ok(Net {
+            shape: s.clone(),
+            kernel,
+            embed: src.matrix("model.embed_tokens.weight", s.vocab, s.hidden)?,
+            layers,
+            norm: vector(src, "model.norm.weight", s.hidden)?,
+            head,
+        })
+    }
+
+    /// Bytes of its weight matrices as stored.
+    pub fn stored_bytes(&self) -> usize {
+        let lin = |l: &Layer| {
+            [&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down]
+                .iter()
+                .map(|x| x.w.stored_bytes())
+                .sum::<usize>()
+        };
+        self.embed.stored_bytes()
+            + self.head.as_ref().map_or(0, Matrix::stored_bytes)
+            + self.layers.iter().map(lin).sum::<usize>()
+    }
+
+    /// Feeds `ids` after the positions in `cache` (which it extends) and returns their logits,
+    /// `[n, vocab]` or `[1, vocab]` for [`Logits::Last`]; `None` once `cancel` is raised
+    /// (checked before each layer). `sink`, when given, sees the input `[n, in]` of every
+    /// linear layer with its weight tensor's name (for calibration).
+    pub(crate) fn forward(
+        &self,
+        ids: &[u32],
+        cache: &mut Cache,
+        which: Logits,
+        cancel: &AtomicBool,
+        mut sink: Option<&mut Sink>,
+    ) -> candle_core::Result<Option<Tensor>> {
+        let s = &self.shape;
+        let (n, start) = (ids.len(), cache.len);
+        let total = start + n;
+        let dev = Device::Cpu;
+        let (cos, sin) = s.rope.tables(total, s.head_dim)?;
+        let (cos, sin) = (cos.narrow(0, start, n)?, sin.narrow(0, start, n)?);
+        let mask: Vec<f32> = (0..n * total)
+            .map(|k| {
+                let (i, j) = (start + k / total, k % total);
+                let visible = j <= i && s.sliding_window.is_none_or(|w| i - j < w);
+                if visible { 0.0 } else { f32::NEG_INFINITY }
+            })
+            .collect();
+        let mask = Tensor::from_vec(mask, (n, total), &dev)?;
+        let scale = 1.0 / (s.head_dim as f64).sqrt();
+        let rep = s.heads / s.kv_heads;
+        let heads = |x: Tensor, h: usize| -> candle_core::Result<Tensor> {
+            x.reshape((1, n, h, s.head_dim))?
+                .transpose(1, 2)?
+                .contiguous()
+        };
+        let mut x = vec![0f32; n * s.hidden];
+        for (row, &id) in x.chunks_exact_mut(s.hidden).zip(ids) {
+            self.embed.decode_rows(id as usize, row);
+        }
+        let mut x = Tensor::from_vec(x, (n, s.hidden), &dev)?;
+        let mut see = |i: usize, parts: &[&str], x: &Tensor| -> candle_core::Result<()> {
+            if let Some(sink) = sink.as_mut() {
+                for part in parts {
+                    sink(&format!("model.layers.{i}.{part}.weight"), x)?;
+                }
+            }
+            Ok(())
+        };
+        let kernel = self.kernel;
+        for (i, l) in self.layers.iter().enumerate() {
+            if cancel.load(Ordering::Relaxed) {
+                return Ok(None);
+            }
+            let h = candle_nn::ops::rms_norm(&x, &l.input_norm, s.eps as f32)?;
+            see(
+                i,
+                &["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"],
+                &h,
+            )?;
+            let q = heads(l.q.forward(kernel, &h)?, s.heads)?;
+            let k = heads(l.k.forward(kernel, &h)?, s.kv_heads)?;
+            let v = heads(l.v.forward(kernel, &h)?, s.kv_heads)?;
+            let q = candle_nn::rotary_emb::rope(&q, &cos, &sin)?;
+            let k = candle_nn::rotary_emb::rope(&k, &cos, &sin)?;
+            let (k, v) = match cache.kv.get(i) {
+                Some((pk, pv)) => (Tensor::cat(&[pk, &k], 2)?, Tensor::cat(&[pv, &v], 2)?),
+                None => (k, v),
+            };
+            if i < cache.kv.len() {
+                cache.kv[i] = (k.clone(), v.clone());
+            } else {
+                cache.kv.push((k.clone(), v.clone()));
+            }
+            let k = candle_transformers::utils::repeat_kv(k, rep)?.contiguous()?;
+            let v = candle_transformers::utils::repeat_kv(v, rep)?.contiguous()?;
+            let att = (q.matmul(&k.t()?)? * scale)?.broadcast_add(&mask)?;
+            let att = candle_nn::ops::softmax_last_dim(&att)?;
+            let y = att
+                .matmul(&v)?
+                .transpose(1, 2)?
+                .reshape((n, s.heads * s.head_dim))?;
+            see(i, &["self_attn.o_proj"], &y)?;
+            x = (x + l.o.forward(kernel, &y)?)?;
+            let h = candle_nn::ops::rms_norm(&x, &l.post_norm, s.eps as f32)?;
+            see(i, &["mlp.gate_proj", "mlp.up_proj"], &h)?;
+            let g = (candle_nn::ops::silu(&l.gate.forward(kernel, &h)?)?
+                * l.up.forward(kernel, &h)?)?;
+            see(i, &["mlp.down_proj"], &g)?;
+            x = (&x + l.down.forward(kernel, &g)?)?;
+        }
+        cache.len = total;
+        let x = match which {
+            Logits::All => x,
+            Logits::Last => x.narrow(0, n - 1, 1)?,
+        };
+        let x = candle_nn::ops::rms_norm(&x, &self.norm, s.eps as f32)?;
+        let rows = x.dim(0)?;
+        let head = self.head.as_ref().unwrap_or(&self.embed);
+        Ok(Some(head.matmul(
+            kernel,
+            &x.flatten_all()?.to_vec1::<f32>()?,
+            rows,
+        )?))
+    }
+
+    /// Logits `[n, vocab]` of every position of `ids` from an empty cache.
+    pub(crate) fn logits(
+        &self,
+        ids: &[u32],
+        cancel: &AtomicBool,
+        sink: Option<&mut Sink>,
+    ) -> candle_core::Result<Option<Tensor>> {
+        self.forward(ids, &mut Cache::default(), Logits::All, cancel, sink)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn llama3_scaling_keeps_high_and_divides_low_frequencies() {
+        let plain = Rope {
+            theta: 10_000.0,
+            llama3: None,
+        }
+        .inv_freq(16);
+        let scaled = Rope {
+            theta: 10_000.0,
+            llama3: Some((8.0, 1.0, 4.0, 64.0)),
+        }
+        .inv_freq(16);
+        // Wavelength 2π < 64 / 4: unchanged; the longest (> 64): divided by the factor.
+        assert_eq!(scaled[0], plain[0]);
+        assert!((scaled[7] - plain[7] / 8.0).abs() < 1e-15);
+        assert!(
+            scaled
+                .iter()
+                .zip(&plain)
+                .all(|(s, p)| s <= p && *s >= p / 8.0)
+        );
+    }
+}

@@ -1,0 +1,413 @@
+//! A weight matrix in the form its file stores it, read from the memory map: plain f32, f16 or
+//! bf16 rows, or SeedLM block records that are never expanded into a weight copy. One token's
+//! product runs the fused row kernels; a batch of tokens (a prompt, an evaluation window)
+//! decodes a few rows at a time into a small f32 tile and multiplies it with candle's matmul.
+
+use crate::core::config::{Config, MAX_C, MAX_P};
+use crate::core::quant::pow2;
+use crate::infer::kernel::lanes::LaneMatrix;
+use crate::infer::kernel::{Kernel, record, seed_row_exact};
+use crate::infer::seed_table::SeedTable;
+use crate::io::dtype::Dtype;
+use crate::io::packed::PackedMeta;
+use candle_core::{Device, Tensor};
+use rayon::prelude::*;
+use std::sync::Arc;
+
+/// Records of one SeedLM-packed tensor, with the tables that decode them.
+#[derive(Debug)]
+pub struct SeedMatrix<'a> {
+    records: &'a [u8],
+    cfg: Config,
+    e_base: i32,
+    table: Arc<SeedTable>,
+    lanes: Option<LaneMatrix<'a>>,
+}
+
+impl<'a> SeedMatrix<'a> {
+    /// The records of a tensor described by `meta`, viewed as rows of `cols` values.
+    pub fn new(meta: &PackedMeta, records: &'a [u8], cols: usize) -> Self {
+        let cfg = meta.config();
+        SeedMatrix {
+            records,
+            cfg,
+            e_base: meta.e_base,
+            table: SeedTable::shared(cfg.k, cfg.c * cfg.p),
+            lanes: LaneMatrix::new(records, cfg, meta.e_base, cols),
+        }
+    }
+
+    /// Its configuration.
+    pub fn config(&self) -> Config {
+        self.cfg
+    }
+
+    /// The record stream.
+    pub fn records(&self) -> &'a [u8] {
+        self.records
+    }
+
+    /// The per-byte state tables of its (K, C·P).
+    pub fn table(&self) -> &SeedTable {
+        &self.table
+    }
+
+    /// 2^(e_base + E) / (2^(K−1) − 1): what one unit of Σ_j q_j·(V_ij − 2^(K−1)) weighs.
+    pub fn scale(&self, e_code: usize) -> f64 {
+        pow2(self.e_base + e_code as i32) / self.denom()
+    }
+
+    fn denom(&self) -> f64 {
+        ((1i64 << (self.cfg.k - 1)) - 1).max(1) as f64
+    }
+
+    /// Elements `start..start + out.len()` of the flattened tensor, exactly as
+    /// `CompressedTensor::reconstruct` computes them.
+    fn decode(&self, start: usize, out: &mut [f32]) {
+        let Config { c, p, k } = self.cfg;
+        let half = 1i64 << (k - 1);
+        let bits = self.cfg.block_bits();
+        let end = start + out.len();
+        let mut states = [0u32; MAX_C * MAX_P];
+        for b in start / c..end.div_ceil(c) {
+            let rec = record(self.records, b, bits);
+            self.table
+                .states((rec & ((1 << k) - 1)) as u32, &mut states[..c * p]);
+            let e = self.e_base + ((rec >> k) & 15) as i32;
+            let scale = pow2(e);
+            for i in start.max(b * c) - b * c..end.min(b * c + c) - b * c {
+                let a: i64 = (0..p)
+                    .map(|j| {
+                        let q = ((((rec >> (k + 4 + 4 * j as u32)) & 15) as i8) << 4) >> 4;
+                        (i64::from(states[i * p + j]) - half) * i64::from(q)
+                    })
+                    .sum();
+                out[b * c + i - start] = (a as f64 / self.denom() * scale) as f32;
+            }
+        }
+    }
+}
+
+/// How a matrix is stored.
+#[derive(Debug)]
+pub enum Storage<'a> {
+    /// Plain values (F32, F16 or BF16), row-major.
+    Dense {
+        /// Element type.
+        dtype: Dtype,
+        /// The values as the file holds them.
+        bytes: &'a [u8],
+    },
+    /// SeedLM block records.
+    Seed(SeedMatrix<'a>),
+}
+
+/// A `rows × cols` weight matrix (a tensor of any rank, viewed as its first dimension by the
+/// rest) in its stored form.
+#[derive(Debug)]
+pub struct Matrix<'a> {
+    rows: usize,
+    cols: usize,
+    storage: Storage<'a>,
+}
+
+/// Rows per parallel task of a product: enough work to amortise scheduling.
+const ROWS_PER_TASK: usize = 16;
+/// f32 values in one decoded tile of a batched product (about 4 MB).
+const TILE_VALUES: usize = 1 << 20;
+
+impl<'a> Matrix<'a> {
+    /// A matrix over stored values; `None` when `dtype` is not F32, F16 or BF16 or `bytes` has
+    /// another length.
+    pub fn dense(dtype: Dtype, bytes: &'a [u8], rows: usize, cols: usize) -> Option<Self> {
+        let ok = matches!(dtype, Dtype::F32 | Dtype::F16 | Dtype::BF16)
+            && rows.checked_mul(cols)?.checked_mul(dtype.bitsize() / 8)? == bytes.len();
+        ok.then_some(Matrix {
+            rows,
+            cols,
+            storage: Storage::Dense { dtype, bytes },
+        })
+    }
+
+    /// A matrix over the records of a packed tensor (checked by the packed reader).
+    pub fn packed(meta: &PackedMeta, records: &'a [u8], rows: usize, cols: usize) -> Self {
+        Matrix {
+            rows,
+            cols,
+            storage: Storage::Seed(SeedMatrix::new(meta, records, cols)),
+        }
+    }
+
+    /// Output rows.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Input width.
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// The stored form.
+    pub fn storage(&self) -> &Storage<'a> {
+        &self.storage
+    }
+
+    /// Bytes the matrix occupies in its file.
+    pub fn stored_bytes(&self) -> usize {
+        match &self.storage {
+            Storage::Dense { bytes, .. } => bytes.len(),
+            Storage::Seed(s) => s.records.len(),
+        }
+    }
+
+    /// `y = W·x` by `kernel`, rows split across the current rayon pool.
+    pub fn matvec(&self, kernel: Kernel, x: &[f32], y: &mut [f32]) {
+        assert_eq!((x.len(), y.len()), (self.cols, self.rows), "matvec shapes");
+        let xdup = match &self.storage {
+            Storage::Seed(SeedMatrix { lanes: Some(l), .. }) if kernel != Kernel::Portable => {
+                Some(l.expand(x))
+            }
+            _ => None,
+        };
+        y.par_chunks_mut(ROWS_PER_TASK)
+            .enumerate()
+            .for_each(|(task, ys)| {
+                for (i, out) in ys.iter_mut().enumerate() {
+                    *out = self.row_dot(kernel, task * ROWS_PER_TASK + i, x, xdup.as_deref());
+                }
+            });
+    }
+
+    fn row_dot(&self, kernel: Kernel, r: usize, x: &[f32], xdup: Option<&[f32]>) -> f32 {
+        match &self.storage {
+            Storage::Dense { dtype, bytes } => {
+                let width = self.cols * dtype.bitsize() / 8;
+                kernel.dense_dot(*dtype, &bytes[r * width..][..width], x)
+            }
+            Storage::Seed(s) => s
+                .lanes
+                .as_ref()
+                .zip(xdup)
+                .and_then(|(l, xd)| kernel.lane_row(l, r, xd))
+                .unwrap_or_else(|| seed_row_exact(s, r, x)),
+        }
+    }
+
+    /// Rows `first..first + out.len() / cols` as f32 (a packed tensor's exact reconstruction).
+    pub fn decode_rows(&self, first: usize, out: &mut [f32]) {
+        match &self.storage {
+            Storage::Dense { dtype, bytes } => {
+                let size = dtype.bitsize() / 8;
+                let raw = &bytes[first * self.cols * size..][..out.len() * size];
+                for (o, v) in out.iter_mut().zip(raw.chunks_exact(size)) {
+                    *o = match dtype {
+                        Dtype::F16 => half::f16::from_le_bytes([v[0], v[1]]).to_f32(),
+                        Dtype::BF16 => half::bf16::from_le_bytes([v[0], v[1]]).to_f32(),
+                        _ => f32::from_le_bytes([v[0], v[1], v[2], v[3]]),
+                    };
+                }
+            }
+            Storage::Seed(s) => s.decode(first * self.cols, out),
+        }
+    }
+
+    /// `X·Wᵀ` for the `n` rows of `x` (`[n, cols]`), as a `[n, rows]` tensor: one row at a
+    /// time through the fused kernels when `n` is 1, else through decoded tiles of rows.
+    pub fn matmul(&self, kernel: Kernel, x: &[f32], n: usize) -> candle_core::Result<Tensor> {
+        if n == 1 {
+            let mut y = vec![0.0; self.rows];
+            self.matvec(kernel, x, &mut y);
+            return Tensor::from_vec(y, (1, self.rows), &Device::Cpu);
+        }
+        let xt = Tensor::from_slice(x, (n, self.cols), &Device::Cpu)?;
+        let tile = (TILE_VALUES / self.cols.max(1)).clamp(ROWS_PER_TASK, self.rows.max(1));
+        let mut parts = Vec::new();
+        for first in (0..self.rows).step_by(tile) {
+            let t = tile.min(self.rows - first);
+            let mut w = vec![0.0f32; t * self.cols];
+            w.par_chunks_mut(self.cols)
+                .enumerate()
+                .for_each(|(i, row)| self.decode_rows(first + i, row));
+            let w = Tensor::from_vec(w, (t, self.cols), &Device::Cpu)?;
+            parts.push(xt.matmul(&w.t()?)?);
+        }
+        Tensor::cat(&parts, 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::packed::{encode_record, pack_records};
+    use crate::search::compress::{BlockCode, CompressedTensor};
+    use rand::{Rng, SeedableRng};
+
+    /// A `rows × cols` tensor of random (valid) records of `cfg`, its metadata and records.
+    fn random_packed(
+        cfg: Config,
+        rows: usize,
+        cols: usize,
+        seed: u64,
+    ) -> (CompressedTensor, PackedMeta, Vec<u8>) {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let len = rows * cols;
+        let blocks = (0..len.div_ceil(cfg.c))
+            .map(|_| {
+                let mut q = [0i8; MAX_P];
+                q[..cfg.p]
+                    .iter_mut()
+                    .for_each(|v| *v = rng.random_range(-8..=7));
+                BlockCode {
+                    seed: rng.random_range(1..1u32 << cfg.k),
+                    e_code: rng.random_range(0..16),
+                    q,
+                }
+            })
+            .collect::<Vec<_>>();
+        let t = CompressedTensor {
+            config: cfg,
+            e_base: -14,
+            len,
+            blocks,
+        };
+        let records = pack_records(t.blocks.iter().map(|b| encode_record(b, cfg)), cfg);
+        let meta = PackedMeta {
+            name: "w".into(),
+            shape: vec![rows, cols],
+            dtype: "F32".into(),
+            c: cfg.c,
+            p: cfg.p,
+            k: cfg.k,
+            e_base: t.e_base,
+            blocks: t.blocks.len(),
+            crc32: 0,
+            relmse: None,
+            meta_crc32: None,
+        };
+        (t, meta, records)
+    }
+
+    /// The fused product equals the product with the decompressed f32 weights within f32
+    /// rounding, |y − y_ref| ≤ 1e-5·Σ_j |W_ij·x_j|, on every kernel this CPU runs; and a decoded
+    /// row equals the reconstruction bit for bit.
+    #[test]
+    fn fused_matvec_matches_the_decompressed_weights_on_every_kernel() {
+        let mut configs: Vec<Config> = crate::study::allocate::MENU.to_vec();
+        configs.extend(Config::LARGER_P.iter().map(|(_, c)| *c));
+        for k in [2, 12, 16, 24] {
+            configs.push(Config {
+                c: 8,
+                p: 2.min(k as usize),
+                k,
+            });
+            configs.push(Config {
+                c: 12,
+                p: 4.min(k as usize),
+                k,
+            });
+        }
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        for (n, cfg) in configs.iter().enumerate() {
+            // A width that is whole blocks, then one that is not.
+            for cols in [cfg.c * 9, cfg.c * 7 + 3] {
+                let rows = 21;
+                let (t, meta, records) = random_packed(*cfg, rows, cols, n as u64);
+                let w = t.reconstruct();
+                let x: Vec<f32> = (0..cols).map(|_| rng.random_range(-2.0..2.0)).collect();
+                let m = Matrix::packed(&meta, &records, rows, cols);
+                let mut row = vec![0.0; cols];
+                for r in 0..rows {
+                    m.decode_rows(r, &mut row);
+                    assert_eq!(row, w[r * cols..][..cols], "{cfg:?} decode row {r}");
+                }
+                for kernel in Kernel::available() {
+                    let mut y = vec![0.0; rows];
+                    m.matvec(kernel, &x, &mut y);
+                    for r in 0..rows {
+                        let wr = &w[r * cols..][..cols];
+                        let want: f64 = wr
+                            .iter()
+                            .zip(&x)
+                            .map(|(&a, &b)| f64::from(a) * f64::from(b))
+                            .sum();
+                        let bound: f64 = wr
+                            .iter()
+                            .zip(&x)
+                            .map(|(&a, &b)| f64::from(a * b).abs())
+                            .sum();
+                        let err = (f64::from(y[r]) - want).abs();
+                        assert!(
+                            err <= 1e-5 * bound,
+                            "{cfg:?} cols {cols} {kernel:?} row {r}: {} vs {want} (bound {bound})",
+                            y[r]
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Dense rows in f32, f16 and bf16 give the product of their values on every kernel, at
+    /// widths with and without a vector tail.
+    #[test]
+    fn dense_matvec_converts_inside_the_kernel() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        for cols in [64, 200, 7] {
+            let rows = 9;
+            let vals: Vec<f32> = (0..rows * cols)
+                .map(|_| rng.random_range(-1.0..1.0))
+                .collect();
+            let x: Vec<f32> = (0..cols).map(|_| rng.random_range(-1.0..1.0)).collect();
+            for dtype in [Dtype::F32, Dtype::F16, Dtype::BF16] {
+                let bytes = crate::io::dtype::from_f32(dtype, &vals).unwrap();
+                let m = Matrix::dense(dtype, &bytes, rows, cols).unwrap();
+                let mut w = vec![0.0; rows * cols];
+                m.decode_rows(0, &mut w);
+                for kernel in Kernel::available() {
+                    let mut y = vec![0.0; rows];
+                    m.matvec(kernel, &x, &mut y);
+                    for r in 0..rows {
+                        let wr = &w[r * cols..][..cols];
+                        let want: f64 = wr
+                            .iter()
+                            .zip(&x)
+                            .map(|(&a, &b)| f64::from(a) * f64::from(b))
+                            .sum();
+                        let bound: f64 = wr
+                            .iter()
+                            .zip(&x)
+                            .map(|(&a, &b)| f64::from(a * b).abs())
+                            .sum();
+                        assert!(
+                            (f64::from(y[r]) - want).abs() <= 1e-5 * bound,
+                            "{dtype:?} {kernel:?} {cols}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// A batch goes through decoded tiles and gives each token's matvec.
+    #[test]
+    fn batched_product_equals_one_token_at_a_time() {
+        let (_, meta, records) = random_packed(Config::FOUR_BIT, 40, 64, 9);
+        let m = Matrix::packed(&meta, &records, 40, 64);
+        let x: Vec<f32> = (0..3 * 64)
+            .map(|i| ((i * 37 % 11) as f32 - 5.0) / 5.0)
+            .collect();
+        let y = m
+            .matmul(Kernel::Portable, &x, 3)
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap();
+        for (t, row) in y.iter().enumerate() {
+            let mut one = vec![0.0; 40];
+            m.matvec(Kernel::Portable, &x[t * 64..][..64], &mut one);
+            for (a, b) in row.iter().zip(&one) {
+                assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "{a} vs {b}");
+            }
+        }
+    }
+}
