@@ -8,6 +8,7 @@ pub mod compress;
 pub mod decompress;
 pub mod eval;
 pub mod explore;
+pub mod generate;
 pub mod hw_sim;
 pub mod inspect;
 pub mod merge;
@@ -97,6 +98,9 @@ pub enum Command {
     Status(status::StatusArgs),
     /// Compare a compressed model with the original by their outputs (embeddings, next tokens).
     Eval(eval::EvalArgs),
+    /// Run a plain or packed decoder LM on a prompt: tokens stream to stdout, speed and memory
+    /// to stderr.
+    Generate(generate::GenerateArgs),
 }
 
 /// Runs a parsed command line.
@@ -120,5 +124,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Slurm(args)) => slurm::run(args),
         Some(Command::Status(args)) => status::run(args),
         Some(Command::Eval(args)) => eval::run(args),
+        Some(Command::Generate(args)) => generate::run(args),
     }
 }

@@ -446,6 +446,51 @@ impl<'a> Net<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::infer::source::StoredModel;
+
+    /// Feeding a window token by token over the KV cache gives the logits of the whole window
+    /// in one pass, on the llama (GQA, llama3 rope) and mistral (sliding window) fixtures.
+    #[test]
+    fn cached_decoding_gives_the_full_window_logits() {
+        for name in ["llama", "mistral"] {
+            let dir = Path::new("tests/fixtures/eval").join(name);
+            let text = std::fs::read_to_string(dir.join("config.json")).unwrap();
+            let shape = parse_shape(&dir, &serde_json::from_str(&text).unwrap()).unwrap();
+            let model = StoredModel::open(&dir).unwrap();
+            let net = Net::load(&shape, &model, Kernel::best_available()).unwrap();
+            let ids: Vec<u32> = (0..40).map(|i| (i * 7 + 3) % shape.vocab as u32).collect();
+            let stop = AtomicBool::new(false);
+            let full = net
+                .logits(&ids, &stop, None)
+                .unwrap()
+                .unwrap()
+                .to_vec2::<f32>()
+                .unwrap();
+            let mut cache = Cache::default();
+            // A prompt of 5, then one token at a time.
+            let first = net
+                .forward(&ids[..5], &mut cache, Logits::All, &stop, None)
+                .unwrap()
+                .unwrap();
+            let mut rows = first.to_vec2::<f32>().unwrap();
+            for &id in &ids[5..] {
+                let l = net
+                    .forward(&[id], &mut cache, Logits::Last, &stop, None)
+                    .unwrap()
+                    .unwrap();
+                rows.extend(l.to_vec2::<f32>().unwrap());
+            }
+            assert_eq!(cache.len(), ids.len());
+            for (p, (a, b)) in rows.iter().zip(&full).enumerate() {
+                let worst = a
+                    .iter()
+                    .zip(b)
+                    .map(|(x, y)| (x - y).abs())
+                    .fold(0f32, f32::max);
+                assert!(worst < 1e-4, "{name} position {p}: {worst}");
+            }
+        }
+    }
 
     #[test]
     fn llama3_scaling_keeps_high_and_divides_low_frequencies() {

@@ -6,6 +6,7 @@
 //!
 //! May use: [`crate::core`] and [`crate::io`]. Knows nothing of the app or CLI.
 
+pub mod generate;
 pub mod kernel;
 pub mod llama;
 pub mod matrix;

@@ -27,7 +27,8 @@ impl SeedTable {
     /// Tables for K-bit seeds (2..=24) and `n` states per seed, shared between all tensors of
     /// the same K and n.
     pub fn shared(k: u32, n: usize) -> Arc<SeedTable> {
-        static CACHE: OnceLock<Mutex<HashMap<(u32, usize), Arc<SeedTable>>>> = OnceLock::new();
+        type Tables = HashMap<(u32, usize), Arc<SeedTable>>;
+        static CACHE: OnceLock<Mutex<Tables>> = OnceLock::new();
         let mut map = CACHE
             .get_or_init(Default::default)
             .lock()

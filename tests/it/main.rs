@@ -8,6 +8,7 @@ mod cli_files;
 mod cli_hw_sim;
 mod eval;
 mod format_example;
+mod generate;
 mod hw;
 mod hw_ui;
 mod mutation;

@@ -89,7 +89,7 @@ impl<'a> LaneMatrix<'a> {
     /// The lane layout of `records` (`cols` a multiple of C), or `None` when K > 16 or a row is
     /// not whole blocks.
     pub(crate) fn new(records: &'a [u8], cfg: Config, e_base: i32, cols: usize) -> Option<Self> {
-        if cfg.k > 16 || cols % cfg.c != 0 {
+        if cfg.k > 16 || !cols.is_multiple_of(cfg.c) {
             return None;
         }
         let denom = ((1i64 << (cfg.k - 1)) - 1).max(1) as f64;
