@@ -2,9 +2,9 @@
 //!
 //! The folders are layers; each may use only those listed before it:
 //! [`core`] (maths) → [`search`] (exact seed search, whole-tensor compression) → [`io`] (models,
-//! packed files) → [`hw`] (hardware model and simulation), [`study`] (baselines, explorer,
-//! walkthrough, bench) and [`eval`] (function-space evaluation on candle) → [`cli`] and [`app`],
-//! thin layers over the rest. Nothing in the engine knows about the user interface.
+//! packed files) → [`infer`] (running a model from its stored form) → [`hw`] (hardware model and
+//! simulation), [`study`] (baselines, explorer, walkthrough, bench) and [`eval`] (function-space
+//! evaluation on the inference engine) → [`cli`] and [`app`], thin layers over the rest. Nothing in the engine knows about the user interface.
 //! `docs/DESIGN.md` holds the conventions the code cites.
 
 pub mod app;

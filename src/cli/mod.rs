@@ -3,6 +3,7 @@
 //! May use: every engine folder (and [`crate::app`] to open the app). Nothing in the engine uses it.
 
 pub mod bench;
+pub mod bench_infer;
 pub mod compare;
 pub mod compress;
 pub mod decompress;
@@ -78,6 +79,8 @@ pub enum Command {
     },
     /// Measure the exact search: blocks/s and relative MSE on N(0,1) blocks.
     Bench(bench::BenchArgs),
+    /// Measure the inference kernels: matrix–vector products per stored form (f16, presets).
+    BenchInfer(bench_infer::BenchInferArgs),
     /// Compress a model into a packed file.
     Compress(compress::CompressArgs),
     /// Decompress a packed file into a plain safetensors model.
@@ -114,6 +117,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             exit_when_done,
         }) => crate::app::run(path, compress, view, exit_when_done),
         Some(Command::Bench(args)) => bench::run(args).map(|()| ExitCode::SUCCESS),
+        Some(Command::BenchInfer(args)) => bench_infer::run(args).map(|()| ExitCode::SUCCESS),
         Some(Command::Compress(args)) => compress::run(args),
         Some(Command::Decompress(args)) => decompress::run(args),
         Some(Command::Inspect(args)) => inspect::run(args),

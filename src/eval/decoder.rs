@@ -9,7 +9,6 @@ use super::{EvalError, candle_err, check, read_tokenizer};
 use crate::infer::kernel::Kernel;
 use crate::infer::llama::{Net, Shape, parse_shape};
 use crate::io::error::ModelError;
-use crate::io::model::Model;
 use crate::search::compress::Progress;
 use candle_core::{D, Device, Tensor};
 use serde::Serialize;
@@ -72,7 +71,7 @@ impl Decoder {
         let decoder = Decoder {
             dir: dir.to_path_buf(),
             tokenizer: read_tokenizer(dir)?,
-            weights: Weights::from_model(&Model::open(dir)?)?,
+            weights: Weights::open(dir)?,
             shape,
         };
         decoder.net(&decoder.weights)?;
@@ -293,7 +292,7 @@ mod tests {
             assert_eq!(moments[name].len(), width, "{name}");
         }
         let h = dec.shape.hidden;
-        let vb = dec.weights.var_builder();
+        let vb = dec.weights.var_builder().unwrap();
         let get = |shape: &[usize], name: &str| {
             vb.get(shape, name)
                 .and_then(|t| t.flatten_all()?.to_vec1::<f32>())

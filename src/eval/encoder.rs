@@ -6,7 +6,6 @@
 use super::weights::Weights;
 use super::{EvalError, candle_err, check, read_json, read_tokenizer};
 use crate::io::error::ModelError;
-use crate::io::model::Model;
 use crate::search::compress::Progress;
 use candle_core::{D, DType, Device, Tensor};
 use candle_transformers::models::bert::{BertModel, Config, HiddenAct};
@@ -147,11 +146,11 @@ impl Encoder {
             dir: dir.to_path_buf(),
             tokenizer,
             pooling: pooling(dir)?,
-            weights: Weights::from_model(&Model::open(dir)?)?,
+            weights: Weights::open(dir)?,
             config: cfg,
         };
         // Fail now, naming the tensor, rather than on the first sentence.
-        BertModel::load(encoder.weights.var_builder(), &encoder.config)
+        BertModel::load(encoder.weights.var_builder()?, &encoder.config)
             .map_err(candle_err(dir, "the weights do not fit the BERT config"))?;
         Ok(encoder)
     }
@@ -183,7 +182,7 @@ impl Encoder {
         cancel: &AtomicBool,
     ) -> Result<Vec<Vec<f32>>, EvalError> {
         let dir = &self.dir;
-        let model = BertModel::load(weights.var_builder(), &self.config)
+        let model = BertModel::load(weights.var_builder()?, &self.config)
             .map_err(candle_err(dir, "the weights do not fit the BERT config"))?;
         let mut out = Vec::with_capacity(ids.len());
         for batch in ids.chunks(BATCH) {
@@ -275,7 +274,10 @@ impl Encoder {
     ) -> candle_core::Result<Tensor> {
         use candle_nn::Module;
         let cfg = &self.config;
-        let vb = self.weights.var_builder();
+        let vb = self
+            .weights
+            .var_builder()
+            .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
         // The embeddings are BERT's with no layer after them.
         let embeddings = BertModel::load(
             vb.clone(),
@@ -507,7 +509,7 @@ mod tests {
         let texts = ["It is a truth universally acknowledged.", "A wife."].map(String::from);
         let ids = enc.tokenize(&texts).unwrap();
         let (ids, mask) = enc.batch_tensors(&ids).unwrap();
-        let model = BertModel::load(enc.weights.var_builder(), &enc.config).unwrap();
+        let model = BertModel::load(enc.weights.var_builder().unwrap(), &enc.config).unwrap();
         let want = model
             .forward(&ids, &ids.zeros_like().unwrap(), Some(&mask))
             .unwrap();

@@ -2,12 +2,13 @@
 //! input and compare their outputs — sentence embeddings for BERT-family encoders, next-token
 //! distributions for decoder LMs (`llama`, `mistral`, `qwen2`).
 //!
-//! Inference runs on candle (CPU, f32) from weights held in memory: the original's tensors in any
-//! float dtype, a candidate's decoded from a packed file in memory (no decompressed copy on disk)
-//! or read from a plain safetensors model, with tensors missing from the candidate taken from the
-//! original. Tokenization uses each model's `tokenizer.json` through the `tokenizers` crate.
+//! Decoders run on the inference engine ([`crate::infer`]) from the weights as stored: the
+//! original's memory-mapped tensors in any float dtype, a candidate's changed tensors from its
+//! file (a packed file runs from its records) or from values held in memory, tensors missing from
+//! the candidate taken from the original. Encoders run candle-transformers' BERT on f32 copies. Tokenization uses each model's `tokenizer.json` through the `tokenizers` crate.
 //!
-//! May use: [`crate::core`], [`crate::search`] and [`crate::io`]. Knows nothing of the app or CLI.
+//! May use: [`crate::core`], [`crate::search`], [`crate::io`] and [`crate::infer`]. Knows nothing
+//! of the app or CLI.
 
 pub mod calibration;
 pub mod decoder;

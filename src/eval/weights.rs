@@ -1,12 +1,13 @@
-//! Weight sets held in memory as f32 buffers: an original model's, and a candidate's (a packed
-//! file decoded in memory, or a plain safetensors model) laid over the original. A set is a
-//! [`Source`] for the inference engine's networks.
+//! Weight sets for evaluation: an original model as its files store it (memory-mapped, never
+//! copied), and candidates laid over it, whose tensors that differ come from the candidate's
+//! file (a packed file is run from its records) or from values held in memory (the app's
+//! reconstructions). A set is a [`Source`] for the inference engine's networks, so evaluating a
+//! candidate costs about the size of the files it reads.
 
 use crate::infer::matrix::Matrix;
-use crate::infer::source::Source;
+use crate::infer::source::{Source, StoredModel};
+use crate::io::dtype::Dtype;
 use crate::io::error::ModelError;
-use crate::io::model::Model;
-use crate::io::opened::{Opened, open};
 use crate::search::compress::relmse;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
@@ -23,70 +24,61 @@ pub struct Changed {
     pub relmse: f64,
 }
 
-/// One tensor's values (row-major f32, shared between sets) and shape.
+/// Where a tensor that replaces the original's comes from.
 #[derive(Clone, Debug)]
-struct Values {
-    data: Arc<[f32]>,
-    shape: Vec<usize>,
+enum Replacement {
+    /// Values held in memory (row-major f32).
+    Values(Arc<[f32]>),
+    /// The tensor of the same name in a candidate's file.
+    File(Arc<StoredModel>),
 }
 
-/// A complete set of float weights, by name, on the CPU in f32. Cloning shares the tensors.
+/// A complete set of float weights by name: the original's, with some replaced. Cloning shares
+/// everything.
 #[derive(Clone, Debug)]
 pub struct Weights {
-    tensors: HashMap<String, Values>,
+    base: Arc<StoredModel>,
+    /// Shapes of the original's float tensors.
+    shapes: HashMap<String, Vec<usize>>,
     /// Names in file order.
     order: Vec<String>,
+    replaced: HashMap<String, Replacement>,
     /// Tensors that differ from the original this set was laid over (empty for an original).
     changed: Vec<Changed>,
 }
 
 impl Weights {
-    /// Every float tensor of `model` converted to f32 (integer buffers such as BERT's
-    /// `position_ids` are left out: the networks make their own).
-    pub fn from_model(model: &Model) -> Result<Self, ModelError> {
-        let mut w = Weights {
-            tensors: HashMap::new(),
-            order: Vec::new(),
+    /// The original model at `path` (a model directory or safetensors file), as stored. Only
+    /// its float tensors are part of the set (integer buffers such as BERT's `position_ids`
+    /// are left out: the networks make their own).
+    pub fn open(path: &Path) -> Result<Self, ModelError> {
+        let base = StoredModel::open(path)?;
+        let tensors = base.float_tensors();
+        Ok(Weights {
+            shapes: tensors.iter().cloned().collect(),
+            order: tensors.into_iter().map(|(n, _)| n).collect(),
+            base: Arc::new(base),
+            replaced: HashMap::new(),
             changed: Vec::new(),
-        };
-        for t in model.tensors() {
-            if !crate::io::dtype::is_float(t.dtype) {
-                continue;
-            }
-            let data = model.to_f32(t)?;
-            w.tensors.insert(
-                t.name.clone(),
-                Values {
-                    data: data.into(),
-                    shape: t.shape.clone(),
-                },
-            );
-            w.order.push(t.name.clone());
-        }
-        Ok(w)
+        })
     }
 
-    /// The candidate at `path` (a packed file or directory, decoded in memory, or a plain
-    /// safetensors file or directory) laid over `self`: its float tensors replace the original's
-    /// of the same name, and tensors it lacks stay the original's. A tensor the original does not
-    /// have, or of another shape, is an error.
+    /// The candidate at `path` (a packed file or directory, or a plain safetensors file or
+    /// directory) laid over `self`: its float tensors replace the original's of the same name,
+    /// and tensors it lacks stay the original's. A tensor the original does not have, or of
+    /// another shape, is an error. Tensors are compared one at a time (memory: one tensor).
     pub fn candidate(&self, path: &Path) -> Result<Self, ModelError> {
+        let file = Arc::new(StoredModel::open(path)?);
         let mut out = self.clone();
-        match open(path)? {
-            Opened::Plain(m) => {
-                for t in m.tensors() {
-                    if crate::io::dtype::is_float(t.dtype) {
-                        out.put(self, m.file_of(t), &t.name, &t.shape, m.to_f32(t)?)?;
-                    }
-                }
-            }
-            Opened::Packed(p) => {
-                for t in p.tensors() {
-                    if t.packed.is_some() || crate::io::dtype::is_float(t.dtype) {
-                        out.put(self, p.path(), &t.name, &t.shape, p.to_f32(t)?)?;
-                    }
-                }
-            }
+        for (name, shape) in file.float_tensors() {
+            out.put(
+                self,
+                path,
+                &name,
+                &shape,
+                || file.to_f32(&name),
+                Replacement::File(file.clone()),
+            )?;
         }
         out.sort_changed(self);
         Ok(out)
@@ -103,47 +95,63 @@ impl Weights {
         let mut out = self.clone();
         for r in replaced {
             let (name, data) = r?;
-            let shape = match self.tensors.get(&name) {
-                Some(t) if t.data.len() == data.len() => t.shape.clone(),
-                Some(t) => {
+            let shape = match self.shapes.get(&name) {
+                Some(s) if s.iter().product::<usize>() == data.len() => s.clone(),
+                Some(s) => {
                     return Err(ModelError::tensor(
                         source,
                         &name,
-                        format!("has {} values, the original {}", data.len(), t.data.len()),
+                        format!(
+                            "has {} values, the original {}",
+                            data.len(),
+                            s.iter().product::<usize>()
+                        ),
                     ));
                 }
                 None => vec![data.len()],
             };
-            out.put(self, source, &name, &shape, data)?;
+            let values: Arc<[f32]> = data.into();
+            out.put(
+                self,
+                source,
+                &name,
+                &shape,
+                || Ok(values.to_vec()),
+                Replacement::Values(values.clone()),
+            )?;
         }
         out.sort_changed(self);
         Ok(out)
     }
 
-    /// Puts `data` in place of tensor `name` of `base`, noting it as changed when it differs.
+    /// Puts `with` in place of tensor `name` of `base` when its values (`values`) differ from
+    /// the original's, noting it as changed.
     fn put(
         &mut self,
         base: &Weights,
         file: &Path,
         name: &str,
         shape: &[usize],
-        data: Vec<f32>,
+        values: impl FnOnce() -> Result<Vec<f32>, ModelError>,
+        with: Replacement,
     ) -> Result<(), ModelError> {
-        let Some(orig) = base.tensors.get(name) else {
+        let Some(orig) = base.shapes.get(name) else {
             return Err(ModelError::tensor(
                 file,
                 name,
                 "is not a tensor of the original",
             ));
         };
-        if orig.shape != shape {
+        if orig != shape {
             return Err(ModelError::tensor(
                 file,
                 name,
-                format!("has shape {shape:?}, the original {:?}", orig.shape),
+                format!("has shape {shape:?}, the original {orig:?}"),
             ));
         }
-        let before = &orig.data;
+        let data = values()?;
+        let before = base.values(name)?;
+        self.changed.retain(|c| c.name != name);
         if before
             .iter()
             .zip(&data)
@@ -154,20 +162,24 @@ impl Weights {
                 err += (f64::from(a) - f64::from(b)).powi(2);
                 norm += f64::from(a).powi(2);
             }
-            self.changed.retain(|c| c.name != name);
             self.changed.push(Changed {
                 name: name.to_string(),
                 relmse: relmse(err, norm),
             });
+            self.replaced.insert(name.to_string(), with);
+        } else {
+            self.replaced.remove(name);
         }
-        self.tensors.insert(
-            name.to_string(),
-            Values {
-                data: data.into(),
-                shape: shape.to_vec(),
-            },
-        );
         Ok(())
+    }
+
+    /// Tensor `name` of this set decoded to f32.
+    fn values(&self, name: &str) -> Result<Vec<f32>, ModelError> {
+        match self.replaced.get(name) {
+            Some(Replacement::Values(v)) => Ok(v.to_vec()),
+            Some(Replacement::File(f)) => f.to_f32(name),
+            None => self.base.to_f32(name),
+        }
     }
 
     /// Orders the changed tensors as `base`'s file order.
@@ -191,9 +203,10 @@ impl Weights {
     pub fn with_tensors_from(&self, other: &Weights, names: &[&str]) -> Weights {
         let mut out = self.clone();
         for &name in names {
-            if let Some(t) = other.tensors.get(name) {
-                out.tensors.insert(name.to_string(), t.clone());
-            }
+            match other.replaced.get(name) {
+                Some(r) => out.replaced.insert(name.to_string(), r.clone()),
+                None => out.replaced.remove(name),
+            };
         }
         out.changed = other
             .changed
@@ -209,47 +222,54 @@ impl Weights {
         &self.order
     }
 
-    /// A candle variable builder over copies of these tensors (f32, CPU).
-    pub fn var_builder(&self) -> VarBuilder<'static> {
-        let tensors = self
-            .tensors
-            .iter()
-            .filter_map(|(name, v)| {
-                let t = Tensor::from_slice(&v.data, v.shape.as_slice(), &Device::Cpu).ok()?;
-                Some((name.clone(), t))
-            })
-            .collect();
-        VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu)
+    /// A candle variable builder over f32 copies of every tensor (for candle-transformers'
+    /// BERT; the decoders run from the stored form).
+    pub fn var_builder(&self) -> Result<VarBuilder<'static>, ModelError> {
+        let mut tensors = HashMap::new();
+        for name in &self.order {
+            let t = Tensor::from_vec(
+                self.values(name)?,
+                self.shapes[name].as_slice(),
+                &Device::Cpu,
+            )
+            .map_err(|e| {
+                ModelError::tensor(
+                    self.base.path(),
+                    name,
+                    format!("cannot hold it in memory: {e}"),
+                )
+            })?;
+            tensors.insert(name.clone(), t);
+        }
+        Ok(VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu))
     }
 }
 
 impl Source for Weights {
     fn matrix(&self, name: &str, rows: usize, cols: usize) -> Result<Matrix<'_>, ModelError> {
-        let v = self.tensors.get(name).ok_or_else(|| {
-            ModelError::tensor(
-                Path::new("the weight set"),
-                name,
-                "is missing (the network needs it)",
-            )
-        })?;
-        let first = if v.shape.len() > 1 { v.shape[0] } else { 1 };
-        Matrix::dense(
-            crate::io::dtype::Dtype::F32,
-            bytemuck::cast_slice(&v.data),
-            rows,
-            cols,
-        )
-        .filter(|_| first == rows)
-        .ok_or_else(|| {
-            ModelError::tensor(
-                Path::new("the weight set"),
-                name,
-                format!("has shape {:?}, the network needs {rows}×{cols}", v.shape),
-            )
-        })
+        match self.replaced.get(name) {
+            Some(Replacement::File(f)) => f.matrix(name, rows, cols),
+            Some(Replacement::Values(v)) => {
+                let first = self
+                    .shapes
+                    .get(name)
+                    .filter(|s| s.len() > 1)
+                    .map_or(1, |s| s[0]);
+                Matrix::dense(Dtype::F32, bytemuck::cast_slice(v), rows, cols)
+                    .filter(|_| first == rows)
+                    .ok_or_else(|| {
+                        ModelError::tensor(
+                            self.base.path(),
+                            name,
+                            format!("has {} values, the network needs {rows}×{cols}", v.len()),
+                        )
+                    })
+            }
+            None => self.base.matrix(name, rows, cols),
+        }
     }
 
     fn has(&self, name: &str) -> bool {
-        self.tensors.contains_key(name)
+        self.shapes.contains_key(name)
     }
 }

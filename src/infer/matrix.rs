@@ -239,51 +239,26 @@ impl<'a> Matrix<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::io::packed::{encode_record, pack_records};
-    use crate::search::compress::{BlockCode, CompressedTensor};
+    use crate::infer::bench::{packed_tensor, random_codes};
+    use crate::search::compress::CompressedTensor;
     use rand::{Rng, SeedableRng};
 
-    /// A `rows × cols` tensor of random (valid) records of `cfg`, its metadata and records.
+    /// A `rows × cols` tensor of random (valid) records of `cfg`: the compressed tensor, its
+    /// metadata and records.
     fn random_packed(
         cfg: Config,
         rows: usize,
         cols: usize,
         seed: u64,
     ) -> (CompressedTensor, PackedMeta, Vec<u8>) {
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
         let len = rows * cols;
-        let blocks = (0..len.div_ceil(cfg.c))
-            .map(|_| {
-                let mut q = [0i8; MAX_P];
-                q[..cfg.p]
-                    .iter_mut()
-                    .for_each(|v| *v = rng.random_range(-8..=7));
-                BlockCode {
-                    seed: rng.random_range(1..1u32 << cfg.k),
-                    e_code: rng.random_range(0..16),
-                    q,
-                }
-            })
-            .collect::<Vec<_>>();
+        let blocks = random_codes(cfg, len.div_ceil(cfg.c), seed);
+        let (meta, records) = packed_tensor(cfg, rows, cols, -14, &blocks);
         let t = CompressedTensor {
             config: cfg,
             e_base: -14,
             len,
             blocks,
-        };
-        let records = pack_records(t.blocks.iter().map(|b| encode_record(b, cfg)), cfg);
-        let meta = PackedMeta {
-            name: "w".into(),
-            shape: vec![rows, cols],
-            dtype: "F32".into(),
-            c: cfg.c,
-            p: cfg.p,
-            k: cfg.k,
-            e_base: t.e_base,
-            blocks: t.blocks.len(),
-            crc32: 0,
-            relmse: None,
-            meta_crc32: None,
         };
         (t, meta, records)
     }

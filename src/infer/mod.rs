@@ -4,8 +4,10 @@
 //! its coefficients in 16-bit integer lanes); a batch decodes small tiles and uses candle's
 //! matmul.
 //!
-//! May use: [`crate::core`] and [`crate::io`]. Knows nothing of the app or CLI.
+//! May use: [`crate::core`], [`crate::search`] (block codes) and [`crate::io`]. Knows nothing of
+//! the app or CLI.
 
+pub mod bench;
 pub mod generate;
 pub mod kernel;
 pub mod llama;

@@ -53,6 +53,33 @@ impl StoredModel {
         matches!(self.opened, Opened::Packed(_))
     }
 
+    /// The float tensors (packed ones included) in file order: name and shape.
+    pub fn float_tensors(&self) -> Vec<(String, Vec<usize>)> {
+        match &self.opened {
+            Opened::Plain(m) => m
+                .tensors()
+                .iter()
+                .filter(|t| dtype::is_float(t.dtype))
+                .map(|t| (t.name.clone(), t.shape.clone()))
+                .collect(),
+            Opened::Packed(p) => p
+                .tensors()
+                .iter()
+                .filter(|t| t.packed.is_some() || dtype::is_float(t.dtype))
+                .map(|t| (t.name.clone(), t.shape.clone()))
+                .collect(),
+        }
+    }
+
+    /// Tensor `name` decoded to f32 (a packed tensor's exact reconstruction).
+    pub fn to_f32(&self, name: &str) -> Result<Vec<f32>, ModelError> {
+        let missing = || ModelError::tensor(&self.path, name, "is missing");
+        match &self.opened {
+            Opened::Plain(m) => m.to_f32(m.get(name).ok_or_else(missing)?),
+            Opened::Packed(p) => p.to_f32(p.get(name).ok_or_else(missing)?),
+        }
+    }
+
     /// Bytes of all its tensors as stored.
     pub fn stored_bytes(&self) -> u64 {
         match &self.opened {
