@@ -166,6 +166,10 @@ fn generate_shows_both_continuations_as_the_engine_computes_them() {
         "KL(p_original || p_compressed) = {:.4} nats",
         p.kl
     ));
+    h.get_by_label(&format!(
+        "The compressed model chose \"{}\" (underlined below)",
+        shown(&h.ctx, &d.compressed.pieces[i])
+    ));
     for l in p.original.iter().chain(&p.compressed) {
         let text = format!("\"{}\"", shown(&h.ctx, &l.text));
         assert!(h.query_all_by_label(&text).count() >= 1, "{text}");

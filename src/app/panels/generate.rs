@@ -192,7 +192,8 @@ fn continuation(ui: &mut egui::Ui, name: &str, c: &Continuation, positions: Opti
     }
     ui.strong(head);
     ui.horizontal_wrapped(|ui| {
-        ui.spacing_mut().item_spacing.x = 0.0;
+        // A hairline between tokens shows where each one starts.
+        ui.spacing_mut().item_spacing.x = 1.0;
         for (i, piece) in c.pieces.iter().enumerate() {
             let text = RichText::new(shown(ui.ctx(), piece)).monospace();
             match positions.and_then(|p| p.get(i)) {
@@ -202,7 +203,7 @@ fn continuation(ui: &mut egui::Ui, name: &str, c: &Continuation, positions: Opti
                 Some(p) => {
                     let tinted = text.color(Color32::BLACK).background_color(tint(p.kl));
                     ui.label(tinted)
-                        .on_hover_ui(|ui| top_lists(ui, p, c.tokens[i]));
+                        .on_hover_ui(|ui| top_lists(ui, p, c.tokens[i], piece));
                 }
             }
         }
@@ -280,8 +281,12 @@ fn legend(ui: &mut egui::Ui) {
 }
 
 /// Both models' most likely next tokens at one position; `chosen` is the compressed model's
-/// token there.
-fn top_lists(ui: &mut egui::Ui, p: &Position, chosen: u32) {
+/// token there and `piece` its text.
+fn top_lists(ui: &mut egui::Ui, p: &Position, chosen: u32, piece: &str) {
+    ui.label(format!(
+        "The compressed model chose \"{}\" (underlined below)",
+        shown(ui.ctx(), piece)
+    ));
     ui.label(format!("KL(p_original || p_compressed) = {:.4} nats", p.kl));
     egui::Grid::new("generate_top")
         .num_columns(4)
@@ -310,6 +315,10 @@ fn top_lists(ui: &mut egui::Ui, p: &Position, chosen: u32) {
 /// One entry of a top list: the token's text quoted (spaces show) and its probability.
 fn likely(ui: &mut egui::Ui, l: &Likely, chosen: bool) {
     let text = RichText::new(format!("\"{}\"", shown(ui.ctx(), &l.text))).monospace();
-    ui.label(if chosen { text.strong() } else { text });
+    ui.label(if chosen {
+        text.strong().underline()
+    } else {
+        text
+    });
     ui.label(format!("{:.3}", l.prob));
 }
