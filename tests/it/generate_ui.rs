@@ -7,7 +7,7 @@ use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
 use seedlm::app::command::{Command, TabId};
 use seedlm::app::panels::generate::shown;
-use seedlm::app::work::JobKind;
+use seedlm::app::work::{JobKind, Work};
 use seedlm::app::{Studio, loader};
 use seedlm::core::config::Config;
 use seedlm::eval::Evaluator;
@@ -51,20 +51,11 @@ fn tokens_under(h: &Harness<'_, Studio>, head: &str, right: f32) -> Vec<(egui::R
     rows.into_iter().flatten().collect()
 }
 
-#[test]
-fn generate_shows_both_continuations_as_the_engine_computes_them() {
-    // The demo model is an encoder: one line says why there is nothing to run.
-    let mut h = harness(Studio::with_document(loader::demo()));
-    h.state_mut().state.apply(Command::ShowTab(TabId::Generate));
-    h.run_steps(2);
-    let why = h.get_by_label_contains("Generate is unavailable:");
-    let why = why.accesskit_node().value().unwrap();
-    assert!(why.contains("is an encoder"), "{why}");
-    assert!(h.query_by_label("Prompt").is_none(), "no prompt to type");
-
-    // The llama fixture, every linear layer at 3 bits.
+/// Opens the llama fixture in `h` and compresses every linear layer at 3 bits; returns their
+/// indices.
+fn compress_llama(h: &mut Harness<'_, Studio>) -> Vec<usize> {
     h.state_mut().state.apply(Command::Open(llama()));
-    wait_idle(&mut h, LONG);
+    wait_idle(h, LONG);
     let doc = &h.state().state.doc;
     let linear: Vec<usize> = (0..doc.tensors.len())
         .filter(|&i| doc.tensors[i].name.contains("_proj."))
@@ -76,7 +67,22 @@ fn generate_shows_both_continuations_as_the_engine_computes_them() {
     ] {
         h.state_mut().state.apply(c);
     }
-    wait_idle(&mut h, LONG);
+    wait_idle(h, LONG);
+    linear
+}
+
+#[test]
+fn generate_shows_both_continuations_as_the_engine_computes_them() {
+    // The demo model is an encoder: one line says why there is nothing to run.
+    let mut h = harness(Studio::with_document(loader::demo()));
+    h.state_mut().state.apply(Command::ShowTab(TabId::Generate));
+    h.run_steps(2);
+    let why = h.get_by_label_contains("Generate is unavailable:");
+    let why = why.accesskit_node().value().unwrap();
+    assert!(why.contains("is an encoder"), "{why}");
+    assert!(h.query_by_label("Prompt").is_none(), "no prompt to type");
+
+    let linear = compress_llama(&mut h);
     h.state_mut().state.apply(Command::ShowTab(TabId::Generate));
     h.run_steps(2);
     type_into(&mut h, "Prompt", PROMPT);
@@ -175,4 +181,25 @@ fn generate_shows_both_continuations_as_the_engine_computes_them() {
         assert!(h.query_all_by_label(&text).count() >= 1, "{text}");
         assert!(h.query_all_by_label(&format!("{:.3}", l.prob)).count() >= 1);
     }
+}
+
+#[test]
+fn cancel_stops_a_run_and_keeps_no_result() {
+    let mut h = harness(Studio::with_document(loader::synthetic()));
+    compress_llama(&mut h);
+    h.state_mut().state.apply(Command::Run(Work::Generate {
+        prompt: PROMPT.into(),
+        max_tokens: 64,
+        sampling: Sampling::default(),
+    }));
+    // Raised before the job's first forward: it stops there.
+    h.state_mut().state.apply(Command::Stop(JobKind::Generate));
+    wait_idle(&mut h, LONG);
+    let s = &h.state().state;
+    assert!(s.results.generate.is_none());
+    let msg = s.messages.last().unwrap();
+    assert_eq!(
+        (msg.error, msg.text.as_str()),
+        (false, "Generate cancelled")
+    );
 }
