@@ -26,6 +26,8 @@ pub enum TabId {
     Shards,
     /// The compressed model against the original by its outputs.
     Quality,
+    /// The original and the compressed model continuing a prompt.
+    Generate,
 }
 
 /// How a click in the tensor tree changes the selection.

@@ -7,6 +7,7 @@
 
 use crate::core::basis::Basis;
 use crate::core::config::Config;
+use crate::eval::Family;
 use crate::io::dtype::Dtype;
 use crate::io::error::ModelError;
 use crate::io::model::Model;
@@ -427,6 +428,8 @@ pub struct Document {
     pub metadata: BTreeMap<String, String>,
     /// The mapped model the tensors are read from, if any.
     pub mapped: Option<Arc<Mapped>>,
+    /// The kind of network its config.json names, or why it cannot be run (one line).
+    pub family: Result<Family, String>,
 }
 
 /// A tensor kept as raw bytes.
@@ -457,6 +460,7 @@ impl Document {
             order,
             metadata: BTreeMap::new(),
             mapped: None,
+            family: Err("it is not a model on disk".into()),
         }
     }
 

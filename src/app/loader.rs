@@ -2,6 +2,7 @@
 //! demo model, safetensors files, model directories and packed files.
 
 use super::document::{Document, Mapped, PackedCodes, RawEntry, Source, TensorEntry, TensorResult};
+use crate::eval::{self, Family};
 use crate::io::dtype::{self, Dtype};
 use crate::io::opened::{self, Opened};
 use crate::io::packed::PackedModel;
@@ -76,7 +77,11 @@ pub fn load(path: &Path, progress: &Progress) -> anyhow::Result<Document> {
     );
     let model = match opened::open_headers(path)? {
         Opened::Plain(m) => Mapped::new(m),
-        Opened::Packed(p) => return load_packed(p, path, title, progress),
+        Opened::Packed(p) => {
+            let mut doc = load_packed(p, path, title, progress)?;
+            doc.family = family_of(path);
+            return Ok(doc);
+        }
     };
     let mut tensors = Vec::new();
     let mut extra = Vec::new();
@@ -107,7 +112,19 @@ pub fn load(path: &Path, progress: &Progress) -> anyhow::Result<Document> {
     doc.extra = extra;
     doc.metadata = model.model().metadata();
     doc.mapped = Some(model);
+    doc.family = family_of(path);
     Ok(doc)
+}
+
+/// The kind of network the config.json beside `path` names, or why it cannot be run.
+fn family_of(path: &Path) -> Result<Family, String> {
+    let dir = eval::model_dir(path).map_err(|e| e.to_string())?;
+    let config = dir.join("config.json");
+    eval::family(
+        &config,
+        &eval::read_json(&config).map_err(|e| e.to_string())?,
+    )
+    .map_err(|e| e.to_string())
 }
 
 /// A packed file: compressed tensors come with their codes and reconstruction but no original.

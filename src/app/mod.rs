@@ -8,6 +8,7 @@
 pub mod command;
 pub mod document;
 pub mod export;
+pub mod generate;
 pub mod heatmap;
 pub mod jobs;
 pub mod loader;

@@ -5,9 +5,10 @@
 
 use super::document::{Document, TensorResult, kind_of, layer_of};
 use super::jobs::Ctx;
+use crate::eval::weights::Weights;
 use crate::eval::{DEFAULT_CTX, EvalError, Evaluator, Family, Figures, Inputs};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Decoder LMs: tokens of the bundled text scored per network run in the app (the CLI scores
@@ -76,22 +77,25 @@ pub fn state_key(doc: &Document) -> StateKey {
     key
 }
 
-/// What a run on `doc` needs, or why it cannot run (one readable line).
-pub fn snapshot(doc: &Document) -> Result<Snapshot, String> {
+/// What a run on `doc` needs, or why it cannot run (one readable line starting with `what`,
+/// the run's name).
+pub fn snapshot(doc: &Document, what: &str) -> Result<Snapshot, String> {
     let Some(path) = doc.path.clone() else {
         return Err(format!(
-            "Quality: '{}' is not a model on disk; open a model directory (config.json, \
+            "{what}: '{}' is not a model on disk; open a model directory (config.json, \
              tokenizer.json and weights), compress tensors, then run",
             doc.title
         ));
     };
     let compressed: Vec<_> = doc.tensors.iter().filter(|t| t.result.is_some()).collect();
     if compressed.is_empty() {
-        return Err("Quality: no tensor is compressed yet; compress some first".into());
+        return Err(format!(
+            "{what}: no tensor is compressed yet; compress some first"
+        ));
     }
     if compressed.iter().any(|t| t.source.is_none()) {
         return Err(format!(
-            "Quality: {} was opened as a packed file, without the original weights; open the \
+            "{what}: {} was opened as a packed file, without the original weights; open the \
              original model, compress it in the app, then run (or use `seedlm eval ORIGINAL \
              PACKED`)",
             path.display()
@@ -108,20 +112,37 @@ pub fn snapshot(doc: &Document) -> Result<Snapshot, String> {
     })
 }
 
+impl Snapshot {
+    /// The model's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The compressed state it was taken of.
+    pub fn key(&self) -> &StateKey {
+        &self.key
+    }
+
+    /// The original's weights in `evaluator` with every compressed tensor's reconstruction
+    /// in place of its own.
+    pub fn candidate(&self, evaluator: &Evaluator) -> Result<Weights, String> {
+        let recon = self
+            .tensors
+            .iter()
+            .map(|(name, r)| Ok((name.clone(), r.reconstruction()?)));
+        evaluator
+            .weights()
+            .overlay(&self.path, recon)
+            .map_err(|e| e.to_string())
+    }
+}
+
 /// Runs the comparison; with `per_layer` also each tensor and each layer alone (one more network
 /// run each). Progress counts batches (or windows) times networks run.
 pub fn run(snap: Snapshot, per_layer: bool, ctx: &Ctx<()>) -> Result<Report, String> {
     let failed = |e: EvalError| e.to_string();
     let evaluator = Evaluator::open_model(&snap.path).map_err(failed)?;
-    let source = snap.path.as_path();
-    let recon = snap
-        .tensors
-        .iter()
-        .map(|(name, r)| Ok((name.clone(), r.reconstruction()?)));
-    let candidate = evaluator
-        .weights()
-        .overlay(source, recon)
-        .map_err(|e| e.to_string())?;
+    let candidate = snap.candidate(&evaluator)?;
     let changed = candidate.changed().to_vec();
     let mut layers: BTreeMap<usize, Vec<&str>> = BTreeMap::new();
     for c in &changed {

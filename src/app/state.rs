@@ -563,6 +563,10 @@ impl AppState {
                 self.results.quality = Some(Keyed { doc, value: *r });
                 self.message(false, format!("{label}: {took}"));
             }
+            Output::Generated(r) => {
+                self.results.generate = Some(Keyed { doc, value: *r });
+                self.message(false, format!("{label}: {took}"));
+            }
             Output::Prepared(key, p) => self.results.prepared = Some((key, p)),
             Output::Picked(purpose, path, shown) => match path {
                 Some(path) => self.apply(match purpose {

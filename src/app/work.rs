@@ -3,12 +3,14 @@
 //! were computed on.
 
 use super::document::{Document, Mapped, Source, TensorResult};
+use super::generate;
 use super::heatmap::{MAX_SIDE, Pool, colorize, pool, scale_limit};
 use super::jobs::{Ctx, Job};
 use super::panels::histogram;
 use super::quality::{self, APP_TOKENS};
 use crate::eval::{DEFAULT_CTX, Evaluator, Figures, Inputs, Overlay, calibration};
 use crate::hw::sim::{self, DdrParams, HwTable, TensorReport};
+use crate::infer::generate::Sampling;
 use crate::io::shard::{self, FolderStatus, Sidecar, SidecarTensor};
 use crate::study::allocate::Allocation;
 use crate::study::baselines::{Measured, Method};
@@ -69,6 +71,15 @@ pub enum Work {
         /// Also each tensor and each layer alone.
         per_layer: bool,
     },
+    /// The original and the compressed state continue a prompt, for the Generate tab.
+    Generate {
+        /// The prompt.
+        prompt: String,
+        /// Tokens to generate at most.
+        max_tokens: usize,
+        /// How each model picks its tokens (the same draws for both).
+        sampling: Sampling,
+    },
     /// A file dialog.
     Dialog(Purpose),
     /// Read the progress of this shard folder again.
@@ -100,6 +111,8 @@ pub enum JobKind {
     Prepare,
     /// A function-space evaluation.
     Quality,
+    /// Two continuations of a prompt.
+    Generate,
     /// A file dialog.
     Dialog,
     /// Reading a shard folder's progress.
@@ -117,6 +130,7 @@ impl Work {
             Work::Baselines { .. } => JobKind::Baselines,
             Work::Prepare(_) => JobKind::Prepare,
             Work::Quality { .. } => JobKind::Quality,
+            Work::Generate { .. } => JobKind::Generate,
             Work::Dialog(_) => JobKind::Dialog,
             Work::Shards(_) => JobKind::Shards,
             Work::Allocate { .. } => JobKind::Allocate,
@@ -142,6 +156,8 @@ pub enum Output {
     Prepared(TensorKey, Arc<Prepared>),
     /// A Quality run.
     Quality(Box<quality::Report>),
+    /// A Generate run.
+    Generated(Box<generate::Run>),
     /// A dialog's choice, and whether a dialog could be shown at all.
     Picked(Purpose, Option<PathBuf>, bool),
     /// A shard folder's progress, or why it could not be read.
@@ -236,6 +252,8 @@ pub struct Results {
     pub shards: Option<ShardView>,
     /// The last Quality run.
     pub quality: Option<Keyed<quality::Report>>,
+    /// The last Generate run.
+    pub generate: Option<Keyed<generate::Run>>,
 }
 
 impl Results {
@@ -249,6 +267,9 @@ impl Results {
         }
         if self.quality.as_ref().is_some_and(|k| k.doc != doc) {
             self.quality = None;
+        }
+        if self.generate.as_ref().is_some_and(|k| k.doc != doc) {
+            self.generate = None;
         }
         if self.prepared.as_ref().is_some_and(|(k, _)| k.0 != doc) {
             self.prepared = None;
@@ -374,9 +395,20 @@ pub fn spawn(
             Ok(Output::Shards(folder, st))
         }),
         Work::Quality { per_layer } => {
-            let snap = quality::snapshot(doc)?;
+            let snap = quality::snapshot(doc, "Quality")?;
             Job::spawn("Quality", id, repaint, move |ctx| {
                 quality::run(snap, per_layer, ctx).map(|r| Output::Quality(Box::new(r)))
+            })
+        }
+        Work::Generate {
+            prompt,
+            max_tokens,
+            sampling,
+        } => {
+            let snap = quality::snapshot(doc, "Generate")?;
+            Job::spawn("Generate", id, repaint, move |ctx| {
+                generate::run(snap, prompt, max_tokens, sampling, ctx)
+                    .map(|r| Output::Generated(Box::new(r)))
             })
         }
         Work::Dialog(purpose) => {

@@ -12,6 +12,7 @@
 
 pub mod calibration;
 pub mod decoder;
+pub mod divergence;
 pub mod encoder;
 pub mod weights;
 

@@ -9,6 +9,7 @@ mod cli_hw_sim;
 mod eval;
 mod format_example;
 mod generate;
+mod generate_ui;
 mod hw;
 mod hw_ui;
 mod mutation;

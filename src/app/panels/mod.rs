@@ -9,6 +9,7 @@
 pub mod baselines;
 pub mod block_inspector;
 pub mod explorer;
+pub mod generate;
 pub mod hardware;
 pub mod menu;
 pub mod overview;
@@ -48,6 +49,8 @@ pub fn default_tabs() -> Vec<Box<dyn Tab>> {
         Box::new(block_inspector::BlockInspector::default()),
         // Function-space evaluation (issue 13).
         Box::new(quality::Quality::default()),
+        // Where compression changes what a decoder says (issue 25).
+        Box::new(generate::Generate::default()),
         // Teaching and comparison tabs (issue 6).
         Box::new(walkthrough::LfsrWalkthrough::default()),
         Box::new(explorer::Explorer::default()),
