@@ -1,9 +1,9 @@
 //! `seedlm generate`: run a plain or packed decoder LM on a prompt (docs/DESIGN.md §5).
 
-use crate::eval::{Family, family, model_dir, read_json, read_tokenizer};
+use crate::eval::divergence::Lm;
+use crate::eval::model_dir;
 use crate::infer::generate::{GenerateError, Sampling, generate};
 use crate::infer::kernel::Kernel;
-use crate::infer::llama::{Net, parse_shape};
 use crate::infer::source::StoredModel;
 use anyhow::{Context, bail};
 use clap::Args;
@@ -90,44 +90,16 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<ExitCode> {
         Some(d) => d.clone(),
         None => model_dir(&args.model)?.to_path_buf(),
     };
-    let config_path = dir.join("config.json");
-    let config = read_json(&config_path)?;
-    if family(&config_path, &config)? != Family::Decoder {
-        bail!(
-            "{}: generate runs decoder LMs (llama, mistral, qwen2); this is an encoder",
-            config_path.display()
-        );
-    }
-    let shape = parse_shape(&config_path, &config)?;
-    let tokenizer = read_tokenizer(&dir)?;
+    let lm = Lm::open(&dir)?;
     let mut pool = rayon::ThreadPoolBuilder::new();
     if let Some(n) = args.threads {
         pool = pool.num_threads(n);
     }
     let pool = pool.build().context("cannot start worker threads")?;
     let model = StoredModel::open(&args.model)?;
-    let net = Net::load(&shape, &model, kernel)?;
-    let mut ids = tokenizer
-        .encode(prompt.as_str(), false)
-        .map_err(|e| anyhow::anyhow!("{}: cannot tokenize the prompt: {e}", dir.display()))?
-        .get_ids()
-        .to_vec();
-    // A config that names a BOS token gets it prepended (docs/DESIGN.md §5).
-    if let Some(bos) = config.get("bos_token_id").and_then(|v| v.as_u64()) {
-        ids.insert(0, bos as u32);
-    }
-    if let Some(&bad) = ids.iter().find(|&&t| t as usize >= shape.vocab) {
-        bail!(
-            "{}: token id {bad} is outside the model's vocabulary of {}",
-            dir.display(),
-            shape.vocab
-        );
-    }
-    let stop = config
-        .get("eos_token_id")
-        .and_then(|v| v.as_u64())
-        .map(|v| v as u32)
-        .filter(|_| !args.ignore_eos);
+    let net = lm.net(&model, kernel)?;
+    let ids = lm.prompt_ids(&prompt)?;
+    let stop = lm.eos().filter(|_| !args.ignore_eos);
     let sampling = Sampling {
         temperature: args.temperature,
         top_p: args.top_p,
@@ -149,16 +121,11 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<ExitCode> {
             if args.json {
                 return;
             }
-            // Decode the whole continuation and print what is new: a token may complete a
-            // character that earlier ones began.
             so_far.push(t);
-            if let Ok(text) = tokenizer.decode(&so_far, true) {
-                if let Some(new) = text.strip_prefix(shown.as_str()) {
-                    let mut out = std::io::stdout().lock();
-                    let _ = write!(out, "{new}");
-                    let _ = out.flush();
-                }
-                shown = text;
+            if let Ok(piece) = lm.next_piece(&so_far, &mut shown, false) {
+                let mut out = std::io::stdout().lock();
+                let _ = write!(out, "{piece}");
+                let _ = out.flush();
             }
         })
     });
@@ -185,7 +152,8 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<ExitCode> {
         });
         writeln!(out, "{obj}")?;
     } else {
-        writeln!(out)?;
+        // What the last tokens held back (an unfinished character) is printed as it stands.
+        writeln!(out, "{}", lm.next_piece(&tokens, &mut shown, true)?)?;
     }
     eprintln!(
         "prompt {} tokens at {:.1} tokens/s; generated {} at {:.2} tokens/s; peak resident {}",

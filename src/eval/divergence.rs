@@ -124,8 +124,9 @@ impl Lm {
         Ok(ids)
     }
 
-    fn net<'s>(&self, src: &'s dyn Source) -> Result<Net<'s>, EvalError> {
-        Net::load(&self.shape, src, Kernel::best_available()).map_err(|e| {
+    /// The network over `src`, its products on `kernel`.
+    pub fn net<'s>(&self, src: &'s dyn Source, kernel: Kernel) -> Result<Net<'s>, EvalError> {
+        Net::load(&self.shape, src, kernel).map_err(|e| {
             ModelError::file(
                 &self.dir,
                 format!("the weights do not fit config.json: {e}"),
@@ -134,7 +135,8 @@ impl Lm {
         })
     }
 
-    fn text(&self, ids: &[u32]) -> Result<String, EvalError> {
+    /// The text of `ids`.
+    pub fn text(&self, ids: &[u32]) -> Result<String, EvalError> {
         self.tokenizer.decode(ids, false).map_err(|e| {
             ModelError::file(
                 &self.dir.join("tokenizer.json"),
@@ -148,23 +150,32 @@ impl Lm {
     /// split characters that span tokens and lose the spaces some tokenizers put back.
     fn pieces(&self, tokens: &[u32]) -> Result<Vec<String>, EvalError> {
         let mut shown = String::new();
-        let mut out = Vec::with_capacity(tokens.len());
-        for i in 0..tokens.len() {
-            let text = self.text(&tokens[..=i])?;
-            // Trailing replacement characters may be the start of a character the next
-            // tokens complete: they wait, unless no token follows.
-            let stable = if i + 1 < tokens.len() {
-                text.trim_end_matches(char::REPLACEMENT_CHARACTER)
-            } else {
-                &text
-            };
-            out.push(match stable.strip_prefix(shown.as_str()) {
-                Some(new) => new.to_string(),
-                None => self.text(&tokens[i..=i])?,
-            });
-            shown = stable.to_string();
-        }
-        Ok(out)
+        (0..tokens.len())
+            .map(|i| self.next_piece(&tokens[..=i], &mut shown, i + 1 == tokens.len()))
+            .collect()
+    }
+
+    /// The text the last of `tokens` adds to `shown` (the text of the tokens before it, as
+    /// shown so far), updating `shown`. Trailing replacement characters may be the start of a
+    /// character the next tokens complete: they wait, unless `last`.
+    pub fn next_piece(
+        &self,
+        tokens: &[u32],
+        shown: &mut String,
+        last: bool,
+    ) -> Result<String, EvalError> {
+        let text = self.text(tokens)?;
+        let stable = if last {
+            &text
+        } else {
+            text.trim_end_matches(char::REPLACEMENT_CHARACTER)
+        };
+        let piece = match stable.strip_prefix(shown.as_str()) {
+            Some(new) => new.to_string(),
+            None => self.text(&tokens[tokens.len().saturating_sub(1)..])?,
+        };
+        *shown = stable.to_string();
+        Ok(piece)
     }
 
     /// Generates up to `max_tokens` after `prompt` (ids from [`Lm::prompt_ids`]) with
@@ -182,7 +193,10 @@ impl Lm {
         progress: &Progress,
         cancel: &AtomicBool,
     ) -> Result<Divergence, EvalError> {
-        let nets = [self.net(original)?, self.net(compressed)?];
+        let nets = [
+            self.net(original, Kernel::best_available())?,
+            self.net(compressed, Kernel::best_available())?,
+        ];
         progress
             .total
             .store(2 * max_tokens as u64 + 2, Ordering::Relaxed);
@@ -314,7 +328,7 @@ mod tests {
     #[test]
     fn a_model_against_itself_never_diverges() {
         let lm = Lm::open(Path::new(DIR)).unwrap();
-        let w = Weights::from_model(&Model::open(Path::new(DIR)).unwrap()).unwrap();
+        let w = Weights::open(Path::new(DIR)).unwrap();
         let d = run(&lm, &w, &w, 24, &Sampling::default());
         assert_eq!(d.prompt[0], lm.bos.unwrap());
         assert_eq!(d.original.tokens, d.compressed.tokens);
@@ -337,7 +351,7 @@ mod tests {
     fn a_three_bit_model_diverges_and_continues_as_generate_does() {
         let lm = Lm::open(Path::new(DIR)).unwrap();
         let model = Model::open(Path::new(DIR)).unwrap();
-        let w = Weights::from_model(&model).unwrap();
+        let w = Weights::open(Path::new(DIR)).unwrap();
         let none = AtomicBool::new(false);
         let recon = model
             .tensors()
@@ -358,11 +372,11 @@ mod tests {
         };
         for s in [Sampling::default(), sampling] {
             let d = run(&lm, &w, &cand, 32, &s);
-            let net = lm.net(&cand).unwrap();
+            let net = lm.net(&cand, Kernel::best_available()).unwrap();
             let (want, _) = generate(&net, &d.prompt, 32, lm.eos, &s, &none, |_| {}).unwrap();
             assert_eq!(d.compressed.tokens, want);
             let (orig, _) = generate(
-                &lm.net(&w).unwrap(),
+                &lm.net(&w, Kernel::best_available()).unwrap(),
                 &d.prompt,
                 32,
                 lm.eos,

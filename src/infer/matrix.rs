@@ -166,7 +166,7 @@ impl<'a> Matrix<'a> {
         assert_eq!((x.len(), y.len()), (self.cols, self.rows), "matvec shapes");
         let xdup = match &self.storage {
             Storage::Seed(SeedMatrix { lanes: Some(l), .. }) if kernel != Kernel::Portable => {
-                Some(l.expand(x))
+                Some(l.expand(x, self.rows))
             }
             _ => None,
         };
@@ -179,7 +179,7 @@ impl<'a> Matrix<'a> {
             });
     }
 
-    fn row_dot(&self, kernel: Kernel, r: usize, x: &[f32], xdup: Option<&[f32]>) -> f32 {
+    fn row_dot(&self, kernel: Kernel, r: usize, x: &[f32], xdup: Option<&[Vec<f32>]>) -> f32 {
         match &self.storage {
             Storage::Dense { dtype, bytes } => {
                 let width = self.cols * dtype.bitsize() / 8;

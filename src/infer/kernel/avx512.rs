@@ -48,23 +48,26 @@ pub(super) unsafe fn dense_dot(dtype: Dtype, row: &[u8], x: &[f32]) -> f32 {
     }
 }
 
-/// Row `r` of a lane-layout packed matrix against the expanded activation `xdup`.
+/// Row `r` of a lane-layout packed matrix against the activation expanded for each row offset
+/// (`xdups`, [`LaneMatrix::expand`]).
 ///
 /// # Safety
-/// The CPU must have AVX-512 F and BW and BMI2; `xdup` is [`LaneMatrix::expand`]'s output.
+/// The CPU must have AVX-512 F and BW and BMI2; `xdups` is [`LaneMatrix::expand`]'s output for
+/// the matrix's rows.
 #[target_feature(enable = "avx512f,avx512bw,bmi2")]
-pub(super) unsafe fn lane_row(m: &LaneMatrix, r: usize, xdup: &[f32]) -> f32 {
+pub(super) unsafe fn lane_row(m: &LaneMatrix, r: usize, xdups: &[Vec<f32>]) -> f32 {
     let lanes = m.table.lanes;
     let (chunks, l32) = (lanes / 32, lanes / 2);
     let t0 = m.table.rows.as_ptr();
     let two = m.k > 8;
     let kmask = (1u64 << m.k) - 1;
-    let first = r * m.row_blocks;
-    debug_assert!(xdup.len() >= m.row_blocks * l32);
+    let (first, blocks, offset) = m.span(r);
+    let xdup = &xdups[offset];
+    debug_assert!(xdup.len() >= blocks * l32);
     unsafe {
         let t1 = t0.add(if two { 256 * lanes } else { 0 });
         let mut acc = [_mm512_setzero_ps(); 2];
-        for j in 0..m.row_blocks {
+        for j in 0..blocks {
             let rec = record(m.records, first + j, m.bits);
             let seed = (rec & kmask) as usize;
             let e = ((rec >> m.k) & 15) as usize;

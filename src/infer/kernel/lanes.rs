@@ -1,11 +1,11 @@
-//! The SIMD layout of a packed matrix whose rows are whole blocks (K ≤ 16, width a multiple of
-//! C). A block's basis is laid out as 16-bit lanes, row i of V(s) at lanes `i·P2 … i·P2 + P − 1`
+//! The SIMD layout of a packed matrix (K ≤ 16). A block's basis is laid out as 16-bit lanes, row i of V(s) at lanes `i·P2 … i·P2 + P − 1`
 //! (P2 = P rounded up to 2, 4 or 8; the padding lanes are zero), each state shifted to the top
 //! of its lane and XOR-ed with 0x8000 so that the lane read as i16 is the centred state
 //! `(V − 2^(K−1))·2^(16−K)`. Both steps are linear over GF(2), so they fold into the per-byte
 //! tables (the 0x8000 into byte 0's). Multiplying lane pairs by the coefficients (`vpmaddwd`)
 //! then gives Σ_j q_j·c_ij in 32-bit lanes, two or more per weight, which meet the activation
-//! expanded to the same lanes.
+//! expanded to the same lanes. A row that starts inside a block (a width that is not a multiple
+//! of C) reads an expansion shifted by its offset, zero outside the row.
 
 use crate::core::config::Config;
 use crate::infer::seed_table::SeedTable;
@@ -76,8 +76,8 @@ pub(crate) struct LaneMatrix<'a> {
     /// Record bits, K + 4 + 4P.
     pub(crate) bits: u32,
     pub(crate) k: u32,
-    /// Blocks in each row.
-    pub(crate) row_blocks: usize,
+    c: usize,
+    cols: usize,
     /// Coefficients per block rounded up to their lane group (2, 4 or 8).
     pub(crate) p2: usize,
     pub(crate) table: Arc<LaneTable>,
@@ -86,10 +86,9 @@ pub(crate) struct LaneMatrix<'a> {
 }
 
 impl<'a> LaneMatrix<'a> {
-    /// The lane layout of `records` (`cols` a multiple of C), or `None` when K > 16 or a row is
-    /// not whole blocks.
+    /// The lane layout of `records` viewed as rows of `cols`, or `None` when K > 16.
     pub(crate) fn new(records: &'a [u8], cfg: Config, e_base: i32, cols: usize) -> Option<Self> {
-        if cfg.k > 16 || !cols.is_multiple_of(cfg.c) {
+        if cfg.k > 16 {
             return None;
         }
         let denom = ((1i64 << (cfg.k - 1)) - 1).max(1) as f64;
@@ -100,7 +99,8 @@ impl<'a> LaneMatrix<'a> {
             records,
             bits: cfg.block_bits(),
             k: cfg.k,
-            row_blocks: cols / cfg.c,
+            c: cfg.c,
+            cols,
             p2: padded_p(cfg.p),
             table: LaneTable::shared(cfg),
             scales,
@@ -112,16 +112,40 @@ impl<'a> LaneMatrix<'a> {
         self.table.lanes / 2
     }
 
-    /// The activation `x` (one row's width) expanded to the 32-bit lanes: lane m of block b
-    /// holds the weight of row `2m / P2` of the block, zero on padding.
-    pub(crate) fn expand(&self, x: &[f32]) -> Vec<f32> {
-        let (l32, c) = (self.pair_lanes(), x.len() / self.row_blocks);
+    /// Row `r`'s first block, its number of blocks, and the position of its first weight in
+    /// that block (rows split blocks when the width is not a multiple of C).
+    #[inline(always)]
+    pub(crate) fn span(&self, r: usize) -> (usize, usize, usize) {
+        let start = r * self.cols;
+        let (first, offset) = (start / self.c, start % self.c);
+        (first, (offset + self.cols).div_ceil(self.c), offset)
+    }
+
+    /// The activation `x` expanded to the 32-bit lanes for each offset a row of `rows` can
+    /// start at (indexed by offset; empty for offsets no row has): lane m of a row's block j
+    /// holds `x[j·C + 2m/P2 − offset]`, zero where that is outside the row or on padding.
+    pub(crate) fn expand(&self, x: &[f32], rows: usize) -> Vec<Vec<f32>> {
+        let l32 = self.pair_lanes();
         let per_weight = self.p2 / 2;
-        let mut out = vec![0.0; self.row_blocks * l32];
-        for (b, o) in out.chunks_exact_mut(l32).enumerate() {
-            for (i, &v) in x[b * c..][..c].iter().enumerate() {
-                o[i * per_weight..][..per_weight].fill(v);
+        let mut out = vec![Vec::new(); self.c];
+        // Offsets repeat with a period that divides C, so the first C rows show them all.
+        for r in 0..rows.min(self.c) {
+            let (_, blocks, offset) = self.span(r);
+            if !out[offset].is_empty() {
+                continue;
             }
+            let mut lanes = vec![0.0; blocks * l32];
+            for (j, o) in lanes.chunks_exact_mut(l32).enumerate() {
+                for i in 0..self.c {
+                    if let Some(&v) = (j * self.c + i)
+                        .checked_sub(offset)
+                        .and_then(|at| x.get(at))
+                    {
+                        o[i * per_weight..][..per_weight].fill(v);
+                    }
+                }
+            }
+            out[offset] = lanes;
         }
         out
     }
@@ -130,11 +154,11 @@ impl<'a> LaneMatrix<'a> {
     /// lanes, repeated to fill 128 bits, as (low, high) halves with each lane's value still in
     /// its low nibble (the kernels sign-extend with two shifts).
     #[cfg(target_arch = "x86_64")]
-    #[inline(always)]
+    #[inline]
+    #[target_feature(enable = "bmi2")]
     pub(crate) fn q_pattern(&self, qbits: u64) -> (u64, u64) {
         const NIBBLES: u64 = 0x000F_000F_000F_000F;
-        // SAFETY: the kernels that call this run only on CPUs with BMI2.
-        let pdep = |v: u64| unsafe { std::arch::x86_64::_pdep_u64(v, NIBBLES) };
+        let pdep = |v: u64| std::arch::x86_64::_pdep_u64(v, NIBBLES);
         match self.p2 {
             2 => {
                 let lo = pdep(qbits) & 0xFFFF_FFFF;

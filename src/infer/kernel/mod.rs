@@ -82,15 +82,15 @@ impl Kernel {
         }
     }
 
-    /// Row `r` of a packed matrix with block-aligned rows, against the lane-expanded activation
-    /// `xdup` ([`LaneMatrix::expand`]); `None` where this kernel has no lane path.
-    pub(crate) fn lane_row(self, m: &LaneMatrix, r: usize, xdup: &[f32]) -> Option<f32> {
+    /// Row `r` of a packed matrix in the lane layout, against the activation expanded per row
+    /// offset ([`LaneMatrix::expand`]); `None` where this kernel has no lane path.
+    pub(crate) fn lane_row(self, m: &LaneMatrix, r: usize, xdups: &[Vec<f32>]) -> Option<f32> {
         match self {
             // SAFETY: as above.
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx512 => Some(unsafe { avx512::lane_row(m, r, xdup) }),
+            Kernel::Avx512 => Some(unsafe { avx512::lane_row(m, r, xdups) }),
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2 => Some(unsafe { avx2::lane_row(m, r, xdup) }),
+            Kernel::Avx2 => Some(unsafe { avx2::lane_row(m, r, xdups) }),
             _ => None,
         }
     }
