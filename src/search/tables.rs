@@ -152,8 +152,8 @@ impl Tables {
     /// rounding error is at most ~2·C·√P·u·‖w‖², far inside `delta`.
     pub(super) fn flagged_scores(&self, w: &[f32], p: usize, kernel: Kernel, out: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
-        if kernel == Kernel::Avx2 {
-            // SAFETY: a searcher runs the AVX2 kernel only where the CPU has AVX2 and FMA.
+        if kernel.has_avx2() {
+            // SAFETY: a searcher runs an AVX2 or AVX-512 kernel only where the CPU has AVX2 and FMA.
             unsafe { self.flagged_scores_avx2(w, p, out) };
             return;
         }

@@ -114,8 +114,8 @@ pub(super) fn for_each_above(
 /// the few tiles that have any such score: a mask per vector would cost them a slow `movmskps`.
 pub(super) fn above_words(scores: &[f32; TILE], thr: f32, kernel: Kernel) -> [u64; TILE / 64] {
     #[cfg(target_arch = "x86_64")]
-    if kernel == Kernel::Avx2 {
-        // SAFETY: a searcher runs the AVX2 kernel only where the CPU has AVX2.
+    if kernel.has_avx2() {
+        // SAFETY: a searcher runs an AVX2 or AVX-512 kernel only where the CPU has AVX2.
         return unsafe { super::kernel::avx2::above_words(scores, thr) };
     }
     above_words_portable(scores, thr)

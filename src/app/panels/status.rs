@@ -45,6 +45,12 @@ pub fn ui(ui: &mut egui::Ui, state: &AppState, load: &UiLoad, out: &mut Vec<Comm
              frame (the GL driver's own time not counted); work runs on background threads",
         );
         ui.separator();
+        let kernel = crate::search::Kernel::best_available();
+        ui.label(format!("search: {kernel}")).on_hover_text(
+            "The seed search's scan kernel: the widest vector instructions this CPU has \
+             (avx512, avx2, or portable code elsewhere)",
+        );
+        ui.separator();
         let mut idle = true;
         if let Some(job) = &state.job {
             let (done, total) = job.blocks();
