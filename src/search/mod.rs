@@ -733,35 +733,38 @@ mod tests {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
         let normal = Normal::new(0.0f32, 1.0).unwrap();
         let scores: [f32; TILE] = std::array::from_fn(|_| normal.sample(&mut rng));
-        let kernel = Kernel::best_available();
         let mut sorted = scores;
         sorted.sort_by(f32::total_cmp);
-        for thr in [
+        let thresholds = [
             f32::NEG_INFINITY,
             -1.0,
             0.0,
             sorted[200],
             sorted[TILE - 1],
             10.0,
-        ] {
-            let plain = above_words_portable(&scores, thr);
-            assert_eq!(above_words(&scores, thr, kernel), plain, "threshold {thr}");
-            let mut seen = Vec::new();
-            for_each_above(&scores, thr, kernel, |m, s| seen.push((m, s)));
-            let expected: Vec<(usize, f32)> = (0..TILE)
-                .filter(|&m| scores[m] > thr)
-                .map(|m| (m, scores[m]))
-                .collect();
-            assert_eq!(seen, expected);
-        }
-        let mut top = TopK::new();
-        top.fill_from(&scores, 1000, kernel);
-        let mut kept: Vec<f32> = top.score.to_vec();
-        kept.sort_by(f32::total_cmp);
-        assert_eq!(kept, sorted[TILE - TOP_K..]);
-        assert_eq!(top.thr, sorted[TILE - TOP_K]);
-        for (&s, &i) in top.score.iter().zip(&top.idx) {
-            assert_eq!(scores[i as usize - 1000], s, "seed index {i}");
+        ];
+        for kernel in Kernel::supported() {
+            for thr in thresholds {
+                let plain = above_words_portable(&scores, thr);
+                let words = above_words(&scores, thr, kernel);
+                assert_eq!(words, plain, "{kernel}, threshold {thr}");
+                let mut seen = Vec::new();
+                for_each_above(&scores, thr, kernel, |m, s| seen.push((m, s)));
+                let expected: Vec<(usize, f32)> = (0..TILE)
+                    .filter(|&m| scores[m] > thr)
+                    .map(|m| (m, scores[m]))
+                    .collect();
+                assert_eq!(seen, expected, "{kernel}");
+            }
+            let mut top = TopK::new();
+            top.fill_from(&scores, 1000, kernel);
+            let mut kept: Vec<f32> = top.score.to_vec();
+            kept.sort_by(f32::total_cmp);
+            assert_eq!(kept, sorted[TILE - TOP_K..], "{kernel}");
+            assert_eq!(top.thr, sorted[TILE - TOP_K], "{kernel}");
+            for (&s, &i) in top.score.iter().zip(&top.idx) {
+                assert_eq!(scores[i as usize - 1000], s, "{kernel}, seed index {i}");
+            }
         }
     }
 

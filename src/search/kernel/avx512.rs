@@ -201,3 +201,20 @@ unsafe fn scores<const P: usize, const B: usize>(
         })
     }
 }
+
+/// `above_words` (in `search::topk`) with AVX-512: one compare gives the mask of 16 seeds.
+///
+/// # Safety
+/// The CPU must support AVX-512 F.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn above_words(scores: &[f32; TILE], thr: f32) -> [u64; TILE / 64] {
+    const _: () = assert!(TILE.is_multiple_of(64));
+    let t = _mm512_set1_ps(thr);
+    std::array::from_fn(|w| {
+        (0..4).fold(0u64, |word, v| {
+            // SAFETY: 64·w + 16·v + 16 ≤ TILE, so the load stays inside `scores`.
+            let x = unsafe { _mm512_loadu_ps(scores.as_ptr().add(64 * w + 16 * v)) };
+            word | u64::from(_mm512_cmp_ps_mask::<_CMP_GT_OQ>(x, t)) << (16 * v)
+        })
+    })
+}

@@ -90,7 +90,9 @@ impl std::str::FromStr for Kernel {
     }
 }
 
-/// Working memory of one kernel call: correlations and scores of `NB` blocks.
+/// Working memory of one kernel call: correlations and scores of `NB` blocks. Rows start cache
+/// lines (RBUF and TILE are multiples of 16 floats), so whole-vector stores never straddle two.
+#[repr(align(64))]
 pub(super) struct Scratch {
     pub(super) r: [[f32; RBUF]; NB],
     pub(super) scores: [[f32; TILE]; NB],
