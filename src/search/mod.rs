@@ -142,7 +142,8 @@ pub const EXACT_MAX_P: usize = 4;
 
 impl Searcher {
     /// The shipping searcher for `cfg` (validated): exact over seeds, exponents and
-    /// coefficients ([`Rounding::Exact`]). Shares tables with every other searcher of `cfg`.
+    /// coefficients ([`Rounding::Exact`]), on [`Kernel::chosen`]. Shares tables with every
+    /// other searcher of `cfg`.
     pub fn new(cfg: Config) -> Searcher {
         Self::with_rounding(cfg, Rounding::default())
     }
@@ -174,7 +175,7 @@ impl Searcher {
             rounding,
             basis,
             tables,
-            kernel: Kernel::best_available(),
+            kernel: Kernel::chosen(),
             sw: None,
         }
     }
@@ -200,7 +201,7 @@ impl Searcher {
         })
     }
 
-    /// The same searcher on `kernel` instead of the fastest one, so that every kernel this CPU
+    /// The same searcher on `kernel` instead of [`Kernel::chosen`], so that every kernel this CPU
     /// has can be tested and measured; `None` if this CPU cannot run it.
     pub fn with_kernel(self, kernel: Kernel) -> Option<Searcher> {
         kernel.runs_here().then_some(Searcher { kernel, ..self })

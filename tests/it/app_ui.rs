@@ -273,7 +273,7 @@ fn theme_switch_follows_the_view_menu() {
 fn status_bar_names_the_search_kernel() {
     let mut h = harness(tiny());
     h.run_steps(2);
-    let name = seedlm::search::Kernel::best_available().name();
+    let name = seedlm::search::Kernel::chosen().name();
     h.get_by_label(&format!("search: {name}"));
 }
 

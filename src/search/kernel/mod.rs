@@ -9,6 +9,7 @@ pub(super) mod portable;
 
 use super::{NB, Normalised, RBUF, Searcher, TILE};
 use crate::core::config::MAX_C;
+use std::sync::OnceLock;
 
 /// The scan kernel a [`Searcher`] runs. All find the same optimum; only their speed differs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,6 +29,20 @@ impl Kernel {
     /// The fastest kernel this CPU can run.
     pub fn best_available() -> Kernel {
         Self::supported().next().unwrap_or(Kernel::Portable)
+    }
+
+    /// The kernel searchers run: the one named by the `SEEDLM_KERNEL` environment variable if
+    /// this CPU can run it (so any command, e.g. `compress`, can be run and compared on each
+    /// kernel), else the fastest. `seedlm bench` and the app's status bar name it.
+    pub fn chosen() -> Kernel {
+        static CHOSEN: OnceLock<Kernel> = OnceLock::new();
+        *CHOSEN.get_or_init(|| {
+            std::env::var("SEEDLM_KERNEL")
+                .ok()
+                .and_then(|name| name.parse::<Kernel>().ok())
+                .filter(|k| k.runs_here())
+                .unwrap_or_else(Kernel::best_available)
+        })
     }
 
     /// The kernels this CPU can run, fastest first (always ending with the portable one).
