@@ -138,7 +138,7 @@ unsafe fn correlate_i16<const P: usize, const B: usize, const V: usize>(
             for (a, wp) in acc.iter_mut().zip(&lanes.pairs) {
                 let wv = _mm512_set1_epi32(wp[k]);
                 for (av, x) in a.iter_mut().zip(&xv) {
-                    *av = _mm512_dpwssd_epi32(*av, *x, wv);
+                    *av = dpwssd(*av, *x, wv);
                 }
             }
         }
@@ -149,6 +149,27 @@ unsafe fn correlate_i16<const P: usize, const B: usize, const V: usize>(
             }
         }
     }
+}
+
+/// `acc + vpmaddwd(x, w)` as one `vpdpwssd`. Written as the intrinsic, LLVM re-associates the
+/// sums of a chain and splits most of them back into `vpmaddwd` + `vpaddd`, twice the
+/// instructions; inline assembly keeps them fused.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+fn dpwssd(acc: __m512i, x: __m512i, w: __m512i) -> __m512i {
+    let mut acc = acc;
+    // SAFETY: the caller's CPU has AVX-512 VNNI (this function's target features); the
+    // instruction touches only these three registers.
+    unsafe {
+        std::arch::asm!(
+            "vpdpwssd {acc}, {x}, {w}",
+            acc = inout(zmm_reg) acc,
+            x = in(zmm_reg) x,
+            w = in(zmm_reg) w,
+            options(pure, nomem, nostack, preserves_flags),
+        );
+    }
+    acc
 }
 
 /// Scores |L⁻¹ b|² from the correlations in `scratch.r` of the first `B` blocks, in the AVX2
