@@ -1,5 +1,6 @@
 //! The scan: scores of every seed of a tile for a few blocks at once, by the widest vector
-//! kernel the CPU has (AVX-512, AVX2) and the portable one elsewhere. All compute the same scores.
+//! kernel the CPU has (AVX-512, AVX2) and the portable one elsewhere. The vector kernels'
+//! scores are the same bit for bit, the portable one's within the same margin.
 
 #[cfg(target_arch = "x86_64")]
 pub(super) mod avx2;
