@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything SeedLM Studio needs on a fresh Debian or Ubuntu machine: the Debian
 # packages for the hardware simulation (Verilator, g++, make), the X/GL runtime the app and its
-# UI tests use, Xvfb for headless runs, and Slurm with munge for the cluster test. Rust itself
-# comes from rustup (https://rustup.rs).
+# UI tests use, Xvfb for headless runs, Slurm with munge for the cluster test, and valgrind for
+# the search's instruction-count guard. Rust itself comes from rustup (https://rustup.rs).
 set -euo pipefail
 
 packages=(
@@ -13,6 +13,7 @@ packages=(
   xvfb xauth                      # headless X server for screenshots and UI runs
   xdotool python3-numpy           # scripts/memory.sh reads the app's window title, writes models
   slurm-wlm munge                 # single-node Slurm cluster of the sharded-compression test
+  valgrind                        # scripts/search_instructions.sh counts the search's instructions
 )
 
 missing=()

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Sets up the machine and runs every check CI runs: formatting, clippy, and all tests (engine,
-# oracle, packed files, CLI, hardware co-simulation, UI, doc tests), then one summary line.
+# Sets up the machine and runs every check CI runs: formatting, clippy, the search's instruction
+# count, and all tests (engine, oracle, packed files, CLI, hardware co-simulation, UI, doc
+# tests), then one summary line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -9,6 +10,8 @@ export CARGO_INCREMENTAL=0
 echo "test: $(df -h --output=avail . | tail -1 | tr -d ' ') free on the build disk"
 cargo fmt --check
 cargo clippy --all-targets -- -D warnings
+# The search's instruction count against the checked-in figure (the inliner trap's guard).
+bash scripts/search_instructions.sh
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 cargo test --all-targets 2>&1 | tee "$log"

@@ -25,9 +25,10 @@ pub struct BenchArgs {
     /// Timed runs; the reported speed is their median.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=100))]
     pub repeat: u64,
-    /// Run the portable scan kernel (what CPUs without AVX2 get) instead of the fastest one.
+    /// Scan kernel: avx512, avx2 or portable (what CPUs without AVX2 get). Default: the one
+    /// every command runs (the fastest this CPU has, or SEEDLM_KERNEL's if the CPU has it).
     #[arg(long)]
-    pub portable: bool,
+    pub kernel: Option<Kernel>,
     /// How a candidate seed's coefficients are chosen: `exact` (the closest lattice point) or
     /// `fast` (rounding and ±1 moves).
     #[arg(long, value_enum, default_value_t = super::Encoder::default())]
@@ -47,11 +48,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         || std::thread::available_parallelism().map_or(1, |n| n.get()),
         |t| t as usize,
     );
-    let kernel = if args.portable {
-        Kernel::Portable
-    } else {
-        Kernel::best_available()
-    };
+    let kernel = args.kernel.unwrap_or_else(Kernel::chosen);
     let r = crate::study::bench::run(
         cfg,
         kernel,

@@ -23,7 +23,7 @@
 //! depend on conditioning.
 //!
 //! Files: [`tables`] (per-configuration scan tables), [`topk`] (the candidates a scan keeps),
-//! [`kernel`] (the scan itself: portable and AVX2), [`evaluator`] (exact f64 evaluation of a
+//! [`kernel`] (the scan itself: portable, AVX2 and AVX-512), [`evaluator`] (exact f64 evaluation of a
 //! candidate), [`short`] (short lattice vectors of every seed, which settle blocks far below
 //! the exponent range without a scan) and this file (the two passes per block, [`Searcher`]);
 //! [`compress`] runs it over whole tensors and [`fit`] fits one block with a seed chosen by hand.
@@ -142,7 +142,8 @@ pub const EXACT_MAX_P: usize = 4;
 
 impl Searcher {
     /// The shipping searcher for `cfg` (validated): exact over seeds, exponents and
-    /// coefficients ([`Rounding::Exact`]). Shares tables with every other searcher of `cfg`.
+    /// coefficients ([`Rounding::Exact`]), on [`Kernel::chosen`]. Shares tables with every
+    /// other searcher of `cfg`.
     pub fn new(cfg: Config) -> Searcher {
         Self::with_rounding(cfg, Rounding::default())
     }
@@ -174,7 +175,7 @@ impl Searcher {
             rounding,
             basis,
             tables,
-            kernel: Kernel::best_available(),
+            kernel: Kernel::chosen(),
             sw: None,
         }
     }
@@ -200,13 +201,10 @@ impl Searcher {
         })
     }
 
-    /// The same searcher on the portable kernel, whatever this CPU has: what runs on CPUs
-    /// without AVX2, so that path can be tested and measured anywhere.
-    pub fn portable(self) -> Searcher {
-        Searcher {
-            kernel: Kernel::Portable,
-            ..self
-        }
+    /// The same searcher on `kernel` instead of [`Kernel::chosen`], so that every kernel this CPU
+    /// has can be tested and measured; `None` if this CPU cannot run it.
+    pub fn with_kernel(self, kernel: Kernel) -> Option<Searcher> {
+        kernel.runs_here().then_some(Searcher { kernel, ..self })
     }
 
     /// The scan kernel this searcher runs.
@@ -428,7 +426,7 @@ impl Searcher {
     ) -> BlockResult {
         let (c, p) = (self.cfg.c, self.cfg.p);
         cands.clear();
-        let avx2 = self.kernel == Kernel::Avx2;
+        let avx2 = self.kernel.has_avx2();
         short.candidates(
             &nw.w[..c],
             nw.norm2,
@@ -707,7 +705,6 @@ fn normalise_z(z: &[f32], scaled: &[f32], tables: &Tables) -> Option<Normalised>
 
 #[cfg(test)]
 mod tests {
-    use super::kernel::portable::scalar_tile_scores;
     use super::tables::orthonormalise;
     use super::topk::{above_words, above_words_portable};
     use super::*;
@@ -737,35 +734,38 @@ mod tests {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
         let normal = Normal::new(0.0f32, 1.0).unwrap();
         let scores: [f32; TILE] = std::array::from_fn(|_| normal.sample(&mut rng));
-        let kernel = Kernel::best_available();
         let mut sorted = scores;
         sorted.sort_by(f32::total_cmp);
-        for thr in [
+        let thresholds = [
             f32::NEG_INFINITY,
             -1.0,
             0.0,
             sorted[200],
             sorted[TILE - 1],
             10.0,
-        ] {
-            let plain = above_words_portable(&scores, thr);
-            assert_eq!(above_words(&scores, thr, kernel), plain, "threshold {thr}");
-            let mut seen = Vec::new();
-            for_each_above(&scores, thr, kernel, |m, s| seen.push((m, s)));
-            let expected: Vec<(usize, f32)> = (0..TILE)
-                .filter(|&m| scores[m] > thr)
-                .map(|m| (m, scores[m]))
-                .collect();
-            assert_eq!(seen, expected);
-        }
-        let mut top = TopK::new();
-        top.fill_from(&scores, 1000, kernel);
-        let mut kept: Vec<f32> = top.score.to_vec();
-        kept.sort_by(f32::total_cmp);
-        assert_eq!(kept, sorted[TILE - TOP_K..]);
-        assert_eq!(top.thr, sorted[TILE - TOP_K]);
-        for (&s, &i) in top.score.iter().zip(&top.idx) {
-            assert_eq!(scores[i as usize - 1000], s, "seed index {i}");
+        ];
+        for kernel in Kernel::supported() {
+            for thr in thresholds {
+                let plain = above_words_portable(&scores, thr);
+                let words = above_words(&scores, thr, kernel);
+                assert_eq!(words, plain, "{kernel}, threshold {thr}");
+                let mut seen = Vec::new();
+                for_each_above(&scores, thr, kernel, |m, s| seen.push((m, s)));
+                let expected: Vec<(usize, f32)> = (0..TILE)
+                    .filter(|&m| scores[m] > thr)
+                    .map(|m| (m, scores[m]))
+                    .collect();
+                assert_eq!(seen, expected, "{kernel}");
+            }
+            let mut top = TopK::new();
+            top.fill_from(&scores, 1000, kernel);
+            let mut kept: Vec<f32> = top.score.to_vec();
+            kept.sort_by(f32::total_cmp);
+            assert_eq!(kept, sorted[TILE - TOP_K..], "{kernel}");
+            assert_eq!(top.thr, sorted[TILE - TOP_K], "{kernel}");
+            for (&s, &i) in top.score.iter().zip(&top.idx) {
+                assert_eq!(scores[i as usize - 1000], s, "{kernel}, seed index {i}");
+            }
         }
     }
 
@@ -792,9 +792,10 @@ mod tests {
         }
     }
 
-    /// The scan's scores must stay within each block's margin (the bound the proof relies on)
-    /// of the exact projection energies, on every seed; and the f32 part of the error must sit
-    /// well inside its share of that margin.
+    /// The scan's scores, on every kernel this CPU has, must stay within each block's margin
+    /// (the bound the proof relies on) of the exact projection energies, on every seed, and the
+    /// f32 part of the error must sit well inside its share of that margin; the vector kernels
+    /// must agree bit for bit, and flag exactly the tiles with a score above the threshold.
     #[test]
     fn scan_scores_stay_within_margin() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
@@ -809,9 +810,12 @@ mod tests {
             Config::THREE_BIT_P7,
         ] {
             let s = Searcher::new(cfg);
+            let kernels: Vec<Searcher> = Kernel::supported()
+                .filter_map(|k| s.clone().with_kernel(k))
+                .collect();
+            let mut scratches: Vec<Box<Scratch>> = kernels.iter().map(|_| Scratch::new()).collect();
             let c = cfg.c;
             let mut worst = 0.0f64;
-            let mut scratch = Scratch::new();
             let mut fscores = vec![0.0f32; s.tables.f_pad];
             for group in 0..2 {
                 let norms: Vec<Normalised> = (0..NB)
@@ -841,22 +845,49 @@ mod tests {
                     let fixed_point = f64::from(nw.margin - s.tables.delta * nw.norm2);
                     worst = worst.max((d - fixed_point).max(0.0) / f64::from(nw.norm2));
                 };
-                let (mut portable, mut lone) = (Scratch::new(), Scratch::new());
+                let mut lone = Scratch::new();
                 for t0 in (0..s.tables.n_pad).step_by(TILE) {
-                    s.tile_scores(&lanes, NB, t0, &[f32::INFINITY; NB], &mut scratch);
-                    // The one-block kernel does the same arithmetic as lane 0 of the full one.
-                    s.tile_scores(&lanes, 1, t0, &[f32::INFINITY; NB], &mut lone);
-                    assert_eq!(
-                        lone.scores[0].map(f32::to_bits),
-                        scratch.scores[0].map(f32::to_bits)
-                    );
-                    for b in 0..NB {
-                        scalar_tile_scores(&s.tables, cfg.p, c, &lanes, b, t0, &mut portable);
-                        for m in 0..TILE {
-                            let idx = t0 + m;
-                            if idx < s.tables.n && !s.tables.flagged.contains(&(idx as u32)) {
-                                check(b, idx, scratch.scores[b][m]);
-                                check(b, idx, portable.scores[b][m]);
+                    for (ki, k) in kernels.iter().enumerate() {
+                        let (scratch, first) = match scratches.split_at_mut(ki) {
+                            (done, [this, ..]) => (this, done.first()),
+                            _ => unreachable!("one scratch per kernel"),
+                        };
+                        k.tile_scores(&lanes, NB, t0, &[f32::INFINITY; NB], scratch);
+                        // The one-block kernel does the same arithmetic as lane 0 of the full one.
+                        k.tile_scores(&lanes, 1, t0, &[f32::INFINITY; NB], &mut lone);
+                        assert_eq!(
+                            lone.scores[0].map(f32::to_bits),
+                            scratch.scores[0].map(f32::to_bits),
+                            "{}",
+                            k.kernel
+                        );
+                        // The vector kernels' scores are the same bit for bit.
+                        if let Some(first) = first.filter(|_| k.kernel.has_avx2()) {
+                            for b in 0..NB {
+                                assert_eq!(
+                                    scratch.scores[b].map(f32::to_bits),
+                                    first.scores[b].map(f32::to_bits),
+                                    "{} against {}, tile {t0}",
+                                    k.kernel,
+                                    kernels[0].kernel
+                                );
+                            }
+                        }
+                        // A tile's hit is whether any of its scores exceeds the threshold.
+                        let thr: [f32; NB] =
+                            std::array::from_fn(|b| scratch.scores[b][(t0 / TILE + b * 67) % TILE]);
+                        let mut again = Scratch::new();
+                        let hits = k.tile_scores(&lanes, NB, t0, &thr, &mut again);
+                        for b in 0..NB {
+                            let any = scratch.scores[b].iter().any(|&x| x > thr[b]);
+                            assert_eq!(hits[b], any, "{}, tile {t0}, block {b}", k.kernel);
+                        }
+                        for b in 0..NB {
+                            for m in 0..TILE {
+                                let idx = t0 + m;
+                                if idx < s.tables.n && !s.tables.flagged.contains(&(idx as u32)) {
+                                    check(b, idx, scratch.scores[b][m]);
+                                }
                             }
                         }
                     }

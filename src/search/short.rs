@@ -101,7 +101,7 @@ impl ShortVectors {
     ) {
         #[cfg(target_arch = "x86_64")]
         if avx2 {
-            // SAFETY: a searcher runs the AVX2 kernel only where the CPU has AVX2 and FMA.
+            // SAFETY: a searcher runs an AVX2 or AVX-512 kernel only where the CPU has AVX2 and FMA.
             unsafe { self.candidates_avx2(w, norm2, step, f) };
             return;
         }

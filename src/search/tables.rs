@@ -20,7 +20,7 @@ pub struct Tables {
     /// Lower triangle of L⁻¹ as structure-of-arrays: entry `e` of seed index `i` is at
     /// `e * n_pad + i`. Zero for ill-conditioned and padding seeds. On the integer path it is
     /// premultiplied by the unit of the integer correlations, which saves the kernel a multiply.
-    pub(super) linv: Vec<f32>,
+    pub(super) linv: Aligned,
     /// Seed indices scored through an orthonormal basis instead of L⁻¹.
     pub(super) flagged: Vec<u32>,
     /// Lower triangle of L(s) in f64, entry `e * n + i` for seed index i (row-major (j, k ≤ j),
@@ -79,7 +79,7 @@ impl Tables {
             1.0
         };
         let entries = p * (p + 1) / 2;
-        let mut linv = vec![0.0f32; entries * n_pad];
+        let mut linv = Aligned::zeroed(entries * n_pad);
         let mut flagged = Vec::new();
         let mut l = vec![0.0f64; entries * n];
         let mut sigma = vec![0.0f32; n];
@@ -152,8 +152,8 @@ impl Tables {
     /// rounding error is at most ~2·C·√P·u·‖w‖², far inside `delta`.
     pub(super) fn flagged_scores(&self, w: &[f32], p: usize, kernel: Kernel, out: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
-        if kernel == Kernel::Avx2 {
-            // SAFETY: a searcher runs the AVX2 kernel only where the CPU has AVX2 and FMA.
+        if kernel.has_avx2() {
+            // SAFETY: a searcher runs an AVX2 or AVX-512 kernel only where the CPU has AVX2 and FMA.
             unsafe { self.flagged_scores_avx2(w, p, out) };
             return;
         }
@@ -231,6 +231,38 @@ impl Tables {
     /// Relative score margin of the scan.
     pub fn delta(&self) -> f32 {
         self.delta
+    }
+}
+
+/// Floats whose first one starts a cache line. Rows of `n_pad` (a multiple of 16) floats then
+/// start cache lines too, so no 16-float vector load of a tile straddles two lines.
+#[derive(Debug)]
+pub(super) struct Aligned {
+    buf: Vec<f32>,
+    start: usize,
+    len: usize,
+}
+
+impl Aligned {
+    fn zeroed(len: usize) -> Aligned {
+        const LINE: usize = 64 / size_of::<f32>();
+        let buf = vec![0.0f32; len + LINE - 1];
+        // A Vec's buffer never moves unless it grows, and this one never does.
+        let start = buf.as_ptr().align_offset(64);
+        Aligned { buf, start, len }
+    }
+}
+
+impl std::ops::Deref for Aligned {
+    type Target = [f32];
+    fn deref(&self) -> &[f32] {
+        &self.buf[self.start..self.start + self.len]
+    }
+}
+
+impl std::ops::DerefMut for Aligned {
+    fn deref_mut(&mut self) -> &mut [f32] {
+        &mut self.buf[self.start..self.start + self.len]
     }
 }
 

@@ -113,15 +113,17 @@ pub(super) fn for_each_above(
 /// Per 64 seeds of a tile, the bit mask of the scores above `thr`. The kernels leave this to
 /// the few tiles that have any such score: a mask per vector would cost them a slow `movmskps`.
 pub(super) fn above_words(scores: &[f32; TILE], thr: f32, kernel: Kernel) -> [u64; TILE / 64] {
+    // SAFETY: a searcher runs a kernel only where the CPU has its features.
     #[cfg(target_arch = "x86_64")]
-    if kernel == Kernel::Avx2 {
-        // SAFETY: a searcher runs the AVX2 kernel only where the CPU has AVX2.
-        return unsafe { super::kernel::avx2::above_words(scores, thr) };
+    match kernel {
+        Kernel::Avx512 => return unsafe { super::kernel::avx512::above_words(scores, thr) },
+        Kernel::Avx2 => return unsafe { super::kernel::avx2::above_words(scores, thr) },
+        Kernel::Portable => {}
     }
     above_words_portable(scores, thr)
 }
 
-/// [`above_words`] without SIMD: the reference the AVX2 version is tested against.
+/// [`above_words`] without SIMD: the reference the vector versions are tested against.
 pub(super) fn above_words_portable(scores: &[f32; TILE], thr: f32) -> [u64; TILE / 64] {
     std::array::from_fn(|w| {
         scores[w * 64..(w + 1) * 64]

@@ -32,7 +32,7 @@ pub struct BenchReport {
     pub blocks: usize,
     /// Worker threads.
     pub threads: usize,
-    /// The scan kernel: `avx2` or `portable`.
+    /// The scan kernel: `avx512`, `avx2` or `portable`.
     pub kernel: &'static str,
     /// How a candidate seed's coefficients are chosen: `exact` or `fast`.
     pub encoder: &'static str,
@@ -77,16 +77,21 @@ pub fn run(
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()?;
-    let searcher = move || match kernel {
-        Kernel::Portable => Searcher::with_rounding(cfg, rounding).portable(),
-        Kernel::Avx2 => Searcher::with_rounding(cfg, rounding),
-    };
-    // Also builds the shared tables outside the timed region: they are a one-off per config.
     anyhow::ensure!(
-        searcher().kernel() == kernel,
-        "this CPU cannot run the {} kernel",
-        kernel.name()
+        kernel.runs_here(),
+        "this CPU cannot run the {kernel} kernel (it can run: {})",
+        Kernel::supported()
+            .map(Kernel::name)
+            .collect::<Vec<_>>()
+            .join(", ")
     );
+    let searcher = move || {
+        Searcher::with_rounding(cfg, rounding)
+            .with_kernel(kernel)
+            .expect("checked above")
+    };
+    // Builds the shared tables outside the timed region: they are a one-off per config.
+    searcher();
     let once = || {
         pool.install(|| {
             // Made on the worker, as `compress` makes its own: with the searcher on the

@@ -269,6 +269,14 @@ fn theme_switch_follows_the_view_menu() {
     assert_eq!(h.ctx.theme(), egui::Theme::Light);
 }
 
+#[test]
+fn status_bar_names_the_search_kernel() {
+    let mut h = harness(tiny());
+    h.run_steps(2);
+    let name = seedlm::search::Kernel::chosen().name();
+    h.get_by_label(&format!("search: {name}"));
+}
+
 /// A file dropped on the window, as the windowing layer hands it over.
 #[derive(Debug)]
 struct Dropped(std::path::PathBuf);

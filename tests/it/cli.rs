@@ -5,6 +5,7 @@ use crate::helpers::{T, fails, gaussian, listing, run, s, seedlm, small_model, t
 use seedlm::io::dtype::Dtype;
 use seedlm::io::model::Model;
 use seedlm::io::packed::PackedModel;
+use seedlm::search::Kernel;
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 
@@ -382,10 +383,34 @@ fn bench_reports_json_with_median_of_timed_runs() {
     let err = fails(&["bench", "--repeat", "0"]);
     assert!(err.contains("repeat"), "{err}");
 
-    // The portable kernel finds the same optimum, so the same error, bit for bit.
-    let p = bench_json(&["--repeat", "1", "--portable"]);
-    assert_eq!(p["kernel"], "portable");
-    assert_eq!(p["relmse"], v["relmse"]);
+    // By default the chosen kernel runs (the fastest, unless SEEDLM_KERNEL names another this
+    // CPU has); every kernel this CPU has finds the same optimum, so the same error, bit for bit.
+    assert_eq!(v["kernel"], Kernel::chosen().name());
+    let by_env = |value: &str| {
+        let out = seedlm()
+            .args([
+                "bench", "--blocks", "8", "--warmup", "0", "--repeat", "1", "--json",
+            ])
+            .env("SEEDLM_KERNEL", value)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["kernel"].as_str().unwrap().to_string()
+    };
+    assert_eq!(by_env("portable"), "portable");
+    assert_eq!(by_env("avx3"), Kernel::best_available().name());
+    for kernel in Kernel::supported() {
+        let k = bench_json(&["--repeat", "1", "--kernel", kernel.name()]);
+        assert_eq!(k["kernel"], kernel.name());
+        assert_eq!(k["relmse"], v["relmse"], "{kernel}");
+    }
+    let err = fails(&["bench", "--kernel", "avx3"]);
+    assert!(err.contains("avx512, avx2, portable"), "{err}");
+    if let Some(missing) = Kernel::ALL.into_iter().find(|k| !k.runs_here()) {
+        let err = fails(&["bench", "--kernel", missing.name()]);
+        assert!(err.contains("cannot run"), "{err}");
+    }
 }
 
 /// `--encoder fast` writes a file the decoder reads like any other, and is refused with

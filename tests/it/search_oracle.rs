@@ -228,15 +228,23 @@ fn blocks_below_the_exponent_range_match_brute_force() {
         );
     }
     check(Config::THREE_BIT, 32, ExpRange::from_base(2), 40);
-    // Far below the range the short-vector table settles blocks; its portable dot products too.
+    // Far below the range the short-vector table settles blocks; its portable dot products
+    // too, and those of every other kernel this CPU has.
     let cfg = Config::FOUR_BIT;
-    check_searchers(
-        &Searcher::plain(cfg).portable(),
-        &Searcher::new(cfg).portable(),
-        32,
-        ExpRange::from_base(3),
-        45,
-    );
+    for kernel in Kernel::supported() {
+        check_searchers(
+            &on(Searcher::plain(cfg), kernel),
+            &on(Searcher::new(cfg), kernel),
+            32,
+            ExpRange::from_base(3),
+            45,
+        );
+    }
+}
+
+/// `s` on `kernel`, which this CPU has.
+fn on(s: Searcher, kernel: Kernel) -> Searcher {
+    s.with_kernel(kernel).expect("a kernel this CPU has")
 }
 
 #[test]
@@ -299,42 +307,53 @@ fn larger_p_configurations_match_brute_force() {
     }
 }
 
-/// The portable kernel, which CPUs without AVX2 run, must meet the oracle as well, and give
-/// exactly what the fastest kernel gives on many more blocks. An unbounded exponent range keeps
-/// rescans rare, so the candidate proof is what gets tested.
+/// Every kernel this CPU has (the portable one, which CPUs without AVX2 run, always) must meet
+/// the oracle, and give exactly what the fastest kernel gives on many more blocks. An unbounded
+/// exponent range keeps rescans rare, so the candidate proof is what gets tested.
 #[test]
-fn portable_kernel_matches_brute_force_and_the_fast_kernel() {
+fn every_kernel_matches_brute_force_and_the_fastest_kernel() {
     let range = ExpRange::UNBOUNDED;
+    let kernels: Vec<Kernel> = Kernel::supported().collect();
+    assert_eq!(kernels.last(), Some(&Kernel::Portable));
+    assert_eq!(Searcher::new(Config::FOUR_BIT).kernel(), Kernel::chosen());
     for (i, cfg) in [
         Config::FOUR_BIT,
         Config::THREE_BIT,
         Config::new(8, 3, 10).unwrap(),
         // Past K = 16 the correlation runs in floats rather than integers.
         Config::new(8, 3, 17).unwrap(),
+        // Larger P: eight coefficients, more L⁻¹ rows than the vector registers hold.
+        Config::new(16, 8, 12).unwrap(),
     ]
     .into_iter()
     .enumerate()
     {
-        let portable = Searcher::new(cfg).portable();
-        assert_eq!(portable.kernel(), Kernel::Portable);
         let (n_oracle, n_cmp) = if cfg.k > 16 { (8, 500) } else { (32, 2000) };
-        let plain = Searcher::plain(cfg).portable();
-        check_searchers(&plain, &portable, n_oracle, range, 40 + i as u64);
+        let fastest = on(Searcher::new(cfg), kernels[0]);
         let data = blocks(cfg.c, n_cmp, 50 + i as u64);
-        let fast = Searcher::new(cfg);
-        let (a, b): (Vec<_>, Vec<_>) = data
-            .par_chunks(cfg.c * 64)
-            .flat_map_iter(|ch| {
-                fast.search_all(ch, range)
-                    .into_iter()
-                    .zip(portable.search_all(ch, range))
-            })
-            .unzip();
-        let differ = a.iter().zip(&b).filter(|(a, b)| a != b).count();
-        assert_eq!(
-            differ, 0,
-            "{cfg}: {differ} of {n_cmp} blocks differ between kernels"
-        );
+        for &kernel in &kernels {
+            let other = on(Searcher::new(cfg), kernel);
+            let plain = on(Searcher::plain(cfg), kernel);
+            check_searchers(&plain, &other, n_oracle, range, 40 + i as u64);
+            if kernel == kernels[0] {
+                continue;
+            }
+            let (a, b): (Vec<_>, Vec<_>) = data
+                .par_chunks(cfg.c * 64)
+                .flat_map_iter(|ch| {
+                    fastest
+                        .search_all(ch, range)
+                        .into_iter()
+                        .zip(other.search_all(ch, range))
+                })
+                .unzip();
+            let differ = a.iter().zip(&b).filter(|(a, b)| a != b).count();
+            assert_eq!(
+                differ, 0,
+                "{cfg}: {differ} of {n_cmp} blocks differ between {} and {kernel}",
+                kernels[0]
+            );
+        }
     }
 }
 

@@ -45,6 +45,13 @@ pub fn ui(ui: &mut egui::Ui, state: &AppState, load: &UiLoad, out: &mut Vec<Comm
              frame (the GL driver's own time not counted); work runs on background threads",
         );
         ui.separator();
+        let kernel = crate::search::Kernel::chosen();
+        ui.label(format!("search: {kernel}")).on_hover_text(
+            "The seed search's scan kernel: the widest vector instructions this CPU has \
+             (avx512, avx2, or portable code elsewhere), or the SEEDLM_KERNEL environment \
+             variable's choice",
+        );
+        ui.separator();
         let mut idle = true;
         if let Some(job) = &state.job {
             let (done, total) = job.blocks();
