@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 /// LUTs, flip-flops, block RAMs (36 Kb) and DSP slices.
 #[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
 pub struct Usage {
-    /// Lookup tables, those used as memory or shift registers included.
+    /// Lookup tables, those used as memory or shift registers and inverters included.
     pub luts: u64,
     /// Flip-flops.
     pub ffs: u64,
@@ -24,7 +24,8 @@ pub struct Usage {
 impl Usage {
     fn add_cells(&mut self, cell: &str, n: u64) {
         match cell {
-            "LUT1" | "LUT2" | "LUT3" | "LUT4" | "LUT5" | "LUT6" | "SRL16E" | "SRLC32E"
+            // An inverter Yosys leaves as a cell takes a LUT1 unless the placer folds it.
+            "INV" | "LUT1" | "LUT2" | "LUT3" | "LUT4" | "LUT5" | "LUT6" | "SRL16E" | "SRLC32E"
             | "RAM64X1S" | "RAM32X1S" => self.luts += n,
             "RAM32X1D" | "RAM64X1D" | "RAM128X1S" => self.luts += 2 * n,
             "RAM32M" | "RAM64M" | "RAM128X1D" | "RAM256X1S" => self.luts += 4 * n,
