@@ -38,39 +38,45 @@ impl Tab for Hardware {
         let running = state.running(JobKind::Hardware);
         controls(ui, state, out);
         ui.separator();
-        ui.columns(2, |cols| {
-            match (&state.results.hw_table, running) {
-                (Some(t), _) => {
-                    table(&mut cols[0], t);
-                    plot(&mut cols[0], t);
+        egui::ScrollArea::vertical()
+            .id_salt("hw_tab")
+            .show(ui, |ui| {
+                match (&state.results.hw_table, running) {
+                    (Some(t), _) => {
+                        table(ui, t);
+                        plot(ui, t);
+                    }
+                    (None, Some(j)) if j.label.contains("Table 5") => {
+                        ui.label(format!("{}: building and simulating…", j.label));
+                    }
+                    _ => {
+                        ui.label("Press Run Table 5 to build the model and simulate.");
+                    }
                 }
-                (None, Some(j)) if j.label.contains("Table 5") => {
-                    cols[0].label(format!("{}: building and simulating…", j.label));
+                ui.separator();
+                match (&state.results.hw_resources, running) {
+                    // The table and, beside it, the chart.
+                    (Some(r), _) => {
+                        ui.horizontal_top(|ui| {
+                            ui.vertical(|ui| resources_table(ui, r));
+                            ui.vertical(|ui| resources_chart(ui, r));
+                        });
+                    }
+                    (None, Some(j)) if j.label.contains("Table 4") => {
+                        ui.label(format!("{}: synthesising…", j.label));
+                    }
+                    _ => {
+                        ui.label("Press Run Table 4 to synthesise the designs with Yosys.");
+                    }
                 }
-                _ => {
-                    cols[0].label("Press Run Table 5 to build the model and simulate.");
+                if let Some(k) = &state.results.hw_tensor {
+                    let (name, report) = &k.value;
+                    ui.separator();
+                    tensor_report(ui, name, report);
                 }
-            }
-            match (&state.results.hw_resources, running) {
-                (Some(r), _) => {
-                    resources_table(&mut cols[1], r);
-                    resources_chart(&mut cols[1], r);
-                }
-                (None, Some(j)) if j.label.contains("Table 4") => {
-                    cols[1].label(format!("{}: synthesising…", j.label));
-                }
-                _ => {
-                    cols[1].label("Press Run Table 4 to synthesise the designs with Yosys.");
-                }
-            }
-        });
-        if let Some(k) = &state.results.hw_tensor {
-            let (name, report) = &k.value;
-            ui.separator();
-            tensor_report(ui, name, report);
-        }
-        let lines = running.map_or_else(|| state.results.hw_log.clone(), |j| j.log());
-        log_view(ui, &lines, running.is_some());
+                let lines = running.map_or_else(|| state.results.hw_log.clone(), |j| j.log());
+                log_view(ui, &lines, running.is_some());
+            });
     }
 }
 
@@ -353,7 +359,8 @@ fn resources_chart(ui: &mut egui::Ui, r: &ResourceTable) {
     }
     Plot::new("hw_resources_plot")
         .legend(Legend::default().position(egui_plot::Corner::LeftTop))
-        .height(280.0)
+        .height(300.0)
+        .width(ui.available_width().clamp(200.0, 520.0))
         .y_axis_label("thousand LUTs")
         .x_axis_formatter(move |m, _| {
             let i = m.value.round();
