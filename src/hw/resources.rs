@@ -274,7 +274,10 @@ mod tests {
         let looped = format!("Warning: Detected loop at x\n{ltp}");
         let r = DesignResources::from_stat(Target::SeedlmMvm, STAT, Some(&looped)).unwrap();
         assert_eq!(r.logic_depth, None);
-        assert!(DesignResources::from_stat(Target::RefMvm, STAT, None).is_err());
+        // A statistics file without the top, or not JSON, is an error.
+        let no_top = r#"{"modules": {"\\seedlm_mvm$x": {"num_cells_by_type": {}}}}"#;
+        assert!(DesignResources::from_stat(Target::SeedlmMvm, no_top, None).is_err());
+        assert!(DesignResources::from_stat(Target::SeedlmMvm, "stat", None).is_err());
     }
 
     #[test]
