@@ -44,15 +44,6 @@ module seedlm3_mvm
     $error("Records, Lanes or RecBits too large for the group counters");
   end
 
-  // ---------------------------------------------------------------- activation memory
-  // One read port per lane: a synthesized design would bank x and rotate; the model reads it
-  // as a register file.
-  logic [XW-1:0] x_mem_q [MaxCols];
-
-  always_ff @(posedge clk_i) begin
-    if (in.x_we) x_mem_q[in.x_addr] <= in.x_data;
-  end
-
   // ---------------------------------------------------------------- gearbox
   logic [WAw-1:0] total_w;
   assign total_w = WAw'(rows_i) * WAw'(in.cols);
@@ -144,7 +135,7 @@ module seedlm3_mvm
   logic                              s1_valid_q, s1_row_end_q;
   logic [Records-1:0][C-1:0][NW-1:0] s1_n_q;
   logic [Records-1:0][EW-1:0]        s1_e_q;
-  logic [Lanes-1:0][XW-1:0]          s1_x_q;
+  logic [Lanes-1:0][XW-1:0]          s1_x;
   logic [Lanes-1:0]                  s1_use_q;   // lane holds a weight (not padding)
   logic [Lanes-1:0]                  s1_next_q;  // lane belongs to the next row
 
@@ -158,16 +149,30 @@ module seedlm3_mvm
     end
   end
 
+  // ---------------------------------------------------------------- activation memory
+  logic [Lanes-1:0][XAw-1:0] xcol;
+
+  seedlm3_x_file #(
+    .Lanes  (Lanes),
+    .MaxCols(MaxCols)
+  ) u_x_file (
+    .clk_i,
+    .we_i   (in.x_we),
+    .waddr_i(in.x_addr),
+    .wdata_i(in.x_data),
+    .re_i   (g_valid_q),
+    .raddr_i(xcol),
+    .rdata_o(s1_x)
+  );
+
   for (genvar l = 0; l < Lanes; l++) begin : g_lane
     logic [XAw+1:0] col;
     logic           next;
-    logic [XAw-1:0] xcol;
-    assign col  = (XAw+2)'(g_col_q) + (XAw+2)'(l);
-    assign next = col >= (XAw+2)'(in.cols);
-    assign xcol = XAw'(next ? col - (XAw+2)'(in.cols) : col);
+    assign col     = (XAw+2)'(g_col_q) + (XAw+2)'(l);
+    assign next    = col >= (XAw+2)'(in.cols);
+    assign xcol[l] = XAw'(next ? col - (XAw+2)'(in.cols) : col);
     always_ff @(posedge clk_i) begin
       if (g_valid_q) begin
-        s1_x_q[l]    <= x_mem_q[xcol];
         s1_use_q[l]  <= 8'(l) < g_n_valid_q;
         s1_next_q[l] <= next;
       end
@@ -189,11 +194,10 @@ module seedlm3_mvm
     sum_this_d = '0;
     sum_next_d = '0;
     for (int l = 0; l < int'(Lanes); l++) begin
-      prod = SeedlmAccW'($signed(s1_n_q[l/C][l%C]) * $signed(s1_x_q[l])) <<< s1_e_q[l/C];
-      if (s1_use_q[l]) begin
-        if (s1_next_q[l]) sum_next_d = sum_next_d + prod;
-        else sum_this_d = sum_this_d + prod;
-      end
+      prod = SeedlmAccW'($signed(s1_n_q[l/C][l%C]) * $signed(s1_x[l])) <<< s1_e_q[l/C];
+      // Masks rather than branches: one sum of products that synthesis can build as a tree.
+      sum_this_d = sum_this_d + (prod & {SeedlmAccW{s1_use_q[l] && !s1_next_q[l]}});
+      sum_next_d = sum_next_d + (prod & {SeedlmAccW{s1_use_q[l] && s1_next_q[l]}});
     end
   end
 

@@ -528,6 +528,10 @@ impl AppState {
                 self.results.hw_table = Some(t);
                 self.message(false, format!("{label}: {took}"));
             }
+            Output::HwResources(t) => {
+                self.results.hw_resources = Some(t);
+                self.message(false, format!("{label}: {took}"));
+            }
             Output::HwTensor(name, r) => {
                 self.results.hw_tensor = Some(Keyed {
                     doc,

@@ -9,7 +9,9 @@ use super::jobs::{Ctx, Job};
 use super::panels::histogram;
 use super::quality::{self, APP_TOKENS};
 use crate::eval::{DEFAULT_CTX, Evaluator, Figures, Inputs, Overlay, calibration};
+use crate::hw::resources::ResourceTable;
 use crate::hw::sim::{self, DdrParams, HwTable, TensorReport};
+use crate::hw::synth;
 use crate::infer::generate::Sampling;
 use crate::io::shard::{self, FolderStatus, Sidecar, SidecarTensor};
 use crate::study::allocate::Allocation;
@@ -52,6 +54,8 @@ pub enum Work {
     HwTable,
     /// The Verilator model on this compressed tensor.
     HwTensor(usize),
+    /// The designs' FPGA resources, synthesised with Yosys (the paper's Table 4).
+    HwResources,
     /// A design-space grid.
     Explore(Options),
     /// The baselines on these tensors.
@@ -125,7 +129,7 @@ impl Work {
     /// The kind of job this work runs as.
     pub fn kind(&self) -> JobKind {
         match self {
-            Work::HwTable | Work::HwTensor(_) => JobKind::Hardware,
+            Work::HwTable | Work::HwTensor(_) | Work::HwResources => JobKind::Hardware,
             Work::Explore(_) => JobKind::Explore,
             Work::Baselines { .. } => JobKind::Baselines,
             Work::Prepare(_) => JobKind::Prepare,
@@ -148,6 +152,8 @@ pub enum Output {
     HwTable(HwTable),
     /// A tensor's simulation.
     HwTensor(String, TensorReport),
+    /// The designs' synthesised resources.
+    HwResources(ResourceTable),
     /// A design-space grid and its options.
     Explore(Options, Vec<Point>),
     /// A baselines comparison.
@@ -240,6 +246,8 @@ pub struct Results {
     pub hw_table: Option<HwTable>,
     /// The last tensor simulation: tensor name and report.
     pub hw_tensor: Option<Keyed<(String, TensorReport)>>,
+    /// The last synthesis of the designs (Table 4).
+    pub hw_resources: Option<ResourceTable>,
     /// The log of the last hardware run.
     pub hw_log: Vec<String>,
     /// The last design-space grid.
@@ -295,6 +303,12 @@ pub fn spawn(
             let log = &mut |l: &str| ctx.log(l);
             sim::run_table(&TABLE5_SIZES, &DdrParams::default(), log, ctx.cancel_flag())
                 .map(Output::HwTable)
+                .map_err(|e| e.to_string())
+        }),
+        Work::HwResources => Job::spawn("Hardware (Table 4)", None, repaint, |ctx: &Ctx<()>| {
+            let log = &mut |l: &str| ctx.log(l);
+            synth::run_resources(log, ctx.cancel_flag())
+                .map(Output::HwResources)
                 .map_err(|e| e.to_string())
         }),
         Work::HwTensor(i) => {

@@ -1,7 +1,10 @@
 //! `seedlm hw-sim`: simulates the bundled RTL of both matrix–vector designs in Verilator and
-//! prints their cycle counts beside the paper's Table 5.
+//! prints their cycle counts beside the paper's Table 5, or (`--resources`) synthesises them
+//! with Yosys and prints their FPGA resources beside its Table 4.
 
+use crate::hw::resources::{Part, ResourceTable, Usage};
 use crate::hw::sim::{self, DdrParams, HwTable, SizeReport};
+use crate::hw::synth::{self, FAMILY, SYNTH_SIZE};
 use crate::io::packed::PackedModel;
 use anyhow::{anyhow, bail};
 use std::path::Path;
@@ -20,6 +23,10 @@ pub struct HwSimArgs {
     /// 128-weight beats; 3-bit: at least 180 columns).
     #[arg(long, value_name = "FILE:NAME")]
     pub tensor: Option<String>,
+    /// Synthesise the designs with Yosys (UltraScale+) and print their FPGA resources per part
+    /// beside the paper's Table 4, instead of simulating.
+    #[arg(long, conflicts_with_all = ["sizes", "tensor"])]
+    pub resources: bool,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -40,6 +47,15 @@ pub fn run(args: HwSimArgs) -> anyhow::Result<ExitCode> {
     };
     if let Some(spec) = &args.tensor {
         return run_packed_tensor(spec, json, &mut log, &cancel);
+    }
+    if args.resources {
+        let table = synth::run_resources(&mut log, &cancel)?;
+        if json {
+            println!("{}", serde_json::to_string_pretty(&resources_json(&table))?);
+        } else {
+            print_resources(&table);
+        }
+        return Ok(ExitCode::SUCCESS);
     }
     let table = sim::run_table(&args.sizes, &DdrParams::default(), &mut log, &cancel)?;
     if json {
@@ -189,4 +205,95 @@ fn print_table(table: &HwTable) {
 
 fn verdict(ok: bool) -> &'static str {
     if ok { "passed" } else { "FAILED" }
+}
+
+fn usage_json(u: &Usage) -> serde_json::Value {
+    serde_json::json!({ "luts": u.luts, "ffs": u.ffs, "bram": u.bram, "dsps": u.dsps })
+}
+
+fn resources_json(t: &ResourceTable) -> serde_json::Value {
+    let designs: Vec<_> = t
+        .designs
+        .iter()
+        .map(|d| {
+            let parts: serde_json::Map<_, _> = Part::ALL
+                .iter()
+                .map(|&p| (p.key().to_string(), usage_json(&d.part(p))))
+                .collect();
+            let paper = d.paper().map(|pt| {
+                let mut m: serde_json::Map<_, _> = Part::ALL
+                    .iter()
+                    .filter_map(|&p| Some((p.key().to_string(), usage_json(&p.paper(pt)?))))
+                    .collect();
+                m.insert("total".into(), usage_json(&Usage::from_paper(&pt.total)));
+                m
+            });
+            serde_json::json!({
+                "design": d.target.name(),
+                "label": d.label(),
+                "parts": parts,
+                "total": usage_json(&d.total()),
+                "paper": paper,
+                "logic_depth": d.logic_depth,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "tool": t.tool,
+        "family": FAMILY,
+        "max_cols": SYNTH_SIZE,
+        "max_rows": SYNTH_SIZE,
+        "designs": designs,
+    })
+}
+
+fn print_resources(t: &ResourceTable) {
+    println!(
+        "FPGA resources: {}, synth_xilinx -family {FAMILY} (UltraScale+), MaxCols = MaxRows = \
+         {SYNTH_SIZE}; (paper) = Table 4",
+        t.tool
+    );
+    println!(
+        "{:<15} {:<26} {:>7} {:>7}  {:>6} {:>6}  {:>5} {:>5}  {:>4} {:>5}",
+        "design", "part", "LUTs", "(paper)", "FFs", "(paper)", "BRAM", "(p.)", "DSPs", "(p.)"
+    );
+    for d in &t.designs {
+        let rows = Part::ALL
+            .iter()
+            .map(|&p| (p.label(), d.part(p), d.paper().and_then(|pt| p.paper(pt))))
+            .chain([(
+                "total",
+                d.total(),
+                d.paper().map(|pt| Usage::from_paper(&pt.total)),
+            )]);
+        for (i, (part, ours, paper)) in rows.enumerate() {
+            let p = |f: &dyn Fn(&Usage) -> String| paper.as_ref().map_or("-".into(), f);
+            println!(
+                "{:<15} {:<26} {:>7} {:>7}  {:>6} {:>6}  {:>5} {:>5}  {:>4} {:>5}",
+                if i == 0 { d.label() } else { "" },
+                part,
+                ours.luts,
+                p(&|u| u.luts.to_string()),
+                ours.ffs,
+                p(&|u| u.ffs.to_string()),
+                ours.bram,
+                p(&|u| u.bram.to_string()),
+                ours.dsps,
+                p(&|u| u.dsps.to_string()),
+            );
+        }
+    }
+    for d in &t.designs {
+        if let Some(depth) = d.logic_depth {
+            println!(
+                "{}: longest combinational path {depth} cells (Yosys ltp; a logic depth, not a \
+                 timing)",
+                d.label()
+            );
+        }
+    }
+    println!(
+        "the 3-bit design's activation file (a simulation model, one read port per lane) is \
+         left out; the paper has no 3-bit design"
+    );
 }

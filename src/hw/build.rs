@@ -25,7 +25,7 @@ macro_rules! hdl {
 
 const LFSR_JUMP: Source = hdl!("seedlm_lfsr_jump.sv");
 /// Every file of the matrix–vector tops, package and interfaces first.
-const MVM_RTL: [Source; 13] = [
+const MVM_RTL: [Source; 14] = [
     hdl!("seedlm_pkg.sv"),
     hdl!("mvm_in_if.sv"),
     hdl!("mvm_acc_if.sv"),
@@ -37,6 +37,7 @@ const MVM_RTL: [Source; 13] = [
     hdl!("seedlm_record_decode.sv"),
     hdl!("ref_mvm.sv"),
     hdl!("seedlm_mvm.sv"),
+    hdl!("seedlm3_x_file.sv"),
     hdl!("seedlm3_mvm.sv"),
     hdl!("mvm_top.sv"),
 ];
@@ -121,6 +122,12 @@ pub enum HwError {
     /// A tool is not installed.
     #[error("{0} not found on PATH; install the simulation toolchain with `{INSTALL_HINT}`")]
     MissingTool(String),
+    /// No Yosys that reads SystemVerilog (`read_slang`) was found.
+    #[error("Yosys with read_slang not found; {}", crate::hw::synth::YOSYS_HINT)]
+    MissingYosys,
+    /// A Yosys synthesis failed: the design and the last lines of its output.
+    #[error("synthesising {0} with Yosys failed:\n{1}")]
+    Synth(String, String),
     /// The Verilator build failed; the last lines of its output.
     #[error("building the Verilator model failed:\n{0}")]
     Build(String),
@@ -291,7 +298,7 @@ pub fn build(
     // Its own process group, so a cancel also stops the make and g++ it starts.
     #[cfg(unix)]
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-    let tail = run_logged(cmd, log, cancel)?;
+    let tail = run_logged(cmd, "verilator", log, cancel)?;
     let built = tmp.path().join("obj").join(EXE);
     if !built.is_file() {
         return Err(HwError::Build(tail));
@@ -306,9 +313,11 @@ pub fn build(
     Ok(exe)
 }
 
-/// Runs a build command, sending its merged output to `log`; returns the last lines on failure.
-fn run_logged(
+/// Runs a build command (`program` names it in errors), sending its merged output to `log`;
+/// returns the last lines, which are also the error on failure.
+pub(crate) fn run_logged(
     mut cmd: Command,
+    program: &str,
     log: &mut dyn FnMut(&str),
     cancel: &AtomicBool,
 ) -> Result<String, HwError> {
@@ -317,7 +326,7 @@ fn run_logged(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(io_err("starting verilator"))?;
+        .map_err(io_err(format!("starting {program}")))?;
     let (tx, rx) = mpsc::channel::<String>();
     let readers: Vec<_> = [
         child
@@ -355,7 +364,9 @@ fn run_logged(
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => {
-                break child.wait().map_err(io_err("waiting for verilator"))?;
+                break child
+                    .wait()
+                    .map_err(io_err(format!("waiting for {program}")))?;
             }
         }
         if cancel.load(Ordering::Relaxed) {

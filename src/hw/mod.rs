@@ -1,6 +1,7 @@
 //! The hardware decompressor: the datapaths of the RTL in `hdl/` described once ([`design`]),
-//! the bit-exact model of their arithmetic, the Verilator build and runs, the paper's Table 5
-//! and the reports that set the simulations against the models and the paper.
+//! the bit-exact model of their arithmetic, the Verilator build and runs, the Yosys synthesis
+//! and its resources, the paper's Tables 4 and 5 and the reports that set the simulations
+//! against the models and the paper.
 //!
 //! May use: [`crate::core`], [`crate::search`] and [`crate::io`]. Knows nothing of the app or the CLI.
 
@@ -9,4 +10,6 @@ pub mod design;
 pub mod model;
 pub mod paper;
 pub mod report;
+pub mod resources;
 pub mod sim;
+pub mod synth;

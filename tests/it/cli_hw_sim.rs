@@ -134,3 +134,86 @@ fn tensor_of_a_packed_file_is_simulated() {
         );
     }
 }
+
+/// Checked ranges of `hw-sim --resources --json` (Yosys 0.70, `synth_xilinx -family xcup`,
+/// MaxCols = MaxRows = 2048): per design and part, LUTs and FFs within ±25 % of the figures
+/// measured when the check was set (docs/hardware.md), so that a module that doubles fails,
+/// and DSPs and BRAM exactly.
+/// (design, part, LUTs, FFs, BRAM, DSPs)
+const RESOURCES: [(&str, &str, u64, u64, f64, u64); 12] = [
+    ("ref_mvm", "mac", 9858, 578, 0.0, 32),
+    ("ref_mvm", "lfsr", 0, 0, 0.0, 0),
+    ("ref_mvm", "pre_mac", 0, 0, 0.0, 0),
+    ("ref_mvm", "other", 5433, 1167, 0.0, 0),
+    ("seedlm_mvm", "mac", 9336, 3774, 0.0, 128),
+    ("seedlm_mvm", "lfsr", 624, 0, 0.0, 0),
+    ("seedlm_mvm", "pre_mac", 5504, 0, 0.0, 384),
+    ("seedlm_mvm", "other", 5999, 2683, 0.0, 0),
+    ("seedlm3_mvm", "mac", 90693, 6208, 0.0, 182),
+    ("seedlm3_mvm", "lfsr", 1140, 0, 0.0, 0),
+    ("seedlm3_mvm", "pre_mac", 12603, 0, 0.0, 720),
+    ("seedlm3_mvm", "other", 3774, 110, 0.0, 0),
+];
+
+#[test]
+fn resources_json_stays_in_its_checked_ranges() {
+    let out = seedlm()
+        .args(["hw-sim", "--resources", "--json"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["family"], "xcup");
+    let designs = v["designs"].as_array().unwrap();
+    let names: Vec<_> = designs
+        .iter()
+        .map(|d| d["design"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["ref_mvm", "seedlm_mvm", "seedlm3_mvm"]);
+    let design = |name: &str| designs.iter().find(|d| d["design"] == name).unwrap();
+    for (name, part, luts, ffs, bram, dsps) in RESOURCES {
+        let u = &design(name)["parts"][part];
+        let within = |key: &str, want: u64| {
+            let got = u[key].as_u64().unwrap();
+            let (lo, hi) = (want * 3 / 4, want * 5 / 4);
+            assert!(
+                (lo..=hi).contains(&got),
+                "{name} {part} {key}: {got} outside {lo}..={hi}"
+            );
+        };
+        within("luts", luts);
+        within("ffs", ffs);
+        assert_eq!(u["bram"].as_f64().unwrap(), bram, "{name} {part} BRAM");
+        assert_eq!(u["dsps"].as_u64().unwrap(), dsps, "{name} {part} DSPs");
+    }
+    // The totals are the parts' sums; the paper's columns ride along for the two it has.
+    for d in designs {
+        let sum: u64 = ["mac", "lfsr", "pre_mac", "other"]
+            .iter()
+            .map(|p| d["parts"][p]["luts"].as_u64().unwrap())
+            .sum();
+        assert_eq!(d["total"]["luts"].as_u64().unwrap(), sum);
+        assert!(d["logic_depth"].as_u64().unwrap() > 0);
+    }
+    assert_eq!(design("ref_mvm")["paper"]["total"]["luts"], 20800);
+    assert_eq!(design("seedlm_mvm")["paper"]["lfsr"]["bram"], 144.0);
+    assert!(design("seedlm3_mvm")["paper"].is_null());
+}
+
+#[test]
+fn resources_without_yosys_say_how_to_install_it() {
+    let out = seedlm()
+        .args(["hw-sim", "--resources"])
+        .env("PATH", "")
+        .env_remove("SEEDLM_YOSYS")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("Yosys with read_slang not found") && stderr.contains("scripts/setup.sh"),
+        "{stderr}"
+    );
+}

@@ -1,13 +1,17 @@
 //! Hardware tab: the bundled Verilator model of the decompressor (paper §4.2, Table 5). Runs
 //! the simulation in the background with the build's output shown, a table like Table 5 with
-//! the paper's numbers beside ours, a cycles-vs-size plot, and the selected compressed tensor.
+//! the paper's numbers beside ours, a cycles-vs-size plot, and the selected compressed tensor;
+//! beside it the designs' FPGA resources synthesised with Yosys, per part like Table 4, as a
+//! table and a bar chart.
 
 use super::{Tab, job_progress};
 use crate::app::command::{Command, TabId};
 use crate::app::state::AppState;
 use crate::app::work::{JobKind, Work};
+use crate::hw::resources::{Part, ResourceTable, Usage};
 use crate::hw::sim::{self, HwTable, TensorReport};
-use egui_plot::{Legend, Line, MarkerShape, Plot, PlotPoints, Points};
+use crate::hw::synth::{FAMILY, SYNTH_SIZE};
+use egui_plot::{Bar, BarChart, Legend, Line, MarkerShape, Plot, PlotPoints, Points};
 
 /// Marker colour of the paper's figures.
 const PAPER_COLOR: egui::Color32 = egui::Color32::from_rgb(230, 160, 40);
@@ -34,25 +38,45 @@ impl Tab for Hardware {
         let running = state.running(JobKind::Hardware);
         controls(ui, state, out);
         ui.separator();
-        match (&state.results.hw_table, running) {
-            (Some(t), _) => {
-                table(ui, t);
-                plot(ui, t);
-            }
-            (None, Some(j)) => {
-                ui.label(format!("{}: building and simulating…", j.label));
-            }
-            (None, None) => {
-                ui.label("Press Run Table 5 to build the model and simulate.");
-            }
-        }
-        if let Some(k) = &state.results.hw_tensor {
-            let (name, report) = &k.value;
-            ui.separator();
-            tensor_report(ui, name, report);
-        }
-        let lines = running.map_or_else(|| state.results.hw_log.clone(), |j| j.log());
-        log_view(ui, &lines, running.is_some());
+        egui::ScrollArea::vertical()
+            .id_salt("hw_tab")
+            .show(ui, |ui| {
+                match (&state.results.hw_table, running) {
+                    (Some(t), _) => {
+                        table(ui, t);
+                        plot(ui, t);
+                    }
+                    (None, Some(j)) if j.label.contains("Table 5") => {
+                        ui.label(format!("{}: building and simulating…", j.label));
+                    }
+                    _ => {
+                        ui.label("Press Run Table 5 to build the model and simulate.");
+                    }
+                }
+                ui.separator();
+                match (&state.results.hw_resources, running) {
+                    // The table and, beside it, the chart.
+                    (Some(r), _) => {
+                        ui.horizontal_top(|ui| {
+                            ui.vertical(|ui| resources_table(ui, r));
+                            ui.vertical(|ui| resources_chart(ui, r));
+                        });
+                    }
+                    (None, Some(j)) if j.label.contains("Table 4") => {
+                        ui.label(format!("{}: synthesising…", j.label));
+                    }
+                    _ => {
+                        ui.label("Press Run Table 4 to synthesise the designs with Yosys.");
+                    }
+                }
+                if let Some(k) = &state.results.hw_tensor {
+                    let (name, report) = &k.value;
+                    ui.separator();
+                    tensor_report(ui, name, report);
+                }
+                let lines = running.map_or_else(|| state.results.hw_log.clone(), |j| j.log());
+                log_view(ui, &lines, running.is_some());
+            });
     }
 }
 
@@ -76,6 +100,17 @@ fn controls(ui: &mut egui::Ui, state: &AppState, out: &mut Vec<Command>) {
             .clicked()
         {
             out.push(Command::Run(Work::HwTable));
+        }
+        if ui
+            .button("Run Table 4")
+            .on_hover_text(
+                "Synthesise the FP16 reference and the 4-bit and 3-bit SeedLM designs with \
+                 Yosys for an UltraScale+ FPGA (once; cached) and list their LUTs, FFs, BRAM and \
+                 DSPs per part beside the paper's Table 4.",
+            )
+            .clicked()
+        {
+            out.push(Command::Run(Work::HwResources));
         }
         let tip = "Simulate the tensor selected in the tree (compressed with a preset) and \
                    check the hardware's outputs bit for bit against the Rust model.";
@@ -237,4 +272,107 @@ fn tensor_report(ui: &mut egui::Ui, name: &str, s: &TensorReport) {
         check_text(s.check.seedlm_outputs && s.check.reference_outputs),
         if s.check.weights { "yes" } else { "NO" }
     ));
+}
+
+/// Our figures beside the paper's, per design and part.
+fn resources_table(ui: &mut egui::Ui, r: &ResourceTable) {
+    ui.strong("FPGA resources per part (the paper's Table 4)");
+    ui.weak(format!(
+        "{}, synth_xilinx -family {FAMILY} (UltraScale+), MaxCols = MaxRows = {SYNTH_SIZE}; \
+         (paper) in grey",
+        r.tool
+    ));
+    egui::Grid::new("hw_resources")
+        .striped(true)
+        .show(ui, |ui| {
+            for h in [
+                "design", "part", "LUTs", "(paper)", "FFs", "(paper)", "BRAM", "(paper)", "DSPs",
+                "(paper)",
+            ] {
+                ui.strong(h);
+            }
+            ui.end_row();
+            for d in &r.designs {
+                let rows = Part::ALL
+                    .iter()
+                    .map(|&p| (p.label(), d.part(p), d.paper().and_then(|t| p.paper(t))))
+                    .chain([(
+                        "total",
+                        d.total(),
+                        d.paper().map(|t| Usage::from_paper(&t.total)),
+                    )]);
+                for (i, (part, ours, paper)) in rows.enumerate() {
+                    ui.label(if i == 0 { d.label() } else { "" });
+                    ui.label(part);
+                    let p = |f: &dyn Fn(&Usage) -> String| paper.as_ref().map_or("—".into(), f);
+                    ui.label(ours.luts.to_string());
+                    ui.weak(p(&|u| u.luts.to_string()));
+                    ui.label(ours.ffs.to_string());
+                    ui.weak(p(&|u| u.ffs.to_string()));
+                    ui.label(ours.bram.to_string());
+                    ui.weak(p(&|u| u.bram.to_string()));
+                    ui.label(ours.dsps.to_string());
+                    ui.weak(p(&|u| u.dsps.to_string()));
+                    ui.end_row();
+                }
+            }
+        });
+    for d in &r.designs {
+        if let Some(depth) = d.logic_depth {
+            ui.label(format!(
+                "{}: longest combinational path {depth} cells (Yosys ltp; a logic depth, not a \
+                 timing)",
+                d.label()
+            ));
+        }
+    }
+}
+
+/// Thousands of LUTs per design, ours and the paper's, stacked by part.
+fn resources_chart(ui: &mut egui::Ui, r: &ResourceTable) {
+    // Columns: each design, then the paper's figures for it where Table 4 has them.
+    let mut columns: Vec<(String, [f64; 4])> = Vec::new();
+    let kluts = |u: Usage| u.luts as f64 / 1000.0;
+    for d in &r.designs {
+        columns.push((d.label().to_string(), Part::ALL.map(|p| kluts(d.part(p)))));
+        if let Some(t) = d.paper() {
+            let named = Part::ALL.map(|p| p.paper(t).map_or(0.0, kluts));
+            // The paper has no "other" column: the rest of its total, where there is one.
+            let rest = (kluts(Usage::from_paper(&t.total)) - named.iter().sum::<f64>()).max(0.0);
+            columns.push((
+                format!("{} (paper)", d.label()),
+                [named[0], named[1], named[2], rest],
+            ));
+        }
+    }
+    let names: Vec<String> = columns.iter().map(|c| c.0.clone()).collect();
+    let mut charts: Vec<BarChart> = Vec::new();
+    for (k, part) in Part::ALL.iter().enumerate() {
+        let bars = columns
+            .iter()
+            .enumerate()
+            .map(|(x, c)| Bar::new(x as f64, c.1[k]).width(0.7).name(&c.0))
+            .collect();
+        let refs: Vec<&BarChart> = charts.iter().collect();
+        let chart = BarChart::new(part.label(), bars).stack_on(&refs);
+        charts.push(chart);
+    }
+    Plot::new("hw_resources_plot")
+        .legend(Legend::default().position(egui_plot::Corner::LeftTop))
+        .height(300.0)
+        .width(ui.available_width().clamp(200.0, 520.0))
+        .y_axis_label("thousand LUTs")
+        .x_axis_formatter(move |m, _| {
+            let i = m.value.round();
+            if (m.value - i).abs() < 1e-6 && i >= 0.0 {
+                names.get(i as usize).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
+        })
+        .show(ui, |plot| {
+            for c in charts {
+                plot.bar_chart(c);
+            }
+        });
 }
