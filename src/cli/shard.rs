@@ -124,7 +124,11 @@ pub fn run(job: &ShardJob<'_>, cancel: &AtomicBool) -> anyhow::Result<ExitCode> 
             part,
             blocks,
             resumed,
+            redone,
         }) => {
+            for why in redone {
+                eprintln!("note: {why}; removed, and its blocks searched again");
+            }
             if resumed > 0 {
                 println!("shard {i}/{n}: resumed with {resumed} of {blocks} blocks already done");
             }
