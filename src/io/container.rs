@@ -306,6 +306,16 @@ pub fn write_atomic(
     }
     let mut header = serde_json::to_vec(&header).expect("a JSON map always serializes");
     header.resize(header.len().next_multiple_of(8), b' ');
+    // A file no reader would open is not written (the input's header may have been just under).
+    if header.len() as u64 > MAX_HEADER_LEN {
+        return Err(ModelError::file(
+            path,
+            format!(
+                "its header would be {} bytes, over the {MAX_HEADER_LEN}-byte limit of safetensors readers (this one included); nothing written",
+                header.len()
+            ),
+        ));
+    }
 
     let tmp = partial_file(parent_dir(path))
         .map_err(|e| ModelError::io(path, "cannot create a temporary file beside it", e))?;

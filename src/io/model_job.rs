@@ -193,7 +193,8 @@ pub fn compress_model_with(
                 searchers.len() - 1
             }
         };
-        let searcher = &searchers[at];
+        // Codes that decode within what the tensor's dtype holds.
+        let searcher = &searchers[at].below(dtype::overflow_bound(t.dtype));
         on_start(name);
         let start = Instant::now();
         let data = model.to_f32(t)?;

@@ -882,6 +882,8 @@ fn search_ranges(
             .ok_or(JobError::Cancelled)?;
         let padded = pad_blocks(&data, c);
         drop(data);
+        // Codes that decode within what the tensor's dtype holds, as a whole-model run's.
+        let searcher = searcher.below(dtype::overflow_bound(t.dtype));
         // The whole tensor's exponent base, so a row range codes as in a whole-tensor run.
         let e_base = choose_e_base(&searcher, &padded);
         if let Some(p) = have.iter().find(|p| p.hash != hash || p.e_base != e_base) {
