@@ -1221,7 +1221,10 @@ pub fn merge(
         held.sort_by_key(|(r, _)| r.start);
         let hash = tensor_hash(&t.name, t.dtype, &t.shape, model.bytes(t), cancel)
             .ok_or(JobError::Cancelled)?;
-        let e_base = held.first().map_or(0, |(r, _)| r.e_base);
+        // No range: a tensor of no elements, whose e_base `choose_e_base` gives as for all zeros.
+        let e_base = held
+            .first()
+            .map_or(crate::core::quant::DEFAULT_E_BASE, |(r, _)| r.e_base);
         let mut ranges = Vec::with_capacity(held.len());
         let mut next = 0;
         for (r, f) in held {

@@ -566,3 +566,24 @@ fn a_damaged_checkpoint_piece_is_refused_by_status_and_redone_on_resume() {
     }
     assert!(merge(&out) == want, "resumed result differs from one run");
 }
+
+#[test]
+fn tensors_of_no_elements_merge_as_one_run_writes_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("empty.safetensors");
+    write_model(
+        &model,
+        &[
+            T::float("a.weight", Dtype::F32, &[0, 8], &[]),
+            T::float("b.weight", Dtype::F16, &[8, 0], &[]),
+            T::float("c.weight", Dtype::BF16, &[1, 0], &[]),
+            T::float("d.weight", Dtype::F32, &[4, 8], &gaussian(32, 0.1, 6)),
+        ],
+    );
+    let want = single(&model, dir.path(), &[]);
+    let out = dir.path().join("o.safetensors");
+    for i in 0..2 {
+        shard(&model, &out, i, 2, &[]);
+    }
+    assert!(merge(&out) == want, "merge differs from one run");
+}
