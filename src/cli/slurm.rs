@@ -57,6 +57,19 @@ fn quote(s: &str) -> String {
     }
 }
 
+/// Refuses a value with a control character: a newline (or carriage return) would end a
+/// comment or `#SBATCH` line of a script and start a command; quoting cannot make that safe.
+fn script_safe(what: &str, value: &str) -> anyhow::Result<()> {
+    if let Some(c) = value.chars().find(|c| c.is_control()) {
+        bail!(
+            "{what} {:?} holds the control character {:?}, which cannot be written into a Slurm script; rename it",
+            value,
+            c
+        );
+    }
+    Ok(())
+}
+
 fn abs(p: &Path) -> anyhow::Result<PathBuf> {
     std::path::absolute(p)
         .with_context(|| format!("{}: cannot make the path absolute", p.display()))
@@ -81,14 +94,33 @@ pub fn run(args: SlurmArgs) -> anyhow::Result<ExitCode> {
     let spec = JobSpec::new(&model, &plan, cfg, args.shards)?;
     let output = abs(&args.output)?;
     let folder = folder_of(&output);
-    claim_folder(&folder, &spec)?;
-    let logs = folder.join("logs");
-    std::fs::create_dir_all(&logs)
-        .with_context(|| format!("{}: cannot create directory", logs.display()))?;
     let bin = match &args.bin {
         Some(b) => abs(b)?,
         None => std::env::current_exe().context("cannot find the seedlm binary")?,
     };
+    // Everything the scripts hold, checked before anything is written.
+    for (what, p) in [
+        ("the input path", &spec.input),
+        ("the output path", &output),
+        ("the seedlm binary's path", &bin),
+    ] {
+        script_safe(what, &p.to_string_lossy())?;
+    }
+    let options = [
+        ("--include", args.what.include.as_deref()),
+        ("--exclude", args.what.exclude.as_deref()),
+        ("--partition", args.partition.as_deref()),
+        ("--time", Some(args.time.as_str())),
+    ];
+    for (what, value) in options {
+        if let Some(v) = value {
+            script_safe(what, v)?;
+        }
+    }
+    claim_folder(&folder, &spec)?;
+    let logs = folder.join("logs");
+    std::fs::create_dir_all(&logs)
+        .with_context(|| format!("{}: cannot create directory", logs.display()))?;
 
     let mut select = format!(" --config {},{},{}", cfg.c, cfg.p, cfg.k);
     if let Some(i) = &args.what.include {
