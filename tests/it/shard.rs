@@ -587,3 +587,24 @@ fn tensors_of_no_elements_merge_as_one_run_writes_them() {
     }
     assert!(merge(&out) == want, "merge differs from one run");
 }
+
+#[test]
+fn merge_removes_partial_files_that_killed_runs_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = small(dir.path());
+    let out = dir.path().join("o.safetensors");
+    shard(&model, &out, 0, 1, &[]);
+    let stale = [
+        folder(&out).join(".seedlm-partial-a.tmp"),
+        dir.path().join(".seedlm-partial-b.tmp"),
+    ];
+    for p in &stale {
+        std::fs::write(p, b"half").unwrap();
+    }
+    let o = run(&["merge", s(&folder(&out)), "-o", s(&out)]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    for p in &stale {
+        assert!(!p.exists(), "{} left", p.display());
+        assert!(text(&o.stderr).contains(s(p)), "{}", text(&o.stderr));
+    }
+}
