@@ -72,7 +72,22 @@ fn pooling(dir: &Path) -> Result<Vec<Pool>, ModelError> {
         let path = m.get("path").and_then(|t| t.as_str()).unwrap_or("");
         match kind.rsplit('.').next().unwrap_or("") {
             "Transformer" | "Normalize" => {}
-            "Pooling" => pool_dir = Some(dir.join(path)),
+            "Pooling" => {
+                // A module lives in the model directory: no absolute path, no `..`.
+                let inside = std::path::Path::new(path).components().all(|c| {
+                    matches!(
+                        c,
+                        std::path::Component::Normal(_) | std::path::Component::CurDir
+                    )
+                });
+                if !inside {
+                    return Err(ModelError::file(
+                        &modules_path,
+                        format!("module path '{path}' leads outside the model directory"),
+                    ));
+                }
+                pool_dir = Some(dir.join(path))
+            }
             other => {
                 return Err(ModelError::file(
                     &modules_path,
@@ -538,5 +553,21 @@ mod tests {
     #[test]
     fn sentences_skip_blank_lines() {
         assert_eq!(parse_sentences(" a \n\n b\n"), vec!["a", "b"]);
+    }
+
+    #[test]
+    fn a_module_path_outside_the_model_directory_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        for path in ["../../../etc", "/etc", "1_Pooling/../../x"] {
+            let modules = serde_json::json!([
+                {"type": "sentence_transformers.models.Pooling", "path": path}
+            ]);
+            std::fs::write(dir.path().join("modules.json"), modules.to_string()).unwrap();
+            let err = pooling(dir.path()).unwrap_err().to_string();
+            assert!(
+                err.contains("modules.json") && err.contains("outside"),
+                "{err}"
+            );
+        }
     }
 }

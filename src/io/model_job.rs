@@ -319,6 +319,7 @@ pub fn check_output(input: &Path, output: &Path, force: bool) -> Result<Vec<Path
                 input.display()
             ));
         }
+        check_links(input)?;
         let holds_files = std::fs::read_dir(output).is_ok_and(|mut d| d.next().is_some());
         if holds_files && !force {
             return refuse(
@@ -573,10 +574,58 @@ pub fn copy_aux_files(
     dst: &Path,
     skip: &[OsString],
 ) -> Result<Vec<PathBuf>, ModelError> {
+    check_links(src)?;
     let mut copied = Vec::new();
     copy_tree(src, dst, skip, 0, &mut copied)?;
     copied.sort();
     Ok(copied)
+}
+
+/// Refuses a model directory `root` holding a folder link that leads outside it (its files
+/// would be copied into the output) or to a folder above the link (a loop), naming the link.
+/// Links to files are followed as before (a Hugging Face cache links every file to a blob
+/// outside the snapshot folder); hidden folders are not copied and not checked.
+pub fn check_links(root: &Path) -> Result<(), ModelError> {
+    let top = std::fs::canonicalize(root)
+        .map_err(|e| ModelError::io(root, "cannot resolve the path", e))?;
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        let entries =
+            std::fs::read_dir(&dir).map_err(|e| ModelError::io(&dir, "cannot list", e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| ModelError::io(&dir, "cannot list", e))?;
+            let path = entry.path();
+            if entry.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_dir() {
+                dirs.push(path);
+            } else if kind.is_symlink() && path.is_dir() {
+                let target = std::fs::canonicalize(&path)
+                    .map_err(|e| ModelError::io(&path, "cannot resolve the link", e))?;
+                let here = std::fs::canonicalize(&dir)
+                    .map_err(|e| ModelError::io(&dir, "cannot resolve the path", e))?;
+                let why = if !target.starts_with(&top) {
+                    "leads outside the model directory"
+                } else if here.starts_with(&target) {
+                    "leads to a folder above it (a loop)"
+                } else {
+                    continue;
+                };
+                return Err(ModelError::file(
+                    &path,
+                    format!(
+                        "a folder link to {} {why}; not copied (copy the files in instead)",
+                        target.display()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn copy_tree(

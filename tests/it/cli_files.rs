@@ -586,3 +586,34 @@ fn directory_outputs_appear_whole_and_replace_only_with_force() {
     assert!(err.contains("F16"), "{err}");
     assert_eq!(listing(), ["big", "big-packed", "model", "out", "plain"]);
 }
+
+/// A folder link inside a model directory that leads outside it, or back up to a folder above
+/// it (a loop), is refused before any work, naming the link; nothing is written (issue 23,
+/// item 6). Links inside the tree are followed as before.
+#[cfg(unix)]
+#[test]
+fn folder_links_out_of_the_model_directory_are_refused() {
+    let root = tempfile::tempdir().unwrap();
+    let elsewhere = root.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    std::fs::write(elsewhere.join("secret.txt"), b"not the model's").unwrap();
+    for (name, target) in [
+        ("sub/link", elsewhere.clone()),
+        ("sub/loop", PathBuf::from("..")),
+    ] {
+        let src = model_dir(&root.path().join(name.replace('/', "-")));
+        std::fs::create_dir_all(src.join("sub")).unwrap();
+        std::os::unix::fs::symlink(&target, src.join(name)).unwrap();
+        let out = root.path().join(format!("out-{}", name.replace('/', "-")));
+        let err = fails(&["compress", s(&src), "-o", s(&out)]);
+        assert!(err.contains(name) && err.contains("folder link"), "{err}");
+        assert!(!out.exists(), "{name}: output written");
+    }
+    // A link to a folder inside the tree is fine.
+    let src = model_dir(&root.path().join("inside"));
+    std::os::unix::fs::symlink("1_Pooling", src.join("pooling-link")).unwrap();
+    let out = root.path().join("out-inside");
+    let o = run(&["compress", s(&src), "-o", s(&out)]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(out.join("pooling-link/config.json").is_file());
+}
