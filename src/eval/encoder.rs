@@ -140,6 +140,26 @@ impl Encoder {
         let config_path = dir.join("config.json");
         let cfg: Config = serde_json::from_value(config.clone())
             .map_err(|e| ModelError::file(&config_path, format!("not a BERT config ({e})")))?;
+        // Values no BERT can have: refused rather than divided by or run as a no-op.
+        let bad = |what: String| ModelError::file(&config_path, what);
+        let heads = cfg.num_attention_heads;
+        if heads == 0 || !cfg.hidden_size.is_multiple_of(heads) {
+            return Err(bad(format!(
+                "hidden_size {} is not a positive multiple of num_attention_heads {heads}",
+                cfg.hidden_size
+            ))
+            .into());
+        }
+        if cfg.num_hidden_layers == 0 {
+            return Err(bad("num_hidden_layers is 0: there is no layer to evaluate".into()).into());
+        }
+        if !(cfg.layer_norm_eps > 0.0 && cfg.layer_norm_eps.is_finite()) {
+            return Err(bad(format!(
+                "layer_norm_eps {} must be a positive number",
+                cfg.layer_norm_eps
+            ))
+            .into());
+        }
         let st_path = dir.join("sentence_bert_config.json");
         let max_len = if st_path.is_file() {
             read_json(&st_path)?
