@@ -79,8 +79,11 @@ pub fn resolve(
             })?;
         (i, n)
     };
-    if n == 0 {
-        bail!("--shard: the number of shards must be at least 1");
+    if n == 0 || n > crate::io::shard::MAX_SHARDS {
+        bail!(
+            "--shard: the number of shards must be from 1 to {}",
+            crate::io::shard::MAX_SHARDS
+        );
     }
     if i >= n {
         bail!(

@@ -81,8 +81,11 @@ fn text(p: &Path) -> String {
 
 /// Runs `seedlm slurm`.
 pub fn run(args: SlurmArgs) -> anyhow::Result<ExitCode> {
-    if args.shards == 0 {
-        bail!("--shards must be at least 1");
+    if args.shards == 0 || args.shards > crate::io::shard::MAX_SHARDS {
+        bail!(
+            "--shards must be from 1 to {}",
+            crate::io::shard::MAX_SHARDS
+        );
     }
     if args.cpus_per_task == 0 {
         bail!("--cpus-per-task must be at least 1");

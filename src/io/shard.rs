@@ -43,6 +43,8 @@ pub const PROGRESS_FILE: &str = "progress.json";
 /// Version of the shard-folder layout; parts and checkpoints of another version are refused.
 /// Version 2 seals every part and piece with a checksum of its records and metadata.
 pub const LAYOUT_VERSION: u32 = 2;
+/// Most shards a job may have (a job.json claiming more is refused, not allocated for).
+pub const MAX_SHARDS: usize = 1 << 20;
 /// Blocks per checkpoint piece by default: about 1 MiB of records, seconds of work per core.
 pub const DEFAULT_CHECKPOINT_BLOCKS: usize = 1 << 18;
 /// `__metadata__` key of a part's description (a JSON [`PartMeta`]).
@@ -171,6 +173,31 @@ impl JobSpec {
         } else {
             None
         }
+    }
+
+    /// Why the job's counts cannot be (`None` when they agree): at least one shard and at most
+    /// [`MAX_SHARDS`], each tensor's blocks its shape's at the job's C, `total_blocks` their sum.
+    pub fn inconsistency(&self) -> Option<String> {
+        if self.shards == 0 || self.shards > MAX_SHARDS {
+            return Some(format!("{} shards (from 1 to {MAX_SHARDS})", self.shards));
+        }
+        let mut total = 0u64;
+        for t in &self.tensors {
+            let numel = t.shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+            if numel.map(|n| n.div_ceil(self.config.c)) != Some(t.blocks) {
+                return Some(format!(
+                    "tensor '{}' of shape {:?} cannot have {} blocks",
+                    t.name, t.shape, t.blocks
+                ));
+            }
+            total = total.saturating_add(t.blocks as u64);
+        }
+        (total != self.total_blocks).then(|| {
+            format!(
+                "total_blocks {} is not the tensors' {total}",
+                self.total_blocks
+            )
+        })
     }
 
     /// A short identity of the job (SHA-256 of everything [`JobSpec::mismatch`] compares).
@@ -369,6 +396,9 @@ pub fn read_job(folder: &Path) -> Result<JobSpec, ModelError> {
         ));
     }
     let spec: JobSpec = read_json(&path)?;
+    if let Some(why) = spec.inconsistency() {
+        return Err(ModelError::file(&path, format!("malformed job: {why}")));
+    }
     if spec.layout != LAYOUT_VERSION {
         return Err(ModelError::file(
             &path,

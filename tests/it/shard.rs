@@ -608,3 +608,41 @@ fn merge_removes_partial_files_that_killed_runs_left() {
         assert!(text(&o.stderr).contains(s(p)), "{}", text(&o.stderr));
     }
 }
+
+/// A job.json whose counts cannot be (2^64 − 1 shards or blocks) is refused by status and
+/// merge in one line naming it, not allocated for (issue 23, item 9).
+#[test]
+fn impossible_job_counts_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = small(dir.path());
+    let out = dir.path().join("o.safetensors");
+    shard(&model, &out, 0, 2, &[]);
+    let job = folder(&out).join("job.json");
+    let good: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&job).unwrap()).unwrap();
+    for (key, value) in [
+        ("shards", serde_json::json!(u64::MAX)),
+        ("total_blocks", serde_json::json!(u64::MAX)),
+        ("shards", serde_json::json!(0)),
+    ] {
+        let mut bad = good.clone();
+        bad[key] = value;
+        std::fs::write(&job, bad.to_string()).unwrap();
+        for cmd in [
+            vec!["status", s(&out)],
+            vec!["merge", s(&folder(&out)), "-o", s(&out)],
+        ] {
+            let err = fails(&cmd);
+            assert!(
+                err.contains("job.json") && err.contains("malformed"),
+                "{key}: {err}"
+            );
+        }
+    }
+    // A tensor's block count that its shape cannot have.
+    let mut bad = good.clone();
+    bad["tensors"][0]["blocks"] = serde_json::json!(u64::MAX);
+    std::fs::write(&job, bad.to_string()).unwrap();
+    let err = fails(&["status", s(&out)]);
+    assert!(err.contains("cannot have"), "{err}");
+}
