@@ -1497,7 +1497,11 @@ impl FolderStatus {
 
     /// Blocks per second of the running shards together.
     pub fn blocks_per_s(&self) -> f64 {
-        self.shards.iter().filter_map(|s| s.blocks_per_s).sum()
+        // Folded from +0: an empty f64 sum is −0, which prints as "-0".
+        self.shards
+            .iter()
+            .filter_map(|s| s.blocks_per_s)
+            .fold(0.0, |a, r| a + r)
     }
 
     /// Time left for the whole job at the running shards' combined rate.
@@ -1985,6 +1989,11 @@ mod tests {
         st.shards[1].state = ShardState::Stopped;
         st.shards[1].blocks_per_s = None;
         assert!(st.summary().ends_with("ETA unknown (no shard running)"));
+        assert!(
+            st.summary().contains(", 0 blocks/s,"),
+            "no shard running: {}",
+            st.summary()
+        );
     }
 
     #[test]
