@@ -12,7 +12,9 @@
 //! piece per finished tensor, so that an interrupted session resumes.
 
 use crate::core::config::Config;
-use crate::io::container::{MappedSafetensors, OutTensor, Payload, parent_dir, write_atomic};
+use crate::io::container::{
+    MappedSafetensors, OutTensor, Payload, parent_dir, partial_file, write_atomic,
+};
 use crate::io::dtype::{self, Dtype};
 use crate::io::error::ModelError;
 use crate::io::model::Model;
@@ -368,11 +370,8 @@ fn range_key(tensor: &str, start: usize) -> String {
 }
 
 fn write_json_atomic(path: &Path, value: &impl Serialize) -> Result<(), ModelError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = tempfile::Builder::new()
-        .prefix(".seedlm-")
-        .suffix(".tmp")
-        .tempfile_in(dir)
+    // A partial file gets the mode of any new file, as parts do, so colleagues can read it.
+    let tmp = partial_file(parent_dir(path))
         .map_err(|e| ModelError::io(path, "cannot create a temporary file beside it", e))?;
     serde_json::to_writer_pretty(tmp.as_file(), value)
         .map_err(|e| ModelError::io(path, "cannot write", e.into()))?;

@@ -646,3 +646,23 @@ fn impossible_job_counts_are_refused() {
     let err = fails(&["status", s(&out)]);
     assert!(err.contains("cannot have"), "{err}");
 }
+
+/// job.json and progress files get the mode of any new file, as parts do, so that colleagues
+/// on a shared cluster can run status and merge (issue 23, item 11).
+#[cfg(unix)]
+#[test]
+fn job_json_is_as_readable_as_the_parts() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let model = small(dir.path());
+    let out = dir.path().join("o.safetensors");
+    shard(&model, &out, 0, 2, &[]);
+    let mode = |name: &str| {
+        std::fs::metadata(folder(&out).join(name))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode("job.json"), mode("part-0000-of-0002.safetensors"));
+}
