@@ -29,6 +29,19 @@ pub struct SlurmArgs {
     /// Slurm partition (default: the cluster's default).
     #[arg(long)]
     pub partition: Option<String>,
+    /// Memory per task, in Slurm's format (for example 16G).
+    #[arg(long)]
+    pub mem: Option<String>,
+    /// Slurm account to charge.
+    #[arg(long)]
+    pub account: Option<String>,
+    /// Quality of service.
+    #[arg(long)]
+    pub qos: Option<String>,
+    /// Any other sbatch option, written as an `#SBATCH` line of both scripts (for example
+    /// `--sbatch=--constraint=avx2`); repeatable.
+    #[arg(long, value_name = "OPTION", allow_hyphen_values = true)]
+    pub sbatch: Vec<String>,
     /// Configuration and tensor selection, as for `compress`.
     #[command(flatten)]
     pub what: super::compress::WhatArgs,
@@ -114,11 +127,17 @@ pub fn run(args: SlurmArgs) -> anyhow::Result<ExitCode> {
         ("--exclude", args.what.exclude.as_deref()),
         ("--partition", args.partition.as_deref()),
         ("--time", Some(args.time.as_str())),
+        ("--mem", args.mem.as_deref()),
+        ("--account", args.account.as_deref()),
+        ("--qos", args.qos.as_deref()),
     ];
     for (what, value) in options {
         if let Some(v) = value {
             script_safe(what, v)?;
         }
+    }
+    for extra in &args.sbatch {
+        script_safe("--sbatch", extra)?;
     }
     claim_folder(&folder, &spec)?;
     let logs = folder.join("logs");
@@ -132,11 +151,21 @@ pub fn run(args: SlurmArgs) -> anyhow::Result<ExitCode> {
     if let Some(e) = &args.what.exclude {
         select += &format!(" --exclude {}", quote(e));
     }
-    let partition = args
-        .partition
-        .as_deref()
-        .map(|p| format!("#SBATCH --partition={p}\n"))
-        .unwrap_or_default();
+    // The optional #SBATCH lines both scripts share.
+    let mut sbatch_lines = String::new();
+    for (name, value) in [
+        ("partition", &args.partition),
+        ("mem", &args.mem),
+        ("account", &args.account),
+        ("qos", &args.qos),
+    ] {
+        if let Some(v) = value {
+            sbatch_lines += &format!("#SBATCH --{name}={v}\n");
+        }
+    }
+    for extra in &args.sbatch {
+        sbatch_lines += &format!("#SBATCH {extra}\n");
+    }
     let n = args.shards;
     let compress = format!(
         "#!/bin/bash
@@ -147,7 +176,7 @@ pub fn run(args: SlurmArgs) -> anyhow::Result<ExitCode> {
 #SBATCH --array=0-{last}
 #SBATCH --cpus-per-task={cpus}
 #SBATCH --time={time}
-{partition}#SBATCH --output={logs}/compress-%A_%a.log
+{sbatch_lines}#SBATCH --output={logs}/compress-%A_%a.log
 set -euo pipefail
 exec {bin} compress {input} -o {out}{select} \\
   --shard auto --shards {n} --threads \"${{SLURM_CPUS_PER_TASK:-{cpus}}}\"
@@ -170,7 +199,7 @@ exec {bin} compress {input} -o {out}{select} \\
 #SBATCH --job-name=seedlm-merge
 #SBATCH --cpus-per-task={cpus}
 #SBATCH --time={time}
-{partition}#SBATCH --output={logs}/merge-%j.log
+{sbatch_lines}#SBATCH --output={logs}/merge-%j.log
 set -euo pipefail
 exec {bin} merge {folder} -o {out} --threads \"${{SLURM_CPUS_PER_TASK:-{cpus}}}\"
 ",

@@ -400,3 +400,59 @@ fn script_paths_cannot_inject_commands() {
         }
     }
 }
+
+/// Memory, account, quality of service and any other sbatch option reach both scripts as
+/// `#SBATCH` lines (issue 23, item 11).
+#[test]
+fn scripts_take_memory_account_qos_and_other_sbatch_options() {
+    let work = tempfile::tempdir().unwrap();
+    let model = work.path().join("model.safetensors");
+    write_model(&model, &small_model());
+    let out = work.path().join("o.safetensors");
+    let o = run(&[
+        "slurm",
+        s(&model),
+        "-o",
+        s(&out),
+        "--shards",
+        "2",
+        "--mem",
+        "16G",
+        "--account",
+        "proj1",
+        "--qos",
+        "low",
+        "--sbatch",
+        "--constraint=avx2",
+        "--sbatch",
+        "--exclusive",
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let folder = PathBuf::from(format!("{}.shards", out.display()));
+    for script in ["compress.sbatch", "merge.sbatch"] {
+        let body = std::fs::read_to_string(folder.join(script)).unwrap();
+        for line in [
+            "#SBATCH --mem=16G",
+            "#SBATCH --account=proj1",
+            "#SBATCH --qos=low",
+            "#SBATCH --constraint=avx2",
+            "#SBATCH --exclusive",
+        ] {
+            assert!(
+                body.lines().any(|l| l == line),
+                "{script}: no '{line}' in {body}"
+            );
+        }
+    }
+    let err = crate::helpers::fails(&[
+        "slurm",
+        s(&model),
+        "-o",
+        s(&out),
+        "--shards",
+        "2",
+        "--sbatch",
+        "--x\nrm -rf /",
+    ]);
+    assert!(err.contains("--sbatch"), "{err}");
+}
