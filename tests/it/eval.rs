@@ -385,8 +385,9 @@ fn calibrated_compression_lowers_each_tensors_activation_weighted_error() {
         ),
     ];
     for (model, include, count) in cases {
-        let plain = dir.path().join("plain.safetensors");
-        let cal = dir.path().join("cal.safetensors");
+        // One output per model: an existing output directory is not replaced without --force.
+        let plain = dir.path().join(format!("plain-{count}.safetensors"));
+        let cal = dir.path().join(format!("cal-{count}.safetensors"));
         for (out, calibrate) in [(&plain, false), (&cal, true)] {
             let mut args = vec!["compress", s(&model), "-o", s(out)];
             if let Some(re) = include {
