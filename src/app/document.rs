@@ -72,6 +72,15 @@ impl Source {
         self.len() == 0
     }
 
+    /// The dtype its weights are stored in (F32 for weights held in memory).
+    pub fn dtype(&self) -> crate::io::dtype::Dtype {
+        match self {
+            Source::Memory(_) => crate::io::dtype::Dtype::F32,
+            Source::Mapped(m, i) => m.model.tensors()[*i].dtype,
+            Source::Packed(p, i) => p.tensors()[*i].dtype,
+        }
+    }
+
     /// Elements `elems` (row-major) as f32; an error is one readable line naming file and
     /// tensor.
     pub fn read_range(&self, elems: Range<usize>) -> Result<Vec<f32>, String> {

@@ -13,7 +13,8 @@
 use super::document::{PackedCodes, Source};
 use crate::core::config::Config;
 use crate::io::shard::{Sidecar, tensor_hash};
-use crate::search::compress::{CompressError, ErrorStats, Progress, compress};
+use crate::search::Searcher;
+use crate::search::compress::{CompressError, ErrorStats, Progress, compress_with};
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -434,7 +435,9 @@ fn run_compress(
                 Err(e) => ctx.log(&e.to_string()),
             }
         }
-        match compress(&data, config, ctx.progress(), ctx.cancel_flag()) {
+        // Codes that decode within what the tensor's dtype holds, as the CLI's.
+        let searcher = Searcher::new(config).below(crate::io::dtype::overflow_bound(src.dtype()));
+        match compress_with(&data, &searcher, ctx.progress(), ctx.cancel_flag()) {
             Ok((compressed, stats)) => {
                 if let Some((s, model, t, hash)) = &kept
                     && let Err(e) = s.save(model, &t.name, hash, &compressed)

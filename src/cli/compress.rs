@@ -112,6 +112,10 @@ pub struct CompressArgs {
     /// without them it falls back to `none`), `none` weighs every tensor's relative MSE alike.
     #[arg(long, value_enum, default_value_t = Sensitivity::Vocabulary, requires = "target_bpw")]
     pub sensitivity: Sensitivity,
+    /// Replace an existing output directory that is not empty (only once the new one is
+    /// complete).
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Where `--target-bpw` takes sensitivities from when no text is given.
@@ -148,7 +152,7 @@ pub fn run(args: CompressArgs) -> anyhow::Result<ExitCode> {
     let selection = args.what.selection()?;
     let model = Model::open(&args.input)?;
     let plan = plan(&model, &selection, cfg)?;
-    super::output::check(&args.input, &args.output)?;
+    super::output::check(&args.input, &args.output, args.force)?;
     if plan.compress.is_empty() {
         eprintln!("warning: no tensor is selected for compression; every tensor is passed through");
     }

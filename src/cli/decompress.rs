@@ -1,7 +1,9 @@
 //! `seedlm decompress`: a packed file or directory in, a plain safetensors model out.
 
+use crate::io::container::PartialDir;
 use crate::io::dtype::Dtype;
-use crate::io::model_job::{copy_packed_dir_files, decompress_model, output_file};
+use crate::io::model::MODEL_FILE;
+use crate::io::model_job::{copy_packed_dir_files, decompress_model};
 use crate::io::packed::PackedModel;
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
@@ -40,18 +42,28 @@ pub struct DecompressArgs {
     /// original dtype).
     #[arg(long, value_enum)]
     pub dtype: Option<OutDtype>,
+    /// Replace an existing output directory that is not empty (only once the new one is
+    /// complete).
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Runs `seedlm decompress`.
 pub fn run(args: DecompressArgs) -> anyhow::Result<ExitCode> {
     let packed = PackedModel::open(&args.input)?;
-    super::output::check(&args.input, &args.output)?;
-    let is_dir = args.input.is_dir();
-    let file = output_file(is_dir, &args.output)?;
-    decompress_model(&packed, &file, args.dtype.map(Dtype::from))?;
-    if is_dir {
-        copy_packed_dir_files(&args.input, &args.output)?;
-    }
+    super::output::check(&args.input, &args.output, args.force)?;
+    let dtype = args.dtype.map(Dtype::from);
+    let file = if args.input.is_dir() {
+        // A directory appears whole or not at all.
+        let dir = PartialDir::begin(&args.output)?;
+        decompress_model(&packed, &dir.path().join(MODEL_FILE), dtype)?;
+        copy_packed_dir_files(&args.input, dir.path())?;
+        dir.finish()?;
+        args.output.join(MODEL_FILE)
+    } else {
+        decompress_model(&packed, &args.output, dtype)?;
+        args.output.clone()
+    };
     let n = packed
         .tensors()
         .iter()

@@ -1,5 +1,6 @@
 //! `seedlm merge`: the parts of a sharded compression into one packed model.
 
+use crate::io::container::remove_stale_partials;
 use crate::io::model_job::JobError;
 use crate::io::shard::merge;
 use crate::search::compress::Progress;
@@ -22,11 +23,36 @@ pub struct MergeArgs {
     /// Worker threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Replace an existing output directory that is not empty (only once the new one is
+    /// complete).
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Runs `seedlm merge`.
 pub fn run(args: MergeArgs) -> anyhow::Result<ExitCode> {
     let pool = super::compress::thread_pool(args.threads)?;
+    let spec = crate::io::shard::read_job(&args.shards)?;
+    let input = args.input.clone().unwrap_or(spec.input);
+    super::output::check(&input, &args.output, args.force)?;
+    // Leftovers of killed shard runs (FORMAT.md §8), in the folder and its checkpoints.
+    let mut dirs = vec![args.shards.clone()];
+    dirs.extend(
+        std::fs::read_dir(&args.shards)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_dir()),
+    );
+    for dir in dirs {
+        for p in remove_stale_partials(&dir) {
+            eprintln!(
+                "note: removed {}, a partial file left by an interrupted run",
+                p.display()
+            );
+        }
+    }
     let cancel = super::watch::cancel_on_ctrl_c();
     let progress = Progress::default();
     let started = Instant::now();

@@ -79,8 +79,11 @@ pub fn resolve(
             })?;
         (i, n)
     };
-    if n == 0 {
-        bail!("--shard: the number of shards must be at least 1");
+    if n == 0 || n > crate::io::shard::MAX_SHARDS {
+        bail!(
+            "--shard: the number of shards must be from 1 to {}",
+            crate::io::shard::MAX_SHARDS
+        );
     }
     if i >= n {
         bail!(
@@ -124,7 +127,11 @@ pub fn run(job: &ShardJob<'_>, cancel: &AtomicBool) -> anyhow::Result<ExitCode> 
             part,
             blocks,
             resumed,
+            redone,
         }) => {
+            for why in redone {
+                eprintln!("note: {why}; removed, and its blocks searched again");
+            }
             if resumed > 0 {
                 println!("shard {i}/{n}: resumed with {resumed} of {blocks} blocks already done");
             }

@@ -29,6 +29,19 @@ pub struct SlurmArgs {
     /// Slurm partition (default: the cluster's default).
     #[arg(long)]
     pub partition: Option<String>,
+    /// Memory per task, in Slurm's format (for example 16G).
+    #[arg(long)]
+    pub mem: Option<String>,
+    /// Slurm account to charge.
+    #[arg(long)]
+    pub account: Option<String>,
+    /// Quality of service.
+    #[arg(long)]
+    pub qos: Option<String>,
+    /// Any other sbatch option, written as an `#SBATCH` line of both scripts (for example
+    /// `--sbatch=--constraint=avx2`); repeatable.
+    #[arg(long, value_name = "OPTION", allow_hyphen_values = true)]
+    pub sbatch: Vec<String>,
     /// Configuration and tensor selection, as for `compress`.
     #[command(flatten)]
     pub what: super::compress::WhatArgs,
@@ -57,6 +70,19 @@ fn quote(s: &str) -> String {
     }
 }
 
+/// Refuses a value with a control character: a newline (or carriage return) would end a
+/// comment or `#SBATCH` line of a script and start a command; quoting cannot make that safe.
+fn script_safe(what: &str, value: &str) -> anyhow::Result<()> {
+    if let Some(c) = value.chars().find(|c| c.is_control()) {
+        bail!(
+            "{what} {:?} holds the control character {:?}, which cannot be written into a Slurm script; rename it",
+            value,
+            c
+        );
+    }
+    Ok(())
+}
+
 fn abs(p: &Path) -> anyhow::Result<PathBuf> {
     std::path::absolute(p)
         .with_context(|| format!("{}: cannot make the path absolute", p.display()))
@@ -68,8 +94,11 @@ fn text(p: &Path) -> String {
 
 /// Runs `seedlm slurm`.
 pub fn run(args: SlurmArgs) -> anyhow::Result<ExitCode> {
-    if args.shards == 0 {
-        bail!("--shards must be at least 1");
+    if args.shards == 0 || args.shards > crate::io::shard::MAX_SHARDS {
+        bail!(
+            "--shards must be from 1 to {}",
+            crate::io::shard::MAX_SHARDS
+        );
     }
     if args.cpus_per_task == 0 {
         bail!("--cpus-per-task must be at least 1");
@@ -81,14 +110,39 @@ pub fn run(args: SlurmArgs) -> anyhow::Result<ExitCode> {
     let spec = JobSpec::new(&model, &plan, cfg, args.shards)?;
     let output = abs(&args.output)?;
     let folder = folder_of(&output);
-    claim_folder(&folder, &spec)?;
-    let logs = folder.join("logs");
-    std::fs::create_dir_all(&logs)
-        .with_context(|| format!("{}: cannot create directory", logs.display()))?;
     let bin = match &args.bin {
         Some(b) => abs(b)?,
         None => std::env::current_exe().context("cannot find the seedlm binary")?,
     };
+    // Everything the scripts hold, checked before anything is written.
+    for (what, p) in [
+        ("the input path", &spec.input),
+        ("the output path", &output),
+        ("the seedlm binary's path", &bin),
+    ] {
+        script_safe(what, &p.to_string_lossy())?;
+    }
+    let options = [
+        ("--include", args.what.include.as_deref()),
+        ("--exclude", args.what.exclude.as_deref()),
+        ("--partition", args.partition.as_deref()),
+        ("--time", Some(args.time.as_str())),
+        ("--mem", args.mem.as_deref()),
+        ("--account", args.account.as_deref()),
+        ("--qos", args.qos.as_deref()),
+    ];
+    for (what, value) in options {
+        if let Some(v) = value {
+            script_safe(what, v)?;
+        }
+    }
+    for extra in &args.sbatch {
+        script_safe("--sbatch", extra)?;
+    }
+    claim_folder(&folder, &spec)?;
+    let logs = folder.join("logs");
+    std::fs::create_dir_all(&logs)
+        .with_context(|| format!("{}: cannot create directory", logs.display()))?;
 
     let mut select = format!(" --config {},{},{}", cfg.c, cfg.p, cfg.k);
     if let Some(i) = &args.what.include {
@@ -97,11 +151,21 @@ pub fn run(args: SlurmArgs) -> anyhow::Result<ExitCode> {
     if let Some(e) = &args.what.exclude {
         select += &format!(" --exclude {}", quote(e));
     }
-    let partition = args
-        .partition
-        .as_deref()
-        .map(|p| format!("#SBATCH --partition={p}\n"))
-        .unwrap_or_default();
+    // The optional #SBATCH lines both scripts share.
+    let mut sbatch_lines = String::new();
+    for (name, value) in [
+        ("partition", &args.partition),
+        ("mem", &args.mem),
+        ("account", &args.account),
+        ("qos", &args.qos),
+    ] {
+        if let Some(v) = value {
+            sbatch_lines += &format!("#SBATCH --{name}={v}\n");
+        }
+    }
+    for extra in &args.sbatch {
+        sbatch_lines += &format!("#SBATCH {extra}\n");
+    }
     let n = args.shards;
     let compress = format!(
         "#!/bin/bash
@@ -112,7 +176,7 @@ pub fn run(args: SlurmArgs) -> anyhow::Result<ExitCode> {
 #SBATCH --array=0-{last}
 #SBATCH --cpus-per-task={cpus}
 #SBATCH --time={time}
-{partition}#SBATCH --output={logs}/compress-%A_%a.log
+{sbatch_lines}#SBATCH --output={logs}/compress-%A_%a.log
 set -euo pipefail
 exec {bin} compress {input} -o {out}{select} \\
   --shard auto --shards {n} --threads \"${{SLURM_CPUS_PER_TASK:-{cpus}}}\"
@@ -135,7 +199,7 @@ exec {bin} compress {input} -o {out}{select} \\
 #SBATCH --job-name=seedlm-merge
 #SBATCH --cpus-per-task={cpus}
 #SBATCH --time={time}
-{partition}#SBATCH --output={logs}/merge-%j.log
+{sbatch_lines}#SBATCH --output={logs}/merge-%j.log
 set -euo pipefail
 exec {bin} merge {folder} -o {out} --threads \"${{SLURM_CPUS_PER_TASK:-{cpus}}}\"
 ",

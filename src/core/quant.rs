@@ -18,27 +18,41 @@ pub const E_CODES: i32 = 16;
 /// The paper's exponent range [−8, 7]: used where a tensor has no scale (all zero).
 pub const DEFAULT_E_BASE: i32 = -8;
 
-/// Exponents a block may use: `[lo, hi]`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Exponents a block may use, `[lo, hi]`, and the bound its reconstruction must stay below.
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ExpRange {
     /// Smallest exponent.
     pub lo: i32,
     /// Largest exponent.
     pub hi: i32,
+    /// Every reconstructed weight `|ŵ_i|` (f64, the decoder's arithmetic) must be below this:
+    /// the tensor's dtype cannot hold a larger one (infinite for no bound).
+    pub max_abs: f64,
 }
 
 impl ExpRange {
     /// A range wide enough never to bind (used to find a tensor's natural exponents).
-    pub const UNBOUNDED: ExpRange = ExpRange {
-        lo: -1000,
-        hi: 1000,
-    };
+    pub const UNBOUNDED: ExpRange = ExpRange::new(-1000, 1000);
+
+    /// Exponents `lo ..= hi`, reconstructions unbounded.
+    pub const fn new(lo: i32, hi: i32) -> Self {
+        ExpRange {
+            lo,
+            hi,
+            max_abs: f64::INFINITY,
+        }
+    }
 
     /// The 16 exponents `e_base ..= e_base + 15` of a tensor.
     pub fn from_base(e_base: i32) -> Self {
+        ExpRange::new(e_base, e_base + E_CODES - 1)
+    }
+
+    /// The same exponents with every reconstructed weight kept below `max_abs` as well.
+    pub fn below(self, max_abs: f64) -> Self {
         ExpRange {
-            lo: e_base,
-            hi: e_base + E_CODES - 1,
+            max_abs: self.max_abs.min(max_abs),
+            ..self
         }
     }
 
@@ -127,6 +141,40 @@ fn row_sum(v: &[i64], p: usize, quant: &Quantized, i: usize) -> i64 {
         .zip(&quant.q[..p])
         .map(|(&a, &q)| a * i64::from(q))
         .sum()
+}
+
+/// Whether every weight `quant` reconstructs (the decoder's arithmetic, `v` the centred basis
+/// of C rows) is below `max_abs` in size. Cheap when it cannot bind: `|ŵ_i| ≤ Σ_j |q_j|·2^e`,
+/// a centred state being at most 2^(K−1) − 1 = `denom` in size.
+pub fn fits_below(v: &[i64], p: usize, quant: &Quantized, denom: f64, max_abs: f64) -> bool {
+    let bound: f64 = quant.q[..p]
+        .iter()
+        .map(|&q| f64::from(q.unsigned_abs()))
+        .sum::<f64>()
+        * pow2(quant.e);
+    if bound < max_abs {
+        return true;
+    }
+    let scale = pow2(quant.e);
+    (0..v.len() / p).all(|i| (row_sum(v, p, quant, i) as f64 / denom * scale).abs() < max_abs)
+}
+
+/// `quant` if it fits below `max_abs` ([`fits_below`]), else its coefficients scaled towards
+/// zero by the largest factor s/16 that fits (all zero, which always fits, at the latest).
+fn shrink_to_fit(v: &[i64], p: usize, quant: Quantized, denom: f64, max_abs: f64) -> Quantized {
+    if fits_below(v, p, &quant, denom, max_abs) {
+        return quant;
+    }
+    for s in (0..16).rev() {
+        let mut q = quant;
+        for x in &mut q.q[..p] {
+            *x = (i32::from(*x) * s / 16) as i8;
+        }
+        if fits_below(v, p, &q, denom, max_abs) {
+            return q;
+        }
+    }
+    unreachable!("all-zero coefficients fit any positive bound")
 }
 
 /// The exact decoder arithmetic of one block: `ŵ_i = (Σ_j v_ij·q_j) · 2^e / (2^(K−1) − 1)`, where
@@ -222,9 +270,10 @@ impl Rounding {
 
 /// Improves `quant` (with error `err` and residual `resid`, as [`residual_into`] gives them;
 /// `resid` is overwritten) by coordinate descent: any single coefficient moved by ±1 that lowers
-/// the error is kept, until no move helps. Moves are scored incrementally from the residual
+/// the error and keeps the reconstruction below `max_abs` is kept, until no move helps. Moves are scored incrementally from the residual
 /// (O(C) each); the returned error is recomputed with the decoder's arithmetic, and the input is
 /// returned unchanged if that is not an improvement.
+#[allow(clippy::too_many_arguments)]
 fn refine(
     w: &[f64],
     sw: Option<&[f64]>,
@@ -232,6 +281,7 @@ fn refine(
     p: usize,
     (quant, err): (Quantized, f64),
     denom: f64,
+    max_abs: f64,
     resid: &mut [f64],
 ) -> (f64, Quantized) {
     let c = w.len();
@@ -252,8 +302,13 @@ fn refine(
             let d = if dot > 0.0 { 1 } else { -1 };
             let qj = i32::from(q.q[j]) + d;
             let change = nj - 2.0 * f64::from(d) * dot;
-            if (Q_MIN..=Q_MAX).contains(&qj) && change < -1e-12 * err {
-                q.q[j] = qj as i8;
+            let mut moved_q = q;
+            moved_q.q[j] = qj as i8;
+            if (Q_MIN..=Q_MAX).contains(&qj)
+                && change < -1e-12 * err
+                && fits_below(v, p, &moved_q, denom, max_abs)
+            {
+                q = moved_q;
                 for (r, x) in resid.iter_mut().zip(col(j)) {
                     *r -= f64::from(d) * x;
                 }
@@ -278,8 +333,9 @@ fn refine(
 
 /// The best quantization of least-squares coefficients `t` for one seed: the candidate exponent
 /// (from `{e*−1, e*, e*+1}` clamped into `range`) of smallest error, or with
-/// [`Rounding::Exact`] the closest lattice point; ties go to the lower exponent. Returns the
-/// error and the quantization.
+/// [`Rounding::Exact`] the closest lattice point; ties go to the lower exponent. Every weight it
+/// reconstructs is below `range.max_abs` (a rounded candidate that is not is scaled towards zero
+/// until it is). Returns the error and the quantization.
 pub fn best_quantization(
     w: &[f64],
     v: &[i64],
@@ -326,7 +382,13 @@ pub fn best_weighted_quantization(
 ) -> (f64, Quantized) {
     let start = rounded(w, sw, v, p, t, denom, range, rounding);
     if rounding == Rounding::Exact {
-        Lattice::new(w, sw, v, p, t, denom).map_or(start, |l| l.closest(range, start, limit))
+        Lattice::new(w, sw, v, p, t, denom).map_or(start, |l| {
+            let l = Lattice {
+                max_abs: range.max_abs,
+                ..l
+            };
+            l.closest(range, start, limit)
+        })
     } else {
         start
     }
@@ -361,10 +423,10 @@ fn rounded(
             continue;
         }
         last = e;
-        let mut qz = quantize(t, e);
+        let mut qz = shrink_to_fit(v, p, quantize(t, e), denom, range.max_abs);
         let mut err = residual_into(w, sw, v, p, &qz, denom, resid);
         if rounding != Rounding::Nearest {
-            (err, qz) = refine(w, sw, v, p, (qz, err), denom, resid);
+            (err, qz) = refine(w, sw, v, p, (qz, err), denom, range.max_abs, resid);
         }
         let better = match &best {
             None => true,
@@ -407,6 +469,8 @@ struct Lattice<'a> {
     /// Upper bound on σ_max(U) (`‖L‖_F`) and lower bound on σ_min(U) (`1/‖L⁻¹‖_F`).
     s_max: f64,
     s_min: f64,
+    /// Bound on every reconstructed weight ([`ExpRange::max_abs`]); points above it are skipped.
+    max_abs: f64,
 }
 
 /// The enumeration's running best (error, quantization) and the limit it prunes at.
@@ -470,6 +534,7 @@ impl<'a> Lattice<'a> {
             fit: fit.sqrt(),
             s_max: chol.frobenius(),
             s_min: 1.0 / inv_f,
+            max_abs: f64::INFINITY,
         })
     }
 
@@ -600,8 +665,10 @@ impl<'a> Lattice<'a> {
             }
             q.q[j] = qj as i8;
             if j == 0 {
-                let err = weighted_error(self.w, self.sw, self.v, self.p, q, self.denom);
-                best.offer(err, *q, cap);
+                if fits_below(self.v, self.p, q, self.denom, self.max_abs) {
+                    let err = weighted_error(self.w, self.sw, self.v, self.p, q, self.denom);
+                    best.offer(err, *q, cap);
+                }
             } else {
                 self.enumerate(j - 1, z, used, q, best, cap, slack);
             }
@@ -718,7 +785,16 @@ mod tests {
         let mut resid = [0.0; 2];
         let err = residual_into(&w, None, &v, 2, &q, 1.0, &mut resid);
         assert_eq!(err, refined);
-        let (again, _) = refine(&w, None, &v, 2, (q, refined), 1.0, &mut resid);
+        let (again, _) = refine(
+            &w,
+            None,
+            &v,
+            2,
+            (q, refined),
+            1.0,
+            f64::INFINITY,
+            &mut resid,
+        );
         assert_eq!(again, refined);
     }
 }

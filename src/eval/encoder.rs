@@ -71,7 +71,22 @@ fn pooling(dir: &Path) -> Result<Vec<Pool>, ModelError> {
         let path = m.get("path").and_then(|t| t.as_str()).unwrap_or("");
         match kind.rsplit('.').next().unwrap_or("") {
             "Transformer" | "Normalize" => {}
-            "Pooling" => pool_dir = Some(dir.join(path)),
+            "Pooling" => {
+                // A module lives in the model directory: no absolute path, no `..`.
+                let inside = std::path::Path::new(path).components().all(|c| {
+                    matches!(
+                        c,
+                        std::path::Component::Normal(_) | std::path::Component::CurDir
+                    )
+                });
+                if !inside {
+                    return Err(ModelError::file(
+                        &modules_path,
+                        format!("module path '{path}' leads outside the model directory"),
+                    ));
+                }
+                pool_dir = Some(dir.join(path))
+            }
             other => {
                 return Err(ModelError::file(
                     &modules_path,
@@ -124,6 +139,26 @@ impl Encoder {
         let config_path = dir.join("config.json");
         let cfg: Config = serde_json::from_value(config.clone())
             .map_err(|e| ModelError::file(&config_path, format!("not a BERT config ({e})")))?;
+        // Values no BERT can have: refused rather than divided by or run as a no-op.
+        let bad = |what: String| ModelError::file(&config_path, what);
+        let heads = cfg.num_attention_heads;
+        if heads == 0 || !cfg.hidden_size.is_multiple_of(heads) {
+            return Err(bad(format!(
+                "hidden_size {} is not a positive multiple of num_attention_heads {heads}",
+                cfg.hidden_size
+            ))
+            .into());
+        }
+        if cfg.num_hidden_layers == 0 {
+            return Err(bad("num_hidden_layers is 0: there is no layer to evaluate".into()).into());
+        }
+        if !(cfg.layer_norm_eps > 0.0 && cfg.layer_norm_eps.is_finite()) {
+            return Err(bad(format!(
+                "layer_norm_eps {} must be a positive number",
+                cfg.layer_norm_eps
+            ))
+            .into());
+        }
         let st_path = dir.join("sentence_bert_config.json");
         let max_len = if st_path.is_file() {
             read_json(&st_path)?
@@ -540,5 +575,21 @@ mod tests {
     #[test]
     fn sentences_skip_blank_lines() {
         assert_eq!(parse_sentences(" a \n\n b\n"), vec!["a", "b"]);
+    }
+
+    #[test]
+    fn a_module_path_outside_the_model_directory_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        for path in ["../../../etc", "/etc", "1_Pooling/../../x"] {
+            let modules = serde_json::json!([
+                {"type": "sentence_transformers.models.Pooling", "path": path}
+            ]);
+            std::fs::write(dir.path().join("modules.json"), modules.to_string()).unwrap();
+            let err = pooling(dir.path()).unwrap_err().to_string();
+            assert!(
+                err.contains("modules.json") && err.contains("outside"),
+                "{err}"
+            );
+        }
     }
 }

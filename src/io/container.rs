@@ -306,6 +306,16 @@ pub fn write_atomic(
     }
     let mut header = serde_json::to_vec(&header).expect("a JSON map always serializes");
     header.resize(header.len().next_multiple_of(8), b' ');
+    // A file no reader would open is not written (the input's header may have been just under).
+    if header.len() as u64 > MAX_HEADER_LEN {
+        return Err(ModelError::file(
+            path,
+            format!(
+                "its header would be {} bytes, over the {MAX_HEADER_LEN}-byte limit of safetensors readers (this one included); nothing written",
+                header.len()
+            ),
+        ));
+    }
 
     let tmp = partial_file(parent_dir(path))
         .map_err(|e| ModelError::io(path, "cannot create a temporary file beside it", e))?;
@@ -393,6 +403,76 @@ pub fn partial_file(dir: &Path) -> std::io::Result<tempfile::NamedTempFile> {
     Ok(tmp)
 }
 
+/// The lock file inside a partial directory ([`PartialDir`]), held while it is written.
+const DIR_LOCK: &str = ".seedlm-lock";
+
+/// A directory output being written: a partial directory `.seedlm-partial-*.tmp` beside the
+/// target, locked while written (so [`remove_stale_partials`] leaves it alone), and renamed into
+/// place by [`PartialDir::finish`]. Dropped unfinished, it is removed.
+pub struct PartialDir {
+    dir: tempfile::TempDir,
+    lock: File,
+    target: PathBuf,
+}
+
+impl PartialDir {
+    /// Starts writing the directory `target` (its parent is created if needed).
+    pub fn begin(target: &Path) -> Result<PartialDir, ModelError> {
+        let parent = parent_dir(target);
+        std::fs::create_dir_all(parent)
+            .map_err(|e| ModelError::io(parent, "cannot create directory", e))?;
+        let fail = |e| ModelError::io(target, "cannot create a temporary directory beside it", e);
+        let dir = tempfile::Builder::new()
+            .prefix(PARTIAL_PREFIX)
+            .suffix(PARTIAL_SUFFIX)
+            .tempdir_in(parent)
+            .map_err(fail)?;
+        let lock = File::create(dir.path().join(DIR_LOCK)).map_err(fail)?;
+        lock.lock().map_err(fail)?;
+        Ok(PartialDir {
+            dir,
+            lock,
+            target: target.to_path_buf(),
+        })
+    }
+
+    /// Where the directory's files are written until it is finished.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Moves the finished directory into place. An existing target (the caller checked that
+    /// it may be replaced) is moved aside first and removed once the new one is in place.
+    pub fn finish(self) -> Result<(), ModelError> {
+        let PartialDir { dir, lock, target } = self;
+        let fail = |e| ModelError::io(&target, "cannot move the finished directory into place", e);
+        std::fs::remove_file(dir.path().join(DIR_LOCK)).map_err(fail)?;
+        let aside = if target.exists() {
+            let aside = tempfile::Builder::new()
+                .prefix(PARTIAL_PREFIX)
+                .suffix(PARTIAL_SUFFIX)
+                .tempdir_in(parent_dir(&target))
+                .map_err(fail)?;
+            std::fs::rename(&target, aside.path()).map_err(fail)?;
+            Some(aside)
+        } else {
+            None
+        };
+        let path = dir.keep();
+        if let Err(e) = std::fs::rename(&path, &target) {
+            let _ = std::fs::remove_dir_all(&path);
+            if let Some(a) = &aside {
+                let _ = std::fs::rename(a.path(), &target);
+            }
+            return Err(fail(e));
+        }
+        drop(lock);
+        // Dropping the aside directory removes the replaced output.
+        drop(aside);
+        Ok(())
+    }
+}
+
 /// Removes the partial files in `dir` that no running writer holds (what a killed run left
 /// behind) and returns their paths. Partial files it cannot check or remove are left alone.
 pub fn remove_stale_partials(dir: &Path) -> Vec<PathBuf> {
@@ -407,9 +487,28 @@ pub fn remove_stale_partials(dir: &Path) -> Vec<PathBuf> {
             continue;
         }
         let path = entry.path();
-        // A live writer holds the lock; a killed one released it with its last descriptor.
-        let stale = File::open(&path).is_ok_and(|f| f.try_lock().is_ok());
-        if stale && std::fs::remove_file(&path).is_ok() {
+        // A live writer holds the lock (of a directory output: of its lock file); a killed one
+        // released it with its last descriptor.
+        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        let lock = if is_dir {
+            path.join(DIR_LOCK)
+        } else {
+            path.clone()
+        };
+        let stale = match File::open(&lock) {
+            Ok(f) => f.try_lock().is_ok(),
+            // A directory moved aside for a replaced output has no lock file.
+            Err(e) => is_dir && e.kind() == std::io::ErrorKind::NotFound,
+        };
+        if !stale {
+            continue;
+        }
+        let gone = if is_dir {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        if gone.is_ok() {
             removed.push(path);
         }
     }

@@ -31,6 +31,24 @@ pub fn fits(dtype: Dtype, v: f32) -> bool {
     }
 }
 
+/// The smallest size a decoded weight (an f64, rounded to f32 and then to `dtype`) cannot have
+/// in `dtype` (F32, F16 or BF16): every reconstruction below it in size fits, none at or above
+/// it does. Found by bisection over the bits of positive f64s, which order like the values.
+pub fn overflow_bound(dtype: Dtype) -> f64 {
+    let fits_f64 = |x: f64| fits(dtype, x as f32);
+    let (mut lo, mut hi) = (0u64, f64::INFINITY.to_bits());
+    // Invariant: lo fits, hi does not.
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if fits_f64(f64::from_bits(mid)) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    f64::from_bits(hi)
+}
+
 /// Converts little-endian F64 bytes to F32, F16 or BF16 through f32 (rounded to nearest even
 /// at each step, like every other tensor [`from_f32`] writes); `None` for any other target.
 pub fn from_f64_bytes(target: Dtype, bytes: &[u8]) -> Option<Vec<u8>> {
@@ -133,6 +151,16 @@ mod tests {
         assert!(is_floating(Dtype::F64) && !is_floating(Dtype::I64));
         assert_eq!(max_finite(Dtype::F16), 65504.0);
         assert!(fits(Dtype::F16, 65504.0) && !fits(Dtype::F16, 65520.0));
+        for dt in [Dtype::F16, Dtype::BF16, Dtype::F32] {
+            let b = overflow_bound(dt);
+            assert!(
+                !fits(dt, b as f32) && fits(dt, b.next_down() as f32),
+                "{dt}"
+            );
+            assert!(b > max_finite(dt));
+        }
+        // 65520 rounds to infinity in F16 (a tie to the even 2^16), anything just below it not.
+        assert_eq!(overflow_bound(Dtype::F16), 65520.0 - 2f64.powi(-9));
         assert!(fits(Dtype::BF16, 1e38) && !fits(Dtype::F32, f32::INFINITY));
     }
 

@@ -6,8 +6,8 @@
 use crate::core::config::Config;
 use crate::core::quant::Rounding;
 use crate::io::container::{
-    OutTensor, PARTIAL_PREFIX, Payload, parent_dir, partial_file, remove_stale_partials,
-    write_atomic,
+    OutTensor, PARTIAL_PREFIX, PartialDir, Payload, parent_dir, partial_file,
+    remove_stale_partials, write_atomic,
 };
 use crate::io::dtype::{self, Dtype};
 use crate::io::error::ModelError;
@@ -193,7 +193,8 @@ pub fn compress_model_with(
                 searchers.len() - 1
             }
         };
-        let searcher = &searchers[at];
+        // Codes that decode within what the tensor's dtype holds.
+        let searcher = &searchers[at].below(dtype::overflow_bound(t.dtype));
         on_start(name);
         let start = Instant::now();
         let data = model.to_f32(t)?;
@@ -261,23 +262,6 @@ pub fn unravel(mut index: usize, shape: &[usize]) -> Vec<usize> {
     out
 }
 
-/// The file to write for `output`: itself, or `output/model.safetensors` when the input was a
-/// directory (then `output` is created as a directory if needed).
-pub fn output_file(input_is_dir: bool, output: &Path) -> Result<PathBuf, ModelError> {
-    if !input_is_dir {
-        return Ok(output.to_path_buf());
-    }
-    if output.exists() && !output.is_dir() {
-        return Err(ModelError::file(
-            output,
-            "the input is a directory, so the output must be a directory too",
-        ));
-    }
-    std::fs::create_dir_all(output)
-        .map_err(|e| ModelError::io(output, "cannot create directory", e))?;
-    Ok(output.join(MODEL_FILE))
-}
-
 /// `path` with symlinks and `..` resolved, also when it does not exist yet (then its nearest
 /// existing ancestor is resolved and the rest appended).
 fn resolved(path: &Path) -> PathBuf {
@@ -314,11 +298,12 @@ fn same_file(a: &Path, b: &Path) -> bool {
 }
 
 /// Checks, before any work starts, that `output` can receive what `input` gives (a file, or
-/// a directory when `input` is one): not the input itself or a path inside the input
+/// a directory when `input` is one; an existing directory that is not empty only with `force`):
+/// not the input itself or a path inside the input
 /// directory (also through symlinks), not an existing directory where a file is expected, in
 /// a directory that exists and is writable. Removes the partial files that killed runs left
 /// in the output directory and returns them, for the caller to report.
-pub fn check_output(input: &Path, output: &Path) -> Result<Vec<PathBuf>, ModelError> {
+pub fn check_output(input: &Path, output: &Path, force: bool) -> Result<Vec<PathBuf>, ModelError> {
     let refuse = |reason: String| Err(ModelError::file(output, reason));
     let input_is_dir = input.is_dir();
     let (input_r, output_r) = (resolved(input), resolved(output));
@@ -334,6 +319,13 @@ pub fn check_output(input: &Path, output: &Path) -> Result<Vec<PathBuf>, ModelEr
                 input.display()
             ));
         }
+        check_links(input)?;
+        let holds_files = std::fs::read_dir(output).is_ok_and(|mut d| d.next().is_some());
+        if holds_files && !force {
+            return refuse(
+                "exists and is not empty; give --force to replace it (it is replaced only once the new one is complete)".into(),
+            );
+        }
     } else {
         if output.is_dir() {
             return refuse("is a directory; give the name of the file to write".into());
@@ -347,11 +339,8 @@ pub fn check_output(input: &Path, output: &Path) -> Result<Vec<PathBuf>, ModelEr
     }
     // The directory the output goes into, or for a new output directory its nearest existing
     // ancestor (created on writing).
-    let mut dir = if input_is_dir {
-        output.to_path_buf()
-    } else {
-        parent_dir(output).to_path_buf()
-    };
+    // A directory output is written beside it and renamed into place.
+    let mut dir = parent_dir(output).to_path_buf();
     if input_is_dir {
         while !dir.exists() {
             dir = parent_dir(&dir).to_path_buf();
@@ -409,19 +398,29 @@ pub fn write_compressed_out(
     configs.sort_by_key(|c| (c.c, c.p, c.k));
     configs.dedup();
     let order: Vec<String> = model.tensors().iter().map(|t| t.name.clone()).collect();
-    let file = output_file(model.is_dir(), output)?;
-    write_packed_out(&file, compressed, &plain, &order, &metadata)?;
-    if model.is_dir() {
-        let mut skip: Vec<OsString> = model
-            .files()
-            .iter()
-            .filter_map(|f| f.path().file_name().map(OsString::from))
-            .collect();
-        skip.extend([INDEX_FILE.into(), MODEL_FILE.into(), CONFIG_FILE.into()]);
-        copy_aux_files(model.path(), output, &skip)?;
-        mark_config(model.path(), output, &configs)?;
+    if !model.is_dir() {
+        write_packed_out(output, compressed, &plain, &order, &metadata)?;
+        return Ok(output.to_path_buf());
     }
-    Ok(file)
+    // A directory appears whole or not at all.
+    let dir = PartialDir::begin(output)?;
+    write_packed_out(
+        &dir.path().join(MODEL_FILE),
+        compressed,
+        &plain,
+        &order,
+        &metadata,
+    )?;
+    let mut skip: Vec<OsString> = model
+        .files()
+        .iter()
+        .filter_map(|f| f.path().file_name().map(OsString::from))
+        .collect();
+    skip.extend([INDEX_FILE.into(), MODEL_FILE.into(), CONFIG_FILE.into()]);
+    copy_aux_files(model.path(), dir.path(), &skip)?;
+    mark_config(model.path(), dir.path(), &configs)?;
+    dir.finish()?;
+    Ok(output.join(MODEL_FILE))
 }
 
 /// The model configuration file of a Hugging Face model directory.
@@ -575,10 +574,58 @@ pub fn copy_aux_files(
     dst: &Path,
     skip: &[OsString],
 ) -> Result<Vec<PathBuf>, ModelError> {
+    check_links(src)?;
     let mut copied = Vec::new();
     copy_tree(src, dst, skip, 0, &mut copied)?;
     copied.sort();
     Ok(copied)
+}
+
+/// Refuses a model directory `root` holding a folder link that leads outside it (its files
+/// would be copied into the output) or to a folder above the link (a loop), naming the link.
+/// Links to files are followed as before (a Hugging Face cache links every file to a blob
+/// outside the snapshot folder); hidden folders are not copied and not checked.
+pub fn check_links(root: &Path) -> Result<(), ModelError> {
+    let top = std::fs::canonicalize(root)
+        .map_err(|e| ModelError::io(root, "cannot resolve the path", e))?;
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        let entries =
+            std::fs::read_dir(&dir).map_err(|e| ModelError::io(&dir, "cannot list", e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| ModelError::io(&dir, "cannot list", e))?;
+            let path = entry.path();
+            if entry.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_dir() {
+                dirs.push(path);
+            } else if kind.is_symlink() && path.is_dir() {
+                let target = std::fs::canonicalize(&path)
+                    .map_err(|e| ModelError::io(&path, "cannot resolve the link", e))?;
+                let here = std::fs::canonicalize(&dir)
+                    .map_err(|e| ModelError::io(&dir, "cannot resolve the path", e))?;
+                let why = if !target.starts_with(&top) {
+                    "leads outside the model directory"
+                } else if here.starts_with(&target) {
+                    "leads to a folder above it (a loop)"
+                } else {
+                    continue;
+                };
+                return Err(ModelError::file(
+                    &path,
+                    format!(
+                        "a folder link to {} {why}; not copied (copy the files in instead)",
+                        target.display()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn copy_tree(

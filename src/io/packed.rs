@@ -846,6 +846,11 @@ fn verify_header(m: &PackedMeta, raw: &RawTensor, len: usize) -> Result<(), Stri
             m.dtype
         ));
     }
+    if let Some(r) = m.relmse.filter(|r| !(r.is_finite() && *r >= 0.0)) {
+        return Err(format!(
+            "recorded relative MSE {r} is not a non-negative number"
+        ));
+    }
     let cfg = Config::new(m.c, m.p, m.k).map_err(|e| e.to_string())?;
     if !(-MAX_ABS_E_BASE..=MAX_ABS_E_BASE).contains(&m.e_base) {
         return Err(format!("e_base {} is out of range", m.e_base));
@@ -1236,6 +1241,7 @@ mod tests {
             (Box::new(|m, _| m.e_base = i32::MIN), "e_base"),
             (Box::new(|m, _| m.name = "v".into()), "names tensor 'v'"),
             (Box::new(|m, _| m.dtype = "I8".into()), "dtype"),
+            (Box::new(|m, _| m.relmse = Some(-1.0)), "relative MSE -1"),
             (Box::new(|m, _| m.crc32 ^= 1), "checksum"),
             (Box::new(|_, b| b.push(0)), "truncated or corrupt"),
             (

@@ -4,19 +4,24 @@
 //!
 //! Layout of the shard folder `OUT.shards/`: `job.json` (the job), `shard-IIII-of-NNNN/` (a
 //! running shard's checkpoint: `progress.json` and one `piece-…` file per finished block range)
-//! and `part-IIII-of-NNNN.safetensors` (a finished shard). Every file is written atomically.
+//! and `part-IIII-of-NNNN.safetensors` (a finished shard). Every file is written atomically,
+//! and every piece and part is sealed with a checksum of its records and description, verified
+//! by whoever reads it: merge and status refuse a damaged one, a resumed shard searches it again.
 //!
 //! The app's [`Sidecar`] keeps such one-shard folders beside a model, one per configuration, a
 //! piece per finished tensor, so that an interrupted session resumes.
 
 use crate::core::config::Config;
-use crate::io::container::{MappedSafetensors, OutTensor, Payload, parent_dir, write_atomic};
+use crate::io::container::{
+    MappedSafetensors, OutTensor, Payload, parent_dir, partial_file, write_atomic,
+};
 use crate::io::dtype::{self, Dtype};
 use crate::io::error::ModelError;
 use crate::io::model::Model;
 use crate::io::model_job::{JobError, Plan, TensorReport, tensor_error, write_compressed_out};
 use crate::io::packed::{
-    PackedOut, check_packed, decode_range, pack_blocks, packed_len, unpack_blocks,
+    KEY_CHECKSUM, PackedOut, StoredTensor, check_packed, decode_range, file_canonical, pack_blocks,
+    packed_len, unpack_blocks,
 };
 use crate::search::Searcher;
 use crate::search::compress::{
@@ -27,6 +32,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -37,7 +43,10 @@ pub const JOB_FILE: &str = "job.json";
 /// A running shard's progress inside its checkpoint directory.
 pub const PROGRESS_FILE: &str = "progress.json";
 /// Version of the shard-folder layout; parts and checkpoints of another version are refused.
-pub const LAYOUT_VERSION: u32 = 1;
+/// Version 2 seals every part and piece with a checksum of its records and metadata.
+pub const LAYOUT_VERSION: u32 = 2;
+/// Most shards a job may have (a job.json claiming more is refused, not allocated for).
+pub const MAX_SHARDS: usize = 1 << 20;
 /// Blocks per checkpoint piece by default: about 1 MiB of records, seconds of work per core.
 pub const DEFAULT_CHECKPOINT_BLOCKS: usize = 1 << 18;
 /// `__metadata__` key of a part's description (a JSON [`PartMeta`]).
@@ -166,6 +175,31 @@ impl JobSpec {
         } else {
             None
         }
+    }
+
+    /// Why the job's counts cannot be (`None` when they agree): at least one shard and at most
+    /// [`MAX_SHARDS`], each tensor's blocks its shape's at the job's C, `total_blocks` their sum.
+    pub fn inconsistency(&self) -> Option<String> {
+        if self.shards == 0 || self.shards > MAX_SHARDS {
+            return Some(format!("{} shards (from 1 to {MAX_SHARDS})", self.shards));
+        }
+        let mut total = 0u64;
+        for t in &self.tensors {
+            let numel = t.shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+            if numel.map(|n| n.div_ceil(self.config.c)) != Some(t.blocks) {
+                return Some(format!(
+                    "tensor '{}' of shape {:?} cannot have {} blocks",
+                    t.name, t.shape, t.blocks
+                ));
+            }
+            total = total.saturating_add(t.blocks as u64);
+        }
+        (total != self.total_blocks).then(|| {
+            format!(
+                "total_blocks {} is not the tensors' {total}",
+                self.total_blocks
+            )
+        })
     }
 
     /// A short identity of the job (SHA-256 of everything [`JobSpec::mismatch`] compares).
@@ -336,11 +370,8 @@ fn range_key(tensor: &str, start: usize) -> String {
 }
 
 fn write_json_atomic(path: &Path, value: &impl Serialize) -> Result<(), ModelError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = tempfile::Builder::new()
-        .prefix(".seedlm-")
-        .suffix(".tmp")
-        .tempfile_in(dir)
+    // A partial file gets the mode of any new file, as parts do, so colleagues can read it.
+    let tmp = partial_file(parent_dir(path))
         .map_err(|e| ModelError::io(path, "cannot create a temporary file beside it", e))?;
     serde_json::to_writer_pretty(tmp.as_file(), value)
         .map_err(|e| ModelError::io(path, "cannot write", e.into()))?;
@@ -363,7 +394,20 @@ pub fn read_job(folder: &Path) -> Result<JobSpec, ModelError> {
             format!("not a shard folder (no {JOB_FILE}; no shard has started)"),
         ));
     }
-    read_json(&path)
+    let spec: JobSpec = read_json(&path)?;
+    if let Some(why) = spec.inconsistency() {
+        return Err(ModelError::file(&path, format!("malformed job: {why}")));
+    }
+    if spec.layout != LAYOUT_VERSION {
+        return Err(ModelError::file(
+            &path,
+            format!(
+                "shard folder of layout version {}, this seedlm reads version {LAYOUT_VERSION}; run the shards again with this version",
+                spec.layout
+            ),
+        ));
+    }
+    Ok(spec)
 }
 
 /// Creates the shard folder and writes `job.json`, or checks that the folder already holds
@@ -387,9 +431,137 @@ pub fn claim_folder(folder: &Path, spec: &JobSpec) -> Result<(), ModelError> {
     write_json_atomic(&path, spec)
 }
 
-/// Reads and checks a part file: its description and the mapped records.
+/// Writes a part or piece atomically: its record tensors (`U8`) and its description `md`,
+/// sealed with [`KEY_CHECKSUM`], the file checksum of FORMAT.md §1 over every tensor's name,
+/// shape and CRC-32 and every metadata key and value (FORMAT.md §9).
+fn write_sealed(
+    path: &Path,
+    tensors: Vec<OutTensor<'_>>,
+    mut md: BTreeMap<String, String>,
+) -> Result<(), ModelError> {
+    let crcs: Vec<u32> = tensors
+        .iter()
+        .map(|t| match &t.data {
+            Payload::Bytes(b) => crc32fast::hash(b),
+            Payload::Owned(b) => crc32fast::hash(b),
+            _ => unreachable!("shard files hold records in memory"),
+        })
+        .collect();
+    let mut stored: Vec<StoredTensor<'_>> = tensors
+        .iter()
+        .zip(crcs)
+        .map(|(t, crc32)| StoredTensor {
+            name: &t.name,
+            dtype: t.dtype,
+            shape: &t.shape,
+            crc32,
+        })
+        .collect();
+    let sum = crc32fast::hash(&file_canonical(&mut stored, &md));
+    md.insert(KEY_CHECKSUM.into(), sum.to_string());
+    write_atomic(path, tensors, &md)
+}
+
+/// Opens a part or piece and checks its [`KEY_CHECKSUM`] against its records and metadata
+/// (reads the whole file); a damaged file is refused with an error naming it.
+pub fn open_sealed(path: &Path) -> Result<MappedSafetensors, ModelError> {
+    let file = MappedSafetensors::open(path).map_err(|e| match e {
+        ModelError::Io { .. } => e,
+        _ => ModelError::file(path, format!("damaged: {}", reason_of(&e))),
+    })?;
+    let Some(stored) = file.metadata().get(KEY_CHECKSUM) else {
+        return Err(ModelError::file(
+            path,
+            format!(
+                "damaged: no {KEY_CHECKSUM} (or written by a seedlm older than shard layout {LAYOUT_VERSION})"
+            ),
+        ));
+    };
+    let crcs: Vec<u32> = file
+        .tensors()
+        .iter()
+        .map(|t| crc32fast::hash(file.bytes(t)))
+        .collect();
+    let mut st: Vec<StoredTensor<'_>> = file
+        .tensors()
+        .iter()
+        .zip(crcs)
+        .map(|(t, crc32)| StoredTensor {
+            name: &t.name,
+            dtype: t.dtype,
+            shape: &t.shape,
+            crc32,
+        })
+        .collect();
+    let want = crc32fast::hash(&file_canonical(&mut st, file.metadata())).to_string();
+    if *stored != want {
+        return Err(ModelError::file(
+            path,
+            format!(
+                "damaged: its records or metadata changed after it was written ({KEY_CHECKSUM} is '{stored}', the content gives {want})"
+            ),
+        ));
+    }
+    Ok(file)
+}
+
+/// The reason of a file error, without the path it names (the caller names the file).
+fn reason_of(e: &ModelError) -> String {
+    match e {
+        ModelError::File { reason, .. } => reason.clone(),
+        ModelError::Tensor { tensor, reason, .. } => format!("tensor '{tensor}': {reason}"),
+        ModelError::Io { .. } => e.to_string(),
+    }
+}
+
+/// Size, modification time and inode of a file, which change when it is replaced or edited.
+type Stamp = (u64, Option<SystemTime>, u64);
+
+fn stamp(path: &Path) -> Option<Stamp> {
+    let m = std::fs::metadata(path).ok()?;
+    #[cfg(unix)]
+    let ino = std::os::unix::fs::MetadataExt::ino(&m);
+    #[cfg(not(unix))]
+    let ino = 0;
+    Some((m.len(), m.modified().ok(), ino))
+}
+
+/// Shard files [`status`] has verified, with the [`Stamp`] they had then: the app reads a
+/// folder's status every second, and a part or piece is read in full only once. `merge` and a
+/// shard run verify afresh.
+static VERIFIED: Mutex<BTreeMap<PathBuf, Stamp>> = Mutex::new(BTreeMap::new());
+
+/// [`open_sealed`], or when `cached` and the file is unchanged since [`status`] last verified
+/// it, only [`MappedSafetensors::open`].
+fn open_checked(path: &Path, cached: bool) -> Result<MappedSafetensors, ModelError> {
+    if !cached {
+        return open_sealed(path);
+    }
+    let before = stamp(path);
+    let known =
+        before.is_some() && VERIFIED.lock().ok().and_then(|m| m.get(path).copied()) == before;
+    if known && let Ok(file) = MappedSafetensors::open(path) {
+        return Ok(file);
+    }
+    let file = open_sealed(path)?;
+    if let (Some(st), Ok(mut m)) = (before, VERIFIED.lock())
+        && stamp(path) == Some(st)
+    {
+        m.insert(path.to_path_buf(), st);
+    }
+    Ok(file)
+}
+
+/// Reads and checks a part file: its checksum, its description and the mapped records.
 pub fn read_part(path: &Path) -> Result<(PartMeta, MappedSafetensors), ModelError> {
-    let file = MappedSafetensors::open(path)?;
+    read_part_checked(path, false)
+}
+
+fn read_part_checked(
+    path: &Path,
+    cached: bool,
+) -> Result<(PartMeta, MappedSafetensors), ModelError> {
+    let file = open_checked(path, cached)?;
     let meta = file.metadata().get(KEY_PART).ok_or_else(|| {
         ModelError::file(path, "not a SeedLM shard part (no seedlm.part metadata)")
     })?;
@@ -425,6 +597,9 @@ pub enum ShardOutcome {
         blocks: u64,
         /// Blocks already done by an earlier run.
         resumed: u64,
+        /// The damaged checkpoint pieces (or part) found, each with why: removed and searched
+        /// again.
+        redone: Vec<String>,
     },
     /// The part was already there: nothing was done.
     AlreadyDone {
@@ -485,9 +660,31 @@ pub struct ShardRun<'a> {
     pub checkpoint_blocks: usize,
 }
 
-/// Checkpoint pieces already on disk, validated against the job.
-fn read_pieces(dir: &Path, job: &str) -> Result<Vec<(PartRange, PathBuf)>, ModelError> {
-    let mut out = Vec::new();
+/// The checkpoint pieces on disk in `dir`: those intact, each with its range, and those
+/// damaged (a checksum, description or record length that does not hold), each with why.
+struct Pieces {
+    intact: Vec<(PartRange, PathBuf)>,
+    damaged: Vec<(PathBuf, ModelError)>,
+}
+
+impl Pieces {
+    /// The intact pieces, or the first damaged one as an error.
+    fn all_intact(self) -> Result<Vec<(PartRange, PathBuf)>, ModelError> {
+        match self.damaged.into_iter().next() {
+            Some((_, e)) => Err(e),
+            None => Ok(self.intact),
+        }
+    }
+}
+
+/// Checkpoint pieces already on disk, each verified (checksum, description, records) and
+/// checked to be of job `job` at `cfg`; `cached` as in [`open_checked`]. A piece of another
+/// job is an error.
+fn scan_pieces(dir: &Path, job: &str, cfg: Config, cached: bool) -> Result<Pieces, ModelError> {
+    let mut out = Pieces {
+        intact: Vec::new(),
+        damaged: Vec::new(),
+    };
     let entries = std::fs::read_dir(dir).map_err(|e| ModelError::io(dir, "cannot list", e))?;
     for entry in entries {
         let path = entry
@@ -497,28 +694,58 @@ fn read_pieces(dir: &Path, job: &str) -> Result<Vec<(PartRange, PathBuf)>, Model
         if !(name.starts_with("piece-") && name.ends_with(".safetensors")) {
             continue;
         }
-        let file = MappedSafetensors::open(&path)?;
-        let meta: PieceMeta = file
-            .metadata()
-            .get(KEY_PIECE)
-            .and_then(|m| serde_json::from_str(m).ok())
-            .ok_or_else(|| ModelError::file(&path, "not a SeedLM checkpoint piece"))?;
-        if meta.range.start >= meta.range.end {
-            return Err(ModelError::file(
-                &path,
-                "checkpoint piece holds no block range",
-            ));
-        }
+        let meta = match read_piece(&path, cfg, cached) {
+            Ok(m) => m,
+            Err(e @ ModelError::Io { .. }) => return Err(e),
+            Err(e) => {
+                out.damaged.push((path, e));
+                continue;
+            }
+        };
         if meta.job != job {
             return Err(ModelError::file(
                 &path,
                 "checkpoint of another job (other input or configuration); remove the shard folder",
             ));
         }
-        out.push((meta.range, path));
+        out.intact.push((meta.range, path));
     }
-    out.sort_by_key(|(r, _)| (r.tensor.clone(), r.start));
+    out.intact.sort_by_key(|(r, _)| (r.tensor.clone(), r.start));
+    out.damaged.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(out)
+}
+
+/// Checkpoint pieces already on disk, validated against the job; a damaged one is an error.
+fn read_pieces(
+    dir: &Path,
+    job: &str,
+    cfg: Config,
+) -> Result<Vec<(PartRange, PathBuf)>, ModelError> {
+    scan_pieces(dir, job, cfg, false)?.all_intact()
+}
+
+/// The description of the piece at `path`, its checksum and records verified.
+fn read_piece(path: &Path, cfg: Config, cached: bool) -> Result<PieceMeta, ModelError> {
+    let file = open_checked(path, cached)?;
+    let meta: PieceMeta = file
+        .metadata()
+        .get(KEY_PIECE)
+        .and_then(|m| serde_json::from_str(m).ok())
+        .ok_or_else(|| ModelError::file(path, "not a SeedLM checkpoint piece"))?;
+    if meta.range.start >= meta.range.end {
+        return Err(ModelError::file(
+            path,
+            "checkpoint piece holds no block range",
+        ));
+    }
+    let t = file
+        .tensors()
+        .iter()
+        .find(|t| t.name == PIECE_TENSOR && t.dtype == Dtype::U8)
+        .ok_or_else(|| ModelError::tensor(path, PIECE_TENSOR, "is described but not stored"))?;
+    check_packed(file.bytes(t), cfg, meta.range.end - meta.range.start)
+        .map_err(|e| ModelError::tensor(path, PIECE_TENSOR, e))?;
+    Ok(meta)
 }
 
 /// Runs one shard: resumes from its checkpoint, searches the blocks still missing (a piece of
@@ -545,18 +772,38 @@ pub fn run_shard(
     }
     claim_folder(run.folder, spec)?;
     let part = part_path(run.folder, run.shard, n);
+    let mut redone = Vec::new();
     if part.is_file() {
-        let (meta, _) = read_part(&part)?;
-        if let Some(why) = spec.mismatch(&meta.job) {
-            return Err(ModelError::file(&part, format!("belongs to another job: {why}")).into());
+        match read_part(&part) {
+            Ok((meta, _)) => {
+                if let Some(why) = spec.mismatch(&meta.job) {
+                    return Err(
+                        ModelError::file(&part, format!("belongs to another job: {why}")).into(),
+                    );
+                }
+                return Ok(ShardOutcome::AlreadyDone { part });
+            }
+            Err(e @ ModelError::Io { .. }) => return Err(e.into()),
+            // A damaged part is made again.
+            Err(e) => {
+                std::fs::remove_file(&part)
+                    .map_err(|err| ModelError::io(&part, "cannot remove the damaged part", err))?;
+                redone.push(e.to_string());
+            }
         }
-        return Ok(ShardOutcome::AlreadyDone { part });
     }
     let ckpt = checkpoint_dir(run.folder, run.shard, n);
     std::fs::create_dir_all(&ckpt)
         .map_err(|e| ModelError::io(&ckpt, "cannot create directory", e))?;
     let job = spec.id();
-    let pieces = read_pieces(&ckpt, &job)?;
+    let scanned = scan_pieces(&ckpt, &job, spec.config, false)?;
+    // A damaged piece is removed and its blocks searched again.
+    for (path, e) in scanned.damaged {
+        std::fs::remove_file(&path)
+            .map_err(|err| ModelError::io(&path, "cannot remove the damaged piece", err))?;
+        redone.push(e.to_string());
+    }
+    let pieces = scanned.intact;
     let ranges = spec.partition().swap_remove(run.shard);
     let total: u64 = ranges.iter().map(|r| r.len() as u64).sum();
     let resumed: u64 = pieces.iter().map(|(r, _)| (r.end - r.start) as u64).sum();
@@ -618,6 +865,7 @@ pub fn run_shard(
         part,
         blocks: total,
         resumed,
+        redone,
     })
 }
 
@@ -663,6 +911,8 @@ fn search_ranges(
             .ok_or(JobError::Cancelled)?;
         let padded = pad_blocks(&data, c);
         drop(data);
+        // Codes that decode within what the tensor's dtype holds, as a whole-model run's.
+        let searcher = searcher.below(dtype::overflow_bound(t.dtype));
         // The whole tensor's exponent base, so a row range codes as in a whole-tensor run.
         let e_base = choose_e_base(&searcher, &padded);
         if let Some(p) = have.iter().find(|p| p.hash != hash || p.e_base != e_base) {
@@ -713,7 +963,7 @@ fn write_piece(
         KEY_PIECE.to_string(),
         serde_json::to_string(meta).expect("plain struct serializes"),
     )]);
-    write_atomic(&path, vec![records(PIECE_TENSOR.into(), bytes)], &md)
+    write_sealed(&path, vec![records(PIECE_TENSOR.into(), bytes)], md)
 }
 
 /// The parts of `[start, end)` not covered by `have`.
@@ -766,7 +1016,7 @@ fn write_part(
     part: &Path,
 ) -> Result<(), ModelError> {
     let cfg = run.spec.config;
-    let pieces = read_pieces(ckpt, job)?;
+    let pieces = read_pieces(ckpt, job, cfg)?;
     let mut metas = Vec::with_capacity(ranges.len());
     let mut data = Vec::with_capacity(ranges.len());
     for r in ranges {
@@ -784,7 +1034,7 @@ fn write_part(
                     "checkpoint pieces do not join up; remove the shard folder",
                 ));
             }
-            let file = MappedSafetensors::open(path)?;
+            let file = open_sealed(path)?;
             codes.extend(codes_in(&file, PIECE_TENSOR, p, cfg)?);
             first.get_or_insert_with(|| p.clone());
         }
@@ -822,7 +1072,7 @@ fn write_part(
         KEY_PART.to_string(),
         serde_json::to_string(&meta).expect("plain struct serializes"),
     )]);
-    write_atomic(part, out, &md)
+    write_sealed(part, out, md)
 }
 
 /// The finished parts in `folder`, each with its description, checked to be of `spec`'s job,
@@ -1000,7 +1250,10 @@ pub fn merge(
         held.sort_by_key(|(r, _)| r.start);
         let hash = tensor_hash(&t.name, t.dtype, &t.shape, model.bytes(t), cancel)
             .ok_or(JobError::Cancelled)?;
-        let e_base = held.first().map_or(0, |(r, _)| r.e_base);
+        // No range: a tensor of no elements, whose e_base `choose_e_base` gives as for all zeros.
+        let e_base = held
+            .first()
+            .map_or(crate::core::quant::DEFAULT_E_BASE, |(r, _)| r.e_base);
         let mut ranges = Vec::with_capacity(held.len());
         let mut next = 0;
         for (r, f) in held {
@@ -1243,7 +1496,11 @@ impl FolderStatus {
 
     /// Blocks per second of the running shards together.
     pub fn blocks_per_s(&self) -> f64 {
-        self.shards.iter().filter_map(|s| s.blocks_per_s).sum()
+        // Folded from +0: an empty f64 sum is −0, which prints as "-0".
+        self.shards
+            .iter()
+            .filter_map(|s| s.blocks_per_s)
+            .fold(0.0, |a, r| a + r)
     }
 
     /// Time left for the whole job at the running shards' combined rate.
@@ -1304,11 +1561,21 @@ pub fn status(folder: &Path) -> Result<FolderStatus, ModelError> {
             host: None,
         };
         let ckpt = checkpoint_dir(folder, i, n);
-        if part_path(folder, i, n).is_file() {
+        let part = part_path(folder, i, n);
+        if part.is_file() {
+            // A damaged part, or one of another job, is refused as merge would refuse it.
+            let (meta, _) = read_part_checked(&part, true)?;
+            if let Some(why) = spec.mismatch(&meta.job) {
+                return Err(ModelError::file(
+                    &part,
+                    format!("belongs to a different job: {why}"),
+                ));
+            }
             st.state = ShardState::Finished;
             st.done = total;
         } else if ckpt.is_dir() {
-            let saved: u64 = read_pieces(&ckpt, &job)?
+            let saved: u64 = scan_pieces(&ckpt, &job, spec.config, true)?
+                .all_intact()?
                 .iter()
                 .map(|(r, _)| (r.end - r.start) as u64)
                 .sum();
@@ -1451,9 +1718,11 @@ impl Sidecar {
         let mut out = Vec::new();
         for spec in self.jobs(model) {
             let ckpt = checkpoint_dir(&self.folder(spec.config), 0, 1);
-            let Ok(pieces) = read_pieces(&ckpt, &spec.id()) else {
+            // Damaged pieces are passed over: their tensors are compressed again.
+            let Ok(pieces) = scan_pieces(&ckpt, &spec.id(), spec.config, true) else {
                 continue;
             };
+            let pieces = pieces.intact;
             for t in &spec.tensors {
                 if pieces.iter().any(|(r, _)| r.tensor == t.name) {
                     out.push(SidecarTensor {
@@ -1484,9 +1753,10 @@ impl Sidecar {
         let Some(t) = spec.tensors.iter().find(|t| t.name == name) else {
             return Ok(None);
         };
-        let Ok(pieces) = read_pieces(&ckpt, &spec.id()) else {
+        let Ok(pieces) = scan_pieces(&ckpt, &spec.id(), cfg, false) else {
             return Ok(None);
         };
+        let pieces = pieces.intact;
         let Some((r, path)) = pieces
             .iter()
             .find(|(r, _)| r.tensor == name && r.start == 0 && r.end == t.blocks)
@@ -1496,7 +1766,7 @@ impl Sidecar {
         if r.hash != hash {
             return Ok(None);
         }
-        let file = MappedSafetensors::open(path)?;
+        let file = open_sealed(path)?;
         let blocks = codes_in(&file, PIECE_TENSOR, r, cfg)?;
         let len = t.shape.iter().product();
         Ok(Some(CompressedTensor {
@@ -1524,6 +1794,11 @@ impl Sidecar {
             .position(|t| t.name == name)
             .ok_or_else(|| ModelError::tensor(model.path(), name, "is not a float tensor"))?;
         let folder = self.folder(cfg);
+        // What an older layout kept cannot be read any more: start this configuration afresh.
+        if read_json::<JobSpec>(&folder.join(JOB_FILE)).is_ok_and(|j| j.layout != LAYOUT_VERSION) {
+            std::fs::remove_dir_all(&folder)
+                .map_err(|e| ModelError::io(&folder, "cannot remove", e))?;
+        }
         claim_folder(&folder, &spec)?;
         let ckpt = checkpoint_dir(&folder, 0, 1);
         std::fs::create_dir_all(&ckpt)
@@ -1541,7 +1816,8 @@ impl Sidecar {
         write_piece(&ckpt, index, &meta, &pack_blocks(tensor))?;
         for other in self.jobs(model).iter().filter(|s| s.config != cfg) {
             let dir = checkpoint_dir(&self.folder(other.config), 0, 1);
-            for (r, path) in read_pieces(&dir, &other.id()).unwrap_or_default() {
+            let pieces = scan_pieces(&dir, &other.id(), other.config, false);
+            for (r, path) in pieces.map(|p| p.intact).unwrap_or_default() {
                 if r.tensor == name {
                     std::fs::remove_file(&path)
                         .map_err(|e| ModelError::io(&path, "cannot remove", e))?;
@@ -1712,6 +1988,11 @@ mod tests {
         st.shards[1].state = ShardState::Stopped;
         st.shards[1].blocks_per_s = None;
         assert!(st.summary().ends_with("ETA unknown (no shard running)"));
+        assert!(
+            st.summary().contains(", 0 blocks/s,"),
+            "no shard running: {}",
+            st.summary()
+        );
     }
 
     #[test]

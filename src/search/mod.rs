@@ -113,6 +113,8 @@ pub struct Searcher {
     kernel: Kernel,
     /// Row weights `√d` of a weighted searcher ([`Searcher::weighted`]), at most 1.
     sw: Option<Arc<[f64]>>,
+    /// Bound on every reconstructed weight ([`Searcher::below`]).
+    max_abs: f64,
 }
 
 /// A block normalised for the f32 scan: `w / 2^⌊log2 max|w|⌋`. Weighted, `w` holds the scan's
@@ -177,6 +179,17 @@ impl Searcher {
             tables,
             kernel: Kernel::chosen(),
             sw: None,
+            max_abs: f64::INFINITY,
+        }
+    }
+
+    /// The same searcher keeping every reconstructed weight below `max_abs` in size (what the
+    /// tensor's dtype can hold, [`crate::core::quant::ExpRange::max_abs`]) in every range it
+    /// searches.
+    pub fn below(&self, max_abs: f64) -> Searcher {
+        Searcher {
+            max_abs,
+            ..self.clone()
         }
     }
 
@@ -245,6 +258,7 @@ impl Searcher {
     /// finite.
     fn search_batch(&self, blocks: &[f32], range: ExpRange, out: &mut [BlockResult]) {
         let c = self.cfg.c;
+        let range = range.below(self.max_abs);
         assert_eq!(
             blocks.len(),
             out.len() * c,

@@ -528,3 +528,92 @@ fn inspect_shows_the_format_totals_the_default_rule_and_natural_order() {
     assert_eq!(json["totals"]["bytes"], 64);
     assert_eq!(json["totals"]["bits_per_weight"], 4.0);
 }
+
+/// Directory outputs (issue 23, item 4) are written beside the target and renamed into place:
+/// a run that fails half-way leaves nothing, an existing output is refused before any work
+/// unless `--force`, and leftovers of killed runs beside it are removed.
+#[test]
+fn directory_outputs_appear_whole_and_replace_only_with_force() {
+    let root = tempfile::tempdir().unwrap();
+    let src = model_dir(root.path());
+    let out = root.path().join("out");
+    let o = run(&["compress", s(&src), "-o", s(&out)]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let before = tree(&out);
+    let bytes = std::fs::read(out.join("model.safetensors")).unwrap();
+    let listing = || crate::helpers::listing(root.path());
+    assert_eq!(listing(), ["model", "out"], "no partial directory left");
+    // An existing output is refused at once, untouched.
+    let err = fails(&["compress", s(&src), "-o", s(&out), "--bits", "3"]);
+    assert!(err.contains("--force") && err.contains("out"), "{err}");
+    assert!(std::fs::read(out.join("model.safetensors")).unwrap() == bytes);
+    // With --force it is replaced; stale partials of killed runs beside it are removed.
+    let stale_dir = root.path().join(".seedlm-partial-killed.tmp");
+    std::fs::create_dir(&stale_dir).unwrap();
+    std::fs::write(stale_dir.join("model.safetensors"), b"half").unwrap();
+    std::fs::write(root.path().join(".seedlm-partial-file.tmp"), b"half").unwrap();
+    let o = run(&["compress", s(&src), "-o", s(&out), "--bits", "3", "--force"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("seedlm-partial-killed.tmp"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert_eq!(listing(), ["model", "out"]);
+    assert_eq!(tree(&out), before);
+    assert!(std::fs::read(out.join("model.safetensors")).unwrap() != bytes);
+    // Decompression too; one that fails half-way (a weight too large for --dtype f16) leaves no
+    // directory behind.
+    let plain = root.path().join("plain");
+    let o = run(&["decompress", s(&out), "-o", s(&plain)]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let err = fails(&["decompress", s(&out), "-o", s(&plain)]);
+    assert!(err.contains("--force"), "{err}");
+    let big = root.path().join("big");
+    std::fs::create_dir(&big).unwrap();
+    write_model(
+        &big.join("model.safetensors"),
+        &[T::float("x.weight", Dtype::F32, &[8, 8], &[1e6; 64])],
+    );
+    let packed = root.path().join("big-packed");
+    assert!(
+        run(&["compress", s(&big), "-o", s(&packed)])
+            .status
+            .success()
+    );
+    let half = root.path().join("half");
+    let err = fails(&["decompress", s(&packed), "-o", s(&half), "--dtype", "f16"]);
+    assert!(err.contains("F16"), "{err}");
+    assert_eq!(listing(), ["big", "big-packed", "model", "out", "plain"]);
+}
+
+/// A folder link inside a model directory that leads outside it, or back up to a folder above
+/// it (a loop), is refused before any work, naming the link; nothing is written (issue 23,
+/// item 6). Links inside the tree are followed as before.
+#[cfg(unix)]
+#[test]
+fn folder_links_out_of_the_model_directory_are_refused() {
+    let root = tempfile::tempdir().unwrap();
+    let elsewhere = root.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    std::fs::write(elsewhere.join("secret.txt"), b"not the model's").unwrap();
+    for (name, target) in [
+        ("sub/link", elsewhere.clone()),
+        ("sub/loop", PathBuf::from("..")),
+    ] {
+        let src = model_dir(&root.path().join(name.replace('/', "-")));
+        std::fs::create_dir_all(src.join("sub")).unwrap();
+        std::os::unix::fs::symlink(&target, src.join(name)).unwrap();
+        let out = root.path().join(format!("out-{}", name.replace('/', "-")));
+        let err = fails(&["compress", s(&src), "-o", s(&out)]);
+        assert!(err.contains(name) && err.contains("folder link"), "{err}");
+        assert!(!out.exists(), "{name}: output written");
+    }
+    // A link to a folder inside the tree is fine.
+    let src = model_dir(&root.path().join("inside"));
+    std::os::unix::fs::symlink("1_Pooling", src.join("pooling-link")).unwrap();
+    let out = root.path().join("out-inside");
+    let o = run(&["compress", s(&src), "-o", s(&out)]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(out.join("pooling-link/config.json").is_file());
+}

@@ -385,8 +385,9 @@ fn calibrated_compression_lowers_each_tensors_activation_weighted_error() {
         ),
     ];
     for (model, include, count) in cases {
-        let plain = dir.path().join("plain.safetensors");
-        let cal = dir.path().join("cal.safetensors");
+        // One output per model: an existing output directory is not replaced without --force.
+        let plain = dir.path().join(format!("plain-{count}.safetensors"));
+        let cal = dir.path().join(format!("cal-{count}.safetensors"));
         for (out, calibrate) in [(&plain, false), (&cal, true)] {
             let mut args = vec!["compress", s(&model), "-o", s(out)];
             if let Some(re) = include {
@@ -494,4 +495,48 @@ fn compare_calibrate_adds_the_calibrated_twins() {
         err.contains("--calibrate needs seedlm-4bit or seedlm-3bit"),
         "{err}"
     );
+}
+
+/// A BERT config.json no model can have is refused naming the key, not divided by (0 heads)
+/// or evaluated into confident numbers (no layers, a negative epsilon): issue 23, items 9, 10.
+#[cfg(unix)]
+#[test]
+fn impossible_bert_configs_are_refused() {
+    let original: serde_json::Map<String, Value> =
+        serde_json::from_str(&std::fs::read_to_string(minilm().join("config.json")).unwrap())
+            .unwrap();
+    for (key, value, says) in [
+        (
+            "num_attention_heads",
+            serde_json::json!(0),
+            "num_attention_heads",
+        ),
+        (
+            "num_hidden_layers",
+            serde_json::json!(0),
+            "num_hidden_layers",
+        ),
+        ("layer_norm_eps", serde_json::json!(-1.0), "layer_norm_eps"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        for entry in std::fs::read_dir(minilm()).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_name() != "config.json" {
+                std::os::unix::fs::symlink(entry.path(), dir.path().join(entry.file_name()))
+                    .unwrap();
+            }
+        }
+        let mut config = original.clone();
+        config.insert(key.into(), value);
+        std::fs::write(
+            dir.path().join("config.json"),
+            Value::Object(config).to_string(),
+        )
+        .unwrap();
+        let err = Evaluator::open(dir.path()).err().expect(key).to_string();
+        assert!(
+            err.contains("config.json") && err.contains(says),
+            "{key}: {err}"
+        );
+    }
 }

@@ -258,3 +258,90 @@ fn sharded_directory_in_gives_directory_out() {
         None,
     );
 }
+
+/// Weights at the top of their dtype's range (F16 65504, BF16 and F32 about 3.4e38) compress
+/// into files that decode: the encoder never picks a code whose reconstruction the dtype cannot
+/// hold, and the reconstruction stays close (the search still minimises the error among the
+/// codes that fit).
+#[test]
+fn weights_at_the_edge_of_their_dtype_compress_into_files_that_decode() {
+    use crate::helpers::{run, s, text};
+    let dir = tempfile::tempdir().unwrap();
+    let n = 64 * 64;
+    let with_one = |v: f32| {
+        let mut g = gaussian(n, 1.0, 17);
+        g[100] = v;
+        g
+    };
+    let alternating =
+        |v: f32| -> Vec<f32> { (0..n).map(|i| if i % 2 == 0 { v } else { -v }).collect() };
+    let bf16_max = half::bf16::MAX.to_f32();
+    let cases: Vec<(&str, Dtype, Vec<f32>)> = vec![
+        ("f16-outlier", Dtype::F16, with_one(65000.0)),
+        ("f16-constant", Dtype::F16, vec![65000.0; n]),
+        ("f16-alternating", Dtype::F16, alternating(65504.0)),
+        ("bf16-outlier", Dtype::BF16, with_one(3.3e38)),
+        ("bf16-constant", Dtype::BF16, vec![bf16_max; n]),
+        ("bf16-alternating", Dtype::BF16, alternating(bf16_max)),
+        ("f32-alternating", Dtype::F32, alternating(f32::MAX)),
+    ];
+    for (name, dt, values) in cases {
+        let input = dir.path().join(format!("{name}.safetensors"));
+        let stored = dtype::to_f32(dt, &dtype::from_f32(dt, &values).unwrap()).unwrap();
+        write_model(&input, &[T::float("w.weight", dt, &[64, 64], &values)]);
+        for bits in ["4", "3"] {
+            let what = format!("{name} at {bits} bits");
+            let packed = dir.path().join(format!("{name}-{bits}.seedlm"));
+            let plain = dir.path().join(format!("{name}-{bits}.safetensors"));
+            let o = run(&["compress", s(&input), "-o", s(&packed), "--bits", bits]);
+            assert!(o.status.success(), "{what}: {}", text(&o.stderr));
+            let o = run(&["inspect", s(&packed)]);
+            assert!(o.status.success(), "{what}: inspect: {}", text(&o.stderr));
+            let o = run(&["decompress", s(&packed), "-o", s(&plain)]);
+            assert!(
+                o.status.success(),
+                "{what}: decompress: {}",
+                text(&o.stderr)
+            );
+            let m = Model::open(&plain).unwrap();
+            let got = m.to_f32(m.get("w.weight").unwrap()).unwrap();
+            let (mut err, mut norm) = (0.0f64, 0.0f64);
+            for (&a, &b) in stored.iter().zip(&got) {
+                assert!(b.is_finite() && dtype::fits(dt, b), "{what}: {b}");
+                // Relative to the largest weight, so that f32::MAX squares stay finite.
+                let (a, b) = (f64::from(a) / 1e30, f64::from(b) / 1e30);
+                err += (a - b) * (a - b);
+                norm += a * a;
+            }
+            assert!(err / norm < 0.05, "{what}: relative MSE {}", err / norm);
+        }
+    }
+}
+
+/// A plain input whose header is exactly at the readers' limit is readable, but its packed
+/// header (with the format's keys added) would be over it: compress refuses to write a file no
+/// reader opens.
+#[test]
+fn a_packed_header_over_the_readers_limit_is_not_written() {
+    use crate::helpers::{fails, s};
+    use seedlm::io::container::MAX_HEADER_LEN;
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("big-header.safetensors");
+    let entry = r#""w":{"dtype":"F32","shape":[2,8],"data_offsets":[0,64]}"#;
+    let frame = format!(r#"{{"__metadata__":{{"pad":""}},{entry}}}"#);
+    let pad = "x".repeat(MAX_HEADER_LEN as usize - frame.len());
+    let header = format!(r#"{{"__metadata__":{{"pad":"{pad}"}},{entry}}}"#);
+    assert_eq!(header.len() as u64, MAX_HEADER_LEN);
+    let mut bytes = MAX_HEADER_LEN.to_le_bytes().to_vec();
+    bytes.extend_from_slice(header.as_bytes());
+    bytes.extend(gaussian(16, 1.0, 3).iter().flat_map(|x| x.to_le_bytes()));
+    std::fs::write(&input, bytes).unwrap();
+    assert!(Model::open(&input).is_ok(), "the input is readable");
+    let out = dir.path().join("out.seedlm");
+    let err = fails(&["compress", s(&input), "-o", s(&out)]);
+    assert!(
+        err.contains("out.seedlm") && err.contains("100000000-byte limit"),
+        "{err}"
+    );
+    assert_eq!(listing(dir.path()), ["big-header.safetensors"]);
+}

@@ -597,7 +597,7 @@ fn exact_encoder_matches_brute_force_lattice_enumeration() {
 /// and must still reach the brute-force closest point over a wide range.
 #[test]
 fn exact_encoder_matches_brute_force_on_nearly_singular_bases() {
-    let range = ExpRange { lo: -40, hi: 24 };
+    let range = ExpRange::new(-40, 24);
     for (c, p, k, n, seed) in [(5, 3, 6, 24, 90), (4, 3, 5, 24, 91)] {
         let cfg = Config::new(c, p, k).unwrap();
         let exact = Searcher::with_rounding(cfg, Rounding::Exact);

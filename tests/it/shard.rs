@@ -410,3 +410,259 @@ fn merge_cancelled_inside_its_one_tensor_leaves_nothing() {
         "no output and no partial file"
     );
 }
+
+/// `bytes` with the last digit of the first `"e_base":N` of its header changed (the header keeps
+/// its length).
+fn edit_e_base(bytes: &[u8]) -> Vec<u8> {
+    let mut out = bytes.to_vec();
+    let n = 8 + u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let key = b"\\\"e_base\\\":";
+    let at = out[..n]
+        .windows(key.len())
+        .position(|w| w == key)
+        .expect("a description with an e_base")
+        + key.len();
+    let mut digit = if out[at] == b'-' { at + 1 } else { at };
+    while out[digit + 1].is_ascii_digit() {
+        digit += 1;
+    }
+    out[digit] = if out[digit] == b'9' {
+        b'8'
+    } else {
+        out[digit] + 1
+    };
+    out
+}
+
+/// Merges `out`'s shard folder through the library; the error as text.
+fn merge_lib(out: &Path) -> Result<(), String> {
+    use seedlm::search::compress::Progress;
+    use std::sync::atomic::AtomicBool;
+    seedlm::io::shard::merge(
+        &folder(out),
+        None,
+        out,
+        &Progress::default(),
+        &AtomicBool::new(false),
+    )
+    .map(|_| ())
+    .map_err(|e| e.to_string())
+}
+
+#[test]
+fn a_damaged_part_is_refused_by_merge_and_status_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = small(dir.path());
+    let want = single(&model, dir.path(), &[]);
+    let out = dir.path().join("o.safetensors");
+    shard(&model, &out, 0, 2, &[]);
+    shard(&model, &out, 1, 2, &[]);
+    let part = folder(&out).join("part-0000-of-0002.safetensors");
+    let good = std::fs::read(&part).unwrap();
+    let data_start = 8 + u64::from_le_bytes(good[..8].try_into().unwrap()) as usize;
+    let refused = |what: &str| {
+        let err = merge_lib(&out).expect_err(what);
+        assert!(
+            err.contains("part-0000-of-0002.safetensors") && !err.contains('\n'),
+            "{what}: {err}"
+        );
+        assert!(!out.exists(), "{what}: merge wrote an output");
+        err
+    };
+    // Every bit of every record: each flip is refused (without the checksum all were merged).
+    for i in data_start..good.len() {
+        for bit in [0, 3, 7] {
+            let mut bytes = good.clone();
+            bytes[i] ^= 1 << bit;
+            std::fs::write(&part, &bytes).unwrap();
+            let err = refused(&format!("byte {i} bit {bit}"));
+            assert!(err.contains("damaged"), "{err}");
+        }
+    }
+    // The exponent base of a range in the description.
+    std::fs::write(&part, edit_e_base(&good)).unwrap();
+    let err = refused("e_base");
+    assert!(err.contains("damaged"), "{err}");
+    // status and the CLI merge say the same in one line.
+    let err = fails(&["status", s(&out)]);
+    assert!(
+        err.contains("part-0000-of-0002.safetensors") && err.contains("damaged"),
+        "{err}"
+    );
+    let err = fails(&["merge", s(&folder(&out)), "-o", s(&out)]);
+    assert!(err.contains("part-0000-of-0002.safetensors"), "{err}");
+    // Random damage anywhere in the file: refused, or (an edit the checksum cannot see, such
+    // as JSON whitespace) merged to exactly the bytes of one run.
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(23);
+    let mut merged = 0;
+    for _ in 0..300 {
+        let mut bytes = good.clone();
+        let i = rng.random_range(0..bytes.len());
+        bytes[i] ^= 1 << rng.random_range(0..8);
+        std::fs::write(&part, &bytes).unwrap();
+        match merge_lib(&out) {
+            Err(e) => assert!(e.contains("part-0000-of-0002"), "byte {i}: {e}"),
+            Ok(()) => {
+                merged += 1;
+                assert!(
+                    std::fs::read(&out).unwrap() == want,
+                    "byte {i}: other weights"
+                );
+                std::fs::remove_file(&out).unwrap();
+            }
+        }
+    }
+    assert!(merged < 30, "{merged} of 300 damaged parts merged");
+    // A damaged part is made again by its shard, then merges as one run would.
+    std::fs::write(&part, edit_e_base(&good)).unwrap();
+    let o = run(&["compress", s(&model), "-o", s(&out), "--shard", "0/2"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("part-0000-of-0002.safetensors: damaged"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(merge(&out) == want);
+}
+
+#[test]
+fn a_damaged_checkpoint_piece_is_refused_by_status_and_redone_on_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = big(dir.path());
+    let want = single(&model, dir.path(), &[]);
+    let out = dir.path().join("o.safetensors");
+    let args = [
+        "compress",
+        s(&model),
+        "-o",
+        s(&out),
+        "--shard",
+        "0/1",
+        "--threads",
+        "1",
+        "--checkpoint-blocks",
+        "512",
+    ];
+    let ckpt = folder(&out).join("shard-0000-of-0001");
+    kill_after_pieces(&args, &ckpt, 3);
+    let mut names = crate::helpers::listing(&ckpt);
+    names.retain(|n| n.starts_with("piece-"));
+    let (first, second) = (ckpt.join(&names[0]), ckpt.join(&names[1]));
+    // One flipped bit in the records of one piece, and one edited e_base in another.
+    let mut bytes = std::fs::read(&first).unwrap();
+    let n = bytes.len();
+    bytes[n - 100] ^= 0x10;
+    std::fs::write(&first, bytes).unwrap();
+    std::fs::write(&second, edit_e_base(&std::fs::read(&second).unwrap())).unwrap();
+    let err = fails(&["status", s(&out)]);
+    assert!(err.contains(&names[0]) && err.contains("damaged"), "{err}");
+    // The resumed shard names both, searches their blocks again and ends as one run.
+    let o = run(&args[..args.len() - 2]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let said = text(&o.stderr);
+    for name in &names[..2] {
+        assert!(said.contains(&format!("{name}: damaged")), "{said}");
+    }
+    assert!(merge(&out) == want, "resumed result differs from one run");
+}
+
+#[test]
+fn tensors_of_no_elements_merge_as_one_run_writes_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("empty.safetensors");
+    write_model(
+        &model,
+        &[
+            T::float("a.weight", Dtype::F32, &[0, 8], &[]),
+            T::float("b.weight", Dtype::F16, &[8, 0], &[]),
+            T::float("c.weight", Dtype::BF16, &[1, 0], &[]),
+            T::float("d.weight", Dtype::F32, &[4, 8], &gaussian(32, 0.1, 6)),
+        ],
+    );
+    let want = single(&model, dir.path(), &[]);
+    let out = dir.path().join("o.safetensors");
+    for i in 0..2 {
+        shard(&model, &out, i, 2, &[]);
+    }
+    assert!(merge(&out) == want, "merge differs from one run");
+}
+
+#[test]
+fn merge_removes_partial_files_that_killed_runs_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = small(dir.path());
+    let out = dir.path().join("o.safetensors");
+    shard(&model, &out, 0, 1, &[]);
+    let stale = [
+        folder(&out).join(".seedlm-partial-a.tmp"),
+        dir.path().join(".seedlm-partial-b.tmp"),
+    ];
+    for p in &stale {
+        std::fs::write(p, b"half").unwrap();
+    }
+    let o = run(&["merge", s(&folder(&out)), "-o", s(&out)]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    for p in &stale {
+        assert!(!p.exists(), "{} left", p.display());
+        assert!(text(&o.stderr).contains(s(p)), "{}", text(&o.stderr));
+    }
+}
+
+/// A job.json whose counts cannot be (2^64 − 1 shards or blocks) is refused by status and
+/// merge in one line naming it, not allocated for (issue 23, item 9).
+#[test]
+fn impossible_job_counts_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = small(dir.path());
+    let out = dir.path().join("o.safetensors");
+    shard(&model, &out, 0, 2, &[]);
+    let job = folder(&out).join("job.json");
+    let good: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&job).unwrap()).unwrap();
+    for (key, value) in [
+        ("shards", serde_json::json!(u64::MAX)),
+        ("total_blocks", serde_json::json!(u64::MAX)),
+        ("shards", serde_json::json!(0)),
+    ] {
+        let mut bad = good.clone();
+        bad[key] = value;
+        std::fs::write(&job, bad.to_string()).unwrap();
+        for cmd in [
+            vec!["status", s(&out)],
+            vec!["merge", s(&folder(&out)), "-o", s(&out)],
+        ] {
+            let err = fails(&cmd);
+            assert!(
+                err.contains("job.json") && err.contains("malformed"),
+                "{key}: {err}"
+            );
+        }
+    }
+    // A tensor's block count that its shape cannot have.
+    let mut bad = good.clone();
+    bad["tensors"][0]["blocks"] = serde_json::json!(u64::MAX);
+    std::fs::write(&job, bad.to_string()).unwrap();
+    let err = fails(&["status", s(&out)]);
+    assert!(err.contains("cannot have"), "{err}");
+}
+
+/// job.json and progress files get the mode of any new file, as parts do, so that colleagues
+/// on a shared cluster can run status and merge (issue 23, item 11).
+#[cfg(unix)]
+#[test]
+fn job_json_is_as_readable_as_the_parts() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let model = small(dir.path());
+    let out = dir.path().join("o.safetensors");
+    shard(&model, &out, 0, 2, &[]);
+    let mode = |name: &str| {
+        std::fs::metadata(folder(&out).join(name))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode("job.json"), mode("part-0000-of-0002.safetensors"));
+}

@@ -332,3 +332,127 @@ fn slurm_array_and_merge_job_give_the_single_machine_bytes() {
     let st = text(&run(&["status", s(&out)]).stdout);
     assert!(st.contains("3/3 shards finished"), "{st}");
 }
+
+/// Paths and options written into the scripts cannot run commands: a control character (a
+/// newline would end a comment or `#SBATCH` line) is refused before anything is written, and
+/// `$(…)`, backticks and quotes reach the binary as the literal path.
+#[test]
+fn script_paths_cannot_inject_commands() {
+    let work = tempfile::tempdir().unwrap();
+    let model = work.path().join("model.safetensors");
+    write_model(&model, &small_model());
+    let dir = work.path();
+    for bad in ["o\ntouch pwned\n.safetensors", "o\rx.safetensors"] {
+        let out = dir.join(bad);
+        let err = crate::helpers::fails(&["slurm", s(&model), "-o", s(&out), "--shards", "2"]);
+        assert!(err.contains("control character"), "{err}");
+    }
+    let err = crate::helpers::fails(&[
+        "slurm",
+        s(&model),
+        "-o",
+        s(&dir.join("o")),
+        "--shards",
+        "2",
+        "--partition",
+        "a\nb",
+    ]);
+    assert!(err.contains("--partition"), "{err}");
+    assert_eq!(
+        crate::helpers::listing(dir),
+        ["model.safetensors"],
+        "nothing written"
+    );
+    // The scripts run `--bin` with the paths as arguments: echo shows what a binary would get.
+    for name in [
+        "o$(touch pwned).safetensors",
+        "o`touch pwned`.safetensors",
+        "o'x\" y.safetensors",
+    ] {
+        let out = dir.join(name);
+        let o = run(&[
+            "slurm",
+            s(&model),
+            "-o",
+            s(&out),
+            "--shards",
+            "2",
+            "--bin",
+            "/bin/echo",
+        ]);
+        assert!(o.status.success(), "{name}: {}", text(&o.stderr));
+        let folder = PathBuf::from(format!("{}.shards", out.display()));
+        for script in ["compress.sbatch", "merge.sbatch"] {
+            let ran = std::process::Command::new("bash")
+                .arg(folder.join(script))
+                .current_dir(dir)
+                .env_remove("SLURM_CPUS_PER_TASK")
+                .output()
+                .unwrap();
+            assert!(
+                ran.status.success(),
+                "{name} {script}: {}",
+                text(&ran.stderr)
+            );
+            let said = text(&ran.stdout);
+            assert!(said.contains(s(&out)), "{name} {script}: {said}");
+            assert!(!dir.join("pwned").exists(), "{name} {script} ran a command");
+        }
+    }
+}
+
+/// Memory, account, quality of service and any other sbatch option reach both scripts as
+/// `#SBATCH` lines (issue 23, item 11).
+#[test]
+fn scripts_take_memory_account_qos_and_other_sbatch_options() {
+    let work = tempfile::tempdir().unwrap();
+    let model = work.path().join("model.safetensors");
+    write_model(&model, &small_model());
+    let out = work.path().join("o.safetensors");
+    let o = run(&[
+        "slurm",
+        s(&model),
+        "-o",
+        s(&out),
+        "--shards",
+        "2",
+        "--mem",
+        "16G",
+        "--account",
+        "proj1",
+        "--qos",
+        "low",
+        "--sbatch",
+        "--constraint=avx2",
+        "--sbatch",
+        "--exclusive",
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let folder = PathBuf::from(format!("{}.shards", out.display()));
+    for script in ["compress.sbatch", "merge.sbatch"] {
+        let body = std::fs::read_to_string(folder.join(script)).unwrap();
+        for line in [
+            "#SBATCH --mem=16G",
+            "#SBATCH --account=proj1",
+            "#SBATCH --qos=low",
+            "#SBATCH --constraint=avx2",
+            "#SBATCH --exclusive",
+        ] {
+            assert!(
+                body.lines().any(|l| l == line),
+                "{script}: no '{line}' in {body}"
+            );
+        }
+    }
+    let err = crate::helpers::fails(&[
+        "slurm",
+        s(&model),
+        "-o",
+        s(&out),
+        "--shards",
+        "2",
+        "--sbatch",
+        "--x\nrm -rf /",
+    ]);
+    assert!(err.contains("--sbatch"), "{err}");
+}
