@@ -263,6 +263,33 @@ mod tests {
         (t, meta, records)
     }
 
+    /// On every kernel this CPU runs, `m·x` equals the product with the f32 weights `w` within
+    /// f32 rounding: |y − y_ref| ≤ 1e-5·Σ_j |W_ij·x_j| for every row.
+    fn assert_products_within_rounding(m: &Matrix, w: &[f32], x: &[f32], what: &str) {
+        let cols = x.len();
+        for kernel in Kernel::available() {
+            let mut y = vec![0.0; m.rows()];
+            m.matvec(kernel, x, &mut y);
+            for (r, &got) in y.iter().enumerate() {
+                let wr = &w[r * cols..][..cols];
+                let want: f64 = wr
+                    .iter()
+                    .zip(x)
+                    .map(|(&a, &b)| f64::from(a) * f64::from(b))
+                    .sum();
+                let bound: f64 = wr
+                    .iter()
+                    .zip(x)
+                    .map(|(&a, &b)| f64::from(a * b).abs())
+                    .sum();
+                assert!(
+                    (f64::from(got) - want).abs() <= 1e-5 * bound,
+                    "{what} {kernel:?} row {r}: {got} vs {want} (bound {bound})"
+                );
+            }
+        }
+    }
+
     /// The fused product equals the product with the decompressed f32 weights within f32
     /// rounding, |y − y_ref| ≤ 1e-5·Σ_j |W_ij·x_j|, on every kernel this CPU runs; and a decoded
     /// row equals the reconstruction bit for bit.
@@ -296,29 +323,7 @@ mod tests {
                     m.decode_rows(r, &mut row);
                     assert_eq!(row, w[r * cols..][..cols], "{cfg:?} decode row {r}");
                 }
-                for kernel in Kernel::available() {
-                    let mut y = vec![0.0; rows];
-                    m.matvec(kernel, &x, &mut y);
-                    for r in 0..rows {
-                        let wr = &w[r * cols..][..cols];
-                        let want: f64 = wr
-                            .iter()
-                            .zip(&x)
-                            .map(|(&a, &b)| f64::from(a) * f64::from(b))
-                            .sum();
-                        let bound: f64 = wr
-                            .iter()
-                            .zip(&x)
-                            .map(|(&a, &b)| f64::from(a * b).abs())
-                            .sum();
-                        let err = (f64::from(y[r]) - want).abs();
-                        assert!(
-                            err <= 1e-5 * bound,
-                            "{cfg:?} cols {cols} {kernel:?} row {r}: {} vs {want} (bound {bound})",
-                            y[r]
-                        );
-                    }
-                }
+                assert_products_within_rounding(&m, &w, &x, &format!("{cfg:?} cols {cols}"));
             }
         }
     }
@@ -339,27 +344,7 @@ mod tests {
                 let m = Matrix::dense(dtype, &bytes, rows, cols).unwrap();
                 let mut w = vec![0.0; rows * cols];
                 m.decode_rows(0, &mut w);
-                for kernel in Kernel::available() {
-                    let mut y = vec![0.0; rows];
-                    m.matvec(kernel, &x, &mut y);
-                    for r in 0..rows {
-                        let wr = &w[r * cols..][..cols];
-                        let want: f64 = wr
-                            .iter()
-                            .zip(&x)
-                            .map(|(&a, &b)| f64::from(a) * f64::from(b))
-                            .sum();
-                        let bound: f64 = wr
-                            .iter()
-                            .zip(&x)
-                            .map(|(&a, &b)| f64::from(a * b).abs())
-                            .sum();
-                        assert!(
-                            (f64::from(y[r]) - want).abs() <= 1e-5 * bound,
-                            "{dtype:?} {kernel:?} {cols}"
-                        );
-                    }
-                }
+                assert_products_within_rounding(&m, &w, &x, &format!("{dtype:?} cols {cols}"));
             }
         }
     }
