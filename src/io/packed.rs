@@ -342,6 +342,16 @@ pub fn file_canonical(
     out
 }
 
+/// The file checksum ([`KEY_CHECKSUM`]) of `tensors` and `metadata`: the CRC-32 of their
+/// [`file_canonical`] form.
+pub fn file_checksum<'a>(
+    tensors: impl IntoIterator<Item = StoredTensor<'a>>,
+    metadata: &BTreeMap<String, String>,
+) -> u32 {
+    let mut stored: Vec<StoredTensor<'a>> = tensors.into_iter().collect();
+    crc32fast::hash(&file_canonical(&mut stored, metadata))
+}
+
 /// A compressed tensor to write: the fields its metadata records, and its packed records.
 pub struct PackedOut<'a> {
     /// Original name.
@@ -461,17 +471,13 @@ pub fn write_packed_out(
             data: Payload::Bytes(p.data),
         });
     }
-    let mut stored: Vec<StoredTensor<'_>> = out
-        .iter()
-        .zip(crcs)
-        .map(|(t, crc32)| StoredTensor {
-            name: &t.name,
-            dtype: t.dtype,
-            shape: &t.shape,
-            crc32,
-        })
-        .collect();
-    let checksum = crc32fast::hash(&file_canonical(&mut stored, &meta));
+    let stored = out.iter().zip(crcs).map(|(t, crc32)| StoredTensor {
+        name: &t.name,
+        dtype: t.dtype,
+        shape: &t.shape,
+        crc32,
+    });
+    let checksum = file_checksum(stored, &meta);
     meta.insert(KEY_CHECKSUM.into(), checksum.to_string());
     write_atomic(path, out, &meta)
 }
@@ -633,7 +639,7 @@ impl PackedModel {
             // Every tensor's CRC is needed; a check on read leaves it out.
             (true, Some(_)) if !full => {}
             (true, Some(stored)) => {
-                let mut st: Vec<StoredTensor<'_>> = file
+                let st = file
                     .tensors()
                     .iter()
                     .zip(&crcs)
@@ -642,9 +648,8 @@ impl PackedModel {
                         dtype: t.dtype,
                         shape: &t.shape,
                         crc32,
-                    })
-                    .collect();
-                let want = crc32fast::hash(&file_canonical(&mut st, meta)).to_string();
+                    });
+                let want = file_checksum(st, meta).to_string();
                 if *stored != want {
                     return Err(whole(format!(
                         "file checksum mismatch: the header or a tensor's data changed ({KEY_CHECKSUM} is '{stored}', the content gives {want}; corrupt file)"

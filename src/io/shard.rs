@@ -20,7 +20,7 @@ use crate::io::error::ModelError;
 use crate::io::model::Model;
 use crate::io::model_job::{JobError, Plan, TensorReport, tensor_error, write_compressed_out};
 use crate::io::packed::{
-    KEY_CHECKSUM, PackedOut, StoredTensor, check_packed, decode_range, file_canonical, pack_blocks,
+    KEY_CHECKSUM, PackedOut, StoredTensor, check_packed, decode_range, file_checksum, pack_blocks,
     packed_len, unpack_blocks,
 };
 use crate::search::Searcher;
@@ -447,17 +447,13 @@ fn write_sealed(
             _ => unreachable!("shard files hold records in memory"),
         })
         .collect();
-    let mut stored: Vec<StoredTensor<'_>> = tensors
-        .iter()
-        .zip(crcs)
-        .map(|(t, crc32)| StoredTensor {
-            name: &t.name,
-            dtype: t.dtype,
-            shape: &t.shape,
-            crc32,
-        })
-        .collect();
-    let sum = crc32fast::hash(&file_canonical(&mut stored, &md));
+    let stored = tensors.iter().zip(crcs).map(|(t, crc32)| StoredTensor {
+        name: &t.name,
+        dtype: t.dtype,
+        shape: &t.shape,
+        crc32,
+    });
+    let sum = file_checksum(stored, &md);
     md.insert(KEY_CHECKSUM.into(), sum.to_string());
     write_atomic(path, tensors, &md)
 }
@@ -482,7 +478,7 @@ pub fn open_sealed(path: &Path) -> Result<MappedSafetensors, ModelError> {
         .iter()
         .map(|t| crc32fast::hash(file.bytes(t)))
         .collect();
-    let mut st: Vec<StoredTensor<'_>> = file
+    let st = file
         .tensors()
         .iter()
         .zip(crcs)
@@ -491,9 +487,8 @@ pub fn open_sealed(path: &Path) -> Result<MappedSafetensors, ModelError> {
             dtype: t.dtype,
             shape: &t.shape,
             crc32,
-        })
-        .collect();
-    let want = crc32fast::hash(&file_canonical(&mut st, file.metadata())).to_string();
+        });
+    let want = file_checksum(st, file.metadata()).to_string();
     if *stored != want {
         return Err(ModelError::file(
             path,
