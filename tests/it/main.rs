@@ -6,6 +6,7 @@ mod app_ui;
 mod cli;
 mod cli_files;
 mod cli_hw_sim;
+mod docs;
 mod eval;
 mod format_example;
 mod generate;
