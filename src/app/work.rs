@@ -337,11 +337,8 @@ pub fn spawn(
             methods,
             calibration,
         } => {
-            if let Some(m) = methods.iter().find(|m| m.is_calibrated())
-                && calibration.is_none()
-            {
-                return Err(format!("{m} needs a calibration text"));
-            }
+            compare::check_calibration(&methods, calibration.is_some())
+                .map_err(|e| e.to_string())?;
             let inputs: Vec<Input> = tensors
                 .iter()
                 .filter_map(|&i| {
@@ -579,35 +576,8 @@ fn baselines(
         }
         None => Default::default(),
     };
-    let mut kept: Vec<Overlay> = vec![Vec::new(); methods.len()];
-    let total: u64 = inputs
-        .iter()
-        .map(|(_, _, d)| compare::search_blocks(d.len(), methods))
-        .sum();
-    ctx.progress().total.store(total, Ordering::Relaxed);
-    let mut rows = Vec::new();
-    for (name, shape, src) in inputs {
-        let data = src.read()?;
-        let mut keep = |m: Method, recon: Vec<f32>| {
-            if let (Ok(_), Some(i)) = (&evaluator, methods.iter().position(|&x| x == m)) {
-                kept[i].push((name.clone(), recon));
-            }
-        };
-        let r = compare::compare_tensor(
-            name,
-            &data,
-            shape,
-            methods,
-            moments.get(name).map(Vec::as_slice),
-            ctx.progress(),
-            ctx.cancel_flag(),
-            &mut keep,
-        )
-        .map_err(|e| format!("tensor '{name}': {e}"))?;
-        rows.extend(r);
-    }
-    let totals = compare::totals(&rows);
-    rows.extend(totals);
+    // The document's own compressed tensors join the model run as one more candidate.
+    let mut extra = Vec::new();
     let current = match current {
         Some(results) => {
             let mut m = Measured::default();
@@ -619,26 +589,48 @@ fn baselines(
                 }
             }
             if evaluator.is_ok() {
-                kept.push(overlay);
+                extra.push(overlay);
             }
             Some(m)
         }
         None => None,
     };
-    let mut current_figures = None;
-    let function = match evaluator {
-        Ok(ev) => {
-            // The search's blocks are done; progress now counts batches of the model runs.
-            ctx.progress().done.store(0, Ordering::Relaxed);
-            let inputs = Inputs {
+    let tensors: Vec<compare::Tensor> = inputs
+        .iter()
+        .map(|(name, shape, _)| compare::Tensor {
+            name: name.clone(),
+            shape: shape.clone(),
+        })
+        .collect();
+    let source = path.as_deref().unwrap_or(Path::new("."));
+    let request = compare::Request {
+        tensors: &tensors,
+        methods,
+        moments: &moments,
+        function: evaluator.as_ref().ok().map(|ev| compare::FunctionSpace {
+            evaluator: ev,
+            source,
+            inputs: Inputs {
                 ctx: DEFAULT_CTX,
                 max_tokens: Some(APP_TOKENS),
                 ..Default::default()
-            };
-            let source = path.as_deref().unwrap_or(Path::new("."));
-            let mut figures = ev
-                .compare_overlays(source, kept, &inputs, ctx.progress(), ctx.cancel_flag())
-                .map_err(|e| e.to_string())?;
+            },
+            extra,
+        }),
+    };
+    let mut read = |i: usize| inputs[i].2.read();
+    let outcome = compare::run(
+        request,
+        &mut read,
+        ctx.progress(),
+        ctx.cancel_flag(),
+        &mut |_| {},
+    )
+    .map_err(|e| e.to_string())?;
+    let (rows, mut figures) = (outcome.rows, outcome.function);
+    let mut current_figures = None;
+    let function = match evaluator {
+        Ok(_) => {
             if current.is_some() {
                 current_figures = figures.pop();
             }

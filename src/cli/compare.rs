@@ -1,7 +1,7 @@
 //! `seedlm compare`: SeedLM against the data-free baselines on a model's tensors.
 
 use super::stdout::column_width;
-use crate::eval::{DEFAULT_CTX, Evaluator, Figures, Inputs, Overlay};
+use crate::eval::{DEFAULT_CTX, Evaluator, Figures, Inputs};
 use crate::io::error::{MAX_SHOWN, ModelError, abbreviate};
 use crate::io::model::Model;
 use crate::io::selection::Selection;
@@ -63,25 +63,26 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
     if tensors.is_empty() {
         anyhow::bail!("{}: no tensor is selected", args.file.display());
     }
+    let methods = match &args.calibrate {
+        Some(_) => compare::with_calibrated_twins(&args.methods).ok_or_else(|| {
+            anyhow::anyhow!(
+                "--calibrate needs seedlm-4bit or seedlm-3bit in --methods: it adds their calibrated twins"
+            )
+        })?,
+        None => {
+            compare::check_calibration(&args.methods, false)
+                .map_err(|e| anyhow::anyhow!("{e}: add --calibrate TEXT"))?;
+            args.methods.clone()
+        }
+    };
     // Fail before the search when the model cannot be run.
     let evaluator = match args.eval {
         true => Some(Evaluator::open_model(&args.file)?),
         false => None,
     };
     let cancel = super::watch::cancel_on_ctrl_c();
-    let mut methods = args.methods.clone();
     let moments = match &args.calibrate {
         Some(text) => {
-            for (i, m) in args.methods.iter().enumerate().rev() {
-                if let Some(c) = m.calibrated().filter(|c| !methods.contains(c)) {
-                    methods.insert(i + 1, c);
-                }
-            }
-            if !methods.iter().any(|m| m.is_calibrated()) {
-                anyhow::bail!(
-                    "--calibrate needs seedlm-4bit or seedlm-3bit in --methods: it adds their calibrated twins"
-                );
-            }
             // The evaluator of --eval serves both: one copy of the weights in memory.
             let opened;
             let ev = match &evaluator {
@@ -98,66 +99,50 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
             }
             moments
         }
-        None => {
-            if let Some(m) = methods.iter().find(|m| m.is_calibrated()) {
-                anyhow::bail!("{m} needs a calibration text: add --calibrate TEXT");
-            }
-            Default::default()
-        }
+        None => Default::default(),
     };
-    let mut kept: Vec<(Method, Overlay)> = Vec::new();
-    let progress = Progress::default();
-    let total: u64 = tensors
+    let compared: Vec<compare::Tensor> = tensors
         .iter()
-        .map(|t| compare::search_blocks(t.numel(), &methods))
-        .sum();
-    progress.total.store(total, Ordering::Relaxed);
-    let mut rows = super::watch::watch("blocks", &progress.done, &progress.total, |_| {
-        let mut rows = Vec::new();
-        for t in &tensors {
-            let data = model.to_f32(t)?;
-            let mut keep = |m: Method, recon: Vec<f32>| {
-                if evaluator.is_none() {
-                    return;
-                }
-                let at = match kept.iter().position(|(k, _)| *k == m) {
-                    Some(i) => i,
-                    None => {
-                        kept.push((m, Vec::new()));
-                        kept.len() - 1
-                    }
-                };
-                kept[at].1.push((t.name.clone(), recon));
-            };
-            let r = compare::compare_tensor(
-                &t.name,
-                &data,
-                &t.shape,
-                &methods,
-                moments.get(&t.name).map(Vec::as_slice),
-                &progress,
-                &cancel,
-                &mut keep,
-            )
-            .map_err(|e| ModelError::tensor(model.file_of(t), &t.name, e.to_string()))?;
-            rows.extend(r);
-        }
-        anyhow::Ok(rows)
-    })?;
-    rows.extend(compare::totals(&rows));
-    let mut function: Vec<(Method, Figures)> = Vec::new();
-    if let Some(ev) = &evaluator {
-        let progress = Progress::default();
-        let (methods, overlays): (Vec<Method>, Vec<_>) = kept.into_iter().unzip();
-        let inputs = Inputs {
-            ctx: DEFAULT_CTX,
-            ..Default::default()
+        .map(|t| compare::Tensor {
+            name: t.name.clone(),
+            shape: t.shape.clone(),
+        })
+        .collect();
+    let request = compare::Request {
+        tensors: &compared,
+        methods: &methods,
+        moments: &moments,
+        function: evaluator.as_ref().map(|ev| compare::FunctionSpace {
+            evaluator: ev,
+            source: &args.file,
+            inputs: Inputs {
+                ctx: DEFAULT_CTX,
+                ..Default::default()
+            },
+            extra: Vec::new(),
+        }),
+    };
+    let progress = Progress::default();
+    let outcome = super::watch::watch("blocks", &progress.done, &progress.total, |bar| {
+        let mut read = |i: usize| model.to_f32(tensors[i]);
+        let mut stage = |s: compare::Stage| {
+            if s == compare::Stage::Model {
+                super::watch::restart(bar, "batches");
+            }
         };
-        let figures = super::watch::watch("batches", &progress.done, &progress.total, |_| {
-            ev.compare_overlays(&args.file, overlays, &inputs, &progress, &cancel)
-        })?;
-        function = methods.into_iter().zip(figures).collect();
-    }
+        compare::run(request, &mut read, &progress, &cancel, &mut stage)
+    });
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(compare::CompareError::Read(e)) => return Err(e.into()),
+        Err(compare::CompareError::Tensor { index, name, error }) => {
+            let file = model.file_of(tensors[index]);
+            return Err(ModelError::tensor(file, &name, error.to_string()).into());
+        }
+        Err(compare::CompareError::Eval(e)) => return Err(e.into()),
+    };
+    let rows = outcome.rows;
+    let function: Vec<(Method, Figures)> = methods.iter().copied().zip(outcome.function).collect();
     let text = if args.json {
         let mut json = to_json(&rows);
         for obj in json.as_array_mut().into_iter().flatten() {

@@ -13,7 +13,8 @@ pub const PROGRESS_SECS: f64 = 30.0;
 pub const PROGRESS_SECS_VAR: &str = "SEEDLM_PROGRESS_SECS";
 
 /// Runs `job` on a scoped thread and draws `done`/`total` (in `unit`) until it returns or
-/// panics; `job` may put a message (the tensor at work) on the bar. When stderr is not a
+/// panics; `job` may put a message (the tensor at work) on the bar, or [`restart`] it counting
+/// something else. When stderr is not a
 /// terminal the bar is hidden and a plain line is written every [`PROGRESS_SECS`] instead, so
 /// a log still shows how far a long run is.
 pub fn watch<T: Send>(
@@ -23,11 +24,13 @@ pub fn watch<T: Send>(
     job: impl FnOnce(&ProgressBar) -> T + Send,
 ) -> T {
     let bar = ProgressBar::new(0);
-    let template =
-        format!("{{wide_bar}} {{pos}}/{{len}} {unit}  {{per_sec}}  ETA {{eta}}  {{msg}}");
-    if let Ok(style) = ProgressStyle::with_template(&template) {
+    // The unit is the bar's prefix, so that a job can restart the bar in another one.
+    if let Ok(style) =
+        ProgressStyle::with_template("{wide_bar} {pos}/{len} {prefix}  {per_sec}  ETA {eta}  {msg}")
+    {
         bar.set_style(style);
     }
+    bar.set_prefix(unit.to_string());
     let plain = (!std::io::stderr().is_terminal()).then(|| {
         std::env::var(PROGRESS_SECS_VAR)
             .ok()
@@ -38,8 +41,7 @@ pub fn watch<T: Send>(
                 Duration::from_secs_f64,
             )
     });
-    let start = Instant::now();
-    let mut last = start;
+    let mut last = Instant::now();
     let out = std::thread::scope(|s| {
         let handle = s.spawn(|| job(&bar));
         while !handle.is_finished() {
@@ -54,7 +56,7 @@ pub fn watch<T: Send>(
                 last = Instant::now();
                 eprintln!(
                     "{}",
-                    plain_line(unit, d, t, start.elapsed(), &bar.message())
+                    plain_line(&bar.prefix(), d, t, bar.elapsed(), &bar.message())
                 );
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -66,6 +68,13 @@ pub fn watch<T: Send>(
         Ok(v) => v,
         Err(panic) => std::panic::resume_unwind(panic),
     }
+}
+
+/// Starts `bar` of [`watch`] again from zero, now counting `unit` (a job's next stage): rate and
+/// ETA are the new stage's own.
+pub fn restart(bar: &ProgressBar, unit: &str) {
+    bar.reset();
+    bar.set_prefix(unit.to_string());
 }
 
 /// One progress line for a log: `done/total unit (percent), rate, ETA, message`.

@@ -1,7 +1,11 @@
-//! Comparing SeedLM with the data-free baselines tensor by tensor, with totals over tensors.
+//! Comparing SeedLM with the data-free baselines tensor by tensor, with totals over tensors,
+//! and with the model run on each method's reconstructions ([`run`], for the CLI and the app).
 
+use crate::eval::{EvalError, Evaluator, Figures, Inputs, Overlay};
 use crate::search::compress::Progress;
 use crate::study::baselines::{self, BaselineError, Measured, Method};
+use std::collections::HashMap;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// One method on one tensor, or on all of them (`tensor` = [`TOTAL`]).
@@ -67,6 +71,172 @@ pub fn compare_tensor(
             })
         })
         .collect()
+}
+
+/// A calibrated method without a calibration text, the one check both front ends make.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0} needs a calibration text")]
+pub struct NeedsText(pub Method);
+
+/// Refuses `methods` when one is calibrated and no calibration text is given.
+pub fn check_calibration(methods: &[Method], has_text: bool) -> Result<(), NeedsText> {
+    match methods.iter().find(|m| m.is_calibrated()) {
+        Some(&m) if !has_text => Err(NeedsText(m)),
+        _ => Ok(()),
+    }
+}
+
+/// `asked` with each paper preset's calibrated twin right after it (unless asked already);
+/// `None` when no method of `asked` has a twin.
+pub fn with_calibrated_twins(asked: &[Method]) -> Option<Vec<Method>> {
+    let mut methods = asked.to_vec();
+    for (i, m) in asked.iter().enumerate().rev() {
+        if let Some(c) = m.calibrated().filter(|c| !methods.contains(c)) {
+            methods.insert(i + 1, c);
+        }
+    }
+    methods.iter().any(|m| m.is_calibrated()).then_some(methods)
+}
+
+/// A tensor of a comparison; its weights are read when its turn comes.
+#[derive(Clone, Debug)]
+pub struct Tensor {
+    /// Its name in the model.
+    pub name: String,
+    /// Its shape.
+    pub shape: Vec<usize>,
+}
+
+/// The model run of a comparison: the original with each method's reconstructions in place of
+/// the compared tensors, against the original (docs/DESIGN.md §4).
+pub struct FunctionSpace<'a> {
+    /// The original model.
+    pub evaluator: &'a Evaluator,
+    /// The original's path, whose tensors the reconstructions replace.
+    pub source: &'a Path,
+    /// The inputs run.
+    pub inputs: Inputs,
+    /// Further candidates measured after the methods' (the app's own compressed tensors).
+    pub extra: Vec<Overlay>,
+}
+
+/// What a comparison runs.
+pub struct Request<'a> {
+    /// The tensors compared.
+    pub tensors: &'a [Tensor],
+    /// The methods, in the order of the rows.
+    pub methods: &'a [Method],
+    /// Per tensor name, the input moments the calibrated methods weigh columns by.
+    pub moments: &'a HashMap<String, Vec<f64>>,
+    /// The model run, when function-space figures are wanted.
+    pub function: Option<FunctionSpace<'a>>,
+}
+
+/// What a comparison found.
+#[derive(Debug)]
+pub struct Outcome {
+    /// Rows per tensor and method, then [`totals`].
+    pub rows: Vec<Row>,
+    /// With [`Request::function`]: the figures of each method in order, then of each extra
+    /// candidate.
+    pub function: Vec<Figures>,
+}
+
+/// What a comparison is doing, for its progress display: [`Progress`] counts the search's
+/// SeedLM blocks, then (from 0 again) the model run's batches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// The methods on the tensors.
+    Search,
+    /// The model runs.
+    Model,
+}
+
+/// Why a comparison stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum CompareError<E> {
+    /// Reading tensor `index`'s weights failed.
+    #[error(transparent)]
+    Read(E),
+    /// A method failed on tensor `index` (a cancel among them).
+    #[error("tensor '{name}': {error}")]
+    Tensor {
+        /// The tensor's index in [`Request::tensors`].
+        index: usize,
+        /// Its name.
+        name: String,
+        /// What went wrong.
+        error: BaselineError,
+    },
+    /// The model run failed or was cancelled.
+    #[error(transparent)]
+    Eval(#[from] EvalError),
+}
+
+/// Measures every method on every tensor (weights from `read(index)`), adds the totals, and
+/// with [`Request::function`] runs the model with each method's reconstructions. `stage` hears
+/// when a stage starts.
+pub fn run<E>(
+    request: Request<'_>,
+    read: &mut dyn FnMut(usize) -> Result<Vec<f32>, E>,
+    progress: &Progress,
+    cancel: &AtomicBool,
+    stage: &mut dyn FnMut(Stage),
+) -> Result<Outcome, CompareError<E>> {
+    let Request {
+        tensors,
+        methods,
+        moments,
+        function,
+    } = request;
+    stage(Stage::Search);
+    let total: u64 = tensors
+        .iter()
+        .map(|t| search_blocks(t.shape.iter().product(), methods))
+        .sum();
+    progress.total.store(total, Ordering::Relaxed);
+    // Reconstructions are kept only for the model run: one per method and tensor.
+    let mut kept: Vec<Overlay> = vec![Vec::new(); methods.len()];
+    let mut rows = Vec::new();
+    for (index, t) in tensors.iter().enumerate() {
+        let data = read(index).map_err(CompareError::Read)?;
+        let mut keep = |m: Method, recon: Vec<f32>| {
+            if let (Some(_), Some(i)) = (&function, methods.iter().position(|&x| x == m)) {
+                kept[i].push((t.name.clone(), recon));
+            }
+        };
+        let r = compare_tensor(
+            &t.name,
+            &data,
+            &t.shape,
+            methods,
+            moments.get(&t.name).map(Vec::as_slice),
+            progress,
+            cancel,
+            &mut keep,
+        )
+        .map_err(|error| CompareError::Tensor {
+            index,
+            name: t.name.clone(),
+            error,
+        })?;
+        rows.extend(r);
+    }
+    rows.extend(totals(&rows));
+    let figures = match function {
+        Some(f) => {
+            stage(Stage::Model);
+            progress.done.store(0, Ordering::Relaxed);
+            kept.extend(f.extra);
+            f.evaluator
+                .compare_overlays(f.source, kept, &f.inputs, progress, cancel)?
+        }
+        None => Vec::new(),
+    };
+    Ok(Outcome {
+        rows,
+        function: figures,
+    })
 }
 
 /// One total row per method (in the order methods first appear): sums of error and storage
@@ -152,6 +322,34 @@ mod tests {
         )
         .unwrap();
         assert_eq!(progress.done.load(Ordering::Relaxed), 20);
+    }
+
+    #[test]
+    fn calibrated_methods_need_a_text_and_twins_follow_their_presets() {
+        let asked = [Method::SeedLm4, Method::Nf4G64, Method::SeedLm3];
+        assert_eq!(check_calibration(&asked, false), Ok(()));
+        let cal = Method::SeedLm4.calibrated().unwrap();
+        assert_eq!(check_calibration(&[cal], false), Err(NeedsText(cal)));
+        assert!(
+            NeedsText(cal)
+                .to_string()
+                .ends_with("needs a calibration text")
+        );
+        assert_eq!(check_calibration(&[cal], true), Ok(()));
+        let twins = with_calibrated_twins(&asked).unwrap();
+        let cal3 = Method::SeedLm3.calibrated().unwrap();
+        assert_eq!(
+            twins,
+            [Method::SeedLm4, cal, Method::Nf4G64, Method::SeedLm3, cal3]
+        );
+        // A twin asked already is not added again; no preset, no twins.
+        assert_eq!(
+            with_calibrated_twins(&[Method::SeedLm4, cal])
+                .unwrap()
+                .len(),
+            2
+        );
+        assert_eq!(with_calibrated_twins(&[Method::Nf4G64]), None);
     }
 
     #[test]
