@@ -1,6 +1,7 @@
 //! What panels ask the app to do. Panels only read the state and push commands; the app applies
 //! them in one place after the frame's widgets are laid out.
 
+pub use super::export::ExportKind;
 use crate::core::config::Config;
 use std::path::PathBuf;
 
@@ -13,7 +14,6 @@ pub enum TabId {
     Tensor,
     /// One block: seed, basis, coefficients, trial seeds.
     Block,
-    // Teaching and comparison tabs (issue 6).
     /// The LFSR walkthrough.
     Walkthrough,
     /// The design-space explorer.
@@ -39,15 +39,6 @@ pub enum SelectMode {
     Toggle,
     /// Extend from the last clicked tensor (Shift+click).
     Range,
-}
-
-/// What to export.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ExportKind {
-    /// The SeedLM packed file of the compressed tensors.
-    Packed,
-    /// A safetensors model with compressed tensors replaced by their reconstruction.
-    Decompressed,
 }
 
 /// A request from a panel.

@@ -2,7 +2,6 @@
 //! decompressed safetensors model (compressed tensors replaced by ŵ in their original dtype).
 //! Both are written to a temporary file beside the target and renamed into place.
 
-use super::command::ExportKind;
 use super::document::{Document, RawEntry, Source, TensorResult};
 use crate::io::container::{OutTensor, Payload, write_atomic};
 use crate::io::dtype::{self, Dtype};
@@ -12,6 +11,15 @@ use crate::search::compress::Progress;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::Path;
+
+/// What to export.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExportKind {
+    /// The SeedLM packed file of the compressed tensors.
+    Packed,
+    /// A safetensors model with compressed tensors replaced by their reconstruction.
+    Decompressed,
+}
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -75,7 +83,7 @@ pub fn write(
     Ok(format!(
         "wrote {what} {} ({}, {n} tensors, {compressed} compressed)",
         path.display(),
-        super::panels::human_bytes(size)
+        super::format::human_bytes(size)
     ))
 }
 

@@ -1,13 +1,29 @@
 //! The desktop app (egui). It drives the engine through background jobs and never blocks.
 //!
 //! [`state::AppState`] holds everything; panels (`panels/`, one file each) read it and return
-//! [`command::Command`]s, which [`Studio::show`] applies after drawing.
+//! [`command::Command`]s, which [`Studio::show`] applies after drawing. Formatting helpers that
+//! panels and jobs share live in [`format`], so that neither imports the other.
+//!
+//! A new tab with a background job takes these edits:
+//! 1. `panels/<name>.rs`: a struct implementing [`panels::Tab`], listed in
+//!    [`panels::default_tabs`], with a [`command::TabId`] variant for its [`panels::Tab::id`].
+//! 2. [`work::Work`]: a variant with what the job needs, and its arm in [`work::Work::kind`].
+//! 3. [`work::JobKind`]: a variant, if the job is not one of an existing kind (one of each
+//!    kind runs at a time).
+//! 4. [`work::Output`]: a variant for what the job hands back.
+//! 5. [`work::spawn`]: the arm that reads the document and starts `Job::spawn` with the job's
+//!    body (an engine call; a long body goes in a file of its own, as `quality.rs`).
+//! 6. [`work::Results`]: a field for the result, and its arm in `AppState::finish`
+//!    (`state.rs`), which stores the [`work::Output`] there and posts the message.
+//! 7. The tab pushes [`command::Command::Run`] with the work, shows `state.running(kind)`
+//!    with [`panels::job_progress`], and draws its result from `state.results`.
 //!
 //! May use: every engine folder. Nothing in the engine uses it.
 
 pub mod command;
 pub mod document;
 pub mod export;
+pub mod format;
 pub mod generate;
 pub mod heatmap;
 pub mod jobs;

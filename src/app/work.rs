@@ -3,10 +3,10 @@
 //! were computed on.
 
 use super::document::{Document, Mapped, Source, TensorResult};
+use super::format::histogram;
 use super::generate;
 use super::heatmap::{MAX_SIDE, Pool, colorize, pool, scale_limit};
 use super::jobs::{Ctx, Job};
-use super::panels::histogram;
 use super::quality::{self, APP_TOKENS};
 use crate::eval::{DEFAULT_CTX, Evaluator, Figures, Inputs, Overlay, calibration};
 use crate::hw::resources::ResourceTable;
@@ -44,7 +44,7 @@ pub enum Purpose {
     /// Open a model directory or a shard folder.
     OpenFolder,
     /// Export to the chosen file.
-    Export(super::command::ExportKind),
+    Export(super::export::ExportKind),
 }
 
 /// A piece of background work a panel asks for.
@@ -453,7 +453,7 @@ fn dialog_possible() -> bool {
 }
 
 fn pick(purpose: Purpose) -> Option<PathBuf> {
-    use super::command::ExportKind;
+    use super::export::ExportKind;
     let d = rfd::FileDialog::new();
     match purpose {
         Purpose::Open => d

@@ -536,7 +536,7 @@ mod tests {
     #[test]
     fn an_outlier_costs_no_more_search_than_other_blocks() {
         // 64×64 of N(0, 0.02) with one weight of 3e4: the tensor's exponent range starts far
-        // above most blocks. Each block once cost a full rescan of every seed (issue 11, item 10).
+        // above most blocks. Each block once cost a full rescan of every seed.
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
         let normal = rand_distr::Normal::new(0.0f32, 0.02).unwrap();
         let mut data: Vec<f32> = (0..64 * 64).map(|_| normal.sample(&mut rng)).collect();

@@ -1,10 +1,7 @@
 //! One file per panel. Side panels and tabs read [`AppState`] and push [`Command`]s; they keep
 //! only their own widget state (text fields, cached textures).
 //!
-//! To add a central tab: write `panels/<name>.rs` with a struct implementing [`Tab`], add a
-//! [`TabId`] variant, and list it in [`default_tabs`]. A tab that needs background work pushes
-//! [`Command::Run`] with a [`crate::app::work::Work`]; the state runs it as a job, and the tab
-//! reads the job's progress (`state.running`) and its result (`state.results`).
+//! How to add a tab, and a background job for it: the recipe in [`crate::app`]'s module doc.
 
 pub mod baselines;
 pub mod block_inspector;
@@ -47,46 +44,14 @@ pub fn default_tabs() -> Vec<Box<dyn Tab>> {
         Box::new(overview::Overview::default()),
         Box::new(tensor_view::TensorView::default()),
         Box::new(block_inspector::BlockInspector::default()),
-        // Function-space evaluation (issue 13).
         Box::new(quality::Quality::default()),
-        // Where compression changes what a decoder says (issue 25).
         Box::new(generate::Generate::default()),
-        // Teaching and comparison tabs (issue 6).
         Box::new(walkthrough::LfsrWalkthrough::default()),
         Box::new(explorer::Explorer::default()),
         Box::new(baselines::Baselines::default()),
-        // The decompressor simulation (issue 5).
         Box::new(hardware::Hardware),
-        // Progress of a sharded compression (issue 15).
         Box::new(shards::Shards),
     ]
-}
-
-/// A histogram of `values` over `[lo, hi]` in `bins` bins: (bin centre, count) pairs.
-pub fn histogram(
-    values: impl Iterator<Item = f64>,
-    lo: f64,
-    hi: f64,
-    bins: usize,
-) -> Vec<(f64, f64)> {
-    let bins = bins.max(1);
-    let width = if hi > lo {
-        (hi - lo) / bins as f64
-    } else {
-        1.0
-    };
-    let mut counts = vec![0.0; bins];
-    for v in values.filter(|v| v.is_finite()) {
-        let b = ((v - lo) / width).floor();
-        if b >= 0.0 {
-            counts[(b as usize).min(bins - 1)] += 1.0;
-        }
-    }
-    counts
-        .into_iter()
-        .enumerate()
-        .map(|(i, c)| (lo + (i as f64 + 0.5) * width, c))
-        .collect()
 }
 
 /// A bar chart of a histogram.
@@ -483,33 +448,9 @@ pub fn legend_headroom_for(
     Some(base.max(hi + 1.1 * span * share / (1.0 - share)))
 }
 
-/// "1.2 MiB"-style size.
-pub fn human_bytes(b: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = b as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < UNITS.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{b} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn histogram_counts_every_finite_value_once() {
-        let v = [0.0, 0.1, 0.5, 0.99, 1.0, -0.5, f64::NAN];
-        let h = histogram(v.iter().copied(), 0.0, 1.0, 2);
-        // -0.5 is below the range, NaN is dropped, 1.0 goes to the last bin.
-        assert_eq!(h, vec![(0.25, 2.0), (0.75, 3.0)]);
-    }
 
     #[test]
     fn log_ticks_of_a_narrow_range_read_apart() {
@@ -603,11 +544,5 @@ mod tests {
         };
         assert_eq!(labelled(500.0), 5.0);
         assert_eq!(labelled(120.0), 20.0);
-    }
-
-    #[test]
-    fn sizes_are_human() {
-        assert_eq!(human_bytes(512), "512 B");
-        assert_eq!(human_bytes(3 * 1024 * 1024 / 2), "1.5 MiB");
     }
 }

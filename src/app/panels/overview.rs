@@ -1,8 +1,9 @@
 //! Overview tab: per-layer error chart, model totals, the queue, and export.
 
+use super::Tab;
 use super::config_name;
-use super::{Tab, human_bytes};
 use crate::app::command::{Command, ExportKind, TabId};
+use crate::app::format::human_bytes;
 use crate::app::jobs::human_duration;
 use crate::app::state::{AppState, Group};
 use crate::app::work::JobKind;

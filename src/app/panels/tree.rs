@@ -3,7 +3,8 @@
 //! compressed tensors, so a large model's groups can stay folded (they start so).
 
 use crate::app::command::{Command, SelectMode};
-use crate::app::panels::{config_name, human_bytes};
+use crate::app::format::human_bytes;
+use crate::app::panels::config_name;
 use crate::app::state::{AppState, TensorStatus};
 use egui::{RichText, Role, WidgetInfo};
 
