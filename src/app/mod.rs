@@ -2,7 +2,7 @@
 //!
 //! [`state::AppState`] holds everything; panels (`panels/`, one file each) read it and return
 //! [`command::Command`]s, which [`Studio::show`] applies after drawing. Formatting helpers that
-//! panels and jobs share live in [`format`], so that neither imports the other.
+//! panels and jobs share live in [`mod@format`], so that neither imports the other.
 //!
 //! A new tab with a background job takes these edits:
 //! 1. `panels/<name>.rs`: a struct implementing [`panels::Tab`], listed in

@@ -82,15 +82,17 @@ fn words(line: &str) -> Vec<String> {
 /// command of the line run as `seedlm`, `…/seedlm` or `cargo run [--release] --`.
 fn invocations(line: &str) -> Vec<Vec<String>> {
     let words = words(line);
-    let commands = words.split(|w| {
-        matches!(w.as_str(), "|" | "||" | "&&" | ";" | "&") || w.starts_with('>')
-    });
+    let commands =
+        words.split(|w| matches!(w.as_str(), "|" | "||" | "&&" | ";" | "&") || w.starts_with('>'));
     let mut out = Vec::new();
     for cmd in commands {
         // Leading `NAME=value` words set the environment; the program follows them.
         let skip = cmd.iter().take_while(|w| is_assignment(w)).count();
         let cmd = &cmd[skip..];
-        let start = if cmd.first().is_some_and(|w| w == "seedlm" || w.ends_with("/seedlm")) {
+        let start = if cmd
+            .first()
+            .is_some_and(|w| w == "seedlm" || w.ends_with("/seedlm"))
+        {
             Some(1)
         } else if cmd.starts_with(&["cargo".into(), "run".into()]) {
             cmd.iter().position(|w| w == "--").map(|i| i + 1)
@@ -134,7 +136,10 @@ fn every_documented_command_parses() {
             }
         }
         if file.ends_with("README.md") {
-            assert!(in_file >= 5, "the README shows its CLI example ({in_file} commands)");
+            assert!(
+                in_file >= 5,
+                "the README shows its CLI example ({in_file} commands)"
+            );
         }
         checked += in_file;
     }
@@ -173,7 +178,10 @@ fn cli_reference_is_the_current_help() {
             .map(|c| format!("seedlm {}", c.get_name())),
     );
     let titles: Vec<String> = sections.iter().map(|(t, _)| t.clone()).collect();
-    assert_eq!(titles, expected, "docs/cli.md: run scripts/cli_reference.sh");
+    assert_eq!(
+        titles, expected,
+        "docs/cli.md: run scripts/cli_reference.sh"
+    );
     for (title, body) in &sections {
         let mut args: Vec<&str> = title.split(' ').skip(1).collect();
         args.push("--help");
