@@ -329,8 +329,8 @@ pub fn measure(
     if let Some((index, &value)) = data.iter().enumerate().find(|(_, x)| !x.is_finite()) {
         return Err(BaselineError::NonFinite { index, value });
     }
-    let (sq_err, sq_norm, recon) = match method.scheme().seedlm() {
-        Some(cfg) => {
+    let (sq_err, sq_norm, recon) = match method.scheme() {
+        Scheme::SeedLm(cfg) | Scheme::SeedLmCalibrated(cfg) => {
             let weights = moments.filter(|d| method.is_calibrated() && d.len() == cols);
             let searched = match weights {
                 Some(d) => {
@@ -346,11 +346,8 @@ pub fn measure(
             })?;
             (stats.sq_err, stats.sq_norm, compressed.reconstruct())
         }
-        None => {
-            let recon = reconstruct(method, data, cols);
-            let (e, n) = sums(data, &recon);
-            (e, n, recon)
-        }
+        Scheme::Rtn { bits, group } => with_sums(data, rtn_tensor(data, bits, group, cols)),
+        Scheme::Nf4 { group } => with_sums(data, nf4_tensor(data, group)),
     };
     let measured = Measured {
         sq_err,
@@ -372,31 +369,32 @@ fn sums(data: &[f32], recon: &[f32]) -> (f64, f64) {
         .reduce(|| (0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1))
 }
 
-/// The dequantized tensor ŵ of a round-to-nearest or NF4 method (row-major, `cols` per row).
-///
-/// Panics for SeedLM presets, which go through [`compress::compress`].
-pub fn reconstruct(method: Method, data: &[f32], cols: usize) -> Vec<f32> {
+/// Σ(w − ŵ)², Σw² and ŵ itself.
+fn with_sums(data: &[f32], recon: Vec<f32>) -> (f64, f64, Vec<f32>) {
+    let (e, n) = sums(data, &recon);
+    (e, n, recon)
+}
+
+/// The dequantized tensor ŵ of [`Scheme::Rtn`] (row-major, `cols` per row).
+pub fn rtn_tensor(data: &[f32], bits: u32, group: Option<usize>, cols: usize) -> Vec<f32> {
     let mut out = vec![0.0f32; data.len()];
-    match method.scheme() {
-        Scheme::Rtn { bits, group } => {
-            let g = group.unwrap_or(cols).max(1);
-            out.par_chunks_mut(cols.max(1))
-                .zip(data.par_chunks(cols.max(1)))
-                .for_each(|(o, row)| {
-                    for (og, wg) in o.chunks_mut(g).zip(row.chunks(g)) {
-                        rtn_group(wg, bits, og);
-                    }
-                });
-        }
-        Scheme::Nf4 { group } => {
-            out.par_chunks_mut(group)
-                .zip(data.par_chunks(group))
-                .for_each(|(o, w)| nf4_group(w, o));
-        }
-        Scheme::SeedLm(_) | Scheme::SeedLmCalibrated(_) => {
-            panic!("SeedLM reconstructs through compress::compress")
-        }
-    }
+    let g = group.unwrap_or(cols).max(1);
+    out.par_chunks_mut(cols.max(1))
+        .zip(data.par_chunks(cols.max(1)))
+        .for_each(|(o, row)| {
+            for (og, wg) in o.chunks_mut(g).zip(row.chunks(g)) {
+                rtn_group(wg, bits, og);
+            }
+        });
+    out
+}
+
+/// The dequantized tensor ŵ of [`Scheme::Nf4`] (one absmax per `group` weights).
+pub fn nf4_tensor(data: &[f32], group: usize) -> Vec<f32> {
+    let mut out = vec![0.0f32; data.len()];
+    out.par_chunks_mut(group)
+        .zip(data.par_chunks(group))
+        .for_each(|(o, w)| nf4_group(w, o));
     out
 }
 
@@ -521,7 +519,7 @@ mod tests {
         // q = round(w) + 3 = [0, 3, 8, 15, 5] → ŵ = [-3, 0, 5, 12, 2]: only 2.4 errs, by 0.4.
         let w = [-3.0, 0.0, 5.0, 12.0, 2.4];
         assert_eq!(
-            reconstruct(Method::Rtn4Row, &w, 5),
+            rtn_tensor(&w, 4, None, 5),
             [-3.0, 0.0, 5.0, 12.0, 2.0]
         );
         let m = run(Method::Rtn4Row, &w, 1, 5);
@@ -537,7 +535,7 @@ mod tests {
     fn rtn3_row_by_hand() {
         // Row [-1, 2.4, 6, 0.2]: scale 7/7 = 1, z = 1, q = [0, 3, 7, 1] → ŵ = [-1, 2, 6, 0].
         let w = [-1.0, 2.4, 6.0, 0.2];
-        assert_eq!(reconstruct(Method::Rtn3Row, &w, 4), [-1.0, 2.0, 6.0, 0.0]);
+        assert_eq!(rtn_tensor(&w, 3, None, 4), [-1.0, 2.0, 6.0, 0.0]);
         let m = run(Method::Rtn3Row, &w, 1, 4);
         assert!((m.sq_err - (0.16 + 0.04)).abs() < 1e-6);
         // 4 × 3 + 16 + 3 = 31 bits.
