@@ -295,7 +295,7 @@ impl Studio {
         };
         let viewed = b.view.is_none_or(|i| {
             let r = &self.state.results;
-            r.prepared.as_ref().is_some_and(|(k, _)| k.1 == i)
+            r.prepared.as_ref().is_some_and(|(k, _)| k.tensor == i)
         });
         if self.state.busy() || !viewed {
             return;

@@ -33,8 +33,16 @@ type Input = (String, Vec<usize>, Source);
 /// evenly spaced rows.
 pub const VIEW_ELEMS: usize = 8 << 20;
 
-/// Identifies a tensor state: document, tensor index, result generation.
-pub type TensorKey = (u64, usize, u64);
+/// Identifies a tensor state, so a view prepared for an older one is not shown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TensorKey {
+    /// The document's id.
+    pub doc: u64,
+    /// The tensor's index in the document.
+    pub tensor: usize,
+    /// Its result's generation (0: not compressed).
+    pub generation: u64,
+}
 
 /// What a file dialog is opened for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -279,7 +287,7 @@ impl Results {
         if self.generate.as_ref().is_some_and(|k| k.doc != doc) {
             self.generate = None;
         }
-        if self.prepared.as_ref().is_some_and(|(k, _)| k.0 != doc) {
+        if self.prepared.as_ref().is_some_and(|(k, _)| k.doc != doc) {
             self.prepared = None;
         }
     }
@@ -287,8 +295,11 @@ impl Results {
 
 /// The key of tensor `i`'s current state in `doc`.
 pub fn tensor_key(doc: &Document, i: usize) -> TensorKey {
-    let gen_ = doc.tensors[i].result.as_ref().map_or(0, |r| r.generation);
-    (doc.id, i, gen_)
+    TensorKey {
+        doc: doc.id,
+        tensor: i,
+        generation: doc.tensors[i].result.as_ref().map_or(0, |r| r.generation),
+    }
 }
 
 /// Starts `work` on `doc`; `Err` is a readable reason it cannot start.

@@ -518,10 +518,7 @@ mod tests {
         // Row [-3, 0, 5, 12, 2.4]: min −3, max 12, scale 15/15 = 1 (exact in FP16), z = 3.
         // q = round(w) + 3 = [0, 3, 8, 15, 5] → ŵ = [-3, 0, 5, 12, 2]: only 2.4 errs, by 0.4.
         let w = [-3.0, 0.0, 5.0, 12.0, 2.4];
-        assert_eq!(
-            rtn_tensor(&w, 4, None, 5),
-            [-3.0, 0.0, 5.0, 12.0, 2.0]
-        );
+        assert_eq!(rtn_tensor(&w, 4, None, 5), [-3.0, 0.0, 5.0, 12.0, 2.0]);
         let m = run(Method::Rtn4Row, &w, 1, 5);
         let norm = 9.0 + 25.0 + 144.0 + 2.4f64 * 2.4;
         assert!((m.sq_err - 0.4f64.powi(2)).abs() < 1e-6);

@@ -27,14 +27,24 @@ fn hardware_tab_runs_table5_and_a_compressed_tensor() {
     h.get_by_label("idle");
     // Our simulated cycle counts beside the paper's, every size cross-checked bit for bit.
     let ours: Vec<u64> = {
-        let table = h.state().state.results.hw_table.as_ref().expect("Table 5 ran");
+        let table = h
+            .state()
+            .state
+            .results
+            .hw_table
+            .as_ref()
+            .expect("Table 5 ran");
         assert_eq!(table.rows.len(), 3, "one row per size");
         table
             .rows
             .iter()
             .flat_map(|r| {
                 let three = r.three.as_ref().map(|t| t.seedlm_cycles());
-                [r.four.reference_cycles(), Some(r.four.seedlm_cycles()), three]
+                [
+                    r.four.reference_cycles(),
+                    Some(r.four.seedlm_cycles()),
+                    three,
+                ]
             })
             .map(|c| c.expect("every size has all three designs"))
             .collect()

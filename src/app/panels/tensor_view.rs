@@ -150,11 +150,11 @@ impl TensorView {
         let Some((k, p)) = state.results.prepared.as_ref().filter(|(k, _)| *k == key) else {
             // Asked once per tensor state (a failed preparation is not retried every frame).
             if state.preparing != Some(key) {
-                out.push(Command::Run(Work::Prepare(key.1)));
+                out.push(Command::Run(Work::Prepare(key.tensor)));
             }
             return;
         };
-        let name = &state.doc.tensors[key.1].name;
+        let name = &state.doc.tensors[key.tensor].name;
         let load = |img: &Option<egui::ColorImage>, what: &str| {
             img.as_ref().map(|i| {
                 ctx.load_texture(
