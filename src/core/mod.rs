@@ -1,5 +1,5 @@
 //! Core maths, shared by every layer above: the bit stream, the LFSR, configurations, the
-//! seed → basis map, small least squares and the coefficient quantizer.
+//! seed → basis map, small least squares, the coefficient quantizer, and seeded Gaussian data.
 //!
 //! May use: nothing else in the crate. Everything else may use it.
 
@@ -9,3 +9,4 @@ pub mod config;
 pub mod lfsr;
 pub mod lstsq;
 pub mod quant;
+pub mod random;

@@ -9,8 +9,6 @@ use crate::hw::model;
 use crate::hw::paper::{PaperRow, paper_row};
 use crate::hw::sim::{DdrParams, SimInput, SimOutput, random_tensor, random_x, simulate};
 use crate::search::compress::CompressedTensor;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The outcome of the cross-check of one simulation against the Rust models.
@@ -174,11 +172,7 @@ pub fn run_compressed_check(
     cancel: &AtomicBool,
 ) -> Result<SizeReport, HwError> {
     let (rows, cols) = CHECK_SHAPE;
-    let mut rng = ChaCha8Rng::seed_from_u64(5);
-    let normal = rand_distr::Normal::new(0.0f32, 1.0).expect("valid normal");
-    let data: Vec<f32> = (0..rows * cols)
-        .map(|_| rand_distr::Distribution::sample(&normal, &mut rng))
-        .collect();
+    let data = crate::core::random::gaussian(rows * cols, 1.0, 5);
     log(&format!(
         "compressing a {rows}×{cols} N(0,1) matrix for the cross-check"
     ));

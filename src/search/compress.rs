@@ -451,8 +451,6 @@ pub fn choose_e_base(searcher: &Searcher, padded: &[f32]) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::SeedableRng;
-    use rand_distr::Distribution;
 
     fn run(data: &[f32], cfg: Config) -> (CompressedTensor, ErrorStats) {
         compress(data, cfg, &Progress::default(), &AtomicBool::new(false)).unwrap()
@@ -537,9 +535,7 @@ mod tests {
     fn an_outlier_costs_no_more_search_than_other_blocks() {
         // 64×64 of N(0, 0.02) with one weight of 3e4: the tensor's exponent range starts far
         // above most blocks. Each block once cost a full rescan of every seed.
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
-        let normal = rand_distr::Normal::new(0.0f32, 0.02).unwrap();
-        let mut data: Vec<f32> = (0..64 * 64).map(|_| normal.sample(&mut rng)).collect();
+        let mut data = crate::core::random::gaussian(64 * 64, 0.02, 5);
         data[1000] = 3e4;
         let cfg = Config::FOUR_BIT;
         let (tensor, _) = run(&data, cfg);

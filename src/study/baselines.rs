@@ -454,9 +454,6 @@ fn nearest_nf4(x: f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::SeedableRng;
-    use rand_chacha::ChaCha8Rng;
-    use rand_distr::{Distribution, StandardNormal};
 
     fn run(method: Method, data: &[f32], rows: usize, cols: usize) -> Measured {
         measure(
@@ -472,8 +469,7 @@ mod tests {
     }
 
     fn gaussian(n: usize, seed: u64) -> Vec<f32> {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        (0..n).map(|_| StandardNormal.sample(&mut rng)).collect()
+        crate::core::random::gaussian(n, 1.0, seed)
     }
 
     #[test]
@@ -692,11 +688,8 @@ mod tests {
     /// under that objective (and loses under the plain one); without moments it is the preset.
     #[test]
     fn calibrated_methods_weigh_each_column_by_its_moment() {
-        let mut rng = ChaCha8Rng::seed_from_u64(7);
         let (rows, cols) = (16, 48);
-        let data: Vec<f32> = (0..rows * cols)
-            .map(|_| StandardNormal.sample(&mut rng))
-            .collect();
+        let data = gaussian(rows * cols, 7);
         let d: Vec<f64> = (0..cols)
             .map(|j| if j % 3 == 0 { 50.0 } else { 0.5 })
             .collect();

@@ -4,9 +4,6 @@ use crate::core::config::Config;
 use crate::core::quant::Rounding;
 use crate::search::compress::{CompressError, Progress, compress_with};
 use crate::search::{Kernel, Searcher};
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, Normal};
 use serde::Serialize;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
@@ -52,11 +49,7 @@ pub struct BenchReport {
 
 /// `blocks` blocks of N(0,1) weights for `cfg`, always the same for the same arguments.
 pub fn gaussian_data(cfg: Config, blocks: usize) -> Vec<f32> {
-    let mut rng = ChaCha8Rng::seed_from_u64(DATA_SEED);
-    let normal = Normal::new(0.0f32, 1.0).expect("valid normal");
-    (0..blocks * cfg.c)
-        .map(|_| normal.sample(&mut rng))
-        .collect()
+    crate::core::random::gaussian(blocks * cfg.c, 1.0, DATA_SEED)
 }
 
 /// Compresses `blocks` Gaussian blocks with `threads` workers on `kernel`, choosing coefficients

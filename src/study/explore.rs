@@ -10,9 +10,6 @@ use crate::core::config::{Config, MAX_C, MAX_P};
 use crate::core::quant::ExpRange;
 use crate::search::compress::Progress;
 use crate::search::{BATCH, Searcher};
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -122,10 +119,7 @@ pub fn points(opts: &Options) -> Vec<(Config, bool)> {
 
 /// `n` blocks of `c` N(0, 1) values; the same prefix for every C, so points share their data.
 pub fn gaussian_blocks(n: usize, c: usize) -> Vec<f32> {
-    let mut rng = ChaCha8Rng::seed_from_u64(DATA_SEED);
-    (0..n * c)
-        .map(|_| StandardNormal.sample(&mut rng))
-        .collect()
+    crate::core::random::gaussian(n * c, 1.0, DATA_SEED)
 }
 
 /// Measures every point of `opts` on the current rayon pool. `progress.total` is set to the

@@ -1007,6 +1007,6 @@ fn exit_when_done_waits_for_the_first_view_of_the_tensor_asked_for() {
     assert!(s.selection.contains(&i));
     // The summary came once the view's heatmaps and histograms were there, not before.
     let (key, _) = s.results.prepared.as_ref().expect("the view is ready");
-    assert_eq!(key.1, i);
+    assert_eq!(key.tensor, i);
     assert_eq!(h.state().summary().unwrap().blocks, 0);
 }

@@ -223,7 +223,7 @@ fn run_baselines(
 
 #[test]
 fn baselines_give_each_methods_function_space_figure() {
-    use seedlm::study::baselines::{Method, reconstruct};
+    use seedlm::study::baselines::{Method, measure};
     let mut h = harness(Studio::with_document(loader::demo()));
     h.step();
     let ti = h.state().state.doc.find(VALUE).unwrap();
@@ -237,11 +237,15 @@ fn baselines_give_each_methods_function_space_figure() {
     // The eval engine's figure for the same reconstruction; 3 bits hurt more than 4.
     let ev = Evaluator::open_model(&h.state().state.doc.path.clone().unwrap()).unwrap();
     let t = &h.state().state.doc.tensors[ti];
-    let recon = reconstruct(
+    let (_, recon) = measure(
         Method::Rtn4G128,
         &t.source.as_ref().unwrap().read().unwrap(),
-        t.shape[1],
-    );
+        (t.shape[0], t.shape[1]),
+        None,
+        &Progress::default(),
+        &AtomicBool::new(false),
+    )
+    .unwrap();
     let want = ev
         .compare_overlays(
             Path::new("x"),

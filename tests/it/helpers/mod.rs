@@ -3,9 +3,6 @@
 
 pub mod ui;
 
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, Normal};
 use seedlm::io::container::{OutTensor, Payload, write_atomic};
 use seedlm::io::dtype::{self, Dtype};
 use std::collections::BTreeMap;
@@ -43,12 +40,7 @@ impl T {
     }
 }
 
-/// Gaussian values with standard deviation `scale`, reproducible from `seed`.
-pub fn gaussian(n: usize, scale: f32, seed: u64) -> Vec<f32> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let d = Normal::new(0.0f32, scale).unwrap();
-    (0..n).map(|_| d.sample(&mut rng)).collect()
-}
+pub use seedlm::core::random::gaussian;
 
 /// Writes a safetensors file.
 pub fn write_model(path: &Path, tensors: &[T]) {
