@@ -1,5 +1,6 @@
 //! UI tests: drive the real app (state, panels, background jobs) through egui_kittest, headless.
 
+use crate::helpers::ui;
 use crate::helpers::ui::{click, harness, tiny, type_into, wait_idle};
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
@@ -13,11 +14,7 @@ use std::time::Duration;
 
 /// Index of the smallest linear-layer weight of the model (quick to compress).
 fn small_tensor(s: &Studio) -> usize {
-    let t = &s.state.doc.tensors;
-    (0..t.len())
-        .filter(|&i| t[i].compressible)
-        .min_by_key(|&i| t[i].len())
-        .expect("the demo model has a linear layer")
+    ui::smallest_tensor(s, |t| t.compressible)
 }
 
 #[test]
@@ -27,7 +24,7 @@ fn compress_inspect_and_export_a_tensor() {
     h.step();
     type_into(&mut h, "Path", demo_path().to_str().unwrap());
     click(&mut h, "Open");
-    wait_idle(&mut h, Duration::from_secs(300));
+    wait_idle(&mut h, ui::JOB);
     assert_eq!(
         h.state().state.doc.path.as_deref(),
         Some(demo_path().as_path())
@@ -47,7 +44,7 @@ fn compress_inspect_and_export_a_tensor() {
     h.get_by_label("Compress selected (1)").click();
     h.step();
     assert!(h.state().busy(), "compression runs in the background");
-    wait_idle(&mut h, Duration::from_secs(300));
+    wait_idle(&mut h, ui::JOB);
 
     // The SNR shown is the engine's figure for the same tensor.
     let (engine, stats) = compress(
@@ -85,7 +82,7 @@ fn compress_inspect_and_export_a_tensor() {
     click(&mut h, "Overview");
     type_into(&mut h, "Export to", packed.to_str().unwrap());
     click(&mut h, "Export packed");
-    wait_idle(&mut h, Duration::from_secs(300));
+    wait_idle(&mut h, ui::JOB);
     h.get_by_label_contains("wrote packed file");
     let p = PackedModel::open(&packed).expect("the packed file exists and verifies");
     let pt = p.get(&name).unwrap();
@@ -103,7 +100,7 @@ fn compress_inspect_and_export_a_tensor() {
     let out = dir.path().join("decompressed.safetensors");
     type_into(&mut h, "Export to", out.to_str().unwrap());
     click(&mut h, "Export decompressed");
-    wait_idle(&mut h, Duration::from_secs(300));
+    wait_idle(&mut h, ui::JOB);
     let m = seedlm::io::model::Model::open(&out).expect("the export exists");
     let dt = m.get(&name).unwrap();
     let want = dtype::to_f32(
@@ -116,7 +113,7 @@ fn compress_inspect_and_export_a_tensor() {
     // The packed file opens in the app, its tensor compressed with the same codes.
     type_into(&mut h, "Path", packed.to_str().unwrap());
     click(&mut h, "Open");
-    wait_idle(&mut h, Duration::from_secs(300));
+    wait_idle(&mut h, ui::JOB);
     let doc = &h.state().state.doc;
     let t = &doc.tensors[doc.find(&name).unwrap()];
     assert!(t.source.is_none());
@@ -137,7 +134,7 @@ fn cancel_leaves_tensors_as_they_were() {
     click(&mut h, "Compress all");
     assert!(h.state().busy());
     h.get_by_label("Cancel").click();
-    wait_idle(&mut h, Duration::from_secs(300));
+    wait_idle(&mut h, ui::JOB);
     let s = &h.state().state;
     assert!(s.job.is_none() && s.queue.is_empty());
     // Whatever finished before the cancel is complete; nothing is half-done.
@@ -155,7 +152,7 @@ fn a_bad_path_is_a_readable_error() {
     h.step();
     type_into(&mut h, "Path", "/nonexistent/model.safetensors");
     h.get_by_label("Open").click();
-    wait_idle(&mut h, Duration::from_secs(300));
+    wait_idle(&mut h, ui::JOB);
     let msg = h.state().state.messages.last().expect("a message").clone();
     assert!(msg.error, "{msg:?}");
     assert!(
@@ -170,7 +167,7 @@ fn a_bad_path_is_a_readable_error() {
     let bad = std::path::Path::new("/nonexistent/dir/out.safetensors");
     type_into(&mut h, "Export to", bad.to_str().unwrap());
     click(&mut h, "Export decompressed");
-    wait_idle(&mut h, Duration::from_secs(300));
+    wait_idle(&mut h, ui::JOB);
     let msg = h.state().state.messages.last().expect("a message").clone();
     assert!(
         msg.error
@@ -228,14 +225,14 @@ fn recompressing_with_other_settings_replaces_the_result() {
     let name = "model.layers.2.mlp.up_proj.weight";
     click(&mut h, name);
     click(&mut h, "Compress selected (1)");
-    wait_idle(&mut h, Duration::from_secs(300));
+    wait_idle(&mut h, ui::JOB);
     let first = h.state().state.doc.tensors[1].result.clone().unwrap();
     assert_eq!(first.compressed.config, Config::FOUR_BIT);
 
     click(&mut h, "3-bit");
     h.get_by_label_contains("C=12 P=4 K=16 (3.000 bits/weight), 36 bits per block");
     click(&mut h, "Compress selected (1)");
-    wait_idle(&mut h, Duration::from_secs(300));
+    wait_idle(&mut h, ui::JOB);
     let second = h.state().state.doc.tensors[1].result.clone().unwrap();
     assert_eq!(second.compressed.config, Config::THREE_BIT);
     assert!(second.generation > first.generation);
@@ -300,14 +297,14 @@ fn a_dropped_file_opens_and_joins_the_recent_files() {
     let file = dir.path().join("tiny.safetensors");
     type_into(&mut h, "Export to", file.to_str().unwrap());
     click(&mut h, "Export decompressed");
-    wait_idle(&mut h, Duration::from_secs(300));
+    wait_idle(&mut h, ui::JOB);
     assert!(h.state().state.doc.path.is_none());
 
     h.input_mut()
         .dropped_files
         .push(std::sync::Arc::new(Dropped(file.clone())));
     h.step();
-    wait_idle(&mut h, Duration::from_secs(300));
+    wait_idle(&mut h, ui::JOB);
     let s = &h.state().state;
     assert_eq!(s.doc.path.as_deref(), Some(file.as_path()));
     assert_eq!(s.doc.tensors.len(), 3);
@@ -328,7 +325,7 @@ fn a_tab_result_is_dropped_when_another_model_opens() {
     });
     click(&mut h, "Baselines");
     click(&mut h, "Compare");
-    wait_idle(&mut h, Duration::from_secs(300));
+    wait_idle(&mut h, ui::JOB);
     h.get_by_label("All selected tensors");
     assert!(h.state().state.results.baselines.is_some());
 
@@ -347,7 +344,7 @@ fn a_tab_result_is_dropped_when_another_model_opens() {
     h.run_steps(2);
     click(&mut h, "Compare");
     h.state_mut().state.apply(Command::OpenDemo);
-    wait_idle(&mut h, Duration::from_secs(300));
+    wait_idle(&mut h, ui::JOB);
     assert!(h.state().state.results.baselines.is_none());
     assert!(h.query_by_label("All selected tensors").is_none());
 }
@@ -372,7 +369,7 @@ fn export_can_be_cancelled_and_leaves_no_file() {
         // Still winding down: its progress says so, in the Overview and the status bar.
         assert_eq!(h.query_all_by_label_contains("stopping…").count(), 2);
     }
-    wait_idle(&mut h, Duration::from_secs(300));
+    wait_idle(&mut h, ui::JOB);
     let msg = h.state().state.messages.last().expect("a message").clone();
     assert_eq!(msg.text, "export cancelled", "{msg:?}");
     assert!(!path.exists());
@@ -393,7 +390,7 @@ fn compress_one(h: &mut Harness<'_, Studio>, i: usize, preset: &str) {
     });
     h.run_steps(2);
     click(h, "Compress selected (1)");
-    wait_idle(h, Duration::from_secs(300));
+    wait_idle(h, ui::JOB);
 }
 
 #[test]
@@ -408,10 +405,10 @@ fn a_packed_file_shows_its_stored_errors() {
     let packed = dir.path().join("tiny.seedlm.safetensors");
     type_into(&mut h, "Export to", packed.to_str().unwrap());
     click(&mut h, "Export packed");
-    wait_idle(&mut h, Duration::from_secs(300));
+    wait_idle(&mut h, ui::JOB);
     type_into(&mut h, "Path", packed.to_str().unwrap());
     click(&mut h, "Open");
-    wait_idle(&mut h, Duration::from_secs(300));
+    wait_idle(&mut h, ui::JOB);
     assert_eq!(h.state().state.doc.path.as_deref(), Some(packed.as_path()));
     click(&mut h, "Overview");
 
@@ -437,7 +434,7 @@ fn a_packed_file_shows_its_stored_errors() {
     click(&mut h, "Tensor");
     h.get_by_label_contains(&format!("SNR: {snr:.2} dB, relative MSE {rel:.6} (stored"));
     // No empty axes for what a packed file cannot show.
-    wait_idle(&mut h, Duration::from_secs(60));
+    wait_idle(&mut h, ui::SMALL_JOB);
     h.get_by_label("(the original is not available: no per-block errors)");
 }
 
@@ -516,7 +513,7 @@ fn a_tall_matrix_fits_its_heatmap_and_shows_the_value_under_the_cursor() {
         mode: SelectMode::Replace,
     });
     click(&mut h, "Tensor");
-    wait_idle(&mut h, Duration::from_secs(60));
+    wait_idle(&mut h, ui::SMALL_JOB);
     // Every row is in view, not a square slice of them.
     h.get_by_label("rows 0–2047 of 2048, columns 0–15 of 16 shown");
     // An uncompressed tensor has no seeds, exponents or errors: the charts say so.
@@ -586,7 +583,7 @@ fn the_tree_names_its_groups_counts_hidden_tensors_and_says_when_nothing_matches
     type_into(&mut h, "Filter", "zzz");
     type_into(&mut h, "Path", file.to_str().unwrap());
     click(&mut h, "Open");
-    wait_idle(&mut h, Duration::from_secs(60));
+    wait_idle(&mut h, ui::SMALL_JOB);
     // The filter kept from the tiny model matches nothing here, and says so.
     h.get_by_label("No tensor name contains “zzz” (3 tensors hidden by the filter).");
     click(&mut h, "Clear filter");
@@ -612,7 +609,7 @@ fn open_without_a_file_dialog_points_to_the_path_field() {
     h.run_steps(2);
     click(&mut h, "File");
     click(&mut h, "Open…");
-    wait_idle(&mut h, Duration::from_secs(10));
+    wait_idle(&mut h, ui::SMALL_JOB);
     let msg = h.state().state.messages.last().expect("a message").clone();
     assert!(msg.error, "{msg:?}");
     assert!(msg.text.contains("no file dialog is available"), "{msg:?}");
@@ -671,13 +668,13 @@ fn an_opened_model_holds_no_weights_until_a_view_or_job_reads_them() {
         mode: SelectMode::Replace,
     });
     click(&mut h, "Tensor");
-    wait_idle(&mut h, Duration::from_secs(60));
+    wait_idle(&mut h, ui::SMALL_JOB);
     let viewed = h.state().state.doc.converted_bytes();
     assert_eq!(viewed, per_tensor, "the view read its one tensor");
 
     // A compression reads the tensors it compresses, one at a time.
     h.state_mut().state.apply(Command::Compress(vec![0, 2]));
-    wait_idle(&mut h, Duration::from_secs(120));
+    wait_idle(&mut h, ui::SMALL_JOB);
     let s = &h.state().state;
     assert!(s.doc.tensors[0].result.is_some() && s.doc.tensors[2].result.is_some());
     assert_eq!(s.doc.converted_bytes(), viewed + 2 * per_tensor);
@@ -767,7 +764,7 @@ fn tensors_named_on_the_command_line_are_compressed_once_the_model_is_open() {
     let name = "layers.0.q_proj.weight";
     studio.compress_when_open(vec![name.into(), "no.such.weight".into()]);
     let mut h = harness(studio);
-    wait_idle(&mut h, Duration::from_secs(120));
+    wait_idle(&mut h, ui::SMALL_JOB);
     let s = h.state();
     let doc = &s.state.doc;
     let done: Vec<&str> = doc
@@ -802,7 +799,7 @@ fn exit_when_done_sums_up_the_compression_it_waited_for() {
     studio.compress_when_open(names.iter().map(|n| n.to_string()).collect());
     studio.exit_when_done();
     let mut h = harness(studio);
-    wait_idle(&mut h, Duration::from_secs(120));
+    wait_idle(&mut h, ui::SMALL_JOB);
     h.run_steps(2);
     let s = h.state();
     let doc = &s.state.doc;
@@ -873,7 +870,7 @@ fn allocate_gives_each_tensor_the_engines_choice_within_the_budget() {
     h.run_steps(2);
     // No selection: every linear layer (the three of the tiny model), at the default 4 bits.
     click(&mut h, "Allocate 3 tensor(s) to");
-    wait_idle(&mut h, Duration::from_secs(300));
+    wait_idle(&mut h, ui::JOB);
     let s = &h.state().state;
     assert!(
         s.messages
@@ -920,7 +917,7 @@ fn allocate_on_a_model_that_can_run_weighs_tensors_by_their_measured_effect() {
     use seedlm::io::model::Model;
     use seedlm::study::allocate::{self, Allocation, MENU};
     let mut h = harness(Studio::new(Some(demo_path())));
-    wait_idle(&mut h, Duration::from_secs(300));
+    wait_idle(&mut h, ui::JOB);
     let names = [
         "encoder.layer.0.attention.self.query.weight",
         "encoder.layer.5.attention.self.value.weight",
@@ -930,7 +927,7 @@ fn allocate_on_a_model_that_can_run_weighs_tensors_by_their_measured_effect() {
     h.state_mut().state.apply(Command::SelectOnly(picked));
     h.run_steps(2);
     click(&mut h, "Allocate 2 tensor(s) to");
-    wait_idle(&mut h, Duration::from_secs(600));
+    wait_idle(&mut h, ui::MODEL_RUN);
     let s = &h.state().state;
     let msg = s
         .messages

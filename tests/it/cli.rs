@@ -604,7 +604,7 @@ fn a_log_gets_plain_progress_lines_where_a_terminal_gets_a_bar() {
 #[test]
 fn target_bpw_measures_data_free_sensitivities_on_the_models_own_vocabulary() {
     let dir = tempfile::tempdir().unwrap();
-    let demo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo");
+    let demo = crate::helpers::demo_dir();
     let packed = dir.path().join("v.seedlm");
     let include = r"^encoder\.layer\.[05]\.attention\.self\.(query|value)\.weight$";
     let out = seedlm()

@@ -21,7 +21,7 @@ fn fixture(name: &str) -> PathBuf {
 /// The MiniLM model of the reference embeddings: the bundled demo model (its one copy in the
 /// repository; the reference outputs stay in tests/fixtures/eval/minilm).
 fn minilm() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo")
+    crate::helpers::demo_dir()
 }
 
 fn reference(name: &str) -> Value {

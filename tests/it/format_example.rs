@@ -6,7 +6,6 @@ use seedlm::core::config::Config;
 use seedlm::io::model::Model;
 use seedlm::io::packed::unpack_blocks;
 use seedlm::search::compress::CompressedTensor;
-use std::path::Path;
 
 #[test]
 fn format_md_worked_example() {
@@ -74,7 +73,7 @@ fn format_md_worked_example() {
     );
 
     // The block really is the start of that tensor in the bundled demo model.
-    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo/model.safetensors");
+    let demo = crate::helpers::demo_model();
     let m = Model::open(&demo).unwrap();
     let w = m
         .to_f32(

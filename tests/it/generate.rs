@@ -90,7 +90,7 @@ fn sampling_repeats_with_its_seed_and_bad_arguments_are_refused() {
         assert!(!out.status.success());
         assert!(text(&out.stderr).contains(want), "{}", text(&out.stderr));
     }
-    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo");
+    let demo = crate::helpers::demo_dir();
     let out = run(&["generate", s(&demo), "--prompt", "hello"]);
     assert!(
         text(&out.stderr).contains("encoder"),

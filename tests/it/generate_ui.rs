@@ -2,6 +2,7 @@
 //! run is a background job whose two continuations, divergences and top lists are the eval
 //! engine's, drawn side by side token by token; an encoder says in one line why it cannot run.
 
+use crate::helpers::ui;
 use crate::helpers::ui::{click, harness, type_into, wait_idle};
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
@@ -16,9 +17,7 @@ use seedlm::infer::generate::Sampling;
 use seedlm::search::compress::Progress;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
-use std::time::Duration;
 
-const LONG: Duration = Duration::from_secs(600);
 const PROMPT: &str = "She walked to the window and";
 
 fn llama() -> PathBuf {
@@ -55,7 +54,7 @@ fn tokens_under(h: &Harness<'_, Studio>, head: &str, right: f32) -> Vec<(egui::R
 /// indices.
 fn compress_llama(h: &mut Harness<'_, Studio>) -> Vec<usize> {
     h.state_mut().state.apply(Command::Open(llama()));
-    wait_idle(h, LONG);
+    wait_idle(h, ui::MODEL_RUN);
     let doc = &h.state().state.doc;
     let linear: Vec<usize> = (0..doc.tensors.len())
         .filter(|&i| doc.tensors[i].name.contains("_proj."))
@@ -67,7 +66,7 @@ fn compress_llama(h: &mut Harness<'_, Studio>) -> Vec<usize> {
     ] {
         h.state_mut().state.apply(c);
     }
-    wait_idle(h, LONG);
+    wait_idle(h, ui::MODEL_RUN);
     linear
 }
 
@@ -91,7 +90,7 @@ fn generate_shows_both_continuations_as_the_engine_computes_them() {
         h.state().state.running(JobKind::Generate).is_some(),
         "the run is a background job"
     );
-    wait_idle(&mut h, LONG);
+    wait_idle(&mut h, ui::MODEL_RUN);
     let msg = h.state().state.messages.last().unwrap().clone();
     assert!(
         !msg.error && msg.text.starts_with("Generate: done in"),
@@ -194,7 +193,7 @@ fn cancel_stops_a_run_and_keeps_no_result() {
     }));
     // Raised before the job's first forward: it stops there.
     h.state_mut().state.apply(Command::Stop(JobKind::Generate));
-    wait_idle(&mut h, LONG);
+    wait_idle(&mut h, ui::MODEL_RUN);
     let s = &h.state().state;
     assert!(s.results.generate.is_none());
     let msg = s.messages.last().unwrap();

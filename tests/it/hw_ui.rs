@@ -1,13 +1,10 @@
 //! UI test of the Hardware tab: the Table 5 run and a run on a compressed tensor, through the
 //! real app and the real Verilator model (built once, cached).
 
+use crate::helpers::ui;
 use crate::helpers::ui::{click, harness, tiny, wait_idle};
 use egui_kittest::kittest::Queryable;
 use seedlm::app::{Studio, loader};
-use std::time::Duration;
-
-/// A cold Verilator build takes minutes.
-const LIMIT: Duration = Duration::from_secs(1200);
 
 #[test]
 fn hardware_tab_runs_table5_and_a_compressed_tensor() {
@@ -22,7 +19,7 @@ fn hardware_tab_runs_table5_and_a_compressed_tensor() {
     let running = h.query_all_by_label_contains("Hardware (Table 5): running, ");
     assert_eq!(running.count(), 2, "beside Cancel, and in the status bar");
     assert!(h.query_by_label("idle").is_none());
-    wait_idle(&mut h, LIMIT);
+    wait_idle(&mut h, ui::HW_BUILD);
     h.get_by_label_contains("Hardware (Table 5): done in ");
     h.get_by_label("idle");
     // Our simulated cycle counts beside the paper's, every size cross-checked bit for bit.
@@ -65,20 +62,14 @@ fn hardware_tab_runs_table5_and_a_compressed_tensor() {
     assert_eq!(h.query_all_by_label("3.98×").count(), 2);
 
     // Compress the smallest linear layer, select it, and simulate it.
-    let ti = {
-        let t = &h.state().state.doc.tensors;
-        (0..t.len())
-            .filter(|&i| t[i].compressible)
-            .min_by_key(|&i| t[i].len())
-            .unwrap()
-    };
+    let ti = ui::smallest_tensor(h.state(), |t| t.compressible);
     let name = h.state().state.doc.tensors[ti].name.clone();
     click(&mut h, &name);
     h.get_by_label("Compress selected (1)").click();
-    wait_idle(&mut h, LIMIT);
+    wait_idle(&mut h, ui::HW_BUILD);
     click(&mut h, "Hardware");
     click(&mut h, &format!("Run on {name}"));
-    wait_idle(&mut h, LIMIT);
+    wait_idle(&mut h, ui::HW_BUILD);
     h.get_by_label_contains(&format!("{name} ("));
     h.get_by_label_contains("outputs bit-exact, weights equal the engine's reconstruction: yes");
 }
@@ -90,12 +81,12 @@ fn a_failing_hardware_run_reaches_the_message_list() {
     let name = "model.layers.1.mlp.up_proj.weight";
     click(&mut h, name);
     click(&mut h, "Compress selected (1)");
-    wait_idle(&mut h, LIMIT);
+    wait_idle(&mut h, ui::HW_BUILD);
     click(&mut h, "Hardware");
     h.get_by_label("Press Run Table 5 to build the model and simulate.");
     // 16 columns: the 4-bit design takes rows of a multiple of 128 weights.
     click(&mut h, &format!("Run on {name}"));
-    wait_idle(&mut h, LIMIT);
+    wait_idle(&mut h, ui::HW_BUILD);
     let msg = h.state().state.messages.last().expect("a message").clone();
     assert!(msg.error, "{msg:?}");
     assert!(
@@ -115,7 +106,7 @@ fn hardware_tab_synthesises_the_designs_beside_table4() {
     click(&mut h, "Run Table 4");
     assert!(h.state().busy(), "the synthesis runs in the background");
     h.get_by_label("Hardware (Table 4): synthesising…");
-    wait_idle(&mut h, LIMIT);
+    wait_idle(&mut h, ui::HW_BUILD);
     h.get_by_label_contains("Hardware (Table 4): done in ");
     // Each design has its parts and a total; the paper's totals stand beside ours. A part is
     // named once per design and once in the chart's legend.

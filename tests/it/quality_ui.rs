@@ -2,6 +2,7 @@
 //! the figures and the per-layer chart with the eval engine's numbers, Cancel stops it, and a
 //! model that cannot be evaluated is a readable message.
 
+use crate::helpers::ui;
 use crate::helpers::ui::{click, harness, wait_idle};
 use crate::helpers::{T, write_model};
 use egui_kittest::Harness;
@@ -13,9 +14,6 @@ use seedlm::io::dtype::Dtype;
 use seedlm::search::compress::Progress;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
-use std::time::Duration;
-
-const LONG: Duration = Duration::from_secs(600);
 
 /// The demo model with `names` compressed at the 4-bit preset, on the Quality tab.
 fn compressed_demo(names: &[&str]) -> Harness<'static, Studio> {
@@ -24,7 +22,7 @@ fn compressed_demo(names: &[&str]) -> Harness<'static, Studio> {
     let doc = &h.state().state.doc;
     let idx: Vec<usize> = names.iter().map(|n| doc.find(n).expect(n)).collect();
     h.state_mut().state.apply(Command::Compress(idx));
-    wait_idle(&mut h, LONG);
+    wait_idle(&mut h, ui::MODEL_RUN);
     h.state_mut().state.apply(Command::ShowTab(TabId::Quality));
     h.run_steps(2);
     h
@@ -49,7 +47,7 @@ fn a_run_fills_the_figures_and_the_per_layer_chart_with_the_engines_numbers() {
             .is_some(),
         "the run is a background job"
     );
-    wait_idle(&mut h, LONG);
+    wait_idle(&mut h, ui::MODEL_RUN);
     let msg = last_message(&h);
     assert!(
         !msg.error && msg.text.starts_with("Quality: done in"),
@@ -74,7 +72,7 @@ fn a_run_fills_the_figures_and_the_per_layer_chart_with_the_engines_numbers() {
     assert_eq!(report.layers[1].figures, report.tensors[2].figures);
 
     // The same figures as the eval engine on the same reconstructions.
-    let ev = Evaluator::open(&Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo")).unwrap();
+    let ev = Evaluator::open(&crate::helpers::demo_dir()).unwrap();
     let doc = &h.state().state.doc;
     let recon = [QUERY, KEY, VALUE].map(|n| {
         let t = &doc.tensors[doc.find(n).unwrap()];
@@ -127,7 +125,7 @@ fn a_run_fills_the_figures_and_the_per_layer_chart_with_the_engines_numbers() {
         .find("encoder.layer.5.attention.self.key.weight")
         .unwrap();
     h.state_mut().state.apply(Command::Compress(vec![other]));
-    wait_idle(&mut h, LONG);
+    wait_idle(&mut h, ui::MODEL_RUN);
     h.get_by_label("Computed on an earlier compression state: run again to update.");
 }
 
@@ -140,7 +138,7 @@ fn cancel_stops_a_run_and_keeps_no_result() {
         .find(|n| !n.accesskit_node().is_disabled())
         .expect("the tab's Cancel")
         .click();
-    wait_idle(&mut h, LONG);
+    wait_idle(&mut h, ui::MODEL_RUN);
     let s = &h.state().state;
     assert!(s.results.quality.is_none());
     let msg = last_message(&h);
@@ -153,7 +151,7 @@ fn models_that_cannot_be_evaluated_say_why() {
     let mut h = harness(Studio::with_document(loader::synthetic()));
     h.step();
     h.state_mut().state.apply(Command::Compress(vec![0]));
-    wait_idle(&mut h, LONG);
+    wait_idle(&mut h, ui::MODEL_RUN);
     h.state_mut().state.apply(Command::ShowTab(TabId::Quality));
     h.run_steps(2);
     click(&mut h, "Run quality check");
@@ -176,18 +174,18 @@ fn models_that_cannot_be_evaluated_say_why() {
         h.state_mut()
             .state
             .apply(Command::Open(dir.path().to_path_buf()));
-        wait_idle(h, LONG);
+        wait_idle(h, ui::MODEL_RUN);
         h.state_mut().state.apply(Command::Compress(vec![0]));
-        wait_idle(h, LONG);
+        wait_idle(h, ui::MODEL_RUN);
         click(h, "Run quality check");
-        wait_idle(h, LONG);
+        wait_idle(h, ui::MODEL_RUN);
         last_message(h)
     };
     let msg = run(&mut h);
     assert!(msg.error, "{msg:?}");
     assert!(msg.text.contains("no tokenizer.json"), "{msg:?}");
     std::fs::copy(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo/tokenizer.json"),
+        crate::helpers::demo_dir().join("tokenizer.json"),
         dir.path().join("tokenizer.json"),
     )
     .unwrap();
@@ -218,7 +216,7 @@ fn run_baselines(
     h.state_mut()
         .state
         .apply(Command::ShowTab(TabId::Baselines));
-    wait_idle(h, LONG);
+    wait_idle(h, ui::MODEL_RUN);
 }
 
 #[test]
@@ -331,7 +329,7 @@ fn baselines_run_the_calibrated_methods_on_the_typed_text() {
         }
     }
     click(&mut h, "Compare");
-    wait_idle(&mut h, LONG);
+    wait_idle(&mut h, ui::MODEL_RUN);
     let run = &h.state().state.results.baselines.as_ref().unwrap().value;
     let total = |m: Method| {
         run.rows

@@ -4,6 +4,7 @@
 //! A sidecar of another model is not offered, and a tensor is kept at the settings it was
 //! last compressed with.
 
+use crate::helpers::ui;
 use crate::helpers::ui::{click, harness_with_sidecars, wait_idle};
 use crate::helpers::{T, gaussian, pieces, run, s, text, write_model};
 use egui_kittest::kittest::Queryable;
@@ -37,7 +38,7 @@ fn ckpt_4bit(model: &Path) -> PathBuf {
 /// The app opened on `model` with sidecars on, once it is open.
 fn open(model: &Path) -> egui_kittest::Harness<'static, Studio> {
     let mut h = harness_with_sidecars(Studio::new(Some(model.to_path_buf())));
-    wait_idle(&mut h, Duration::from_secs(120));
+    wait_idle(&mut h, ui::SMALL_JOB);
     assert_eq!(h.state().state.doc.path.as_deref(), Some(model));
     h
 }
@@ -60,7 +61,7 @@ fn an_app_closed_mid_job_resumes_from_its_sidecar_to_the_bytes_of_the_cli() {
     let idx = indices(&h, &NAMES);
     h.state_mut().state.apply(Command::Compress(idx));
     let ckpt = ckpt_4bit(&model);
-    let deadline = Instant::now() + Duration::from_secs(300);
+    let deadline = Instant::now() + ui::JOB;
     while pieces(&ckpt) < 2 {
         assert!(Instant::now() < deadline, "no tensor was kept");
         assert!(h.state().busy(), "the job ended before the app was closed");
@@ -95,7 +96,7 @@ fn an_app_closed_mid_job_resumes_from_its_sidecar_to_the_bytes_of_the_cli() {
         "An earlier session left {kept} compressed tensor(s)"
     ));
     click(&mut h, "Resume");
-    wait_idle(&mut h, Duration::from_secs(300));
+    wait_idle(&mut h, ui::JOB);
     let st = &h.state().state;
     assert!(st.resume.is_none() && h.query_by_label("Resume").is_none());
     assert!(
@@ -117,7 +118,7 @@ fn an_app_closed_mid_job_resumes_from_its_sidecar_to_the_bytes_of_the_cli() {
         kind: ExportKind::Packed,
         path: app_out.clone(),
     });
-    wait_idle(&mut h, Duration::from_secs(300));
+    wait_idle(&mut h, ui::JOB);
     let cli_out = dir.path().join("cli.seedlm.safetensors");
     let regex = r"^encoder\.layer\.0\.attention\.(self\.(key|query|value)|output\.dense)\.weight$";
     let o = run(&["compress", s(&model), "-o", s(&cli_out), "--include", regex]);
@@ -161,7 +162,7 @@ fn a_sidecar_of_another_model_is_not_offered_and_settings_key_the_kept_tensors()
     let mut h = open(&model);
     let idx = indices(&h, &["layers.0.q_proj.weight", "layers.0.k_proj.weight"]);
     h.state_mut().state.apply(Command::Compress(idx.clone()));
-    wait_idle(&mut h, Duration::from_secs(120));
+    wait_idle(&mut h, ui::SMALL_JOB);
     drop(h);
     let sidecar = Sidecar::beside(&model);
     let at = |names: &[&str], config| -> Vec<SidecarTensor> {
@@ -189,7 +190,7 @@ fn a_sidecar_of_another_model_is_not_offered_and_settings_key_the_kept_tensors()
         .state
         .apply(Command::SetConfig(Config::THREE_BIT));
     h.state_mut().state.apply(Command::Compress(vec![idx[0]]));
-    wait_idle(&mut h, Duration::from_secs(120));
+    wait_idle(&mut h, ui::SMALL_JOB);
     let st = &h.state().state;
     let (want, _) = compress(
         &m.to_f32(m.get(both[1]).unwrap()).unwrap(),
@@ -251,7 +252,7 @@ fn sidecars_go_to_the_folder_the_user_picks_and_are_offered_from_there() {
     click(&mut h, "Use folder");
     assert_eq!(h.state().state.sidecar_dir.as_deref(), Some(picked.path()));
     h.state_mut().state.apply(Command::Compress(vec![0]));
-    wait_idle(&mut h, Duration::from_secs(120));
+    wait_idle(&mut h, ui::SMALL_JOB);
     let kept = Sidecar::in_folder(picked.path(), &model);
     let ckpt = kept.root().join("c8-p3-k16").join("shard-0000-of-0001");
     assert_eq!(pieces(&ckpt), 1);
@@ -266,7 +267,7 @@ fn sidecars_go_to_the_folder_the_user_picks_and_are_offered_from_there() {
     studio.state.sidecar_dir = Some(picked.path().to_path_buf());
     studio.state.apply(Command::Open(model.clone()));
     let mut h = harness_with_sidecars(studio);
-    wait_idle(&mut h, Duration::from_secs(120));
+    wait_idle(&mut h, ui::SMALL_JOB);
     let offer = h
         .state()
         .state

@@ -2,6 +2,7 @@
 //! and one killed, opened through the Path field; the tab shows what `seedlm status` prints and
 //! follows the folder as the second shard finishes.
 
+use crate::helpers::ui;
 use crate::helpers::ui::{click, harness, type_into, wait_idle};
 use crate::helpers::{T, gaussian, kill_after_pieces, run, s, text, write_model};
 use egui_kittest::kittest::Queryable;
@@ -91,7 +92,7 @@ fn shards_tab_shows_a_shard_folder_and_follows_it() {
     h.step();
     type_into(&mut h, "Path", s(&out));
     click(&mut h, "Open");
-    wait_idle(&mut h, Duration::from_secs(60));
+    wait_idle(&mut h, ui::SMALL_JOB);
     assert_eq!(h.state().state.tab, TabId::Shards);
     h.get_by_label(s(&folder));
     h.get_by_label(&format!("opened shard folder {}", folder.display()));

@@ -1,13 +1,13 @@
 //! UI tests of the teaching and comparison tabs: step the LFSR walkthrough, run a small
 //! design-space grid and send a configuration to the settings, compare baselines on a tensor.
 
+use crate::helpers::ui;
 use crate::helpers::ui::{click, wait_idle};
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use seedlm::app::command::{Command, SelectMode};
 use seedlm::app::{Studio, loader};
 use seedlm::core::config::Config;
-use std::time::Duration;
 
 fn harness() -> Harness<'static, Studio> {
     crate::helpers::ui::harness(Studio::with_document(loader::demo()))
@@ -50,7 +50,7 @@ fn explorer_runs_a_grid_and_sets_the_config() {
     // The status bar shows the run, not "idle", and its end says how long it took.
     assert!(h.query_by_label("idle").is_none());
     assert!(h.query_all_by_label_contains("Design space: ").count() >= 1);
-    wait_idle(&mut h, Duration::from_secs(600));
+    wait_idle(&mut h, ui::MODEL_RUN);
     h.get_by_label_contains("Design space: done in ");
     // The paper's choice is measured and marked even above the K ≤ 12 cap.
     let marks = h.query_all_by_label_contains("paper (Table 1)").count();
@@ -63,13 +63,7 @@ fn explorer_runs_a_grid_and_sets_the_config() {
 
 /// Selects the smallest tensor that has weights; returns its index.
 fn select_smallest(h: &mut Harness<'_, Studio>) -> usize {
-    let ti = {
-        let t = &h.state().state.doc.tensors;
-        (0..t.len())
-            .filter(|&i| t[i].source.is_some() && !t[i].is_empty())
-            .min_by_key(|&i| t[i].len())
-            .unwrap()
-    };
+    let ti = ui::smallest_tensor(h.state(), |t| t.source.is_some() && !t.is_empty());
     h.state_mut().state.apply(Command::Select {
         tensor: ti,
         mode: SelectMode::Replace,
@@ -86,7 +80,7 @@ fn baselines_compare_a_tensor() {
     click(&mut h, "Baselines");
     h.get_by_label_contains("(1 tensor(s)");
     click(&mut h, "Compare");
-    wait_idle(&mut h, Duration::from_secs(600));
+    wait_idle(&mut h, ui::MODEL_RUN);
     // Bits per weight of the totals: NF4 with FP16 absmax per 64 and SeedLM's presets.
     h.get_by_label("All selected tensors");
     h.get_by_label("4.250");
@@ -108,7 +102,7 @@ fn a_failing_design_space_run_reaches_the_message_list() {
     h.state_mut()
         .state
         .apply(Command::Run(seedlm::app::work::Work::Explore(opts)));
-    wait_idle(&mut h, Duration::from_secs(60));
+    wait_idle(&mut h, ui::SMALL_JOB);
     let msg = h.state().state.messages.last().expect("a message").clone();
     assert!(msg.error, "{msg:?}");
     assert!(
@@ -176,7 +170,7 @@ fn design_space_and_baseline_points_tell_their_figures_under_the_pointer() {
     h.state_mut()
         .state
         .apply(Command::Run(seedlm::app::work::Work::Explore(opts)));
-    wait_idle(&mut h, Duration::from_secs(600));
+    wait_idle(&mut h, ui::MODEL_RUN);
     let found = hover_plot(&mut h, "bits a block): relMSE");
     let text = found.expect("a marker's figures under the pointer");
     assert!(text.starts_with("C = "), "{text}");
@@ -192,7 +186,7 @@ fn design_space_and_baseline_points_tell_their_figures_under_the_pointer() {
             methods,
             calibration: None,
         }));
-    wait_idle(&mut h, Duration::from_secs(600));
+    wait_idle(&mut h, ui::MODEL_RUN);
     let found = hover_plot(&mut h, " bits/weight, relMSE ");
     let name = seedlm::study::baselines::Method::ALL[0].name();
     assert!(found.expect("the marker's figures").starts_with(name));

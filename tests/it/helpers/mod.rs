@@ -42,6 +42,16 @@ impl T {
 
 pub use seedlm::core::random::gaussian;
 
+/// The bundled demo model's directory (assets/demo).
+pub fn demo_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo")
+}
+
+/// The bundled demo model's weights file.
+pub fn demo_model() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(seedlm::app::loader::DEMO_MODEL)
+}
+
 /// Writes a safetensors file.
 pub fn write_model(path: &Path, tensors: &[T]) {
     let out = tensors

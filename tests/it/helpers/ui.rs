@@ -6,6 +6,17 @@ use egui_kittest::kittest::Queryable;
 use seedlm::app::Studio;
 use std::time::{Duration, Instant};
 
+/// Hang guards for [`wait_idle`]: how long background work may take before a test calls it
+/// stuck. Generous, since the machine may be shared; no test asserts how fast work ends.
+/// Work on a tiny or synthetic model.
+pub const SMALL_JOB: Duration = Duration::from_secs(120);
+/// Work on the bundled demo model (opening it, compressing some of it).
+pub const JOB: Duration = Duration::from_secs(300);
+/// Running a model: Quality, Generate, Baselines with function-space figures.
+pub const MODEL_RUN: Duration = Duration::from_secs(600);
+/// A cold Verilator build and simulation (minutes on two cores).
+pub const HW_BUILD: Duration = Duration::from_secs(1200);
+
 /// A headless harness drawing `studio` at a desktop-like size, with sidecars off: tests must
 /// leave nothing beside the bundled demo model ([`harness_with_sidecars`] keeps them).
 pub fn harness(mut studio: Studio) -> Harness<'static, Studio> {
@@ -46,6 +57,19 @@ pub fn wait_idle(h: &mut Harness<'_, Studio>, limit: Duration) {
         h.step();
     }
     h.run_steps(2);
+}
+
+/// Index of the smallest tensor of `s`'s document that `keep` accepts (quick to compress or
+/// view).
+pub fn smallest_tensor(
+    s: &Studio,
+    keep: impl Fn(&seedlm::app::document::TensorEntry) -> bool,
+) -> usize {
+    let t = &s.state.doc.tensors;
+    (0..t.len())
+        .filter(|&i| keep(&t[i]))
+        .min_by_key(|&i| t[i].len())
+        .expect("the model has such a tensor")
 }
 
 /// A tiny model with layers 1, 2 and 10, so natural order matters.
