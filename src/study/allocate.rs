@@ -478,8 +478,8 @@ const VOCABULARY_SEED: u64 = 0;
 /// [`VOCABULARY_WORDS`] words drawn at random (seeded) from the whole words of the model's own
 /// vocabulary (tokens of two or more letters), in `dir`'s `tokenizer.json`. No
 /// text is read: the outputs it moves are the model's response to its own words, which ranks
-/// tensors much as real text does (docs/measurements.md, "Bit budget and calibration"). `None` when the vocabulary has no
-/// such words (a byte-level toy tokenizer).
+/// tensors much as real text does (docs/measurements.md, "Bit budget and calibration").
+/// `None` when the vocabulary has no such words (a byte-level toy tokenizer).
 pub fn vocabulary_text(dir: &Path) -> Result<Option<String>, crate::io::error::ModelError> {
     use rand::seq::IndexedRandom;
     let tok = crate::eval::read_tokenizer(dir)?;
