@@ -38,25 +38,14 @@ import zlib
 
 import numpy as np
 
+import safetensors_file
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def write_safetensors(path, tensors, metadata):
-    """tensors: list of (name, dtype, shape, bytes)."""
-    header, offset, data = {}, 0, b""
-    if metadata:
-        header["__metadata__"] = metadata
-    for name, dtype, shape, raw in tensors:
-        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + len(raw)]}
-        offset += len(raw)
-        data += raw
-    write_container(path, json.dumps(header, separators=(",", ":")).encode(), data)
-
-
 def write_container(path, header_bytes, data):
-    header_bytes += b" " * (-len(header_bytes) % 8)
     with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(header_bytes)) + header_bytes + data)
+        f.write(safetensors_file.prefix(header_bytes) + data)
 
 
 def split(blob):
@@ -67,7 +56,7 @@ def split(blob):
 def small_model(path):
     rng = np.random.default_rng(7)
     bf16 = (rng.normal(0, 0.5, 65).astype(np.float32).view(np.uint32) >> 16).astype(np.uint16)
-    write_safetensors(path, [
+    safetensors_file.write(path, [
         ("layers.0.q_proj.weight", "F16", [16, 24], rng.normal(0, 0.02, 384).astype(np.float16).tobytes()),
         ("layers.0.mlp.weight", "BF16", [5, 13], bf16.tobytes()),
         ("layers.1.o_proj.weight", "F32", [7, 13], rng.normal(0, 0.1, 91).astype(np.float32).tobytes()),
@@ -142,9 +131,7 @@ def mutate(rng, blob):
 
 
 def rebuild(h, data):
-    hb = json.dumps(h, separators=(",", ":")).encode()
-    hb += b" " * (-len(hb) % 8)
-    return struct.pack("<Q", len(hb)) + hb + data
+    return safetensors_file.prefix(json.dumps(h, separators=(",", ":")).encode()) + data
 
 
 def classify(code, stdout, stderr, name, reference, out_path):

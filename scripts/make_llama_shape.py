@@ -14,10 +14,11 @@ defaults to 300: the linear layers, not the head, dominate the time. Needs numpy
 import argparse
 import json
 import shutil
-import struct
 from pathlib import Path
 
 import numpy as np
+
+import safetensors_file
 
 ROOT = Path(__file__).resolve().parent.parent
 SHAPES = {
@@ -54,18 +55,14 @@ def main():
     s = SHAPES[a.shape]
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=False)
-    header, offset, entries = {}, 0, list(tensors(s, a.layers, a.vocab))
-    for name, shape in entries:
-        n = int(np.prod(shape)) * 2
-        header[name] = {"dtype": "F16", "shape": list(shape), "data_offsets": [offset, offset + n]}
-        offset += n
-    blob = json.dumps(header, separators=(",", ":")).encode()
-    blob += b" " * (-len(blob) % 8)
+    entries = list(tensors(s, a.layers, a.vocab))
+    blob, offset = safetensors_file.header(
+        [(name, "F16", shape, int(np.prod(shape)) * 2) for name, shape in entries])
     rng = np.random.default_rng(0)
     with open(out / "model.safetensors", "wb") as f:
-        f.write(struct.pack("<Q", len(blob)) + blob)
+        f.write(blob)
         if a.sparse:
-            f.truncate(8 + len(blob) + offset)
+            f.truncate(len(blob) + offset)
         else:
             for name, shape in entries:
                 if len(shape) == 1:

@@ -38,9 +38,10 @@ bin=target/debug/seedlm   # the dev profile builds seedlm itself at opt-level 3
 
 # Writes a Llama-shaped model: SHAPE DIR TENSOR... (the tensors given N(0, 0.02) weights).
 make_model() {
-  python3 - "$@" <<'EOF'
+  PYTHONPATH=scripts python3 - "$@" <<'EOF'
 import json, os, sys
 import numpy as np
+import safetensors_file
 
 shape, out, filled = sys.argv[1], sys.argv[2], sys.argv[3:]
 cfg = {
@@ -81,23 +82,20 @@ os.makedirs(out, exist_ok=True)
 weight_map, total = {}, 0
 for k, shard in enumerate(shards):
     fname = f"model-{k + 1:05d}-of-{len(shards):05d}.safetensors"
-    header, off = {"__metadata__": {"format": "pt"}}, 0
-    for name, shp, n in shard:
-        header[name] = {"dtype": "F16", "shape": shp, "data_offsets": [off, off + n]}
-        weight_map[name] = fname
-        off += n
-    text = json.dumps(header).encode()
-    text += b" " * (-len(text) % 8)
-    start = 8 + len(text)
+    head, off = safetensors_file.header(
+        [(name, "F16", shp, n) for name, shp, n in shard], {"format": "pt"})
     with open(os.path.join(out, fname), "wb") as f:
-        f.write(len(text).to_bytes(8, "little") + text)
-        f.truncate(start + off)  # sparse: reads as zeros, takes no disk
+        f.write(head)
+        f.truncate(len(head) + off)  # sparse: reads as zeros, takes no disk
+        at = len(head)
         for name, shp, n in shard:
+            weight_map[name] = fname
             if name in filled:
                 rng = np.random.default_rng(filled.index(name))
                 w = (rng.standard_normal(int(np.prod(shp))) * 0.02).astype("<f2")
-                f.seek(start + header[name]["data_offsets"][0])
+                f.seek(at)
                 f.write(w.tobytes())
+            at += n
     total += off
 with open(os.path.join(out, "model.safetensors.index.json"), "w") as f:
     json.dump({"metadata": {"total_size": total}, "weight_map": weight_map}, f)

@@ -14,18 +14,15 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 # The two tensors, from the Python standard library only (same weights in both).
-python3 - "$work" "$outlier" <<'PY'
-import json, random, struct, sys
+PYTHONPATH="$(dirname "$0")" python3 - "$work" "$outlier" <<'PY'
+import random, struct, sys
+import safetensors_file
 work, outlier = sys.argv[1], float(sys.argv[2])
 rng = random.Random(5)
 w = [rng.gauss(0.0, 0.02) for _ in range(256 * 256)]
 for name, values in (("normal", w), ("outlier", w[:1000] + [outlier] + w[1001:])):
     data = struct.pack("<%df" % len(values), *values)
-    header = json.dumps({"w.weight": {"dtype": "F32", "shape": [256, 256],
-                                      "data_offsets": [0, len(data)]}}).encode()
-    header += b" " * (-len(header) % 8)
-    with open(f"{work}/{name}.safetensors", "wb") as f:
-        f.write(struct.pack("<Q", len(header)) + header + data)
+    safetensors_file.write(f"{work}/{name}.safetensors", [("w.weight", "F32", [256, 256], data)])
 PY
 
 median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
