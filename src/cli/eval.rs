@@ -115,26 +115,8 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
 
 fn report(figures: &Figures, changed: usize, effects: &[TensorEffect], per_layer: bool) -> String {
     let mut out = String::new();
-    match figures {
-        Figures::Encoder(f) => {
-            out += &format!("sentences            {}\n", f.sentences);
-            out += &format!("mean cosine          {:.6}\n", f.mean_cosine);
-            out += &format!("min cosine           {:.6}\n", f.min_cosine);
-            let rho = f
-                .similarity_spearman
-                .map_or("undefined".into(), |r| format!("{r:.6}"));
-            out += &format!("similarity Spearman  {rho}\n");
-        }
-        Figures::Decoder(f) => {
-            out += &format!(
-                "tokens               {} ({} scored, windows of {})\n",
-                f.tokens, f.scored, f.ctx
-            );
-            out += &format!("perplexity original  {:.4}\n", f.ppl_original);
-            out += &format!("perplexity candidate {:.4}\n", f.ppl_candidate);
-            out += &format!("KL (nats)            {:.6}\n", f.kl);
-            out += &format!("top-1 agreement      {:.4}\n", f.top1);
-        }
+    for f in figures.rows() {
+        out += &format!("{:<21}{}\n", f.name, f.value);
     }
     out += &format!("changed tensors      {changed}\n");
     if per_layer {

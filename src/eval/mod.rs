@@ -398,7 +398,77 @@ impl Evaluator {
     }
 }
 
+/// One model-level figure as the front ends show it: name, what it means, and its value
+/// formatted once, for the CLI's report and the Quality tab alike.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Figure {
+    /// Short name, lower case ("mean cosine").
+    pub name: &'static str,
+    /// What it measures, in one sentence.
+    pub hint: &'static str,
+    /// The value, at the precision it is shown with.
+    pub value: String,
+}
+
 impl Figures {
+    /// Every figure in display order, the input counts first.
+    pub fn rows(&self) -> Vec<Figure> {
+        let row = |name, hint, value| Figure { name, hint, value };
+        match self {
+            Figures::Encoder(f) => vec![
+                row(
+                    "sentences",
+                    "Embedded by each model",
+                    f.sentences.to_string(),
+                ),
+                row(
+                    "mean cosine",
+                    "Mean over sentences of cos(original embedding, compressed embedding)",
+                    format!("{:.6}", f.mean_cosine),
+                ),
+                row(
+                    "min cosine",
+                    "The least similar sentence",
+                    format!("{:.6}", f.min_cosine),
+                ),
+                row(
+                    "similarity Spearman",
+                    "Rank correlation of the two pairwise similarity matrices: does the \
+                     compressed model still rank sentence pairs alike?",
+                    f.similarity_spearman
+                        .map_or("undefined".into(), |r| format!("{r:.6}")),
+                ),
+            ],
+            Figures::Decoder(f) => vec![
+                row(
+                    "tokens",
+                    "Scored in windows, every token after a window's first",
+                    format!("{} ({} scored, windows of {})", f.tokens, f.scored, f.ctx),
+                ),
+                row(
+                    "perplexity original",
+                    "exp(mean negative log-likelihood) of the text, original model",
+                    format!("{:.4}", f.ppl_original),
+                ),
+                row(
+                    "perplexity candidate",
+                    "exp(mean negative log-likelihood) of the text, compressed model",
+                    format!("{:.4}", f.ppl_candidate),
+                ),
+                row(
+                    "KL (nats)",
+                    "Mean over positions of KL(p_original ‖ p_compressed)",
+                    format!("{:.6}", f.kl),
+                ),
+                row(
+                    "top-1 agreement",
+                    "Positions where both models predict the same next token",
+                    format!("{:.4}", f.top1),
+                ),
+            ],
+        }
+    }
+
     /// Decoders: KL(original ‖ candidate), which is also its change from the original's 0.
     pub fn delta_kl(&self) -> Option<f64> {
         match self {
@@ -428,6 +498,43 @@ impl Figures {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rows_name_every_figure_once_counts_first() {
+        let e = Figures::Encoder(encoder::EncoderFigures {
+            mean_cosine: 0.97,
+            min_cosine: 0.9,
+            similarity_spearman: None,
+            sentences: 50,
+        });
+        let rows = e.rows();
+        let names: Vec<&str> = rows.iter().map(|r| r.name).collect();
+        assert_eq!(
+            names,
+            [
+                "sentences",
+                "mean cosine",
+                "min cosine",
+                "similarity Spearman"
+            ]
+        );
+        assert_eq!(rows[1].value, "0.970000");
+        assert_eq!(rows[3].value, "undefined");
+        let d = Figures::Decoder(decoder::DecoderFigures {
+            ppl_original: 10.0,
+            ppl_candidate: 12.5,
+            kl: 0.25,
+            top1: 0.8,
+            tokens: 100,
+            scored: 98,
+            ctx: 50,
+        });
+        let rows = d.rows();
+        assert_eq!(rows[0].value, "100 (98 scored, windows of 50)");
+        assert_eq!(rows[2].name, "perplexity candidate");
+        assert_eq!(rows[2].value, "12.5000");
+        assert_eq!(rows.len(), 5);
+    }
 
     #[test]
     fn paragraphs_join_lines_and_skip_blanks() {

@@ -10,7 +10,6 @@ use crate::app::command::{Command, TabId};
 use crate::app::quality::{self, APP_TOKENS, Report, distance, distance_name};
 use crate::app::state::AppState;
 use crate::app::work::{JobKind, Work};
-use crate::eval::Figures;
 use egui_plot::{Legend, Plot, PlotPoints, Points};
 use std::collections::BTreeMap;
 
@@ -122,61 +121,13 @@ fn figures(ui: &mut egui::Ui, report: &Report) {
         .num_columns(2)
         .striped(true)
         .show(ui, |ui| {
-            let mut row = |name: &str, hint: &str, value: String| {
-                ui.label(name).on_hover_text(hint);
-                ui.label(value);
+            for f in report.figures.rows() {
+                // Capitalised as a grid label; the same name the CLI prints.
+                let mut name = f.name.to_string();
+                name[..1].make_ascii_uppercase();
+                ui.label(name).on_hover_text(f.hint);
+                ui.label(f.value);
                 ui.end_row();
-            };
-            match &report.figures {
-                Figures::Encoder(f) => {
-                    row(
-                        "Mean cosine",
-                        "Mean over sentences of cos(original embedding, compressed embedding)",
-                        format!("{:.6}", f.mean_cosine),
-                    );
-                    row(
-                        "Min cosine",
-                        "The least similar sentence",
-                        format!("{:.6}", f.min_cosine),
-                    );
-                    row(
-                        "Similarity Spearman",
-                        "Rank correlation of the two pairwise similarity matrices: \
-                         does the compressed model still rank sentence pairs alike?",
-                        f.similarity_spearman
-                            .map_or("undefined".into(), |r| format!("{r:.6}")),
-                    );
-                    row(
-                        "Sentences",
-                        "Embedded by each model",
-                        f.sentences.to_string(),
-                    );
-                }
-                Figures::Decoder(f) => {
-                    row(
-                        "Perplexity",
-                        "exp(mean negative log-likelihood) of the text",
-                        format!(
-                            "{:.4} original, {:.4} compressed",
-                            f.ppl_original, f.ppl_candidate
-                        ),
-                    );
-                    row(
-                        "KL (nats)",
-                        "Mean over positions of KL(p_original ‖ p_compressed)",
-                        format!("{:.6}", f.kl),
-                    );
-                    row(
-                        "Top-1 agreement",
-                        "Positions where both models predict the same next token",
-                        format!("{:.4}", f.top1),
-                    );
-                    row(
-                        "Tokens",
-                        "Scored in windows",
-                        format!("{} in windows of {}", f.tokens, f.ctx),
-                    );
-                }
             }
         });
 }
