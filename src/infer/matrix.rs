@@ -5,7 +5,7 @@
 
 use crate::core::config::{Config, MAX_C, MAX_P};
 use crate::core::quant::pow2;
-use crate::infer::kernel::lanes::LaneMatrix;
+use crate::infer::kernel::lanes::{LaneMatrix, Lines};
 use crate::infer::kernel::{Kernel, record, seed_row_exact};
 use crate::infer::seed_table::SeedTable;
 use crate::io::dtype::Dtype;
@@ -179,7 +179,7 @@ impl<'a> Matrix<'a> {
             });
     }
 
-    fn row_dot(&self, kernel: Kernel, r: usize, x: &[f32], xdup: Option<&[Vec<f32>]>) -> f32 {
+    fn row_dot(&self, kernel: Kernel, r: usize, x: &[f32], xdup: Option<&[Lines]>) -> f32 {
         match &self.storage {
             Storage::Dense { dtype, bytes } => {
                 let width = self.cols * dtype.bitsize() / 8;
@@ -311,8 +311,8 @@ mod tests {
         }
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
         for (n, cfg) in configs.iter().enumerate() {
-            // A width that is whole blocks, then one that is not.
-            for cols in [cfg.c * 9, cfg.c * 7 + 3] {
+            // A width that is whole blocks, then two that are not (the last spans batches).
+            for cols in [cfg.c * 9, cfg.c * 7 + 3, cfg.c * 37 + 5] {
                 let rows = 21;
                 let (t, meta, records) = random_packed(*cfg, rows, cols, n as u64);
                 let w = t.reconstruct();
