@@ -108,7 +108,10 @@ impl<'a> Decoder<'a> {
     #[target_feature(enable = "avx512f,avx512bw")]
     fn new(m: &LaneMatrix<'a>, first: usize) -> Self {
         let bits = m.bits as usize;
-        debug_assert!(bits <= 57, "a record must fit a 64-bit lane after a shift of up to 7");
+        debug_assert!(
+            bits <= 57,
+            "a record must fit a 64-bit lane after a shift of up to 7"
+        );
         // Every batch starts `bits` bytes after the last, so each lane's byte offset and shift
         // inside its batch's window are the same for the whole row.
         let pos0 = first * bits;

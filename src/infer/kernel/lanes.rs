@@ -178,7 +178,11 @@ impl<'a> LaneMatrix<'a> {
                 continue;
             }
             let mut lanes = Lines::zeroed::<f32>(blocks.div_ceil(BATCH) * BATCH * l32);
-            for (j, o) in lanes.as_mut_slice::<f32>().chunks_exact_mut(l32).enumerate() {
+            for (j, o) in lanes
+                .as_mut_slice::<f32>()
+                .chunks_exact_mut(l32)
+                .enumerate()
+            {
                 for i in 0..self.c {
                     if let Some(&v) = (j * self.c + i)
                         .checked_sub(offset)
