@@ -31,6 +31,15 @@ pub fn fits(dtype: Dtype, v: f32) -> bool {
     }
 }
 
+/// The first of `values` that is finite but does not fit in `target` (rounded through f32,
+/// as every conversion here goes), with its index.
+pub fn first_unfit(target: Dtype, values: impl IntoIterator<Item = f64>) -> Option<(usize, f64)> {
+    values
+        .into_iter()
+        .enumerate()
+        .find(|&(_, v)| v.is_finite() && !fits(target, v as f32))
+}
+
 /// The smallest size a decoded weight (an f64, rounded to f32 and then to `dtype`) cannot have
 /// in `dtype` (F32, F16 or BF16): every reconstruction below it in size fits, none at or above
 /// it does. Found by bisection over the bits of positive f64s, which order like the values.
@@ -49,13 +58,17 @@ pub fn overflow_bound(dtype: Dtype) -> f64 {
     f64::from_bits(hi)
 }
 
+/// The values of little-endian F64 bytes.
+pub fn f64_values(bytes: &[u8]) -> impl Iterator<Item = f64> + '_ {
+    bytes
+        .chunks_exact(8)
+        .map(|b| f64::from_le_bytes(b.try_into().expect("chunks of 8")))
+}
+
 /// Converts little-endian F64 bytes to F32, F16 or BF16 through f32 (rounded to nearest even
 /// at each step, like every other tensor [`from_f32`] writes); `None` for any other target.
 pub fn from_f64_bytes(target: Dtype, bytes: &[u8]) -> Option<Vec<u8>> {
-    let values: Vec<f32> = bytes
-        .chunks_exact(8)
-        .map(|b| f64::from_le_bytes(b.try_into().expect("chunks of 8")) as f32)
-        .collect();
+    let values: Vec<f32> = f64_values(bytes).map(|v| v as f32).collect();
     from_f32(target, &values)
 }
 
