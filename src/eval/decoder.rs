@@ -5,7 +5,7 @@
 //! protocol of docs/DESIGN.md §4 scores every position of a window in one pass.
 
 use super::weights::Weights;
-use super::{EvalError, candle_err, check, read_tokenizer};
+use super::{DEFAULT_CTX, EvalError, candle_err, check, read_tokenizer};
 use crate::infer::kernel::Kernel;
 use crate::infer::llama::{Net, Shape, parse_shape};
 use crate::io::error::ModelError;
@@ -100,14 +100,33 @@ impl Decoder {
         Ok(enc.get_ids().to_vec())
     }
 
-    /// `tokens` cut into windows of `ctx` (a last one of fewer than 2 tokens dropped), after
-    /// checking that there is one and that every id is in the vocabulary.
-    fn windows<'t>(&self, tokens: &'t [u32], ctx: usize) -> Result<Vec<&'t [u32]>, EvalError> {
+    /// The window length: `ctx`, or by default [`DEFAULT_CTX`] cut to the positions the model
+    /// was trained for. A window asked for beyond them is refused: the network has learned
+    /// nothing there, and its figures would be noise.
+    pub fn window(&self, ctx: Option<usize>) -> Result<usize, EvalError> {
+        let Some(ctx) = ctx else {
+            return Ok(DEFAULT_CTX.min(self.shape.max_positions.unwrap_or(usize::MAX)));
+        };
         if ctx < 2 {
             return Err(
                 ModelError::file(&self.dir, "the window (ctx) must be at least 2 tokens").into(),
             );
         }
+        if let Some(max) = self.shape.max_positions.filter(|&m| ctx > m) {
+            return Err(ModelError::file(
+                &self.dir.join("config.json"),
+                format!(
+                    "a window of {ctx} tokens is longer than the {max} positions the model was trained for (max_position_embeddings); choose a shorter ctx"
+                ),
+            )
+            .into());
+        }
+        Ok(ctx)
+    }
+
+    /// `tokens` cut into windows of `ctx` (a last one of fewer than 2 tokens dropped), after
+    /// checking that there is one and that every id is in the vocabulary.
+    fn windows<'t>(&self, tokens: &'t [u32], ctx: usize) -> Result<Vec<&'t [u32]>, EvalError> {
         let windows: Vec<&[u32]> = tokens.chunks(ctx).filter(|w| w.len() >= 2).collect();
         if windows.is_empty() {
             return Err(ModelError::file(&self.dir, "the text has fewer than 2 tokens").into());
@@ -126,16 +145,17 @@ impl Decoder {
     }
 
     /// The second moment E[x_j²] of each input channel j of every linear layer, by weight
-    /// tensor name, over every position of `tokens` cut into windows of `ctx`, with the
-    /// original weights. Adds one to `progress.done` per window (and sets its total).
+    /// tensor name, over every position of `tokens` cut into windows of [`Decoder::window`]
+    /// `ctx`, with the original weights. Adds one to `progress.done` per window (and sets its
+    /// total).
     pub fn input_moments(
         &self,
         tokens: &[u32],
-        ctx: usize,
+        ctx: Option<usize>,
         progress: &Progress,
         cancel: &AtomicBool,
     ) -> Result<HashMap<String, Vec<f64>>, EvalError> {
-        let windows = self.windows(tokens, ctx)?;
+        let windows = self.windows(tokens, self.window(ctx)?)?;
         let fail = |what| candle_err(&self.dir, what);
         let net = self.net(&self.weights)?;
         progress
@@ -179,16 +199,18 @@ impl Decoder {
             .map_err(candle_err(&self.dir, "inference failed"))
     }
 
-    /// Compares the original with each variant over `tokens` cut into windows of `ctx`
-    /// (docs/DESIGN.md §4). `progress` counts windows times networks run.
+    /// Compares the original with each variant over `tokens` cut into windows of
+    /// [`Decoder::window`] `ctx` (docs/DESIGN.md §4). `progress` counts windows times networks
+    /// run.
     pub fn compare(
         &self,
         variants: &[Weights],
         tokens: &[u32],
-        ctx: usize,
+        ctx: Option<usize>,
         progress: &Progress,
         cancel: &AtomicBool,
     ) -> Result<Vec<DecoderFigures>, EvalError> {
+        let ctx = self.window(ctx)?;
         let windows = self.windows(tokens, ctx)?;
         let fail = |what| candle_err(&self.dir, what);
         let nets = std::iter::once(&self.weights)
@@ -275,7 +297,12 @@ mod tests {
             .unwrap();
         assert!(tokens.len() > 5);
         let moments = dec
-            .input_moments(&tokens, 5, &Progress::default(), &AtomicBool::new(false))
+            .input_moments(
+                &tokens,
+                Some(5),
+                &Progress::default(),
+                &AtomicBool::new(false),
+            )
             .unwrap();
         assert_eq!(moments.len(), 7 * dec.shape.layers);
         for (name, width) in [

@@ -214,6 +214,12 @@ fn open_dir(dir: &Path) -> Result<Vec<MappedSafetensors>, ModelError> {
             .map_err(|e| ModelError::io(&index_path, "cannot read", e))?;
         let index: ShardIndex = serde_json::from_str(&text)
             .map_err(|e| ModelError::file(&index_path, format!("not a valid shard index ({e})")))?;
+        if index.weight_map.is_empty() {
+            return Err(ModelError::file(
+                &index_path,
+                "weight_map lists no tensor (an empty model)",
+            ));
+        }
         let mut shard_names: Vec<&String> = index.weight_map.values().collect();
         shard_names.sort();
         shard_names.dedup();
@@ -328,6 +334,14 @@ mod tests {
         std::fs::write(dir.path().join(INDEX_FILE), bad).unwrap();
         let err = Model::open(dir.path()).unwrap_err().to_string();
         assert!(err.contains("z.weight"), "{err}");
+
+        // An index that maps nothing is no model, not one of 0 tensors (issue 23, item 10).
+        std::fs::write(dir.path().join(INDEX_FILE), r#"{"weight_map":{}}"#).unwrap();
+        let err = Model::open(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains(INDEX_FILE) && err.contains("weight_map lists no tensor"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -540,3 +540,52 @@ fn impossible_bert_configs_are_refused() {
         );
     }
 }
+
+/// The llama fixture with `config.json` edited by `edit`, its other files linked, in `dir`.
+#[cfg(unix)]
+fn llama_with_config(dir: &Path, edit: impl FnOnce(&mut serde_json::Map<String, Value>)) {
+    let llama = fixture("llama");
+    for entry in std::fs::read_dir(&llama).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_name() != "config.json" {
+            std::os::unix::fs::symlink(entry.path(), dir.join(entry.file_name())).unwrap();
+        }
+    }
+    let mut config: serde_json::Map<String, Value> =
+        serde_json::from_str(&std::fs::read_to_string(llama.join("config.json")).unwrap()).unwrap();
+    edit(&mut config);
+    std::fs::write(dir.join("config.json"), Value::Object(config).to_string()).unwrap();
+}
+
+/// A decoder is scored only within the positions it was trained for: a longer --ctx is
+/// refused naming config.json, the default window stops there, and a negative epsilon is
+/// refused (issue 23, item 10).
+#[cfg(unix)]
+#[test]
+fn decoder_windows_stay_within_the_model_s_positions() {
+    let llama = fixture("llama");
+    let err = fails(&["eval", s(&llama), s(&llama), "--ctx", "129"]);
+    assert!(
+        err.contains("config.json")
+            && err.contains("a window of 129 tokens is longer than the 128 positions"),
+        "{err}"
+    );
+    let j = eval_json(&llama, &llama, &["--max-tokens", "300"]);
+    assert_eq!(
+        j["ctx"], 128,
+        "the default window is the model's 128 positions"
+    );
+    let j = eval_json(&llama, &llama, &["--max-tokens", "300", "--ctx", "128"]);
+    assert_eq!(j["ctx"], 128);
+
+    let dir = tempfile::tempdir().unwrap();
+    llama_with_config(dir.path(), |c| {
+        c.insert("rms_norm_eps".into(), serde_json::json!(-1.0));
+    });
+    let err = Evaluator::open(dir.path()).err().expect("eps").to_string();
+    assert!(
+        err.contains("config.json")
+            && err.contains("'rms_norm_eps' -1.0 must be a positive number"),
+        "{err}"
+    );
+}
