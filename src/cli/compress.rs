@@ -39,12 +39,18 @@ pub struct WhatArgs {
 }
 
 impl WhatArgs {
-    /// The configuration: `--config`, else the `--bits` preset.
+    /// The configuration: `--config`, else the `--bits` preset; one whose search tables would
+    /// not fit in the memory available now is refused before any work.
     pub fn config(&self) -> anyhow::Result<Config> {
-        match self.config {
-            Some(c) => Ok(c),
-            None => Config::preset(self.bits).context("--bits must be 4 or 3"),
+        let cfg = match self.config {
+            Some(c) => c,
+            None => Config::preset(self.bits).context("--bits must be 4 or 3")?,
+        };
+        if let Some(available) = memory_available() {
+            crate::search::check_table_memory(cfg, available)
+                .map_err(|e| anyhow::anyhow!("--config {},{},{}: {e}", cfg.c, cfg.p, cfg.k))?;
         }
+        Ok(cfg)
     }
 
     /// The tensor selection of `--include` / `--exclude`.
@@ -512,4 +518,12 @@ fn table(reports: &[TensorReport]) -> String {
         );
     }
     out
+}
+
+/// Bytes of memory available to a new process (Linux's `MemAvailable`), when known.
+fn memory_available() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
 }
