@@ -163,8 +163,19 @@ impl Model {
         }
         let width = t.dtype.bitsize() / 8;
         let rel = elems.start * width..elems.end * width;
-        let out =
-            dtype::to_f32(t.dtype, &self.bytes(t)[rel.clone()]).expect("a float dtype converts");
+        // A tensor far larger than memory (a sparse file can claim 2^40 weights) is an error,
+        // not an abort.
+        let mut out = Vec::new();
+        out.try_reserve_exact(elems.len()).map_err(|_| {
+            fail(format!(
+                "its f32 copy of {:.1} GB cannot be allocated: not enough memory",
+                elems.len() as f64 * 4.0 / 1e9
+            ))
+        })?;
+        assert!(
+            dtype::extend_f32(t.dtype, &self.bytes(t)[rel.clone()], &mut out),
+            "a float dtype converts"
+        );
         let f = &self.files[t.file];
         let at = f.tensors()[t.index].range.start;
         f.release(at + rel.start..at + rel.end);

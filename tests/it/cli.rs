@@ -682,3 +682,35 @@ fn large_k_tables_take_bounded_memory() {
     // 2^20 seeds: 300 MB is under 300 bytes a seed; the factors alone took 600.
     assert!(kb < 300_000, "peak {kb} KB");
 }
+
+/// A (sparse) tensor of 2^40 weights, far beyond memory, is a one-line error naming it, not an
+/// abort on a failed allocation (issue 23, item 8).
+#[test]
+fn a_tensor_larger_than_memory_is_an_error_not_an_abort() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("huge.safetensors");
+    let n: u64 = 1 << 40;
+    let mut header = format!(
+        r#"{{"w.weight":{{"dtype":"F32","shape":[1048576,1048576],"data_offsets":[0,{}]}}}}"#,
+        4 * n
+    )
+    .into_bytes();
+    header.resize(header.len().next_multiple_of(8), b' ');
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(&header);
+    std::fs::write(&input, &bytes).unwrap();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&input)
+        .unwrap();
+    f.set_len(bytes.len() as u64 + 4 * n).unwrap();
+    let out = dir.path().join("o.seedlm");
+    let err = fails(&["compress", s(&input), "-o", s(&out)]);
+    assert!(
+        err.contains("huge.safetensors")
+            && err.contains("'w.weight'")
+            && err.contains("its f32 copy of 4398.0 GB cannot be allocated"),
+        "{err}"
+    );
+    assert!(!out.exists());
+}
