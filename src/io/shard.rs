@@ -961,7 +961,7 @@ fn search_ranges(
         check_finite(&data).map_err(|e| tensor_error(run.model, t, e))?;
         let hash = tensor_hash(name, t.dtype, &t.shape, run.model.bytes(t), cancel)
             .ok_or(JobError::Cancelled)?;
-        let padded = pad_blocks(&data, c);
+        let padded = pad_blocks(&data, c).into_owned();
         drop(data);
         // Codes that decode within what the tensor's dtype holds, as a whole-model run's.
         let searcher = searcher.below(dtype::overflow_bound(t.dtype));
