@@ -212,6 +212,11 @@ fn function_table(function: &[(Method, Figures)]) -> String {
     let Some((_, first)) = function.first() else {
         return String::new();
     };
+    if let Figures::Decoder(d) = first
+        && let Some(w) = d.misfit()
+    {
+        eprintln!("warning: {w}");
+    }
     let mut s =
         String::from("\nfunction space (the selected tensors compressed, the rest original)\n");
     s += &match first {

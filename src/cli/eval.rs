@@ -97,6 +97,11 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         }
         Err(EvalError::Model(e)) => return Err(e.into()),
     };
+    if let Figures::Decoder(f) = &figures
+        && let Some(w) = f.misfit()
+    {
+        eprintln!("warning: {w}");
+    }
     let text = if args.json {
         let mut obj = serde_json::to_value(&figures)?;
         obj["changed_tensors"] = changed.into();

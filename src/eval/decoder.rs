@@ -34,6 +34,22 @@ pub struct DecoderFigures {
     pub scored: usize,
     /// Window length.
     pub ctx: usize,
+    /// Tokens in the model's vocabulary.
+    pub vocab: usize,
+}
+
+impl DecoderFigures {
+    /// A warning when the original's perplexity is at least half the vocabulary, near or above
+    /// a uniform guess: the text does not fit the model, and a compressed copy can then even
+    /// score "better", so the figures say little.
+    pub fn misfit(&self) -> Option<String> {
+        (self.ppl_original >= self.vocab as f64 / 2.0).then(|| {
+            format!(
+                "the original's perplexity {:.0} is near or above a uniform guess over its {} tokens: the text does not fit the model, so these figures say little; score a text like its training data",
+                self.ppl_original, self.vocab
+            )
+        })
+    }
 }
 
 /// A decoder LM opened for evaluation.
@@ -275,6 +291,7 @@ impl Decoder {
                 tokens: tokens.len(),
                 scored,
                 ctx,
+                vocab: self.shape.vocab,
             })
             .collect())
     }

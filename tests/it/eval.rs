@@ -589,3 +589,40 @@ fn decoder_windows_stay_within_the_model_s_positions() {
         "{err}"
     );
 }
+
+/// A text the model does not fit (the fixture's random weights score Pride and Prejudice near
+/// a uniform guess over its 300 tokens) gets a warning, since a compressed copy can then score
+/// "better"; a fitting perplexity gets none (issue 23, item 14).
+#[test]
+fn perplexity_near_uniform_is_warned_about() {
+    let llama = fixture("llama");
+    let out = run(&[
+        "eval",
+        s(&llama),
+        s(&llama),
+        "--json",
+        "--max-tokens",
+        "300",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let j: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["vocab"], 300);
+    assert!(num(&j, "ppl_original") >= 150.0, "{j}");
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("warning: the original's perplexity")
+            && err.contains("near or above a uniform guess over its 300 tokens"),
+        "{err}"
+    );
+    let fits = seedlm::eval::decoder::DecoderFigures {
+        ppl_original: 149.0,
+        ppl_candidate: 150.0,
+        kl: 0.01,
+        top1: 0.9,
+        tokens: 300,
+        scored: 297,
+        ctx: 128,
+        vocab: 300,
+    };
+    assert_eq!(fits.misfit(), None);
+}
