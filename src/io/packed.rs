@@ -1105,7 +1105,8 @@ mod tests {
     /// Both are refused, sealed as a writer would seal them (issue 23, item 19).
     #[test]
     fn metadata_arrays_and_unknown_format_keys_are_refused() {
-        let edits: [(&str, fn(&mut BTreeMap<String, String>)); 2] = [
+        type Edit = fn(&mut BTreeMap<String, String>);
+        let edits: [(&str, Edit); 2] = [
             ("not a JSON object", |meta| {
                 let key = format!("{KEY_TENSOR_PREFIX}w");
                 let m: serde_json::Map<String, serde_json::Value> =

@@ -384,7 +384,7 @@ fn code_of(r: &crate::search::BlockResult, e_base: i32) -> BlockCode {
 
 /// `data` cut into whole blocks of `c`, the last one filled with zeros.
 pub fn pad_blocks(data: &[f32], c: usize) -> std::borrow::Cow<'_, [f32]> {
-    if data.len() % c == 0 {
+    if data.len().is_multiple_of(c) {
         // Whole blocks already: a copy would only double the memory.
         return data.into();
     }
