@@ -626,3 +626,23 @@ fn perplexity_near_uniform_is_warned_about() {
     };
     assert_eq!(fits.misfit(), None);
 }
+
+/// `compare --eval` scores the text and window the user gives, within the model's positions
+/// (issue 23, item 14).
+#[test]
+fn compare_eval_takes_the_text_and_window_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = reference("llama");
+    let text_file = dir.path().join("text.txt");
+    std::fs::write(&text_file, r["text"].as_str().unwrap()).unwrap();
+    let llama = fixture("llama");
+    let args = ["--methods", "rtn4-row", "--eval", "--text", s(&text_file)];
+    let (_, totals) = compare_json(&[&[s(&llama)], &args[..], &["--ctx", "16"]].concat());
+    assert_eq!(totals[0]["eval"]["ctx"], 16);
+    assert_eq!(
+        totals[0]["eval"]["tokens"],
+        r["ids"].as_array().unwrap().len()
+    );
+    let err = fails(&[&["compare", s(&llama)], &args[..], &["--ctx", "129"]].concat());
+    assert!(err.contains("longer than the 128 positions"), "{err}");
+}
