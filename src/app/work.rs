@@ -8,7 +8,7 @@ use super::heatmap::{MAX_SIDE, Pool, colorize, pool, scale_limit};
 use super::jobs::{Ctx, Job};
 use super::panels::histogram;
 use super::quality::{self, APP_TOKENS};
-use crate::eval::{DEFAULT_CTX, Evaluator, Figures, Inputs, Overlay, calibration};
+use crate::eval::{Evaluator, Figures, Inputs, Overlay, calibration};
 use crate::hw::resources::ResourceTable;
 use crate::hw::sim::{self, DdrParams, HwTable, TensorReport};
 use crate::hw::synth;
@@ -631,7 +631,6 @@ fn baselines(
             // The search's blocks are done; progress now counts batches of the model runs.
             ctx.progress().done.store(0, Ordering::Relaxed);
             let inputs = Inputs {
-                ctx: DEFAULT_CTX,
                 max_tokens: Some(APP_TOKENS),
                 ..Default::default()
             };

@@ -1,7 +1,7 @@
 //! `seedlm compare`: SeedLM against the data-free baselines on a model's tensors.
 
 use super::stdout::column_width;
-use crate::eval::{DEFAULT_CTX, Evaluator, Figures, Inputs, Overlay};
+use crate::eval::{Evaluator, Figures, Inputs, Overlay};
 use crate::io::error::{MAX_SHOWN, ModelError, abbreviate};
 use crate::io::model::Model;
 use crate::io::selection::Selection;
@@ -48,6 +48,14 @@ pub struct CompareArgs {
     /// evaluate on.
     #[arg(long, value_name = "TEXT")]
     pub calibrate: Option<PathBuf>,
+    /// With --eval, decoder LMs: the text to score (default: the bundled chapters of Pride and
+    /// Prejudice). Choose a text like the model's training data.
+    #[arg(long, value_name = "FILE", requires = "eval")]
+    pub text: Option<PathBuf>,
+    /// With --eval, decoder LMs: tokens per window (default: 512, or the model's positions
+    /// when fewer).
+    #[arg(long, requires = "eval")]
+    pub ctx: Option<usize>,
 }
 
 /// Runs every method on every selected tensor and prints the rows and totals.
@@ -150,7 +158,14 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
         let progress = Progress::default();
         let (methods, overlays): (Vec<Method>, Vec<_>) = kept.into_iter().unzip();
         let inputs = Inputs {
-            ctx: DEFAULT_CTX,
+            text: match &args.text {
+                Some(p) => Some(
+                    std::fs::read_to_string(p)
+                        .with_context(|| format!("{}: cannot read the text", p.display()))?,
+                ),
+                None => None,
+            },
+            ctx: args.ctx,
             ..Default::default()
         };
         let figures = super::watch::watch("batches", &progress.done, &progress.total, |_| {
@@ -197,6 +212,11 @@ fn function_table(function: &[(Method, Figures)]) -> String {
     let Some((_, first)) = function.first() else {
         return String::new();
     };
+    if let Figures::Decoder(d) = first
+        && let Some(w) = d.misfit()
+    {
+        eprintln!("warning: {w}");
+    }
     let mut s =
         String::from("\nfunction space (the selected tensors compressed, the rest original)\n");
     s += &match first {

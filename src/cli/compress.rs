@@ -39,12 +39,18 @@ pub struct WhatArgs {
 }
 
 impl WhatArgs {
-    /// The configuration: `--config`, else the `--bits` preset.
+    /// The configuration: `--config`, else the `--bits` preset; one whose search tables would
+    /// not fit in the memory available now is refused before any work.
     pub fn config(&self) -> anyhow::Result<Config> {
-        match self.config {
-            Some(c) => Ok(c),
-            None => Config::preset(self.bits).context("--bits must be 4 or 3"),
+        let cfg = match self.config {
+            Some(c) => c,
+            None => Config::preset(self.bits).context("--bits must be 4 or 3")?,
+        };
+        if let Some(available) = memory_available() {
+            crate::search::check_table_memory(cfg, available)
+                .map_err(|e| anyhow::anyhow!("--config {},{},{}: {e}", cfg.c, cfg.p, cfg.k))?;
         }
+        Ok(cfg)
     }
 
     /// The tensor selection of `--include` / `--exclude`.
@@ -116,6 +122,9 @@ pub struct CompressArgs {
     /// complete).
     #[arg(long)]
     pub force: bool,
+    /// Print the per-tensor table and the totals as one JSON object instead of text.
+    #[arg(long, conflicts_with_all = ["shard", "resume"])]
+    pub json: bool,
 }
 
 /// Where `--target-bpw` takes sensitivities from when no text is given.
@@ -148,6 +157,8 @@ pub(super) fn calibrate(
 
 /// Runs `seedlm compress`.
 pub fn run(args: CompressArgs) -> anyhow::Result<ExitCode> {
+    // Every phase counts in the time reported, the allocation's measurements included.
+    let started = Instant::now();
     let cfg = args.what.config()?;
     let selection = args.what.selection()?;
     let model = Model::open(&args.input)?;
@@ -177,6 +188,7 @@ pub fn run(args: CompressArgs) -> anyhow::Result<ExitCode> {
         },
         None => None,
     };
+    let allocated = started.elapsed().as_secs_f64();
     if args.shard.is_some() || args.resume {
         // Every shard and resumed piece must search alike; they use the default encoder.
         if args.encoder != super::Encoder::default() {
@@ -213,7 +225,6 @@ pub fn run(args: CompressArgs) -> anyhow::Result<ExitCode> {
         "compressing {} tensors at {at}; Ctrl-C stops without writing",
         plan.compress.len(),
     );
-    let started = Instant::now();
     let (moments, calibration) = match &args.calibrate {
         Some(text) => {
             let evaluator = crate::eval::Evaluator::open_model(&args.input)?;
@@ -261,7 +272,6 @@ pub fn run(args: CompressArgs) -> anyhow::Result<ExitCode> {
     let file = write_compressed(&model, &compressed, &args.output)?;
     let elapsed = started.elapsed().as_secs_f64();
 
-    let mut out = table(&compressed.reports);
     let before: u64 = model
         .files()
         .iter()
@@ -271,6 +281,46 @@ pub fn run(args: CompressArgs) -> anyhow::Result<ExitCode> {
     let after = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
     let weights: usize = compressed.entries.iter().map(CompressedEntry::len).sum();
     let packed: usize = compressed.reports.iter().map(|r| r.packed_bytes).sum();
+    let bpw = (weights > 0).then(|| packed as f64 * 8.0 / weights as f64);
+    let allocation_s = allocation.as_ref().map(|_| allocated);
+    if args.json {
+        let tensors: Vec<serde_json::Value> = compressed
+            .reports
+            .iter()
+            .zip(&compressed.entries)
+            .map(|(r, e)| {
+                serde_json::json!({
+                    "tensor": r.name,
+                    "shape": r.shape,
+                    "dtype": r.dtype.to_string(),
+                    "config": {"c": e.config.c, "p": e.config.p, "k": e.config.k},
+                    "blocks": r.blocks,
+                    "relmse": r.relmse,
+                    "snr_db": r.snr_db,
+                    "seconds": r.seconds,
+                    "original_bytes": r.original_bytes,
+                    "packed_bytes": r.packed_bytes,
+                })
+            })
+            .collect();
+        let out = serde_json::json!({
+            "output": file,
+            "tensors": tensors,
+            "totals": {
+                "compressed": compressed.entries.len(),
+                "passed_through": model.tensors().len() - compressed.entries.len(),
+                "bytes_before": before,
+                "bytes_after": after,
+                "compressed_weights": weights,
+                "bits_per_weight": bpw,
+                "seconds": elapsed,
+                "allocation_seconds": allocation_s,
+            },
+        });
+        super::stdout::print(&format!("{out}\n"))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut out = table(&compressed.reports);
     out += "\n";
     match &allocation {
         Some(a) => {
@@ -300,14 +350,24 @@ pub fn run(args: CompressArgs) -> anyhow::Result<ExitCode> {
         "bytes       {before} before, {after} after ({:.2}x smaller)",
         before as f64 / after.max(1) as f64
     );
-    if weights > 0 {
+    if let Some(bpw) = bpw {
         let _ = writeln!(
             out,
-            "bits/weight {:.3} over {weights} compressed weights",
-            packed as f64 * 8.0 / weights as f64
+            "bits/weight {bpw:.3} over {weights} compressed weights"
         );
     }
-    let _ = writeln!(out, "time        {elapsed:.1} s");
+    match allocation_s {
+        Some(a) => {
+            let _ = writeln!(
+                out,
+                "time        {elapsed:.1} s ({a:.1} s allocating, {:.1} s compressing)",
+                elapsed - a
+            );
+        }
+        None => {
+            let _ = writeln!(out, "time        {elapsed:.1} s");
+        }
+    }
     let _ = writeln!(out, "wrote       {}", file.display());
     super::stdout::print(&out)?;
     Ok(ExitCode::SUCCESS)
@@ -512,4 +572,12 @@ fn table(reports: &[TensorReport]) -> String {
         );
     }
     out
+}
+
+/// Bytes of memory available to a new process (Linux's `MemAvailable`), when known.
+fn memory_available() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
 }

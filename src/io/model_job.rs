@@ -526,28 +526,32 @@ pub fn decompress_model(
             Some(d) if dtype::is_floating(t.dtype) => d,
             _ => t.dtype,
         };
+        let unfit = move |(i, v): (usize, f64)| {
+            ModelError::tensor(
+                packed.path(),
+                &t.name,
+                format!(
+                    "weight {v} at element {i} does not fit in {target} (choose a wider --dtype)"
+                ),
+            )
+        };
         let data = if t.packed.is_none() && target == t.dtype {
             Payload::Bytes(packed.stored_bytes(t))
         } else if t.packed.is_none() && t.dtype == Dtype::F64 {
-            Payload::Owned(
-                dtype::from_f64_bytes(target, packed.stored_bytes(t))
-                    .expect("target is a float dtype"),
-            )
+            Payload::Lazy(Box::new(move || {
+                // Checked as f64: a value beyond even f32's range must be refused, not made inf.
+                let bytes = packed.stored_bytes(t);
+                if let Some(bad) = dtype::first_unfit(target, dtype::f64_values(bytes)) {
+                    return Err(unfit(bad));
+                }
+                Ok(dtype::from_f64_bytes(target, bytes).expect("target is a float dtype"))
+            }))
         } else {
             Payload::Lazy(Box::new(move || {
                 let values = packed.to_f32(t)?;
-                if let Some(i) = values
-                    .iter()
-                    .position(|&v| v.is_finite() && !dtype::fits(target, v))
+                if let Some(bad) = dtype::first_unfit(target, values.iter().map(|&v| f64::from(v)))
                 {
-                    return Err(ModelError::tensor(
-                        packed.path(),
-                        &t.name,
-                        format!(
-                            "weight {} at element {i} does not fit in {target} (choose a wider --dtype)",
-                            values[i]
-                        ),
-                    ));
+                    return Err(unfit(bad));
                 }
                 Ok(dtype::from_f32(target, &values).expect("target is a float dtype"))
             }))

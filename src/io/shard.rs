@@ -42,6 +42,8 @@ pub const FOLDER_SUFFIX: &str = ".shards";
 pub const JOB_FILE: &str = "job.json";
 /// A running shard's progress inside its checkpoint directory.
 pub const PROGRESS_FILE: &str = "progress.json";
+/// The file a running shard holds locked inside its checkpoint directory.
+pub const LOCK_FILE: &str = "lock";
 /// Version of the shard-folder layout; parts and checkpoints of another version are refused.
 /// Version 2 seals every part and piece with a checksum of its records and metadata.
 pub const LAYOUT_VERSION: u32 = 2;
@@ -766,6 +768,9 @@ pub fn run_shard(
         .into());
     }
     claim_folder(run.folder, spec)?;
+    let ckpt = checkpoint_dir(run.folder, run.shard, n);
+    // Held until the shard returns; everything below runs as the shard's only process.
+    let _lock = lock_shard(&ckpt, run.shard, n)?;
     let part = part_path(run.folder, run.shard, n);
     let mut redone = Vec::new();
     if part.is_file() {
@@ -776,6 +781,8 @@ pub fn run_shard(
                         ModelError::file(&part, format!("belongs to another job: {why}")).into(),
                     );
                 }
+                // The directory was made only to hold the lock.
+                let _ = std::fs::remove_dir_all(&ckpt);
                 return Ok(ShardOutcome::AlreadyDone { part });
             }
             Err(e @ ModelError::Io { .. }) => return Err(e.into()),
@@ -787,9 +794,6 @@ pub fn run_shard(
             }
         }
     }
-    let ckpt = checkpoint_dir(run.folder, run.shard, n);
-    std::fs::create_dir_all(&ckpt)
-        .map_err(|e| ModelError::io(&ckpt, "cannot create directory", e))?;
     let job = spec.id();
     let scanned = scan_pieces(&ckpt, &job, spec.config, false)?;
     // A damaged piece is removed and its blocks searched again.
@@ -864,6 +868,59 @@ pub fn run_shard(
     })
 }
 
+/// Creates the checkpoint directory `ckpt` of shard `shard` of `n` and locks its [`LOCK_FILE`],
+/// so that a second process on the same shard stops at once, naming the first, instead of
+/// racing it and leaving a checkpoint behind. The lock (`flock`, which Linux NFS clients
+/// forward to the server) ends with the returned file, also when the process is killed.
+fn lock_shard(ckpt: &Path, shard: usize, n: usize) -> Result<std::fs::File, ModelError> {
+    use std::os::unix::fs::MetadataExt;
+    let path = ckpt.join(LOCK_FILE);
+    // A holder that finishes removes the directory: a lock taken on its removed file guards
+    // nothing, so take it again on the new one (once per finish, so a few tries suffice).
+    for _ in 0..8 {
+        std::fs::create_dir_all(ckpt)
+            .map_err(|e| ModelError::io(ckpt, "cannot create directory", e))?;
+        let file = match std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(ModelError::io(&path, "cannot create", e)),
+        };
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let by = read_json::<ShardProgress>(&ckpt.join(PROGRESS_FILE))
+                    .map(|p| format!(" (process {} on {})", p.pid, p.host))
+                    .unwrap_or_default();
+                return Err(ModelError::file(
+                    ckpt,
+                    format!(
+                        "shard {shard} of {n} is already running{by}; wait for it to finish, or stop it and run again"
+                    ),
+                ));
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(ModelError::io(&path, "cannot lock", e));
+            }
+        }
+        let held = file.metadata().map(|m| (m.dev(), m.ino()));
+        let now = std::fs::metadata(&path).map(|m| (m.dev(), m.ino()));
+        if let (Ok(held), Ok(now)) = (held, now)
+            && held == now
+        {
+            return Ok(file);
+        }
+    }
+    Err(ModelError::file(
+        ckpt,
+        "the checkpoint directory keeps being removed while this shard starts; is another process running it?",
+    ))
+}
+
 /// Searches the blocks of `ranges` not yet in `pieces`, writing a piece per step.
 #[allow(clippy::too_many_arguments)]
 fn search_ranges(
@@ -904,7 +961,7 @@ fn search_ranges(
         check_finite(&data).map_err(|e| tensor_error(run.model, t, e))?;
         let hash = tensor_hash(name, t.dtype, &t.shape, run.model.bytes(t), cancel)
             .ok_or(JobError::Cancelled)?;
-        let padded = pad_blocks(&data, c);
+        let padded = pad_blocks(&data, c).into_owned();
         drop(data);
         // Codes that decode within what the tensor's dtype holds, as a whole-model run's.
         let searcher = searcher.below(dtype::overflow_bound(t.dtype));

@@ -69,9 +69,13 @@ pub struct ErrorStats {
 impl ErrorStats {
     /// Compares `original` with `recon` block by block.
     pub fn measure(original: &[f32], recon: &[f32], c: usize) -> ErrorStats {
-        let per_block = block_sums(original, recon, c);
+        Self::of_blocks(&block_sums(original, recon, c))
+    }
+
+    /// The figures of (Σ(w − ŵ)², Σw²) of every block, in block order.
+    fn of_blocks(per_block: &[(f64, f64)]) -> ErrorStats {
         let mut sums = ErrorSums::default();
-        sums.add_blocks(&per_block);
+        sums.add_blocks(per_block);
         ErrorStats {
             sq_err: sums.sq_err,
             sq_norm: sums.sq_norm,
@@ -136,16 +140,19 @@ fn block_sums(original: &[f32], recon: &[f32], c: usize) -> Vec<(f64, f64)> {
     original
         .par_chunks(c)
         .zip(recon.par_chunks(c))
-        .map(|(w, r)| {
-            let e: f64 = w
-                .iter()
-                .zip(r)
-                .map(|(&a, &b)| (f64::from(a) - f64::from(b)).powi(2))
-                .sum();
-            let n: f64 = w.iter().map(|&a| f64::from(a).powi(2)).sum();
-            (e, n)
-        })
+        .map(|(w, r)| block_sum(w, r))
         .collect()
+}
+
+/// (Σ(w − ŵ)², Σw²) of one block.
+fn block_sum(w: &[f32], r: &[f32]) -> (f64, f64) {
+    let e: f64 = w
+        .iter()
+        .zip(r)
+        .map(|(&a, &b)| (f64::from(a) - f64::from(b)).powi(2))
+        .sum();
+    let n: f64 = w.iter().map(|&a| f64::from(a).powi(2)).sum();
+    (e, n)
 }
 
 /// Relative MSE from sums of squares; 0 when both are 0.
@@ -270,9 +277,22 @@ fn measured(
         len: data.len(),
         blocks,
     };
-    let recon = tensor.reconstruct();
-    let stats = ErrorStats::measure(data, &recon, cfg.c);
-    (tensor, stats)
+    // Block by block: a reconstruction of the whole tensor would be one more copy of it.
+    let basis = Basis::for_k(cfg.k);
+    let per_block: Vec<(f64, f64)> = data
+        .par_chunks(cfg.c)
+        .enumerate()
+        .map(|(b, w)| {
+            let mut tmp = [0.0f64; crate::core::config::MAX_C];
+            tensor.reconstruct_block(&basis, b, &mut tmp[..cfg.c]);
+            let mut r = [0.0f32; crate::core::config::MAX_C];
+            for (d, s) in r.iter_mut().zip(&tmp) {
+                *d = *s as f32;
+            }
+            block_sum(w, &r[..w.len()])
+        })
+        .collect();
+    (tensor, ErrorStats::of_blocks(&per_block))
 }
 
 /// Smallest channel weight of an activation-weighted search, relative to the largest: a channel
@@ -363,10 +383,14 @@ fn code_of(r: &crate::search::BlockResult, e_base: i32) -> BlockCode {
 }
 
 /// `data` cut into whole blocks of `c`, the last one filled with zeros.
-pub fn pad_blocks(data: &[f32], c: usize) -> Vec<f32> {
+pub fn pad_blocks(data: &[f32], c: usize) -> std::borrow::Cow<'_, [f32]> {
+    if data.len().is_multiple_of(c) {
+        // Whole blocks already: a copy would only double the memory.
+        return data.into();
+    }
     let mut padded = data.to_vec();
     padded.resize(data.len().div_ceil(c) * c, 0.0);
-    padded
+    padded.into()
 }
 
 /// Searches every block of `padded` (whole blocks, see [`pad_blocks`]) in the exponent range

@@ -38,7 +38,7 @@ mod topk;
 
 pub use evaluator::evaluations;
 pub use kernel::Kernel;
-pub use tables::Tables;
+pub use tables::{Tables, check_table_memory, table_bytes};
 
 use crate::core::basis::Basis;
 use crate::core::config::{Config, MAX_C, MAX_P};
@@ -781,6 +781,40 @@ mod tests {
                 assert_eq!(scores[i as usize - 1000], s, "{kernel}, seed index {i}");
             }
         }
+    }
+
+    /// The estimate of the tables' memory covers what they hold, not wildly more, and a
+    /// configuration beyond the memory at hand is refused with both figures (issue 23, item 7).
+    #[test]
+    fn table_memory_is_estimated_before_building() {
+        for (c, p, k) in [(8, 3, 14), (12, 4, 16), (16, 8, 14), (4, 1, 17)] {
+            let cfg = Config::new(c, p, k).unwrap();
+            let t = &Searcher::new(cfg).tables;
+            let held = 4 * t.x.len()
+                + 4 * t.linv.len()
+                + 8 * t.l.len()
+                + 4 * t.sigma.len()
+                + 4 * t.fq.len()
+                + t.pairs.as_ref().map_or(0, |p| 4 * p.len())
+                // The basis: a state and an index per seed.
+                + 8 * t.n;
+            let est = table_bytes(cfg);
+            assert!(held as u64 <= est, "{cfg}: holds {held}, estimated {est}");
+            assert!(
+                est <= 2 * held as u64,
+                "{cfg}: holds {held}, estimated {est}"
+            );
+        }
+        let cfg = Config::new(64, 8, 24).unwrap();
+        assert!(check_table_memory(cfg, table_bytes(cfg)).is_ok());
+        let err = check_table_memory(cfg, 4_000_000_000).unwrap_err();
+        assert!(
+            err.contains(&format!(
+                "need about {:.1} GB",
+                table_bytes(cfg) as f64 / 1e9
+            )) && err.contains("than the 4.0 GB"),
+            "{err}"
+        );
     }
 
     /// At P ≥ 6 most seeds' f32 bounds exceed the presets' margin: the widened margin leaves at
