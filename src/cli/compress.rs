@@ -315,9 +315,6 @@ pub fn run(args: CompressArgs) -> anyhow::Result<ExitCode> {
     let pool = thread_pool(args.threads)?;
 
     let cancel = super::watch::cancel_on_ctrl_c();
-    if let Some(b) = args.plan.target_bpw {
-        check_target(&model, &plan, b)?;
-    }
     if args.shard.is_some() || args.resume {
         // Every shard and resumed piece must search alike; they use the default encoder.
         if args.encoder != super::Encoder::default() {
