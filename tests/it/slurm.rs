@@ -43,16 +43,23 @@ fn free_port() -> u16 {
         .unwrap_or_else(|e| cannot(format!("no free TCP port ({e})")))
 }
 
+/// One cluster at a time: the tests share munged and the node's resources.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// The daemons this test started; dropping it stops exactly those.
 struct Cluster {
     dir: tempfile::TempDir,
     conf: PathBuf,
     daemons: Vec<Child>,
     munged: Option<u32>,
+    /// Held until the daemons are stopped (fields drop after [`Drop::drop`]).
+    _serial: std::sync::MutexGuard<'static, ()>,
 }
 
 impl Cluster {
     fn start() -> Cluster {
+        // A test that failed while holding the lock leaves nothing running: go on.
+        let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let uid = Command::new("id")
             .arg("-u")
             .output()
@@ -75,6 +82,7 @@ impl Cluster {
             dir,
             daemons: Vec::new(),
             munged: None,
+            _serial: serial,
         };
         cluster.start_munge();
         cluster.write_conf();
@@ -382,7 +390,7 @@ fn slurm_plan_array_and_merge_give_the_single_machine_bytes_with_a_bit_budget_an
     let (folder, _) = submit_and_wait(&cluster, &model, &out, &extra, Duration::from_secs(900));
     let plan = std::fs::read_to_string(folder.join("plan.sbatch")).unwrap();
     assert!(
-        plan.contains(" plan ") && plan.contains("--target-bpw 4.0") && plan.contains("calib.txt"),
+        plan.contains(" plan ") && plan.contains("--target-bpw 4 ") && plan.contains("calib.txt"),
         "{plan}"
     );
     let logs = log_text(&folder);
