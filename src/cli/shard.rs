@@ -142,7 +142,7 @@ pub fn folder_job(
     if let Some(spec) = read_plan(&folder, &out.spec, &asked)? {
         let plan = spec.plan.as_ref().expect("read_plan gives a planned job");
         // A run on one machine reads the whole input anyway; shards check their own tensors.
-        if make && !plan.check_input(job.model, &folder, cancel)? {
+        if make && !plan.check_input(job.model, &folder, &[], cancel)? {
             return Ok(None);
         }
         out.moments = plan.read_moments(&folder)?;
@@ -170,7 +170,7 @@ pub fn folder_job(
     else {
         return Ok(None);
     };
-    let Some(input) = input_hashes(job.model, cancel) else {
+    let Some(input) = input_hashes(job.model, &[], cancel) else {
         return Ok(None);
     };
     let configs = planned

@@ -79,21 +79,34 @@ impl PlanOptions {
                 ));
             }
         }
-        let key = |o: &PlanOptions| {
-            (
-                o.target_bpw.map(f64::to_bits),
-                o.sensitivity.clone(),
-                o.sensitivity_text.is_some(),
-                o.calibration.is_some(),
-            )
+        let show = |b: Option<f64>| b.map_or_else(|| "none".to_string(), |b| b.to_string());
+        let mode = |o: &PlanOptions| match o.calibration {
+            Some(_) => "calibrated",
+            None => "data-free",
         };
-        (key(self) != key(asked)).then(|| {
+        let mut differ = Vec::new();
+        if self.target_bpw.map(f64::to_bits) != asked.target_bpw.map(f64::to_bits) {
+            differ.push(format!(
+                "--target-bpw {} instead of {}",
+                show(self.target_bpw),
+                show(asked.target_bpw)
+            ));
+        }
+        if self.sensitivity != asked.sensitivity
+            || self.sensitivity_text.is_some() != asked.sensitivity_text.is_some()
+        {
+            let s = |o: &PlanOptions| o.sensitivity.clone().unwrap_or_else(|| "none".into());
+            differ.push(format!("sensitivity {} instead of {}", s(self), s(asked)));
+        }
+        if self.calibration.is_some() != asked.calibration.is_some() {
+            differ.push(format!("{} instead of {}", mode(self), mode(asked)));
+        }
+        (!differ.is_empty()).then(|| {
             ModelError::file(
                 job,
                 format!(
-                    "the shard folder holds a plan for {} instead of {} asked for now; use another output or remove the folder",
-                    self.describe(),
-                    asked.describe()
+                    "the shard folder holds a plan for other options ({}); use another output or remove the folder",
+                    differ.join(", ")
                 ),
             )
         })
@@ -140,11 +153,17 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// [`tensor_hash`] of every tensor of `model`; `None` when `cancel` was raised.
-pub fn input_hashes(model: &Model, cancel: &AtomicBool) -> Option<BTreeMap<String, String>> {
+/// [`tensor_hash`] of every tensor of `model` but those named in `except`; `None` when
+/// `cancel` was raised.
+pub fn input_hashes(
+    model: &Model,
+    except: &[&str],
+    cancel: &AtomicBool,
+) -> Option<BTreeMap<String, String>> {
     model
         .tensors()
         .iter()
+        .filter(|t| !except.contains(&t.name.as_str()))
         .map(|t| {
             tensor_hash(&t.name, t.dtype, &t.shape, model.bytes(t), cancel)
                 .map(|h| (t.name.clone(), h))
@@ -178,18 +197,23 @@ impl JobPlan {
         ))
     }
 
-    /// Checks every tensor of `model` against the plan (reads the whole model); `Ok(false)`
-    /// when `cancel` was raised.
+    /// Checks every tensor of `model` but those named in `except` (the caller checks them
+    /// with [`JobPlan::check_tensor`]) against the plan; `Ok(false)` when `cancel` was raised.
     pub fn check_input(
         &self,
         model: &Model,
         folder: &Path,
+        except: &[&str],
         cancel: &AtomicBool,
     ) -> Result<bool, ModelError> {
-        let Some(now) = input_hashes(model, cancel) else {
+        let Some(now) = input_hashes(model, except, cancel) else {
             return Ok(false);
         };
-        if let Some(name) = self.input.keys().find(|n| !now.contains_key(*n)) {
+        let gone = self
+            .input
+            .keys()
+            .find(|n| !now.contains_key(*n) && !except.contains(&n.as_str()));
+        if let Some(name) = gone {
             return Err(ModelError::tensor(
                 model.path(),
                 name,
@@ -315,10 +339,7 @@ pub fn read_plan(
     let Some(plan) = &existing.plan else {
         return Err(ModelError::file(
             &path,
-            format!(
-                "the shard folder holds a job without a plan, not one for {}; use another output or remove the folder",
-                asked.describe()
-            ),
+            "the shard folder holds a job without a plan (no --target-bpw or --calibrate); use another output or remove the folder",
         ));
     };
     if let Some(e) = plan.options.refusal(asked, &path) {
@@ -340,4 +361,87 @@ pub fn read_plan(
         ));
     }
     Ok(Some(existing))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(moments: Option<String>) -> JobPlan {
+        JobPlan {
+            options: PlanOptions {
+                target_bpw: None,
+                sensitivity: None,
+                sensitivity_text: None,
+                calibration: None,
+            },
+            records: BTreeMap::new(),
+            moments,
+            input: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn moments_round_trip_exactly_and_an_edited_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let moments = HashMap::from([
+            ("a.weight".to_string(), vec![0.1, 1e-300, 3.0]),
+            ("b.weight".to_string(), vec![f64::MIN_POSITIVE; 5]),
+        ]);
+        let sha = write_moments(dir.path(), &moments).unwrap();
+        let p = plan(Some(sha));
+        assert_eq!(p.read_moments(dir.path()).unwrap(), moments);
+        assert!(plan(None).read_moments(dir.path()).unwrap().is_empty());
+        let path = dir.path().join(MOMENTS_FILE);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        std::fs::write(&path, bytes).unwrap();
+        let err = p.read_moments(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains(MOMENTS_FILE) && err.contains("changed since the plan"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn refusal_names_the_changed_text_or_the_other_options() {
+        let text = |path: &str, sha: &str| TextId {
+            path: PathBuf::from(path),
+            sha256: sha.into(),
+        };
+        let made = PlanOptions {
+            target_bpw: Some(4.0),
+            sensitivity: Some("vocabulary".into()),
+            sensitivity_text: None,
+            calibration: Some(text("/t/calib.txt", "aa")),
+        };
+        let job = Path::new("/o.shards/job.json");
+        assert!(made.refusal(&made, job).is_none());
+        // The same text elsewhere is the same text.
+        let mut moved = made.clone();
+        moved.calibration = Some(text("/u/copy.txt", "aa"));
+        assert!(made.refusal(&moved, job).is_none());
+        let mut changed = made.clone();
+        changed.calibration = Some(text("/t/calib.txt", "bb"));
+        let err = made.refusal(&changed, job).unwrap().to_string();
+        assert!(
+            err.starts_with("/t/calib.txt")
+                && err.contains("changed since the plan in /o.shards/job.json"),
+            "{err}"
+        );
+        let mut other = made.clone();
+        other.target_bpw = Some(3.5);
+        let err = made.refusal(&other, job).unwrap().to_string();
+        assert_eq!(
+            err,
+            "/o.shards/job.json: the shard folder holds a plan for other options (--target-bpw 4 instead of 3.5); use another output or remove the folder"
+        );
+        other.calibration = None;
+        let err = made.refusal(&other, job).unwrap().to_string();
+        assert!(
+            err.contains("(--target-bpw 4 instead of 3.5, calibrated instead of data-free)"),
+            "{err}"
+        );
+    }
 }

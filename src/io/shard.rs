@@ -50,6 +50,8 @@ pub const PROGRESS_FILE: &str = "progress.json";
 pub const LAYOUT_VERSION: u32 = 2;
 /// Most shards a job may have (a job.json claiming more is refused, not allocated for).
 pub const MAX_SHARDS: usize = 1 << 20;
+/// Largest predicted cost of a block a job may record (a 4-bit preset block costs 100).
+pub const MAX_COST: u64 = 1_000_000;
 /// Blocks per checkpoint piece by default: about 1 MiB of records, seconds of work per core.
 pub const DEFAULT_CHECKPOINT_BLOCKS: usize = 1 << 18;
 /// `__metadata__` key of a part's description (a JSON [`PartMeta`]).
@@ -232,11 +234,14 @@ impl JobSpec {
             Some("a different selection of tensors or configurations".into())
         } else if other.plan.as_ref().map(|p| &p.options) != self.plan.as_ref().map(|p| &p.options)
         {
-            Some(format!(
-                "a plan for {} instead of {}",
-                plan_text(&other.plan),
-                plan_text(&self.plan)
-            ))
+            Some(
+                match (&other.plan, &self.plan) {
+                    (None, Some(_)) => "no plan instead of a plan",
+                    (Some(_), None) => "a plan instead of none",
+                    _ => "a plan for other options",
+                }
+                .into(),
+            )
         } else if other.plan != self.plan {
             Some("another plan (made from other data)".into())
         } else {
@@ -252,6 +257,15 @@ impl JobSpec {
         }
         let mut total = 0u64;
         for (i, t) in self.tensors.iter().enumerate() {
+            if let Err(e) = self.config_of(i).validate() {
+                return Some(format!("tensor '{}' has configuration {e}", t.name));
+            }
+            if let Some(c) = t.cost.filter(|&c| c == 0 || c > MAX_COST) {
+                return Some(format!(
+                    "tensor '{}' has cost {c} (from 1 to {MAX_COST})",
+                    t.name
+                ));
+            }
             let numel = t.shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
             if numel.map(|n| n.div_ceil(self.config_of(i).c)) != Some(t.blocks) {
                 return Some(format!(
@@ -347,12 +361,6 @@ fn split_unit(t: &JobTensor, c: usize) -> usize {
 
 fn gcd(a: usize, b: usize) -> usize {
     if b == 0 { a } else { gcd(b, a % b) }
-}
-
-/// A job's plan in words, for messages.
-fn plan_text(plan: &Option<JobPlan>) -> String {
-    plan.as_ref()
-        .map_or_else(|| "no plan".into(), |p| p.options.describe())
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -1327,9 +1335,11 @@ pub fn merge(
         )
         .into());
     }
-    // A plan is checked against every tensor of the input: it was measured on all of them.
+    // A plan is checked against every tensor of the input (it was measured through all of
+    // them): here those not compressed, below each compressed one as it is hashed.
+    let compressed: Vec<&str> = spec.tensors.iter().map(|t| t.name.as_str()).collect();
     if let Some(plan) = &spec.plan
-        && !plan.check_input(&model, folder, cancel)?
+        && !plan.check_input(&model, folder, &compressed, cancel)?
     {
         return Err(JobError::Cancelled);
     }
@@ -1355,6 +1365,9 @@ pub fn merge(
         held.sort_by_key(|(r, _)| r.start);
         let hash = tensor_hash(&t.name, t.dtype, &t.shape, model.bytes(t), cancel)
             .ok_or(JobError::Cancelled)?;
+        if let Some(plan) = &spec.plan {
+            plan.check_tensor(&model, &t.name, &hash, folder)?;
+        }
         // No range: a tensor of no elements, whose e_base `choose_e_base` gives as for all zeros.
         let e_base = held
             .first()

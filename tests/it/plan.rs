@@ -252,7 +252,7 @@ fn a_plan_is_refused_once_its_input_or_text_changed() {
         s(&calib),
     ]);
     assert!(
-        err.contains("job.json") && err.contains("holds a plan for --calibrate"),
+        err.contains("job.json") && err.contains("--target-bpw none instead of 4"),
         "{err}"
     );
 
