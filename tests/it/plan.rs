@@ -70,18 +70,36 @@ fn kill_after(args: &[&str], ckpt: &Path, n: usize) {
     child.wait().unwrap();
 }
 
-/// One mode (`extra` options) on the llama fixture: a single run, 3 shards after a plan, and a
-/// resumed run killed mid-shard all write the same files.
-fn same_bytes_three_ways(extra: &[&str]) {
+/// Every file under `dir` (sub-folders included) with its bytes, by relative path.
+fn files_in(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+                out.push((rel, std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// One mode (`extra` options) on `model`'s tensors matching `include`: a single run, 3 shards
+/// after a plan, and a resumed run killed mid-shard all write the same files.
+fn same_bytes_three_ways(model: &Path, include: &str, extra: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
     let calib = calibration_text(dir.path());
     let extra: Vec<&str> = extra
         .iter()
         .map(|&a| if a == "CALIB" { s(&calib) } else { a })
         .collect();
-    let model = llama();
     let with = |args: &[&str]| -> Vec<String> {
-        [args, &["--include", INCLUDE], &extra]
+        [args, &["--include", include], &extra]
             .concat()
             .into_iter()
             .map(String::from)
@@ -90,30 +108,16 @@ fn same_bytes_three_ways(extra: &[&str]) {
     let call = |v: Vec<String>| ok(&strs(&v));
 
     let single = dir.path().join("single");
-    let (out, _) = call(with(&["compress", s(&model), "-o", s(&single)]));
+    let (out, _) = call(with(&["compress", s(model), "-o", s(&single)]));
     assert!(out.contains("phases      "), "{out}");
-    let files = |d: &Path| -> Vec<(String, Vec<u8>)> {
-        let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(d)
-            .unwrap()
-            .map(|e| {
-                let e = e.unwrap();
-                (
-                    e.file_name().to_string_lossy().into_owned(),
-                    std::fs::read(e.path()).unwrap(),
-                )
-            })
-            .collect();
-        v.sort();
-        v
-    };
-    let want = files(&single);
+    let want = files_in(&single);
     assert!(want.iter().any(|(n, _)| n == "model.safetensors"));
 
     // Three shards after the plan, run in any order.
     let sharded = dir.path().join("sharded");
     let (out, _) = call(with(&[
         "plan",
-        s(&model),
+        s(model),
         "-o",
         s(&sharded),
         "--shards",
@@ -124,7 +128,7 @@ fn same_bytes_three_ways(extra: &[&str]) {
         let spec = format!("{i}/3");
         call(with(&[
             "compress",
-            s(&model),
+            s(model),
             "-o",
             s(&sharded),
             "--shard",
@@ -138,7 +142,7 @@ fn same_bytes_three_ways(extra: &[&str]) {
     );
     ok(&["merge", s(&folder(&sharded)), "-o", s(&sharded)]);
     assert!(
-        files(&sharded) == want,
+        files_in(&sharded) == want,
         "3 shards differ from the single run"
     );
 
@@ -146,7 +150,7 @@ fn same_bytes_three_ways(extra: &[&str]) {
     let resumed = dir.path().join("resumed");
     let run_args = with(&[
         "compress",
-        s(&model),
+        s(model),
         "-o",
         s(&resumed),
         "--resume",
@@ -165,7 +169,7 @@ fn same_bytes_three_ways(extra: &[&str]) {
         "the plan was measured again: {err}"
     );
     assert!(
-        files(&resumed) == want,
+        files_in(&resumed) == want,
         "the resumed run differs from the single run"
     );
     assert!(
@@ -176,17 +180,33 @@ fn same_bytes_three_ways(extra: &[&str]) {
 
 #[test]
 fn target_bpw_sharded_and_resumed_give_the_single_run_bytes() {
-    same_bytes_three_ways(&["--target-bpw", "4.0"]);
+    same_bytes_three_ways(&llama(), INCLUDE, &["--target-bpw", "4.0"]);
 }
 
 #[test]
 fn calibrate_sharded_and_resumed_give_the_single_run_bytes() {
-    same_bytes_three_ways(&["--calibrate", "CALIB"]);
+    same_bytes_three_ways(&llama(), INCLUDE, &["--calibrate", "CALIB"]);
 }
 
 #[test]
 fn target_bpw_with_calibrate_sharded_and_resumed_give_the_single_run_bytes() {
-    same_bytes_three_ways(&["--target-bpw", "4.0", "--calibrate", "CALIB"]);
+    same_bytes_three_ways(
+        &llama(),
+        INCLUDE,
+        &["--target-bpw", "4.0", "--calibrate", "CALIB"],
+    );
+}
+
+/// The demo (all-MiniLM-L6-v2, a BERT encoder: moments measured on paragraphs), two of its
+/// 384×384 projections to keep the calibrated search short.
+#[test]
+fn calibrate_on_the_demo_sharded_and_resumed_gives_the_single_run_bytes() {
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo");
+    same_bytes_three_ways(
+        &demo,
+        r"^encoder\.layer\.[01]\.attention\.self\.query\.weight$",
+        &["--calibrate", "CALIB"],
+    );
 }
 
 /// Adds 1 to the first weight of tensor `name` of the F32 safetensors file `path`.
@@ -307,5 +327,56 @@ fn a_plan_is_refused_once_its_input_or_text_changed() {
     assert!(
         err.contains("moments.safetensors") && err.contains("changed since the plan"),
         "{err}"
+    );
+}
+
+/// `seedlm slurm` with a bit budget and calibration writes the plan job before the array (the
+/// array's shards repeat the plan options, without --config), writes no job.json itself, and
+/// `status` says the plan is not made yet.
+#[test]
+fn slurm_writes_a_plan_job_and_status_waits_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let calib = calibration_text(dir.path());
+    let out = dir.path().join("out");
+    let model = llama();
+    let (stdout, _) = ok(&[
+        "slurm",
+        s(&model),
+        "-o",
+        s(&out),
+        "--shards",
+        "3",
+        "--include",
+        INCLUDE,
+        "--target-bpw",
+        "4.0",
+        "--calibrate",
+        s(&calib),
+    ]);
+    let f = folder(&out);
+    assert!(
+        stdout.contains("pid=$(sbatch --parsable") && stdout.contains("plan.sbatch"),
+        "{stdout}"
+    );
+    assert!(!f.join("job.json").exists(), "the plan job writes job.json");
+    let plan = std::fs::read_to_string(f.join("plan.sbatch")).unwrap();
+    let array = std::fs::read_to_string(f.join("compress.sbatch")).unwrap();
+    for script in [&plan, &array] {
+        assert!(
+            script.contains("--target-bpw 4 ")
+                && script.contains(&format!("--calibrate {}", s(&calib)))
+                && !script.contains("--config"),
+            "{script}"
+        );
+    }
+    assert!(
+        plan.contains(" plan ") && plan.contains("--shards 3"),
+        "{plan}"
+    );
+    assert!(array.contains("--shard auto"), "{array}");
+    let st = ok(&["status", s(&out)]).0;
+    assert!(
+        st.contains("not made yet") && st.contains("plan.sbatch"),
+        "{st}"
     );
 }
