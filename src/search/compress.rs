@@ -301,12 +301,9 @@ pub const MIN_RELATIVE_WEIGHT: f64 = 1e-3;
 
 /// [`compress_with`] under the activation-weighted objective `Σ_j d_j·(w_j − ŵ_j)²`, for a
 /// row-major weight whose rows are `d.len()` long and `d[j]` is the importance (e.g. E[x_j²]
-/// of the layer's input) of input channel j: each block is searched exactly under its weights.
-/// A block's weights depend only on its column offset (`b·C mod d.len()`, several when blocks
-/// straddle rows), so one weighted searcher serves every block of an offset. Weights below
-/// [`MIN_RELATIVE_WEIGHT`] of the largest are raised to it; all-zero or non-finite `d` is
-/// uniform. The exponent base is the data-free one. The format and decoder are unchanged; the
-/// returned figures are plain (unweighted) errors.
+/// of the layer's input) of input channel j: each block is searched exactly under its weights
+/// ([`search_blocks_weighted`]). The exponent base is the data-free one. The format and decoder
+/// are unchanged; the returned figures are plain (unweighted) errors.
 pub fn compress_weighted(
     data: &[f32],
     d: &[f64],
@@ -316,7 +313,28 @@ pub fn compress_weighted(
 ) -> Result<(CompressedTensor, ErrorStats), CompressError> {
     check_finite(data)?;
     let cfg = searcher.config();
-    let c = cfg.c;
+    let padded = pad_blocks(data, cfg.c);
+    let e_base = choose_e_base(searcher, &padded);
+    let blocks = search_blocks_weighted(searcher, &padded, 0, d, e_base, progress, cancel)?;
+    Ok(measured(data, cfg, e_base, blocks))
+}
+
+/// [`search_blocks`] under the activation-weighted objective of [`compress_weighted`], for
+/// `padded` holding the tensor's blocks from block `first` on (a shard's row range gives the
+/// codes the whole tensor's search gives). A block's weights depend only on its column offset
+/// (`b·C mod d.len()`, several when blocks straddle rows), so one weighted searcher serves
+/// every block of an offset. Weights below [`MIN_RELATIVE_WEIGHT`] of the largest are raised to
+/// it; all-zero or non-finite `d` is uniform.
+pub fn search_blocks_weighted(
+    searcher: &Searcher,
+    padded: &[f32],
+    first: usize,
+    d: &[f64],
+    e_base: i32,
+    progress: &Progress,
+    cancel: &AtomicBool,
+) -> Result<Vec<BlockCode>, CompressError> {
+    let c = searcher.config().c;
     let cols = d.len().max(1);
     let max = d.iter().fold(0.0f64, |m, &x| m.max(x));
     let floor = max * MIN_RELATIVE_WEIGHT;
@@ -327,12 +345,10 @@ pub fn compress_weighted(
             1.0
         }
     };
-    let padded = pad_blocks(data, c);
-    let e_base = choose_e_base(searcher, &padded);
     let range = ExpRange::from_base(e_base);
     let mut by_offset: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
     for b in 0..padded.len() / c {
-        by_offset.entry(b * c % cols).or_default().push(b);
+        by_offset.entry((first + b) * c % cols).or_default().push(b);
     }
     let groups: Vec<(usize, Vec<usize>)> = by_offset.into_iter().collect();
     let found: Vec<Vec<BlockCode>> = groups
@@ -370,7 +386,7 @@ pub fn compress_weighted(
             blocks[b] = code;
         }
     }
-    Ok(measured(data, cfg, e_base, blocks))
+    Ok(blocks)
 }
 
 /// The stored code of a search result in the range of `e_base`.

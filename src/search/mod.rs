@@ -55,6 +55,44 @@ use topk::{TopK, for_each_above};
 /// Blocks, over the whole process, whose candidates did not prove the optimum (a second scan).
 static RESCANS: AtomicU64 = AtomicU64::new(0);
 
+/// Predicted search time of one block at each configuration of the bit budget's menu, in
+/// percent of a 4-bit preset block: medians of three `seedlm bench --config C,P,K --blocks 2000
+/// --threads 1` runs (exact encoder, N(0,1) blocks, interleaved, on the 2-core reference
+/// machine under load). The search cost is dominated by rescans, which P and C/P drive.
+const BLOCK_COSTS: &[(Config, u64)] = &[
+    (Config { c: 14, p: 4, k: 16 }, 131),
+    (Config { c: 12, p: 3, k: 16 }, 93),
+    (Config { c: 13, p: 4, k: 16 }, 126),
+    (Config { c: 11, p: 3, k: 16 }, 97),
+    (Config { c: 12, p: 4, k: 16 }, 109),
+    (Config { c: 10, p: 3, k: 16 }, 101),
+    (Config { c: 11, p: 4, k: 16 }, 174),
+    (Config { c: 9, p: 3, k: 16 }, 93),
+    (Config { c: 10, p: 4, k: 16 }, 123),
+    (Config { c: 8, p: 3, k: 16 }, 100),
+    (Config { c: 11, p: 6, k: 16 }, 633),
+    (Config { c: 9, p: 4, k: 16 }, 124),
+    (Config { c: 8, p: 4, k: 16 }, 160),
+    (Config { c: 7, p: 3, k: 16 }, 135),
+    (Config { c: 7, p: 4, k: 16 }, 1856),
+    (Config { c: 6, p: 3, k: 16 }, 182),
+    (Config { c: 6, p: 4, k: 16 }, 4144),
+];
+
+/// Predicted search time of one block at `cfg`, in percent of a 4-bit preset block, for
+/// balancing shards whose tensors have different configurations: measured for the menu
+/// entries, else scaled from the 4-bit preset by the seeds scanned and the work per seed.
+pub fn block_cost(cfg: Config) -> u64 {
+    BLOCK_COSTS.iter().find(|(c, _)| *c == cfg).map_or_else(
+        || {
+            let seeds = (1u64 << cfg.k) as f64 / 65536.0;
+            let per_seed = (cfg.c * cfg.p + cfg.p * cfg.p) as f64 / 33.0;
+            (100.0 * seeds * per_seed).ceil().max(1.0) as u64
+        },
+        |&(_, cost)| cost,
+    )
+}
+
 /// How many blocks so far needed a second scan (a diagnostic for the benchmark).
 pub fn rescans() -> u64 {
     RESCANS.load(Ordering::Relaxed)
