@@ -28,6 +28,9 @@ def read_safetensors(path):
     (n,) = struct.unpack("<Q", data[:8])
     header = json.loads(data[8:8 + n])
     meta, body = header.pop("__metadata__", {}), data[8 + n:]
+    for name, info in header.items():
+        assert isinstance(info, dict) and sorted(info) == ["data_offsets", "dtype", "shape"], \
+            f"{name}: a header entry is an object of dtype, shape and data_offsets"
     end = 0
     for name, info in sorted(header.items(), key=lambda kv: tuple(kv[1]["data_offsets"])):
         s, e = info["data_offsets"]
@@ -72,6 +75,11 @@ def check_packed(meta, header, data):
             "file checksum mismatch"
     else:
         assert "seedlm.checksum" not in meta, "version 1 files have no checksum"
+    known = {"seedlm.format", "seedlm.version", "seedlm.checksum", "seedlm.order",
+             "seedlm.calibration", "seedlm.allocation"}
+    for key in meta:
+        if key.startswith("seedlm.") and key not in known:
+            assert key.startswith("seedlm.tensor.") and key[14:] in header, f"unknown key {key}"
     order = json.loads(meta["seedlm.order"])
     assert sorted(order) == sorted(header) and len(set(order)) == len(order), "bad order"
     return version
@@ -141,6 +149,9 @@ def main():
         key = "seedlm.tensor." + name
         if key in meta:
             m = json.loads(meta[key])
+            fields = {"name", "shape", "dtype", "c", "p", "k", "e_base", "blocks", "crc32",
+                      "relmse", "meta_crc32"}
+            assert isinstance(m, dict) and set(m) <= fields, f"{name}: metadata fields"
             assert m["name"] == name and info["dtype"] == "U8" and len(info["shape"]) == 1
             values = decode_tensor(m, data[s:e], version)
             check_finite(values, m["dtype"])

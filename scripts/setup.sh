@@ -15,6 +15,7 @@ packages=(
   xdotool python3-numpy           # scripts/memory.sh reads the app's window title, writes models
   slurm-wlm munge                 # single-node Slurm cluster of the sharded-compression test
   valgrind                        # scripts/search_instructions.sh counts the search's instructions
+  time                            # GNU time: the memory-bound tests read peak resident memory
   python3-venv                    # the venv of YoWASP's Yosys (below)
 )
 

@@ -13,8 +13,21 @@ cargo clippy --all-targets -- -D warnings
 # The search's instruction count against the checked-in figure (the inliner trap's guard).
 bash scripts/search_instructions.sh
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+work=$(mktemp -d)
+trap 'rm -f "$log"; rm -rf "$work"' EXIT
 cargo test --all-targets 2>&1 | tee "$log"
 cargo test --doc 2>&1 | tee -a "$log"
+# The format spec against the reader: the independent decoder written from FORMAT.md decodes
+# 4-bit and 3-bit files (the latter with padding bits) bit-exactly as `decompress` does.
+seedlm=target/debug/seedlm
+for bits in 4 3; do
+  "$seedlm" compress assets/demo/model.safetensors -o "$work/p$bits.seedlm" --bits "$bits" \
+    --include 'layer\.0\.attention\.self\.(query|key)\.weight' > /dev/null
+  "$seedlm" decompress "$work/p$bits.seedlm" -o "$work/d$bits.safetensors" > /dev/null
+  /usr/bin/python3 scripts/decode_packed.py "$work/p$bits.seedlm" "$work/d$bits.safetensors" > /dev/null
+  echo "decode_packed.py: the $bits-bit file decodes as decompress does"
+done
+# A short mutation fuzz of the readers: any panic, silent change or messy error fails it.
+/usr/bin/python3 scripts/fuzz_readers.py --seedlm "$seedlm" --mutants 150
 # Totals over every test binary, so the last line speaks for the whole run.
 awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"

@@ -80,9 +80,11 @@ pub fn write(
         ExportKind::Packed => "packed file",
         ExportKind::Decompressed => "decompressed model",
     };
+    // The full path: a relative one says nothing of where the file went.
+    let full = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     Ok(format!(
         "wrote {what} {} ({}, {n} tensors, {compressed} compressed)",
-        path.display(),
+        full.display(),
         super::format::human_bytes(size)
     ))
 }

@@ -6,7 +6,7 @@
 use super::document::{Document, TensorResult, kind_of, layer_of};
 use super::jobs::Ctx;
 use crate::eval::weights::Weights;
-use crate::eval::{DEFAULT_CTX, EvalError, Evaluator, Family, Figures, Inputs};
+use crate::eval::{EvalError, Evaluator, Family, Figures, Inputs};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -157,7 +157,6 @@ pub fn run(snap: Snapshot, per_layer: bool, ctx: &Ctx<()>) -> Result<Report, Str
         groups.extend(layers.values().filter(|g| g.len() > 1).cloned());
     }
     let inputs = Inputs {
-        ctx: DEFAULT_CTX,
         max_tokens: Some(APP_TOKENS),
         ..Default::default()
     };

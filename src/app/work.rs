@@ -8,7 +8,7 @@ use super::generate;
 use super::heatmap::{MAX_SIDE, Pool, colorize, pool, scale_limit};
 use super::jobs::{Ctx, Job};
 use super::quality::{self, APP_TOKENS};
-use crate::eval::{DEFAULT_CTX, Evaluator, Figures, Inputs, Overlay, calibration};
+use crate::eval::{Evaluator, Figures, Inputs, Overlay, calibration};
 use crate::hw::resources::ResourceTable;
 use crate::hw::sim::{self, DdrParams, HwTable, TensorReport};
 use crate::hw::synth;
@@ -622,7 +622,6 @@ fn baselines(
             evaluator: ev,
             source,
             inputs: Inputs {
-                ctx: DEFAULT_CTX,
                 max_tokens: Some(APP_TOKENS),
                 ..Default::default()
             },

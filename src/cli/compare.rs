@@ -1,7 +1,7 @@
 //! `seedlm compare`: SeedLM against the data-free baselines on a model's tensors.
 
 use super::stdout::column_width;
-use crate::eval::{DEFAULT_CTX, Evaluator, Figures, Inputs};
+use crate::eval::{Evaluator, Figures, Inputs};
 use crate::io::error::{MAX_SHOWN, ModelError, abbreviate};
 use crate::io::model::Model;
 use crate::io::selection::Selection;
@@ -48,6 +48,14 @@ pub struct CompareArgs {
     /// evaluate on.
     #[arg(long, value_name = "TEXT")]
     pub calibrate: Option<PathBuf>,
+    /// With --eval, decoder LMs: the text to score (default: the bundled chapters of Pride and
+    /// Prejudice). Choose a text like the model's training data.
+    #[arg(long, value_name = "FILE", requires = "eval")]
+    pub text: Option<PathBuf>,
+    /// With --eval, decoder LMs: tokens per window (default: 512, or the model's positions
+    /// when fewer).
+    #[arg(long, requires = "eval")]
+    pub ctx: Option<usize>,
 }
 
 /// Runs every method on every selected tensor and prints the rows and totals.
@@ -108,6 +116,17 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
             shape: t.shape.clone(),
         })
         .collect();
+    let inputs = Inputs {
+        text: match &args.text {
+            Some(p) => Some(
+                std::fs::read_to_string(p)
+                    .with_context(|| format!("{}: cannot read the text", p.display()))?,
+            ),
+            None => None,
+        },
+        ctx: args.ctx,
+        ..Default::default()
+    };
     let request = compare::Request {
         tensors: &compared,
         methods: &methods,
@@ -115,10 +134,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
         function: evaluator.as_ref().map(|ev| compare::FunctionSpace {
             evaluator: ev,
             source: &args.file,
-            inputs: Inputs {
-                ctx: DEFAULT_CTX,
-                ..Default::default()
-            },
+            inputs,
             extra: Vec::new(),
         }),
     };
@@ -182,6 +198,11 @@ fn function_table(function: &[(Method, Figures)]) -> String {
     let Some((_, first)) = function.first() else {
         return String::new();
     };
+    if let Figures::Decoder(d) = first
+        && let Some(w) = d.misfit()
+    {
+        eprintln!("warning: {w}");
+    }
     let mut s =
         String::from("\nfunction space (the selected tensors compressed, the rest original)\n");
     s += &match first {

@@ -3,6 +3,7 @@
 use super::stdout::column_width;
 use crate::core::config::Config;
 use crate::io::error::{MAX_SHOWN, abbreviate, shape_text};
+use crate::io::job_plan::{PlanOptions, TextId};
 use crate::io::model::Model;
 use crate::io::model_job::{
     JobError, Plan, TensorReport, compress_model_with, plan, write_compressed,
@@ -39,12 +40,18 @@ pub struct WhatArgs {
 }
 
 impl WhatArgs {
-    /// The configuration: `--config`, else the `--bits` preset.
+    /// The configuration: `--config`, else the `--bits` preset; one whose search tables would
+    /// not fit in the memory available now is refused before any work.
     pub fn config(&self) -> anyhow::Result<Config> {
-        match self.config {
-            Some(c) => Ok(c),
-            None => Config::preset(self.bits).context("--bits must be 4 or 3"),
+        let cfg = match self.config {
+            Some(c) => c,
+            None => Config::preset(self.bits).context("--bits must be 4 or 3")?,
+        };
+        if let Some(available) = memory_available() {
+            crate::search::check_table_memory(cfg, available)
+                .map_err(|e| anyhow::anyhow!("--config {},{},{}: {e}", cfg.c, cfg.p, cfg.k))?;
         }
+        Ok(cfg)
     }
 
     /// The tensor selection of `--include` / `--exclude`.
@@ -91,6 +98,22 @@ pub struct CompressArgs {
     /// of the format's lattice) or `fast` (rounding and ±1 moves). The decoder reads both.
     #[arg(long, value_enum, default_value_t = super::Encoder::default())]
     pub encoder: super::Encoder,
+    /// The bit budget and calibration.
+    #[command(flatten)]
+    pub plan: PlanArgs,
+    /// Replace an existing output directory that is not empty (only once the new one is
+    /// complete).
+    #[arg(long)]
+    pub force: bool,
+    /// Print the per-tensor table and the totals as one JSON object instead of text.
+    #[arg(long, conflicts_with_all = ["shard", "resume"])]
+    pub json: bool,
+}
+
+/// What a plan step measures once on the whole model (shared by `compress`, `plan` and
+/// `slurm`): the bit budget's configuration of each tensor and the calibration's moments.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
     /// Calibrate on this text file: run the model on it (paragraphs, for BERT encoders), and
     /// search each linear layer's blocks for the smallest error weighted by its input channels'
     /// second moments E[x_j²] instead of the plain one (default: data-free). Never calibrate on
@@ -112,10 +135,152 @@ pub struct CompressArgs {
     /// without them it falls back to `none`), `none` weighs every tensor's relative MSE alike.
     #[arg(long, value_enum, default_value_t = Sensitivity::Vocabulary, requires = "target_bpw")]
     pub sensitivity: Sensitivity,
-    /// Replace an existing output directory that is not empty (only once the new one is
-    /// complete).
-    #[arg(long)]
-    pub force: bool,
+}
+
+impl PlanArgs {
+    /// Whether there is anything to plan.
+    pub fn any(&self) -> bool {
+        self.target_bpw.is_some() || self.calibrate.is_some()
+    }
+
+    /// The options as a plan records them (the texts read and hashed).
+    pub fn options(&self) -> anyhow::Result<PlanOptions> {
+        let sensitivity = self.target_bpw.map(|_| {
+            match (&self.sensitivity_text, self.sensitivity) {
+                (Some(_), _) => "text",
+                (None, Sensitivity::Vocabulary) => "vocabulary",
+                (None, Sensitivity::None) => "none",
+            }
+            .to_string()
+        });
+        Ok(PlanOptions {
+            target_bpw: self.target_bpw,
+            sensitivity,
+            sensitivity_text: self
+                .sensitivity_text
+                .as_deref()
+                .map(TextId::of)
+                .transpose()?,
+            calibration: self.calibrate.as_deref().map(TextId::of).transpose()?,
+        })
+    }
+
+    /// The options as command-line arguments, for the scripts `seedlm slurm` writes.
+    pub fn to_args(&self) -> anyhow::Result<Vec<String>> {
+        let mut out = Vec::new();
+        let path = |p: &std::path::Path| -> anyhow::Result<String> {
+            Ok(std::path::absolute(p)
+                .with_context(|| format!("{}: cannot make the path absolute", p.display()))?
+                .to_string_lossy()
+                .into_owned())
+        };
+        if let Some(b) = self.target_bpw {
+            out.extend(["--target-bpw".into(), b.to_string()]);
+            match &self.sensitivity_text {
+                Some(t) => out.extend(["--sensitivity-text".into(), path(t)?]),
+                None if self.sensitivity == Sensitivity::None => {
+                    out.extend(["--sensitivity".into(), "none".into()])
+                }
+                None => {}
+            }
+        }
+        if let Some(t) = &self.calibrate {
+            out.extend(["--calibrate".into(), path(t)?]);
+        }
+        Ok(out)
+    }
+}
+
+/// What a plan measured: the allocation (with `--target-bpw`), the moments and the record of
+/// the calibration (with `--calibrate`), and the wall time of each phase.
+pub struct Planned {
+    /// The bit allocation.
+    pub allocation: Option<Allocation>,
+    /// Per-input-channel moments by tensor name.
+    pub moments: HashMap<String, Vec<f64>>,
+    /// The `seedlm.calibration` record.
+    pub calibration: Option<String>,
+    /// Each phase that ran and its wall seconds, in order.
+    pub phases: Vec<(&'static str, f64)>,
+}
+
+impl Planned {
+    /// The configuration of each planned tensor (`cfg` for all without an allocation).
+    pub fn configs(&self, plan: &Plan, cfg: Config) -> Vec<Config> {
+        match &self.allocation {
+            Some(a) => a.configs(),
+            None => vec![cfg; plan.compress.len()],
+        }
+    }
+
+    /// The metadata records the packed output carries.
+    pub fn records(&self) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+        let allocation = self
+            .allocation
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()?;
+        Ok(crate::io::model_job::records(
+            self.calibration.as_deref(),
+            allocation.as_deref(),
+        ))
+    }
+
+    /// The phases' wall times in one line.
+    pub fn phases_text(&self) -> String {
+        self.phases
+            .iter()
+            .map(|(name, s)| format!("{name} {s:.1} s"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// Runs the plan of `opts` for `plan` of `model` (at `input`) on `pool`: the `--target-bpw`
+/// allocation (sensitivities, menu samples, solve; the table printed) and the `--calibrate`
+/// moments. `None` when cancelled.
+pub fn make_plan(
+    input: &std::path::Path,
+    model: &Model,
+    plan: &Plan,
+    opts: &PlanArgs,
+    rounding: crate::core::quant::Rounding,
+    pool: &rayon::ThreadPool,
+    cancel: &std::sync::atomic::AtomicBool,
+) -> anyhow::Result<Option<Planned>> {
+    let mut planned = Planned {
+        allocation: None,
+        moments: HashMap::new(),
+        calibration: None,
+        phases: Vec::new(),
+    };
+    if let Some(b) = opts.target_bpw {
+        match allocate(
+            input,
+            opts,
+            model,
+            plan,
+            b,
+            rounding,
+            pool,
+            cancel,
+            &mut planned.phases,
+        )? {
+            Some(a) => planned.allocation = Some(a),
+            None => return Ok(None),
+        }
+    }
+    if let Some(text) = &opts.calibrate {
+        let started = Instant::now();
+        let evaluator = crate::eval::Evaluator::open_model(input)?;
+        let (m, record) = calibrate(&evaluator, text, cancel)?;
+        planned
+            .phases
+            .push(("calibration", started.elapsed().as_secs_f64()));
+        planned.moments = m;
+        planned.calibration = Some(record);
+    }
+    Ok((!cancel.load(Ordering::Relaxed)).then_some(planned))
 }
 
 /// Where `--target-bpw` takes sensitivities from when no text is given.
@@ -148,6 +313,8 @@ pub(super) fn calibrate(
 
 /// Runs `seedlm compress`.
 pub fn run(args: CompressArgs) -> anyhow::Result<ExitCode> {
+    // Every phase counts in the time reported, the allocation's measurements included.
+    let started = Instant::now();
     let cfg = args.what.config()?;
     let selection = args.what.selection()?;
     let model = Model::open(&args.input)?;
@@ -159,24 +326,6 @@ pub fn run(args: CompressArgs) -> anyhow::Result<ExitCode> {
     let pool = thread_pool(args.threads)?;
 
     let cancel = super::watch::cancel_on_ctrl_c();
-    if args.calibrate.is_some() && (args.shard.is_some() || args.resume) {
-        bail!("--calibrate cannot be combined with --shard or --resume yet");
-    }
-    if args.target_bpw.is_some() && (args.shard.is_some() || args.resume) {
-        bail!(
-            "--target-bpw cannot be combined with --shard or --resume: their job spec holds one configuration for every tensor"
-        );
-    }
-    let allocation = match args.target_bpw {
-        Some(b) => match allocate(&args, &model, &plan, b, &pool, &cancel)? {
-            Some(a) => Some(a),
-            None => {
-                eprintln!("cancelled: no output written");
-                return Ok(ExitCode::from(130));
-            }
-        },
-        None => None,
-    };
     if args.shard.is_some() || args.resume {
         // Every shard and resumed piece must search alike; they use the default encoder.
         if args.encoder != super::Encoder::default() {
@@ -186,9 +335,11 @@ pub fn run(args: CompressArgs) -> anyhow::Result<ExitCode> {
         }
         // A resumable run on one machine is shard 0 of 1, merged at once.
         let job = super::shard::ShardJob {
+            input: &args.input,
             model: &model,
             plan: &plan,
             cfg,
+            planned: &args.plan,
             shard: args.shard.as_deref().unwrap_or("0/1"),
             shards: args.shards,
             output: &args.output,
@@ -201,11 +352,31 @@ pub fn run(args: CompressArgs) -> anyhow::Result<ExitCode> {
         }
         return merge_resumed(&args.output, &pool, &cancel);
     }
-    let configs = match &allocation {
-        Some(a) => a.configs(),
+    let planned = if args.plan.any() {
+        match make_plan(
+            &args.input,
+            &model,
+            &plan,
+            &args.plan,
+            args.encoder.rounding(),
+            &pool,
+            &cancel,
+        )? {
+            Some(p) => Some(p),
+            None => {
+                eprintln!("cancelled: no output written");
+                return Ok(ExitCode::from(130));
+            }
+        }
+    } else {
+        None
+    };
+    let allocation = planned.as_ref().and_then(|p| p.allocation.as_ref());
+    let configs = match &planned {
+        Some(p) => p.configs(&plan, cfg),
         None => vec![cfg; plan.compress.len()],
     };
-    let at = match &allocation {
+    let at = match allocation {
         Some(a) => format!("{:.3} bits/weight as allocated", a.bits_per_weight),
         None => cfg.to_string(),
     };
@@ -213,19 +384,9 @@ pub fn run(args: CompressArgs) -> anyhow::Result<ExitCode> {
         "compressing {} tensors at {at}; Ctrl-C stops without writing",
         plan.compress.len(),
     );
-    let started = Instant::now();
-    let (moments, calibration) = match &args.calibrate {
-        Some(text) => {
-            let evaluator = crate::eval::Evaluator::open_model(&args.input)?;
-            let (m, record) = calibrate(&evaluator, text, &cancel)?;
-            (m, Some(record))
-        }
-        None => Default::default(),
-    };
-    if cancel.load(Ordering::Relaxed) {
-        eprintln!("cancelled: no output written");
-        return Ok(ExitCode::from(130));
-    }
+    let searching = Instant::now();
+    let no_moments = HashMap::new();
+    let moments = planned.as_ref().map_or(&no_moments, |p| &p.moments);
     let progress = Progress::default();
     let result = super::watch::watch("blocks", &progress.done, &progress.total, |bar| {
         pool.install(|| {
@@ -234,7 +395,7 @@ pub fn run(args: CompressArgs) -> anyhow::Result<ExitCode> {
                 &plan,
                 &configs,
                 args.encoder.rounding(),
-                &moments,
+                moments,
                 &progress,
                 &cancel,
                 |name| bar.set_message(name.to_string()),
@@ -248,8 +409,8 @@ pub fn run(args: CompressArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(130));
         }
         Ok(c) => crate::io::model_job::CompressedModel {
-            calibration,
-            allocation: allocation.as_ref().map(serde_json::to_string).transpose()?,
+            calibration: planned.as_ref().and_then(|p| p.calibration.clone()),
+            allocation: allocation.map(serde_json::to_string).transpose()?,
             ..c
         },
         Err(JobError::Cancelled) => {
@@ -258,10 +419,10 @@ pub fn run(args: CompressArgs) -> anyhow::Result<ExitCode> {
         }
         Err(JobError::Model(e)) => return Err(e.into()),
     };
+    let search_secs = searching.elapsed().as_secs_f64();
     let file = write_compressed(&model, &compressed, &args.output)?;
     let elapsed = started.elapsed().as_secs_f64();
 
-    let mut out = table(&compressed.reports);
     let before: u64 = model
         .files()
         .iter()
@@ -271,8 +432,53 @@ pub fn run(args: CompressArgs) -> anyhow::Result<ExitCode> {
     let after = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
     let weights: usize = compressed.entries.iter().map(CompressedEntry::len).sum();
     let packed: usize = compressed.reports.iter().map(|r| r.packed_bytes).sum();
+    let bpw = (weights > 0).then(|| packed as f64 * 8.0 / weights as f64);
+    let phases: serde_json::Map<String, serde_json::Value> = planned
+        .iter()
+        .flat_map(|p| &p.phases)
+        .map(|(name, s)| (name.to_string(), (*s).into()))
+        .chain([("search".to_string(), search_secs.into())])
+        .collect();
+    if args.json {
+        let tensors: Vec<serde_json::Value> = compressed
+            .reports
+            .iter()
+            .zip(&compressed.entries)
+            .map(|(r, e)| {
+                serde_json::json!({
+                    "tensor": r.name,
+                    "shape": r.shape,
+                    "dtype": r.dtype.to_string(),
+                    "config": {"c": e.config.c, "p": e.config.p, "k": e.config.k},
+                    "blocks": r.blocks,
+                    "relmse": r.relmse,
+                    "snr_db": r.snr_db,
+                    "seconds": r.seconds,
+                    "original_bytes": r.original_bytes,
+                    "packed_bytes": r.packed_bytes,
+                })
+            })
+            .collect();
+        let out = serde_json::json!({
+            "output": file,
+            "tensors": tensors,
+            "totals": {
+                "compressed": compressed.entries.len(),
+                "passed_through": model.tensors().len() - compressed.entries.len(),
+                "bytes_before": before,
+                "bytes_after": after,
+                "compressed_weights": weights,
+                "bits_per_weight": bpw,
+                "seconds": elapsed,
+                "phase_seconds": phases,
+            },
+        });
+        super::stdout::print(&format!("{out}\n"))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut out = table(&compressed.reports);
     out += "\n";
-    match &allocation {
+    match allocation {
         Some(a) => {
             let mut distinct = configs.clone();
             distinct.sort_by_key(|c| (c.c, c.p, c.k));
@@ -300,11 +506,17 @@ pub fn run(args: CompressArgs) -> anyhow::Result<ExitCode> {
         "bytes       {before} before, {after} after ({:.2}x smaller)",
         before as f64 / after.max(1) as f64
     );
-    if weights > 0 {
+    if let Some(bpw) = bpw {
         let _ = writeln!(
             out,
-            "bits/weight {:.3} over {weights} compressed weights",
-            packed as f64 * 8.0 / weights as f64
+            "bits/weight {bpw:.3} over {weights} compressed weights"
+        );
+    }
+    if let Some(p) = &planned {
+        let _ = writeln!(
+            out,
+            "phases      {}, search {search_secs:.1} s",
+            p.phases_text()
         );
     }
     let _ = writeln!(out, "time        {elapsed:.1} s");
@@ -313,37 +525,50 @@ pub fn run(args: CompressArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The `--target-bpw` allocation of the planned tensors, printed as a table; `None` when
-/// cancelled.
-fn allocate(
-    args: &CompressArgs,
-    model: &Model,
-    plan: &Plan,
-    target: f64,
-    pool: &rayon::ThreadPool,
-    cancel: &std::sync::atomic::AtomicBool,
-) -> anyhow::Result<Option<Allocation>> {
+/// Refuses `target` before any work: not a positive number, or below what the cheapest menu
+/// entry spends on the planned tensors.
+fn check_target(model: &Model, plan: &Plan, target: f64) -> anyhow::Result<()> {
     if !target.is_finite() || target <= 0.0 {
         bail!("--target-bpw must be a positive number of bits per weight, not {target}");
     }
+    let sizes = plan
+        .compress
+        .iter()
+        .map(|n| (n.as_str(), model.get(n).map_or(0, |t| t.numel())));
+    allocate::check_budget(sizes, target)?;
+    Ok(())
+}
+
+/// The `--target-bpw` allocation of the planned tensors, printed as a table; `None` when
+/// cancelled. The wall time of each phase is pushed to `phases`.
+#[allow(clippy::too_many_arguments)]
+fn allocate(
+    input: &std::path::Path,
+    opts: &PlanArgs,
+    model: &Model,
+    plan: &Plan,
+    target: f64,
+    rounding: crate::core::quant::Rounding,
+    pool: &rayon::ThreadPool,
+    cancel: &std::sync::atomic::AtomicBool,
+    phases: &mut Vec<(&'static str, f64)>,
+) -> anyhow::Result<Option<Allocation>> {
+    check_target(model, plan, target)?;
     let names = &plan.compress;
     let sizes: Vec<usize> = names
         .iter()
         .map(|n| model.get(n).map_or(0, |t| t.numel()))
         .collect();
-    allocate::check_budget(
-        names.iter().map(String::as_str).zip(sizes.iter().copied()),
-        target,
-    )?;
-    let text = match (&args.sensitivity_text, args.sensitivity) {
+    let text = match (&opts.sensitivity_text, opts.sensitivity) {
         (Some(path), _) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("{}: cannot read the sensitivity text", path.display()))?;
             Some((text, Some(path.as_path())))
         }
-        (None, Sensitivity::Vocabulary) => vocabulary(&args.input)?.map(|t| (t, None)),
+        (None, Sensitivity::Vocabulary) => vocabulary(input)?.map(|t| (t, None)),
         (None, Sensitivity::None) => None,
     };
+    let started = Instant::now();
     let (alphas, label) = match text {
         None => (vec![1.0; names.len()], allocate::DATA_FREE.to_string()),
         Some((text, path)) => {
@@ -358,13 +583,7 @@ fn allocate(
             let r = super::watch::watch("tensors", &progress.done, &progress.total, |_| {
                 pool.install(|| {
                     allocate::measure_sensitivities(
-                        &args.input,
-                        model,
-                        names,
-                        &text,
-                        path,
-                        &progress,
-                        cancel,
+                        input, model, names, &text, path, &progress, cancel,
                     )
                 })
             });
@@ -375,6 +594,8 @@ fn allocate(
             }
         }
     };
+    phases.push(("sensitivity", started.elapsed().as_secs_f64()));
+    let started = Instant::now();
     let progress = Progress::default();
     let total: u64 = sizes
         .iter()
@@ -387,15 +608,9 @@ fn allocate(
     );
     let r = super::watch::watch("blocks", &progress.done, &progress.total, |bar| {
         pool.install(|| {
-            allocate::menu_relmse(
-                model,
-                names,
-                MENU,
-                args.encoder.rounding(),
-                &progress,
-                cancel,
-                |n| bar.set_message(n.to_string()),
-            )
+            allocate::menu_relmse(model, names, MENU, rounding, &progress, cancel, |n| {
+                bar.set_message(n.to_string())
+            })
         })
     });
     let relmse = match r {
@@ -403,6 +618,7 @@ fn allocate(
         Err(JobError::Cancelled) => return Ok(None),
         Err(JobError::Model(e)) => return Err(e.into()),
     };
+    phases.push(("menu samples", started.elapsed().as_secs_f64()));
     let a = Allocation::from_measurements(names, &sizes, &relmse, &alphas, target, &label)?;
     super::stdout::print(&allocation_table(&a))?;
     Ok(Some(a))
@@ -512,4 +728,12 @@ fn table(reports: &[TensorReport]) -> String {
         );
     }
     out
+}
+
+/// Bytes of memory available to a new process (Linux's `MemAvailable`), when known.
+fn memory_available() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
 }

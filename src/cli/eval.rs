@@ -1,7 +1,7 @@
 //! `seedlm eval`: the original and a candidate model compared by their outputs (docs/DESIGN.md §4).
 
 use crate::eval::encoder::parse_sentences;
-use crate::eval::{DEFAULT_CTX, EvalError, Evaluator, Family, Figures, Inputs, TensorEffect};
+use crate::eval::{EvalError, Evaluator, Family, Figures, Inputs, TensorEffect};
 use crate::search::compress::Progress;
 use anyhow::{Context, bail};
 use clap::Args;
@@ -22,9 +22,10 @@ pub struct EvalArgs {
     /// Decoder LMs: text to score (default: the bundled chapters of Pride and Prejudice).
     #[arg(long, value_name = "FILE")]
     pub text: Option<PathBuf>,
-    /// Decoder LMs: tokens per window.
-    #[arg(long, default_value_t = DEFAULT_CTX)]
-    pub ctx: usize,
+    /// Decoder LMs: tokens per window, at most the model's max_position_embeddings (default:
+    /// 512, or the model's positions when fewer).
+    #[arg(long)]
+    pub ctx: Option<usize>,
     /// Decoder LMs: score only the first N tokens of the text.
     #[arg(long, value_name = "N")]
     pub max_tokens: Option<usize>,
@@ -49,9 +50,6 @@ fn read(path: &Path, what: &str) -> anyhow::Result<String> {
 pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     if args.threads == Some(0) {
         bail!("--threads must be at least 1");
-    }
-    if args.ctx < 2 {
-        bail!("--ctx must be at least 2 tokens");
     }
     let mut pool = rayon::ThreadPoolBuilder::new();
     if let Some(n) = args.threads {
@@ -99,6 +97,11 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         }
         Err(EvalError::Model(e)) => return Err(e.into()),
     };
+    if let Figures::Decoder(f) = &figures
+        && let Some(w) = f.misfit()
+    {
+        eprintln!("warning: {w}");
+    }
     let text = if args.json {
         let mut obj = serde_json::to_value(&figures)?;
         obj["changed_tensors"] = changed.into();

@@ -14,6 +14,7 @@ pub mod hw_sim;
 pub mod inspect;
 pub mod merge;
 pub mod output;
+pub mod plan;
 pub mod shard;
 pub mod slurm;
 pub mod status;
@@ -95,6 +96,9 @@ pub enum Command {
     Explore(explore::ExploreArgs),
     /// Merge the parts of a sharded compression into the packed model.
     Merge(merge::MergeArgs),
+    /// Measure the plan of a sharded `--target-bpw` / `--calibrate` compression once, before
+    /// its shards: each tensor's configuration and the calibration's moments.
+    Plan(plan::PlanCmdArgs),
     /// Write (and optionally submit) Slurm jobs that compress a model in shards and merge them.
     Slurm(slurm::SlurmArgs),
     /// Progress of a sharded compression: per shard and in total, blocks/s and ETA.
@@ -125,6 +129,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Compare(args)) => compare::run(args),
         Some(Command::Explore(args)) => explore::run(args),
         Some(Command::Merge(args)) => merge::run(args),
+        Some(Command::Plan(args)) => plan::run(args),
         Some(Command::Slurm(args)) => slurm::run(args),
         Some(Command::Status(args)) => status::run(args),
         Some(Command::Eval(args)) => eval::run(args),

@@ -1,23 +1,32 @@
 //! `seedlm compress … --shard I/N|auto`: one shard of a sharded compression.
 
+use super::compress::{PlanArgs, Planned, make_plan};
 use crate::core::config::Config;
+use crate::io::job_plan::{input_hashes, read_plan, write_plan};
 use crate::io::model::Model;
 use crate::io::model_job::{JobError, Plan};
-use crate::io::shard::{JobSpec, ShardOutcome, ShardRun, checkpoint_dir, folder_of, run_shard};
+use crate::io::shard::{
+    JOB_FILE, JobSpec, ShardOutcome, ShardRun, checkpoint_dir, folder_of, run_shard,
+};
 use crate::search::compress::Progress;
 use anyhow::{Context, bail};
+use std::collections::HashMap;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 
 /// What `compress` hands to a shard run.
 pub struct ShardJob<'a> {
+    /// The input's path.
+    pub input: &'a Path,
     /// The opened input.
     pub model: &'a Model,
     /// The tensors to compress.
     pub plan: &'a Plan,
     /// Configuration.
     pub cfg: Config,
+    /// The bit budget and calibration, planned once for every shard.
+    pub planned: &'a PlanArgs,
     /// The `--shard` value.
     pub shard: &'a str,
     /// The `--shards` value.
@@ -99,17 +108,114 @@ pub fn resolve(
     Ok((i, n))
 }
 
+/// A job of `n` shards as its shard folder holds it.
+pub struct FolderJob {
+    /// The job.
+    pub spec: JobSpec,
+    /// Its plan's moments (empty without calibration).
+    pub moments: HashMap<String, Vec<f64>>,
+    /// What the plan step measured, when it ran now (`None`: the folder held the plan).
+    pub planned_now: Option<Planned>,
+}
+
+/// The job of `job` in `n` shards: one configuration throughout, or with `--target-bpw` or
+/// `--calibrate` the plan in the shard folder, checked against the options, the texts and
+/// (when `make`) the whole input. When the folder holds no plan yet, `make` measures it now and
+/// writes it; without `make` that is an error saying how to make it. `None` when cancelled.
+pub fn folder_job(
+    job: &ShardJob<'_>,
+    n: usize,
+    make: bool,
+    cancel: &AtomicBool,
+) -> anyhow::Result<Option<FolderJob>> {
+    let base = JobSpec::new(job.model, job.plan, job.cfg, n)?;
+    let mut out = FolderJob {
+        spec: base,
+        moments: HashMap::new(),
+        planned_now: None,
+    };
+    if !job.planned.any() {
+        return Ok(Some(out));
+    }
+    let asked = job.planned.options()?;
+    let folder = folder_of(job.output);
+    if let Some(spec) = read_plan(&folder, &out.spec, &asked)? {
+        let plan = spec.plan.as_ref().expect("read_plan gives a planned job");
+        // A run on one machine reads the whole input anyway; shards check their own tensors.
+        if make && !plan.check_input(job.model, &folder, &[], cancel)? {
+            return Ok(None);
+        }
+        out.moments = plan.read_moments(&folder)?;
+        out.spec = spec;
+        return Ok(Some(out));
+    }
+    if !make {
+        bail!(
+            "{}: no plan yet for {} (--target-bpw and --calibrate are measured once for every shard); make it first with `seedlm plan {} -o {} --shards {n} ...` with the same options (the plan job of `seedlm slurm` does)",
+            folder.join(JOB_FILE).display(),
+            asked.describe(),
+            job.input.display(),
+            job.output.display()
+        );
+    }
+    let Some(planned) = make_plan(
+        job.input,
+        job.model,
+        job.plan,
+        job.planned,
+        crate::core::quant::Rounding::default(),
+        job.pool,
+        cancel,
+    )?
+    else {
+        return Ok(None);
+    };
+    let Some(input) = input_hashes(job.model, &[], cancel) else {
+        return Ok(None);
+    };
+    let configs = planned
+        .allocation
+        .is_some()
+        .then(|| planned.configs(job.plan, job.cfg));
+    // Only the compressed tensors' moments are read again.
+    out.moments = planned
+        .moments
+        .iter()
+        .filter(|(k, _)| job.plan.compress.contains(k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    out.spec = write_plan(
+        &folder,
+        out.spec,
+        configs.as_deref(),
+        asked,
+        planned.records()?,
+        &out.moments,
+        input,
+    )?;
+    out.planned_now = Some(planned);
+    Ok(Some(out))
+}
+
 /// Runs one shard on `job.pool`.
 pub fn run(job: &ShardJob<'_>, cancel: &AtomicBool) -> anyhow::Result<ExitCode> {
     let (i, n) = resolve(job.shard, job.shards, |k| std::env::var(k).ok())?;
-    let spec = JobSpec::new(job.model, job.plan, job.cfg, n)?;
+    // A run on one machine (shard 0 of 1) makes its own plan; a shard of many reads it.
+    let Some(fj) = folder_job(job, n, n == 1, cancel)? else {
+        eprintln!("cancelled: no output written");
+        return Ok(ExitCode::from(130));
+    };
+    if let Some(p) = &fj.planned_now {
+        eprintln!("plan: {}", p.phases_text());
+    }
     let folder = folder_of(job.output);
     let run = ShardRun {
         model: job.model,
-        spec: &spec,
+        spec: &fj.spec,
         folder: &folder,
         shard: i,
         checkpoint_blocks: job.checkpoint_blocks,
+        moments: &fj.moments,
     };
     let progress = Progress::default();
     let result = super::watch::watch("blocks", &progress.done, &progress.total, |_| {

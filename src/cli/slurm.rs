@@ -1,6 +1,8 @@
 //! `seedlm slurm`: sbatch scripts for a sharded compression (a job array) and its merge (a job
-//! that waits for the array with `--dependency=afterok`), optionally submitted.
+//! that waits for the array with `--dependency=afterok`), optionally submitted. With
+//! `--target-bpw` or `--calibrate` a plan job runs first and the array waits for it.
 
+use crate::io::job_plan::read_plan;
 use crate::io::model::Model;
 use crate::io::model_job::plan;
 use crate::io::shard::{JobSpec, claim_folder, folder_of};
@@ -45,6 +47,9 @@ pub struct SlurmArgs {
     /// Configuration and tensor selection, as for `compress`.
     #[command(flatten)]
     pub what: super::compress::WhatArgs,
+    /// The bit budget and calibration, measured once by a plan job before the array.
+    #[command(flatten)]
+    pub plan: super::compress::PlanArgs,
     /// The seedlm binary the jobs run (default: this one); it must be visible on the nodes.
     #[arg(long)]
     pub bin: Option<PathBuf>,
@@ -57,6 +62,8 @@ pub struct SlurmArgs {
 pub const COMPRESS_SCRIPT: &str = "compress.sbatch";
 /// The merge script's file name inside the shard folder.
 pub const MERGE_SCRIPT: &str = "merge.sbatch";
+/// The plan script's file name inside the shard folder (with `--target-bpw` / `--calibrate`).
+pub const PLAN_SCRIPT: &str = "plan.sbatch";
 
 /// Quotes `s` for a POSIX shell.
 fn quote(s: &str) -> String {
@@ -139,12 +146,31 @@ pub fn run(args: SlurmArgs) -> anyhow::Result<ExitCode> {
     for extra in &args.sbatch {
         script_safe("--sbatch", extra)?;
     }
-    claim_folder(&folder, &spec)?;
+    let planned = args.plan.any();
+    let plan_args = args.plan.to_args()?;
+    for a in &plan_args {
+        script_safe("a plan option", a)?;
+    }
+    if planned {
+        // The plan job writes job.json; a folder holding another job is refused now.
+        std::fs::create_dir_all(&folder)
+            .with_context(|| format!("{}: cannot create directory", folder.display()))?;
+        read_plan(&folder, &spec, &args.plan.options()?)?;
+    } else {
+        claim_folder(&folder, &spec)?;
+    }
     let logs = folder.join("logs");
     std::fs::create_dir_all(&logs)
         .with_context(|| format!("{}: cannot create directory", logs.display()))?;
 
-    let mut select = format!(" --config {},{},{}", cfg.c, cfg.p, cfg.k);
+    // A bit budget chooses each tensor's configuration: --config would conflict with it.
+    let mut select = match args.plan.target_bpw {
+        Some(_) => String::new(),
+        None => format!(" --config {},{},{}", cfg.c, cfg.p, cfg.k),
+    };
+    for a in &plan_args {
+        select += &format!(" {}", quote(a));
+    }
     if let Some(i) = &args.what.include {
         select += &format!(" --include {}", quote(i));
     }
@@ -167,9 +193,17 @@ pub fn run(args: SlurmArgs) -> anyhow::Result<ExitCode> {
         sbatch_lines += &format!("#SBATCH {extra}\n");
     }
     let n = args.shards;
+    let what = match planned {
+        true => args.plan.options()?.describe(),
+        false => format!(
+            "{} blocks of {} tensors at {cfg}",
+            spec.total_blocks,
+            spec.tensors.len()
+        ),
+    };
     let compress = format!(
         "#!/bin/bash
-# SeedLM sharded compression: {blocks} blocks of {tensors} tensors at {cfg}, in {n} shards.
+# SeedLM sharded compression: {what}, in {n} shards.
 # Each array task compresses one shard into {folder}/ and can be rerun: it resumes from its
 # checkpoint, and a finished shard does nothing. Progress: seedlm status {out}
 #SBATCH --job-name=seedlm-compress
@@ -181,8 +215,6 @@ set -euo pipefail
 exec {bin} compress {input} -o {out}{select} \\
   --shard auto --shards {n} --threads \"${{SLURM_CPUS_PER_TASK:-{cpus}}}\"
 ",
-        blocks = spec.total_blocks,
-        tensors = spec.tensors.len(),
         folder = text(&folder),
         out = text(&output),
         last = n - 1,
@@ -210,25 +242,70 @@ exec {bin} merge {folder} -o {out} --threads \"${{SLURM_CPUS_PER_TASK:-{cpus}}}\
         logs = logs.display(),
         bin = text(&bin),
     );
+    let plan_script = format!(
+        "#!/bin/bash
+# SeedLM plan: {what}, measured once on one node for the {n} shards into {folder}/.
+# Submitted before the array, which waits for it (--dependency=afterok:PLAN_JOB_ID); rerunning
+# it is safe: a folder holding this plan is left as it is.
+#SBATCH --job-name=seedlm-plan
+#SBATCH --cpus-per-task={cpus}
+#SBATCH --time={time}
+{sbatch_lines}#SBATCH --output={logs}/plan-%j.log
+set -euo pipefail
+exec {bin} plan {input} -o {out}{select} \\
+  --shards {n} --threads \"${{SLURM_CPUS_PER_TASK:-{cpus}}}\"
+",
+        folder = text(&folder),
+        out = text(&output),
+        cpus = args.cpus_per_task,
+        time = args.time,
+        logs = logs.display(),
+        bin = text(&bin),
+        input = text(&spec.input),
+    );
     let compress_path = folder.join(COMPRESS_SCRIPT);
     let merge_path = folder.join(MERGE_SCRIPT);
-    for (path, body) in [(&compress_path, &compress), (&merge_path, &merge)] {
-        std::fs::write(path, body).with_context(|| format!("{}: cannot write", path.display()))?;
+    let plan_path = folder.join(PLAN_SCRIPT);
+    let mut scripts = vec![(&compress_path, &compress), (&merge_path, &merge)];
+    if planned {
+        scripts.insert(0, (&plan_path, &plan_script));
     }
-    println!("wrote {}", compress_path.display());
-    println!("wrote {}", merge_path.display());
+    for (path, body) in scripts {
+        std::fs::write(path, body).with_context(|| format!("{}: cannot write", path.display()))?;
+        println!("wrote {}", path.display());
+    }
     if !args.submit {
-        println!(
-            "submit with: jid=$(sbatch --parsable {}) && sbatch --dependency=afterok:${{jid%%;*}} {}",
+        let chain = format!(
+            "jid=$(sbatch --parsable {}) && sbatch --dependency=afterok:${{jid%%;*}} {}",
             text(&compress_path),
             text(&merge_path)
         );
+        match planned {
+            true => println!(
+                "submit with: pid=$(sbatch --parsable {}) && jid=$(sbatch --parsable --dependency=afterok:${{pid%%;*}} {}) && sbatch --dependency=afterok:${{jid%%;*}} {}",
+                text(&plan_path),
+                text(&compress_path),
+                text(&merge_path)
+            ),
+            false => println!("submit with: {chain}"),
+        }
         return Ok(ExitCode::SUCCESS);
     }
-    let array = sbatch(&[&compress_path.to_string_lossy()])?;
+    let mut array_args = Vec::new();
+    if planned {
+        let plan_id = sbatch(&[&plan_path.to_string_lossy()])?;
+        println!("submitted plan job {plan_id}");
+        array_args.push(format!("--dependency=afterok:{plan_id}"));
+    }
+    array_args.push(compress_path.to_string_lossy().into_owned());
+    let refs: Vec<&str> = array_args.iter().map(String::as_str).collect();
+    let array = sbatch(&refs)?;
     let dep = format!("--dependency=afterok:{array}");
     let merge_id = sbatch(&[&dep, &merge_path.to_string_lossy()])?;
-    println!("submitted compress array job {array} ({n} tasks)");
+    match planned {
+        true => println!("submitted compress array job {array} ({n} tasks, after the plan)"),
+        false => println!("submitted compress array job {array} ({n} tasks)"),
+    }
     println!("submitted merge job {merge_id} (runs after all tasks succeed)");
     Ok(ExitCode::SUCCESS)
 }

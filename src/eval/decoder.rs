@@ -5,7 +5,7 @@
 //! protocol of docs/DESIGN.md §4 scores every position of a window in one pass.
 
 use super::weights::Weights;
-use super::{EvalError, candle_err, check, read_tokenizer};
+use super::{DEFAULT_CTX, EvalError, candle_err, check, read_tokenizer};
 use crate::infer::kernel::Kernel;
 use crate::infer::llama::{Net, Shape, parse_shape};
 use crate::io::error::ModelError;
@@ -34,6 +34,22 @@ pub struct DecoderFigures {
     pub scored: usize,
     /// Window length.
     pub ctx: usize,
+    /// Tokens in the model's vocabulary.
+    pub vocab: usize,
+}
+
+impl DecoderFigures {
+    /// A warning when the original's perplexity is at least half the vocabulary, near or above
+    /// a uniform guess: the text does not fit the model, and a compressed copy can then even
+    /// score "better", so the figures say little.
+    pub fn misfit(&self) -> Option<String> {
+        (self.ppl_original >= self.vocab as f64 / 2.0).then(|| {
+            format!(
+                "the original's perplexity {:.0} is near or above a uniform guess over its {} tokens: the text does not fit the model, so these figures say little; score a text like its training data",
+                self.ppl_original, self.vocab
+            )
+        })
+    }
 }
 
 /// A decoder LM opened for evaluation.
@@ -100,14 +116,33 @@ impl Decoder {
         Ok(enc.get_ids().to_vec())
     }
 
-    /// `tokens` cut into windows of `ctx` (a last one of fewer than 2 tokens dropped), after
-    /// checking that there is one and that every id is in the vocabulary.
-    fn windows<'t>(&self, tokens: &'t [u32], ctx: usize) -> Result<Vec<&'t [u32]>, EvalError> {
+    /// The window length: `ctx`, or by default [`DEFAULT_CTX`] cut to the positions the model
+    /// was trained for. A window asked for beyond them is refused: the network has learned
+    /// nothing there, and its figures would be noise.
+    pub fn window(&self, ctx: Option<usize>) -> Result<usize, EvalError> {
+        let Some(ctx) = ctx else {
+            return Ok(DEFAULT_CTX.min(self.shape.max_positions.unwrap_or(usize::MAX)));
+        };
         if ctx < 2 {
             return Err(
                 ModelError::file(&self.dir, "the window (ctx) must be at least 2 tokens").into(),
             );
         }
+        if let Some(max) = self.shape.max_positions.filter(|&m| ctx > m) {
+            return Err(ModelError::file(
+                &self.dir.join("config.json"),
+                format!(
+                    "a window of {ctx} tokens is longer than the {max} positions the model was trained for (max_position_embeddings); choose a shorter ctx"
+                ),
+            )
+            .into());
+        }
+        Ok(ctx)
+    }
+
+    /// `tokens` cut into windows of `ctx` (a last one of fewer than 2 tokens dropped), after
+    /// checking that there is one and that every id is in the vocabulary.
+    fn windows<'t>(&self, tokens: &'t [u32], ctx: usize) -> Result<Vec<&'t [u32]>, EvalError> {
         let windows: Vec<&[u32]> = tokens.chunks(ctx).filter(|w| w.len() >= 2).collect();
         if windows.is_empty() {
             return Err(ModelError::file(&self.dir, "the text has fewer than 2 tokens").into());
@@ -126,16 +161,17 @@ impl Decoder {
     }
 
     /// The second moment E[x_j²] of each input channel j of every linear layer, by weight
-    /// tensor name, over every position of `tokens` cut into windows of `ctx`, with the
-    /// original weights. Adds one to `progress.done` per window (and sets its total).
+    /// tensor name, over every position of `tokens` cut into windows of [`Decoder::window`]
+    /// `ctx`, with the original weights. Adds one to `progress.done` per window (and sets its
+    /// total).
     pub fn input_moments(
         &self,
         tokens: &[u32],
-        ctx: usize,
+        ctx: Option<usize>,
         progress: &Progress,
         cancel: &AtomicBool,
     ) -> Result<HashMap<String, Vec<f64>>, EvalError> {
-        let windows = self.windows(tokens, ctx)?;
+        let windows = self.windows(tokens, self.window(ctx)?)?;
         let fail = |what| candle_err(&self.dir, what);
         let net = self.net(&self.weights)?;
         progress
@@ -179,16 +215,18 @@ impl Decoder {
             .map_err(candle_err(&self.dir, "inference failed"))
     }
 
-    /// Compares the original with each variant over `tokens` cut into windows of `ctx`
-    /// (docs/DESIGN.md §4). `progress` counts windows times networks run.
+    /// Compares the original with each variant over `tokens` cut into windows of
+    /// [`Decoder::window`] `ctx` (docs/DESIGN.md §4). `progress` counts windows times networks
+    /// run.
     pub fn compare(
         &self,
         variants: &[Weights],
         tokens: &[u32],
-        ctx: usize,
+        ctx: Option<usize>,
         progress: &Progress,
         cancel: &AtomicBool,
     ) -> Result<Vec<DecoderFigures>, EvalError> {
+        let ctx = self.window(ctx)?;
         let windows = self.windows(tokens, ctx)?;
         let fail = |what| candle_err(&self.dir, what);
         let nets = std::iter::once(&self.weights)
@@ -253,6 +291,7 @@ impl Decoder {
                 tokens: tokens.len(),
                 scored,
                 ctx,
+                vocab: self.shape.vocab,
             })
             .collect())
     }
@@ -275,7 +314,12 @@ mod tests {
             .unwrap();
         assert!(tokens.len() > 5);
         let moments = dec
-            .input_moments(&tokens, 5, &Progress::default(), &AtomicBool::new(false))
+            .input_moments(
+                &tokens,
+                Some(5),
+                &Progress::default(),
+                &AtomicBool::new(false),
+            )
             .unwrap();
         assert_eq!(moments.len(), 7 * dec.shape.layers);
         for (name, width) in [

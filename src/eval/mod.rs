@@ -171,8 +171,9 @@ pub struct Inputs {
     pub sentences: Option<Vec<String>>,
     /// Decoders: the text (default: the bundled text).
     pub text: Option<String>,
-    /// Decoders: tokens per window (docs/DESIGN.md §4).
-    pub ctx: usize,
+    /// Decoders: tokens per window (docs/DESIGN.md §4); by default [`DEFAULT_CTX`], at most
+    /// the model's positions.
+    pub ctx: Option<usize>,
     /// Decoders: use at most this many tokens of the text (all when `None`).
     pub max_tokens: Option<usize>,
 }
@@ -289,7 +290,7 @@ impl Evaluator {
                     )
                     .into());
                 }
-                d.input_moments(&tokens, DEFAULT_CTX, progress, cancel)
+                d.input_moments(&tokens, None, progress, cancel)
             }
         }
     }
@@ -528,6 +529,7 @@ mod tests {
             tokens: 100,
             scored: 98,
             ctx: 50,
+            vocab: 300,
         });
         let rows = d.rows();
         assert_eq!(rows[0].value, "100 (98 scored, windows of 50)");

@@ -38,6 +38,8 @@ pub(crate) struct Shape {
     pub(crate) o_bias: bool,
     pub(crate) mlp_bias: bool,
     pub(crate) sliding_window: Option<usize>,
+    /// Positions the model was trained for (`max_position_embeddings`), when config.json says.
+    pub(crate) max_positions: Option<usize>,
 }
 
 pub(crate) fn parse_shape(path: &Path, c: &Value) -> Result<Shape, ModelError> {
@@ -110,6 +112,13 @@ pub(crate) fn parse_shape(path: &Path, c: &Value) -> Result<Shape, ModelError> {
         _ => None,
     };
     let attention_bias = flag("attention_bias");
+    let eps = match c.get("rms_norm_eps") {
+        None | Some(Value::Null) => 1e-6,
+        Some(v) => v
+            .as_f64()
+            .filter(|e| e.is_finite() && *e > 0.0)
+            .ok_or_else(|| bad(format!("'rms_norm_eps' {v} must be a positive number")))?,
+    };
     Ok(Shape {
         vocab: need("vocab_size")?,
         hidden,
@@ -118,16 +127,14 @@ pub(crate) fn parse_shape(path: &Path, c: &Value) -> Result<Shape, ModelError> {
         heads,
         kv_heads,
         head_dim,
-        eps: c
-            .get("rms_norm_eps")
-            .and_then(Value::as_f64)
-            .unwrap_or(1e-6),
+        eps,
         rope: Rope { theta, llama3 },
         tied: flag("tie_word_embeddings"),
         qkv_bias: arch == "qwen2" || attention_bias,
         o_bias: attention_bias,
         mlp_bias: flag("mlp_bias"),
         sliding_window,
+        max_positions: int("max_position_embeddings")?,
     })
 }
 

@@ -5,7 +5,7 @@
 
 use crate::core::config::{Config, MAX_C, MAX_P};
 use crate::core::quant::pow2;
-use crate::infer::kernel::lanes::LaneMatrix;
+use crate::infer::kernel::lanes::{LaneMatrix, Lines};
 use crate::infer::kernel::{Kernel, record, seed_row_exact};
 use crate::infer::seed_table::SeedTable;
 use crate::io::dtype::Dtype;
@@ -68,21 +68,27 @@ impl<'a> SeedMatrix<'a> {
         let half = 1i64 << (k - 1);
         let bits = self.cfg.block_bits();
         let end = start + out.len();
+        let denom = self.denom();
+        // pow2 per exponent code once: the same values, without a libm call per block.
+        let scales: [f64; 16] = std::array::from_fn(|e| pow2(self.e_base + e as i32));
         let mut states = [0u32; MAX_C * MAX_P];
+        let mut q = [0i64; MAX_P];
         for b in start / c..end.div_ceil(c) {
             let rec = record(self.records, b, bits);
             self.table
                 .states((rec & ((1 << k) - 1)) as u32, &mut states[..c * p]);
-            let e = self.e_base + ((rec >> k) & 15) as i32;
-            let scale = pow2(e);
+            let scale = scales[((rec >> k) & 15) as usize];
+            for (j, q) in q[..p].iter_mut().enumerate() {
+                *q = i64::from((((rec >> (k + 4 + 4 * j as u32)) & 15) as i8) << 4 >> 4);
+            }
             for i in start.max(b * c) - b * c..end.min(b * c + c) - b * c {
-                let a: i64 = (0..p)
-                    .map(|j| {
-                        let q = ((((rec >> (k + 4 + 4 * j as u32)) & 15) as i8) << 4) >> 4;
-                        (i64::from(states[i * p + j]) - half) * i64::from(q)
-                    })
+                let s = &states[i * p..][..p];
+                let a: i64 = s
+                    .iter()
+                    .zip(&q[..p])
+                    .map(|(&v, &q)| (i64::from(v) - half) * q)
                     .sum();
-                out[b * c + i - start] = (a as f64 / self.denom() * scale) as f32;
+                out[b * c + i - start] = (a as f64 / denom * scale) as f32;
             }
         }
     }
@@ -113,6 +119,8 @@ pub struct Matrix<'a> {
 
 /// Rows per parallel task of a product: enough work to amortise scheduling.
 const ROWS_PER_TASK: usize = 16;
+/// Tokens up to which a packed matrix's batched product runs the fused kernels per token.
+const FUSED_TOKENS: usize = 8;
 /// f32 values in one decoded tile of a batched product (about 4 MB).
 const TILE_VALUES: usize = 1 << 20;
 
@@ -179,7 +187,7 @@ impl<'a> Matrix<'a> {
             });
     }
 
-    fn row_dot(&self, kernel: Kernel, r: usize, x: &[f32], xdup: Option<&[Vec<f32>]>) -> f32 {
+    fn row_dot(&self, kernel: Kernel, r: usize, x: &[f32], xdup: Option<&[Lines]>) -> f32 {
         match &self.storage {
             Storage::Dense { dtype, bytes } => {
                 let width = self.cols * dtype.bitsize() / 8;
@@ -213,12 +221,21 @@ impl<'a> Matrix<'a> {
     }
 
     /// `X·Wᵀ` for the `n` rows of `x` (`[n, cols]`), as a `[n, rows]` tensor: one row at a
-    /// time through the fused kernels when `n` is 1, else through decoded tiles of rows.
+    /// time through the fused kernels when `n` is 1 (up to [`FUSED_TOKENS`] for packed
+    /// matrices), else through decoded tiles of rows.
     pub fn matmul(&self, kernel: Kernel, x: &[f32], n: usize) -> candle_core::Result<Tensor> {
-        if n == 1 {
-            let mut y = vec![0.0; self.rows];
-            self.matvec(kernel, x, &mut y);
-            return Tensor::from_vec(y, (1, self.rows), &Device::Cpu);
+        // Decoding a packed matrix costs about as much as a dozen fused products, so a few
+        // tokens go through the fused kernels one at a time.
+        let fused = match self.storage {
+            Storage::Seed(_) => FUSED_TOKENS,
+            Storage::Dense { .. } => 1,
+        };
+        if n <= fused {
+            let mut y = vec![0.0; n * self.rows];
+            for (xt, yt) in x.chunks_exact(self.cols).zip(y.chunks_exact_mut(self.rows)) {
+                self.matvec(kernel, xt, yt);
+            }
+            return Tensor::from_vec(y, (n, self.rows), &Device::Cpu);
         }
         let xt = Tensor::from_slice(x, (n, self.cols), &Device::Cpu)?;
         let tile = (TILE_VALUES / self.cols.max(1)).clamp(ROWS_PER_TASK, self.rows.max(1));
@@ -311,8 +328,8 @@ mod tests {
         }
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
         for (n, cfg) in configs.iter().enumerate() {
-            // A width that is whole blocks, then one that is not.
-            for cols in [cfg.c * 9, cfg.c * 7 + 3] {
+            // A width that is whole blocks, then two that are not (the last spans batches).
+            for cols in [cfg.c * 9, cfg.c * 7 + 3, cfg.c * 37 + 5] {
                 let rows = 21;
                 let (t, meta, records) = random_packed(*cfg, rows, cols, n as u64);
                 let w = t.reconstruct();
@@ -349,24 +366,31 @@ mod tests {
         }
     }
 
-    /// A batch goes through decoded tiles and gives each token's matvec.
+    /// A batch gives each token's matvec, both when it runs the fused kernels per token and
+    /// when it goes through decoded tiles.
     #[test]
     fn batched_product_equals_one_token_at_a_time() {
         let (_, meta, records) = random_packed(Config::FOUR_BIT, 40, 64, 9);
         let m = Matrix::packed(&meta, &records, 40, 64);
-        let x: Vec<f32> = (0..3 * 64)
-            .map(|i| ((i * 37 % 11) as f32 - 5.0) / 5.0)
-            .collect();
-        let y = m
-            .matmul(Kernel::Portable, &x, 3)
-            .unwrap()
-            .to_vec2::<f32>()
-            .unwrap();
-        for (t, row) in y.iter().enumerate() {
-            let mut one = vec![0.0; 40];
-            m.matvec(Kernel::Portable, &x[t * 64..][..64], &mut one);
-            for (a, b) in row.iter().zip(&one) {
-                assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "{a} vs {b}");
+        for n in [3, FUSED_TOKENS + 3] {
+            let x: Vec<f32> = (0..n * 64)
+                .map(|i| ((i * 37 % 11) as f32 - 5.0) / 5.0)
+                .collect();
+            let y = m
+                .matmul(Kernel::Portable, &x, n)
+                .unwrap()
+                .to_vec2::<f32>()
+                .unwrap();
+            assert_eq!(y.len(), n);
+            for (t, row) in y.iter().enumerate() {
+                let mut one = vec![0.0; 40];
+                m.matvec(Kernel::Portable, &x[t * 64..][..64], &mut one);
+                for (a, b) in row.iter().zip(&one) {
+                    assert!(
+                        (a - b).abs() <= 1e-4 * (1.0 + b.abs()),
+                        "{n} tokens: {a} vs {b}"
+                    );
+                }
             }
         }
     }

@@ -166,6 +166,10 @@ fn parse(
             continue;
         }
         let bad = |reason: String| ModelError::tensor(path, &name, reason);
+        // serde would also take an array of the three fields; the format says object.
+        if !value.is_object() {
+            return Err(bad("header entry is not a JSON object".into()));
+        }
         let entry: HeaderEntry = serde_json::from_value(value)
             .map_err(|e| bad(format!("malformed header entry ({e})")))?;
         let dtype = dtype::parse(&entry.dtype)
@@ -666,6 +670,10 @@ mod tests {
                 "out of range",
             ),
             (raw_file(ok, &[0; 9]), "1 trailing bytes"),
+            (
+                raw_file(r#"{"w":["F32",[2],[0,8]]}"#, &[0; 8]),
+                "not a JSON object",
+            ),
             (
                 raw_file(
                     r#"{"w":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#,

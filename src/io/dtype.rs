@@ -31,6 +31,15 @@ pub fn fits(dtype: Dtype, v: f32) -> bool {
     }
 }
 
+/// The first of `values` that is finite but does not fit in `target` (rounded through f32,
+/// as every conversion here goes), with its index.
+pub fn first_unfit(target: Dtype, values: impl IntoIterator<Item = f64>) -> Option<(usize, f64)> {
+    values
+        .into_iter()
+        .enumerate()
+        .find(|&(_, v)| v.is_finite() && !fits(target, v as f32))
+}
+
 /// The smallest size a decoded weight (an f64, rounded to f32 and then to `dtype`) cannot have
 /// in `dtype` (F32, F16 or BF16): every reconstruction below it in size fits, none at or above
 /// it does. Found by bisection over the bits of positive f64s, which order like the values.
@@ -49,13 +58,17 @@ pub fn overflow_bound(dtype: Dtype) -> f64 {
     f64::from_bits(hi)
 }
 
+/// The values of little-endian F64 bytes.
+pub fn f64_values(bytes: &[u8]) -> impl Iterator<Item = f64> + '_ {
+    bytes
+        .chunks_exact(8)
+        .map(|b| f64::from_le_bytes(b.try_into().expect("chunks of 8")))
+}
+
 /// Converts little-endian F64 bytes to F32, F16 or BF16 through f32 (rounded to nearest even
 /// at each step, like every other tensor [`from_f32`] writes); `None` for any other target.
 pub fn from_f64_bytes(target: Dtype, bytes: &[u8]) -> Option<Vec<u8>> {
-    let values: Vec<f32> = bytes
-        .chunks_exact(8)
-        .map(|b| f64::from_le_bytes(b.try_into().expect("chunks of 8")) as f32)
-        .collect();
+    let values: Vec<f32> = f64_values(bytes).map(|v| v as f32).collect();
     from_f32(target, &values)
 }
 
@@ -72,22 +85,32 @@ pub fn parse(name: &str) -> Option<Dtype> {
 
 /// Decodes little-endian F32/F16/BF16 bytes to f32; `None` for any other type.
 pub fn to_f32(dtype: Dtype, bytes: &[u8]) -> Option<Vec<f32>> {
-    let out = match dtype {
-        Dtype::F32 => bytes
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect(),
-        Dtype::F16 => bytes
-            .chunks_exact(2)
-            .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
-            .collect(),
-        Dtype::BF16 => bytes
-            .chunks_exact(2)
-            .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
-            .collect(),
-        _ => return None,
-    };
-    Some(out)
+    let mut out = Vec::new();
+    extend_f32(dtype, bytes, &mut out).then_some(out)
+}
+
+/// Appends little-endian F32/F16/BF16 bytes decoded to f32 to `out` (which grows only if its
+/// spare capacity is short); false for any other type.
+pub fn extend_f32(dtype: Dtype, bytes: &[u8], out: &mut Vec<f32>) -> bool {
+    match dtype {
+        Dtype::F32 => out.extend(
+            bytes
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+        ),
+        Dtype::F16 => out.extend(
+            bytes
+                .chunks_exact(2)
+                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()),
+        ),
+        Dtype::BF16 => out.extend(
+            bytes
+                .chunks_exact(2)
+                .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()),
+        ),
+        _ => return false,
+    }
+    true
 }
 
 /// Encodes f32 values as little-endian F32/F16/BF16 (round to nearest even); `None` for any

@@ -6,6 +6,7 @@
 pub mod container;
 pub mod dtype;
 pub mod error;
+pub mod job_plan;
 pub mod model;
 pub mod model_job;
 pub mod opened;

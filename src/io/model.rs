@@ -163,8 +163,19 @@ impl Model {
         }
         let width = t.dtype.bitsize() / 8;
         let rel = elems.start * width..elems.end * width;
-        let out =
-            dtype::to_f32(t.dtype, &self.bytes(t)[rel.clone()]).expect("a float dtype converts");
+        // A tensor far larger than memory (a sparse file can claim 2^40 weights) is an error,
+        // not an abort.
+        let mut out = Vec::new();
+        out.try_reserve_exact(elems.len()).map_err(|_| {
+            fail(format!(
+                "its f32 copy of {:.1} GB cannot be allocated: not enough memory",
+                elems.len() as f64 * 4.0 / 1e9
+            ))
+        })?;
+        assert!(
+            dtype::extend_f32(t.dtype, &self.bytes(t)[rel.clone()], &mut out),
+            "a float dtype converts"
+        );
         let f = &self.files[t.file];
         let at = f.tensors()[t.index].range.start;
         f.release(at + rel.start..at + rel.end);
@@ -214,6 +225,12 @@ fn open_dir(dir: &Path) -> Result<Vec<MappedSafetensors>, ModelError> {
             .map_err(|e| ModelError::io(&index_path, "cannot read", e))?;
         let index: ShardIndex = serde_json::from_str(&text)
             .map_err(|e| ModelError::file(&index_path, format!("not a valid shard index ({e})")))?;
+        if index.weight_map.is_empty() {
+            return Err(ModelError::file(
+                &index_path,
+                "weight_map lists no tensor (an empty model)",
+            ));
+        }
         let mut shard_names: Vec<&String> = index.weight_map.values().collect();
         shard_names.sort();
         shard_names.dedup();
@@ -328,6 +345,14 @@ mod tests {
         std::fs::write(dir.path().join(INDEX_FILE), bad).unwrap();
         let err = Model::open(dir.path()).unwrap_err().to_string();
         assert!(err.contains("z.weight"), "{err}");
+
+        // An index that maps nothing is no model, not one of 0 tensors (issue 23, item 10).
+        std::fs::write(dir.path().join(INDEX_FILE), r#"{"weight_map":{}}"#).unwrap();
+        let err = Model::open(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains(INDEX_FILE) && err.contains("weight_map lists no tensor"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -121,14 +121,21 @@ impl CompressedModel {
     /// The metadata keys saying how the codes were chosen (calibration, allocation), for
     /// [`write_compressed_out`].
     pub fn records(&self) -> BTreeMap<String, String> {
-        let keys = [
-            (crate::io::packed::KEY_CALIBRATION, &self.calibration),
-            (KEY_ALLOCATION, &self.allocation),
-        ];
-        keys.into_iter()
-            .filter_map(|(k, v)| Some((k.to_string(), v.clone()?)))
-            .collect()
+        records(self.calibration.as_deref(), self.allocation.as_deref())
     }
+}
+
+/// The metadata keys saying how the codes were chosen: the calibration record
+/// ([`crate::io::packed::KEY_CALIBRATION`]) and the allocation's JSON ([`KEY_ALLOCATION`]), each
+/// when there is one.
+pub fn records(calibration: Option<&str>, allocation: Option<&str>) -> BTreeMap<String, String> {
+    let keys = [
+        (crate::io::packed::KEY_CALIBRATION, calibration),
+        (KEY_ALLOCATION, allocation),
+    ];
+    keys.into_iter()
+        .filter_map(|(k, v)| Some((k.to_string(), v?.to_string())))
+        .collect()
 }
 
 /// Compresses the planned tensors of `model` on the current rayon pool, choosing coefficients by
@@ -198,11 +205,7 @@ pub fn compress_model_with(
         on_start(name);
         let start = Instant::now();
         let data = model.to_f32(t)?;
-        let weighted = match (moments.get(name), t.shape.as_slice()) {
-            (Some(d), &[_, cols]) if d.len() == cols => Some(d),
-            _ => None,
-        };
-        let (tensor, stats) = match weighted {
+        let (tensor, stats) = match moments_of(moments, name, &t.shape) {
             Some(d) => compress_weighted(&data, d, searcher, progress, cancel),
             None => compress_with(&data, searcher, progress, cancel),
         }
@@ -233,6 +236,19 @@ pub fn compress_model_with(
         calibration: None,
         allocation: None,
     })
+}
+
+/// The moments in `moments` that steer the search of tensor `name` of `shape`: those of a 2-D
+/// weight whose rows they fit (any other tensor is searched data-free).
+pub fn moments_of<'a>(
+    moments: &'a HashMap<String, Vec<f64>>,
+    name: &str,
+    shape: &[usize],
+) -> Option<&'a [f64]> {
+    match (moments.get(name), shape) {
+        (Some(d), &[_, cols]) if d.len() == cols => Some(d),
+        _ => None,
+    }
 }
 
 /// A compression error on tensor `t` of `model` as a job error naming file and tensor.
@@ -526,28 +542,32 @@ pub fn decompress_model(
             Some(d) if dtype::is_floating(t.dtype) => d,
             _ => t.dtype,
         };
+        let unfit = move |(i, v): (usize, f64)| {
+            ModelError::tensor(
+                packed.path(),
+                &t.name,
+                format!(
+                    "weight {v} at element {i} does not fit in {target} (choose a wider --dtype)"
+                ),
+            )
+        };
         let data = if t.packed.is_none() && target == t.dtype {
             Payload::Bytes(packed.stored_bytes(t))
         } else if t.packed.is_none() && t.dtype == Dtype::F64 {
-            Payload::Owned(
-                dtype::from_f64_bytes(target, packed.stored_bytes(t))
-                    .expect("target is a float dtype"),
-            )
+            Payload::Lazy(Box::new(move || {
+                // Checked as f64: a value beyond even f32's range must be refused, not made inf.
+                let bytes = packed.stored_bytes(t);
+                if let Some(bad) = dtype::first_unfit(target, dtype::f64_values(bytes)) {
+                    return Err(unfit(bad));
+                }
+                Ok(dtype::from_f64_bytes(target, bytes).expect("target is a float dtype"))
+            }))
         } else {
             Payload::Lazy(Box::new(move || {
                 let values = packed.to_f32(t)?;
-                if let Some(i) = values
-                    .iter()
-                    .position(|&v| v.is_finite() && !dtype::fits(target, v))
+                if let Some(bad) = dtype::first_unfit(target, values.iter().map(|&v| f64::from(v)))
                 {
-                    return Err(ModelError::tensor(
-                        packed.path(),
-                        &t.name,
-                        format!(
-                            "weight {} at element {i} does not fit in {target} (choose a wider --dtype)",
-                            values[i]
-                        ),
-                    ));
+                    return Err(unfit(bad));
                 }
                 Ok(dtype::from_f32(target, &values).expect("target is a float dtype"))
             }))

@@ -45,11 +45,21 @@ pub const KEY_TENSOR_PREFIX: &str = "seedlm.tensor.";
 /// Key of the bit allocation that chose each tensor's configuration (`compress --target-bpw`),
 /// a JSON object; informative only, the per-tensor metadata is what decodes.
 pub const KEY_ALLOCATION: &str = "seedlm.allocation";
+/// The `seedlm.*` metadata keys a packed file may hold besides the per-tensor ones.
+const KNOWN_KEYS: [&str; 6] = [
+    KEY_FORMAT,
+    KEY_VERSION,
+    KEY_CHECKSUM,
+    KEY_ORDER,
+    KEY_CALIBRATION,
+    KEY_ALLOCATION,
+];
 /// Largest |e_base| accepted from a file.
 pub const MAX_ABS_E_BASE: i32 = 1000;
 
 /// Per-tensor metadata of a compressed tensor (a JSON object in `__metadata__`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PackedMeta {
     /// Original tensor name.
     pub name: String,
@@ -597,10 +607,22 @@ impl PackedModel {
         let mut packed: HashMap<String, PackedMeta> = HashMap::new();
         for (key, value) in meta {
             let Some(name) = key.strip_prefix(KEY_TENSOR_PREFIX) else {
+                // A key of the format that this reader does not know would be dropped on
+                // decompression, so it is refused (FORMAT.md §1).
+                if key.starts_with("seedlm.") && !KNOWN_KEYS.contains(&key.as_str()) {
+                    return Err(whole(format!(
+                        "unknown packed-format metadata key '{key}' (damaged, or from a newer seedlm)"
+                    )));
+                }
                 continue;
             };
             let bad = |reason: String| ModelError::tensor(&path, name, reason);
-            let m: PackedMeta = serde_json::from_str(value)
+            // serde would also take an array of the fields; the format says object.
+            let m: PackedMeta = serde_json::from_str::<serde_json::Value>(value)
+                .ok()
+                .filter(serde_json::Value::is_object)
+                .ok_or_else(|| "not a JSON object".to_string())
+                .and_then(|v| serde_json::from_value(v).map_err(|e| e.to_string()))
                 .map_err(|e| bad(format!("malformed packed metadata ({e})")))?;
             match (checked, m.meta_crc32) {
                 (true, None) => {
@@ -1048,24 +1070,69 @@ mod tests {
         }
         meta.insert(key, serde_json::to_string(&m).unwrap());
         if reseal {
-            let shape = [bytes.len()];
-            let mut st = [StoredTensor {
-                name: "w",
-                dtype: Dtype::U8,
-                shape: &shape,
-                crc32: crc32fast::hash(&bytes),
-            }];
-            let sum = crc32fast::hash(&file_canonical(&mut st, &meta));
-            meta.insert(KEY_CHECKSUM.into(), sum.to_string());
+            seal(&mut meta, &bytes);
         }
+        rewrite(&path, meta, bytes);
+        (dir, path)
+    }
+
+    /// Recomputes the file checksum of a one-tensor file `w` holding `bytes`.
+    fn seal(meta: &mut BTreeMap<String, String>, bytes: &[u8]) {
+        let shape = [bytes.len()];
+        let mut st = [StoredTensor {
+            name: "w",
+            dtype: Dtype::U8,
+            shape: &shape,
+            crc32: crc32fast::hash(bytes),
+        }];
+        let sum = crc32fast::hash(&file_canonical(&mut st, meta));
+        meta.insert(KEY_CHECKSUM.into(), sum.to_string());
+    }
+
+    /// Writes the one-tensor file `w` anew.
+    fn rewrite(path: &Path, meta: BTreeMap<String, String>, bytes: Vec<u8>) {
         let out = vec![OutTensor {
             name: "w".into(),
             dtype: Dtype::U8,
             shape: vec![bytes.len()],
             data: Payload::Owned(bytes),
         }];
-        write_atomic(&path, out, &meta).unwrap();
-        (dir, path)
+        write_atomic(path, out, &meta).unwrap();
+    }
+
+    /// What FORMAT.md §1–§2 allow and the reader once took anyway: a tensor's metadata as an
+    /// array of its fields, and a `seedlm.*` key it does not know (dropped on decompression).
+    /// Both are refused, sealed as a writer would seal them (issue 23, item 19).
+    #[test]
+    fn metadata_arrays_and_unknown_format_keys_are_refused() {
+        type Edit = fn(&mut BTreeMap<String, String>);
+        let edits: [(&str, Edit); 2] = [
+            ("not a JSON object", |meta| {
+                let key = format!("{KEY_TENSOR_PREFIX}w");
+                let m: serde_json::Map<String, serde_json::Value> =
+                    serde_json::from_str(&meta[&key]).unwrap();
+                let fields: Vec<_> = m.into_iter().map(|(_, v)| v).collect();
+                meta.insert(key, serde_json::to_string(&fields).unwrap());
+            }),
+            (
+                "unknown packed-format metadata key 'seedlm.extra'",
+                |meta| {
+                    meta.insert("seedlm.extra".into(), "1".into());
+                },
+            ),
+        ];
+        for (want, edit) in edits {
+            let (_dir, path) = forge_file(true, |_, _| {});
+            let file = MappedSafetensors::open(&path).unwrap();
+            let mut meta = file.metadata().clone();
+            let bytes = file.bytes(&file.tensors()[0]).to_vec();
+            drop(file);
+            edit(&mut meta);
+            seal(&mut meta, &bytes);
+            rewrite(&path, meta, bytes);
+            let err = PackedModel::open(&path).unwrap_err().to_string();
+            assert!(err.contains(want) && err.contains("forged.seedlm"), "{err}");
+        }
     }
 
     /// The error opening a file [`forge_file`] forged gives.

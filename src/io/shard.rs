@@ -17,8 +17,11 @@ use crate::io::container::{
 };
 use crate::io::dtype::{self, Dtype};
 use crate::io::error::ModelError;
+use crate::io::job_plan::JobPlan;
 use crate::io::model::Model;
-use crate::io::model_job::{JobError, Plan, TensorReport, tensor_error, write_compressed_out};
+use crate::io::model_job::{
+    JobError, Plan, TensorReport, moments_of, tensor_error, write_compressed_out,
+};
 use crate::io::packed::{
     KEY_CHECKSUM, PackedOut, StoredTensor, check_packed, decode_range, file_checksum, pack_blocks,
     packed_len, unpack_blocks,
@@ -26,11 +29,11 @@ use crate::io::packed::{
 use crate::search::Searcher;
 use crate::search::compress::{
     BlockCode, CompressedTensor, ErrorSums, Progress, check_finite, choose_e_base, pad_blocks,
-    search_blocks, snr_db,
+    search_blocks, search_blocks_weighted, snr_db,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -42,11 +45,15 @@ pub const FOLDER_SUFFIX: &str = ".shards";
 pub const JOB_FILE: &str = "job.json";
 /// A running shard's progress inside its checkpoint directory.
 pub const PROGRESS_FILE: &str = "progress.json";
+/// The file a running shard holds locked inside its checkpoint directory.
+pub const LOCK_FILE: &str = "lock";
 /// Version of the shard-folder layout; parts and checkpoints of another version are refused.
 /// Version 2 seals every part and piece with a checksum of its records and metadata.
 pub const LAYOUT_VERSION: u32 = 2;
 /// Most shards a job may have (a job.json claiming more is refused, not allocated for).
 pub const MAX_SHARDS: usize = 1 << 20;
+/// Largest predicted cost of a block a job may record (a 4-bit preset block costs 100).
+pub const MAX_COST: u64 = 1_000_000;
 /// Blocks per checkpoint piece by default: about 1 MiB of records, seconds of work per core.
 pub const DEFAULT_CHECKPOINT_BLOCKS: usize = 1 << 18;
 /// `__metadata__` key of a part's description (a JSON [`PartMeta`]).
@@ -69,8 +76,15 @@ pub struct JobTensor {
     pub shape: Vec<usize>,
     /// Dtype name.
     pub dtype: String,
-    /// Blocks at the job's C.
+    /// Blocks at its configuration's C.
     pub blocks: usize,
+    /// Its own configuration, when a plan's bit budget chose it (else the job's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<Config>,
+    /// Predicted search cost of one of its blocks ([`crate::search::block_cost`]), which the
+    /// partition balances; absent for a job of one configuration (every block alike).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<u64>,
 }
 
 /// A sharded compression job: what every part and checkpoint of it records.
@@ -90,6 +104,9 @@ pub struct JobSpec {
     pub tensors: Vec<JobTensor>,
     /// Blocks in all.
     pub total_blocks: u64,
+    /// What a plan step measured for every shard (`--target-bpw`, `--calibrate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<JobPlan>,
 }
 
 /// A block range `[start, end)` of tensor `tensor` (an index into [`JobSpec::tensors`]).
@@ -135,6 +152,8 @@ impl JobSpec {
                 shape: t.shape.clone(),
                 dtype: t.dtype.to_string(),
                 blocks: t.numel().div_ceil(cfg.c),
+                config: None,
+                cost: None,
             });
         }
         Ok(JobSpec {
@@ -145,7 +164,50 @@ impl JobSpec {
             model_hash: model_hash(model),
             tensors,
             total_blocks: plan.total_blocks,
+            plan: None,
         })
+    }
+
+    /// This job following `plan`, with `configs` (one per tensor, in order) when the plan's
+    /// bit budget chose them: each tensor's blocks counted at its configuration and weighted by
+    /// its predicted cost, so the shards are balanced in time.
+    pub fn with_plan(mut self, configs: Option<&[Config]>, plan: JobPlan) -> JobSpec {
+        if let Some(configs) = configs {
+            assert_eq!(configs.len(), self.tensors.len(), "one config per tensor");
+            for (t, &cfg) in self.tensors.iter_mut().zip(configs) {
+                let numel: usize = t.shape.iter().product();
+                t.blocks = numel.div_ceil(cfg.c);
+                t.config = Some(cfg);
+                t.cost = Some(crate::search::block_cost(cfg));
+            }
+            self.total_blocks = self.tensors.iter().map(|t| t.blocks as u64).sum();
+        }
+        self.plan = Some(plan);
+        self
+    }
+
+    /// The configuration of tensor `i`.
+    pub fn config_of(&self, i: usize) -> Config {
+        self.tensors[i].config.unwrap_or(self.config)
+    }
+
+    /// The configuration of the tensor named `name`, if the job compresses it.
+    pub fn config_named(&self, name: &str) -> Option<Config> {
+        let i = self.tensors.iter().position(|t| t.name == name)?;
+        Some(self.config_of(i))
+    }
+
+    /// Every configuration the job uses, in words (`C,P,K`, or a count when a plan chose one
+    /// per tensor).
+    pub fn config_text(&self) -> String {
+        let mut all: Vec<Config> = (0..self.tensors.len()).map(|i| self.config_of(i)).collect();
+        all.sort_by_key(|c| (c.c, c.p, c.k));
+        all.dedup();
+        match all.as_slice() {
+            [one] => one.to_string(),
+            [] => self.config.to_string(),
+            many => format!("{} configurations", many.len()),
+        }
     }
 
     /// Why `other` is not this job (`None` when it is): all but the input path must agree.
@@ -171,7 +233,19 @@ impl JobSpec {
                 other.shards, self.shards
             ))
         } else if other.tensors != self.tensors {
-            Some("a different selection of tensors".into())
+            Some("a different selection of tensors or configurations".into())
+        } else if other.plan.as_ref().map(|p| &p.options) != self.plan.as_ref().map(|p| &p.options)
+        {
+            Some(
+                match (&other.plan, &self.plan) {
+                    (None, Some(_)) => "no plan instead of a plan",
+                    (Some(_), None) => "a plan instead of none",
+                    _ => "a plan for other options",
+                }
+                .into(),
+            )
+        } else if other.plan != self.plan {
+            Some("another plan (made from other data)".into())
         } else {
             None
         }
@@ -184,9 +258,18 @@ impl JobSpec {
             return Some(format!("{} shards (from 1 to {MAX_SHARDS})", self.shards));
         }
         let mut total = 0u64;
-        for t in &self.tensors {
+        for (i, t) in self.tensors.iter().enumerate() {
+            if let Err(e) = self.config_of(i).validate() {
+                return Some(format!("tensor '{}' has configuration {e}", t.name));
+            }
+            if let Some(c) = t.cost.filter(|&c| c == 0 || c > MAX_COST) {
+                return Some(format!(
+                    "tensor '{}' has cost {c} (from 1 to {MAX_COST})",
+                    t.name
+                ));
+            }
             let numel = t.shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
-            if numel.map(|n| n.div_ceil(self.config.c)) != Some(t.blocks) {
+            if numel.map(|n| n.div_ceil(self.config_of(i).c)) != Some(t.blocks) {
                 return Some(format!(
                     "tensor '{}' of shape {:?} cannot have {} blocks",
                     t.name, t.shape, t.blocks
@@ -204,43 +287,52 @@ impl JobSpec {
 
     /// A short identity of the job (SHA-256 of everything [`JobSpec::mismatch`] compares).
     pub fn id(&self) -> String {
-        let key = serde_json::json!([
+        let mut key = serde_json::json!([
             self.layout,
             self.model_hash,
             self.config,
             self.shards,
             self.tensors
         ]);
+        // A job without a plan keeps the identity it always had.
+        if let (Some(plan), Some(k)) = (&self.plan, key.as_array_mut()) {
+            k.push(serde_json::json!(plan));
+        }
         hex(&Sha256::digest(key.to_string().as_bytes()))
     }
 
-    /// The block ranges of every shard. The model's blocks, in plan order, are cut at
-    /// `i·total/N` for i = 1…N−1, each cut moved to the nearest row boundary of the tensor it
+    /// The block ranges of every shard. The model's blocks, in plan order, each weighing its
+    /// tensor's predicted cost (1 in a job of one configuration), are cut at `i·total/N` of the
+    /// summed cost for i = 1…N−1, each cut moved to the nearest row boundary of the tensor it
     /// falls in (a boundary where a block starts a row), so shards differ by at most a row or
-    /// so and a tensor larger than a fair share is split by row ranges.
+    /// so of work and a tensor larger than a fair share is split by row ranges.
     pub fn partition(&self) -> Vec<Vec<Range>> {
         let n = self.shards.max(1);
-        let total = self.total_blocks as u128;
         let mut offsets = Vec::with_capacity(self.tensors.len() + 1);
-        let mut acc = 0usize;
+        // Where each tensor starts in the summed cost.
+        let mut weighed = Vec::with_capacity(self.tensors.len() + 1);
+        let (mut acc, mut cost) = (0usize, 0u128);
         for t in &self.tensors {
             offsets.push(acc);
+            weighed.push(cost);
             acc += t.blocks;
+            cost += t.blocks as u128 * u128::from(t.cost.unwrap_or(1).max(1));
         }
         offsets.push(acc);
-        let snap = |g: usize| -> usize {
-            let j = offsets[1..].partition_point(|&end| end <= g);
+        weighed.push(cost);
+        let snap = |g: u128| -> usize {
+            let j = weighed[1..].partition_point(|&end| end <= g);
             if j >= self.tensors.len() {
                 return acc;
             }
             let t = &self.tensors[j];
-            let unit = split_unit(t, self.config.c);
-            let local = g - offsets[j];
+            let unit = split_unit(t, self.config_of(j).c);
+            let local = ((g - weighed[j]) / u128::from(t.cost.unwrap_or(1).max(1))) as usize;
             offsets[j] + ((local + unit / 2) / unit * unit).min(t.blocks)
         };
         let mut cuts = vec![0usize];
         for i in 1..n {
-            cuts.push(snap((i as u128 * total / n as u128) as usize));
+            cuts.push(snap(i as u128 * cost / n as u128));
         }
         cuts.push(acc);
         cuts.windows(2)
@@ -653,6 +745,9 @@ pub struct ShardRun<'a> {
     pub shard: usize,
     /// Blocks per checkpoint piece.
     pub checkpoint_blocks: usize,
+    /// The plan's input moments by tensor name ([`JobPlan::read_moments`]; empty without
+    /// calibration): a tensor with moments is searched under the activation-weighted objective.
+    pub moments: &'a HashMap<String, Vec<f64>>,
 }
 
 /// The checkpoint pieces on disk in `dir`: those intact, each with its range, and those
@@ -672,10 +767,11 @@ impl Pieces {
     }
 }
 
-/// Checkpoint pieces already on disk, each verified (checksum, description, records) and
-/// checked to be of job `job` at `cfg`; `cached` as in [`open_checked`]. A piece of another
-/// job is an error.
-fn scan_pieces(dir: &Path, job: &str, cfg: Config, cached: bool) -> Result<Pieces, ModelError> {
+/// Checkpoint pieces already on disk, each verified (checksum, description, records at its
+/// tensor's configuration in `spec`) and checked to be of job `spec`; `cached` as in
+/// [`open_checked`]. A piece of another job is an error.
+fn scan_pieces(dir: &Path, spec: &JobSpec, cached: bool) -> Result<Pieces, ModelError> {
+    let job = spec.id();
     let mut out = Pieces {
         intact: Vec::new(),
         damaged: Vec::new(),
@@ -689,7 +785,7 @@ fn scan_pieces(dir: &Path, job: &str, cfg: Config, cached: bool) -> Result<Piece
         if !(name.starts_with("piece-") && name.ends_with(".safetensors")) {
             continue;
         }
-        let meta = match read_piece(&path, cfg, cached) {
+        let meta = match read_piece(&path, spec, cached) {
             Ok(m) => m,
             Err(e @ ModelError::Io { .. }) => return Err(e),
             Err(e) => {
@@ -711,16 +807,12 @@ fn scan_pieces(dir: &Path, job: &str, cfg: Config, cached: bool) -> Result<Piece
 }
 
 /// Checkpoint pieces already on disk, validated against the job; a damaged one is an error.
-fn read_pieces(
-    dir: &Path,
-    job: &str,
-    cfg: Config,
-) -> Result<Vec<(PartRange, PathBuf)>, ModelError> {
-    scan_pieces(dir, job, cfg, false)?.all_intact()
+fn read_pieces(dir: &Path, spec: &JobSpec) -> Result<Vec<(PartRange, PathBuf)>, ModelError> {
+    scan_pieces(dir, spec, false)?.all_intact()
 }
 
-/// The description of the piece at `path`, its checksum and records verified.
-fn read_piece(path: &Path, cfg: Config, cached: bool) -> Result<PieceMeta, ModelError> {
+/// The description of the piece at `path` of job `spec`, its checksum and records verified.
+fn read_piece(path: &Path, spec: &JobSpec, cached: bool) -> Result<PieceMeta, ModelError> {
     let file = open_checked(path, cached)?;
     let meta: PieceMeta = file
         .metadata()
@@ -738,6 +830,9 @@ fn read_piece(path: &Path, cfg: Config, cached: bool) -> Result<PieceMeta, Model
         .iter()
         .find(|t| t.name == PIECE_TENSOR && t.dtype == Dtype::U8)
         .ok_or_else(|| ModelError::tensor(path, PIECE_TENSOR, "is described but not stored"))?;
+    // A piece of a tensor the job does not hold is checked as the job's own, and refused by
+    // whoever gathers it.
+    let cfg = spec.config_named(&meta.range.tensor).unwrap_or(spec.config);
     check_packed(file.bytes(t), cfg, meta.range.end - meta.range.start)
         .map_err(|e| ModelError::tensor(path, PIECE_TENSOR, e))?;
     Ok(meta)
@@ -766,6 +861,9 @@ pub fn run_shard(
         .into());
     }
     claim_folder(run.folder, spec)?;
+    let ckpt = checkpoint_dir(run.folder, run.shard, n);
+    // Held until the shard returns; everything below runs as the shard's only process.
+    let _lock = lock_shard(&ckpt, run.shard, n)?;
     let part = part_path(run.folder, run.shard, n);
     let mut redone = Vec::new();
     if part.is_file() {
@@ -776,6 +874,8 @@ pub fn run_shard(
                         ModelError::file(&part, format!("belongs to another job: {why}")).into(),
                     );
                 }
+                // The directory was made only to hold the lock.
+                let _ = std::fs::remove_dir_all(&ckpt);
                 return Ok(ShardOutcome::AlreadyDone { part });
             }
             Err(e @ ModelError::Io { .. }) => return Err(e.into()),
@@ -787,11 +887,8 @@ pub fn run_shard(
             }
         }
     }
-    let ckpt = checkpoint_dir(run.folder, run.shard, n);
-    std::fs::create_dir_all(&ckpt)
-        .map_err(|e| ModelError::io(&ckpt, "cannot create directory", e))?;
     let job = spec.id();
-    let scanned = scan_pieces(&ckpt, &job, spec.config, false)?;
+    let scanned = scan_pieces(&ckpt, spec, false)?;
     // A damaged piece is removed and its blocks searched again.
     for (path, e) in scanned.damaged {
         std::fs::remove_file(&path)
@@ -853,7 +950,7 @@ pub fn run_shard(
     });
     searched?;
     write_progress()?;
-    write_part(run, &ranges, &ckpt, &job, &part)?;
+    write_part(run, &ranges, &ckpt, &part)?;
     // The part is complete; a leftover checkpoint would only be ignored.
     let _ = std::fs::remove_dir_all(&ckpt);
     Ok(ShardOutcome::Finished {
@@ -862,6 +959,59 @@ pub fn run_shard(
         resumed,
         redone,
     })
+}
+
+/// Creates the checkpoint directory `ckpt` of shard `shard` of `n` and locks its [`LOCK_FILE`],
+/// so that a second process on the same shard stops at once, naming the first, instead of
+/// racing it and leaving a checkpoint behind. The lock (`flock`, which Linux NFS clients
+/// forward to the server) ends with the returned file, also when the process is killed.
+fn lock_shard(ckpt: &Path, shard: usize, n: usize) -> Result<std::fs::File, ModelError> {
+    use std::os::unix::fs::MetadataExt;
+    let path = ckpt.join(LOCK_FILE);
+    // A holder that finishes removes the directory: a lock taken on its removed file guards
+    // nothing, so take it again on the new one (once per finish, so a few tries suffice).
+    for _ in 0..8 {
+        std::fs::create_dir_all(ckpt)
+            .map_err(|e| ModelError::io(ckpt, "cannot create directory", e))?;
+        let file = match std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(ModelError::io(&path, "cannot create", e)),
+        };
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let by = read_json::<ShardProgress>(&ckpt.join(PROGRESS_FILE))
+                    .map(|p| format!(" (process {} on {})", p.pid, p.host))
+                    .unwrap_or_default();
+                return Err(ModelError::file(
+                    ckpt,
+                    format!(
+                        "shard {shard} of {n} is already running{by}; wait for it to finish, or stop it and run again"
+                    ),
+                ));
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(ModelError::io(&path, "cannot lock", e));
+            }
+        }
+        let held = file.metadata().map(|m| (m.dev(), m.ino()));
+        let now = std::fs::metadata(&path).map(|m| (m.dev(), m.ino()));
+        if let (Ok(held), Ok(now)) = (held, now)
+            && held == now
+        {
+            return Ok(file);
+        }
+    }
+    Err(ModelError::file(
+        ckpt,
+        "the checkpoint directory keeps being removed while this shard starts; is another process running it?",
+    ))
 }
 
 /// Searches the blocks of `ranges` not yet in `pieces`, writing a piece per step.
@@ -877,11 +1027,12 @@ fn search_ranges(
     on_start: &mut impl FnMut(&str),
 ) -> Result<(), JobError> {
     let spec = run.spec;
-    let cfg = spec.config;
-    let c = cfg.c;
-    let searcher = Searcher::new(cfg);
+    // One searcher per configuration: building its tables costs far more than a small range.
+    let mut searchers: Vec<Searcher> = Vec::new();
     let step = run.checkpoint_blocks.max(1);
     for r in ranges {
+        let cfg = spec.config_of(r.tensor);
+        let c = cfg.c;
         let name = &spec.tensors[r.tensor].name;
         let have: Vec<&PartRange> = pieces
             .iter()
@@ -904,10 +1055,21 @@ fn search_ranges(
         check_finite(&data).map_err(|e| tensor_error(run.model, t, e))?;
         let hash = tensor_hash(name, t.dtype, &t.shape, run.model.bytes(t), cancel)
             .ok_or(JobError::Cancelled)?;
-        let padded = pad_blocks(&data, c);
+        if let Some(plan) = &spec.plan {
+            plan.check_tensor(run.model, name, &hash, run.folder)?;
+        }
+        let padded = pad_blocks(&data, c).into_owned();
         drop(data);
+        let at = match searchers.iter().position(|s| s.config() == cfg) {
+            Some(at) => at,
+            None => {
+                searchers.push(Searcher::new(cfg));
+                searchers.len() - 1
+            }
+        };
         // Codes that decode within what the tensor's dtype holds, as a whole-model run's.
-        let searcher = searcher.below(dtype::overflow_bound(t.dtype));
+        let searcher = searchers[at].below(dtype::overflow_bound(t.dtype));
+        let weights = moments_of(run.moments, name, &t.shape);
         // The whole tensor's exponent base, so a row range codes as in a whole-tensor run.
         let e_base = choose_e_base(&searcher, &padded);
         if let Some(p) = have.iter().find(|p| p.hash != hash || p.e_base != e_base) {
@@ -918,13 +1080,21 @@ fn search_ranges(
             )
             .into());
         }
+        // A calibrated search builds a table per column offset, which smaller pieces would
+        // build again: each missing range of a calibrated tensor is one piece.
+        let step = if weights.is_some() { usize::MAX } else { step };
         for (lo, hi) in missing {
             let mut s = lo;
             while s < hi {
-                let e = (s + step).min(hi);
-                let codes =
-                    search_blocks(&searcher, &padded[s * c..e * c], e_base, progress, cancel)
-                        .map_err(|err| tensor_error(run.model, t, err))?;
+                let e = s.saturating_add(step).min(hi);
+                let blocks = &padded[s * c..e * c];
+                let codes = match weights {
+                    Some(d) => {
+                        search_blocks_weighted(&searcher, blocks, s, d, e_base, progress, cancel)
+                    }
+                    None => search_blocks(&searcher, blocks, e_base, progress, cancel),
+                }
+                .map_err(|err| tensor_error(run.model, t, err))?;
                 let meta = PieceMeta {
                     job: job.to_string(),
                     range: PartRange {
@@ -1007,14 +1177,13 @@ fn write_part(
     run: &ShardRun<'_>,
     ranges: &[Range],
     ckpt: &Path,
-    job: &str,
     part: &Path,
 ) -> Result<(), ModelError> {
-    let cfg = run.spec.config;
-    let pieces = read_pieces(ckpt, job, cfg)?;
+    let pieces = read_pieces(ckpt, run.spec)?;
     let mut metas = Vec::with_capacity(ranges.len());
     let mut data = Vec::with_capacity(ranges.len());
     for r in ranges {
+        let cfg = run.spec.config_of(r.tensor);
         let name = &run.spec.tensors[r.tensor].name;
         let mut codes = Vec::with_capacity(r.len());
         let mut first: Option<PartRange> = None;
@@ -1223,16 +1392,24 @@ pub fn merge(
         )
         .into());
     }
+    // A plan is checked against every tensor of the input (it was measured through all of
+    // them): here those not compressed, below each compressed one as it is hashed.
+    let compressed: Vec<&str> = spec.tensors.iter().map(|t| t.name.as_str()).collect();
+    if let Some(plan) = &spec.plan
+        && !plan.check_input(&model, folder, &compressed, cancel)?
+    {
+        return Err(JobError::Cancelled);
+    }
     progress
         .total
         .fetch_add(2 * spec.total_blocks, Ordering::Relaxed);
-    let cfg = spec.config;
     let mut outs = Vec::with_capacity(spec.tensors.len());
     let mut reports = Vec::with_capacity(spec.tensors.len());
-    for jt in &spec.tensors {
+    for (i, jt) in spec.tensors.iter().enumerate() {
         if cancel.load(Ordering::Relaxed) {
             return Err(JobError::Cancelled);
         }
+        let cfg = spec.config_of(i);
         let start = Instant::now();
         let t = model
             .get(&jt.name)
@@ -1245,6 +1422,9 @@ pub fn merge(
         held.sort_by_key(|(r, _)| r.start);
         let hash = tensor_hash(&t.name, t.dtype, &t.shape, model.bytes(t), cancel)
             .ok_or(JobError::Cancelled)?;
+        if let Some(plan) = &spec.plan {
+            plan.check_tensor(&model, &t.name, &hash, folder)?;
+        }
         // No range: a tensor of no elements, whose e_base `choose_e_base` gives as for all zeros.
         let e_base = held
             .first()
@@ -1341,7 +1521,8 @@ pub fn merge(
             records: Payload::Pieces(Box::new(pieces)),
         });
     }
-    match write_compressed_out(&model, outs, &Default::default(), output) {
+    let records = spec.plan.map(|p| p.records).unwrap_or_default();
+    match write_compressed_out(&model, outs, &records, output) {
         Ok(file) => Ok((file, reports)),
         Err(_) if cancel.load(Ordering::Relaxed) => Err(JobError::Cancelled),
         Err(e) => Err(e.into()),
@@ -1542,7 +1723,6 @@ pub fn find_folder(path: &Path) -> Option<PathBuf> {
 pub fn status(folder: &Path) -> Result<FolderStatus, ModelError> {
     let spec = read_job(folder)?;
     let n = spec.shards;
-    let job = spec.id();
     let now = now_secs();
     let mut out = Vec::with_capacity(n);
     for (i, ranges) in spec.partition().into_iter().enumerate() {
@@ -1569,7 +1749,7 @@ pub fn status(folder: &Path) -> Result<FolderStatus, ModelError> {
             st.state = ShardState::Finished;
             st.done = total;
         } else if ckpt.is_dir() {
-            let saved: u64 = scan_pieces(&ckpt, &job, spec.config, true)?
+            let saved: u64 = scan_pieces(&ckpt, &spec, true)?
                 .all_intact()?
                 .iter()
                 .map(|(r, _)| (r.end - r.start) as u64)
@@ -1714,7 +1894,7 @@ impl Sidecar {
         for spec in self.jobs(model) {
             let ckpt = checkpoint_dir(&self.folder(spec.config), 0, 1);
             // Damaged pieces are passed over: their tensors are compressed again.
-            let Ok(pieces) = scan_pieces(&ckpt, &spec.id(), spec.config, true) else {
+            let Ok(pieces) = scan_pieces(&ckpt, &spec, true) else {
                 continue;
             };
             let pieces = pieces.intact;
@@ -1748,7 +1928,7 @@ impl Sidecar {
         let Some(t) = spec.tensors.iter().find(|t| t.name == name) else {
             return Ok(None);
         };
-        let Ok(pieces) = scan_pieces(&ckpt, &spec.id(), cfg, false) else {
+        let Ok(pieces) = scan_pieces(&ckpt, &spec, false) else {
             return Ok(None);
         };
         let pieces = pieces.intact;
@@ -1811,7 +1991,7 @@ impl Sidecar {
         write_piece(&ckpt, index, &meta, &pack_blocks(tensor))?;
         for other in self.jobs(model).iter().filter(|s| s.config != cfg) {
             let dir = checkpoint_dir(&self.folder(other.config), 0, 1);
-            let pieces = scan_pieces(&dir, &other.id(), other.config, false);
+            let pieces = scan_pieces(&dir, other, false);
             for (r, path) in pieces.map(|p| p.intact).unwrap_or_default() {
                 if r.tensor == name {
                     std::fs::remove_file(&path)
@@ -1867,9 +2047,12 @@ mod tests {
                 shape: s.to_vec(),
                 dtype: "F32".into(),
                 blocks: s.iter().product::<usize>().div_ceil(c),
+                config: None,
+                cost: None,
             })
             .collect();
         JobSpec {
+            plan: None,
             layout: LAYOUT_VERSION,
             input: PathBuf::from("/m"),
             config: Config::new(c, 3, 16).unwrap(),
@@ -1920,6 +2103,33 @@ mod tests {
             .filter(|p| p.iter().any(|r| r.tensor == 1))
             .count();
         assert!(holders >= 2);
+    }
+
+    #[test]
+    fn partition_balances_the_predicted_cost_of_each_tensors_configuration() {
+        // Two tensors of 128 rows of 8 blocks: the first at a configuration costing 13 times
+        // the second's a block.
+        let mut s = spec(&[&[128, 64], &[128, 64]], 8, 2);
+        let cost =
+            |p: &[Range]| -> u64 { p.iter().map(|r| r.len() as u64 * [13, 1][r.tensor]).sum() };
+        // By blocks alone, each shard holds one tensor: 13 to 1.
+        let by_blocks: Vec<u64> = s.partition().iter().map(|p| cost(p)).collect();
+        assert_eq!(by_blocks, vec![13 * 1024, 1024]);
+        s.tensors[0].cost = Some(13);
+        check_tiles(&s);
+        let parts = s.partition();
+        let costs: Vec<u64> = parts.iter().map(|p| cost(p)).collect();
+        // Within one row (8 blocks of the costly tensor) of half the total.
+        let half = (13 * 1024 + 1024) / 2;
+        for &c in &costs {
+            assert!(c.abs_diff(half) <= 8 * 13, "{costs:?}");
+        }
+        // The costly tensor is split by rows; the cheap one stays whole in the second shard.
+        assert!(parts[1].iter().any(|r| r.tensor == 0));
+        assert_eq!(
+            parts[1].last().map(|r| (r.tensor, r.len())),
+            Some((1, 1024))
+        );
     }
 
     #[test]

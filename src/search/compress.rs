@@ -69,9 +69,13 @@ pub struct ErrorStats {
 impl ErrorStats {
     /// Compares `original` with `recon` block by block.
     pub fn measure(original: &[f32], recon: &[f32], c: usize) -> ErrorStats {
-        let per_block = block_sums(original, recon, c);
+        Self::of_blocks(&block_sums(original, recon, c))
+    }
+
+    /// The figures of (Σ(w − ŵ)², Σw²) of every block, in block order.
+    fn of_blocks(per_block: &[(f64, f64)]) -> ErrorStats {
         let mut sums = ErrorSums::default();
-        sums.add_blocks(&per_block);
+        sums.add_blocks(per_block);
         ErrorStats {
             sq_err: sums.sq_err,
             sq_norm: sums.sq_norm,
@@ -136,16 +140,19 @@ fn block_sums(original: &[f32], recon: &[f32], c: usize) -> Vec<(f64, f64)> {
     original
         .par_chunks(c)
         .zip(recon.par_chunks(c))
-        .map(|(w, r)| {
-            let e: f64 = w
-                .iter()
-                .zip(r)
-                .map(|(&a, &b)| (f64::from(a) - f64::from(b)).powi(2))
-                .sum();
-            let n: f64 = w.iter().map(|&a| f64::from(a).powi(2)).sum();
-            (e, n)
-        })
+        .map(|(w, r)| block_sum(w, r))
         .collect()
+}
+
+/// (Σ(w − ŵ)², Σw²) of one block.
+fn block_sum(w: &[f32], r: &[f32]) -> (f64, f64) {
+    let e: f64 = w
+        .iter()
+        .zip(r)
+        .map(|(&a, &b)| (f64::from(a) - f64::from(b)).powi(2))
+        .sum();
+    let n: f64 = w.iter().map(|&a| f64::from(a).powi(2)).sum();
+    (e, n)
 }
 
 /// Relative MSE from sums of squares; 0 when both are 0.
@@ -270,9 +277,22 @@ fn measured(
         len: data.len(),
         blocks,
     };
-    let recon = tensor.reconstruct();
-    let stats = ErrorStats::measure(data, &recon, cfg.c);
-    (tensor, stats)
+    // Block by block: a reconstruction of the whole tensor would be one more copy of it.
+    let basis = Basis::for_k(cfg.k);
+    let per_block: Vec<(f64, f64)> = data
+        .par_chunks(cfg.c)
+        .enumerate()
+        .map(|(b, w)| {
+            let mut tmp = [0.0f64; crate::core::config::MAX_C];
+            tensor.reconstruct_block(&basis, b, &mut tmp[..cfg.c]);
+            let mut r = [0.0f32; crate::core::config::MAX_C];
+            for (d, s) in r.iter_mut().zip(&tmp) {
+                *d = *s as f32;
+            }
+            block_sum(w, &r[..w.len()])
+        })
+        .collect();
+    (tensor, ErrorStats::of_blocks(&per_block))
 }
 
 /// Smallest channel weight of an activation-weighted search, relative to the largest: a channel
@@ -281,12 +301,9 @@ pub const MIN_RELATIVE_WEIGHT: f64 = 1e-3;
 
 /// [`compress_with`] under the activation-weighted objective `Σ_j d_j·(w_j − ŵ_j)²`, for a
 /// row-major weight whose rows are `d.len()` long and `d[j]` is the importance (e.g. E[x_j²]
-/// of the layer's input) of input channel j: each block is searched exactly under its weights.
-/// A block's weights depend only on its column offset (`b·C mod d.len()`, several when blocks
-/// straddle rows), so one weighted searcher serves every block of an offset. Weights below
-/// [`MIN_RELATIVE_WEIGHT`] of the largest are raised to it; all-zero or non-finite `d` is
-/// uniform. The exponent base is the data-free one. The format and decoder are unchanged; the
-/// returned figures are plain (unweighted) errors.
+/// of the layer's input) of input channel j: each block is searched exactly under its weights
+/// ([`search_blocks_weighted`]). The exponent base is the data-free one. The format and decoder
+/// are unchanged; the returned figures are plain (unweighted) errors.
 pub fn compress_weighted(
     data: &[f32],
     d: &[f64],
@@ -296,7 +313,28 @@ pub fn compress_weighted(
 ) -> Result<(CompressedTensor, ErrorStats), CompressError> {
     check_finite(data)?;
     let cfg = searcher.config();
-    let c = cfg.c;
+    let padded = pad_blocks(data, cfg.c);
+    let e_base = choose_e_base(searcher, &padded);
+    let blocks = search_blocks_weighted(searcher, &padded, 0, d, e_base, progress, cancel)?;
+    Ok(measured(data, cfg, e_base, blocks))
+}
+
+/// [`search_blocks`] under the activation-weighted objective of [`compress_weighted`], for
+/// `padded` holding the tensor's blocks from block `first` on (a shard's row range gives the
+/// codes the whole tensor's search gives). A block's weights depend only on its column offset
+/// (`b·C mod d.len()`, several when blocks straddle rows), so one weighted searcher serves
+/// every block of an offset. Weights below [`MIN_RELATIVE_WEIGHT`] of the largest are raised to
+/// it; all-zero or non-finite `d` is uniform.
+pub fn search_blocks_weighted(
+    searcher: &Searcher,
+    padded: &[f32],
+    first: usize,
+    d: &[f64],
+    e_base: i32,
+    progress: &Progress,
+    cancel: &AtomicBool,
+) -> Result<Vec<BlockCode>, CompressError> {
+    let c = searcher.config().c;
     let cols = d.len().max(1);
     let max = d.iter().fold(0.0f64, |m, &x| m.max(x));
     let floor = max * MIN_RELATIVE_WEIGHT;
@@ -307,12 +345,10 @@ pub fn compress_weighted(
             1.0
         }
     };
-    let padded = pad_blocks(data, c);
-    let e_base = choose_e_base(searcher, &padded);
     let range = ExpRange::from_base(e_base);
     let mut by_offset: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
     for b in 0..padded.len() / c {
-        by_offset.entry(b * c % cols).or_default().push(b);
+        by_offset.entry((first + b) * c % cols).or_default().push(b);
     }
     let groups: Vec<(usize, Vec<usize>)> = by_offset.into_iter().collect();
     let found: Vec<Vec<BlockCode>> = groups
@@ -350,7 +386,7 @@ pub fn compress_weighted(
             blocks[b] = code;
         }
     }
-    Ok(measured(data, cfg, e_base, blocks))
+    Ok(blocks)
 }
 
 /// The stored code of a search result in the range of `e_base`.
@@ -363,10 +399,14 @@ fn code_of(r: &crate::search::BlockResult, e_base: i32) -> BlockCode {
 }
 
 /// `data` cut into whole blocks of `c`, the last one filled with zeros.
-pub fn pad_blocks(data: &[f32], c: usize) -> Vec<f32> {
+pub fn pad_blocks(data: &[f32], c: usize) -> std::borrow::Cow<'_, [f32]> {
+    if data.len().is_multiple_of(c) {
+        // Whole blocks already: a copy would only double the memory.
+        return data.into();
+    }
     let mut padded = data.to_vec();
     padded.resize(data.len().div_ceil(c) * c, 0.0);
-    padded
+    padded.into()
 }
 
 /// Searches every block of `padded` (whole blocks, see [`pad_blocks`]) in the exponent range

@@ -38,7 +38,7 @@ mod topk;
 
 pub use evaluator::evaluations;
 pub use kernel::Kernel;
-pub use tables::Tables;
+pub use tables::{Tables, check_table_memory, table_bytes};
 
 use crate::core::basis::Basis;
 use crate::core::config::{Config, MAX_C, MAX_P};
@@ -54,6 +54,44 @@ use topk::{TopK, for_each_above};
 
 /// Blocks, over the whole process, whose candidates did not prove the optimum (a second scan).
 static RESCANS: AtomicU64 = AtomicU64::new(0);
+
+/// Predicted search time of one block at each configuration of the bit budget's menu, in
+/// percent of a 4-bit preset block: medians of three `seedlm bench --config C,P,K --blocks 2000
+/// --threads 1` runs (exact encoder, N(0,1) blocks, interleaved, on the 2-core reference
+/// machine under load). The search cost is dominated by rescans, which P and C/P drive.
+const BLOCK_COSTS: &[(Config, u64)] = &[
+    (Config { c: 14, p: 4, k: 16 }, 131),
+    (Config { c: 12, p: 3, k: 16 }, 93),
+    (Config { c: 13, p: 4, k: 16 }, 126),
+    (Config { c: 11, p: 3, k: 16 }, 97),
+    (Config { c: 12, p: 4, k: 16 }, 109),
+    (Config { c: 10, p: 3, k: 16 }, 101),
+    (Config { c: 11, p: 4, k: 16 }, 174),
+    (Config { c: 9, p: 3, k: 16 }, 93),
+    (Config { c: 10, p: 4, k: 16 }, 123),
+    (Config { c: 8, p: 3, k: 16 }, 100),
+    (Config { c: 11, p: 6, k: 16 }, 633),
+    (Config { c: 9, p: 4, k: 16 }, 124),
+    (Config { c: 8, p: 4, k: 16 }, 160),
+    (Config { c: 7, p: 3, k: 16 }, 135),
+    (Config { c: 7, p: 4, k: 16 }, 1856),
+    (Config { c: 6, p: 3, k: 16 }, 182),
+    (Config { c: 6, p: 4, k: 16 }, 4144),
+];
+
+/// Predicted search time of one block at `cfg`, in percent of a 4-bit preset block, for
+/// balancing shards whose tensors have different configurations: measured for the menu
+/// entries, else scaled from the 4-bit preset by the seeds scanned and the work per seed.
+pub fn block_cost(cfg: Config) -> u64 {
+    BLOCK_COSTS.iter().find(|(c, _)| *c == cfg).map_or_else(
+        || {
+            let seeds = (1u64 << cfg.k) as f64 / 65536.0;
+            let per_seed = (cfg.c * cfg.p + cfg.p * cfg.p) as f64 / 33.0;
+            (100.0 * seeds * per_seed).ceil().max(1.0) as u64
+        },
+        |&(_, cost)| cost,
+    )
+}
 
 /// How many blocks so far needed a second scan (a diagnostic for the benchmark).
 pub fn rescans() -> u64 {
@@ -781,6 +819,40 @@ mod tests {
                 assert_eq!(scores[i as usize - 1000], s, "{kernel}, seed index {i}");
             }
         }
+    }
+
+    /// The estimate of the tables' memory covers what they hold, not wildly more, and a
+    /// configuration beyond the memory at hand is refused with both figures (issue 23, item 7).
+    #[test]
+    fn table_memory_is_estimated_before_building() {
+        for (c, p, k) in [(8, 3, 14), (12, 4, 16), (16, 8, 14), (4, 1, 17)] {
+            let cfg = Config::new(c, p, k).unwrap();
+            let t = &Searcher::new(cfg).tables;
+            let held = 4 * t.x.len()
+                + 4 * t.linv.len()
+                + 8 * t.l.len()
+                + 4 * t.sigma.len()
+                + 4 * t.fq.len()
+                + t.pairs.as_ref().map_or(0, |p| 4 * p.len())
+                // The basis: a state and an index per seed.
+                + 8 * t.n;
+            let est = table_bytes(cfg);
+            assert!(held as u64 <= est, "{cfg}: holds {held}, estimated {est}");
+            assert!(
+                est <= 2 * held as u64,
+                "{cfg}: holds {held}, estimated {est}"
+            );
+        }
+        let cfg = Config::new(64, 8, 24).unwrap();
+        assert!(check_table_memory(cfg, table_bytes(cfg)).is_ok());
+        let err = check_table_memory(cfg, 4_000_000_000).unwrap_err();
+        assert!(
+            err.contains(&format!(
+                "need about {:.1} GB",
+                table_bytes(cfg) as f64 / 1e9
+            )) && err.contains("than the 4.0 GB"),
+            "{err}"
+        );
     }
 
     /// At P ≥ 6 most seeds' f32 bounds exceed the presets' margin: the widened margin leaves at

@@ -10,6 +10,38 @@ use crate::core::config::{Config, MAX_C, MAX_P};
 use crate::core::lstsq::Cholesky;
 use std::sync::OnceLock;
 
+/// Bytes the scan tables of `cfg` take at their peak while built, the basis of its K and the
+/// flagged seeds' bases at their most included: the figure to hold against the machine's
+/// memory before building them (16 M seeds at K = 24).
+pub fn table_bytes(cfg: Config) -> u64 {
+    let n = (1u64 << cfg.k) - 1;
+    let entries = (cfg.p * (cfg.p + 1) / 2) as u64;
+    // Per seed: the state (f32), L⁻¹ (f32) and L (f64) entries, σ (f32), the bound (f64,
+    // twice while the margin is chosen), the basis' state and index (u32 each), and for the
+    // integer path the state pairs (i32).
+    let per_seed = 4 + 12 * entries + 4 + 16 + 8 + if cfg.k <= 16 { 4 } else { 0 };
+    let flagged = n / FLAG_SHARE as u64 * (cfg.c * cfg.p * 4) as u64;
+    // Padding to whole tiles and flag groups.
+    let padding = ((TILE + RBUF + MAX_C * MAX_P + 8) * 8 * (1 + entries as usize)
+        + FLAG_GROUP * cfg.c * cfg.p * 4) as u64;
+    n * per_seed + flagged + padding
+}
+
+/// Refuses a configuration whose scan tables ([`table_bytes`]) would not fit in `available`
+/// bytes, with both figures.
+pub fn check_table_memory(cfg: Config, available: u64) -> Result<(), String> {
+    let need = table_bytes(cfg);
+    if need <= available {
+        return Ok(());
+    }
+    let gb = |b: u64| b as f64 / 1e9;
+    Err(format!(
+        "the search tables of {cfg} need about {:.1} GB, more than the {:.1} GB of memory available; choose a smaller K",
+        gb(need),
+        gb(available)
+    ))
+}
+
 /// Per-configuration tables for the scan: built once and shared by every search of that config.
 #[derive(Debug)]
 pub struct Tables {
@@ -94,12 +126,13 @@ impl Tables {
                 .map_or(f64::INFINITY, |inv| score_error_bound(&chol, inv, c, p));
             (chol, inv, bound)
         };
-        // Factored once: the margin needs every seed's bound before any seed is placed.
-        let factors: Vec<_> = (0..n).map(|idx| factor(idx, &mut u)).collect();
-        let delta = margin_for(factors.iter().map(|f| f.2).collect());
-        for (idx, f) in factors.into_iter().enumerate() {
-            match f {
-                (chol, Some(inv), bound) if bound <= delta => {
+        // The margin needs every seed's bound before any seed is placed: each seed's entries
+        // go in as it is factored, and those of the seeds the margin flags are cleared after.
+        // Keeping the factors instead took some 600 bytes a seed (12 GB at K = 24).
+        let bounds: Vec<f64> = (0..n)
+            .map(|idx| {
+                let (chol, inv, bound) = factor(idx, &mut u);
+                if let Some(inv) = inv {
                     for (e, v) in inv.iter().enumerate() {
                         linv[e * n_pad + idx] = (*v * r_unit) as f32;
                     }
@@ -110,7 +143,19 @@ impl Tables {
                     let inv_norm = inv.iter().map(|x| x * x).sum::<f64>().sqrt();
                     sigma[idx] = (((1.0 - 1e-6) / inv_norm) as f32).next_down();
                 }
-                _ => flagged.push(idx as u32),
+                bound
+            })
+            .collect();
+        let delta = margin_for(bounds.clone());
+        for (idx, &bound) in bounds.iter().enumerate() {
+            // A seed without an inverse has an infinite bound.
+            if bound.is_nan() || bound > delta {
+                for e in 0..entries {
+                    linv[e * n_pad + idx] = 0.0;
+                    l[e * n + idx] = 0.0;
+                }
+                sigma[idx] = 0.0;
+                flagged.push(idx as u32);
             }
         }
         let f_pad = flagged.len().div_ceil(FLAG_GROUP) * FLAG_GROUP;

@@ -19,7 +19,7 @@
 
 use crate::core::config::Config;
 use crate::core::quant::Rounding;
-use crate::eval::{DEFAULT_CTX, EvalError, Evaluator, Inputs, encoder::parse_sentences};
+use crate::eval::{EvalError, Evaluator, Inputs, encoder::parse_sentences};
 use crate::io::model::Model;
 use crate::io::model_job::{JobError, tensor_error};
 use crate::io::packed::packed_len;
@@ -157,7 +157,7 @@ pub fn sensitivity_inputs(text: &str) -> Inputs {
     Inputs {
         sentences: Some(sentences),
         text: Some(text.to_string()),
-        ctx: DEFAULT_CTX,
+        ctx: None,
         max_tokens: Some(SENSITIVITY_TOKENS),
     }
 }

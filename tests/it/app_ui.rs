@@ -80,7 +80,7 @@ fn compress_inspect_and_export_a_tensor() {
     let dir = tempfile::tempdir().unwrap();
     let packed = dir.path().join("model.seedlm.safetensors");
     click(&mut h, "Overview");
-    type_into(&mut h, "Export to", packed.to_str().unwrap());
+    type_into(&mut h, "Packed file", packed.to_str().unwrap());
     click(&mut h, "Export packed");
     wait_idle(&mut h, ui::JOB);
     h.get_by_label_contains("wrote packed file");
@@ -98,7 +98,7 @@ fn compress_inspect_and_export_a_tensor() {
 
     // And a decompressed model: ŵ rounded to the tensor's own dtype.
     let out = dir.path().join("decompressed.safetensors");
-    type_into(&mut h, "Export to", out.to_str().unwrap());
+    type_into(&mut h, "Decompressed file", out.to_str().unwrap());
     click(&mut h, "Export decompressed");
     wait_idle(&mut h, ui::JOB);
     let m = seedlm::io::model::Model::open(&out).expect("the export exists");
@@ -165,7 +165,7 @@ fn a_bad_path_is_a_readable_error() {
 
     // A failed export is a message too, and leaves no file behind.
     let bad = std::path::Path::new("/nonexistent/dir/out.safetensors");
-    type_into(&mut h, "Export to", bad.to_str().unwrap());
+    type_into(&mut h, "Decompressed file", bad.to_str().unwrap());
     click(&mut h, "Export decompressed");
     wait_idle(&mut h, ui::JOB);
     let msg = h.state().state.messages.last().expect("a message").clone();
@@ -295,7 +295,7 @@ fn a_dropped_file_opens_and_joins_the_recent_files() {
     h.run_steps(2);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("tiny.safetensors");
-    type_into(&mut h, "Export to", file.to_str().unwrap());
+    type_into(&mut h, "Decompressed file", file.to_str().unwrap());
     click(&mut h, "Export decompressed");
     wait_idle(&mut h, ui::JOB);
     assert!(h.state().state.doc.path.is_none());
@@ -403,7 +403,7 @@ fn a_packed_file_shows_its_stored_errors() {
     let rel = stats.stats.as_ref().unwrap().relmse();
     let dir = tempfile::tempdir().unwrap();
     let packed = dir.path().join("tiny.seedlm.safetensors");
-    type_into(&mut h, "Export to", packed.to_str().unwrap());
+    type_into(&mut h, "Packed file", packed.to_str().unwrap());
     click(&mut h, "Export packed");
     wait_idle(&mut h, ui::JOB);
     type_into(&mut h, "Path", packed.to_str().unwrap());
@@ -1006,4 +1006,48 @@ fn exit_when_done_waits_for_the_first_view_of_the_tensor_asked_for() {
     let (key, _) = s.results.prepared.as_ref().expect("the view is ready");
     assert_eq!(key.tensor, i);
     assert_eq!(h.state().summary().unwrap().blocks, 0);
+}
+
+/// Each export has its own file beside the model, so Export decompressed no longer replaces the
+/// packed file; an existing file is replaced only when the user says so, and the message names
+/// the full path (issue 23, item 12).
+#[test]
+fn exports_go_to_their_own_files_beside_the_model_and_ask_before_replacing() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("tiny.safetensors");
+    crate::helpers::write_model(&model, &crate::helpers::small_model());
+    let mut h = harness(Studio::with_document(loader::synthetic()));
+    h.step();
+    type_into(&mut h, "Path", model.to_str().unwrap());
+    click(&mut h, "Open");
+    wait_idle(&mut h, Duration::from_secs(300));
+    click(&mut h, "Overview");
+    let packed = dir.path().join("tiny.seedlm.safetensors");
+    let plain = dir.path().join("tiny.decompressed.safetensors");
+    click(&mut h, "Export packed");
+    wait_idle(&mut h, Duration::from_secs(300));
+    let first = std::fs::read(&packed).expect("the packed file beside the model");
+    let msg = &h.state().state.messages.last().unwrap().text;
+    assert!(msg.contains(&packed.display().to_string()), "{msg}");
+    click(&mut h, "Export decompressed");
+    wait_idle(&mut h, Duration::from_secs(300));
+    assert!(plain.is_file());
+    assert_eq!(
+        std::fs::read(&packed).unwrap(),
+        first,
+        "the packed file is kept"
+    );
+
+    // Exporting onto an existing file asks first; "Keep it" leaves it untouched.
+    std::fs::write(&packed, b"the user's file").unwrap();
+    click(&mut h, "Export packed");
+    wait_idle(&mut h, Duration::from_secs(300));
+    h.get_by_label(&format!("{} exists. Replace it?", packed.display()));
+    click(&mut h, "Keep it");
+    wait_idle(&mut h, Duration::from_secs(300));
+    assert_eq!(std::fs::read(&packed).unwrap(), b"the user's file");
+    click(&mut h, "Export packed");
+    click(&mut h, "Replace");
+    wait_idle(&mut h, Duration::from_secs(300));
+    assert_eq!(std::fs::read(&packed).unwrap(), first);
 }

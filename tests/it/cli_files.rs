@@ -258,11 +258,12 @@ fn edited_metadata_is_refused() {
     );
     let (header, data) = split(&std::fs::read(&packed).unwrap());
     let edits: Vec<(&str, String, &str)> = vec![
-        // One flipped bit in a key: the tensor would be read as a plain U8[768].
+        // One flipped bit in a key: the tensor would be read as a plain U8[768]. The key is
+        // not one of the format's, which is found before the checksum is.
         (
             "key.seedlm",
             header.replacen("seedlm.tensor.a", "seedlm.tdnsor.a", 1),
-            "checksum",
+            "unknown packed-format metadata key 'seedlm.tdnsor.a.weight'",
         ),
         // Same block count (12 blocks of 8), one weight silently dropped.
         (
@@ -337,6 +338,43 @@ fn dtype_converts_f64_tensors_too() {
     assert_eq!(t.dtype, Dtype::F16);
     assert_eq!(m.to_f32(t).unwrap(), [0.5, -0.25]);
     assert_eq!(m.get("position_ids").unwrap().dtype, Dtype::I64);
+
+    // A plain F64 value the dtype asked for cannot hold is refused as a plain F32 one is
+    // (FORMAT.md §6), not written as inf: 1e39 in F32, 65520 in F16 (issue 23, item 19).
+    for (value, to, wider) in [(1e39, "f32", None), (65520.0, "f16", Some("f32"))] {
+        let input = dir.path().join(format!("{to}.safetensors"));
+        write_model(
+            &input,
+            &[T {
+                name: "big.scale",
+                dtype: Dtype::F64,
+                shape: vec![2],
+                bytes: [1.0f64, value]
+                    .iter()
+                    .flat_map(|v| v.to_le_bytes())
+                    .collect(),
+            }],
+        );
+        let packed = dir.path().join(format!("{to}.seedlm"));
+        assert!(
+            run(&["compress", s(&input), "-o", s(&packed)])
+                .status
+                .success()
+        );
+        let out = dir.path().join(format!("{to}.out.safetensors"));
+        let err = fails(&["decompress", s(&packed), "-o", s(&out), "--dtype", to]);
+        let dt = to.to_uppercase();
+        assert!(
+            err.contains("big.scale")
+                && err.contains(&format!("weight {value} at element 1 does not fit in {dt}")),
+            "{err}"
+        );
+        assert!(!out.exists());
+        if let Some(wider) = wider {
+            let o = run(&["decompress", s(&packed), "-o", s(&out), "--dtype", wider]);
+            assert!(o.status.success(), "{}", text(&o.stderr));
+        }
+    }
 }
 
 #[test]

@@ -540,3 +540,109 @@ fn impossible_bert_configs_are_refused() {
         );
     }
 }
+
+/// The llama fixture with `config.json` edited by `edit`, its other files linked, in `dir`.
+#[cfg(unix)]
+fn llama_with_config(dir: &Path, edit: impl FnOnce(&mut serde_json::Map<String, Value>)) {
+    let llama = fixture("llama");
+    for entry in std::fs::read_dir(&llama).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_name() != "config.json" {
+            std::os::unix::fs::symlink(entry.path(), dir.join(entry.file_name())).unwrap();
+        }
+    }
+    let mut config: serde_json::Map<String, Value> =
+        serde_json::from_str(&std::fs::read_to_string(llama.join("config.json")).unwrap()).unwrap();
+    edit(&mut config);
+    std::fs::write(dir.join("config.json"), Value::Object(config).to_string()).unwrap();
+}
+
+/// A decoder is scored only within the positions it was trained for: a longer --ctx is
+/// refused naming config.json, the default window stops there, and a negative epsilon is
+/// refused (issue 23, item 10).
+#[cfg(unix)]
+#[test]
+fn decoder_windows_stay_within_the_model_s_positions() {
+    let llama = fixture("llama");
+    let err = fails(&["eval", s(&llama), s(&llama), "--ctx", "129"]);
+    assert!(
+        err.contains("config.json")
+            && err.contains("a window of 129 tokens is longer than the 128 positions"),
+        "{err}"
+    );
+    let j = eval_json(&llama, &llama, &["--max-tokens", "300"]);
+    assert_eq!(
+        j["ctx"], 128,
+        "the default window is the model's 128 positions"
+    );
+    let j = eval_json(&llama, &llama, &["--max-tokens", "300", "--ctx", "128"]);
+    assert_eq!(j["ctx"], 128);
+
+    let dir = tempfile::tempdir().unwrap();
+    llama_with_config(dir.path(), |c| {
+        c.insert("rms_norm_eps".into(), serde_json::json!(-1.0));
+    });
+    let err = Evaluator::open(dir.path()).err().expect("eps").to_string();
+    assert!(
+        err.contains("config.json")
+            && err.contains("'rms_norm_eps' -1.0 must be a positive number"),
+        "{err}"
+    );
+}
+
+/// A text the model does not fit (the fixture's random weights score Pride and Prejudice near
+/// a uniform guess over its 300 tokens) gets a warning, since a compressed copy can then score
+/// "better"; a fitting perplexity gets none (issue 23, item 14).
+#[test]
+fn perplexity_near_uniform_is_warned_about() {
+    let llama = fixture("llama");
+    let out = run(&[
+        "eval",
+        s(&llama),
+        s(&llama),
+        "--json",
+        "--max-tokens",
+        "300",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let j: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["vocab"], 300);
+    assert!(num(&j, "ppl_original") >= 150.0, "{j}");
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("warning: the original's perplexity")
+            && err.contains("near or above a uniform guess over its 300 tokens"),
+        "{err}"
+    );
+    let fits = seedlm::eval::decoder::DecoderFigures {
+        ppl_original: 149.0,
+        ppl_candidate: 150.0,
+        kl: 0.01,
+        top1: 0.9,
+        tokens: 300,
+        scored: 297,
+        ctx: 128,
+        vocab: 300,
+    };
+    assert_eq!(fits.misfit(), None);
+}
+
+/// `compare --eval` scores the text and window the user gives, within the model's positions
+/// (issue 23, item 14).
+#[test]
+fn compare_eval_takes_the_text_and_window_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = reference("llama");
+    let text_file = dir.path().join("text.txt");
+    std::fs::write(&text_file, r["text"].as_str().unwrap()).unwrap();
+    let llama = fixture("llama");
+    let args = ["--methods", "rtn4-row", "--eval", "--text", s(&text_file)];
+    let (_, totals) = compare_json(&[&[s(&llama)], &args[..], &["--ctx", "16"]].concat());
+    assert_eq!(totals[0]["eval"]["ctx"], 16);
+    assert_eq!(
+        totals[0]["eval"]["tokens"],
+        r["ids"].as_array().unwrap().len()
+    );
+    let err = fails(&[&["compare", s(&llama)], &args[..], &["--ctx", "129"]].concat());
+    assert!(err.contains("longer than the 128 positions"), "{err}");
+}

@@ -15,6 +15,7 @@ mod hw;
 mod hw_ui;
 mod mutation;
 mod packed_roundtrip;
+mod plan;
 mod quality_ui;
 mod resume_ui;
 mod scale_ui;

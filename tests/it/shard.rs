@@ -2,7 +2,8 @@
 //! a single-machine compression, resume after a kill, refusals that name the part.
 
 use crate::helpers::{
-    T, fails, gaussian, kill_after_pieces, run, s, seedlm, small_model, text, write_model,
+    T, fails, gaussian, kill_after_pieces, run, running_after_pieces, s, seedlm, small_model, text,
+    write_model,
 };
 use seedlm::io::dtype::Dtype;
 use std::path::{Path, PathBuf};
@@ -665,4 +666,46 @@ fn job_json_is_as_readable_as_the_parts() {
             & 0o777
     };
     assert_eq!(mode("job.json"), mode("part-0000-of-0002.safetensors"));
+}
+
+/// A second process on a running shard stops at once, naming the first, and the first
+/// finishes undisturbed, leaving no checkpoint behind (issue 23, item 11).
+#[test]
+fn a_second_run_of_a_running_shard_is_refused_naming_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = big(dir.path());
+    let want = single(&model, dir.path(), &[]);
+    let out = dir.path().join("o.safetensors");
+    let args = [
+        "compress",
+        s(&model),
+        "-o",
+        s(&out),
+        "--shard",
+        "0/1",
+        "--threads",
+        "1",
+        "--checkpoint-blocks",
+        "256",
+    ];
+    let ckpt = folder(&out).join("shard-0000-of-0001");
+    let mut first = running_after_pieces(&args, &ckpt, 1);
+    let second = run(&args);
+    let still_running = first.try_wait().unwrap().is_none();
+    assert!(first.wait().unwrap().success());
+    // Only a refusal while the first was still searching says anything.
+    assert!(
+        still_running,
+        "the first run ended before the second started"
+    );
+    assert!(!second.status.success());
+    let err = text(&second.stderr);
+    assert!(err.contains("shard 0 of 1 is already running"), "{err}");
+    assert!(err.contains(&format!("process {}", first.id())), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(!ckpt.exists(), "no checkpoint is left behind");
+    assert!(
+        merge(&out) == want,
+        "the first run's result differs from one run"
+    );
 }

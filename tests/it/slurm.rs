@@ -43,16 +43,23 @@ fn free_port() -> u16 {
         .unwrap_or_else(|e| cannot(format!("no free TCP port ({e})")))
 }
 
+/// One cluster at a time: the tests share munged and the node's resources.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// The daemons this test started; dropping it stops exactly those.
 struct Cluster {
     dir: tempfile::TempDir,
     conf: PathBuf,
     daemons: Vec<Child>,
     munged: Option<u32>,
+    /// Held until the daemons are stopped (fields drop after [`Drop::drop`]).
+    _serial: std::sync::MutexGuard<'static, ()>,
 }
 
 impl Cluster {
     fn start() -> Cluster {
+        // A test that failed while holding the lock leaves nothing running: go on.
+        let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let uid = Command::new("id")
             .arg("-u")
             .output()
@@ -75,6 +82,7 @@ impl Cluster {
             dir,
             daemons: Vec::new(),
             munged: None,
+            _serial: serial,
         };
         cluster.start_munge();
         cluster.write_conf();
@@ -237,6 +245,92 @@ impl Drop for Cluster {
     }
 }
 
+/// Runs `seedlm slurm MODEL -o OUT --shards 3 EXTRA --submit` on `cluster` and waits up to
+/// `limit` for every job it submitted (those named on the lines starting with `submitted`);
+/// returns the shard folder and the compress array's job id.
+fn submit_and_wait(
+    cluster: &Cluster,
+    model: &Path,
+    out: &Path,
+    extra: &[&str],
+    limit: Duration,
+) -> (PathBuf, String) {
+    let o = crate::helpers::seedlm()
+        .args(["slurm", s(model), "-o", s(out), "--shards", "3"])
+        .args(["--cpus-per-task", "1", "--time", "30:00", "--submit"])
+        .args(extra)
+        .env("SLURM_CONF", &cluster.conf)
+        .output()
+        .unwrap();
+    let stdout = text(&o.stdout);
+    assert!(o.status.success(), "{stdout}{}", text(&o.stderr));
+    let id = |what: &str| -> Option<String> {
+        let line = stdout.lines().find(|l| l.starts_with(what))?;
+        Some(line[what.len()..].split_whitespace().next()?.to_string())
+    };
+    let array = id("submitted compress array job ").unwrap_or_else(|| panic!("{stdout}"));
+    let ids: Vec<String> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("submitted "))
+        .filter_map(|l| {
+            l.split(" job ")
+                .nth(1)?
+                .split_whitespace()
+                .next()
+                .map(String::from)
+        })
+        .collect();
+    assert!(ids.len() >= 2, "{stdout}");
+    let folder = PathBuf::from(format!("{}.shards", out.display()));
+    let script = std::fs::read_to_string(folder.join("compress.sbatch")).unwrap();
+    assert!(script.contains("#SBATCH --array=0-2"), "{script}");
+    assert!(script.contains(env!("CARGO_BIN_EXE_seedlm")), "{script}");
+    let merge_script = std::fs::read_to_string(folder.join("merge.sbatch")).unwrap();
+    assert!(merge_script.contains(" merge "), "{merge_script}");
+
+    // Bounded wait until no job is queued or running.
+    let conf = cluster.conf.clone();
+    let jobs = ids.join(",");
+    let finished = wait_for(limit, || {
+        sh("squeue", &["-h", "-j", &jobs], &conf).is_some_and(|s| s.trim().is_empty())
+    });
+    assert!(
+        finished,
+        "jobs {jobs} still queued after {limit:?}: {}",
+        log_text(&folder)
+    );
+    for task in 0..3 {
+        let log = folder
+            .join("logs")
+            .join(format!("compress-{array}_{task}.log"));
+        let t = std::fs::read_to_string(&log).unwrap_or_default();
+        assert!(
+            t.contains(&format!("shard {task}/3")),
+            "{}: {t}",
+            log.display()
+        );
+    }
+    (folder, array)
+}
+
+/// Every log of a shard folder, for a failure message.
+fn log_text(folder: &Path) -> String {
+    std::fs::read_dir(folder.join("logs"))
+        .map(|r| {
+            r.filter_map(|e| e.ok())
+                .map(|e| {
+                    format!(
+                        "{}: {}",
+                        e.file_name().to_string_lossy(),
+                        std::fs::read_to_string(e.path()).unwrap_or_default()
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .unwrap_or_default()
+}
+
 #[test]
 fn slurm_array_and_merge_job_give_the_single_machine_bytes() {
     let cluster = Cluster::start();
@@ -249,77 +343,11 @@ fn slurm_array_and_merge_job_give_the_single_machine_bytes() {
 
     let out = work.path().join("packed.safetensors");
     let started = Instant::now();
-    let o = crate::helpers::seedlm()
-        .args(["slurm", s(&model), "-o", s(&out), "--shards", "3"])
-        .args(["--cpus-per-task", "1", "--time", "10:00", "--submit"])
-        .env("SLURM_CONF", &cluster.conf)
-        .output()
-        .unwrap();
-    let stdout = text(&o.stdout);
-    assert!(o.status.success(), "{stdout}{}", text(&o.stderr));
-    let id = |what: &str| -> String {
-        let line = stdout
-            .lines()
-            .find(|l| l.starts_with(what))
-            .unwrap_or_else(|| panic!("no '{what}' in {stdout}"));
-        line[what.len()..]
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .to_string()
-    };
-    let (array, merge) = (
-        id("submitted compress array job "),
-        id("submitted merge job "),
-    );
-    let folder = PathBuf::from(format!("{}.shards", out.display()));
-    let script = std::fs::read_to_string(folder.join("compress.sbatch")).unwrap();
-    assert!(script.contains("#SBATCH --array=0-2"), "{script}");
-    assert!(script.contains(env!("CARGO_BIN_EXE_seedlm")), "{script}");
-    let merge_script = std::fs::read_to_string(folder.join("merge.sbatch")).unwrap();
-    assert!(merge_script.contains(" merge "), "{merge_script}");
-
-    // Bounded wait until neither job is queued or running.
-    let conf = cluster.conf.clone();
-    let jobs = format!("{array},{merge}");
-    let finished = wait_for(Duration::from_secs(180), || {
-        sh("squeue", &["-h", "-j", &jobs], &conf).is_some_and(|s| s.trim().is_empty())
-    });
-    let logs = folder.join("logs");
-    let log_text = || -> String {
-        std::fs::read_dir(&logs)
-            .map(|r| {
-                r.filter_map(|e| e.ok())
-                    .map(|e| {
-                        format!(
-                            "{}: {}",
-                            e.file_name().to_string_lossy(),
-                            std::fs::read_to_string(e.path()).unwrap_or_default()
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            })
-            .unwrap_or_default()
-    };
-    assert!(
-        finished,
-        "jobs {jobs} still queued after 180 s: {}",
-        log_text()
-    );
-    for task in 0..3 {
-        let log = logs.join(format!("compress-{array}_{task}.log"));
-        let t = std::fs::read_to_string(&log).unwrap_or_default();
-        assert!(
-            t.contains(&format!("shard {task}/3")),
-            "{}: {t}",
-            log.display()
-        );
-    }
+    let (folder, _) = submit_and_wait(&cluster, &model, &out, &[], Duration::from_secs(180));
     assert!(
         out.is_file(),
         "the merge job wrote no output: {}",
-        log_text()
+        log_text(&folder)
     );
     assert!(
         std::fs::read(&out).unwrap() == std::fs::read(&single).unwrap(),
@@ -331,6 +359,56 @@ fn slurm_array_and_merge_job_give_the_single_machine_bytes() {
     );
     let st = text(&run(&["status", s(&out)]).stdout);
     assert!(st.contains("3/3 shards finished"), "{st}");
+}
+
+/// `seedlm slurm --target-bpw 4.0 --calibrate TEXT` submits three steps: the plan job, the
+/// array after it, the merge after the array; the result is the single run's bytes.
+#[test]
+fn slurm_plan_array_and_merge_give_the_single_machine_bytes_with_a_bit_budget_and_calibration() {
+    let cluster = Cluster::start();
+    let work = tempfile::tempdir().unwrap();
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/eval/llama");
+    let calib = work.path().join("calib.txt");
+    std::fs::write(
+        &calib,
+        "She walked to the window and looked out at the rain for a long while.\n",
+    )
+    .unwrap();
+    let extra = [
+        "--include",
+        r"layers\.0\.self_attn\.k_proj|layers\.1\.self_attn\.q_proj",
+        "--target-bpw",
+        "4.0",
+        "--calibrate",
+        s(&calib),
+    ];
+    let single = work.path().join("single");
+    let o = run(&[&["compress", s(&model), "-o", s(&single)][..], &extra].concat());
+    assert!(o.status.success(), "{}", text(&o.stderr));
+
+    let out = work.path().join("packed");
+    let (folder, _) = submit_and_wait(&cluster, &model, &out, &extra, Duration::from_secs(900));
+    let plan = std::fs::read_to_string(folder.join("plan.sbatch")).unwrap();
+    assert!(
+        plan.contains(" plan ") && plan.contains("--target-bpw 4 ") && plan.contains("calib.txt"),
+        "{plan}"
+    );
+    let logs = log_text(&folder);
+    assert!(
+        logs.contains("plan-") && logs.contains("job.json"),
+        "{logs}"
+    );
+    for f in ["model.safetensors", "config.json"] {
+        assert!(
+            std::fs::read(out.join(f)).ok() == std::fs::read(single.join(f)).ok(),
+            "{f}: the Slurm result differs from the single-machine compression: {logs}"
+        );
+    }
+    let st = text(&run(&["status", s(&out)]).stdout);
+    assert!(
+        st.contains("plan   made for") && st.contains("3/3 shards finished"),
+        "{st}"
+    );
 }
 
 /// Paths and options written into the scripts cannot run commands: a control character (a

@@ -8,21 +8,52 @@ use crate::app::jobs::human_duration;
 use crate::app::state::{AppState, Group};
 use crate::app::work::JobKind;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The overview's own state.
 pub struct Overview {
     snr: bool,
-    export_path: String,
+    /// Where each export goes: its own file, so one never replaces the other.
+    packed_path: String,
+    plain_path: String,
+    /// The model the export paths were proposed for; another model proposes its own.
+    proposed_for: Option<Option<PathBuf>>,
+    /// An export whose file exists, waiting for the user to say it may be replaced.
+    confirm: Option<(ExportKind, PathBuf)>,
 }
 
 impl Default for Overview {
     fn default() -> Self {
         Overview {
             snr: true,
-            export_path: "model.seedlm.safetensors".into(),
+            packed_path: String::new(),
+            plain_path: String::new(),
+            proposed_for: None,
+            confirm: None,
         }
     }
+}
+
+/// The export files proposed for the model at `model` (packed, decompressed): beside it, named
+/// after it; in the working directory for a model that has no file.
+pub fn export_names(model: Option<&Path>) -> (PathBuf, PathBuf) {
+    let (dir, stem) = match model {
+        Some(p) if p.is_dir() => (
+            p.parent().unwrap_or(Path::new(".")).to_path_buf(),
+            p.file_name()
+                .map_or("model".into(), |n| n.to_string_lossy().into_owned()),
+        ),
+        Some(p) => (
+            p.parent().unwrap_or(Path::new(".")).to_path_buf(),
+            p.file_stem()
+                .map_or("model".into(), |n| n.to_string_lossy().into_owned()),
+        ),
+        None => (PathBuf::new(), "model".into()),
+    };
+    (
+        dir.join(format!("{stem}.seedlm.safetensors")),
+        dir.join(format!("{stem}.decompressed.safetensors")),
+    )
 }
 
 impl Tab for Overview {
@@ -139,38 +170,77 @@ fn queue(ui: &mut egui::Ui, state: &AppState) {
 
 impl Overview {
     fn export(&mut self, ui: &mut egui::Ui, state: &AppState, out: &mut Vec<Command>) {
-        ui.horizontal(|ui| {
-            let l = ui.label("Export to");
-            ui.add(egui::TextEdit::singleline(&mut self.export_path).desired_width(320.0))
-                .labelled_by(l.id)
-                .on_hover_text("Destination file; it is written to a temporary file and renamed");
-            let path = PathBuf::from(self.export_path.trim());
-            let running = state.running(JobKind::Export);
-            let ok = !self.export_path.trim().is_empty() && running.is_none();
-            if ui
-                .add_enabled(ok, egui::Button::new("Export packed"))
-                .on_hover_text("The SeedLM packed file: seeds, exponents and coefficients")
-                .clicked()
-            {
-                out.push(Command::Export {
-                    kind: ExportKind::Packed,
-                    path: path.clone(),
-                });
-            }
-            if ui
-                .add_enabled(ok, egui::Button::new("Export decompressed"))
-                .on_hover_text("A safetensors model with compressed tensors replaced by ŵ")
-                .clicked()
-            {
-                out.push(Command::Export {
-                    kind: ExportKind::Decompressed,
-                    path,
-                });
-            }
-            if let Some(j) = running {
-                super::job_progress(ui, j, JobKind::Export, out);
+        let model = state.doc.path.clone();
+        if self.proposed_for.as_ref() != Some(&model) {
+            let (packed, plain) = export_names(model.as_deref());
+            self.packed_path = packed.display().to_string();
+            self.plain_path = plain.display().to_string();
+            self.proposed_for = Some(model);
+            self.confirm = None;
+        }
+        let running = state.running(JobKind::Export);
+        let rows = [
+            (
+                ExportKind::Packed,
+                "Packed file",
+                "Export packed",
+                "The SeedLM packed file: seeds, exponents and coefficients",
+            ),
+            (
+                ExportKind::Decompressed,
+                "Decompressed file",
+                "Export decompressed",
+                "A safetensors model with compressed tensors replaced by ŵ",
+            ),
+        ];
+        egui::Grid::new("export").num_columns(3).show(ui, |ui| {
+            for (kind, label, button, hint) in rows {
+                let text = match kind {
+                    ExportKind::Packed => &mut self.packed_path,
+                    ExportKind::Decompressed => &mut self.plain_path,
+                };
+                let l = ui.label(label);
+                ui.add(egui::TextEdit::singleline(text).desired_width(420.0))
+                    .labelled_by(l.id)
+                    .on_hover_text(
+                        "Destination file; it is written to a temporary file and renamed",
+                    );
+                let path = PathBuf::from(text.trim());
+                let ok = !text.trim().is_empty() && running.is_none();
+                if ui
+                    .add_enabled(ok, egui::Button::new(button))
+                    .on_hover_text(hint)
+                    .clicked()
+                {
+                    if path.exists() {
+                        self.confirm = Some((kind, path));
+                    } else {
+                        self.confirm = None;
+                        out.push(Command::Export { kind, path });
+                    }
+                }
+                ui.end_row();
             }
         });
+        if let Some((kind, path)) = self.confirm.clone() {
+            ui.horizontal(|ui| {
+                let full = std::path::absolute(&path).unwrap_or_else(|_| path.clone());
+                ui.colored_label(
+                    ui.visuals().warn_fg_color,
+                    format!("{} exists. Replace it?", full.display()),
+                );
+                if ui.button("Replace").clicked() {
+                    self.confirm = None;
+                    out.push(Command::Export { kind, path });
+                }
+                if ui.button("Keep it").clicked() {
+                    self.confirm = None;
+                }
+            });
+        }
+        if let Some(j) = running {
+            super::job_progress(ui, j, JobKind::Export, out);
+        }
     }
 
     fn layer_chart(&self, ui: &mut egui::Ui, state: &AppState) {

@@ -10,6 +10,7 @@ use crate::app::command::{Command, TabId};
 use crate::app::quality::{self, APP_TOKENS, Report, distance, distance_name};
 use crate::app::state::AppState;
 use crate::app::work::{JobKind, Work};
+use crate::eval::Figures;
 use egui_plot::{Legend, Plot, PlotPoints, Points};
 use std::collections::BTreeMap;
 
@@ -117,6 +118,11 @@ fn figures(ui: &mut egui::Ui, report: &Report) {
         "All {} compressed tensor(s) applied, against the original",
         report.key.len()
     ));
+    if let Figures::Decoder(f) = &report.figures
+        && let Some(w) = f.misfit()
+    {
+        ui.colored_label(ui.visuals().warn_fg_color, format!("Warning: {w}"));
+    }
     egui::Grid::new("quality_figures")
         .num_columns(2)
         .striped(true)

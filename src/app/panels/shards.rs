@@ -50,10 +50,13 @@ fn view(ui: &mut egui::Ui, v: &ShardView) {
         "{} blocks of {} tensors at {} in {} shards, input {}",
         spec.total_blocks,
         spec.tensors.len(),
-        spec.config,
+        spec.config_text(),
         spec.shards,
         spec.input.display()
     ));
+    if let Some(p) = &spec.plan {
+        ui.label(format!("plan made for {}", p.options.describe()));
+    }
     ui.add(egui::ProgressBar::new((st.percent() / 100.0) as f32).show_percentage());
     ui.label(st.summary());
     match &v.error {

@@ -1,6 +1,6 @@
 //! AVX2 kernels (with FMA, F16C and BMI2).
 
-use super::lanes::LaneMatrix;
+use super::lanes::{LaneMatrix, Lines};
 use super::record;
 use crate::io::dtype::Dtype;
 use std::arch::x86_64::*;
@@ -63,14 +63,14 @@ pub(super) unsafe fn dense_dot(dtype: Dtype, row: &[u8], x: &[f32]) -> f32 {
 /// The CPU must have AVX2, FMA and BMI2; `xdups` is [`LaneMatrix::expand`]'s output for
 /// the matrix's rows.
 #[target_feature(enable = "avx2,fma,bmi2")]
-pub(super) unsafe fn lane_row(m: &LaneMatrix, r: usize, xdups: &[Vec<f32>]) -> f32 {
+pub(super) unsafe fn lane_row(m: &LaneMatrix, r: usize, xdups: &[Lines]) -> f32 {
     let lanes = m.table.lanes;
     let (halves, l32) = (lanes / 16, lanes / 2);
-    let t0 = m.table.rows.as_ptr();
+    let t0 = m.table.rows.as_slice::<i16>().as_ptr();
     let two = m.k > 8;
     let kmask = (1u64 << m.k) - 1;
     let (first, blocks, offset) = m.span(r);
-    let xdup = &xdups[offset];
+    let xdup = xdups[offset].as_slice::<f32>();
     debug_assert!(xdup.len() >= blocks * l32);
     unsafe {
         let t1 = t0.add(if two { 256 * lanes } else { 0 });

@@ -12,6 +12,46 @@ use crate::infer::seed_table::SeedTable;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
+/// One cache line.
+#[derive(Clone, Copy, Debug)]
+#[repr(C, align(64))]
+struct Line([u8; 64]);
+
+// SAFETY: 64 bytes with no padding, valid for every bit pattern.
+unsafe impl bytemuck::Zeroable for Line {}
+// SAFETY: as above.
+unsafe impl bytemuck::Pod for Line {}
+
+/// A zeroed buffer that starts on a cache line, so that no 512-bit load of a block's table row
+/// or activation lanes splits across two lines (a split load costs two).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Lines(Vec<Line>);
+
+impl Lines {
+    /// Room for `len` values of `T`.
+    fn zeroed<T: bytemuck::Pod>(len: usize) -> Self {
+        Lines(vec![Line([0; 64]); (len * size_of::<T>()).div_ceil(64)])
+    }
+
+    /// The buffer as values of `T`.
+    pub(crate) fn as_slice<T: bytemuck::Pod>(&self) -> &[T] {
+        bytemuck::cast_slice(&self.0)
+    }
+
+    fn as_mut_slice<T: bytemuck::Pod>(&mut self) -> &mut [T] {
+        bytemuck::cast_slice_mut(&mut self.0)
+    }
+
+    /// Whether it holds nothing.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Blocks whose records the AVX-512 kernel decodes at once; the activation expansion of a row
+/// is padded with zeros to whole batches, so the kernel runs no partial batch.
+pub(crate) const BATCH: usize = 8;
+
 /// 16-bit lanes of one block, padded to whole 512-bit vectors.
 fn lanes_per_block(c: usize, p2: usize) -> usize {
     (c * p2).div_ceil(32) * 32
@@ -27,8 +67,9 @@ fn padded_p(p: usize) -> usize {
 pub(crate) struct LaneTable {
     /// Lanes per block.
     pub(crate) lanes: usize,
-    /// `[byte][value][lanes]`.
-    pub(crate) rows: Vec<i16>,
+    /// `[byte][value][lanes]`, two bytes always: for K ≤ 8 the second byte's rows are zero, so
+    /// a kernel can XOR both rows without a branch.
+    pub(crate) rows: Lines,
 }
 
 impl LaneTable {
@@ -49,7 +90,8 @@ impl LaneTable {
         let lanes = lanes_per_block(c, p2);
         let states = SeedTable::shared(k, c * p);
         let bytes = k.div_ceil(8) as usize;
-        let mut rows = vec![0i16; bytes * 256 * lanes];
+        let mut lines = Lines::zeroed::<i16>(2 * 256 * lanes);
+        let rows = lines.as_mut_slice::<i16>();
         for byte in 0..bytes {
             for value in 0..=255u8 {
                 let s = states.row(byte, value);
@@ -65,7 +107,7 @@ impl LaneTable {
                 }
             }
         }
-        LaneTable { lanes, rows }
+        LaneTable { lanes, rows: lines }
     }
 }
 
@@ -123,19 +165,24 @@ impl<'a> LaneMatrix<'a> {
 
     /// The activation `x` expanded to the 32-bit lanes for each offset a row of `rows` can
     /// start at (indexed by offset; empty for offsets no row has): lane m of a row's block j
-    /// holds `x[j·C + 2m/P2 − offset]`, zero where that is outside the row or on padding.
-    pub(crate) fn expand(&self, x: &[f32], rows: usize) -> Vec<Vec<f32>> {
+    /// holds `x[j·C + 2m/P2 − offset]`, zero where that is outside the row, on padding, and on
+    /// the blocks that pad the row to whole [`BATCH`]es.
+    pub(crate) fn expand(&self, x: &[f32], rows: usize) -> Vec<Lines> {
         let l32 = self.pair_lanes();
         let per_weight = self.p2 / 2;
-        let mut out = vec![Vec::new(); self.c];
+        let mut out = vec![Lines::default(); self.c];
         // Offsets repeat with a period that divides C, so the first C rows show them all.
         for r in 0..rows.min(self.c) {
             let (_, blocks, offset) = self.span(r);
             if !out[offset].is_empty() {
                 continue;
             }
-            let mut lanes = vec![0.0; blocks * l32];
-            for (j, o) in lanes.chunks_exact_mut(l32).enumerate() {
+            let mut lanes = Lines::zeroed::<f32>(blocks.div_ceil(BATCH) * BATCH * l32);
+            for (j, o) in lanes
+                .as_mut_slice::<f32>()
+                .chunks_exact_mut(l32)
+                .enumerate()
+            {
                 for i in 0..self.c {
                     if let Some(&v) = (j * self.c + i)
                         .checked_sub(offset)

@@ -10,14 +10,14 @@ pub(crate) mod lanes;
 mod portable;
 
 use crate::io::dtype::Dtype;
-use lanes::LaneMatrix;
+use lanes::{LaneMatrix, Lines};
 
 pub use portable::seed_row as seed_row_exact;
 
 /// Which kernel runs the products.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub enum Kernel {
-    /// AVX-512 (F and BW) with BMI2.
+    /// AVX-512 (F, BW and VBMI) with BMI2.
     Avx512,
     /// AVX2 with FMA, F16C and BMI2.
     Avx2,
@@ -38,7 +38,7 @@ impl Kernel {
         {
             use std::arch::is_x86_feature_detected as has;
             let avx2 = has!("avx2") && has!("fma") && has!("f16c") && has!("bmi2");
-            if avx2 && has!("avx512f") && has!("avx512bw") {
+            if avx2 && has!("avx512f") && has!("avx512bw") && has!("avx512vbmi") {
                 out.push(Kernel::Avx512);
             }
             if avx2 {
@@ -84,7 +84,7 @@ impl Kernel {
 
     /// Row `r` of a packed matrix in the lane layout, against the activation expanded per row
     /// offset ([`LaneMatrix::expand`]); `None` where this kernel has no lane path.
-    pub(crate) fn lane_row(self, m: &LaneMatrix, r: usize, xdups: &[Vec<f32>]) -> Option<f32> {
+    pub(crate) fn lane_row(self, m: &LaneMatrix, r: usize, xdups: &[Lines]) -> Option<f32> {
         match self {
             // SAFETY: as above.
             #[cfg(target_arch = "x86_64")]

@@ -191,15 +191,15 @@ pub fn pieces(ckpt: &Path) -> usize {
         .unwrap_or(0)
 }
 
-/// Runs `seedlm args` (one `compress --shard` run) and kills it once its checkpoint directory
-/// `ckpt` holds at least `n` pieces; returns the pieces it left.
-pub fn kill_after_pieces(args: &[&str], ckpt: &Path, n: usize) -> usize {
+/// Starts `seedlm args` (one `compress --shard` run) and returns it, still running, once its
+/// checkpoint directory `ckpt` holds at least `n` pieces.
+pub fn running_after_pieces(args: &[&str], ckpt: &Path, n: usize) -> std::process::Child {
     let mut child = seedlm().args(args).spawn().unwrap();
     let start = std::time::Instant::now();
     while pieces(ckpt) < n {
         assert!(
             child.try_wait().unwrap().is_none(),
-            "the shard finished before it could be killed"
+            "the shard finished before {n} pieces were seen"
         );
         assert!(
             start.elapsed() < std::time::Duration::from_secs(120),
@@ -207,6 +207,13 @@ pub fn kill_after_pieces(args: &[&str], ckpt: &Path, n: usize) -> usize {
         );
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
+    child
+}
+
+/// Runs `seedlm args` (one `compress --shard` run) and kills it once its checkpoint directory
+/// `ckpt` holds at least `n` pieces; returns the pieces it left.
+pub fn kill_after_pieces(args: &[&str], ckpt: &Path, n: usize) -> usize {
+    let mut child = running_after_pieces(args, ckpt, n);
     child.kill().unwrap();
     child.wait().unwrap();
     pieces(ckpt)
