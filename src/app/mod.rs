@@ -188,7 +188,13 @@ impl Studio {
                 studio.state.apply(Command::Open(p));
                 studio
             }
-            None => Studio::with_document(loader::demo()),
+            None => {
+                let empty = document::Document::new(None, "no model".into(), Vec::new());
+                let mut studio = Studio::with_document(empty);
+                // The demo's sidecar, if any, is offered as an opened model's is.
+                studio.state.apply(Command::OpenDemo);
+                studio
+            }
         }
     }
 
