@@ -377,7 +377,12 @@ impl Studio {
             });
             ui.separator();
             if let Some(tab) = self.tabs.iter_mut().find(|t| t.id() == state.tab) {
-                tab.ui(ui, state, &mut out);
+                // Every tab scrolls, so nothing is pushed out of a small window; the page is
+                // as tall as the view for tabs that size their plots to the height there is.
+                egui::ScrollArea::vertical()
+                    .id_salt("tab page")
+                    .auto_shrink(false)
+                    .show(ui, |ui| tab.ui(ui, state, &mut out));
             }
         });
         if ctx.input(|i| !i.raw.hovered_files.is_empty()) {
