@@ -17,6 +17,15 @@ use std::sync::atomic::Ordering;
 /// Where the bundled demo model lives, relative to the crate root.
 pub const DEMO_MODEL: &str = "assets/demo/model.safetensors";
 
+/// Whether `path` is the bundled demo model (its checkout must stay as it is).
+pub fn is_demo(path: &Path) -> bool {
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join(DEMO_MODEL);
+    match (path.canonicalize(), demo.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
 /// The bundled demo model if present (it is when run from the source tree), else a small
 /// synthetic one built in memory.
 pub fn demo() -> Document {

@@ -188,7 +188,13 @@ impl Studio {
                 studio.state.apply(Command::Open(p));
                 studio
             }
-            None => Studio::with_document(loader::demo()),
+            None => {
+                let empty = document::Document::new(None, "no model".into(), Vec::new());
+                let mut studio = Studio::with_document(empty);
+                // The demo's sidecar, if any, is offered as an opened model's is.
+                studio.state.apply(Command::OpenDemo);
+                studio
+            }
         }
     }
 
@@ -371,7 +377,12 @@ impl Studio {
             });
             ui.separator();
             if let Some(tab) = self.tabs.iter_mut().find(|t| t.id() == state.tab) {
-                tab.ui(ui, state, &mut out);
+                // Every tab scrolls, so nothing is pushed out of a small window; the page is
+                // as tall as the view for tabs that size their plots to the height there is.
+                egui::ScrollArea::vertical()
+                    .id_salt("tab page")
+                    .auto_shrink(false)
+                    .show(ui, |ui| tab.ui(ui, state, &mut out));
             }
         });
         if ctx.input(|i| !i.raw.hovered_files.is_empty()) {

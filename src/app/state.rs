@@ -10,7 +10,8 @@ use super::work::{self, JobKind, Keyed, Output, Purpose, Results, ResumeOffer, S
 use crate::core::config::Config;
 use crate::io::shard::{self, FolderStatus, Sidecar, SidecarTensor};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::path::PathBuf;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -85,6 +86,9 @@ pub struct AppState {
     pub sidecars: bool,
     /// The folder sidecars are kept in ([`Sidecar::in_folder`]); `None`: beside each model.
     pub sidecar_dir: Option<PathBuf>,
+    /// Where sidecars of the bundled demo and of models in read-only folders go when no
+    /// folder is chosen ([`user_data_dir`]); `None`: such models keep none.
+    pub data_dir: Option<PathBuf>,
     /// What the open model's sidecar offers to resume, until taken or discarded.
     pub resume: Option<ResumeOffer>,
     generation: u64,
@@ -118,6 +122,7 @@ impl AppState {
             repaint: None,
             sidecars: true,
             sidecar_dir: None,
+            data_dir: user_data_dir(|k| std::env::var_os(k)),
             resume: None,
             generation: 0,
         }
@@ -178,7 +183,10 @@ impl AppState {
     pub fn apply(&mut self, cmd: Command) {
         match cmd {
             Command::Open(path) => self.open(path),
-            Command::OpenDemo => self.replace_doc(loader::demo()),
+            Command::OpenDemo => {
+                self.replace_doc(loader::demo());
+                self.resume = self.sidecar().and_then(|s| ResumeOffer::find(s, &self.doc));
+            }
             Command::Select { tensor, mode } => self.select(tensor, mode),
             Command::SelectOnly(v) => {
                 self.selection = v.into_iter().collect();
@@ -256,6 +264,7 @@ impl AppState {
         let label = format!("opening {}", path.display());
         let sidecars = self.sidecars;
         let dir = self.sidecar_dir.clone();
+        let data = self.data_dir.clone();
         let job = Job::spawn(label, None, self.repaint.clone(), move |ctx| {
             // A shard folder (or the output it will merge into) opens in the Shards tab.
             if let Some(folder) = shard::find_folder(&path) {
@@ -264,8 +273,9 @@ impl AppState {
             }
             let doc = loader::load(&path, ctx.progress()).map_err(|e| e.to_string())?;
             let offer = sidecars
-                .then(|| ResumeOffer::find(Sidecar::for_model(dir.as_deref(), &path), &doc))
-                .flatten();
+                .then(|| sidecar_for(dir.as_deref(), data.as_deref(), &path))
+                .flatten()
+                .and_then(|s| ResumeOffer::find(s, &doc));
             Ok(Output::Opened(path, Box::new(doc), offer))
         });
         self.start(JobKind::Open, job);
@@ -327,12 +337,13 @@ impl AppState {
         self.resume = None;
     }
 
-    /// The sidecar of the open model (beside it, or in the chosen folder), when it is a model
-    /// file and sidecars are on.
+    /// The sidecar of the open model ([`sidecar_for`]), when it is a model file and sidecars
+    /// are on.
     fn sidecar(&self) -> Option<Sidecar> {
         let path = self.doc.path.as_ref()?;
         (self.sidecars && self.doc.mapped.is_some())
-            .then(|| Sidecar::for_model(self.sidecar_dir.as_deref(), path))
+            .then(|| sidecar_for(self.sidecar_dir.as_deref(), self.data_dir.as_deref(), path))
+            .flatten()
     }
 
     /// Takes up the sidecar's offer: its finished tensors (read, not searched) and those
@@ -806,6 +817,35 @@ fn done_in(d: Duration) -> String {
     }
 }
 
+/// The sidecar of model `path`: in `dir` when the user chose one; else beside the model,
+/// except for the bundled demo and models in a read-only folder, whose sidecars go to `data`
+/// (`None` when there is none: nothing is written into a checkout).
+fn sidecar_for(dir: Option<&Path>, data: Option<&Path>, path: &Path) -> Option<Sidecar> {
+    if let Some(d) = dir {
+        return Some(Sidecar::in_folder(d, path));
+    }
+    let folder = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    // Creating a file is the one test of writability that sees ACLs and read-only mounts.
+    if loader::is_demo(path) || tempfile::tempfile_in(folder).is_err() {
+        return data.map(|d| Sidecar::in_folder(d, path));
+    }
+    Some(Sidecar::beside(path))
+}
+
+/// The user's folder for sidecars that cannot sit beside their model, from the environment
+/// `var`: `$XDG_DATA_HOME/seedlm/resume`, else `$HOME/.local/share/seedlm/resume`, else
+/// the same under `%LOCALAPPDATA%`. Relative values are ignored, as the XDG spec says.
+pub fn user_data_dir(var: impl Fn(&str) -> Option<OsString>) -> Option<PathBuf> {
+    let abs = |k: &str| var(k).map(PathBuf::from).filter(|p| p.is_absolute());
+    let base = abs("XDG_DATA_HOME")
+        .or_else(|| abs("HOME").map(|h| h.join(".local").join("share")))
+        .or_else(|| abs("LOCALAPPDATA"))?;
+    Some(base.join("seedlm").join("resume"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -816,5 +856,20 @@ mod tests {
         assert_eq!(done_in(Duration::from_millis(420)), "done in 0.4 s");
         assert_eq!(done_in(Duration::from_secs(12)), "done in 12 s");
         assert_eq!(done_in(Duration::from_secs(170)), "done in 3 min");
+    }
+
+    #[test]
+    fn the_data_folder_follows_xdg_then_home_and_ignores_relative_values() {
+        let got = |pairs: &[(&str, &str)]| {
+            user_data_dir(|k| pairs.iter().find(|p| p.0 == k).map(|p| OsString::from(p.1)))
+        };
+        let xdg = [("XDG_DATA_HOME", "/x/data"), ("HOME", "/h")];
+        assert_eq!(got(&xdg), Some(PathBuf::from("/x/data/seedlm/resume")));
+        let home = [("XDG_DATA_HOME", "rel"), ("HOME", "/h")];
+        assert_eq!(
+            got(&home),
+            Some(PathBuf::from("/h/.local/share/seedlm/resume"))
+        );
+        assert_eq!(got(&[("HOME", "")]), None);
     }
 }

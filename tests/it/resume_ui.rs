@@ -48,6 +48,54 @@ fn indices(h: &egui_kittest::Harness<'_, Studio>, names: &[&str]) -> Vec<usize> 
     names.iter().map(|n| doc.find(n).unwrap()).collect()
 }
 
+/// Every path under `dir`, to tell whether anything was written there.
+fn tree(dir: &Path) -> Vec<PathBuf> {
+    let mut out = vec![dir.to_path_buf()];
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            out.extend(tree(&e.path()));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn the_demo_keeps_its_sidecar_in_the_user_data_folder_and_offers_it_back() {
+    let data = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let demo = root.join(seedlm::app::loader::DEMO_MODEL);
+    let assets = tree(&root.join("assets"));
+    // As `seedlm` with no arguments opens it, with the user's data folder in a temporary one.
+    let open_demo = || {
+        let mut studio = Studio::with_document(seedlm::app::loader::synthetic());
+        studio.state.data_dir = Some(data.path().to_path_buf());
+        studio.state.apply(Command::OpenDemo);
+        harness_with_sidecars(studio)
+    };
+    let mut h = open_demo();
+    assert!(h.state().state.resume.is_none(), "nothing to resume yet");
+    let idx = indices(&h, &NAMES[..2]);
+    h.state_mut().state.apply(Command::Compress(idx));
+    wait_idle(&mut h, ui::JOB);
+    drop(h);
+
+    let kept = Sidecar::in_folder(data.path(), &demo);
+    let ckpt = kept.root().join("c8-p3-k16").join("shard-0000-of-0001");
+    assert_eq!(pieces(&ckpt), 2, "both tensors are kept in the data folder");
+    assert_eq!(
+        tree(&root.join("assets")),
+        assets,
+        "nothing is written into the checkout"
+    );
+
+    let h = open_demo();
+    let offer = h.state().state.resume.clone().expect("a resume offer");
+    assert_eq!(offer.sidecar, kept);
+    assert_eq!(offer.finished.len(), 2);
+    h.get_by_label_contains("An earlier session left 2 compressed tensor(s)");
+}
+
 #[test]
 fn an_app_closed_mid_job_resumes_from_its_sidecar_to_the_bytes_of_the_cli() {
     let dir = tempfile::tempdir().unwrap();

@@ -138,3 +138,99 @@ fn a_large_tree_starts_folded_with_each_group_summed_up() {
     h.run_steps(2);
     assert!(!shown(&h, "model.layers.0.self_attn.q_proj.weight"));
 }
+
+/// The numbers painted in the `w`×`h` box below the title `label`, relative to the title.
+fn ticks_under(h: &Harness<'_, Studio>, label: &str, w: f32, ht: f32) -> (egui::Rect, Vec<String>) {
+    let title = h.get_by_label(label).rect();
+    let area = egui::Rect::from_min_size(
+        title.left_bottom() - egui::vec2(60.0, 0.0),
+        egui::vec2(w, ht),
+    );
+    let mut out: Vec<String> = painted_texts(h)
+        .into_iter()
+        .filter(|(t, at)| area.contains(*at) && t.parse::<f64>().is_ok())
+        .map(|(t, at)| {
+            format!(
+                "{t} at {:.0},{:.0}",
+                at.x - title.left(),
+                at.y - title.top()
+            )
+        })
+        .collect();
+    out.sort();
+    (title, out)
+}
+
+#[test]
+fn the_wheel_scrolls_the_page_and_leaves_the_plots_as_they_were() {
+    let mut h = harness(llama());
+    h.run_steps(3);
+    click(&mut h, "Overview");
+    // A facet of the second row: scrolled up a little, it stays in view.
+    let top = |k: &&str| h.get_by_label(k).rect().top();
+    let first = KINDS.iter().map(top).fold(f32::INFINITY, f32::min);
+    let label = *KINDS
+        .iter()
+        .filter(|k| top(k) > first)
+        .min_by(|a, b| top(a).total_cmp(&top(b)))
+        .unwrap();
+    let (before, ticks) = ticks_under(&h, label, 300.0, 130.0);
+    // Both axes' ticks are in the box.
+    assert!(ticks.len() >= 4, "{ticks:?}");
+    let at = before.left_bottom() + egui::vec2(120.0, 50.0);
+    h.input_mut().events.push(egui::Event::PointerMoved(at));
+    h.run_steps(2);
+    h.input_mut().events.push(egui::Event::MouseWheel {
+        unit: egui::MouseWheelUnit::Point,
+        delta: egui::vec2(0.0, -40.0),
+        phase: egui::TouchPhase::Move,
+        source: egui::MouseWheelSource::Wheel,
+        modifiers: egui::Modifiers::NONE,
+    });
+    h.run_steps(30);
+    let (after, moved) = ticks_under(&h, label, 300.0, 130.0);
+    assert!(
+        after.top() < before.top() - 20.0,
+        "the page scrolled: {before:?} → {after:?}"
+    );
+    // The plot's axes did not pan: the same ticks at the same places within it.
+    assert_eq!(moved, ticks);
+}
+
+#[test]
+fn a_tab_taller_than_the_window_scrolls_to_its_chart() {
+    let mut studio = llama();
+    studio.state.sidecars = false;
+    // A window half as tall: the summary above the chart fills most of it.
+    let mut h = Harness::builder()
+        .with_size([1500.0, 500.0])
+        .build_ui_state(|ui, s: &mut Studio| s.show(ui), studio);
+    h.run_steps(3);
+    click(&mut h, "Overview");
+    let window = egui::Rect::from_min_size(egui::Pos2::ZERO, egui::vec2(1500.0, 500.0));
+    // The page under the tab bar, left of any plot.
+    let at = h.get_by_label("Overview").rect().left_bottom() + egui::vec2(10.0, 40.0);
+    h.input_mut().events.push(egui::Event::PointerMoved(at));
+    h.run_steps(2);
+    h.input_mut().events.push(egui::Event::MouseWheel {
+        unit: egui::MouseWheelUnit::Point,
+        delta: egui::vec2(0.0, -1000.0),
+        phase: egui::TouchPhase::Move,
+        source: egui::MouseWheelSource::Wheel,
+        modifiers: egui::Modifiers::NONE,
+    });
+    h.run_steps(60);
+    // A whole facet is in view: the title, the y ticks beside its plot and the layer ticks under it.
+    let top = |k: &&str| h.get_by_label(k).rect().top();
+    let label = KINDS
+        .iter()
+        .min_by(|a, b| top(a).total_cmp(&top(b)))
+        .unwrap();
+    let (title, ticks) = ticks_under(&h, label, 300.0, 130.0);
+    let under = title.left_bottom() + egui::vec2(0.0, 130.0);
+    assert!(
+        window.contains(title.min) && window.contains(under),
+        "{title:?}"
+    );
+    assert!(ticks.len() >= 4, "{ticks:?}");
+}

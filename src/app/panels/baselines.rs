@@ -13,7 +13,7 @@ use crate::search::compress::snr_db;
 use crate::study::baselines::{Measured, Method};
 use crate::study::compare::{self, Row};
 use crate::study::explore::gaussian_bound;
-use egui_plot::{Legend, Line, LineStyle, MarkerShape, Plot, PlotPoints, Points};
+use egui_plot::{Legend, Line, LineStyle, MarkerShape, PlotPoints, Points};
 use std::path::PathBuf;
 
 /// The baselines tab's own widget state: which methods to run, and the calibration text's path
@@ -286,7 +286,7 @@ fn plot(ui: &mut egui::Ui, totals: &[&Row], current: Option<&Measured>) {
         points.len() + 1,
         height,
     );
-    let resp = Plot::new("baselines_plot")
+    let resp = super::page_plot("baselines_plot")
         .height(height)
         .legend(Legend::default().position(egui_plot::Corner::RightTop))
         .x_axis_label("bits per weight")

@@ -444,7 +444,7 @@ pub fn part_name(j: usize) -> String {
 
 /// A plot over the positions of one block, with room above the bars for the legend.
 fn block_plot(id: &str, top: f64) -> Plot<'_> {
-    Plot::new(id)
+    super::page_plot(id)
         .height(300.0)
         .include_y(-top)
         .include_y(top * 1.9)

@@ -7,9 +7,7 @@ use crate::app::command::{Command, TabId};
 use crate::app::state::AppState;
 use crate::app::work::{JobKind, Work};
 use crate::study::explore::{self, Options, Point};
-use egui_plot::{
-    HLine, HoverPosition, Legend, Line, LineStyle, MarkerShape, Plot, PlotPoints, Points,
-};
+use egui_plot::{HLine, HoverPosition, Legend, Line, LineStyle, MarkerShape, PlotPoints, Points};
 
 /// Marker colour of the paper's choice.
 const PAPER_COLOR: egui::Color32 = egui::Color32::from_rgb(230, 160, 40);
@@ -191,7 +189,7 @@ fn plot(ui: &mut egui::Ui, opts: &Options, points: &[Point]) {
     let height = (ui.available_height() - line).max(360.0);
     let top =
         super::legend_headroom_for(described.iter().map(|(at, _)| at[1]), ps.len() + 3, height);
-    let resp = Plot::new("explore_plot")
+    let resp = super::page_plot("explore_plot")
         .height(height)
         .legend(Legend::default())
         .x_axis_label("block size C")

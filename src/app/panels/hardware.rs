@@ -11,7 +11,7 @@ use crate::app::work::{JobKind, Work};
 use crate::hw::resources::{Part, ResourceTable, Usage};
 use crate::hw::sim::{self, HwTable, TensorReport};
 use crate::hw::synth::{FAMILY, SYNTH_SIZE};
-use egui_plot::{Bar, BarChart, Legend, Line, MarkerShape, Plot, PlotPoints, Points};
+use egui_plot::{Bar, BarChart, Legend, Line, MarkerShape, PlotPoints, Points};
 
 /// Marker colour of the paper's figures.
 const PAPER_COLOR: egui::Color32 = egui::Color32::from_rgb(230, 160, 40);
@@ -223,7 +223,7 @@ fn plot(ui: &mut egui::Ui, t: &HwTable) {
             .collect()
     };
     // Cycles grow from bottom left to top right: the top left is free for the legend.
-    Plot::new("hw_plot")
+    super::page_plot("hw_plot")
         .legend(Legend::default().position(egui_plot::Corner::LeftTop))
         .height(280.0)
         .x_axis_label("matrix size (log2 N)")
@@ -357,7 +357,7 @@ fn resources_chart(ui: &mut egui::Ui, r: &ResourceTable) {
         let chart = BarChart::new(part.label(), bars).stack_on(&refs);
         charts.push(chart);
     }
-    Plot::new("hw_resources_plot")
+    super::page_plot("hw_resources_plot")
         .legend(Legend::default().position(egui_plot::Corner::LeftTop))
         .height(300.0)
         .width(ui.available_width().clamp(200.0, 520.0))

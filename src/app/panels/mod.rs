@@ -318,7 +318,9 @@ pub fn layer_plot(
                 })
             })
             .collect();
-        frame.show(ui, id, lines, ui.available_height(), true, [true, true]);
+        // Below what is above it, the page scrolls to a plot of at least the lowest height.
+        let height = ui.available_height().max(FACET_HEIGHT);
+        frame.show(ui, id, lines, height, true, [true, true]);
         return;
     }
     let n = facets.len();
@@ -331,6 +333,8 @@ pub fn layer_plot(
     egui::ScrollArea::vertical()
         .id_salt((id, "facets"))
         .auto_shrink(false)
+        // A row of facets at least, however much is above it: the page scrolls to it.
+        .min_scrolled_height(FACET_HEIGHT + title)
         .show(ui, |ui| {
             let mut facets = facets.into_iter().enumerate().peekable();
             for row in 0..rows {
@@ -350,6 +354,12 @@ pub fn layer_plot(
                 });
             }
         });
+}
+
+/// A plot on a scrolling tab: the plain wheel scrolls the tab, Ctrl+wheel zooms the plot and
+/// dragging pans it (a wheel that panned plots left pages unreachable, issue 23).
+pub fn page_plot<'a>(id: impl egui::AsIdSalt) -> egui_plot::Plot<'a> {
+    egui_plot::Plot::new(id).allow_scroll(false)
 }
 
 /// Named lines of (layer, y) points.
@@ -375,7 +385,7 @@ impl LayerFrame<'_> {
         legend: bool,
         titles: [bool; 2],
     ) {
-        use egui_plot::{AxisHints, Legend, Line, Plot, PlotPoints, Points};
+        use egui_plot::{AxisHints, Legend, Line, PlotPoints, Points};
         let [lo, hi] = self.y;
         let mut top = hi;
         if legend {
@@ -385,7 +395,7 @@ impl LayerFrame<'_> {
             .label(if titles[0] { "layer" } else { "" })
             .formatter(|m, _| tick_label(m))
             .label_spacing(LAYER_LABEL_GAP * 0.7..=LAYER_LABEL_GAP);
-        let mut plot = Plot::new(id)
+        let mut plot = page_plot(id)
             .height(height)
             .include_x(self.x[0])
             .include_x(self.x[1])

@@ -11,7 +11,7 @@ use crate::app::quality::{self, APP_TOKENS, Report, distance, distance_name};
 use crate::app::state::AppState;
 use crate::app::work::{JobKind, Work};
 use crate::eval::Figures;
-use egui_plot::{Legend, Plot, PlotPoints, Points};
+use egui_plot::{Legend, PlotPoints, Points};
 use std::collections::BTreeMap;
 
 /// Tensors listed in the "most sensitive" table.
@@ -188,7 +188,7 @@ fn scatter(ui: &mut egui::Ui, report: &Report) {
         .collect();
     let height = 320.0;
     let top = legend_headroom_for(described.iter().map(|(p, _)| p[1]), kinds.len(), height);
-    let resp = Plot::new("quality_scatter")
+    let resp = super::page_plot("quality_scatter")
         .height(height)
         .legend(Legend::default())
         .include_y(top.unwrap_or(0.0))

@@ -237,6 +237,12 @@ impl SettingsPanel {
             Some(d) => format!("Kept in {}", d.display()),
             None => "Kept beside each model (MODEL.seedlm-resume)".into(),
         });
+        if let (None, Some(d)) = (&state.sidecar_dir, &state.data_dir) {
+            ui.weak(format!(
+                "The demo's and those of models in read-only folders: in {}",
+                d.display()
+            ));
+        }
         if ui
             .add_enabled(
                 state.sidecar_dir.is_some(),

@@ -8,7 +8,7 @@ use crate::app::document::TensorEntry;
 use crate::app::state::AppState;
 use crate::app::work::{Hists, Prepared, TensorKey, Work, tensor_key};
 use egui::{Color32, TextureHandle, TextureOptions};
-use egui_plot::{HoverPosition, Legend, Plot, PlotImage, PlotPoint, PlotPoints, Polygon};
+use egui_plot::{HoverPosition, Legend, PlotImage, PlotPoint, PlotPoints, Polygon};
 use std::sync::Arc;
 
 /// What is on screen, rebuilt only when the tensor or its result changes.
@@ -76,7 +76,7 @@ impl Tab for TensorView {
                 };
                 // Not aspect-locked: a tall matrix (lm_head) fills the plot on open and after a
                 // double-click instead of showing a slice of its rows.
-                let resp = Plot::new(title)
+                let resp = super::page_plot(title)
                     .height(260.0)
                     .link_axis(link, true)
                     .link_cursor(link, true)
@@ -354,7 +354,7 @@ impl Hist<'_> {
             ui.weak(why);
             return;
         }
-        let mut plot = Plot::new(self.title)
+        let mut plot = super::page_plot(self.title)
             .height(170.0)
             .x_axis_label(self.x)
             .x_grid_spacer(tick_spacer(self.integer))

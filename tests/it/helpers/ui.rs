@@ -21,6 +21,8 @@ pub const HW_BUILD: Duration = Duration::from_secs(1200);
 /// leave nothing beside the bundled demo model ([`harness_with_sidecars`] keeps them).
 pub fn harness(mut studio: Studio) -> Harness<'static, Studio> {
     studio.state.sidecars = false;
+    // The user's own demo sidecar may have been offered already; it is not the test's.
+    studio.state.resume = None;
     harness_with_sidecars(studio)
 }
 
