@@ -147,16 +147,7 @@ impl Decoder {
         if windows.is_empty() {
             return Err(ModelError::file(&self.dir, "the text has fewer than 2 tokens").into());
         }
-        if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= self.shape.vocab) {
-            return Err(ModelError::file(
-                &self.dir,
-                format!(
-                    "token id {bad} is outside the model's vocabulary of {}",
-                    self.shape.vocab
-                ),
-            )
-            .into());
-        }
+        check_vocab(&self.dir, tokens, self.shape.vocab)?;
         Ok(windows)
     }
 
@@ -294,6 +285,19 @@ impl Decoder {
                 vocab: self.shape.vocab,
             })
             .collect())
+    }
+}
+
+/// Refuses an id outside a vocabulary of `vocab` tokens (the model in `dir` would index past
+/// its embedding).
+pub(super) fn check_vocab(dir: &Path, ids: &[u32], vocab: usize) -> Result<(), EvalError> {
+    match ids.iter().find(|&&t| t as usize >= vocab) {
+        Some(&bad) => Err(ModelError::file(
+            dir,
+            format!("token id {bad} is outside the model's vocabulary of {vocab}"),
+        )
+        .into()),
+        None => Ok(()),
     }
 }
 

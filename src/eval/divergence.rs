@@ -111,16 +111,7 @@ impl Lm {
             )
         })?;
         let ids: Vec<u32> = self.bos.into_iter().chain(enc.get_ids().to_vec()).collect();
-        if let Some(&bad) = ids.iter().find(|&&t| t as usize >= self.shape.vocab) {
-            return Err(ModelError::file(
-                &self.dir,
-                format!(
-                    "token id {bad} is outside the model's vocabulary of {}",
-                    self.shape.vocab
-                ),
-            )
-            .into());
-        }
+        super::decoder::check_vocab(&self.dir, &ids, self.shape.vocab)?;
         Ok(ids)
     }
 
