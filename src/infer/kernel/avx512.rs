@@ -50,33 +50,37 @@ pub(super) unsafe fn dense_dot(dtype: Dtype, row: &[u8], x: &[f32]) -> f32 {
 /// What a batch of [`BATCH`] records decodes to, laid out for the per-block loop.
 #[repr(C, align(64))]
 struct Batch {
-    /// Each block's coefficient pattern (16 bytes): even blocks in the first half, odd blocks in
-    /// the second, as `vpunpck{l,h}bw` leave them.
-    q: [[i16; 8]; BATCH],
-    /// Byte offsets of each block's rows in the first and second per-byte table.
-    rows: [[u64; BATCH]; 2],
-    /// Each block's scale (by its exponent code).
-    scale: [f32; BATCH],
+    /// Coefficient patterns, sign-extended 4-bit values in 16-bit lanes. P2 ≤ 4: block i's
+    /// 64-bit pattern at `q[i]`. P2 = 8: block i's 128-bit pattern at `q[2(i / 2) + 8(i & 1)]`
+    /// (even blocks in the first half, odd in the second, as `vpunpck{l,h}qdq` leave them).
+    q: [u64; 2 * BATCH],
+    /// Block i's rows in the first and second per-byte table, as byte offsets: at `rows[2i]`
+    /// and `rows[2i + 1]` (the second is row 0, all zeros, for K ≤ 8).
+    rows: [u32; 2 * BATCH],
+    /// Block i's scale (by its exponent code) at `scale[2i]`.
+    scale: [f32; 2 * BATCH],
 }
 
 /// Row `r` of a lane-layout packed matrix against the activation expanded for each row offset
 /// (`xdups`, [`LaneMatrix::expand`]).
 ///
-/// Records are decoded eight at a time in vector registers (a byte permute puts each record in
-/// its own 64-bit lane), so the per-block loop is loads and five vector operations (decoding
-/// them one by one in scalar code ran at less than half this speed).
+/// Records are decoded eight at a time in vector registers: a byte permute puts each record in
+/// its own 64-bit lane, and `vpmultishiftqb` cuts its fields out into bytes (decoding them one by
+/// one in scalar code ran at less than half this speed, and shifts and masks at 0.8×).
 ///
 /// # Safety
 /// The CPU must have AVX-512 F, BW and VBMI and BMI2; `xdups` is [`LaneMatrix::expand`]'s
 /// output for the matrix's rows.
 #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,bmi2")]
 pub(super) unsafe fn lane_row(m: &LaneMatrix, r: usize, xdups: &[Lines]) -> f32 {
-    match m.table.lanes / 32 {
-        1 => unsafe { lane_row_chunks::<1>(m, r, xdups) },
-        2 => unsafe { lane_row_chunks::<2>(m, r, xdups) },
-        3 => unsafe { lane_row_chunks::<3>(m, r, xdups) },
-        4 => unsafe { lane_row_chunks::<4>(m, r, xdups) },
-        _ => unsafe { lane_row_chunks::<0>(m, r, xdups) },
+    let wide = m.p2 == 8;
+    match (m.table.lanes / 32, wide) {
+        (1, false) => unsafe { lane_row_chunks::<1, false>(m, r, xdups) },
+        (2, false) => unsafe { lane_row_chunks::<2, false>(m, r, xdups) },
+        (3, false) => unsafe { lane_row_chunks::<3, false>(m, r, xdups) },
+        (4, false) => unsafe { lane_row_chunks::<4, false>(m, r, xdups) },
+        (_, false) => unsafe { lane_row_chunks::<0, false>(m, r, xdups) },
+        (_, true) => unsafe { lane_row_chunks::<0, true>(m, r, xdups) },
     }
 }
 
@@ -94,17 +98,16 @@ struct Decoder<'a> {
     /// Byte of the first record of the row.
     start: usize,
     bits: usize,
-    /// Byte t of lane i picks window byte (lane i's first byte) + t.
+    /// See [`BatchControls`](super::lanes::BatchControls).
     gather: __m512i,
-    /// Lane i's shift inside its first byte.
-    shift: __m512i,
-    rec_mask: __m512i,
+    seed_at: __m512i,
     seed_mask: __m512i,
+    e_at: __m512i,
+    q_at: [__m512i; 2],
+    q_keep: [u64; 2],
+    /// Bytes of one table row.
     stride: __m512i,
-    kcount: __m128i,
-    qcount: __m128i,
     scales: __m512,
-    q_select: __m512i,
 }
 
 impl<'a> Decoder<'a> {
@@ -112,42 +115,30 @@ impl<'a> Decoder<'a> {
     #[target_feature(enable = "avx512f,avx512bw")]
     fn new(m: &LaneMatrix<'a>, first: usize) -> Self {
         let bits = m.bits as usize;
-        debug_assert!(
-            bits <= 57,
-            "a record must fit a 64-bit lane after a shift of up to 7"
-        );
-        // Every batch starts `bits` bytes after the last, so each lane's byte offset and shift
-        // inside its batch's window are the same for the whole row.
         let pos0 = first * bits;
-        let lane_bits: [u64; BATCH] = std::array::from_fn(|i| (pos0 % 8 + i * bits) as u64);
-        // SAFETY: reads one 64-byte array.
-        let lane_bits = unsafe { _mm512_loadu_si512(lane_bits.as_ptr() as *const _) };
-        let eight = 0x0808_0808_0808_0808;
-        let spread = _mm512_set_epi64(eight, 0, eight, 0, eight, 0, eight, 0);
+        let c = &m.table.controls[pos0 % 8];
+        // SAFETY: each control is a 64-byte array.
+        let load = |v: &[u8; 64]| unsafe { _mm512_loadu_si512(v.as_ptr() as *const _) };
         Decoder {
             records: m.records,
             start: pos0 / 8,
             bits,
-            gather: _mm512_add_epi8(
-                _mm512_shuffle_epi8(_mm512_srli_epi64(lane_bits, 3), spread),
-                _mm512_set1_epi64(0x0706_0504_0302_0100),
-            ),
-            shift: _mm512_and_si512(lane_bits, _mm512_set1_epi64(7)),
-            rec_mask: _mm512_set1_epi64(((1u64 << bits) - 1) as i64),
-            seed_mask: _mm512_set1_epi64(((1u64 << m.k) - 1) as i64),
-            stride: _mm512_set1_epi64(m.table.lanes as i64 * 2),
-            kcount: _mm_cvtsi32_si128(m.k as i32),
-            qcount: _mm_cvtsi32_si128(m.k as i32 + 4),
+            gather: load(&c.gather),
+            seed_at: load(&c.seed_at),
+            seed_mask: load(&c.seed_mask),
+            e_at: load(&c.e_at),
+            q_at: [load(&c.q_at[0]), load(&c.q_at[1])],
+            q_keep: c.q_keep,
+            stride: _mm512_set1_epi32(m.table.lanes as i32 * 2),
             // SAFETY: `scales` is 16 f32.
             scales: unsafe { _mm512_loadu_ps(m.scales.as_ptr()) },
-            q_select: q_select(m.p2),
         }
     }
 
     /// Decodes the row's batch `n` (its blocks 8n … 8n + 7) into `out`.
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,bmi2")]
-    fn decode(&self, n: usize, out: &mut Batch) {
+    fn decode<const WIDE: bool>(&self, n: usize, out: &mut Batch) {
         let recs = self.records;
         let at = self.start + n * self.bits;
         let have = recs.len().saturating_sub(at).min(64);
@@ -161,76 +152,92 @@ impl<'a> Decoder<'a> {
                 _bzhi_u64(u64::MAX, have as u32),
                 recs.as_ptr().add(at.min(recs.len())) as *const i8,
             );
-            let rec = _mm512_and_si512(
-                _mm512_srlv_epi64(_mm512_permutexvar_epi8(self.gather, window), self.shift),
-                self.rec_mask,
+            // Lane i holds record i from its first byte; a field is 8 bits cut at its offset.
+            let rec = _mm512_permutexvar_epi8(self.gather, window);
+            let seeds = _mm512_and_si512(
+                _mm512_multishift_epi64_epi8(self.seed_at, rec),
+                self.seed_mask,
             );
-            let seed = _mm512_and_si512(rec, self.seed_mask);
-            let lo = _mm512_and_si512(seed, _mm512_set1_epi64(0xff));
-            let hi = _mm512_srli_epi64(seed, 8);
-            let rows = out.rows.as_mut_ptr() as *mut __m512i;
-            _mm512_store_si512(rows, _mm512_mul_epu32(lo, self.stride));
-            _mm512_store_si512(rows.add(1), _mm512_mul_epu32(hi, self.stride));
-            let e = _mm512_cvtepi64_epi32(_mm512_and_si512(
-                _mm512_srl_epi64(rec, self.kcount),
-                _mm512_set1_epi64(15),
-            ));
-            let s = _mm512_permutexvar_ps(_mm512_castsi256_si512(e), self.scales);
-            _mm256_store_ps(out.scale.as_mut_ptr(), _mm512_castps512_ps256(s));
-            // Nibble p of each record to the high half of byte p, then to the high byte of
-            // 16-bit lane p of the pattern; an arithmetic shift sign-extends it.
-            let q = _mm512_srl_epi64(rec, self.qcount);
-            let nib = _mm512_set1_epi8(0xf0u8 as i8);
-            let even = _mm512_and_si512(_mm512_slli_epi64(q, 4), nib);
-            let odd = _mm512_and_si512(q, nib);
-            let pat = |v: __m512i| _mm512_srai_epi16(_mm512_shuffle_epi8(v, self.q_select), 12);
+            // Offsets, not seeds: a shift per block in the loop below cost 8 %.
+            _mm512_store_si512(
+                out.rows.as_mut_ptr() as *mut __m512i,
+                _mm512_mullo_epi32(seeds, self.stride),
+            );
+            // `vpermps` reads only the low 4 bits of each index: the exponent code.
+            let e = _mm512_multishift_epi64_epi8(self.e_at, rec);
+            _mm512_store_ps(
+                out.scale.as_mut_ptr(),
+                _mm512_permutexvar_ps(e, self.scales),
+            );
+            let pattern = |h: usize| {
+                _mm512_srai_epi16(
+                    _mm512_maskz_multishift_epi64_epi8(self.q_keep[h], self.q_at[h], rec),
+                    12,
+                )
+            };
             let qp = out.q.as_mut_ptr() as *mut __m512i;
-            _mm512_store_si512(qp, pat(_mm512_unpacklo_epi8(even, odd)));
-            _mm512_store_si512(qp.add(1), pat(_mm512_unpackhi_epi8(even, odd)));
+            let a = pattern(0);
+            if WIDE {
+                let b = pattern(1);
+                _mm512_store_si512(qp, _mm512_unpacklo_epi64(a, b));
+                _mm512_store_si512(qp.add(1), _mm512_unpackhi_epi64(a, b));
+            } else {
+                _mm512_store_si512(qp, a);
+            }
         }
     }
 }
 
-/// [`lane_row`] for blocks of `CH` 512-bit chunks (0: any number, read from the table).
+/// [`lane_row`] for blocks of `CH` 512-bit chunks (0: any number, read from the table), with
+/// 128-bit coefficient patterns when `WIDE` (P2 = 8) and 64-bit ones otherwise.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,bmi2")]
-unsafe fn lane_row_chunks<const CH: usize>(m: &LaneMatrix, r: usize, xdups: &[Lines]) -> f32 {
+unsafe fn lane_row_chunks<const CH: usize, const WIDE: bool>(
+    m: &LaneMatrix,
+    r: usize,
+    xdups: &[Lines],
+) -> f32 {
     let lanes = m.table.lanes;
     let chunks = if CH == 0 { lanes / 32 } else { CH };
+    let stride = chunks * 64;
     let l32 = lanes / 2;
     let (first, blocks, offset) = m.span(r);
     let xdup = xdups[offset].as_slice::<f32>();
     debug_assert!(xdup.len() >= blocks.div_ceil(BATCH) * BATCH * l32);
     let dec = Decoder::new(m, first);
     let empty = || Batch {
-        q: [[0; 8]; BATCH],
-        rows: [[0; BATCH]; 2],
-        scale: [0.0; BATCH],
+        q: [0; 2 * BATCH],
+        rows: [0; 2 * BATCH],
+        scale: [0.0; 2 * BATCH],
     };
     // Batch n + LAG is decoded while batch n runs (see [`LAG`]).
     let mut ring: [Batch; RING] = std::array::from_fn(|_| empty());
     let batches = blocks.div_ceil(BATCH);
     for (n, b) in ring.iter_mut().enumerate().take(batches.min(LAG)) {
-        dec.decode(n, b);
+        dec.decode::<WIDE>(n, b);
     }
     unsafe {
         let t0 = m.table.rows.as_slice::<i16>().as_ptr() as *const u8;
-        let t1 = t0.add(256 * lanes * 2);
+        let t1 = t0.add(256 * stride);
         let mut acc = [_mm512_setzero_ps(); 2];
         for n in 0..batches {
             if n + LAG < batches {
-                dec.decode(n + LAG, &mut ring[(n + LAG) % RING]);
+                dec.decode::<WIDE>(n + LAG, &mut ring[(n + LAG) % RING]);
             }
             let cur = &ring[n % RING];
             // Whole batches: past the row's last block the expansion is zero.
             let xb = xdup.as_ptr().add(n * BATCH * l32);
             for i in 0..BATCH {
-                let q = _mm512_broadcast_i32x4(_mm_load_si128(
-                    cur.q.as_ptr().add(i / 2 + (i & 1) * BATCH / 2) as *const __m128i,
-                ));
-                let s = _mm512_set1_ps(cur.scale[i]);
-                let u0 = t0.add(cur.rows[0][i] as usize);
-                let u1 = t1.add(cur.rows[1][i] as usize);
+                let q = if WIDE {
+                    _mm512_broadcast_i32x4(_mm_load_si128(
+                        cur.q.as_ptr().add(2 * (i / 2) + (i & 1) * BATCH) as *const __m128i,
+                    ))
+                } else {
+                    _mm512_set1_epi64(cur.q[i] as i64)
+                };
+                let s = _mm512_set1_ps(cur.scale[2 * i]);
+                let u0 = t0.add(cur.rows[2 * i] as usize);
+                let u1 = t1.add(cur.rows[2 * i + 1] as usize);
                 let xd = xb.add(i * l32);
                 let a = &mut acc[i & 1];
                 for ch in 0..chunks {
@@ -246,18 +253,4 @@ unsafe fn lane_row_chunks<const CH: usize>(m: &LaneMatrix, r: usize, xdups: &[Li
         }
         _mm512_reduce_add_ps(_mm512_add_ps(acc[0], acc[1]))
     }
-}
-
-/// The `vpshufb` control that turns a record's nibble bytes (nibble n in the high half of byte
-/// n, as unpacked) into its coefficient pattern: 16-bit lane l takes nibble l mod P2 in its
-/// high byte. Padding lanes (l mod P2 ≥ P) read nibbles past the record, which are zero.
-#[inline]
-#[target_feature(enable = "avx512f")]
-fn q_select(p2: usize) -> __m512i {
-    let mut ctrl = [0x80u8; 16];
-    for l in 0..8 {
-        ctrl[2 * l + 1] = (l % p2) as u8;
-    }
-    // SAFETY: reads the 16-byte array.
-    unsafe { _mm512_broadcast_i32x4(_mm_loadu_si128(ctrl.as_ptr() as *const __m128i)) }
 }

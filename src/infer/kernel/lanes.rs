@@ -70,6 +70,8 @@ pub(crate) struct LaneTable {
     /// `[byte][value][lanes]`, two bytes always: for K ≤ 8 the second byte's rows are zero, so
     /// a kernel can XOR both rows without a branch.
     pub(crate) rows: Lines,
+    /// How a batch's records are cut into fields, by the bit its first record starts at.
+    pub(crate) controls: [BatchControls; 8],
 }
 
 impl LaneTable {
@@ -107,7 +109,11 @@ impl LaneTable {
                 }
             }
         }
-        LaneTable { lanes, rows: lines }
+        LaneTable {
+            lanes,
+            rows: lines,
+            controls: std::array::from_fn(|shift| BatchControls::new(cfg, shift)),
+        }
     }
 }
 
@@ -125,6 +131,76 @@ pub(crate) struct LaneMatrix<'a> {
     pub(crate) table: Arc<LaneTable>,
     /// Scale of each exponent code E: 2^(e_base + E) / (2^(K−1) − 1) / 2^(16−K).
     pub(crate) scales: [f32; 16],
+}
+
+/// Byte controls that cut a batch of [`BATCH`] records, read as one 64-byte window, into their
+/// fields with `vpermb` and `vpmultishiftqb` (each takes 8 bits from a byte offset of its 64-bit
+/// lane). Every batch of a row starts `bits` bytes after the last, so a row needs one set.
+#[derive(Debug)]
+pub(crate) struct BatchControls {
+    /// Byte t of lane i picks window byte (record i's first byte) + t.
+    pub(crate) gather: [u8; 64],
+    /// The seed's low and high byte to bytes 0 and 4 of each lane.
+    pub(crate) seed_at: [u8; 64],
+    /// The seed's bits in those bytes.
+    pub(crate) seed_mask: [u8; 64],
+    /// The exponent code to the low bits of bytes 0 and 4.
+    pub(crate) e_at: [u8; 64],
+    /// Coefficient nibbles to the high half of each 16-bit lane's high byte: pattern lanes 0–3
+    /// and (for P2 = 8) 4–7.
+    pub(crate) q_at: [[u8; 64]; 2],
+    /// Bytes of those patterns that hold a coefficient (padding lanes stay zero).
+    pub(crate) q_keep: [u64; 2],
+}
+
+impl BatchControls {
+    /// The controls for records of `cfg` whose batch starts at bit `shift0` of its first byte.
+    fn new(cfg: Config, shift0: usize) -> Self {
+        let bits = cfg.block_bits() as usize;
+        debug_assert!(
+            bits <= 57,
+            "a record fits a 64-bit lane after a shift of up to 7"
+        );
+        let (k, p, p2) = (cfg.k as u8, cfg.p, padded_p(cfg.p));
+        let lanes = |f: &dyn Fn(usize, u8) -> [u8; 8]| -> [u8; 64] {
+            let mut out = [0u8; 64];
+            for (i, lane) in out.chunks_exact_mut(8).enumerate() {
+                let at = shift0 + i * bits;
+                lane.copy_from_slice(&f(at / 8, (at % 8) as u8));
+            }
+            out
+        };
+        let lo_mask = if k >= 8 { 0xff } else { (1u8 << k) - 1 };
+        let hi_mask = if k > 8 {
+            ((1u16 << (k - 8)) - 1) as u8
+        } else {
+            0
+        };
+        // Pattern lane l of half h holds coefficient (4h + l) mod P2, read from the 8 bits that
+        // end with it.
+        let q_at = |h: usize| {
+            lanes(&|_, s| {
+                let mut c = [0u8; 8];
+                for l in 0..4 {
+                    c[2 * l + 1] = s + k + 4 * ((4 * h + l) % p2) as u8;
+                }
+                c
+            })
+        };
+        let keep = |h: usize| {
+            (0..4).fold(0u8, |acc, l| {
+                acc | (u8::from((4 * h + l) % p2 < p) << (2 * l + 1))
+            })
+        };
+        BatchControls {
+            gather: lanes(&|byte, _| std::array::from_fn(|t| (byte + t) as u8)),
+            seed_at: lanes(&|_, s| [s, 0, 0, 0, s + 8, 0, 0, 0]),
+            seed_mask: lanes(&|_, _| [lo_mask, 0, 0, 0, hi_mask, 0, 0, 0]),
+            e_at: lanes(&|_, s| [s + k, 0, 0, 0, s + k, 0, 0, 0]),
+            q_at: [q_at(0), q_at(1)],
+            q_keep: [0, 1].map(|h| u64::from_ne_bytes([keep(h); 8])),
+        }
+    }
 }
 
 impl<'a> LaneMatrix<'a> {
