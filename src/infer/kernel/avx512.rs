@@ -80,6 +80,10 @@ pub(super) unsafe fn lane_row(m: &LaneMatrix, r: usize, xdups: &[Lines]) -> f32 
         (3, false) => unsafe { lane_row_chunks::<3, false>(m, r, xdups) },
         (4, false) => unsafe { lane_row_chunks::<4, false>(m, r, xdups) },
         (_, false) => unsafe { lane_row_chunks::<0, false>(m, r, xdups) },
+        (1, true) => unsafe { lane_row_chunks::<1, true>(m, r, xdups) },
+        (2, true) => unsafe { lane_row_chunks::<2, true>(m, r, xdups) },
+        (3, true) => unsafe { lane_row_chunks::<3, true>(m, r, xdups) },
+        (4, true) => unsafe { lane_row_chunks::<4, true>(m, r, xdups) },
         (_, true) => unsafe { lane_row_chunks::<0, true>(m, r, xdups) },
     }
 }
