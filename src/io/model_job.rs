@@ -251,7 +251,9 @@ pub fn compress_tensor(
     cancel: &AtomicBool,
 ) -> Result<(CompressedTensor, ErrorStats, bool), CompressError> {
     match moments_of(moments, name, shape) {
-        Some(d) => compress_weighted(data, d, searcher, progress, cancel).map(|(t, s)| (t, s, true)),
+        Some(d) => {
+            compress_weighted(data, d, searcher, progress, cancel).map(|(t, s)| (t, s, true))
+        }
         None => compress_with(data, searcher, progress, cancel).map(|(t, s)| (t, s, false)),
     }
 }
