@@ -365,7 +365,10 @@ impl CompressJob {
             .sum();
         let tensors = inputs.iter().map(|t| t.tensor).collect();
         let label = match &calibration {
-            Some(_) => format!("compressing ({config}, calibrated)"),
+            Some(c) => format!(
+                "compressing ({config}, calibrated on {})",
+                super::state::file_name(&c.text.path)
+            ),
             None => format!("compressing ({config})"),
         };
         let cal = calibration.clone();

@@ -730,7 +730,10 @@ impl AppState {
 
     fn poll_compress(&mut self) {
         let Some(job) = &mut self.job else { return };
-        let cfg = job.config;
+        let cfg = match &job.calibration {
+            Some(c) => format!("{}, calibrated on {}", job.config, file_name(&c.text.path)),
+            None => job.config.to_string(),
+        };
         let (events, end) = job.poll();
         let took = done_in(job.job.elapsed());
         let loaded = job.loaded;
@@ -889,6 +892,14 @@ impl Group {
             }
         }
     }
+}
+
+/// The last component of `path`, for messages.
+pub fn file_name(path: &Path) -> String {
+    path.file_name()
+        .unwrap_or(path.as_os_str())
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// "done in 3 s" for a job that took `d`.

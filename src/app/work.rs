@@ -422,11 +422,7 @@ pub fn spawn(
                 .clone()
                 .filter(|_| doc.mapped.is_some())
                 .ok_or("calibration runs the model: open a model file or directory")?;
-            let name = text
-                .file_name()
-                .unwrap_or(text.as_os_str())
-                .to_string_lossy();
-            let label = format!("calibrating on {name}");
+            let label = format!("calibrating on {}", super::state::file_name(&text));
             Job::spawn(label, id, repaint, move |ctx| {
                 calibration::calibrate_model(&model, &text, ctx.progress(), ctx.cancel_flag())
                     .map(|c| Output::Calibrated(text.clone(), Arc::new(c)))

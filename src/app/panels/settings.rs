@@ -208,28 +208,31 @@ impl SettingsPanel {
                    data-free search. Never calibrate on the text you evaluate on.";
         ui.horizontal(|ui| {
             let l = ui.label("Calibration text").on_hover_text(tip);
-            let edit = ui
-                .add(
-                    egui::TextEdit::singleline(&mut self.calibration)
-                        .hint_text("none (data-free)")
-                        .desired_width(ui.available_width() - 70.0),
-                )
-                .labelled_by(l.id)
-                .on_hover_text(tip);
-            if edit.changed() {
-                let path = PathBuf::from(self.calibration.trim());
-                let want = path.is_file().then_some(path);
-                self.calibration_seen = want.clone();
-                out.push(Command::SetCalibration(want));
-            }
-            let picking = state.running(JobKind::Dialog).is_some();
-            if ui
-                .add_enabled(!picking, egui::Button::new("Browse…"))
-                .on_hover_text("Choose the calibration text in a file dialog")
-                .clicked()
-            {
-                out.push(Command::Run(Work::Dialog(Purpose::Calibration)));
-            }
+            // Right to left, so the field takes what the button leaves and the panel never grows.
+            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                let picking = state.running(JobKind::Dialog).is_some();
+                if ui
+                    .add_enabled(!picking, egui::Button::new("Browse…"))
+                    .on_hover_text("Choose the calibration text in a file dialog")
+                    .clicked()
+                {
+                    out.push(Command::Run(Work::Dialog(Purpose::Calibration)));
+                }
+                let edit = ui
+                    .add(
+                        egui::TextEdit::singleline(&mut self.calibration)
+                            .hint_text("none (data-free)")
+                            .desired_width(ui.available_width()),
+                    )
+                    .labelled_by(l.id)
+                    .on_hover_text(tip);
+                if edit.changed() {
+                    let path = PathBuf::from(self.calibration.trim());
+                    let want = path.is_file().then_some(path);
+                    self.calibration_seen = want.clone();
+                    out.push(Command::SetCalibration(want));
+                }
+            });
         });
         let typed = self.calibration.trim();
         if !typed.is_empty() && state.calibration.is_none() {
