@@ -254,3 +254,56 @@ fn the_sidecar_offers_codes_only_to_a_run_with_the_same_calibration() {
         }]
     );
 }
+
+/// A calibrated tensor kept in the sidecar is offered again after the app closes, with its
+/// text: Resume measures the moments again and reads the codes back, calibrated.
+#[test]
+fn a_resumed_calibrated_tensor_is_read_back_calibrated() {
+    let dir = tempfile::tempdir().unwrap();
+    let calib = calibration_text(dir.path(), "calib.txt", CALIB);
+    let open_demo = || {
+        let mut studio = Studio::with_document(seedlm::app::loader::synthetic());
+        studio.state.data_dir = Some(dir.path().join("data"));
+        studio.state.apply(Command::OpenDemo);
+        let mut h = harness_with_sidecars(studio);
+        h.run_steps(2);
+        h
+    };
+    let mut h = open_demo();
+    h.state_mut()
+        .state
+        .apply(Command::SetCalibration(Some(calib.clone())));
+    compress_it(&mut h);
+    let searched = codes(&h);
+    assert!(searched.1);
+    drop(h);
+
+    let mut h = open_demo();
+    let offer = h
+        .state()
+        .state
+        .resume
+        .clone()
+        .expect("the sidecar is offered");
+    assert_eq!(offer.finished.len(), 1);
+    assert_eq!(
+        offer.finished[0].calibration.as_deref(),
+        Some(std::path::absolute(&calib).unwrap().as_path())
+    );
+    h.state_mut().state.apply(Command::Resume);
+    h.step();
+    wait_idle(&mut h, ui::MODEL_RUN);
+    let msgs = messages(&h);
+    assert!(
+        msgs.iter()
+            .any(|m| m.starts_with("calibrating on calib.txt:")),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs.last()
+            .unwrap()
+            .contains("1 tensor(s) read from the sidecar"),
+        "{msgs:?}"
+    );
+    assert_eq!(codes(&h), searched);
+}
