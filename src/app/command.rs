@@ -61,6 +61,8 @@ pub enum Command {
     ShowTab(TabId),
     /// Use these compression settings for the next compressions.
     SetConfig(Config),
+    /// Calibrate the next compressions on this text file (`None`: data-free).
+    SetCalibration(Option<PathBuf>),
     /// Keep resume sidecars in this folder (`None`: beside each model), from the next
     /// compression or opening on.
     SetSidecarDir(Option<PathBuf>),

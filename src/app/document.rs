@@ -313,6 +313,9 @@ pub struct TensorResult {
     pub stored_relmse: Option<f64>,
     /// Distinguishes successive results of the same tensor (for cached textures).
     pub generation: u64,
+    /// Whether its search was calibrated (weighted by input moments measured on a text);
+    /// `false` for data-free codes and for a packed file's, which record no per-tensor flag.
+    pub calibrated: bool,
 }
 
 impl TensorResult {

@@ -12,9 +12,12 @@
 
 use super::document::{PackedCodes, Source};
 use crate::core::config::Config;
+use crate::eval::calibration::Calibration;
+use crate::io::model_job::{compress_tensor, moments_of};
 use crate::io::shard::{Sidecar, tensor_hash};
 use crate::search::Searcher;
-use crate::search::compress::{CompressError, ErrorStats, Progress, compress_with};
+use crate::search::compress::{CompressError, ErrorStats, Progress};
+use std::collections::HashMap;
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -294,6 +297,8 @@ pub enum CompressEvent {
         stats: ErrorStats,
         /// Whether the codes were read from the sidecar rather than searched.
         loaded: bool,
+        /// Whether the search was calibrated.
+        calibrated: bool,
     },
     /// `tensor` is compressed but could not be kept in the sidecar.
     Unsaved {
@@ -311,12 +316,27 @@ pub enum CompressEvent {
     },
 }
 
+/// A tensor handed to a compression: its index, name and shape, and where its weights are read
+/// from.
+pub struct Input {
+    /// Tensor index.
+    pub tensor: usize,
+    /// Tensor name (the calibration's moments are found by it).
+    pub name: String,
+    /// Shape.
+    pub shape: Vec<usize>,
+    /// The original weights.
+    pub source: Source,
+}
+
 /// A running compression of a list of tensors, one after the other, each across the pool.
 pub struct CompressJob {
     /// Tensor indices, in order.
     pub tensors: Vec<usize>,
     /// Settings used.
     pub config: Config,
+    /// The calibration the search is weighted by (`None`: data-free).
+    pub calibration: Option<Arc<Calibration>>,
     /// The tensor being compressed and the job's block count when it started.
     pub current: Option<(usize, u64)>,
     /// Tensors whose codes came from the sidecar.
@@ -326,34 +346,40 @@ pub struct CompressJob {
 }
 
 impl CompressJob {
-    /// Starts compressing `inputs` (tensor index and where its weights are read from) of
-    /// document `doc`; each tensor is read when its turn comes and dropped when done. With a
-    /// `sidecar`, a tensor it holds at `config` from the same data is read from it instead of
-    /// searched, and each tensor searched is written to it as it finishes.
+    /// Starts compressing `inputs` of document `doc`, each with its moments in `calibration`
+    /// when it has some there (the engine's [`compress_tensor`]); each tensor is read when its
+    /// turn comes and dropped when done. With a `sidecar`, a tensor it holds at `config` and
+    /// this calibration from the same data is read from it instead of searched, and each tensor
+    /// searched is written to it as it finishes.
     pub fn spawn(
-        inputs: Vec<(usize, Source)>,
+        inputs: Vec<Input>,
         config: Config,
+        calibration: Option<Arc<Calibration>>,
         doc: u64,
         sidecar: Option<Sidecar>,
         repaint: Option<egui::Context>,
     ) -> Self {
         let total: u64 = inputs
             .iter()
-            .map(|(_, d)| d.len().div_ceil(config.c) as u64)
+            .map(|t| t.source.len().div_ceil(config.c) as u64)
             .sum();
-        let tensors = inputs.iter().map(|(i, _)| *i).collect();
-        let job = Job::spawn(
-            format!("compressing ({config})"),
-            Some(doc),
-            repaint,
-            move |ctx| {
-                ctx.progress().total.store(total, Ordering::Relaxed);
-                run_compress(inputs, config, sidecar.as_ref(), ctx)
-            },
-        );
+        let tensors = inputs.iter().map(|t| t.tensor).collect();
+        let label = match &calibration {
+            Some(c) => format!(
+                "compressing ({config}, calibrated on {})",
+                super::state::file_name(&c.text.path)
+            ),
+            None => format!("compressing ({config})"),
+        };
+        let cal = calibration.clone();
+        let job = Job::spawn(label, Some(doc), repaint, move |ctx| {
+            ctx.progress().total.store(total, Ordering::Relaxed);
+            run_compress(inputs, config, cal.as_deref(), sidecar.as_ref(), ctx)
+        });
         CompressJob {
             tensors,
             config,
+            calibration,
             current: None,
             loaded: 0,
             job,
@@ -382,12 +408,22 @@ impl CompressJob {
 }
 
 fn run_compress(
-    inputs: Vec<(usize, Source)>,
+    inputs: Vec<Input>,
     config: Config,
+    calibration: Option<&Calibration>,
     sidecar: Option<&Sidecar>,
     ctx: &Ctx<CompressEvent>,
 ) -> Result<(), String> {
-    for (tensor, src) in inputs {
+    let none = HashMap::new();
+    let moments = calibration.map_or(&none, |c| &c.moments);
+    let text = calibration.map(|c| &c.text);
+    for Input {
+        tensor,
+        name,
+        shape,
+        source: src,
+    } in inputs
+    {
         if ctx.cancelled() {
             return Err("cancelled".into());
         }
@@ -417,7 +453,7 @@ fn run_compress(
             _ => None,
         };
         if let Some((s, model, t, hash)) = &kept {
-            match s.load(model, config, &t.name, hash) {
+            match s.load(model, config, text, &t.name, hash) {
                 Ok(Some(compressed)) => {
                     let stats = ErrorStats::measure(&data, &compressed.reconstruct(), config.c);
                     let blocks = compressed.num_blocks() as u64;
@@ -427,6 +463,7 @@ fn run_compress(
                         compressed: PackedCodes::new(&compressed),
                         stats,
                         loaded: true,
+                        calibrated: moments_of(moments, &name, &shape).is_some(),
                     });
                     continue;
                 }
@@ -437,10 +474,19 @@ fn run_compress(
         }
         // Codes that decode within what the tensor's dtype holds, as the CLI's.
         let searcher = Searcher::new(config).below(crate::io::dtype::overflow_bound(src.dtype()));
-        match compress_with(&data, &searcher, ctx.progress(), ctx.cancel_flag()) {
-            Ok((compressed, stats)) => {
+        let searched = compress_tensor(
+            &data,
+            &name,
+            &shape,
+            moments,
+            &searcher,
+            ctx.progress(),
+            ctx.cancel_flag(),
+        );
+        match searched {
+            Ok((compressed, stats, calibrated)) => {
                 if let Some((s, model, t, hash)) = &kept
-                    && let Err(e) = s.save(model, &t.name, hash, &compressed)
+                    && let Err(e) = s.save(model, &t.name, hash, text, &compressed)
                 {
                     ctx.send(CompressEvent::Unsaved {
                         tensor,
@@ -452,6 +498,7 @@ fn run_compress(
                     compressed: PackedCodes::new(&compressed),
                     stats,
                     loaded: false,
+                    calibrated,
                 })
             }
             Err(CompressError::Cancelled) => return Err("cancelled".into()),

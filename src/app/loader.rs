@@ -169,6 +169,7 @@ fn load_packed(
                     stats: None,
                     stored_relmse: t.packed.as_ref().and_then(|m| m.relmse),
                     generation: i as u64 + 1,
+                    calibrated: false,
                 })),
             )),
             None if dtype::is_float(t.dtype) => {

@@ -4,7 +4,7 @@
 use super::command::{Command, ExportKind, SelectMode, TabId};
 use super::document::{Document, Errors, TensorResult};
 use super::export;
-use super::jobs::{CompressEvent, CompressJob, Job, Outcome, human_duration};
+use super::jobs::{CompressEvent, CompressJob, Input, Job, Outcome, human_duration};
 use super::loader;
 use super::work::{self, JobKind, Keyed, Output, Purpose, Results, ResumeOffer, ShardView, Work};
 use crate::core::config::Config;
@@ -17,6 +17,15 @@ use std::time::Duration;
 
 /// Recent files kept in the menu.
 const MAX_RECENT: usize = 8;
+
+/// How a tensor is compressed: its configuration, and the text its search is calibrated on.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Settings {
+    /// The configuration.
+    pub config: Config,
+    /// The calibration text (`None`: data-free).
+    pub calibration: Option<PathBuf>,
+}
 
 /// Where a tensor stands.
 #[derive(Clone, Debug, PartialEq)]
@@ -59,10 +68,12 @@ pub struct AppState {
     pub focus: Option<usize>,
     /// Settings for the next compression.
     pub config: Config,
+    /// The calibration text of the next compression (`None`: data-free).
+    pub calibration: Option<PathBuf>,
     /// The running compression.
     pub job: Option<CompressJob>,
     /// Tensors waiting for the next job, with the settings asked for.
-    pub queue: VecDeque<(usize, Config)>,
+    pub queue: VecDeque<(usize, Settings)>,
     /// The block inspector's block.
     pub inspect: Option<BlockRef>,
     /// The central tab shown.
@@ -109,6 +120,7 @@ impl AppState {
             selection: BTreeSet::new(),
             focus: None,
             config: Config::FOUR_BIT,
+            calibration: None,
             job: None,
             queue: VecDeque::new(),
             inspect: None,
@@ -196,6 +208,7 @@ impl AppState {
             }
             Command::ShowTab(t) => self.tab = t,
             Command::SetConfig(c) => self.config = c,
+            Command::SetCalibration(p) => self.calibration = p,
             Command::SetSidecarDir(d) => {
                 self.message(
                     false,
@@ -359,7 +372,11 @@ impl AppState {
                 continue;
             };
             if self.doc.tensors[i].result.is_none() && !self.queue.iter().any(|(q, _)| *q == i) {
-                self.queue.push_back((i, t.config));
+                let settings = Settings {
+                    config: t.config,
+                    calibration: t.calibration.clone(),
+                };
+                self.queue.push_back((i, settings));
                 n += 1;
             }
         }
@@ -386,14 +403,17 @@ impl AppState {
                 .current
                 .and_then(|(cur, _)| job.tensors.iter().position(|&t| t == cur))
                 .unwrap_or(0);
+            let calibration = job.calibration.as_ref().map(|c| c.text.path.clone());
             left.extend(job.tensors[from..].iter().map(|&t| SidecarTensor {
                 name: self.doc.tensors[t].name.clone(),
                 config: job.config,
+                calibration: calibration.clone(),
             }));
         }
-        left.extend(self.queue.iter().map(|&(t, config)| SidecarTensor {
-            name: self.doc.tensors[t].name.clone(),
-            config,
+        left.extend(self.queue.iter().map(|(t, s)| SidecarTensor {
+            name: self.doc.tensors[*t].name.clone(),
+            config: s.config,
+            calibration: s.calibration.clone(),
         }));
         if let Err(e) = sidecar.set_pending(&left) {
             self.message(true, e.to_string());
@@ -405,10 +425,11 @@ impl AppState {
         self.enqueue_with(tensors.into_iter().map(|t| (t, cfg)).collect());
     }
 
-    /// Queues each tensor with its own configuration (a tensor already queued keeps its place).
+    /// Queues each tensor with its own configuration and the calibration of the settings (a
+    /// tensor already queued keeps its place).
     fn enqueue_with(&mut self, tensors: Vec<(usize, Config)>) {
         let mut skipped = 0;
-        for (t, cfg) in tensors {
+        for (t, config) in tensors {
             let Some(entry) = self.doc.tensors.get(t) else {
                 continue;
             };
@@ -417,7 +438,14 @@ impl AppState {
                 continue;
             }
             if !self.queue.iter().any(|(q, _)| *q == t) {
-                self.queue.push_back((t, cfg));
+                let calibration = self.calibration.clone();
+                self.queue.push_back((
+                    t,
+                    Settings {
+                        config,
+                        calibration,
+                    },
+                ));
             }
         }
         if skipped > 0 {
@@ -430,37 +458,72 @@ impl AppState {
         self.save_pending();
     }
 
-    /// Starts the next job from the queue: consecutive tensors with the same settings.
+    /// Starts the next job from the queue: consecutive tensors with the same settings. A
+    /// calibrated one waits for its text's moments, measured once per document and text.
     fn start_next(&mut self) {
         if self.job.is_some() {
             return;
         }
-        let Some(&(_, cfg)) = self.queue.front() else {
+        let Some((_, settings)) = self.queue.front().cloned() else {
             return;
         };
+        let calibration = match &settings.calibration {
+            None => None,
+            Some(text) => match &self.results.calibration {
+                Some(k) if k.doc == self.doc.id && k.value.0 == *text => Some(k.value.1.clone()),
+                _ => {
+                    if !self.jobs.contains_key(&JobKind::Calibrate) {
+                        self.run(Work::Calibrate(text.clone()));
+                        // It could not start (said in a message): nothing can use that text.
+                        if !self.jobs.contains_key(&JobKind::Calibrate) {
+                            self.drop_calibrated();
+                        }
+                    }
+                    return;
+                }
+            },
+        };
         let mut inputs = Vec::new();
-        while let Some(&(t, c)) = self.queue.front() {
-            if c != cfg {
+        while let Some((t, s)) = self.queue.front() {
+            if *s != settings {
                 break;
             }
-            self.queue.pop_front();
-            if let Some(src) = &self.doc.tensors[t].source {
-                inputs.push((t, src.clone()));
+            let e = &self.doc.tensors[*t];
+            if let Some(src) = &e.source {
+                inputs.push(Input {
+                    tensor: *t,
+                    name: e.name.clone(),
+                    shape: e.shape.clone(),
+                    source: src.clone(),
+                });
             }
+            self.queue.pop_front();
         }
         self.job = Some(CompressJob::spawn(
             inputs,
-            cfg,
+            settings.config,
+            calibration,
             self.doc.id,
             self.sidecar(),
             self.repaint.clone(),
         ));
     }
 
+    /// Drops the calibrated tensors from the queue once their moments cannot be measured, and
+    /// goes on with the rest.
+    fn drop_calibrated(&mut self) {
+        self.queue.retain(|(_, s)| s.calibration.is_none());
+        self.save_pending();
+        self.start_next();
+    }
+
     fn cancel(&mut self) {
         self.queue.clear();
         if let Some(job) = &self.job {
             job.job.cancel();
+        }
+        if let Some(j) = self.jobs.get(&JobKind::Calibrate) {
+            j.cancel();
         }
         self.save_pending();
     }
@@ -503,6 +566,9 @@ impl AppState {
             self.results.hw_log = job.log();
         }
         let label = &job.label;
+        if kind == JobKind::Calibrate && !matches!(outcome, Outcome::Done(_)) {
+            self.drop_calibrated();
+        }
         let out = match outcome {
             Outcome::Done(out) => out,
             Outcome::Cancelled => {
@@ -583,10 +649,25 @@ impl AppState {
                 self.message(false, format!("{label}: {took}"));
             }
             Output::Prepared(key, p) => self.results.prepared = Some((key, p)),
+            Output::Calibrated(text, c) => {
+                self.message(
+                    false,
+                    format!(
+                        "{label}: {} tensors' input moments, {took}",
+                        c.moments.len()
+                    ),
+                );
+                self.results.calibration = Some(Keyed {
+                    doc,
+                    value: (text, c),
+                });
+                self.start_next();
+            }
             Output::Picked(purpose, path, shown) => match path {
                 Some(path) => self.apply(match purpose {
                     Purpose::Open | Purpose::OpenFolder => Command::Open(path),
                     Purpose::Export(kind) => Command::Export { kind, path },
+                    Purpose::Calibration => Command::SetCalibration(Some(path)),
                 }),
                 None if !shown => self.message(true, work::NO_DIALOG),
                 None => {}
@@ -649,7 +730,10 @@ impl AppState {
 
     fn poll_compress(&mut self) {
         let Some(job) = &mut self.job else { return };
-        let cfg = job.config;
+        let cfg = match &job.calibration {
+            Some(c) => format!("{}, calibrated on {}", job.config, file_name(&c.text.path)),
+            None => job.config.to_string(),
+        };
         let (events, end) = job.poll();
         let took = done_in(job.job.elapsed());
         let loaded = job.loaded;
@@ -660,6 +744,7 @@ impl AppState {
                     tensor,
                     compressed,
                     stats,
+                    calibrated,
                     ..
                 } => {
                     self.generation += 1;
@@ -668,6 +753,7 @@ impl AppState {
                         stats: Some(Errors::new(&stats)),
                         stored_relmse: None,
                         generation: self.generation,
+                        calibrated,
                     }));
                 }
                 CompressEvent::Failed { tensor, error } => {
@@ -753,6 +839,8 @@ pub struct Totals {
 pub struct Group {
     /// Tensors.
     pub tensors: usize,
+    /// Tensors whose search was calibrated.
+    pub calibrated: usize,
     /// Weights.
     pub weights: u64,
     /// Bits of their block records.
@@ -768,6 +856,7 @@ pub struct Group {
 impl Group {
     fn add(&mut self, weights: u64, bits: u64, r: &TensorResult) {
         self.tensors += 1;
+        self.calibrated += usize::from(r.calibrated);
         self.weights += weights;
         self.bits += bits;
         match (&r.stats, r.stored_relmse) {
@@ -803,6 +892,14 @@ impl Group {
             }
         }
     }
+}
+
+/// The last component of `path`, for messages.
+pub fn file_name(path: &Path) -> String {
+    path.file_name()
+        .unwrap_or(path.as_os_str())
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// "done in 3 s" for a job that took `d`.

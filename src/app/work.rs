@@ -8,7 +8,8 @@ use super::generate;
 use super::heatmap::{MAX_SIDE, Pool, colorize, pool, scale_limit};
 use super::jobs::{Ctx, Job};
 use super::quality::{self, APP_TOKENS};
-use crate::eval::{Evaluator, Figures, Inputs, Overlay, calibration};
+use crate::eval::calibration::{self, Calibration};
+use crate::eval::{Evaluator, Figures, Inputs, Overlay};
 use crate::hw::resources::ResourceTable;
 use crate::hw::sim::{self, DdrParams, HwTable, TensorReport};
 use crate::hw::synth;
@@ -53,6 +54,8 @@ pub enum Purpose {
     OpenFolder,
     /// Export to the chosen file.
     Export(super::export::ExportKind),
+    /// Choose the calibration text of the compression settings.
+    Calibration,
 }
 
 /// A piece of background work a panel asks for.
@@ -104,6 +107,9 @@ pub enum Work {
         /// Packed bits per compressed weight, at most.
         target_bpw: f64,
     },
+    /// The input moments of the open model on this calibration text, for calibrated
+    /// compression.
+    Calibrate(PathBuf),
 }
 
 /// Which job: at most one of each kind runs at a time.
@@ -131,6 +137,8 @@ pub enum JobKind {
     Shards,
     /// A bit allocation.
     Allocate,
+    /// Measuring a calibration's moments.
+    Calibrate,
 }
 
 impl Work {
@@ -146,6 +154,7 @@ impl Work {
             Work::Dialog(_) => JobKind::Dialog,
             Work::Shards(_) => JobKind::Shards,
             Work::Allocate { .. } => JobKind::Allocate,
+            Work::Calibrate(_) => JobKind::Calibrate,
         }
     }
 }
@@ -178,6 +187,8 @@ pub enum Output {
     Shards(PathBuf, Result<Box<FolderStatus>, String>),
     /// A bit allocation: the tensors (indices) and their configurations, in order.
     Allocated(Vec<usize>, Box<Allocation>),
+    /// The moments measured on the calibration text at this path.
+    Calibrated(PathBuf, Arc<Calibration>),
 }
 
 /// What an earlier session left in a model's sidecar.
@@ -270,6 +281,9 @@ pub struct Results {
     pub quality: Option<Keyed<quality::Report>>,
     /// The last Generate run.
     pub generate: Option<Keyed<generate::Run>>,
+    /// The last calibration measured, and the path of its text: calibrated compressions of
+    /// the document reuse it.
+    pub calibration: Option<Keyed<(PathBuf, Arc<Calibration>)>>,
 }
 
 impl Results {
@@ -289,6 +303,9 @@ impl Results {
         }
         if self.prepared.as_ref().is_some_and(|(k, _)| k.doc != doc) {
             self.prepared = None;
+        }
+        if self.calibration.as_ref().is_some_and(|k| k.doc != doc) {
+            self.calibration = None;
         }
     }
 }
@@ -399,6 +416,19 @@ pub fn spawn(
                 allocate(&inputs, model, target_bpw, ctx)
             })
         }
+        Work::Calibrate(text) => {
+            let model = doc
+                .path
+                .clone()
+                .filter(|_| doc.mapped.is_some())
+                .ok_or("calibration runs the model: open a model file or directory")?;
+            let label = format!("calibrating on {}", super::state::file_name(&text));
+            Job::spawn(label, id, repaint, move |ctx| {
+                calibration::calibrate_model(&model, &text, ctx.progress(), ctx.cancel_flag())
+                    .map(|c| Output::Calibrated(text.clone(), Arc::new(c)))
+                    .map_err(|e| e.to_string())
+            })
+        }
         Work::Prepare(i) => {
             let t = doc.tensors.get(i).ok_or("no such tensor")?;
             let key = tensor_key(doc, i);
@@ -472,6 +502,7 @@ fn pick(purpose: Purpose) -> Option<PathBuf> {
             .add_filter("shard folder (its job.json)", &["json"])
             .pick_file(),
         Purpose::OpenFolder => d.pick_folder(),
+        Purpose::Calibration => d.pick_file(),
         Purpose::Export(ExportKind::Packed) => {
             d.set_file_name("model.seedlm.safetensors").save_file()
         }

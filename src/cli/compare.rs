@@ -100,12 +100,16 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
                     &opened
                 }
             };
-            let (moments, _) = super::compress::calibrate(ev, text, &cancel)?;
-            if cancel.load(Ordering::Relaxed) {
-                eprintln!("cancelled");
-                return Ok(ExitCode::from(130));
+            let measured = super::compress::calibrate(text, |progress| {
+                crate::eval::calibration::calibrate(ev, text, progress, &cancel)
+            })?;
+            match measured {
+                Some(c) if !cancel.load(Ordering::Relaxed) => c.moments,
+                _ => {
+                    eprintln!("cancelled");
+                    return Ok(ExitCode::from(130));
+                }
             }
-            moments
         }
         None => Default::default(),
     };

@@ -2,6 +2,7 @@
 
 use super::stdout::column_width;
 use crate::core::config::Config;
+use crate::eval::calibration::Calibration;
 use crate::io::error::{MAX_SHOWN, abbreviate, shape_text};
 use crate::io::job_plan::{PlanOptions, TextId};
 use crate::io::model::Model;
@@ -272,13 +273,16 @@ pub fn make_plan(
     }
     if let Some(text) = &opts.calibrate {
         let started = Instant::now();
-        let evaluator = crate::eval::Evaluator::open_model(input)?;
-        let (m, record) = calibrate(&evaluator, text, cancel)?;
+        let measured = calibrate(text, |progress| {
+            crate::eval::calibration::calibrate_model(input, text, progress, cancel)
+        })?;
         planned
             .phases
             .push(("calibration", started.elapsed().as_secs_f64()));
-        planned.moments = m;
-        planned.calibration = Some(record);
+        if let Some(c) = measured {
+            planned.moments = c.moments;
+            planned.calibration = Some(c.record);
+        }
     }
     Ok((!cancel.load(Ordering::Relaxed)).then_some(planned))
 }
@@ -292,21 +296,19 @@ pub enum Sensitivity {
     None,
 }
 
-/// The calibration pass of `--calibrate`: per-input-channel second moments of every linear
-/// layer of the model `evaluator` runs, and the metadata record naming `text`. Empty once
-/// `cancel` is raised: the caller checks it.
+/// The calibration pass of `--calibrate` on `text`, `measure` run under a progress bar (it
+/// counts passes); `None` when cancelled.
 pub(super) fn calibrate(
-    evaluator: &crate::eval::Evaluator,
     text: &std::path::Path,
-    cancel: &std::sync::atomic::AtomicBool,
-) -> anyhow::Result<(HashMap<String, Vec<f64>>, String)> {
+    measure: impl FnOnce(&Progress) -> Result<Calibration, crate::eval::EvalError> + Send,
+) -> anyhow::Result<Option<Calibration>> {
     let progress = Progress::default();
     eprintln!("calibrating on {}", text.display());
     match super::watch::watch("passes", &progress.done, &progress.total, |_| {
-        crate::eval::calibration::calibrate(evaluator, text, &progress, cancel)
+        measure(&progress)
     }) {
-        Ok(c) => Ok((c.moments, c.record)),
-        Err(crate::eval::EvalError::Cancelled) => Ok(Default::default()),
+        Ok(c) => Ok(Some(c)),
+        Err(crate::eval::EvalError::Cancelled) => Ok(None),
         Err(crate::eval::EvalError::Model(e)) => Err(e.into()),
     }
 }

@@ -4,6 +4,7 @@
 
 use super::{EvalError, Evaluator};
 use crate::io::error::ModelError;
+use crate::io::job_plan::TextId;
 use crate::search::compress::Progress;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -17,6 +18,20 @@ pub struct Calibration {
     /// The `seedlm.calibration` metadata: mode, the text's file name and SHA-256, and how many
     /// tensors the pass reached.
     pub record: String,
+    /// The text measured: its absolute path and the SHA-256 of the bytes read.
+    pub text: TextId,
+}
+
+/// The calibration of the model at `model` (a model directory, or a weights file in one) on
+/// the text at `text`: the one entry point of `compress --calibrate`, the plan step and the
+/// app, so all measure the same moments.
+pub fn calibrate_model(
+    model: &Path,
+    text: &Path,
+    progress: &Progress,
+    cancel: &AtomicBool,
+) -> Result<Calibration, EvalError> {
+    calibrate(&Evaluator::open_model(model)?, text, progress, cancel)
 }
 
 /// Reads the UTF-8 text at `path` and measures its moments with `evaluator` (see
@@ -36,12 +51,21 @@ pub fn calibrate(
         || path.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
     );
+    let sha256 = format!("{:x}", Sha256::digest(&bytes));
     let record = serde_json::json!({
         "mode": "activation-diagonal",
         "text": name,
-        "sha256": format!("{:x}", Sha256::digest(&bytes)),
+        "sha256": sha256,
         "tensors": moments.len(),
     })
     .to_string();
-    Ok(Calibration { moments, record })
+    let text = TextId {
+        path: std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
+        sha256,
+    };
+    Ok(Calibration {
+        moments,
+        record,
+        text,
+    })
 }

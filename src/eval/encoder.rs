@@ -391,6 +391,10 @@ impl Encoder {
                 let (ids, mask) = self.batch_tensors(batch)?;
                 let m = mask.unsqueeze(2)?;
                 self.hooked_forward(&ids, &mask, &mut |name, x| {
+                    // A cancel stops the batch at its next linear layer (a batch takes seconds).
+                    if cancel.load(Ordering::Relaxed) {
+                        return Err(candle_core::Error::Msg("cancelled".into()));
+                    }
                     let s = x.sqr()?.broadcast_mul(&m)?.sum((0, 1))?.to_vec1::<f32>()?;
                     let acc = sums.entry(name.to_string()).or_insert(vec![0.0; s.len()]);
                     for (a, v) in acc.iter_mut().zip(s) {
@@ -400,7 +404,9 @@ impl Encoder {
                 })?;
                 mask.sum_all()?.to_scalar::<f32>().map(f64::from)
             };
-            tokens += run().map_err(candle_err(&self.dir, "calibration forward failed"))?;
+            let counted = run();
+            check(cancel)?;
+            tokens += counted.map_err(candle_err(&self.dir, "calibration forward failed"))?;
             progress.done.fetch_add(1, Ordering::Relaxed);
         }
         for v in sums.values_mut() {

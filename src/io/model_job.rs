@@ -18,7 +18,9 @@ use crate::io::packed::{
 };
 use crate::io::selection::Selection;
 use crate::search::Searcher;
-use crate::search::compress::{CompressError, Progress, compress_weighted, compress_with};
+use crate::search::compress::{
+    CompressError, CompressedTensor, ErrorStats, Progress, compress_weighted, compress_with,
+};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -205,11 +207,9 @@ pub fn compress_model_with(
         on_start(name);
         let start = Instant::now();
         let data = model.to_f32(t)?;
-        let (tensor, stats) = match moments_of(moments, name, &t.shape) {
-            Some(d) => compress_weighted(&data, d, searcher, progress, cancel),
-            None => compress_with(&data, searcher, progress, cancel),
-        }
-        .map_err(|e| tensor_error(model, t, e))?;
+        let (tensor, stats, _) =
+            compress_tensor(&data, name, &t.shape, moments, searcher, progress, cancel)
+                .map_err(|e| tensor_error(model, t, e))?;
         let relmse = stats.relmse();
         reports.push(TensorReport {
             name: name.clone(),
@@ -236,6 +236,26 @@ pub fn compress_model_with(
         calibration: None,
         allocation: None,
     })
+}
+
+/// Compresses `data`, tensor `name` of `shape`, with `searcher`: under the activation-weighted
+/// objective when `moments` holds moments that fit it ([`moments_of`]), else data-free. The
+/// one per-tensor step of `compress` and the app; the flag says whether it was calibrated.
+pub fn compress_tensor(
+    data: &[f32],
+    name: &str,
+    shape: &[usize],
+    moments: &HashMap<String, Vec<f64>>,
+    searcher: &Searcher,
+    progress: &Progress,
+    cancel: &AtomicBool,
+) -> Result<(CompressedTensor, ErrorStats, bool), CompressError> {
+    match moments_of(moments, name, shape) {
+        Some(d) => {
+            compress_weighted(data, d, searcher, progress, cancel).map(|(t, s)| (t, s, true))
+        }
+        None => compress_with(data, searcher, progress, cancel).map(|(t, s)| (t, s, false)),
+    }
 }
 
 /// The moments in `moments` that steer the search of tensor `name` of `shape`: those of a 2-D

@@ -17,7 +17,7 @@ use crate::io::container::{
 };
 use crate::io::dtype::{self, Dtype};
 use crate::io::error::ModelError;
-use crate::io::job_plan::JobPlan;
+use crate::io::job_plan::{JobPlan, PlanOptions, TextId};
 use crate::io::model::Model;
 use crate::io::model_job::{
     JobError, Plan, TensorReport, moments_of, tensor_error, write_compressed_out,
@@ -1786,10 +1786,13 @@ const PENDING_FILE: &str = "pending.json";
 /// The app's sidecar: the compressed tensors of one model kept on disk as they finish, so a
 /// closed, crashed or killed app loses at most the tensor in progress.
 ///
-/// It holds one shard folder of one shard per configuration (`c8-p3-k16/`, the layout and
-/// piece files a `compress --resume` run keeps, [`status`] reads it), whose job lists every
-/// float tensor of the model and whose pieces are whole tensors, and `pending.json`, the
-/// tensors asked for and not finished yet. A tensor is held at one configuration at a time.
+/// It holds one shard folder of one shard per configuration and calibration (`c8-p3-k16/`
+/// data-free, `c8-p3-k16-cal-<SHA-256 prefix>/` calibrated on a text; the layout and piece
+/// files a `compress --resume` run keeps, [`status`] reads it), whose job lists every float
+/// tensor of the model (and the calibration text's identity in its plan) and whose pieces are
+/// whole tensors, and `pending.json`, the tensors asked for and not finished yet. A tensor is
+/// held at one configuration and calibration at a time, so calibrated and data-free codes
+/// never mix.
 /// Both the app and the shards search with the default (exact) encoder, which the layout
 /// version stands for.
 #[derive(Clone, Debug, PartialEq)]
@@ -1804,6 +1807,10 @@ pub struct SidecarTensor {
     pub name: String,
     /// Its configuration.
     pub config: Config,
+    /// The text its search is calibrated on (`None`: data-free): where to measure the moments
+    /// again. The sidecar tells texts apart by their SHA-256 ([`Sidecar::load`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<PathBuf>,
 }
 
 impl Sidecar {
@@ -1845,12 +1852,21 @@ impl Sidecar {
         &self.root
     }
 
-    fn folder(&self, cfg: Config) -> PathBuf {
-        self.root.join(format!("c{}-p{}-k{}", cfg.c, cfg.p, cfg.k))
+    fn folder(&self, cfg: Config, calibration: Option<&TextId>) -> PathBuf {
+        let mut name = format!("c{}-p{}-k{}", cfg.c, cfg.p, cfg.k);
+        if let Some(t) = calibration {
+            name += "-cal-";
+            name.extend(t.sha256.chars().take(16));
+        }
+        self.root.join(name)
     }
 
-    /// The job of `model` at `cfg`: every float tensor, one shard.
-    fn spec(model: &Model, cfg: Config) -> Result<JobSpec, ModelError> {
+    /// The job of `model` at `cfg` with `calibration`: every float tensor, one shard.
+    fn spec(
+        model: &Model,
+        cfg: Config,
+        calibration: Option<&TextId>,
+    ) -> Result<JobSpec, ModelError> {
         let names: Vec<String> = model
             .tensors()
             .iter()
@@ -1867,23 +1883,66 @@ impl Sidecar {
             compress: names,
             total_blocks,
         };
-        JobSpec::new(model, &plan, cfg, 1)
+        let spec = JobSpec::new(model, &plan, cfg, 1)?;
+        Ok(match calibration {
+            Some(t) => spec.with_plan(
+                None,
+                JobPlan {
+                    options: PlanOptions {
+                        target_bpw: None,
+                        sensitivity: None,
+                        sensitivity_text: None,
+                        calibration: Some(t.clone()),
+                    },
+                    records: BTreeMap::new(),
+                    moments: None,
+                    input: BTreeMap::new(),
+                },
+            ),
+            None => spec,
+        })
     }
 
-    /// The configurations whose folder holds a job of `model` (others are passed over).
+    /// The calibration a job was made with.
+    fn calibration_of(spec: &JobSpec) -> Option<&TextId> {
+        spec.plan.as_ref()?.options.calibration.as_ref()
+    }
+
+    /// The job in `folder` when it is `model`'s at `cfg`, calibrated on a text of the same
+    /// SHA-256 as `calibration` (wherever it was then) or data-free like it.
+    fn job_in(
+        folder: &Path,
+        model: &Model,
+        cfg: Config,
+        calibration: Option<&TextId>,
+    ) -> Option<JobSpec> {
+        let found = read_job(folder).ok()?;
+        let kept = Self::calibration_of(&found);
+        if kept.map(|t| &t.sha256) != calibration.map(|t| &t.sha256) {
+            return None;
+        }
+        let want = Self::spec(model, cfg, kept).ok()?;
+        want.mismatch(&found).is_none().then_some(found)
+    }
+
+    /// The jobs of `model` the sidecar holds, each in its own folder (others are passed over).
     fn jobs(&self, model: &Model) -> Vec<JobSpec> {
         let Ok(entries) = std::fs::read_dir(&self.root) else {
             return Vec::new();
         };
         let mut out: Vec<JobSpec> = entries
-            .filter_map(|e| read_job(&e.ok()?.path()).ok())
-            .filter(|spec| {
-                let folder_ok = self.folder(spec.config).join(JOB_FILE).is_file();
-                let same = Self::spec(model, spec.config).is_ok_and(|s| s.mismatch(spec).is_none());
-                folder_ok && same
+            .filter_map(|e| {
+                let path = e.ok()?.path();
+                let found = read_job(&path).ok()?;
+                let cal = Self::calibration_of(&found);
+                let folder = self.folder(found.config, cal);
+                (folder == path).then(|| Self::job_in(&folder, model, found.config, cal))?
             })
             .collect();
-        out.sort_by_key(|s| (s.config.c, s.config.p, s.config.k));
+        out.sort_by_key(|s| {
+            let cal = Self::calibration_of(s).map(|t| t.sha256.clone());
+            (s.config.c, s.config.p, s.config.k, cal)
+        });
         out
     }
 
@@ -1892,7 +1951,8 @@ impl Sidecar {
     pub fn finished(&self, model: &Model) -> Vec<SidecarTensor> {
         let mut out = Vec::new();
         for spec in self.jobs(model) {
-            let ckpt = checkpoint_dir(&self.folder(spec.config), 0, 1);
+            let calibration = Self::calibration_of(&spec);
+            let ckpt = checkpoint_dir(&self.folder(spec.config, calibration), 0, 1);
             // Damaged pieces are passed over: their tensors are compressed again.
             let Ok(pieces) = scan_pieces(&ckpt, &spec, true) else {
                 continue;
@@ -1903,6 +1963,7 @@ impl Sidecar {
                     out.push(SidecarTensor {
                         name: t.name.clone(),
                         config: spec.config,
+                        calibration: calibration.map(|t| t.path.clone()),
                     });
                 }
             }
@@ -1910,20 +1971,20 @@ impl Sidecar {
         out
     }
 
-    /// Tensor `name` of `model` at `cfg` if the sidecar holds it, made from data of
-    /// [`tensor_hash`] `hash`.
+    /// Tensor `name` of `model` at `cfg` with `calibration` (`None`: data-free) if the
+    /// sidecar holds it, made from data of [`tensor_hash`] `hash`.
     pub fn load(
         &self,
         model: &Model,
         cfg: Config,
+        calibration: Option<&TextId>,
         name: &str,
         hash: &str,
     ) -> Result<Option<CompressedTensor>, ModelError> {
-        let spec = Self::spec(model, cfg)?;
-        let folder = self.folder(cfg);
-        if !read_job(&folder).is_ok_and(|s| s.mismatch(&spec).is_none()) {
+        let folder = self.folder(cfg, calibration);
+        let Some(spec) = Self::job_in(&folder, model, cfg, calibration) else {
             return Ok(None);
-        }
+        };
         let ckpt = checkpoint_dir(&folder, 0, 1);
         let Some(t) = spec.tensors.iter().find(|t| t.name == name) else {
             return Ok(None);
@@ -1952,23 +2013,29 @@ impl Sidecar {
         }))
     }
 
-    /// Writes compressed tensor `name` of `model` (its data of [`tensor_hash`] `hash`)
-    /// atomically, and forgets it at every other configuration.
+    /// Writes compressed tensor `name` of `model` (its data of [`tensor_hash`] `hash`,
+    /// searched with `calibration`, `None` for data-free) atomically, and forgets it at every
+    /// other configuration and calibration.
     pub fn save(
         &self,
         model: &Model,
         name: &str,
         hash: &str,
+        calibration: Option<&TextId>,
         tensor: &CompressedTensor,
     ) -> Result<(), ModelError> {
         let cfg = tensor.config;
-        let spec = Self::spec(model, cfg)?;
+        let folder = self.folder(cfg, calibration);
+        // A folder of the same text keeps the path it was first made with.
+        let spec = match Self::job_in(&folder, model, cfg, calibration) {
+            Some(kept) => kept,
+            None => Self::spec(model, cfg, calibration)?,
+        };
         let index = spec
             .tensors
             .iter()
             .position(|t| t.name == name)
             .ok_or_else(|| ModelError::tensor(model.path(), name, "is not a float tensor"))?;
-        let folder = self.folder(cfg);
         // What an older layout kept cannot be read any more: start this configuration afresh.
         if read_json::<JobSpec>(&folder.join(JOB_FILE)).is_ok_and(|j| j.layout != LAYOUT_VERSION) {
             std::fs::remove_dir_all(&folder)
@@ -1989,9 +2056,18 @@ impl Sidecar {
             },
         };
         write_piece(&ckpt, index, &meta, &pack_blocks(tensor))?;
-        for other in self.jobs(model).iter().filter(|s| s.config != cfg) {
-            let dir = checkpoint_dir(&self.folder(other.config), 0, 1);
-            let pieces = scan_pieces(&dir, other, false);
+        let sha = |c: Option<&TextId>| c.map(|t| t.sha256.clone());
+        let others = self
+            .jobs(model)
+            .into_iter()
+            .filter(|s| (s.config, sha(Self::calibration_of(s))) != (cfg, sha(calibration)));
+        for other in others {
+            let dir = checkpoint_dir(
+                &self.folder(other.config, Self::calibration_of(&other)),
+                0,
+                1,
+            );
+            let pieces = scan_pieces(&dir, &other, false);
             for (r, path) in pieces.map(|p| p.intact).unwrap_or_default() {
                 if r.tensor == name {
                     std::fs::remove_file(&path)

@@ -3,6 +3,7 @@
 mod helpers;
 
 mod app_ui;
+mod calibration_ui;
 mod cli;
 mod cli_files;
 mod cli_hw_sim;

@@ -219,6 +219,7 @@ fn a_sidecar_of_another_model_is_not_offered_and_settings_key_the_kept_tensors()
             .map(|n| SidecarTensor {
                 name: n.to_string(),
                 config,
+                calibration: None,
             })
             .collect()
     };

@@ -49,6 +49,7 @@ fn llama() -> Studio {
                     stats: Some(stats),
                     stored_relmse: None,
                     generation: 0,
+                    calibrated: false,
                 })),
                 compressible: true,
             });

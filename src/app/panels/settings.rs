@@ -1,10 +1,10 @@
-//! Compression settings and actions: preset or custom (C, P, K) with the bit budget shown live;
-//! compress selected / all; cancel.
+//! Compression settings and actions: preset or custom (C, P, K) with the bit budget shown live,
+//! the calibration text; compress selected / all; cancel.
 
-use super::job_progress;
+use super::{job_progress, progress_text};
 use crate::app::command::Command;
 use crate::app::state::AppState;
-use crate::app::work::{JobKind, Work};
+use crate::app::work::{JobKind, Purpose, Work};
 use crate::core::config::Config;
 use crate::study::allocate::MENU;
 use std::path::PathBuf;
@@ -20,6 +20,10 @@ pub struct SettingsPanel {
     k: u32,
     target_bpw: f64,
     sidecar_dir: String,
+    /// The calibration text's path as typed, and the setting it was last made from or sent as
+    /// (so a path picked in a dialog replaces what was typed).
+    calibration: String,
+    calibration_seen: Option<PathBuf>,
 }
 
 impl Default for SettingsPanel {
@@ -32,6 +36,8 @@ impl Default for SettingsPanel {
             k,
             target_bpw: 4.0,
             sidecar_dir: String::new(),
+            calibration: String::new(),
+            calibration_seen: None,
         }
     }
 }
@@ -127,6 +133,7 @@ impl SettingsPanel {
             .on_hover_text(
                 "A block costs K + 4 + 4P bits (seed, exponent, coefficients) for C weights",
             );
+        self.calibration_ui(ui, state, out);
         ui.horizontal(|ui| {
             let sel: Vec<usize> = state.selection.iter().copied().collect();
             if ui
@@ -163,10 +170,15 @@ impl SettingsPanel {
             .show(ui, |ui| self.sidecar_ui(ui, state, out));
         if ui
             .add_enabled(
-                state.job.is_some() || !state.queue.is_empty(),
+                state.job.is_some()
+                    || !state.queue.is_empty()
+                    || state.running(JobKind::Calibrate).is_some(),
                 egui::Button::new("Cancel"),
             )
-            .on_hover_text("Stop the running compression; tensors keep their previous state")
+            .on_hover_text(
+                "Stop the running compression (and the calibration it waits for); tensors \
+                 keep their previous state",
+            )
             .clicked()
         {
             out.push(Command::Cancel);
@@ -177,6 +189,63 @@ impl SettingsPanel {
                 egui::ProgressBar::new(done as f32 / total.max(1) as f32)
                     .text(format!("{done}/{total} blocks")),
             );
+        }
+    }
+
+    /// The calibration text: none (data-free search) or a text file whose input moments weight
+    /// each linear layer's search, typed or picked in a dialog.
+    fn calibration_ui(&mut self, ui: &mut egui::Ui, state: &AppState, out: &mut Vec<Command>) {
+        if state.calibration != self.calibration_seen {
+            self.calibration_seen = state.calibration.clone();
+            self.calibration = state
+                .calibration
+                .as_ref()
+                .map_or(String::new(), |p| p.display().to_string());
+        }
+        let tip = "Search each linear layer's blocks for the smallest error weighted by its \
+                   input channels' mean squares on this text (as compress --calibrate), \
+                   measured once per model and text before the first tensor; empty: none, the \
+                   data-free search. Never calibrate on the text you evaluate on.";
+        ui.horizontal(|ui| {
+            let l = ui.label("Calibration text").on_hover_text(tip);
+            // Right to left, so the field takes what the button leaves and the panel never grows.
+            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                let picking = state.running(JobKind::Dialog).is_some();
+                if ui
+                    .add_enabled(!picking, egui::Button::new("Browse…"))
+                    .on_hover_text("Choose the calibration text in a file dialog")
+                    .clicked()
+                {
+                    out.push(Command::Run(Work::Dialog(Purpose::Calibration)));
+                }
+                let edit = ui
+                    .add(
+                        egui::TextEdit::singleline(&mut self.calibration)
+                            .hint_text("none (data-free)")
+                            .desired_width(ui.available_width()),
+                    )
+                    .labelled_by(l.id)
+                    .on_hover_text(tip);
+                if edit.changed() {
+                    let path = PathBuf::from(self.calibration.trim());
+                    let want = path.is_file().then_some(path);
+                    self.calibration_seen = want.clone();
+                    out.push(Command::SetCalibration(want));
+                }
+            });
+        });
+        let typed = self.calibration.trim();
+        if !typed.is_empty() && state.calibration.is_none() {
+            ui.colored_label(
+                ui.visuals().warn_fg_color,
+                "not a file: compressions stay data-free",
+            );
+        }
+        if let Some(j) = state.running(JobKind::Calibrate) {
+            let (done, total) = j.progress();
+            ui.add(egui::ProgressBar::new(done as f32 / total.max(1) as f32))
+                .on_hover_text(progress_text(j));
+            ui.label(progress_text(j));
         }
     }
 

@@ -135,7 +135,8 @@ impl TreePanel {
         let shape = t.dims();
         let status = state.status(i);
         let cfg = t.result.as_ref().map_or(String::new(), |r| {
-            format!(", {}", config_name(r.compressed.config))
+            let cal = if r.calibrated { " cal" } else { "" };
+            format!(", {}{cal}", config_name(r.compressed.config))
         });
         let status_text = match &status {
             TensorStatus::Original => String::new(),
@@ -162,7 +163,14 @@ impl TreePanel {
             human_bytes(t.original_bytes()),
             match status {
                 TensorStatus::Original => "not compressed".to_string(),
-                TensorStatus::Compressed(Some(s)) => format!("compressed, SNR {s:.2} dB"),
+                TensorStatus::Compressed(Some(s)) => format!(
+                    "compressed, SNR {s:.2} dB{}",
+                    if t.result.as_ref().is_some_and(|r| r.calibrated) {
+                        ", search calibrated on a text (cal)"
+                    } else {
+                        ""
+                    }
+                ),
                 _ => status_text.clone(),
             }
         ));
@@ -216,7 +224,11 @@ fn group_summary(state: &AppState, members: &[usize]) -> String {
         let rel = g.relmse().map_or(String::new(), |(r, exact)| {
             format!(", relMSE {}{r:.5}", if exact { "" } else { "≈" })
         });
-        parts.push(format!("{} compressed ({cfg}){rel}", g.tensors));
+        let cal = match g.calibrated {
+            0 => String::new(),
+            n => format!(", {n} cal"),
+        };
+        parts.push(format!("{} compressed ({cfg}){cal}{rel}", g.tensors));
     }
     if waiting > 0 {
         parts.push(format!("{waiting} waiting"));
