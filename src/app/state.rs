@@ -406,14 +406,25 @@ impl AppState {
     }
 
     /// Queues each tensor with its own configuration (a tensor already queued keeps its place).
+    /// A tensor compressed at that configuration already is skipped: the search is
+    /// deterministic, so it would find the same codes again.
     fn enqueue_with(&mut self, tensors: Vec<(usize, Config)>) {
         let mut skipped = 0;
+        let mut done = 0;
         for (t, cfg) in tensors {
             let Some(entry) = self.doc.tensors.get(t) else {
                 continue;
             };
             if entry.source.is_none() || entry.is_empty() {
                 skipped += 1;
+                continue;
+            }
+            if entry
+                .result
+                .as_ref()
+                .is_some_and(|r| r.compressed.config == cfg)
+            {
+                done += 1;
                 continue;
             }
             if !self.queue.iter().any(|(q, _)| *q == t) {
@@ -424,6 +435,12 @@ impl AppState {
             self.message(
                 false,
                 format!("{skipped} tensor(s) skipped: no original weights to compress"),
+            );
+        }
+        if done > 0 {
+            self.message(
+                false,
+                format!("{done} tensor(s) skipped: already compressed with these settings"),
             );
         }
         self.start_next();

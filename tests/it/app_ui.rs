@@ -1051,3 +1051,39 @@ fn exports_go_to_their_own_files_beside_the_model_and_ask_before_replacing() {
     wait_idle(&mut h, Duration::from_secs(300));
     assert_eq!(std::fs::read(&packed).unwrap(), first);
 }
+
+/// "Compress all" again at the settings the tensors have skips them: the search is
+/// deterministic, and it recompressed them (issue 23, item 17). Other settings still replace.
+#[test]
+fn compressing_again_at_the_same_settings_is_skipped() {
+    let mut h = harness(tiny());
+    h.run_steps(2);
+    click(&mut h, "Compress all");
+    wait_idle(&mut h, ui::SMALL_JOB);
+    let results = |h: &Harness<'_, Studio>| -> Vec<_> {
+        let doc = &h.state().state.doc;
+        doc.tensors
+            .iter()
+            .map(|t| t.result.clone().unwrap())
+            .collect()
+    };
+    let first = results(&h);
+    click(&mut h, "Compress all");
+    assert!(!h.state().busy(), "nothing to do");
+    let s = &h.state().state;
+    assert_eq!(
+        s.messages.last().unwrap().text,
+        "3 tensor(s) skipped: already compressed with these settings"
+    );
+    for (a, b) in first.iter().zip(results(&h)) {
+        assert!(std::sync::Arc::ptr_eq(a, &b), "the result is kept");
+    }
+    click(&mut h, "3-bit");
+    click(&mut h, "Compress all");
+    wait_idle(&mut h, ui::SMALL_JOB);
+    assert!(
+        results(&h)
+            .iter()
+            .all(|r| r.compressed.config == Config::THREE_BIT)
+    );
+}
