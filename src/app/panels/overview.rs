@@ -147,8 +147,8 @@ fn queue(ui: &mut egui::Ui, state: &AppState) {
                     .text(format!("{done}/{total} blocks"))
                     .show_percentage(),
             );
-            ui.label(format!("{:.0} blocks/s", job.job.rate()));
-            ui.label(match job.job.eta() {
+            ui.label(format!("{:.0} blocks/s", job.rate()));
+            ui.label(match job.eta() {
                 Some(d) => format!("{} left", human_duration(d)),
                 None => "estimating time left…".into(),
             });
