@@ -1087,3 +1087,52 @@ fn compressing_again_at_the_same_settings_is_skipped() {
             .all(|r| r.compressed.config == Config::THREE_BIT)
     );
 }
+
+/// Facets of the per-layer chart share their axes, the one with a legend too (issue 23).
+#[test]
+fn per_layer_facets_share_their_axes() {
+    use seedlm::app::document::{Document, Source, TensorEntry};
+    use seedlm::app::panels::{layer_facets, layer_plot_id, overview::layer_series};
+    let kinds = ["self_attn.q_proj", "self_attn.k_proj", "mlp.up_proj"];
+    let tensors = (0..2)
+        .flat_map(|l| kinds.iter().map(move |k| (l, k)))
+        .enumerate()
+        .map(|(n, (l, k))| TensorEntry {
+            name: format!("model.layers.{l}.{k}.weight"),
+            shape: vec![16, 16],
+            dtype: dtype::Dtype::F32,
+            source: Some(Source::Memory(std::sync::Arc::new(
+                crate::helpers::gaussian(256, 0.02 * (n + 1) as f32, n as u64),
+            ))),
+            result: None,
+            compressible: true,
+        })
+        .collect();
+    let mut h = harness(Studio::with_document(Document::new(
+        None,
+        "facets".into(),
+        tensors,
+    )));
+    h.run_steps(2);
+    click(&mut h, "Compress all");
+    wait_idle(&mut h, ui::SMALL_JOB);
+    // Layer 0's q_proj at 3 bits: its facet gets two lines and a legend, the others one.
+    click(&mut h, "model.layers.0.self_attn.q_proj.weight");
+    click(&mut h, "3-bit");
+    click(&mut h, "Compress selected (1)");
+    wait_idle(&mut h, ui::SMALL_JOB);
+    h.run_steps(3);
+    let facets = layer_facets(layer_series(&h.state().state, true));
+    assert_eq!(facets.len(), 3);
+    assert_eq!(facets["self_attn.q_proj"].len(), 2);
+    let bounds: Vec<[f64; 4]> = facets
+        .keys()
+        .map(|f| {
+            let id = layer_plot_id(&format!("layer_chart {f}"));
+            let m = egui_plot::PlotMemory::load(&h.ctx, id).expect("the facet is drawn");
+            let b = m.bounds();
+            [b.min()[0], b.max()[0], b.min()[1], b.max()[1]]
+        })
+        .collect();
+    assert!(bounds.iter().all(|b| *b == bounds[0]), "{bounds:?}");
+}
