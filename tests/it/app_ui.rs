@@ -1136,3 +1136,31 @@ fn per_layer_facets_share_their_axes() {
         .collect();
     assert!(bounds.iter().all(|b| *b == bounds[0]), "{bounds:?}");
 }
+
+/// Heatmaps carry a colour scale: a bar labelled with the values of its ends (issue 23).
+#[test]
+fn heatmaps_show_their_colour_scale() {
+    use seedlm::app::heatmap::{Pool, Scale, pool, scale_limit};
+    let mut h = harness(tiny());
+    h.run_steps(2);
+    let name = "model.layers.1.mlp.up_proj.weight";
+    click(&mut h, name);
+    click(&mut h, "Tensor");
+    wait_idle(&mut h, ui::SMALL_JOB);
+    let i = h.state().state.doc.find(name).unwrap();
+    let data = h.state().state.doc.tensors[i]
+        .source
+        .clone()
+        .unwrap()
+        .read()
+        .unwrap();
+    let p = pool(&data, 16, 16, 512, Pool::Mean);
+    let scale = Scale {
+        limit: scale_limit(&p.values),
+        signed: true,
+    };
+    let painted: Vec<String> = ui::painted_texts(&h).into_iter().map(|t| t.0).collect();
+    for (_, tick) in scale.ticks() {
+        assert!(painted.contains(&tick), "{tick} not in {painted:?}");
+    }
+}
