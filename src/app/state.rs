@@ -133,6 +133,23 @@ impl AppState {
         self.job.is_some() || !self.jobs.is_empty()
     }
 
+    /// What quitting now would stop, in words ("compressing (C=8 P=3 K=16)", "Quality"):
+    /// the compression, its queue and the runs a user waits for; not the quick or repeatable
+    /// reads (a tensor's heatmaps, a shard folder's progress, a file dialog).
+    pub fn unfinished(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.job.iter().map(|j| j.job.label.clone()).collect();
+        if !self.queue.is_empty() {
+            v.push(format!("{} tensor(s) queued", self.queue.len()));
+        }
+        v.extend(
+            self.jobs
+                .iter()
+                .filter(|(k, _)| !matches!(k, JobKind::Prepare | JobKind::Shards | JobKind::Dialog))
+                .map(|(_, j)| j.label.clone()),
+        );
+        v
+    }
+
     /// The running job of this kind.
     pub fn running(&self, kind: JobKind) -> Option<&Job<Output>> {
         self.jobs.get(&kind)

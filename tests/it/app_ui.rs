@@ -1164,3 +1164,38 @@ fn heatmaps_show_their_colour_scale() {
         assert!(painted.contains(&tick), "{tick} not in {painted:?}");
     }
 }
+
+/// Closing the window while a compression runs asks first (egui's CancelClose holds the close
+/// back); once nothing runs, a close goes through (issue 23, item 17).
+#[test]
+fn quitting_mid_job_asks_first() {
+    use seedlm::app::Quit;
+    let close = |h: &mut Harness<'_, Studio>| {
+        let root = h.input_mut().viewports.get_mut(&egui::ViewportId::ROOT);
+        root.unwrap().events.push(egui::ViewportEvent::Close);
+        h.step();
+        let out = &h.output().viewport_output[&egui::ViewportId::ROOT];
+        out.commands
+            .iter()
+            .any(|c| matches!(c, egui::ViewportCommand::CancelClose))
+    };
+    let mut h = harness(Studio::with_document(loader::demo()));
+    h.step();
+    click(&mut h, "Compress all");
+    assert!(h.state().busy());
+    assert!(close(&mut h), "the close is held back");
+    assert_eq!(h.state().quit(), Quit::Asking);
+    h.step();
+    h.get_by_label_contains("Quitting stops: compressing");
+    h.get_by_label("Quit anyway");
+    click(&mut h, "Keep working");
+    assert_eq!(h.state().quit(), Quit::None);
+    assert!(h.state().state.job.is_some(), "the work goes on");
+
+    h.state_mut()
+        .state
+        .apply(seedlm::app::command::Command::Cancel);
+    wait_idle(&mut h, ui::JOB);
+    assert!(!close(&mut h), "nothing runs: the window closes");
+    assert_eq!(h.state().quit(), Quit::None);
+}
