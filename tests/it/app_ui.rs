@@ -1199,3 +1199,19 @@ fn quitting_mid_job_asks_first() {
     assert!(!close(&mut h), "nothing runs: the window closes");
     assert_eq!(h.state().quit(), Quit::None);
 }
+
+/// The tree stays where it is when a compression starts and ends: a progress bar that
+/// appeared above it moved it by its height under the pointer (issue 23, item 17).
+#[test]
+fn the_tree_does_not_move_when_a_job_starts_or_ends() {
+    let mut h = harness(tiny());
+    h.run_steps(2);
+    let name = "model.layers.10.mlp.up_proj.weight";
+    let y = |h: &Harness<'_, Studio>| h.get_by_label(name).rect().top();
+    let idle = y(&h);
+    click(&mut h, "Compress all");
+    assert!(h.state().busy());
+    assert_eq!(y(&h), idle);
+    wait_idle(&mut h, ui::SMALL_JOB);
+    assert_eq!(y(&h), idle);
+}
