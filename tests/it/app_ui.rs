@@ -1215,3 +1215,30 @@ fn the_tree_does_not_move_when_a_job_starts_or_ends() {
     wait_idle(&mut h, ui::SMALL_JOB);
     assert_eq!(y(&h), idle);
 }
+
+/// The tree sorts by error: one list, the largest relative MSE first, tensors not compressed
+/// last (issue 23, item 17).
+#[test]
+fn the_tree_sorts_by_error() {
+    let mut h = harness(tiny());
+    h.run_steps(2);
+    let name = |l: usize| format!("model.layers.{l}.mlp.up_proj.weight");
+    // Layer 10 at 3 bits (the larger error), layer 2 at 4 bits, layer 1 not compressed.
+    click(&mut h, &name(10));
+    click(&mut h, "3-bit");
+    click(&mut h, "Compress selected (1)");
+    wait_idle(&mut h, ui::SMALL_JOB);
+    click(&mut h, &name(2));
+    click(&mut h, "4-bit");
+    click(&mut h, "Compress selected (1)");
+    wait_idle(&mut h, ui::SMALL_JOB);
+    let y = |h: &Harness<'_, Studio>, l: usize| h.get_by_label(&name(l)).rect().top();
+    assert!(
+        y(&h, 1) < y(&h, 2) && y(&h, 2) < y(&h, 10),
+        "by name at first"
+    );
+    click(&mut h, "by error");
+    assert!(y(&h, 10) < y(&h, 2) && y(&h, 2) < y(&h, 1), "worst first");
+    click(&mut h, "by name");
+    assert!(y(&h, 1) < y(&h, 2));
+}

@@ -18,6 +18,38 @@ pub struct TreePanel {
     filter: String,
     /// Set by "Unfold all" / "Fold all" for the next frame.
     open_all: Option<bool>,
+    /// How rows are ordered.
+    sort: Sort,
+}
+
+/// How the tree orders its rows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Sort {
+    /// Grouped by layer, in natural order.
+    #[default]
+    Name,
+    /// One list, the largest relative MSE first; tensors not compressed after, by name.
+    Error,
+}
+
+/// `visible` (in natural order) with the largest relative MSE first and tensors without one
+/// after, in their order.
+fn by_error(state: &AppState, visible: &[usize]) -> Vec<usize> {
+    let err = |i: usize| {
+        state.doc.tensors[i]
+            .result
+            .as_ref()
+            .and_then(|r| r.relmse())
+    };
+    let mut v = visible.to_vec();
+    // Stable: ties and tensors without a figure keep their natural order.
+    v.sort_by(|&a, &b| match (err(a), err(b)) {
+        (Some(x), Some(y)) => y.total_cmp(&x),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => std::cmp::Ordering::Equal,
+    });
+    v
 }
 
 impl TreePanel {
@@ -51,12 +83,27 @@ impl TreePanel {
             ui.label(format!("{} selected", state.selection.len()));
         });
         ui.horizontal(|ui| {
-            if ui.button("Unfold all").clicked() {
+            let grouped = self.sort == Sort::Name;
+            if ui
+                .add_enabled(grouped, egui::Button::new("Unfold all"))
+                .clicked()
+            {
                 self.open_all = Some(true);
             }
-            if ui.button("Fold all").clicked() {
+            if ui
+                .add_enabled(grouped, egui::Button::new("Fold all"))
+                .clicked()
+            {
                 self.open_all = Some(false);
             }
+            ui.separator();
+            ui.label("Sort");
+            ui.selectable_value(&mut self.sort, Sort::Name, "by name")
+                .on_hover_text("Grouped by layer, in natural order");
+            ui.selectable_value(&mut self.sort, Sort::Error, "by error")
+                .on_hover_text(
+                    "One list, the largest relative MSE first; tensors not compressed last",
+                );
         });
         ui.separator();
         if visible.is_empty() && !state.doc.tensors.is_empty() {
@@ -69,6 +116,18 @@ impl TreePanel {
             if ui.button("Clear filter").clicked() {
                 self.filter.clear();
             }
+            return;
+        }
+        if self.sort == Sort::Error {
+            egui::ScrollArea::vertical()
+                .id_salt("by error")
+                .auto_shrink(false)
+                .show(ui, |ui| {
+                    ui.style_mut().wrap_mode = Some(egui::TextWrapMode::Truncate);
+                    for i in by_error(state, &visible) {
+                        self.row(ui, state, i, true, out);
+                    }
+                });
             return;
         }
         // Group consecutive tensors (already in natural order) by layer.
@@ -116,16 +175,24 @@ impl TreePanel {
                         .open(open)
                         .show(ui, |ui| {
                             for i in members {
-                                self.row(ui, state, i, out);
+                                self.row(ui, state, i, false, out);
                             }
                         });
                 }
             });
     }
 
-    fn row(&self, ui: &mut egui::Ui, state: &AppState, i: usize, out: &mut Vec<Command>) {
+    /// Tensor `i`'s row; named in full in a flat list, without its layer under a layer's header.
+    fn row(
+        &self,
+        ui: &mut egui::Ui,
+        state: &AppState,
+        i: usize,
+        flat: bool,
+        out: &mut Vec<Command>,
+    ) {
         let t = &state.doc.tensors[i];
-        let short = match t.layer() {
+        let short = match t.layer().filter(|_| !flat) {
             Some(l) => t
                 .name
                 .split_once(&format!(".{l}."))
