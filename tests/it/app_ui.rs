@@ -587,10 +587,10 @@ fn the_tree_names_its_groups_counts_hidden_tensors_and_says_when_nothing_matches
     // The filter kept from the tiny model matches nothing here, and says so.
     h.get_by_label("No tensor name contains “zzz” (3 tensors hidden by the filter).");
     click(&mut h, "Clear filter");
-    // The groups before and after the layers are told apart by name.
-    h.get_by_label("embeddings (1)");
+    // The groups before and after the layers are named by what they hold.
+    h.get_by_label("embeddings.word (1)");
     h.get_by_label("layer 0 (1)");
-    h.get_by_label("pooler (1)");
+    h.get_by_label("pooler.dense (1)");
     assert!(h.query_by_label_contains("other").is_none());
     // The header counts what export writes: the I64 tensor too.
     h.get_by_label("bert.safetensors — 4 tensors (3 in the tree, 1 non-float kept as they are)");
