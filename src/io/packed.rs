@@ -213,30 +213,39 @@ pub fn check_packed(bytes: &[u8], cfg: Config, blocks: usize) -> Result<(), Stri
 }
 
 /// Decodes records `range` of `bytes` (checked by [`check_packed`] to hold them); fails on a
-/// seed outside [1, 2^K − 1].
+/// seed outside [1, 2^K − 1] before it allocates the codes (a forged file's bad first record
+/// cost a decoded copy of the whole tensor, issue 23).
 pub fn decode_range(
     bytes: &[u8],
     cfg: Config,
     range: std::ops::Range<usize>,
 ) -> Result<Vec<BlockCode>, String> {
+    check_seeds(bytes, cfg, range.clone())?;
+    Ok(records(bytes, cfg, range).collect())
+}
+
+/// Refuses a record of `range` whose seed is 0, not an LFSR state.
+fn check_seeds(bytes: &[u8], cfg: Config, range: std::ops::Range<usize>) -> Result<(), String> {
     let first = range.start;
-    let codes = decode_blocks(bytes, cfg, range);
-    match codes.iter().position(|c| c.seed == 0) {
+    match records(bytes, cfg, range).position(|c| c.seed == 0) {
         Some(i) => Err(format!(
             "record {} has seed 0, which is not an LFSR state",
             first + i
         )),
-        None => Ok(codes),
+        None => Ok(()),
     }
 }
 
-/// Decodes the records of `range` that `bytes` holds, without validation.
-fn decode_blocks(bytes: &[u8], cfg: Config, range: std::ops::Range<usize>) -> Vec<BlockCode> {
+/// The records of `range` that `bytes` holds, decoded one at a time, without validation.
+fn records(
+    bytes: &[u8],
+    cfg: Config,
+    range: std::ops::Range<usize>,
+) -> impl Iterator<Item = BlockCode> + '_ {
     let bits = cfg.block_bits();
     range
-        .map_while(|i| read_bits(bytes, i as u64 * u64::from(bits), bits))
-        .map(|r| decode_record(r, cfg))
-        .collect()
+        .map_while(move |i| read_bits(bytes, i as u64 * u64::from(bits), bits))
+        .map(move |r| decode_record(r, cfg))
 }
 
 /// A compressed tensor to write, held packed (K + 4 + 4P bits a block) so that a whole model's
@@ -298,7 +307,7 @@ impl CompressedEntry {
             config: self.config,
             e_base: self.e_base,
             len: self.len(),
-            blocks: decode_blocks(&self.packed, self.config, 0..self.blocks),
+            blocks: records(&self.packed, self.config, 0..self.blocks).collect(),
         }
     }
 }
@@ -918,15 +927,17 @@ fn verify_data(m: &PackedMeta, bytes: &[u8], crc: u32) -> Result<(), String> {
     let cfg = m.config();
     let numel = m.shape.iter().product();
     let dt = dtype::parse(&m.dtype).ok_or("unknown original dtype")?;
-    let codes = unpack_blocks(bytes, cfg, m.blocks)?;
-    check_finite(&codes, cfg, m.e_base, numel, dt)
+    // Record by record: checking allocates nothing.
+    check_packed(bytes, cfg, m.blocks)?;
+    check_seeds(bytes, cfg, 0..m.blocks)?;
+    check_finite(records(bytes, cfg, 0..m.blocks), cfg, m.e_base, numel, dt)
 }
 
 /// Refuses a tensor any of whose weights reconstructs to a value that is not finite in `dt`.
 /// `|ŵ_i| ≤ Σ_j |q_j| · 2^e` (a centred state is at most 2^(K−1) − 1 in size), so only records
 /// where that bound exceeds the dtype's range are decoded to check.
 fn check_finite(
-    codes: &[BlockCode],
+    codes: impl Iterator<Item = BlockCode>,
     cfg: Config,
     e_base: i32,
     numel: usize,
@@ -934,7 +945,7 @@ fn check_finite(
 ) -> Result<(), String> {
     let limit = dtype::max_finite(dt);
     let half = 1i64 << (cfg.k - 1);
-    for (b, code) in codes.iter().enumerate() {
+    for (b, code) in codes.enumerate() {
         let e = e_base + i32::from(code.e_code);
         let bound: f64 = code.q[..cfg.p]
             .iter()
