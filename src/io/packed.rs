@@ -465,7 +465,8 @@ pub fn write_packed_out(
             e_base: e.e_base,
             blocks: e.blocks,
             crc32: e.crc32,
-            relmse: e.relmse.filter(|r| r.is_finite()),
+            // A figure the reader would refuse is left out rather than written.
+            relmse: e.relmse.filter(|&r| plausible_relmse(r)),
             meta_crc32: None,
         };
         m.meta_crc32 = Some(crc32fast::hash(&m.canonical()));
@@ -864,6 +865,16 @@ impl PackedModel {
     }
 }
 
+/// Largest recorded relative MSE a file may hold (FORMAT.md §2). Storing zeros scores 1; a
+/// search 20 dB worse than that is broken, so a larger figure (1e308, say) is a damaged or
+/// forged file, not a measurement.
+pub const MAX_RELMSE: f64 = 100.0;
+
+/// Whether `r` can be a recorded relative MSE: in [0, [`MAX_RELMSE`]] (so finite).
+pub fn plausible_relmse(r: f64) -> bool {
+    (0.0..=MAX_RELMSE).contains(&r)
+}
+
 /// Checks a compressed tensor's metadata against its stored tensor (`len` bytes).
 fn verify_header(m: &PackedMeta, raw: &RawTensor, len: usize) -> Result<(), String> {
     if raw.name != m.name {
@@ -882,9 +893,9 @@ fn verify_header(m: &PackedMeta, raw: &RawTensor, len: usize) -> Result<(), Stri
             m.dtype
         ));
     }
-    if let Some(r) = m.relmse.filter(|r| !(r.is_finite() && *r >= 0.0)) {
+    if let Some(r) = m.relmse.filter(|&r| !plausible_relmse(r)) {
         return Err(format!(
-            "recorded relative MSE {r} is not a non-negative number"
+            "recorded relative MSE {r} is outside [0, {MAX_RELMSE}] (corrupt file)"
         ));
     }
     let cfg = Config::new(m.c, m.p, m.k).map_err(|e| e.to_string())?;
@@ -1325,6 +1336,8 @@ mod tests {
             (Box::new(|m, _| m.name = "v".into()), "names tensor 'v'"),
             (Box::new(|m, _| m.dtype = "I8".into()), "dtype"),
             (Box::new(|m, _| m.relmse = Some(-1.0)), "relative MSE -1"),
+            (Box::new(|m, _| m.relmse = Some(1e308)), "outside [0, 100]"),
+            (Box::new(|m, _| m.relmse = Some(100.5)), "outside [0, 100]"),
             (Box::new(|m, _| m.crc32 ^= 1), "checksum"),
             (Box::new(|_, b| b.push(0)), "truncated or corrupt"),
             (
