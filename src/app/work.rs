@@ -82,6 +82,8 @@ pub enum Work {
     Quality {
         /// Also each tensor and each layer alone.
         per_layer: bool,
+        /// What decoder LMs score.
+        inputs: quality::TextChoice,
     },
     /// The original and the compressed state continue a prompt, for the Generate tab.
     Generate {
@@ -416,10 +418,10 @@ pub fn spawn(
                 .map_err(|e| e.to_string());
             Ok(Output::Shards(folder, st))
         }),
-        Work::Quality { per_layer } => {
+        Work::Quality { per_layer, inputs } => {
             let snap = quality::snapshot(doc, "Quality")?;
             Job::spawn("Quality", id, repaint, move |ctx| {
-                quality::run(snap, per_layer, ctx).map(|r| Output::Quality(Box::new(r)))
+                quality::run(snap, per_layer, &inputs, ctx).map(|r| Output::Quality(Box::new(r)))
             })
         }
         Work::Generate {
