@@ -1242,3 +1242,25 @@ fn the_tree_sorts_by_error() {
     click(&mut h, "by name");
     assert!(y(&h, 1) < y(&h, 2));
 }
+
+/// While a bit allocation measures, the queue shows its progress rather than "Nothing
+/// running" (issue 23, item 15).
+#[test]
+fn the_queue_shows_an_allocation_while_it_measures() {
+    use seedlm::app::work::JobKind;
+    let mut h = harness(Studio::with_document(loader::demo()));
+    h.step();
+    click(&mut h, "Allocate 37 tensor(s) to");
+    assert!(
+        h.state().state.running(JobKind::Allocate).is_some(),
+        "37 tensors take a while to measure"
+    );
+    assert!(h.query_by_label_contains("Nothing running").is_none());
+    // Beside the Allocate button, in the status bar, and now in the queue.
+    assert_eq!(h.get_all_by_label_contains("Bit allocation: ").count(), 3);
+    h.get_by_label("measuring the bit-budget menu; then each tensor is queued here");
+    h.state_mut()
+        .state
+        .apply(seedlm::app::command::Command::Stop(JobKind::Allocate));
+    wait_idle(&mut h, ui::JOB);
+}

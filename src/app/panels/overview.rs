@@ -162,9 +162,17 @@ fn queue(ui: &mut egui::Ui, state: &AppState) {
                 state.queue.len()
             ));
         }
-        None => {
-            ui.label("Nothing running. Select tensors on the left and press Compress.");
-        }
+        // The allocation's measuring is the first phase of its compression: said, not hidden
+        // behind "Nothing running" for as long as it takes.
+        None => match state.running(JobKind::Allocate) {
+            Some(j) => {
+                ui.label(super::progress_text(j));
+                ui.label("measuring the bit-budget menu; then each tensor is queued here");
+            }
+            None => {
+                ui.label("Nothing running. Select tensors on the left and press Compress.");
+            }
+        },
     }
 }
 
