@@ -153,6 +153,8 @@ def main():
                       "relmse", "meta_crc32"}
             assert isinstance(m, dict) and set(m) <= fields, f"{name}: metadata fields"
             assert m["name"] == name and info["dtype"] == "U8" and len(info["shape"]) == 1
+            r = m.get("relmse")
+            assert r is None or 0 <= r <= 100, f"{name}: recorded relmse {r} outside [0, 100]"
             values = decode_tensor(m, data[s:e], version)
             check_finite(values, m["dtype"])
             out = to_dtype_bytes(values, m["dtype"])

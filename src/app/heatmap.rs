@@ -81,23 +81,58 @@ pub fn scale_limit(values: &[f32]) -> f32 {
     if *v > 0.0 { *v } else { 1.0 }
 }
 
-/// Colours a pooled matrix: signed values on a diverging map (blue < 0 < red) over
-/// [−limit, limit], or non-negative values on a sequential map over [0, limit].
-pub fn colorize(p: &Pooled, limit: f32, signed: bool) -> egui::ColorImage {
-    let pixels = p
-        .values
-        .iter()
-        .map(|&v| {
-            let c = if signed {
-                let t = (0.5 - 0.5 * v / limit).clamp(0.0, 1.0);
-                colorous::RED_BLUE.eval_continuous(f64::from(t))
-            } else {
-                let t = (v / limit).clamp(0.0, 1.0);
-                colorous::INFERNO.eval_continuous(f64::from(t))
-            };
-            egui::Color32::from_rgb(c.r, c.g, c.b)
-        })
-        .collect();
+/// How a heatmap's values map to colours: signed values on a diverging map (blue < 0 < red)
+/// over [−limit, limit], non-negative ones on a sequential map over [0, limit]; values beyond
+/// take the end colours.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Scale {
+    /// The value of the scale's end colour(s).
+    pub limit: f32,
+    /// Whether the values are signed.
+    pub signed: bool,
+}
+
+impl Scale {
+    /// The colour of `v`.
+    pub fn color(&self, v: f32) -> egui::Color32 {
+        let c = if self.signed {
+            let t = (0.5 - 0.5 * v / self.limit).clamp(0.0, 1.0);
+            colorous::RED_BLUE.eval_continuous(f64::from(t))
+        } else {
+            let t = (v / self.limit).clamp(0.0, 1.0);
+            colorous::INFERNO.eval_continuous(f64::from(t))
+        };
+        egui::Color32::from_rgb(c.r, c.g, c.b)
+    }
+
+    /// The values the scale runs over, lowest first.
+    pub fn range(&self) -> [f32; 2] {
+        [if self.signed { -self.limit } else { 0.0 }, self.limit]
+    }
+
+    /// The values a legend bar labels (ends and middle), as text: "-0.0412", "0", "0.0412".
+    pub fn ticks(&self) -> [(f32, String); 3] {
+        let [lo, hi] = self.range();
+        [lo, (lo + hi) / 2.0, hi].map(|v| (v, value_text(v)))
+    }
+}
+
+/// A scale value in a few characters: 4 significant digits, in exponent form when tiny or huge.
+pub fn value_text(v: f32) -> String {
+    let a = v.abs();
+    if a == 0.0 {
+        "0".into()
+    } else if (1e-3..1e4).contains(&a) {
+        let decimals = (3 - a.log10().floor() as i32).max(0) as usize;
+        format!("{v:.decimals$}")
+    } else {
+        format!("{v:.3e}")
+    }
+}
+
+/// Colours a pooled matrix on `scale`.
+pub fn colorize(p: &Pooled, scale: Scale) -> egui::ColorImage {
+    let pixels = p.values.iter().map(|&v| scale.color(v)).collect();
     egui::ColorImage::new([p.cols, p.rows], pixels)
 }
 
@@ -129,7 +164,30 @@ mod tests {
         let mut v = vec![1.0f32; 1000];
         v[0] = 1e6;
         assert_eq!(scale_limit(&v), 1.0);
-        let img = colorize(&pool(&v, 10, 100, 512, Pool::Mean), 1.0, true);
+        let scale = Scale {
+            limit: 1.0,
+            signed: true,
+        };
+        let img = colorize(&pool(&v, 10, 100, 512, Pool::Mean), scale);
         assert_eq!(img.size, [100, 10]);
+    }
+
+    #[test]
+    fn legend_ticks_read_the_scale_s_ends() {
+        let signed = Scale {
+            limit: 0.04123,
+            signed: true,
+        };
+        let t: Vec<String> = signed.ticks().into_iter().map(|(_, s)| s).collect();
+        assert_eq!(t, ["-0.04123", "0", "0.04123"]);
+        let err = Scale {
+            limit: 2.5e-5,
+            signed: false,
+        };
+        let t: Vec<String> = err.ticks().into_iter().map(|(_, s)| s).collect();
+        assert_eq!(t, ["0", "1.250e-5", "2.500e-5"]);
+        // The bar's ends are the image's end colours.
+        assert_eq!(err.color(err.limit), err.color(1.0));
+        assert_ne!(signed.color(-signed.limit), signed.color(signed.limit));
     }
 }

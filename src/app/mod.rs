@@ -69,6 +69,20 @@ pub struct Studio {
     frames: u64,
     /// The measurement of `gui --exit-when-done`, when asked for.
     bench: Option<Bench>,
+    /// Where a request to close the window stands while work runs.
+    quit: Quit,
+}
+
+/// A request to close the window while work runs: asked about first, as it stops the work.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Quit {
+    /// No request pending.
+    #[default]
+    None,
+    /// The window asked to close; the user is asked to confirm.
+    Asking,
+    /// The user confirmed: the next close goes through.
+    Confirmed,
 }
 
 /// What `gui --exit-when-done` measures: the compression `gui --compress` started, from the
@@ -212,6 +226,7 @@ impl Studio {
             pending_view: None,
             frames: 0,
             bench: None,
+            quit: Quit::None,
         }
     }
 
@@ -388,6 +403,7 @@ impl Studio {
         if ctx.input(|i| !i.raw.hovered_files.is_empty()) {
             drop_hint(&ctx);
         }
+        self.confirm_quit(&ctx);
         for cmd in out {
             self.state.apply(cmd);
         }
@@ -428,6 +444,49 @@ impl Studio {
         } else {
             title
         }
+    }
+
+    /// Where a request to close the window stands.
+    pub fn quit(&self) -> Quit {
+        self.quit
+    }
+
+    /// Holds a close request back while work runs (`ViewportCommand::CancelClose`) and asks
+    /// whether to stop it; quitting mid-job lost the work without a word.
+    fn confirm_quit(&mut self, ctx: &egui::Context) {
+        let unfinished = self.state.unfinished();
+        if ctx.input(|i| i.viewport().close_requested()) {
+            if self.quit == Quit::Confirmed || unfinished.is_empty() {
+                return;
+            }
+            ctx.send_viewport_cmd(egui::ViewportCommand::CancelClose);
+            self.quit = Quit::Asking;
+        }
+        if self.quit != Quit::Asking {
+            return;
+        }
+        if unfinished.is_empty() {
+            // The work ended while the question was up: nothing left to lose.
+            self.quit = Quit::Confirmed;
+            ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+            return;
+        }
+        egui::Modal::new(egui::Id::unique("confirm quit")).show(ctx, |ui| {
+            ui.heading("Quit while work runs?");
+            ui.label(format!("Quitting stops: {}.", unfinished.join(", ")));
+            ui.label(
+                "Tensors already compressed stay in the model's resume sidecar, if it keeps one.",
+            );
+            ui.horizontal(|ui| {
+                if ui.button("Quit anyway").clicked() {
+                    self.quit = Quit::Confirmed;
+                    ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+                }
+                if ui.button("Keep working").clicked() {
+                    self.quit = Quit::None;
+                }
+            });
+        });
     }
 
     /// Whether background work runs or the shown tab animates.

@@ -15,6 +15,37 @@ use std::sync::Arc;
 /// all of it by default); enough for stable figures, short enough for one run per tensor.
 pub const APP_TOKENS: usize = 4096;
 
+/// What a decoder LM scores in a Quality run, as `compare --eval` takes it: the text (`None`:
+/// the bundled one) and the window (`None`: the engine's default, at most the model's
+/// positions). Encoders score the bundled sentences either way.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TextChoice {
+    /// A UTF-8 text file.
+    pub text: Option<PathBuf>,
+    /// Tokens per window.
+    pub ctx: Option<usize>,
+}
+
+impl TextChoice {
+    /// The engine's inputs: the text read (on the job's thread), at most [`APP_TOKENS`] of it.
+    fn inputs(&self) -> Result<Inputs, String> {
+        let text = self
+            .text
+            .as_ref()
+            .map(|p| {
+                std::fs::read_to_string(p)
+                    .map_err(|e| format!("{}: cannot read the text ({e})", p.display()))
+            })
+            .transpose()?;
+        Ok(Inputs {
+            text,
+            ctx: self.ctx,
+            max_tokens: Some(APP_TOKENS),
+            ..Default::default()
+        })
+    }
+}
+
 /// Which compressed state a report was computed on: (tensor name, result generation), sorted.
 pub type StateKey = Vec<(String, u64)>;
 
@@ -137,9 +168,15 @@ impl Snapshot {
     }
 }
 
-/// Runs the comparison; with `per_layer` also each tensor and each layer alone (one more network
-/// run each). Progress counts batches (or windows) times networks run.
-pub fn run(snap: Snapshot, per_layer: bool, ctx: &Ctx<()>) -> Result<Report, String> {
+/// Runs the comparison on what `choice` says; with `per_layer` also each tensor and each layer
+/// alone (one more network run each). Progress counts batches (or windows) times networks run.
+pub fn run(
+    snap: Snapshot,
+    per_layer: bool,
+    choice: &TextChoice,
+    ctx: &Ctx<()>,
+) -> Result<Report, String> {
+    let inputs = choice.inputs()?;
     let failed = |e: EvalError| e.to_string();
     let evaluator = Evaluator::open_model(&snap.path).map_err(failed)?;
     let candidate = snap.candidate(&evaluator)?;
@@ -156,10 +193,6 @@ pub fn run(snap: Snapshot, per_layer: bool, ctx: &Ctx<()>) -> Result<Report, Str
         // A layer of one tensor is that tensor's run: no second run for it.
         groups.extend(layers.values().filter(|g| g.len() > 1).cloned());
     }
-    let inputs = Inputs {
-        max_tokens: Some(APP_TOKENS),
-        ..Default::default()
-    };
     let (figures, rest) = evaluator
         .sensitivity(
             &candidate,

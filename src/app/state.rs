@@ -145,6 +145,23 @@ impl AppState {
         self.job.is_some() || !self.jobs.is_empty()
     }
 
+    /// What quitting now would stop, in words ("compressing (C=8 P=3 K=16)", "Quality"):
+    /// the compression, its queue and the runs a user waits for; not the quick or repeatable
+    /// reads (a tensor's heatmaps, a shard folder's progress, a file dialog).
+    pub fn unfinished(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.job.iter().map(|j| j.job.label.clone()).collect();
+        if !self.queue.is_empty() {
+            v.push(format!("{} tensor(s) queued", self.queue.len()));
+        }
+        v.extend(
+            self.jobs
+                .iter()
+                .filter(|(k, _)| !matches!(k, JobKind::Prepare | JobKind::Shards | JobKind::Dialog))
+                .map(|(_, j)| j.label.clone()),
+        );
+        v
+    }
+
     /// The running job of this kind.
     pub fn running(&self, kind: JobKind) -> Option<&Job<Output>> {
         self.jobs.get(&kind)
@@ -426,15 +443,25 @@ impl AppState {
     }
 
     /// Queues each tensor with its own configuration and the calibration of the settings (a
-    /// tensor already queued keeps its place).
+    /// tensor already queued keeps its place). A tensor compressed data-free at that
+    /// configuration already is skipped when no calibration is asked for: the search is
+    /// deterministic, so it would find the same codes again. (A calibrated result does not
+    /// record its text, so a calibrated request always runs.)
     fn enqueue_with(&mut self, tensors: Vec<(usize, Config)>) {
         let mut skipped = 0;
+        let mut done = 0;
         for (t, config) in tensors {
             let Some(entry) = self.doc.tensors.get(t) else {
                 continue;
             };
             if entry.source.is_none() || entry.is_empty() {
                 skipped += 1;
+                continue;
+            }
+            if entry.result.as_ref().is_some_and(|r| {
+                r.compressed.config == config && !r.calibrated && self.calibration.is_none()
+            }) {
+                done += 1;
                 continue;
             }
             if !self.queue.iter().any(|(q, _)| *q == t) {
@@ -452,6 +479,12 @@ impl AppState {
             self.message(
                 false,
                 format!("{skipped} tensor(s) skipped: no original weights to compress"),
+            );
+        }
+        if done > 0 {
+            self.message(
+                false,
+                format!("{done} tensor(s) skipped: already compressed with these settings"),
             );
         }
         self.start_next();

@@ -5,7 +5,7 @@
 use super::document::{Document, Mapped, Source, TensorResult};
 use super::format::histogram;
 use super::generate;
-use super::heatmap::{MAX_SIDE, Pool, colorize, pool, scale_limit};
+use super::heatmap::{MAX_SIDE, Pool, Scale, colorize, pool, scale_limit};
 use super::jobs::{Ctx, Job};
 use super::quality::{self, APP_TOKENS};
 use crate::eval::calibration::{self, Calibration};
@@ -85,6 +85,8 @@ pub enum Work {
     Quality {
         /// Also each tensor and each layer alone.
         per_layer: bool,
+        /// What decoder LMs score.
+        inputs: quality::TextChoice,
     },
     /// The original and the compressed state continue a prompt, for the Generate tab.
     Generate {
@@ -446,10 +448,10 @@ pub fn spawn(
                 .map_err(|e| e.to_string());
             Ok(Output::Shards(folder, st))
         }),
-        Work::Quality { per_layer } => {
+        Work::Quality { per_layer, inputs } => {
             let snap = quality::snapshot(doc, "Quality")?;
             Job::spawn("Quality", id, repaint, move |ctx| {
-                quality::run(snap, per_layer, ctx).map(|r| Output::Quality(Box::new(r)))
+                quality::run(snap, per_layer, &inputs, ctx).map(|r| Output::Quality(Box::new(r)))
             })
         }
         Work::Generate {
@@ -704,18 +706,21 @@ pub struct Hists {
 
 /// Heatmap images (original, reconstructed, error) and histograms of one tensor state.
 pub struct Prepared {
-    /// w, ŵ and |w − ŵ| (pooled), where known.
-    pub images: [Option<egui::ColorImage>; 3],
+    /// w, ŵ and |w − ŵ| (pooled), where known, with the scale each is coloured on.
+    pub images: [Option<(egui::ColorImage, Scale)>; 3],
     /// The histograms.
     pub hists: Hists,
     /// Rows read of the matrix's rows, when it was too large to read whole.
     pub sampled: Option<(usize, usize)>,
 }
 
-fn image(data: &[f32], (rows, cols): (usize, usize), how: Pool) -> egui::ColorImage {
+fn image(data: &[f32], (rows, cols): (usize, usize), how: Pool) -> (egui::ColorImage, Scale) {
     let p = pool(data, rows, cols, MAX_SIDE, how);
-    let limit = scale_limit(&p.values);
-    colorize(&p, limit, how == Pool::Mean)
+    let scale = Scale {
+        limit: scale_limit(&p.values),
+        signed: how == Pool::Mean,
+    };
+    (colorize(&p, scale), scale)
 }
 
 /// The rows a view reads of a `rows × cols` matrix: all of them when they hold at most

@@ -213,30 +213,39 @@ pub fn check_packed(bytes: &[u8], cfg: Config, blocks: usize) -> Result<(), Stri
 }
 
 /// Decodes records `range` of `bytes` (checked by [`check_packed`] to hold them); fails on a
-/// seed outside [1, 2^K − 1].
+/// seed outside [1, 2^K − 1] before it allocates the codes (a forged file's bad first record
+/// cost a decoded copy of the whole tensor, issue 23).
 pub fn decode_range(
     bytes: &[u8],
     cfg: Config,
     range: std::ops::Range<usize>,
 ) -> Result<Vec<BlockCode>, String> {
+    check_seeds(bytes, cfg, range.clone())?;
+    Ok(records(bytes, cfg, range).collect())
+}
+
+/// Refuses a record of `range` whose seed is 0, not an LFSR state.
+fn check_seeds(bytes: &[u8], cfg: Config, range: std::ops::Range<usize>) -> Result<(), String> {
     let first = range.start;
-    let codes = decode_blocks(bytes, cfg, range);
-    match codes.iter().position(|c| c.seed == 0) {
+    match records(bytes, cfg, range).position(|c| c.seed == 0) {
         Some(i) => Err(format!(
             "record {} has seed 0, which is not an LFSR state",
             first + i
         )),
-        None => Ok(codes),
+        None => Ok(()),
     }
 }
 
-/// Decodes the records of `range` that `bytes` holds, without validation.
-fn decode_blocks(bytes: &[u8], cfg: Config, range: std::ops::Range<usize>) -> Vec<BlockCode> {
+/// The records of `range` that `bytes` holds, decoded one at a time, without validation.
+fn records(
+    bytes: &[u8],
+    cfg: Config,
+    range: std::ops::Range<usize>,
+) -> impl Iterator<Item = BlockCode> + '_ {
     let bits = cfg.block_bits();
     range
-        .map_while(|i| read_bits(bytes, i as u64 * u64::from(bits), bits))
-        .map(|r| decode_record(r, cfg))
-        .collect()
+        .map_while(move |i| read_bits(bytes, i as u64 * u64::from(bits), bits))
+        .map(move |r| decode_record(r, cfg))
 }
 
 /// A compressed tensor to write, held packed (K + 4 + 4P bits a block) so that a whole model's
@@ -298,7 +307,7 @@ impl CompressedEntry {
             config: self.config,
             e_base: self.e_base,
             len: self.len(),
-            blocks: decode_blocks(&self.packed, self.config, 0..self.blocks),
+            blocks: records(&self.packed, self.config, 0..self.blocks).collect(),
         }
     }
 }
@@ -456,7 +465,8 @@ pub fn write_packed_out(
             e_base: e.e_base,
             blocks: e.blocks,
             crc32: e.crc32,
-            relmse: e.relmse.filter(|r| r.is_finite()),
+            // A figure the reader would refuse is left out rather than written.
+            relmse: e.relmse.filter(|&r| plausible_relmse(r)),
             meta_crc32: None,
         };
         m.meta_crc32 = Some(crc32fast::hash(&m.canonical()));
@@ -855,6 +865,16 @@ impl PackedModel {
     }
 }
 
+/// Largest recorded relative MSE a file may hold (FORMAT.md §2). Storing zeros scores 1; a
+/// search 20 dB worse than that is broken, so a larger figure (1e308, say) is a damaged or
+/// forged file, not a measurement.
+pub const MAX_RELMSE: f64 = 100.0;
+
+/// Whether `r` can be a recorded relative MSE: in [0, [`MAX_RELMSE`]] (so finite).
+pub fn plausible_relmse(r: f64) -> bool {
+    (0.0..=MAX_RELMSE).contains(&r)
+}
+
 /// Checks a compressed tensor's metadata against its stored tensor (`len` bytes).
 fn verify_header(m: &PackedMeta, raw: &RawTensor, len: usize) -> Result<(), String> {
     if raw.name != m.name {
@@ -873,9 +893,9 @@ fn verify_header(m: &PackedMeta, raw: &RawTensor, len: usize) -> Result<(), Stri
             m.dtype
         ));
     }
-    if let Some(r) = m.relmse.filter(|r| !(r.is_finite() && *r >= 0.0)) {
+    if let Some(r) = m.relmse.filter(|&r| !plausible_relmse(r)) {
         return Err(format!(
-            "recorded relative MSE {r} is not a non-negative number"
+            "recorded relative MSE {r} is outside [0, {MAX_RELMSE}] (corrupt file)"
         ));
     }
     let cfg = Config::new(m.c, m.p, m.k).map_err(|e| e.to_string())?;
@@ -918,15 +938,17 @@ fn verify_data(m: &PackedMeta, bytes: &[u8], crc: u32) -> Result<(), String> {
     let cfg = m.config();
     let numel = m.shape.iter().product();
     let dt = dtype::parse(&m.dtype).ok_or("unknown original dtype")?;
-    let codes = unpack_blocks(bytes, cfg, m.blocks)?;
-    check_finite(&codes, cfg, m.e_base, numel, dt)
+    // Record by record: checking allocates nothing.
+    check_packed(bytes, cfg, m.blocks)?;
+    check_seeds(bytes, cfg, 0..m.blocks)?;
+    check_finite(records(bytes, cfg, 0..m.blocks), cfg, m.e_base, numel, dt)
 }
 
 /// Refuses a tensor any of whose weights reconstructs to a value that is not finite in `dt`.
 /// `|ŵ_i| ≤ Σ_j |q_j| · 2^e` (a centred state is at most 2^(K−1) − 1 in size), so only records
 /// where that bound exceeds the dtype's range are decoded to check.
 fn check_finite(
-    codes: &[BlockCode],
+    codes: impl Iterator<Item = BlockCode>,
     cfg: Config,
     e_base: i32,
     numel: usize,
@@ -936,7 +958,7 @@ fn check_finite(
     let half = 1i64 << (cfg.k - 1);
     // Once per exponent code, not per block: `powi` was an eighth of loading a model.
     let scales: [f64; 16] = std::array::from_fn(|e| pow2(e_base + e as i32));
-    for (b, code) in codes.iter().enumerate() {
+    for (b, code) in codes.enumerate() {
         let e = e_base + i32::from(code.e_code);
         let bound: f64 = code.q[..cfg.p]
             .iter()
@@ -1316,6 +1338,8 @@ mod tests {
             (Box::new(|m, _| m.name = "v".into()), "names tensor 'v'"),
             (Box::new(|m, _| m.dtype = "I8".into()), "dtype"),
             (Box::new(|m, _| m.relmse = Some(-1.0)), "relative MSE -1"),
+            (Box::new(|m, _| m.relmse = Some(1e308)), "outside [0, 100]"),
+            (Box::new(|m, _| m.relmse = Some(100.5)), "outside [0, 100]"),
             (Box::new(|m, _| m.crc32 ^= 1), "checksum"),
             (Box::new(|_, b| b.push(0)), "truncated or corrupt"),
             (

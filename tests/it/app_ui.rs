@@ -587,10 +587,10 @@ fn the_tree_names_its_groups_counts_hidden_tensors_and_says_when_nothing_matches
     // The filter kept from the tiny model matches nothing here, and says so.
     h.get_by_label("No tensor name contains “zzz” (3 tensors hidden by the filter).");
     click(&mut h, "Clear filter");
-    // The groups before and after the layers are told apart by name.
-    h.get_by_label("embeddings (1)");
+    // The groups before and after the layers are named by what they hold.
+    h.get_by_label("embeddings.word (1)");
     h.get_by_label("layer 0 (1)");
-    h.get_by_label("pooler (1)");
+    h.get_by_label("pooler.dense (1)");
     assert!(h.query_by_label_contains("other").is_none());
     // The header counts what export writes: the I64 tensor too.
     h.get_by_label("bert.safetensors — 4 tensors (3 in the tree, 1 non-float kept as they are)");
@@ -1050,4 +1050,217 @@ fn exports_go_to_their_own_files_beside_the_model_and_ask_before_replacing() {
     click(&mut h, "Replace");
     wait_idle(&mut h, Duration::from_secs(300));
     assert_eq!(std::fs::read(&packed).unwrap(), first);
+}
+
+/// "Compress all" again at the settings the tensors have skips them: the search is
+/// deterministic, and it recompressed them (issue 23, item 17). Other settings still replace.
+#[test]
+fn compressing_again_at_the_same_settings_is_skipped() {
+    let mut h = harness(tiny());
+    h.run_steps(2);
+    click(&mut h, "Compress all");
+    wait_idle(&mut h, ui::SMALL_JOB);
+    let results = |h: &Harness<'_, Studio>| -> Vec<_> {
+        let doc = &h.state().state.doc;
+        doc.tensors
+            .iter()
+            .map(|t| t.result.clone().unwrap())
+            .collect()
+    };
+    let first = results(&h);
+    click(&mut h, "Compress all");
+    assert!(!h.state().busy(), "nothing to do");
+    let s = &h.state().state;
+    assert_eq!(
+        s.messages.last().unwrap().text,
+        "3 tensor(s) skipped: already compressed with these settings"
+    );
+    for (a, b) in first.iter().zip(results(&h)) {
+        assert!(std::sync::Arc::ptr_eq(a, &b), "the result is kept");
+    }
+    click(&mut h, "3-bit");
+    click(&mut h, "Compress all");
+    wait_idle(&mut h, ui::SMALL_JOB);
+    assert!(
+        results(&h)
+            .iter()
+            .all(|r| r.compressed.config == Config::THREE_BIT)
+    );
+}
+
+/// Facets of the per-layer chart share their axes, the one with a legend too (issue 23).
+#[test]
+fn per_layer_facets_share_their_axes() {
+    use seedlm::app::document::{Document, Source, TensorEntry};
+    use seedlm::app::panels::{layer_facets, layer_plot_id, overview::layer_series};
+    let kinds = ["self_attn.q_proj", "self_attn.k_proj", "mlp.up_proj"];
+    let tensors = (0..2)
+        .flat_map(|l| kinds.iter().map(move |k| (l, k)))
+        .enumerate()
+        .map(|(n, (l, k))| TensorEntry {
+            name: format!("model.layers.{l}.{k}.weight"),
+            shape: vec![16, 16],
+            dtype: dtype::Dtype::F32,
+            source: Some(Source::Memory(std::sync::Arc::new(
+                crate::helpers::gaussian(256, 0.02 * (n + 1) as f32, n as u64),
+            ))),
+            result: None,
+            compressible: true,
+        })
+        .collect();
+    let mut h = harness(Studio::with_document(Document::new(
+        None,
+        "facets".into(),
+        tensors,
+    )));
+    h.run_steps(2);
+    click(&mut h, "Compress all");
+    wait_idle(&mut h, ui::SMALL_JOB);
+    // Layer 0's q_proj at 3 bits: its facet gets two lines and a legend, the others one.
+    click(&mut h, "model.layers.0.self_attn.q_proj.weight");
+    click(&mut h, "3-bit");
+    click(&mut h, "Compress selected (1)");
+    wait_idle(&mut h, ui::SMALL_JOB);
+    h.run_steps(3);
+    let facets = layer_facets(layer_series(&h.state().state, true));
+    assert_eq!(facets.len(), 3);
+    assert_eq!(facets["self_attn.q_proj"].len(), 2);
+    let bounds: Vec<[f64; 4]> = facets
+        .keys()
+        .map(|f| {
+            let id = layer_plot_id(&format!("layer_chart {f}"));
+            let m = egui_plot::PlotMemory::load(&h.ctx, id).expect("the facet is drawn");
+            let b = m.bounds();
+            [b.min()[0], b.max()[0], b.min()[1], b.max()[1]]
+        })
+        .collect();
+    assert!(bounds.iter().all(|b| *b == bounds[0]), "{bounds:?}");
+}
+
+/// Heatmaps carry a colour scale: a bar labelled with the values of its ends (issue 23).
+#[test]
+fn heatmaps_show_their_colour_scale() {
+    use seedlm::app::heatmap::{Pool, Scale, pool, scale_limit};
+    let mut h = harness(tiny());
+    h.run_steps(2);
+    let name = "model.layers.1.mlp.up_proj.weight";
+    click(&mut h, name);
+    click(&mut h, "Tensor");
+    wait_idle(&mut h, ui::SMALL_JOB);
+    let i = h.state().state.doc.find(name).unwrap();
+    let data = h.state().state.doc.tensors[i]
+        .source
+        .clone()
+        .unwrap()
+        .read()
+        .unwrap();
+    let p = pool(&data, 16, 16, 512, Pool::Mean);
+    let scale = Scale {
+        limit: scale_limit(&p.values),
+        signed: true,
+    };
+    let painted: Vec<String> = ui::painted_texts(&h).into_iter().map(|t| t.0).collect();
+    for (_, tick) in scale.ticks() {
+        assert!(painted.contains(&tick), "{tick} not in {painted:?}");
+    }
+}
+
+/// Closing the window while a compression runs asks first (egui's CancelClose holds the close
+/// back); once nothing runs, a close goes through (issue 23, item 17).
+#[test]
+fn quitting_mid_job_asks_first() {
+    use seedlm::app::Quit;
+    let close = |h: &mut Harness<'_, Studio>| {
+        let root = h.input_mut().viewports.get_mut(&egui::ViewportId::ROOT);
+        root.unwrap().events.push(egui::ViewportEvent::Close);
+        h.step();
+        let out = &h.output().viewport_output[&egui::ViewportId::ROOT];
+        out.commands
+            .iter()
+            .any(|c| matches!(c, egui::ViewportCommand::CancelClose))
+    };
+    let mut h = harness(Studio::with_document(loader::demo()));
+    h.step();
+    click(&mut h, "Compress all");
+    assert!(h.state().busy());
+    assert!(close(&mut h), "the close is held back");
+    assert_eq!(h.state().quit(), Quit::Asking);
+    h.step();
+    h.get_by_label_contains("Quitting stops: compressing");
+    h.get_by_label("Quit anyway");
+    click(&mut h, "Keep working");
+    assert_eq!(h.state().quit(), Quit::None);
+    assert!(h.state().state.job.is_some(), "the work goes on");
+
+    h.state_mut()
+        .state
+        .apply(seedlm::app::command::Command::Cancel);
+    wait_idle(&mut h, ui::JOB);
+    assert!(!close(&mut h), "nothing runs: the window closes");
+    assert_eq!(h.state().quit(), Quit::None);
+}
+
+/// The tree stays where it is when a compression starts and ends: a progress bar that
+/// appeared above it moved it by its height under the pointer (issue 23, item 17).
+#[test]
+fn the_tree_does_not_move_when_a_job_starts_or_ends() {
+    let mut h = harness(tiny());
+    h.run_steps(2);
+    let name = "model.layers.10.mlp.up_proj.weight";
+    let y = |h: &Harness<'_, Studio>| h.get_by_label(name).rect().top();
+    let idle = y(&h);
+    click(&mut h, "Compress all");
+    assert!(h.state().busy());
+    assert_eq!(y(&h), idle);
+    wait_idle(&mut h, ui::SMALL_JOB);
+    assert_eq!(y(&h), idle);
+}
+
+/// The tree sorts by error: one list, the largest relative MSE first, tensors not compressed
+/// last (issue 23, item 17).
+#[test]
+fn the_tree_sorts_by_error() {
+    let mut h = harness(tiny());
+    h.run_steps(2);
+    let name = |l: usize| format!("model.layers.{l}.mlp.up_proj.weight");
+    // Layer 10 at 3 bits (the larger error), layer 2 at 4 bits, layer 1 not compressed.
+    click(&mut h, &name(10));
+    click(&mut h, "3-bit");
+    click(&mut h, "Compress selected (1)");
+    wait_idle(&mut h, ui::SMALL_JOB);
+    click(&mut h, &name(2));
+    click(&mut h, "4-bit");
+    click(&mut h, "Compress selected (1)");
+    wait_idle(&mut h, ui::SMALL_JOB);
+    let y = |h: &Harness<'_, Studio>, l: usize| h.get_by_label(&name(l)).rect().top();
+    assert!(
+        y(&h, 1) < y(&h, 2) && y(&h, 2) < y(&h, 10),
+        "by name at first"
+    );
+    click(&mut h, "by error");
+    assert!(y(&h, 10) < y(&h, 2) && y(&h, 2) < y(&h, 1), "worst first");
+    click(&mut h, "by name");
+    assert!(y(&h, 1) < y(&h, 2));
+}
+
+/// While a bit allocation measures, the queue shows its progress rather than "Nothing
+/// running" (issue 23, item 15).
+#[test]
+fn the_queue_shows_an_allocation_while_it_measures() {
+    use seedlm::app::work::JobKind;
+    let mut h = harness(Studio::with_document(loader::demo()));
+    h.step();
+    click(&mut h, "Allocate 37 tensor(s) to");
+    assert!(
+        h.state().state.running(JobKind::Allocate).is_some(),
+        "37 tensors take a while to measure"
+    );
+    assert!(h.query_by_label_contains("Nothing running").is_none());
+    // Beside the Allocate button, in the status bar, and now in the queue.
+    assert_eq!(h.get_all_by_label_contains("Bit allocation: ").count(), 3);
+    h.get_by_label("measuring the bit-budget menu; then each tensor is queued here");
+    h.state_mut()
+        .state
+        .apply(seedlm::app::command::Command::Stop(JobKind::Allocate));
+    wait_idle(&mut h, ui::JOB);
 }

@@ -791,3 +791,80 @@ fn compress_json_lists_every_tensor_and_the_totals() {
     );
     assert_eq!(j["output"], s(&packed));
 }
+
+/// Peak memory in KB of `seedlm args`, which must fail, and its stderr.
+fn failing_peak_kb(args: &[&str]) -> (u64, String) {
+    let o = std::process::Command::new("/usr/bin/time")
+        .args(["-f", "peak %M KB", env!("CARGO_BIN_EXE_seedlm")])
+        .args(args)
+        .output()
+        .expect("GNU time (/usr/bin/time) runs");
+    let err = text(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    let kb = err
+        .lines()
+        .find_map(|l| l.strip_prefix("peak ")?.strip_suffix(" KB")?.parse().ok())
+        .unwrap_or_else(|| panic!("{err}"));
+    (kb, err)
+}
+
+/// A header of 200 000 empty tensors (12 MB) is read and written without a JSON tree of it:
+/// `compress` peaked at 410 MB before (34 headers' worth), 219 MB after; 1.4 M entries took
+/// 2.7 GB, now 1.3 GB (issue 23, item 8).
+#[test]
+fn a_header_of_many_empty_tensors_takes_bounded_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("many.safetensors");
+    let entries: Vec<String> = (0..200_000)
+        .map(|i| format!(r#""t.{i:07}":{{"dtype":"F32","shape":[0],"data_offsets":[0,0]}}"#))
+        .collect();
+    let mut header = format!("{{{}}}", entries.join(",")).into_bytes();
+    header.resize(header.len().next_multiple_of(8), b' ');
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(&header);
+    std::fs::write(&input, &bytes).unwrap();
+    let out = dir.path().join("many.seedlm");
+    let kb = peak_kb(&["compress", s(&input), "-o", s(&out)]);
+    let limit = HEADER_MEMORY_FACTOR * header.len() as u64;
+    assert!(
+        kb * 1024 < limit,
+        "peak {kb} KB for a {}-byte header",
+        header.len()
+    );
+}
+
+/// Peak memory of [`a_header_of_many_empty_tensors_takes_bounded_memory`], in header sizes.
+const HEADER_MEMORY_FACTOR: u64 = 25;
+
+/// A packed tensor whose first record is damaged is refused before its records are decoded
+/// into memory: checking them decoded a copy of 16 bytes a block first (issue 23, item 8).
+#[test]
+fn a_damaged_packed_tensor_is_refused_before_it_is_decoded() {
+    use seedlm::core::config::Config;
+    use seedlm::io::packed::{CompressedEntry, packed_len, write_packed};
+    let dir = tempfile::tempdir().unwrap();
+    let packed = dir.path().join("p.seedlm.safetensors");
+    let blocks = 1 << 23;
+    let cfg = Config::FOUR_BIT;
+    let len = packed_len(cfg, blocks);
+    let name = "w.weight".to_string();
+    let entry = CompressedEntry {
+        name: name.clone(),
+        shape: vec![8192, 8192],
+        dtype: Dtype::F32,
+        config: cfg,
+        e_base: 0,
+        blocks,
+        // Every record has seed 0, the first one included.
+        packed: vec![0; len],
+        relmse: None,
+    };
+    write_packed(&packed, &[entry], &[], &[name], &Default::default()).unwrap();
+    let out = dir.path().join("out.safetensors");
+    let (kb, err) = failing_peak_kb(&["decompress", s(&packed), "-o", s(&out)]);
+    assert!(err.contains("record 0 has seed 0"), "{err}");
+    assert!(
+        kb * 1024 < 4 * len as u64,
+        "peak {kb} KB for {len} bytes of records"
+    );
+}

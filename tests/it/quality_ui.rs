@@ -367,3 +367,47 @@ fn baselines_run_the_calibrated_methods_on_the_typed_text() {
     // Its marker is in the plot's legend and its row in the table.
     assert_eq!(h.query_all_by_label("seedlm-4bit-cal").count(), 3);
 }
+
+/// A decoder LM is scored on the text and window typed in the tab, as `compare --eval --text
+/// --ctx` would (it always scored the bundled text at the default window, issue 23, item 14).
+#[test]
+fn a_decoder_is_scored_on_the_text_and_window_chosen_in_the_tab() {
+    let llama = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/eval/llama");
+    let dir = tempfile::tempdir().unwrap();
+    let text = dir.path().join("text.txt");
+    std::fs::write(&text, "the cat sat on the mat and the dog ran. ".repeat(20)).unwrap();
+    let mut h = harness(Studio::new(Some(llama.clone())));
+    wait_idle(&mut h, ui::SMALL_JOB);
+    let i = ui::smallest_tensor(h.state(), |t| t.compressible);
+    h.state_mut().state.apply(Command::Compress(vec![i]));
+    wait_idle(&mut h, ui::SMALL_JOB);
+    h.state_mut().state.apply(Command::ShowTab(TabId::Quality));
+    h.run_steps(2);
+    h.get_by_label("Per-layer sensitivity").click();
+    h.run_steps(2);
+    ui::type_into(&mut h, "Text", text.to_str().unwrap());
+    ui::type_into(&mut h, "Context", "64");
+    h.key_press(egui::Key::Enter);
+    h.run_steps(2);
+    click(&mut h, "Run quality check");
+    wait_idle(&mut h, ui::MODEL_RUN);
+    let report = &h
+        .state()
+        .state
+        .results
+        .quality
+        .as_ref()
+        .expect("a report")
+        .value;
+    let Figures::Decoder(f) = &report.figures else {
+        panic!("the llama fixture is a decoder");
+    };
+    let Evaluator::Decoder(d) = Evaluator::open(&llama).unwrap() else {
+        panic!("a decoder");
+    };
+    let tokens = d
+        .tokenize(&std::fs::read_to_string(&text).unwrap())
+        .unwrap();
+    assert_eq!(f.ctx, 64);
+    assert_eq!(f.tokens, tokens.len());
+}

@@ -331,3 +331,58 @@ fn sidecars_go_to_the_folder_the_user_picks_and_are_offered_from_there() {
         kept.root()
     );
 }
+
+/// Tensors read back from the sidecar count as done but not as searched: right after a resume
+/// the rate showed 111k blocks/s (issue 23, item 17).
+#[test]
+fn the_rate_counts_only_blocks_searched_in_this_run() {
+    use seedlm::app::jobs::{CompressJob, Input, Outcome};
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("m.safetensors");
+    let name = "layers.0.q_proj.weight";
+    write_model(
+        &model,
+        &[T::float(
+            name,
+            Dtype::F32,
+            &[64, 64],
+            &gaussian(4096, 0.02, 5),
+        )],
+    );
+    let mut h = open(&model);
+    let idx = indices(&h, &[name]);
+    h.state_mut().state.apply(Command::Compress(idx.clone()));
+    wait_idle(&mut h, ui::SMALL_JOB);
+    drop(h);
+
+    let h = open(&model);
+    let doc = &h.state().state.doc;
+    let t = &doc.tensors[idx[0]];
+    let input = Input {
+        tensor: idx[0],
+        name: t.name.clone(),
+        shape: t.shape.clone(),
+        source: t.source.clone().unwrap(),
+    };
+    let mut job = CompressJob::spawn(
+        vec![input],
+        Config::FOUR_BIT,
+        None,
+        doc.id,
+        Some(Sidecar::beside(&model)),
+        None,
+    );
+    let deadline = Instant::now() + ui::SMALL_JOB;
+    let end = loop {
+        if let (_, Some(end)) = job.poll() {
+            break end;
+        }
+        assert!(Instant::now() < deadline, "the job never ended");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(matches!(end, Outcome::Done(())));
+    assert_eq!(job.loaded, 1, "read from the sidecar");
+    assert_eq!(job.blocks().0, 512, "its blocks are done");
+    assert_eq!(job.rate(), 0.0, "but none was searched");
+    assert_eq!(job.eta(), None);
+}

@@ -280,12 +280,10 @@ fn plot(ui: &mut egui::Ui, totals: &[&Row], current: Option<&Measured>) {
         })
         .collect();
     // The legend sits in a top corner: keep the data below it (a row per method and the bound).
-    let height = 360.0;
-    let top = super::legend_headroom_for(
-        described.iter().map(|(at, _)| at[1]),
-        points.len() + 1,
-        height,
-    );
+    let rows = points.len() + 1;
+    let height = plot_height(rows);
+    let ys: Vec<f64> = described.iter().map(|(at, _)| at[1]).collect();
+    let top = y_top(&ys, rows, height);
     let resp = super::page_plot("baselines_plot")
         .height(height)
         .legend(Legend::default().position(egui_plot::Corner::RightTop))
@@ -306,24 +304,35 @@ fn plot(ui: &mut egui::Ui, totals: &[&Row], current: Option<&Measured>) {
                         .style(LineStyle::dashed_loose()),
                 );
             }
+            // A ring drawn first: the method it coincides with (4-bit, when the model was
+            // compressed so) stays visible inside it rather than hidden under it.
+            if let Some(m) = current {
+                plot.points(
+                    Points::new(AS_COMPRESSED, PlotPoints::new(vec![at(m)]))
+                        .shape(MarkerShape::Circle)
+                        .filled(false)
+                        .color(strong)
+                        .radius(AS_COMPRESSED_RADIUS),
+                );
+            }
             for r in totals {
                 plot.points(
                     Points::new(r.method.name(), PlotPoints::new(vec![at(&r.measured)]))
                         .shape(marker(r.method))
                         .color(color(r.method))
-                        .radius(if r.method.is_seedlm() { 8.0 } else { 5.0 }),
-                );
-            }
-            if let Some(m) = current {
-                plot.points(
-                    Points::new(AS_COMPRESSED, PlotPoints::new(vec![at(m)]))
-                        .shape(MarkerShape::Asterisk)
-                        .color(strong)
-                        .radius(9.0),
+                        .radius(radius(r.method)),
                 );
             }
         });
     super::hover_line(ui, &resp, &described);
+}
+
+/// Radius of the ring around the document's own figures: outside every method's marker.
+const AS_COMPRESSED_RADIUS: f32 = 12.0;
+
+/// A method's marker radius: SeedLM's larger, to read at a glance.
+fn radius(m: Method) -> f32 {
+    if m.is_seedlm() { 8.0 } else { 5.0 }
 }
 
 /// A marker per family: circles for the baselines, diamonds for the paper's presets, squares
@@ -340,28 +349,47 @@ fn marker(m: Method) -> MarkerShape {
     }
 }
 
-/// One colour per method, far apart from every other method's of the same marker (the legend
-/// and the hover line name them): the category palette without its grey, which reads as
-/// "disabled", taken afresh for each marker.
+/// RGB distance under which two colours of the plot read as one.
+const CLOSE: f64 = 70.0;
+
+/// One colour per method, at least [`CLOSE`] apart from every other method's: the legend shows
+/// only colours, and a colour shared by a baseline and a preset named either. Taken from the
+/// category palettes in order, without greys (they read as "disabled").
 fn color(m: Method) -> egui::Color32 {
-    let palette: Vec<_> = colorous::CATEGORY10
-        .iter()
-        .filter(|c| !(c.r == c.g && c.g == c.b))
-        .collect();
-    let i = Method::ALL
-        .iter()
-        .filter(|&&x| marker(x) == marker(m))
-        .position(|&x| x == m)
-        .unwrap_or(0);
-    // Offset per marker, so that no two SeedLM methods share a colour (the legend shows only
-    // colours): two diamonds, three squares, then the triangles.
-    let offset = match marker(m) {
-        MarkerShape::Square => 2,
-        MarkerShape::Up => 5,
-        _ => 0,
+    let distance = |a: &colorous::Color, b: &colorous::Color| {
+        [(a.r, b.r), (a.g, b.g), (a.b, b.b)]
+            .iter()
+            .map(|&(p, q)| (f64::from(p) - f64::from(q)).powi(2))
+            .sum::<f64>()
+            .sqrt()
     };
-    let c = palette[(i + offset) % palette.len()];
+    let mut palette: Vec<colorous::Color> = Vec::new();
+    let all = colorous::CATEGORY10
+        .iter()
+        .chain(&colorous::DARK2)
+        .chain(&colorous::PAIRED);
+    for c in all.filter(|c| !(c.r == c.g && c.g == c.b)) {
+        if palette.iter().all(|p| distance(p, c) > CLOSE) {
+            palette.push(*c);
+        }
+    }
+    let i = Method::ALL.iter().position(|&x| x == m).unwrap_or(0);
+    let c = palette[i % palette.len()];
     egui::Color32::from_rgb(c.r, c.g, c.b)
+}
+
+/// The top of the plot's log10 relMSE axis for data `ys` and a legend of `rows` in a plot
+/// `height` points tall: room for the legend, but never above relative MSE 1 (as bad as
+/// storing zeros) unless a point is: a tall legend ran the axis to 100.
+fn y_top(ys: &[f64], rows: usize, height: f32) -> Option<f64> {
+    let hi = ys.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let top = super::legend_headroom_for(ys.iter().copied(), rows, height)?;
+    Some(top.min(hi.max(0.0)))
+}
+
+/// The plot's height: the legend (a row per entry) takes at most half of it.
+fn plot_height(rows: usize) -> f32 {
+    (2.0 * (rows as f32 * 20.0 + 16.0) + 40.0).max(360.0)
 }
 
 #[cfg(test)]
@@ -369,28 +397,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_method_has_its_own_colour_among_its_markers() {
-        // The three int3 variants were greens 64 apart in RGB, hard to tell apart.
+    fn every_method_has_its_own_colour_and_the_as_compressed_ring_hides_none() {
+        // int4 and SeedLM 4-bit shared a colour, and the legend shows only colours.
         for (i, &a) in Method::ALL.iter().enumerate() {
-            for &b in Method::ALL[i + 1..]
-                .iter()
-                .filter(|&&b| marker(b) == marker(a))
-            {
+            for &b in &Method::ALL[i + 1..] {
                 let (x, y) = (color(a), color(b));
                 let d: f64 = [(x.r(), y.r()), (x.g(), y.g()), (x.b(), y.b())]
                     .iter()
                     .map(|&(p, q)| (f64::from(p) - f64::from(q)).powi(2))
                     .sum::<f64>()
                     .sqrt();
-                assert!(d > 75.0, "{a:?} and {b:?}: {x:?} vs {y:?}");
+                assert!(d > CLOSE, "{a:?} and {b:?}: {x:?} vs {y:?}");
             }
         }
-        // SeedLM's presets, larger-P points and calibrated twins: all apart in the legend.
-        let seedlm: Vec<_> = Method::ALL.iter().filter(|m| m.is_seedlm()).collect();
-        for (i, a) in seedlm.iter().enumerate() {
-            for b in &seedlm[i + 1..] {
-                assert_ne!(color(**a), color(**b), "{a:?} and {b:?}");
-            }
-        }
+        assert!(
+            Method::ALL
+                .iter()
+                .all(|&m| radius(m) < AS_COMPRESSED_RADIUS)
+        );
+    }
+
+    #[test]
+    fn the_relmse_axis_stops_at_one_unless_a_point_is_above() {
+        // Nine methods and the bound between relMSE 0.001 and 0.03: the axis ran to 100.
+        let ys = [-3.0, -2.5, -2.2, -1.9, -1.6, -1.52];
+        let rows = 10;
+        let top = y_top(&ys, rows, plot_height(rows)).unwrap();
+        assert!(top > -1.52 && top <= 0.0, "{top}");
+        assert_eq!(y_top(&[-1.0, 0.5], 3, 360.0).unwrap(), 0.5);
     }
 }

@@ -297,15 +297,17 @@ pub fn layer_plot(
     if !(x0 <= x1 && lo <= hi) {
         return;
     }
-    let frame = LayerFrame {
+    let mut frame = LayerFrame {
         y_label,
         log,
         x: [x0, x1],
         y: [lo, hi],
+        top: hi,
+        link: None,
     };
     if facets.len() < FACETS_FROM {
         // One legend: lines keep their kind.
-        let lines = facets
+        let lines: Lines = facets
             .into_iter()
             .flat_map(|(facet, lines)| {
                 lines.into_iter().map(move |(line, pts)| {
@@ -320,6 +322,7 @@ pub fn layer_plot(
             .collect();
         // Below what is above it, the page scrolls to a plot of at least the lowest height.
         let height = ui.available_height().max(FACET_HEIGHT);
+        frame.top = legend_headroom_for([lo, hi], lines.len(), height).unwrap_or(hi);
         frame.show(ui, id, lines, height, true, [true, true]);
         return;
     }
@@ -330,6 +333,13 @@ pub fn layer_plot(
     let title = ui.text_style_height(&egui::TextStyle::Body) + ui.spacing().item_spacing.y;
     let height = ((ui.available_height() / rows as f32) - title - ui.spacing().item_spacing.y)
         .max(FACET_HEIGHT);
+    // Every facet on the same axes: room for the tallest legend in all of them (a facet with
+    // a legend ran higher than one without), and zooming or panning one moves them all.
+    let most = facets.iter().map(|(_, l)| l.len()).max().unwrap_or(0);
+    if most > 1 {
+        frame.top = legend_headroom_for([lo, hi], most, height).unwrap_or(hi);
+    }
+    frame.link = Some(egui::Id::unique((id, "facets")));
     egui::ScrollArea::vertical()
         .id_salt((id, "facets"))
         .auto_shrink(false)
@@ -371,11 +381,15 @@ struct LayerFrame<'a> {
     log: bool,
     x: [f64; 2],
     y: [f64; 2],
+    /// The top of the y axis: the data's, or above it to leave room for a legend.
+    top: f64,
+    /// The group whose plots zoom and pan together.
+    link: Option<egui::Id>,
 }
 
 impl LayerFrame<'_> {
-    /// One plot of `lines`, `height` points tall, with a legend (and room for it) if asked and
-    /// the x and y axis titles as `titles` says.
+    /// One plot of `lines`, `height` points tall (its id [`layer_plot_id`] of `id`), with a
+    /// legend if asked and the x and y axis titles as `titles` says.
     fn show(
         &self,
         ui: &mut egui::Ui,
@@ -387,25 +401,25 @@ impl LayerFrame<'_> {
     ) {
         use egui_plot::{AxisHints, Legend, Line, PlotPoints, Points};
         let [lo, hi] = self.y;
-        let mut top = hi;
-        if legend {
-            top = legend_headroom_for([lo, hi], lines.len(), height).unwrap_or(hi);
-        }
         let x_axis = AxisHints::new_x()
             .label(if titles[0] { "layer" } else { "" })
             .formatter(|m, _| tick_label(m))
             .label_spacing(LAYER_LABEL_GAP * 0.7..=LAYER_LABEL_GAP);
         let mut plot = page_plot(id)
+            .id(layer_plot_id(id))
             .height(height)
             .include_x(self.x[0])
             .include_x(self.x[1])
-            .include_y(top)
+            .include_y(self.top)
             .include_y(lo - (hi - lo).max(1e-9) * 0.05)
             .custom_x_axes(vec![x_axis])
             .x_grid_spacer(layer_ticks())
             .y_axis_label(if titles[1] { self.y_label } else { "" });
         if legend {
             plot = plot.legend(Legend::default());
+        }
+        if let Some(group) = self.link {
+            plot = plot.link_axis(group, [true, true]);
         }
         if self.log {
             plot = plot.y_axis_formatter(|m, _| log_tick(m));
@@ -422,6 +436,12 @@ impl LayerFrame<'_> {
             }
         });
     }
+}
+
+/// The egui id of the plot [`layer_plot`] draws as `id` (a chart's own, or `"{id} {facet}"`
+/// for a facet), under which its `egui_plot::PlotMemory` is kept.
+pub fn layer_plot_id(id: &str) -> egui::Id {
+    egui::Id::unique(("layer plot", id))
 }
 
 /// The label of a mark on a log10 axis, as `1.42e-2`, with as many digits as its neighbours need

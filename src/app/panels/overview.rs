@@ -154,8 +154,8 @@ fn queue(ui: &mut egui::Ui, state: &AppState) {
                     .text(format!("{done}/{total} blocks"))
                     .show_percentage(),
             );
-            ui.label(format!("{:.0} blocks/s", job.job.rate()));
-            ui.label(match job.job.eta() {
+            ui.label(format!("{:.0} blocks/s", job.rate()));
+            ui.label(match job.eta() {
                 Some(d) => format!("{} left", human_duration(d)),
                 None => "estimating time left…".into(),
             });
@@ -169,6 +169,8 @@ fn queue(ui: &mut egui::Ui, state: &AppState) {
                 state.queue.len()
             ));
         }
+        // Measuring (the calibration's moments, the allocation's menu) is the first phase of a
+        // compression: said, not hidden behind "Nothing running" for as long as it takes.
         None => match state.running(JobKind::Calibrate) {
             Some(j) => {
                 ui.label(progress_text(j));
@@ -177,9 +179,15 @@ fn queue(ui: &mut egui::Ui, state: &AppState) {
                     state.queue.len()
                 ));
             }
-            None => {
-                ui.label("Nothing running. Select tensors on the left and press Compress.");
-            }
+            None => match state.running(JobKind::Allocate) {
+                Some(j) => {
+                    ui.label(progress_text(j));
+                    ui.label("measuring the bit-budget menu; then each tensor is queued here");
+                }
+                None => {
+                    ui.label("Nothing running. Select tensors on the left and press Compress.");
+                }
+            },
         },
     }
 }

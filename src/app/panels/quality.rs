@@ -7,24 +7,35 @@
 use super::overview::layer_series;
 use super::{Tab, hover_line, job_progress, layer_plot, legend_headroom_for, series_color};
 use crate::app::command::{Command, TabId};
-use crate::app::quality::{self, APP_TOKENS, Report, distance, distance_name};
+use crate::app::quality::{self, APP_TOKENS, Report, TextChoice, distance, distance_name};
 use crate::app::state::AppState;
 use crate::app::work::{JobKind, Work};
-use crate::eval::Figures;
+use crate::eval::{DEFAULT_CTX, Figures};
 use egui_plot::{Legend, PlotPoints, Points};
 use std::collections::BTreeMap;
 
 /// Tensors listed in the "most sensitive" table.
 const TOP: usize = 10;
 
+/// Longest window offered (the engine refuses one longer than the model's positions).
+const MAX_CTX_UI: usize = 32768;
+
 /// The Quality tab's own widget state.
 pub struct Quality {
     per_layer: bool,
+    /// The text file decoder LMs score, as typed (empty: the bundled text).
+    text: String,
+    /// Tokens per window (0: the engine's default).
+    ctx: usize,
 }
 
 impl Default for Quality {
     fn default() -> Self {
-        Quality { per_layer: true }
+        Quality {
+            per_layer: true,
+            text: String::new(),
+            ctx: 0,
+        }
     }
 }
 
@@ -42,7 +53,7 @@ impl Tab for Quality {
             "Runs the original model and its current compressed state (every compressed tensor \
              applied) on the same inputs and compares their outputs: sentence embeddings for \
              encoders (the bundled 50 sentences), next-token distributions for decoder LMs (the \
-             first {APP_TOKENS} tokens of the bundled text). Needs the model's config.json and \
+             first {APP_TOKENS} tokens of the text chosen below). Needs the model's config.json and \
              tokenizer.json beside its weights."
         ));
         self.controls(ui, state, out);
@@ -103,11 +114,46 @@ impl Quality {
                 .add_enabled(compressed > 0, egui::Button::new("Run quality check"))
                 .on_disabled_hover_text("Compress some tensors first");
             if run.clicked() {
+                let text = self.text.trim();
                 out.push(Command::Run(Work::Quality {
                     per_layer: self.per_layer,
+                    inputs: TextChoice {
+                        text: (!text.is_empty()).then(|| text.into()),
+                        ctx: (self.ctx > 0).then_some(self.ctx),
+                    },
                 }));
             }
             ui.label(format!("{compressed} compressed tensor(s)"));
+        });
+        ui.horizontal(|ui| {
+            let l = ui.label("Text");
+            ui.add(
+                egui::TextEdit::singleline(&mut self.text)
+                    .hint_text("the bundled Pride and Prejudice")
+                    .desired_width(320.0),
+            )
+            .labelled_by(l.id)
+            .on_hover_text(
+                "Decoder LMs: a UTF-8 text file to score, like the model's training data \
+                 (a text the model does not fit scores near a uniform guess, and says so)",
+            );
+            let l = ui.label("Context");
+            ui.add(
+                egui::DragValue::new(&mut self.ctx)
+                    .range(0..=MAX_CTX_UI)
+                    .custom_formatter(|v, _| {
+                        if v == 0.0 {
+                            "default".into()
+                        } else {
+                            format!("{v:.0}")
+                        }
+                    }),
+            )
+            .labelled_by(l.id)
+            .on_hover_text(format!(
+                "Decoder LMs: tokens per window; default {DEFAULT_CTX}, at most the model's \
+                 positions"
+            ));
         });
     }
 }

@@ -183,12 +183,24 @@ impl SettingsPanel {
         {
             out.push(Command::Cancel);
         }
-        if let Some(job) = &state.job {
-            let (done, total) = job.blocks();
-            ui.add(
-                egui::ProgressBar::new(done as f32 / total.max(1) as f32)
-                    .text(format!("{done}/{total} blocks")),
-            );
+        // Drawn idle too: a bar that appeared with a job pushed the tree down by its height
+        // just as a click was landing on it.
+        match &state.job {
+            Some(job) => {
+                let (done, total) = job.blocks();
+                ui.add(
+                    egui::ProgressBar::new(done as f32 / total.max(1) as f32)
+                        .text(format!("{done}/{total} blocks")),
+                );
+            }
+            None => {
+                // A progress bar's height (egui's default for one).
+                let size = egui::vec2(ui.available_width(), ui.spacing().interact_size.y);
+                ui.add_sized(
+                    size,
+                    egui::Label::new(egui::RichText::new("no compression running").weak()),
+                );
+            }
         }
     }
 

@@ -32,7 +32,7 @@ impl Tab for Shards {
                 ui.label(
                     "Follow a sharded compression (seedlm compress --shard, seedlm slurm): open \
                      its shard folder, OUTPUT.shards, or the OUTPUT it will be merged into, \
-                     with File → Open folder… or the Path field.",
+                     with File > Open folder… or the Path field.",
                 );
                 if ui.button("Open folder…").clicked() {
                     out.push(Command::Run(Work::Dialog(Purpose::OpenFolder)));

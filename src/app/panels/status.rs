@@ -58,7 +58,7 @@ pub fn ui(ui: &mut egui::Ui, state: &AppState, load: &UiLoad, out: &mut Vec<Comm
             ui.label(format!(
                 "compressing ({}): {done}/{total} blocks, {:.0} blocks/s",
                 job.config,
-                job.job.rate()
+                job.rate()
             ));
             idle = false;
         }

@@ -5,6 +5,7 @@
 use super::{Tab, histogram_chart, tick_label, tick_spacer};
 use crate::app::command::{Command, TabId};
 use crate::app::document::TensorEntry;
+use crate::app::heatmap::Scale;
 use crate::app::state::AppState;
 use crate::app::work::{Hists, Prepared, TensorKey, Work, tensor_key};
 use egui::{Color32, TextureHandle, TextureOptions};
@@ -64,10 +65,11 @@ impl Tab for TensorView {
         let link = ui.scope_id().with("heatmaps");
         let (mut bounds, mut hover) = (None, None);
         ui.columns(3, |col| {
-            for ((ui, title), tex) in col
+            for (((ui, title), tex), image) in col
                 .iter_mut()
                 .zip(["original w", "reconstructed ŵ", "error |w − ŵ|"])
                 .zip(&cache.textures)
+                .zip(&cache.prepared.images)
             {
                 ui.label(title);
                 let Some(tex) = tex else {
@@ -99,6 +101,9 @@ impl Tab for TensorView {
                         }
                     });
                 let transform = resp.transform;
+                if let Some((_, scale)) = image {
+                    legend_bar(ui, scale, transform.frame().x_range());
+                }
                 bounds.get_or_insert(*transform.bounds());
                 if let Some(pos) = resp.response.hover_pos() {
                     hover = cell_at(transform.value_from_position(pos), rows, cols);
@@ -155,8 +160,8 @@ impl TensorView {
             return;
         };
         let name = &state.doc.tensors[key.tensor].name;
-        let load = |img: &Option<egui::ColorImage>, what: &str| {
-            img.as_ref().map(|i| {
+        let load = |img: &Option<(egui::ColorImage, Scale)>, what: &str| {
+            img.as_ref().map(|(i, _)| {
                 ctx.load_texture(
                     format!("{name}:{what}:{k:?}"),
                     i.clone(),
@@ -365,6 +370,48 @@ impl Hist<'_> {
         }
         plot.show(ui, add);
     }
+}
+
+/// Height of a heatmap's colour bar, in points.
+const BAR_HEIGHT: f32 = 10.0;
+/// Colour steps drawn along the bar.
+const BAR_STEPS: usize = 64;
+
+/// A heatmap's colour scale: a bar of its colours as wide as the heatmap (`x`, its frame's
+/// span) with the values of its ends and middle below.
+fn legend_bar(ui: &mut egui::Ui, scale: &Scale, x: egui::Rangef) {
+    let font = egui::TextStyle::Small.resolve(ui.style());
+    let text_h = ui.text_style_height(&egui::TextStyle::Small);
+    let (rect, resp) = ui.allocate_exact_size(
+        egui::vec2(ui.available_width(), BAR_HEIGHT + 2.0 + text_h),
+        egui::Sense::hover(),
+    );
+    let painter = ui.painter_at(rect);
+    let rect = egui::Rect::from_x_y_ranges(x, rect.y_range());
+    let [lo, hi] = scale.range();
+    let step = rect.width() / BAR_STEPS as f32;
+    for i in 0..BAR_STEPS {
+        let v = lo + (hi - lo) * (i as f32 + 0.5) / BAR_STEPS as f32;
+        let x = rect.left() + step * i as f32;
+        let cell = egui::Rect::from_min_size(
+            egui::pos2(x, rect.top()),
+            egui::vec2(step + 0.5, BAR_HEIGHT),
+        );
+        painter.rect_filled(cell, 0.0, scale.color(v));
+    }
+    let color = ui.visuals().text_color();
+    let y = rect.top() + BAR_HEIGHT + 2.0;
+    for ((v, text), align) in scale.ticks().into_iter().zip([
+        egui::Align2::LEFT_TOP,
+        egui::Align2::CENTER_TOP,
+        egui::Align2::RIGHT_TOP,
+    ]) {
+        let x = rect.left() + rect.width() * (v - lo) / (hi - lo);
+        painter.text(egui::pos2(x, y), align, text, font.clone(), color);
+    }
+    resp.on_hover_text(
+        "Colour scale; values beyond its ends (the 99th percentile of |value|) take the end colours",
+    );
 }
 
 /// The label of a heatmap row tick: rows are drawn downwards at y = −row ("0", never "-0").

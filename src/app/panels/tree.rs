@@ -18,6 +18,38 @@ pub struct TreePanel {
     filter: String,
     /// Set by "Unfold all" / "Fold all" for the next frame.
     open_all: Option<bool>,
+    /// How rows are ordered.
+    sort: Sort,
+}
+
+/// How the tree orders its rows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Sort {
+    /// Grouped by layer, in natural order.
+    #[default]
+    Name,
+    /// One list, the largest relative MSE first; tensors not compressed after, by name.
+    Error,
+}
+
+/// `visible` (in natural order) with the largest relative MSE first and tensors without one
+/// after, in their order.
+fn by_error(state: &AppState, visible: &[usize]) -> Vec<usize> {
+    let err = |i: usize| {
+        state.doc.tensors[i]
+            .result
+            .as_ref()
+            .and_then(|r| r.relmse())
+    };
+    let mut v = visible.to_vec();
+    // Stable: ties and tensors without a figure keep their natural order.
+    v.sort_by(|&a, &b| match (err(a), err(b)) {
+        (Some(x), Some(y)) => y.total_cmp(&x),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => std::cmp::Ordering::Equal,
+    });
+    v
 }
 
 impl TreePanel {
@@ -51,12 +83,27 @@ impl TreePanel {
             ui.label(format!("{} selected", state.selection.len()));
         });
         ui.horizontal(|ui| {
-            if ui.button("Unfold all").clicked() {
+            let grouped = self.sort == Sort::Name;
+            if ui
+                .add_enabled(grouped, egui::Button::new("Unfold all"))
+                .clicked()
+            {
                 self.open_all = Some(true);
             }
-            if ui.button("Fold all").clicked() {
+            if ui
+                .add_enabled(grouped, egui::Button::new("Fold all"))
+                .clicked()
+            {
                 self.open_all = Some(false);
             }
+            ui.separator();
+            ui.label("Sort");
+            ui.selectable_value(&mut self.sort, Sort::Name, "by name")
+                .on_hover_text("Grouped by layer, in natural order");
+            ui.selectable_value(&mut self.sort, Sort::Error, "by error")
+                .on_hover_text(
+                    "One list, the largest relative MSE first; tensors not compressed last",
+                );
         });
         ui.separator();
         if visible.is_empty() && !state.doc.tensors.is_empty() {
@@ -69,6 +116,18 @@ impl TreePanel {
             if ui.button("Clear filter").clicked() {
                 self.filter.clear();
             }
+            return;
+        }
+        if self.sort == Sort::Error {
+            egui::ScrollArea::vertical()
+                .id_salt("by error")
+                .auto_shrink(false)
+                .show(ui, |ui| {
+                    ui.style_mut().wrap_mode = Some(egui::TextWrapMode::Truncate);
+                    for i in by_error(state, &visible) {
+                        self.row(ui, state, i, true, out);
+                    }
+                });
             return;
         }
         // Group consecutive tensors (already in natural order) by layer.
@@ -110,22 +169,33 @@ impl TreePanel {
                         members.len(),
                         group_summary(state, &members)
                     );
+                    let tip = group_tooltip(state, layer, &members);
                     egui::CollapsingHeader::new(header)
                         .id_salt(id)
                         .default_open(default_open)
                         .open(open)
                         .show(ui, |ui| {
                             for i in members {
-                                self.row(ui, state, i, out);
+                                self.row(ui, state, i, false, out);
                             }
-                        });
+                        })
+                        .header_response
+                        .on_hover_text(tip);
                 }
             });
     }
 
-    fn row(&self, ui: &mut egui::Ui, state: &AppState, i: usize, out: &mut Vec<Command>) {
+    /// Tensor `i`'s row; named in full in a flat list, without its layer under a layer's header.
+    fn row(
+        &self,
+        ui: &mut egui::Ui,
+        state: &AppState,
+        i: usize,
+        flat: bool,
+        out: &mut Vec<Command>,
+    ) {
         let t = &state.doc.tensors[i];
-        let short = match t.layer() {
+        let short = match t.layer().filter(|_| !flat) {
             Some(l) => t
                 .name
                 .split_once(&format!(".{l}."))
@@ -240,17 +310,100 @@ fn group_summary(state: &AppState, members: &[usize]) -> String {
     }
 }
 
-/// The name of a group of tensors outside the layers: the first name component all of them
-/// share (`embeddings`, `pooler`), or "other".
-pub fn group_name<'a>(mut names: impl Iterator<Item = &'a String>) -> String {
-    let Some(first) = names.next() else {
-        return "other".into();
+/// Parts a group title names before it says "+N more" (its tooltip lists every tensor).
+const TITLE_PARTS: usize = 3;
+/// Names a group's tooltip lists.
+const TOOLTIP_NAMES: usize = 12;
+
+/// The title of a group of tensors outside the layers, by what is in it: the dotted prefix all
+/// of them share, then what follows it ("embeddings: word_embeddings, LayerNorm"), without the
+/// `.weight`/`.bias` ending; a lone tensor by its name ("model.embed_tokens"). "other" and a
+/// bare "model" said nothing of what the group holds.
+pub fn group_name<'a>(names: impl Iterator<Item = &'a String>) -> String {
+    let names: Vec<Vec<&str>> = names.map(|n| n.split('.').collect()).collect();
+    let Some(first) = names.first() else {
+        return String::new();
     };
-    let head = |n: &'a String| n.split('.').next().unwrap_or_default();
-    let h = head(first);
-    if names.all(|n| head(n) == h) && !h.is_empty() {
-        h.to_string()
+    // Shared leading components, short of a whole name.
+    let shortest = names.iter().map(Vec::len).min().unwrap_or(0);
+    let shared = (0..shortest.saturating_sub(1))
+        .take_while(|&i| names.iter().all(|n| n[i] == first[i]))
+        .count();
+    let prefix = first[..shared].join(".");
+    let mut parts: Vec<String> = Vec::new();
+    for n in &names {
+        let mut rest = &n[shared..];
+        if rest.len() > 1 && matches!(rest.last(), Some(&("weight" | "bias"))) {
+            rest = &rest[..rest.len() - 1];
+        }
+        let part = rest.join(".");
+        if !parts.contains(&part) {
+            parts.push(part);
+        }
+    }
+    if let [one] = names.as_slice() {
+        let bare = match one.as_slice() {
+            [head @ .., "weight" | "bias"] if !head.is_empty() => head,
+            all => all,
+        };
+        return bare.join(".");
+    }
+    let mut listed = parts[..parts.len().min(TITLE_PARTS)].join(", ");
+    if parts.len() > TITLE_PARTS {
+        listed.push_str(&format!(" +{} more", parts.len() - TITLE_PARTS));
+    }
+    if prefix.is_empty() {
+        listed
     } else {
-        "other".into()
+        format!("{prefix}: {listed}")
+    }
+}
+
+/// A group header's tooltip: what the group is and the tensors in it.
+fn group_tooltip(state: &AppState, layer: Option<usize>, members: &[usize]) -> String {
+    let mut text = match layer {
+        Some(l) => format!("Tensors of layer {l}:"),
+        None => "Tensors outside the numbered layers:".into(),
+    };
+    for &i in members.iter().take(TOOLTIP_NAMES) {
+        text.push_str(&format!("\n{}", state.doc.tensors[i].name));
+    }
+    if members.len() > TOOLTIP_NAMES {
+        text.push_str(&format!("\n… and {} more", members.len() - TOOLTIP_NAMES));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn title(names: &[&str]) -> String {
+        let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+        group_name(names.iter())
+    }
+
+    #[test]
+    fn groups_outside_the_layers_say_what_they_hold() {
+        // A Llama's groups were "model" and "other".
+        assert_eq!(title(&["model.embed_tokens.weight"]), "model.embed_tokens");
+        assert_eq!(
+            title(&["model.norm.weight", "lm_head.weight"]),
+            "model.norm, lm_head"
+        );
+        assert_eq!(
+            title(&[
+                "embeddings.word_embeddings.weight",
+                "embeddings.position_embeddings.weight",
+                "embeddings.token_type_embeddings.weight",
+                "embeddings.LayerNorm.weight",
+                "embeddings.LayerNorm.bias",
+            ]),
+            "embeddings: word_embeddings, position_embeddings, token_type_embeddings +1 more"
+        );
+        assert_eq!(
+            title(&["pooler.dense.weight", "pooler.dense.bias"]),
+            "pooler.dense: weight, bias"
+        );
     }
 }
