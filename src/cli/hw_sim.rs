@@ -242,8 +242,9 @@ fn print_errors(r: &SizeReport) {
     for (name, err) in designs {
         if let Some(err) = err {
             println!(
-                "  {name:<16} relative error of y: max {:.3e}, mean {:.3e}",
-                err.max_rel, err.mean_rel
+                "  {name:<16} relative error of y: max {:.3e}, mean {:.3e} per output; \
+                 ‖Δy‖/‖y‖ {:.3e}",
+                err.max_rel, err.mean_rel, err.norm_rel
             );
         }
     }

@@ -4,13 +4,16 @@
 use crate::hw::design::Design;
 use crate::hw::model;
 
-/// The relative error of one output vector, `|ŷ_r − y_r| / |y_r|` over its outputs.
+/// The relative error of one output vector: per output `|ŷ_r − y_r| / |y_r|`, and of the
+/// whole vector `‖ŷ − y‖₂ / ‖y‖₂` (which outputs near zero do not inflate).
 #[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
 pub struct OutputError {
-    /// The largest over the outputs.
+    /// The largest per output.
     pub max_rel: f64,
-    /// The mean over the outputs.
+    /// The mean per output.
     pub mean_rel: f64,
+    /// The vector's.
+    pub norm_rel: f64,
 }
 
 /// The exact `y = Wx` of a `rows × cols` matrix of records: the integer sums `Σ n·x·2^E` are
@@ -48,9 +51,16 @@ pub fn output_error(got: &[f64], exact: &[f64]) -> OutputError {
             },
         )
         .collect();
+    let norm = |v: &mut dyn Iterator<Item = f64>| v.map(|d| d * d).sum::<f64>().sqrt();
+    let diff = norm(&mut got.iter().zip(exact).map(|(g, e)| g - e));
     OutputError {
         max_rel: rel.iter().copied().fold(0.0, f64::max),
         mean_rel: rel.iter().sum::<f64>() / rel.len().max(1) as f64,
+        norm_rel: if diff == 0.0 {
+            0.0
+        } else {
+            diff / norm(&mut exact.iter().copied())
+        },
     }
 }
 
@@ -88,6 +98,8 @@ mod tests {
         let e = output_error(&[1.1, -2.0, 0.0], &[1.0, -2.2, 0.0]);
         assert!((e.max_rel - 0.1).abs() < 1e-12);
         assert!((e.mean_rel - (0.1 + 0.2 / 2.2) / 3.0).abs() < 1e-12);
+        let norm = (0.1f64.powi(2) + 0.2f64.powi(2)).sqrt() / (1.0f64 + 2.2 * 2.2).sqrt();
+        assert!((e.norm_rel - norm).abs() < 1e-12);
         assert_eq!(output_error(&[1e-9], &[0.0]).max_rel, f64::INFINITY);
     }
 }

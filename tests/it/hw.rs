@@ -377,11 +377,13 @@ fn fp16_variant_errs_where_the_fixed_point_design_is_exact_on_demo_tensors() {
         let fp16 = e.fp16.unwrap();
         // Fixed point: exact integers, only the final scaling rounds.
         assert!(e.seedlm.max_rel < 1e-14, "{name}: {:?}", e.seedlm);
-        // FP16 weights keep 11 significant bits (2^-12 relative rounding at most).
+        // FP16 weights keep 11 significant bits (2^-12 relative rounding at most, more for
+        // subnormals); the vector's error is of that order, and outputs near zero err more.
         assert!(
-            fp16.mean_rel > 1e-6 && fp16.mean_rel < 1e-3,
+            fp16.norm_rel > 1e-5 && fp16.norm_rel < 1e-3,
             "{name}: {fp16:?}"
         );
+        assert!(fp16.mean_rel >= fp16.norm_rel / 10.0, "{name}: {fp16:?}");
         assert!(fp16.max_rel > 100.0 * e.seedlm.max_rel, "{name}: {fp16:?}");
     }
 }
