@@ -154,6 +154,7 @@ fn run_packed_tensor(
     let obj = serde_json::json!({
         "tensor": name,
         "preset": r.design.config.preset_name(),
+        "e_base": compressed.e_base,
         "rows": r.rows,
         "cols": r.cols,
         "reference_cycles": r.reference_cycles(),
