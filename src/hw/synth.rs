@@ -222,11 +222,13 @@ mod tests {
             ..a.clone()
         };
         assert!(script(Target::RefMvm).contains("-G Datapath=0 -G MaxCols=2048"));
+        assert!(script(Target::SeedlmFp16Mvm).contains("-G Datapath=1 -G Arith=1 -G MaxCols"));
         assert!(script(Target::Seedlm3Mvm).contains("blackbox seedlm3_x_file*"));
         assert!(!script(Target::SeedlmMvm).contains("blackbox"));
         let h = synth_hash(Target::SeedlmMvm, &a);
         assert_eq!(h, synth_hash(Target::SeedlmMvm, &a));
         assert_ne!(h, synth_hash(Target::SeedlmMvm, &b));
         assert_ne!(h, synth_hash(Target::RefMvm, &a));
+        assert_ne!(h, synth_hash(Target::SeedlmFp16Mvm, &a));
     }
 }
