@@ -13,8 +13,11 @@ module mvm_top
   parameter int unsigned C        = (Datapath == DpSeedlm3) ? Preset3.c : Preset4.c,
   parameter int unsigned P        = (Datapath == DpSeedlm3) ? Preset3.p : Preset4.p,
   parameter int unsigned Records  = 15,
+  // seedlm_mvm's arithmetic: ArithFixed, or ArithFp16 (weights rounded to FP16).
+  parameter int unsigned Arith    = ArithFixed,
   localparam preset_t Preset      = preset(K, C, P),
-  localparam int unsigned AccW    = (Datapath == DpRef) ? RefAccW : SeedlmAccW,
+  localparam int unsigned AccW    = (Datapath == DpRef || Arith == ArithFp16) ? RefAccW
+                                                                              : SeedlmAccW,
   localparam int unsigned Lanes   = (Datapath == DpRef) ? RefLanes : beat_lanes(Preset),
   localparam int unsigned XAw     = $clog2(MaxCols),
   localparam int unsigned RowAw   = $clog2(MaxRows)
@@ -25,6 +28,8 @@ module mvm_top
   input  logic               start_i,
   input  logic [RowAw:0]     rows_i,
   input  logic [XAw:0]       cols_i,
+  // The tensor's exponent base, held while busy: only FP16 weights need it.
+  input  logic [EBaseW-1:0]  e_base_i,
   // Activation memory write port (used before start).
   input  logic               x_we_i,
   input  logic [XAw-1:0]     x_addr_i,
@@ -43,6 +48,13 @@ module mvm_top
 
   if (Datapath > DpSeedlm3) begin : g_check_datapath
     $error("Datapath must be DpRef, DpSeedlm or DpSeedlm3");
+  end
+  if (Arith != ArithFixed && Datapath != DpSeedlm) begin : g_check_arith
+    $error("the FP16 arithmetic is a variant of seedlm_mvm (Datapath = DpSeedlm)");
+  end
+  if (Datapath != DpSeedlm) begin : g_no_e_base
+    logic unused_e_base;
+    assign unused_e_base = ^e_base_i;
   end
 
   logic last_write;
@@ -108,10 +120,12 @@ module mvm_top
     end else begin : g_seedlm
       seedlm_mvm #(
         .Preset (Preset),
-        .MaxCols(MaxCols)
+        .MaxCols(MaxCols),
+        .Arith  (Arith)
       ) u_datapath (
         .clk_i,
         .rst_ni,
+        .e_base_i,
         .beat(beat.lanes),
         .acc (acc.dp)
       );

@@ -38,17 +38,9 @@ module ref_mvm
   logic [63:0] beat_sum_d;
 
   always_comb begin
-    logic [WW-1:0]      w;
-    logic [10:0]        mant;
-    logic [4:0]         shift;
-    logic signed [63:0] prod;
     beat_sum_d = '0;
     for (int l = 0; l < int'(RefLanes); l++) begin
-      w     = s1_w_q[WW*l +: WW];
-      mant  = {w[14:10] != 5'd0, w[9:0]};
-      shift = (w[14:10] == 5'd0) ? 5'd0 : w[14:10] - 5'd1;
-      prod  = 64'($signed({1'b0, mant}) * $signed(beat.s1_x[l])) <<< shift;
-      beat_sum_d = beat_sum_d + (w[15] ? -prod : prod);
+      beat_sum_d = beat_sum_d + seedlm_pkg::fp16_times_x(s1_w_q[WW*l +: WW], beat.s1_x[l]);
     end
   end
 

@@ -21,6 +21,11 @@ package seedlm_pkg;
   localparam int unsigned DpRef = 0;      // ref_mvm
   localparam int unsigned DpSeedlm = 1;   // seedlm_mvm: records fill whole beats (4-bit preset)
   localparam int unsigned DpSeedlm3 = 2;  // seedlm3_mvm: records through a gearbox (3-bit preset)
+  // The arithmetic of seedlm_mvm (its and mvm_top's Arith parameter).
+  localparam int unsigned ArithFixed = 0;  // exact integer weights n_i, integer MACs
+  localparam int unsigned ArithFp16 = 1;   // each weight rounded to FP16 before the MACs
+  // The tensor's exponent base e_base (two's complement), which only FP16 weights need.
+  localparam int unsigned EBaseW = 8;
 
   // A SeedLM preset: LFSR length K, C weights and P coefficients a block record.
   typedef struct packed {
@@ -56,6 +61,19 @@ package seedlm_pkg;
   // Signed width of n_i = sum_j v_ij * q_j: |v * q| <= 2^(K-1) * 2^(QW-1), P terms.
   function automatic int unsigned n_bits(int unsigned k, int unsigned p);
     return k + QW - 1 + $clog2(p + 1);
+  endfunction
+
+  // An FP16 weight w times x as the exact integer w * x * 2^24: a finite FP16 value is
+  // s * m * 2^(ex - 25), m the 11-bit significand, ex = max(exponent field, 1). The exponent
+  // field 31 (Inf, NaN) is not special-cased: it reads as 2^16 * (1 + frac / 1024).
+  function automatic logic signed [63:0] fp16_times_x(logic [15:0] w, logic signed [XW-1:0] x);
+    logic [10:0]        mant;
+    logic [4:0]         shift;
+    logic signed [63:0] prod;
+    mant  = {w[14:10] != 5'd0, w[9:0]};
+    shift = (w[14:10] == 5'd0) ? 5'd0 : w[14:10] - 5'd1;
+    prod  = 64'($signed({1'b0, mant}) * x) <<< shift;
+    return w[15] ? -prod : prod;
   endfunction
 
 endpackage

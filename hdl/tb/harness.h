@@ -68,3 +68,10 @@ inline uint64_t parse_u64(const char* s, const char* name) {
     if (!*s || *end) die(std::string("bad value for ") + name + ": " + s);
     return v;
 }
+
+inline int64_t parse_i64(const char* s, const char* name) {
+    char* end = nullptr;
+    long long v = std::strtoll(s, &end, 10);
+    if (!*s || *end) die(std::string("bad value for ") + name + ": " + s);
+    return v;
+}

@@ -2,8 +2,9 @@
 // with --prefix Vtop: they share one port list): reset, the activation load, the run against the
 // DDR model, and the outputs written to a text file.
 // Usage: mvm_sim --rows R --cols N --weights FILE --x FILE --out FILE
-//                [--latency L] [--refresh-period T] [--refresh-cycles S]
-// The weight FILE is the DDR stream in whole 64-byte beats; x is int16, little-endian.
+//                [--latency L] [--refresh-period T] [--refresh-cycles S] [--e-base E]
+// The weight FILE is the DDR stream in whole 64-byte beats; x is int16, little-endian; E is the
+// tensor's exponent base (-128..127), which only the FP16-converting datapath reads.
 // Output lines: `cycles N`, `refresh_stalls N`, then `y HEX` per row (the accumulator's bits).
 #include "Vtop.h"
 #include "harness.h"
@@ -26,6 +27,7 @@ static void print_hex(FILE* f, const VlWide<N>& v) {
 int main(int argc, char** argv) {
     uint64_t rows = 0, cols = 0;
     uint64_t latency = 60, refresh_period = 1560, refresh_cycles = 62;
+    int64_t e_base = 0;
     std::string weights_path, x_path, out_path;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
@@ -39,6 +41,7 @@ int main(int argc, char** argv) {
         else if (a == "--latency") latency = parse_u64(v, "--latency");
         else if (a == "--refresh-period") refresh_period = parse_u64(v, "--refresh-period");
         else if (a == "--refresh-cycles") refresh_cycles = parse_u64(v, "--refresh-cycles");
+        else if (a == "--e-base") e_base = parse_i64(v, "--e-base");
         else die("unknown option " + a);
     }
     // The memories' bounds; each datapath's own shape rules are checked by the runner.
@@ -69,6 +72,8 @@ int main(int argc, char** argv) {
     top->rvalid_i = 0;
     top->rows_i = rows;
     top->cols_i = cols;
+    if (e_base < -128 || e_base > 127) die("--e-base must be in -128..127");
+    top->e_base_i = uint8_t(int8_t(e_base));
     tick();
     tick();
     top->rst_ni = 1;

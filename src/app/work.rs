@@ -331,13 +331,19 @@ pub fn spawn(
     Ok(match work {
         Work::HwTable => Job::spawn("Hardware (Table 5)", None, repaint, |ctx: &Ctx<()>| {
             let log = &mut |l: &str| ctx.log(l);
-            sim::run_table(&TABLE5_SIZES, &DdrParams::default(), log, ctx.cancel_flag())
-                .map(Output::HwTable)
-                .map_err(|e| e.to_string())
+            sim::run_table(
+                &TABLE5_SIZES,
+                false,
+                &DdrParams::default(),
+                log,
+                ctx.cancel_flag(),
+            )
+            .map(Output::HwTable)
+            .map_err(|e| e.to_string())
         }),
         Work::HwResources => Job::spawn("Hardware (Table 4)", None, repaint, |ctx: &Ctx<()>| {
             let log = &mut |l: &str| ctx.log(l);
-            synth::run_resources(log, ctx.cancel_flag())
+            synth::run_resources(false, log, ctx.cancel_flag())
                 .map(Output::HwResources)
                 .map_err(|e| e.to_string())
         }),
@@ -352,7 +358,7 @@ pub fn spawn(
                 let log = &mut |l: &str| ctx.log(l);
                 let ddr = DdrParams::default();
                 let codes = r.compressed.unpack().map_err(|e| e.to_string())?;
-                sim::run_compressed_tensor(&codes, &shape, 1, &ddr, log, ctx.cancel_flag())
+                sim::run_compressed_tensor(&codes, &shape, 1, false, &ddr, log, ctx.cancel_flag())
                     .map(|rep| Output::HwTensor(name.clone(), rep))
                     .map_err(|e| format!("{name}: {e}"))
             })

@@ -27,6 +27,11 @@ pub struct HwSimArgs {
     /// beside the paper's Table 4, instead of simulating.
     #[arg(long, conflicts_with_all = ["sizes", "tensor"])]
     pub resources: bool,
+    /// Also run the FP16-converting variant of the 4-bit design (each weight rounded to FP16
+    /// before the MACs, as in the paper) beside the fixed-point one, and print both designs'
+    /// output error against the exact product; with --resources, synthesise it too.
+    #[arg(long)]
+    pub fp16: bool,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -46,10 +51,10 @@ pub fn run(args: HwSimArgs) -> anyhow::Result<ExitCode> {
         }
     };
     if let Some(spec) = &args.tensor {
-        return run_packed_tensor(spec, json, &mut log, &cancel);
+        return run_packed_tensor(spec, args.fp16, json, &mut log, &cancel);
     }
     if args.resources {
-        let table = synth::run_resources(&mut log, &cancel)?;
+        let table = synth::run_resources(args.fp16, &mut log, &cancel)?;
         if json {
             println!("{}", serde_json::to_string_pretty(&resources_json(&table))?);
         } else {
@@ -57,7 +62,13 @@ pub fn run(args: HwSimArgs) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let table = sim::run_table(&args.sizes, &DdrParams::default(), &mut log, &cancel)?;
+    let table = sim::run_table(
+        &args.sizes,
+        args.fp16,
+        &DdrParams::default(),
+        &mut log,
+        &cancel,
+    )?;
     if json {
         let sizes: Vec<_> = table
             .rows
@@ -70,7 +81,9 @@ pub fn run(args: HwSimArgs) -> anyhow::Result<ExitCode> {
                     "reference_cycles": r.reference_cycles(),
                     "seedlm_cycles": r.seedlm_cycles(),
                     "speedup": r.speedup(),
+                    "fp16_cycles": r.fp16_cycles(),
                     "crosscheck_ok": r.check.ok(),
+                    "errors": r.errors,
                     "seedlm3_cycles": t.map(SizeReport::seedlm_cycles),
                     "speedup3": row.speedup3(),
                     "crosscheck3_ok": t.map(|t| t.check.ok()),
@@ -83,6 +96,7 @@ pub fn run(args: HwSimArgs) -> anyhow::Result<ExitCode> {
                 "rows": table.compressed.rows,
                 "cols": table.compressed.cols,
                 "crosscheck_ok": table.compressed.check.ok(),
+                "errors": table.compressed.errors,
             },
         });
         println!("{}", serde_json::to_string_pretty(&obj)?);
@@ -99,6 +113,7 @@ pub fn run(args: HwSimArgs) -> anyhow::Result<ExitCode> {
 /// Simulates one compressed tensor of a packed file, given as FILE:NAME.
 fn run_packed_tensor(
     spec: &str,
+    fp16: bool,
     json: bool,
     log: &mut dyn FnMut(&str),
     cancel: &AtomicBool,
@@ -118,9 +133,9 @@ fn run_packed_tensor(
         bail!("{file}: tensor {name} is stored uncompressed; the hardware runs compressed tensors");
     };
     let compressed = compressed?;
-    let r =
-        sim::run_compressed_tensor(&compressed, &t.shape, 1, &DdrParams::default(), log, cancel)
-            .map_err(|e| anyhow!("{file}: tensor {name}: {e}"))?;
+    let ddr = DdrParams::default();
+    let r = sim::run_compressed_tensor(&compressed, &t.shape, 1, fp16, &ddr, log, cancel)
+        .map_err(|e| anyhow!("{file}: tensor {name}: {e}"))?;
     if !json {
         let reference = match (r.reference_cycles(), r.speedup()) {
             (Some(c), Some(s)) => format!("reference {c} cycles, speed-up {s:.2}, "),
@@ -134,16 +149,20 @@ fn run_packed_tensor(
             r.seedlm_cycles(),
             verdict(r.check.ok())
         );
+        print_errors(&r);
     }
     let obj = serde_json::json!({
         "tensor": name,
         "preset": r.design.config.preset_name(),
+        "e_base": compressed.e_base,
         "rows": r.rows,
         "cols": r.cols,
         "reference_cycles": r.reference_cycles(),
         "seedlm_cycles": r.seedlm_cycles(),
         "speedup": r.speedup(),
+        "fp16_cycles": r.fp16_cycles(),
         "crosscheck_ok": r.check.ok(),
+        "errors": r.errors,
     });
     if json {
         println!("{}", serde_json::to_string_pretty(&obj)?);
@@ -194,6 +213,16 @@ fn print_table(table: &HwTable) {
             _ => println!("{:>6}  (columns must be at least 180)", row.four.rows),
         }
     }
+    for r in table.rows.iter().map(|row| &row.four) {
+        if let Some(c) = r.fp16_cycles() {
+            println!(
+                "{}: the FP16-converting 4-bit design (weights rounded to FP16 before the MACs) \
+                 takes {c} cycles",
+                r.rows
+            );
+            print_errors(r);
+        }
+    }
     println!(
         "cross-check on an engine-compressed {}×{} N(0,1) matrix: {}",
         real.rows,
@@ -201,6 +230,25 @@ fn print_table(table: &HwTable) {
         verdict(real.check.ok())
     );
     println!("cycles at 200 MHz, from the first DDR read to the last output write");
+}
+
+/// The relative error of y = Wx of each design that ran, against the exact product.
+fn print_errors(r: &SizeReport) {
+    let e = &r.errors;
+    let designs = [
+        ("fixed point", Some(e.seedlm)),
+        ("FP16-converting", e.fp16),
+        ("FP16 reference", e.reference),
+    ];
+    for (name, err) in designs {
+        if let Some(err) = err {
+            println!(
+                "  {name:<16} relative error of y: max {:.3e}, mean {:.3e} per output; \
+                 ‖Δy‖/‖y‖ {:.3e}",
+                err.max_rel, err.mean_rel, err.norm_rel
+            );
+        }
+    }
 }
 
 fn verdict(ok: bool) -> &'static str {

@@ -25,7 +25,7 @@ macro_rules! hdl {
 
 const LFSR_JUMP: Source = hdl!("seedlm_lfsr_jump.sv");
 /// Every file of the matrix–vector tops, package and interfaces first.
-const MVM_RTL: [Source; 14] = [
+const MVM_RTL: [Source; 15] = [
     hdl!("seedlm_pkg.sv"),
     hdl!("mvm_in_if.sv"),
     hdl!("mvm_acc_if.sv"),
@@ -35,6 +35,7 @@ const MVM_RTL: [Source; 14] = [
     hdl!("mvm_beat_front.sv"),
     LFSR_JUMP,
     hdl!("seedlm_record_decode.sv"),
+    hdl!("seedlm_fp16_convert.sv"),
     hdl!("ref_mvm.sv"),
     hdl!("seedlm_mvm.sv"),
     hdl!("seedlm3_x_file.sv"),
@@ -53,6 +54,9 @@ pub enum Target {
     RefMvm,
     /// The SeedLM datapath of whole-beat records, the 4-bit preset (`seedlm_mvm` in `mvm_top`).
     SeedlmMvm,
+    /// The 4-bit datapath with its weights rounded to FP16 before the MACs (`seedlm_mvm` with
+    /// `Arith = ArithFp16` in `mvm_top`).
+    SeedlmFp16Mvm,
     /// The 3-bit preset's datapath with its gearbox (`seedlm3_mvm` in `mvm_top`).
     Seedlm3Mvm,
     /// The LFSR jump-ahead unit alone (`seedlm_lfsr_jump`, `tb/lfsr_main.cpp`).
@@ -65,6 +69,7 @@ impl Target {
         match self {
             Target::RefMvm => "ref_mvm",
             Target::SeedlmMvm => "seedlm_mvm",
+            Target::SeedlmFp16Mvm => "seedlm_fp16_mvm",
             Target::Seedlm3Mvm => "seedlm3_mvm",
             Target::LfsrUnit => "seedlm_lfsr_jump",
         }
@@ -73,17 +78,20 @@ impl Target {
     /// The top module.
     pub fn top(self) -> &'static str {
         match self {
-            Target::RefMvm | Target::SeedlmMvm | Target::Seedlm3Mvm => "mvm_top",
+            Target::RefMvm | Target::SeedlmMvm | Target::SeedlmFp16Mvm | Target::Seedlm3Mvm => {
+                "mvm_top"
+            }
             Target::LfsrUnit => "seedlm_lfsr_jump",
         }
     }
 
     /// Verilator's parameter flags for the top: `mvm_top`'s `Datapath` (`DpRef`, `DpSeedlm`,
-    /// `DpSeedlm3` in `hdl/seedlm_pkg.sv`).
+    /// `DpSeedlm3` in `hdl/seedlm_pkg.sv`) and `Arith` (`ArithFp16`).
     pub fn params(self) -> &'static [&'static str] {
         match self {
             Target::RefMvm => &["-GDatapath=0"],
             Target::SeedlmMvm => &["-GDatapath=1"],
+            Target::SeedlmFp16Mvm => &["-GDatapath=1", "-GArith=1"],
             Target::Seedlm3Mvm => &["-GDatapath=2"],
             Target::LfsrUnit => &[],
         }
@@ -92,7 +100,9 @@ impl Target {
     /// The RTL files of the top, in compile order, as (name, text).
     pub fn sources(self) -> &'static [Source] {
         match self {
-            Target::RefMvm | Target::SeedlmMvm | Target::Seedlm3Mvm => &MVM_RTL,
+            Target::RefMvm | Target::SeedlmMvm | Target::SeedlmFp16Mvm | Target::Seedlm3Mvm => {
+                &MVM_RTL
+            }
             Target::LfsrUnit => &LFSR_RTL,
         }
     }
@@ -100,7 +110,9 @@ impl Target {
     /// The C++ harness: every matrix–vector top shares one (`tb/mvm_main.cpp`).
     fn harness(self) -> Source {
         match self {
-            Target::RefMvm | Target::SeedlmMvm | Target::Seedlm3Mvm => MVM_HARNESS,
+            Target::RefMvm | Target::SeedlmMvm | Target::SeedlmFp16Mvm | Target::Seedlm3Mvm => {
+                MVM_HARNESS
+            }
             Target::LfsrUnit => LFSR_HARNESS,
         }
     }
@@ -108,7 +120,7 @@ impl Target {
     /// Files the harness includes (written beside it, not passed to Verilator).
     fn headers(self) -> &'static [Source] {
         match self {
-            Target::RefMvm | Target::SeedlmMvm | Target::Seedlm3Mvm => {
+            Target::RefMvm | Target::SeedlmMvm | Target::SeedlmFp16Mvm | Target::Seedlm3Mvm => {
                 std::slice::from_ref(&HARNESS_H)
             }
             Target::LfsrUnit => &[],
@@ -437,7 +449,12 @@ mod tests {
         assert_eq!(a, source_hash(Target::SeedlmMvm, &v5));
         assert_eq!(a.len(), 16);
         assert_ne!(a, source_hash(Target::SeedlmMvm, &v6));
-        for other in [Target::RefMvm, Target::Seedlm3Mvm, Target::LfsrUnit] {
+        for other in [
+            Target::RefMvm,
+            Target::SeedlmFp16Mvm,
+            Target::Seedlm3Mvm,
+            Target::LfsrUnit,
+        ] {
             assert_ne!(a, source_hash(other, &v5));
         }
     }

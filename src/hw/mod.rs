@@ -5,8 +5,10 @@
 //!
 //! May use: [`crate::core`], [`crate::search`] and [`crate::io`]. Knows nothing of the app or the CLI.
 
+pub mod accuracy;
 pub mod build;
 pub mod design;
+pub mod fp16;
 pub mod model;
 pub mod paper;
 pub mod report;

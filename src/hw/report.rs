@@ -1,13 +1,16 @@
 //! Simulation reports: runs a compressed tensor on the datapath of its preset, cross-checks the
-//! outputs against the bit-exact [`crate::hw::model`] and the weights against the engine's
-//! reconstruction, and assembles the table `seedlm hw-sim` and the app's Hardware tab show.
+//! outputs against the bit-exact [`crate::hw::model`] (and [`crate::hw::fp16`]) and the weights
+//! against the engine's reconstruction, measures each output's error against the exact product
+//! ([`crate::hw::accuracy`]), and assembles the table `seedlm hw-sim` and the app's Hardware tab
+//! show. Every run takes `fp16`: also run the FP16-converting variant of the 4-bit datapath.
 
 use crate::core::config::Config;
+use crate::hw::accuracy::{OutputError, exact_output, output_error};
 use crate::hw::build::HwError;
 use crate::hw::design::{Design, FOUR_BIT, THREE_BIT};
-use crate::hw::model;
 use crate::hw::paper::{PaperRow, paper_row};
 use crate::hw::sim::{DdrParams, SimInput, SimOutput, random_tensor, random_x, simulate};
+use crate::hw::{fp16, model};
 use crate::search::compress::CompressedTensor;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -19,6 +22,9 @@ pub struct CrossCheck {
     /// Reference outputs equal [`model::reference_matvec`] bit for bit (true when the
     /// reference did not run).
     pub reference_outputs: bool,
+    /// The FP16-converting variant's outputs equal [`fp16::fp16_matvec`] bit for bit (true when
+    /// it did not run).
+    pub fp16_outputs: bool,
     /// The hardware's weights equal the engine's `CompressedTensor::reconstruct()` exactly
     /// (after the f32 rounding both share).
     pub weights: bool,
@@ -27,7 +33,7 @@ pub struct CrossCheck {
 impl CrossCheck {
     /// Everything agrees.
     pub fn ok(&self) -> bool {
-        self.seedlm_outputs && self.reference_outputs && self.weights
+        self.seedlm_outputs && self.reference_outputs && self.fp16_outputs && self.weights
     }
 }
 
@@ -41,11 +47,62 @@ pub fn cross_check(t: &CompressedTensor, input: &SimInput, out: &SimOutput) -> C
         (None, None) => true,
         _ => false,
     };
+    let fp16_outputs = match &out.fp16 {
+        Some(r) => {
+            input.fp16
+                && r.y == fp16::fp16_matvec(&input.records, rows, cols, &input.x, input.e_base)
+        }
+        None => !input.fp16,
+    };
     let weights = model::reconstruct(d, &input.records, t.len, input.e_base) == t.reconstruct();
     CrossCheck {
         seedlm_outputs,
         reference_outputs,
+        fp16_outputs,
         weights,
+    }
+}
+
+/// The error of each datapath's real output against the exact `y = Wx` of the stored weights
+/// (the reference's weights are the FP16 rounding of the engine's f32 reconstruction).
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct Errors {
+    /// The SeedLM datapath (fixed point).
+    pub seedlm: OutputError,
+    /// The FP16 reference, if it ran.
+    pub reference: Option<OutputError>,
+    /// The FP16-converting variant, if it ran.
+    pub fp16: Option<OutputError>,
+}
+
+/// Measures the errors of a simulation of `input`.
+pub fn errors(input: &SimInput, out: &SimOutput) -> Errors {
+    let exact = exact_output(
+        &input.design,
+        &input.records,
+        (input.rows, input.cols),
+        &input.x,
+        input.e_base,
+    );
+    let err = |got: Vec<f64>| output_error(&got, &exact);
+    Errors {
+        seedlm: err(out
+            .seedlm
+            .y
+            .iter()
+            .map(|&v| model::seedlm_output_value(v, input.e_base))
+            .collect()),
+        reference: out.reference.as_ref().map(|r| {
+            err(r
+                .y
+                .iter()
+                .map(|&v| model::reference_output_value(v))
+                .collect())
+        }),
+        fp16: out
+            .fp16
+            .as_ref()
+            .map(|r| err(r.y.iter().map(|&v| fp16::fp16_output_value(v)).collect())),
     }
 }
 
@@ -62,6 +119,8 @@ pub struct SizeReport {
     pub sim: SimOutput,
     /// Cross-check against the Rust models.
     pub check: CrossCheck,
+    /// Output errors against the exact product.
+    pub errors: Errors,
     /// The paper's figures for this size, if the reference ran, the matrix is square and
     /// Table 5 has it.
     pub paper: Option<PaperRow>,
@@ -78,6 +137,11 @@ impl SizeReport {
         self.sim.reference.as_ref().map(|r| r.cycles)
     }
 
+    /// Cycles of the FP16-converting variant, if it ran.
+    pub fn fp16_cycles(&self) -> Option<u64> {
+        self.sim.fp16.as_ref().map(|r| r.cycles)
+    }
+
     /// Reference cycles over SeedLM cycles, if the reference ran.
     pub fn speedup(&self) -> Option<f64> {
         self.reference_cycles()
@@ -90,16 +154,18 @@ pub type TensorReport = SizeReport;
 
 /// Builds (or reuses) the simulators, simulates tensor `t` as a `rows × cols` matrix with input
 /// `x` on the datapath of its preset, and cross-checks the result.
+#[allow(clippy::too_many_arguments)]
 pub fn run_tensor(
     t: &CompressedTensor,
     rows: usize,
     cols: usize,
     x: Vec<i16>,
+    fp16: bool,
     ddr: &DdrParams,
     log: &mut dyn FnMut(&str),
     cancel: &AtomicBool,
 ) -> Result<SizeReport, HwError> {
-    let input = SimInput::from_tensor(t, rows, cols, x)?;
+    let input = SimInput::from_tensor(t, rows, cols, x, fp16)?;
     let design = input.design;
     log(&format!(
         "simulating a {rows}×{cols} matrix on the {} design",
@@ -107,6 +173,7 @@ pub fn run_tensor(
     ));
     let sim = simulate(&input, ddr, log, cancel)?;
     let check = cross_check(t, &input, &sim);
+    let errors = errors(&input, &sim);
     let report = SizeReport {
         design,
         rows,
@@ -116,12 +183,16 @@ pub fn run_tensor(
             .flatten(),
         sim,
         check,
+        errors,
     };
     let reference = report
         .reference_cycles()
         .map_or(String::new(), |c| format!("reference {c} cycles, "));
+    let fp16 = report
+        .fp16_cycles()
+        .map_or(String::new(), |c| format!(", FP16-converting {c}"));
     log(&format!(
-        "{rows}×{cols} {}: {reference}SeedLM {} cycles, cross-check {}",
+        "{rows}×{cols} {}: {reference}SeedLM {} cycles{fp16}, cross-check {}",
         design.name,
         report.seedlm_cycles(),
         if report.check.ok() {
@@ -137,6 +208,7 @@ pub fn run_tensor(
 pub fn run_random_sizes(
     design: &Design,
     sizes: &[usize],
+    fp16: bool,
     ddr: &DdrParams,
     log: &mut dyn FnMut(&str),
     cancel: &AtomicBool,
@@ -153,6 +225,7 @@ pub fn run_random_sizes(
             n,
             n,
             random_x(n, n as u64 + 1),
+            fp16,
             ddr,
             log,
             cancel,
@@ -167,6 +240,7 @@ pub const CHECK_SHAPE: (usize, usize) = (16, 128);
 /// Compresses a small N(0,1) matrix ([`CHECK_SHAPE`]) with the engine's 4-bit preset and
 /// simulates it, so the cross-check also covers real search output, not only random codes.
 pub fn run_compressed_check(
+    fp16: bool,
     ddr: &DdrParams,
     log: &mut dyn FnMut(&str),
     cancel: &AtomicBool,
@@ -186,7 +260,7 @@ pub fn run_compressed_check(
         crate::search::compress::CompressError::Cancelled => HwError::Cancelled,
         other => HwError::Sim(format!("compressing the cross-check matrix: {other}")),
     })?;
-    run_tensor(&t, rows, cols, random_x(cols, 6), ddr, log, cancel)
+    run_tensor(&t, rows, cols, random_x(cols, 6), fp16, ddr, log, cancel)
 }
 
 /// One size of the hardware table.
@@ -230,9 +304,11 @@ impl HwTable {
 }
 
 /// Runs the whole table: the compressed cross-check, then for each square size the 4-bit
-/// design with the reference and, where the size fits, the 3-bit design.
+/// design with the reference (and with `fp16` its FP16-converting variant) and, where the size
+/// fits, the 3-bit design.
 pub fn run_table(
     sizes: &[usize],
+    fp16: bool,
     ddr: &DdrParams,
     log: &mut dyn FnMut(&str),
     cancel: &AtomicBool,
@@ -240,12 +316,12 @@ pub fn run_table(
     for &n in sizes {
         FOUR_BIT.check_shape(n, n)?;
     }
-    let compressed = run_compressed_check(ddr, log, cancel)?;
+    let compressed = run_compressed_check(fp16, ddr, log, cancel)?;
     let mut rows = Vec::with_capacity(sizes.len());
     for &n in sizes {
-        let four = run_random_sizes(&FOUR_BIT, &[n], ddr, log, cancel)?.remove(0);
+        let four = run_random_sizes(&FOUR_BIT, &[n], fp16, ddr, log, cancel)?.remove(0);
         let three = match THREE_BIT.check_shape(n, n) {
-            Ok(()) => run_random_sizes(&THREE_BIT, &[n], ddr, log, cancel)?.pop(),
+            Ok(()) => run_random_sizes(&THREE_BIT, &[n], false, ddr, log, cancel)?.pop(),
             Err(_) => None,
         };
         rows.push(TableRow { four, three });
@@ -266,6 +342,7 @@ pub fn run_compressed_tensor(
     t: &CompressedTensor,
     shape: &[usize],
     seed: u64,
+    fp16: bool,
     ddr: &DdrParams,
     log: &mut dyn FnMut(&str),
     cancel: &AtomicBool,
@@ -273,7 +350,7 @@ pub fn run_compressed_tensor(
     let design = Design::for_config(t.config)?;
     let (rows, cols) = matrix_shape(shape).unwrap_or((0, 0));
     design.check_shape(rows, cols)?;
-    run_tensor(t, rows, cols, random_x(cols, seed), ddr, log, cancel)
+    run_tensor(t, rows, cols, random_x(cols, seed), fp16, ddr, log, cancel)
 }
 
 #[cfg(test)]

@@ -65,7 +65,8 @@ pub enum Part {
     /// The LFSR states of a block's basis (`seedlm_lfsr_jump`).
     Lfsr,
     /// Between the decompressor and the MACs (`seedlm_record_decode`: the exact integer weights
-    /// n_i = Σ v·q; the paper's is its fixed-point to FP16 conversion).
+    /// n_i = Σ v·q; in the FP16 variant also `seedlm_fp16_convert`, the paper's fixed-point to
+    /// FP16 conversion).
     PreMac,
     /// Everything else: activation and output memories, beat front end, row accumulator,
     /// control, I/O buffers.
@@ -101,7 +102,7 @@ impl Part {
         match base {
             "ref_mvm" | "seedlm_mvm" | "seedlm3_mvm" => Part::Mac,
             "seedlm_lfsr_jump" => Part::Lfsr,
-            "seedlm_record_decode" => Part::PreMac,
+            "seedlm_record_decode" | "seedlm_fp16_convert" => Part::PreMac,
             _ => Part::Other,
         }
     }
@@ -198,11 +199,11 @@ impl DesignResources {
     }
 
     /// The paper's column group for this design, where Table 4 has one (the 3-bit design is
-    /// not in the paper).
+    /// not in the paper; its SeedLM design converts to FP16, both 4-bit designs face it).
     pub fn paper(&self) -> Option<&'static PaperTable4> {
         match self.target {
             Target::RefMvm => Some(&PAPER_TABLE4_REFERENCE),
-            Target::SeedlmMvm => Some(&PAPER_TABLE4_SEEDLM),
+            Target::SeedlmMvm | Target::SeedlmFp16Mvm => Some(&PAPER_TABLE4_SEEDLM),
             _ => None,
         }
     }
@@ -218,6 +219,7 @@ pub fn design_label(t: Target) -> &'static str {
     match t {
         Target::RefMvm => "FP16 reference",
         Target::SeedlmMvm => "SeedLM 4-bit",
+        Target::SeedlmFp16Mvm => "SeedLM 4-bit FP16",
         Target::Seedlm3Mvm => "SeedLM 3-bit",
         Target::LfsrUnit => "LFSR unit",
     }

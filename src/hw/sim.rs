@@ -13,14 +13,14 @@ pub use crate::hw::build::{
 pub use crate::hw::design::{Design, FOUR_BIT, THREE_BIT};
 pub use crate::hw::paper::{PAPER_TABLE5, PaperRow, paper_row};
 pub use crate::hw::report::{
-    CHECK_SHAPE, CrossCheck, HwTable, SizeReport, TableRow, TensorReport, cross_check,
-    matrix_shape, run_compressed_check, run_compressed_tensor, run_random_sizes, run_table,
+    CHECK_SHAPE, CrossCheck, Errors, HwTable, SizeReport, TableRow, TensorReport, cross_check,
+    errors, matrix_shape, run_compressed_check, run_compressed_tensor, run_random_sizes, run_table,
     run_tensor,
 };
 
 use crate::core::config::Config;
 use crate::hw::build::{io_err, wait_child};
-use crate::hw::model;
+use crate::hw::{fp16, model};
 use crate::search::compress::{BlockCode, CompressedTensor};
 use half::f16;
 use rand::{Rng, SeedableRng};
@@ -73,18 +73,23 @@ pub struct SimInput {
     pub e_base: i32,
     /// FP16 weights (raw bits), row-major, for the reference datapath, if it runs.
     pub reference: Option<Vec<u16>>,
+    /// Also run the 4-bit records on the FP16-converting variant of the datapath
+    /// ([`Target::SeedlmFp16Mvm`]).
+    pub fp16: bool,
     /// The input vector, int16.
     pub x: Vec<i16>,
 }
 
 impl SimInput {
     /// Builds the inputs from a compressed `rows × cols` tensor on the datapath of its preset:
-    /// its records, its FP16-rounded reconstruction for the reference, and `x`.
+    /// its records, its FP16-rounded reconstruction for the reference, and `x`. `fp16` adds the
+    /// FP16-converting variant, which only the 4-bit preset has.
     pub fn from_tensor(
         t: &CompressedTensor,
         rows: usize,
         cols: usize,
         x: Vec<i16>,
+        fp16: bool,
     ) -> Result<SimInput, HwError> {
         let design = Design::for_config(t.config)?;
         let records = design.records(t, rows, cols)?;
@@ -92,6 +97,13 @@ impl SimInput {
             return Err(HwError::Sim(format!(
                 "the input vector has {} elements, not {cols}",
                 x.len()
+            )));
+        }
+        if fp16 && design != fp16::DESIGN {
+            return Err(HwError::Sim(format!(
+                "the FP16-converting variant is of the {} datapath, not the {}",
+                fp16::DESIGN.name,
+                design.name
             )));
         }
         let reference = design.with_reference.then(|| {
@@ -107,6 +119,7 @@ impl SimInput {
             records,
             e_base: t.e_base,
             reference,
+            fp16,
             x,
         })
     }
@@ -162,10 +175,12 @@ pub struct SimOutput {
     pub seedlm: Run<i64>,
     /// The FP16 reference datapath (80-bit outputs), if it ran.
     pub reference: Option<Run<i128>>,
+    /// The FP16-converting variant of the 4-bit datapath (80-bit outputs), if it ran.
+    pub fp16: Option<Run<i128>>,
 }
 
 /// Builds (or reuses) the simulators and runs `input` on its SeedLM datapath and, if it has
-/// FP16 weights, on the reference datapath.
+/// FP16 weights, on the reference datapath, and if asked on the FP16-converting variant.
 pub fn simulate(
     input: &SimInput,
     ddr: &DdrParams,
@@ -185,6 +200,12 @@ pub fn simulate(
             "inputs do not match a {rows}×{cols} matrix"
         )));
     }
+    let e_base = i8::try_from(input.e_base).map_err(|_| {
+        HwError::Sim(format!(
+            "the exponent base {} does not fit the hardware's 8 bits",
+            input.e_base
+        ))
+    })?;
     let x: Vec<u8> = input.x.iter().flat_map(|v| v.to_le_bytes()).collect();
     let mut run = |target: Target, stream: &[u8], latency: u64, acc_bits: u32| {
         let exe = build(target, log, cancel)?;
@@ -193,15 +214,16 @@ pub fn simulate(
             stream,
             &x,
             (rows, cols),
-            latency,
+            (latency, e_base),
             acc_bits,
             ddr,
             cancel,
         )
     };
+    let stream = design.stream(&input.records);
     let s = run(
         design.target,
-        &design.stream(&input.records),
+        &stream,
         ddr.ddr_latency + ddr.fill_latency,
         model::SEEDLM_ACC_BITS,
     )?;
@@ -223,18 +245,32 @@ pub fn simulate(
         }
         None => None,
     };
-    Ok(SimOutput { seedlm, reference })
+    let fp16 = if input.fp16 {
+        Some(run(
+            Target::SeedlmFp16Mvm,
+            &stream,
+            ddr.ddr_latency + ddr.fill_latency,
+            model::REFERENCE_ACC_BITS,
+        )?)
+    } else {
+        None
+    };
+    Ok(SimOutput {
+        seedlm,
+        reference,
+        fp16,
+    })
 }
 
-/// Runs one matrix–vector simulator on a DDR stream and input vector; returns its cycles and
-/// its outputs sign-extended from `acc_bits`.
+/// Runs one matrix–vector simulator on a DDR stream and input vector, with the DDR latency and
+/// the tensor's exponent base; returns its cycles and its outputs sign-extended from `acc_bits`.
 #[allow(clippy::too_many_arguments)]
 fn run_datapath(
     exe: &Path,
     stream: &[u8],
     x: &[u8],
     (rows, cols): (usize, usize),
-    latency: u64,
+    (latency, e_base): (u64, i8),
     acc_bits: u32,
     ddr: &DdrParams,
     cancel: &AtomicBool,
@@ -265,6 +301,8 @@ fn run_datapath(
             &ddr.refresh_period.to_string(),
             "--refresh-cycles",
             &ddr.refresh_cycles.to_string(),
+            "--e-base",
+            &e_base.to_string(),
         ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -390,14 +428,16 @@ mod tests {
                 .iter()
                 .all(|b| b.seed >= 1 && b.seed <= 0xFFFF && b.e_code < 16)
         );
-        assert!(SimInput::from_tensor(&a, 4, 128, random_x(128, 1)).is_ok());
+        assert!(SimInput::from_tensor(&a, 4, 128, random_x(128, 1), true).is_ok());
         assert!(matches!(
-            SimInput::from_tensor(&a, 8, 64, random_x(64, 1)),
+            SimInput::from_tensor(&a, 8, 64, random_x(64, 1), false),
             Err(HwError::Shape(_))
         ));
         let b = random_tensor(Config::THREE_BIT, 5, 200, 7);
         assert_eq!(b.blocks.len(), 84, "1000 weights in blocks of 12");
-        let input = SimInput::from_tensor(&b, 5, 200, random_x(200, 1)).unwrap();
+        let input = SimInput::from_tensor(&b, 5, 200, random_x(200, 1), false).unwrap();
         assert_eq!((input.design, input.reference), (THREE_BIT, None));
+        // Only the 4-bit datapath has an FP16-converting variant.
+        assert!(SimInput::from_tensor(&b, 5, 200, random_x(200, 1), true).is_err());
     }
 }

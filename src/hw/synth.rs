@@ -174,15 +174,20 @@ pub fn synthesize(
     read_result(target, &dir)
 }
 
-/// Synthesises every design of [`SYNTH_TARGETS`] (cached ones are read back) in turn.
+/// Synthesises every design of [`SYNTH_TARGETS`] and, with `fp16`, the FP16-converting variant
+/// of the 4-bit design (cached ones are read back) in turn.
 pub fn run_resources(
+    fp16: bool,
     log: &mut dyn FnMut(&str),
     cancel: &AtomicBool,
 ) -> Result<ResourceTable, HwError> {
     let yosys = find_yosys()?;
+    let fp16 = fp16.then_some(Target::SeedlmFp16Mvm);
     let designs = SYNTH_TARGETS
         .iter()
-        .map(|&t| synthesize(t, &yosys, log, cancel))
+        .copied()
+        .chain(fp16)
+        .map(|t| synthesize(t, &yosys, log, cancel))
         .collect::<Result<_, _>>()?;
     Ok(ResourceTable {
         tool: yosys.version,
@@ -217,11 +222,13 @@ mod tests {
             ..a.clone()
         };
         assert!(script(Target::RefMvm).contains("-G Datapath=0 -G MaxCols=2048"));
+        assert!(script(Target::SeedlmFp16Mvm).contains("-G Datapath=1 -G Arith=1 -G MaxCols"));
         assert!(script(Target::Seedlm3Mvm).contains("blackbox seedlm3_x_file*"));
         assert!(!script(Target::SeedlmMvm).contains("blackbox"));
         let h = synth_hash(Target::SeedlmMvm, &a);
         assert_eq!(h, synth_hash(Target::SeedlmMvm, &a));
         assert_ne!(h, synth_hash(Target::SeedlmMvm, &b));
         assert_ne!(h, synth_hash(Target::RefMvm, &a));
+        assert_ne!(h, synth_hash(Target::SeedlmFp16Mvm, &a));
     }
 }

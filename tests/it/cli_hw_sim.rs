@@ -217,3 +217,39 @@ fn resources_without_yosys_say_how_to_install_it() {
         "{stderr}"
     );
 }
+
+#[test]
+fn fp16_variant_of_a_packed_tensor_reports_its_cycles_and_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = packed_fixture(dir.path());
+    let run = |name: &str| {
+        seedlm()
+            .args(["hw-sim", "--json", "--fp16", "--tensor"])
+            .arg(format!("{}:{name}", path.display()))
+            .output()
+            .unwrap()
+    };
+    let out = run("w");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["crosscheck_ok"], true);
+    // The conversion sits in the same pipeline stage: the same cycles.
+    assert_eq!(v["fp16_cycles"], v["seedlm_cycles"]);
+    let err = |design: &str, key: &str| v["errors"][design][key].as_f64().unwrap();
+    assert_eq!(err("seedlm", "max_rel"), 0.0, "fixed point is exact");
+    let fp16 = err("fp16", "norm_rel");
+    assert!(fp16 > 1e-6 && fp16 < 1e-2, "{fp16}");
+    assert!(err("fp16", "max_rel") >= err("fp16", "mean_rel"));
+    // Only the 4-bit datapath has the variant.
+    let out = run("v");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("variant is of the 4-bit datapath"),
+        "{stderr}"
+    );
+}

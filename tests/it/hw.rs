@@ -4,8 +4,8 @@
 
 use seedlm::core::config::Config;
 use seedlm::core::lfsr::Lfsr;
-use seedlm::hw::model;
 use seedlm::hw::sim::{self, DdrParams, FOUR_BIT, HwError, SimInput, THREE_BIT, Target};
+use seedlm::hw::{fp16, model};
 use seedlm::search::compress::{Progress, compress};
 use std::path::PathBuf;
 use std::process::Command;
@@ -39,9 +39,10 @@ fn lint(top: &str, files: &[&str], extra: &[&str]) -> (bool, String) {
     (out.status.success() && text.trim().is_empty(), text)
 }
 
-const TARGETS: [Target; 4] = [
+const TARGETS: [Target; 5] = [
     Target::RefMvm,
     Target::SeedlmMvm,
+    Target::SeedlmFp16Mvm,
     Target::Seedlm3Mvm,
     Target::LfsrUnit,
 ];
@@ -70,6 +71,8 @@ fn rtl_refuses_parameters_it_cannot_hold() {
         (Target::SeedlmMvm, "-GP=4", "records must fill whole beats"),
         (Target::Seedlm3Mvm, "-GRecords=14", "wider than a beat"),
         (Target::RefMvm, "-GDatapath=3", "Datapath must be"),
+        (Target::RefMvm, "-GArith=1", "variant of seedlm_mvm"),
+        (Target::SeedlmFp16Mvm, "-GArith=2", "Arith must be"),
     ] {
         let (ok, text) = lint_target(target, &[param]);
         assert!(
@@ -123,7 +126,7 @@ fn cosim_of_a_compressed_matrix_is_bit_exact() {
     )
     .unwrap();
     let x = sim::random_x(cols, 3);
-    let input = SimInput::from_tensor(&t, rows, cols, x.clone()).unwrap();
+    let input = SimInput::from_tensor(&t, rows, cols, x.clone(), false).unwrap();
     let out = simulate(&input);
     let want = model::seedlm_matvec(&FOUR_BIT, &input.records, rows, cols, &x);
     assert_eq!(out.seedlm.y, want);
@@ -155,7 +158,7 @@ fn cosim_of_a_compressed_matrix_is_bit_exact() {
 fn cosim_of_random_codes_is_bit_exact_and_catches_corruption() {
     let (rows, cols) = (5, 384);
     let t = sim::random_tensor(Config::FOUR_BIT, rows, cols, 11);
-    let mut input = SimInput::from_tensor(&t, rows, cols, sim::random_x(cols, 12)).unwrap();
+    let mut input = SimInput::from_tensor(&t, rows, cols, sim::random_x(cols, 12), false).unwrap();
     let out = simulate(&input);
     assert!(sim::cross_check(&t, &input, &out).ok());
     // Flipping one coefficient bit in one record must show up in that row only.
@@ -176,6 +179,7 @@ fn cycle_counts_match_table5_within_3_percent() {
     let reports = sim::run_random_sizes(
         &FOUR_BIT,
         &[512, 1024, 2048],
+        false,
         &DdrParams::default(),
         &mut |_| {},
         &AtomicBool::new(false),
@@ -208,7 +212,7 @@ fn cycle_counts_match_table5_within_3_percent() {
 #[test]
 fn shapes_the_hardware_cannot_hold_are_refused() {
     let t = sim::random_tensor(Config::FOUR_BIT, 4, 96, 1);
-    let e = SimInput::from_tensor(&t, 4, 96, vec![0; 96]).unwrap_err();
+    let e = SimInput::from_tensor(&t, 4, 96, vec![0; 96], false).unwrap_err();
     assert!(matches!(e, HwError::Shape(_)), "{e}");
     assert!(e.to_string().contains("multiple of 128"));
 }
@@ -228,7 +232,7 @@ fn three_bit_cosim_of_a_compressed_matrix_is_bit_exact() {
     )
     .unwrap();
     let x = sim::random_x(cols, 9);
-    let input = SimInput::from_tensor(&t, rows, cols, x.clone()).unwrap();
+    let input = SimInput::from_tensor(&t, rows, cols, x.clone(), false).unwrap();
     let out = simulate(&input);
     assert!(
         out.reference.is_none(),
@@ -258,6 +262,7 @@ fn three_bit_random_codes_are_bit_exact_and_keep_up_with_ddr() {
     let reports = sim::run_random_sizes(
         &THREE_BIT,
         &[300, 2048],
+        false,
         &ddr,
         &mut |_| {},
         &AtomicBool::new(false),
@@ -283,19 +288,102 @@ fn tensors_run_on_the_datapath_of_their_preset() {
     let ddr = DdrParams::default();
     let cancel = AtomicBool::new(false);
     let t3 = sim::random_tensor(Config::THREE_BIT, 4, 200, 21);
-    let r3 = sim::run_compressed_tensor(&t3, &[2, 2, 200], 1, &ddr, &mut |_| {}, &cancel)
+    let r3 = sim::run_compressed_tensor(&t3, &[2, 2, 200], 1, false, &ddr, &mut |_| {}, &cancel)
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!((r3.design, r3.rows, r3.cols), (THREE_BIT, 4, 200));
     assert_eq!(r3.reference_cycles(), None);
     assert!(r3.check.ok());
     let t4 = sim::random_tensor(Config::FOUR_BIT, 3, 256, 22);
-    let r4 = sim::run_compressed_tensor(&t4, &[3, 256], 1, &ddr, &mut |_| {}, &cancel)
+    let r4 = sim::run_compressed_tensor(&t4, &[3, 256], 1, false, &ddr, &mut |_| {}, &cancel)
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!((r4.design, r4.rows, r4.cols), (FOUR_BIT, 3, 256));
     assert!(r4.reference_cycles().is_some());
     assert!(r4.check.ok());
     // A 4-bit tensor whose rows are not whole beats is refused with the reason.
     let t = sim::random_tensor(Config::FOUR_BIT, 2, 192, 23);
-    let e = sim::run_compressed_tensor(&t, &[2, 192], 1, &ddr, &mut |_| {}, &cancel).unwrap_err();
+    let e = sim::run_compressed_tensor(&t, &[2, 192], 1, false, &ddr, &mut |_| {}, &cancel)
+        .unwrap_err();
     assert!(e.to_string().contains("multiple of 128"), "{e}");
+}
+
+/// Every weight of `records` as the FP16 converter rounds it with exponent base `e_base`.
+fn fp16_weights(records: &[u64], e_base: i32) -> Vec<u16> {
+    records
+        .iter()
+        .flat_map(|&r| {
+            let d = model::decode_record(&FOUR_BIT, r);
+            d.n.into_iter()
+                .map(move |n| fp16::fp16_weight(n, d.e_code, e_base))
+        })
+        .collect()
+}
+
+#[test]
+fn fp16_variant_rounds_like_half_through_subnormals_and_overflow() {
+    let (rows, cols) = (4, 256);
+    let mut t = sim::random_tensor(Config::FOUR_BIT, rows, cols, 41);
+    let x = sim::random_x(cols, 42);
+    // Weights are n · 2^(E + e_base − 15) with |n| < 2^20 and E in 0..=15: from all of them
+    // underflowing (−60) through subnormals (−30, −20) and normals to overflow (6, 40).
+    let (mut subnormal, mut inf, mut zero, mut normal) = (0, 0, 0, 0);
+    for e_base in [-60, -30, -20, -8, 0, 6, 40] {
+        t.e_base = e_base;
+        let input = SimInput::from_tensor(&t, rows, cols, x.clone(), true).unwrap();
+        let out = simulate(&input);
+        let got = out.fp16.as_ref().expect("the FP16 variant ran");
+        assert_eq!(
+            got.y,
+            fp16::fp16_matvec(&input.records, rows, cols, &x, e_base),
+            "e_base {e_base}"
+        );
+        // The same pipeline as the fixed-point datapath: the same cycles.
+        assert_eq!(got.cycles, out.seedlm.cycles);
+        for w in fp16_weights(&input.records, e_base) {
+            match (w >> 10) & 0x1F {
+                0 if w & 0x3FF != 0 => subnormal += 1,
+                0 => zero += 1,
+                31 => inf += 1,
+                _ => normal += 1,
+            }
+        }
+    }
+    assert!(
+        subnormal > 100 && inf > 100 && zero > 100 && normal > 100,
+        "{subnormal} subnormal, {inf} Inf, {zero} zero, {normal} normal weights"
+    );
+}
+
+#[test]
+fn fp16_variant_errs_where_the_fixed_point_design_is_exact_on_demo_tensors() {
+    let m = seedlm::io::model::Model::open(&crate::helpers::demo_model()).unwrap();
+    // The first 16 rows of two projections of the demo model, compressed by the engine.
+    for (name, cols) in [
+        ("encoder.layer.0.attention.self.query.weight", 384),
+        ("encoder.layer.0.output.dense.weight", 1536),
+    ] {
+        let w = m.to_f32(m.get(name).unwrap()).unwrap();
+        let rows = 16;
+        let (t, _) = compress(
+            &w[..rows * cols],
+            Config::FOUR_BIT,
+            &Progress::default(),
+            &AtomicBool::new(false),
+        )
+        .unwrap();
+        let input = SimInput::from_tensor(&t, rows, cols, sim::random_x(cols, 5), true).unwrap();
+        let out = simulate(&input);
+        assert!(sim::cross_check(&t, &input, &out).ok(), "{name}");
+        let e = sim::errors(&input, &out);
+        let fp16 = e.fp16.unwrap();
+        // Fixed point: exact integers, only the final scaling rounds.
+        assert!(e.seedlm.max_rel < 1e-14, "{name}: {:?}", e.seedlm);
+        // FP16 weights keep 11 significant bits (2^-12 relative rounding at most, more for
+        // subnormals); the vector's error is of that order, and outputs near zero err more.
+        assert!(
+            fp16.norm_rel > 1e-5 && fp16.norm_rel < 1e-3,
+            "{name}: {fp16:?}"
+        );
+        assert!(fp16.mean_rel >= fp16.norm_rel / 10.0, "{name}: {fp16:?}");
+        assert!(fp16.max_rel > 100.0 * e.seedlm.max_rel, "{name}: {fp16:?}");
+    }
 }
