@@ -533,63 +533,46 @@ pub struct BaselineRun {
     pub current: Option<(Measured, Option<Figures>)>,
 }
 
-/// The data-free allocation of `inputs` (index, name, weights) at `target_bpw`: α measured on
-/// random words of the vocabulary of `model` (its path and map) when it can be run, else 1;
-/// then each menu entry measured on a sample of each tensor, and the budget solved.
+/// The data-free allocation of `inputs` (index, name, weights) at `target_bpw`
+/// ([`allocate::run`]): α measured on random words of the vocabulary of `model` (its path and
+/// map) when it can be run, else 1.
 fn allocate(
     inputs: &[(usize, String, Source)],
     model: Option<(PathBuf, Arc<Mapped>)>,
     target_bpw: f64,
     ctx: &Ctx<()>,
 ) -> Result<Output, String> {
-    use crate::study::allocate::{self, Allocation, DATA_FREE, MENU};
+    use crate::study::allocate::{self, Stage};
     let names: Vec<String> = inputs.iter().map(|(_, n, _)| n.clone()).collect();
     let sizes: Vec<usize> = inputs.iter().map(|(_, _, s)| s.len()).collect();
-    allocate::check_budget(
-        names.iter().map(String::as_str).zip(sizes.iter().copied()),
+    let request = allocate::Request {
+        names: &names,
+        sizes: &sizes,
         target_bpw,
+        sensitivity: model.as_ref().map(|(path, mapped)| allocate::Sensitivity {
+            input: path,
+            model: mapped.model(),
+            text: allocate::Text::Vocabulary,
+        }),
+        rounding: crate::core::quant::Rounding::default(),
+    };
+    let mut read = |i: usize| inputs[i].2.read();
+    let mut stage = |s: Stage<'_>| match s {
+        Stage::DataFree(why) => ctx.log(&format!("{why}: every tensor's relMSE weighs alike")),
+        Stage::Sensitivity => {
+            ctx.log("measuring each tensor's sensitivity on random words of the vocabulary")
+        }
+        Stage::Menu { .. } => {}
+        Stage::Tensor(name) => ctx.log(&format!("measuring the menu on a sample of {name}")),
+    };
+    let a = allocate::run(
+        request,
+        &mut read,
+        ctx.progress(),
+        ctx.cancel_flag(),
+        &mut stage,
     )
     .map_err(|e| e.to_string())?;
-    let text = match &model {
-        Some((path, _)) => allocate::vocabulary_for(path)
-            .map_err(|e| e.to_string())?
-            .inspect_err(|why| ctx.log(&format!("{why}: every tensor's relMSE weighs alike")))
-            .ok(),
-        None => None,
-    };
-    let (alphas, label) = match (text, &model) {
-        (Some(text), Some((path, mapped))) => {
-            ctx.log("measuring each tensor's sensitivity on random words of the vocabulary");
-            allocate::measure_sensitivities(
-                path,
-                mapped.model(),
-                &names,
-                &text,
-                None,
-                ctx.progress(),
-                ctx.cancel_flag(),
-            )
-            .map_err(|e| e.to_string())?
-        }
-        _ => (vec![1.0; names.len()], DATA_FREE.to_string()),
-    };
-    let total = sizes
-        .iter()
-        .map(|&n| allocate::sample_blocks(n, MENU))
-        .sum();
-    ctx.progress().done.store(0, Ordering::Relaxed);
-    ctx.progress().total.store(total, Ordering::Relaxed);
-    let searchers = allocate::searchers(MENU, crate::core::quant::Rounding::default());
-    let mut relmse = Vec::with_capacity(inputs.len());
-    for (_, name, src) in inputs {
-        ctx.log(&format!("measuring the menu on a sample of {name}"));
-        let data = src.read()?;
-        let r = allocate::sample_relmse(&data, &searchers, ctx.progress(), ctx.cancel_flag())
-            .map_err(|e| format!("tensor '{name}': {e}"))?;
-        relmse.push(r);
-    }
-    let a = Allocation::from_measurements(&names, &sizes, &relmse, &alphas, target_bpw, &label)
-        .map_err(|e| e.to_string())?;
     let idx = inputs.iter().map(|(i, _, _)| *i).collect();
     Ok(Output::Allocated(idx, Box::new(a)))
 }

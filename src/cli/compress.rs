@@ -7,7 +7,7 @@ use crate::io::error::{MAX_SHOWN, abbreviate, shape_text};
 use crate::io::job_plan::{PlanOptions, TextId};
 use crate::io::model::Model;
 use crate::io::model_job::{
-    JobError, Plan, TensorReport, compress_model_with, plan, write_compressed,
+    JobError, Plan, TensorReport, compress_model_with, plan, tensor_error, write_compressed,
 };
 use crate::io::packed::CompressedEntry;
 use crate::io::selection::Selection;
@@ -541,8 +541,8 @@ fn check_target(model: &Model, plan: &Plan, target: f64) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The `--target-bpw` allocation of the planned tensors, printed as a table; `None` when
-/// cancelled. The wall time of each phase is pushed to `phases`.
+/// The `--target-bpw` allocation of the planned tensors ([`allocate::run`]), printed as a
+/// table; `None` when cancelled. The wall time of each phase is pushed to `phases`.
 #[allow(clippy::too_many_arguments)]
 fn allocate(
     input: &std::path::Path,
@@ -565,75 +565,75 @@ fn allocate(
         (Some(path), _) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("{}: cannot read the sensitivity text", path.display()))?;
-            Some((text, Some(path.as_path())))
+            Some(allocate::Text::File { path, text })
         }
-        (None, Sensitivity::Vocabulary) => vocabulary(input)?.map(|t| (t, None)),
+        (None, Sensitivity::Vocabulary) => Some(allocate::Text::Vocabulary),
         (None, Sensitivity::None) => None,
     };
-    let started = Instant::now();
-    let (alphas, label) = match text {
-        None => (vec![1.0; names.len()], allocate::DATA_FREE.to_string()),
-        Some((text, path)) => {
-            let from = path.map_or("random words of its vocabulary (data-free)".into(), |p| {
-                p.display().to_string()
-            });
-            eprintln!(
-                "measuring the sensitivity of {} tensors on {from}",
-                names.len()
-            );
-            let progress = Progress::default();
-            let r = super::watch::watch("tensors", &progress.done, &progress.total, |_| {
-                pool.install(|| {
-                    allocate::measure_sensitivities(
-                        input, model, names, &text, path, &progress, cancel,
+    let from = match &text {
+        Some(allocate::Text::File { path, .. }) => path.display().to_string(),
+        _ => "random words of its vocabulary (data-free)".to_string(),
+    };
+    let request = allocate::Request {
+        names,
+        sizes: &sizes,
+        target_bpw: target,
+        sensitivity: text.map(|text| allocate::Sensitivity { input, model, text }),
+        rounding,
+    };
+    let mut started = Instant::now();
+    let progress = Progress::default();
+    let r = super::watch::watch("tensors", &progress.done, &progress.total, |bar| {
+        let mut read = |i: usize| {
+            let t = model.get(&names[i]).ok_or_else(|| {
+                crate::io::error::ModelError::tensor(model.path(), &names[i], "not in the model")
+            })?;
+            model.to_f32(t)
+        };
+        let mut stage = |s: allocate::Stage<'_>| match s {
+            allocate::Stage::DataFree(why) => bar.suspend(|| {
+                eprintln!("note: {why}: the allocation weighs every tensor's relative MSE alike")
+            }),
+            allocate::Stage::Sensitivity => bar.suspend(|| {
+                eprintln!(
+                    "measuring the sensitivity of {} tensors on {from}",
+                    names.len()
+                )
+            }),
+            allocate::Stage::Menu { blocks } => {
+                phases.push(("sensitivity", started.elapsed().as_secs_f64()));
+                started = Instant::now();
+                super::watch::restart(bar, "blocks");
+                bar.suspend(|| {
+                    eprintln!(
+                        "measuring {} configurations on a sample of each tensor ({blocks} blocks)",
+                        MENU.len()
                     )
-                })
-            });
-            match r {
-                Ok(a) => a,
-                Err(crate::eval::EvalError::Cancelled) => return Ok(None),
-                Err(crate::eval::EvalError::Model(e)) => return Err(e.into()),
+                });
+            }
+            allocate::Stage::Tensor(n) => bar.set_message(n.to_string()),
+        };
+        pool.install(|| allocate::run(request, &mut read, &progress, cancel, &mut stage))
+    });
+    let a = match r {
+        Ok(a) => a,
+        Err(allocate::AllocateError::Eval(crate::eval::EvalError::Cancelled)) => return Ok(None),
+        Err(allocate::AllocateError::Eval(crate::eval::EvalError::Model(e))) => {
+            return Err(e.into());
+        }
+        Err(allocate::AllocateError::Read(e)) => return Err(e.into()),
+        Err(allocate::AllocateError::Tensor { index, error, .. }) => {
+            let t = model.get(&names[index]).context("a planned tensor")?;
+            match tensor_error(model, t, error) {
+                JobError::Cancelled => return Ok(None),
+                JobError::Model(e) => return Err(e.into()),
             }
         }
-    };
-    phases.push(("sensitivity", started.elapsed().as_secs_f64()));
-    let started = Instant::now();
-    let progress = Progress::default();
-    let total: u64 = sizes
-        .iter()
-        .map(|&n| allocate::sample_blocks(n, MENU))
-        .sum();
-    progress.total.store(total, Ordering::Relaxed);
-    eprintln!(
-        "measuring {} configurations on a sample of each tensor ({total} blocks)",
-        MENU.len()
-    );
-    let r = super::watch::watch("blocks", &progress.done, &progress.total, |bar| {
-        pool.install(|| {
-            allocate::menu_relmse(model, names, MENU, rounding, &progress, cancel, |n| {
-                bar.set_message(n.to_string())
-            })
-        })
-    });
-    let relmse = match r {
-        Ok(r) => r,
-        Err(JobError::Cancelled) => return Ok(None),
-        Err(JobError::Model(e)) => return Err(e.into()),
+        Err(allocate::AllocateError::Budget(e)) => return Err(e.into()),
     };
     phases.push(("menu samples", started.elapsed().as_secs_f64()));
-    let a = Allocation::from_measurements(names, &sizes, &relmse, &alphas, target, &label)?;
     super::stdout::print(&allocation_table(&a))?;
     Ok(Some(a))
-}
-
-/// The data-free sensitivity text of the model at `input` ([`allocate::vocabulary_for`]), or
-/// `None` (said on stderr) when there is none.
-fn vocabulary(input: &std::path::Path) -> anyhow::Result<Option<String>> {
-    Ok(allocate::vocabulary_for(input)?
-        .inspect_err(|why| {
-            eprintln!("note: {why}: the allocation weighs every tensor's relative MSE alike")
-        })
-        .ok())
 }
 
 /// One line per tensor of an allocation: its configuration, bits and predictions.

@@ -21,7 +21,6 @@ use crate::core::config::Config;
 use crate::core::quant::Rounding;
 use crate::eval::{EvalError, Evaluator, Inputs, encoder::parse_sentences};
 use crate::io::model::Model;
-use crate::io::model_job::{JobError, tensor_error};
 use crate::io::packed::packed_len;
 use crate::search::Searcher;
 use crate::search::compress::{CompressError, Progress, compress_with};
@@ -81,35 +80,11 @@ pub fn sample(data: &[f32]) -> Vec<f32> {
         .collect()
 }
 
-/// Blocks [`menu_relmse`] searches for a tensor of `numel` weights.
+/// Blocks [`sample_relmse`] searches for a tensor of `numel` weights, one searcher per `menu`
+/// entry.
 pub fn sample_blocks(numel: usize, menu: &[Config]) -> u64 {
     let n = numel.min(SAMPLE_WEIGHTS);
     menu.iter().map(|c| n.div_ceil(c.c) as u64).sum()
-}
-
-/// relMSE of each menu entry on the sample of each tensor `names` of `model` (`out[t][m]`),
-/// coefficients chosen by `rounding`.
-pub fn menu_relmse(
-    model: &Model,
-    names: &[String],
-    menu: &[Config],
-    rounding: Rounding,
-    progress: &Progress,
-    cancel: &AtomicBool,
-    mut on_start: impl FnMut(&str),
-) -> Result<Vec<Vec<f64>>, JobError> {
-    let searchers = searchers(menu, rounding);
-    let mut out = Vec::with_capacity(names.len());
-    for name in names {
-        let t = model.get(name).ok_or_else(|| {
-            crate::io::error::ModelError::tensor(model.path(), name, "not in the model")
-        })?;
-        on_start(name);
-        let row = sample_relmse(&model.to_f32(t)?, &searchers, progress, cancel)
-            .map_err(|e| tensor_error(model, t, e))?;
-        out.push(row);
-    }
-    Ok(out)
 }
 
 /// Refuses `target_bpw` before any search when even the cheapest menu entry (the first)
@@ -464,6 +439,153 @@ pub fn measure_sensitivities(
         None => vocabulary_label(evaluator.family()),
     };
     Ok((alphas, label))
+}
+
+/// Where an allocation's α comes from: the model run on a text.
+pub struct Sensitivity<'a> {
+    /// The model's path (a file or its directory), for the evaluator and its vocabulary.
+    pub input: &'a Path,
+    /// The model, whose tensors get the probe noise.
+    pub model: &'a Model,
+    /// The text run.
+    pub text: Text<'a>,
+}
+
+/// The text a [`Sensitivity`] is measured on.
+pub enum Text<'a> {
+    /// [`vocabulary_text`] of the model; α = 1 when it has none ([`Stage::DataFree`]).
+    Vocabulary,
+    /// A text file's contents.
+    File {
+        /// The file, for the label.
+        path: &'a Path,
+        /// Its contents.
+        text: String,
+    },
+}
+
+/// What an allocation runs.
+pub struct Request<'a> {
+    /// The tensors, in the order of the allocation.
+    pub names: &'a [String],
+    /// Their weight counts.
+    pub sizes: &'a [usize],
+    /// The budget, in bits per compressed weight.
+    pub target_bpw: f64,
+    /// Where α comes from; `None`: α = 1 ([`DATA_FREE`]).
+    pub sensitivity: Option<Sensitivity<'a>>,
+    /// How the menu's searches choose coefficients.
+    pub rounding: Rounding,
+}
+
+/// What an allocation is doing, for its progress display and log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage<'a> {
+    /// The model has no vocabulary to measure α on (why): α = 1.
+    DataFree(&'a str),
+    /// The sensitivities: [`Progress`] counts tensors.
+    Sensitivity,
+    /// The menu on each tensor's sample: [`Progress`] counts `blocks` from 0 again.
+    Menu {
+        /// Blocks in all.
+        blocks: u64,
+    },
+    /// The menu on this tensor's sample.
+    Tensor(&'a str),
+}
+
+/// Why an allocation stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum AllocateError<E> {
+    /// No choice of the menu meets the budget.
+    #[error(transparent)]
+    Budget(#[from] BudgetError),
+    /// Reading a tensor's weights failed.
+    #[error("{0}")]
+    Read(E),
+    /// The menu failed on a tensor's sample (a cancel among them).
+    #[error("tensor '{name}': {error}")]
+    Tensor {
+        /// The tensor's index in [`Request::names`].
+        index: usize,
+        /// Its name.
+        name: String,
+        /// What went wrong.
+        error: CompressError,
+    },
+    /// The sensitivities failed or were cancelled.
+    #[error(transparent)]
+    Eval(#[from] EvalError),
+}
+
+/// The allocation of `request`, the one run of `compress --target-bpw` and the app's
+/// Allocate: the budget checked, α measured, each menu entry measured on a sample of each
+/// tensor (weights from `read(index)`), and the budget solved. `stage` hears what starts.
+pub fn run<E>(
+    request: Request<'_>,
+    read: &mut dyn FnMut(usize) -> Result<Vec<f32>, E>,
+    progress: &Progress,
+    cancel: &AtomicBool,
+    stage: &mut dyn FnMut(Stage<'_>),
+) -> Result<Allocation, AllocateError<E>> {
+    let Request {
+        names,
+        sizes,
+        target_bpw,
+        sensitivity,
+        rounding,
+    } = request;
+    check_budget(
+        names.iter().map(String::as_str).zip(sizes.iter().copied()),
+        target_bpw,
+    )?;
+    let text = match sensitivity {
+        Some(Sensitivity {
+            input,
+            model,
+            text: Text::Vocabulary,
+        }) => vocabulary_for(input)
+            .map_err(EvalError::from)?
+            .inspect_err(|why| stage(Stage::DataFree(why)))
+            .ok()
+            .map(|text| (input, model, text, None)),
+        Some(Sensitivity {
+            input,
+            model,
+            text: Text::File { path, text },
+        }) => Some((input, model, text, Some(path))),
+        None => None,
+    };
+    let (alphas, label) = match text {
+        Some((input, model, text, from)) => {
+            stage(Stage::Sensitivity);
+            measure_sensitivities(input, model, names, &text, from, progress, cancel)?
+        }
+        None => (vec![1.0; names.len()], DATA_FREE.to_string()),
+    };
+    let blocks = sizes.iter().map(|&n| sample_blocks(n, MENU)).sum();
+    progress.done.store(0, std::sync::atomic::Ordering::Relaxed);
+    progress
+        .total
+        .store(blocks, std::sync::atomic::Ordering::Relaxed);
+    stage(Stage::Menu { blocks });
+    let searchers = searchers(MENU, rounding);
+    let mut relmse = Vec::with_capacity(names.len());
+    for (index, name) in names.iter().enumerate() {
+        stage(Stage::Tensor(name));
+        let data = read(index).map_err(AllocateError::Read)?;
+        let r = sample_relmse(&data, &searchers, progress, cancel).map_err(|error| {
+            AllocateError::Tensor {
+                index,
+                name: name.clone(),
+                error,
+            }
+        })?;
+        relmse.push(r);
+    }
+    Ok(Allocation::from_measurements(
+        names, sizes, &relmse, &alphas, target_bpw, &label,
+    )?)
 }
 
 /// The label of the data-free fallback.
