@@ -66,7 +66,7 @@ struct Batch {
 ///
 /// Records are decoded eight at a time in vector registers: a byte permute puts each record in
 /// its own 64-bit lane, and `vpmultishiftqb` cuts its fields out into bytes (decoding them one by
-/// one in scalar code ran at less than half this speed, and shifts and masks at 0.8×).
+/// one in scalar code ran at less than half this speed, and shifts and masks at 0.86×).
 ///
 /// # Safety
 /// The CPU must have AVX-512 F, BW and VBMI and BMI2; `xdups` is [`LaneMatrix::expand`]'s
