@@ -317,7 +317,7 @@ fn baselines_run_the_calibrated_methods_on_the_typed_text() {
             .is_disabled()
     };
     assert!(cal(&h), "no text yet");
-    type_into(&mut h, "Calibration text", text.to_str().unwrap());
+    type_into(&mut h, "Text for the -cal methods", text.to_str().unwrap());
     h.run_steps(2);
     assert!(!cal(&h));
     // Only the 4-bit preset and its calibrated twin, to keep the search short: the tab ticks

@@ -81,7 +81,7 @@ impl Tab for Baselines {
             }
         });
         ui.horizontal(|ui| {
-            let l = ui.label("Calibration text");
+            let l = ui.label("Text for the -cal methods");
             ui.add(
                 egui::TextEdit::singleline(&mut self.calibration)
                     .hint_text("a text file for the -cal methods; never the evaluation sentences"),
