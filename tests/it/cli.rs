@@ -630,18 +630,26 @@ fn target_bpw_measures_data_free_sensitivities_on_the_models_own_vocabulary() {
     );
 }
 
-/// Peak memory in KB of `seedlm args`, from GNU time (which scripts/memory.sh uses too).
-fn peak_kb(args: &[&str]) -> u64 {
+/// Peak memory in KB of `seedlm args`, from GNU time (which scripts/memory.sh uses too), and
+/// its stderr; the command must succeed when `succeeds`, else fail.
+fn timed_peak_kb(args: &[&str], succeeds: bool) -> (u64, String) {
     let o = std::process::Command::new("/usr/bin/time")
         .args(["-f", "peak %M KB", env!("CARGO_BIN_EXE_seedlm")])
         .args(args)
         .output()
         .expect("GNU time (/usr/bin/time) runs");
     let err = text(&o.stderr);
-    assert!(o.status.success(), "{err}");
-    err.lines()
+    assert_eq!(o.status.success(), succeeds, "{err}");
+    let kb = err
+        .lines()
         .find_map(|l| l.strip_prefix("peak ")?.strip_suffix(" KB")?.parse().ok())
-        .unwrap_or_else(|| panic!("{err}"))
+        .unwrap_or_else(|| panic!("{err}"));
+    (kb, err)
+}
+
+/// Peak memory in KB of `seedlm args`, which must succeed.
+fn peak_kb(args: &[&str]) -> u64 {
+    timed_peak_kb(args, true).0
 }
 
 /// A (sparse) tensor of 256 MiB of zeros is compressed with neither a padded copy (its blocks
@@ -792,22 +800,6 @@ fn compress_json_lists_every_tensor_and_the_totals() {
     assert_eq!(j["output"], s(&packed));
 }
 
-/// Peak memory in KB of `seedlm args`, which must fail, and its stderr.
-fn failing_peak_kb(args: &[&str]) -> (u64, String) {
-    let o = std::process::Command::new("/usr/bin/time")
-        .args(["-f", "peak %M KB", env!("CARGO_BIN_EXE_seedlm")])
-        .args(args)
-        .output()
-        .expect("GNU time (/usr/bin/time) runs");
-    let err = text(&o.stderr);
-    assert!(!o.status.success(), "{err}");
-    let kb = err
-        .lines()
-        .find_map(|l| l.strip_prefix("peak ")?.strip_suffix(" KB")?.parse().ok())
-        .unwrap_or_else(|| panic!("{err}"));
-    (kb, err)
-}
-
 /// A header of 200 000 empty tensors (12 MB) is read and written without a JSON tree of it:
 /// `compress` peaked at 410 MB before (34 headers' worth), 219 MB after; 1.4 M entries took
 /// 2.7 GB, now 1.3 GB (issue 23, item 8).
@@ -861,7 +853,7 @@ fn a_damaged_packed_tensor_is_refused_before_it_is_decoded() {
     };
     write_packed(&packed, &[entry], &[], &[name], &Default::default()).unwrap();
     let out = dir.path().join("out.safetensors");
-    let (kb, err) = failing_peak_kb(&["decompress", s(&packed), "-o", s(&out)]);
+    let (kb, err) = timed_peak_kb(&["decompress", s(&packed), "-o", s(&out)], false);
     assert!(err.contains("record 0 has seed 0"), "{err}");
     assert!(
         kb * 1024 < 4 * len as u64,
