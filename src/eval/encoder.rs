@@ -5,10 +5,12 @@
 
 use super::weights::Weights;
 use super::{EvalError, candle_err, check, read_json, read_tokenizer};
+use crate::infer::bert::{Act, BertNet, BertShape};
+use crate::infer::kernel::Kernel;
 use crate::io::error::ModelError;
 use crate::search::compress::Progress;
 use candle_core::{D, DType, Device, Tensor};
-use candle_transformers::models::bert::{BertModel, Config, HiddenAct};
+use candle_transformers::models::bert::{Config, HiddenAct};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -43,7 +45,10 @@ pub struct EncoderFigures {
 /// A BERT-family encoder opened for evaluation.
 pub struct Encoder {
     pub(crate) dir: PathBuf,
-    config: Config,
+    shape: BertShape,
+    /// The tensors' name prefix (`""`, or e.g. `"bert."`).
+    prefix: String,
+    pad: u32,
     tokenizer: tokenizers::Tokenizer,
     pooling: Vec<Pool>,
     pub(crate) weights: Weights,
@@ -128,6 +133,16 @@ fn pooling(dir: &Path) -> Result<Vec<Pool>, ModelError> {
     })
 }
 
+/// The name prefix of an encoder's tensors (`""`, or e.g. `"bert."`).
+fn prefix(names: &[String]) -> String {
+    let probe = "encoder.layer.0.attention.self.query.weight";
+    names
+        .iter()
+        .find_map(|n| n.strip_suffix(probe))
+        .unwrap_or("")
+        .to_string()
+}
+
 impl Encoder {
     /// The original's weights.
     pub fn weights(&self) -> &Weights {
@@ -177,17 +192,43 @@ impl Encoder {
                 ..Default::default()
             }))
             .map_err(|e| ModelError::file(dir, format!("cannot set truncation ({e})")))?;
+        let weights = Weights::open(dir)?;
         let encoder = Encoder {
             dir: dir.to_path_buf(),
             tokenizer,
             pooling: pooling(dir)?,
-            weights: Weights::open(dir)?,
-            config: cfg,
+            prefix: prefix(weights.names()),
+            pad: cfg.pad_token_id as u32,
+            shape: BertShape {
+                vocab: cfg.vocab_size,
+                hidden: cfg.hidden_size,
+                intermediate: cfg.intermediate_size,
+                layers: cfg.num_hidden_layers,
+                heads,
+                positions: cfg.max_position_embeddings,
+                token_types: cfg.type_vocab_size,
+                eps: cfg.layer_norm_eps,
+                act: match cfg.hidden_act {
+                    HiddenAct::Gelu => Act::Gelu,
+                    HiddenAct::GeluApproximate => Act::GeluTanh,
+                    HiddenAct::Relu => Act::Relu,
+                },
+            },
+            weights,
         };
         // Fail now, naming the tensor, rather than on the first sentence.
-        BertModel::load(encoder.weights.var_builder()?, &encoder.config)
-            .map_err(candle_err(dir, "the weights do not fit the BERT config"))?;
+        encoder.net(&encoder.weights)?;
         Ok(encoder)
+    }
+
+    /// The network over `weights`, run from their stored form.
+    fn net<'w>(&self, weights: &'w Weights) -> Result<BertNet<'w>, EvalError> {
+        Ok(BertNet::load(
+            &self.shape,
+            weights,
+            &self.prefix,
+            Kernel::best_available(),
+        )?)
     }
 
     /// Token ids of each sentence, special tokens added, truncated to `max_seq_length` (the
@@ -216,50 +257,39 @@ impl Encoder {
         progress: &Progress,
         cancel: &AtomicBool,
     ) -> Result<Vec<Vec<f32>>, EvalError> {
-        let dir = &self.dir;
-        let model = BertModel::load(weights.var_builder()?, &self.config)
-            .map_err(candle_err(dir, "the weights do not fit the BERT config"))?;
+        let net = self.net(weights)?;
         let mut out = Vec::with_capacity(ids.len());
         for batch in ids.chunks(BATCH) {
             check(cancel)?;
             let rows = self
-                .embed_batch(&model, batch)
-                .map_err(candle_err(dir, "encoder inference failed"))?;
+                .embed_batch(&net, batch)
+                .map_err(candle_err(&self.dir, "encoder inference failed"))?;
             out.extend(rows);
             progress.done.fetch_add(1, Ordering::Relaxed);
         }
         Ok(out)
     }
 
-    /// Token ids and attention mask of a batch, padded to its longest sentence.
-    fn batch_tensors(&self, batch: &[Vec<u32>]) -> candle_core::Result<(Tensor, Tensor)> {
+    /// Token ids (row-major) and attention mask of a batch, padded to its longest sentence.
+    fn batch_tensors(&self, batch: &[Vec<u32>]) -> candle_core::Result<(Vec<u32>, Tensor)> {
         let len = batch.iter().map(Vec::len).max().unwrap_or(0);
-        let pad = self.config.pad_token_id as u32;
         let mut ids = Vec::with_capacity(batch.len() * len);
         let mut mask = Vec::with_capacity(batch.len() * len);
         for s in batch {
             ids.extend(
                 s.iter()
                     .copied()
-                    .chain(std::iter::repeat_n(pad, len - s.len())),
+                    .chain(std::iter::repeat_n(self.pad, len - s.len())),
             );
             mask.extend((0..len).map(|i| if i < s.len() { 1f32 } else { 0.0 }));
         }
-        let dev = Device::Cpu;
-        let shape = (batch.len(), len);
-        let ids = Tensor::from_vec(ids, shape, &dev)?;
-        let mask = Tensor::from_vec(mask, shape, &dev)?;
+        let mask = Tensor::from_vec(mask, (batch.len(), len), &Device::Cpu)?;
         Ok((ids, mask))
     }
 
-    fn embed_batch(
-        &self,
-        model: &BertModel,
-        batch: &[Vec<u32>],
-    ) -> candle_core::Result<Vec<Vec<f32>>> {
+    fn embed_batch(&self, net: &BertNet, batch: &[Vec<u32>]) -> candle_core::Result<Vec<Vec<f32>>> {
         let (ids, mask) = self.batch_tensors(batch)?;
-        let types = ids.zeros_like()?;
-        let hidden = model.forward(&ids, &types, Some(&mask))?; // [b, len, h]
+        let hidden = net.forward(&ids, &mask, None)?; // [b, len, h]
         let m = mask.unsqueeze(2)?; // [b, len, 1]
         let mut parts = Vec::new();
         for p in &self.pooling {
@@ -287,89 +317,6 @@ impl Encoder {
         pooled.broadcast_div(&norm)?.to_dtype(DType::F32)?.to_vec2()
     }
 
-    /// The name prefix of the encoder's tensors (`""`, or e.g. `"bert."`).
-    fn prefix(&self) -> String {
-        let probe = "encoder.layer.0.attention.self.query.weight";
-        let names = self.weights.names();
-        names
-            .iter()
-            .find_map(|n| n.strip_suffix(probe))
-            .unwrap_or("")
-            .to_string()
-    }
-
-    /// The last hidden states of a batch, as [`BertModel::forward`] computes them, from a
-    /// forward of our own that hands `sink` the input of every linear layer it runs (with the
-    /// weight tensor's name): candle's BERT has no hooks.
-    fn hooked_forward(
-        &self,
-        ids: &Tensor,
-        mask: &Tensor,
-        sink: &mut dyn FnMut(&str, &Tensor) -> candle_core::Result<()>,
-    ) -> candle_core::Result<Tensor> {
-        use candle_nn::Module;
-        let cfg = &self.config;
-        let vb = self
-            .weights
-            .var_builder()
-            .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
-        // The embeddings are BERT's with no layer after them.
-        let embeddings = BertModel::load(
-            vb.clone(),
-            &Config {
-                num_hidden_layers: 0,
-                ..cfg.clone()
-            },
-        )?;
-        let mut h = embeddings.forward(ids, &ids.zeros_like()?, Some(mask))?;
-        let (b, len) = ids.dims2()?;
-        let ext = ((mask.ones_like()? - mask)? * f64::from(f32::MIN))?.reshape((b, 1, 1, len))?;
-        let (hid, inter) = (cfg.hidden_size, cfg.intermediate_size);
-        let heads = cfg.num_attention_heads;
-        let hd = hid / heads;
-        let prefix = self.prefix();
-        for i in 0..cfg.num_hidden_layers {
-            let name = |part: &str| format!("{prefix}encoder.layer.{i}.{part}");
-            let lin = |part: &str, n_in, n_out| {
-                candle_nn::linear(n_in, n_out, vb.pp(name(part).trim_end_matches(".weight")))
-            };
-            let norm =
-                |part: &str| candle_nn::layer_norm(hid, cfg.layer_norm_eps, vb.pp(name(part)));
-            let split = |x: Tensor| {
-                x.reshape((b, len, heads, hd))?
-                    .transpose(1, 2)?
-                    .contiguous()
-            };
-            for part in ["query", "key", "value"] {
-                sink(&name(&format!("attention.self.{part}.weight")), &h)?;
-            }
-            let q = split(lin("attention.self.query.weight", hid, hid)?.forward(&h)?)?;
-            let k = split(lin("attention.self.key.weight", hid, hid)?.forward(&h)?)?;
-            let v = split(lin("attention.self.value.weight", hid, hid)?.forward(&h)?)?;
-            let scores = (q.matmul(&k.t()?)? / (hd as f64).sqrt())?.broadcast_add(&ext)?;
-            let probs = candle_nn::ops::softmax(&scores, D::Minus1)?;
-            let ctx = probs
-                .matmul(&v)?
-                .transpose(1, 2)?
-                .contiguous()?
-                .flatten_from(D::Minus2)?;
-            sink(&name("attention.output.dense.weight"), &ctx)?;
-            let out = lin("attention.output.dense.weight", hid, hid)?.forward(&ctx)?;
-            let a = norm("attention.output.LayerNorm")?.forward(&(out + &h)?)?;
-            sink(&name("intermediate.dense.weight"), &a)?;
-            let g = lin("intermediate.dense.weight", hid, inter)?.forward(&a)?;
-            let g = match cfg.hidden_act {
-                HiddenAct::Gelu => g.gelu_erf()?,
-                HiddenAct::GeluApproximate => g.gelu()?,
-                HiddenAct::Relu => g.relu()?,
-            };
-            sink(&name("output.dense.weight"), &g)?;
-            let out = lin("output.dense.weight", inter, hid)?.forward(&g)?;
-            h = norm("output.LayerNorm")?.forward(&(out + a)?)?;
-        }
-        Ok(h)
-    }
-
     /// The second moment E[x_j²] of each input channel j of every linear layer the encoder
     /// runs, by weight tensor name, over the tokens (padding excluded) of `texts`, with the
     /// original weights. Adds one to `progress.done` per batch (and sets its total).
@@ -380,6 +327,7 @@ impl Encoder {
         cancel: &AtomicBool,
     ) -> Result<HashMap<String, Vec<f64>>, EvalError> {
         let ids = self.tokenize(texts)?;
+        let net = self.net(&self.weights)?;
         progress
             .total
             .store(ids.len().div_ceil(BATCH) as u64, Ordering::Relaxed);
@@ -390,7 +338,7 @@ impl Encoder {
             let mut run = || -> candle_core::Result<f64> {
                 let (ids, mask) = self.batch_tensors(batch)?;
                 let m = mask.unsqueeze(2)?;
-                self.hooked_forward(&ids, &mask, &mut |name, x| {
+                let mut sink = |name: &str, x: &Tensor| {
                     // A cancel stops the batch at its next linear layer (a batch takes seconds).
                     if cancel.load(Ordering::Relaxed) {
                         return Err(candle_core::Error::Msg("cancelled".into()));
@@ -401,7 +349,8 @@ impl Encoder {
                         *a += f64::from(v);
                     }
                     Ok(())
-                })?;
+                };
+                net.forward(&ids, &mask, Some(&mut sink))?;
                 mask.sum_all()?.to_scalar::<f32>().map(f64::from)
             };
             let counted = run();
@@ -540,26 +489,36 @@ mod tests {
         assert_eq!(spearman(&[1.0, 1.0], &[1.0, 2.0]), None);
     }
 
-    /// The hooked forward is BERT's: the same last hidden states on the demo model, and every
-    /// linear layer's input seen once per layer with its weight's input width.
+    /// Our network, run from the stored weights, computes what candle-transformers' `BertModel`
+    /// computes on f32 copies of them: the same last hidden states on the demo model; and its
+    /// hook sees every linear layer's input once per layer, with its weight's input width.
     #[test]
-    fn hooked_forward_equals_bert() {
+    fn the_stored_form_network_equals_the_reference_bert() {
+        use candle_transformers::models::bert::BertModel;
         let dir = Path::new("assets/demo");
         let config = read_json(&dir.join("config.json")).unwrap();
         let enc = Encoder::open(dir, &config).unwrap();
         let texts = ["It is a truth universally acknowledged.", "A wife."].map(String::from);
         let ids = enc.tokenize(&texts).unwrap();
         let (ids, mask) = enc.batch_tensors(&ids).unwrap();
-        let model = BertModel::load(enc.weights.var_builder().unwrap(), &enc.config).unwrap();
+        let cfg: Config = serde_json::from_value(config).unwrap();
+        let model = BertModel::load(enc.weights.var_builder().unwrap(), &cfg).unwrap();
+        let ids_t = Tensor::from_vec(ids.clone(), mask.dims2().unwrap(), &Device::Cpu).unwrap();
         let want = model
-            .forward(&ids, &ids.zeros_like().unwrap(), Some(&mask))
+            .forward(&ids_t, &ids_t.zeros_like().unwrap(), Some(&mask))
             .unwrap();
         let mut seen = Vec::new();
         let got = enc
-            .hooked_forward(&ids, &mask, &mut |name, x| {
-                seen.push((name.to_string(), x.dim(2)?));
-                Ok(())
-            })
+            .net(&enc.weights)
+            .unwrap()
+            .forward(
+                &ids,
+                &mask,
+                Some(&mut |name: &str, x: &Tensor| {
+                    seen.push((name.to_string(), x.dim(2)?));
+                    Ok(())
+                }),
+            )
             .unwrap();
         let diff = (got - want).unwrap().abs().unwrap().max_all().unwrap();
         assert!(diff.to_scalar::<f32>().unwrap() < 1e-5);

@@ -2,10 +2,11 @@
 //! input and compare their outputs — sentence embeddings for BERT-family encoders, next-token
 //! distributions for decoder LMs (`llama`, `mistral`, `qwen2`).
 //!
-//! Decoders run on the inference engine ([`crate::infer`]) from the weights as stored: the
+//! Both families run on the inference engine ([`crate::infer`]) from the weights as stored: the
 //! original's memory-mapped tensors in any float dtype, a candidate's changed tensors from its
 //! file (a packed file runs from its records) or from values held in memory, tensors missing from
-//! the candidate taken from the original. Encoders run candle-transformers' BERT on f32 copies. Tokenization uses each model's `tokenizer.json` through the `tokenizers` crate.
+//! the candidate taken from the original. Tokenization uses each model's `tokenizer.json`
+//! through the `tokenizers` crate.
 //!
 //! May use: [`crate::core`], [`crate::search`], [`crate::io`] and [`crate::infer`]. Knows nothing
 //! of the app or CLI.

@@ -9,11 +9,12 @@ use crate::infer::source::{Source, StoredModel};
 use crate::io::dtype::Dtype;
 use crate::io::error::ModelError;
 use crate::search::compress::relmse;
-use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
+
+/// Values a candidate's tensor is compared with the original's in at a time.
+const CHUNK_VALUES: usize = 1 << 16;
 
 /// One tensor of a candidate whose values differ from the original's.
 #[derive(Clone, Debug, PartialEq)]
@@ -71,14 +72,7 @@ impl Weights {
         let file = Arc::new(StoredModel::open(path)?);
         let mut out = self.clone();
         for (name, shape) in file.float_tensors() {
-            out.put(
-                self,
-                path,
-                &name,
-                &shape,
-                || file.to_f32(&name),
-                Replacement::File(file.clone()),
-            )?;
+            out.put(self, path, &name, &shape, Replacement::File(file.clone()))?;
         }
         out.sort_changed(self);
         Ok(out)
@@ -110,29 +104,27 @@ impl Weights {
                 }
                 None => vec![data.len()],
             };
-            let values: Arc<[f32]> = data.into();
             out.put(
                 self,
                 source,
                 &name,
                 &shape,
-                || Ok(values.to_vec()),
-                Replacement::Values(values.clone()),
+                Replacement::Values(data.into()),
             )?;
         }
         out.sort_changed(self);
         Ok(out)
     }
 
-    /// Puts `with` in place of tensor `name` of `base` when its values (`values`) differ from
-    /// the original's, noting it as changed.
+    /// Puts `with` in place of tensor `name` of `base` when its values differ from the
+    /// original's, noting it as changed. The two are compared a few rows at a time, so this
+    /// holds no whole tensor in f32.
     fn put(
         &mut self,
         base: &Weights,
         file: &Path,
         name: &str,
         shape: &[usize],
-        values: impl FnOnce() -> Result<Vec<f32>, ModelError>,
         with: Replacement,
     ) -> Result<(), ModelError> {
         let Some(orig) = base.shapes.get(name) else {
@@ -149,19 +141,34 @@ impl Weights {
                 format!("has shape {shape:?}, the original {orig:?}"),
             ));
         }
-        let data = values()?;
-        let before = base.values(name)?;
-        self.changed.retain(|c| c.name != name);
-        if before
-            .iter()
-            .zip(&data)
-            .any(|(a, b)| a.to_bits() != b.to_bits())
-        {
-            let (mut err, mut norm) = (0f64, 0f64);
-            for (&a, &b) in before.iter().zip(&data) {
-                err += (f64::from(a) - f64::from(b)).powi(2);
-                norm += f64::from(a).powi(2);
+        let rows = if shape.len() > 1 { shape[0] } else { 1 };
+        let cols = shape.iter().product::<usize>() / rows.max(1);
+        let new = match &with {
+            Replacement::File(f) => f.matrix(name, rows, cols)?,
+            Replacement::Values(v) => {
+                Matrix::dense(Dtype::F32, bytemuck::cast_slice(v), rows, cols).ok_or_else(|| {
+                    ModelError::tensor(file, name, "has the wrong number of values")
+                })?
             }
+        };
+        let old = base.matrix(name, rows, cols)?;
+        self.changed.retain(|c| c.name != name);
+        let (mut same, mut err, mut norm) = (true, 0f64, 0f64);
+        let step = (CHUNK_VALUES / cols.max(1)).max(1);
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        for first in (0..rows).step_by(step) {
+            let n = step.min(rows - first) * cols;
+            a.resize(n, 0.0);
+            b.resize(n, 0.0);
+            old.decode_rows(first, &mut a);
+            new.decode_rows(first, &mut b);
+            for (&x, &y) in a.iter().zip(&b) {
+                same &= x.to_bits() == y.to_bits();
+                err += (f64::from(x) - f64::from(y)).powi(2);
+                norm += f64::from(x).powi(2);
+            }
+        }
+        if !same {
             self.changed.push(Changed {
                 name: name.to_string(),
                 relmse: relmse(err, norm),
@@ -174,6 +181,7 @@ impl Weights {
     }
 
     /// Tensor `name` of this set decoded to f32.
+    #[cfg(test)]
     fn values(&self, name: &str) -> Result<Vec<f32>, ModelError> {
         match self.replaced.get(name) {
             Some(Replacement::Values(v)) => Ok(v.to_vec()),
@@ -222,9 +230,11 @@ impl Weights {
         &self.order
     }
 
-    /// A candle variable builder over f32 copies of every tensor (for candle-transformers'
-    /// BERT; the decoders run from the stored form).
-    pub fn var_builder(&self) -> Result<VarBuilder<'static>, ModelError> {
+    /// A candle variable builder over f32 copies of every tensor: the reference networks of
+    /// the tests (the engine runs every network from the stored form).
+    #[cfg(test)]
+    pub fn var_builder(&self) -> Result<candle_nn::VarBuilder<'static>, ModelError> {
+        use candle_core::{DType, Device, Tensor};
         let mut tensors = HashMap::new();
         for name in &self.order {
             let t = Tensor::from_vec(
@@ -241,7 +251,11 @@ impl Weights {
             })?;
             tensors.insert(name.clone(), t);
         }
-        Ok(VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu))
+        Ok(candle_nn::VarBuilder::from_tensors(
+            tensors,
+            DType::F32,
+            &Device::Cpu,
+        ))
     }
 }
 

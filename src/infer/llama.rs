@@ -5,6 +5,7 @@
 //! one call scores every position (docs/DESIGN.md §4); generation feeds one token at a time.
 
 use crate::infer::kernel::Kernel;
+use crate::infer::linear::{Linear, Sink, vector};
 use crate::infer::matrix::Matrix;
 use crate::infer::source::Source;
 use crate::io::error::ModelError;
@@ -175,26 +176,6 @@ impl Rope {
         ))
     }
 }
-/// A linear layer: its weight in stored form and an optional bias.
-struct Linear<'a> {
-    w: Matrix<'a>,
-    b: Option<Tensor>,
-}
-
-impl Linear<'_> {
-    /// `x·Wᵀ + b` for `x` of `[n, in]`.
-    fn forward(&self, kernel: Kernel, x: &Tensor) -> candle_core::Result<Tensor> {
-        let n = x.dim(0)?;
-        let y = self
-            .w
-            .matmul(kernel, &x.flatten_all()?.to_vec1::<f32>()?, n)?;
-        match &self.b {
-            Some(b) => y.broadcast_add(b),
-            None => Ok(y),
-        }
-    }
-}
-
 struct Layer<'a> {
     input_norm: Tensor,
     post_norm: Tensor,
@@ -206,9 +187,6 @@ struct Layer<'a> {
     up: Linear<'a>,
     down: Linear<'a>,
 }
-
-/// What a calibration forward hands each linear layer's input to, with its weight's name.
-pub(crate) type Sink<'s> = dyn FnMut(&str, &Tensor) -> candle_core::Result<()> + 's;
 
 /// Keys and values of the positions seen so far, per layer (`[1, kv_heads, t, head_dim]`).
 #[derive(Default)]
@@ -249,12 +227,6 @@ pub struct Net<'a> {
     head: Option<Matrix<'a>>,
 }
 
-fn vector(src: &dyn Source, name: &str, len: usize) -> Result<Tensor, ModelError> {
-    let v = src.vector(name, len)?;
-    Tensor::from_vec(v, len, &Device::Cpu)
-        .map_err(|e| ModelError::file(Path::new(name), e.to_string()))
-}
-
 impl<'a> Net<'a> {
     /// Builds the network of `shape` over `src`, whose products run on `kernel`.
     pub(crate) fn load(
@@ -263,19 +235,8 @@ impl<'a> Net<'a> {
         kernel: Kernel,
     ) -> Result<Self, ModelError> {
         let s = shape;
-        let linear = |name: String,
-                      rows: usize,
-                      cols: usize,
-                      bias: bool|
-         -> Result<Linear<'a>, ModelError> {
-            Ok(Linear {
-                w: src.matrix(&format!("{name}.weight"), rows, cols)?,
-                b: if bias {
-                    Some(vector(src, &format!("{name}.bias"), rows)?)
-                } else {
-                    None
-                },
-            })
+        let linear = |name: String, rows: usize, cols: usize, bias: bool| {
+            Linear::load(src, &name, rows, cols, bias)
         };
         let (qd, kvd) = (s.heads * s.head_dim, s.kv_heads * s.head_dim);
         let mut layers = Vec::with_capacity(s.layers);

@@ -5,11 +5,13 @@
 //! matmul.
 //!
 //! May use: [`crate::core`], [`crate::search`] (block codes) and [`crate::io`]. Knows nothing of
-//! the app or CLI.
+//! the app or CLI. Networks: [`llama`] (decoders) and [`bert`] (encoders).
 
 pub mod bench;
+pub mod bert;
 pub mod generate;
 pub mod kernel;
+pub mod linear;
 pub mod llama;
 pub mod matrix;
 pub mod seed_table;
