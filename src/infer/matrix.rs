@@ -63,32 +63,62 @@ impl<'a> SeedMatrix<'a> {
 
     /// Elements `start..start + out.len()` of the flattened tensor, exactly as
     /// `CompressedTensor::reconstruct` computes them.
+    ///
+    /// The reference rounds `a / denom` to f64, scales it by 2^E and rounds to f32; this
+    /// multiplies `a` by `2^E / denom` rounded to f64 instead (a division per weight was most
+    /// of a prompt's time). Both f64 values lie within 2^−52 of the true quotient, which is at
+    /// least 2^−48 (relative) from any f32 rounding midpoint when the result is a normal f32
+    /// (`a` is an integer below 2^29 and `denom` an odd number below 2^23), so both round to
+    /// the same f32. Blocks scaled below 2^−100, whose results may be subnormal, divide.
     fn decode(&self, start: usize, out: &mut [f32]) {
-        let Config { c, p, k } = self.cfg;
-        let half = 1i64 << (k - 1);
+        // The presets' shapes as constants, so the per-block loops unroll.
+        match (self.cfg.c, self.cfg.p) {
+            (8, 3) => self.decode_as::<8, 3>(start, out),
+            (12, 4) => self.decode_as::<12, 4>(start, out),
+            _ => self.decode_as::<0, 0>(start, out),
+        }
+    }
+
+    /// [`Self::decode`] for C = `CC` and P = `PP` (0: the configuration's own, at run time).
+    #[inline(always)]
+    fn decode_as<const CC: usize, const PP: usize>(&self, start: usize, out: &mut [f32]) {
+        let k = self.cfg.k;
+        let c = if CC > 0 { CC } else { self.cfg.c };
+        let p = if PP > 0 { PP } else { self.cfg.p };
+        let half = 1i32 << (k - 1);
         let bits = self.cfg.block_bits();
         let end = start + out.len();
         let denom = self.denom();
-        // pow2 per exponent code once: the same values, without a libm call per block.
         let scales: [f64; 16] = std::array::from_fn(|e| pow2(self.e_base + e as i32));
+        let unit: [f64; 16] = std::array::from_fn(|e| scales[e] * (1.0 / denom));
         let mut states = [0u32; MAX_C * MAX_P];
-        let mut q = [0i64; MAX_P];
+        let mut q = [0i32; MAX_P];
+        let mut acc = [0i32; MAX_C];
         for b in start / c..end.div_ceil(c) {
             let rec = record(self.records, b, bits);
             self.table
                 .states((rec & ((1 << k) - 1)) as u32, &mut states[..c * p]);
-            let scale = scales[((rec >> k) & 15) as usize];
+            let e = ((rec >> k) & 15) as usize;
             for (j, q) in q[..p].iter_mut().enumerate() {
-                *q = i64::from((((rec >> (k + 4 + 4 * j as u32)) & 15) as i8) << 4 >> 4);
+                *q = i32::from((((rec >> (k + 4 + 4 * j as u32)) & 15) as i8) << 4 >> 4);
             }
-            for i in start.max(b * c) - b * c..end.min(b * c + c) - b * c {
-                let s = &states[i * p..][..p];
-                let a: i64 = s
+            for (a, s) in acc[..c].iter_mut().zip(states.chunks_exact(p)) {
+                *a = s
                     .iter()
                     .zip(&q[..p])
-                    .map(|(&v, &q)| (i64::from(v) - half) * q)
+                    .map(|(&v, &q)| (v as i32 - half) * q)
                     .sum();
-                out[b * c + i - start] = (a as f64 / denom * scale) as f32;
+            }
+            let (lo, hi) = (start.max(b * c) - b * c, end.min(b * c + c) - b * c);
+            let dst = &mut out[b * c + lo - start..][..hi - lo];
+            if self.e_base + (e as i32) >= -100 {
+                for (o, &a) in dst.iter_mut().zip(&acc[lo..hi]) {
+                    *o = (f64::from(a) * unit[e]) as f32;
+                }
+            } else {
+                for (o, &a) in dst.iter_mut().zip(&acc[lo..hi]) {
+                    *o = (f64::from(a) / denom * scales[e]) as f32;
+                }
             }
         }
     }
@@ -341,6 +371,34 @@ mod tests {
                     assert_eq!(row, w[r * cols..][..cols], "{cfg:?} decode row {r}");
                 }
                 assert_products_within_rounding(&m, &w, &x, &format!("{cfg:?} cols {cols}"));
+            }
+        }
+    }
+
+    /// A decoded row equals the reconstruction bit for bit at every exponent base, including
+    /// those whose weights are subnormal f32 (where decoding divides) and the boundary.
+    #[test]
+    fn decoding_is_exact_down_to_subnormal_weights() {
+        for cfg in [
+            Config::FOUR_BIT,
+            Config::THREE_BIT,
+            Config { c: 8, p: 2, k: 24 },
+        ] {
+            for e_base in [-150, -130, -116, -115, -101, -100, 20] {
+                let (rows, cols) = (3, cfg.c * 5 + 1);
+                let blocks = random_codes(cfg, (rows * cols).div_ceil(cfg.c), e_base as u64);
+                let (meta, records) = packed_tensor(cfg, rows, cols, e_base, &blocks);
+                let t = CompressedTensor {
+                    config: cfg,
+                    e_base,
+                    len: rows * cols,
+                    blocks,
+                };
+                let mut got = vec![0.0; rows * cols];
+                Matrix::packed(&meta, &records, rows, cols).decode_rows(0, &mut got);
+                let want = t.reconstruct();
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&got), bits(&want), "{cfg:?} e_base {e_base}");
             }
         }
     }
