@@ -5,6 +5,7 @@
 //! show. Every run takes `fp16`: also run the FP16-converting variant of the 4-bit datapath.
 
 use crate::core::config::Config;
+use crate::core::control::{Control, Progress};
 use crate::hw::accuracy::{OutputError, exact_output, output_error};
 use crate::hw::build::HwError;
 use crate::hw::design::{Design, FOUR_BIT, THREE_BIT};
@@ -253,8 +254,7 @@ pub fn run_compressed_check(
     let (t, _) = crate::search::compress::compress(
         &data,
         Config::FOUR_BIT,
-        &crate::search::compress::Progress::default(),
-        cancel,
+        Control::new(&Progress::default(), cancel),
     )
     .map_err(|e| match e {
         crate::search::compress::CompressError::Cancelled => HwError::Cancelled,

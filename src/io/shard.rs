@@ -12,6 +12,7 @@
 //! piece per finished tensor, so that an interrupted session resumes.
 
 use crate::core::config::Config;
+use crate::core::control::Control;
 use crate::io::container::{
     MappedSafetensors, OutTensor, Payload, parent_dir, partial_file, write_atomic,
 };
@@ -28,8 +29,8 @@ use crate::io::packed::{
 };
 use crate::search::Searcher;
 use crate::search::compress::{
-    BlockCode, CompressedTensor, ErrorSums, Progress, check_finite, choose_e_base, pad_blocks,
-    search_blocks, search_blocks_weighted, snr_db,
+    BlockCode, CompressedTensor, ErrorSums, check_finite, choose_e_base, pad_blocks, search_blocks,
+    search_blocks_weighted, snr_db,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -843,8 +844,7 @@ fn read_piece(path: &Path, spec: &JobSpec, cached: bool) -> Result<PieceMeta, Mo
 /// the part and removes the checkpoint. A shard whose part exists is not run again.
 pub fn run_shard(
     run: &ShardRun<'_>,
-    progress: &Progress,
-    cancel: &AtomicBool,
+    ctl: Control<'_>,
     mut on_start: impl FnMut(&str),
 ) -> Result<ShardOutcome, JobError> {
     let spec = run.spec;
@@ -899,13 +899,13 @@ pub fn run_shard(
     let ranges = spec.partition().swap_remove(run.shard);
     let total: u64 = ranges.iter().map(|r| r.len() as u64).sum();
     let resumed: u64 = pieces.iter().map(|(r, _)| (r.end - r.start) as u64).sum();
-    progress.total.fetch_add(total, Ordering::Relaxed);
-    progress.done.fetch_add(resumed, Ordering::Relaxed);
-    let base_done = progress.done.load(Ordering::Relaxed) - resumed;
+    ctl.progress.total.fetch_add(total, Ordering::Relaxed);
+    ctl.progress.done.fetch_add(resumed, Ordering::Relaxed);
+    let base_done = ctl.progress.done.load(Ordering::Relaxed) - resumed;
 
     let started = Instant::now();
     let write_progress = || {
-        let done = progress.done.load(Ordering::Relaxed) - base_done;
+        let done = ctl.progress.done.load(Ordering::Relaxed) - base_done;
         let secs = started.elapsed().as_secs_f64();
         let p = ShardProgress {
             done,
@@ -935,16 +935,7 @@ pub fn run_shard(
                 }
             }
         });
-        let r = search_ranges(
-            run,
-            &ranges,
-            &pieces,
-            &ckpt,
-            &job,
-            progress,
-            cancel,
-            &mut on_start,
-        );
+        let r = search_ranges(run, &ranges, &pieces, &ckpt, &job, ctl, &mut on_start);
         finished.store(true, Ordering::Relaxed);
         r
     });
@@ -1015,15 +1006,13 @@ fn lock_shard(ckpt: &Path, shard: usize, n: usize) -> Result<std::fs::File, Mode
 }
 
 /// Searches the blocks of `ranges` not yet in `pieces`, writing a piece per step.
-#[allow(clippy::too_many_arguments)]
 fn search_ranges(
     run: &ShardRun<'_>,
     ranges: &[Range],
     pieces: &[(PartRange, PathBuf)],
     ckpt: &Path,
     job: &str,
-    progress: &Progress,
-    cancel: &AtomicBool,
+    ctl: Control<'_>,
     on_start: &mut impl FnMut(&str),
 ) -> Result<(), JobError> {
     let spec = run.spec;
@@ -1043,7 +1032,7 @@ fn search_ranges(
         if missing.is_empty() {
             continue;
         }
-        if cancel.load(Ordering::Relaxed) {
+        if ctl.cancelled() {
             return Err(JobError::Cancelled);
         }
         on_start(name);
@@ -1053,7 +1042,7 @@ fn search_ranges(
             .ok_or_else(|| ModelError::tensor(run.model.path(), name, "not in the model"))?;
         let data = run.model.to_f32(t)?;
         check_finite(&data).map_err(|e| tensor_error(run.model, t, e))?;
-        let hash = tensor_hash(name, t.dtype, &t.shape, run.model.bytes(t), cancel)
+        let hash = tensor_hash(name, t.dtype, &t.shape, run.model.bytes(t), ctl.cancel)
             .ok_or(JobError::Cancelled)?;
         if let Some(plan) = &spec.plan {
             plan.check_tensor(run.model, name, &hash, run.folder)?;
@@ -1089,10 +1078,8 @@ fn search_ranges(
                 let e = s.saturating_add(step).min(hi);
                 let blocks = &padded[s * c..e * c];
                 let codes = match weights {
-                    Some(d) => {
-                        search_blocks_weighted(&searcher, blocks, s, d, e_base, progress, cancel)
-                    }
-                    None => search_blocks(&searcher, blocks, e_base, progress, cancel),
+                    Some(d) => search_blocks_weighted(&searcher, blocks, s, d, e_base, ctl),
+                    None => search_blocks(&searcher, blocks, e_base, ctl),
                 }
                 .map_err(|err| tensor_error(run.model, t, err))?;
                 let meta = PieceMeta {
@@ -1373,13 +1360,12 @@ impl Held<'_> {
 /// It streams: a first pass over each tensor's records, a piece at a time, takes the CRC and
 /// the error figures the header needs; a second writes the records from the parts into the
 /// output. Memory stays near one piece ([`MERGE_BLOCKS`] blocks), whatever the model's size.
-/// `progress` counts each block twice, once a pass.
+/// `ctl.progress` counts each block twice, once a pass.
 pub fn merge(
     folder: &Path,
     input: Option<&Path>,
     output: &Path,
-    progress: &Progress,
-    cancel: &AtomicBool,
+    ctl: Control<'_>,
 ) -> Result<(PathBuf, Vec<TensorReport>), JobError> {
     let spec = read_job(folder)?;
     let parts = collect_parts(folder, &spec)?;
@@ -1396,17 +1382,17 @@ pub fn merge(
     // them): here those not compressed, below each compressed one as it is hashed.
     let compressed: Vec<&str> = spec.tensors.iter().map(|t| t.name.as_str()).collect();
     if let Some(plan) = &spec.plan
-        && !plan.check_input(&model, folder, &compressed, cancel)?
+        && !plan.check_input(&model, folder, &compressed, ctl.cancel)?
     {
         return Err(JobError::Cancelled);
     }
-    progress
+    ctl.progress
         .total
         .fetch_add(2 * spec.total_blocks, Ordering::Relaxed);
     let mut outs = Vec::with_capacity(spec.tensors.len());
     let mut reports = Vec::with_capacity(spec.tensors.len());
     for (i, jt) in spec.tensors.iter().enumerate() {
-        if cancel.load(Ordering::Relaxed) {
+        if ctl.cancelled() {
             return Err(JobError::Cancelled);
         }
         let cfg = spec.config_of(i);
@@ -1420,7 +1406,7 @@ pub fn merge(
             .filter(|(r, _)| r.tensor == jt.name)
             .collect();
         held.sort_by_key(|(r, _)| r.start);
-        let hash = tensor_hash(&t.name, t.dtype, &t.shape, model.bytes(t), cancel)
+        let hash = tensor_hash(&t.name, t.dtype, &t.shape, model.bytes(t), ctl.cancel)
             .ok_or(JobError::Cancelled)?;
         if let Some(plan) = &spec.plan {
             plan.check_tensor(&model, &t.name, &hash, folder)?;
@@ -1472,7 +1458,7 @@ pub fn merge(
         let mut crc = crc32fast::Hasher::new();
         let mut sums = ErrorSums::default();
         for (a, b) in held.pieces() {
-            if cancel.load(Ordering::Relaxed) {
+            if ctl.cancelled() {
                 return Err(JobError::Cancelled);
             }
             let codes = held.codes(a, b)?;
@@ -1487,7 +1473,9 @@ pub fn merge(
             };
             crc.update(&pack_blocks(&piece));
             sums.add(&original, &piece.reconstruct(), cfg.c);
-            progress.done.fetch_add((b - a) as u64, Ordering::Relaxed);
+            ctl.progress
+                .done
+                .fetch_add((b - a) as u64, Ordering::Relaxed);
         }
         let relmse = sums.relmse();
         reports.push(TensorReport {
@@ -1502,11 +1490,13 @@ pub fn merge(
             packed_bytes: packed_len(cfg, jt.blocks),
         });
         let pieces = held.pieces().map(move |(a, b)| {
-            if cancel.load(Ordering::Relaxed) {
+            if ctl.cancelled() {
                 return Err(ModelError::file(folder, "cancelled"));
             }
             let bytes = held.records(a, b)?;
-            progress.done.fetch_add((b - a) as u64, Ordering::Relaxed);
+            ctl.progress
+                .done
+                .fetch_add((b - a) as u64, Ordering::Relaxed);
             Ok(bytes)
         });
         outs.push(PackedOut {
@@ -1524,7 +1514,7 @@ pub fn merge(
     let records = spec.plan.map(|p| p.records).unwrap_or_default();
     match write_compressed_out(&model, outs, &records, output) {
         Ok(file) => Ok((file, reports)),
-        Err(_) if cancel.load(Ordering::Relaxed) => Err(JobError::Cancelled),
+        Err(_) if ctl.cancelled() => Err(JobError::Cancelled),
         Err(e) => Err(e.into()),
     }
 }
