@@ -32,7 +32,7 @@ pub struct MergeArgs {
 /// Runs `seedlm merge`.
 pub fn run(args: MergeArgs) -> anyhow::Result<ExitCode> {
     let pool = super::compress::thread_pool(args.threads)?;
-    let spec = crate::io::shard::read_job(&args.shards)?;
+    let spec = crate::io::shard::read_shard_job(&args.shards)?;
     let input = args.input.clone().unwrap_or(spec.input);
     super::output::check(&input, &args.output, args.force)?;
     // Leftovers of killed shard runs (FORMAT.md §8), in the folder and its checkpoints.

@@ -7,7 +7,7 @@ use crate::io::job_plan::{input_hashes, read_plan, write_plan};
 use crate::io::model::Model;
 use crate::io::model_job::{JobError, Plan};
 use crate::io::shard::{
-    JOB_FILE, JobSpec, ShardOutcome, ShardRun, checkpoint_dir, folder_of, run_shard,
+    JOB_FILE, ShardJobSpec, ShardOutcome, ShardRun, checkpoint_dir, folder_of, run_shard,
 };
 use anyhow::{Context, bail};
 use std::collections::HashMap;
@@ -111,7 +111,7 @@ pub fn resolve(
 /// A job of `n` shards as its shard folder holds it.
 pub struct FolderJob {
     /// The job.
-    pub spec: JobSpec,
+    pub spec: ShardJobSpec,
     /// Its plan's moments (empty without calibration).
     pub moments: HashMap<String, Vec<f64>>,
     /// What the plan step measured, when it ran now (`None`: the folder held the plan).
@@ -128,7 +128,7 @@ pub fn folder_job(
     make: bool,
     cancel: &AtomicBool,
 ) -> anyhow::Result<Option<FolderJob>> {
-    let base = JobSpec::new(job.model, job.plan, job.cfg, n)?;
+    let base = ShardJobSpec::new(job.model, job.plan, job.cfg, n)?;
     let mut out = FolderJob {
         spec: base,
         moments: HashMap::new(),
