@@ -999,17 +999,17 @@ fn exports_go_to_their_own_files_beside_the_model_and_ask_before_replacing() {
     h.step();
     type_into(&mut h, "Path", model.to_str().unwrap());
     click(&mut h, "Open");
-    wait_idle(&mut h, Duration::from_secs(300));
+    wait_idle(&mut h, ui::JOB);
     click(&mut h, "Overview");
     let packed = dir.path().join("tiny.seedlm.safetensors");
     let plain = dir.path().join("tiny.decompressed.safetensors");
     click(&mut h, "Export packed");
-    wait_idle(&mut h, Duration::from_secs(300));
+    wait_idle(&mut h, ui::JOB);
     let first = std::fs::read(&packed).expect("the packed file beside the model");
     let msg = &h.state().state.messages.last().unwrap().text;
     assert!(msg.contains(&packed.display().to_string()), "{msg}");
     click(&mut h, "Export decompressed");
-    wait_idle(&mut h, Duration::from_secs(300));
+    wait_idle(&mut h, ui::JOB);
     assert!(plain.is_file());
     assert_eq!(
         std::fs::read(&packed).unwrap(),
@@ -1020,14 +1020,14 @@ fn exports_go_to_their_own_files_beside_the_model_and_ask_before_replacing() {
     // Exporting onto an existing file asks first; "Keep it" leaves it untouched.
     std::fs::write(&packed, b"the user's file").unwrap();
     click(&mut h, "Export packed");
-    wait_idle(&mut h, Duration::from_secs(300));
+    wait_idle(&mut h, ui::JOB);
     h.get_by_label(&format!("{} exists. Replace it?", packed.display()));
     click(&mut h, "Keep it");
-    wait_idle(&mut h, Duration::from_secs(300));
+    wait_idle(&mut h, ui::JOB);
     assert_eq!(std::fs::read(&packed).unwrap(), b"the user's file");
     click(&mut h, "Export packed");
     click(&mut h, "Replace");
-    wait_idle(&mut h, Duration::from_secs(300));
+    wait_idle(&mut h, ui::JOB);
     assert_eq!(std::fs::read(&packed).unwrap(), first);
 }
 

@@ -62,7 +62,6 @@ fn messages(h: &Harness<'_, Studio>) -> Vec<String> {
 fn the_apps_calibrated_compression_gives_the_codes_of_compress_calibrate() {
     let dir = tempfile::tempdir().unwrap();
     let calib = calibration_text(dir.path(), "calib.txt", CALIB);
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
 
     // The CLI's calibrated codes of the tensor.
     let out = dir.path().join("cli");
@@ -70,7 +69,7 @@ fn the_apps_calibrated_compression_gives_the_codes_of_compress_calibrate() {
     let started = Instant::now();
     let o = run(&[
         "compress",
-        s(&root.join("assets/demo")),
+        s(&crate::helpers::demo_dir()),
         "-o",
         s(&out),
         "--include",
@@ -94,7 +93,7 @@ fn the_apps_calibrated_compression_gives_the_codes_of_compress_calibrate() {
     compress_it(&mut h);
     let (plain, calibrated) = codes(&h);
     assert!(!calibrated);
-    let model = Model::open(&root.join(seedlm::app::loader::DEMO_MODEL)).unwrap();
+    let model = Model::open(&crate::helpers::demo_model()).unwrap();
     let data = model.to_f32(model.get(TENSOR).unwrap()).unwrap();
     let none = AtomicBool::new(false);
     let engine = compress(
