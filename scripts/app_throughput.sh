@@ -38,8 +38,8 @@ if ((${#tensors[@]} == 0)); then
   done
 fi
 
-CARGO_INCREMENTAL=0 cargo build --quiet --bin seedlm
-bin=target/debug/seedlm   # the dev profile builds seedlm itself at opt-level 3
+source "$(dirname "$0")/seedlm_bin.sh"
+bin=$(seedlm_bin debug)
 
 work=$(mktemp -d /tmp/seedlm-throughput-XXXXXX)
 disp=$((200 + RANDOM % 100))
