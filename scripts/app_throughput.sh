@@ -7,8 +7,8 @@
 #   app: `seedlm gui MODEL --compress T... --exit-when-done` under Xvfb, which prints one JSON
 #        line (blocks, seconds, blocks/s, UI thread CPU seconds, frames drawn) for the
 #        compression alone, from the frame that starts it to the frame that sees it end;
-#   cli: `seedlm compress MODEL --include '^(T|...)$'`, its "time" line (compression and
-#        writing the small packed file; opening not counted),
+#   cli: `seedlm compress MODEL --include '^(T|...)$' --json`, its tensors' blocks and its
+#        totals' seconds (compression and writing the small packed file; opening not counted),
 # both on the machine's cores (the app's pool and the CLI's default), and prints the medians
 # and the app/CLI ratio of blocks/s. The default tensors are layers 0 and 1 of the bundled demo
 # model (all-MiniLM-L6-v2). Needs Xvfb (scripts/setup.sh installs it).
@@ -27,8 +27,8 @@ while (($#)); do
   esac
   shift
 done
-# Default: every linear layer of layers 0 and 1 (442 368 blocks, ~16 s a run): the CLI's
-# "time" has 0.1 s steps, which a run of a second or two cannot afford.
+# Default: every linear layer of layers 0 and 1 (442 368 blocks, ~16 s a run): long enough
+# that start-up and the frame the app notices the end in are small beside it.
 if ((${#tensors[@]} == 0)); then
   for l in 0 1; do
     for n in attention.self.query attention.self.key attention.self.value attention.output.dense \
@@ -38,8 +38,8 @@ if ((${#tensors[@]} == 0)); then
   done
 fi
 
-CARGO_INCREMENTAL=0 cargo build --quiet --bin seedlm
-bin=target/debug/seedlm   # the dev profile builds seedlm itself at opt-level 3
+source "$(dirname "$0")/seedlm_bin.sh"
+bin=$(seedlm_bin debug)
 
 work=$(mktemp -d /tmp/seedlm-throughput-XXXXXX)
 disp=$((200 + RANDOM % 100))
@@ -76,10 +76,10 @@ for ((r = 1; r <= runs; r++)); do
   shares+=("$(field "$line" ui_core_share)")
 
   rm -f "$work/out.safetensors"
-  "$bin" compress "$model" --include "$include" -o "$work/out.safetensors" >"$work/cli.out" 2>"$work/cli.err"
-  # The blocks column of the per-tensor rows: the number after each row's shape.
-  cli_blocks=$(sed -n 's/^[^ ].*\]  *\([0-9][0-9]*\) .*/\1/p' "$work/cli.out" | awk '{ b += $1 } END { print b + 0 }')
-  secs=$(awk '$1 == "time" { print $2 }' "$work/cli.out")
+  "$bin" compress "$model" --include "$include" -o "$work/out.safetensors" --json >"$work/cli.json" 2>"$work/cli.err"
+  read -r cli_blocks secs < <(python3 -c 'import json, sys
+r = json.load(open(sys.argv[1]))
+print(sum(t["blocks"] for t in r["tensors"]), r["totals"]["seconds"])' "$work/cli.json")
   if [ "$cli_blocks" != "$blocks" ]; then
     echo "app_throughput: the app compressed $blocks blocks, the CLI $cli_blocks" >&2
     exit 1

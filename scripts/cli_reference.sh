@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Writes docs/cli.md from the binary's own --help (tests/it/docs.rs checks it stays current).
 #
-#   scripts/cli_reference.sh [SEEDLM_BINARY]     default: target/release/seedlm
+#   scripts/cli_reference.sh [SEEDLM_BINARY]     default: target/release/seedlm, built now
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bin=${1:-target/release/seedlm}
+source "$(dirname "$0")/seedlm_bin.sh"
+bin=$(seedlm_bin release "${1:-}")
 out=docs/cli.md
 section() {
   printf '\n## %s\n\n```text\n' "$1"

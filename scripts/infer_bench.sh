@@ -24,8 +24,8 @@ while (($#)); do
 done
 (($# >= 2)) || { echo "usage: $0 [--runs N] [--threads T] [--tokens N] ORIGINAL_DIR LABEL=MODEL..." >&2; exit 2; }
 original=$1; shift
-CARGO_INCREMENTAL=0 cargo build --quiet --release --bin seedlm
-bin=target/release/seedlm
+source "$(dirname "$0")/seedlm_bin.sh"
+bin=$(seedlm_bin release)
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 head -c 300 assets/eval/pride-and-prejudice.txt > "$out/prompt.txt"

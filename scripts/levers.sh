@@ -12,8 +12,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 model=${1:-assets/demo}
 shift || true
-bin=${SEEDLM:-target/debug/seedlm}
-[ -n "${SEEDLM:-}" ] || cargo build --quiet
+source "$(dirname "$0")/seedlm_bin.sh"
+bin=$(seedlm_bin debug)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 text=assets/eval/pride-and-prejudice.txt

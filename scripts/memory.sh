@@ -33,8 +33,8 @@ while (($#)); do
 done
 ((${#shapes[@]})) || shapes=(tinyllama)
 
-CARGO_INCREMENTAL=0 cargo build --quiet --bin seedlm
-bin=target/debug/seedlm   # the dev profile builds seedlm itself at opt-level 3
+source "$(dirname "$0")/seedlm_bin.sh"
+bin=$(seedlm_bin debug)
 
 # Writes a Llama-shaped model: SHAPE DIR TENSOR... (the tensors given N(0, 0.02) weights).
 make_model() {

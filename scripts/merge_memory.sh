@@ -6,7 +6,8 @@
 set -euo pipefail
 folder=${1:?usage: $0 SHARD_FOLDER OUTPUT [SEEDLM_BINARY]}
 out=${2:?usage: $0 SHARD_FOLDER OUTPUT [SEEDLM_BINARY]}
-bin=${3:-target/release/seedlm}
+source "$(dirname "$0")/seedlm_bin.sh"
+bin=$(seedlm_bin release "${3:-}")
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 

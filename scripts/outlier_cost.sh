@@ -5,7 +5,8 @@
 # files of every run agree.
 #   usage: scripts/outlier_cost.sh [SEEDLM_BINARY] [THREADS] [RUNS] [OUTLIER] [BITS]
 set -euo pipefail
-bin=${1:-target/release/seedlm}
+source "$(dirname "$0")/seedlm_bin.sh"
+bin=$(seedlm_bin release "${1:-}")
 threads=${2:-2}
 runs=${3:-3}
 outlier=${4:-3e4}

@@ -7,7 +7,8 @@
 set -euo pipefail
 model=${1:?usage: $0 MODEL [THREADS] [SEEDLM_BINARY]}
 threads=${2:-1}
-bin=${3:-target/release/seedlm}
+source "$(dirname "$0")/seedlm_bin.sh"
+bin=$(seedlm_bin release "${3:-}")
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 

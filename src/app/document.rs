@@ -496,14 +496,15 @@ mod tests {
 
     #[test]
     fn packed_codes_hold_the_packed_size_and_decode_to_the_codes() {
-        use crate::search::compress::{Progress, compress};
-        use std::sync::atomic::AtomicBool;
+        use crate::core::control::Control;
+        use crate::search::compress::compress;
+
         // 301 weights: the last block of each configuration is padded.
         let w: Vec<f32> = (0..301)
             .map(|i| ((i * 37 % 101) as f32 - 50.0) / 900.0)
             .collect();
         for cfg in [Config::FOUR_BIT, Config::THREE_BIT] {
-            let (t, _) = compress(&w, cfg, &Progress::default(), &AtomicBool::new(false)).unwrap();
+            let (t, _) = compress(&w, cfg, Control::unwatched()).unwrap();
             let p = PackedCodes::new(&t);
             let n = t.num_blocks();
             assert_eq!(

@@ -3,11 +3,11 @@
 //! Both are written to a temporary file beside the target and renamed into place.
 
 use super::document::{Document, RawEntry, Source, TensorResult};
+use crate::core::control::Progress;
 use crate::io::container::{OutTensor, Payload, write_atomic};
 use crate::io::dtype::{self, Dtype};
 use crate::io::error::ModelError;
 use crate::io::packed::{CompressedEntry, PlainEntry, write_packed};
-use crate::search::compress::Progress;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::Path;

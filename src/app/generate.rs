@@ -47,8 +47,7 @@ pub fn run(
             &ids,
             max_tokens.min(MAX_TOKENS),
             &sampling,
-            ctx.progress(),
-            ctx.cancel_flag(),
+            ctx.control(),
         )
         .map_err(failed)?;
     Ok(Run {

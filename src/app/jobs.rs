@@ -12,11 +12,12 @@
 
 use super::document::{PackedCodes, Source};
 use crate::core::config::Config;
+use crate::core::control::{Control, Progress};
 use crate::eval::calibration::Calibration;
 use crate::io::model_job::{compress_tensor, moments_of};
 use crate::io::shard::{Sidecar, tensor_hash};
 use crate::search::Searcher;
-use crate::search::compress::{CompressError, ErrorStats, Progress};
+use crate::search::compress::{CompressError, ErrorStats};
 use std::collections::HashMap;
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -94,6 +95,11 @@ impl<E> Ctx<E> {
     /// Progress counters the UI reads.
     pub fn progress(&self) -> &Progress {
         &self.shared.progress
+    }
+
+    /// The progress and cancel flag to hand to the engine.
+    pub fn control(&self) -> Control<'_> {
+        Control::new(&self.shared.progress, &self.shared.cancel)
     }
 
     /// Appends a line to the job's log.
@@ -502,15 +508,7 @@ fn run_compress(
         }
         // Codes that decode within what the tensor's dtype holds, as the CLI's.
         let searcher = Searcher::new(config).below(crate::io::dtype::overflow_bound(src.dtype()));
-        let searched = compress_tensor(
-            &data,
-            &name,
-            &shape,
-            moments,
-            &searcher,
-            ctx.progress(),
-            ctx.cancel_flag(),
-        );
+        let searched = compress_tensor(&data, &name, &shape, moments, &searcher, ctx.control());
         match searched {
             Ok((compressed, stats, calibrated)) => {
                 if let Some((s, model, t, hash)) = &kept

@@ -2,12 +2,12 @@
 //! demo model, safetensors files, model directories and packed files.
 
 use super::document::{Document, Mapped, PackedCodes, RawEntry, Source, TensorEntry, TensorResult};
+use crate::core::control::Progress;
 use crate::eval::{self, Family};
 use crate::io::dtype::{self, Dtype};
 use crate::io::opened::{self, Opened};
 use crate::io::packed::PackedModel;
 use crate::io::selection::default_rule;
-use crate::search::compress::Progress;
 use rand::SeedableRng;
 use rand_distr::{Distribution, Normal};
 use std::path::Path;

@@ -194,13 +194,7 @@ pub fn run(
         groups.extend(layers.values().filter(|g| g.len() > 1).cloned());
     }
     let (figures, rest) = evaluator
-        .sensitivity(
-            &candidate,
-            &groups,
-            &inputs,
-            ctx.progress(),
-            ctx.cancel_flag(),
-        )
+        .sensitivity(&candidate, &groups, &inputs, ctx.control())
         .map_err(failed)?;
     let mut rest = rest.into_iter();
     let tensors: Vec<TensorEffect> = if per_layer {

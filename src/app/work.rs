@@ -364,7 +364,7 @@ pub fn spawn(
             })
         }
         Work::Explore(opts) => Job::spawn("Design space", None, repaint, move |ctx| {
-            explore::explore(&opts, ctx.progress(), ctx.cancel_flag())
+            explore::explore(&opts, ctx.control())
                 .map(|p| Output::Explore(opts, p))
                 .map_err(|e| e.to_string())
         }),
@@ -432,7 +432,7 @@ pub fn spawn(
                 .ok_or("calibration runs the model: open a model file or directory")?;
             let label = format!("calibrating on {}", super::state::file_name(&text));
             Job::spawn(label, id, repaint, move |ctx| {
-                calibration::calibrate_model(&model, &text, ctx.progress(), ctx.cancel_flag())
+                calibration::calibrate_model(&model, &text, ctx.control())
                     .map(|c| Output::Calibrated(text.clone(), Arc::new(c)))
                     .map_err(|e| e.to_string())
             })
@@ -565,14 +565,8 @@ fn allocate(
         Stage::Menu { .. } => {}
         Stage::Tensor(name) => ctx.log(&format!("measuring the menu on a sample of {name}")),
     };
-    let a = allocate::run(
-        request,
-        &mut read,
-        ctx.progress(),
-        ctx.cancel_flag(),
-        &mut stage,
-    )
-    .map_err(|e| e.to_string())?;
+    let a =
+        allocate::run(request, &mut read, ctx.control(), &mut stage).map_err(|e| e.to_string())?;
     let idx = inputs.iter().map(|(i, _, _)| *i).collect();
     Ok(Output::Allocated(idx, Box::new(a)))
 }
@@ -596,8 +590,7 @@ fn baselines(
             let ev = evaluator
                 .as_ref()
                 .map_err(|e| format!("calibration needs the model to run: {e}"))?;
-            let c = calibration::calibrate(ev, &text, ctx.progress(), ctx.cancel_flag())
-                .map_err(|e| e.to_string())?;
+            let c = calibration::calibrate(ev, &text, ctx.control()).map_err(|e| e.to_string())?;
             ctx.log(&format!(
                 "calibrated on {}: {} tensors' input moments",
                 text.display(),
@@ -651,14 +644,8 @@ fn baselines(
         }),
     };
     let mut read = |i: usize| inputs[i].2.read();
-    let outcome = compare::run(
-        request,
-        &mut read,
-        ctx.progress(),
-        ctx.cancel_flag(),
-        &mut |_| {},
-    )
-    .map_err(|e| e.to_string())?;
+    let outcome =
+        compare::run(request, &mut read, ctx.control(), &mut |_| {}).map_err(|e| e.to_string())?;
     let (rows, mut figures) = (outcome.rows, outcome.function);
     let mut current_figures = None;
     let function = match evaluator {

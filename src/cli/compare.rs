@@ -1,11 +1,12 @@
 //! `seedlm compare`: SeedLM against the data-free baselines on a model's tensors.
 
 use super::stdout::column_width;
+use crate::core::control::{Control, Progress};
 use crate::eval::{Evaluator, Figures, Inputs};
 use crate::io::error::{MAX_SHOWN, ModelError, abbreviate};
 use crate::io::model::Model;
 use crate::io::selection::Selection;
-use crate::search::compress::{Progress, snr_db};
+use crate::search::compress::snr_db;
 use crate::study::baselines::Method;
 use crate::study::compare::{self, Row};
 use anyhow::Context;
@@ -101,7 +102,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
                 }
             };
             let measured = super::compress::calibrate(text, |progress| {
-                crate::eval::calibration::calibrate(ev, text, progress, &cancel)
+                crate::eval::calibration::calibrate(ev, text, Control::new(progress, &cancel))
             })?;
             match measured {
                 Some(c) if !cancel.load(Ordering::Relaxed) => c.moments,
@@ -150,7 +151,12 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
                 super::watch::restart(bar, "batches");
             }
         };
-        compare::run(request, &mut read, &progress, &cancel, &mut stage)
+        compare::run(
+            request,
+            &mut read,
+            Control::new(&progress, &cancel),
+            &mut stage,
+        )
     });
     let outcome = match outcome {
         Ok(o) => o,

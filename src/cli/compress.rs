@@ -2,6 +2,7 @@
 
 use super::stdout::column_width;
 use crate::core::config::Config;
+use crate::core::control::{Control, Progress};
 use crate::eval::calibration::Calibration;
 use crate::io::error::{MAX_SHOWN, abbreviate, shape_text};
 use crate::io::job_plan::{PlanOptions, TextId};
@@ -11,7 +12,6 @@ use crate::io::model_job::{
 };
 use crate::io::packed::CompressedEntry;
 use crate::io::selection::Selection;
-use crate::search::compress::Progress;
 use crate::study::allocate::{self, Allocation, MENU};
 use anyhow::{Context, bail};
 use clap::Args;
@@ -274,7 +274,7 @@ pub fn make_plan(
     if let Some(text) = &opts.calibrate {
         let started = Instant::now();
         let measured = calibrate(text, |progress| {
-            crate::eval::calibration::calibrate_model(input, text, progress, cancel)
+            crate::eval::calibration::calibrate_model(input, text, Control::new(progress, cancel))
         })?;
         planned
             .phases
@@ -398,8 +398,7 @@ pub fn run(args: CompressArgs) -> anyhow::Result<ExitCode> {
                 &configs,
                 args.encoder.rounding(),
                 moments,
-                &progress,
-                &cancel,
+                Control::new(&progress, &cancel),
                 |name| bar.set_message(name.to_string()),
             )
         })
@@ -613,7 +612,14 @@ fn allocate(
             }
             allocate::Stage::Tensor(n) => bar.set_message(n.to_string()),
         };
-        pool.install(|| allocate::run(request, &mut read, &progress, cancel, &mut stage))
+        pool.install(|| {
+            allocate::run(
+                request,
+                &mut read,
+                Control::new(&progress, cancel),
+                &mut stage,
+            )
+        })
     });
     let a = match r {
         Ok(a) => a,
@@ -677,7 +683,9 @@ fn merge_resumed(
 ) -> anyhow::Result<ExitCode> {
     let folder = crate::io::shard::folder_of(output);
     let progress = Progress::default();
-    let merged = pool.install(|| crate::io::shard::merge(&folder, None, output, &progress, cancel));
+    let merged = pool.install(|| {
+        crate::io::shard::merge(&folder, None, output, Control::new(&progress, cancel))
+    });
     let file = match merged {
         Ok((file, _)) => file,
         Err(JobError::Cancelled) => {

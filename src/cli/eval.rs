@@ -1,8 +1,8 @@
 //! `seedlm eval`: the original and a candidate model compared by their outputs (docs/DESIGN.md §4).
 
+use crate::core::control::{Control, Progress};
 use crate::eval::encoder::parse_sentences;
 use crate::eval::{EvalError, Evaluator, Family, Figures, Inputs, TensorEffect};
-use crate::search::compress::Progress;
 use anyhow::{Context, bail};
 use clap::Args;
 use std::path::{Path, PathBuf};
@@ -87,7 +87,14 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         Family::Decoder => "windows",
     };
     let result = super::watch::watch(unit, &progress.done, &progress.total, |_| {
-        pool.install(|| evaluator.evaluate(&candidate, args.per_layer, &inputs, &progress, &cancel))
+        pool.install(|| {
+            evaluator.evaluate(
+                &candidate,
+                args.per_layer,
+                &inputs,
+                Control::new(&progress, &cancel),
+            )
+        })
     });
     let (figures, effects) = match result {
         Ok(r) => r,

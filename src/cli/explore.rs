@@ -1,6 +1,6 @@
 //! `seedlm explore`: the paper's design-space exploration (§3.4) on N(0, 1) blocks.
 
-use crate::search::compress::Progress;
+use crate::core::control::{Control, Progress};
 use crate::study::explore::{self, Options, Point};
 use clap::Args;
 use std::process::ExitCode;
@@ -34,7 +34,7 @@ pub fn run(args: ExploreArgs) -> anyhow::Result<ExitCode> {
     let progress = Progress::default();
     let cancel = super::watch::cancel_on_ctrl_c();
     let points = super::watch::watch("blocks", &progress.done, &progress.total, |_| {
-        explore::explore(&opts, &progress, &cancel)
+        explore::explore(&opts, Control::new(&progress, &cancel))
     })?;
     let text = if args.json {
         serde_json::to_string_pretty(&to_json(&points))? + "\n"

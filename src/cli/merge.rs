@@ -1,9 +1,9 @@
 //! `seedlm merge`: the parts of a sharded compression into one packed model.
 
+use crate::core::control::{Control, Progress};
 use crate::io::container::remove_stale_partials;
 use crate::io::model_job::JobError;
 use crate::io::shard::merge;
-use crate::search::compress::Progress;
 use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,7 +32,7 @@ pub struct MergeArgs {
 /// Runs `seedlm merge`.
 pub fn run(args: MergeArgs) -> anyhow::Result<ExitCode> {
     let pool = super::compress::thread_pool(args.threads)?;
-    let spec = crate::io::shard::read_job(&args.shards)?;
+    let spec = crate::io::shard::read_shard_job(&args.shards)?;
     let input = args.input.clone().unwrap_or(spec.input);
     super::output::check(&input, &args.output, args.force)?;
     // Leftovers of killed shard runs (FORMAT.md §8), in the folder and its checkpoints.
@@ -63,8 +63,7 @@ pub fn run(args: MergeArgs) -> anyhow::Result<ExitCode> {
                 &args.shards,
                 args.input.as_deref(),
                 &args.output,
-                &progress,
-                &cancel,
+                Control::new(&progress, &cancel),
             )
         })
     });

@@ -2,13 +2,13 @@
 
 use super::compress::{PlanArgs, Planned, make_plan};
 use crate::core::config::Config;
+use crate::core::control::{Control, Progress};
 use crate::io::job_plan::{input_hashes, read_plan, write_plan};
 use crate::io::model::Model;
 use crate::io::model_job::{JobError, Plan};
 use crate::io::shard::{
-    JOB_FILE, JobSpec, ShardOutcome, ShardRun, checkpoint_dir, folder_of, run_shard,
+    JOB_FILE, ShardJobSpec, ShardOutcome, ShardRun, checkpoint_dir, folder_of, run_shard,
 };
-use crate::search::compress::Progress;
 use anyhow::{Context, bail};
 use std::collections::HashMap;
 use std::path::Path;
@@ -111,7 +111,7 @@ pub fn resolve(
 /// A job of `n` shards as its shard folder holds it.
 pub struct FolderJob {
     /// The job.
-    pub spec: JobSpec,
+    pub spec: ShardJobSpec,
     /// Its plan's moments (empty without calibration).
     pub moments: HashMap<String, Vec<f64>>,
     /// What the plan step measured, when it ran now (`None`: the folder held the plan).
@@ -128,7 +128,7 @@ pub fn folder_job(
     make: bool,
     cancel: &AtomicBool,
 ) -> anyhow::Result<Option<FolderJob>> {
-    let base = JobSpec::new(job.model, job.plan, job.cfg, n)?;
+    let base = ShardJobSpec::new(job.model, job.plan, job.cfg, n)?;
     let mut out = FolderJob {
         spec: base,
         moments: HashMap::new(),
@@ -220,7 +220,7 @@ pub fn run(job: &ShardJob<'_>, cancel: &AtomicBool) -> anyhow::Result<ExitCode> 
     let progress = Progress::default();
     let result = super::watch::watch("blocks", &progress.done, &progress.total, |_| {
         job.pool
-            .install(|| run_shard(&run, &progress, cancel, |_| {}))
+            .install(|| run_shard(&run, Control::new(&progress, cancel), |_| {}))
     });
     match result {
         Ok(ShardOutcome::AlreadyDone { part }) => {

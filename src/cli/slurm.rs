@@ -5,7 +5,7 @@
 use crate::io::job_plan::read_plan;
 use crate::io::model::Model;
 use crate::io::model_job::plan;
-use crate::io::shard::{JobSpec, claim_folder, folder_of};
+use crate::io::shard::{ShardJobSpec, claim_folder, folder_of};
 use anyhow::{Context, bail};
 use clap::Args;
 use std::path::{Path, PathBuf};
@@ -114,7 +114,7 @@ pub fn run(args: SlurmArgs) -> anyhow::Result<ExitCode> {
     let selection = args.what.selection()?;
     let model = Model::open(&args.input)?;
     let plan = plan(&model, &selection, cfg)?;
-    let spec = JobSpec::new(&model, &plan, cfg, args.shards)?;
+    let spec = ShardJobSpec::new(&model, &plan, cfg, args.shards)?;
     let output = abs(&args.output)?;
     let folder = folder_of(&output);
     let bin = match &args.bin {

@@ -268,22 +268,20 @@ impl Rounding {
     }
 }
 
-/// Improves `quant` (with error `err` and residual `resid`, as [`residual_into`] gives them;
+/// Improves `quant` of `fit` (with error `err` and residual `resid`, as [`residual_into`] gives them;
 /// `resid` is overwritten) by coordinate descent: any single coefficient moved by ±1 that lowers
 /// the error and keeps the reconstruction below `max_abs` is kept, until no move helps. Moves are scored incrementally from the residual
 /// (O(C) each); the returned error is recomputed with the decoder's arithmetic, and the input is
 /// returned unchanged if that is not an improvement.
-#[allow(clippy::too_many_arguments)]
 fn refine(
-    w: &[f64],
-    sw: Option<&[f64]>,
-    v: &[i64],
-    p: usize,
+    fit: &BlockFit<'_>,
     (quant, err): (Quantized, f64),
-    denom: f64,
     max_abs: f64,
     resid: &mut [f64],
 ) -> (f64, Quantized) {
+    let BlockFit {
+        w, sw, v, p, denom, ..
+    } = *fit;
     let c = w.len();
     let step = pow2(quant.e) / denom;
     let col = |j: usize| (0..c).map(move |i| v[i * p + j] as f64 * step * row_weight(sw, i));
@@ -331,58 +329,51 @@ fn refine(
     }
 }
 
-/// The best quantization of least-squares coefficients `t` for one seed: the candidate exponent
+/// One block's quantization problem for one seed, as the quantizers take it: named, so the
+/// weights and the coefficients (both `&[f64]`) cannot be swapped by mistake.
+#[derive(Clone, Copy, Debug)]
+pub struct BlockFit<'a> {
+    /// The block's C weights (already scaled by `sw` when weighted).
+    pub w: &'a [f64],
+    /// Row weights, C long and positive (`None`: unweighted, the plain quantizer bit for bit).
+    pub sw: Option<&'a [f64]>,
+    /// The seed's centred integer basis, C×P row-major.
+    pub v: &'a [i64],
+    /// Coefficients per block.
+    pub p: usize,
+    /// The (weighted) least-squares coefficients, P long.
+    pub t: &'a [f64],
+    /// The basis's denominator: U = v / denom.
+    pub denom: f64,
+}
+
+/// The best quantization of `fit`'s least-squares coefficients: the candidate exponent
 /// (from `{e*−1, e*, e*+1}` clamped into `range`) of smallest error, or with
 /// [`Rounding::Exact`] the closest lattice point; ties go to the lower exponent. Every weight it
 /// reconstructs is below `range.max_abs` (a rounded candidate that is not is scaled towards zero
 /// until it is). Returns the error and the quantization.
 pub fn best_quantization(
-    w: &[f64],
-    v: &[i64],
-    p: usize,
-    t: &[f64],
-    denom: f64,
+    fit: &BlockFit<'_>,
     range: ExpRange,
     rounding: Rounding,
 ) -> (f64, Quantized) {
-    best_quantization_within(w, v, p, t, denom, range, rounding, f64::INFINITY)
+    best_quantization_within(fit, range, rounding, f64::INFINITY)
 }
 
 /// [`best_quantization`] for a caller that only needs the answer when its error is at most
 /// `limit` (a search's best error so far): [`Rounding::Exact`] then prunes its enumeration at
-/// `limit`, and may return a worse quantization when none is within it.
-#[allow(clippy::too_many_arguments)]
+/// `limit`, and may return a worse quantization when none is within it. Under row weights
+/// `fit.sw` it minimises `Σ_i (w'_i − sw_i·ŵ_i)²` where `w' = sw ⊙ w` is `fit.w` and `fit.t`
+/// solves the weighted least squares; the decoder is the same.
 pub fn best_quantization_within(
-    w: &[f64],
-    v: &[i64],
-    p: usize,
-    t: &[f64],
-    denom: f64,
+    fit: &BlockFit<'_>,
     range: ExpRange,
     rounding: Rounding,
     limit: f64,
 ) -> (f64, Quantized) {
-    best_weighted_quantization(w, None, v, p, t, denom, range, rounding, limit)
-}
-
-/// [`best_quantization_within`] under row weights `sw` (C long, positive): minimises
-/// `Σ_i (w'_i − sw_i·ŵ_i)²` where `w' = sw ⊙ w` is passed as `w` and `t` solves the weighted least
-/// squares. The decoder is the same; `None` is the plain quantizer bit for bit.
-#[allow(clippy::too_many_arguments)]
-pub fn best_weighted_quantization(
-    w: &[f64],
-    sw: Option<&[f64]>,
-    v: &[i64],
-    p: usize,
-    t: &[f64],
-    denom: f64,
-    range: ExpRange,
-    rounding: Rounding,
-    limit: f64,
-) -> (f64, Quantized) {
-    let start = rounded(w, sw, v, p, t, denom, range, rounding);
+    let start = rounded(fit, range, rounding);
     if rounding == Rounding::Exact {
-        Lattice::new(w, sw, v, p, t, denom).map_or(start, |l| {
+        Lattice::new(fit).map_or(start, |l| {
             let l = Lattice {
                 max_abs: range.max_abs,
                 ..l
@@ -395,17 +386,15 @@ pub fn best_weighted_quantization(
 }
 
 /// The answer of [`best_quantization`] for the rounding rules (`Exact` starts from `Refined`).
-#[allow(clippy::too_many_arguments)]
-fn rounded(
-    w: &[f64],
-    sw: Option<&[f64]>,
-    v: &[i64],
-    p: usize,
-    t: &[f64],
-    denom: f64,
-    range: ExpRange,
-    rounding: Rounding,
-) -> (f64, Quantized) {
+fn rounded(fit: &BlockFit<'_>, range: ExpRange, rounding: Rounding) -> (f64, Quantized) {
+    let BlockFit {
+        w,
+        sw,
+        v,
+        p,
+        t,
+        denom,
+    } = *fit;
     let Some(es) = e_star(t) else {
         let zero = Quantized {
             e: range.lo,
@@ -426,7 +415,7 @@ fn rounded(
         let mut qz = shrink_to_fit(v, p, quantize(t, e), denom, range.max_abs);
         let mut err = residual_into(w, sw, v, p, &qz, denom, resid);
         if rounding != Rounding::Nearest {
-            (err, qz) = refine(w, sw, v, p, (qz, err), denom, range.max_abs, resid);
+            (err, qz) = refine(fit, (qz, err), range.max_abs, resid);
         }
         let better = match &best {
             None => true,
@@ -473,34 +462,38 @@ struct Lattice<'a> {
     max_abs: f64,
 }
 
-/// The enumeration's running best (error, quantization) and the limit it prunes at.
+/// The enumeration's running best (error, quantization), the limit it prunes at, the cap that
+/// limit never exceeds and the pruning's [`LATTICE_SLACK`].
 struct Best {
     err: f64,
     quant: Quantized,
     limit: f64,
+    cap: f64,
+    slack: f64,
 }
 
 impl Best {
-    fn offer(&mut self, err: f64, quant: Quantized, cap: f64) {
+    fn offer(&mut self, err: f64, quant: Quantized) {
         if err < self.err || (err == self.err && quant.e < self.quant.e) {
             self.err = err;
             self.quant = quant;
-            self.limit = err.min(cap);
+            self.limit = err.min(self.cap);
         }
     }
 }
 
 impl<'a> Lattice<'a> {
-    /// The lattice of centred basis `v` (C×P) around `w`, or `None` when U has dependent columns
+    /// The lattice of `fit`'s centred basis (C×P) around its weights, or `None` when U has dependent columns
     /// (those seeds keep the refined rounding).
-    fn new(
-        w: &'a [f64],
-        sw: Option<&'a [f64]>,
-        v: &'a [i64],
-        p: usize,
-        t: &'a [f64],
-        denom: f64,
-    ) -> Option<Self> {
+    fn new(fit: &BlockFit<'a>) -> Option<Self> {
+        let BlockFit {
+            w,
+            sw,
+            v,
+            p,
+            t,
+            denom,
+        } = *fit;
         let c = w.len();
         let mut u = [0.0; MAX_C * MAX_P];
         for (k, (u, &x)) in u.iter_mut().zip(&v[..c * p]).enumerate() {
@@ -545,6 +538,8 @@ impl<'a> Lattice<'a> {
             err: start.0,
             quant: start.1,
             limit: start.0.min(cap),
+            cap,
+            slack: LATTICE_SLACK * (self.residual + self.fit * self.fit),
         };
         let zero = Quantized {
             e: range.lo,
@@ -553,9 +548,8 @@ impl<'a> Lattice<'a> {
         best.offer(
             weighted_error(self.w, self.sw, self.v, self.p, &zero, self.denom),
             zero,
-            cap,
         );
-        let slack = LATTICE_SLACK * (self.residual + self.fit * self.fit);
+        let slack = best.slack;
         let Some(first) = self.first_exponent(range, best.limit, slack) else {
             return (best.err, best.quant);
         };
@@ -566,12 +560,12 @@ impl<'a> Lattice<'a> {
         let m = self.t[..self.p].iter().fold(0.0f64, |m, x| m.max(x.abs()));
         let hint = range.clamp((m.log2() - 4.0).floor().max(f64::from(range.lo)) as i32);
         if hint - first > FAR_BELOW {
-            self.scan(hint, range.hi, &mut best, cap, slack);
+            self.scan(hint, range.hi, &mut best);
             if let Some(first) = self.first_exponent(range, best.limit, slack) {
-                self.scan(first, hint - 1, &mut best, cap, slack);
+                self.scan(first, hint - 1, &mut best);
             }
         } else {
-            self.scan(first, range.hi, &mut best, cap, slack);
+            self.scan(first, range.hi, &mut best);
         }
         (best.err, best.quant)
     }
@@ -604,7 +598,8 @@ impl<'a> Lattice<'a> {
 
     /// Enumerates the exponents `from..=to` in order, stopping where the smallest non-zero point
     /// (at least 2^e·σ_min long) is too long to be within the limit.
-    fn scan(&self, from: i32, to: i32, best: &mut Best, cap: f64, slack: f64) {
+    fn scan(&self, from: i32, to: i32, best: &mut Best) {
+        let slack = best.slack;
         let out_of_reach = |gap: f64, limit: f64| self.residual + gap * gap > limit + slack;
         for e in from..=to {
             let step = pow2(e);
@@ -623,23 +618,14 @@ impl<'a> Lattice<'a> {
                 continue;
             }
             let mut q = Quantized { e, q: [0; MAX_P] };
-            self.enumerate(self.p - 1, &z, 0.0, &mut q, best, cap, slack);
+            self.enumerate(self.p - 1, &z, 0.0, &mut q, best);
         }
     }
 
     /// Fixes q_j (and recursively the coefficients below it) given those above j in `q`, where
     /// the coordinates above j already add `used` to `‖Lᵀ(z − q)‖²`.
-    #[allow(clippy::too_many_arguments)]
-    fn enumerate(
-        &self,
-        j: usize,
-        z: &[f64; MAX_P],
-        used: f64,
-        q: &mut Quantized,
-        best: &mut Best,
-        cap: f64,
-        slack: f64,
-    ) {
+    fn enumerate(&self, j: usize, z: &[f64; MAX_P], used: f64, q: &mut Quantized, best: &mut Best) {
+        let slack = best.slack;
         let step2 = pow2(2 * q.e);
         let ljj = self.l[j][j];
         let above: f64 = (j + 1..self.p)
@@ -667,10 +653,10 @@ impl<'a> Lattice<'a> {
             if j == 0 {
                 if fits_below(self.v, self.p, q, self.denom, self.max_abs) {
                     let err = weighted_error(self.w, self.sw, self.v, self.p, q, self.denom);
-                    best.offer(err, *q, cap);
+                    best.offer(err, *q);
                 }
             } else {
-                self.enumerate(j - 1, z, used, q, best, cap, slack);
+                self.enumerate(j - 1, z, used, q, best);
             }
         }
         q.q[j] = 0;
@@ -755,15 +741,28 @@ mod tests {
         assert!((err - (out[0] * out[0] + out[1] * out[1])).abs() < 1e-12);
     }
 
+    /// The unweighted two-coefficient problem of `w`, `v` and `t` (denominator 1).
+    fn plain_fit<'a>(w: &'a [f64], v: &'a [i64], t: &'a [f64]) -> BlockFit<'a> {
+        BlockFit {
+            w,
+            sw: None,
+            v,
+            p: 2,
+            t,
+            denom: 1.0,
+        }
+    }
+
     #[test]
     fn best_quantization_respects_range() {
         let v = [1, 0, 0, 1];
         let w = [100.0, -3.0];
         let t = [100.0, -3.0];
         let nearest = Rounding::Nearest;
-        let (_, q) = best_quantization(&w, &v, 2, &t, 1.0, ExpRange::from_base(-8), nearest);
+        let fit = plain_fit(&w, &v, &t);
+        let (_, q) = best_quantization(&fit, ExpRange::from_base(-8), nearest);
         assert!(q.e <= 7 && q.e >= -8);
-        let (_, q) = best_quantization(&w, &v, 2, &t, 1.0, ExpRange::from_base(-20), nearest);
+        let (_, q) = best_quantization(&fit, ExpRange::from_base(-20), nearest);
         assert!(q.e <= -5);
         assert_eq!(q.q[0], 7, "clipped at the top of the range");
     }
@@ -777,24 +776,16 @@ mod tests {
         let u: Vec<f64> = v.iter().map(|&x| x as f64).collect();
         crate::core::lstsq::solve(&u, &w, 2, 2, &mut t);
         let range = ExpRange::from_base(-4);
-        let (plain, _) = best_quantization(&w, &v, 2, &t, 1.0, range, Rounding::Nearest);
-        let (refined, q) = best_quantization(&w, &v, 2, &t, 1.0, range, Rounding::Refined);
+        let fit = plain_fit(&w, &v, &t);
+        let (plain, _) = best_quantization(&fit, range, Rounding::Nearest);
+        let (refined, q) = best_quantization(&fit, range, Rounding::Refined);
         assert!(refined <= plain);
         assert_eq!(refined, quantized_error(&w, &v, 2, &q, 1.0));
         // At the same exponent no single ±1 move improves the refined answer.
         let mut resid = [0.0; 2];
         let err = residual_into(&w, None, &v, 2, &q, 1.0, &mut resid);
         assert_eq!(err, refined);
-        let (again, _) = refine(
-            &w,
-            None,
-            &v,
-            2,
-            (q, refined),
-            1.0,
-            f64::INFINITY,
-            &mut resid,
-        );
+        let (again, _) = refine(&fit, (q, refined), f64::INFINITY, &mut resid);
         assert_eq!(again, refined);
     }
 }

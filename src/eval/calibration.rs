@@ -3,13 +3,12 @@
 //! moments of each linear layer's inputs, and the record that names it in a packed file.
 
 use super::{EvalError, Evaluator};
+use crate::core::control::Control;
 use crate::io::error::ModelError;
 use crate::io::job_plan::TextId;
-use crate::search::compress::Progress;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
 
 /// What a calibration pass measured.
 pub struct Calibration {
@@ -28,10 +27,9 @@ pub struct Calibration {
 pub fn calibrate_model(
     model: &Path,
     text: &Path,
-    progress: &Progress,
-    cancel: &AtomicBool,
+    ctl: Control<'_>,
 ) -> Result<Calibration, EvalError> {
-    calibrate(&Evaluator::open_model(model)?, text, progress, cancel)
+    calibrate(&Evaluator::open_model(model)?, text, ctl)
 }
 
 /// Reads the UTF-8 text at `path` and measures its moments with `evaluator` (see
@@ -39,14 +37,13 @@ pub fn calibrate_model(
 pub fn calibrate(
     evaluator: &Evaluator,
     path: &Path,
-    progress: &Progress,
-    cancel: &AtomicBool,
+    ctl: Control<'_>,
 ) -> Result<Calibration, EvalError> {
     let bytes =
         std::fs::read(path).map_err(|e| ModelError::file(path, format!("cannot read: {e}")))?;
     let text = std::str::from_utf8(&bytes)
         .map_err(|_| ModelError::file(path, "calibration text is not UTF-8"))?;
-    let moments = evaluator.input_moments(path, text, progress, cancel)?;
+    let moments = evaluator.input_moments(path, text, ctl)?;
     let name = path.file_name().map_or_else(
         || path.display().to_string(),
         |n| n.to_string_lossy().into_owned(),

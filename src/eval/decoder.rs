@@ -6,10 +6,10 @@
 
 use super::weights::Weights;
 use super::{DEFAULT_CTX, EvalError, candle_err, check, read_tokenizer};
+use crate::core::control::Control;
 use crate::infer::kernel::Kernel;
 use crate::infer::llama::{Net, Shape, parse_shape};
 use crate::io::error::ModelError;
-use crate::search::compress::Progress;
 use candle_core::{D, Device, Tensor};
 use serde::Serialize;
 use serde_json::Value;
@@ -159,13 +159,12 @@ impl Decoder {
         &self,
         tokens: &[u32],
         ctx: Option<usize>,
-        progress: &Progress,
-        cancel: &AtomicBool,
+        ctl: Control<'_>,
     ) -> Result<HashMap<String, Vec<f64>>, EvalError> {
         let windows = self.windows(tokens, self.window(ctx)?)?;
         let fail = |what| candle_err(&self.dir, what);
         let net = self.net(&self.weights)?;
-        progress
+        ctl.progress
             .total
             .store(windows.len() as u64, Ordering::Relaxed);
         let mut sums: HashMap<String, Vec<f64>> = HashMap::new();
@@ -178,10 +177,10 @@ impl Decoder {
             Ok(())
         };
         for w in &windows {
-            net.logits(w, cancel, Some(&mut sink))
+            net.logits(w, ctl.cancel, Some(&mut sink))
                 .map_err(fail("calibration forward failed"))?
                 .ok_or(EvalError::Cancelled)?;
-            progress.done.fetch_add(1, Ordering::Relaxed);
+            ctl.progress.done.fetch_add(1, Ordering::Relaxed);
         }
         let positions = windows.iter().map(|w| w.len()).sum::<usize>() as f64;
         for v in sums.values_mut() {
@@ -207,15 +206,14 @@ impl Decoder {
     }
 
     /// Compares the original with each variant over `tokens` cut into windows of
-    /// [`Decoder::window`] `ctx` (docs/DESIGN.md §4). `progress` counts windows times networks
+    /// [`Decoder::window`] `ctx` (docs/DESIGN.md §4). `ctl.progress` counts windows times networks
     /// run.
     pub fn compare(
         &self,
         variants: &[Weights],
         tokens: &[u32],
         ctx: Option<usize>,
-        progress: &Progress,
-        cancel: &AtomicBool,
+        ctl: Control<'_>,
     ) -> Result<Vec<DecoderFigures>, EvalError> {
         let ctx = self.window(ctx)?;
         let windows = self.windows(tokens, ctx)?;
@@ -224,7 +222,7 @@ impl Decoder {
             .chain(variants)
             .map(|w| self.net(w))
             .collect::<Result<Vec<Net>, _>>()?;
-        progress
+        ctl.progress
             .total
             .store((windows.len() * nets.len()) as u64, Ordering::Relaxed);
         let mut nll_orig = 0f64;
@@ -232,13 +230,13 @@ impl Decoder {
         let mut sums = vec![(0f64, 0f64, 0usize); variants.len()];
         let mut scored = 0usize;
         let run = |net: &Net, w: &[u32]| -> Result<(Tensor, Vec<f32>), EvalError> {
-            check(cancel)?;
+            check(ctl.cancel)?;
             let logits = net
-                .logits(w, cancel, None)
+                .logits(w, ctl.cancel, None)
                 .map_err(fail("inference failed"))?
                 .ok_or(EvalError::Cancelled)?;
             let out = log_probs(&logits, w).map_err(fail("inference failed"))?;
-            progress.done.fetch_add(1, Ordering::Relaxed);
+            ctl.progress.done.fetch_add(1, Ordering::Relaxed);
             Ok(out)
         };
         for w in &windows {
@@ -318,12 +316,7 @@ mod tests {
             .unwrap();
         assert!(tokens.len() > 5);
         let moments = dec
-            .input_moments(
-                &tokens,
-                Some(5),
-                &Progress::default(),
-                &AtomicBool::new(false),
-            )
+            .input_moments(&tokens, Some(5), Control::unwatched())
             .unwrap();
         assert_eq!(moments.len(), 7 * dec.shape.layers);
         for (name, width) in [

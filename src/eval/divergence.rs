@@ -4,15 +4,15 @@
 //! scoring the compressed model's own continuation) and each model's most likely next tokens.
 
 use super::{EvalError, Family, candle_err, family, read_json, read_tokenizer};
+use crate::core::control::Control;
 use crate::infer::generate::{GenerateError, Sampling, Stats, generate};
 use crate::infer::kernel::Kernel;
 use crate::infer::llama::{Net, Shape, parse_shape};
 use crate::infer::source::Source;
 use crate::io::error::ModelError;
-use crate::search::compress::Progress;
 use candle_core::D;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 
 /// Next tokens listed per position and model.
 pub const TOP: usize = 5;
@@ -171,9 +171,8 @@ impl Lm {
 
     /// Generates up to `max_tokens` after `prompt` (ids from [`Lm::prompt_ids`]) with
     /// `original` and with `compressed`, each stopping at the EOS token, then scores the
-    /// compressed continuation with both in one batched forward each. `progress` counts
-    /// generated tokens, then the two scoring forwards; raising `cancel` stops within a layer.
-    #[allow(clippy::too_many_arguments)]
+    /// compressed continuation with both in one batched forward each. `ctl.progress` counts
+    /// generated tokens, then the two scoring forwards; raising `ctl.cancel` stops within a layer.
     pub fn diverge(
         &self,
         original: &dyn Source,
@@ -181,26 +180,32 @@ impl Lm {
         prompt: &[u32],
         max_tokens: usize,
         sampling: &Sampling,
-        progress: &Progress,
-        cancel: &AtomicBool,
+        ctl: Control<'_>,
     ) -> Result<Divergence, EvalError> {
         let nets = [
             self.net(original, Kernel::best_available())?,
             self.net(compressed, Kernel::best_available())?,
         ];
-        progress
+        ctl.progress
             .total
             .store(2 * max_tokens as u64 + 2, Ordering::Relaxed);
         let mut runs = Vec::with_capacity(2);
         for (i, net) in nets.iter().enumerate() {
-            let (tokens, stats) =
-                generate(net, prompt, max_tokens, self.eos, sampling, cancel, |_| {
-                    progress.done.fetch_add(1, Ordering::Relaxed);
-                })
-                .map_err(|e| self.generate_err(e))?;
+            let (tokens, stats) = generate(
+                net,
+                prompt,
+                max_tokens,
+                self.eos,
+                sampling,
+                ctl.cancel,
+                |_| {
+                    ctl.progress.done.fetch_add(1, Ordering::Relaxed);
+                },
+            )
+            .map_err(|e| self.generate_err(e))?;
             // A continuation that stopped at EOS leaves its share of the count undone.
             let done = (i as u64 + 1) * max_tokens as u64;
-            progress.done.store(done, Ordering::Relaxed);
+            ctl.progress.done.store(done, Ordering::Relaxed);
             runs.push(Continuation {
                 pieces: self.pieces(&tokens)?,
                 tokens,
@@ -209,7 +214,7 @@ impl Lm {
         }
         let compressed_run = runs.pop().unwrap_or_default();
         let original_run = runs.pop().unwrap_or_default();
-        let positions = self.score(&nets, prompt, &compressed_run.tokens, progress, cancel)?;
+        let positions = self.score(&nets, prompt, &compressed_run.tokens, ctl)?;
         Ok(Divergence {
             prompt: prompt.to_vec(),
             original: original_run,
@@ -226,8 +231,7 @@ impl Lm {
         nets: &[Net; 2],
         prompt: &[u32],
         continuation: &[u32],
-        progress: &Progress,
-        cancel: &AtomicBool,
+        ctl: Control<'_>,
     ) -> Result<Vec<Position>, EvalError> {
         let Some((_, scored)) = continuation.split_last() else {
             return Ok(Vec::new());
@@ -236,7 +240,7 @@ impl Lm {
         let mut logp = Vec::with_capacity(2);
         for net in nets {
             let rows = (|| {
-                let Some(logits) = net.logits(&ids, cancel, None)? else {
+                let Some(logits) = net.logits(&ids, ctl.cancel, None)? else {
                     return Ok(None);
                 };
                 let logits = logits.narrow(0, prompt.len() - 1, continuation.len())?;
@@ -246,7 +250,7 @@ impl Lm {
             })()
             .map_err(candle_err(&self.dir, "inference failed"))?
             .ok_or(EvalError::Cancelled)?;
-            progress.done.fetch_add(1, Ordering::Relaxed);
+            ctl.progress.done.fetch_add(1, Ordering::Relaxed);
             logp.push(rows);
         }
         logp[0]
@@ -299,19 +303,19 @@ impl Lm {
 #[cfg(test)]
 mod tests {
     use super::*;
+
     use crate::core::config::Config;
     use crate::eval::weights::Weights;
     use crate::io::model::Model;
     use crate::search::compress::compress;
+    use std::sync::atomic::AtomicBool;
 
     const DIR: &str = "tests/fixtures/eval/llama";
     const PROMPT: &str = "It is a truth universally acknowledged";
 
     fn run(lm: &Lm, a: &Weights, b: &Weights, n: usize, s: &Sampling) -> Divergence {
         let ids = lm.prompt_ids(PROMPT).unwrap();
-        let none = AtomicBool::new(false);
-        lm.diverge(a, b, &ids, n, s, &Progress::default(), &none)
-            .unwrap()
+        lm.diverge(a, b, &ids, n, s, Control::unwatched()).unwrap()
     }
 
     /// The original against itself: the same continuation twice, no divergence anywhere, and
@@ -350,7 +354,7 @@ mod tests {
             .filter(|t| t.name.contains("_proj."))
             .map(|t| {
                 let data = model.to_f32(t)?;
-                let (c, _) = compress(&data, Config::THREE_BIT, &Progress::default(), &none)
+                let (c, _) = compress(&data, Config::THREE_BIT, Control::unwatched())
                     .expect("the search runs");
                 Ok((t.name.clone(), c.reconstruct()))
             });

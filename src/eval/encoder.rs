@@ -5,16 +5,16 @@
 
 use super::weights::Weights;
 use super::{EvalError, candle_err, check, read_json, read_tokenizer};
+use crate::core::control::Control;
 use crate::infer::bert::{Act, BertNet, BertShape};
 use crate::infer::kernel::Kernel;
 use crate::io::error::ModelError;
-use crate::search::compress::Progress;
 use candle_core::{D, DType, Device, Tensor};
 use candle_transformers::models::bert::{Config, HiddenAct};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 
 /// Sentences embedded per forward pass.
 const BATCH: usize = 16;
@@ -254,18 +254,17 @@ impl Encoder {
         &self,
         weights: &Weights,
         ids: &[Vec<u32>],
-        progress: &Progress,
-        cancel: &AtomicBool,
+        ctl: Control<'_>,
     ) -> Result<Vec<Vec<f32>>, EvalError> {
         let net = self.net(weights)?;
         let mut out = Vec::with_capacity(ids.len());
         for batch in ids.chunks(BATCH) {
-            check(cancel)?;
+            check(ctl.cancel)?;
             let rows = self
                 .embed_batch(&net, batch)
                 .map_err(candle_err(&self.dir, "encoder inference failed"))?;
             out.extend(rows);
-            progress.done.fetch_add(1, Ordering::Relaxed);
+            ctl.progress.done.fetch_add(1, Ordering::Relaxed);
         }
         Ok(out)
     }
@@ -323,24 +322,23 @@ impl Encoder {
     pub fn input_moments(
         &self,
         texts: &[String],
-        progress: &Progress,
-        cancel: &AtomicBool,
+        ctl: Control<'_>,
     ) -> Result<HashMap<String, Vec<f64>>, EvalError> {
         let ids = self.tokenize(texts)?;
         let net = self.net(&self.weights)?;
-        progress
+        ctl.progress
             .total
             .store(ids.len().div_ceil(BATCH) as u64, Ordering::Relaxed);
         let mut sums: HashMap<String, Vec<f64>> = HashMap::new();
         let mut tokens = 0.0f64;
         for batch in ids.chunks(BATCH) {
-            check(cancel)?;
+            check(ctl.cancel)?;
             let mut run = || -> candle_core::Result<f64> {
                 let (ids, mask) = self.batch_tensors(batch)?;
                 let m = mask.unsqueeze(2)?;
                 let mut sink = |name: &str, x: &Tensor| {
                     // A cancel stops the batch at its next linear layer (a batch takes seconds).
-                    if cancel.load(Ordering::Relaxed) {
+                    if ctl.cancelled() {
                         return Err(candle_core::Error::Msg("cancelled".into()));
                     }
                     let s = x.sqr()?.broadcast_mul(&m)?.sum((0, 1))?.to_vec1::<f32>()?;
@@ -354,9 +352,9 @@ impl Encoder {
                 mask.sum_all()?.to_scalar::<f32>().map(f64::from)
             };
             let counted = run();
-            check(cancel)?;
+            check(ctl.cancel)?;
             tokens += counted.map_err(candle_err(&self.dir, "calibration forward failed"))?;
-            progress.done.fetch_add(1, Ordering::Relaxed);
+            ctl.progress.done.fetch_add(1, Ordering::Relaxed);
         }
         for v in sums.values_mut() {
             v.iter_mut().for_each(|x| *x /= tokens.max(1.0));
@@ -369,11 +367,10 @@ impl Encoder {
         &self,
         weights: &Weights,
         sentences: &[String],
-        progress: &Progress,
-        cancel: &AtomicBool,
+        ctl: Control<'_>,
     ) -> Result<Vec<Vec<f32>>, EvalError> {
         let ids = self.tokenize(sentences)?;
-        self.embed_ids(weights, &ids, progress, cancel)
+        self.embed_ids(weights, &ids, ctl)
     }
 
     /// Compares the original's embeddings of `sentences` with each variant's.
@@ -381,23 +378,22 @@ impl Encoder {
         &self,
         variants: &[Weights],
         sentences: &[String],
-        progress: &Progress,
-        cancel: &AtomicBool,
+        ctl: Control<'_>,
     ) -> Result<Vec<EncoderFigures>, EvalError> {
         if sentences.is_empty() {
             return Err(ModelError::file(&self.dir, "no sentences to embed").into());
         }
         let ids = self.tokenize(sentences)?;
         let batches = ids.len().div_ceil(BATCH) as u64;
-        progress
+        ctl.progress
             .total
             .store(batches * (variants.len() as u64 + 1), Ordering::Relaxed);
-        let base = self.embed_ids(&self.weights, &ids, progress, cancel)?;
+        let base = self.embed_ids(&self.weights, &ids, ctl)?;
         let base_sim = similarities(&base);
         variants
             .iter()
             .map(|w| {
-                let emb = self.embed_ids(w, &ids, progress, cancel)?;
+                let emb = self.embed_ids(w, &ids, ctl)?;
                 let cos: Vec<f64> = base.iter().zip(&emb).map(|(a, b)| cosine(a, b)).collect();
                 Ok(EncoderFigures {
                     mean_cosine: cos.iter().sum::<f64>() / cos.len() as f64,
@@ -525,9 +521,7 @@ mod tests {
         assert_eq!(seen.len(), 6 * 6);
         assert!(seen.contains(&("encoder.layer.5.output.dense.weight".into(), 1536)));
         assert!(seen.contains(&("encoder.layer.0.attention.self.key.weight".into(), 384)));
-        let moments = enc
-            .input_moments(&texts, &Progress::default(), &AtomicBool::new(false))
-            .unwrap();
+        let moments = enc.input_moments(&texts, Control::unwatched()).unwrap();
         assert_eq!(moments.len(), 36);
         assert!(
             moments

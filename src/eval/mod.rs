@@ -17,8 +17,8 @@ pub mod divergence;
 pub mod encoder;
 pub mod weights;
 
+use crate::core::control::Control;
 use crate::io::error::ModelError;
-use crate::search::compress::Progress;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::path::Path;
@@ -264,15 +264,14 @@ impl Evaluator {
     /// Calibration statistics for an activation-weighted compression: the second moment E[x_j²]
     /// of each input channel of every linear layer, by weight tensor name, measured on `text`
     /// (`source` names it in errors). Encoders embed its paragraphs (blank-line separated, each
-    /// truncated as the tokenizer truncates); `progress` counts batches. Decoders read it as one
-    /// token stream in windows of [`DEFAULT_CTX`], every position counted; `progress` counts
+    /// truncated as the tokenizer truncates); `ctl.progress` counts batches. Decoders read it as one
+    /// token stream in windows of [`DEFAULT_CTX`], every position counted; `ctl.progress` counts
     /// windows.
     pub fn input_moments(
         &self,
         source: &Path,
         text: &str,
-        progress: &Progress,
-        cancel: &AtomicBool,
+        ctl: Control<'_>,
     ) -> Result<HashMap<String, Vec<f64>>, EvalError> {
         match self {
             Evaluator::Encoder(e) => {
@@ -280,7 +279,7 @@ impl Evaluator {
                 if paragraphs.is_empty() {
                     return Err(ModelError::file(source, "calibration text is empty").into());
                 }
-                e.input_moments(&paragraphs, progress, cancel)
+                e.input_moments(&paragraphs, ctl)
             }
             Evaluator::Decoder(d) => {
                 let tokens = d.tokenize(text)?;
@@ -291,20 +290,19 @@ impl Evaluator {
                     )
                     .into());
                 }
-                d.input_moments(&tokens, None, progress, cancel)
+                d.input_moments(&tokens, None, ctl)
             }
         }
     }
 
     /// Compares the original with each of `variants` (complete weight sets, e.g. from
-    /// [`Weights::overlay`] or [`Weights::candidate`]) on `inputs`. `progress` counts batches or windows times networks run;
-    /// raising `cancel` stops within about one layer of one batch.
+    /// [`Weights::overlay`] or [`Weights::candidate`]) on `inputs`. `ctl.progress` counts batches or windows times networks run;
+    /// raising `ctl.cancel` stops within about one layer of one batch.
     pub fn compare(
         &self,
         variants: &[Weights],
         inputs: &Inputs,
-        progress: &Progress,
-        cancel: &AtomicBool,
+        ctl: Control<'_>,
     ) -> Result<Vec<Figures>, EvalError> {
         match self {
             Evaluator::Encoder(e) => {
@@ -312,7 +310,7 @@ impl Evaluator {
                     Some(s) => s.clone(),
                     None => encoder::parse_sentences(DEFAULT_SENTENCES),
                 };
-                Ok(e.compare(variants, &sentences, progress, cancel)?
+                Ok(e.compare(variants, &sentences, ctl)?
                     .into_iter()
                     .map(Figures::Encoder)
                     .collect())
@@ -323,7 +321,7 @@ impl Evaluator {
                 if let Some(m) = inputs.max_tokens {
                     tokens.truncate(m);
                 }
-                Ok(d.compare(variants, &tokens, inputs.ctx, progress, cancel)?
+                Ok(d.compare(variants, &tokens, inputs.ctx, ctl)?
                     .into_iter()
                     .map(Figures::Decoder)
                     .collect())
@@ -338,14 +336,13 @@ impl Evaluator {
         source: &Path,
         overlays: Vec<Overlay>,
         inputs: &Inputs,
-        progress: &Progress,
-        cancel: &AtomicBool,
+        ctl: Control<'_>,
     ) -> Result<Vec<Figures>, EvalError> {
         let variants = overlays
             .into_iter()
             .map(|o| self.weights().overlay(source, o.into_iter().map(Ok)))
             .collect::<Result<Vec<_>, _>>()?;
-        self.compare(&variants, inputs, progress, cancel)
+        self.compare(&variants, inputs, ctl)
     }
 
     /// Model-level figures of `candidate`, and with `per_tensor` also the effect of each changed
@@ -355,8 +352,7 @@ impl Evaluator {
         candidate: &Weights,
         per_tensor: bool,
         inputs: &Inputs,
-        progress: &Progress,
-        cancel: &AtomicBool,
+        ctl: Control<'_>,
     ) -> Result<(Figures, Vec<TensorEffect>), EvalError> {
         let changed = if per_tensor {
             candidate.changed().to_vec()
@@ -364,7 +360,7 @@ impl Evaluator {
             Vec::new()
         };
         let groups: Vec<Vec<&str>> = changed.iter().map(|c| vec![c.name.as_str()]).collect();
-        let (figures, rest) = self.sensitivity(candidate, &groups, inputs, progress, cancel)?;
+        let (figures, rest) = self.sensitivity(candidate, &groups, inputs, ctl)?;
         let effects = changed
             .iter()
             .zip(rest)
@@ -386,15 +382,14 @@ impl Evaluator {
         candidate: &Weights,
         groups: &[Vec<&str>],
         inputs: &Inputs,
-        progress: &Progress,
-        cancel: &AtomicBool,
+        ctl: Control<'_>,
     ) -> Result<(Figures, Vec<Figures>), EvalError> {
         let original = self.weights();
         let mut variants = vec![candidate.clone()];
         for g in groups {
             variants.push(original.with_tensors_from(candidate, g));
         }
-        let mut figures = self.compare(&variants, inputs, progress, cancel)?;
+        let mut figures = self.compare(&variants, inputs, ctl)?;
         let rest = figures.split_off(1);
         Ok((figures.remove(0), rest))
     }

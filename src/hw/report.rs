@@ -5,6 +5,7 @@
 //! show. Every run takes `fp16`: also run the FP16-converting variant of the 4-bit datapath.
 
 use crate::core::config::Config;
+use crate::core::control::{Control, Progress};
 use crate::hw::accuracy::{OutputError, exact_output, output_error};
 use crate::hw::build::HwError;
 use crate::hw::design::{Design, FOUR_BIT, THREE_BIT};
@@ -152,20 +153,16 @@ impl SizeReport {
 /// The result of simulating one compressed tensor, on the datapath of its preset.
 pub type TensorReport = SizeReport;
 
-/// Builds (or reuses) the simulators, simulates tensor `t` as a `rows × cols` matrix with input
-/// `x` on the datapath of its preset, and cross-checks the result.
-#[allow(clippy::too_many_arguments)]
+/// Builds (or reuses) the simulators, simulates tensor `t` as `input` lays it out (a
+/// [`SimInput::from_tensor`] of it) on the datapath of its preset, and cross-checks the result.
 pub fn run_tensor(
     t: &CompressedTensor,
-    rows: usize,
-    cols: usize,
-    x: Vec<i16>,
-    fp16: bool,
+    input: SimInput,
     ddr: &DdrParams,
     log: &mut dyn FnMut(&str),
     cancel: &AtomicBool,
 ) -> Result<SizeReport, HwError> {
-    let input = SimInput::from_tensor(t, rows, cols, x, fp16)?;
+    let (rows, cols) = (input.rows, input.cols);
     let design = input.design;
     log(&format!(
         "simulating a {rows}×{cols} matrix on the {} design",
@@ -220,16 +217,8 @@ pub fn run_random_sizes(
             return Err(HwError::Cancelled);
         }
         let t = random_tensor(design.config, n, n, n as u64);
-        out.push(run_tensor(
-            &t,
-            n,
-            n,
-            random_x(n, n as u64 + 1),
-            fp16,
-            ddr,
-            log,
-            cancel,
-        )?);
+        let input = SimInput::from_tensor(&t, n, n, random_x(n, n as u64 + 1), fp16)?;
+        out.push(run_tensor(&t, input, ddr, log, cancel)?);
     }
     Ok(out)
 }
@@ -253,14 +242,14 @@ pub fn run_compressed_check(
     let (t, _) = crate::search::compress::compress(
         &data,
         Config::FOUR_BIT,
-        &crate::search::compress::Progress::default(),
-        cancel,
+        Control::new(&Progress::default(), cancel),
     )
     .map_err(|e| match e {
         crate::search::compress::CompressError::Cancelled => HwError::Cancelled,
         other => HwError::Sim(format!("compressing the cross-check matrix: {other}")),
     })?;
-    run_tensor(&t, rows, cols, random_x(cols, 6), fp16, ddr, log, cancel)
+    let input = SimInput::from_tensor(&t, rows, cols, random_x(cols, 6), fp16)?;
+    run_tensor(&t, input, ddr, log, cancel)
 }
 
 /// One size of the hardware table.
@@ -350,7 +339,8 @@ pub fn run_compressed_tensor(
     let design = Design::for_config(t.config)?;
     let (rows, cols) = matrix_shape(shape).unwrap_or((0, 0));
     design.check_shape(rows, cols)?;
-    run_tensor(t, rows, cols, random_x(cols, seed), fp16, ddr, log, cancel)
+    let input = SimInput::from_tensor(t, rows, cols, random_x(cols, seed), fp16)?;
+    run_tensor(t, input, ddr, log, cancel)
 }
 
 #[cfg(test)]

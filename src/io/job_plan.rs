@@ -10,7 +10,7 @@ use crate::io::container::{MappedSafetensors, OutTensor, Payload, write_atomic};
 use crate::io::dtype::Dtype;
 use crate::io::error::ModelError;
 use crate::io::model::Model;
-use crate::io::shard::{JOB_FILE, JobSpec, claim_folder, read_job, tensor_hash};
+use crate::io::shard::{JOB_FILE, ShardJobSpec, claim_folder, read_shard_job, tensor_hash};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
@@ -296,13 +296,13 @@ pub fn write_moments(
 /// Returns the planned job. A folder holding another job is refused (naming its job.json).
 pub fn write_plan(
     folder: &Path,
-    base: JobSpec,
+    base: ShardJobSpec,
     configs: Option<&[Config]>,
     options: PlanOptions,
     records: BTreeMap<String, String>,
     moments: &HashMap<String, Vec<f64>>,
     input: BTreeMap<String, String>,
-) -> Result<JobSpec, ModelError> {
+) -> Result<ShardJobSpec, ModelError> {
     std::fs::create_dir_all(folder)
         .map_err(|e| ModelError::io(folder, "cannot create directory", e))?;
     let sha = match options.calibration {
@@ -328,14 +328,14 @@ pub fn write_plan(
 /// refused with an error naming the file.
 pub fn read_plan(
     folder: &Path,
-    base: &JobSpec,
+    base: &ShardJobSpec,
     asked: &PlanOptions,
-) -> Result<Option<JobSpec>, ModelError> {
+) -> Result<Option<ShardJobSpec>, ModelError> {
     let path = folder.join(JOB_FILE);
     if !path.is_file() {
         return Ok(None);
     }
-    let existing = read_job(folder)?;
+    let existing = read_shard_job(folder)?;
     let Some(plan) = &existing.plan else {
         return Err(ModelError::file(
             &path,

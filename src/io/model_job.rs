@@ -4,6 +4,7 @@
 //! files copied and `config.json` marked as a SeedLM-quantized model (restored on the way back).
 
 use crate::core::config::Config;
+use crate::core::control::Control;
 use crate::core::quant::Rounding;
 use crate::io::container::{
     OutTensor, PARTIAL_PREFIX, PartialDir, Payload, parent_dir, partial_file,
@@ -19,12 +20,12 @@ use crate::io::packed::{
 use crate::io::selection::Selection;
 use crate::search::Searcher;
 use crate::search::compress::{
-    CompressError, CompressedTensor, ErrorStats, Progress, compress_weighted, compress_with,
+    CompressError, CompressedTensor, ErrorStats, compress_weighted, compress_with,
 };
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 /// Why a whole-model job stopped.
@@ -145,34 +146,28 @@ pub fn records(calibration: Option<&str>, allocation: Option<&str>) -> BTreeMap<
 /// as its rows are long, e.g. from [`crate::eval::Evaluator::input_moments`]) is searched under
 /// that activation-weighted objective ([`compress_weighted`]); every other one data-free.
 /// `on_start` is called with each tensor's name as it begins.
-#[allow(clippy::too_many_arguments)]
 pub fn compress_model(
     model: &Model,
     plan: &Plan,
     cfg: Config,
     rounding: Rounding,
     moments: &HashMap<String, Vec<f64>>,
-    progress: &Progress,
-    cancel: &AtomicBool,
+    ctl: Control<'_>,
     on_start: impl FnMut(&str),
 ) -> Result<CompressedModel, JobError> {
     let configs = vec![cfg; plan.compress.len()];
-    compress_model_with(
-        model, plan, &configs, rounding, moments, progress, cancel, on_start,
-    )
+    compress_model_with(model, plan, &configs, rounding, moments, ctl, on_start)
 }
 
 /// [`compress_model`] with a configuration per planned tensor (`configs[i]` for
 /// `plan.compress[i]`), as a bit allocation chooses them.
-#[allow(clippy::too_many_arguments)]
 pub fn compress_model_with(
     model: &Model,
     plan: &Plan,
     configs: &[Config],
     rounding: Rounding,
     moments: &HashMap<String, Vec<f64>>,
-    progress: &Progress,
-    cancel: &AtomicBool,
+    ctl: Control<'_>,
     mut on_start: impl FnMut(&str),
 ) -> Result<CompressedModel, JobError> {
     assert_eq!(configs.len(), plan.compress.len(), "one config per tensor");
@@ -188,7 +183,7 @@ pub fn compress_model_with(
         .zip(configs)
         .map(|(t, cfg)| t.numel().div_ceil(cfg.c) as u64)
         .sum();
-    progress.total.fetch_add(total, Ordering::Relaxed);
+    ctl.progress.total.fetch_add(total, Ordering::Relaxed);
     let mut entries = Vec::with_capacity(plan.compress.len());
     let mut reports = Vec::with_capacity(plan.compress.len());
     // One searcher per configuration: building its tables costs far more than a small tensor.
@@ -207,9 +202,8 @@ pub fn compress_model_with(
         on_start(name);
         let start = Instant::now();
         let data = model.to_f32(t)?;
-        let (tensor, stats, _) =
-            compress_tensor(&data, name, &t.shape, moments, searcher, progress, cancel)
-                .map_err(|e| tensor_error(model, t, e))?;
+        let (tensor, stats, _) = compress_tensor(&data, name, &t.shape, moments, searcher, ctl)
+            .map_err(|e| tensor_error(model, t, e))?;
         let relmse = stats.relmse();
         reports.push(TensorReport {
             name: name.clone(),
@@ -247,14 +241,11 @@ pub fn compress_tensor(
     shape: &[usize],
     moments: &HashMap<String, Vec<f64>>,
     searcher: &Searcher,
-    progress: &Progress,
-    cancel: &AtomicBool,
+    ctl: Control<'_>,
 ) -> Result<(CompressedTensor, ErrorStats, bool), CompressError> {
     match moments_of(moments, name, shape) {
-        Some(d) => {
-            compress_weighted(data, d, searcher, progress, cancel).map(|(t, s)| (t, s, true))
-        }
-        None => compress_with(data, searcher, progress, cancel).map(|(t, s)| (t, s, false)),
+        Some(d) => compress_weighted(data, d, searcher, ctl).map(|(t, s)| (t, s, true)),
+        None => compress_with(data, searcher, ctl).map(|(t, s)| (t, s, false)),
     }
 }
 

@@ -3,10 +3,11 @@
 
 use crate::core::basis::Basis;
 use crate::core::config::{Config, MAX_P};
+use crate::core::control::Control;
 use crate::core::quant::{E_CODES, ExpRange, Quantized, reconstruct_into};
 use crate::search::Searcher;
 use rayon::prelude::*;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 /// Blocks per parallel work item: small enough for smooth progress and prompt cancel.
 const CHUNK_BLOCKS: usize = 256;
@@ -227,40 +228,30 @@ impl CompressedTensor {
     }
 }
 
-/// Progress of a running compression, shared with whoever displays it.
-#[derive(Debug, Default)]
-pub struct Progress {
-    /// Blocks searched so far.
-    pub done: AtomicU64,
-    /// Blocks to search in all.
-    pub total: AtomicU64,
-}
-
 /// Compresses `data` (row-major, flattened) with `cfg` on the current rayon pool.
 ///
-/// `progress.done` advances as blocks finish (it is added to, so one `Progress` can span many
-/// tensors); raising `cancel` stops within one chunk per worker.
+/// `ctl.progress.done` advances as blocks finish (it is added to, so one
+/// [`Progress`](crate::core::control::Progress) can span many tensors); raising `ctl.cancel`
+/// stops within one chunk per worker.
 pub fn compress(
     data: &[f32],
     cfg: Config,
-    progress: &Progress,
-    cancel: &AtomicBool,
+    ctl: Control<'_>,
 ) -> Result<(CompressedTensor, ErrorStats), CompressError> {
-    compress_with(data, &Searcher::new(cfg), progress, cancel)
+    compress_with(data, &Searcher::new(cfg), ctl)
 }
 
 /// [`compress`] with a given searcher (its configuration, rounding and kernel).
 pub fn compress_with(
     data: &[f32],
     searcher: &Searcher,
-    progress: &Progress,
-    cancel: &AtomicBool,
+    ctl: Control<'_>,
 ) -> Result<(CompressedTensor, ErrorStats), CompressError> {
     check_finite(data)?;
     let cfg = searcher.config();
     let padded = pad_blocks(data, cfg.c);
     let e_base = choose_e_base(searcher, &padded);
-    let blocks = search_blocks(searcher, &padded, e_base, progress, cancel)?;
+    let blocks = search_blocks(searcher, &padded, e_base, ctl)?;
     Ok(measured(data, cfg, e_base, blocks))
 }
 
@@ -308,14 +299,13 @@ pub fn compress_weighted(
     data: &[f32],
     d: &[f64],
     searcher: &Searcher,
-    progress: &Progress,
-    cancel: &AtomicBool,
+    ctl: Control<'_>,
 ) -> Result<(CompressedTensor, ErrorStats), CompressError> {
     check_finite(data)?;
     let cfg = searcher.config();
     let padded = pad_blocks(data, cfg.c);
     let e_base = choose_e_base(searcher, &padded);
-    let blocks = search_blocks_weighted(searcher, &padded, 0, d, e_base, progress, cancel)?;
+    let blocks = search_blocks_weighted(searcher, &padded, 0, d, e_base, ctl)?;
     Ok(measured(data, cfg, e_base, blocks))
 }
 
@@ -331,8 +321,7 @@ pub fn search_blocks_weighted(
     first: usize,
     d: &[f64],
     e_base: i32,
-    progress: &Progress,
-    cancel: &AtomicBool,
+    ctl: Control<'_>,
 ) -> Result<Vec<BlockCode>, CompressError> {
     let c = searcher.config().c;
     let cols = d.len().max(1);
@@ -354,7 +343,7 @@ pub fn search_blocks_weighted(
     let found: Vec<Vec<BlockCode>> = groups
         .par_iter()
         .map(|(off, members)| {
-            if cancel.load(Ordering::Relaxed) {
+            if ctl.cancelled() {
                 return Err(CompressError::Cancelled);
             }
             // The padding of a last partial block takes the weights of the columns it wraps to.
@@ -364,7 +353,7 @@ pub fn search_blocks_weighted(
                 .expect("weights are positive and C long");
             let mut codes = Vec::with_capacity(members.len());
             for chunk in members.chunks(CHUNK_BLOCKS) {
-                if cancel.load(Ordering::Relaxed) {
+                if ctl.cancelled() {
                     return Err(CompressError::Cancelled);
                 }
                 let w: Vec<f32> = chunk
@@ -373,7 +362,7 @@ pub fn search_blocks_weighted(
                     .copied()
                     .collect();
                 codes.extend(s.search_all(&w, range).iter().map(|r| code_of(r, e_base)));
-                progress
+                ctl.progress
                     .done
                     .fetch_add(chunk.len() as u64, Ordering::Relaxed);
             }
@@ -417,8 +406,7 @@ pub fn search_blocks(
     searcher: &Searcher,
     padded: &[f32],
     e_base: i32,
-    progress: &Progress,
-    cancel: &AtomicBool,
+    ctl: Control<'_>,
 ) -> Result<Vec<BlockCode>, CompressError> {
     let c = searcher.config().c;
     let range = ExpRange::from_base(e_base);
@@ -427,14 +415,14 @@ pub fn search_blocks(
         .par_chunks_mut(CHUNK_BLOCKS)
         .zip(padded.par_chunks(CHUNK_BLOCKS * c))
         .try_for_each(|(codes, w)| {
-            if cancel.load(Ordering::Relaxed) {
+            if ctl.cancelled() {
                 return Err(CompressError::Cancelled);
             }
             let res = searcher.search_all(w, range);
             for (code, r) in codes.iter_mut().zip(&res) {
                 *code = code_of(r, e_base);
             }
-            progress
+            ctl.progress
                 .done
                 .fetch_add(codes.len() as u64, Ordering::Relaxed);
             Ok(())
@@ -491,9 +479,11 @@ pub fn choose_e_base(searcher: &Searcher, padded: &[f32]) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::control::Progress;
+    use std::sync::atomic::AtomicBool;
 
     fn run(data: &[f32], cfg: Config) -> (CompressedTensor, ErrorStats) {
-        compress(data, cfg, &Progress::default(), &AtomicBool::new(false)).unwrap()
+        compress(data, cfg, Control::unwatched()).unwrap()
     }
 
     #[test]
@@ -520,13 +510,7 @@ mod tests {
     fn non_finite_is_reported_with_index() {
         let mut data = vec![0.5f32; 20];
         data[13] = f32::NAN;
-        let err = compress(
-            &data,
-            Config::FOUR_BIT,
-            &Progress::default(),
-            &AtomicBool::new(false),
-        )
-        .unwrap_err();
+        let err = compress(&data, Config::FOUR_BIT, Control::unwatched()).unwrap_err();
         assert!(matches!(err, CompressError::NonFinite { index: 13, .. }));
     }
 
@@ -536,8 +520,7 @@ mod tests {
         let err = compress(
             &data,
             Config::FOUR_BIT,
-            &Progress::default(),
-            &AtomicBool::new(true),
+            Control::new(&Progress::default(), &AtomicBool::new(true)),
         )
         .unwrap_err();
         assert_eq!(err, CompressError::Cancelled);
@@ -612,7 +595,8 @@ mod tests {
             .collect();
         let searcher = Searcher::new(cfg);
         let (none, cancel) = (Progress::default(), AtomicBool::new(false));
-        let (t, _) = compress_weighted(&data, &d, &searcher, &none, &cancel).unwrap();
+        let ctl = Control::new(&none, &cancel);
+        let (t, _) = compress_weighted(&data, &d, &searcher, ctl).unwrap();
         assert_eq!(none.done.load(Ordering::Relaxed), t.num_blocks() as u64);
         let padded = pad_blocks(&data, cfg.c);
         let range = ExpRange::from_base(t.e_base);
@@ -624,8 +608,8 @@ mod tests {
                 .search_block(&padded[b * cfg.c..(b + 1) * cfg.c], range);
             assert_eq!(*code, code_of(&r, t.e_base), "block {b}");
         }
-        let plain = compress_with(&data, &searcher, &none, &cancel).unwrap();
-        let uniform = compress_weighted(&data, &[2.0; 12], &searcher, &none, &cancel).unwrap();
+        let plain = compress_with(&data, &searcher, ctl).unwrap();
+        let uniform = compress_weighted(&data, &[2.0; 12], &searcher, ctl).unwrap();
         assert_eq!(plain, uniform);
         assert_ne!(t.blocks, plain.0.blocks);
     }
@@ -634,7 +618,12 @@ mod tests {
     fn progress_counts_every_block() {
         let data: Vec<f32> = (0..8 * 300).map(|i| (i as f32).cos()).collect();
         let progress = Progress::default();
-        compress(&data, Config::FOUR_BIT, &progress, &AtomicBool::new(false)).unwrap();
+        compress(
+            &data,
+            Config::FOUR_BIT,
+            Control::new(&progress, &AtomicBool::new(false)),
+        )
+        .unwrap();
         assert_eq!(progress.done.load(Ordering::Relaxed), 300);
     }
 }

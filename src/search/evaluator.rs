@@ -3,7 +3,7 @@
 
 use super::{BlockResult, Searcher, TOP_K};
 use crate::core::config::{MAX_C, MAX_P};
-use crate::core::quant::{ExpRange, best_weighted_quantization};
+use crate::core::quant::{BlockFit, ExpRange, best_quantization_within};
 use std::cell::Cell;
 
 thread_local! {
@@ -102,17 +102,16 @@ impl<'a> Evaluator<'a> {
         let mut t = [0.0; MAX_P];
         crate::core::lstsq::solve(&self.u, &self.w[..c], c, p, &mut t[..p]);
         // Only a quantization at most the best error so far can matter.
-        let (err, quant) = best_weighted_quantization(
-            &self.w[..c],
+        let fit = BlockFit {
+            w: &self.w[..c],
             sw,
-            &self.v,
+            v: &self.v,
             p,
-            &t[..p],
+            t: &t[..p],
             denom,
-            self.range,
-            self.s.rounding,
-            self.best_err(),
-        );
+        };
+        let (err, quant) =
+            best_quantization_within(&fit, self.range, self.s.rounding, self.best_err());
         let seed = basis.state_at(idx);
         let better = match &self.best {
             None => true,

@@ -3,7 +3,7 @@
 
 use crate::core::basis::Basis;
 use crate::core::config::{Config, MAX_P};
-use crate::core::quant::{ExpRange, Rounding, best_quantization};
+use crate::core::quant::{BlockFit, ExpRange, Rounding, best_quantization};
 use crate::search::BlockResult;
 
 /// A block fitted with one given seed.
@@ -40,15 +40,15 @@ pub fn fit_seed(cfg: Config, w: &[f32], seed: u32, range: ExpRange) -> Option<Se
         .sum();
     let mut v = vec![0i64; c * p];
     basis.centred_at(idx, &mut v);
-    let (err, quant) = best_quantization(
-        &w64,
-        &v,
+    let fit = BlockFit {
+        w: &w64,
+        sw: None,
+        v: &v,
         p,
-        &t[..p],
-        basis.denom(),
-        range,
-        Rounding::default(),
-    );
+        t: &t[..p],
+        denom: basis.denom(),
+    };
+    let (err, quant) = best_quantization(&fit, range, Rounding::default());
     Some(SeedFit {
         result: BlockResult { seed, quant, err },
         t: t[..p].to_vec(),

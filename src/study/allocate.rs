@@ -18,17 +18,17 @@
 //! May also use [`crate::eval`] (the sensitivities).
 
 use crate::core::config::Config;
+use crate::core::control::{Control, Progress};
 use crate::core::quant::Rounding;
 use crate::eval::{EvalError, Evaluator, Inputs, encoder::parse_sentences};
 use crate::io::model::Model;
 use crate::io::packed::packed_len;
 use crate::search::Searcher;
-use crate::search::compress::{CompressError, Progress, compress_with};
+use crate::search::compress::{CompressError, compress_with};
 use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
 
 /// The configurations a tensor can get, cheapest first: the presets and points below, between
 /// and above them (all K = 16; P ≤ 4 except `4bit-p6`, the best measured 4-bit point, searched at
@@ -113,13 +113,12 @@ pub fn searchers(menu: &[Config], rounding: Rounding) -> Vec<Searcher> {
 pub fn sample_relmse(
     data: &[f32],
     searchers: &[Searcher],
-    progress: &Progress,
-    cancel: &AtomicBool,
+    ctl: Control<'_>,
 ) -> Result<Vec<f64>, CompressError> {
     let s = sample(data);
     searchers
         .iter()
-        .map(|searcher| Ok(compress_with(&s, searcher, progress, cancel)?.1.relmse()))
+        .map(|searcher| Ok(compress_with(&s, searcher, ctl)?.1.relmse()))
         .collect()
 }
 
@@ -139,18 +138,17 @@ pub fn sensitivity_inputs(text: &str) -> Inputs {
 
 /// α_t for each tensor `names` of `model`: the output change (−Δ mean cosine for encoders, KL
 /// for decoders) per unit relMSE when that tensor alone gets seeded Gaussian noise of relMSE
-/// [`PROBE_RELMSE`], measured by `evaluator` (the same model) on `inputs`. `progress` counts
+/// [`PROBE_RELMSE`], measured by `evaluator` (the same model) on `inputs`. `ctl.progress` counts
 /// tensors measured.
 pub fn sensitivities(
     evaluator: &Evaluator,
     model: &Model,
     names: &[String],
     inputs: &Inputs,
-    progress: &Progress,
-    cancel: &AtomicBool,
+    ctl: Control<'_>,
 ) -> Result<Vec<f64>, EvalError> {
     let mut out = Vec::with_capacity(names.len());
-    progress
+    ctl.progress
         .total
         .store(names.len() as u64, std::sync::atomic::Ordering::Relaxed);
     for (pass, chunk) in names.chunks(OVERLAYS_PER_PASS).enumerate() {
@@ -170,10 +168,9 @@ pub fn sensitivities(
             model.path(),
             overlays,
             inputs,
-            &Progress::default(),
-            cancel,
+            ctl.with_progress(&Progress::default()),
         )?;
-        progress
+        ctl.progress
             .done
             .fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed);
         for (f, r) in figures.iter().zip(relmses) {
@@ -422,18 +419,10 @@ pub fn measure_sensitivities(
     names: &[String],
     text: &str,
     from: Option<&Path>,
-    progress: &Progress,
-    cancel: &AtomicBool,
+    ctl: Control<'_>,
 ) -> Result<(Vec<f64>, String), EvalError> {
     let evaluator = Evaluator::open_model(input)?;
-    let alphas = sensitivities(
-        &evaluator,
-        model,
-        names,
-        &sensitivity_inputs(text),
-        progress,
-        cancel,
-    )?;
+    let alphas = sensitivities(&evaluator, model, names, &sensitivity_inputs(text), ctl)?;
     let label = match from {
         Some(p) => sensitivity_label(p, evaluator.family()),
         None => vocabulary_label(evaluator.family()),
@@ -524,8 +513,7 @@ pub enum AllocateError<E> {
 pub fn run<E>(
     request: Request<'_>,
     read: &mut dyn FnMut(usize) -> Result<Vec<f32>, E>,
-    progress: &Progress,
-    cancel: &AtomicBool,
+    ctl: Control<'_>,
     stage: &mut dyn FnMut(Stage<'_>),
 ) -> Result<Allocation, AllocateError<E>> {
     let Request {
@@ -559,13 +547,15 @@ pub fn run<E>(
     let (alphas, label) = match text {
         Some((input, model, text, from)) => {
             stage(Stage::Sensitivity);
-            measure_sensitivities(input, model, names, &text, from, progress, cancel)?
+            measure_sensitivities(input, model, names, &text, from, ctl)?
         }
         None => (vec![1.0; names.len()], DATA_FREE.to_string()),
     };
     let blocks = sizes.iter().map(|&n| sample_blocks(n, MENU)).sum();
-    progress.done.store(0, std::sync::atomic::Ordering::Relaxed);
-    progress
+    ctl.progress
+        .done
+        .store(0, std::sync::atomic::Ordering::Relaxed);
+    ctl.progress
         .total
         .store(blocks, std::sync::atomic::Ordering::Relaxed);
     stage(Stage::Menu { blocks });
@@ -574,12 +564,10 @@ pub fn run<E>(
     for (index, name) in names.iter().enumerate() {
         stage(Stage::Tensor(name));
         let data = read(index).map_err(AllocateError::Read)?;
-        let r = sample_relmse(&data, &searchers, progress, cancel).map_err(|error| {
-            AllocateError::Tensor {
-                index,
-                name: name.clone(),
-                error,
-            }
+        let r = sample_relmse(&data, &searchers, ctl).map_err(|error| AllocateError::Tensor {
+            index,
+            name: name.clone(),
+            error,
         })?;
         relmse.push(r);
     }

@@ -13,13 +13,13 @@
 //!   second moments of each layer's inputs on a calibration text).
 
 use crate::core::config::Config;
+use crate::core::control::Control;
 use crate::search::Searcher;
-use crate::search::compress::{self, CompressError, Progress};
+use crate::search::compress::{self, CompressError};
 use half::f16;
 use rayon::prelude::*;
 use std::fmt;
 use std::str::FromStr;
-use std::sync::atomic::AtomicBool;
 
 /// The NF4 code book of bitsandbytes (the `nf4` data type of QLoRA): 16 quantiles of N(0, 1)
 /// scaled into [−1, 1], with an exact zero. Values as in bitsandbytes' `csrc/kernels.cu`.
@@ -307,7 +307,7 @@ impl Measured {
 
 /// Measures `method` on a row-major `rows`×`cols` tensor. SeedLM presets run the exact search on
 /// the current rayon pool, adding searched blocks to `progress.done`; the others are fast and
-/// report no progress. `cancel` stops a SeedLM search. Also returns the reconstruction ŵ, to run
+/// report no progress. `ctl.cancel` stops a SeedLM search. Also returns the reconstruction ŵ, to run
 /// the model on it. A calibrated method weighs each block's error by `moments` (one per column,
 /// as `compress --calibrate` does); without them (a tensor the calibration pass does not reach)
 /// it searches data-free, as `compress` does.
@@ -316,8 +316,7 @@ pub fn measure(
     data: &[f32],
     (rows, cols): (usize, usize),
     moments: Option<&[f64]>,
-    progress: &Progress,
-    cancel: &AtomicBool,
+    ctl: Control<'_>,
 ) -> Result<(Measured, Vec<f32>), BaselineError> {
     if rows * cols != data.len() {
         return Err(BaselineError::Shape {
@@ -333,10 +332,8 @@ pub fn measure(
         Scheme::SeedLm(cfg) | Scheme::SeedLmCalibrated(cfg) => {
             let weights = moments.filter(|d| method.is_calibrated() && d.len() == cols);
             let searched = match weights {
-                Some(d) => {
-                    compress::compress_weighted(data, d, &Searcher::new(cfg), progress, cancel)
-                }
-                None => compress::compress(data, cfg, progress, cancel),
+                Some(d) => compress::compress_weighted(data, d, &Searcher::new(cfg), ctl),
+                None => compress::compress(data, cfg, ctl),
             };
             let (compressed, stats) = searched.map_err(|e| match e {
                 CompressError::Cancelled => BaselineError::Cancelled,
@@ -454,18 +451,13 @@ fn nearest_nf4(x: f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::control::Progress;
+    use std::sync::atomic::AtomicBool;
 
     fn run(method: Method, data: &[f32], rows: usize, cols: usize) -> Measured {
-        measure(
-            method,
-            data,
-            (rows, cols),
-            None,
-            &Progress::default(),
-            &AtomicBool::new(false),
-        )
-        .unwrap()
-        .0
+        measure(method, data, (rows, cols), None, Control::unwatched())
+            .unwrap()
+            .0
     }
 
     fn gaussian(n: usize, seed: u64) -> Vec<f32> {
@@ -664,22 +656,35 @@ mod tests {
         let p = Progress::default();
         let no = AtomicBool::new(false);
         assert_eq!(
-            measure(Method::Rtn4Row, &[1.0; 5], (2, 3), None, &p, &no).map(|(m, _)| m),
+            measure(
+                Method::Rtn4Row,
+                &[1.0; 5],
+                (2, 3),
+                None,
+                Control::new(&p, &no)
+            )
+            .map(|(m, _)| m),
             Err(BaselineError::Shape {
                 rows: 2,
                 cols: 3,
                 len: 5
             })
         );
-        let err = measure(Method::Nf4G64, &[1.0, f32::NAN], (1, 2), None, &p, &no).unwrap_err();
+        let err = measure(
+            Method::Nf4G64,
+            &[1.0, f32::NAN],
+            (1, 2),
+            None,
+            Control::new(&p, &no),
+        )
+        .unwrap_err();
         assert!(matches!(err, BaselineError::NonFinite { index: 1, .. }));
         let err = measure(
             Method::SeedLm4,
             &[1.0; 64 * 8],
             (64, 8),
             None,
-            &p,
-            &AtomicBool::new(true),
+            Control::new(&p, &AtomicBool::new(true)),
         );
         assert_eq!(err.map(|(m, _)| m), Err(BaselineError::Cancelled));
     }
@@ -694,8 +699,9 @@ mod tests {
             .map(|j| if j % 3 == 0 { 50.0 } else { 0.5 })
             .collect();
         let (p, no) = (Progress::default(), AtomicBool::new(false));
-        let go =
-            |m: Method, d: Option<&[f64]>| measure(m, &data, (rows, cols), d, &p, &no).unwrap();
+        let go = |m: Method, d: Option<&[f64]>| {
+            measure(m, &data, (rows, cols), d, Control::new(&p, &no)).unwrap()
+        };
         let weighted = |r: &[f32]| -> f64 {
             data.iter()
                 .zip(r)

@@ -1,11 +1,11 @@
 //! The search benchmark: exact compression of N(0,1) blocks from a fixed RNG seed.
 
 use crate::core::config::Config;
+use crate::core::control::Control;
 use crate::core::quant::Rounding;
-use crate::search::compress::{CompressError, Progress, compress_with};
+use crate::search::compress::{CompressError, compress_with};
 use crate::search::{Kernel, Searcher};
 use serde::Serialize;
-use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 /// RNG seed of the benchmark data, fixed so runs are comparable.
@@ -90,12 +90,7 @@ pub fn run(
             // Made on the worker, as `compress` makes its own: with the searcher on the
             // blocked main thread's stack instead, 3-bit runs on 2 threads measured 30 % slower
             // (4-bit and 1-thread runs unchanged; the cause is not understood).
-            compress_with(
-                &data,
-                &searcher(),
-                &Progress::default(),
-                &AtomicBool::new(false),
-            )
+            compress_with(&data, &searcher(), Control::unwatched())
         })
         .map_err(|e: CompressError| anyhow::anyhow!("benchmark compression failed: {e}"))
     };

@@ -1,12 +1,12 @@
 //! Comparing SeedLM with the data-free baselines tensor by tensor, with totals over tensors,
 //! and with the model run on each method's reconstructions ([`run`], for the CLI and the app).
 
+use crate::core::control::Control;
 use crate::eval::{EvalError, Evaluator, Figures, Inputs, Overlay};
-use crate::search::compress::Progress;
 use crate::study::baselines::{self, BaselineError, Measured, Method};
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 
 /// One method on one tensor, or on all of them (`tensor` = [`TOTAL`]).
 #[derive(Clone, Debug, PartialEq)]
@@ -43,26 +43,23 @@ pub fn search_blocks(numel: usize, methods: &[Method]) -> u64 {
 /// Measures every method on one tensor (`data` row-major with `shape`); calibrated methods
 /// weigh its columns by `moments` (see [`baselines::measure`]).
 /// Each method's reconstruction ŵ is handed to `keep` as it is made.
-#[allow(clippy::too_many_arguments)]
 pub fn compare_tensor(
     name: &str,
     data: &[f32],
     shape: &[usize],
     methods: &[Method],
     moments: Option<&[f64]>,
-    progress: &Progress,
-    cancel: &AtomicBool,
+    ctl: Control<'_>,
     keep: &mut dyn FnMut(Method, Vec<f32>),
 ) -> Result<Vec<Row>, BaselineError> {
     let dims = matrix_shape(shape);
     methods
         .iter()
         .map(|&method| {
-            if cancel.load(Ordering::Relaxed) {
+            if ctl.cancelled() {
                 return Err(BaselineError::Cancelled);
             }
-            let (measured, recon) =
-                baselines::measure(method, data, dims, moments, progress, cancel)?;
+            let (measured, recon) = baselines::measure(method, data, dims, moments, ctl)?;
             keep(method, recon);
             Ok(Row {
                 tensor: name.to_string(),
@@ -179,8 +176,7 @@ pub enum CompareError<E> {
 pub fn run<E>(
     request: Request<'_>,
     read: &mut dyn FnMut(usize) -> Result<Vec<f32>, E>,
-    progress: &Progress,
-    cancel: &AtomicBool,
+    ctl: Control<'_>,
     stage: &mut dyn FnMut(Stage),
 ) -> Result<Outcome, CompareError<E>> {
     let Request {
@@ -194,7 +190,7 @@ pub fn run<E>(
         .iter()
         .map(|t| search_blocks(t.shape.iter().product(), methods))
         .sum();
-    progress.total.store(total, Ordering::Relaxed);
+    ctl.progress.total.store(total, Ordering::Relaxed);
     // Reconstructions are kept only for the model run: one per method and tensor.
     let mut kept: Vec<Overlay> = vec![Vec::new(); methods.len()];
     let mut rows = Vec::new();
@@ -211,8 +207,7 @@ pub fn run<E>(
             &t.shape,
             methods,
             moments.get(&t.name).map(Vec::as_slice),
-            progress,
-            cancel,
+            ctl,
             &mut keep,
         )
         .map_err(|error| CompareError::Tensor {
@@ -226,10 +221,10 @@ pub fn run<E>(
     let figures = match function {
         Some(f) => {
             stage(Stage::Model);
-            progress.done.store(0, Ordering::Relaxed);
+            ctl.progress.done.store(0, Ordering::Relaxed);
             kept.extend(f.extra);
             f.evaluator
-                .compare_overlays(f.source, kept, &f.inputs, progress, cancel)?
+                .compare_overlays(f.source, kept, &f.inputs, ctl)?
         }
         None => Vec::new(),
     };
@@ -258,6 +253,8 @@ pub fn totals(rows: &[Row]) -> Vec<Row> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::control::Progress;
+    use std::sync::atomic::AtomicBool;
 
     fn run(name: &str, data: &[f32], shape: &[usize], methods: &[Method]) -> Vec<Row> {
         compare_tensor(
@@ -266,8 +263,7 @@ mod tests {
             shape,
             methods,
             None,
-            &Progress::default(),
-            &AtomicBool::new(false),
+            Control::unwatched(),
             &mut |_, _| {},
         )
         .unwrap()
@@ -316,8 +312,7 @@ mod tests {
             &[4, 24],
             &methods,
             None,
-            &progress,
-            &AtomicBool::new(false),
+            Control::new(&progress, &AtomicBool::new(false)),
             &mut |_, _| {},
         )
         .unwrap();
@@ -360,8 +355,7 @@ mod tests {
             &[2],
             &[Method::Rtn4Row],
             None,
-            &Progress::default(),
-            &AtomicBool::new(false),
+            Control::unwatched(),
             &mut |_, _| {},
         );
         assert!(matches!(
@@ -374,8 +368,7 @@ mod tests {
             &[4],
             &[Method::Rtn4Row],
             None,
-            &Progress::default(),
-            &AtomicBool::new(true),
+            Control::new(&Progress::default(), &AtomicBool::new(true)),
             &mut |_, _| {},
         );
         assert_eq!(err, Err(BaselineError::Cancelled));

@@ -7,11 +7,11 @@
 //! always measured, so a lower cap still shows it.
 
 use crate::core::config::{Config, MAX_C, MAX_P};
+use crate::core::control::Control;
 use crate::core::quant::ExpRange;
-use crate::search::compress::Progress;
 use crate::search::{BATCH, Searcher};
 use rayon::prelude::*;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 
 /// Default largest K of the grid: K ≤ 16 covers the paper's choices and a 256-block grid takes
 /// a few seconds on two cores.
@@ -123,12 +123,8 @@ pub fn gaussian_blocks(n: usize, c: usize) -> Vec<f32> {
 }
 
 /// Measures every point of `opts` on the current rayon pool. `progress.total` is set to the
-/// blocks to search in all, and `done` advances as blocks finish; raising `cancel` stops within a few blocks per worker.
-pub fn explore(
-    opts: &Options,
-    progress: &Progress,
-    cancel: &AtomicBool,
-) -> Result<Vec<Point>, ExploreError> {
+/// blocks to search in all, and `done` advances as blocks finish; raising `ctl.cancel` stops within a few blocks per worker.
+pub fn explore(opts: &Options, ctl: Control<'_>) -> Result<Vec<Point>, ExploreError> {
     if opts.blocks == 0 {
         return Err(ExploreError::NoBlocks);
     }
@@ -139,12 +135,12 @@ pub fn explore(
             max_k: opts.max_k,
         });
     }
-    progress
+    ctl.progress
         .total
         .store((pts.len() * opts.blocks) as u64, Ordering::Relaxed);
     pts.par_iter()
         .map(|&(config, paper)| {
-            let relmse = measure(config, opts.blocks, progress, cancel)?;
+            let relmse = measure(config, opts.blocks, ctl)?;
             Ok(Point {
                 config,
                 relmse,
@@ -158,24 +154,19 @@ pub fn explore(
 ///
 /// The exponent range is left open: the per-tensor range of 16 codes never binds on blocks of
 /// one distribution, and leaving it open keeps points independent of how many blocks are drawn.
-pub fn measure(
-    cfg: Config,
-    blocks: usize,
-    progress: &Progress,
-    cancel: &AtomicBool,
-) -> Result<f64, ExploreError> {
+pub fn measure(cfg: Config, blocks: usize, ctl: Control<'_>) -> Result<f64, ExploreError> {
     let searcher = Searcher::new(cfg);
     let data = gaussian_blocks(blocks, cfg.c);
     let sq_norm: f64 = data.iter().map(|&x| f64::from(x).powi(2)).sum();
     let mut sq_err = 0.0;
     for chunk in data.chunks(STEP * cfg.c) {
-        if cancel.load(Ordering::Relaxed) {
+        if ctl.cancelled() {
             return Err(ExploreError::Cancelled);
         }
         let n = chunk.len() / cfg.c;
         let res = searcher.search_all(chunk, ExpRange::UNBOUNDED);
         sq_err += res.iter().map(|r| r.err).sum::<f64>();
-        progress.done.fetch_add(n as u64, Ordering::Relaxed);
+        ctl.progress.done.fetch_add(n as u64, Ordering::Relaxed);
     }
     Ok(crate::search::compress::relmse(sq_err, sq_norm))
 }
@@ -188,6 +179,8 @@ pub fn gaussian_bound(bits: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::control::Progress;
+    use std::sync::atomic::AtomicBool;
 
     #[test]
     fn every_point_spends_exactly_the_budget() {
@@ -257,7 +250,7 @@ mod tests {
             blocks: 40,
         };
         let progress = Progress::default();
-        let pts = explore(&opts, &progress, &AtomicBool::new(false)).unwrap();
+        let pts = explore(&opts, Control::new(&progress, &AtomicBool::new(false))).unwrap();
         // 16 grid points with K ∈ {4, 8}, plus the paper's (8, 3, 16).
         assert_eq!(pts.len(), 17);
         assert_eq!(progress.done.load(Ordering::Relaxed), 17 * 40);
@@ -276,7 +269,10 @@ mod tests {
         let cfg = Config::new(6, 2, 12).unwrap();
         let p = Progress::default();
         let no = AtomicBool::new(false);
-        assert_eq!(measure(cfg, 50, &p, &no), measure(cfg, 50, &p, &no));
+        assert_eq!(
+            measure(cfg, 50, Control::new(&p, &no)),
+            measure(cfg, 50, Control::new(&p, &no))
+        );
     }
 
     #[test]
@@ -284,12 +280,12 @@ mod tests {
         let opts = Options::new(4);
         let p = Progress::default();
         assert_eq!(
-            explore(&opts, &p, &AtomicBool::new(true)),
+            explore(&opts, Control::new(&p, &AtomicBool::new(true))),
             Err(ExploreError::Cancelled)
         );
         let none = Options { blocks: 0, ..opts };
         assert_eq!(
-            explore(&none, &p, &AtomicBool::new(false)),
+            explore(&none, Control::new(&p, &AtomicBool::new(false))),
             Err(ExploreError::NoBlocks)
         );
         // 9C − 4P ≥ 5C ≥ 15 for C ≥ 3, and C ≤ 2 leaves K ≥ 10: nothing fits K ≤ 4.
@@ -299,7 +295,7 @@ mod tests {
             blocks: 1,
         };
         assert!(matches!(
-            explore(&tiny, &p, &AtomicBool::new(false)),
+            explore(&tiny, Control::new(&p, &AtomicBool::new(false))),
             Err(ExploreError::Empty { .. })
         ));
     }

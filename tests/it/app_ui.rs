@@ -6,9 +6,10 @@ use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use seedlm::app::{Studio, loader};
 use seedlm::core::config::Config;
+use seedlm::core::control::{Control, Progress};
 use seedlm::io::dtype;
 use seedlm::io::packed::PackedModel;
-use seedlm::search::compress::{Progress, compress};
+use seedlm::search::compress::compress;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
@@ -47,13 +48,7 @@ fn compress_inspect_and_export_a_tensor() {
     wait_idle(&mut h, ui::JOB);
 
     // The SNR shown is the engine's figure for the same tensor.
-    let (engine, stats) = compress(
-        &data,
-        Config::FOUR_BIT,
-        &Progress::default(),
-        &AtomicBool::new(false),
-    )
-    .unwrap();
+    let (engine, stats) = compress(&data, Config::FOUR_BIT, Control::unwatched()).unwrap();
     let shown = format!("SNR: {:.2} dB", stats.snr_db());
     click(&mut h, "Tensor");
     h.get_by_label_contains(&shown);
@@ -242,13 +237,7 @@ fn recompressing_with_other_settings_replaces_the_result() {
         .unwrap()
         .read()
         .unwrap();
-    let (engine, _) = compress(
-        &data,
-        Config::THREE_BIT,
-        &Progress::default(),
-        &AtomicBool::new(false),
-    )
-    .unwrap();
+    let (engine, _) = compress(&data, Config::THREE_BIT, Control::unwatched()).unwrap();
     assert_eq!(second.compressed.unpack().unwrap(), engine);
     // The overview's model total (only this tensor is compressed) shows the new SNR.
     let snr = second.stats.as_ref().unwrap().snr_db();
@@ -689,14 +678,9 @@ fn a_packed_file_opens_by_header_and_checks_a_tensor_when_first_read() {
     let path = dir.path().join("p.seedlm.safetensors");
     let codes = |seed| {
         let w = gaussian(1024, 0.02, seed);
-        compress(
-            &w,
-            Config::FOUR_BIT,
-            &Progress::default(),
-            &AtomicBool::new(false),
-        )
-        .unwrap()
-        .0
+        compress(&w, Config::FOUR_BIT, Control::unwatched())
+            .unwrap()
+            .0
     };
     let (good, bad) = (codes(1), codes(2));
     let entry = |name: &str, t| CompressedEntry::new(name, &[16, 64], dtype::Dtype::F32, t, None);
@@ -884,13 +868,7 @@ fn allocate_gives_each_tensor_the_engines_choice_within_the_budget() {
     let (mut options, mut relmse) = (Vec::new(), Vec::new());
     for t in &s.doc.tensors {
         let data = t.source.as_ref().unwrap().read().unwrap();
-        let r = allocate::sample_relmse(
-            &data,
-            &searchers,
-            &Progress::default(),
-            &AtomicBool::new(false),
-        )
-        .unwrap();
+        let r = allocate::sample_relmse(&data, &searchers, Control::unwatched()).unwrap();
         options.push(TensorOptions::new(&t.name, data.len(), MENU, &r, 1.0));
         relmse.push(r);
     }
@@ -950,8 +928,7 @@ fn allocate_on_a_model_that_can_run_weighs_tensors_by_their_measured_effect() {
         &names,
         &text,
         None,
-        &progress,
-        &none,
+        Control::new(&progress, &none),
     )
     .unwrap();
     assert!(msg.text.contains(&label), "{}", msg.text);
@@ -964,7 +941,9 @@ fn allocate_on_a_model_that_can_run_weighs_tensors_by_their_measured_effect() {
     let mut sizes = Vec::new();
     for n in &names {
         let data = model.to_f32(model.get(n).unwrap()).unwrap();
-        relmse.push(allocate::sample_relmse(&data, &searchers, &progress, &none).unwrap());
+        relmse.push(
+            allocate::sample_relmse(&data, &searchers, Control::new(&progress, &none)).unwrap(),
+        );
         sizes.push(data.len());
     }
     let want =
@@ -1020,17 +999,17 @@ fn exports_go_to_their_own_files_beside_the_model_and_ask_before_replacing() {
     h.step();
     type_into(&mut h, "Path", model.to_str().unwrap());
     click(&mut h, "Open");
-    wait_idle(&mut h, Duration::from_secs(300));
+    wait_idle(&mut h, ui::JOB);
     click(&mut h, "Overview");
     let packed = dir.path().join("tiny.seedlm.safetensors");
     let plain = dir.path().join("tiny.decompressed.safetensors");
     click(&mut h, "Export packed");
-    wait_idle(&mut h, Duration::from_secs(300));
+    wait_idle(&mut h, ui::JOB);
     let first = std::fs::read(&packed).expect("the packed file beside the model");
     let msg = &h.state().state.messages.last().unwrap().text;
     assert!(msg.contains(&packed.display().to_string()), "{msg}");
     click(&mut h, "Export decompressed");
-    wait_idle(&mut h, Duration::from_secs(300));
+    wait_idle(&mut h, ui::JOB);
     assert!(plain.is_file());
     assert_eq!(
         std::fs::read(&packed).unwrap(),
@@ -1041,14 +1020,14 @@ fn exports_go_to_their_own_files_beside_the_model_and_ask_before_replacing() {
     // Exporting onto an existing file asks first; "Keep it" leaves it untouched.
     std::fs::write(&packed, b"the user's file").unwrap();
     click(&mut h, "Export packed");
-    wait_idle(&mut h, Duration::from_secs(300));
+    wait_idle(&mut h, ui::JOB);
     h.get_by_label(&format!("{} exists. Replace it?", packed.display()));
     click(&mut h, "Keep it");
-    wait_idle(&mut h, Duration::from_secs(300));
+    wait_idle(&mut h, ui::JOB);
     assert_eq!(std::fs::read(&packed).unwrap(), b"the user's file");
     click(&mut h, "Export packed");
     click(&mut h, "Replace");
-    wait_idle(&mut h, Duration::from_secs(300));
+    wait_idle(&mut h, ui::JOB);
     assert_eq!(std::fs::read(&packed).unwrap(), first);
 }
 

@@ -11,11 +11,12 @@ use egui_kittest::kittest::Queryable;
 use seedlm::app::Studio;
 use seedlm::app::command::Command;
 use seedlm::core::config::Config;
+use seedlm::core::control::{Control, Progress};
 use seedlm::io::job_plan::TextId;
 use seedlm::io::model::Model;
 use seedlm::io::packed::PackedModel;
 use seedlm::io::shard::{Sidecar, SidecarTensor};
-use seedlm::search::compress::{CompressedTensor, Progress, compress};
+use seedlm::search::compress::{CompressedTensor, compress};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
@@ -61,7 +62,6 @@ fn messages(h: &Harness<'_, Studio>) -> Vec<String> {
 fn the_apps_calibrated_compression_gives_the_codes_of_compress_calibrate() {
     let dir = tempfile::tempdir().unwrap();
     let calib = calibration_text(dir.path(), "calib.txt", CALIB);
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
 
     // The CLI's calibrated codes of the tensor.
     let out = dir.path().join("cli");
@@ -69,7 +69,7 @@ fn the_apps_calibrated_compression_gives_the_codes_of_compress_calibrate() {
     let started = Instant::now();
     let o = run(&[
         "compress",
-        s(&root.join("assets/demo")),
+        s(&crate::helpers::demo_dir()),
         "-o",
         s(&out),
         "--include",
@@ -93,10 +93,15 @@ fn the_apps_calibrated_compression_gives_the_codes_of_compress_calibrate() {
     compress_it(&mut h);
     let (plain, calibrated) = codes(&h);
     assert!(!calibrated);
-    let model = Model::open(&root.join(seedlm::app::loader::DEMO_MODEL)).unwrap();
+    let model = Model::open(&crate::helpers::demo_model()).unwrap();
     let data = model.to_f32(model.get(TENSOR).unwrap()).unwrap();
     let none = AtomicBool::new(false);
-    let engine = compress(&data, Config::FOUR_BIT, &Progress::default(), &none).unwrap();
+    let engine = compress(
+        &data,
+        Config::FOUR_BIT,
+        Control::new(&Progress::default(), &none),
+    )
+    .unwrap();
     assert_eq!(plain, engine.0);
     assert_ne!(plain, cli, "calibration changes the codes");
 
@@ -217,7 +222,12 @@ fn the_sidecar_offers_codes_only_to_a_run_with_the_same_calibration() {
     let name = "layers.0.q_proj.weight";
     let data = model.to_f32(model.get(name).unwrap()).unwrap();
     let none = AtomicBool::new(false);
-    let (codes, _) = compress(&data, Config::FOUR_BIT, &Progress::default(), &none).unwrap();
+    let (codes, _) = compress(
+        &data,
+        Config::FOUR_BIT,
+        Control::new(&Progress::default(), &none),
+    )
+    .unwrap();
     let text_a = calibration_text(dir.path(), "a.txt", "one text");
     let text_b = calibration_text(dir.path(), "b.txt", "another text");
     let (a, b) = (TextId::of(&text_a).unwrap(), TextId::of(&text_b).unwrap());

@@ -2,10 +2,10 @@
 //! scripts/make_eval_fixtures.py) and `seedlm eval` end to end.
 
 use crate::helpers::{T, fails, run, s, text, write_model};
+use seedlm::core::control::Control;
 use seedlm::eval::{Evaluator, weights::Weights};
 use seedlm::io::dtype::Dtype;
 use seedlm::io::model::Model;
-use seedlm::search::compress::Progress;
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -135,12 +135,7 @@ fn bert_reproduces_sentence_transformers_embeddings() {
         .map(|v| v.as_str().unwrap().to_string())
         .collect();
     let got = e
-        .embed(
-            e.weights(),
-            &sentences,
-            &Progress::default(),
-            &AtomicBool::new(false),
-        )
+        .embed(e.weights(), &sentences, Control::unwatched())
         .unwrap();
     let worst = worst_diff(&got, r["embeddings"].as_array().unwrap());
     eprintln!("MiniLM: largest embedding difference {worst:.1e}");
@@ -407,7 +402,7 @@ fn calibrated_compression_lowers_each_tensors_activation_weighted_error() {
         );
         let moments = Evaluator::open_model(&model)
             .unwrap()
-            .input_moments(&calib, words, &Progress::default(), &AtomicBool::new(false))
+            .input_moments(&calib, words, Control::unwatched())
             .unwrap();
         let original = Model::open(&model).unwrap();
         let decoded = |path: &Path| match open(path).unwrap() {

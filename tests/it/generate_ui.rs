@@ -11,12 +11,11 @@ use seedlm::app::panels::generate::shown;
 use seedlm::app::work::{JobKind, Work};
 use seedlm::app::{Studio, loader};
 use seedlm::core::config::Config;
+use seedlm::core::control::Control;
 use seedlm::eval::Evaluator;
 use seedlm::eval::divergence::Lm;
 use seedlm::infer::generate::Sampling;
-use seedlm::search::compress::Progress;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
 
 const PROMPT: &str = "She walked to the window and";
 
@@ -123,8 +122,7 @@ fn generate_shows_both_continuations_as_the_engine_computes_them() {
             &lm.prompt_ids(PROMPT).unwrap(),
             48,
             &Sampling::default(),
-            &Progress::default(),
-            &AtomicBool::new(false),
+            Control::unwatched(),
         )
         .unwrap();
     let d = &run.divergence;

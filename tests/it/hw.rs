@@ -3,10 +3,11 @@
 //! g++ and make, and fail (not skip) without them.
 
 use seedlm::core::config::Config;
+use seedlm::core::control::Control;
 use seedlm::core::lfsr::Lfsr;
 use seedlm::hw::sim::{self, DdrParams, FOUR_BIT, HwError, SimInput, THREE_BIT, Target};
 use seedlm::hw::{fp16, model};
-use seedlm::search::compress::{Progress, compress};
+use seedlm::search::compress::compress;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::AtomicBool;
@@ -118,13 +119,7 @@ fn cosim_of_a_compressed_matrix_is_bit_exact() {
     let data: Vec<f32> = (0..rows * cols)
         .map(|i| ((i as f32 * 0.618).sin() * 3.0) * (1 + i / cols) as f32)
         .collect();
-    let (t, _) = compress(
-        &data,
-        Config::FOUR_BIT,
-        &Progress::default(),
-        &AtomicBool::new(false),
-    )
-    .unwrap();
+    let (t, _) = compress(&data, Config::FOUR_BIT, Control::unwatched()).unwrap();
     let x = sim::random_x(cols, 3);
     let input = SimInput::from_tensor(&t, rows, cols, x.clone(), false).unwrap();
     let out = simulate(&input);
@@ -224,13 +219,7 @@ fn three_bit_cosim_of_a_compressed_matrix_is_bit_exact() {
     let data: Vec<f32> = (0..rows * cols)
         .map(|i| (i as f32 * 0.377).cos() * (1.0 + (i % 7) as f32))
         .collect();
-    let (t, _) = compress(
-        &data,
-        Config::THREE_BIT,
-        &Progress::default(),
-        &AtomicBool::new(false),
-    )
-    .unwrap();
+    let (t, _) = compress(&data, Config::THREE_BIT, Control::unwatched()).unwrap();
     let x = sim::random_x(cols, 9);
     let input = SimInput::from_tensor(&t, rows, cols, x.clone(), false).unwrap();
     let out = simulate(&input);
@@ -363,13 +352,7 @@ fn fp16_variant_errs_where_the_fixed_point_design_is_exact_on_demo_tensors() {
     ] {
         let w = m.to_f32(m.get(name).unwrap()).unwrap();
         let rows = 16;
-        let (t, _) = compress(
-            &w[..rows * cols],
-            Config::FOUR_BIT,
-            &Progress::default(),
-            &AtomicBool::new(false),
-        )
-        .unwrap();
+        let (t, _) = compress(&w[..rows * cols], Config::FOUR_BIT, Control::unwatched()).unwrap();
         let input = SimInput::from_tensor(&t, rows, cols, sim::random_x(cols, 5), true).unwrap();
         let out = simulate(&input);
         assert!(sim::cross_check(&t, &input, &out).ok(), "{name}");

@@ -3,6 +3,7 @@
 
 use crate::helpers::{T, gaussian, listing, small_model, write_model};
 use seedlm::core::config::Config;
+use seedlm::core::control::Control;
 use seedlm::core::quant::Rounding;
 use seedlm::io::dtype::{self, Dtype};
 use seedlm::io::model::Model;
@@ -11,9 +12,8 @@ use seedlm::io::model_job::{
 };
 use seedlm::io::packed::PackedModel;
 use seedlm::io::selection::Selection;
-use seedlm::search::compress::{CompressedTensor, Progress};
+use seedlm::search::compress::CompressedTensor;
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
 
 fn compress_path(input: &Path, cfg: Config, sel: &Selection) -> (Model, CompressedModel) {
     let model = Model::open(input).unwrap();
@@ -24,8 +24,7 @@ fn compress_path(input: &Path, cfg: Config, sel: &Selection) -> (Model, Compress
         cfg,
         Rounding::default(),
         &Default::default(),
-        &Progress::default(),
-        &AtomicBool::new(false),
+        Control::unwatched(),
         |_| {},
     )
     .unwrap();

@@ -201,7 +201,7 @@ fn target_bpw_with_calibrate_sharded_and_resumed_give_the_single_run_bytes() {
 /// 384×384 projections to keep the calibrated search short.
 #[test]
 fn calibrate_on_the_demo_sharded_and_resumed_gives_the_single_run_bytes() {
-    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo");
+    let demo = crate::helpers::demo_dir();
     same_bytes_three_ways(
         &demo,
         r"^encoder\.layer\.[01]\.attention\.self\.query\.weight$",

@@ -9,9 +9,9 @@ use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
 use seedlm::app::command::{Command, TabId};
 use seedlm::app::{Studio, loader};
+use seedlm::core::control::{Control, Progress};
 use seedlm::eval::{Evaluator, Figures, Inputs};
 use seedlm::io::dtype::Dtype;
-use seedlm::search::compress::Progress;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
@@ -83,13 +83,7 @@ fn a_run_fills_the_figures_and_the_per_layer_chart_with_the_engines_numbers() {
     });
     let cand = ev.weights().overlay(Path::new("app"), recon).unwrap();
     let (whole, effects) = ev
-        .evaluate(
-            &cand,
-            true,
-            &Inputs::default(),
-            &Progress::default(),
-            &AtomicBool::new(false),
-        )
+        .evaluate(&cand, true, &Inputs::default(), Control::unwatched())
         .unwrap();
     assert_eq!(report.figures, whole);
     for (t, e) in report.tensors.iter().zip(&effects) {
@@ -240,8 +234,7 @@ fn baselines_give_each_methods_function_space_figure() {
         &t.source.as_ref().unwrap().read().unwrap(),
         (t.shape[0], t.shape[1]),
         None,
-        &Progress::default(),
-        &AtomicBool::new(false),
+        Control::unwatched(),
     )
     .unwrap();
     let want = ev
@@ -249,8 +242,7 @@ fn baselines_give_each_methods_function_space_figure() {
             Path::new("x"),
             vec![vec![(VALUE.to_string(), recon)]],
             &Inputs::default(),
-            &Progress::default(),
-            &AtomicBool::new(false),
+            Control::unwatched(),
         )
         .unwrap();
     assert_eq!(function[0].1, want[0]);
@@ -341,7 +333,9 @@ fn baselines_run_the_calibrated_methods_on_the_typed_text() {
     let path = h.state().state.doc.path.clone().unwrap();
     let ev = Evaluator::open_model(&path).unwrap();
     let none = AtomicBool::new(false);
-    let c = seedlm::eval::calibration::calibrate(&ev, &text, &Progress::default(), &none).unwrap();
+    let c =
+        seedlm::eval::calibration::calibrate(&ev, &text, Control::new(&Progress::default(), &none))
+            .unwrap();
     let t = &h.state().state.doc.tensors[ti];
     let data = t.source.as_ref().unwrap().read().unwrap();
     let want = |m: Method| {
@@ -351,8 +345,7 @@ fn baselines_run_the_calibrated_methods_on_the_typed_text() {
             &data,
             (t.shape[0], t.shape[1]),
             Some(d),
-            &Progress::default(),
-            &none,
+            Control::new(&Progress::default(), &none),
         )
         .unwrap()
         .0

@@ -11,12 +11,12 @@ use egui_kittest::kittest::Queryable;
 use seedlm::app::Studio;
 use seedlm::app::command::{Command, ExportKind};
 use seedlm::core::config::Config;
+use seedlm::core::control::Control;
 use seedlm::io::dtype::Dtype;
 use seedlm::io::model::Model;
 use seedlm::io::shard::{Sidecar, SidecarTensor};
-use seedlm::search::compress::{Progress, compress};
+use seedlm::search::compress::compress;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 /// Four 384×384 demo tensors, compressed in this order.
@@ -244,8 +244,7 @@ fn a_sidecar_of_another_model_is_not_offered_and_settings_key_the_kept_tensors()
     let (want, _) = compress(
         &m.to_f32(m.get(both[1]).unwrap()).unwrap(),
         Config::THREE_BIT,
-        &Progress::default(),
-        &AtomicBool::new(false),
+        Control::unwatched(),
     )
     .unwrap();
     assert_eq!(

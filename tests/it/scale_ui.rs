@@ -7,9 +7,9 @@ use egui_kittest::kittest::Queryable;
 use seedlm::app::Studio;
 use seedlm::app::document::{Document, Errors, PackedCodes, Source, TensorEntry, TensorResult};
 use seedlm::core::config::Config;
-use seedlm::search::compress::{Progress, compress};
+use seedlm::core::control::Control;
+use seedlm::search::compress::compress;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
 const LAYERS: usize = 32;
 const KINDS: [&str; 7] = [
@@ -29,7 +29,7 @@ fn llama() -> Studio {
         .map(|i| ((i * 37 % 101) as f32 - 50.0) / 100.0)
         .collect();
     let result = |cfg: Config| {
-        let (c, s) = compress(&data, cfg, &Progress::default(), &AtomicBool::new(false)).unwrap();
+        let (c, s) = compress(&data, cfg, Control::unwatched()).unwrap();
         (c, Errors::new(&s))
     };
     let (four, three) = (result(Config::FOUR_BIT), result(Config::THREE_BIT));

@@ -365,8 +365,8 @@ fn status_counts_shards_and_bad_shard_arguments_fail() {
 
 #[test]
 fn merge_cancelled_inside_its_one_tensor_leaves_nothing() {
+    use seedlm::core::control::{Control, Progress};
     use seedlm::io::model_job::JobError;
-    use seedlm::search::compress::Progress;
     use std::sync::atomic::{AtomicBool, Ordering};
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("model.safetensors");
@@ -396,7 +396,8 @@ fn merge_cancelled_inside_its_one_tensor_leaves_nothing() {
             }
             cancel.store(true, Ordering::Relaxed);
         });
-        let r = seedlm::io::shard::merge(&folder(&out), None, &out, &progress, &cancel);
+        let r =
+            seedlm::io::shard::merge(&folder(&out), None, &out, Control::new(&progress, &cancel));
         ended.store(true, Ordering::Relaxed);
         r
     });
@@ -437,17 +438,11 @@ fn edit_e_base(bytes: &[u8]) -> Vec<u8> {
 
 /// Merges `out`'s shard folder through the library; the error as text.
 fn merge_lib(out: &Path) -> Result<(), String> {
-    use seedlm::search::compress::Progress;
-    use std::sync::atomic::AtomicBool;
-    seedlm::io::shard::merge(
-        &folder(out),
-        None,
-        out,
-        &Progress::default(),
-        &AtomicBool::new(false),
-    )
-    .map(|_| ())
-    .map_err(|e| e.to_string())
+    use seedlm::core::control::Control;
+
+    seedlm::io::shard::merge(&folder(out), None, out, Control::unwatched())
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 #[test]
