@@ -8,6 +8,7 @@ use super::jobs::{CompressEvent, CompressJob, Input, Job, Outcome, human_duratio
 use super::loader;
 use super::work::{self, JobKind, Keyed, Output, Purpose, Results, ResumeOffer, ShardView, Work};
 use crate::core::config::Config;
+use crate::io::job_plan::TextId;
 use crate::io::shard::{self, FolderStatus, Sidecar, SidecarTensor};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::ffi::OsString;
@@ -443,13 +444,17 @@ impl AppState {
     }
 
     /// Queues each tensor with its own configuration and the calibration of the settings (a
-    /// tensor already queued keeps its place). A tensor compressed data-free at that
-    /// configuration already is skipped when no calibration is asked for: the search is
-    /// deterministic, so it would find the same codes again. (A calibrated result does not
-    /// record its text, so a calibrated request always runs.)
+    /// tensor already queued keeps its place). A tensor compressed at that configuration with
+    /// the same calibration already (data-free, or weighted by a text of the same SHA-256) is
+    /// skipped: the search is deterministic, so it would find the same codes again.
     fn enqueue_with(&mut self, tensors: Vec<(usize, Config)>) {
         let mut skipped = 0;
         let mut done = 0;
+        // The calibration asked for, by its text's hash (`None`: unreadable, never matched).
+        let wanted = match &self.calibration {
+            None => Some(None),
+            Some(text) => TextId::of(text).ok().map(|t| Some(t.sha256)),
+        };
         for (t, config) in tensors {
             let Some(entry) = self.doc.tensors.get(t) else {
                 continue;
@@ -458,9 +463,10 @@ impl AppState {
                 skipped += 1;
                 continue;
             }
-            if entry.result.as_ref().is_some_and(|r| {
-                r.compressed.config == config && !r.calibrated && self.calibration.is_none()
-            }) {
+            if let (Some(r), Some(wanted)) = (&entry.result, &wanted)
+                && r.compressed.config == config
+                && r.calibration.as_ref().map(|c| &c.sha256) == wanted.as_ref()
+            {
                 done += 1;
                 continue;
             }
@@ -777,7 +783,7 @@ impl AppState {
                     tensor,
                     compressed,
                     stats,
-                    calibrated,
+                    calibration,
                     ..
                 } => {
                     self.generation += 1;
@@ -786,7 +792,7 @@ impl AppState {
                         stats: Some(Errors::new(&stats)),
                         stored_relmse: None,
                         generation: self.generation,
-                        calibrated,
+                        calibration,
                     }));
                 }
                 CompressEvent::Failed { tensor, error } => {
@@ -889,7 +895,7 @@ pub struct Group {
 impl Group {
     fn add(&mut self, weights: u64, bits: u64, r: &TensorResult) {
         self.tensors += 1;
-        self.calibrated += usize::from(r.calibrated);
+        self.calibrated += usize::from(r.calibrated());
         self.weights += weights;
         self.bits += bits;
         match (&r.stats, r.stored_relmse) {

@@ -7,7 +7,8 @@ use crate::io::error::{MAX_SHOWN, abbreviate, shape_text};
 use crate::io::job_plan::{PlanOptions, TextId};
 use crate::io::model::Model;
 use crate::io::model_job::{
-    JobError, Plan, TensorReport, compress_model_with, plan, tensor_error, write_compressed,
+    JobError, Plan, TensorReport, compress_model_with, moments_of, plan, tensor_error,
+    write_compressed,
 };
 use crate::io::packed::CompressedEntry;
 use crate::io::selection::Selection;
@@ -280,8 +281,19 @@ pub fn make_plan(
             .phases
             .push(("calibration", started.elapsed().as_secs_f64()));
         if let Some(c) = measured {
+            // The record names the tensors the moments will steer.
+            let weighted = plan
+                .compress
+                .iter()
+                .filter(|n| {
+                    model
+                        .get(n)
+                        .is_some_and(|t| moments_of(&c.moments, n, &t.shape).is_some())
+                })
+                .cloned()
+                .collect();
+            planned.calibration = Some(c.record(weighted).to_json());
             planned.moments = c.moments;
-            planned.calibration = Some(c.record);
         }
     }
     Ok((!cancel.load(Ordering::Relaxed)).then_some(planned))
