@@ -228,6 +228,11 @@ impl Planned {
         ))
     }
 
+    /// The allocation's table, one line per tensor (`None` without `--target-bpw`).
+    pub fn allocation_table(&self) -> Option<String> {
+        self.allocation.as_ref().map(allocation_table)
+    }
+
     /// The phases' wall times in one line.
     pub fn phases_text(&self) -> String {
         self.phases
@@ -239,8 +244,8 @@ impl Planned {
 }
 
 /// Runs the plan of `opts` for `plan` of `model` (at `input`) on `pool`: the `--target-bpw`
-/// allocation (sensitivities, menu samples, solve; the table printed) and the `--calibrate`
-/// moments. `None` when cancelled.
+/// allocation (sensitivities, menu samples, solve) and the `--calibrate` moments. `None` when
+/// cancelled.
 pub fn make_plan(
     input: &std::path::Path,
     model: &Model,
@@ -376,7 +381,15 @@ pub fn run(args: CompressArgs) -> anyhow::Result<ExitCode> {
             &pool,
             &cancel,
         )? {
-            Some(p) => Some(p),
+            Some(p) => {
+                // With --json, stdout holds the one JSON object.
+                match p.allocation_table() {
+                    Some(t) if args.json => eprint!("{t}"),
+                    Some(t) => super::stdout::print(&t)?,
+                    None => {}
+                }
+                Some(p)
+            }
             None => {
                 eprintln!("cancelled: no output written");
                 return Ok(ExitCode::from(130));
@@ -644,7 +657,6 @@ fn allocate(
         Err(allocate::AllocateError::Budget(e)) => return Err(e.into()),
     };
     phases.push(("menu samples", started.elapsed().as_secs_f64()));
-    super::stdout::print(&allocation_table(&a))?;
     Ok(Some(a))
 }
 

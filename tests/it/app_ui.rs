@@ -1264,3 +1264,16 @@ fn the_queue_shows_an_allocation_while_it_measures() {
         .apply(seedlm::app::command::Command::Stop(JobKind::Allocate));
     wait_idle(&mut h, ui::JOB);
 }
+
+/// The Overview's export paths are wide enough to read a path in (a grid cell once held them at
+/// about four characters, from the first frame's column width), and stay so as frames go by.
+#[test]
+fn the_export_path_fields_are_wide_enough_to_read() {
+    let mut h = harness(Studio::with_document(loader::demo()));
+    h.run_steps(4);
+    // A body-text character is about 7 px wide: 300 px hold some 40.
+    for label in ["Packed file", "Decompressed file"] {
+        let width = h.get_by_label(label).rect().width();
+        assert!(width >= 300.0, "{label}: {width} px");
+    }
+}

@@ -224,7 +224,10 @@ impl Overview {
                     ExportKind::Decompressed => &mut self.plain_path,
                 };
                 let l = ui.label(label);
-                ui.add(egui::TextEdit::singleline(text).desired_width(420.0))
+                // Sized, not a desired width: a grid cell caps that at its column's width,
+                // which the first frame set to a few characters.
+                let size = [420.0, ui.spacing().interact_size.y];
+                ui.add_sized(size, egui::TextEdit::singleline(text))
                     .labelled_by(l.id)
                     .on_hover_text(
                         "Destination file; it is written to a temporary file and renamed",
