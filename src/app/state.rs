@@ -3,6 +3,7 @@
 
 use super::command::{Command, ExportKind, SelectMode, TabId};
 use super::document::{Document, Errors, TensorResult};
+use super::eta::{self, AllocationWork};
 use super::export;
 use super::jobs::{CompressEvent, CompressJob, Input, Job, Outcome, human_duration};
 use super::loader;
@@ -103,6 +104,8 @@ pub struct AppState {
     pub data_dir: Option<PathBuf>,
     /// What the open model's sidecar offers to resume, until taken or discarded.
     pub resume: Option<ResumeOffer>,
+    /// What the bit allocation last started has to search, for the time left of all of it.
+    pub allocating: Option<AllocationWork>,
     generation: u64,
 }
 
@@ -137,6 +140,7 @@ impl AppState {
             sidecar_dir: None,
             data_dir: user_data_dir(|k| std::env::var_os(k)),
             resume: None,
+            allocating: None,
             generation: 0,
         }
     }
@@ -166,6 +170,42 @@ impl AppState {
     /// The running job of this kind.
     pub fn running(&self, kind: JobKind) -> Option<&Job<Output>> {
         self.jobs.get(&kind)
+    }
+
+    /// The time left of everything queued: the compression running and every tensor waiting
+    /// (each at its own configuration), and a bit allocation's phases before them, their
+    /// compression predicted. Search is priced at the rate of the search running (the
+    /// compression's, or the menu's); `None` while there is none yet to price it, e.g. while
+    /// the sensitivities are measured.
+    pub fn time_left_in_all(&self) -> Option<Duration> {
+        let mut work = 0.0;
+        let mut rate = None;
+        if let Some(job) = &self.job {
+            let (done, total) = job.blocks();
+            work += eta::work(total.saturating_sub(done), job.config);
+            rate = Some(eta::work(1, job.config) * job.rate());
+        }
+        for (t, s) in &self.queue {
+            let blocks = self
+                .doc
+                .tensors
+                .get(*t)
+                .map_or(0, |e| e.len().div_ceil(s.config.c));
+            work += eta::work(blocks as u64, s.config);
+        }
+        let mut phase = Duration::ZERO;
+        if let (Some(j), Some(a)) = (self.running(JobKind::Allocate), &self.allocating) {
+            let (done, total) = j.progress();
+            // The menu phase counts its sample blocks; the sensitivities count tensors.
+            if total == a.menu_blocks {
+                work += a.left_in_menu(done);
+                rate = rate.or((done > 0).then(|| a.menu_rate(j.rate())));
+            } else {
+                phase = j.eta()?;
+                work += a.menu_work + a.compress_work;
+            }
+        }
+        eta::time_left(phase, work, rate)
     }
 
     /// The status of tensor `i`.
@@ -340,6 +380,18 @@ impl AppState {
             && i < self.doc.tensors.len()
         {
             self.preparing = Some(work::tensor_key(&self.doc, i));
+        }
+        if let Work::Allocate {
+            tensors,
+            target_bpw,
+        } = &w
+        {
+            let sizes: Vec<usize> = tensors
+                .iter()
+                .filter_map(|&i| self.doc.tensors.get(i).filter(|t| t.source.is_some()))
+                .map(|t| t.len())
+                .collect();
+            self.allocating = Some(AllocationWork::new(&sizes, *target_bpw));
         }
         match work::spawn(w, &self.doc, self.repaint.clone()) {
             Ok(job) => self.start(kind, job),

@@ -828,7 +828,11 @@ fn compress_target_bpw_json_is_one_object_with_its_phase_times() {
     );
     let phases = j["totals"]["phase_seconds"].as_object().unwrap();
     let names: Vec<&str> = phases.keys().map(String::as_str).collect();
-    assert_eq!(names, ["menu samples", "search", "sensitivity"], "{phases:?}");
+    assert_eq!(
+        names,
+        ["menu samples", "search", "sensitivity"],
+        "{phases:?}"
+    );
     let sum: f64 = phases.values().map(|v| v.as_f64().unwrap()).sum();
     assert!(sum <= j["totals"]["seconds"].as_f64().unwrap(), "{j}");
 }

@@ -168,6 +168,11 @@ fn queue(ui: &mut egui::Ui, state: &AppState) {
                 job.config,
                 state.queue.len()
             ));
+            if !state.queue.is_empty()
+                && let Some(d) = state.time_left_in_all()
+            {
+                ui.label(format!("everything queued: {} left", human_duration(d)));
+            }
         }
         // Measuring (the calibration's moments, the allocation's menu) is the first phase of a
         // compression: said, not hidden behind "Nothing running" for as long as it takes.
@@ -182,7 +187,19 @@ fn queue(ui: &mut egui::Ui, state: &AppState) {
             None => match state.running(JobKind::Allocate) {
                 Some(j) => {
                     ui.label(progress_text(j));
-                    ui.label("measuring the bit-budget menu; then each tensor is queued here");
+                    ui.label(match state.time_left_in_all() {
+                        Some(d) => format!(
+                            "Allocate in all (sensitivities, menu samples, compression): {} left",
+                            human_duration(d)
+                        ),
+                        None => "Allocate in all: timed once its menu samples start".into(),
+                    })
+                    .on_hover_text(
+                        "The sensitivities, then each menu configuration on a sample of each \
+                         tensor, then each tensor compressed at the configuration chosen \
+                         (predicted until chosen: the configuration nearest the budget)",
+                    );
+                    ui.label("then each tensor is queued here");
                 }
                 None => {
                     ui.label("Nothing running. Select tensors on the left and press Compress.");
