@@ -342,6 +342,13 @@ pub fn run(args: CompressArgs) -> anyhow::Result<ExitCode> {
     if plan.compress.is_empty() {
         eprintln!("warning: no tensor is selected for compression; every tensor is passed through");
     }
+    if let Some(method) = crate::io::model_job::quantized_by(&args.input) {
+        eprintln!(
+            "warning: {}: config.json has a quantization_config ({method}): the weights are \
+             already quantized, and compressing them again is rarely meant",
+            args.input.display()
+        );
+    }
     let pool = thread_pool(args.threads)?;
 
     let cancel = super::watch::cancel_on_ctrl_c();
