@@ -85,6 +85,19 @@ def check_packed(meta, header, data):
     return version
 
 
+def calibrated_tensors(meta):
+    """The tensors named by the informative seedlm.calibration record (§1): each a compressed
+    tensor of the file. Older records hold a count instead of the names: none named."""
+    if "seedlm.calibration" not in meta:
+        return set()
+    names = json.loads(meta["seedlm.calibration"]).get("tensors")
+    if not isinstance(names, list):
+        return set()
+    for n in names:
+        assert "seedlm.tensor." + n in meta, f"calibration names {n!r}, not a compressed tensor"
+    return set(names)
+
+
 def lfsr_states(seed, k, count):
     mask = sum(1 << t for t in TAPS[k])
     s, out = seed, []
@@ -143,6 +156,7 @@ def to_dtype_bytes(values_f32, dtype):
 def main():
     meta, header, data = read_safetensors(sys.argv[1])
     version = check_packed(meta, header, data)
+    calibrated = calibrated_tensors(meta)
     ref = read_safetensors(sys.argv[2]) if len(sys.argv) > 2 else None
     for name, info in header.items():
         s, e = info["data_offsets"]
@@ -167,7 +181,7 @@ def main():
             if not same:
                 sys.exit(1)
         else:
-            print(f"{name}: {len(out)} bytes")
+            print(f"{name}: {len(out)} bytes{' (calibrated)' if name in calibrated else ''}")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ use crate::core::config::Config;
 use crate::eval::Family;
 use crate::io::dtype::Dtype;
 use crate::io::error::ModelError;
+use crate::io::job_plan::TextId;
 use crate::io::model::Model;
 use crate::io::packed::{PackedModel, decode_range, pack_blocks};
 use crate::search::compress::{BlockCode, CompressedTensor, ErrorStats};
@@ -313,12 +314,17 @@ pub struct TensorResult {
     pub stored_relmse: Option<f64>,
     /// Distinguishes successive results of the same tensor (for cached textures).
     pub generation: u64,
-    /// Whether its search was calibrated (weighted by input moments measured on a text);
-    /// `false` for data-free codes and for a packed file's, which record no per-tensor flag.
-    pub calibrated: bool,
+    /// The text its search was weighted by (input moments measured on it), `None` for
+    /// data-free codes. A packed file's record gives only the text's file name as its path.
+    pub calibration: Option<TextId>,
 }
 
 impl TensorResult {
+    /// Whether its search was calibrated.
+    pub fn calibrated(&self) -> bool {
+        self.calibration.is_some()
+    }
+
     /// The relative MSE: measured against the original, or as stored in a packed file.
     pub fn relmse(&self) -> Option<f64> {
         self.stats

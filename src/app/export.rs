@@ -7,7 +7,10 @@ use crate::core::control::Progress;
 use crate::io::container::{OutTensor, Payload, write_atomic};
 use crate::io::dtype::{self, Dtype};
 use crate::io::error::ModelError;
-use crate::io::packed::{CompressedEntry, PlainEntry, write_packed};
+use crate::io::job_plan::TextId;
+use crate::io::packed::{
+    CalibrationRecord, CompressedEntry, KEY_CALIBRATION, PlainEntry, write_packed,
+};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -147,7 +150,27 @@ fn write_packed_file(
             data: &e.bytes,
         });
     }
-    write_packed(path, &compressed, &plain, &snap.order, &snap.metadata)
+    let mut metadata = snap.metadata.clone();
+    if let Some(record) = calibration_record(snap) {
+        metadata.insert(KEY_CALIBRATION.into(), record.to_json());
+    }
+    write_packed(path, &compressed, &plain, &snap.order, &metadata)
+}
+
+/// The record naming the calibrated tensors, when every calibrated one was weighted by the same
+/// text (the record names one text; with codes of several, none is recorded).
+fn calibration_record(snap: &Snapshot) -> Option<CalibrationRecord> {
+    let calibrated: Vec<(&str, &TextId)> = snap
+        .tensors
+        .iter()
+        .filter_map(|t| Some((t.name.as_str(), t.result.as_ref()?.calibration.as_ref()?)))
+        .collect();
+    let (_, text) = calibrated.first()?;
+    if calibrated.iter().any(|(_, t)| t.sha256 != text.sha256) {
+        return None;
+    }
+    let names = calibrated.iter().map(|(n, _)| n.to_string()).collect();
+    Some(CalibrationRecord::weighted_by(text, names))
 }
 
 fn write_decompressed(

@@ -14,6 +14,7 @@ use super::document::{PackedCodes, Source};
 use crate::core::config::Config;
 use crate::core::control::{Control, Progress};
 use crate::eval::calibration::Calibration;
+use crate::io::job_plan::TextId;
 use crate::io::model_job::{compress_tensor, moments_of};
 use crate::io::shard::{Sidecar, tensor_hash};
 use crate::search::Searcher;
@@ -308,8 +309,8 @@ pub enum CompressEvent {
         stats: ErrorStats,
         /// Whether the codes were read from the sidecar rather than searched.
         loaded: bool,
-        /// Whether the search was calibrated.
-        calibrated: bool,
+        /// The text the search was weighted by (`None`: data-free).
+        calibration: Option<TextId>,
     },
     /// `tensor` is compressed but could not be kept in the sidecar.
     Unsaved {
@@ -496,7 +497,9 @@ fn run_compress(
                         compressed: PackedCodes::new(&compressed),
                         stats,
                         loaded: true,
-                        calibrated: moments_of(moments, &name, &shape).is_some(),
+                        calibration: text
+                            .filter(|_| moments_of(moments, &name, &shape).is_some())
+                            .cloned(),
                     });
                     ctx.progress().done.fetch_add(blocks, Ordering::Relaxed);
                     continue;
@@ -524,7 +527,7 @@ fn run_compress(
                     compressed: PackedCodes::new(&compressed),
                     stats,
                     loaded: false,
-                    calibrated,
+                    calibration: text.filter(|_| calibrated).cloned(),
                 })
             }
             Err(CompressError::Cancelled) => return Err("cancelled".into()),

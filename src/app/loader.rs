@@ -5,6 +5,7 @@ use super::document::{Document, Mapped, PackedCodes, RawEntry, Source, TensorEnt
 use crate::core::control::Progress;
 use crate::eval::{self, Family};
 use crate::io::dtype::{self, Dtype};
+use crate::io::job_plan::TextId;
 use crate::io::opened::{self, Opened};
 use crate::io::packed::PackedModel;
 use crate::io::selection::default_rule;
@@ -146,6 +147,17 @@ fn load_packed(
     progress: &Progress,
 ) -> anyhow::Result<Document> {
     let p = Arc::new(p);
+    // Which tensors a calibrated compression weighted, and by what text.
+    let record = p.calibration_record();
+    let calibration_of = |name: &str| {
+        let r = record
+            .as_ref()
+            .filter(|r| r.tensors.iter().any(|t| t == name))?;
+        Some(TextId {
+            path: r.text.clone().into(),
+            sha256: r.sha256.clone(),
+        })
+    };
     let mut tensors = Vec::new();
     let mut extra = Vec::new();
     progress
@@ -169,7 +181,7 @@ fn load_packed(
                     stats: None,
                     stored_relmse: t.packed.as_ref().and_then(|m| m.relmse),
                     generation: i as u64 + 1,
-                    calibrated: false,
+                    calibration: calibration_of(&t.name),
                 })),
             )),
             None if dtype::is_float(t.dtype) => {

@@ -22,6 +22,7 @@
 
 pub mod command;
 pub mod document;
+pub mod eta;
 pub mod export;
 pub mod format;
 pub mod generate;

@@ -3,11 +3,13 @@
 
 use super::command::{Command, ExportKind, SelectMode, TabId};
 use super::document::{Document, Errors, TensorResult};
+use super::eta::{self, AllocationWork};
 use super::export;
 use super::jobs::{CompressEvent, CompressJob, Input, Job, Outcome, human_duration};
 use super::loader;
 use super::work::{self, JobKind, Keyed, Output, Purpose, Results, ResumeOffer, ShardView, Work};
 use crate::core::config::Config;
+use crate::io::job_plan::TextId;
 use crate::io::shard::{self, FolderStatus, Sidecar, SidecarTensor};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::ffi::OsString;
@@ -102,6 +104,8 @@ pub struct AppState {
     pub data_dir: Option<PathBuf>,
     /// What the open model's sidecar offers to resume, until taken or discarded.
     pub resume: Option<ResumeOffer>,
+    /// What the bit allocation last started has to search, for the time left of all of it.
+    pub allocating: Option<AllocationWork>,
     generation: u64,
 }
 
@@ -136,6 +140,7 @@ impl AppState {
             sidecar_dir: None,
             data_dir: user_data_dir(|k| std::env::var_os(k)),
             resume: None,
+            allocating: None,
             generation: 0,
         }
     }
@@ -165,6 +170,42 @@ impl AppState {
     /// The running job of this kind.
     pub fn running(&self, kind: JobKind) -> Option<&Job<Output>> {
         self.jobs.get(&kind)
+    }
+
+    /// The time left of everything queued: the compression running and every tensor waiting
+    /// (each at its own configuration), and a bit allocation's phases before them, their
+    /// compression predicted. Search is priced at the rate of the search running (the
+    /// compression's, or the menu's); `None` while there is none yet to price it, e.g. while
+    /// the sensitivities are measured.
+    pub fn time_left_in_all(&self) -> Option<Duration> {
+        let mut work = 0.0;
+        let mut rate = None;
+        if let Some(job) = &self.job {
+            let (done, total) = job.blocks();
+            work += eta::work(total.saturating_sub(done), job.config);
+            rate = Some(eta::work(1, job.config) * job.rate());
+        }
+        for (t, s) in &self.queue {
+            let blocks = self
+                .doc
+                .tensors
+                .get(*t)
+                .map_or(0, |e| e.len().div_ceil(s.config.c));
+            work += eta::work(blocks as u64, s.config);
+        }
+        let mut phase = Duration::ZERO;
+        if let (Some(j), Some(a)) = (self.running(JobKind::Allocate), &self.allocating) {
+            let (done, total) = j.progress();
+            // The menu phase counts its sample blocks; the sensitivities count tensors.
+            if total == a.menu_blocks {
+                work += a.left_in_menu(done);
+                rate = rate.or((done > 0).then(|| a.menu_rate(j.rate())));
+            } else {
+                phase = j.eta()?;
+                work += a.menu_work + a.compress_work;
+            }
+        }
+        eta::time_left(phase, work, rate)
     }
 
     /// The status of tensor `i`.
@@ -340,6 +381,18 @@ impl AppState {
         {
             self.preparing = Some(work::tensor_key(&self.doc, i));
         }
+        if let Work::Allocate {
+            tensors,
+            target_bpw,
+        } = &w
+        {
+            let sizes: Vec<usize> = tensors
+                .iter()
+                .filter_map(|&i| self.doc.tensors.get(i).filter(|t| t.source.is_some()))
+                .map(|t| t.len())
+                .collect();
+            self.allocating = Some(AllocationWork::new(&sizes, *target_bpw));
+        }
         match work::spawn(w, &self.doc, self.repaint.clone()) {
             Ok(job) => self.start(kind, job),
             Err(e) => self.message(true, e),
@@ -443,13 +496,17 @@ impl AppState {
     }
 
     /// Queues each tensor with its own configuration and the calibration of the settings (a
-    /// tensor already queued keeps its place). A tensor compressed data-free at that
-    /// configuration already is skipped when no calibration is asked for: the search is
-    /// deterministic, so it would find the same codes again. (A calibrated result does not
-    /// record its text, so a calibrated request always runs.)
+    /// tensor already queued keeps its place). A tensor compressed at that configuration with
+    /// the same calibration already (data-free, or weighted by a text of the same SHA-256) is
+    /// skipped: the search is deterministic, so it would find the same codes again.
     fn enqueue_with(&mut self, tensors: Vec<(usize, Config)>) {
         let mut skipped = 0;
         let mut done = 0;
+        // The calibration asked for, by its text's hash (`None`: unreadable, never matched).
+        let wanted = match &self.calibration {
+            None => Some(None),
+            Some(text) => TextId::of(text).ok().map(|t| Some(t.sha256)),
+        };
         for (t, config) in tensors {
             let Some(entry) = self.doc.tensors.get(t) else {
                 continue;
@@ -458,9 +515,10 @@ impl AppState {
                 skipped += 1;
                 continue;
             }
-            if entry.result.as_ref().is_some_and(|r| {
-                r.compressed.config == config && !r.calibrated && self.calibration.is_none()
-            }) {
+            if let (Some(r), Some(wanted)) = (&entry.result, &wanted)
+                && r.compressed.config == config
+                && r.calibration.as_ref().map(|c| &c.sha256) == wanted.as_ref()
+            {
                 done += 1;
                 continue;
             }
@@ -777,7 +835,7 @@ impl AppState {
                     tensor,
                     compressed,
                     stats,
-                    calibrated,
+                    calibration,
                     ..
                 } => {
                     self.generation += 1;
@@ -786,7 +844,7 @@ impl AppState {
                         stats: Some(Errors::new(&stats)),
                         stored_relmse: None,
                         generation: self.generation,
-                        calibrated,
+                        calibration,
                     }));
                 }
                 CompressEvent::Failed { tensor, error } => {
@@ -889,7 +947,7 @@ pub struct Group {
 impl Group {
     fn add(&mut self, weights: u64, bits: u64, r: &TensorResult) {
         self.tensors += 1;
-        self.calibrated += usize::from(r.calibrated);
+        self.calibrated += usize::from(r.calibrated());
         self.weights += weights;
         self.bits += bits;
         match (&r.stats, r.stored_relmse) {

@@ -8,7 +8,8 @@ use crate::io::error::{MAX_SHOWN, abbreviate, shape_text};
 use crate::io::job_plan::{PlanOptions, TextId};
 use crate::io::model::Model;
 use crate::io::model_job::{
-    JobError, Plan, TensorReport, compress_model_with, plan, tensor_error, write_compressed,
+    JobError, Plan, TensorReport, compress_model_with, moments_of, plan, tensor_error,
+    write_compressed,
 };
 use crate::io::packed::CompressedEntry;
 use crate::io::selection::Selection;
@@ -227,6 +228,11 @@ impl Planned {
         ))
     }
 
+    /// The allocation's table, one line per tensor (`None` without `--target-bpw`).
+    pub fn allocation_table(&self) -> Option<String> {
+        self.allocation.as_ref().map(allocation_table)
+    }
+
     /// The phases' wall times in one line.
     pub fn phases_text(&self) -> String {
         self.phases
@@ -238,8 +244,8 @@ impl Planned {
 }
 
 /// Runs the plan of `opts` for `plan` of `model` (at `input`) on `pool`: the `--target-bpw`
-/// allocation (sensitivities, menu samples, solve; the table printed) and the `--calibrate`
-/// moments. `None` when cancelled.
+/// allocation (sensitivities, menu samples, solve) and the `--calibrate` moments. `None` when
+/// cancelled.
 pub fn make_plan(
     input: &std::path::Path,
     model: &Model,
@@ -280,8 +286,19 @@ pub fn make_plan(
             .phases
             .push(("calibration", started.elapsed().as_secs_f64()));
         if let Some(c) = measured {
+            // The record names the tensors the moments will steer.
+            let weighted = plan
+                .compress
+                .iter()
+                .filter(|n| {
+                    model
+                        .get(n)
+                        .is_some_and(|t| moments_of(&c.moments, n, &t.shape).is_some())
+                })
+                .cloned()
+                .collect();
+            planned.calibration = Some(c.record(weighted).to_json());
             planned.moments = c.moments;
-            planned.calibration = Some(c.record);
         }
     }
     Ok((!cancel.load(Ordering::Relaxed)).then_some(planned))
@@ -325,6 +342,13 @@ pub fn run(args: CompressArgs) -> anyhow::Result<ExitCode> {
     if plan.compress.is_empty() {
         eprintln!("warning: no tensor is selected for compression; every tensor is passed through");
     }
+    if let Some(method) = crate::io::model_job::quantized_by(&args.input) {
+        eprintln!(
+            "warning: {}: config.json has a quantization_config ({method}): the weights are \
+             already quantized, and compressing them again is rarely meant",
+            args.input.display()
+        );
+    }
     let pool = thread_pool(args.threads)?;
 
     let cancel = super::watch::cancel_on_ctrl_c();
@@ -364,7 +388,15 @@ pub fn run(args: CompressArgs) -> anyhow::Result<ExitCode> {
             &pool,
             &cancel,
         )? {
-            Some(p) => Some(p),
+            Some(p) => {
+                // With --json, stdout holds the one JSON object.
+                match p.allocation_table() {
+                    Some(t) if args.json => eprint!("{t}"),
+                    Some(t) => super::stdout::print(&t)?,
+                    None => {}
+                }
+                Some(p)
+            }
             None => {
                 eprintln!("cancelled: no output written");
                 return Ok(ExitCode::from(130));
@@ -638,7 +670,6 @@ fn allocate(
         Err(allocate::AllocateError::Budget(e)) => return Err(e.into()),
     };
     phases.push(("menu samples", started.elapsed().as_secs_f64()));
-    super::stdout::print(&allocation_table(&a))?;
     Ok(Some(a))
 }
 

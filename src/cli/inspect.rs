@@ -54,6 +54,10 @@ struct Row {
     /// On a plain model: whether `compress` with the default rule would compress it.
     #[serde(skip_serializing_if = "Option::is_none")]
     would_compress: Option<bool>,
+    /// On a packed file's compressed tensor: whether its search was weighted by the
+    /// calibration text (named in `seedlm.calibration`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    calibrated: Option<bool>,
 }
 
 #[derive(Debug, Serialize)]
@@ -121,6 +125,7 @@ impl Row {
             original_bytes: original_bytes(shape, dtype),
             relmse: None,
             would_compress: None,
+            calibrated: None,
         }
     }
 }
@@ -129,6 +134,10 @@ fn listing(path: PathBuf) -> anyhow::Result<Listing> {
     let opened = opened::open(&path)?;
     let (format, mut rows) = match opened {
         Opened::Packed(p) => {
+            let weighted = p
+                .calibration_record()
+                .map(|r| r.tensors)
+                .unwrap_or_default();
             let rows: Vec<Row> = p
                 .tensors()
                 .iter()
@@ -147,6 +156,7 @@ fn listing(path: PathBuf) -> anyhow::Result<Listing> {
                             e_base: Some(m.e_base),
                             blocks: Some(m.blocks),
                             relmse: m.relmse,
+                            calibrated: Some(weighted.contains(&t.name)),
                             ..row
                         },
                     }
@@ -224,6 +234,7 @@ fn table(l: &Listing) -> String {
     let stored: Vec<&str> = rows
         .iter()
         .map(|r| match (r.compressed, r.would_compress) {
+            (true, _) if r.calibrated == Some(true) => "compressed cal",
             (true, _) => "compressed",
             (false, Some(true)) => "would compress",
             (false, _) => "plain",
@@ -246,9 +257,10 @@ fn table(l: &Listing) -> String {
         match f.calibration.as_ref() {
             Some(serde_json::Value::Object(c)) => {
                 let field = |k: &str| c.get(k).and_then(|v| v.as_str()).unwrap_or("?");
+                let weighted = rows.iter().filter(|r| r.calibrated == Some(true)).count();
                 let _ = writeln!(
                     out,
-                    "search {} on {} (sha256 {})",
+                    "search {} on {} (sha256 {}): {weighted} tensors weighted (cal)",
                     field("mode"),
                     field("text"),
                     field("sha256")

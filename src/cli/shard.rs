@@ -170,6 +170,9 @@ pub fn folder_job(
     else {
         return Ok(None);
     };
+    if let Some(t) = planned.allocation_table() {
+        super::stdout::print(&t)?;
+    }
     let Some(input) = input_hashes(job.model, &[], cancel) else {
         return Ok(None);
     };

@@ -6,6 +6,7 @@ use super::{EvalError, Evaluator};
 use crate::core::control::Control;
 use crate::io::error::ModelError;
 use crate::io::job_plan::TextId;
+use crate::io::packed::CalibrationRecord;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::Path;
@@ -14,11 +15,16 @@ use std::path::Path;
 pub struct Calibration {
     /// E[x_j²] of each input channel of every linear layer reached, by weight tensor name.
     pub moments: HashMap<String, Vec<f64>>,
-    /// The `seedlm.calibration` metadata: mode, the text's file name and SHA-256, and how many
-    /// tensors the pass reached.
-    pub record: String,
     /// The text measured: its absolute path and the SHA-256 of the bytes read.
     pub text: TextId,
+}
+
+impl Calibration {
+    /// The `seedlm.calibration` record of a search weighted by these moments: the mode, the
+    /// text's file name and SHA-256, and the `tensors` that were weighted.
+    pub fn record(&self, tensors: Vec<String>) -> CalibrationRecord {
+        CalibrationRecord::weighted_by(&self.text, tensors)
+    }
 }
 
 /// The calibration of the model at `model` (a model directory, or a weights file in one) on
@@ -44,25 +50,9 @@ pub fn calibrate(
     let text = std::str::from_utf8(&bytes)
         .map_err(|_| ModelError::file(path, "calibration text is not UTF-8"))?;
     let moments = evaluator.input_moments(path, text, ctl)?;
-    let name = path.file_name().map_or_else(
-        || path.display().to_string(),
-        |n| n.to_string_lossy().into_owned(),
-    );
-    let sha256 = format!("{:x}", Sha256::digest(&bytes));
-    let record = serde_json::json!({
-        "mode": "activation-diagonal",
-        "text": name,
-        "sha256": sha256,
-        "tensors": moments.len(),
-    })
-    .to_string();
     let text = TextId {
         path: std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
-        sha256,
+        sha256: format!("{:x}", Sha256::digest(&bytes)),
     };
-    Ok(Calibration {
-        moments,
-        record,
-        text,
-    })
+    Ok(Calibration { moments, text })
 }

@@ -495,6 +495,25 @@ fn mark_config(src: &Path, dst: &Path, configs: &[Config]) -> Result<(), ModelEr
     write_file_atomic(&dst.join(CONFIG_FILE), &out)
 }
 
+/// The `quant_method` of the `quantization_config` in the config.json of the model at `input`
+/// (a model directory, or a weights file in one): its weights are already quantized by that
+/// method (`"unknown"` when it names none). `None` without one, or for SeedLM's own mark.
+pub fn quantized_by(input: &Path) -> Option<String> {
+    let dir = if input.is_dir() {
+        input
+    } else {
+        input.parent()?
+    };
+    let text = std::fs::read(dir.join(CONFIG_FILE)).ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&text).ok()?;
+    let q = v.get("quantization_config")?;
+    let method = q
+        .get("quant_method")
+        .and_then(|m| m.as_str())
+        .unwrap_or("unknown");
+    (method != QUANT_METHOD).then(|| method.to_string())
+}
+
 /// The source config.json text a marked `config.json` (see [`mark_config`]) keeps, or `None`
 /// for any other content.
 fn original_config(text: &[u8]) -> Option<String> {

@@ -14,6 +14,7 @@ use crate::core::quant::{Quantized, pow2, reconstruct_into};
 use crate::io::container::{MappedSafetensors, OutTensor, Payload, RawTensor, write_atomic};
 use crate::io::dtype::{self, Dtype};
 use crate::io::error::{ModelError, shape_text};
+use crate::io::job_plan::TextId;
 use crate::io::model::MODEL_FILE;
 use crate::search::compress::{BlockCode, CompressedTensor};
 use serde::{Deserialize, Serialize};
@@ -37,8 +38,9 @@ pub const KEY_CHECKSUM: &str = "seedlm.checksum";
 /// `__metadata__` key of the tensor order of the source model (a JSON array of names).
 pub const KEY_ORDER: &str = "seedlm.order";
 /// `__metadata__` key saying how the search was steered, when it was not data-free: a JSON
-/// object `{"mode": "activation-diagonal", "text": NAME, "sha256": HEX}` (`seedlm compress
-/// --calibrate`). Informational: the decoder does not read it.
+/// object `{"mode": "activation-diagonal", "text": NAME, "sha256": HEX, "tensors": [NAMES]}`
+/// ([`CalibrationRecord`], `seedlm compress --calibrate`). Informational: the decoder does not
+/// read it.
 pub const KEY_CALIBRATION: &str = "seedlm.calibration";
 /// Prefix of the per-tensor `__metadata__` keys; the rest of the key is the tensor name.
 pub const KEY_TENSOR_PREFIX: &str = "seedlm.tensor.";
@@ -54,6 +56,70 @@ const KNOWN_KEYS: [&str; 6] = [
     KEY_CALIBRATION,
     KEY_ALLOCATION,
 ];
+/// The [`KEY_CALIBRATION`] record: the text a calibrated search was weighted by, and which
+/// tensors were.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CalibrationRecord {
+    /// How the search was steered (`activation-diagonal`).
+    pub mode: String,
+    /// The text's file name.
+    pub text: String,
+    /// SHA-256 of the text's bytes, lower-case hex.
+    pub sha256: String,
+    /// The compressed tensors whose search was weighted, in the order compressed (files written
+    /// before this list existed hold a count here, read as an empty list).
+    pub tensors: Vec<String>,
+}
+
+impl CalibrationRecord {
+    /// The record of `tensors` searched weighted by the input moments measured on `text` (the
+    /// diagonal of their second moments, mode `activation-diagonal`).
+    pub fn weighted_by(text: &TextId, tensors: Vec<String>) -> CalibrationRecord {
+        CalibrationRecord {
+            mode: "activation-diagonal".into(),
+            text: text.path.file_name().map_or_else(
+                || text.path.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            ),
+            sha256: text.sha256.clone(),
+            tensors,
+        }
+    }
+
+    /// The record as stored: a JSON object with the fields `mode`, `text`, `sha256` and
+    /// `tensors` (an array of names).
+    pub fn to_json(&self) -> String {
+        serde_json::json!({
+            "mode": self.mode,
+            "text": self.text,
+            "sha256": self.sha256,
+            "tensors": self.tensors,
+        })
+        .to_string()
+    }
+
+    /// Reads a stored record; `None` when it is not an object with string `mode`, `text` and
+    /// `sha256`. A `tensors` that is not an array of names (a count, in older files) reads as
+    /// none named.
+    pub fn parse(json: &str) -> Option<CalibrationRecord> {
+        let v: serde_json::Value = serde_json::from_str(json).ok()?;
+        let text = |k: &str| v.get(k)?.as_str().map(str::to_string);
+        let tensors = match v.get("tensors") {
+            Some(serde_json::Value::Array(a)) => a
+                .iter()
+                .filter_map(|t| t.as_str().map(str::to_string))
+                .collect(),
+            _ => Vec::new(),
+        };
+        Some(CalibrationRecord {
+            mode: text("mode")?,
+            text: text("text")?,
+            sha256: text("sha256")?,
+            tensors,
+        })
+    }
+}
+
 /// Largest |e_base| accepted from a file.
 pub const MAX_ABS_E_BASE: i32 = 1000;
 
@@ -797,6 +863,11 @@ impl PackedModel {
             .metadata()
             .get(KEY_CALIBRATION)
             .map(String::as_str)
+    }
+
+    /// The [`KEY_CALIBRATION`] record parsed (`None`: data-free, or a record it cannot read).
+    pub fn calibration_record(&self) -> Option<CalibrationRecord> {
+        CalibrationRecord::parse(self.calibration()?)
     }
 
     /// The source model's `__metadata__` (the packed-format keys removed).

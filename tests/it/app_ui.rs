@@ -1237,9 +1237,62 @@ fn the_queue_shows_an_allocation_while_it_measures() {
     assert!(h.query_by_label_contains("Nothing running").is_none());
     // Beside the Allocate button, in the status bar, and now in the queue.
     assert_eq!(h.get_all_by_label_contains("Bit allocation: ").count(), 3);
-    h.get_by_label("measuring the bit-budget menu; then each tensor is queued here");
+    h.get_by_label("then each tensor is queued here");
+    // The sensitivities come first: no search has run yet to time the rest by.
+    h.get_by_label("Allocate in all: timed once its menu samples start");
     h.state_mut()
         .state
         .apply(seedlm::app::command::Command::Stop(JobKind::Allocate));
     wait_idle(&mut h, ui::JOB);
+}
+
+/// Once its menu samples run, an allocation's time left covers them and the compression after
+/// them, not only the phase running (issue 23, item 15).
+#[test]
+fn an_allocations_time_left_covers_the_menu_and_the_compression_after_it() {
+    use seedlm::app::work::JobKind;
+    // Without its path the model cannot be run: no sensitivities, the menu starts at once.
+    let mut doc = loader::demo();
+    doc.path = None;
+    let mut h = harness(Studio::with_document(doc));
+    h.step();
+    click(&mut h, "Allocate 37 tensor(s) to");
+    let started = std::time::Instant::now();
+    while h.state().state.time_left_in_all().is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "no menu progress"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+        h.step();
+    }
+    h.run_steps(2);
+    let st = &h.state().state;
+    let job = st.running(JobKind::Allocate).expect("still measuring");
+    let (all, own) = (st.time_left_in_all().unwrap(), job.eta().unwrap());
+    // The 4-bit compression of 10.8 M weights after the menu takes about as long as the whole
+    // menu at its own rate, so the time left of all is about twice the menu's or more.
+    assert!(
+        all.as_secs_f64() > 1.5 * own.as_secs_f64(),
+        "{all:?} vs the menu's {own:?}"
+    );
+    h.get_by_label_contains("Allocate in all (sensitivities, menu samples, compression): about");
+    h.get_by_label_contains("all queued: about");
+    h.state_mut()
+        .state
+        .apply(seedlm::app::command::Command::Stop(JobKind::Allocate));
+    wait_idle(&mut h, ui::JOB);
+}
+
+/// The Overview's export paths are wide enough to read a path in (a grid cell once held them at
+/// about four characters, from the first frame's column width), and stay so as frames go by.
+#[test]
+fn the_export_path_fields_are_wide_enough_to_read() {
+    let mut h = harness(Studio::with_document(loader::demo()));
+    h.run_steps(4);
+    // A body-text character is about 7 px wide: 300 px hold some 40.
+    for label in ["Packed file", "Decompressed file"] {
+        let width = h.get_by_label(label).rect().width();
+        assert!(width >= 300.0, "{label}: {width} px");
+    }
 }

@@ -40,7 +40,7 @@ fn codes(h: &Harness<'_, Studio>) -> (CompressedTensor, bool) {
         .result
         .clone()
         .expect("compressed");
-    (r.compressed.unpack().unwrap(), r.calibrated)
+    (r.compressed.unpack().unwrap(), r.calibrated())
 }
 
 /// Compresses `TENSOR` with the app's current settings and waits for it; the seconds it took.
@@ -140,8 +140,7 @@ fn the_apps_calibrated_compression_gives_the_codes_of_compress_calibrate() {
     );
     assert_eq!(h.state().state.totals().all.calibrated, 1);
 
-    // Again with the same text: the moments are not measured twice, and the codes come from
-    // the calibrated sidecar.
+    // Again with the same text: the result records the text's hash, so nothing runs.
     compress_it(&mut h);
     let msgs = messages(&h);
     assert_eq!(
@@ -151,13 +150,27 @@ fn the_apps_calibrated_compression_gives_the_codes_of_compress_calibrate() {
         1,
         "{msgs:?}"
     );
-    assert!(
-        msgs.last()
-            .unwrap()
-            .contains("1 tensor(s) read from the sidecar"),
+    assert_eq!(
+        msgs.last().unwrap(),
+        "1 tensor(s) skipped: already compressed with these settings",
         "{msgs:?}"
     );
     assert_eq!(codes(&h), (cli.clone(), true));
+
+    // Exported and opened again, the packed file says which tensor is calibrated, on what.
+    let exported = dir.path().join("exported.safetensors");
+    h.state_mut().state.apply(Command::Export {
+        kind: seedlm::app::command::ExportKind::Packed,
+        path: exported.clone(),
+    });
+    wait_idle(&mut h, ui::JOB);
+    let record = PackedModel::open(&exported)
+        .unwrap()
+        .calibration_record()
+        .unwrap();
+    assert_eq!(record.tensors, [TENSOR]);
+    assert_eq!(record.text, "calib.txt");
+    assert_eq!(record.sha256, TextId::of(&calib).unwrap().sha256);
 
     // Data-free again: the calibrated codes are not offered; the search runs afresh.
     h.get_by_label("Calibration text").click();
@@ -177,6 +190,29 @@ fn the_apps_calibrated_compression_gives_the_codes_of_compress_calibrate() {
     );
     assert_eq!(codes(&h), (plain, false));
     assert_eq!(h.state().state.totals().all.calibrated, 0);
+
+    // The CLI's calibrated file opened in the app: its tensor shows as calibrated, on its text
+    // (known by name and hash), and the tree marks it.
+    h.state_mut()
+        .state
+        .apply(Command::Open(out.join("model.safetensors")));
+    wait_idle(&mut h, ui::JOB);
+    assert_eq!(h.state().state.totals().all.calibrated, 1);
+    let doc = &h.state().state.doc;
+    let r = doc.tensors[doc.find(TENSOR).unwrap()]
+        .result
+        .clone()
+        .unwrap();
+    let text = r.calibration.clone().expect("calibrated");
+    assert_eq!(text.path, Path::new("calib.txt"));
+    assert_eq!(text.sha256, TextId::of(&calib).unwrap().sha256);
+    type_into(&mut h, "Filter", "layer.0.attention.self.query");
+    h.run_steps(2);
+    let painted = painted_texts(&h);
+    assert!(
+        painted.iter().any(|(t, _)| t.contains("4-bit cal")),
+        "no calibrated marker in the tree"
+    );
 }
 
 #[test]

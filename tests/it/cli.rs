@@ -800,6 +800,43 @@ fn compress_json_lists_every_tensor_and_the_totals() {
     assert_eq!(j["output"], s(&packed));
 }
 
+/// `compress --target-bpw --json`: stdout is the one JSON object (the allocation's table goes to
+/// stderr), and its totals carry each phase's wall time.
+#[test]
+fn compress_target_bpw_json_is_one_object_with_its_phase_times() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.safetensors");
+    write_model(&input, &small_model());
+    let packed = dir.path().join("p.seedlm");
+    let out = run(&[
+        "compress",
+        s(&input),
+        "-o",
+        s(&packed),
+        "--target-bpw",
+        "3.5",
+        "--encoder",
+        "fast",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        text(&out.stderr).contains("allocation  "),
+        "{}",
+        text(&out.stderr)
+    );
+    let phases = j["totals"]["phase_seconds"].as_object().unwrap();
+    let names: Vec<&str> = phases.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        ["menu samples", "search", "sensitivity"],
+        "{phases:?}"
+    );
+    let sum: f64 = phases.values().map(|v| v.as_f64().unwrap()).sum();
+    assert!(sum <= j["totals"]["seconds"].as_f64().unwrap(), "{j}");
+}
+
 /// A header of 200 000 empty tensors (12 MB) is read and written without a JSON tree of it:
 /// `compress` peaked at 410 MB before (34 headers' worth), 219 MB after; 1.4 M entries took
 /// 2.7 GB, now 1.3 GB (issue 23, item 8).

@@ -655,3 +655,34 @@ fn folder_links_out_of_the_model_directory_are_refused() {
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert!(out.join("pooling-link/config.json").is_file());
 }
+
+/// A model whose config.json has a `quantization_config` is compressed with a warning naming the
+/// method (its weights are already quantized); SeedLM's own mark and a plain config give none.
+#[test]
+fn compressing_an_already_quantized_model_warns() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("m");
+    std::fs::create_dir(&src).unwrap();
+    write_model(&src.join("model.safetensors"), &small_model());
+    let warned = |config: &str, out: &str| {
+        std::fs::write(src.join("config.json"), config).unwrap();
+        let o = run(&["compress", s(&src), "-o", s(&dir.path().join(out))]);
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        let err = text(&o.stderr);
+        err.lines()
+            .find(|l| l.contains("quantization_config"))
+            .map(str::to_string)
+    };
+    let line = warned(
+        r#"{"quantization_config": {"quant_method": "gptq", "bits": 4}}"#,
+        "a",
+    )
+    .expect("a warning");
+    assert!(
+        line.starts_with("warning: ") && line.contains("(gptq)") && line.contains(s(&src)),
+        "{line}"
+    );
+    assert_eq!(warned(r#"{"hidden_size": 8}"#, "b"), None);
+    let own = r#"{"quantization_config": {"quant_method": "seedlm"}}"#;
+    assert_eq!(warned(own, "c"), None);
+}

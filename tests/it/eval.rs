@@ -396,10 +396,25 @@ fn calibrated_compression_lowers_each_tensors_activation_weighted_error() {
         }
         let shown = run(&["inspect", s(&cal)]);
         assert!(
-            text(&shown.stdout).contains("search activation-diagonal on calib.txt"),
+            text(&shown.stdout).contains(&format!(
+                "search activation-diagonal on calib.txt (sha256 {:x}): {count} tensors weighted",
+                <sha2::Sha256 as sha2::Digest>::digest(words)
+            )),
             "{}",
             text(&shown.stdout)
         );
+        // The record names the compressed tensors the moments steered, and no other (the
+        // encoder's moments reach every linear layer; two are compressed).
+        let listed = run(&["inspect", s(&cal), "--json"]);
+        let j: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+        let mut marked: Vec<&str> = j["tensors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["calibrated"] == true)
+            .map(|r| r["name"].as_str().unwrap())
+            .collect();
+        marked.sort();
         let moments = Evaluator::open_model(&model)
             .unwrap()
             .input_moments(&calib, words, Control::unwatched())
@@ -418,6 +433,18 @@ fn calibrated_compression_lowers_each_tensors_activation_weighted_error() {
         };
         let (a, b) = (decoded(&plain), decoded(&cal));
         assert_eq!(a.len(), count, "{}", model.display());
+        assert_eq!(
+            marked,
+            a.keys().map(String::as_str).collect::<Vec<_>>(),
+            "{}",
+            model.display()
+        );
+        let Opened::Packed(p) = open(&cal).unwrap() else {
+            unreachable!()
+        };
+        let mut record = p.calibration_record().unwrap().tensors;
+        record.sort();
+        assert_eq!(record, marked);
         let (mut sum_a, mut sum_b) = (0.0, 0.0);
         for (name, got_a) in &a {
             let d = &moments[name];

@@ -49,7 +49,7 @@ fn llama() -> Studio {
                     stats: Some(stats),
                     stored_relmse: None,
                     generation: 0,
-                    calibrated: false,
+                    calibration: None,
                 })),
                 compressible: true,
             });

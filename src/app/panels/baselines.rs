@@ -301,6 +301,7 @@ fn plot(ui: &mut egui::Ui, totals: &[&Row], current: Option<&Measured>) {
                     .collect();
                 plot.line(
                     Line::new("Gaussian bound 2^(−2M)", PlotPoints::new(bound))
+                        .color(BOUND_COLOR)
                         .style(LineStyle::dashed_loose()),
                 );
             }
@@ -326,6 +327,10 @@ fn plot(ui: &mut egui::Ui, totals: &[&Row], current: Option<&Measured>) {
         });
     super::hover_line(ui, &resp, &described);
 }
+
+/// The Gaussian bound's colour: a neutral grey, fixed so that it never takes a method's colour
+/// from the plot's automatic palette.
+const BOUND_COLOR: egui::Color32 = egui::Color32::from_rgb(140, 140, 140);
 
 /// Radius of the ring around the document's own figures: outside every method's marker.
 const AS_COMPRESSED_RADIUS: f32 = 12.0;
@@ -395,6 +400,12 @@ fn plot_height(rows: usize) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_gaussian_bound_has_a_colour_no_method_takes() {
+        // Left to the plot's palette, the bound took whatever colour came next.
+        assert!(Method::ALL.iter().all(|&m| color(m) != BOUND_COLOR));
+    }
 
     #[test]
     fn every_method_has_its_own_colour_and_the_as_compressed_ring_hides_none() {

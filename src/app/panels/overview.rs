@@ -168,6 +168,11 @@ fn queue(ui: &mut egui::Ui, state: &AppState) {
                 job.config,
                 state.queue.len()
             ));
+            if !state.queue.is_empty()
+                && let Some(d) = state.time_left_in_all()
+            {
+                ui.label(format!("everything queued: {} left", human_duration(d)));
+            }
         }
         // Measuring (the calibration's moments, the allocation's menu) is the first phase of a
         // compression: said, not hidden behind "Nothing running" for as long as it takes.
@@ -182,7 +187,19 @@ fn queue(ui: &mut egui::Ui, state: &AppState) {
             None => match state.running(JobKind::Allocate) {
                 Some(j) => {
                     ui.label(progress_text(j));
-                    ui.label("measuring the bit-budget menu; then each tensor is queued here");
+                    ui.label(match state.time_left_in_all() {
+                        Some(d) => format!(
+                            "Allocate in all (sensitivities, menu samples, compression): {} left",
+                            human_duration(d)
+                        ),
+                        None => "Allocate in all: timed once its menu samples start".into(),
+                    })
+                    .on_hover_text(
+                        "The sensitivities, then each menu configuration on a sample of each \
+                         tensor, then each tensor compressed at the configuration chosen \
+                         (predicted until chosen: the configuration nearest the budget)",
+                    );
+                    ui.label("then each tensor is queued here");
                 }
                 None => {
                     ui.label("Nothing running. Select tensors on the left and press Compress.");
@@ -224,7 +241,10 @@ impl Overview {
                     ExportKind::Decompressed => &mut self.plain_path,
                 };
                 let l = ui.label(label);
-                ui.add(egui::TextEdit::singleline(text).desired_width(420.0))
+                // Sized, not a desired width: a grid cell caps that at its column's width,
+                // which the first frame set to a few characters.
+                let size = [420.0, ui.spacing().interact_size.y];
+                ui.add_sized(size, egui::TextEdit::singleline(text))
                     .labelled_by(l.id)
                     .on_hover_text(
                         "Destination file; it is written to a temporary file and renamed",

@@ -2,6 +2,7 @@
 
 use crate::app::UiLoad;
 use crate::app::command::Command;
+use crate::app::jobs::human_duration;
 use crate::app::panels::progress_text;
 use crate::app::state::AppState;
 use crate::app::work::JobKind;
@@ -72,6 +73,13 @@ pub fn ui(ui: &mut egui::Ui, state: &AppState, load: &UiLoad, out: &mut Vec<Comm
             }
             ui.label(progress_text(job));
             idle = false;
+        }
+        // A job's own ETA covers only itself: say what everything queued after it takes.
+        let more = state.job.is_some() && !state.queue.is_empty()
+            || state.running(JobKind::Allocate).is_some();
+        if more && let Some(d) = state.time_left_in_all() {
+            ui.separator();
+            ui.label(format!("all queued: {} left", human_duration(d)));
         }
         if idle {
             ui.label("idle");

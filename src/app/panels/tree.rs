@@ -205,7 +205,7 @@ impl TreePanel {
         let shape = t.dims();
         let status = state.status(i);
         let cfg = t.result.as_ref().map_or(String::new(), |r| {
-            let cal = if r.calibrated { " cal" } else { "" };
+            let cal = if r.calibrated() { " cal" } else { "" };
             format!(", {}{cal}", config_name(r.compressed.config))
         });
         let status_text = match &status {
@@ -235,7 +235,7 @@ impl TreePanel {
                 TensorStatus::Original => "not compressed".to_string(),
                 TensorStatus::Compressed(Some(s)) => format!(
                     "compressed, SNR {s:.2} dB{}",
-                    if t.result.as_ref().is_some_and(|r| r.calibrated) {
+                    if t.result.as_ref().is_some_and(|r| r.calibrated()) {
                         ", search calibrated on a text (cal)"
                     } else {
                         ""
