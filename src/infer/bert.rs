@@ -139,16 +139,18 @@ impl<'a> BertNet<'a> {
             candle_core::bail!("{len} tokens, but the model has {} positions", s.positions);
         }
         let mut x = vec![0f32; ids.len() * s.hidden];
-        let (mut pos, mut typ) = (vec![0f32; s.hidden], vec![0f32; s.hidden]);
+        // The batch's positions are decoded once, not once per sentence.
+        let (mut pos, mut typ) = (vec![0f32; len * s.hidden], vec![0f32; s.hidden]);
+        self.positions.decode_rows(0, &mut pos);
         self.types.decode_rows(0, &mut typ);
         for (k, (row, &id)) in x.chunks_exact_mut(s.hidden).zip(ids).enumerate() {
             if id as usize >= s.vocab {
                 candle_core::bail!("token id {id} is outside the vocabulary of {}", s.vocab);
             }
             self.words.decode_rows(id as usize, row);
-            self.positions.decode_rows(k % len, &mut pos);
+            let pos = &pos[(k % len) * s.hidden..][..s.hidden];
             // BERT adds the token type before the position, as the reference does.
-            for ((v, &t), &p) in row.iter_mut().zip(&typ).zip(&pos) {
+            for ((v, &t), &p) in row.iter_mut().zip(&typ).zip(pos) {
                 *v = (*v + t) + p;
             }
         }
