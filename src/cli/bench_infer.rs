@@ -1,10 +1,15 @@
 //! `seedlm bench-infer`: the matrix–vector product's speed in each stored form.
 
-use crate::infer::bench::{Form, MatvecSpeed, matvec, write_random_packed};
+use crate::core::config::Config;
+use crate::core::control::{Control, Progress};
+use crate::infer::bench::{Form, MatvecSpeed, matvec, synthetic_layers, write_random_packed};
 use crate::infer::kernel::Kernel;
+use crate::io::model::Model;
+use crate::study::allocate;
 use anyhow::{Context, bail};
 use clap::Args;
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 
 /// Arguments of `seedlm bench-infer`.
 #[derive(Debug, Args)]
@@ -36,6 +41,10 @@ pub struct BenchInferArgs {
     /// Where --synthetic writes (refused if it exists).
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// With --synthetic: give each linear layer the configuration `compress --target-bpw B
+    /// --sensitivity none` would (its data-free allocation), instead of --forms.
+    #[arg(long, value_name = "B", requires = "synthetic")]
+    pub target_bpw: Option<f64>,
 }
 
 /// Runs `seedlm bench-infer`.
@@ -67,18 +76,37 @@ pub fn run(args: BenchInferArgs) -> anyhow::Result<()> {
         .map(|f| Form::parse(&f.replace(':', ",")).map_err(anyhow::Error::msg))
         .collect::<anyhow::Result<Vec<_>>>()?;
     if let (Some(model), Some(out)) = (&args.synthetic, &args.output) {
-        let Some(&Form::Seed(cfg)) = forms.first() else {
-            bail!("--synthetic needs a SeedLM form first in --forms (e.g. --forms 4bit)");
-        };
         if out.exists() {
             bail!(
                 "{}: already exists; remove it or choose another --output",
                 out.display()
             );
         }
-        let n = write_random_packed(model, cfg, out)?;
+        let (n, what) = match args.target_bpw {
+            Some(target) => {
+                let configs = allocation(model, target)?;
+                let n = write_random_packed(model, &|name| configs[name], out)?;
+                let mut counts: Vec<(String, usize)> = Vec::new();
+                for cfg in configs.values() {
+                    let name = cfg.to_string();
+                    match counts.iter_mut().find(|(c, _)| *c == name) {
+                        Some((_, k)) => *k += 1,
+                        None => counts.push((name, 1)),
+                    }
+                }
+                counts.sort();
+                let mix: Vec<String> = counts.iter().map(|(c, k)| format!("{k}× {c}")).collect();
+                (n, format!("the data-free --target-bpw {target} allocation ({})", mix.join(", ")))
+            }
+            None => {
+                let Some(&Form::Seed(cfg)) = forms.first() else {
+                    bail!("--synthetic needs a SeedLM form first in --forms (e.g. --forms 4bit)");
+                };
+                (write_random_packed(model, &|_| cfg, out)?, cfg.to_string())
+            }
+        };
         eprintln!(
-            "{}: {n} linear layers hold random {cfg} records (outputs are meaningless)",
+            "{}: {n} linear layers hold random records of {what} (outputs are meaningless)",
             out.display()
         );
         return Ok(());
@@ -120,4 +148,46 @@ pub fn run(args: BenchInferArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Each linear layer's configuration in `compress --target-bpw target --sensitivity none`'s
+/// allocation of the model at `path`. Data-free, because measuring sensitivities runs the model
+/// once per tensor (most of an hour for 1.1 B weights here), and a synthetic model's outputs
+/// mean nothing anyway.
+fn allocation(path: &Path, target: f64) -> anyhow::Result<HashMap<String, Config>> {
+    let model = Model::open(path)?;
+    let (names, sizes): (Vec<String>, Vec<usize>) = synthetic_layers(&model).into_iter().unzip();
+    let request = allocate::Request {
+        names: &names,
+        sizes: &sizes,
+        target_bpw: target,
+        sensitivity: None,
+        rounding: Default::default(),
+    };
+    let progress = Progress::default();
+    let cancel = super::watch::cancel_on_ctrl_c();
+    let a = super::watch::watch("tensors", &progress.done, &progress.total, |bar| {
+        let mut read = |i: usize| {
+            let t = model.get(&names[i]).ok_or_else(|| {
+                crate::io::error::ModelError::tensor(model.path(), &names[i], "not in the model")
+            })?;
+            model.to_f32(t)
+        };
+        let mut stage = |s: allocate::Stage<'_>| match s {
+            allocate::Stage::Menu { .. } => super::watch::restart(bar, "blocks"),
+            allocate::Stage::Tensor(n) => bar.set_message(n.to_string()),
+            _ => {}
+        };
+        allocate::run(
+            request,
+            &mut read,
+            Control::new(&progress, &cancel),
+            &mut stage,
+        )
+    })
+    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    Ok(a.tensors
+        .iter()
+        .map(|c| (c.tensor.clone(), c.config))
+        .collect())
 }

@@ -251,24 +251,41 @@ pub fn matvec(
         .collect()
 }
 
-/// Writes `out`, a packed file of the model at `original` whose linear layers (the default
-/// compression rule) hold random records of `cfg` and whose other tensors are stored as they
-/// are: a model of the real size and layout for speed and memory runs, without the search's
-/// hours. Its outputs are meaningless, but each block's exponent gives it the original block's
+/// The tensors a synthetic packed copy of `model` fills with random records: the default
+/// compression rule's, as (name, weights).
+pub fn synthetic_layers(model: &Model) -> Vec<(String, usize)> {
+    model
+        .tensors()
+        .iter()
+        .filter(|t| default_rule(&t.name, &t.shape, t.dtype))
+        .map(|t| (t.name.clone(), t.numel()))
+        .collect()
+}
+
+/// Writes `out`, a packed file of the model at `original` whose linear layers
+/// ([`synthetic_layers`]) hold random records of the configuration `config_of` gives each
+/// (one preset, or what an allocation chose) and whose other tensors are stored as they are:
+/// a model of the real size and layout for speed and memory runs, without the search's hours.
+/// Its outputs are meaningless, but each block's exponent gives it the original block's
 /// magnitude ([`fit_exponents`]), so activations keep a real model's range: with uniformly
 /// random exponents they overflowed and underflowed, and the subnormal products' microcode
 /// assists made the kernels look up to 1.6× slower than on a real compression.
-pub fn write_random_packed(original: &Path, cfg: Config, out: &Path) -> Result<usize, ModelError> {
+pub fn write_random_packed(
+    original: &Path,
+    config_of: &dyn Fn(&str) -> Config,
+    out: &Path,
+) -> Result<usize, ModelError> {
     let model = Model::open(original)?;
     let mut records = Vec::new();
     let mut compressed = Vec::new();
     let mut plain = Vec::new();
     for t in model.tensors() {
         if default_rule(&t.name, &t.shape, t.dtype) {
+            let cfg = config_of(&t.name);
             let mut codes = random_codes(cfg, t.numel().div_ceil(cfg.c), records.len() as u64);
             let e_base = fit_exponents(&mut codes, &model.to_f32(t)?, cfg);
             let bytes = pack_records(codes.iter().map(|b| encode_record(b, cfg)), cfg);
-            records.push((t, e_base, bytes));
+            records.push((t, cfg, e_base, bytes));
         } else {
             plain.push(PlainEntry {
                 name: t.name.clone(),
@@ -278,12 +295,12 @@ pub fn write_random_packed(original: &Path, cfg: Config, out: &Path) -> Result<u
             });
         }
     }
-    for (t, e_base, bytes) in &records {
+    for (t, cfg, e_base, bytes) in &records {
         compressed.push(PackedOut {
             name: t.name.clone(),
             shape: t.shape.clone(),
             dtype: t.dtype,
-            config: cfg,
+            config: *cfg,
             e_base: *e_base,
             blocks: t.numel().div_ceil(cfg.c),
             crc32: crc32fast::hash(bytes),
@@ -308,7 +325,7 @@ mod tests {
         let original = Path::new("tests/fixtures/eval/llama");
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("synthetic.safetensors");
-        let layers = write_random_packed(original, Config::FOUR_BIT, &out).unwrap();
+        let layers = write_random_packed(original, &|_| Config::FOUR_BIT, &out).unwrap();
         let (orig, synth) = (
             StoredModel::open(original).unwrap(),
             StoredModel::open(&out).unwrap(),

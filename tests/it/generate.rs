@@ -98,3 +98,60 @@ fn sampling_repeats_with_its_seed_and_bad_arguments_are_refused() {
         text(&out.stderr)
     );
 }
+
+/// Each compressed tensor's configuration in `model`'s packed file (`inspect --json`).
+fn configs(model: &Path) -> Vec<(String, Value)> {
+    let out = run(&["inspect", "--json", s(model)]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
+    v["tensors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["compressed"] == Value::Bool(true))
+        .map(|t| (t["name"].as_str().unwrap().to_string(), t["config"].clone()))
+        .collect()
+}
+
+/// `bench-infer --synthetic --target-bpw` gives each linear layer the configuration that
+/// `compress --target-bpw --sensitivity none` gives it (a mix, not one preset), and the file
+/// runs.
+#[test]
+fn a_synthetic_budget_copy_has_the_allocation_of_compress() {
+    let dir = tempfile::tempdir().unwrap();
+    let original = fixture("llama");
+    let synthetic = dir.path().join("synthetic.safetensors");
+    let compressed = dir.path().join("compressed.safetensors");
+    for args in [
+        vec![
+            "bench-infer",
+            "--synthetic",
+            s(&original),
+            "--target-bpw",
+            "4.0",
+            "-o",
+            s(&synthetic),
+        ],
+        vec![
+            "compress",
+            s(&original),
+            "--target-bpw",
+            "4.0",
+            "--sensitivity",
+            "none",
+            "-o",
+            s(&compressed),
+        ],
+    ] {
+        let out = run(&args);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    let want = configs(&compressed);
+    assert_eq!(want.len(), 14);
+    let kinds: std::collections::BTreeSet<String> =
+        want.iter().map(|(_, c)| c.to_string()).collect();
+    assert!(kinds.len() > 1, "the allocation is a mix: {kinds:?}");
+    assert_eq!(configs(&synthetic), want);
+    let ran = tokens(&synthetic, &original, &[]);
+    assert_eq!(ran.len(), 64);
+}
