@@ -15,6 +15,7 @@ pub mod inspect;
 pub mod merge;
 pub mod output;
 pub mod plan;
+pub mod plan_step;
 pub mod shard;
 pub mod slurm;
 pub mod status;

@@ -49,7 +49,7 @@ pub struct SlurmArgs {
     pub what: super::compress::WhatArgs,
     /// The bit budget and calibration, measured once by a plan job before the array.
     #[command(flatten)]
-    pub plan: super::compress::PlanArgs,
+    pub plan: super::plan_step::PlanArgs,
     /// The seedlm binary the jobs run (default: this one); it must be visible on the nodes.
     #[arg(long)]
     pub bin: Option<PathBuf>,
