@@ -5,7 +5,8 @@ use super::command::{Command, ExportKind, SelectMode, TabId};
 use super::document::{Document, Errors, TensorResult};
 use super::eta::{self, AllocationWork};
 use super::export;
-use super::jobs::{CompressEvent, CompressJob, Input, Job, Outcome, human_duration};
+use super::format::{file_name, human_duration};
+use super::jobs::{CompressEvent, CompressJob, Input, Job, Outcome};
 use super::loader;
 use super::work::{self, JobKind, Keyed, Output, Purpose, Results, ResumeOffer, ShardView, Work};
 use crate::core::config::Config;
@@ -983,14 +984,6 @@ impl Group {
             }
         }
     }
-}
-
-/// The last component of `path`, for messages.
-pub fn file_name(path: &Path) -> String {
-    path.file_name()
-        .unwrap_or(path.as_os_str())
-        .to_string_lossy()
-        .into_owned()
 }
 
 /// "done in 3 s" for a job that took `d`.
