@@ -3,11 +3,11 @@
 use super::plan_step::{PlanArgs, PlanInput, Planned, make_plan};
 use crate::core::config::Config;
 use crate::core::control::{Control, Progress};
-use crate::io::job_plan::{input_hashes, read_plan, write_plan};
 use crate::io::model::Model;
 use crate::io::model_job::{JobError, Plan};
 use crate::io::shard::{
-    JOB_FILE, ShardJobSpec, ShardOutcome, ShardRun, checkpoint_dir, folder_of, run_shard,
+    JOB_FILE, ShardJobSpec, ShardOutcome, ShardRun, checkpoint_dir, folder_of, input_hashes,
+    read_plan, run_shard, write_plan,
 };
 use anyhow::{Context, bail};
 use std::collections::HashMap;

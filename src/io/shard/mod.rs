@@ -23,6 +23,7 @@ use std::time::Duration;
 
 mod merge;
 mod plan;
+mod planned;
 mod run;
 mod sealed;
 mod sidecar;
@@ -32,6 +33,7 @@ pub use merge::merge;
 pub use plan::{
     Range, ShardJobSpec, ShardJobTensor, claim_folder, model_hash, read_shard_job, tensor_hash,
 };
+pub use planned::{input_hashes, read_plan, write_plan};
 pub use run::{ShardOutcome, ShardProgress, ShardRun, run_shard};
 pub use sealed::{PartMeta, PartRange, open_sealed, read_part};
 pub use sidecar::{SIDECAR_SUFFIX, Sidecar, SidecarTensor};
