@@ -343,7 +343,7 @@ impl AppState {
                 let st = shard::status(&folder).map_err(|e| e.to_string())?;
                 return Ok(Output::Shards(folder, Ok(Box::new(st))));
             }
-            let doc = loader::load(&path, ctx.progress()).map_err(|e| e.to_string())?;
+            let doc = loader::load(&path, ctx.control()).map_err(|e| e.to_string())?;
             let offer = sidecars
                 .then(|| sidecar_for(dir.as_deref(), data.as_deref(), &path))
                 .flatten()
@@ -626,7 +626,7 @@ impl AppState {
         }
         let inputs = export::snapshot(&self.doc);
         let job = Job::spawn("export", None, self.repaint.clone(), move |ctx| {
-            export::write(kind, &inputs, &path, ctx.cancel_flag(), ctx.progress())
+            export::write(kind, &inputs, &path, ctx.control())
                 .map(Output::Exported)
                 .map_err(|e| e.to_string())
         });
