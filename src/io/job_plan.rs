@@ -146,6 +146,7 @@ pub struct JobPlan {
     pub input: BTreeMap<String, String>,
 }
 
+/// Lower-case hex of `bytes`, as the plan and the shard folder write SHA-256 digests.
 pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -17,6 +17,7 @@
 
 use crate::io::container::{parent_dir, partial_file};
 use crate::io::error::ModelError;
+use crate::io::job_plan::hex;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -66,10 +67,6 @@ const PIECE_TENSOR: &str = "records";
 const STALE_SECS: u64 = 120;
 /// How often a running shard rewrites its progress file.
 const PROGRESS_EVERY: Duration = Duration::from_secs(2);
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 /// The shard folder of output `out`: `OUT.shards` beside it.
 pub fn folder_of(out: &Path) -> PathBuf {
