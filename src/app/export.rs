@@ -3,7 +3,7 @@
 //! Both are written to a temporary file beside the target and renamed into place.
 
 use super::document::{Document, RawEntry, Source, TensorResult};
-use crate::core::control::Progress;
+use crate::core::control::Control;
 use crate::io::container::{OutTensor, Payload, write_atomic};
 use crate::io::dtype::{self, Dtype};
 use crate::io::error::ModelError;
@@ -14,6 +14,8 @@ use crate::io::packed::{
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 /// What to export.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,8 +25,6 @@ pub enum ExportKind {
     /// A safetensors model with compressed tensors replaced by their reconstruction.
     Decompressed,
 }
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 /// One float tensor as handed to the export thread (the data is shared, not copied).
 pub struct ExportTensor {
@@ -63,20 +63,19 @@ pub fn snapshot(doc: &Document) -> Snapshot {
     }
 }
 
-/// Writes `snap` to `path`; returns a one-line summary. `progress` counts tensors.
+/// Writes `snap` to `path`; returns a one-line summary. The progress counts tensors.
 pub fn write(
     kind: ExportKind,
     snap: &Snapshot,
     path: &Path,
-    cancel: &AtomicBool,
-    progress: &Progress,
+    ctl: Control<'_>,
 ) -> anyhow::Result<String> {
     let n = snap.tensors.len() + snap.extra.len();
-    progress.total.store(n as u64, Ordering::Relaxed);
+    ctl.progress.total.store(n as u64, Ordering::Relaxed);
     let compressed = snap.tensors.iter().filter(|t| t.result.is_some()).count();
     match kind {
-        ExportKind::Packed => write_packed_file(snap, path, cancel, progress)?,
-        ExportKind::Decompressed => write_decompressed(snap, path, cancel, progress)?,
+        ExportKind::Packed => write_packed_file(snap, path, ctl)?,
+        ExportKind::Decompressed => write_decompressed(snap, path, ctl)?,
     }
     let size = std::fs::metadata(path).map_or(0, |m| m.len());
     let what = match kind {
@@ -92,24 +91,19 @@ pub fn write(
     ))
 }
 
-fn check(path: &Path, cancel: &AtomicBool, progress: &Progress) -> Result<(), ModelError> {
-    if cancel.load(Ordering::Relaxed) {
+fn check(path: &Path, ctl: Control<'_>) -> Result<(), ModelError> {
+    if ctl.cancelled() {
         return Err(ModelError::file(path, "export cancelled"));
     }
-    progress.done.fetch_add(1, Ordering::Relaxed);
+    ctl.progress.done.fetch_add(1, Ordering::Relaxed);
     Ok(())
 }
 
-fn write_packed_file(
-    snap: &Snapshot,
-    path: &Path,
-    cancel: &AtomicBool,
-    progress: &Progress,
-) -> Result<(), ModelError> {
+fn write_packed_file(snap: &Snapshot, path: &Path, ctl: Control<'_>) -> Result<(), ModelError> {
     let mut compressed = Vec::new();
     let mut plain_bytes: Vec<(&ExportTensor, Cow<'_, [u8]>)> = Vec::new();
     for t in &snap.tensors {
-        check(path, cancel, progress)?;
+        check(path, ctl)?;
         match (&t.result, &t.source) {
             (Some(r), _) => compressed.push(CompressedEntry {
                 name: t.name.clone(),
@@ -142,7 +136,7 @@ fn write_packed_file(
         })
         .collect();
     for e in &snap.extra {
-        check(path, cancel, progress)?;
+        check(path, ctl)?;
         plain.push(PlainEntry {
             name: e.name.clone(),
             shape: e.shape.clone(),
@@ -173,12 +167,7 @@ fn calibration_record(snap: &Snapshot) -> Option<CalibrationRecord> {
     Some(CalibrationRecord::weighted_by(text, names))
 }
 
-fn write_decompressed(
-    snap: &Snapshot,
-    path: &Path,
-    cancel: &AtomicBool,
-    progress: &Progress,
-) -> Result<(), ModelError> {
+fn write_decompressed(snap: &Snapshot, path: &Path, ctl: Control<'_>) -> Result<(), ModelError> {
     let mut out = Vec::new();
     for t in &snap.tensors {
         // Converted lazily, one tensor at a time, as the writer reaches it.
@@ -187,7 +176,7 @@ fn write_decompressed(
             dtype: t.dtype,
             shape: t.shape.clone(),
             data: Payload::Lazy(Box::new(move || {
-                check(path, cancel, progress)?;
+                check(path, ctl)?;
                 match (&t.result, &t.source) {
                     (Some(r), _) => from_f32(path, t, &r.reconstruction()?),
                     (None, Some(src)) => match src.stored_bytes() {
@@ -200,7 +189,7 @@ fn write_decompressed(
         });
     }
     for e in &snap.extra {
-        check(path, cancel, progress)?;
+        check(path, ctl)?;
         out.push(OutTensor {
             name: e.name.clone(),
             dtype: e.dtype,

@@ -1,6 +1,31 @@
 //! Small formatting and counting helpers shared by panels and the jobs that prepare their data,
 //! kept apart so that neither imports the other.
 
+use std::path::Path;
+use std::time::Duration;
+
+/// The last component of `path`, for messages.
+pub fn file_name(path: &Path) -> String {
+    path.file_name()
+        .unwrap_or(path.as_os_str())
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// "about 4 h", "about 3 min", "about 12 s": a rough duration a reader takes in at a glance.
+pub fn human_duration(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s < 90.0 {
+        format!("about {:.0} s", s.max(1.0))
+    } else if s < 90.0 * 60.0 {
+        format!("about {:.0} min", s / 60.0)
+    } else if s < 48.0 * 3600.0 {
+        format!("about {:.0} h", s / 3600.0)
+    } else {
+        format!("about {:.0} days", s / 86400.0)
+    }
+}
+
 /// A histogram of `values` over `[lo, hi]` in `bins` bins: (bin centre, count) pairs.
 pub fn histogram(
     values: impl Iterator<Item = f64>,
@@ -60,5 +85,12 @@ mod tests {
     fn sizes_are_human() {
         assert_eq!(human_bytes(512), "512 B");
         assert_eq!(human_bytes(3 * 1024 * 1024 / 2), "1.5 MiB");
+    }
+
+    #[test]
+    fn durations_read_as_people_say_them() {
+        assert_eq!(human_duration(Duration::from_secs(14259)), "about 4 h");
+        assert_eq!(human_duration(Duration::from_secs(170)), "about 3 min");
+        assert_eq!(human_duration(Duration::from_secs(12)), "about 12 s");
     }
 }

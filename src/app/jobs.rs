@@ -277,20 +277,6 @@ impl<T, E> Job<T, E> {
     }
 }
 
-/// "about 4 h", "about 3 min", "about 12 s": a rough duration a reader takes in at a glance.
-pub fn human_duration(d: Duration) -> String {
-    let s = d.as_secs_f64();
-    if s < 90.0 {
-        format!("about {:.0} s", s.max(1.0))
-    } else if s < 90.0 * 60.0 {
-        format!("about {:.0} min", s / 60.0)
-    } else if s < 48.0 * 3600.0 {
-        format!("about {:.0} h", s / 3600.0)
-    } else {
-        format!("about {:.0} days", s / 86400.0)
-    }
-}
-
 /// What a compression job reports.
 #[derive(Debug)]
 pub enum CompressEvent {
@@ -381,7 +367,7 @@ impl CompressJob {
         let label = match &calibration {
             Some(c) => format!(
                 "compressing ({config}, calibrated on {})",
-                super::state::file_name(&c.text.path)
+                super::format::file_name(&c.text.path)
             ),
             None => format!("compressing ({config})"),
         };
@@ -600,12 +586,5 @@ mod tests {
 
         let panicking: Job<()> = Job::spawn("t", None, None, |_| panic!("boom"));
         assert!(matches!(wait(&panicking).1, Outcome::Failed(_)));
-    }
-
-    #[test]
-    fn durations_read_as_people_say_them() {
-        assert_eq!(human_duration(Duration::from_secs(14259)), "about 4 h");
-        assert_eq!(human_duration(Duration::from_secs(170)), "about 3 min");
-        assert_eq!(human_duration(Duration::from_secs(12)), "about 12 s");
     }
 }

@@ -2,7 +2,7 @@
 //! demo model, safetensors files, model directories and packed files.
 
 use super::document::{Document, Mapped, PackedCodes, RawEntry, Source, TensorEntry, TensorResult};
-use crate::core::control::Progress;
+use crate::core::control::Control;
 use crate::eval::{self, Family};
 use crate::io::dtype::{self, Dtype};
 use crate::io::job_plan::TextId;
@@ -31,7 +31,7 @@ pub fn is_demo(path: &Path) -> bool {
 /// synthetic one built in memory.
 pub fn demo() -> Document {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(DEMO_MODEL);
-    match load(&path, &Progress::default()) {
+    match load(&path, Control::unwatched()) {
         Ok(doc) => doc,
         Err(_) => synthetic(),
     }
@@ -76,11 +76,11 @@ pub fn synthetic() -> Document {
     Document::new(None, "synthetic demo model".into(), tensors)
 }
 
-/// Opens a model file, a model directory or a packed file, counting the tensors taken in
-/// `progress`. A model is read by its headers only: its tensors are memory-mapped and read
+/// Opens a model file, a model directory or a packed file, counting the tensors taken in the
+/// progress and stopping when cancelled. A model is read by its headers only: its tensors are memory-mapped and read
 /// when a view or job asks for them. A packed file's header is checked at once, each
 /// compressed tensor's data as it is decoded (the CLI's `decompress` checks all up front).
-pub fn load(path: &Path, progress: &Progress) -> anyhow::Result<Document> {
+pub fn load(path: &Path, ctl: Control<'_>) -> anyhow::Result<Document> {
     let title = path.file_name().map_or_else(
         || path.display().to_string(),
         |n| n.to_string_lossy().into(),
@@ -88,7 +88,7 @@ pub fn load(path: &Path, progress: &Progress) -> anyhow::Result<Document> {
     let model = match opened::open_headers(path)? {
         Opened::Plain(m) => Mapped::new(m),
         Opened::Packed(p) => {
-            let mut doc = load_packed(p, path, title, progress)?;
+            let mut doc = load_packed(p, path, title, ctl)?;
             doc.family = family_of(path);
             return Ok(doc);
         }
@@ -96,9 +96,11 @@ pub fn load(path: &Path, progress: &Progress) -> anyhow::Result<Document> {
     let mut tensors = Vec::new();
     let mut extra = Vec::new();
     let all = model.model().tensors();
-    progress.total.store(all.len() as u64, Ordering::Relaxed);
+    ctl.progress
+        .total
+        .store(all.len() as u64, Ordering::Relaxed);
     for (i, t) in all.iter().enumerate() {
-        progress.done.fetch_add(1, Ordering::Relaxed);
+        taken(path, ctl)?;
         if dtype::is_float(t.dtype) {
             tensors.push(TensorEntry {
                 name: t.name.clone(),
@@ -144,7 +146,7 @@ fn load_packed(
     p: PackedModel,
     path: &Path,
     title: String,
-    progress: &Progress,
+    ctl: Control<'_>,
 ) -> anyhow::Result<Document> {
     let p = Arc::new(p);
     // Which tensors a calibrated compression weighted, and by what text.
@@ -160,11 +162,11 @@ fn load_packed(
     };
     let mut tensors = Vec::new();
     let mut extra = Vec::new();
-    progress
+    ctl.progress
         .total
         .store(p.tensors().len() as u64, Ordering::Relaxed);
     for (i, t) in p.tensors().iter().enumerate() {
-        progress.done.fetch_add(1, Ordering::Relaxed);
+        taken(path, ctl)?;
         let entry = |source, result| TensorEntry {
             name: t.name.clone(),
             shape: t.shape.clone(),
@@ -195,6 +197,16 @@ fn load_packed(
     doc.extra = extra;
     doc.metadata = p.source_metadata();
     Ok(doc)
+}
+
+/// Counts one more tensor taken in; an error once the open is cancelled (a model opened later
+/// replaces this one).
+fn taken(path: &Path, ctl: Control<'_>) -> anyhow::Result<()> {
+    if ctl.cancelled() {
+        anyhow::bail!("{}: opening cancelled", path.display());
+    }
+    ctl.progress.done.fetch_add(1, Ordering::Relaxed);
+    Ok(())
 }
 
 fn raw(name: &str, shape: &[usize], dtype: Dtype, bytes: &[u8]) -> RawEntry {

@@ -5,7 +5,8 @@ use super::command::{Command, ExportKind, SelectMode, TabId};
 use super::document::{Document, Errors, TensorResult};
 use super::eta::{self, AllocationWork};
 use super::export;
-use super::jobs::{CompressEvent, CompressJob, Input, Job, Outcome, human_duration};
+use super::format::{file_name, human_duration};
+use super::jobs::{CompressEvent, CompressJob, Input, Job, Outcome};
 use super::loader;
 use super::work::{self, JobKind, Keyed, Output, Purpose, Results, ResumeOffer, ShardView, Work};
 use crate::core::config::Config;
@@ -342,7 +343,7 @@ impl AppState {
                 let st = shard::status(&folder).map_err(|e| e.to_string())?;
                 return Ok(Output::Shards(folder, Ok(Box::new(st))));
             }
-            let doc = loader::load(&path, ctx.progress()).map_err(|e| e.to_string())?;
+            let doc = loader::load(&path, ctx.control()).map_err(|e| e.to_string())?;
             let offer = sidecars
                 .then(|| sidecar_for(dir.as_deref(), data.as_deref(), &path))
                 .flatten()
@@ -625,7 +626,7 @@ impl AppState {
         }
         let inputs = export::snapshot(&self.doc);
         let job = Job::spawn("export", None, self.repaint.clone(), move |ctx| {
-            export::write(kind, &inputs, &path, ctx.cancel_flag(), ctx.progress())
+            export::write(kind, &inputs, &path, ctx.control())
                 .map(Output::Exported)
                 .map_err(|e| e.to_string())
         });
@@ -983,14 +984,6 @@ impl Group {
             }
         }
     }
-}
-
-/// The last component of `path`, for messages.
-pub fn file_name(path: &Path) -> String {
-    path.file_name()
-        .unwrap_or(path.as_os_str())
-        .to_string_lossy()
-        .into_owned()
 }
 
 /// "done in 3 s" for a job that took `d`.

@@ -10,8 +10,9 @@ use super::jobs::{Ctx, Job};
 use super::quality::{self, APP_TOKENS};
 use crate::eval::calibration::{self, Calibration};
 use crate::eval::{Evaluator, Figures, Inputs, Overlay};
+use crate::hw::report::{self, HwTable, TensorReport};
 use crate::hw::resources::ResourceTable;
-use crate::hw::sim::{self, DdrParams, HwTable, TensorReport};
+use crate::hw::sim::DdrParams;
 use crate::hw::synth;
 use crate::infer::generate::Sampling;
 use crate::io::shard::{self, FolderStatus, Sidecar, SidecarTensor};
@@ -331,7 +332,7 @@ pub fn spawn(
     Ok(match work {
         Work::HwTable => Job::spawn("Hardware (Table 5)", None, repaint, |ctx: &Ctx<()>| {
             let log = &mut |l: &str| ctx.log(l);
-            sim::run_table(
+            report::run_table(
                 &TABLE5_SIZES,
                 false,
                 &DdrParams::default(),
@@ -358,9 +359,17 @@ pub fn spawn(
                 let log = &mut |l: &str| ctx.log(l);
                 let ddr = DdrParams::default();
                 let codes = r.compressed.unpack().map_err(|e| e.to_string())?;
-                sim::run_compressed_tensor(&codes, &shape, 1, false, &ddr, log, ctx.cancel_flag())
-                    .map(|rep| Output::HwTensor(name.clone(), rep))
-                    .map_err(|e| format!("{name}: {e}"))
+                report::run_compressed_tensor(
+                    &codes,
+                    &shape,
+                    1,
+                    false,
+                    &ddr,
+                    log,
+                    ctx.cancel_flag(),
+                )
+                .map(|rep| Output::HwTensor(name.clone(), rep))
+                .map_err(|e| format!("{name}: {e}"))
             })
         }
         Work::Explore(opts) => Job::spawn("Design space", None, repaint, move |ctx| {
@@ -430,7 +439,7 @@ pub fn spawn(
                 .clone()
                 .filter(|_| doc.mapped.is_some())
                 .ok_or("calibration runs the model: open a model file or directory")?;
-            let label = format!("calibrating on {}", super::state::file_name(&text));
+            let label = format!("calibrating on {}", super::format::file_name(&text));
             Job::spawn(label, id, repaint, move |ctx| {
                 calibration::calibrate_model(&model, &text, ctx.control())
                     .map(|c| Output::Calibrated(text.clone(), Arc::new(c)))

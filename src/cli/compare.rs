@@ -101,7 +101,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
                     &opened
                 }
             };
-            let measured = super::compress::calibrate(text, |progress| {
+            let measured = super::plan_step::calibrate(text, |progress| {
                 crate::eval::calibration::calibrate(ev, text, Control::new(progress, &cancel))
             })?;
             match measured {

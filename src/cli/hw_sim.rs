@@ -2,8 +2,9 @@
 //! prints their cycle counts beside the paper's Table 5, or (`--resources`) synthesises them
 //! with Yosys and prints their FPGA resources beside its Table 4.
 
+use crate::hw::report::{self, HwTable, SizeReport};
 use crate::hw::resources::{Part, ResourceTable, Usage};
-use crate::hw::sim::{self, DdrParams, HwTable, SizeReport};
+use crate::hw::sim::{self, DdrParams};
 use crate::hw::synth::{self, FAMILY, SYNTH_SIZE};
 use crate::io::packed::PackedModel;
 use anyhow::{anyhow, bail};
@@ -62,7 +63,7 @@ pub fn run(args: HwSimArgs) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let table = sim::run_table(
+    let table = report::run_table(
         &args.sizes,
         args.fp16,
         &DdrParams::default(),
@@ -134,7 +135,7 @@ fn run_packed_tensor(
     };
     let compressed = compressed?;
     let ddr = DdrParams::default();
-    let r = sim::run_compressed_tensor(&compressed, &t.shape, 1, fp16, &ddr, log, cancel)
+    let r = report::run_compressed_tensor(&compressed, &t.shape, 1, fp16, &ddr, log, cancel)
         .map_err(|e| anyhow!("{file}: tensor {name}: {e}"))?;
     if !json {
         let reference = match (r.reference_cycles(), r.speedup()) {

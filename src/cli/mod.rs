@@ -1,4 +1,5 @@
-//! The command line: a thin layer over the engine. Each subcommand lives in its own file.
+//! The command line: a thin layer over the engine. Each subcommand lives in its own file;
+//! [`plan_step`] is the plan step several of them share.
 //!
 //! May use: every engine folder (and [`crate::app`] to open the app). Nothing in the engine uses it.
 
@@ -15,6 +16,7 @@ pub mod inspect;
 pub mod merge;
 pub mod output;
 pub mod plan;
+pub mod plan_step;
 pub mod shard;
 pub mod slurm;
 pub mod status;

@@ -2,7 +2,8 @@
 //! `--calibrate`, run once before the shards: it measures the bit budget's configuration of
 //! each tensor and the calibration's moments and writes them into OUTPUT.shards/.
 
-use super::compress::{PlanArgs, WhatArgs, thread_pool};
+use super::compress::{WhatArgs, thread_pool};
+use super::plan_step::PlanArgs;
 use super::shard::{FolderJob, ShardJob, folder_job};
 use crate::io::model::Model;
 use crate::io::model_job::plan;

@@ -1,13 +1,13 @@
 //! `seedlm compress … --shard I/N|auto`: one shard of a sharded compression.
 
-use super::compress::{PlanArgs, Planned, make_plan};
+use super::plan_step::{PlanArgs, PlanInput, Planned, make_plan};
 use crate::core::config::Config;
 use crate::core::control::{Control, Progress};
-use crate::io::job_plan::{input_hashes, read_plan, write_plan};
 use crate::io::model::Model;
 use crate::io::model_job::{JobError, Plan};
 use crate::io::shard::{
-    JOB_FILE, ShardJobSpec, ShardOutcome, ShardRun, checkpoint_dir, folder_of, run_shard,
+    JOB_FILE, ShardJobSpec, ShardOutcome, ShardRun, checkpoint_dir, folder_of, input_hashes,
+    read_plan, run_shard, write_plan,
 };
 use anyhow::{Context, bail};
 use std::collections::HashMap;
@@ -158,16 +158,14 @@ pub fn folder_job(
             job.output.display()
         );
     }
-    let Some(planned) = make_plan(
-        job.input,
-        job.model,
-        job.plan,
-        job.planned,
-        crate::core::quant::Rounding::default(),
-        job.pool,
-        cancel,
-    )?
-    else {
+    let on = PlanInput {
+        input: job.input,
+        model: job.model,
+        plan: job.plan,
+        rounding: crate::core::quant::Rounding::default(),
+        pool: job.pool,
+    };
+    let Some(planned) = make_plan(&on, job.planned, cancel)? else {
         return Ok(None);
     };
     if let Some(t) = planned.allocation_table() {

@@ -2,9 +2,9 @@
 //! that waits for the array with `--dependency=afterok`), optionally submitted. With
 //! `--target-bpw` or `--calibrate` a plan job runs first and the array waits for it.
 
-use crate::io::job_plan::read_plan;
 use crate::io::model::Model;
 use crate::io::model_job::plan;
+use crate::io::shard::read_plan;
 use crate::io::shard::{ShardJobSpec, claim_folder, folder_of};
 use anyhow::{Context, bail};
 use clap::Args;
@@ -49,7 +49,7 @@ pub struct SlurmArgs {
     pub what: super::compress::WhatArgs,
     /// The bit budget and calibration, measured once by a plan job before the array.
     #[command(flatten)]
-    pub plan: super::compress::PlanArgs,
+    pub plan: super::plan_step::PlanArgs,
     /// The seedlm binary the jobs run (default: this one); it must be visible on the nodes.
     #[arg(long)]
     pub bin: Option<PathBuf>,

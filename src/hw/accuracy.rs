@@ -69,7 +69,7 @@ mod tests {
     use super::*;
     use crate::core::config::Config;
     use crate::hw::design::FOUR_BIT;
-    use crate::hw::sim::{random_tensor, random_x};
+    use crate::hw::design::{random_tensor, random_x};
 
     #[test]
     fn exact_output_is_the_fixed_point_datapath_scaled() {

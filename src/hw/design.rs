@@ -5,9 +5,11 @@
 //! ([`crate::io::packed::encode_record`]).
 
 use crate::core::config::Config;
-use crate::hw::build::Target;
+use crate::hw::rtl::Target;
 use crate::io::packed;
 use crate::search::compress::{BlockCode, CompressedTensor};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 
 /// Bytes of a DDR beat (512 bits).
 pub const BEAT_BYTES: usize = 64;
@@ -199,6 +201,38 @@ impl Design {
         bytes.resize(bytes.len().div_ceil(BEAT_BYTES) * BEAT_BYTES, 0);
         bytes
     }
+}
+
+/// Random valid block codes of `cfg` for a `rows × cols` tensor (seeds 1..2^K − 1, any E and q,
+/// the paper's exponent range), reproducible from `seed`.
+pub fn random_tensor(cfg: Config, rows: usize, cols: usize, seed: u64) -> CompressedTensor {
+    let len = rows * cols;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let blocks = (0..len.div_ceil(cfg.c))
+        .map(|_| {
+            let mut q = [0i8; crate::core::config::MAX_P];
+            for v in &mut q[..cfg.p] {
+                *v = rng.random_range(-8..=7);
+            }
+            BlockCode {
+                seed: rng.random_range(1..=(1u32 << cfg.k) - 1),
+                e_code: rng.random_range(0..=15),
+                q,
+            }
+        })
+        .collect();
+    CompressedTensor {
+        config: cfg,
+        e_base: crate::core::quant::DEFAULT_E_BASE,
+        len,
+        blocks,
+    }
+}
+
+/// A random full-range int16 input vector, reproducible from `seed`.
+pub fn random_x(cols: usize, seed: u64) -> Vec<i16> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    (0..cols).map(|_| rng.random()).collect()
 }
 
 #[cfg(test)]

@@ -89,7 +89,7 @@ mod tests {
 
     #[test]
     fn outputs_are_the_sum_of_the_rounded_weights() {
-        use crate::hw::sim::random_tensor;
+        use crate::hw::design::random_tensor;
         let (rows, cols) = (2, 256);
         let t = random_tensor(crate::core::config::Config::FOUR_BIT, rows, cols, 3);
         let records: Vec<u64> = t.blocks.iter().map(|b| DESIGN.record(b)).collect();

@@ -13,5 +13,6 @@ pub mod model;
 pub mod paper;
 pub mod report;
 pub mod resources;
+pub mod rtl;
 pub mod sim;
 pub mod synth;

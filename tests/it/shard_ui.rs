@@ -110,7 +110,7 @@ fn shards_tab_shows_a_shard_folder_and_follows_it() {
     assert!(o.status.success(), "{}", text(&o.stderr));
     let (rows, total) = cli_status(&out);
     assert!(total.contains("2/2 shards finished"), "{total}");
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + crate::helpers::SMALL_JOB;
     while h.query_by_label(&total).is_none() {
         assert!(
             Instant::now() < deadline,

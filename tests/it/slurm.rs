@@ -343,7 +343,7 @@ fn slurm_array_and_merge_job_give_the_single_machine_bytes() {
 
     let out = work.path().join("packed.safetensors");
     let started = Instant::now();
-    let (folder, _) = submit_and_wait(&cluster, &model, &out, &[], Duration::from_secs(180));
+    let (folder, _) = submit_and_wait(&cluster, &model, &out, &[], crate::helpers::JOB);
     assert!(
         out.is_file(),
         "the merge job wrote no output: {}",
@@ -387,7 +387,7 @@ fn slurm_plan_array_and_merge_give_the_single_machine_bytes_with_a_bit_budget_an
     assert!(o.status.success(), "{}", text(&o.stderr));
 
     let out = work.path().join("packed");
-    let (folder, _) = submit_and_wait(&cluster, &model, &out, &extra, Duration::from_secs(900));
+    let (folder, _) = submit_and_wait(&cluster, &model, &out, &extra, crate::helpers::WHOLE_MODEL);
     let plan = std::fs::read_to_string(folder.join("plan.sbatch")).unwrap();
     assert!(
         plan.contains(" plan ") && plan.contains("--target-bpw 4 ") && plan.contains("calib.txt"),

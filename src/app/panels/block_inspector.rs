@@ -4,6 +4,7 @@
 
 use super::Tab;
 use crate::app::command::{Command, TabId};
+use crate::app::document::PackedCodes;
 use crate::app::state::{AppState, BlockRef};
 use crate::core::basis::Basis;
 use crate::core::quant::{ExpRange, pow2};
@@ -249,28 +250,35 @@ impl Tab for BlockInspector {
             });
         });
         ui.separator();
-        self.trial_ui(ui, state, ti, b, w.as_deref(), chosen.as_ref(), norm2);
+        let shown = ShownBlock {
+            ct,
+            block: b,
+            w: w.as_deref(),
+            chosen: chosen.as_ref(),
+            norm2,
+        };
+        self.trial_ui(ui, &shown);
     }
 }
 
+/// The block the inspector shows, as the trial seed is set against it.
+struct ShownBlock<'a> {
+    ct: &'a PackedCodes,
+    block: usize,
+    /// Its original weights, zero-padded (`None` when the source is not available).
+    w: Option<&'a [f32]>,
+    /// The fit of the seed the search chose.
+    chosen: Option<&'a SeedFit>,
+    /// |w|².
+    norm2: Option<f64>,
+}
+
 impl BlockInspector {
-    #[allow(clippy::too_many_arguments)]
-    fn trial_ui(
-        &mut self,
-        ui: &mut egui::Ui,
-        state: &AppState,
-        ti: usize,
-        b: usize,
-        w: Option<&[f32]>,
-        chosen: Option<&SeedFit>,
-        norm2: Option<f64>,
-    ) {
-        let t = &state.doc.tensors[ti];
-        let Some(res) = &t.result else { return };
-        let ct = &res.compressed;
+    fn trial_ui(&mut self, ui: &mut egui::Ui, shown: &ShownBlock<'_>) {
+        let (ct, b) = (shown.ct, shown.block);
         let cfg = ct.config;
         ui.heading("Try another seed");
-        let Some(w) = w else {
+        let Some(w) = shown.w else {
             ui.label("The original weights are not available, so other seeds cannot be scored.");
             return;
         };
@@ -325,7 +333,7 @@ impl BlockInspector {
         }
         match &self.trial {
             Some(Ok(fit)) => {
-                let n2 = norm2.unwrap_or(0.0);
+                let n2 = shown.norm2.unwrap_or(0.0);
                 ui.label(format!(
                     "Trial seed 0x{:X}: e = {}, q = {:?}, |w − ŵ|² = {:.4e} (relative {:.5}); least-squares floor before quantizing {:.4e}",
                     fit.result.seed,
@@ -335,7 +343,7 @@ impl BlockInspector {
                     crate::search::compress::relmse(fit.result.err, n2),
                     fit.residual
                 ));
-                if let Some(best) = chosen {
+                if let Some(best) = shown.chosen {
                     let ratio = if best.result.err > 0.0 {
                         fit.result.err / best.result.err
                     } else {

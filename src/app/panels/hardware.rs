@@ -8,8 +8,9 @@ use super::{Tab, job_progress};
 use crate::app::command::{Command, TabId};
 use crate::app::state::AppState;
 use crate::app::work::{JobKind, Work};
+use crate::hw::report::{self, HwTable, TensorReport};
 use crate::hw::resources::{Part, ResourceTable, Usage};
-use crate::hw::sim::{self, HwTable, TensorReport};
+use crate::hw::sim;
 use crate::hw::synth::{FAMILY, SYNTH_SIZE};
 use egui_plot::{Bar, BarChart, Legend, Line, MarkerShape, PlotPoints, Points};
 
@@ -207,7 +208,7 @@ fn table(ui: &mut egui::Ui, t: &HwTable) {
 /// Cycles against matrix size (log–log), ours as lines, the paper's as markers.
 fn plot(ui: &mut egui::Ui, t: &HwTable) {
     let log2 = |v: f64| v.log2();
-    let ours = |f: &dyn Fn(&sim::TableRow) -> Option<u64>| -> Vec<[f64; 2]> {
+    let ours = |f: &dyn Fn(&report::TableRow) -> Option<u64>| -> Vec<[f64; 2]> {
         t.rows
             .iter()
             .filter_map(|r| Some([log2(r.four.rows as f64), log2(f(r)? as f64)]))

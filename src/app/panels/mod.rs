@@ -19,7 +19,8 @@ pub mod tree;
 pub mod walkthrough;
 
 use super::command::{Command, TabId};
-use super::jobs::{Job, human_duration};
+use super::format::human_duration;
+use super::jobs::Job;
 use super::state::AppState;
 use super::work::JobKind;
 use std::collections::BTreeMap;

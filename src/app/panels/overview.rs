@@ -4,7 +4,7 @@ use super::Tab;
 use super::{config_name, progress_text};
 use crate::app::command::{Command, ExportKind, TabId};
 use crate::app::format::human_bytes;
-use crate::app::jobs::human_duration;
+use crate::app::format::human_duration;
 use crate::app::state::{AppState, Group};
 use crate::app::work::JobKind;
 use std::collections::BTreeMap;

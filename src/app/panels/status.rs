@@ -2,7 +2,7 @@
 
 use crate::app::UiLoad;
 use crate::app::command::Command;
-use crate::app::jobs::human_duration;
+use crate::app::format::human_duration;
 use crate::app::panels::progress_text;
 use crate::app::state::AppState;
 use crate::app::work::JobKind;

@@ -17,12 +17,14 @@
 
 use crate::io::container::{parent_dir, partial_file};
 use crate::io::error::ModelError;
+use crate::io::job_plan::hex;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 mod merge;
 mod plan;
+mod planned;
 mod run;
 mod sealed;
 mod sidecar;
@@ -32,6 +34,7 @@ pub use merge::merge;
 pub use plan::{
     Range, ShardJobSpec, ShardJobTensor, claim_folder, model_hash, read_shard_job, tensor_hash,
 };
+pub use planned::{input_hashes, read_plan, write_plan};
 pub use run::{ShardOutcome, ShardProgress, ShardRun, run_shard};
 pub use sealed::{PartMeta, PartRange, open_sealed, read_part};
 pub use sidecar::{SIDECAR_SUFFIX, Sidecar, SidecarTensor};
@@ -64,10 +67,6 @@ const PIECE_TENSOR: &str = "records";
 const STALE_SECS: u64 = 120;
 /// How often a running shard rewrites its progress file.
 const PROGRESS_EVERY: Duration = Duration::from_secs(2);
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 /// The shard folder of output `out`: `OUT.shards` beside it.
 pub fn folder_of(out: &Path) -> PathBuf {

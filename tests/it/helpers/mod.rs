@@ -8,6 +8,20 @@ use seedlm::io::dtype::{self, Dtype};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Output};
+use std::time::Duration;
+
+/// Hang guards: how long background work or a child run may take before a test calls it
+/// stuck. Generous, since the machine may be shared; no test asserts how fast work ends.
+/// Work on a tiny or synthetic model.
+pub const SMALL_JOB: Duration = Duration::from_secs(120);
+/// Work on the bundled demo model (opening it, compressing some of it).
+pub const JOB: Duration = Duration::from_secs(300);
+/// Running a model: Quality, Generate, Baselines with function-space figures.
+pub const MODEL_RUN: Duration = Duration::from_secs(600);
+/// The whole demo model through the CLI: a calibrated plan, or every shard on a cluster.
+pub const WHOLE_MODEL: Duration = Duration::from_secs(900);
+/// A cold Verilator build and simulation (minutes on two cores).
+pub const HW_BUILD: Duration = Duration::from_secs(1200);
 
 /// A tensor to write: name, dtype, shape, values (converted to the dtype) or raw bytes.
 pub struct T {
@@ -201,10 +215,7 @@ pub fn running_after_pieces(args: &[&str], ckpt: &Path, n: usize) -> std::proces
             child.try_wait().unwrap().is_none(),
             "the shard finished before {n} pieces were seen"
         );
-        assert!(
-            start.elapsed() < std::time::Duration::from_secs(120),
-            "no checkpoint written"
-        );
+        assert!(start.elapsed() < SMALL_JOB, "no checkpoint written");
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     child

@@ -6,16 +6,7 @@ use egui_kittest::kittest::Queryable;
 use seedlm::app::Studio;
 use std::time::{Duration, Instant};
 
-/// Hang guards for [`wait_idle`]: how long background work may take before a test calls it
-/// stuck. Generous, since the machine may be shared; no test asserts how fast work ends.
-/// Work on a tiny or synthetic model.
-pub const SMALL_JOB: Duration = Duration::from_secs(120);
-/// Work on the bundled demo model (opening it, compressing some of it).
-pub const JOB: Duration = Duration::from_secs(300);
-/// Running a model: Quality, Generate, Baselines with function-space figures.
-pub const MODEL_RUN: Duration = Duration::from_secs(600);
-/// A cold Verilator build and simulation (minutes on two cores).
-pub const HW_BUILD: Duration = Duration::from_secs(1200);
+pub use super::{HW_BUILD, JOB, MODEL_RUN, SMALL_JOB};
 
 /// A headless harness drawing `studio` at a desktop-like size, with sidecars off: tests must
 /// leave nothing beside the bundled demo model ([`harness_with_sidecars`] keeps them).
