@@ -244,16 +244,16 @@ impl<'a> Matrix<'a> {
                 // misaligned tensor takes the value-by-value path.
                 let done = cfg!(target_endian = "little")
                     && match dtype {
-                    Dtype::F16 => bytemuck::try_cast_slice::<u8, half::f16>(raw)
-                        .map(|v| v.convert_to_f32_slice(out))
-                        .is_ok(),
-                    Dtype::BF16 => bytemuck::try_cast_slice::<u8, half::bf16>(raw)
-                        .map(|v| v.convert_to_f32_slice(out))
-                        .is_ok(),
-                    _ => bytemuck::try_cast_slice::<u8, f32>(raw)
-                        .map(|v| out.copy_from_slice(v))
-                        .is_ok(),
-                };
+                        Dtype::F16 => bytemuck::try_cast_slice::<u8, half::f16>(raw)
+                            .map(|v| v.convert_to_f32_slice(out))
+                            .is_ok(),
+                        Dtype::BF16 => bytemuck::try_cast_slice::<u8, half::bf16>(raw)
+                            .map(|v| v.convert_to_f32_slice(out))
+                            .is_ok(),
+                        _ => bytemuck::try_cast_slice::<u8, f32>(raw)
+                            .map(|v| out.copy_from_slice(v))
+                            .is_ok(),
+                    };
                 if !done {
                     for (o, v) in out.iter_mut().zip(raw.chunks_exact(size)) {
                         *o = match dtype {
