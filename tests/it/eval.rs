@@ -668,3 +668,45 @@ fn compare_eval_takes_the_text_and_window_asked_for() {
     let err = fails(&[&["compare", s(&llama)], &args[..], &["--ctx", "129"]].concat());
     assert!(err.contains("longer than the 128 positions"), "{err}");
 }
+
+/// A damaged tokenizer.json is refused in one line naming it where the tokenizers crate panics
+/// on its own: a control character inside the decoder's type (found by
+/// scripts/fuzz_readers.py), and a Precompiled normalizer whose charsmap is not base64 (well-
+/// formed JSON the crate `expect`s to parse).
+#[cfg(unix)]
+#[test]
+fn damaged_tokenizers_are_refused_not_panicked_on() {
+    let llama = fixture("llama");
+    let tok = std::fs::read_to_string(llama.join("tokenizer.json")).unwrap();
+    let (head, decoder) = tok.split_once("\"decoder\"").unwrap();
+    let control = format!(
+        "{head}\"decoder\"{}",
+        decoder.replacen("\"ByteLevel\"", "\"ByteLev\u{5}l\"", 1)
+    );
+    let precompiled = tok.replacen(
+        "\"normalizer\": null",
+        "\"normalizer\": {\"type\": \"Precompiled\", \"precompiled_charsmap\": \"!!\"}",
+        1,
+    );
+    assert_ne!(precompiled, tok);
+    for (what, text, says) in [
+        ("control character", control, "not valid JSON"),
+        ("precompiled", precompiled, "not a usable tokenizer"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        for entry in std::fs::read_dir(&llama).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_name() != "tokenizer.json" {
+                std::os::unix::fs::symlink(entry.path(), dir.path().join(entry.file_name()))
+                    .unwrap();
+            }
+        }
+        std::fs::write(dir.path().join("tokenizer.json"), text).unwrap();
+        let model = dir.path().join("model.safetensors");
+        let err = fails(&["eval", s(dir.path()), s(&model)]);
+        assert!(
+            err.contains("tokenizer.json") && err.contains(says),
+            "{what}: {err}"
+        );
+    }
+}
