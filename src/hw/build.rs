@@ -307,7 +307,7 @@ pub fn build(
         std::fs::File::create(&log_path).map_err(io_err(log_path.display().to_string()))?,
     );
     log(&format!(
-        "building the Verilator model of {} (a few minutes, once); compiler output in {}",
+        "building the Verilator model of {} (up to a few minutes, once); compiler output in {}",
         target.name(),
         log_path.display()
     ));
@@ -318,6 +318,7 @@ pub fn build(
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     let started = Instant::now();
     let mut progress = BuildProgress::default();
+    log(&progress.start());
     let mut log_failed = None;
     let result = run_logged(
         cmd,
@@ -362,7 +363,7 @@ pub fn build(
 /// The Verilator build's whole output, in the simulator's cache folder.
 pub const BUILD_LOG: &str = "build.log";
 
-/// Turns the Verilator build's output (its report, then make's g++ commands) into a few
+/// Turns the Verilator build's output (make's g++ commands among other lines) into a few
 /// progress lines: each phase as it starts and, while C++ compiles, a count at most every
 /// [`BuildProgress::EVERY`], each with the time since the start.
 #[derive(Debug, Default)]
@@ -384,6 +385,13 @@ impl BuildProgress {
     /// Least time between two counts of compiled files.
     pub const EVERY: Duration = Duration::from_secs(20);
 
+    /// The line of the first phase, shown as the build starts (Verilator says nothing until
+    /// it has written the C++).
+    pub fn start(&mut self) -> String {
+        self.phase = Some(BuildPhase::Verilating);
+        "  verilating the RTL into C++ (0 s)".into()
+    }
+
     /// The progress line for one output line seen `at` after the start, if any.
     pub fn line(&mut self, line: &str, at: Duration) -> Option<String> {
         let compiler = ["g++ ", "c++ ", "ccache "]
@@ -393,8 +401,6 @@ impl BuildProgress {
             BuildPhase::Compiling
         } else if compiler {
             BuildPhase::Linking
-        } else if self.phase.is_none() {
-            BuildPhase::Verilating
         } else {
             return None;
         };
@@ -406,9 +412,8 @@ impl BuildProgress {
             self.phase = Some(phase);
             self.shown = at;
             return Some(match phase {
-                BuildPhase::Verilating => format!("  verilating the RTL into C++ ({time})"),
                 BuildPhase::Compiling => format!("  compiling the C++ model ({time})"),
-                BuildPhase::Linking => format!(
+                _ => format!(
                     "  linking the simulator, {} C++ files compiled ({time})",
                     self.compiled
                 ),
@@ -551,18 +556,26 @@ mod tests {
     fn build_output_becomes_phases_and_counts() {
         let s = Duration::from_secs;
         let mut p = BuildProgress::default();
+        let first = p.start();
         let out = [
-            (s(0), "- V e r i l a t i o n   R e p o r t: Verilator 5.006"),
-            (s(1), "- Verilator: Built from 2.1 MB sources in 16 modules"),
             (s(2), "make: Entering directory '/tmp/x/obj'"),
             (s(3), "g++  -I.  -MMD -Os -c -o sim.o ../mvm_main.cpp"),
             (s(9), "g++ -Os -c -o Vtop__ALL.o Vtop__ALL.cpp"),
-            (s(25), "g++ -Os -c -o verilated.o /usr/share/verilator/include/verilated.cpp"),
+            (
+                s(25),
+                "g++ -Os -c -o verilated.o /usr/share/verilator/include/verilated.cpp",
+            ),
             (s(30), "echo \"\" > Vtop__ALL.verilator_deplist.tmp"),
-            (s(200), "g++ sim.o Vtop__ALL.o verilated.o -pthread -lpthread -latomic -o sim"),
+            (
+                s(200),
+                "g++ sim.o Vtop__ALL.o verilated.o -pthread -lpthread -latomic -o sim",
+            ),
             (s(201), "make: Leaving directory '/tmp/x/obj'"),
         ];
-        let shown: Vec<String> = out.iter().filter_map(|(t, l)| p.line(l, *t)).collect();
+        let shown: Vec<String> = [first]
+            .into_iter()
+            .chain(out.iter().filter_map(|(t, l)| p.line(l, *t)))
+            .collect();
         assert_eq!(
             shown,
             [
