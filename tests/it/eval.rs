@@ -710,3 +710,26 @@ fn damaged_tokenizers_are_refused_not_panicked_on() {
         );
     }
 }
+
+/// A decoder's config.json counting more layers than its weights hold is refused naming it,
+/// before the network reserves room for every layer: num_hidden_layers 2^64 − 1 panicked on a
+/// capacity overflow (found by scripts/fuzz_readers.py); 3 for a 2-layer model is refused
+/// the same way.
+#[cfg(unix)]
+#[test]
+fn decoder_layer_counts_beyond_the_weights_are_refused() {
+    for layers in [serde_json::json!(u64::MAX), serde_json::json!(3)] {
+        let dir = tempfile::tempdir().unwrap();
+        llama_with_config(dir.path(), |c| {
+            c.insert("num_hidden_layers".into(), layers.clone());
+        });
+        let model = dir.path().join("model.safetensors");
+        let err = fails(&["eval", s(dir.path()), s(&model)]);
+        assert!(
+            err.contains("config.json")
+                && err.contains(&format!("num_hidden_layers is {layers}"))
+                && err.contains("no layer"),
+            "{layers}: {err}"
+        );
+    }
+}
