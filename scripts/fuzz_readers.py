@@ -561,9 +561,11 @@ class Shards:
         names = [os.path.basename(rel), "m.seedlm.shards"]
         out_path = os.path.join(d, "m.seedlm")
         r = run(seedlm, ["status", out_path], timeout)
-        # Work deleted is work to do again, and progress.json is informational (host, rate):
-        # status may then say something else.
-        allowed = kind.split(" ")[-1] in ("delete", "link-dangling") or rel.endswith("progress.json")
+        # Work deleted (or a checkpoint folder replaced by a link to another folder) is work to
+        # do again, and progress.json is informational (host, rate): status may then say
+        # something else.
+        allowed = kind.split(" ")[-1] in ("delete", "link-dangling", "link-outside-dir") \
+            or rel.endswith("progress.json")
         out = {"status": classify(r, names, self.status[which],
                                   status_text(r.stdout) if r.code == 0 else None, allowed)}
         if which == "unfinished":
