@@ -172,9 +172,8 @@ impl TreePanel {
                     let mut tip = group_tooltip(state, layer, &members);
                     // Laid out cut to the panel's width: a header would otherwise widen the
                     // panel and push the central one aside. The tooltip has it in full.
-                    let width = ui.available_width()
-                        - ui.spacing().indent
-                        - ui.spacing().button_padding.x;
+                    let width =
+                        ui.available_width() - ui.spacing().indent - ui.spacing().button_padding.x;
                     let galley = egui::WidgetText::from(header.as_str()).into_galley(
                         ui,
                         Some(egui::TextWrapMode::Truncate),

@@ -186,7 +186,11 @@ fn read_piece(path: &Path, spec: &ShardJobSpec, cached: bool) -> Result<PieceMet
         ));
     }
     // A piece copied or renamed onto another's name would be counted twice and overlap.
-    if let Some(index) = spec.tensors.iter().position(|t| t.name == meta.range.tensor) {
+    if let Some(index) = spec
+        .tensors
+        .iter()
+        .position(|t| t.name == meta.range.tensor)
+    {
         let expected = piece_file_name(index, meta.range.start);
         if path.file_name() != Some(std::ffi::OsStr::new(&expected)) {
             return Err(ModelError::file(

@@ -259,7 +259,8 @@ pub fn status(folder: &Path) -> Result<FolderStatus, ModelError> {
     // Parts the job does not name (of another shard count, copies) are looked at too, as merge
     // looks at every part.
     let named: Vec<PathBuf> = (0..n).map(|i| part_path(folder, i, n)).collect();
-    let entries = std::fs::read_dir(folder).map_err(|e| ModelError::io(folder, "cannot list", e))?;
+    let entries =
+        std::fs::read_dir(folder).map_err(|e| ModelError::io(folder, "cannot list", e))?;
     let mut others: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
