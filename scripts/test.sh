@@ -27,7 +27,9 @@ for bits in 4 3; do
   /usr/bin/python3 scripts/decode_packed.py "$work/p$bits.seedlm" "$work/d$bits.safetensors" > /dev/null
   echo "decode_packed.py: the $bits-bit file decodes as decompress does"
 done
-# A short mutation fuzz of the readers: any panic, silent change or messy error fails it.
-/usr/bin/python3 scripts/fuzz_readers.py --seedlm "$seedlm" --mutants 150
+# A short mutation fuzz of the readers (packed files, shard folders, model directories, eval's
+# config and tokenizer files; about 20 s): any panic, signal, timeout, silent change or messy
+# error fails it.
+/usr/bin/python3 scripts/fuzz_readers.py --seedlm "$seedlm" --mutants 200
 # Totals over every test binary, so the last line speaks for the whole run.
 awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"

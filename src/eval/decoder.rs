@@ -9,6 +9,7 @@ use super::{DEFAULT_CTX, EvalError, candle_err, check, read_tokenizer};
 use crate::core::control::Control;
 use crate::infer::kernel::Kernel;
 use crate::infer::llama::{Net, Shape, parse_shape};
+use crate::infer::source::Source;
 use crate::io::error::ModelError;
 use candle_core::{D, Device, Tensor};
 use serde::Serialize;
@@ -96,6 +97,7 @@ impl Decoder {
 
     /// The network over `weights`.
     fn net<'w>(&self, weights: &'w Weights) -> Result<Net<'w>, EvalError> {
+        check_layers(&self.dir, &self.shape, weights)?;
         Net::load(&self.shape, weights, Kernel::best_available()).map_err(|e| {
             ModelError::file(
                 &self.dir,
@@ -284,6 +286,26 @@ impl Decoder {
             })
             .collect())
     }
+}
+
+/// Refuses a config.json (of the model in `dir`) counting more layers than `src` holds, before
+/// the network reserves room for each (2^64 − 1 layers aborted on a capacity overflow).
+pub(super) fn check_layers(dir: &Path, shape: &Shape, src: &dyn Source) -> Result<(), EvalError> {
+    let Some(last) = shape.layers.checked_sub(1) else {
+        return Ok(());
+    };
+    let name = format!("model.layers.{last}.input_layernorm.weight");
+    if src.has(&name) {
+        return Ok(());
+    }
+    Err(ModelError::file(
+        &dir.join("config.json"),
+        format!(
+            "num_hidden_layers is {}, but the weights have no layer {last} (no {name})",
+            shape.layers
+        ),
+    )
+    .into())
 }
 
 /// Refuses an id outside a vocabulary of `vocab` tokens (the model in `dir` would index past

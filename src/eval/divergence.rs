@@ -117,6 +117,7 @@ impl Lm {
 
     /// The network over `src`, its products on `kernel`.
     pub fn net<'s>(&self, src: &'s dyn Source, kernel: Kernel) -> Result<Net<'s>, EvalError> {
+        super::decoder::check_layers(&self.dir, &self.shape, src)?;
         Net::load(&self.shape, src, kernel).map_err(|e| {
             ModelError::file(
                 &self.dir,

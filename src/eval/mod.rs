@@ -129,12 +129,30 @@ pub(crate) fn read_tokenizer(dir: &Path) -> Result<tokenizers::Tokenizer, ModelE
             "no tokenizer.json in this directory (needed to evaluate)",
         ));
     }
-    let mut tok = tokenizers::Tokenizer::from_file(&path)
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| ModelError::io(&path, "cannot read the tokenizer", e))?;
+    // Parsed as JSON first: the tokenizers crate panics on some syntax errors (a control
+    // character in a decoder's string), and read from the value under catch_unwind for the
+    // `expect`s it keeps on well-formed JSON of the wrong shape.
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| ModelError::file(&path, format!("not valid JSON ({e})")))?;
+    let mut tok = quiet_catch_unwind(|| serde_json::from_value::<tokenizers::Tokenizer>(value))
+        .map_err(|_| ModelError::file(&path, "not a usable tokenizer (its reader gave up)"))?
         .map_err(|e| ModelError::file(&path, format!("not a usable tokenizer ({e})")))?;
     tok.with_padding(None);
     tok.with_truncation(None)
         .map_err(|e| ModelError::file(&path, format!("cannot disable truncation ({e})")))?;
     Ok(tok)
+}
+
+/// Runs `f`, turning a panic into `Err` without the panic message (a third-party reader's
+/// panic on a user's file is reported as that file's error instead).
+fn quiet_catch_unwind<T>(f: impl FnOnce() -> T) -> std::thread::Result<T> {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    std::panic::set_hook(hook);
+    out
 }
 
 /// The paragraphs of `text` (runs of non-blank lines, joined by spaces).

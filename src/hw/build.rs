@@ -5,7 +5,7 @@
 use crate::hw::design::ShapeError;
 use crate::hw::rtl::Target;
 use sha2::{Digest, Sha256};
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -192,28 +192,143 @@ pub fn build(
         std::fs::write(&p, text).map_err(io_err(p.display().to_string()))?;
         args.push(p.display().to_string());
     }
+    std::fs::create_dir_all(&dir).map_err(io_err(dir.display().to_string()))?;
+    let log_path = dir.join(BUILD_LOG);
+    let mut log_file = std::io::BufWriter::new(
+        std::fs::File::create(&log_path).map_err(io_err(log_path.display().to_string()))?,
+    );
     log(&format!(
-        "building the Verilator model of {} (takes about half a minute, once)",
-        target.name()
+        "building the Verilator model of {} (up to a few minutes, once); compiler output in {}",
+        target.name(),
+        log_path.display()
     ));
     let mut cmd = Command::new("verilator");
     cmd.args(&args).current_dir(tmp.path());
     // Its own process group, so a cancel also stops the make and g++ it starts.
     #[cfg(unix)]
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-    let tail = run_logged(cmd, "verilator", log, cancel)?;
+    let started = Instant::now();
+    let mut progress = BuildProgress::default();
+    log(&progress.start());
+    let mut log_failed = None;
+    let result = run_logged(
+        cmd,
+        "verilator",
+        &mut |line| {
+            if let Err(e) = writeln!(log_file, "{line}") {
+                log_failed.get_or_insert(e);
+            }
+            if let Some(msg) = progress.line(line, started.elapsed()) {
+                log(&msg);
+            }
+        },
+        cancel,
+    );
+    let flushed = log_file.flush();
+    if let Some(e) = log_failed {
+        return Err(HwError::Io(log_path.display().to_string(), e));
+    }
+    flushed.map_err(io_err(log_path.display().to_string()))?;
+    let full = |tail: String| format!("{tail}\n(the whole output is in {})", log_path.display());
+    let tail = result.map_err(|e| match e {
+        HwError::Build(tail) => HwError::Build(full(tail)),
+        e => e,
+    })?;
     let built = tmp.path().join("obj").join(EXE);
     if !built.is_file() {
-        return Err(HwError::Build(tail));
+        return Err(HwError::Build(full(tail)));
     }
-    std::fs::create_dir_all(&dir).map_err(io_err(dir.display().to_string()))?;
     if let Err(e) = std::fs::rename(&built, &exe)
         && !exe.is_file()
     {
         return Err(HwError::Io(exe.display().to_string(), e));
     }
-    log(&format!("built {}", exe.display()));
+    log(&format!(
+        "built {} in {}",
+        exe.display(),
+        elapsed(started.elapsed())
+    ));
     Ok(exe)
+}
+
+/// The Verilator build's whole output, in the simulator's cache folder.
+pub const BUILD_LOG: &str = "build.log";
+
+/// Turns the Verilator build's output (make's g++ commands among other lines) into a few
+/// progress lines: each phase as it starts and, while C++ compiles, a count at most every
+/// [`BuildProgress::EVERY`], each with the time since the start.
+#[derive(Debug, Default)]
+pub struct BuildProgress {
+    phase: Option<BuildPhase>,
+    compiled: usize,
+    shown: Duration,
+}
+
+/// A phase of the Verilator build.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum BuildPhase {
+    Verilating,
+    Compiling,
+    Linking,
+}
+
+impl BuildProgress {
+    /// Least time between two counts of compiled files.
+    pub const EVERY: Duration = Duration::from_secs(20);
+
+    /// The line of the first phase, shown as the build starts (Verilator says nothing until
+    /// it has written the C++).
+    pub fn start(&mut self) -> String {
+        self.phase = Some(BuildPhase::Verilating);
+        "  verilating the RTL into C++ (0 s)".into()
+    }
+
+    /// The progress line for one output line seen `at` after the start, if any.
+    pub fn line(&mut self, line: &str, at: Duration) -> Option<String> {
+        let compiler = ["g++ ", "c++ ", "ccache "]
+            .iter()
+            .any(|c| line.trim_start().starts_with(c));
+        let phase = if compiler && line.contains(" -c ") {
+            BuildPhase::Compiling
+        } else if compiler {
+            BuildPhase::Linking
+        } else {
+            return None;
+        };
+        if phase == BuildPhase::Compiling {
+            self.compiled += 1;
+        }
+        let time = elapsed(at);
+        if self.phase != Some(phase) {
+            self.phase = Some(phase);
+            self.shown = at;
+            return Some(match phase {
+                BuildPhase::Compiling => format!("  compiling the C++ model ({time})"),
+                _ => format!(
+                    "  linking the simulator, {} C++ files compiled ({time})",
+                    self.compiled
+                ),
+            });
+        }
+        if phase == BuildPhase::Compiling && at >= self.shown + Self::EVERY {
+            self.shown = at;
+            return Some(format!(
+                "  compiling the C++ model: {} files started ({time})",
+                self.compiled
+            ));
+        }
+        None
+    }
+}
+
+/// `d` as `12 s` or `3 min 05 s`.
+fn elapsed(d: Duration) -> String {
+    let s = d.as_secs();
+    if s < 60 {
+        format!("{s} s")
+    } else {
+        format!("{} min {:02} s", s / 60, s % 60)
+    }
 }
 
 /// Runs a build command (`program` names it in errors), sending its merged output to `log`;
@@ -327,6 +442,41 @@ pub(crate) fn wait_child(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn build_output_becomes_phases_and_counts() {
+        let s = Duration::from_secs;
+        let mut p = BuildProgress::default();
+        let first = p.start();
+        let out = [
+            (s(2), "make: Entering directory '/tmp/x/obj'"),
+            (s(3), "g++  -I.  -MMD -Os -c -o sim.o ../mvm_main.cpp"),
+            (s(9), "g++ -Os -c -o Vtop__ALL.o Vtop__ALL.cpp"),
+            (
+                s(25),
+                "g++ -Os -c -o verilated.o /usr/share/verilator/include/verilated.cpp",
+            ),
+            (s(30), "echo \"\" > Vtop__ALL.verilator_deplist.tmp"),
+            (
+                s(200),
+                "g++ sim.o Vtop__ALL.o verilated.o -pthread -lpthread -latomic -o sim",
+            ),
+            (s(201), "make: Leaving directory '/tmp/x/obj'"),
+        ];
+        let shown: Vec<String> = [first]
+            .into_iter()
+            .chain(out.iter().filter_map(|(t, l)| p.line(l, *t)))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                "  verilating the RTL into C++ (0 s)",
+                "  compiling the C++ model (3 s)",
+                "  compiling the C++ model: 3 files started (25 s)",
+                "  linking the simulator, 3 C++ files compiled (3 min 20 s)",
+            ]
+        );
+    }
 
     #[test]
     fn cache_key_depends_on_target_and_verilator_version() {

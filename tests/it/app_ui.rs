@@ -1302,3 +1302,38 @@ fn the_export_path_fields_are_wide_enough_to_read() {
         assert!(width >= 300.0, "{label}: {width} px");
     }
 }
+
+/// The left panel keeps its width whatever the tree holds: a group header wider than the panel
+/// (a long shared name, and its summary once "Compress all" is done) is cut with "…", shown in
+/// full on hover, and the central panel is not pushed aside (issue 23, item 17).
+#[test]
+fn long_tree_headers_do_not_widen_the_left_panel() {
+    let central = |h: &Harness<'_, Studio>| h.get_by_label("Overview").rect().left();
+    let mut short = harness(tiny());
+    short.run_steps(3);
+    let long_name = "encoder.a_module_whose_name_is_far_longer_than_the_left_panel_is_wide";
+    let names = [1, 2].map(|i| format!("{long_name}.part{i}.weight"));
+    let mut h = harness(ui::tiny_named(
+        names
+            .iter()
+            .cloned()
+            .chain(["model.layers.0.mlp.up_proj.weight".into()]),
+    ));
+    h.run_steps(3);
+    let x = central(&short);
+    assert_eq!(central(&h), x, "a long group name widened the panel");
+    click(&mut h, "Compress all");
+    wait_idle(&mut h, ui::SMALL_JOB);
+    h.run_steps(3);
+    assert_eq!(central(&h), x, "a long header summary widened the panel");
+    // The header is cut on screen, named in full for screen readers and on hover.
+    let header = h.get_by_label_contains("(2): 2 compressed");
+    assert!(header.rect().right() <= x, "{:?} past {x}", header.rect());
+    let painted = ui::painted_texts(&h);
+    assert!(
+        painted
+            .iter()
+            .any(|(t, _)| t.contains("a_module_whose_name") && t.contains("2 compressed")),
+        "the header names its group and its summary"
+    );
+}

@@ -668,3 +668,68 @@ fn compare_eval_takes_the_text_and_window_asked_for() {
     let err = fails(&[&["compare", s(&llama)], &args[..], &["--ctx", "129"]].concat());
     assert!(err.contains("longer than the 128 positions"), "{err}");
 }
+
+/// A damaged tokenizer.json is refused in one line naming it where the tokenizers crate panics
+/// on its own: a control character inside the decoder's type (found by
+/// scripts/fuzz_readers.py), and a Precompiled normalizer whose charsmap is not base64 (well-
+/// formed JSON the crate `expect`s to parse).
+#[cfg(unix)]
+#[test]
+fn damaged_tokenizers_are_refused_not_panicked_on() {
+    let llama = fixture("llama");
+    let tok = std::fs::read_to_string(llama.join("tokenizer.json")).unwrap();
+    let (head, decoder) = tok.split_once("\"decoder\"").unwrap();
+    let control = format!(
+        "{head}\"decoder\"{}",
+        decoder.replacen("\"ByteLevel\"", "\"ByteLev\u{5}l\"", 1)
+    );
+    let precompiled = tok.replacen(
+        "\"normalizer\": null",
+        "\"normalizer\": {\"type\": \"Precompiled\", \"precompiled_charsmap\": \"!!\"}",
+        1,
+    );
+    assert_ne!(precompiled, tok);
+    for (what, text, says) in [
+        ("control character", control, "not valid JSON"),
+        ("precompiled", precompiled, "not a usable tokenizer"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        for entry in std::fs::read_dir(&llama).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_name() != "tokenizer.json" {
+                std::os::unix::fs::symlink(entry.path(), dir.path().join(entry.file_name()))
+                    .unwrap();
+            }
+        }
+        std::fs::write(dir.path().join("tokenizer.json"), text).unwrap();
+        let model = dir.path().join("model.safetensors");
+        let err = fails(&["eval", s(dir.path()), s(&model)]);
+        assert!(
+            err.contains("tokenizer.json") && err.contains(says),
+            "{what}: {err}"
+        );
+    }
+}
+
+/// A decoder's config.json counting more layers than its weights hold is refused naming it,
+/// before the network reserves room for every layer: num_hidden_layers 2^64 − 1 panicked on a
+/// capacity overflow (found by scripts/fuzz_readers.py); 3 for a 2-layer model is refused
+/// the same way.
+#[cfg(unix)]
+#[test]
+fn decoder_layer_counts_beyond_the_weights_are_refused() {
+    for layers in [serde_json::json!(u64::MAX), serde_json::json!(3)] {
+        let dir = tempfile::tempdir().unwrap();
+        llama_with_config(dir.path(), |c| {
+            c.insert("num_hidden_layers".into(), layers.clone());
+        });
+        let model = dir.path().join("model.safetensors");
+        let err = fails(&["eval", s(dir.path()), s(&model)]);
+        assert!(
+            err.contains("config.json")
+                && err.contains(&format!("num_hidden_layers is {layers}"))
+                && err.contains("no layer"),
+            "{layers}: {err}"
+        );
+    }
+}

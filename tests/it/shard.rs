@@ -704,3 +704,100 @@ fn a_second_run_of_a_running_shard_is_refused_naming_the_first() {
         "the first run's result differs from one run"
     );
 }
+
+/// An input job.json records that cannot be read (moved, or the path edited) is named with
+/// where it came from and what to do, not as a bare "cannot open" of a path the user never
+/// typed (found by scripts/fuzz_readers.py); --input then merges.
+#[test]
+fn a_recorded_input_that_is_gone_is_named_with_its_job_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = small(dir.path());
+    let out = dir.path().join("o.safetensors");
+    shard(&model, &out, 0, 1, &[]);
+    let moved = dir.path().join("moved.safetensors");
+    std::fs::rename(&model, &moved).unwrap();
+    let err = fails(&["merge", s(&folder(&out)), "-o", s(&out)]);
+    assert!(
+        err.contains(s(&model))
+            && err.contains("job.json: the input it records cannot be read")
+            && err.contains("give --input"),
+        "{err}"
+    );
+    assert!(!out.exists(), "nothing written");
+    let o = run(&[
+        "merge",
+        s(&folder(&out)),
+        "-o",
+        s(&out),
+        "--input",
+        s(&moved),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+}
+
+/// A checkpoint piece copied over another's name (its seal intact) holds blocks its name does
+/// not: status refused it as damaged (it counted 105 % done before), and the resumed shard
+/// searches the blocks again instead of refusing the folder (found by
+/// scripts/fuzz_readers.py).
+#[test]
+fn a_piece_under_another_piece_s_name_is_damaged() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = big(dir.path());
+    let want = single(&model, dir.path(), &[]);
+    let out = dir.path().join("o.safetensors");
+    let args = [
+        "compress",
+        s(&model),
+        "-o",
+        s(&out),
+        "--shard",
+        "0/1",
+        "--threads",
+        "1",
+        "--checkpoint-blocks",
+        "512",
+    ];
+    let ckpt = folder(&out).join("shard-0000-of-0001");
+    kill_after_pieces(&args, &ckpt, 3);
+    let mut names = crate::helpers::listing(&ckpt);
+    names.retain(|n| n.starts_with("piece-"));
+    std::fs::copy(ckpt.join(&names[1]), ckpt.join(&names[0])).unwrap();
+    let err = fails(&["status", s(&out)]);
+    assert!(
+        err.contains(&names[0]) && err.contains("damaged") && err.contains(&names[1]),
+        "{err}"
+    );
+    let o = run(&args[..args.len() - 2]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let said = text(&o.stderr);
+    assert!(said.contains(&format!("{}: damaged", names[0])), "{said}");
+    assert!(merge(&out) == want, "resumed result differs from one run");
+}
+
+/// A job.json whose shard count was edited no longer names the parts on disk: status refuses
+/// them as merge does, where it reported every shard "not started" beside them (found by
+/// scripts/fuzz_readers.py).
+#[test]
+fn status_refuses_parts_that_job_json_does_not_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = small(dir.path());
+    let out = dir.path().join("o.safetensors");
+    shard(&model, &out, 0, 2, &[]);
+    shard(&model, &out, 1, 2, &[]);
+    let job = folder(&out).join("job.json");
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&job).unwrap()).unwrap();
+    v["shards"] = 4.into();
+    std::fs::write(&job, v.to_string()).unwrap();
+    for cmd in ["status", "merge"] {
+        let err = match cmd {
+            "status" => fails(&["status", s(&out)]),
+            _ => fails(&["merge", s(&folder(&out)), "-o", s(&out)]),
+        };
+        assert!(
+            err.contains("part-0000-of-0002.safetensors")
+                && err.contains("belongs to a different job"),
+            "{cmd}: {err}"
+        );
+    }
+}

@@ -169,8 +169,21 @@ impl TreePanel {
                         members.len(),
                         group_summary(state, &members)
                     );
-                    let tip = group_tooltip(state, layer, &members);
-                    egui::CollapsingHeader::new(header)
+                    let mut tip = group_tooltip(state, layer, &members);
+                    // Laid out cut to the panel's width: a header would otherwise widen the
+                    // panel and push the central one aside. The tooltip has it in full.
+                    let width =
+                        ui.available_width() - ui.spacing().indent - ui.spacing().button_padding.x;
+                    let galley = egui::WidgetText::from(header.as_str()).into_galley(
+                        ui,
+                        Some(egui::TextWrapMode::Truncate),
+                        width,
+                        egui::TextStyle::Button,
+                    );
+                    if galley.elided {
+                        tip = format!("{header}\n{tip}");
+                    }
+                    egui::CollapsingHeader::new(galley)
                         .id_salt(id)
                         .default_open(default_open)
                         .open(open)

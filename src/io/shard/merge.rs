@@ -161,8 +161,19 @@ pub fn merge(
 ) -> Result<(PathBuf, Vec<TensorReport>), JobError> {
     let spec = read_shard_job(folder)?;
     let parts = collect_parts(folder, &spec)?;
+    let model = match input {
+        Some(input) => Model::open(input)?,
+        // The recorded path is informational: a failure says where it came from and what to do.
+        None => Model::open(&spec.input).map_err(|e| {
+            ModelError::file(
+                &folder.join("job.json"),
+                format!(
+                    "the input it records cannot be read ({e}); give --input with the model's path"
+                ),
+            )
+        })?,
+    };
     let input = input.unwrap_or(&spec.input);
-    let model = Model::open(input)?;
     if model_hash(&model) != spec.model_hash {
         return Err(ModelError::file(
             input,

@@ -185,6 +185,20 @@ fn read_piece(path: &Path, spec: &ShardJobSpec, cached: bool) -> Result<PieceMet
             "checkpoint piece holds no block range",
         ));
     }
+    // A piece copied or renamed onto another's name would be counted twice and overlap.
+    if let Some(index) = spec
+        .tensors
+        .iter()
+        .position(|t| t.name == meta.range.tensor)
+    {
+        let expected = piece_file_name(index, meta.range.start);
+        if path.file_name() != Some(std::ffi::OsStr::new(&expected)) {
+            return Err(ModelError::file(
+                path,
+                format!("damaged: it holds the blocks of {expected}, not those its name says"),
+            ));
+        }
+    }
     let t = file
         .tensors()
         .iter()
@@ -459,6 +473,12 @@ fn search_ranges(
     Ok(())
 }
 
+/// The file name of the checkpoint piece of tensor `index` (in the job's order) starting at
+/// block `start`.
+fn piece_file_name(index: usize, start: usize) -> String {
+    format!("piece-{index:05}-{start:012}.safetensors")
+}
+
 /// Writes checkpoint piece `meta` of tensor `index` (in the job's order) atomically.
 pub(super) fn write_piece(
     ckpt: &Path,
@@ -466,10 +486,7 @@ pub(super) fn write_piece(
     meta: &PieceMeta,
     bytes: &[u8],
 ) -> Result<(), ModelError> {
-    let path = ckpt.join(format!(
-        "piece-{index:05}-{:012}.safetensors",
-        meta.range.start
-    ));
+    let path = ckpt.join(piece_file_name(index, meta.range.start));
     let md = BTreeMap::from([(
         KEY_PIECE.to_string(),
         serde_json::to_string(meta).expect("plain struct serializes"),

@@ -199,6 +199,18 @@ pub fn find_folder(path: &Path) -> Option<PathBuf> {
     (!path.exists() && is_folder(&folder)).then_some(folder)
 }
 
+/// Refuses a damaged part, or one of another job, as merge would refuse it.
+fn check_part(part: &Path, spec: &ShardJobSpec) -> Result<(), ModelError> {
+    let (meta, _) = read_part_checked(part, true)?;
+    match spec.mismatch(&meta.job) {
+        Some(why) => Err(ModelError::file(
+            part,
+            format!("belongs to a different job: {why}"),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// The state of every shard of the job in `folder`.
 pub fn status(folder: &Path) -> Result<FolderStatus, ModelError> {
     let spec = read_shard_job(folder)?;
@@ -218,14 +230,7 @@ pub fn status(folder: &Path) -> Result<FolderStatus, ModelError> {
         let ckpt = checkpoint_dir(folder, i, n);
         let part = part_path(folder, i, n);
         if part.is_file() {
-            // A damaged part, or one of another job, is refused as merge would refuse it.
-            let (meta, _) = read_part_checked(&part, true)?;
-            if let Some(why) = spec.mismatch(&meta.job) {
-                return Err(ModelError::file(
-                    &part,
-                    format!("belongs to a different job: {why}"),
-                ));
-            }
+            check_part(&part, &spec)?;
             st.state = ShardState::Finished;
             st.done = total;
         } else if ckpt.is_dir() {
@@ -250,6 +255,22 @@ pub fn status(folder: &Path) -> Result<FolderStatus, ModelError> {
             }
         }
         out.push(st);
+    }
+    // Parts the job does not name (of another shard count, copies) are looked at too, as merge
+    // looks at every part.
+    let named: Vec<PathBuf> = (0..n).map(|i| part_path(folder, i, n)).collect();
+    let entries =
+        std::fs::read_dir(folder).map_err(|e| ModelError::io(folder, "cannot list", e))?;
+    let mut others: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            let name = p.file_name().unwrap_or_default().to_string_lossy();
+            name.starts_with("part-") && name.ends_with(".safetensors") && !named.contains(p)
+        })
+        .collect();
+    others.sort();
+    for part in others {
+        check_part(&part, &spec)?;
     }
     Ok(FolderStatus {
         folder: folder.to_path_buf(),

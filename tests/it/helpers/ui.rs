@@ -67,11 +67,16 @@ pub fn smallest_tensor(
 
 /// A tiny model with layers 1, 2 and 10, so natural order matters.
 pub fn tiny() -> Studio {
+    tiny_named([10, 2, 1].map(|l| format!("model.layers.{l}.mlp.up_proj.weight")))
+}
+
+/// A tiny model of 16×16 F32 tensors named `names`, in that order.
+pub fn tiny_named(names: impl IntoIterator<Item = String>) -> Studio {
     use seedlm::app::document::{Document, Source, TensorEntry};
-    let tensors = [10, 2, 1]
-        .iter()
-        .map(|l| TensorEntry {
-            name: format!("model.layers.{l}.mlp.up_proj.weight"),
+    let tensors = names
+        .into_iter()
+        .map(|name| TensorEntry {
+            name,
             shape: vec![16, 16],
             dtype: seedlm::io::dtype::Dtype::F32,
             source: Some(Source::Memory(std::sync::Arc::new(
