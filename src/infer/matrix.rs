@@ -70,7 +70,20 @@ impl<'a> SeedMatrix<'a> {
     /// least 2^−48 (relative) from any f32 rounding midpoint when the result is a normal f32
     /// (`a` is an integer below 2^29 and `denom` an odd number below 2^23), so both round to
     /// the same f32. Blocks scaled below 2^−100, whose results may be subnormal, divide.
-    fn decode(&self, start: usize, out: &mut [f32]) {
+    fn decode(&self, kernel: Kernel, start: usize, out: &mut [f32]) {
+        // The lane tables' states are shifted to the top of 16 bits, which the unit undoes
+        // (a power of two: the f64 products are the same).
+        if let Some(l) = &self.lanes
+            && self.e_base >= -100
+        {
+            let shift = pow2(-((16 - self.cfg.k) as i32));
+            let unit: [f64; 16] = std::array::from_fn(|e| {
+                pow2(self.e_base + e as i32) * (1.0 / self.denom()) * shift
+            });
+            if kernel.lane_decode(l, start, out, &unit) {
+                return;
+            }
+        }
         // The presets' shapes as constants, so the per-block loops unroll.
         match (self.cfg.c, self.cfg.p) {
             (8, 3) => self.decode_as::<8, 3>(start, out),
@@ -232,8 +245,14 @@ impl<'a> Matrix<'a> {
         }
     }
 
-    /// Rows `first..first + out.len() / cols` as f32 (a packed tensor's exact reconstruction).
+    /// Rows `first..first + out.len() / cols` as f32 (a packed tensor's exact reconstruction),
+    /// by the fastest kernel.
     pub fn decode_rows(&self, first: usize, out: &mut [f32]) {
+        self.decode_rows_by(Kernel::best_available(), first, out);
+    }
+
+    /// [`Self::decode_rows`] by `kernel` (every kernel gives the same values, bit for bit).
+    pub fn decode_rows_by(&self, kernel: Kernel, first: usize, out: &mut [f32]) {
         match &self.storage {
             Storage::Dense { dtype, bytes } => {
                 use half::slice::HalfFloatSliceExt;
@@ -264,7 +283,7 @@ impl<'a> Matrix<'a> {
                     }
                 }
             }
-            Storage::Seed(s) => s.decode(first * self.cols, out),
+            Storage::Seed(s) => s.decode(kernel, first * self.cols, out),
         }
     }
 
@@ -293,7 +312,7 @@ impl<'a> Matrix<'a> {
             let mut w = vec![0.0f32; t * self.cols];
             w.par_chunks_mut(self.cols)
                 .enumerate()
-                .for_each(|(i, row)| self.decode_rows(first + i, row));
+                .for_each(|(i, row)| self.decode_rows_by(kernel, first + i, row));
             let w = Tensor::from_vec(w, (t, self.cols), &Device::Cpu)?;
             parts.push(xt.matmul(&w.t()?)?);
         }
@@ -356,8 +375,8 @@ mod tests {
     }
 
     /// The fused product equals the product with the decompressed f32 weights within f32
-    /// rounding, |y − y_ref| ≤ 1e-5·Σ_j |W_ij·x_j|, on every kernel this CPU runs; and a decoded
-    /// row equals the reconstruction bit for bit.
+    /// rounding, |y − y_ref| ≤ 1e-5·Σ_j |W_ij·x_j|, on every kernel this CPU runs; and decoded
+    /// rows equal the reconstruction bit for bit on every kernel.
     #[test]
     fn fused_matvec_matches_the_decompressed_weights_on_every_kernel() {
         let mut configs: Vec<Config> = crate::study::allocate::MENU.to_vec();
@@ -383,18 +402,27 @@ mod tests {
                 let w = t.reconstruct();
                 let x: Vec<f32> = (0..cols).map(|_| rng.random_range(-2.0..2.0)).collect();
                 let m = Matrix::packed(&meta, &records, rows, cols);
-                let mut row = vec![0.0; cols];
-                for r in 0..rows {
-                    m.decode_rows(r, &mut row);
-                    assert_eq!(row, w[r * cols..][..cols], "{cfg:?} decode row {r}");
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                for kernel in Kernel::available() {
+                    let mut row = vec![0.0; cols];
+                    for r in 0..rows {
+                        m.decode_rows_by(kernel, r, &mut row);
+                        let want = bits(&w[r * cols..][..cols]);
+                        assert_eq!(bits(&row), want, "{cfg:?} {kernel:?} decode row {r}");
+                    }
+                    // Several rows at once, starting inside a block.
+                    let mut tile = vec![0.0; (rows - 1) * cols];
+                    m.decode_rows_by(kernel, 1, &mut tile);
+                    assert_eq!(bits(&tile), bits(&w[cols..]), "{cfg:?} {kernel:?} tile");
                 }
                 assert_products_within_rounding(&m, &w, &x, &format!("{cfg:?} cols {cols}"));
             }
         }
     }
 
-    /// A decoded row equals the reconstruction bit for bit at every exponent base, including
-    /// those whose weights are subnormal f32 (where decoding divides) and the boundary.
+    /// A decoded row equals the reconstruction bit for bit on every kernel at every exponent
+    /// base, including those whose weights are subnormal f32 (where decoding divides) and the
+    /// boundary.
     #[test]
     fn decoding_is_exact_down_to_subnormal_weights() {
         for cfg in [
@@ -412,11 +440,17 @@ mod tests {
                     len: rows * cols,
                     blocks,
                 };
-                let mut got = vec![0.0; rows * cols];
-                Matrix::packed(&meta, &records, rows, cols).decode_rows(0, &mut got);
                 let want = t.reconstruct();
                 let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-                assert_eq!(bits(&got), bits(&want), "{cfg:?} e_base {e_base}");
+                for kernel in Kernel::available() {
+                    let mut got = vec![0.0; rows * cols];
+                    Matrix::packed(&meta, &records, rows, cols).decode_rows_by(kernel, 0, &mut got);
+                    assert_eq!(
+                        bits(&got),
+                        bits(&want),
+                        "{cfg:?} {kernel:?} e_base {e_base}"
+                    );
+                }
             }
         }
     }

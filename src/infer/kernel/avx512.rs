@@ -1,6 +1,7 @@
 //! AVX-512 (F, BW) kernels.
 
 use super::lanes::{BATCH, LaneMatrix, Lines};
+use super::record;
 use crate::io::dtype::Dtype;
 use std::arch::x86_64::*;
 
@@ -258,3 +259,76 @@ unsafe fn lane_row_chunks<const CH: usize, const WIDE: bool>(
         _mm512_reduce_add_ps(_mm512_add_ps(acc[0], acc[1]))
     }
 }
+
+/// Weights `start..start + out.len()` of a lane-layout packed matrix's flattened tensor: per
+/// block, the two table rows XOR-ed and multiplied by the coefficients (`vpmaddwd`, as in
+/// [`lane_row`]), then each weight's 32-bit lanes added and multiplied by `unit[E]` in f64.
+/// `unit` must already hold the 2^−(16−K) that the lanes' shift to the top of 16 bits adds.
+///
+/// # Safety
+/// The CPU must have AVX-512 F and BW and BMI2.
+#[target_feature(enable = "avx512f,avx512bw,bmi2")]
+pub(super) unsafe fn lane_decode(m: &LaneMatrix, start: usize, out: &mut [f32], unit: &[f64; 16]) {
+    let (c, lanes) = (m.c, m.table.lanes);
+    let (chunks, group) = (lanes / 32, m.p2 / 2);
+    let stride = lanes * 2;
+    let kmask = (1u64 << m.k) - 1;
+    let end = start + out.len();
+    let mut sums = [_mm512_setzero_si512(); MAX_CHUNKS];
+    let mut vals = [0.0f32; MAX_CHUNKS * 16];
+    unsafe {
+        let t0 = m.table.rows.as_slice::<i16>().as_ptr() as *const u8;
+        let t1 = t0.add(256 * stride);
+        for b in start / c..end.div_ceil(c) {
+            let rec = record(m.records, b, m.bits);
+            let seed = (rec & kmask) as usize;
+            let e = ((rec >> m.k) & 15) as usize;
+            let (lo, hi) = m.q_pattern(rec >> (m.k + 4));
+            let q = _mm_set_epi64x(hi as i64, lo as i64);
+            let q = _mm512_broadcast_i32x4(_mm_srai_epi16(_mm_slli_epi16(q, 12), 12));
+            let u0 = t0.add((seed & 0xff) * stride);
+            let u1 = t1.add(((seed >> 8) & 0xff) * stride);
+            for (ch, sum) in sums.iter_mut().enumerate().take(chunks) {
+                let v = _mm512_xor_si512(
+                    _mm512_load_si512(u0.add(ch * 64) as *const _),
+                    _mm512_load_si512(u1.add(ch * 64) as *const _),
+                );
+                *sum = _mm512_madd_epi16(v, q);
+            }
+            let (from, to) = (start.max(b * c) - b * c, end.min(b * c + c) - b * c);
+            let dst = &mut out[b * c + from - start..][..to - from];
+            let u = _mm512_set1_pd(unit[e]);
+            // Eight weights' 32-bit sums to f32 through f64, as the scalar decoder rounds.
+            let eight = |v: __m256i, at: usize, vals: &mut [f32; MAX_CHUNKS * 16]| {
+                let w = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtepi32_pd(v), u));
+                _mm256_storeu_ps(vals.as_mut_ptr().add(at), w);
+            };
+            match group {
+                1 => {
+                    for (ch, &t) in sums.iter().enumerate().take(chunks) {
+                        eight(_mm512_castsi512_si256(t), ch * 16, &mut vals);
+                        eight(_mm512_extracti64x4_epi64::<1>(t), ch * 16 + 8, &mut vals);
+                    }
+                }
+                2 => {
+                    for (ch, &t) in sums.iter().enumerate().take(chunks) {
+                        // Each 64-bit lane's two halves added, then its low half kept.
+                        let pair = _mm512_add_epi32(t, _mm512_srli_epi64::<32>(t));
+                        eight(_mm512_cvtepi64_epi32(pair), ch * 8, &mut vals);
+                    }
+                }
+                _ => {
+                    let a: &[i32] =
+                        std::slice::from_raw_parts(sums.as_ptr() as *const i32, chunks * 16);
+                    for (v, w) in vals.iter_mut().zip(a.chunks_exact(group)).take(c) {
+                        *v = (f64::from(w.iter().sum::<i32>()) * unit[e]) as f32;
+                    }
+                }
+            }
+            dst.copy_from_slice(&vals[from..to]);
+        }
+    }
+}
+
+/// 512-bit chunks of the widest block (C = 64, P = 8: 512 lanes).
+const MAX_CHUNKS: usize = 16;

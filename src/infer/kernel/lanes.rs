@@ -124,7 +124,8 @@ pub(crate) struct LaneMatrix<'a> {
     /// Record bits, K + 4 + 4P.
     pub(crate) bits: u32,
     pub(crate) k: u32,
-    c: usize,
+    /// Weights per block.
+    pub(crate) c: usize,
     cols: usize,
     /// Coefficients per block rounded up to their lane group (2, 4 or 8).
     pub(crate) p2: usize,

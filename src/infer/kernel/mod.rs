@@ -94,6 +94,27 @@ impl Kernel {
             _ => None,
         }
     }
+
+    /// Weights `start..start + out.len()` of a lane-layout packed matrix, each block's sums
+    /// multiplied by `unit[E]` (see `avx512::lane_decode`); `false` where this kernel has no
+    /// lane decoder.
+    pub(crate) fn lane_decode(
+        self,
+        m: &LaneMatrix,
+        start: usize,
+        out: &mut [f32],
+        unit: &[f64; 16],
+    ) -> bool {
+        match self {
+            // SAFETY: `available` listed this kernel only when the CPU has its features.
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 => {
+                unsafe { avx512::lane_decode(m, start, out, unit) };
+                true
+            }
+            _ => false,
+        }
+    }
 }
 
 /// Reads the `bits`-bit record of block `block` from the record stream; past the end it reads
