@@ -9,7 +9,8 @@ use crate::io::dtype::{self, Dtype};
 use crate::io::error::ModelError;
 use crate::io::model::Model;
 use crate::io::packed::{
-    PackedMeta, PackedOut, PlainEntry, encode_record, pack_records, write_packed_out,
+    CompressedHead, PackedMeta, PackedOut, PlainEntry, encode_record, pack_records,
+    write_packed_out,
 };
 use crate::io::selection::default_rule;
 use crate::search::compress::BlockCode;
@@ -297,14 +298,16 @@ pub fn write_random_packed(
     }
     for (t, cfg, e_base, bytes) in &records {
         compressed.push(PackedOut {
-            name: t.name.clone(),
-            shape: t.shape.clone(),
-            dtype: t.dtype,
-            config: *cfg,
-            e_base: *e_base,
-            blocks: t.numel().div_ceil(cfg.c),
+            head: CompressedHead {
+                name: t.name.clone(),
+                shape: t.shape.clone(),
+                dtype: t.dtype,
+                config: *cfg,
+                e_base: *e_base,
+                blocks: t.numel().div_ceil(cfg.c),
+                relmse: None,
+            },
             crc32: crc32fast::hash(bytes),
-            relmse: None,
             records: Payload::Bytes(bytes),
         });
     }
