@@ -96,7 +96,13 @@ pub fn run(args: BenchInferArgs) -> anyhow::Result<()> {
                 }
                 counts.sort();
                 let mix: Vec<String> = counts.iter().map(|(c, k)| format!("{k}× {c}")).collect();
-                (n, format!("the data-free --target-bpw {target} allocation ({})", mix.join(", ")))
+                (
+                    n,
+                    format!(
+                        "the data-free --target-bpw {target} allocation ({})",
+                        mix.join(", ")
+                    ),
+                )
             }
             None => {
                 let Some(&Form::Seed(cfg)) = forms.first() else {
