@@ -1,9 +1,10 @@
 //! Speed of the matrix–vector product in each stored form, on random weights (the kernels'
 //! work does not depend on the values): runs of every form interleaved, medians reported.
 
-use crate::core::config::{Config, MAX_P};
+use crate::core::config::Config;
 use crate::infer::kernel::Kernel;
 use crate::infer::matrix::Matrix;
+use crate::infer::synthetic::{packed_tensor, random_codes};
 use crate::io::container::Payload;
 use crate::io::dtype::{self, Dtype};
 use crate::io::error::ModelError;
@@ -66,24 +67,6 @@ impl Form {
     }
 }
 
-/// `n` random block codes of `cfg` (valid seeds, any exponent and coefficients).
-pub fn random_codes(cfg: Config, n: usize, seed: u64) -> Vec<BlockCode> {
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    (0..n)
-        .map(|_| {
-            let mut q = [0i8; MAX_P];
-            q[..cfg.p]
-                .iter_mut()
-                .for_each(|v| *v = rng.random_range(-8..=7));
-            BlockCode {
-                seed: rng.random_range(1..1u32 << cfg.k),
-                e_code: rng.random_range(0..16),
-                q,
-            }
-        })
-        .collect()
-}
-
 /// Sets each code's exponent so that its block has about the RMS of the same block of `values`
 /// (a block of C basis values, uniform in [−1, 1], weighs about 2^E·√(Σq²/3)), and returns the
 /// tensor's exponent base: the 16 codes span the blocks' median exponent −8 to +7 (others are
@@ -111,31 +94,6 @@ fn fit_exponents(codes: &mut [BlockCode], values: &[f32], cfg: Config) -> i32 {
         b.e_code = e.map_or(0, |e| (e - e_base).clamp(0, 15) as u8);
     }
     e_base
-}
-
-/// The metadata and records of a `rows × cols` tensor of `codes`, exponent base `e_base`.
-pub fn packed_tensor(
-    cfg: Config,
-    rows: usize,
-    cols: usize,
-    e_base: i32,
-    codes: &[BlockCode],
-) -> (PackedMeta, Vec<u8>) {
-    let records = pack_records(codes.iter().map(|b| encode_record(b, cfg)), cfg);
-    let meta = PackedMeta {
-        name: "w".into(),
-        shape: vec![rows, cols],
-        dtype: "F32".into(),
-        c: cfg.c,
-        p: cfg.p,
-        k: cfg.k,
-        e_base,
-        blocks: codes.len(),
-        crc32: crc32fast::hash(&records),
-        relmse: None,
-        meta_crc32: None,
-    };
-    (meta, records)
 }
 
 /// One form's speed on one shape.
