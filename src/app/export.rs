@@ -9,7 +9,7 @@ use crate::io::dtype::{self, Dtype};
 use crate::io::error::ModelError;
 use crate::io::job_plan::TextId;
 use crate::io::packed::{
-    CalibrationRecord, CompressedEntry, KEY_CALIBRATION, PlainEntry, write_packed,
+    CalibrationRecord, CompressedEntry, CompressedHead, KEY_CALIBRATION, PlainEntry, write_packed,
 };
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -106,14 +106,16 @@ fn write_packed_file(snap: &Snapshot, path: &Path, ctl: Control<'_>) -> Result<(
         check(path, ctl)?;
         match (&t.result, &t.source) {
             (Some(r), _) => compressed.push(CompressedEntry {
-                name: t.name.clone(),
-                shape: t.shape.clone(),
-                dtype: t.dtype,
-                config: r.compressed.config,
-                e_base: r.compressed.e_base,
-                blocks: r.compressed.num_blocks(),
+                head: CompressedHead {
+                    name: t.name.clone(),
+                    shape: t.shape.clone(),
+                    dtype: t.dtype,
+                    config: r.compressed.config,
+                    e_base: r.compressed.e_base,
+                    blocks: r.compressed.num_blocks(),
+                    relmse: r.stats.as_ref().map(|s| s.relmse()),
+                },
                 packed: r.compressed.records()?.to_vec(),
-                relmse: r.stats.as_ref().map(|s| s.relmse()),
             }),
             (None, Some(src)) => {
                 // A mapped tensor goes out as stored, straight from the map.

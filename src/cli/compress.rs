@@ -7,7 +7,6 @@ use crate::core::control::{Control, Progress};
 use crate::io::error::{MAX_SHOWN, abbreviate, shape_text};
 use crate::io::model::Model;
 use crate::io::model_job::{JobError, TensorReport, compress_model_with, plan, write_compressed};
-use crate::io::packed::CompressedEntry;
 use crate::io::selection::Selection;
 use anyhow::{Context, bail};
 use clap::Args;
@@ -239,7 +238,7 @@ pub fn run(args: CompressArgs) -> anyhow::Result<ExitCode> {
         .map(|m| m.len())
         .sum();
     let after = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
-    let weights: usize = compressed.entries.iter().map(CompressedEntry::len).sum();
+    let weights: usize = compressed.entries.iter().map(|e| e.head.len()).sum();
     let packed: usize = compressed.reports.iter().map(|r| r.packed_bytes).sum();
     let bpw = (weights > 0).then(|| packed as f64 * 8.0 / weights as f64);
     let phases: serde_json::Map<String, serde_json::Value> = planned
@@ -258,7 +257,7 @@ pub fn run(args: CompressArgs) -> anyhow::Result<ExitCode> {
                     "tensor": r.name,
                     "shape": r.shape,
                     "dtype": r.dtype.to_string(),
-                    "config": {"c": e.config.c, "p": e.config.p, "k": e.config.k},
+                    "config": {"c": e.head.config.c, "p": e.head.config.p, "k": e.head.config.k},
                     "blocks": r.blocks,
                     "relmse": r.relmse,
                     "snr_db": r.snr_db,

@@ -49,6 +49,30 @@ pub enum ConfigError {
     Parse(String),
 }
 
+/// The configurations a bit budget (`compress --target-bpw`) can give a tensor, cheapest
+/// first: the presets and points below, between and above them (all K = 16; P ≤ 4 except
+/// `4bit-p6`, the best measured 4-bit point, searched at 0.6× the preset's speed), up to 6 bits
+/// a weight for the most sensitive tensors.
+pub const MENU: &[Config] = &[
+    Config { c: 14, p: 4, k: 16 }, // 2.571
+    Config { c: 12, p: 3, k: 16 }, // 2.667
+    Config { c: 13, p: 4, k: 16 }, // 2.769
+    Config { c: 11, p: 3, k: 16 }, // 2.909
+    Config::THREE_BIT,             // 3.000
+    Config { c: 10, p: 3, k: 16 }, // 3.200
+    Config { c: 11, p: 4, k: 16 }, // 3.273
+    Config { c: 9, p: 3, k: 16 },  // 3.556
+    Config { c: 10, p: 4, k: 16 }, // 3.600
+    Config::FOUR_BIT,              // 4.000
+    Config::FOUR_BIT_P6,           // 4.000
+    Config { c: 9, p: 4, k: 16 },  // 4.000
+    Config { c: 8, p: 4, k: 16 },  // 4.500
+    Config { c: 7, p: 3, k: 16 },  // 4.571
+    Config { c: 7, p: 4, k: 16 },  // 5.143
+    Config { c: 6, p: 3, k: 16 },  // 5.333
+    Config { c: 6, p: 4, k: 16 },  // 6.000
+];
+
 impl Config {
     /// The 4-bit preset: C=8, P=3, K=16, 32 bits a block.
     pub const FOUR_BIT: Config = Config { c: 8, p: 3, k: 16 };

@@ -5,7 +5,7 @@
 use super::{EvalError, Evaluator};
 use crate::core::control::Control;
 use crate::io::error::ModelError;
-use crate::io::job_plan::TextId;
+use crate::io::job_plan::{TextId, hex};
 use crate::io::packed::CalibrationRecord;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -52,7 +52,7 @@ pub fn calibrate(
     let moments = evaluator.input_moments(path, text, ctl)?;
     let text = TextId {
         path: std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
-        sha256: format!("{:x}", Sha256::digest(&bytes)),
+        sha256: hex(&Sha256::digest(&bytes)),
     };
     Ok(Calibration { moments, text })
 }

@@ -119,10 +119,7 @@ pub fn source_hash(target: Target, toolchain: &Toolchain) -> String {
         h.update([0]);
     }
     h.update(toolchain.verilator_version.as_bytes());
-    h.finalize()[..8]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::io::job_plan::hex(&h.finalize()[..8])
 }
 
 const EXE: &str = "sim";

@@ -104,10 +104,7 @@ pub fn synth_hash(target: Target, yosys: &Yosys) -> String {
     h.update(script(target).as_bytes());
     h.update([0]);
     h.update(yosys.version.as_bytes());
-    h.finalize()[..8]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::io::job_plan::hex(&h.finalize()[..8])
 }
 
 /// Synthesises `target` unless the cache has it, and returns its resources. Yosys's output goes

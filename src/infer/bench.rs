@@ -1,15 +1,17 @@
 //! Speed of the matrix–vector product in each stored form, on random weights (the kernels'
 //! work does not depend on the values): runs of every form interleaved, medians reported.
 
-use crate::core::config::{Config, MAX_P};
+use crate::core::config::Config;
 use crate::infer::kernel::Kernel;
 use crate::infer::matrix::Matrix;
+use crate::infer::synthetic::{packed_tensor, random_codes};
 use crate::io::container::Payload;
 use crate::io::dtype::{self, Dtype};
 use crate::io::error::ModelError;
 use crate::io::model::Model;
 use crate::io::packed::{
-    PackedMeta, PackedOut, PlainEntry, encode_record, pack_records, write_packed_out,
+    CompressedHead, PackedMeta, PackedOut, PlainEntry, encode_record, pack_records,
+    write_packed_out,
 };
 use crate::io::selection::default_rule;
 use crate::search::compress::BlockCode;
@@ -65,24 +67,6 @@ impl Form {
     }
 }
 
-/// `n` random block codes of `cfg` (valid seeds, any exponent and coefficients).
-pub fn random_codes(cfg: Config, n: usize, seed: u64) -> Vec<BlockCode> {
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    (0..n)
-        .map(|_| {
-            let mut q = [0i8; MAX_P];
-            q[..cfg.p]
-                .iter_mut()
-                .for_each(|v| *v = rng.random_range(-8..=7));
-            BlockCode {
-                seed: rng.random_range(1..1u32 << cfg.k),
-                e_code: rng.random_range(0..16),
-                q,
-            }
-        })
-        .collect()
-}
-
 /// Sets each code's exponent so that its block has about the RMS of the same block of `values`
 /// (a block of C basis values, uniform in [−1, 1], weighs about 2^E·√(Σq²/3)), and returns the
 /// tensor's exponent base: the 16 codes span the blocks' median exponent −8 to +7 (others are
@@ -110,31 +94,6 @@ fn fit_exponents(codes: &mut [BlockCode], values: &[f32], cfg: Config) -> i32 {
         b.e_code = e.map_or(0, |e| (e - e_base).clamp(0, 15) as u8);
     }
     e_base
-}
-
-/// The metadata and records of a `rows × cols` tensor of `codes`, exponent base `e_base`.
-pub fn packed_tensor(
-    cfg: Config,
-    rows: usize,
-    cols: usize,
-    e_base: i32,
-    codes: &[BlockCode],
-) -> (PackedMeta, Vec<u8>) {
-    let records = pack_records(codes.iter().map(|b| encode_record(b, cfg)), cfg);
-    let meta = PackedMeta {
-        name: "w".into(),
-        shape: vec![rows, cols],
-        dtype: "F32".into(),
-        c: cfg.c,
-        p: cfg.p,
-        k: cfg.k,
-        e_base,
-        blocks: codes.len(),
-        crc32: crc32fast::hash(&records),
-        relmse: None,
-        meta_crc32: None,
-    };
-    (meta, records)
 }
 
 /// One form's speed on one shape.
@@ -297,14 +256,16 @@ pub fn write_random_packed(
     }
     for (t, cfg, e_base, bytes) in &records {
         compressed.push(PackedOut {
-            name: t.name.clone(),
-            shape: t.shape.clone(),
-            dtype: t.dtype,
-            config: *cfg,
-            e_base: *e_base,
-            blocks: t.numel().div_ceil(cfg.c),
+            head: CompressedHead {
+                name: t.name.clone(),
+                shape: t.shape.clone(),
+                dtype: t.dtype,
+                config: *cfg,
+                e_base: *e_base,
+                blocks: t.numel().div_ceil(cfg.c),
+                relmse: None,
+            },
             crc32: crc32fast::hash(bytes),
-            relmse: None,
             records: Payload::Bytes(bytes),
         });
     }

@@ -16,3 +16,4 @@ pub mod llama;
 pub mod matrix;
 pub mod seed_table;
 pub mod source;
+pub mod synthetic;

@@ -146,7 +146,7 @@ pub struct JobPlan {
     pub input: BTreeMap<String, String>,
 }
 
-/// Lower-case hex of `bytes`, as the plan and the shard folder write SHA-256 digests.
+/// Lower-case hex of `bytes`: how SHA-256 digests and cache keys are written everywhere.
 pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -409,7 +409,7 @@ pub fn write_compressed_out(
 ) -> Result<PathBuf, ModelError> {
     let mut metadata = model.metadata();
     metadata.extend(records.iter().map(|(k, v)| (k.clone(), v.clone())));
-    let done: HashSet<&str> = compressed.iter().map(|e| e.name.as_str()).collect();
+    let done: HashSet<&str> = compressed.iter().map(|e| e.head.name.as_str()).collect();
     let plain: Vec<PlainEntry<'_>> = model
         .tensors()
         .iter()
@@ -421,7 +421,7 @@ pub fn write_compressed_out(
             data: model.bytes(t),
         })
         .collect();
-    let mut configs: Vec<Config> = compressed.iter().map(|e| e.config).collect();
+    let mut configs: Vec<Config> = compressed.iter().map(|e| e.head.config).collect();
     configs.sort_by_key(|c| (c.c, c.p, c.k));
     configs.dedup();
     let order: Vec<String> = model.tensors().iter().map(|t| t.name.clone()).collect();

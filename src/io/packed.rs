@@ -321,10 +321,9 @@ fn records(
         .map(move |r| decode_record(r, cfg))
 }
 
-/// A compressed tensor to write, held packed (K + 4 + 4P bits a block) so that a whole model's
-/// worth of them costs no more memory than the output file.
+/// What a packed file records of a compressed tensor besides its records and their CRC.
 #[derive(Clone, Debug, PartialEq)]
-pub struct CompressedEntry {
+pub struct CompressedHead {
     /// Original name.
     pub name: String,
     /// Original shape.
@@ -337,10 +336,30 @@ pub struct CompressedEntry {
     pub e_base: i32,
     /// Number of blocks.
     pub blocks: usize,
-    /// The packed records.
-    pub packed: Vec<u8>,
     /// Relative MSE measured when compressing.
     pub relmse: Option<f64>,
+}
+
+impl CompressedHead {
+    /// Number of original weights.
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// Whether the tensor has no weights.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A compressed tensor to write, held packed (K + 4 + 4P bits a block) so that a whole model's
+/// worth of them costs no more memory than the output file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CompressedEntry {
+    /// What the file records of it.
+    pub head: CompressedHead,
+    /// The packed records.
+    pub packed: Vec<u8>,
 }
 
 impl CompressedEntry {
@@ -353,34 +372,36 @@ impl CompressedEntry {
         relmse: Option<f64>,
     ) -> Self {
         CompressedEntry {
-            name: name.to_string(),
-            shape: shape.to_vec(),
-            dtype,
-            config: tensor.config,
-            e_base: tensor.e_base,
-            blocks: tensor.blocks.len(),
+            head: CompressedHead {
+                name: name.to_string(),
+                shape: shape.to_vec(),
+                dtype,
+                config: tensor.config,
+                e_base: tensor.e_base,
+                blocks: tensor.blocks.len(),
+                relmse,
+            },
             packed: pack_blocks(tensor),
-            relmse,
         }
-    }
-
-    /// Number of original weights.
-    pub fn len(&self) -> usize {
-        self.shape.iter().product()
-    }
-
-    /// Whether the tensor has no weights.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// The compressed tensor, unpacked.
     pub fn tensor(&self) -> CompressedTensor {
+        let h = &self.head;
         CompressedTensor {
-            config: self.config,
-            e_base: self.e_base,
-            len: self.len(),
-            blocks: records(&self.packed, self.config, 0..self.blocks).collect(),
+            config: h.config,
+            e_base: h.e_base,
+            len: h.len(),
+            blocks: records(&self.packed, h.config, 0..h.blocks).collect(),
+        }
+    }
+
+    /// The entry as a tensor to write, its records borrowed.
+    pub fn out(&self) -> PackedOut<'_> {
+        PackedOut {
+            head: self.head.clone(),
+            crc32: crc32fast::hash(&self.packed),
+            records: Payload::Bytes(&self.packed),
         }
     }
 }
@@ -446,41 +467,12 @@ pub fn file_checksum<'a>(
 
 /// A compressed tensor to write: the fields its metadata records, and its packed records.
 pub struct PackedOut<'a> {
-    /// Original name.
-    pub name: String,
-    /// Original shape.
-    pub shape: Vec<usize>,
-    /// Original dtype (F32, F16 or BF16).
-    pub dtype: Dtype,
-    /// Configuration.
-    pub config: Config,
-    /// Exponent of code E = 0.
-    pub e_base: i32,
-    /// Number of blocks.
-    pub blocks: usize,
+    /// What the file records of it.
+    pub head: CompressedHead,
     /// CRC-32 of the packed records.
     pub crc32: u32,
-    /// Relative MSE measured when compressing.
-    pub relmse: Option<f64>,
     /// The packed records, [`packed_len`] bytes (checked while written).
     pub records: Payload<'a>,
-}
-
-impl CompressedEntry {
-    /// The entry as a tensor to write, its records borrowed.
-    pub fn out(&self) -> PackedOut<'_> {
-        PackedOut {
-            name: self.name.clone(),
-            shape: self.shape.clone(),
-            dtype: self.dtype,
-            config: self.config,
-            e_base: self.e_base,
-            blocks: self.blocks,
-            crc32: crc32fast::hash(&self.packed),
-            relmse: self.relmse,
-            records: Payload::Bytes(&self.packed),
-        }
-    }
 }
 
 /// Writes a packed file atomically. `order` is the source model's tensor order (kept for
@@ -518,41 +510,45 @@ pub fn write_packed_out(
     meta.insert(KEY_ORDER.into(), serde_json::json!(order).to_string());
     let mut out = Vec::with_capacity(compressed.len() + plain.len());
     let mut crcs = Vec::with_capacity(compressed.len() + plain.len());
-    for e in compressed {
-        let cfg = e.config;
-        let len: usize = e.shape.iter().product();
-        if e.blocks != len.div_ceil(cfg.c) || !dtype::is_float(e.dtype) {
+    for PackedOut {
+        head: h,
+        crc32,
+        records,
+    } in compressed
+    {
+        let cfg = h.config;
+        if h.blocks != h.len().div_ceil(cfg.c) || !dtype::is_float(h.dtype) {
             return Err(ModelError::tensor(
                 path,
-                &e.name,
+                &h.name,
                 "shape, dtype or packed size does not match the compressed tensor",
             ));
         }
         let mut m = PackedMeta {
-            name: e.name.clone(),
-            shape: e.shape,
-            dtype: e.dtype.to_string(),
+            name: h.name.clone(),
+            shape: h.shape,
+            dtype: h.dtype.to_string(),
             c: cfg.c,
             p: cfg.p,
             k: cfg.k,
-            e_base: e.e_base,
-            blocks: e.blocks,
-            crc32: e.crc32,
+            e_base: h.e_base,
+            blocks: h.blocks,
+            crc32,
             // A figure the reader would refuse is left out rather than written.
-            relmse: e.relmse.filter(|&r| plausible_relmse(r)),
+            relmse: h.relmse.filter(|&r| plausible_relmse(r)),
             meta_crc32: None,
         };
         m.meta_crc32 = Some(crc32fast::hash(&m.canonical()));
         meta.insert(
-            format!("{KEY_TENSOR_PREFIX}{}", e.name),
+            format!("{KEY_TENSOR_PREFIX}{}", h.name),
             serde_json::to_string(&m).expect("plain struct serializes"),
         );
-        crcs.push(e.crc32);
+        crcs.push(crc32);
         out.push(OutTensor {
-            name: e.name,
+            name: h.name,
             dtype: Dtype::U8,
-            shape: vec![packed_len(cfg, e.blocks)],
-            data: e.records,
+            shape: vec![packed_len(cfg, h.blocks)],
+            data: records,
         });
     }
     for p in plain {

@@ -870,7 +870,7 @@ const HEADER_MEMORY_FACTOR: u64 = 25;
 #[test]
 fn a_damaged_packed_tensor_is_refused_before_it_is_decoded() {
     use seedlm::core::config::Config;
-    use seedlm::io::packed::{CompressedEntry, packed_len, write_packed};
+    use seedlm::io::packed::{CompressedEntry, CompressedHead, packed_len, write_packed};
     let dir = tempfile::tempdir().unwrap();
     let packed = dir.path().join("p.seedlm.safetensors");
     let blocks = 1 << 23;
@@ -878,15 +878,17 @@ fn a_damaged_packed_tensor_is_refused_before_it_is_decoded() {
     let len = packed_len(cfg, blocks);
     let name = "w.weight".to_string();
     let entry = CompressedEntry {
-        name: name.clone(),
-        shape: vec![8192, 8192],
-        dtype: Dtype::F32,
-        config: cfg,
-        e_base: 0,
-        blocks,
+        head: CompressedHead {
+            name: name.clone(),
+            shape: vec![8192, 8192],
+            dtype: Dtype::F32,
+            config: cfg,
+            e_base: 0,
+            blocks,
+            relmse: None,
+        },
         // Every record has seed 0, the first one included.
         packed: vec![0; len],
-        relmse: None,
     };
     write_packed(&packed, &[entry], &[], &[name], &Default::default()).unwrap();
     let out = dir.path().join("out.safetensors");

@@ -43,15 +43,20 @@ fn check_round_trip(
     let packed = PackedModel::open(packed_path).unwrap();
     assert_eq!(packed.tensors().len(), model.tensors().len());
     for e in &c.entries {
-        let t = packed.get(&e.name).unwrap();
-        assert_eq!(t.shape, e.shape);
-        assert_eq!(t.dtype, e.dtype);
+        let t = packed.get(&e.head.name).unwrap();
+        assert_eq!(t.shape, e.head.shape);
+        assert_eq!(t.dtype, e.head.dtype);
         let back: CompressedTensor = packed.compressed(t).unwrap().unwrap();
-        assert_eq!(back, e.tensor(), "{}: block codes survive packing", e.name);
+        assert_eq!(
+            back,
+            e.tensor(),
+            "{}: block codes survive packing",
+            e.head.name
+        );
         // The stored figure reads back bit for bit (serde_json's float_roundtrip parser).
         let (read, wrote) = (
             t.packed.as_ref().unwrap().relmse.unwrap(),
-            e.relmse.unwrap(),
+            e.head.relmse.unwrap(),
         );
         assert_eq!(read.to_bits(), wrote.to_bits(), "{read} vs {wrote}");
     }
@@ -67,7 +72,7 @@ fn check_round_trip(
             _ => t.dtype,
         };
         assert_eq!(d.dtype, want_dtype, "{}", t.name);
-        let want: Vec<u8> = match c.entries.iter().find(|e| e.name == t.name) {
+        let want: Vec<u8> = match c.entries.iter().find(|e| e.head.name == t.name) {
             Some(e) => dtype::from_f32(want_dtype, &e.tensor().reconstruct()).unwrap(),
             None if want_dtype == t.dtype => model.bytes(t).to_vec(),
             None => dtype::from_f32(want_dtype, &model.to_f32(t).unwrap()).unwrap(),
@@ -82,9 +87,9 @@ fn default_selection_round_trips_bit_exact() {
     let input = dir.path().join("in.safetensors");
     write_model(&input, &small_model());
     let (model, c) = compress_path(&input, Config::FOUR_BIT, &Selection::default());
-    let names: Vec<&str> = c.entries.iter().map(|e| e.name.as_str()).collect();
+    let names: Vec<&str> = c.entries.iter().map(|e| e.head.name.as_str()).collect();
     assert_eq!(names, ["layers.0.q_proj.weight", "layers.0.mlp.weight"]);
-    assert_eq!(c.entries[1].blocks, 9, "65 elements → 9 blocks");
+    assert_eq!(c.entries[1].head.blocks, 9, "65 elements → 9 blocks");
     for r in &c.reports {
         assert!(
             r.relmse > 0.0 && r.relmse < 0.05,
@@ -185,14 +190,21 @@ fn zero_blocks_and_extreme_scales() {
     let allzero = c
         .entries
         .iter()
-        .find(|e| e.name == "allzero.weight")
+        .find(|e| e.head.name == "allzero.weight")
         .unwrap();
     assert!(allzero.tensor().reconstruct().iter().all(|&x| x == 0.0));
     let mut e_bases = Vec::new();
     for name in names {
         let r = c.reports.iter().find(|r| r.name == name).unwrap();
         assert!(r.relmse < 0.05, "{name}: relmse {}", r.relmse);
-        e_bases.push(c.entries.iter().find(|e| e.name == name).unwrap().e_base);
+        e_bases.push(
+            c.entries
+                .iter()
+                .find(|e| e.head.name == name)
+                .unwrap()
+                .head
+                .e_base,
+        );
     }
     assert!(
         e_bases.windows(2).all(|w| w[0] < w[1]),

@@ -3,7 +3,7 @@
 //! 3-task job array and a merge job after it, and the merged file is byte-identical to a
 //! single-machine compression. A machine that cannot run the cluster fails the test.
 
-use crate::helpers::{run, s, small_model, text, write_model};
+use crate::helpers::{DAEMON, run, s, small_model, text, write_model};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -106,13 +106,14 @@ impl Cluster {
             cluster.daemons.push(child);
         }
         let conf = cluster.conf.clone();
-        if !wait_for(Duration::from_secs(60), || {
+        if !wait_for(DAEMON, || {
             sh("sinfo", &["-h", "-o", "%T"], &conf).is_some_and(|s| s.trim() == "idle")
         }) {
             let log = std::fs::read_to_string(d.join("slurmctld.log")).unwrap_or_default();
             let dlog = std::fs::read_to_string(d.join("slurmd.log")).unwrap_or_default();
             cannot(format!(
-                "the node did not become idle within 60 s; slurmctld.log ends: {}; slurmd.log ends: {}",
+                "the node did not become idle within {} s; slurmctld.log ends: {}; slurmd.log ends: {}",
+                DAEMON.as_secs(),
                 tail(&log),
                 tail(&dlog)
             ));
@@ -154,7 +155,7 @@ impl Cluster {
         self.munged = std::fs::read_to_string("/run/munge/munged.pid")
             .ok()
             .and_then(|p| p.trim().parse().ok());
-        if !wait_for(Duration::from_secs(10), works) {
+        if !wait_for(DAEMON, works) {
             cannot("munged started but munge -n | unmunge fails");
         }
     }
@@ -230,9 +231,7 @@ impl Drop for Cluster {
             let _ = Command::new("kill")
                 .args(["-TERM", &child.id().to_string()])
                 .status();
-            if !wait_for(Duration::from_secs(10), || {
-                child.try_wait().ok().flatten().is_some()
-            }) {
+            if !wait_for(DAEMON, || child.try_wait().ok().flatten().is_some()) {
                 let _ = child.kill();
                 let _ = child.wait();
             }

@@ -8,11 +8,13 @@ mod avx2;
 mod avx512;
 pub(crate) mod lanes;
 mod portable;
+mod seed;
 
 use crate::io::dtype::Dtype;
 use lanes::{LaneMatrix, Lines};
 
 pub use portable::seed_row as seed_row_exact;
+pub use seed::SeedMatrix;
 
 /// Which kernel runs the products.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]

@@ -1,8 +1,7 @@
 //! Portable kernels: any CPU, any configuration (K up to 24, rows that split blocks).
 
-use super::record;
+use super::{SeedMatrix, record};
 use crate::core::config::{MAX_C, MAX_P};
-use crate::infer::matrix::SeedMatrix;
 use crate::io::dtype::Dtype;
 
 /// Dot product of one stored row (`dtype`) with `x`, in eight f32 lanes the compiler can

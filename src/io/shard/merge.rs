@@ -12,7 +12,9 @@ use crate::io::dtype::{self};
 use crate::io::error::ModelError;
 use crate::io::model::Model;
 use crate::io::model_job::{JobError, TensorReport, write_compressed_out};
-use crate::io::packed::{PackedOut, check_packed, decode_range, pack_blocks, packed_len};
+use crate::io::packed::{
+    CompressedHead, PackedOut, check_packed, decode_range, pack_blocks, packed_len,
+};
 use crate::search::compress::{BlockCode, CompressedTensor, ErrorSums, snr_db};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -303,14 +305,16 @@ pub fn merge(
             Ok(bytes)
         });
         outs.push(PackedOut {
-            name: jt.name.clone(),
-            shape: t.shape.clone(),
-            dtype: t.dtype,
-            config: cfg,
-            e_base,
-            blocks: jt.blocks,
+            head: CompressedHead {
+                name: jt.name.clone(),
+                shape: t.shape.clone(),
+                dtype: t.dtype,
+                config: cfg,
+                e_base,
+                blocks: jt.blocks,
+                relmse: Some(relmse),
+            },
             crc32: crc.finalize(),
-            relmse: Some(relmse),
             records: Payload::Pieces(Box::new(pieces)),
         });
     }

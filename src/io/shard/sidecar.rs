@@ -73,7 +73,7 @@ impl Sidecar {
         let name = path
             .file_name()
             .map_or_else(|| "model".into(), |n| n.to_string_lossy().into_owned());
-        let short: String = hash[..6].iter().map(|b| format!("{b:02x}")).collect();
+        let short = crate::io::job_plan::hex(&hash[..6]);
         Sidecar {
             root: dir.join(format!("{name}-{short}{SIDECAR_SUFFIX}")),
         }

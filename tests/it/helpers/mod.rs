@@ -20,6 +20,8 @@ pub const JOB: Duration = Duration::from_secs(300);
 pub const MODEL_RUN: Duration = Duration::from_secs(600);
 /// The whole demo model through the CLI: a calibrated plan, or every shard on a cluster.
 pub const WHOLE_MODEL: Duration = Duration::from_secs(900);
+/// A daemon starting or stopping (slurmctld, slurmd, munged).
+pub const DAEMON: Duration = Duration::from_secs(60);
 /// A cold Verilator build and simulation (minutes on two cores).
 pub const HW_BUILD: Duration = Duration::from_secs(1200);
 
