@@ -173,12 +173,7 @@ fn allocation(path: &Path, target: f64) -> anyhow::Result<HashMap<String, Config
     let progress = Progress::default();
     let cancel = super::watch::cancel_on_ctrl_c();
     let a = super::watch::watch("tensors", &progress.done, &progress.total, |bar| {
-        let mut read = |i: usize| {
-            let t = model.get(&names[i]).ok_or_else(|| {
-                crate::io::error::ModelError::tensor(model.path(), &names[i], "not in the model")
-            })?;
-            model.to_f32(t)
-        };
+        let mut read = allocate::read_from(&model, &names);
         let mut stage = |s: allocate::Stage<'_>| match s {
             allocate::Stage::Menu { .. } => super::watch::restart(bar, "blocks"),
             allocate::Stage::Tensor(n) => bar.set_message(n.to_string()),

@@ -302,12 +302,7 @@ fn allocate(
     let mut started = Instant::now();
     let progress = Progress::default();
     let r = super::watch::watch("tensors", &progress.done, &progress.total, |bar| {
-        let mut read = |i: usize| {
-            let t = model.get(&names[i]).ok_or_else(|| {
-                crate::io::error::ModelError::tensor(model.path(), &names[i], "not in the model")
-            })?;
-            model.to_f32(t)
-        };
+        let mut read = allocate::read_from(model, names);
         let mut stage = |s: allocate::Stage<'_>| match s {
             allocate::Stage::DataFree(why) => bar.suspend(|| {
                 eprintln!("note: {why}: the allocation weighs every tensor's relative MSE alike")

@@ -487,6 +487,20 @@ pub enum AllocateError<E> {
     Eval(#[from] EvalError),
 }
 
+/// [`run`]'s `read` for tensors of `model`: the weights of `names[i]`, or an error naming it
+/// when the model has no such tensor.
+pub fn read_from<'a>(
+    model: &'a Model,
+    names: &'a [String],
+) -> impl FnMut(usize) -> Result<Vec<f32>, crate::io::error::ModelError> + 'a {
+    move |i| {
+        let t = model.get(&names[i]).ok_or_else(|| {
+            crate::io::error::ModelError::tensor(model.path(), &names[i], "not in the model")
+        })?;
+        model.to_f32(t)
+    }
+}
+
 /// The allocation of `request`, the one run of `compress --target-bpw` and the app's
 /// Allocate: the budget checked, α measured, each menu entry measured on a sample of each
 /// tensor (weights from `read(index)`), and the budget solved. `stage` hears what starts.

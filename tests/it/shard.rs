@@ -158,18 +158,7 @@ fn killed_shard_resumes_to_the_same_bytes() {
     let model = big(dir.path());
     let want = single(&model, dir.path(), &[]);
     let out = dir.path().join("o.safetensors");
-    let args = [
-        "compress",
-        s(&model),
-        "-o",
-        s(&out),
-        "--shard",
-        "0/1",
-        "--threads",
-        "1",
-        "--checkpoint-blocks",
-        "512",
-    ];
+    let args = shard_args(&model, &out, &["--checkpoint-blocks", "512"]);
     let ckpt = folder(&out).join("shard-0000-of-0001");
     let kept = kill_after_pieces(&args, &ckpt, 3);
     assert!(!folder(&out).join("part-0000-of-0001.safetensors").exists());
@@ -522,28 +511,70 @@ fn a_damaged_part_is_refused_by_merge_and_status_naming_it() {
     assert!(merge(&out) == want);
 }
 
-#[test]
-fn a_damaged_checkpoint_piece_is_refused_by_status_and_redone_on_resume() {
-    let dir = tempfile::tempdir().unwrap();
-    let model = big(dir.path());
-    let want = single(&model, dir.path(), &[]);
-    let out = dir.path().join("o.safetensors");
-    let args = [
+/// A one-shard run of the big model killed after three checkpoint pieces.
+struct Interrupted {
+    model: PathBuf,
+    /// What one uninterrupted run writes.
+    want: Vec<u8>,
+    out: PathBuf,
+    /// The shard's checkpoint folder.
+    ckpt: PathBuf,
+    /// Its pieces' names, in order.
+    pieces: Vec<String>,
+}
+
+/// The run of [`Interrupted`], in `dir`.
+fn interrupted(dir: &Path) -> Interrupted {
+    let model = big(dir);
+    let want = single(&model, dir, &[]);
+    let out = dir.join("o.safetensors");
+    let ckpt = folder(&out).join("shard-0000-of-0001");
+    kill_after_pieces(
+        &shard_args(&model, &out, &["--checkpoint-blocks", "512"]),
+        &ckpt,
+        3,
+    );
+    let mut pieces = crate::helpers::listing(&ckpt);
+    pieces.retain(|n| n.starts_with("piece-"));
+    Interrupted {
+        model,
+        want,
+        out,
+        ckpt,
+        pieces,
+    }
+}
+
+/// The arguments of the one-shard, one-thread run of `model` into `out`, then `extra`.
+fn shard_args<'a>(model: &'a Path, out: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
+    let base = [
         "compress",
-        s(&model),
+        s(model),
         "-o",
-        s(&out),
+        s(out),
         "--shard",
         "0/1",
         "--threads",
         "1",
-        "--checkpoint-blocks",
-        "512",
     ];
-    let ckpt = folder(&out).join("shard-0000-of-0001");
-    kill_after_pieces(&args, &ckpt, 3);
-    let mut names = crate::helpers::listing(&ckpt);
-    names.retain(|n| n.starts_with("piece-"));
+    [&base[..], extra].concat()
+}
+
+/// Runs [`Interrupted`]'s shard again, as a resume.
+fn resume(model: &Path, out: &Path) -> std::process::Output {
+    run(&shard_args(model, out, &[]))
+}
+
+#[test]
+fn a_damaged_checkpoint_piece_is_refused_by_status_and_redone_on_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let Interrupted {
+        model,
+        want,
+        out,
+        ckpt,
+        pieces: names,
+    } = interrupted(dir.path());
     let (first, second) = (ckpt.join(&names[0]), ckpt.join(&names[1]));
     // One flipped bit in the records of one piece, and one edited e_base in another.
     let mut bytes = std::fs::read(&first).unwrap();
@@ -554,7 +585,7 @@ fn a_damaged_checkpoint_piece_is_refused_by_status_and_redone_on_resume() {
     let err = fails(&["status", s(&out)]);
     assert!(err.contains(&names[0]) && err.contains("damaged"), "{err}");
     // The resumed shard names both, searches their blocks again and ends as one run.
-    let o = run(&args[..args.len() - 2]);
+    let o = resume(&model, &out);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let said = text(&o.stderr);
     for name in &names[..2] {
@@ -671,18 +702,7 @@ fn a_second_run_of_a_running_shard_is_refused_naming_the_first() {
     let model = big(dir.path());
     let want = single(&model, dir.path(), &[]);
     let out = dir.path().join("o.safetensors");
-    let args = [
-        "compress",
-        s(&model),
-        "-o",
-        s(&out),
-        "--shard",
-        "0/1",
-        "--threads",
-        "1",
-        "--checkpoint-blocks",
-        "256",
-    ];
+    let args = shard_args(&model, &out, &["--checkpoint-blocks", "256"]);
     let ckpt = folder(&out).join("shard-0000-of-0001");
     let mut first = running_after_pieces(&args, &ckpt, 1);
     let second = run(&args);
@@ -742,32 +762,20 @@ fn a_recorded_input_that_is_gone_is_named_with_its_job_json() {
 #[test]
 fn a_piece_under_another_piece_s_name_is_damaged() {
     let dir = tempfile::tempdir().unwrap();
-    let model = big(dir.path());
-    let want = single(&model, dir.path(), &[]);
-    let out = dir.path().join("o.safetensors");
-    let args = [
-        "compress",
-        s(&model),
-        "-o",
-        s(&out),
-        "--shard",
-        "0/1",
-        "--threads",
-        "1",
-        "--checkpoint-blocks",
-        "512",
-    ];
-    let ckpt = folder(&out).join("shard-0000-of-0001");
-    kill_after_pieces(&args, &ckpt, 3);
-    let mut names = crate::helpers::listing(&ckpt);
-    names.retain(|n| n.starts_with("piece-"));
+    let Interrupted {
+        model,
+        want,
+        out,
+        ckpt,
+        pieces: names,
+    } = interrupted(dir.path());
     std::fs::copy(ckpt.join(&names[1]), ckpt.join(&names[0])).unwrap();
     let err = fails(&["status", s(&out)]);
     assert!(
         err.contains(&names[0]) && err.contains("damaged") && err.contains(&names[1]),
         "{err}"
     );
-    let o = run(&args[..args.len() - 2]);
+    let o = resume(&model, &out);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let said = text(&o.stderr);
     assert!(said.contains(&format!("{}: damaged", names[0])), "{said}");
