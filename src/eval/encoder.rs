@@ -186,6 +186,19 @@ impl Encoder {
         .unwrap_or(cfg.max_position_embeddings)
         .min(cfg.max_position_embeddings);
         let mut tokenizer = read_tokenizer(dir)?;
+        // The tokenizers crate subtracts its special tokens from the length unchecked.
+        let special = tokenizer
+            .get_post_processor()
+            .map_or(0, |p| tokenizers::PostProcessor::added_tokens(p, false));
+        if max_len <= special {
+            return Err(ModelError::file(
+                &st_path,
+                format!(
+                    "max_seq_length {max_len} leaves no room for a token beside the tokenizer's {special} special tokens"
+                ),
+            )
+            .into());
+        }
         tokenizer
             .with_truncation(Some(tokenizers::TruncationParams {
                 max_length: max_len,

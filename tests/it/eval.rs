@@ -733,3 +733,42 @@ fn decoder_layer_counts_beyond_the_weights_are_refused() {
         );
     }
 }
+
+/// The demo encoder, linked into a temporary folder, with `max_seq_length` set to `len`.
+#[cfg(unix)]
+fn demo_with_max_seq_length(len: usize) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(crate::helpers::demo_dir()).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_name() != "sentence_bert_config.json" {
+            std::os::unix::fs::symlink(entry.path(), dir.path().join(entry.file_name())).unwrap();
+        }
+    }
+    let config = format!("{{\"max_seq_length\": {len}, \"do_lower_case\": false}}");
+    std::fs::write(dir.path().join("sentence_bert_config.json"), config).unwrap();
+    dir
+}
+
+/// A sentence-transformers `max_seq_length` that leaves no room beside the special tokens
+/// ([CLS] and [SEP]) is refused naming its file: the tokenizers crate subtracted them
+/// unchecked (a panic in debug builds, a wrapped length in release; found by
+/// scripts/fuzz_readers.py).
+#[cfg(unix)]
+#[test]
+fn a_max_seq_length_without_room_for_a_token_is_refused() {
+    for len in [0, 2] {
+        let dir = demo_with_max_seq_length(len);
+        let model = dir.path().join("model.safetensors");
+        let err = fails(&["eval", s(dir.path()), s(&model)]);
+        assert!(
+            err.contains("sentence_bert_config.json")
+                && err.contains(&format!("max_seq_length {len} leaves no room")),
+            "{len}: {err}"
+        );
+    }
+    // Three is room for one token: the demo evaluates.
+    let dir = demo_with_max_seq_length(3);
+    let model = dir.path().join("model.safetensors");
+    let o = run(&["eval", s(dir.path()), s(&model)]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+}
