@@ -560,7 +560,20 @@ pub fn write_packed_out(
             data: Payload::Bytes(p.data),
         });
     }
-    let stored = out.iter().zip(crcs).map(|(t, crc32)| StoredTensor {
+    write_checksummed(path, out, crcs, meta)
+}
+
+/// Writes `tensors` (whose data have the CRC-32s `crcs`) and `meta` atomically, sealed with
+/// [`KEY_CHECKSUM`]: the file checksum of FORMAT.md §1 over every tensor's name, shape and
+/// CRC-32 and every metadata key and value. Packed files, shard parts and pieces are written
+/// this way.
+pub fn write_checksummed(
+    path: &Path,
+    tensors: Vec<OutTensor<'_>>,
+    crcs: Vec<u32>,
+    mut meta: BTreeMap<String, String>,
+) -> Result<(), ModelError> {
+    let stored = tensors.iter().zip(crcs).map(|(t, crc32)| StoredTensor {
         name: &t.name,
         dtype: t.dtype,
         shape: &t.shape,
@@ -568,7 +581,7 @@ pub fn write_packed_out(
     });
     let checksum = file_checksum(stored, &meta);
     meta.insert(KEY_CHECKSUM.into(), checksum.to_string());
-    write_atomic(path, out, &meta)
+    write_atomic(path, tensors, &meta)
 }
 
 /// One tensor of a packed file.

@@ -4,9 +4,11 @@
 use super::plan::ShardJobSpec;
 use super::{KEY_PART, LAYOUT_VERSION};
 use crate::core::config::Config;
-use crate::io::container::{MappedSafetensors, OutTensor, Payload, write_atomic};
+use crate::io::container::{MappedSafetensors, OutTensor, Payload};
 use crate::io::error::ModelError;
-use crate::io::packed::{KEY_CHECKSUM, StoredTensor, file_checksum, unpack_blocks};
+use crate::io::packed::{
+    KEY_CHECKSUM, StoredTensor, file_checksum, unpack_blocks, write_checksummed,
+};
 use crate::search::compress::BlockCode;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -54,12 +56,11 @@ pub(super) fn range_key(tensor: &str, start: usize) -> String {
 }
 
 /// Writes a part or piece atomically: its record tensors (`U8`) and its description `md`,
-/// sealed with [`KEY_CHECKSUM`], the file checksum of FORMAT.md §1 over every tensor's name,
-/// shape and CRC-32 and every metadata key and value (FORMAT.md §9).
+/// sealed as a packed file is ([`write_checksummed`], FORMAT.md §9).
 pub(super) fn write_sealed(
     path: &Path,
     tensors: Vec<OutTensor<'_>>,
-    mut md: BTreeMap<String, String>,
+    md: BTreeMap<String, String>,
 ) -> Result<(), ModelError> {
     let crcs: Vec<u32> = tensors
         .iter()
@@ -69,15 +70,7 @@ pub(super) fn write_sealed(
             _ => unreachable!("shard files hold records in memory"),
         })
         .collect();
-    let stored = tensors.iter().zip(crcs).map(|(t, crc32)| StoredTensor {
-        name: &t.name,
-        dtype: t.dtype,
-        shape: &t.shape,
-        crc32,
-    });
-    let sum = file_checksum(stored, &md);
-    md.insert(KEY_CHECKSUM.into(), sum.to_string());
-    write_atomic(path, tensors, &md)
+    write_checksummed(path, tensors, crcs, md)
 }
 
 /// Opens a part or piece and checks its [`KEY_CHECKSUM`] against its records and metadata
