@@ -86,15 +86,10 @@ pub fn run(args: BenchInferArgs) -> anyhow::Result<()> {
             Some(target) => {
                 let configs = allocation(model, target)?;
                 let n = write_random_packed(model, &|name| configs[name], out)?;
-                let mut counts: Vec<(String, usize)> = Vec::new();
+                let mut counts = std::collections::BTreeMap::new();
                 for cfg in configs.values() {
-                    let name = cfg.to_string();
-                    match counts.iter_mut().find(|(c, _)| *c == name) {
-                        Some((_, k)) => *k += 1,
-                        None => counts.push((name, 1)),
-                    }
+                    *counts.entry(cfg.to_string()).or_insert(0) += 1;
                 }
-                counts.sort();
                 let mix: Vec<String> = counts.iter().map(|(c, k)| format!("{k}× {c}")).collect();
                 (
                     n,

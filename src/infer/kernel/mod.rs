@@ -30,7 +30,9 @@ pub enum Kernel {
 impl Kernel {
     /// The fastest kernel this CPU runs.
     pub fn best_available() -> Kernel {
-        Self::available()[0]
+        // Asked per decoded row (embeddings, weight comparisons): detect once.
+        static BEST: std::sync::OnceLock<Kernel> = std::sync::OnceLock::new();
+        *BEST.get_or_init(|| Self::available()[0])
     }
 
     /// Every kernel this CPU runs, fastest first.
