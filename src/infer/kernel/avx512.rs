@@ -240,20 +240,23 @@ unsafe fn lane_row_chunks<const CH: usize, const WIDE: bool>(
                 } else {
                     _mm512_set1_epi64(cur.q[i] as i64)
                 };
-                let s = _mm512_set1_ps(cur.scale[2 * i]);
                 let u0 = t0.add(cur.rows[2 * i] as usize);
                 let u1 = t1.add(cur.rows[2 * i + 1] as usize);
                 let xd = xb.add(i * l32);
-                let a = &mut acc[i & 1];
-                for ch in 0..chunks {
+                let prod = |ch: usize| {
                     let v = _mm512_xor_si512(
                         _mm512_load_si512(u0.add(ch * 64) as *const _),
                         _mm512_load_si512(u1.add(ch * 64) as *const _),
                     );
-                    let prod = _mm512_cvtepi32_ps(_mm512_madd_epi16(v, q));
-                    let xs = _mm512_mul_ps(_mm512_load_ps(xd.add(ch * 16)), s);
-                    *a = _mm512_fmadd_ps(prod, xs, *a);
+                    _mm512_cvtepi32_ps(_mm512_madd_epi16(v, q))
+                };
+                // The block's products with x, then its scale once: one multiply per block
+                // rather than one per chunk.
+                let mut t = _mm512_mul_ps(prod(0), _mm512_load_ps(xd));
+                for ch in 1..chunks {
+                    t = _mm512_fmadd_ps(prod(ch), _mm512_load_ps(xd.add(ch * 16)), t);
                 }
+                acc[i & 1] = _mm512_fmadd_ps(t, _mm512_set1_ps(cur.scale[2 * i]), acc[i & 1]);
             }
         }
         _mm512_reduce_add_ps(_mm512_add_ps(acc[0], acc[1]))
