@@ -33,6 +33,11 @@ pub struct BenchArgs {
     /// `fast` (rounding and ±1 moves).
     #[arg(long, value_enum, default_value_t = super::Encoder::default())]
     pub encoder: super::Encoder,
+    /// Search the blocks as the rows of this length of one weight under synthetic calibration
+    /// moments (log-normal, fixed seed), as `compress --calibrate` searches a layer: one set of
+    /// weighted tables per column offset, built inside the timed runs.
+    #[arg(long, value_name = "WIDTH", value_parser = clap::value_parser!(u64).range(1..))]
+    pub calibrated_width: Option<u64>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -57,6 +62,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         threads,
         args.warmup as usize,
         args.repeat as usize,
+        args.calibrated_width.map(|w| w as usize),
     )?;
     if args.json {
         println!("{}", serde_json::to_string(&r)?);
@@ -71,6 +77,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             tables.delta(),
             tables.flagged()
         );
+        if let Some(w) = r.calibrated_width {
+            println!("calibrated    rows of {w} under synthetic moments (relative MSE unweighted)");
+        }
         println!("blocks        {} ({} threads)", r.blocks, r.threads);
         let runs: Vec<String> = r
             .runs_blocks_per_s

@@ -23,6 +23,7 @@ pub struct Cholesky {
 
 impl Cholesky {
     /// Factors `UᵀU` of a row-major C×P matrix `u`.
+    #[inline]
     pub fn of_columns(u: &[f64], c: usize, p: usize) -> Self {
         let mut g = [[0.0; MAX_P]; MAX_P];
         for i in 0..c {
@@ -36,6 +37,7 @@ impl Cholesky {
         Self::factor(&g, p)
     }
 
+    #[inline]
     fn factor(g: &[[f64; MAX_P]; MAX_P], p: usize) -> Self {
         let mut l = [[0.0; MAX_P]; MAX_P];
         let mut dependent = [false; MAX_P];
@@ -62,13 +64,15 @@ impl Cholesky {
     }
 
     /// Whether any column was dependent.
+    #[inline]
     pub fn is_rank_deficient(&self) -> bool {
         self.dependent[..self.p].iter().any(|&d| d)
     }
 
     /// The lower triangle of L⁻¹ (row-major, entries (j, k) for k ≤ j), or `None` when rank
-    /// deficient.
-    pub fn inverse_lower(&self) -> Option<Vec<f64>> {
+    /// deficient. On the stack: the scan tables invert one factor per seed.
+    #[inline]
+    pub fn inverse_lower(&self) -> Option<LowerTriangle> {
         if self.is_rank_deficient() {
             return None;
         }
@@ -84,21 +88,26 @@ impl Cholesky {
                 inv[i][j] = s / self.l[i][i];
             }
         }
-        Some(
-            (0..p)
-                .flat_map(|j| (0..=j).map(move |k| (j, k)))
-                .map(|(j, k)| inv[j][k])
-                .collect(),
-        )
+        let mut out = LowerTriangle {
+            v: [0.0; MAX_P * (MAX_P + 1) / 2],
+            len: p * (p + 1) / 2,
+        };
+        let entries = (0..p).flat_map(|j| (0..=j).map(move |k| (j, k)));
+        for (o, (j, k)) in out.v.iter_mut().zip(entries) {
+            *o = inv[j][k];
+        }
+        Some(out)
     }
 
     /// The lower triangle of L, row-major (entries (j, k) for k ≤ j), as [`Self::inverse_lower`]
     /// orders L⁻¹.
+    #[inline]
     pub fn lower(&self) -> impl Iterator<Item = f64> + '_ {
         (0..self.p).flat_map(move |j| (0..=j).map(move |k| self.l[j][k]))
     }
 
     /// Frobenius norm of L, an upper bound on σ_max(U).
+    #[inline]
     pub fn frobenius(&self) -> f64 {
         self.lower().map(|x| x * x).sum::<f64>().sqrt()
     }
@@ -132,6 +141,21 @@ impl Cholesky {
             }
             t[j] = s / self.l[j][j];
         }
+    }
+}
+
+/// The P(P+1)/2 entries of a lower triangle, row-major, read as a slice.
+#[derive(Clone, Copy, Debug)]
+pub struct LowerTriangle {
+    v: [f64; MAX_P * (MAX_P + 1) / 2],
+    len: usize,
+}
+
+impl std::ops::Deref for LowerTriangle {
+    type Target = [f64];
+    #[inline]
+    fn deref(&self) -> &[f64] {
+        &self.v[..self.len]
     }
 }
 

@@ -313,7 +313,7 @@ pub fn compress_weighted(
 /// `padded` holding the tensor's blocks from block `first` on (a shard's row range gives the
 /// codes the whole tensor's search gives). A block's weights depend only on its column offset
 /// (`b·C mod d.len()`, several when blocks straddle rows), so one weighted searcher serves
-/// every block of an offset. Weights below [`MIN_RELATIVE_WEIGHT`] of the largest are raised to
+/// every block of an offset, and of every offset with the same weights. Weights below [`MIN_RELATIVE_WEIGHT`] of the largest are raised to
 /// it; all-zero or non-finite `d` is uniform.
 pub fn search_blocks_weighted(
     searcher: &Searcher,
@@ -335,38 +335,62 @@ pub fn search_blocks_weighted(
         }
     };
     let range = ExpRange::from_base(e_base);
-    let mut by_offset: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
-    for b in 0..padded.len() / c {
-        by_offset.entry((first + b) * c % cols).or_default().push(b);
+    // The padding of a last partial block takes the weights of the columns it wraps to.
+    let weights_at =
+        |off: usize| -> Vec<f64> { (0..c).map(|i| weight((off + i) % cols)).collect() };
+    // Offsets with the same weights (bit for bit) share one searcher: its tables cost some
+    // 65 535 factorisations. Groups are in the order of their weights, so deterministic.
+    let n_blocks = padded.len() / c;
+    let mut by_weights: std::collections::BTreeMap<Vec<u64>, Vec<usize>> = Default::default();
+    for off in (0..n_blocks.min(cols)).map(|b| (first + b) * c % cols) {
+        let key = weights_at(off).iter().map(|x| x.to_bits()).collect();
+        by_weights.entry(key).or_default().push(off);
     }
-    let groups: Vec<(usize, Vec<usize>)> = by_offset.into_iter().collect();
+    let mut group_of = std::collections::HashMap::new();
+    let mut groups: Vec<(Vec<u64>, Vec<usize>)> = Vec::with_capacity(by_weights.len());
+    for (key, offsets) in by_weights {
+        for off in offsets {
+            group_of.insert(off, groups.len());
+        }
+        groups.push((key, Vec::new()));
+    }
+    for b in 0..n_blocks {
+        groups[group_of[&((first + b) * c % cols)]].1.push(b);
+    }
     let found: Vec<Vec<BlockCode>> = groups
         .par_iter()
-        .map(|(off, members)| {
+        .map(|(bits, members)| {
             if ctl.cancelled() {
                 return Err(CompressError::Cancelled);
             }
-            // The padding of a last partial block takes the weights of the columns it wraps to.
-            let dw: Vec<f64> = (0..c).map(|i| weight((off + i) % cols)).collect();
+            let dw: Vec<f64> = bits.iter().map(|&b| f64::from_bits(b)).collect();
             let s = searcher
                 .weighted(&dw)
                 .expect("weights are positive and C long");
-            let mut codes = Vec::with_capacity(members.len());
-            for chunk in members.chunks(CHUNK_BLOCKS) {
-                if ctl.cancelled() {
-                    return Err(CompressError::Cancelled);
-                }
-                let w: Vec<f32> = chunk
-                    .iter()
-                    .flat_map(|&b| &padded[b * c..(b + 1) * c])
-                    .copied()
-                    .collect();
-                codes.extend(s.search_all(&w, range).iter().map(|r| code_of(r, e_base)));
-                ctl.progress
-                    .done
-                    .fetch_add(chunk.len() as u64, Ordering::Relaxed);
-            }
-            Ok(codes)
+            // In parallel too: one group may hold every block (uniform weights).
+            let codes: Vec<Vec<BlockCode>> = members
+                .par_chunks(CHUNK_BLOCKS)
+                .map(|chunk| {
+                    if ctl.cancelled() {
+                        return Err(CompressError::Cancelled);
+                    }
+                    let w: Vec<f32> = chunk
+                        .iter()
+                        .flat_map(|&b| &padded[b * c..(b + 1) * c])
+                        .copied()
+                        .collect();
+                    let codes = s
+                        .search_all(&w, range)
+                        .iter()
+                        .map(|r| code_of(r, e_base))
+                        .collect();
+                    ctl.progress
+                        .done
+                        .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                    Ok(codes)
+                })
+                .collect::<Result<_, _>>()?;
+            Ok(codes.concat())
         })
         .collect::<Result<_, _>>()?;
     let mut blocks = vec![BlockCode::default(); padded.len() / c];

@@ -90,19 +90,29 @@ impl Tables {
     /// runs in f32: fixed point on z would lose the rows of small weight.
     pub(super) fn build_weighted(cfg: Config, basis: &Basis, sw: Option<&[f64]>) -> Tables {
         let (c, p) = (cfg.c, cfg.p);
-        let scale_rows = |u: &mut [f64]| {
-            if let Some(sw) = sw {
-                for (k, u) in u.iter_mut().enumerate() {
-                    *u *= sw[k / p];
-                }
-            }
-        };
         let n = basis.period();
         let n_pad = n.div_ceil(TILE) * TILE;
         let ext = n_pad + RBUF + MAX_C * MAX_P + 8;
-        let x: Vec<f32> = (0..ext)
-            .map(|i| basis.normalize(basis.state_at(i)) as f32)
+        // The normalised states once, not C·P divisions per seed: U(s) of seed index i is
+        // `xs[i + 1..][..C·P]` (the values `Basis::fill_u_at` gives), row k scaled by `sw[k]`.
+        let xs: Vec<f64> = (0..ext)
+            .map(|i| basis.normalize(basis.state_at(i)))
             .collect();
+        let fill_u = |idx: usize, u: &mut [f64]| {
+            let from = &xs[idx + 1..][..c * p];
+            match sw {
+                Some(sw) => {
+                    let rows = u.chunks_exact_mut(p).zip(from.chunks_exact(p));
+                    for ((u, x), &s) in rows.zip(sw) {
+                        for (u, &x) in u.iter_mut().zip(x) {
+                            *u = x * s;
+                        }
+                    }
+                }
+                None => u.copy_from_slice(from),
+            }
+        };
+        let x: Vec<f32> = xs.iter().map(|&v| v as f32).collect();
         let integer = cfg.k <= 16 && sw.is_none();
         // An integer correlation is in units of 1 / ((2^(K−1) − 1)·2^S) of the normalised one.
         let r_unit = if integer {
@@ -116,37 +126,29 @@ impl Tables {
         let mut l = vec![0.0f64; entries * n];
         let mut sigma = vec![0.0f32; n];
         let mut u = vec![0.0; c * p];
-        let factor = |idx: usize, u: &mut [f64]| {
-            basis.fill_u_at(idx, u);
-            scale_rows(u);
-            let chol = Cholesky::of_columns(u, c, p);
-            let inv = chol.inverse_lower();
-            let bound = inv
-                .as_ref()
-                .map_or(f64::INFINITY, |inv| score_error_bound(&chol, inv, c, p));
-            (chol, inv, bound)
-        };
         // The margin needs every seed's bound before any seed is placed: each seed's entries
         // go in as it is factored, and those of the seeds the margin flags are cleared after.
         // Keeping the factors instead took some 600 bytes a seed (12 GB at K = 24).
         let bounds: Vec<f64> = (0..n)
             .map(|idx| {
-                let (chol, inv, bound) = factor(idx, &mut u);
-                if let Some(inv) = inv {
-                    for (e, v) in inv.iter().enumerate() {
-                        linv[e * n_pad + idx] = (*v * r_unit) as f32;
-                    }
-                    for (e, v) in chol.lower().enumerate() {
-                        l[e * n + idx] = v;
-                    }
-                    // σ_min(U) = σ_min(L) ≥ 1/‖L⁻¹‖_F, shaded down for rounding.
-                    let inv_norm = inv.iter().map(|x| x * x).sum::<f64>().sqrt();
-                    sigma[idx] = (((1.0 - 1e-6) / inv_norm) as f32).next_down();
+                fill_u(idx, &mut u);
+                let chol = Cholesky::of_columns(&u, c, p);
+                let Some(inv) = chol.inverse_lower() else {
+                    return f64::INFINITY;
+                };
+                for (e, v) in inv.iter().enumerate() {
+                    linv[e * n_pad + idx] = (*v * r_unit) as f32;
                 }
-                bound
+                for (e, v) in chol.lower().enumerate() {
+                    l[e * n + idx] = v;
+                }
+                // σ_min(U) = σ_min(L) ≥ 1/‖L⁻¹‖_F, shaded down for rounding.
+                let inv_norm = inv.iter().map(|x| x * x).sum::<f64>().sqrt();
+                sigma[idx] = (((1.0 - 1e-6) / inv_norm) as f32).next_down();
+                score_error_bound(&chol, &inv, c, p)
             })
             .collect();
-        let delta = margin_for(bounds.clone());
+        let delta = margin_for(&bounds);
         for (idx, &bound) in bounds.iter().enumerate() {
             // A seed without an inverse has an infinite bound.
             if bound.is_nan() || bound > delta {
@@ -161,8 +163,7 @@ impl Tables {
         let f_pad = flagged.len().div_ceil(FLAG_GROUP) * FLAG_GROUP;
         let mut fq = vec![0.0f32; c * p * f_pad];
         for (f, &idx) in flagged.iter().enumerate() {
-            basis.fill_u_at(idx as usize, &mut u);
-            scale_rows(&mut u);
+            fill_u(idx as usize, &mut u);
             orthonormalise(&mut u, c, p);
             for (e, v) in u.iter().enumerate() {
                 let row = sw.map_or(1.0, |sw| sw[e / p]);
@@ -316,11 +317,13 @@ impl std::ops::DerefMut for Aligned {
 /// left to the slower orthonormal scoring. At P ≥ 6 most seeds' bounds exceed `DELTA` (U(s) is
 /// near square), and scoring them all through orthonormal bases took 87% of the search; a margin
 /// of 10⁻³ is a tenth of the quantization error there, so it costs the pruning little.
-fn margin_for(mut bounds: Vec<f64>) -> f64 {
+fn margin_for(bounds: &[f64]) -> f64 {
     let keep = bounds.len() - bounds.len() / FLAG_SHARE;
-    if keep == 0 {
+    // The keep-th smallest bound is at most DELTA when that many are: no selection needed.
+    if keep == 0 || bounds.iter().filter(|&&b| b <= DELTA).count() >= keep {
         return DELTA;
     }
+    let mut bounds = bounds.to_vec();
     let (_, nth, _) = bounds.select_nth_unstable_by(keep - 1, f64::total_cmp);
     nth.clamp(DELTA, DELTA_MAX)
 }

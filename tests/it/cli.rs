@@ -413,6 +413,27 @@ fn bench_reports_json_with_median_of_timed_runs() {
     }
 }
 
+/// `bench --calibrated-width` searches the same blocks as the rows of a layer under uneven
+/// moments: the plain exact search has the least unweighted error on every block, so the
+/// calibrated one's is never below it; a width of 0 is refused.
+#[test]
+fn bench_searches_a_calibrated_layer_of_any_width() {
+    let plain = bench_json(&["--repeat", "1"]);
+    assert_eq!(plain["calibrated_width"], serde_json::Value::Null);
+    for width in ["13", "384"] {
+        let cal = bench_json(&["--repeat", "1", "--calibrated-width", width]);
+        assert_eq!(cal["calibrated_width"].to_string(), width);
+        assert_eq!(cal["blocks"], 48);
+        let (p, c) = (
+            plain["relmse"].as_f64().unwrap(),
+            cal["relmse"].as_f64().unwrap(),
+        );
+        assert!(c >= p * (1.0 - 1e-12), "width {width}: {c} below plain {p}");
+    }
+    let err = fails(&["bench", "--calibrated-width", "0"]);
+    assert!(err.contains("calibrated-width"), "{err}");
+}
+
 /// `--encoder fast` writes a file the decoder reads like any other, and is refused with
 /// `--shard`, whose pieces must all search alike.
 #[test]

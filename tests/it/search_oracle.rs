@@ -471,6 +471,69 @@ fn weighted_search_matches_brute_force_on_small_registers() {
     }
 }
 
+/// A calibrated layer as `compress --calibrate` searches it: at a width C does not divide
+/// (blocks straddle rows, so each column offset has its own weights) and at one whose moments
+/// repeat with the block length (offsets with equal weights share one searcher), every block
+/// reaches the brute-force optimum under the weights of the columns it covers.
+#[test]
+fn weighted_layers_of_any_width_match_brute_force() {
+    let cfg = Config::new(4, 2, 8).unwrap();
+    for (width, rows, seed) in [(7usize, 16usize, 130u64), (12, 8, 131), (9, 12, 132)] {
+        let mut d = spread_weights(width, seed);
+        if width == 12 {
+            for j in 4..width {
+                d[j] = d[j % 4];
+            }
+        }
+        let n = width * rows / cfg.c;
+        let data = blocks(cfg.c, n, seed + 10);
+        for base in [-8, -3] {
+            let range = ExpRange::from_base(base);
+            let codes = seedlm::search::compress::search_blocks_weighted(
+                &Searcher::new(cfg),
+                &data,
+                0,
+                &d,
+                base,
+                seedlm::core::control::Control::unwatched(),
+            )
+            .unwrap();
+            let wrong: Vec<String> = data
+                .par_chunks(cfg.c)
+                .zip(codes.par_iter())
+                .enumerate()
+                .filter_map(|(b, (w, code))| {
+                    // As searched: weights below the floor raised to it (the largest is 1).
+                    let floor = seedlm::search::compress::MIN_RELATIVE_WEIGHT;
+                    let dw: Vec<f64> = (0..cfg.c)
+                        .map(|i| d[(b * cfg.c + i) % width].max(floor))
+                        .collect();
+                    let r = seedlm::search::BlockResult {
+                        seed: code.seed,
+                        quant: seedlm::core::quant::Quantized {
+                            e: base + i32::from(code.e_code),
+                            q: code.q,
+                        },
+                        err: 0.0,
+                    };
+                    let (o, found) = (
+                        brute_force_weighted(cfg, w, &dw, range),
+                        weighted_error_of(cfg, w, &dw, &r),
+                    );
+                    let ok = (found - o).abs() <= 1e-9 * o.max(1e-300);
+                    (!ok).then(|| format!("block {b} {w:?}: oracle {o:e}, found {found:e}"))
+                })
+                .collect();
+            assert!(
+                wrong.is_empty(),
+                "width {width} base {base}: {} of {n} blocks differ:\n{}",
+                wrong.len(),
+                wrong.join("\n")
+            );
+        }
+    }
+}
+
 /// Uniform weights (of any scale) are the plain problem: the very same errors, bit for bit, and
 /// the same codes but for a few ties, on every kind of block, including those below the range.
 #[test]
