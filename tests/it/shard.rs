@@ -846,3 +846,23 @@ fn a_shard_folder_or_checkpoint_given_as_a_link_is_emptied_of_what_the_run_wrote
         assert!(left == ["keep.txt"], "{name}: {left:?}");
     }
 }
+
+#[test]
+fn a_part_or_checkpoint_linked_to_itself_is_named_by_status_not_shown_as_not_started() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = small(dir.path());
+    let out = dir.path().join("o.safetensors");
+    shard(&model, &out, 1, 2, &[]);
+    for name in ["part-0000-of-0002.safetensors", "shard-0000-of-0002"] {
+        let link = folder(&out).join(name);
+        std::os::unix::fs::symlink(name, &link).unwrap();
+        let err = fails(&["status", s(&out)]);
+        assert!(
+            err.contains(name) && err.contains("symbolic links"),
+            "{name}: {err}"
+        );
+        std::fs::remove_file(link).unwrap();
+    }
+    let st = text(&run(&["status", s(&out)]).stdout);
+    assert!(st.contains("not started"), "{st}");
+}
