@@ -563,6 +563,20 @@ pub fn figures_table(label: &str, candidates: &[(&str, &Figures)]) -> String {
 mod tests {
     use super::*;
 
+    /// A decoder's figures with every value distinct.
+    fn decoder_figures() -> Figures {
+        Figures::Decoder(decoder::DecoderFigures {
+            ppl_original: 10.0,
+            ppl_candidate: 12.5,
+            kl: 0.25,
+            top1: 0.8,
+            tokens: 100,
+            scored: 98,
+            ctx: 50,
+            vocab: 300,
+        })
+    }
+
     #[test]
     fn rows_name_every_figure_once_counts_first() {
         let e = Figures::Encoder(encoder::EncoderFigures {
@@ -584,16 +598,7 @@ mod tests {
         );
         assert_eq!(rows[1].value, "0.970000");
         assert_eq!(rows[3].value, "undefined");
-        let d = Figures::Decoder(decoder::DecoderFigures {
-            ppl_original: 10.0,
-            ppl_candidate: 12.5,
-            kl: 0.25,
-            top1: 0.8,
-            tokens: 100,
-            scored: 98,
-            ctx: 50,
-            vocab: 300,
-        });
+        let d = decoder_figures();
         let rows = d.rows();
         assert_eq!(rows[0].value, "100 (98 scored, windows of 50)");
         assert_eq!(rows[2].name, "perplexity candidate");
@@ -619,16 +624,7 @@ mod tests {
              a                  0.970000   0.500000  undefined\n\
              b                  0.875000   0.500000  undefined\n"
         );
-        let d = Figures::Decoder(decoder::DecoderFigures {
-            ppl_original: 10.0,
-            ppl_candidate: 12.5,
-            kl: 0.25,
-            top1: 0.8,
-            tokens: 100,
-            scored: 98,
-            ctx: 50,
-            vocab: 300,
-        });
+        let d = decoder_figures();
         let t = figures_table("method", &[("seedlm-3bit", &d)]);
         assert_eq!(
             t.lines().collect::<Vec<_>>(),

@@ -3,8 +3,8 @@
 
 use crate::core::config::Config;
 use crate::io::packed::{PackedMeta, encode_record, pack_records};
-pub use crate::search::compress::random_codes;
 use crate::search::compress::BlockCode;
+pub use crate::search::compress::random_codes;
 
 /// The metadata and records of a `rows × cols` tensor of `codes`, exponent base `e_base`.
 pub fn packed_tensor(

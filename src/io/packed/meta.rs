@@ -1,11 +1,11 @@
 //! What a packed file records of a compressed tensor ([`PackedMeta`]), and the canonical
 //! forms its checksums cover (FORMAT.md §1–§2).
 
+use super::KEY_CHECKSUM;
 use crate::core::config::Config;
 use crate::io::dtype::Dtype;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use super::KEY_CHECKSUM;
 
 /// Largest |e_base| accepted from a file.
 pub const MAX_ABS_E_BASE: i32 = 1000;

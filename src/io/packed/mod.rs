@@ -23,8 +23,7 @@ mod tests;
 pub use calibration::CalibrationRecord;
 pub use meta::{MAX_ABS_E_BASE, PackedMeta, StoredTensor, file_canonical, file_checksum};
 pub use read::{
-    DataCheck, MAX_RELMSE, PackedModel, PackedTensor, is_packed, packed_file_path,
-    plausible_relmse,
+    DataCheck, MAX_RELMSE, PackedModel, PackedTensor, is_packed, packed_file_path, plausible_relmse,
 };
 pub use records::{
     check_packed, decode_range, decode_record, encode_record, pack_blocks, pack_records,

@@ -1,6 +1,12 @@
 //! Reading packed files: [`PackedModel`] opens and verifies one (FORMAT.md §2, "A reader
 //! checks").
 
+use super::records::{check_seeds, records};
+use super::{
+    CalibrationRecord, FORMAT_NAME, FORMAT_VERSION, KEY_ALLOCATION, KEY_CALIBRATION, KEY_CHECKSUM,
+    KEY_FORMAT, KEY_ORDER, KEY_TENSOR_PREFIX, KEY_VERSION, KNOWN_KEYS, MAX_ABS_E_BASE, PackedMeta,
+    READ_VERSIONS, StoredTensor, check_packed, file_checksum, packed_len, unpack_blocks,
+};
 use crate::core::config::{Config, MAX_C};
 use crate::core::lfsr::Lfsr;
 use crate::core::quant::{Quantized, pow2, reconstruct_into};
@@ -12,12 +18,6 @@ use crate::search::compress::{BlockCode, CompressedTensor};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-use super::records::{check_seeds, records};
-use super::{
-    CalibrationRecord, FORMAT_NAME, FORMAT_VERSION, KEY_ALLOCATION, KEY_CALIBRATION, KEY_CHECKSUM,
-    KEY_FORMAT, KEY_ORDER, KEY_TENSOR_PREFIX, KEY_VERSION, KNOWN_KEYS, MAX_ABS_E_BASE, PackedMeta,
-    READ_VERSIONS, StoredTensor, check_packed, file_checksum, packed_len, unpack_blocks,
-};
 
 /// One tensor of a packed file.
 #[derive(Clone, Debug, PartialEq)]

@@ -94,7 +94,11 @@ pub fn decode_range(
 }
 
 /// Refuses a record of `range` whose seed is 0, not an LFSR state.
-pub(super) fn check_seeds(bytes: &[u8], cfg: Config, range: std::ops::Range<usize>) -> Result<(), String> {
+pub(super) fn check_seeds(
+    bytes: &[u8],
+    cfg: Config,
+    range: std::ops::Range<usize>,
+) -> Result<(), String> {
     use rayon::prelude::*;
     // Only the seed field (the low K bits of a record), in parallel chunks: decoding whole
     // records one by one took a quarter of a packed model's first prompt.

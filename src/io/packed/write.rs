@@ -1,5 +1,11 @@
 //! Writing packed files: the tensors to write, their metadata and the file checksum, atomically.
 
+use super::records::records;
+use super::{
+    FORMAT_NAME, FORMAT_VERSION, KEY_ALLOCATION, KEY_CALIBRATION, KEY_CHECKSUM, KEY_FORMAT,
+    KEY_ORDER, KEY_TENSOR_PREFIX, KEY_VERSION, PackedMeta, StoredTensor, file_checksum,
+    pack_blocks, packed_len, plausible_relmse,
+};
 use crate::core::config::Config;
 use crate::io::container::{OutTensor, Payload, write_atomic};
 use crate::io::dtype::{self, Dtype};
@@ -7,12 +13,6 @@ use crate::io::error::ModelError;
 use crate::search::compress::CompressedTensor;
 use std::collections::BTreeMap;
 use std::path::Path;
-use super::records::records;
-use super::{
-    FORMAT_NAME, FORMAT_VERSION, KEY_ALLOCATION, KEY_CALIBRATION, KEY_CHECKSUM, KEY_FORMAT,
-    KEY_ORDER, KEY_TENSOR_PREFIX, KEY_VERSION, PackedMeta, StoredTensor, file_checksum,
-    pack_blocks, packed_len, plausible_relmse,
-};
 
 /// What a packed file records of a compressed tensor besides its records and their CRC.
 #[derive(Clone, Debug, PartialEq)]
