@@ -41,12 +41,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-/// Storage key of the recent-files list.
-const RECENT_KEY: &str = "recent_files";
-/// Storage key of the theme.
-const DARK_KEY: &str = "dark_theme";
-/// Storage key of the folder resume sidecars are kept in.
-const SIDECAR_KEY: &str = "sidecar_dir";
+/// Storage key of what the app keeps between sessions ([`state::Saved`]).
+const SAVED_KEY: &str = "saved";
 
 /// Frame interval of an animation a tab plays (the LFSR walkthrough).
 const ANIMATION: Duration = Duration::from_millis(50);
@@ -352,7 +348,7 @@ impl Studio {
         self.state.poll();
         self.start_pending();
         self.measure(&ctx);
-        let theme = if self.state.dark {
+        let theme = if self.state.saved.dark {
             egui::Theme::Dark
         } else {
             egui::Theme::Light
@@ -533,9 +529,7 @@ impl eframe::App for Studio {
     }
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
-        eframe::set_value(storage, RECENT_KEY, &self.state.recent);
-        eframe::set_value(storage, DARK_KEY, &self.state.dark);
-        eframe::set_value(storage, SIDECAR_KEY, &self.state.sidecar_dir);
+        eframe::set_value(storage, SAVED_KEY, &self.state.saved);
     }
 }
 
@@ -569,9 +563,7 @@ pub fn run(
                 studio.exit_when_done();
             }
             if let Some(s) = cc.storage {
-                studio.state.recent = eframe::get_value(s, RECENT_KEY).unwrap_or_default();
-                studio.state.dark = eframe::get_value(s, DARK_KEY).unwrap_or(true);
-                studio.state.sidecar_dir = eframe::get_value(s, SIDECAR_KEY).flatten();
+                studio.state.saved = eframe::get_value(s, SAVED_KEY).unwrap_or_default();
             }
             Ok(Box::new(studio))
         }),

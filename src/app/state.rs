@@ -61,6 +61,29 @@ pub struct BlockRef {
     pub block: usize,
 }
 
+/// What the app keeps between sessions, saved as one value (a field missing from what an
+/// earlier build saved takes its default).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct Saved {
+    /// Recently opened paths, newest first.
+    pub recent: Vec<PathBuf>,
+    /// Dark theme.
+    pub dark: bool,
+    /// The folder sidecars are kept in ([`Sidecar::in_folder`]); `None`: beside each model.
+    pub sidecar_dir: Option<PathBuf>,
+}
+
+impl Default for Saved {
+    fn default() -> Self {
+        Saved {
+            recent: Vec::new(),
+            dark: true,
+            sidecar_dir: None,
+        }
+    }
+}
+
 /// Everything the panels read.
 pub struct AppState {
     /// The open model.
@@ -83,10 +106,8 @@ pub struct AppState {
     pub tab: TabId,
     /// Messages, newest last.
     pub messages: Vec<Message>,
-    /// Recently opened paths, newest first.
-    pub recent: Vec<PathBuf>,
-    /// Dark theme.
-    pub dark: bool,
+    /// What is kept between sessions: recent paths, theme, sidecar folder.
+    pub saved: Saved,
     /// Background jobs other than the compression, at most one of each kind.
     pub jobs: BTreeMap<JobKind, Job<Output>>,
     /// What finished jobs produced.
@@ -98,8 +119,6 @@ pub struct AppState {
     /// Whether compressed tensors of a model file are kept in a sidecar beside it
     /// ([`Sidecar::beside`]) as they finish, and offered again when it is reopened.
     pub sidecars: bool,
-    /// The folder sidecars are kept in ([`Sidecar::in_folder`]); `None`: beside each model.
-    pub sidecar_dir: Option<PathBuf>,
     /// Where sidecars of the bundled demo and of models in read-only folders go when no
     /// folder is chosen ([`user_data_dir`]); `None`: such models keep none.
     pub data_dir: Option<PathBuf>,
@@ -131,14 +150,12 @@ impl AppState {
             inspect: None,
             tab: TabId::Overview,
             messages: Vec::new(),
-            recent: Vec::new(),
-            dark: true,
+            saved: Saved::default(),
             jobs: BTreeMap::new(),
             results: Results::default(),
             preparing: None,
             repaint: None,
             sidecars: true,
-            sidecar_dir: None,
             data_dir: user_data_dir(|k| std::env::var_os(k)),
             resume: None,
             allocating: None,
@@ -276,7 +293,7 @@ impl AppState {
                         None => "resume sidecars now go beside each model".into(),
                     },
                 );
-                self.sidecar_dir = d;
+                self.saved.sidecar_dir = d;
             }
             Command::Compress(tensors) => self.enqueue(tensors),
             Command::Cancel => self.cancel(),
@@ -301,7 +318,7 @@ impl AppState {
                     j.cancel();
                 }
             }
-            Command::SetDark(d) => self.dark = d,
+            Command::SetDark(d) => self.saved.dark = d,
             Command::DismissMessage(i) => {
                 if i < self.messages.len() {
                     self.messages.remove(i);
@@ -335,7 +352,7 @@ impl AppState {
     fn open(&mut self, path: PathBuf) {
         let label = format!("opening {}", path.display());
         let sidecars = self.sidecars;
-        let dir = self.sidecar_dir.clone();
+        let dir = self.saved.sidecar_dir.clone();
         let data = self.data_dir.clone();
         let job = Job::spawn(label, None, self.repaint.clone(), move |ctx| {
             // A shard folder (or the output it will merge into) opens in the Shards tab.
@@ -426,7 +443,13 @@ impl AppState {
     fn sidecar(&self) -> Option<Sidecar> {
         let path = self.doc.path.as_ref()?;
         (self.sidecars && self.doc.mapped.is_some())
-            .then(|| sidecar_for(self.sidecar_dir.as_deref(), self.data_dir.as_deref(), path))
+            .then(|| {
+                sidecar_for(
+                    self.saved.sidecar_dir.as_deref(),
+                    self.data_dir.as_deref(),
+                    path,
+                )
+            })
             .flatten()
     }
 
@@ -687,9 +710,9 @@ impl AppState {
             Output::Opened(path, doc, offer) => {
                 self.replace_doc(*doc);
                 self.resume = offer;
-                self.recent.retain(|p| *p != path);
-                self.recent.insert(0, path.clone());
-                self.recent.truncate(MAX_RECENT);
+                self.saved.recent.retain(|p| *p != path);
+                self.saved.recent.insert(0, path.clone());
+                self.saved.recent.truncate(MAX_RECENT);
                 self.message(false, format!("opened {}", path.display()));
             }
             Output::Exported(msg) => self.message(false, msg),
@@ -1030,6 +1053,20 @@ pub fn user_data_dir(var: impl Fn(&str) -> Option<OsString>) -> Option<PathBuf> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn what_is_kept_round_trips_and_a_missing_field_takes_its_default() {
+        let saved = Saved {
+            recent: vec![PathBuf::from("/m/a.safetensors")],
+            dark: false,
+            sidecar_dir: Some(PathBuf::from("/scratch")),
+        };
+        let text = serde_json::to_string(&saved).unwrap();
+        assert_eq!(serde_json::from_str::<Saved>(&text).unwrap(), saved);
+        let partial: Saved = serde_json::from_str(r#"{"recent": ["/m/b"]}"#).unwrap();
+        assert_eq!(partial.recent, [PathBuf::from("/m/b")]);
+        assert!(partial.dark && partial.sidecar_dir.is_none());
+    }
 
     #[test]
     fn short_jobs_say_tenths_of_a_second() {
