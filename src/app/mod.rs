@@ -14,7 +14,7 @@
 //! 5. [`work::spawn`]: the arm that reads the document and starts `Job::spawn` with the job's
 //!    body (an engine call; a long body goes in a file of its own, as `quality.rs`).
 //! 6. [`work::Results`]: a field for the result, and its arm in `AppState::finish`
-//!    (`state.rs`), which stores the [`work::Output`] there and posts the message.
+//!    (`state/finish.rs`), which stores the [`work::Output`] there and posts the message.
 //! 7. The tab pushes [`command::Command::Run`] with the work, shows `state.running(kind)`
 //!    with [`panels::job_progress`], and draws its result from `state.results`.
 //!
