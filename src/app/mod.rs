@@ -12,7 +12,8 @@
 //!    kind runs at a time).
 //! 4. [`work::Output`]: a variant for what the job hands back.
 //! 5. [`work::spawn`]: the arm that reads the document and starts `Job::spawn` with the job's
-//!    body (an engine call; a long body goes in a file of its own, as `quality.rs`).
+//!    body (an engine call; a long body goes in a file of its own, as `quality.rs`,
+//!    `allocate.rs`, `baselines.rs` and `prepare.rs`).
 //! 6. [`work::Results`]: a field for the result, and its arm in `AppState::finish`
 //!    (`state/finish.rs`), which stores the [`work::Output`] there and posts the message.
 //! 7. The tab pushes [`command::Command::Run`] with the work, shows `state.running(kind)`
@@ -20,6 +21,8 @@
 //!
 //! May use: every engine folder. Nothing in the engine uses it.
 
+pub mod allocate;
+pub mod baselines;
 pub mod command;
 pub mod document;
 pub mod eta;
@@ -30,6 +33,7 @@ pub mod heatmap;
 pub mod jobs;
 pub mod loader;
 pub mod panels;
+pub mod prepare;
 pub mod quality;
 pub mod state;
 pub mod work;
