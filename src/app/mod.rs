@@ -12,14 +12,17 @@
 //!    kind runs at a time).
 //! 4. [`work::Output`]: a variant for what the job hands back.
 //! 5. [`work::spawn`]: the arm that reads the document and starts `Job::spawn` with the job's
-//!    body (an engine call; a long body goes in a file of its own, as `quality.rs`).
+//!    body (an engine call; a long body goes in a file of its own, as `quality.rs`,
+//!    `allocate.rs`, `baselines.rs` and `prepare.rs`).
 //! 6. [`work::Results`]: a field for the result, and its arm in `AppState::finish`
-//!    (`state.rs`), which stores the [`work::Output`] there and posts the message.
+//!    (`state/finish.rs`), which stores the [`work::Output`] there and posts the message.
 //! 7. The tab pushes [`command::Command::Run`] with the work, shows `state.running(kind)`
 //!    with [`panels::job_progress`], and draws its result from `state.results`.
 //!
 //! May use: every engine folder. Nothing in the engine uses it.
 
+pub mod allocate;
+pub mod baselines;
 pub mod command;
 pub mod document;
 pub mod eta;
@@ -30,6 +33,7 @@ pub mod heatmap;
 pub mod jobs;
 pub mod loader;
 pub mod panels;
+pub mod prepare;
 pub mod quality;
 pub mod state;
 pub mod work;
@@ -41,12 +45,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-/// Storage key of the recent-files list.
-const RECENT_KEY: &str = "recent_files";
-/// Storage key of the theme.
-const DARK_KEY: &str = "dark_theme";
-/// Storage key of the folder resume sidecars are kept in.
-const SIDECAR_KEY: &str = "sidecar_dir";
+/// Storage key of what the app keeps between sessions ([`state::Saved`]).
+const SAVED_KEY: &str = "saved";
 
 /// Frame interval of an animation a tab plays (the LFSR walkthrough).
 const ANIMATION: Duration = Duration::from_millis(50);
@@ -352,7 +352,7 @@ impl Studio {
         self.state.poll();
         self.start_pending();
         self.measure(&ctx);
-        let theme = if self.state.dark {
+        let theme = if self.state.saved.dark {
             egui::Theme::Dark
         } else {
             egui::Theme::Light
@@ -533,9 +533,7 @@ impl eframe::App for Studio {
     }
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
-        eframe::set_value(storage, RECENT_KEY, &self.state.recent);
-        eframe::set_value(storage, DARK_KEY, &self.state.dark);
-        eframe::set_value(storage, SIDECAR_KEY, &self.state.sidecar_dir);
+        eframe::set_value(storage, SAVED_KEY, &self.state.saved);
     }
 }
 
@@ -569,9 +567,7 @@ pub fn run(
                 studio.exit_when_done();
             }
             if let Some(s) = cc.storage {
-                studio.state.recent = eframe::get_value(s, RECENT_KEY).unwrap_or_default();
-                studio.state.dark = eframe::get_value(s, DARK_KEY).unwrap_or(true);
-                studio.state.sidecar_dir = eframe::get_value(s, SIDECAR_KEY).flatten();
+                studio.state.saved = eframe::get_value(s, SAVED_KEY).unwrap_or_default();
             }
             Ok(Box::new(studio))
         }),

@@ -2,14 +2,14 @@
 //! [`Job`], and where finished results are kept ([`Results`]), keyed to the document they
 //! were computed on.
 
-use super::document::{Document, Mapped, Source, TensorResult};
-use super::format::histogram;
+use super::allocate::allocate;
+use super::baselines::{BaselineRun, Input, baselines};
+use super::document::{Document, Source, TensorResult};
 use super::generate;
-use super::heatmap::{MAX_SIDE, Pool, Scale, colorize, pool, scale_limit};
 use super::jobs::{Ctx, Job};
-use super::quality::{self, APP_TOKENS};
+use super::prepare::{Prepared, prepare};
+use super::quality;
 use crate::eval::calibration::{self, Calibration};
-use crate::eval::{Evaluator, Figures, Inputs, Overlay};
 use crate::hw::report::{self, HwTable, TensorReport};
 use crate::hw::resources::ResourceTable;
 use crate::hw::sim::DdrParams;
@@ -18,22 +18,14 @@ use crate::infer::generate::Sampling;
 use crate::io::shard::{self, FolderStatus, Sidecar, SidecarTensor};
 use crate::study::allocate::Allocation;
 use crate::study::baselines::{Measured, Method};
-use crate::study::compare::{self, Row};
+use crate::study::compare;
 use crate::study::explore::{self, Options, Point};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 /// Matrix sizes of the paper's Table 5.
 pub const TABLE5_SIZES: [usize; 3] = [512, 1024, 2048];
-
-/// A tensor handed to a baselines run: name, shape, where its weights are read from.
-type Input = (String, Vec<usize>, Source);
-
-/// Elements a view reads of one tensor at most (32 MB as f32); taller matrices are sampled by
-/// evenly spaced rows.
-pub const VIEW_ELEMS: usize = 8 << 20;
 
 /// Identifies a tensor state, so a view prepared for an older one is not shown.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -430,7 +422,9 @@ pub fn spawn(
             }
             let model = doc.path.clone().zip(doc.mapped.clone());
             Job::spawn("Bit allocation", id, repaint, move |ctx| {
-                allocate(&inputs, model, target_bpw, ctx)
+                let a = allocate(&inputs, model, target_bpw, ctx)?;
+                let idx = inputs.iter().map(|(i, _, _)| *i).collect();
+                Ok(Output::Allocated(idx, Box::new(a)))
             })
         }
         Work::Calibrate(text) => {
@@ -526,330 +520,5 @@ fn pick(purpose: Purpose) -> Option<PathBuf> {
         Purpose::Export(ExportKind::Decompressed) => d
             .set_file_name("model.decompressed.safetensors")
             .save_file(),
-    }
-}
-
-/// What a baselines run found.
-pub struct BaselineRun {
-    /// Rows per tensor and method, totals last.
-    pub rows: Vec<Row>,
-    /// Per method, the model's outputs with the tensors compressed by it (the rest original)
-    /// against the original's; or why the model cannot be run.
-    pub function: Result<Vec<(Method, Figures)>, String>,
-    /// The tensors as the document holds them compressed (each with its own configuration,
-    /// e.g. from Allocate): error and storage, and the outputs' figures when the model can be
-    /// run. `None` unless every tensor of the run is compressed.
-    pub current: Option<(Measured, Option<Figures>)>,
-}
-
-/// The data-free allocation of `inputs` (index, name, weights) at `target_bpw`
-/// ([`allocate::run`]): α measured on random words of the vocabulary of `model` (its path and
-/// map) when it can be run, else 1.
-fn allocate(
-    inputs: &[(usize, String, Source)],
-    model: Option<(PathBuf, Arc<Mapped>)>,
-    target_bpw: f64,
-    ctx: &Ctx<()>,
-) -> Result<Output, String> {
-    use crate::study::allocate::{self, Stage};
-    let names: Vec<String> = inputs.iter().map(|(_, n, _)| n.clone()).collect();
-    let sizes: Vec<usize> = inputs.iter().map(|(_, _, s)| s.len()).collect();
-    let request = allocate::Request {
-        names: &names,
-        sizes: &sizes,
-        target_bpw,
-        sensitivity: model.as_ref().map(|(path, mapped)| allocate::Sensitivity {
-            input: path,
-            model: mapped.model(),
-            text: allocate::Text::Vocabulary,
-        }),
-        rounding: crate::core::quant::Rounding::default(),
-    };
-    let mut read = |i: usize| inputs[i].2.read();
-    let mut stage = |s: Stage<'_>| match s {
-        Stage::DataFree(why) => ctx.log(&format!("{why}: every tensor's relMSE weighs alike")),
-        Stage::Sensitivity => {
-            ctx.log("measuring each tensor's sensitivity on random words of the vocabulary")
-        }
-        Stage::Menu { .. } => {}
-        Stage::Tensor(name) => ctx.log(&format!("measuring the menu on a sample of {name}")),
-    };
-    let a =
-        allocate::run(request, &mut read, ctx.control(), &mut stage).map_err(|e| e.to_string())?;
-    let idx = inputs.iter().map(|(i, _, _)| *i).collect();
-    Ok(Output::Allocated(idx, Box::new(a)))
-}
-
-/// Every method on every tensor, then the totals, then each method's function-space figures
-/// (and the document's own compressed state's, `current`) when the model on disk can be run.
-fn baselines(
-    path: Option<PathBuf>,
-    inputs: &[Input],
-    methods: &[Method],
-    calibration: Option<PathBuf>,
-    current: Option<Vec<(Measured, Arc<TensorResult>)>>,
-    ctx: &Ctx<()>,
-) -> Result<BaselineRun, String> {
-    let evaluator = match &path {
-        Some(p) => Evaluator::open_model(p).map_err(|e| e.to_string()),
-        None => Err("not a model on disk".to_string()),
-    };
-    let moments = match calibration.filter(|_| methods.iter().any(|m| m.is_calibrated())) {
-        Some(text) => {
-            let ev = evaluator
-                .as_ref()
-                .map_err(|e| format!("calibration needs the model to run: {e}"))?;
-            let c = calibration::calibrate(ev, &text, ctx.control()).map_err(|e| e.to_string())?;
-            ctx.log(&format!(
-                "calibrated on {}: {} tensors' input moments",
-                text.display(),
-                c.moments.len()
-            ));
-            // Progress now counts the search's blocks.
-            ctx.progress().done.store(0, Ordering::Relaxed);
-            c.moments
-        }
-        None => Default::default(),
-    };
-    // The document's own compressed tensors join the model run as one more candidate.
-    let mut extra = Vec::new();
-    let current = match current {
-        Some(results) => {
-            let mut m = Measured::default();
-            let mut overlay = Overlay::new();
-            for ((name, _, _), (measured, r)) in inputs.iter().zip(&results) {
-                m = m.add(measured);
-                if evaluator.is_ok() {
-                    overlay.push((name.clone(), r.reconstruction().map_err(|e| e.to_string())?));
-                }
-            }
-            if evaluator.is_ok() {
-                extra.push(overlay);
-            }
-            Some(m)
-        }
-        None => None,
-    };
-    let tensors: Vec<compare::Tensor> = inputs
-        .iter()
-        .map(|(name, shape, _)| compare::Tensor {
-            name: name.clone(),
-            shape: shape.clone(),
-        })
-        .collect();
-    let source = path.as_deref().unwrap_or(Path::new("."));
-    let request = compare::Request {
-        tensors: &tensors,
-        methods,
-        moments: &moments,
-        function: evaluator.as_ref().ok().map(|ev| compare::FunctionSpace {
-            evaluator: ev,
-            source,
-            inputs: Inputs {
-                max_tokens: Some(APP_TOKENS),
-                ..Default::default()
-            },
-            extra,
-        }),
-    };
-    let mut read = |i: usize| inputs[i].2.read();
-    let outcome =
-        compare::run(request, &mut read, ctx.control(), &mut |_| {}).map_err(|e| e.to_string())?;
-    let (rows, mut figures) = (outcome.rows, outcome.function);
-    let mut current_figures = None;
-    let function = match evaluator {
-        Ok(_) => {
-            if current.is_some() {
-                current_figures = figures.pop();
-            }
-            Ok(methods.iter().copied().zip(figures).collect())
-        }
-        Err(e) => Err(e),
-    };
-    Ok(BaselineRun {
-        rows,
-        function,
-        current: current.map(|m| (m, current_figures)),
-    })
-}
-
-/// Histograms as (bin centre, count).
-pub struct Hists {
-    /// Original weights.
-    pub weights: Vec<(f64, f64)>,
-    /// Reconstructed weights.
-    pub weights_recon: Vec<(f64, f64)>,
-    /// log10 relative MSE per block.
-    pub block_err: Vec<(f64, f64)>,
-    /// Seeds chosen.
-    pub seeds: Vec<(f64, f64)>,
-    /// Exponents e.
-    pub exps: Vec<(f64, f64)>,
-    /// Coefficients q.
-    pub qs: Vec<(f64, f64)>,
-}
-
-/// Heatmap images (original, reconstructed, error) and histograms of one tensor state.
-pub struct Prepared {
-    /// w, ŵ and |w − ŵ| (pooled), where known, with the scale each is coloured on.
-    pub images: [Option<(egui::ColorImage, Scale)>; 3],
-    /// The histograms.
-    pub hists: Hists,
-    /// Rows read of the matrix's rows, when it was too large to read whole.
-    pub sampled: Option<(usize, usize)>,
-}
-
-fn image(data: &[f32], (rows, cols): (usize, usize), how: Pool) -> (egui::ColorImage, Scale) {
-    let p = pool(data, rows, cols, MAX_SIDE, how);
-    let scale = Scale {
-        limit: scale_limit(&p.values),
-        signed: how == Pool::Mean,
-    };
-    (colorize(&p, scale), scale)
-}
-
-/// The rows a view reads of a `rows × cols` matrix: all of them when they hold at most
-/// [`VIEW_ELEMS`] elements, else that many elements' worth of evenly spaced rows.
-pub fn view_rows(rows: usize, cols: usize) -> Vec<usize> {
-    let n = (VIEW_ELEMS / cols.max(1)).clamp(1, rows.max(1));
-    (0..n).map(|i| i * rows / n).collect()
-}
-
-/// Rows `rows` (ascending) of a matrix with `cols` columns, read through `read` (an element
-/// range to its values) one run of consecutive rows at a time, runs in parallel.
-fn read_rows(
-    rows: &[usize],
-    cols: usize,
-    read: impl Fn(std::ops::Range<usize>) -> Result<Vec<f32>, String> + Sync,
-) -> Result<Vec<f32>, String> {
-    use rayon::prelude::*;
-    let mut runs: Vec<(usize, usize)> = Vec::new();
-    for &r in rows {
-        match runs.last_mut() {
-            Some((_, end)) if *end == r => *end += 1,
-            _ => runs.push((r, r + 1)),
-        }
-    }
-    // Runs of at most 64 rows, so one long run is still read in parallel.
-    let pieces: Vec<(usize, usize)> = runs
-        .iter()
-        .flat_map(|&(a, b)| (a..b).step_by(64).map(move |s| (s, (s + 64).min(b))))
-        .collect();
-    let parts: Vec<Vec<f32>> = pieces
-        .par_iter()
-        .map(|&(a, b)| read(a * cols..b * cols))
-        .collect::<Result<_, _>>()?;
-    Ok(parts.concat())
-}
-
-/// Computes the Tensor tab's images and histograms from the rows [`view_rows`] picks, read
-/// from `src` and decoded from `res` (slow for large tensors: run it as a job).
-pub fn prepare(
-    src: Option<&Source>,
-    res: Option<&TensorResult>,
-    dims: (usize, usize),
-) -> Result<Prepared, String> {
-    let (rows, cols) = dims;
-    let picked = view_rows(rows, cols);
-    let shown = (picked.len(), cols);
-    let orig = src
-        .map(|s| read_rows(&picked, cols, |r| s.read_range(r)))
-        .transpose()?;
-    let recon = res
-        .map(|r| {
-            read_rows(&picked, cols, |e| {
-                r.compressed.reconstruct_range(e).map_err(|e| e.to_string())
-            })
-        })
-        .transpose()?;
-    let (orig, recon) = (orig.as_deref(), recon.as_deref());
-    let err: Option<Vec<f32>> = match (orig, recon) {
-        (Some(o), Some(r)) => Some(o.iter().zip(r).map(|(a, b)| a - b).collect()),
-        _ => None,
-    };
-    let lim = orig
-        .or(recon)
-        .map_or(1.0, |v| v.iter().fold(0.0f32, |m, x| m.max(x.abs())))
-        .max(f32::MIN_POSITIVE) as f64;
-    let weights = |v: Option<&[f32]>| {
-        v.map_or_else(Vec::new, |v| {
-            histogram(v.iter().map(|&x| f64::from(x)), -lim, lim, 81)
-        })
-    };
-    let (mut block_err, mut seeds, mut exps, mut qs) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    if let Some(r) = res {
-        // Decoded for the histograms only; dropped with them.
-        let ct = &r.compressed.unpack().map_err(|e| e.to_string())?;
-        let p = ct.config.p;
-        if let Some(s) = &r.stats {
-            block_err = histogram(
-                (0..ct.num_blocks()).map(|b| s.block_relmse(b).max(1e-12).log10()),
-                -5.0,
-                1.0,
-                60,
-            );
-        }
-        let top = (1u64 << ct.config.k) as f64;
-        seeds = histogram(ct.blocks.iter().map(|b| f64::from(b.seed)), 0.0, top, 64);
-        exps = histogram(
-            (0..ct.num_blocks()).map(|b| f64::from(ct.exponent(b))),
-            f64::from(ct.e_base) - 0.5,
-            f64::from(ct.e_base) + 15.5,
-            16,
-        );
-        qs = histogram(
-            ct.blocks
-                .iter()
-                .flat_map(|b| b.q[..p].iter().map(|&q| f64::from(q))),
-            -8.5,
-            7.5,
-            16,
-        );
-    }
-    Ok(Prepared {
-        images: [
-            orig.map(|o| image(o, shown, Pool::Mean)),
-            recon.map(|r| image(r, shown, Pool::Mean)),
-            err.map(|e| image(&e, shown, Pool::Rms)),
-        ],
-        hists: Hists {
-            weights: weights(orig),
-            weights_recon: weights(recon),
-            block_err,
-            seeds,
-            exps,
-            qs,
-        },
-        sampled: (picked.len() < rows).then_some((picked.len(), rows)),
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn views_read_small_matrices_whole_and_sample_tall_ones() {
-        assert_eq!(view_rows(3, 5), vec![0, 1, 2]);
-        let tall = view_rows(128_256, 4096);
-        assert_eq!(tall.len(), VIEW_ELEMS / 4096);
-        assert!(tall.windows(2).all(|w| w[0] < w[1]));
-        assert_eq!(tall[0], 0);
-        assert!(*tall.last().unwrap() >= 128_256 - 128_256 / tall.len() - 1);
-        // A single row wider than the budget is still read.
-        assert_eq!(view_rows(1, VIEW_ELEMS * 2), vec![0]);
-    }
-
-    #[test]
-    fn sampled_rows_are_read_in_order() {
-        let data: Vec<f32> = (0..200 * 3).map(|x| x as f32).collect();
-        let rows: Vec<usize> = (0..200).filter(|r| r % 7 != 3).collect();
-        let got = read_rows(&rows, 3, |r| Ok(data[r].to_vec())).unwrap();
-        let want: Vec<f32> = rows
-            .iter()
-            .flat_map(|&r| data[r * 3..r * 3 + 3].to_vec())
-            .collect();
-        assert_eq!(got, want);
     }
 }

@@ -213,38 +213,9 @@ fn function_table(function: &[(Method, Figures)]) -> String {
     {
         eprintln!("warning: {w}");
     }
-    let mut s =
-        String::from("\nfunction space (the selected tensors compressed, the rest original)\n");
-    s += &match first {
-        Figures::Encoder(_) => format!(
-            "{:<15} {:>11} {:>10} {:>10}\n",
-            "method", "mean cos", "min cos", "Spearman"
-        ),
-        Figures::Decoder(_) => format!(
-            "{:<15} {:>11} {:>10} {:>10}\n",
-            "method", "KL (nats)", "top-1", "ppl"
-        ),
-    };
-    for (m, f) in function {
-        s += &match f {
-            Figures::Encoder(e) => format!(
-                "{:<15} {:>11.6} {:>10.6} {:>10}\n",
-                m.name(),
-                e.mean_cosine,
-                e.min_cosine,
-                e.similarity_spearman
-                    .map_or("undefined".into(), |r| format!("{r:.6}"))
-            ),
-            Figures::Decoder(d) => format!(
-                "{:<15} {:>11.6} {:>10.4} {:>10.4}\n",
-                m.name(),
-                d.kl,
-                d.top1,
-                d.ppl_candidate
-            ),
-        };
-    }
-    s
+    let candidates: Vec<(&str, &Figures)> = function.iter().map(|(m, f)| (m.name(), f)).collect();
+    String::from("\nfunction space (the selected tensors compressed, the rest original)\n")
+        + &crate::eval::figures_table("method", &candidates)
 }
 
 /// The rows as a text table, one line per tensor and method.

@@ -352,7 +352,7 @@ fn merge_resumed(
         }
         Err(JobError::Model(e)) => return Err(e.into()),
     };
-    std::fs::remove_dir_all(&folder)
+    crate::io::shard::remove_folder(&folder)
         .with_context(|| format!("{}: cannot remove the checkpoint folder", folder.display()))?;
     println!("wrote {}", file.display());
     Ok(ExitCode::SUCCESS)

@@ -484,6 +484,31 @@ impl Figures {
         }
     }
 
+    /// The figures a comparison of candidates shows, one column each: its heading and the
+    /// value as [`Figures::rows`] formats it.
+    pub fn columns(&self) -> Vec<(&'static str, String)> {
+        let shown: [(&str, &str); 3] = match self {
+            Figures::Encoder(_) => [
+                ("mean cos", "mean cosine"),
+                ("min cos", "min cosine"),
+                ("Spearman", "similarity Spearman"),
+            ],
+            Figures::Decoder(_) => [
+                ("KL (nats)", "KL (nats)"),
+                ("top-1", "top-1 agreement"),
+                ("ppl", "perplexity candidate"),
+            ],
+        };
+        let rows = self.rows();
+        shown
+            .into_iter()
+            .filter_map(|(heading, name)| {
+                let row = rows.iter().find(|r| r.name == name)?;
+                Some((heading, row.value.clone()))
+            })
+            .collect()
+    }
+
     /// Decoders: KL(original ‖ candidate), which is also its change from the original's 0.
     pub fn delta_kl(&self) -> Option<f64> {
         match self {
@@ -510,9 +535,47 @@ impl Figures {
     }
 }
 
+/// Candidates' figures as a text table: a line per candidate, named in a first column headed
+/// `label`, then [`Figures::columns`] (those of the first candidate's family).
+pub fn figures_table(label: &str, candidates: &[(&str, &Figures)]) -> String {
+    let Some((_, first)) = candidates.first() else {
+        return String::new();
+    };
+    let line = |name: &str, cells: &[&str]| {
+        let mut s = format!("{name:<15}");
+        for (i, cell) in cells.iter().enumerate() {
+            let width = if i == 0 { 11 } else { 10 };
+            s += &format!(" {cell:>width$}");
+        }
+        s + "\n"
+    };
+    let headings: Vec<&str> = first.columns().iter().map(|(h, _)| *h).collect();
+    let mut s = line(label, &headings);
+    for (name, figures) in candidates {
+        let columns = figures.columns();
+        let cells: Vec<&str> = columns.iter().map(|(_, v)| v.as_str()).collect();
+        s += &line(name, &cells);
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A decoder's figures with every value distinct.
+    fn decoder_figures() -> Figures {
+        Figures::Decoder(decoder::DecoderFigures {
+            ppl_original: 10.0,
+            ppl_candidate: 12.5,
+            kl: 0.25,
+            top1: 0.8,
+            tokens: 100,
+            scored: 98,
+            ctx: 50,
+            vocab: 300,
+        })
+    }
 
     #[test]
     fn rows_name_every_figure_once_counts_first() {
@@ -535,21 +598,42 @@ mod tests {
         );
         assert_eq!(rows[1].value, "0.970000");
         assert_eq!(rows[3].value, "undefined");
-        let d = Figures::Decoder(decoder::DecoderFigures {
-            ppl_original: 10.0,
-            ppl_candidate: 12.5,
-            kl: 0.25,
-            top1: 0.8,
-            tokens: 100,
-            scored: 98,
-            ctx: 50,
-            vocab: 300,
-        });
+        let d = decoder_figures();
         let rows = d.rows();
         assert_eq!(rows[0].value, "100 (98 scored, windows of 50)");
         assert_eq!(rows[2].name, "perplexity candidate");
         assert_eq!(rows[2].value, "12.5000");
         assert_eq!(rows.len(), 5);
+    }
+
+    #[test]
+    fn figures_table_has_a_line_per_candidate_with_the_rows_values() {
+        let e = |mean_cosine| {
+            Figures::Encoder(encoder::EncoderFigures {
+                mean_cosine,
+                min_cosine: 0.5,
+                similarity_spearman: None,
+                sentences: 50,
+            })
+        };
+        let (a, b) = (e(0.97), e(0.875));
+        let t = figures_table("method", &[("a", &a), ("b", &b)]);
+        assert_eq!(
+            t,
+            "method             mean cos    min cos   Spearman\n\
+             a                  0.970000   0.500000  undefined\n\
+             b                  0.875000   0.500000  undefined\n"
+        );
+        let d = decoder_figures();
+        let t = figures_table("method", &[("seedlm-3bit", &d)]);
+        assert_eq!(
+            t.lines().collect::<Vec<_>>(),
+            [
+                "method            KL (nats)      top-1        ppl",
+                "seedlm-3bit        0.250000     0.8000    12.5000"
+            ]
+        );
+        assert_eq!(figures_table("method", &[]), "");
     }
 
     #[test]

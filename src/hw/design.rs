@@ -7,7 +7,7 @@
 use crate::core::config::Config;
 use crate::hw::rtl::Target;
 use crate::io::packed;
-use crate::search::compress::{BlockCode, CompressedTensor};
+use crate::search::compress::{BlockCode, CompressedTensor, random_codes};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -207,25 +207,11 @@ impl Design {
 /// the paper's exponent range), reproducible from `seed`.
 pub fn random_tensor(cfg: Config, rows: usize, cols: usize, seed: u64) -> CompressedTensor {
     let len = rows * cols;
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let blocks = (0..len.div_ceil(cfg.c))
-        .map(|_| {
-            let mut q = [0i8; crate::core::config::MAX_P];
-            for v in &mut q[..cfg.p] {
-                *v = rng.random_range(-8..=7);
-            }
-            BlockCode {
-                seed: rng.random_range(1..=(1u32 << cfg.k) - 1),
-                e_code: rng.random_range(0..=15),
-                q,
-            }
-        })
-        .collect();
     CompressedTensor {
         config: cfg,
         e_base: crate::core::quant::DEFAULT_E_BASE,
         len,
-        blocks,
+        blocks: random_codes(cfg, len.div_ceil(cfg.c), seed),
     }
 }
 

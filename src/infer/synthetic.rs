@@ -1,28 +1,10 @@
 //! Random but valid SeedLM records: the weights of the speed measurements ([`super::bench`])
 //! and of the kernels' tests (the kernels' work does not depend on the values).
 
-use crate::core::config::{Config, MAX_P};
+use crate::core::config::Config;
 use crate::io::packed::{PackedMeta, encode_record, pack_records};
 use crate::search::compress::BlockCode;
-use rand::{Rng, SeedableRng};
-
-/// `n` random block codes of `cfg` (valid seeds, any exponent and coefficients).
-pub fn random_codes(cfg: Config, n: usize, seed: u64) -> Vec<BlockCode> {
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    (0..n)
-        .map(|_| {
-            let mut q = [0i8; MAX_P];
-            q[..cfg.p]
-                .iter_mut()
-                .for_each(|v| *v = rng.random_range(-8..=7));
-            BlockCode {
-                seed: rng.random_range(1..1u32 << cfg.k),
-                e_code: rng.random_range(0..16),
-                q,
-            }
-        })
-        .collect()
-}
+pub use crate::search::compress::random_codes;
 
 /// The metadata and records of a `rows × cols` tensor of `codes`, exponent base `e_base`.
 pub fn packed_tensor(

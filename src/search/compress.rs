@@ -25,6 +25,27 @@ pub struct BlockCode {
     pub q: [i8; MAX_P],
 }
 
+/// `n` random valid block codes of `cfg` (seeds 1..2^K − 1, any exponent and coefficients),
+/// reproducible from `seed`: the weights of speed measurements, simulations and tests, whose
+/// work does not depend on the values.
+pub fn random_codes(cfg: Config, n: usize, seed: u64) -> Vec<BlockCode> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    (0..n)
+        .map(|_| {
+            let mut q = [0i8; MAX_P];
+            q[..cfg.p]
+                .iter_mut()
+                .for_each(|v| *v = rng.random_range(-8..=7));
+            BlockCode {
+                seed: rng.random_range(1..1u32 << cfg.k),
+                e_code: rng.random_range(0..16),
+                q,
+            }
+        })
+        .collect()
+}
+
 /// A compressed tensor: configuration, exponent base and block codes.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CompressedTensor {

@@ -248,10 +248,10 @@ fn recompressing_with_other_settings_replaces_the_result() {
 fn theme_switch_follows_the_view_menu() {
     let mut h = harness(tiny());
     h.run_steps(2);
-    assert!(h.state().state.dark);
+    assert!(h.state().state.saved.dark);
     click(&mut h, "View");
     click(&mut h, "Dark theme");
-    assert!(!h.state().state.dark);
+    assert!(!h.state().state.saved.dark);
     assert_eq!(h.ctx.theme(), egui::Theme::Light);
 }
 
@@ -297,7 +297,7 @@ fn a_dropped_file_opens_and_joins_the_recent_files() {
     let s = &h.state().state;
     assert_eq!(s.doc.path.as_deref(), Some(file.as_path()));
     assert_eq!(s.doc.tensors.len(), 3);
-    assert_eq!(s.recent.first(), Some(&file));
+    assert_eq!(s.saved.recent.first(), Some(&file));
     click(&mut h, "File");
     click(&mut h, "Recent");
     h.get_by_label(file.to_str().unwrap());

@@ -298,7 +298,10 @@ fn sidecars_go_to_the_folder_the_user_picks_and_are_offered_from_there() {
     h.get_by_label("Kept beside each model (MODEL.seedlm-resume)");
     type_into(&mut h, "Sidecar folder", picked.path().to_str().unwrap());
     click(&mut h, "Use folder");
-    assert_eq!(h.state().state.sidecar_dir.as_deref(), Some(picked.path()));
+    assert_eq!(
+        h.state().state.saved.sidecar_dir.as_deref(),
+        Some(picked.path())
+    );
     h.state_mut().state.apply(Command::Compress(vec![0]));
     wait_idle(&mut h, ui::SMALL_JOB);
     let kept = Sidecar::in_folder(picked.path(), &model);
@@ -312,7 +315,7 @@ fn sidecars_go_to_the_folder_the_user_picks_and_are_offered_from_there() {
 
     // Opened again with that folder chosen, the model is offered its tensor back.
     let mut studio = Studio::with_document(seedlm::app::loader::synthetic());
-    studio.state.sidecar_dir = Some(picked.path().to_path_buf());
+    studio.state.saved.sidecar_dir = Some(picked.path().to_path_buf());
     studio.state.apply(Command::Open(model.clone()));
     let mut h = harness_with_sidecars(studio);
     wait_idle(&mut h, ui::SMALL_JOB);

@@ -809,3 +809,60 @@ fn status_refuses_parts_that_job_json_does_not_name() {
         );
     }
 }
+
+#[test]
+fn a_shard_folder_or_checkpoint_given_as_a_link_is_emptied_of_what_the_run_wrote() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = small(dir.path());
+    let want = single(&model, dir.path(), &[]);
+    // A folder on scratch space, holding a file of the user's.
+    let scratch = |name: &str| {
+        let d = dir.path().join("scratch").join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("keep.txt"), "mine").unwrap();
+        d
+    };
+    // The checkpoint of a --resume run given as a link, then its whole shard folder.
+    let ckpt_out = dir.path().join("c.safetensors");
+    std::fs::create_dir(folder(&ckpt_out)).unwrap();
+    std::os::unix::fs::symlink(
+        scratch("ckpt"),
+        folder(&ckpt_out).join("shard-0000-of-0001"),
+    )
+    .unwrap();
+    let folder_out = dir.path().join("f.safetensors");
+    std::os::unix::fs::symlink(scratch("shards"), folder(&folder_out)).unwrap();
+    for out in [&ckpt_out, &folder_out] {
+        let o = run(&["compress", s(&model), "-o", s(out), "--resume"]);
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        assert!(std::fs::read(out).unwrap() == want, "differs from one run");
+        assert!(
+            std::fs::symlink_metadata(folder(out)).is_err(),
+            "the shard folder is removed once the output is written"
+        );
+    }
+    for name in ["ckpt", "shards"] {
+        let left = crate::helpers::listing(&dir.path().join("scratch").join(name));
+        assert!(left == ["keep.txt"], "{name}: {left:?}");
+    }
+}
+
+#[test]
+fn a_part_or_checkpoint_linked_to_itself_is_named_by_status_not_shown_as_not_started() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = small(dir.path());
+    let out = dir.path().join("o.safetensors");
+    shard(&model, &out, 1, 2, &[]);
+    for name in ["part-0000-of-0002.safetensors", "shard-0000-of-0002"] {
+        let link = folder(&out).join(name);
+        std::os::unix::fs::symlink(name, &link).unwrap();
+        let err = fails(&["status", s(&out)]);
+        assert!(
+            err.contains(name) && err.contains("symbolic links"),
+            "{name}: {err}"
+        );
+        std::fs::remove_file(link).unwrap();
+    }
+    let st = text(&run(&["status", s(&out)]).stdout);
+    assert!(st.contains("not started"), "{st}");
+}

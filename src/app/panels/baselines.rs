@@ -5,9 +5,10 @@
 //! compressed (e.g. a bit allocation), once all are.
 
 use super::{Tab, job_progress};
+use crate::app::baselines::BaselineRun;
 use crate::app::command::{Command, TabId};
 use crate::app::state::AppState;
-use crate::app::work::{BaselineRun, JobKind, Work};
+use crate::app::work::{JobKind, Work};
 use crate::eval::Figures;
 use crate::search::compress::snr_db;
 use crate::study::baselines::{Measured, Method};

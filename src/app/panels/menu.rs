@@ -39,10 +39,10 @@ impl MenuPanel {
                     out.push(Command::OpenDemo);
                 }
                 ui.menu_button("Recent", |ui| {
-                    if state.recent.is_empty() {
+                    if state.saved.recent.is_empty() {
                         ui.label("(none)");
                     }
-                    for p in &state.recent {
+                    for p in &state.saved.recent {
                         if ui.button(p.display().to_string()).clicked() {
                             out.push(Command::Open(p.clone()));
                         }
@@ -69,7 +69,7 @@ impl MenuPanel {
                 }
             });
             ui.menu_button("View", |ui| {
-                let mut dark = state.dark;
+                let mut dark = state.saved.dark;
                 if ui.checkbox(&mut dark, "Dark theme").changed() {
                     out.push(Command::SetDark(dark));
                 }

@@ -314,11 +314,11 @@ impl SettingsPanel {
     /// Where compressed tensors are kept as they finish: beside each model, or in a folder
     /// the user picks (a model on a read-only or shared disk).
     fn sidecar_ui(&mut self, ui: &mut egui::Ui, state: &AppState, out: &mut Vec<Command>) {
-        ui.label(match &state.sidecar_dir {
+        ui.label(match &state.saved.sidecar_dir {
             Some(d) => format!("Kept in {}", d.display()),
             None => "Kept beside each model (MODEL.seedlm-resume)".into(),
         });
-        if let (None, Some(d)) = (&state.sidecar_dir, &state.data_dir) {
+        if let (None, Some(d)) = (&state.saved.sidecar_dir, &state.data_dir) {
             ui.weak(format!(
                 "The demo's and those of models in read-only folders: in {}",
                 d.display()
@@ -326,7 +326,7 @@ impl SettingsPanel {
         }
         if ui
             .add_enabled(
-                state.sidecar_dir.is_some(),
+                state.saved.sidecar_dir.is_some(),
                 egui::Button::new("Beside each model"),
             )
             .clicked()

@@ -15,7 +15,7 @@
 //! and pieces sealed with checksums), `run` (one shard, checkpointed), `merge`, `status`, and
 //! `sidecar`; the folder's paths and JSON files are here.
 
-use crate::io::container::{parent_dir, partial_file};
+use crate::io::container::{PARTIAL_PREFIX, PARTIAL_SUFFIX, parent_dir, partial_file};
 use crate::io::error::ModelError;
 use crate::io::job_plan::hex;
 use serde::{Deserialize, Serialize};
@@ -83,6 +83,74 @@ pub fn part_path(folder: &Path, i: usize, n: usize) -> PathBuf {
 /// The checkpoint directory of shard `i` of `n` (present while it is unfinished).
 pub fn checkpoint_dir(folder: &Path, i: usize, n: usize) -> PathBuf {
     folder.join(format!("shard-{i:04}-of-{n:04}"))
+}
+
+/// Removes shard folder, checkpoint or sidecar `path` (gone already is fine). A folder given as
+/// a link (to scratch space, say) is the user's: what the shards wrote into it goes, then the
+/// link, and the folder it names stays with anything else in it. Links inside a linked folder
+/// are removed, not followed, so a link loop ends.
+pub fn remove_folder(path: &Path) -> std::io::Result<()> {
+    remove_tree(path, true)
+}
+
+fn remove_tree(path: &Path, follow: bool) -> std::io::Result<()> {
+    let gone = |r: std::io::Result<()>| match r {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        r => r,
+    };
+    let linked = match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+        Ok(m) => m.file_type().is_symlink(),
+    };
+    if linked && !follow {
+        return gone(std::fs::remove_file(path));
+    }
+    match std::fs::read_dir(path) {
+        Ok(entries) => {
+            for entry in entries {
+                let entry = entry?;
+                let p = entry.path();
+                if linked && !written_by_shards(&p) {
+                    continue;
+                }
+                let kind = entry.file_type()?;
+                if kind.is_dir() || kind.is_symlink() {
+                    remove_tree(&p, !linked)?;
+                } else {
+                    gone(std::fs::remove_file(&p))?;
+                }
+            }
+        }
+        // A link to a file or to nothing: only the link goes.
+        Err(e)
+            if linked
+                && matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                ) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    }
+    gone(if linked {
+        std::fs::remove_file(path)
+    } else {
+        std::fs::remove_dir(path)
+    })
+}
+
+/// Whether `path`, in a shard folder, checkpoint or sidecar, is something they write: the
+/// job, parts, checkpoints, pieces, progress, lock, partial files, and a sidecar's list and
+/// shard folders.
+fn written_by_shards(path: &Path) -> bool {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let file = |prefix: &str, suffix: &str| name.starts_with(prefix) && name.ends_with(suffix);
+    [JOB_FILE, PROGRESS_FILE, LOCK_FILE, sidecar::PENDING_FILE].contains(&name.as_ref())
+        || file("part-", ".safetensors")
+        || file("piece-", ".safetensors")
+        || (file("shard-", "") && name.contains("-of-"))
+        || file(PARTIAL_PREFIX, PARTIAL_SUFFIX)
+        || path.join(JOB_FILE).is_file()
 }
 
 fn write_json_atomic(path: &Path, value: &impl Serialize) -> Result<(), ModelError> {

@@ -248,7 +248,7 @@ pub fn run_shard(
                     );
                 }
                 // The directory was made only to hold the lock.
-                let _ = std::fs::remove_dir_all(&ckpt);
+                let _ = super::remove_folder(&ckpt);
                 return Ok(ShardOutcome::AlreadyDone { part });
             }
             Err(e @ ModelError::Io { .. }) => return Err(e.into()),
@@ -316,7 +316,7 @@ pub fn run_shard(
     write_progress()?;
     write_part(run, &ranges, &ckpt, &part)?;
     // The part is complete; a leftover checkpoint would only be ignored.
-    let _ = std::fs::remove_dir_all(&ckpt);
+    let _ = super::remove_folder(&ckpt);
     Ok(ShardOutcome::Finished {
         part,
         blocks: total,

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 pub const SIDECAR_SUFFIX: &str = ".seedlm-resume";
 
 /// The sidecar's list of tensors asked for and not yet finished.
-const PENDING_FILE: &str = "pending.json";
+pub(super) const PENDING_FILE: &str = "pending.json";
 
 /// The app's sidecar: the compressed tensors of one model kept on disk as they finish, so a
 /// closed, crashed or killed app loses at most the tensor in progress.
@@ -280,7 +280,7 @@ impl Sidecar {
         if read_json::<ShardJobSpec>(&folder.join(JOB_FILE))
             .is_ok_and(|j| j.layout != LAYOUT_VERSION)
         {
-            std::fs::remove_dir_all(&folder)
+            super::remove_folder(&folder)
                 .map_err(|e| ModelError::io(&folder, "cannot remove", e))?;
         }
         claim_folder(&folder, &spec)?;
@@ -343,11 +343,6 @@ impl Sidecar {
 
     /// Removes the sidecar and all it holds.
     pub fn discard(&self) -> Result<(), ModelError> {
-        match std::fs::remove_dir_all(&self.root) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(ModelError::io(&self.root, "cannot remove", e))
-            }
-            _ => Ok(()),
-        }
+        super::remove_folder(&self.root).map_err(|e| ModelError::io(&self.root, "cannot remove", e))
     }
 }

@@ -229,11 +229,14 @@ pub fn status(folder: &Path) -> Result<FolderStatus, ModelError> {
         };
         let ckpt = checkpoint_dir(folder, i, n);
         let part = part_path(folder, i, n);
-        if part.is_file() {
+        // A part or checkpoint that cannot be read (a link to itself, say) is named, not taken
+        // for a shard not started.
+        let present = |p: &Path| std::fs::symlink_metadata(p).is_ok();
+        if present(&part) {
             check_part(&part, &spec)?;
             st.state = ShardState::Finished;
             st.done = total;
-        } else if ckpt.is_dir() {
+        } else if present(&ckpt) {
             let saved: u64 = scan_pieces(&ckpt, &spec, true)?
                 .all_intact()?
                 .iter()
