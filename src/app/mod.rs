@@ -45,9 +45,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-/// Storage key of what the app keeps between sessions ([`state::Saved`]).
-const SAVED_KEY: &str = "saved";
-
 /// Frame interval of an animation a tab plays (the LFSR walkthrough).
 const ANIMATION: Duration = Duration::from_millis(50);
 
@@ -533,7 +530,7 @@ impl eframe::App for Studio {
     }
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
-        eframe::set_value(storage, SAVED_KEY, &self.state.saved);
+        self.state.saved.store(storage);
     }
 }
 
@@ -567,7 +564,7 @@ pub fn run(
                 studio.exit_when_done();
             }
             if let Some(s) = cc.storage {
-                studio.state.saved = eframe::get_value(s, SAVED_KEY).unwrap_or_default();
+                studio.state.saved = state::Saved::load(s);
             }
             Ok(Box::new(studio))
         }),

@@ -91,6 +91,29 @@ impl Default for Saved {
     }
 }
 
+/// Storage key of [`Saved`].
+const SAVED_KEY: &str = "saved";
+
+impl Saved {
+    /// What `storage` keeps. Builds before [`Saved`] kept its fields under three keys of their
+    /// own: those are read when it has none, so an upgrade keeps the user's settings.
+    pub fn load(storage: &dyn eframe::Storage) -> Saved {
+        eframe::get_value(storage, SAVED_KEY).unwrap_or_else(|| {
+            let d = Saved::default();
+            Saved {
+                recent: eframe::get_value(storage, "recent_files").unwrap_or(d.recent),
+                dark: eframe::get_value(storage, "dark_theme").unwrap_or(d.dark),
+                sidecar_dir: eframe::get_value(storage, "sidecar_dir").unwrap_or(d.sidecar_dir),
+            }
+        })
+    }
+
+    /// Keeps it in `storage`.
+    pub fn store(&self, storage: &mut dyn eframe::Storage) {
+        eframe::set_value(storage, SAVED_KEY, self);
+    }
+}
+
 /// Everything the panels read.
 pub struct AppState {
     /// The open model.
@@ -292,5 +315,45 @@ mod tests {
         let partial: Saved = serde_json::from_str(r#"{"recent": ["/m/b"]}"#).unwrap();
         assert_eq!(partial.recent, [PathBuf::from("/m/b")]);
         assert!(partial.dark && partial.sidecar_dir.is_none());
+    }
+
+    /// A key–value store, as eframe's file storage is.
+    #[derive(Default)]
+    struct Memory(std::collections::HashMap<String, String>);
+
+    impl eframe::Storage for Memory {
+        fn get_string(&self, key: &str) -> Option<String> {
+            self.0.get(key).cloned()
+        }
+        fn set_string(&mut self, key: &str, value: String) {
+            self.0.insert(key.into(), value);
+        }
+        fn remove_string(&mut self, key: &str) {
+            self.0.remove(key);
+        }
+        fn flush(&mut self) {}
+    }
+
+    #[test]
+    fn settings_an_earlier_build_kept_under_three_keys_are_read_until_saved_anew() {
+        let mut old = Memory::default();
+        assert_eq!(Saved::load(&old), Saved::default());
+        eframe::set_value(&mut old, "recent_files", &vec![PathBuf::from("/m/a")]);
+        eframe::set_value(&mut old, "dark_theme", &false);
+        eframe::set_value(&mut old, "sidecar_dir", &Some(PathBuf::from("/scratch")));
+        let upgraded = Saved::load(&old);
+        let expected = Saved {
+            recent: vec![PathBuf::from("/m/a")],
+            dark: false,
+            sidecar_dir: Some(PathBuf::from("/scratch")),
+        };
+        assert_eq!(upgraded, expected);
+        // Once saved under the one key, that is what is read.
+        let newer = Saved {
+            dark: true,
+            ..expected
+        };
+        newer.store(&mut old);
+        assert_eq!(Saved::load(&old), newer);
     }
 }
