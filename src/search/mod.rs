@@ -50,7 +50,7 @@ use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use topk::{TopK, for_each_above};
+use topk::{TopK, for_each_set};
 
 /// Blocks, over the whole process, whose candidates did not prove the optimum (a second scan).
 static RESCANS: AtomicU64 = AtomicU64::new(0);
@@ -370,7 +370,7 @@ impl Searcher {
                     if t0 == 0 {
                         top.fill_from(&scratch.scores[b], t0, self.kernel);
                     } else if hits[b] {
-                        for_each_above(&scratch.scores[b], thr[b], self.kernel, |m, s| {
+                        for_each_set(&scratch.scores[b], &scratch.masks[b], |m, s| {
                             if s > top.thr {
                                 top.push(s, (t0 + m) as u32);
                             }
@@ -439,7 +439,7 @@ impl Searcher {
                 thrs[0] = thr;
                 if self.tile_scores(&lanes, 1, t0, &thrs, scratch)[0] {
                     let r = &scratch.r[0];
-                    for_each_above(&scratch.scores[0], thr, self.kernel, |m, score| {
+                    for_each_set(&scratch.scores[0], &scratch.masks[0], |m, score| {
                         let idx = t0 + m;
                         if idx >= n {
                             return;
@@ -772,7 +772,7 @@ fn normalise_z(z: &[f32], scaled: &[f32], tables: &Tables) -> Option<Normalised>
 #[cfg(test)]
 mod tests {
     use super::tables::orthonormalise;
-    use super::topk::{above_words, above_words_portable};
+    use super::topk::{above_words, above_words_portable, for_each_above};
     use super::*;
     use rand::SeedableRng;
     use rand_distr::{Distribution, Normal, StudentT};
@@ -937,7 +937,8 @@ mod tests {
     /// The scan's scores, on every kernel this CPU has, must stay within each block's margin
     /// (the bound the proof relies on) of the exact projection energies, on every seed, and the
     /// f32 part of the error must sit well inside its share of that margin; the vector kernels
-    /// must agree bit for bit, and flag exactly the tiles with a score above the threshold.
+    /// must agree bit for bit, and flag exactly the tiles with a score above the threshold, with
+    /// the masks of those scores.
     #[test]
     fn scan_scores_stay_within_margin() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
@@ -1023,6 +1024,15 @@ mod tests {
                         for b in 0..NB {
                             let any = scratch.scores[b].iter().any(|&x| x > thr[b]);
                             assert_eq!(hits[b], any, "{}, tile {t0}, block {b}", k.kernel);
+                            // And its masks are those of the scores above the threshold.
+                            if any {
+                                assert_eq!(
+                                    again.masks[b],
+                                    above_words_portable(&scratch.scores[b], thr[b]),
+                                    "{}, tile {t0}, block {b}",
+                                    k.kernel
+                                );
+                            }
                         }
                         for b in 0..NB {
                             for m in 0..TILE {
@@ -1039,6 +1049,14 @@ mod tests {
                         .flagged_scores(&nw.w[..c], cfg.p, s.kernel, &mut fscores);
                     for (f, &idx) in s.tables.flagged.iter().enumerate() {
                         check(b, idx as usize, fscores[f]);
+                    }
+                    // Every kernel scores the flagged seeds the same, bit for bit.
+                    for k in &kernels {
+                        let mut other = vec![0.0f32; s.tables.f_pad];
+                        s.tables
+                            .flagged_scores(&nw.w[..c], cfg.p, k.kernel, &mut other);
+                        let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                        assert_eq!(bits(&other), bits(&fscores), "{cfg}, {}", k.kernel);
                     }
                 }
             }

@@ -113,9 +113,20 @@ pub(super) fn for_each_above(
     scores: &[f32; TILE],
     thr: f32,
     kernel: Kernel,
+    f: impl FnMut(usize, f32),
+) {
+    for_each_set(scores, &above_words(scores, thr, kernel), f);
+}
+
+/// Calls `f(m, score)` for each seed `m` of a tile whose bit is set in `masks` (as
+/// [`above_words`] makes them), in order.
+pub(super) fn for_each_set(
+    scores: &[f32; TILE],
+    masks: &[u64; TILE / 64],
     mut f: impl FnMut(usize, f32),
 ) {
-    for (w, mut bits) in above_words(scores, thr, kernel).into_iter().enumerate() {
+    for (w, &mask) in masks.iter().enumerate() {
+        let mut bits = mask;
         while bits != 0 {
             let m = w * 64 + bits.trailing_zeros() as usize;
             bits &= bits - 1;
