@@ -823,15 +823,19 @@ mod tests {
                     .collect();
                 assert_eq!(seen, expected, "{kernel}");
             }
-            let mut top = TopK::new(TOP_K);
-            top.fill_from(&scores, 1000, kernel);
-            top.finish();
-            let mut kept: Vec<f32> = top.score[..top.len].to_vec();
-            kept.sort_by(f32::total_cmp);
-            assert_eq!(kept, sorted[TILE - TOP_K..], "{kernel}");
-            assert_eq!(top.thr, sorted[TILE - TOP_K], "{kernel}");
-            for (&s, &i) in top.score[..top.len].iter().zip(&top.idx) {
-                assert_eq!(scores[i as usize - 1000], s, "{kernel}, seed index {i}");
+            // A first tile leaves its best k and their threshold (k need not divide TILE).
+            for k in [TOP_K, SMALL_P_TOP_K, 15] {
+                let mut top = TopK::new(k);
+                top.fill_from(&scores, 1000, kernel);
+                assert_eq!(top.len, k, "{kernel}");
+                assert_eq!(top.thr, sorted[TILE - k], "{kernel}");
+                top.finish();
+                let mut kept: Vec<f32> = top.score[..top.len].to_vec();
+                kept.sort_by(f32::total_cmp);
+                assert_eq!(kept, sorted[TILE - k..], "{kernel}");
+                for (&s, &i) in top.score[..top.len].iter().zip(&top.idx) {
+                    assert_eq!(scores[i as usize - 1000], s, "{kernel}, seed index {i}");
+                }
             }
         }
     }

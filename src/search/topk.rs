@@ -36,15 +36,16 @@ impl TopK {
         }
     }
 
-    /// Fills an empty set from a whole tile, admitting only scores that can be among its best
-    /// `k` (cheaper than admitting the whole first tile).
+    /// Fills an empty set from a whole tile: admits only scores that can be among its best `k`
+    /// (cheaper than admitting the whole first tile), then keeps its best `k`, so the scan of
+    /// the next tiles starts from the exact threshold of the first.
     pub(super) fn fill_from(&mut self, scores: &[f32; TILE], t0: usize, kernel: Kernel) {
-        // At least TOP_K seeds (the maxima of TOP_K disjoint groups, here every TOP_K-th seed
-        // from each of the first TOP_K, so the maxima are a vector max) reach the smallest of
-        // those maxima, so the best TOP_K ≥ k are among the seeds at or above it.
-        const { assert!(TILE.is_multiple_of(TOP_K)) };
+        // At least k seeds (the maxima of k disjoint groups, here every k-th seed from each of
+        // the first k, so the maxima are a vector max) reach the smallest of those maxima, so
+        // the best k are among the seeds at or above it (a remainder past the groups too).
         let mut maxima = [f32::NEG_INFINITY; TOP_K];
-        for group in scores.chunks_exact(TOP_K) {
+        let maxima = &mut maxima[..self.k];
+        for group in scores.chunks_exact(self.k) {
             for (m, &s) in maxima.iter_mut().zip(group) {
                 *m = if s > *m { s } else { *m };
             }
@@ -55,6 +56,7 @@ impl TopK {
         for_each_above(scores, floor.next_down(), kernel, |m, s| {
             self.push(s, (t0 + m) as u32)
         });
+        self.finish();
     }
 
     /// Admits a score (the caller has checked that it exceeds `thr`).
