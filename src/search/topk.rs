@@ -137,8 +137,9 @@ pub(super) fn for_each_set(
     }
 }
 
-/// Per 64 seeds of a tile, the bit mask of the scores above `thr`. The kernels leave this to
-/// the few tiles that have any such score: a mask per vector would cost them a slow `movmskps`.
+/// Per 64 seeds of a tile, the bit mask of the scores above `thr`. The AVX2 and portable kernels
+/// leave this to the few tiles that have any such score (a mask per vector would cost them a
+/// slow `movmskps`); the AVX-512 kernel makes the masks of its threshold as it scores.
 pub(super) fn above_words(scores: &[f32; TILE], thr: f32, kernel: Kernel) -> [u64; TILE / 64] {
     // SAFETY: a searcher runs a kernel only where the CPU has its features.
     #[cfg(target_arch = "x86_64")]
