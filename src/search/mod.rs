@@ -50,7 +50,7 @@ use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use topk::{TopK, for_each_above};
+use topk::{TopK, for_each_set};
 
 /// Blocks, over the whole process, whose candidates did not prove the optimum (a second scan).
 static RESCANS: AtomicU64 = AtomicU64::new(0);
@@ -372,7 +372,7 @@ impl Searcher {
                     if t0 == 0 {
                         top.fill_from(&scratch.scores[b], t0, self.kernel);
                     } else if hits[b] {
-                        for_each_above(&scratch.scores[b], thr[b], self.kernel, |m, s| {
+                        for_each_set(&scratch.scores[b], &scratch.masks[b], |m, s| {
                             if s > top.thr {
                                 top.push(s, (t0 + m) as u32);
                             }
@@ -441,7 +441,7 @@ impl Searcher {
                 thrs[0] = thr;
                 if self.tile_scores(&lanes, 1, t0, &thrs, scratch)[0] {
                     let r = &scratch.r[0];
-                    for_each_above(&scratch.scores[0], thr, self.kernel, |m, score| {
+                    for_each_set(&scratch.scores[0], &scratch.masks[0], |m, score| {
                         let idx = t0 + m;
                         if idx >= n {
                             return;
@@ -774,7 +774,7 @@ fn normalise_z(z: &[f32], scaled: &[f32], tables: &Tables) -> Option<Normalised>
 #[cfg(test)]
 mod tests {
     use super::tables::orthonormalise;
-    use super::topk::{above_words, above_words_portable};
+    use super::topk::{above_words, above_words_portable, for_each_above};
     use super::*;
     use rand::SeedableRng;
     use rand_distr::{Distribution, Normal, StudentT};
@@ -825,15 +825,19 @@ mod tests {
                     .collect();
                 assert_eq!(seen, expected, "{kernel}");
             }
-            let mut top = TopK::new(TOP_K);
-            top.fill_from(&scores, 1000, kernel);
-            top.finish();
-            let mut kept: Vec<f32> = top.score[..top.len].to_vec();
-            kept.sort_by(f32::total_cmp);
-            assert_eq!(kept, sorted[TILE - TOP_K..], "{kernel}");
-            assert_eq!(top.thr, sorted[TILE - TOP_K], "{kernel}");
-            for (&s, &i) in top.score[..top.len].iter().zip(&top.idx) {
-                assert_eq!(scores[i as usize - 1000], s, "{kernel}, seed index {i}");
+            // A first tile leaves its best k and their threshold (k need not divide TILE).
+            for k in [TOP_K, SMALL_P_TOP_K, 15] {
+                let mut top = TopK::new(k);
+                top.fill_from(&scores, 1000, kernel);
+                assert_eq!(top.len, k, "{kernel}");
+                assert_eq!(top.thr, sorted[TILE - k], "{kernel}");
+                top.finish();
+                let mut kept: Vec<f32> = top.score[..top.len].to_vec();
+                kept.sort_by(f32::total_cmp);
+                assert_eq!(kept, sorted[TILE - k..], "{kernel}");
+                for (&s, &i) in top.score[..top.len].iter().zip(&top.idx) {
+                    assert_eq!(scores[i as usize - 1000], s, "{kernel}, seed index {i}");
+                }
             }
         }
     }
@@ -939,7 +943,8 @@ mod tests {
     /// The scan's scores, on every kernel this CPU has, must stay within each block's margin
     /// (the bound the proof relies on) of the exact projection energies, on every seed, and the
     /// f32 part of the error must sit well inside its share of that margin; the vector kernels
-    /// must agree bit for bit, and flag exactly the tiles with a score above the threshold.
+    /// must agree bit for bit, and flag exactly the tiles with a score above the threshold, with
+    /// the masks of those scores.
     #[test]
     fn scan_scores_stay_within_margin() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
@@ -1025,6 +1030,15 @@ mod tests {
                         for b in 0..NB {
                             let any = scratch.scores[b].iter().any(|&x| x > thr[b]);
                             assert_eq!(hits[b], any, "{}, tile {t0}, block {b}", k.kernel);
+                            // And its masks are those of the scores above the threshold.
+                            if any {
+                                assert_eq!(
+                                    again.masks[b],
+                                    above_words_portable(&scratch.scores[b], thr[b]),
+                                    "{}, tile {t0}, block {b}",
+                                    k.kernel
+                                );
+                            }
                         }
                         for b in 0..NB {
                             for m in 0..TILE {
@@ -1041,6 +1055,14 @@ mod tests {
                         .flagged_scores(&nw.w[..c], cfg.p, s.kernel, &mut fscores);
                     for (f, &idx) in s.tables.flagged.iter().enumerate() {
                         check(b, idx as usize, fscores[f]);
+                    }
+                    // Every kernel scores the flagged seeds the same, bit for bit.
+                    for k in &kernels {
+                        let mut other = vec![0.0f32; s.tables.f_pad];
+                        s.tables
+                            .flagged_scores(&nw.w[..c], cfg.p, k.kernel, &mut other);
+                        let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                        assert_eq!(bits(&other), bits(&fscores), "{cfg}, {}", k.kernel);
                     }
                 }
             }

@@ -36,15 +36,16 @@ impl TopK {
         }
     }
 
-    /// Fills an empty set from a whole tile, admitting only scores that can be among its best
-    /// `k` (cheaper than admitting the whole first tile).
+    /// Fills an empty set from a whole tile: admits only scores that can be among its best `k`
+    /// (cheaper than admitting the whole first tile), then keeps its best `k`, so the scan of
+    /// the next tiles starts from the exact threshold of the first.
     pub(super) fn fill_from(&mut self, scores: &[f32; TILE], t0: usize, kernel: Kernel) {
-        // At least TOP_K seeds (the maxima of TOP_K disjoint groups, here every TOP_K-th seed
-        // from each of the first TOP_K, so the maxima are a vector max) reach the smallest of
-        // those maxima, so the best TOP_K ≥ k are among the seeds at or above it.
-        const { assert!(TILE.is_multiple_of(TOP_K)) };
+        // At least k seeds (the maxima of k disjoint groups, here every k-th seed from each of
+        // the first k, so the maxima are a vector max) reach the smallest of those maxima, so
+        // the best k are among the seeds at or above it (a remainder past the groups too).
         let mut maxima = [f32::NEG_INFINITY; TOP_K];
-        for group in scores.chunks_exact(TOP_K) {
+        let maxima = &mut maxima[..self.k];
+        for group in scores.chunks_exact(self.k) {
             for (m, &s) in maxima.iter_mut().zip(group) {
                 *m = if s > *m { s } else { *m };
             }
@@ -55,6 +56,7 @@ impl TopK {
         for_each_above(scores, floor.next_down(), kernel, |m, s| {
             self.push(s, (t0 + m) as u32)
         });
+        self.finish();
     }
 
     /// Admits a score (the caller has checked that it exceeds `thr`).
@@ -113,9 +115,20 @@ pub(super) fn for_each_above(
     scores: &[f32; TILE],
     thr: f32,
     kernel: Kernel,
+    f: impl FnMut(usize, f32),
+) {
+    for_each_set(scores, &above_words(scores, thr, kernel), f);
+}
+
+/// Calls `f(m, score)` for each seed `m` of a tile whose bit is set in `masks` (as
+/// [`above_words`] makes them), in order.
+pub(super) fn for_each_set(
+    scores: &[f32; TILE],
+    masks: &[u64; TILE / 64],
     mut f: impl FnMut(usize, f32),
 ) {
-    for (w, mut bits) in above_words(scores, thr, kernel).into_iter().enumerate() {
+    for (w, &mask) in masks.iter().enumerate() {
+        let mut bits = mask;
         while bits != 0 {
             let m = w * 64 + bits.trailing_zeros() as usize;
             bits &= bits - 1;
@@ -124,8 +137,9 @@ pub(super) fn for_each_above(
     }
 }
 
-/// Per 64 seeds of a tile, the bit mask of the scores above `thr`. The kernels leave this to
-/// the few tiles that have any such score: a mask per vector would cost them a slow `movmskps`.
+/// Per 64 seeds of a tile, the bit mask of the scores above `thr`. The AVX2 and portable kernels
+/// leave this to the few tiles that have any such score (a mask per vector would cost them a
+/// slow `movmskps`); the AVX-512 kernel makes the masks of its threshold as it scores.
 pub(super) fn above_words(scores: &[f32; TILE], thr: f32, kernel: Kernel) -> [u64; TILE / 64] {
     // SAFETY: a searcher runs a kernel only where the CPU has its features.
     #[cfg(target_arch = "x86_64")]

@@ -173,7 +173,8 @@ fn dpwssd(acc: __m512i, x: __m512i, w: __m512i) -> __m512i {
 }
 
 /// Scores |L⁻¹ b|² from the correlations in `scratch.r` of the first `B` blocks, in the AVX2
-/// kernel's order of operations; per block, whether any score exceeds its threshold.
+/// kernel's order of operations, and the masks of the scores above each block's threshold (one
+/// compare per vector, in place of the running maximum); per block, whether any score exceeds it.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
 unsafe fn scores<const P: usize, const B: usize>(
@@ -185,11 +186,12 @@ unsafe fn scores<const P: usize, const B: usize>(
     const { assert!(TILE.is_multiple_of(16)) };
     debug_assert!(t0 + TILE <= t.n_pad);
     // SAFETY (whole body): seed indices stay below t0 + TILE ≤ n_pad, correlations below
-    // TILE + P ≤ RBUF.
+    // TILE + P ≤ RBUF, mask halfwords below TILE / 16.
     unsafe {
         let lp = t.linv.as_ptr().add(t0);
         let np = t.n_pad;
-        let mut best = [_mm512_set1_ps(f32::NEG_INFINITY); B];
+        let thrv: [__m512; B] = std::array::from_fn(|b| _mm512_set1_ps(thr[b]));
+        let mut any = [0u16; B];
         let mut m = 0;
         while m < TILE {
             let mut l = [[_mm512_setzero_ps(); P]; P];
@@ -200,7 +202,7 @@ unsafe fn scores<const P: usize, const B: usize>(
                     e += 1;
                 }
             }
-            for (b, best) in best.iter_mut().enumerate() {
+            for (b, any) in any.iter_mut().enumerate() {
                 let rp = scratch.r[b].as_ptr().add(m);
                 let bv: [__m512; P] = std::array::from_fn(|j| _mm512_loadu_ps(rp.add(j)));
                 let y: [__m512; P] = std::array::from_fn(|j| {
@@ -213,13 +215,14 @@ unsafe fn scores<const P: usize, const B: usize>(
                     _mm512_fmadd_ps(yj, yj, s)
                 });
                 _mm512_storeu_ps(scratch.scores[b].as_mut_ptr().add(m), s);
-                *best = _mm512_max_ps(*best, s);
+                let above = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(s, thrv[b]);
+                // The 16 bits of seeds m.. in the little-endian words of `masks`.
+                *scratch.masks[b].as_mut_ptr().cast::<u16>().add(m / 16) = above;
+                *any |= above;
             }
             m += 16;
         }
-        std::array::from_fn(|b| {
-            b < B && _mm512_cmp_ps_mask::<_CMP_GT_OQ>(best[b], _mm512_set1_ps(thr[b])) != 0
-        })
+        std::array::from_fn(|b| b < B && any[b] != 0)
     }
 }
 

@@ -8,7 +8,7 @@ pub(super) mod avx2;
 pub(super) mod avx512;
 pub(super) mod portable;
 
-use super::{NB, Normalised, RBUF, Searcher, TILE};
+use super::{NB, Normalised, RBUF, Searcher, TILE, topk};
 use crate::core::config::MAX_C;
 use std::sync::OnceLock;
 
@@ -106,12 +106,15 @@ impl std::str::FromStr for Kernel {
     }
 }
 
-/// Working memory of one kernel call: correlations and scores of `NB` blocks. Rows start cache
-/// lines (RBUF and TILE are multiples of 16 floats), so whole-vector stores never straddle two.
+/// Working memory of one kernel call: correlations and scores of `NB` blocks, and for each
+/// block with a hit the bit masks of its scores above the threshold ([`topk::above_words`]'s
+/// layout). Rows start cache lines (RBUF and TILE are multiples of 16 floats), so whole-vector
+/// stores never straddle two.
 #[repr(align(64))]
 pub(super) struct Scratch {
     pub(super) r: [[f32; RBUF]; NB],
     pub(super) scores: [[f32; TILE]; NB],
+    pub(super) masks: [[u64; TILE / 64]; NB],
 }
 
 impl Scratch {
@@ -119,6 +122,7 @@ impl Scratch {
         Box::new(Scratch {
             r: [[0.0; RBUF]; NB],
             scores: [[0.0; TILE]; NB],
+            masks: [[0; TILE / 64]; NB],
         })
     }
 }
@@ -146,8 +150,30 @@ impl Lanes {
 impl Searcher {
     /// Scores of the TILE seeds starting at cycle position `t0` for the first `used` (1 to `NB`)
     /// blocks of `lanes` into `scratch.scores`, and per block whether any score exceeds its
-    /// threshold (never for the unused ones).
+    /// threshold (never for the unused ones); for the blocks where one does, the masks of those
+    /// scores into `scratch.masks`.
     pub(super) fn tile_scores(
+        &self,
+        lanes: &Lanes,
+        used: usize,
+        t0: usize,
+        thr: &[f32; NB],
+        scratch: &mut Scratch,
+    ) -> [bool; NB] {
+        let hits = self.kernel_scores(lanes, used, t0, thr, scratch);
+        // The AVX-512 kernel makes the masks as it scores (a compare into a mask register is
+        // cheap there); the others leave them to the few tiles with a hit, where a mask per
+        // vector would cost them a slow `movmskps` each.
+        if self.kernel != Kernel::Avx512 {
+            for (b, _) in hits.iter().enumerate().filter(|(_, h)| **h) {
+                scratch.masks[b] = topk::above_words(&scratch.scores[b], thr[b], self.kernel);
+            }
+        }
+        hits
+    }
+
+    /// [`Searcher::tile_scores`] on this searcher's kernel.
+    fn kernel_scores(
         &self,
         lanes: &Lanes,
         used: usize,
