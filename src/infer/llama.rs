@@ -368,12 +368,18 @@ impl<'a> Net<'a> {
             } else {
                 cache.kv.push((k.clone(), v.clone()));
             }
-            let k = candle_transformers::utils::repeat_kv(k, rep)?.contiguous()?;
-            let v = candle_transformers::utils::repeat_kv(v, rep)?.contiguous()?;
-            let att = (q.matmul(&k.t()?)? * scale)?.broadcast_add(&mask)?;
-            let att = candle_nn::ops::softmax_last_dim(&att)?;
+            // The `rep` query heads that share a key–value head are its rows (the heads are
+            // contiguous per group), so the cache is read as it is, not copied `rep` times per
+            // token (at a 1 k context that copy was as many bytes as the weights).
+            let q = q.reshape((1, s.kv_heads, rep * n, s.head_dim))?;
+            let att = (q.matmul(&k.t()?)? * scale)?
+                .reshape((1, s.kv_heads, rep, n, total))?
+                .broadcast_add(&mask)?;
+            let att =
+                candle_nn::ops::softmax_last_dim(&att)?.reshape((1, s.kv_heads, rep * n, total))?;
             let y = att
                 .matmul(&v)?
+                .reshape((1, s.heads, n, s.head_dim))?
                 .transpose(1, 2)?
                 .reshape((n, s.heads * s.head_dim))?;
             see(i, &["self_attn.o_proj"], &y)?;
