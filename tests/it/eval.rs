@@ -737,16 +737,46 @@ fn decoder_layer_counts_beyond_the_weights_are_refused() {
 /// The demo encoder, linked into a temporary folder, with `max_seq_length` set to `len`.
 #[cfg(unix)]
 fn demo_with_max_seq_length(len: usize) -> tempfile::TempDir {
+    let config = format!("{{\"max_seq_length\": {len}, \"do_lower_case\": false}}");
+    model_with(
+        &crate::helpers::demo_dir(),
+        "sentence_bert_config.json",
+        &config,
+    )
+}
+
+/// The model directory `src` with its file `name` holding `contents` (the others linked).
+#[cfg(unix)]
+fn model_with(src: &Path, name: &str, contents: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    for entry in std::fs::read_dir(crate::helpers::demo_dir()).unwrap() {
+    for entry in std::fs::read_dir(src).unwrap() {
         let entry = entry.unwrap();
-        if entry.file_name() != "sentence_bert_config.json" {
+        if entry.file_name() != name {
             std::os::unix::fs::symlink(entry.path(), dir.path().join(entry.file_name())).unwrap();
         }
     }
-    let config = format!("{{\"max_seq_length\": {len}, \"do_lower_case\": false}}");
-    std::fs::write(dir.path().join("sentence_bert_config.json"), config).unwrap();
+    std::fs::write(dir.path().join(name), contents).unwrap();
     dir
+}
+
+/// A config whose layer count runs far past the weights is refused naming what is missing,
+/// before anything is sized by it (the encoder reserved room for 2^31 layers and aborted on a
+/// 2.6 TB allocation; found by scripts/fuzz_readers.py on a debug build).
+#[cfg(unix)]
+#[test]
+fn a_layer_count_past_the_weights_is_refused_not_allocated_for() {
+    for (src, missing) in [
+        (crate::helpers::demo_dir(), "encoder.layer.6."),
+        (fixture("llama"), "no layer 2147483647"),
+    ] {
+        let config = std::fs::read_to_string(src.join("config.json")).unwrap();
+        let mut config: Value = serde_json::from_str(&config).unwrap();
+        config["num_hidden_layers"] = (1u64 << 31).into();
+        let dir = model_with(&src, "config.json", &config.to_string());
+        let model = dir.path().join("model.safetensors");
+        let err = fails(&["eval", s(dir.path()), s(&model)]);
+        assert!(err.contains(missing), "{}: {err}", src.display());
+    }
 }
 
 /// A sentence-transformers `max_seq_length` that leaves no room beside the special tokens
