@@ -188,7 +188,10 @@ struct Layer<'a> {
     down: Linear<'a>,
 }
 
-/// Keys and values of the positions seen so far, per layer (`[1, kv_heads, t, head_dim]`).
+/// Keys and values of the positions seen so far, per layer: buffers `[1, kv_heads, capacity,
+/// head_dim]` whose first `len` positions are filled. A token's keys are written in place, and
+/// the capacity doubles when full, so a token does not copy the whole cache (`Tensor::cat` did,
+/// in every layer).
 #[derive(Default)]
 pub struct Cache {
     kv: Vec<(Tensor, Tensor)>,
@@ -196,6 +199,49 @@ pub struct Cache {
 }
 
 impl Cache {
+    /// Layer `i`'s keys and values (`[1, kv_heads, n, head_dim]`) written after the positions
+    /// held; returns those of every position so far.
+    fn append(
+        &mut self,
+        i: usize,
+        k: &Tensor,
+        v: &Tensor,
+    ) -> candle_core::Result<(Tensor, Tensor)> {
+        let (held, total) = (self.len, self.len + k.dim(2)?);
+        let room = match self.kv.get(i) {
+            Some((bk, _)) => bk.dim(2)? >= total,
+            None => false,
+        };
+        if !room {
+            // The first feed gets exactly its length (a scored window needs no more); growth
+            // doubles.
+            let old = self.kv.get(i).cloned();
+            let cap = old
+                .as_ref()
+                .map_or(Ok(total), |(bk, _)| bk.dim(2).map(|c| total.max(2 * c)))?;
+            let grow = |old: Option<&Tensor>, new: &Tensor| -> candle_core::Result<Tensor> {
+                let (b, h, _, d) = new.dims4()?;
+                let buf = Tensor::zeros((b, h, cap, d), new.dtype(), new.device())?;
+                if let Some(old) = old {
+                    buf.slice_set(&old.narrow(2, 0, held)?.contiguous()?, 2, 0)?;
+                }
+                Ok(buf)
+            };
+            let bufs = (
+                grow(old.as_ref().map(|o| &o.0), k)?,
+                grow(old.as_ref().map(|o| &o.1), v)?,
+            );
+            match self.kv.get_mut(i) {
+                Some(slot) => *slot = bufs,
+                None => self.kv.push(bufs),
+            }
+        }
+        let (bk, bv) = &self.kv[i];
+        bk.slice_set(&k.contiguous()?, 2, held)?;
+        bv.slice_set(&v.contiguous()?, 2, held)?;
+        Ok((bk.narrow(2, 0, total)?, bv.narrow(2, 0, total)?))
+    }
+
     /// Positions held.
     pub fn len(&self) -> usize {
         self.len
@@ -359,15 +405,7 @@ impl<'a> Net<'a> {
             let v = heads(l.v.forward(kernel, &h)?, s.kv_heads)?;
             let q = candle_nn::rotary_emb::rope(&q, &cos, &sin)?;
             let k = candle_nn::rotary_emb::rope(&k, &cos, &sin)?;
-            let (k, v) = match cache.kv.get(i) {
-                Some((pk, pv)) => (Tensor::cat(&[pk, &k], 2)?, Tensor::cat(&[pv, &v], 2)?),
-                None => (k, v),
-            };
-            if i < cache.kv.len() {
-                cache.kv[i] = (k.clone(), v.clone());
-            } else {
-                cache.kv.push((k.clone(), v.clone()));
-            }
+            let (k, v) = cache.append(i, &k, &v)?;
             // The `rep` query heads that share a key–value head are its rows (the heads are
             // contiguous per group), so the cache is read as it is, not copied `rep` times per
             // token (at a 1 k context that copy was as many bytes as the weights).
