@@ -91,7 +91,8 @@ impl<'a> BertNet<'a> {
         let s = shape;
         let (h, inter) = (s.hidden, s.intermediate);
         let emb = |part: &str, rows| src.matrix(&format!("{prefix}embeddings.{part}"), rows, h);
-        let mut layers = Vec::new(); // not `with_capacity`: the count is the config's, unchecked until a layer is missing
+        // Not `with_capacity`: the count is the config's, unchecked until a layer is missing.
+        let mut layers = Vec::new();
         for i in 0..s.layers {
             let l = format!("{prefix}encoder.layer.{i}");
             let lin = |part: &str, rows, cols| {

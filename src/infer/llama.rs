@@ -285,7 +285,8 @@ impl<'a> Net<'a> {
             Linear::load(src, &name, rows, cols, bias)
         };
         let (qd, kvd) = (s.heads * s.head_dim, s.kv_heads * s.head_dim);
-        let mut layers = Vec::new(); // not `with_capacity`: the count is the config's, unchecked until a layer is missing
+        // Not `with_capacity`: the count is the config's, unchecked until a layer is missing.
+        let mut layers = Vec::new();
         for i in 0..s.layers {
             let l = format!("model.layers.{i}");
             let (a, f) = (format!("{l}.self_attn"), format!("{l}.mlp"));
