@@ -16,10 +16,10 @@ use std::sync::OnceLock;
 pub fn table_bytes(cfg: Config) -> u64 {
     let n = (1u64 << cfg.k) - 1;
     let entries = (cfg.p * (cfg.p + 1) / 2) as u64;
-    // Per seed: the state (f32), L⁻¹ (f32) and L (f64) entries, σ (f32), the bound (f64,
-    // twice while the margin is chosen), the basis' state and index (u32 each), and for the
-    // integer path the state pairs (i32).
-    let per_seed = 4 + 12 * entries + 4 + 16 + 8 + if cfg.k <= 16 { 4 } else { 0 };
+    // Per seed: the state (f32, and f64 while the tables are built), L⁻¹ (f32) and L (f64)
+    // entries, σ (f32), the bound (f64, twice while the margin is chosen), the basis' state and
+    // index (u32 each), and for the integer path the state pairs (i32).
+    let per_seed = 4 + 8 + 12 * entries + 4 + 16 + 8 + if cfg.k <= 16 { 4 } else { 0 };
     let flagged = n / FLAG_SHARE as u64 * (cfg.c * cfg.p * 4) as u64;
     // Padding to whole tiles and flag groups.
     let padding = ((TILE + RBUF + MAX_C * MAX_P + 8) * 8 * (1 + entries as usize)
