@@ -65,7 +65,13 @@ pub(super) unsafe fn dense_dot(dtype: Dtype, row: &[u8], x: &[f32]) -> f32 {
 #[target_feature(enable = "avx2,fma,bmi2")]
 pub(super) unsafe fn lane_row(m: &LaneMatrix, r: usize, xdups: &[Lines]) -> f32 {
     let lanes = m.table.lanes;
-    let (halves, l32) = (lanes / 16, lanes / 2);
+    let l32 = m.x_lanes();
+    // 256-bit halves of a block's lanes; in the pair layout, its chunks per eight weights.
+    let (halves, chunks) = if m.table.pairs {
+        (m.c.div_ceil(8), lanes / 32)
+    } else {
+        (lanes / 16, 1)
+    };
     let t0 = m.table.rows.as_slice::<i16>().as_ptr();
     let two = m.k > 8;
     let kmask = (1u64 << m.k) - 1;
@@ -86,13 +92,28 @@ pub(super) unsafe fn lane_row(m: &LaneMatrix, r: usize, xdups: &[Lines]) -> f32 
             let b0 = t0.add((seed & 0xff) * lanes);
             let b1 = t1.add(((seed >> 8) & 0xff) * lanes);
             let xd = xdup.as_ptr().add(j * l32);
-            for h in 0..halves {
-                let mut v = _mm256_loadu_si256(b0.add(h * 16) as *const __m256i);
+            // The 16 lanes at `at`, XOR-ed across the two tables when K > 8.
+            let basis = |at: usize| {
+                let v = _mm256_loadu_si256(b0.add(at) as *const __m256i);
                 if two {
-                    v = _mm256_xor_si256(v, _mm256_loadu_si256(b1.add(h * 16) as *const __m256i));
+                    _mm256_xor_si256(v, _mm256_loadu_si256(b1.add(at) as *const __m256i))
+                } else {
+                    v
                 }
-                let prod = _mm256_cvtepi32_ps(_mm256_madd_epi16(v, q));
-                let t = _mm256_mul_ps(prod, _mm256_loadu_ps(xd.add(h * 8)));
+            };
+            for h in 0..halves {
+                let sum = if m.table.pairs {
+                    // Chunk ch of weights 8h … 8h + 7 meets the pattern's 32-bit lane ch.
+                    let mut sum = _mm256_setzero_si256();
+                    for ch in 0..chunks {
+                        let qc = _mm256_permutevar8x32_epi32(q, _mm256_set1_epi32(ch as i32));
+                        sum = _mm256_add_epi32(sum, _mm256_madd_epi16(basis(ch * 32 + h * 16), qc));
+                    }
+                    sum
+                } else {
+                    _mm256_madd_epi16(basis(h * 16), q)
+                };
+                let t = _mm256_mul_ps(_mm256_cvtepi32_ps(sum), _mm256_loadu_ps(xd.add(h * 8)));
                 acc[h & 1] = _mm256_fmadd_ps(t, s, acc[h & 1]);
             }
         }

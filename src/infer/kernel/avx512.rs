@@ -70,22 +70,28 @@ struct Batch {
 /// one in scalar code ran at less than half this speed, and shifts and masks at 0.86×).
 ///
 /// # Safety
-/// The CPU must have AVX-512 F, BW and VBMI and BMI2; `xdups` is [`LaneMatrix::expand`]'s
+/// The CPU must have AVX-512 F, BW, VBMI and VNNI and BMI2; `xdups` is [`LaneMatrix::expand`]'s
 /// output for the matrix's rows.
-#[target_feature(enable = "avx512f,avx512bw,avx512vbmi,bmi2")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni,bmi2")]
 pub(super) unsafe fn lane_row(m: &LaneMatrix, r: usize, xdups: &[Lines]) -> f32 {
-    let wide = m.p2 == 8;
-    match (m.table.lanes / 32, wide) {
-        (1, false) => unsafe { lane_row_chunks::<1, false>(m, r, xdups) },
-        (2, false) => unsafe { lane_row_chunks::<2, false>(m, r, xdups) },
-        (3, false) => unsafe { lane_row_chunks::<3, false>(m, r, xdups) },
-        (4, false) => unsafe { lane_row_chunks::<4, false>(m, r, xdups) },
-        (_, false) => unsafe { lane_row_chunks::<0, false>(m, r, xdups) },
-        (1, true) => unsafe { lane_row_chunks::<1, true>(m, r, xdups) },
-        (2, true) => unsafe { lane_row_chunks::<2, true>(m, r, xdups) },
-        (3, true) => unsafe { lane_row_chunks::<3, true>(m, r, xdups) },
-        (4, true) => unsafe { lane_row_chunks::<4, true>(m, r, xdups) },
-        (_, true) => unsafe { lane_row_chunks::<0, true>(m, r, xdups) },
+    // SAFETY (all arms): as this function's.
+    unsafe {
+        match (m.table.lanes / 32, m.p2 == 8, m.table.pairs) {
+            (1, false, false) => lane_row_chunks::<1, false, false>(m, r, xdups),
+            (2, false, false) => lane_row_chunks::<2, false, false>(m, r, xdups),
+            (3, false, false) => lane_row_chunks::<3, false, false>(m, r, xdups),
+            (4, false, false) => lane_row_chunks::<4, false, false>(m, r, xdups),
+            (_, false, false) => lane_row_chunks::<0, false, false>(m, r, xdups),
+            (1, true, false) => lane_row_chunks::<1, true, false>(m, r, xdups),
+            (2, true, false) => lane_row_chunks::<2, true, false>(m, r, xdups),
+            (3, true, false) => lane_row_chunks::<3, true, false>(m, r, xdups),
+            (4, true, false) => lane_row_chunks::<4, true, false>(m, r, xdups),
+            (_, true, false) => lane_row_chunks::<0, true, false>(m, r, xdups),
+            // Pairs: P ≥ 3, so two chunks or more; P ≤ 4 is not wide, P ≥ 5 is.
+            (2, _, true) => lane_row_chunks::<2, false, true>(m, r, xdups),
+            (3, _, true) => lane_row_chunks::<3, true, true>(m, r, xdups),
+            (_, _, true) => lane_row_chunks::<4, true, true>(m, r, xdups),
+        }
     }
 }
 
@@ -194,10 +200,11 @@ impl<'a> Decoder<'a> {
 }
 
 /// [`lane_row`] for blocks of `CH` 512-bit chunks (0: any number, read from the table), with
-/// 128-bit coefficient patterns when `WIDE` (P2 = 8) and 64-bit ones otherwise.
+/// 128-bit coefficient patterns when `WIDE` (P2 = 8) and 64-bit ones otherwise, in the pair
+/// layout when `PAIRS`.
 #[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vbmi,bmi2")]
-unsafe fn lane_row_chunks<const CH: usize, const WIDE: bool>(
+#[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni,bmi2")]
+unsafe fn lane_row_chunks<const CH: usize, const WIDE: bool, const PAIRS: bool>(
     m: &LaneMatrix,
     r: usize,
     xdups: &[Lines],
@@ -205,7 +212,7 @@ unsafe fn lane_row_chunks<const CH: usize, const WIDE: bool>(
     let lanes = m.table.lanes;
     let chunks = if CH == 0 { lanes / 32 } else { CH };
     let stride = chunks * 64;
-    let l32 = lanes / 2;
+    let l32 = m.x_lanes();
     let (first, blocks, offset) = m.span(r);
     let xdup = xdups[offset].as_slice::<f32>();
     debug_assert!(xdup.len() >= blocks.div_ceil(BATCH) * BATCH * l32);
@@ -233,29 +240,44 @@ unsafe fn lane_row_chunks<const CH: usize, const WIDE: bool>(
             // Whole batches: past the row's last block the expansion is zero.
             let xb = xdup.as_ptr().add(n * BATCH * l32);
             for i in 0..BATCH {
-                let q = if WIDE {
-                    _mm512_broadcast_i32x4(_mm_load_si128(
-                        cur.q.as_ptr().add(2 * (i / 2) + (i & 1) * BATCH) as *const __m128i,
-                    ))
+                // Block i's coefficient pattern (see [`Batch::q`]).
+                let qp = cur.q.as_ptr().add(if WIDE {
+                    2 * (i / 2) + (i & 1) * BATCH
                 } else {
-                    _mm512_set1_epi64(cur.q[i] as i64)
-                };
+                    i
+                });
                 let u0 = t0.add(cur.rows[2 * i] as usize);
                 let u1 = t1.add(cur.rows[2 * i + 1] as usize);
                 let xd = xb.add(i * l32);
-                let prod = |ch: usize| {
-                    let v = _mm512_xor_si512(
+                let basis = |ch: usize| {
+                    _mm512_xor_si512(
                         _mm512_load_si512(u0.add(ch * 64) as *const _),
                         _mm512_load_si512(u1.add(ch * 64) as *const _),
-                    );
-                    _mm512_cvtepi32_ps(_mm512_madd_epi16(v, q))
+                    )
                 };
                 // The block's products with x, then its scale once: one multiply per block
                 // rather than one per chunk.
-                let mut t = _mm512_mul_ps(prod(0), _mm512_load_ps(xd));
-                for ch in 1..chunks {
-                    t = _mm512_fmadd_ps(prod(ch), _mm512_load_ps(xd.add(ch * 16)), t);
-                }
+                let t = if PAIRS {
+                    // Chunk ch meets coefficients 2ch and 2ch + 1: the pattern's 32-bit lane ch.
+                    let q = |ch: usize| _mm512_set1_epi32(*(qp as *const i32).add(ch));
+                    let mut s = _mm512_madd_epi16(basis(0), q(0));
+                    for ch in 1..chunks {
+                        s = _mm512_dpwssd_epi32(s, basis(ch), q(ch));
+                    }
+                    _mm512_mul_ps(_mm512_cvtepi32_ps(s), _mm512_load_ps(xd))
+                } else {
+                    let q = if WIDE {
+                        _mm512_broadcast_i32x4(_mm_load_si128(qp as *const __m128i))
+                    } else {
+                        _mm512_set1_epi64(*qp as i64)
+                    };
+                    let prod = |ch: usize| _mm512_cvtepi32_ps(_mm512_madd_epi16(basis(ch), q));
+                    let mut t = _mm512_mul_ps(prod(0), _mm512_load_ps(xd));
+                    for ch in 1..chunks {
+                        t = _mm512_fmadd_ps(prod(ch), _mm512_load_ps(xd.add(ch * 16)), t);
+                    }
+                    t
+                };
                 acc[i & 1] = _mm512_fmadd_ps(t, _mm512_set1_ps(cur.scale[2 * i]), acc[i & 1]);
             }
         }
@@ -269,11 +291,17 @@ unsafe fn lane_row_chunks<const CH: usize, const WIDE: bool>(
 /// `unit` must already hold the 2^−(16−K) that the lanes' shift to the top of 16 bits adds.
 ///
 /// # Safety
-/// The CPU must have AVX-512 F and BW and BMI2.
-#[target_feature(enable = "avx512f,avx512bw,bmi2")]
+/// The CPU must have AVX-512 F, BW and VNNI and BMI2.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,bmi2")]
 pub(super) unsafe fn lane_decode(m: &LaneMatrix, start: usize, out: &mut [f32], unit: &[f64; 16]) {
     let (c, lanes) = (m.c, m.table.lanes);
-    let (chunks, group) = (lanes / 32, m.p2 / 2);
+    let chunks = lanes / 32;
+    // Chunks of 32-bit sums, and sums per weight: the pair layout adds its chunks into one.
+    let (summed, group) = if m.table.pairs {
+        (1, 1)
+    } else {
+        (chunks, m.p2 / 2)
+    };
     let stride = lanes * 2;
     let kmask = (1u64 << m.k) - 1;
     let end = start + out.len();
@@ -291,12 +319,23 @@ pub(super) unsafe fn lane_decode(m: &LaneMatrix, start: usize, out: &mut [f32], 
             let q = _mm512_broadcast_i32x4(_mm_srai_epi16(_mm_slli_epi16(q, 12), 12));
             let u0 = t0.add((seed & 0xff) * stride);
             let u1 = t1.add(((seed >> 8) & 0xff) * stride);
-            for (ch, sum) in sums.iter_mut().enumerate().take(chunks) {
-                let v = _mm512_xor_si512(
+            let basis = |ch: usize| {
+                _mm512_xor_si512(
                     _mm512_load_si512(u0.add(ch * 64) as *const _),
                     _mm512_load_si512(u1.add(ch * 64) as *const _),
-                );
-                *sum = _mm512_madd_epi16(v, q);
+                )
+            };
+            if m.table.pairs {
+                // One sum per weight: chunk ch meets the pattern's 32-bit lane ch.
+                let lane = |ch: usize| _mm512_permutexvar_epi32(_mm512_set1_epi32(ch as i32), q);
+                sums[0] = _mm512_madd_epi16(basis(0), lane(0));
+                for ch in 1..chunks {
+                    sums[0] = _mm512_dpwssd_epi32(sums[0], basis(ch), lane(ch));
+                }
+            } else {
+                for (ch, sum) in sums.iter_mut().enumerate().take(chunks) {
+                    *sum = _mm512_madd_epi16(basis(ch), q);
+                }
             }
             let (from, to) = (start.max(b * c) - b * c, end.min(b * c + c) - b * c);
             let dst = &mut out[b * c + from - start..][..to - from];
@@ -308,13 +347,13 @@ pub(super) unsafe fn lane_decode(m: &LaneMatrix, start: usize, out: &mut [f32], 
             };
             match group {
                 1 => {
-                    for (ch, &t) in sums.iter().enumerate().take(chunks) {
+                    for (ch, &t) in sums.iter().enumerate().take(summed) {
                         eight(_mm512_castsi512_si256(t), ch * 16, &mut vals);
                         eight(_mm512_extracti64x4_epi64::<1>(t), ch * 16 + 8, &mut vals);
                     }
                 }
                 2 => {
-                    for (ch, &t) in sums.iter().enumerate().take(chunks) {
+                    for (ch, &t) in sums.iter().enumerate().take(summed) {
                         // Each 64-bit lane's two halves added, then its low half kept.
                         let pair = _mm512_add_epi32(t, _mm512_srli_epi64::<32>(t));
                         eight(_mm512_cvtepi64_epi32(pair), ch * 8, &mut vals);
@@ -322,7 +361,7 @@ pub(super) unsafe fn lane_decode(m: &LaneMatrix, start: usize, out: &mut [f32], 
                 }
                 _ => {
                     let a: &[i32] =
-                        std::slice::from_raw_parts(sums.as_ptr() as *const i32, chunks * 16);
+                        std::slice::from_raw_parts(sums.as_ptr() as *const i32, summed * 16);
                     for (v, w) in vals.iter_mut().zip(a.chunks_exact(group)).take(c) {
                         *v = (f64::from(w.iter().sum::<i32>()) * unit[e]) as f32;
                     }

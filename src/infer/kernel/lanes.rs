@@ -1,11 +1,19 @@
-//! The SIMD layout of a packed matrix (K ≤ 16). A block's basis is laid out as 16-bit lanes, row i of V(s) at lanes `i·P2 … i·P2 + P − 1`
-//! (P2 = P rounded up to 2, 4 or 8; the padding lanes are zero), each state shifted to the top
-//! of its lane and XOR-ed with 0x8000 so that the lane read as i16 is the centred state
-//! `(V − 2^(K−1))·2^(16−K)`. Both steps are linear over GF(2), so they fold into the per-byte
-//! tables (the 0x8000 into byte 0's). Multiplying lane pairs by the coefficients (`vpmaddwd`)
-//! then gives Σ_j q_j·c_ij in 32-bit lanes, two or more per weight, which meet the activation
-//! expanded to the same lanes. A row that starts inside a block (a width that is not a multiple
-//! of C) reads an expansion shifted by its offset, zero outside the row.
+//! The SIMD layout of a packed matrix (K ≤ 16). A block's basis is laid out as 16-bit lanes,
+//! each state shifted to the top of its lane and XOR-ed with 0x8000 so that the lane read as i16
+//! is the centred state `(V − 2^(K−1))·2^(16−K)`. Both steps are linear over GF(2), so they fold
+//! into the per-byte tables (the 0x8000 into byte 0's). Multiplying lane pairs by the
+//! coefficients (`vpmaddwd`) then gives sums of q_j·c_ij in 32-bit lanes, which meet the
+//! activation expanded to the same lanes. There are two layouts:
+//! - **rows**: row i of V(s) at lanes `i·P2 … i·P2 + P − 1` (P2 = P rounded up to 2, 4 or 8;
+//!   the padding lanes are zero), so a weight has P2 / 2 32-bit sums, each meeting its own copy
+//!   of x_i;
+//! - **pairs** (C ≤ 16, when it takes fewer vector operations): 512-bit chunk h holds
+//!   coefficients 2h and 2h + 1 of every weight, weight i at lanes `2i, 2i + 1`, so the chunks'
+//!   products add lane-wise (`vpdpwssd`) into one exact 32-bit sum per weight, converted and
+//!   multiplied by x_i once.
+//!
+//! A row that starts inside a block (a width that is not a multiple of C) reads an expansion
+//! shifted by its offset, zero outside the row.
 
 use crate::core::config::Config;
 use crate::infer::seed_table::SeedTable;
@@ -52,9 +60,18 @@ impl Lines {
 /// is padded with zeros to whole batches, so the kernel runs no partial batch.
 pub(crate) const BATCH: usize = 8;
 
-/// 16-bit lanes of one block, padded to whole 512-bit vectors.
+/// 16-bit lanes of one block in the rows layout, padded to whole 512-bit vectors.
 fn lanes_per_block(c: usize, p2: usize) -> usize {
     (c * p2).div_ceil(32) * 32
+}
+
+/// Whether blocks of C = `c`, P = `p` take the pair layout. Per block and 512-bit chunk both
+/// layouts XOR two table rows and multiply by the coefficients; the rows layout then converts
+/// and multiplies each chunk by x (4 operations a chunk, 1 to scale), the pair layout converts
+/// and multiplies once (2 a chunk, 3 to finish). That holds for P ≥ 3 and 9 ≤ C ≤ 16;
+/// measured 1.2–1.3× the rows layout's speed on the 3-bit preset and at P = 6.
+fn takes_pairs(c: usize, p: usize) -> bool {
+    c <= 16 && 2 * p.div_ceil(2) + 3 < 4 * lanes_per_block(c, padded_p(p)) / 32 + 1
 }
 
 /// P rounded up to a lane group that divides 8 (so a 128-bit coefficient pattern repeats).
@@ -67,6 +84,8 @@ fn padded_p(p: usize) -> usize {
 pub(crate) struct LaneTable {
     /// Lanes per block.
     pub(crate) lanes: usize,
+    /// Whether the blocks are in the pair layout (see the module's documentation).
+    pub(crate) pairs: bool,
     /// `[byte][value][lanes]`, two bytes always: for K ≤ 8 the second byte's rows are zero, so
     /// a kernel can XOR both rows without a branch.
     pub(crate) rows: Lines,
@@ -89,7 +108,12 @@ impl LaneTable {
     fn new(cfg: Config) -> Self {
         let (c, p, k) = (cfg.c, cfg.p, cfg.k);
         let p2 = padded_p(p);
-        let lanes = lanes_per_block(c, p2);
+        let pairs = takes_pairs(c, p);
+        let lanes = if pairs {
+            32 * p.div_ceil(2)
+        } else {
+            lanes_per_block(c, p2)
+        };
         let states = SeedTable::shared(k, c * p);
         let bytes = k.div_ceil(8) as usize;
         let mut lines = Lines::zeroed::<i16>(2 * 256 * lanes);
@@ -104,13 +128,19 @@ impl LaneTable {
                         if byte == 0 {
                             lane ^= 0x8000;
                         }
-                        out[i * p2 + j] = lane as i16;
+                        let at = if pairs {
+                            (j / 2) * 32 + 2 * i + j % 2
+                        } else {
+                            i * p2 + j
+                        };
+                        out[at] = lane as i16;
                     }
                 }
             }
         }
         LaneTable {
             lanes,
+            pairs,
             rows: lines,
             controls: std::array::from_fn(|shift| BatchControls::new(cfg, shift)),
         }
@@ -226,9 +256,19 @@ impl<'a> LaneMatrix<'a> {
         })
     }
 
-    /// 32-bit lanes of one block.
-    pub(crate) fn pair_lanes(&self) -> usize {
-        self.table.lanes / 2
+    /// f32 lanes of the activation expansion per block: a lane per 32-bit sum of the rows
+    /// layout, a lane per weight (16) in the pair layout.
+    pub(crate) fn x_lanes(&self) -> usize {
+        if self.table.pairs {
+            16
+        } else {
+            self.table.lanes / 2
+        }
+    }
+
+    /// Copies of each x_i in the expansion.
+    fn x_copies(&self) -> usize {
+        if self.table.pairs { 1 } else { self.p2 / 2 }
     }
 
     /// Row `r`'s first block, its number of blocks, and the position of its first weight in
@@ -242,11 +282,12 @@ impl<'a> LaneMatrix<'a> {
 
     /// The activation `x` expanded to the 32-bit lanes for each offset a row of `rows` can
     /// start at (indexed by offset; empty for offsets no row has): lane m of a row's block j
-    /// holds `x[j·C + 2m/P2 − offset]`, zero where that is outside the row, on padding, and on
-    /// the blocks that pad the row to whole [`BATCH`]es.
+    /// holds `x[j·C + m/n − offset]` for n copies a weight ([`Self::x_copies`]), zero where
+    /// that is outside the row, on padding, and on the blocks that pad the row to whole
+    /// [`BATCH`]es.
     pub(crate) fn expand(&self, x: &[f32], rows: usize) -> Vec<Lines> {
-        let l32 = self.pair_lanes();
-        let per_weight = self.p2 / 2;
+        let l32 = self.x_lanes();
+        let per_weight = self.x_copies();
         let mut out = vec![Lines::default(); self.c];
         // Offsets repeat with a period that divides C, so the first C rows show them all.
         for r in 0..rows.min(self.c) {

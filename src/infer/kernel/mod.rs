@@ -19,7 +19,7 @@ pub use seed::SeedMatrix;
 /// Which kernel runs the products.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub enum Kernel {
-    /// AVX-512 (F, BW and VBMI) with BMI2.
+    /// AVX-512 (F, BW, VBMI and VNNI) with BMI2.
     Avx512,
     /// AVX2 with FMA, F16C and BMI2.
     Avx2,
@@ -42,7 +42,9 @@ impl Kernel {
         {
             use std::arch::is_x86_feature_detected as has;
             let avx2 = has!("avx2") && has!("fma") && has!("f16c") && has!("bmi2");
-            if avx2 && has!("avx512f") && has!("avx512bw") && has!("avx512vbmi") {
+            // Every CPU with VBMI (Ice Lake, Zen 4 and later) has VNNI too.
+            let avx512 = has!("avx512f") && has!("avx512bw") && has!("avx512vbmi");
+            if avx2 && avx512 && has!("avx512vnni") {
                 out.push(Kernel::Avx512);
             }
             if avx2 {
