@@ -109,6 +109,9 @@ pub fn pick(logits: &[f32], sampling: &Sampling, rng: &mut impl Rng) -> u32 {
     probs[n - 1].0
 }
 
+/// Prompt tokens fed at once.
+const PREFILL: usize = 1024;
+
 /// Generates up to `max_tokens` tokens after `prompt`, stopping after `stop` if it comes;
 /// `on_token` sees each one as it is chosen. Raising `cancel` stops within one layer.
 pub fn generate(
@@ -120,9 +123,6 @@ pub fn generate(
     cancel: &AtomicBool,
     mut on_token: impl FnMut(u32),
 ) -> Result<(Vec<u32>, Stats), GenerateError> {
-    if prompt.is_empty() {
-        return Err(GenerateError::EmptyPrompt);
-    }
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(sampling.seed);
     let mut cache = Cache::default();
     let mut stats = Stats {
@@ -131,9 +131,18 @@ pub fn generate(
     };
     let mut out = Vec::new();
     let t0 = Instant::now();
-    let mut logits = net
-        .forward(prompt, &mut cache, Logits::Last, cancel, None)?
-        .ok_or(GenerateError::Cancelled)?;
+    // The prompt runs in chunks, so that its activations stay those of PREFILL tokens however
+    // long it is.
+    let mut last = None;
+    for part in prompt.chunks(PREFILL) {
+        last = Some(
+            net.forward(part, &mut cache, Logits::Last, cancel, None)?
+                .ok_or(GenerateError::Cancelled)?,
+        );
+    }
+    let Some(mut logits) = last else {
+        return Err(GenerateError::EmptyPrompt);
+    };
     stats.prompt_secs = t0.elapsed().as_secs_f64();
     let t1 = Instant::now();
     while out.len() < max_tokens {
@@ -155,6 +164,30 @@ pub fn generate(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::infer::kernel::Kernel;
+
+    /// A prompt longer than one prefill chunk continues as one pass over the whole window
+    /// says: each greedy token is the argmax of that pass's logits at the position before it.
+    #[test]
+    fn a_prompt_of_several_chunks_continues_as_the_whole_window_does() {
+        let (shape, model) = crate::infer::llama::tests::fixture("llama");
+        let net = Net::load(&shape, &model, Kernel::best_available()).unwrap();
+        let prompt: Vec<u32> = (0..PREFILL + 77)
+            .map(|i| ((i * 7 + 3) % shape.vocab) as u32)
+            .collect();
+        let stop = AtomicBool::new(false);
+        let greedy = Sampling::default();
+        let (out, stats) = generate(&net, &prompt, 4, None, &greedy, &stop, |_| {}).unwrap();
+        assert_eq!((out.len(), stats.prompt_tokens), (4, prompt.len()));
+        let all: Vec<u32> = prompt.iter().chain(&out).copied().collect();
+        let logits = net.logits(&all, &stop, None).unwrap().unwrap();
+        let logits = logits.to_vec2::<f32>().unwrap();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+        for (k, &t) in out.iter().enumerate() {
+            let row = &logits[prompt.len() - 1 + k];
+            assert_eq!(pick(row, &greedy, &mut rng), t, "token {k}");
+        }
+    }
 
     #[test]
     fn greedy_takes_the_first_maximum_and_sampling_repeats_with_its_seed() {
