@@ -3,8 +3,10 @@
 //! The stored seed is the register state s ∈ [1, 2^K − 1]. V(s) is filled row-major with the
 //! C·P states that follow s, and `U(s) = (V(s) − 2^(K−1)) / (2^(K−1) − 1)` (docs/DESIGN.md §1).
 
+use crate::core::config::{MAX_C, MAX_P};
 use crate::core::lfsr;
 use std::collections::HashMap;
+use std::ops::Range;
 use std::sync::{Arc, Mutex, OnceLock};
 
 /// The whole LFSR cycle of one register length, with the map from state to position.
@@ -12,7 +14,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 #[derive(Debug)]
 pub struct Basis {
     k: u32,
-    /// `states[i+1] = step(states[i])`, starting at state 1.
+    /// Length of the cycle, 2^K − 1.
+    n: usize,
+    /// `states[i+1] = step(states[i])`, starting at state 1, extended cyclically past the end
+    /// of the cycle by MAX_C·MAX_P states so that every basis is one run ([`Basis::span`]).
     states: Vec<u32>,
     /// Position of each state in `states` (index 0 is unused: state 0 is not on the cycle).
     index_of: Vec<u32>,
@@ -30,13 +35,20 @@ impl Basis {
     }
 
     fn build(k: u32) -> Basis {
-        let states = lfsr::cycle(k);
+        let mut states = lfsr::cycle(k);
+        let n = states.len();
         let mut index_of = vec![0u32; 1 << k];
         for (i, &s) in states.iter().enumerate() {
             index_of[s as usize] = i as u32;
         }
+        // Exactly: a doubled capacity would hold 64 MB unused at K = 24.
+        states.reserve_exact(MAX_C * MAX_P);
+        for i in 0..MAX_C * MAX_P {
+            states.push(states[i % n]);
+        }
         Basis {
             k,
+            n,
             states,
             index_of,
         }
@@ -49,12 +61,12 @@ impl Basis {
 
     /// Number of seeds, 2^K − 1.
     pub fn period(&self) -> usize {
-        self.states.len()
+        self.n
     }
 
     /// The register state at cycle position `idx`.
     pub fn state_at(&self, idx: usize) -> u32 {
-        self.states[idx % self.states.len()]
+        self.states[idx % self.n]
     }
 
     /// The cycle position of register state `seed` (which must be in [1, 2^K − 1]).
@@ -82,10 +94,9 @@ impl Basis {
         (state as i64 - self.half()) as f64 / self.denom()
     }
 
-    /// V(s) row-major: the C·P states that follow `seed`.
+    /// V(s) row-major: the C·P (at most MAX_C·MAX_P) states that follow `seed`.
     pub fn v_matrix(&self, seed: u32, c: usize, p: usize) -> Vec<u32> {
-        let start = self.index_of(seed) + 1;
-        (0..c * p).map(|m| self.state_at(start + m)).collect()
+        self.states[Self::span(self.index_of(seed), c * p)].to_vec()
     }
 
     /// U(s) row-major (C×P), entries in [−1, 1].
@@ -97,29 +108,27 @@ impl Basis {
 
     /// Fills `out` (C·P long, row-major) with U of the seed at cycle position `idx`.
     pub fn fill_u_at(&self, idx: usize, out: &mut [f64]) {
-        let n = self.states.len();
-        let mut pos = (idx + 1) % n;
-        for o in out.iter_mut() {
-            *o = self.normalize(self.states[pos]);
-            pos += 1;
-            if pos == n {
-                pos = 0;
-            }
+        let states = &self.states[Self::span(idx, out.len())];
+        for (o, &s) in out.iter_mut().zip(states) {
+            *o = self.normalize(s);
         }
     }
 
     /// Centred integer V(s) − 2^(K−1), row-major: the decoder's exact integer basis.
     pub fn centred_at(&self, idx: usize, out: &mut [i64]) {
-        let n = self.states.len();
         let half = self.half();
-        let mut pos = (idx + 1) % n;
-        for o in out.iter_mut() {
-            *o = self.states[pos] as i64 - half;
-            pos += 1;
-            if pos == n {
-                pos = 0;
-            }
+        let states = &self.states[Self::span(idx, out.len())];
+        for (o, &s) in out.iter_mut().zip(states) {
+            *o = s as i64 - half;
         }
+    }
+
+    /// Where the `len` (at most MAX_C·MAX_P) row-major entries of the basis of the seed at cycle
+    /// position `idx` lie in a per-position sequence that runs on cyclically past the end of the
+    /// cycle: the positions that follow `idx`. The one place that lays a basis on the cycle,
+    /// for these states and for the scan tables' normalised ones.
+    pub fn span(idx: usize, len: usize) -> Range<usize> {
+        idx + 1..idx + 1 + len
     }
 }
 
@@ -142,6 +151,26 @@ mod tests {
         for (vi, ui) in v.iter().zip(&u) {
             assert_eq!(*ui, (*vi as f64 - 32768.0) / 32767.0);
             assert!((-1.0..=1.0).contains(ui));
+        }
+    }
+
+    #[test]
+    fn every_basis_is_the_states_stepped_from_its_seed() {
+        // The longest basis runs round these short cycles many times.
+        let len = MAX_C * MAX_P;
+        for k in [2, 5] {
+            let b = Basis::for_k(k);
+            for seed in 1..(1u32 << k) {
+                let want = lfsr::Lfsr::new(k, seed).states(len);
+                assert_eq!(b.v_matrix(seed, MAX_C, MAX_P), want, "K={k} seed={seed}");
+                let (mut u, mut v) = (vec![0.0; len], vec![0; len]);
+                b.fill_u_at(b.index_of(seed), &mut u);
+                b.centred_at(b.index_of(seed), &mut v);
+                for ((&s, &u), &v) in want.iter().zip(&u).zip(&v) {
+                    assert_eq!(u, b.normalize(s));
+                    assert_eq!(v, i64::from(s) - b.half());
+                }
+            }
         }
     }
 

@@ -360,23 +360,24 @@ pub fn search_blocks_weighted(
     let weights_at =
         |off: usize| -> Vec<f64> { (0..c).map(|i| weight((off + i) % cols)).collect() };
     // Offsets with the same weights (bit for bit) share one searcher: its tables cost some
-    // 65 535 factorisations. Groups are in the order of their weights, so deterministic.
+    // 65 535 factorisations. Blocks `cols` apart lie at the same offset, so each of the first
+    // `cols` blocks keys its offset's weights once and brings the later blocks of that offset
+    // along. Groups are in the order of their weights, so deterministic, and their blocks in
+    // block order, so chunks read the data in order.
     let n_blocks = padded.len() / c;
-    let mut by_weights: std::collections::BTreeMap<Vec<u64>, Vec<usize>> = Default::default();
-    for off in (0..n_blocks.min(cols)).map(|b| (first + b) * c % cols) {
-        let key = weights_at(off).iter().map(|x| x.to_bits()).collect();
-        by_weights.entry(key).or_default().push(off);
+    let mut groups: std::collections::BTreeMap<Vec<u64>, Vec<usize>> = Default::default();
+    for b in 0..n_blocks.min(cols) {
+        let key = weights_at((first + b) * c % cols)
+            .iter()
+            .map(|x| x.to_bits())
+            .collect();
+        groups
+            .entry(key)
+            .or_default()
+            .extend((b..n_blocks).step_by(cols));
     }
-    let mut group_of = std::collections::HashMap::new();
-    let mut groups: Vec<(Vec<u64>, Vec<usize>)> = Vec::with_capacity(by_weights.len());
-    for (key, offsets) in by_weights {
-        for off in offsets {
-            group_of.insert(off, groups.len());
-        }
-        groups.push((key, Vec::new()));
-    }
-    for b in 0..n_blocks {
-        groups[group_of[&((first + b) * c % cols)]].1.push(b);
+    for members in groups.values_mut() {
+        members.sort_unstable();
     }
     let found: Vec<Vec<BlockCode>> = groups
         .par_iter()

@@ -94,12 +94,13 @@ impl Tables {
         let n_pad = n.div_ceil(TILE) * TILE;
         let ext = n_pad + RBUF + MAX_C * MAX_P + 8;
         // The normalised states once, not C·P divisions per seed: U(s) of seed index i is
-        // `xs[i + 1..][..C·P]` (the values `Basis::fill_u_at` gives), row k scaled by `sw[k]`.
+        // `xs[Basis::span(i, C·P)]` (the values `Basis::fill_u_at` gives), row k scaled by
+        // `sw[k]`.
         let xs: Vec<f64> = (0..ext)
             .map(|i| basis.normalize(basis.state_at(i)))
             .collect();
         let fill_u = |idx: usize, u: &mut [f64]| {
-            let from = &xs[idx + 1..][..c * p];
+            let from = &xs[Basis::span(idx, c * p)];
             match sw {
                 Some(sw) => {
                     let rows = u.chunks_exact_mut(p).zip(from.chunks_exact(p));
