@@ -42,6 +42,11 @@ pub(super) unsafe fn dense_dot(dtype: Dtype, row: &[u8], x: &[f32]) -> f32 {
     let mut acc = [_mm256_setzero_ps(); 4];
     unsafe {
         for i in (0..whole).step_by(32) {
+            // Past the row's end this reads the next row, which the same task takes next.
+            for line in (0..32 * size).step_by(64) {
+                let ahead = w.wrapping_add(i * size + line + super::DENSE_PREFETCH);
+                _mm_prefetch::<_MM_HINT_T0>(ahead as *const i8);
+            }
             for (u, a) in acc.iter_mut().enumerate() {
                 let at = i + 8 * u;
                 *a = _mm256_fmadd_ps(
