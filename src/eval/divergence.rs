@@ -7,7 +7,7 @@ use super::{EvalError, Family, candle_err, family, read_json, read_tokenizer};
 use crate::core::control::Control;
 use crate::infer::generate::{GenerateError, Sampling, Stats, generate};
 use crate::infer::kernel::Kernel;
-use crate::infer::llama::{Net, Shape, parse_shape};
+use crate::infer::llama::{Cache, Logits, Net, Shape, parse_shape};
 use crate::infer::source::Source;
 use crate::io::error::ModelError;
 use candle_core::D;
@@ -241,10 +241,12 @@ impl Lm {
         let mut logp = Vec::with_capacity(2);
         for net in nets {
             let rows = (|| {
-                let Some(logits) = net.logits(&ids, ctl.cancel, None)? else {
+                let from = Logits::From(prompt.len() - 1);
+                let Some(logits) =
+                    net.forward(&ids, &mut Cache::default(), from, ctl.cancel, None)?
+                else {
                     return Ok(None);
                 };
-                let logits = logits.narrow(0, prompt.len() - 1, continuation.len())?;
                 candle_nn::ops::log_softmax(&logits, D::Minus1)?
                     .to_vec2::<f32>()
                     .map(Some)

@@ -260,6 +260,9 @@ pub enum Logits {
     All,
     /// Only the last one (generation).
     Last,
+    /// Those from this position on (scoring a continuation: the head's product and the logits
+    /// of a long prompt, `[n, vocab]` f32, are left out).
+    From(usize),
 }
 
 /// Bytes of attention scores computed at once (see [`Net::forward`]).
@@ -465,6 +468,7 @@ impl<'a> Net<'a> {
         let x = match which {
             Logits::All => x,
             Logits::Last => x.narrow(0, n - 1, 1)?,
+            Logits::From(p) => x.narrow(0, p, n.saturating_sub(p))?,
         };
         let x = candle_nn::ops::rms_norm(&x, &self.norm, s.eps as f32)?;
         let rows = x.dim(0)?;
@@ -502,7 +506,8 @@ pub(crate) mod tests {
 
     /// Feeding a window token by token over the KV cache, or running its attention in blocks
     /// of query positions, gives the logits of the whole window in one pass, on the llama (GQA,
-    /// llama3 rope) and mistral (sliding window) fixtures.
+    /// llama3 rope) and mistral (sliding window) fixtures; asking for the positions from one on
+    /// gives those rows.
     #[test]
     fn cached_decoding_gives_the_full_window_logits() {
         for name in ["llama", "mistral"] {
@@ -537,6 +542,13 @@ pub(crate) mod tests {
                 near(&window(&net), &format!("blocks of {rows}"));
             }
             net.attention_bytes = ATTENTION_BYTES;
+            let tail = net
+                .forward(&ids, &mut Cache::default(), Logits::From(33), &stop, None)
+                .unwrap()
+                .unwrap()
+                .to_vec2::<f32>()
+                .unwrap();
+            assert_eq!(tail, full[33..], "{name} logits from position 33");
             let mut cache = Cache::default();
             // A prompt of 5, then one token at a time.
             let first = net
