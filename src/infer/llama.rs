@@ -354,8 +354,8 @@ impl<'a> Net<'a> {
     }
 
     /// Feeds `ids` after the positions in `cache` (which it extends) and returns their logits,
-    /// `[n, vocab]` or `[1, vocab]` for [`Logits::Last`]; `None` once `cancel` is raised
-    /// (checked before each layer). `sink`, when given, sees the input `[n, in]` of every
+    /// `[n, vocab]` (or the rows [`Logits`] asks for); `None` once `cancel` is raised (checked
+    /// before each layer); an error for no `ids`. `sink`, when given, sees the input `[n, in]` of every
     /// linear layer with its weight tensor's name (for calibration).
     pub(crate) fn forward(
         &self,
@@ -366,6 +366,9 @@ impl<'a> Net<'a> {
         mut sink: Option<&mut Sink>,
     ) -> candle_core::Result<Option<Tensor>> {
         let s = &self.shape;
+        if ids.is_empty() {
+            return Err(candle_core::Error::Msg("no tokens to feed".into()));
+        }
         let (n, start) = (ids.len(), cache.len);
         let total = start + n;
         let dev = Device::Cpu;
@@ -507,7 +510,7 @@ pub(crate) mod tests {
     /// Feeding a window token by token over the KV cache, or running its attention in blocks
     /// of query positions, gives the logits of the whole window in one pass, on the llama (GQA,
     /// llama3 rope) and mistral (sliding window) fixtures; asking for the positions from one on
-    /// gives those rows.
+    /// gives those rows, and feeding no tokens is an error.
     #[test]
     fn cached_decoding_gives_the_full_window_logits() {
         for name in ["llama", "mistral"] {
@@ -549,6 +552,8 @@ pub(crate) mod tests {
                 .to_vec2::<f32>()
                 .unwrap();
             assert_eq!(tail, full[33..], "{name} logits from position 33");
+            let none = net.forward(&[], &mut Cache::default(), Logits::Last, &stop, None);
+            assert!(none.is_err(), "{name}: no tokens is an error, not a panic");
             let mut cache = Cache::default();
             // A prompt of 5, then one token at a time.
             let first = net
