@@ -355,8 +355,8 @@ impl<'a> Net<'a> {
 
     /// Feeds `ids` after the positions in `cache` (which it extends) and returns their logits,
     /// `[n, vocab]` (or the rows [`Logits`] asks for); `None` once `cancel` is raised (checked
-    /// before each layer); an error for no `ids`. `sink`, when given, sees the input `[n, in]` of every
-    /// linear layer with its weight tensor's name (for calibration).
+    /// before each layer); an error for no `ids`. `sink`, when given, sees the input `[n, in]`
+    /// of every linear layer with its weight tensor's name (for calibration).
     pub(crate) fn forward(
         &self,
         ids: &[u32],
@@ -380,7 +380,7 @@ impl<'a> Net<'a> {
         // `attention_bytes`: a whole 2 800-token prompt's scores were 1 GB a layer (3.2 GB
         // resident for a 0.5 GB model), and 8.6 GB at 8 k tokens on an 8B shape.
         let per_row = s.heads * total * size_of::<f32>();
-        let block = (self.attention_bytes / per_row.max(1)).clamp(1, n.max(1));
+        let block = (self.attention_bytes / per_row).clamp(1, n);
         let heads = |x: Tensor, h: usize| -> candle_core::Result<Tensor> {
             x.reshape((1, n, h, s.head_dim))?
                 .transpose(1, 2)?

@@ -100,6 +100,36 @@ pub(super) unsafe fn lane_row(m: &LaneMatrix, r: usize, xdups: &[Lines]) -> f32 
     }
 }
 
+/// Chunk `ch` of a block's basis: the XOR of its rows `u` in the two per-byte tables.
+///
+/// # Safety
+/// Both rows hold `ch + 1` aligned 512-bit chunks; the caller enables AVX-512 F.
+#[inline(always)]
+unsafe fn basis_chunk(u: [*const u8; 2], ch: usize) -> __m512i {
+    unsafe {
+        _mm512_xor_si512(
+            _mm512_load_si512(u[0].add(ch * 64) as *const _),
+            _mm512_load_si512(u[1].add(ch * 64) as *const _),
+        )
+    }
+}
+
+/// A pair-layout block's exact sum per weight: chunk ch of its basis (rows `u`) meets
+/// coefficients 2ch and 2ch + 1, the pattern's 32-bit lane `q(ch)`.
+///
+/// # Safety
+/// As [`basis_chunk`]'s for `chunks` chunks; the caller enables AVX-512 BW and VNNI.
+#[inline(always)]
+unsafe fn pair_sums(u: [*const u8; 2], chunks: usize, q: impl Fn(usize) -> __m512i) -> __m512i {
+    unsafe {
+        let mut s = _mm512_madd_epi16(basis_chunk(u, 0), q(0));
+        for ch in 1..chunks {
+            s = _mm512_dpwssd_epi32(s, basis_chunk(u, ch), q(ch));
+        }
+        s
+    }
+}
+
 /// Decoded batches kept at once.
 const RING: usize = 4;
 /// Batches between decoding a batch and reading it: a narrow load of a wide store still in the
@@ -251,32 +281,27 @@ unsafe fn lane_row_chunks<const CH: usize, const WIDE: bool, const PAIRS: bool>(
                 } else {
                     i
                 });
-                let u0 = t0.add(cur.rows[2 * i] as usize);
-                let u1 = t1.add(cur.rows[2 * i + 1] as usize);
+                let u = [
+                    t0.add(cur.rows[2 * i] as usize),
+                    t1.add(cur.rows[2 * i + 1] as usize),
+                ];
                 let xd = xb.add(i * l32);
-                let basis = |ch: usize| {
-                    _mm512_xor_si512(
-                        _mm512_load_si512(u0.add(ch * 64) as *const _),
-                        _mm512_load_si512(u1.add(ch * 64) as *const _),
-                    )
-                };
                 // The block's products with x, then its scale once: one multiply per block
                 // rather than one per chunk.
                 let t = if PAIRS {
-                    // Chunk ch meets coefficients 2ch and 2ch + 1: the pattern's 32-bit lane ch.
                     let q = |ch: usize| _mm512_set1_epi32(*(qp as *const i32).add(ch));
-                    let mut s = _mm512_madd_epi16(basis(0), q(0));
-                    for ch in 1..chunks {
-                        s = _mm512_dpwssd_epi32(s, basis(ch), q(ch));
-                    }
-                    _mm512_mul_ps(_mm512_cvtepi32_ps(s), _mm512_load_ps(xd))
+                    _mm512_mul_ps(
+                        _mm512_cvtepi32_ps(pair_sums(u, chunks, q)),
+                        _mm512_load_ps(xd),
+                    )
                 } else {
                     let q = if WIDE {
                         _mm512_broadcast_i32x4(_mm_load_si128(qp as *const __m128i))
                     } else {
                         _mm512_set1_epi64(*qp as i64)
                     };
-                    let prod = |ch: usize| _mm512_cvtepi32_ps(_mm512_madd_epi16(basis(ch), q));
+                    let prod =
+                        |ch: usize| _mm512_cvtepi32_ps(_mm512_madd_epi16(basis_chunk(u, ch), q));
                     let mut t = _mm512_mul_ps(prod(0), _mm512_load_ps(xd));
                     for ch in 1..chunks {
                         t = _mm512_fmadd_ps(prod(ch), _mm512_load_ps(xd.add(ch * 16)), t);
@@ -322,24 +347,16 @@ pub(super) unsafe fn lane_decode(m: &LaneMatrix, start: usize, out: &mut [f32], 
             let (lo, hi) = m.q_pattern(rec >> (m.k + 4));
             let q = _mm_set_epi64x(hi as i64, lo as i64);
             let q = _mm512_broadcast_i32x4(_mm_srai_epi16(_mm_slli_epi16(q, 12), 12));
-            let u0 = t0.add((seed & 0xff) * stride);
-            let u1 = t1.add(((seed >> 8) & 0xff) * stride);
-            let basis = |ch: usize| {
-                _mm512_xor_si512(
-                    _mm512_load_si512(u0.add(ch * 64) as *const _),
-                    _mm512_load_si512(u1.add(ch * 64) as *const _),
-                )
-            };
+            let u = [
+                t0.add((seed & 0xff) * stride),
+                t1.add(((seed >> 8) & 0xff) * stride),
+            ];
             if m.table.pairs {
-                // One sum per weight: chunk ch meets the pattern's 32-bit lane ch.
                 let lane = |ch: usize| _mm512_permutexvar_epi32(_mm512_set1_epi32(ch as i32), q);
-                sums[0] = _mm512_madd_epi16(basis(0), lane(0));
-                for ch in 1..chunks {
-                    sums[0] = _mm512_dpwssd_epi32(sums[0], basis(ch), lane(ch));
-                }
+                sums[0] = pair_sums(u, chunks, lane);
             } else {
                 for (ch, sum) in sums.iter_mut().enumerate().take(chunks) {
-                    *sum = _mm512_madd_epi16(basis(ch), q);
+                    *sum = _mm512_madd_epi16(basis_chunk(u, ch), q);
                 }
             }
             let (from, to) = (start.max(b * c) - b * c, end.min(b * c + c) - b * c);
