@@ -1,6 +1,6 @@
 //! AVX2 kernels (with FMA, F16C and BMI2).
 
-use super::lanes::{LaneMatrix, Lines};
+use super::lanes::{BATCH, LaneMatrix, Lines, QuadControls};
 use super::record;
 use crate::io::dtype::Dtype;
 use std::arch::x86_64::*;
@@ -69,56 +69,274 @@ pub(super) unsafe fn dense_dot(dtype: Dtype, row: &[u8], x: &[f32]) -> f32 {
 /// the matrix's rows.
 #[target_feature(enable = "avx2,fma,bmi2")]
 pub(super) unsafe fn lane_row(m: &LaneMatrix, r: usize, xdups: &[Lines]) -> f32 {
+    // SAFETY (all arms): as this function's.
+    unsafe {
+        if !m.table.pairs {
+            return rows_row(m, r, xdups);
+        }
+        // The menu's shapes as constants, so the per-block loops unroll.
+        match (m.table.chunk / 16, m.table.lanes / m.table.chunk) {
+            (1, 2) => pair_row::<1, 2>(m, r, xdups),
+            (2, 2) => pair_row::<2, 2>(m, r, xdups),
+            (2, 3) => pair_row::<2, 3>(m, r, xdups),
+            _ => pair_row::<0, 0>(m, r, xdups),
+        }
+    }
+}
+
+/// Sign-extends the value (0–15) in the low nibble of each 16-bit lane of `v`: XOR 8, then
+/// subtract 8 per lane, each lane's bit 15 set so that none borrows from the next. In scalar
+/// code this leaves the vector units, which the block's products keep busy, alone.
+#[inline(always)]
+fn nibbles_signed(v: u64) -> u64 {
+    const EIGHT: u64 = 0x0008_0008_0008_0008;
+    const TOP: u64 = 0x8000_8000_8000_8000;
+    (v ^ (EIGHT | TOP)).wrapping_sub(EIGHT) ^ TOP
+}
+
+/// What a batch of [`BATCH`] records decodes to, laid out for the per-block loop.
+#[repr(C, align(32))]
+struct Batch {
+    /// Block i's rows in the first and second per-byte table, as byte offsets.
+    rows: [[u64; BATCH]; 2],
+    /// Block i's exponent code.
+    e: [u64; BATCH],
+    /// Block i's coefficient pattern: sign-extended coefficients 4h … 4h + 3 in the 16-bit
+    /// lanes of `q[h][i]` (coefficient pair p is 32-bit lane p of the pattern).
+    q: [[u64; BATCH]; 2],
+}
+
+/// Decoded batches kept at once.
+const RING: usize = 4;
+/// Batches between decoding a batch and reading it, so that the block loop's narrow loads do
+/// not wait on the decoder's wide stores.
+const LAG: usize = 2;
+/// Bytes of the record stream prefetched ahead.
+const PREFETCH: usize = 1024;
+
+/// Decodes batches of one row's records with vector instructions (four records a vector): the
+/// constants that do not change along the row.
+struct Decoder<'a> {
+    records: &'a [u8],
+    /// Byte of the first record of the row, and the controls of its bit.
+    start: usize,
+    shift0: usize,
+    bits: usize,
+    quads: &'a [QuadControls; 8],
+    q_shuffle: [__m256i; 2],
+    q_scale: [__m256i; 2],
+    /// Whether a record has more than four coefficients.
+    wide: bool,
+    seed_masks: [__m256i; 2],
+    k: __m128i,
+    /// Bytes of one table row.
+    stride: __m256i,
+}
+
+impl<'a> Decoder<'a> {
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn new(m: &'a LaneMatrix<'_>, first: usize) -> Self {
+        let bits = m.bits as usize;
+        let pos0 = first * bits;
+        let cut = &m.table.q_cut;
+        // SAFETY: each control is 32 bytes.
+        let load = |v: *const u8| unsafe { _mm256_loadu_si256(v as *const __m256i) };
+        let lo_mask = (1u64 << m.k.min(8)) - 1;
+        let hi_mask = (1u64 << m.k.saturating_sub(8)) - 1;
+        Decoder {
+            records: m.records,
+            start: pos0 / 8,
+            shift0: pos0 % 8,
+            bits,
+            quads: &m.table.quads,
+            q_shuffle: cut.shuffle.map(|c| load(c.as_ptr())),
+            q_scale: cut.scale.map(|c| load(c.as_ptr() as *const u8)),
+            wide: m.p2 == 8,
+            seed_masks: [lo_mask, hi_mask].map(|v| _mm256_set1_epi64x(v as i64)),
+            k: _mm_cvtsi32_si128(m.k as i32),
+            stride: _mm256_set1_epi64x(m.table.lanes as i64 * 2),
+        }
+    }
+
+    /// Decodes the row's batch `n` (its blocks 8n … 8n + 7) into `out`.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn decode(&self, n: usize, out: &mut Batch) {
+        let recs = self.records;
+        let at = self.start + n * self.bits;
+        // Eight records span at most 64 bytes with the windows' overreach; near the stream's
+        // end they are read from a zero-padded copy (past its end the records are zeros, as
+        // `record` reads them).
+        let mut tail = [0u8; 64];
+        let window = match recs.get(at..at + 64) {
+            Some(w) => w,
+            None => {
+                let have = recs.len().saturating_sub(at);
+                tail[..have].copy_from_slice(&recs[recs.len() - have..]);
+                &tail[..]
+            }
+        };
+        // SAFETY: every load is within `window`'s 64 bytes (see `QuadControls`); the stores
+        // write the fields of `out`.
+        unsafe {
+            // The stream is read once per token from the file's pages, where the hardware
+            // prefetcher loses it at each page boundary; ask for it well ahead.
+            _mm_prefetch::<_MM_HINT_T0>(recs.as_ptr().wrapping_add(at + PREFETCH) as *const i8);
+            let (mut byte, mut shift) = (0, self.shift0);
+            for h in 0..2 {
+                let c = &self.quads[shift];
+                let w = window.as_ptr().add(byte);
+                let pair = _mm256_inserti128_si256::<1>(
+                    _mm256_castsi128_si256(_mm_loadu_si128(w as *const __m128i)),
+                    _mm_loadu_si128(w.add(c.high_at) as *const __m128i),
+                );
+                let rec = _mm256_srlv_epi64(
+                    _mm256_shuffle_epi8(pair, _mm256_loadu_si256(c.shuffle.as_ptr() as *const _)),
+                    _mm256_loadu_si256(c.shift.as_ptr() as *const _),
+                );
+                let lo = _mm256_and_si256(rec, self.seed_masks[0]);
+                let hi = _mm256_and_si256(_mm256_srli_epi64::<8>(rec), self.seed_masks[1]);
+                for (t, v) in [lo, hi].into_iter().enumerate() {
+                    _mm256_store_si256(
+                        out.rows[t].as_mut_ptr().add(4 * h) as *mut __m256i,
+                        _mm256_mul_epu32(v, self.stride),
+                    );
+                }
+                _mm256_store_si256(
+                    out.e.as_mut_ptr().add(4 * h) as *mut __m256i,
+                    _mm256_and_si256(_mm256_srl_epi64(rec, self.k), _mm256_set1_epi64x(15)),
+                );
+                for half in 0..1 + usize::from(self.wide) {
+                    let q = _mm256_srai_epi16::<12>(_mm256_mullo_epi16(
+                        _mm256_shuffle_epi8(rec, self.q_shuffle[half]),
+                        self.q_scale[half],
+                    ));
+                    _mm256_store_si256(out.q[half].as_mut_ptr().add(4 * h) as *mut __m256i, q);
+                }
+                byte = c.next_at;
+                shift = c.next_shift;
+            }
+        }
+    }
+}
+
+/// [`lane_row`] in the pair layout, with `HALVES` 256-bit vectors of weights per chunk and
+/// `CHUNKS` chunks (0: read from the table). Records are decoded eight at a time in vector
+/// registers ([`Decoder`]): one at a time in scalar code took about 50 instructions a block.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn pair_row<const HALVES: usize, const CHUNKS: usize>(
+    m: &LaneMatrix,
+    r: usize,
+    xdups: &[Lines],
+) -> f32 {
+    let (lanes, chunk) = (m.table.lanes, m.table.chunk);
+    let halves = if HALVES > 0 { HALVES } else { chunk / 16 };
+    let chunks = if CHUNKS > 0 { CHUNKS } else { lanes / chunk };
+    let l32 = m.x_lanes();
+    let (first, blocks, offset) = m.span(r);
+    let xdup = xdups[offset].as_slice::<f32>();
+    debug_assert!(xdup.len() >= blocks.div_ceil(BATCH) * BATCH * l32);
+    let dec = Decoder::new(m, first);
+    let empty = || Batch {
+        rows: [[0; BATCH]; 2],
+        e: [0; BATCH],
+        q: [[0; BATCH]; 2],
+    };
+    // Batch n + LAG is decoded while batch n runs (see [`LAG`]).
+    let mut ring: [Batch; RING] = std::array::from_fn(|_| empty());
+    let batches = blocks.div_ceil(BATCH);
+    for (n, b) in ring.iter_mut().enumerate().take(batches.min(LAG)) {
+        dec.decode(n, b);
+    }
+    unsafe {
+        let t0 = m.table.rows.as_slice::<i16>().as_ptr() as *const u8;
+        // For K ≤ 8 the second table's rows are zeros.
+        let t1 = t0.add(256 * lanes * 2);
+        let mut acc = [_mm256_setzero_ps(); 4];
+        for n in 0..batches {
+            if n + LAG < batches {
+                dec.decode(n + LAG, &mut ring[(n + LAG) % RING]);
+            }
+            let cur = &ring[n % RING];
+            // Whole batches: past the row's last block the expansion is zero.
+            let xb = xdup.as_ptr().add(n * BATCH * l32);
+            for i in 0..BATCH {
+                let b0 = t0.add(cur.rows[0][i] as usize);
+                let b1 = t1.add(cur.rows[1][i] as usize);
+                let basis = |at: usize| {
+                    _mm256_xor_si256(
+                        _mm256_load_si256(b0.add(at * 2) as *const __m256i),
+                        _mm256_load_si256(b1.add(at * 2) as *const __m256i),
+                    )
+                };
+                // Coefficient pair ch, broadcast from the pattern in memory.
+                let q = |ch: usize| {
+                    let half = cur.q[ch / 2].as_ptr().add(i) as *const i32;
+                    _mm256_set1_epi32(*half.add(ch % 2))
+                };
+                let xd = xb.add(i * l32);
+                let mut t = _mm256_setzero_ps();
+                for h in 0..halves {
+                    let mut sum = _mm256_madd_epi16(basis(h * 16), q(0));
+                    for ch in 1..chunks {
+                        sum = _mm256_add_epi32(
+                            sum,
+                            _mm256_madd_epi16(basis(ch * chunk + h * 16), q(ch)),
+                        );
+                    }
+                    let x = _mm256_load_ps(xd.add(h * 8));
+                    t = if h == 0 {
+                        _mm256_mul_ps(_mm256_cvtepi32_ps(sum), x)
+                    } else {
+                        _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), x, t)
+                    };
+                }
+                let s = _mm256_set1_ps(*m.scales.get_unchecked(cur.e[i] as usize));
+                acc[i % 4] = _mm256_fmadd_ps(t, s, acc[i % 4]);
+            }
+        }
+        let sum = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+        hsum(sum)
+    }
+}
+
+/// [`lane_row`] in the rows layout (which only an AVX-512 CPU's tables have).
+#[inline]
+#[target_feature(enable = "avx2,fma,bmi2")]
+unsafe fn rows_row(m: &LaneMatrix, r: usize, xdups: &[Lines]) -> f32 {
     let lanes = m.table.lanes;
     let l32 = m.x_lanes();
-    // 256-bit halves of a block's lanes; in the pair layout, its chunks per eight weights.
-    let (halves, chunks) = if m.table.pairs {
-        (m.c.div_ceil(8), lanes / 32)
-    } else {
-        (lanes / 16, 1)
-    };
+    let halves = lanes / 16;
     let t0 = m.table.rows.as_slice::<i16>().as_ptr();
-    let two = m.k > 8;
     let kmask = (1u64 << m.k) - 1;
     let (first, blocks, offset) = m.span(r);
     let xdup = xdups[offset].as_slice::<f32>();
     debug_assert!(xdup.len() >= blocks * l32);
     unsafe {
-        let t1 = t0.add(if two { 256 * lanes } else { 0 });
+        let t1 = t0.add(256 * lanes);
         let mut acc = [_mm256_setzero_ps(); 2];
         for j in 0..blocks {
             let rec = record(m.records, first + j, m.bits);
             let seed = (rec & kmask) as usize;
             let e = ((rec >> m.k) & 15) as usize;
             let (lo, hi) = m.q_pattern(rec >> (m.k + 4));
-            let q = _mm_set_epi64x(hi as i64, lo as i64);
-            let q = _mm256_broadcastsi128_si256(_mm_srai_epi16(_mm_slli_epi16(q, 12), 12));
+            let q = _mm_set_epi64x(nibbles_signed(hi) as i64, nibbles_signed(lo) as i64);
+            let q = _mm256_broadcastsi128_si256(q);
             let s = _mm256_set1_ps(*m.scales.get_unchecked(e));
             let b0 = t0.add((seed & 0xff) * lanes);
             let b1 = t1.add(((seed >> 8) & 0xff) * lanes);
             let xd = xdup.as_ptr().add(j * l32);
-            // The 16 lanes at `at`, XOR-ed across the two tables when K > 8.
-            let basis = |at: usize| {
-                let v = _mm256_loadu_si256(b0.add(at) as *const __m256i);
-                if two {
-                    _mm256_xor_si256(v, _mm256_loadu_si256(b1.add(at) as *const __m256i))
-                } else {
-                    v
-                }
-            };
             for h in 0..halves {
-                let sum = if m.table.pairs {
-                    // Chunk ch of weights 8h … 8h + 7 meets the pattern's 32-bit lane ch.
-                    let mut sum = _mm256_setzero_si256();
-                    for ch in 0..chunks {
-                        let qc = _mm256_permutevar8x32_epi32(q, _mm256_set1_epi32(ch as i32));
-                        sum = _mm256_add_epi32(sum, _mm256_madd_epi16(basis(ch * 32 + h * 16), qc));
-                    }
-                    sum
-                } else {
-                    _mm256_madd_epi16(basis(h * 16), q)
-                };
-                let t = _mm256_mul_ps(_mm256_cvtepi32_ps(sum), _mm256_loadu_ps(xd.add(h * 8)));
+                let basis = _mm256_xor_si256(
+                    _mm256_load_si256(b0.add(h * 16) as *const __m256i),
+                    _mm256_load_si256(b1.add(h * 16) as *const __m256i),
+                );
+                let t = _mm256_mul_ps(
+                    _mm256_cvtepi32_ps(_mm256_madd_epi16(basis, q)),
+                    _mm256_load_ps(xd.add(h * 8)),
+                );
                 acc[h & 1] = _mm256_fmadd_ps(t, s, acc[h & 1]);
             }
         }

@@ -7,10 +7,11 @@
 //! - **rows**: row i of V(s) at lanes `i·P2 … i·P2 + P − 1` (P2 = P rounded up to 2, 4 or 8;
 //!   the padding lanes are zero), so a weight has P2 / 2 32-bit sums, each meeting its own copy
 //!   of x_i;
-//! - **pairs** (C ≤ 16, when it takes fewer vector operations): 512-bit chunk h holds
-//!   coefficients 2h and 2h + 1 of every weight, weight i at lanes `2i, 2i + 1`, so the chunks'
-//!   products add lane-wise (`vpdpwssd`) into one exact 32-bit sum per weight, converted and
-//!   multiplied by x_i once.
+//! - **pairs** (when it takes fewer vector operations): chunk h holds coefficients 2h and
+//!   2h + 1 of every weight, weight i at lanes `2i, 2i + 1`, so the chunks' products add
+//!   lane-wise (`vpdpwssd`) into one exact 32-bit sum per weight, converted and multiplied by
+//!   x_i once. A chunk is one 512-bit vector (C ≤ 16) for the AVX-512 kernel, the block's
+//!   weights in whole 256-bit vectors for the AVX2 kernel ([`pair_chunk`]).
 //!
 //! A row that starts inside a block (a width that is not a multiple of C) reads an expansion
 //! shifted by its offset, zero outside the row.
@@ -74,6 +75,19 @@ fn takes_pairs(c: usize, p: usize) -> bool {
     c <= 16 && 2 * p.div_ceil(2) + 3 < 4 * lanes_per_block(c, padded_p(p)) / 32 + 1
 }
 
+/// Lanes per chunk of the pair layout for the kernel this CPU runs best, `None` for the rows
+/// layout. The AVX-512 kernel's chunk is one 512-bit vector of 16 weights ([`takes_pairs`]).
+/// The AVX2 kernel works in 256-bit vectors of 8 weights, where the pair layout always takes
+/// fewer operations (the 4-bit preset: 8 a block against the rows layout's 10, and half the
+/// activation lanes), so its chunk is the block's weights in whole vectors.
+fn pair_chunk(c: usize, p: usize) -> Option<usize> {
+    if super::Kernel::best_available() == super::Kernel::Avx512 {
+        takes_pairs(c, p).then_some(32)
+    } else {
+        Some(16 * c.div_ceil(8))
+    }
+}
+
 /// P rounded up to a lane group that divides 8 (so a 128-bit coefficient pattern repeats).
 fn padded_p(p: usize) -> usize {
     p.next_power_of_two().max(2)
@@ -86,11 +100,17 @@ pub(crate) struct LaneTable {
     pub(crate) lanes: usize,
     /// Whether the blocks are in the pair layout (see the module's documentation).
     pub(crate) pairs: bool,
+    /// Lanes of each coefficient pair's chunk in the pair layout ([`pair_chunk`]).
+    pub(crate) chunk: usize,
     /// `[byte][value][lanes]`, two bytes always: for K ≤ 8 the second byte's rows are zero, so
     /// a kernel can XOR both rows without a branch.
     pub(crate) rows: Lines,
     /// How a batch's records are cut into fields, by the bit its first record starts at.
     pub(crate) controls: [BatchControls; 8],
+    /// The same for the AVX2 kernel: four records' windows, by the bit the first starts at.
+    pub(crate) quads: [QuadControls; 8],
+    /// How the AVX2 kernel cuts the coefficients out of a record aligned in its 64-bit lane.
+    pub(crate) q_cut: QuadCoefficients,
 }
 
 impl LaneTable {
@@ -108,9 +128,10 @@ impl LaneTable {
     fn new(cfg: Config) -> Self {
         let (c, p, k) = (cfg.c, cfg.p, cfg.k);
         let p2 = padded_p(p);
-        let pairs = takes_pairs(c, p);
+        let chunk = pair_chunk(c, p).unwrap_or(0);
+        let pairs = chunk > 0;
         let lanes = if pairs {
-            32 * p.div_ceil(2)
+            chunk * p.div_ceil(2)
         } else {
             lanes_per_block(c, p2)
         };
@@ -129,7 +150,7 @@ impl LaneTable {
                             lane ^= 0x8000;
                         }
                         let at = if pairs {
-                            (j / 2) * 32 + 2 * i + j % 2
+                            (j / 2) * chunk + 2 * i + j % 2
                         } else {
                             i * p2 + j
                         };
@@ -141,8 +162,11 @@ impl LaneTable {
         LaneTable {
             lanes,
             pairs,
+            chunk,
             rows: lines,
             controls: std::array::from_fn(|shift| BatchControls::new(cfg, shift)),
+            quads: std::array::from_fn(|shift| QuadControls::new(cfg, shift)),
+            q_cut: QuadCoefficients::new(cfg),
         }
     }
 }
@@ -234,6 +258,75 @@ impl BatchControls {
     }
 }
 
+/// How the AVX2 kernel puts four records, starting at bit `shift0` of the first byte of a
+/// window, each in its own 64-bit lane from bit 0: `vpshufb` within the 128-bit halves (the high
+/// half reads its own 16 bytes from byte `high_at`, as AVX2 has no byte permute across halves),
+/// then `vpsrlvq`. A record spans at most 8 bytes after a shift of up to 7 (57 bits).
+#[derive(Debug)]
+pub(crate) struct QuadControls {
+    /// Byte t of lane i picks the byte of record i's first byte + t, in its half's window.
+    pub(crate) shuffle: [u8; 32],
+    /// Each record's bit in its first byte.
+    pub(crate) shift: [u64; 4],
+    /// Where the high half's window starts: record 2's first byte.
+    pub(crate) high_at: usize,
+    /// Where the next four records start: their first byte, and the controls for their bit.
+    pub(crate) next_at: usize,
+    pub(crate) next_shift: usize,
+}
+
+impl QuadControls {
+    fn new(cfg: Config, shift0: usize) -> Self {
+        let bits = cfg.block_bits() as usize;
+        let at = |i: usize| (shift0 + i * bits) / 8;
+        let high_at = at(2);
+        let mut shuffle = [0u8; 32];
+        for (i, lane) in shuffle.chunks_exact_mut(8).enumerate() {
+            let from = if i < 2 { at(i) } else { at(i) - high_at };
+            for (t, b) in lane.iter_mut().enumerate() {
+                *b = (from + t) as u8;
+            }
+        }
+        QuadControls {
+            shuffle,
+            shift: std::array::from_fn(|i| ((shift0 + i * bits) % 8) as u64),
+            high_at,
+            next_at: at(4),
+            next_shift: (shift0 + 4 * bits) % 8,
+        }
+    }
+}
+
+/// How the AVX2 kernel cuts coefficient j of a record aligned at bit 0 of its 64-bit lane into
+/// 16-bit lane j mod 4 of pattern half j / 4, sign-extended: `vpshufb` puts the two bytes that
+/// hold it in the lane, `vpmullw` shifts its top bit to bit 15, `vpsraw` by 12 brings it down.
+#[derive(Debug)]
+pub(crate) struct QuadCoefficients {
+    /// Per half: the bytes (0x80 for none, which reads zero: padding lanes stay zero).
+    pub(crate) shuffle: [[u8; 32]; 2],
+    /// Per half: 2^(12 − the coefficient's bit in its two bytes).
+    pub(crate) scale: [[u16; 16]; 2],
+}
+
+impl QuadCoefficients {
+    fn new(cfg: Config) -> Self {
+        let mut shuffle = [[0x80u8; 32]; 2];
+        let mut scale = [[0u16; 16]; 2];
+        for j in 0..cfg.p {
+            let bit = cfg.k as usize + 4 + 4 * j;
+            let (half, lane) = (j / 4, j % 4);
+            for quad in 0..4 {
+                // Lane `lane` of the record in 64-bit lane `quad`, indexed within its 128 bits.
+                let at = (quad % 2) * 8;
+                shuffle[half][16 * (quad / 2) + at + 2 * lane] = (at + bit / 8) as u8;
+                shuffle[half][16 * (quad / 2) + at + 2 * lane + 1] = (at + bit / 8 + 1) as u8;
+                scale[half][4 * quad + lane] = 1 << (12 - bit % 8);
+            }
+        }
+        QuadCoefficients { shuffle, scale }
+    }
+}
+
 impl<'a> LaneMatrix<'a> {
     /// The lane layout of `records` viewed as rows of `cols`, or `None` when K > 16.
     pub(crate) fn new(records: &'a [u8], cfg: Config, e_base: i32, cols: usize) -> Option<Self> {
@@ -257,10 +350,10 @@ impl<'a> LaneMatrix<'a> {
     }
 
     /// f32 lanes of the activation expansion per block: a lane per 32-bit sum of the rows
-    /// layout, a lane per weight (16) in the pair layout.
+    /// layout, a lane per weight (and padding to the chunk's) in the pair layout.
     pub(crate) fn x_lanes(&self) -> usize {
         if self.table.pairs {
-            16
+            self.table.chunk / 2
         } else {
             self.table.lanes / 2
         }
