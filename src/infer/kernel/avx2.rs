@@ -97,8 +97,9 @@ fn nibbles_signed(v: u64) -> u64 {
 /// What a batch of [`BATCH`] records decodes to, laid out for the per-block loop.
 #[repr(C, align(32))]
 struct Batch {
-    /// Block i's rows in the first and second per-byte table, as byte offsets.
-    rows: [[u64; BATCH]; 2],
+    /// Block i's rows in the first and second per-byte table, as byte offsets in the low and
+    /// high 32 bits (one load for both).
+    rows: [u64; BATCH],
     /// Block i's exponent code.
     e: [u64; BATCH],
     /// Block i's coefficient pattern: sign-extended coefficients 4h … 4h + 3 in the 16-bit
@@ -106,11 +107,9 @@ struct Batch {
     q: [[u64; BATCH]; 2],
 }
 
-/// Decoded batches kept at once.
-const RING: usize = 4;
-/// Batches between decoding a batch and reading it, so that the block loop's narrow loads do
-/// not wait on the decoder's wide stores.
-const LAG: usize = 2;
+/// Batches decoded before the block loop reads them: decoding one batch ahead inside the
+/// block loop left AVX2's 16 vector registers short, and the accumulators went to the stack.
+const SEGMENT: usize = 4;
 /// Bytes of the record stream prefetched ahead.
 const PREFETCH: usize = 1024;
 
@@ -160,9 +159,12 @@ impl<'a> Decoder<'a> {
     }
 
     /// Decodes the row's batch `n` (its blocks 8n … 8n + 7) into `out`.
-    #[inline]
-    #[target_feature(enable = "avx2")]
-    fn decode(&self, n: usize, out: &mut Batch) {
+    ///
+    /// # Safety
+    /// The CPU must have AVX2 (the caller enables it: inlined, the loop keeps the batch's
+    /// constants in registers; called, it took a sixth of the row's time).
+    #[inline(always)]
+    unsafe fn decode(&self, n: usize, out: &mut Batch) {
         let recs = self.records;
         let at = self.start + n * self.bits;
         // Eight records span at most 64 bytes with the windows' overreach; near the stream's
@@ -197,12 +199,13 @@ impl<'a> Decoder<'a> {
                 );
                 let lo = _mm256_and_si256(rec, self.seed_masks[0]);
                 let hi = _mm256_and_si256(_mm256_srli_epi64::<8>(rec), self.seed_masks[1]);
-                for (t, v) in [lo, hi].into_iter().enumerate() {
-                    _mm256_store_si256(
-                        out.rows[t].as_mut_ptr().add(4 * h) as *mut __m256i,
-                        _mm256_mul_epu32(v, self.stride),
-                    );
-                }
+                _mm256_store_si256(
+                    out.rows.as_mut_ptr().add(4 * h) as *mut __m256i,
+                    _mm256_or_si256(
+                        _mm256_mul_epu32(lo, self.stride),
+                        _mm256_slli_epi64::<32>(_mm256_mul_epu32(hi, self.stride)),
+                    ),
+                );
                 _mm256_store_si256(
                     out.e.as_mut_ptr().add(4 * h) as *mut __m256i,
                     _mm256_and_si256(_mm256_srl_epi64(rec, self.k), _mm256_set1_epi64x(15)),
@@ -231,8 +234,9 @@ unsafe fn pair_row<const HALVES: usize, const CHUNKS: usize>(
     r: usize,
     xdups: &[Lines],
 ) -> f32 {
-    let (lanes, chunk) = (m.table.lanes, m.table.chunk);
-    let halves = if HALVES > 0 { HALVES } else { chunk / 16 };
+    let lanes = m.table.lanes;
+    let chunk = if HALVES > 0 { 16 * HALVES } else { m.table.chunk };
+    let halves = chunk / 16;
     let chunks = if CHUNKS > 0 { CHUNKS } else { lanes / chunk };
     let l32 = m.x_lanes();
     let (first, blocks, offset) = m.span(r);
@@ -240,31 +244,30 @@ unsafe fn pair_row<const HALVES: usize, const CHUNKS: usize>(
     debug_assert!(xdup.len() >= blocks.div_ceil(BATCH) * BATCH * l32);
     let dec = Decoder::new(m, first);
     let empty = || Batch {
-        rows: [[0; BATCH]; 2],
+        rows: [0; BATCH],
         e: [0; BATCH],
         q: [[0; BATCH]; 2],
     };
-    // Batch n + LAG is decoded while batch n runs (see [`LAG`]).
-    let mut ring: [Batch; RING] = std::array::from_fn(|_| empty());
+    let mut segment: [Batch; SEGMENT] = std::array::from_fn(|_| empty());
     let batches = blocks.div_ceil(BATCH);
-    for (n, b) in ring.iter_mut().enumerate().take(batches.min(LAG)) {
-        dec.decode(n, b);
-    }
     unsafe {
         let t0 = m.table.rows.as_slice::<i16>().as_ptr() as *const u8;
         // For K ≤ 8 the second table's rows are zeros.
         let t1 = t0.add(256 * lanes * 2);
-        let mut acc = [_mm256_setzero_ps(); 4];
+        let mut acc = [_mm256_setzero_ps(); 2];
         for n in 0..batches {
-            if n + LAG < batches {
-                dec.decode(n + LAG, &mut ring[(n + LAG) % RING]);
+            if n % SEGMENT == 0 {
+                for (b, out) in segment.iter_mut().enumerate().take(batches - n) {
+                    dec.decode(n + b, out);
+                }
             }
-            let cur = &ring[n % RING];
+            let cur = &segment[n % SEGMENT];
             // Whole batches: past the row's last block the expansion is zero.
             let xb = xdup.as_ptr().add(n * BATCH * l32);
             for i in 0..BATCH {
-                let b0 = t0.add(cur.rows[0][i] as usize);
-                let b1 = t1.add(cur.rows[1][i] as usize);
+                let rows = cur.rows[i];
+                let b0 = t0.add(rows as u32 as usize);
+                let b1 = t1.add((rows >> 32) as usize);
                 let basis = |at: usize| {
                     _mm256_xor_si256(
                         _mm256_load_si256(b0.add(at * 2) as *const __m256i),
@@ -294,11 +297,10 @@ unsafe fn pair_row<const HALVES: usize, const CHUNKS: usize>(
                     };
                 }
                 let s = _mm256_set1_ps(*m.scales.get_unchecked(cur.e[i] as usize));
-                acc[i % 4] = _mm256_fmadd_ps(t, s, acc[i % 4]);
+                acc[i % 2] = _mm256_fmadd_ps(t, s, acc[i % 2]);
             }
         }
-        let sum = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
-        hsum(sum)
+        hsum(_mm256_add_ps(acc[0], acc[1]))
     }
 }
 
