@@ -196,6 +196,7 @@ impl<'a> Matrix<'a> {
 mod tests {
     use super::*;
     use crate::core::config::Config;
+    use crate::infer::kernel::lanes::LaneMatrix;
     use crate::infer::synthetic::{packed_tensor, random_codes};
     use crate::search::compress::CompressedTensor;
     use rand::{Rng, SeedableRng};
@@ -221,28 +222,78 @@ mod tests {
     }
 
     /// On every kernel this CPU runs, `m·x` equals the product with the f32 weights `w` within
-    /// f32 rounding: |y − y_ref| ≤ 1e-5·Σ_j |W_ij·x_j| for every row.
+    /// f32 rounding ([`assert_rows_within_rounding`]).
     fn assert_products_within_rounding(m: &Matrix, w: &[f32], x: &[f32], what: &str) {
-        let cols = x.len();
         for kernel in Kernel::available() {
             let mut y = vec![0.0; m.rows()];
             m.matvec(kernel, x, &mut y);
-            for (r, &got) in y.iter().enumerate() {
-                let wr = &w[r * cols..][..cols];
-                let want: f64 = wr
-                    .iter()
-                    .zip(x)
-                    .map(|(&a, &b)| f64::from(a) * f64::from(b))
-                    .sum();
-                let bound: f64 = wr
-                    .iter()
-                    .zip(x)
-                    .map(|(&a, &b)| f64::from(a * b).abs())
-                    .sum();
-                assert!(
-                    (f64::from(got) - want).abs() <= 1e-5 * bound,
-                    "{what} {kernel:?} row {r}: {got} vs {want} (bound {bound})"
-                );
+            assert_rows_within_rounding(&y, w, x, &format!("{what} {kernel:?}"));
+        }
+    }
+
+    /// `y` equals the product of the f32 weights `w` with `x` within f32 rounding:
+    /// |y − y_ref| ≤ 1e-5·Σ_j |W_ij·x_j| for every row.
+    fn assert_rows_within_rounding(y: &[f32], w: &[f32], x: &[f32], what: &str) {
+        let cols = x.len();
+        for (r, &got) in y.iter().enumerate() {
+            let wr = &w[r * cols..][..cols];
+            let want: f64 = wr
+                .iter()
+                .zip(x)
+                .map(|(&a, &b)| f64::from(a) * f64::from(b))
+                .sum();
+            let bound: f64 = wr
+                .iter()
+                .zip(x)
+                .map(|(&a, &b)| f64::from(a * b).abs())
+                .sum();
+            assert!(
+                (f64::from(got) - want).abs() <= 1e-5 * bound,
+                "{what} row {r}: {got} vs {want} (bound {bound})"
+            );
+        }
+    }
+
+    /// The AVX2 kernel runs the lane layouts of both kernels (its own, and the AVX-512
+    /// kernel's, which an AVX-512 CPU's tables have) within f32 rounding of the exact product,
+    /// whichever of them the CPU running the tests lays its tables out for.
+    #[test]
+    fn the_avx2_kernel_runs_both_lane_layouts() {
+        assert!(
+            Kernel::available().contains(&Kernel::Avx2) || !cfg!(target_arch = "x86_64"),
+            "the x86-64 machines that run the tests have AVX2"
+        );
+        if !Kernel::available().contains(&Kernel::Avx2) {
+            return;
+        }
+        let mut configs: Vec<Config> = crate::core::config::MENU.to_vec();
+        configs.extend(Config::LARGER_P.iter().map(|(_, c)| *c));
+        // Odd K: records of an odd number of bits, so four start at another bit than the
+        // four before them.
+        configs.extend([
+            Config { c: 8, p: 2, k: 8 },
+            Config { c: 20, p: 3, k: 12 },
+            Config { c: 8, p: 3, k: 13 },
+            Config { c: 12, p: 5, k: 11 },
+            Config { c: 9, p: 3, k: 15 },
+        ]);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        for (n, cfg) in configs.iter().enumerate() {
+            for cols in [cfg.c * 9, cfg.c * 7 + 3] {
+                let rows = 21;
+                let (t, meta, records) = random_packed(*cfg, rows, cols, n as u64);
+                let w = t.reconstruct();
+                let x: Vec<f32> = (0..cols).map(|_| rng.random_range(-2.0..2.0)).collect();
+                for layout in [Kernel::Avx512, Kernel::Avx2] {
+                    let lanes =
+                        LaneMatrix::new(&records, *cfg, meta.e_base, cols, layout).expect("K ≤ 16");
+                    let xd = lanes.expand(&x, rows);
+                    let y: Vec<f32> = (0..rows)
+                        .map(|r| Kernel::Avx2.lane_row(&lanes, r, &xd).expect("a lane path"))
+                        .collect();
+                    let what = format!("{cfg:?} cols {cols}, laid out for {layout:?}");
+                    assert_rows_within_rounding(&y, &w, &x, &what);
+                }
             }
         }
     }

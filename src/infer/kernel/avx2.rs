@@ -235,7 +235,11 @@ unsafe fn pair_row<const HALVES: usize, const CHUNKS: usize>(
     xdups: &[Lines],
 ) -> f32 {
     let lanes = m.table.lanes;
-    let chunk = if HALVES > 0 { 16 * HALVES } else { m.table.chunk };
+    let chunk = if HALVES > 0 {
+        16 * HALVES
+    } else {
+        m.table.chunk
+    };
     let halves = chunk / 16;
     let chunks = if CHUNKS > 0 { CHUNKS } else { lanes / chunk };
     let l32 = m.x_lanes();

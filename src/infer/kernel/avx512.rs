@@ -79,7 +79,10 @@ struct Batch {
 /// output for the matrix's rows.
 #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni,bmi2")]
 pub(super) unsafe fn lane_row(m: &LaneMatrix, r: usize, xdups: &[Lines]) -> f32 {
-    debug_assert!(!m.table.pairs || m.table.chunk == 32, "a pair chunk is one vector");
+    debug_assert!(
+        !m.table.pairs || m.table.chunk == 32,
+        "a pair chunk is one vector"
+    );
     // SAFETY (all arms): as this function's.
     unsafe {
         match (m.table.lanes / 32, m.p2 == 8, m.table.pairs) {
@@ -325,7 +328,10 @@ unsafe fn lane_row_chunks<const CH: usize, const WIDE: bool, const PAIRS: bool>(
 /// The CPU must have AVX-512 F, BW and VNNI and BMI2.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,bmi2")]
 pub(super) unsafe fn lane_decode(m: &LaneMatrix, start: usize, out: &mut [f32], unit: &[f64; 16]) {
-    debug_assert!(!m.table.pairs || m.table.chunk == 32, "a pair chunk is one vector");
+    debug_assert!(
+        !m.table.pairs || m.table.chunk == 32,
+        "a pair chunk is one vector"
+    );
     let (c, lanes) = (m.c, m.table.lanes);
     let chunks = lanes / 32;
     // Chunks of 32-bit sums, and sums per weight: the pair layout adds its chunks into one.

@@ -16,6 +16,7 @@
 //! A row that starts inside a block (a width that is not a multiple of C) reads an expansion
 //! shifted by its offset, zero outside the row.
 
+use super::Kernel;
 use crate::core::config::Config;
 use crate::infer::seed_table::SeedTable;
 use std::collections::HashMap;
@@ -75,13 +76,13 @@ fn takes_pairs(c: usize, p: usize) -> bool {
     c <= 16 && 2 * p.div_ceil(2) + 3 < 4 * lanes_per_block(c, padded_p(p)) / 32 + 1
 }
 
-/// Lanes per chunk of the pair layout for the kernel this CPU runs best, `None` for the rows
-/// layout. The AVX-512 kernel's chunk is one 512-bit vector of 16 weights ([`takes_pairs`]).
-/// The AVX2 kernel works in 256-bit vectors of 8 weights, where the pair layout always takes
-/// fewer operations (the 4-bit preset: 8 a block against the rows layout's 10, and half the
-/// activation lanes), so its chunk is the block's weights in whole vectors.
-fn pair_chunk(c: usize, p: usize) -> Option<usize> {
-    if super::Kernel::best_available() == super::Kernel::Avx512 {
+/// Lanes per chunk of the pair layout for `kernel`, `None` for the rows layout. The AVX-512
+/// kernel's chunk is one 512-bit vector of 16 weights ([`takes_pairs`]). The AVX2 kernel works
+/// in 256-bit vectors of 8 weights, where the pair layout always takes fewer operations (the
+/// 4-bit preset: 8 a block against the rows layout's 10, and half the activation lanes), so its
+/// chunk is the block's weights in whole vectors. (The AVX2 kernel runs either layout.)
+fn pair_chunk(c: usize, p: usize, kernel: Kernel) -> Option<usize> {
+    if kernel == Kernel::Avx512 {
         takes_pairs(c, p).then_some(32)
     } else {
         Some(16 * c.div_ceil(8))
@@ -114,21 +115,24 @@ pub(crate) struct LaneTable {
 }
 
 impl LaneTable {
-    fn shared(cfg: Config) -> Arc<LaneTable> {
-        static CACHE: OnceLock<Mutex<HashMap<Config, Arc<LaneTable>>>> = OnceLock::new();
+    fn shared(cfg: Config, chunk: usize) -> Arc<LaneTable> {
+        /// Tables by configuration and pair chunk.
+        type Tables = HashMap<(Config, usize), Arc<LaneTable>>;
+        static CACHE: OnceLock<Mutex<Tables>> = OnceLock::new();
         let mut map = CACHE
             .get_or_init(Default::default)
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        map.entry(cfg)
-            .or_insert_with(|| Arc::new(LaneTable::new(cfg)))
+        map.entry((cfg, chunk))
+            .or_insert_with(|| Arc::new(LaneTable::new(cfg, chunk)))
             .clone()
     }
 
-    fn new(cfg: Config) -> Self {
+    /// The tables of `cfg` in the pair layout with `chunk` lanes a chunk, or in the rows
+    /// layout for 0.
+    fn new(cfg: Config, chunk: usize) -> Self {
         let (c, p, k) = (cfg.c, cfg.p, cfg.k);
         let p2 = padded_p(p);
-        let chunk = pair_chunk(c, p).unwrap_or(0);
         let pairs = chunk > 0;
         let lanes = if pairs {
             chunk * p.div_ceil(2)
@@ -328,8 +332,15 @@ impl QuadCoefficients {
 }
 
 impl<'a> LaneMatrix<'a> {
-    /// The lane layout of `records` viewed as rows of `cols`, or `None` when K > 16.
-    pub(crate) fn new(records: &'a [u8], cfg: Config, e_base: i32, cols: usize) -> Option<Self> {
+    /// The lane layout of `records` viewed as rows of `cols`, laid out for `kernel` (which
+    /// layouts each kernel runs: [`pair_chunk`]), or `None` when K > 16.
+    pub(crate) fn new(
+        records: &'a [u8],
+        cfg: Config,
+        e_base: i32,
+        cols: usize,
+        kernel: Kernel,
+    ) -> Option<Self> {
         if cfg.k > 16 {
             return None;
         }
@@ -344,7 +355,7 @@ impl<'a> LaneMatrix<'a> {
             c: cfg.c,
             cols,
             p2: padded_p(cfg.p),
-            table: LaneTable::shared(cfg),
+            table: LaneTable::shared(cfg, pair_chunk(cfg.c, cfg.p, kernel).unwrap_or(0)),
             scales,
         })
     }

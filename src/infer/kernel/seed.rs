@@ -27,7 +27,13 @@ impl<'a> SeedMatrix<'a> {
             cfg,
             e_base: meta.e_base,
             table: SeedTable::shared(cfg.k, cfg.c * cfg.p),
-            lanes: LaneMatrix::new(records, cfg, meta.e_base, cols),
+            lanes: LaneMatrix::new(
+                records,
+                cfg,
+                meta.e_base,
+                cols,
+                super::Kernel::best_available(),
+            ),
         }
     }
 
