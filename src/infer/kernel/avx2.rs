@@ -308,6 +308,57 @@ unsafe fn pair_row<const HALVES: usize, const CHUNKS: usize>(
     }
 }
 
+/// Weights `start..start + out.len()` of a pair-layout packed matrix's flattened tensor: per
+/// block and 8 weights, the chunks' products with the coefficient pairs added in 32-bit lanes
+/// (as in [`lane_row`]), then multiplied by `unit[E]` in f64 and rounded to f32, as the AVX-512
+/// decoder does (`unit` holds the 2^−(16−K) of the lanes' shift).
+///
+/// # Safety
+/// The CPU must have AVX2 and BMI2; the matrix is in the pair layout.
+#[target_feature(enable = "avx2,bmi2")]
+pub(super) unsafe fn lane_decode(m: &LaneMatrix, start: usize, out: &mut [f32], unit: &[f64; 16]) {
+    debug_assert!(m.table.pairs);
+    let (c, lanes, chunk) = (m.c, m.table.lanes, m.table.chunk);
+    let kmask = (1u64 << m.k) - 1;
+    let end = start + out.len();
+    // One block's weights, padded to its chunk (at most 64 weights, 128 lanes).
+    let mut vals = [0.0f32; 64];
+    unsafe {
+        let t0 = m.table.rows.as_slice::<i16>().as_ptr();
+        let t1 = t0.add(256 * lanes);
+        for b in start / c..end.div_ceil(c) {
+            let rec = record(m.records, b, m.bits);
+            let seed = (rec & kmask) as usize;
+            let (lo, hi) = m.q_pattern(rec >> (m.k + 4));
+            let q = [nibbles_signed(lo), nibbles_signed(hi)];
+            let q = q.as_ptr() as *const i32;
+            let u = _mm256_set1_pd(unit[((rec >> m.k) & 15) as usize]);
+            let b0 = t0.add((seed & 0xff) * lanes);
+            let b1 = t1.add(((seed >> 8) & 0xff) * lanes);
+            let basis = |at: usize| {
+                _mm256_xor_si256(
+                    _mm256_load_si256(b0.add(at) as *const __m256i),
+                    _mm256_load_si256(b1.add(at) as *const __m256i),
+                )
+            };
+            for h in 0..chunk / 16 {
+                let mut sum = _mm256_setzero_si256();
+                for ch in 0..lanes / chunk {
+                    let qc = _mm256_set1_epi32(*q.add(ch));
+                    sum = _mm256_add_epi32(sum, _mm256_madd_epi16(basis(ch * chunk + h * 16), qc));
+                }
+                // Four weights at a time through f64, as the scalar decoder rounds.
+                let four = |v: __m128i| _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtepi32_pd(v), u));
+                let at = vals.as_mut_ptr().add(h * 8);
+                _mm_storeu_ps(at, four(_mm256_castsi256_si128(sum)));
+                _mm_storeu_ps(at.add(4), four(_mm256_extracti128_si256::<1>(sum)));
+            }
+            let (from, to) = (start.max(b * c) - b * c, end.min(b * c + c) - b * c);
+            out[b * c + from - start..][..to - from].copy_from_slice(&vals[from..to]);
+        }
+    }
+}
+
 /// [`lane_row`] in the rows layout (which only an AVX-512 CPU's tables have).
 #[inline]
 #[target_feature(enable = "avx2,fma,bmi2")]

@@ -123,6 +123,12 @@ impl Kernel {
                 unsafe { avx512::lane_decode(m, start, out, unit) };
                 true
             }
+            // SAFETY: as above.
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 if m.table.pairs => {
+                unsafe { avx2::lane_decode(m, start, out, unit) };
+                true
+            }
             _ => false,
         }
     }
