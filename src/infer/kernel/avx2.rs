@@ -110,8 +110,6 @@ struct Batch {
 /// Batches decoded before the block loop reads them: decoding one batch ahead inside the
 /// block loop left AVX2's 16 vector registers short, and the accumulators went to the stack.
 const SEGMENT: usize = 4;
-/// Bytes of the record stream prefetched ahead.
-const PREFETCH: usize = 1024;
 
 /// Decodes batches of one row's records with vector instructions (four records a vector): the
 /// constants that do not change along the row.
@@ -182,9 +180,8 @@ impl<'a> Decoder<'a> {
         // SAFETY: every load is within `window`'s 64 bytes (see `QuadControls`); the stores
         // write the fields of `out`.
         unsafe {
-            // The stream is read once per token from the file's pages, where the hardware
-            // prefetcher loses it at each page boundary; ask for it well ahead.
-            _mm_prefetch::<_MM_HINT_T0>(recs.as_ptr().wrapping_add(at + PREFETCH) as *const i8);
+            let ahead = recs.as_ptr().wrapping_add(at + super::RECORD_PREFETCH);
+            _mm_prefetch::<_MM_HINT_T0>(ahead as *const i8);
             let (mut byte, mut shift) = (0, self.shift0);
             for h in 0..2 {
                 let c = &self.quads[shift];

@@ -139,8 +139,6 @@ const RING: usize = 4;
 /// Batches between decoding a batch and reading it: a narrow load of a wide store still in the
 /// store buffer waits for it (measured: 3.3 G weights/s reading one batch later, 4.6 two later).
 const LAG: usize = 2;
-/// Bytes of the record stream prefetched ahead.
-const PREFETCH: usize = 1024;
 
 /// Decodes batches of one row's records: the constants that do not change along the row.
 struct Decoder<'a> {
@@ -195,9 +193,8 @@ impl<'a> Decoder<'a> {
         // SAFETY: the mask limits the load to the stream (past its end the window reads zeros,
         // as `record` does); the stores write the 64-byte-aligned fields of `out`.
         unsafe {
-            // The stream is read once per token from the file's pages, where the hardware
-            // prefetcher loses it at each page boundary; ask for it well ahead.
-            _mm_prefetch::<_MM_HINT_T0>(recs.as_ptr().wrapping_add(at + PREFETCH) as *const i8);
+            let ahead = recs.as_ptr().wrapping_add(at + super::RECORD_PREFETCH);
+            _mm_prefetch::<_MM_HINT_T0>(ahead as *const i8);
             let window = _mm512_maskz_loadu_epi8(
                 _bzhi_u64(u64::MAX, have as u32),
                 recs.as_ptr().add(at.min(recs.len())) as *const i8,
