@@ -63,13 +63,7 @@ impl ExpRange {
 
 /// `2^e` in f64 (exact for the exponents a block can have).
 pub fn pow2(e: i32) -> f64 {
-    // A normal power of two is its exponent bits alone: no libcall on the search's hot path
-    // (the lattice enumeration takes one per node). `powi` keeps the subnormal and infinite ends.
-    if (-1022..=1023).contains(&e) {
-        f64::from_bits(((e + 1023) as u64) << 52)
-    } else {
-        f64::powi(2.0, e)
-    }
+    f64::powi(2.0, e)
 }
 
 /// `x.round()` (halves away from zero) inline: on baseline x86_64 `f64::round` is a libm call,
@@ -147,13 +141,6 @@ fn row_sum(v: &[i64], p: usize, quant: &Quantized, i: usize) -> i64 {
         .zip(&quant.q[..p])
         .map(|(&a, &q)| a * i64::from(q))
         .sum()
-}
-
-/// Row i of the residual `w − ŵ` from its integer row sum `n` (the decoder's arithmetic,
-/// `scale` = 2^e, `rw` the row's weight): the one expression every error in this file uses.
-#[inline]
-fn row_residual(wi: f64, n: i64, denom: f64, scale: f64, rw: f64) -> f64 {
-    wi - n as f64 / denom * scale * rw
 }
 
 /// Whether every weight `quant` reconstructs (the decoder's arithmetic, `v` the centred basis
@@ -238,7 +225,7 @@ fn residual_into(
     let scale = pow2(quant.e);
     let mut err = 0.0;
     for (i, (r, &wi)) in resid.iter_mut().zip(w).enumerate() {
-        *r = row_residual(wi, row_sum(v, p, quant, i), denom, scale, row_weight(sw, i));
+        *r = wi - row_sum(v, p, quant, i) as f64 / denom * scale * row_weight(sw, i);
         err += *r * *r;
     }
     err
@@ -568,20 +555,14 @@ impl<'a> Lattice<'a> {
         };
         // A nearly singular basis (σ_min ~ 1e-5) leaves a thousand exponents below the fit in
         // reach of the starting limit. Then the exponents from one below where the least-squares
-        // coefficients fit the box (the rounding's own candidates) go first, and the smaller
-        // ones downwards from there: the closest point is nearly always near the top, and the
-        // limit it sets stops the descent where the box can no longer reach w. (Upwards, a limit
-        // still at the zero point's error made every point of every box near zero a candidate,
-        // up to 30 M for one seed.) Any order of exponents reaches the same point.
+        // coefficients fit the box (the rounding's own candidates) go first: the closest point
+        // is nearly always there, and the limit it sets prunes most of the smaller ones.
         let m = self.t[..self.p].iter().fold(0.0f64, |m, x| m.max(x.abs()));
         let hint = range.clamp((m.log2() - 4.0).floor().max(f64::from(range.lo)) as i32);
         if hint - first > FAR_BELOW {
             self.scan(hint, range.hi, &mut best);
-            for e in (first..hint).rev() {
-                if self.box_too_short(e, best.limit, slack) {
-                    break;
-                }
-                self.scan(e, e, &mut best);
+            if let Some(first) = self.first_exponent(range, best.limit, slack) {
+                self.scan(first, hint - 1, &mut best);
             }
         } else {
             self.scan(first, range.hi, &mut best);
@@ -597,7 +578,8 @@ impl<'a> Lattice<'a> {
         if room < 0.0 {
             return None;
         }
-        let reach = self.reach();
+        let reach = 8.0 * (self.p as f64).sqrt() * self.s_max;
+        let out_of_reach = |gap: f64| self.residual + gap * gap > limit + slack;
         // 2^e·reach ≥ fit − √room, found from the logarithm (the range may span 2 000
         // exponents) and checked step by step.
         let gap = self.fit - room.sqrt();
@@ -608,22 +590,10 @@ impl<'a> Lattice<'a> {
                 e = e.max(first.clamp(f64::from(range.lo), f64::from(range.hi)) as i32);
             }
         }
-        while e <= range.hi && self.box_too_short(e, limit, slack) {
+        while e <= range.hi && out_of_reach((self.fit - pow2(e) * reach).max(0.0)) {
             e += 1;
         }
         Some(e)
-    }
-
-    /// Upper bound on `‖U·q‖` over the box: 8·√P·σ_max.
-    fn reach(&self) -> f64 {
-        8.0 * (self.p as f64).sqrt() * self.s_max
-    }
-
-    /// Whether every point of exponent `e`'s box (and so of every smaller exponent's) is too
-    /// short to come within `limit` of w.
-    fn box_too_short(&self, e: i32, limit: f64, slack: f64) -> bool {
-        let gap = (self.fit - pow2(e) * self.reach()).max(0.0);
-        self.residual + gap * gap > limit + slack
     }
 
     /// Enumerates the exponents `from..=to` in order, stopping where the smallest non-zero point
@@ -667,31 +637,12 @@ impl<'a> Lattice<'a> {
             return;
         }
         let half = room.sqrt() / ljj;
-        // Bounded first, one past the box (ceil and floor are monotone, and a NaN takes the
-        // box's end as before), so the rounding is a cast, not a libm call.
-        let lo = ceil_small(
-            (centre - half)
-                .max(f64::from(Q_MIN))
-                .min(f64::from(Q_MAX + 1)),
-        );
-        let hi = floor_small(
-            (centre + half)
-                .min(f64::from(Q_MAX))
-                .max(f64::from(Q_MIN - 1)),
-        );
+        let lo = (centre - half).ceil().max(f64::from(Q_MIN));
+        let hi = (centre + half).floor().min(f64::from(Q_MAX));
         if lo > hi {
             return;
         }
-        // The integer row sums of the coefficients above q_0, so that each point the innermost
-        // loop reaches adds one column (exact integers: the same sums as `row_sum`).
-        let mut above0 = [0i64; MAX_C];
-        if j == 0 {
-            let (c, p) = (self.w.len(), self.p);
-            for (i, a) in above0[..c].iter_mut().enumerate() {
-                *a = (1..p).map(|k| self.v[i * p + k] * i64::from(q.q[k])).sum();
-            }
-        }
-        for qj in lo..=hi {
+        for qj in lo as i32..=hi as i32 {
             let d = ljj * (centre - f64::from(qj));
             let used = used + d * d;
             // The limit may have tightened since the interval was computed.
@@ -701,7 +652,7 @@ impl<'a> Lattice<'a> {
             q.q[j] = qj as i8;
             if j == 0 {
                 if fits_below(self.v, self.p, q, self.denom, self.max_abs) {
-                    let err = self.point_error(&above0, q);
+                    let err = weighted_error(self.w, self.sw, self.v, self.p, q, self.denom);
                     best.offer(err, *q);
                 }
             } else {
@@ -710,160 +661,11 @@ impl<'a> Lattice<'a> {
         }
         q.q[j] = 0;
     }
-
-    /// The error of `q` in the decoder's arithmetic, bit for bit [`weighted_error`]'s, given
-    /// each row's integer sum over the coefficients above q_0.
-    fn point_error(&self, above0: &[i64; MAX_C], q: &Quantized) -> f64 {
-        let (p, scale, q0) = (self.p, pow2(q.e), i64::from(q.q[0]));
-        let mut err = 0.0;
-        for (i, (&wi, &a)) in self.w.iter().zip(above0).enumerate() {
-            let r = row_residual(
-                wi,
-                self.v[i * p] * q0 + a,
-                self.denom,
-                scale,
-                row_weight(self.sw, i),
-            );
-            err += r * r;
-        }
-        err
-    }
-}
-
-/// `⌈x⌉` for `x` in [−2^31, 2^31): a cast, where `f64::ceil` is a libm call on baseline x86-64.
-fn ceil_small(x: f64) -> i32 {
-    let t = x as i32;
-    t + i32::from(f64::from(t) < x)
-}
-
-/// `⌊x⌋` for `x` in [−2^31, 2^31).
-fn floor_small(x: f64) -> i32 {
-    let t = x as i32;
-    t - i32::from(f64::from(t) > x)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The bit pattern of a normal power of two is `powi`'s answer, and outside the normal
-    /// range `powi` still gives it.
-    #[test]
-    fn pow2_is_powi_bit_for_bit() {
-        for e in -1100..=1100 {
-            assert_eq!(pow2(e).to_bits(), f64::powi(2.0, e).to_bits(), "2^{e}");
-        }
-    }
-
-    /// The enumeration's interval bounds: its casts agree with `ceil` and `floor`.
-    #[test]
-    fn small_ceil_and_floor_agree_with_libm() {
-        for i in -4000..=4000 {
-            let x = f64::from(i) / 400.0 + 1e-9 * f64::from(i % 7);
-            assert_eq!(ceil_small(x), x.ceil() as i32, "{x}");
-            assert_eq!(floor_small(x), x.floor() as i32, "{x}");
-        }
-        assert_eq!((ceil_small(-0.0), floor_small(-0.0)), (0, 0));
-    }
-
-    /// The closest lattice point of a seed, by brute force: every exponent of `range`, every q
-    /// of the box, errors in the decoder's arithmetic; the smallest error, ties to the lower
-    /// exponent.
-    fn closest_by_brute_force(fit: &BlockFit<'_>, range: ExpRange) -> (f64, Quantized) {
-        let p = fit.p;
-        let mut best = (
-            f64::INFINITY,
-            Quantized {
-                e: range.lo,
-                q: [0; MAX_P],
-            },
-        );
-        for e in range.lo..=range.hi {
-            let mut q = Quantized { e, q: [0; MAX_P] };
-            q.q[..p].fill(Q_MIN as i8);
-            loop {
-                let err = weighted_error(fit.w, fit.sw, fit.v, p, &q, fit.denom);
-                if err < best.0 {
-                    best = (err, q);
-                }
-                // The next q of [−8, 7]^P, as an odometer.
-                let Some(j) = (0..p).find(|&j| i32::from(q.q[j]) < Q_MAX) else {
-                    break;
-                };
-                q.q[j] += 1;
-                q.q[..j].fill(Q_MIN as i8);
-            }
-        }
-        best
-    }
-
-    /// The most nearly singular bases of the 6,4,16 menu entry (C − P = 2), over a range from
-    /// far below their blocks to far above, with the search's limit at the zero point's error:
-    /// the exact encoder, which goes down from its hint there, still reaches the brute-force
-    /// closest point (error bit for bit, exponent and coefficients). One such seed and block of
-    /// the benchmark's data once cost 31 M lattice points, nearly all the menu samples' time.
-    #[test]
-    fn nearly_singular_bases_reach_the_closest_point_from_far_below() {
-        let (c, p) = (6, 4);
-        let basis = crate::core::basis::Basis::for_k(16);
-        let denom = basis.denom();
-        let mut v = vec![0i64; c * p];
-        let mut u = vec![0.0; c * p];
-        // σ_min of each seed's U, from the Frobenius norm of L⁻¹; the five smallest.
-        let mut seeds: Vec<(f64, usize)> = (0..basis.period())
-            .filter_map(|idx| {
-                basis.centred_at(idx, &mut v);
-                for (u, &x) in u.iter_mut().zip(&v) {
-                    *u = x as f64 / denom;
-                }
-                let inv = Cholesky::of_columns(&u, c, p).inverse_lower()?;
-                Some((1.0 / inv.iter().map(|x| x * x).sum::<f64>().sqrt(), idx))
-            })
-            .collect();
-        seeds.sort_by(|a, b| a.0.total_cmp(&b.0));
-        // The benchmark's block and seed, then the worst-conditioned seeds on other blocks.
-        let weights = crate::core::random::gaussian(24, 1.0, 0x5EED1A);
-        let mut cases = vec![(
-            basis.index_of(26904),
-            [
-                0.19206775724887848,
-                0.8995969891548157,
-                0.5919970870018005,
-                0.5688176155090332,
-                -1.523695707321167,
-                0.6408517360687256,
-            ],
-        )];
-        for (i, &(_, idx)) in seeds.iter().take(4).enumerate() {
-            let w: [f64; 6] = std::array::from_fn(|k| f64::from(weights[i * c + k]));
-            cases.push((idx, w));
-        }
-        let range = ExpRange::new(-40, 24);
-        for (idx, w) in cases {
-            basis.centred_at(idx, &mut v);
-            for (u, &x) in u.iter_mut().zip(&v) {
-                *u = x as f64 / denom;
-            }
-            let mut t = [0.0; MAX_P];
-            crate::core::lstsq::solve(&u, &w, c, p, &mut t[..p]);
-            let fit = BlockFit {
-                w: &w,
-                sw: None,
-                v: &v,
-                p,
-                t: &t[..p],
-                denom,
-            };
-            let (err, quant) = best_quantization(&fit, range, Rounding::Exact);
-            let (b_err, b_quant) = closest_by_brute_force(&fit, range);
-            assert_eq!(
-                (err.to_bits(), quant),
-                (b_err.to_bits(), b_quant),
-                "seed {}: exact {err:e}, brute force {b_err:e}",
-                basis.state_at(idx)
-            );
-        }
-    }
 
     #[test]
     fn inline_rounding_matches_f64_round() {
