@@ -159,8 +159,7 @@ impl<'a> Decoder<'a> {
     /// Decodes the row's batch `n` (its blocks 8n … 8n + 7) into `out`.
     ///
     /// # Safety
-    /// The CPU must have AVX2 (the caller enables it: inlined, the loop keeps the batch's
-    /// constants in registers; called, it took a sixth of the row's time).
+    /// The CPU must have AVX2: this is inlined into the kernel, which enables it.
     #[inline(always)]
     unsafe fn decode(&self, n: usize, out: &mut Batch) {
         let recs = self.records;
