@@ -13,8 +13,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 expected_file=scripts/search_instructions.expected
-# Percent the count may move either way before the guard fails.
-tolerance=5
+# Percent the count may move either way before the guard fails. The same source counts
+# 153 445 688 on the Intel (AVX-512) CI machines of earlier rounds and 162 939 430 (+6.2 %) on an
+# AMD Zen 3 one, whose libc and toolchain differ; the trap this guards against moved it far more.
+tolerance=8
 
 # The binary the tests build (the dev profile optimises this crate fully), built as CI builds it:
 # an incremental build splits the crate into more codegen units, which moves the count by ~6 %.
