@@ -1,7 +1,6 @@
 //! AVX2 kernels (with FMA, F16C and BMI2).
 
 use super::lanes::{BATCH, LaneMatrix, Lines, QuadControls};
-use super::record;
 use crate::io::dtype::Dtype;
 use std::arch::x86_64::*;
 
@@ -71,7 +70,7 @@ pub(super) unsafe fn dense_dot(dtype: Dtype, row: &[u8], x: &[f32]) -> f32 {
 pub(super) unsafe fn lane_row(m: &LaneMatrix, r: usize, xdups: &[Lines]) -> f32 {
     // SAFETY (all arms): as this function's.
     unsafe {
-        if !m.table.pairs {
+        if !m.table.pairs() {
             return rows_row(m, r, xdups);
         }
         // The menu's shapes as constants, so the per-block loops unroll.
@@ -84,14 +83,40 @@ pub(super) unsafe fn lane_row(m: &LaneMatrix, r: usize, xdups: &[Lines]) -> f32 
     }
 }
 
-/// Sign-extends the value (0–15) in the low nibble of each 16-bit lane of `v`: XOR 8, then
-/// subtract 8 per lane, each lane's bit 15 set so that none borrows from the next. In scalar
-/// code this leaves the vector units, which the block's products keep busy, alone.
+/// The 16 lanes of a block's basis from lane `at`: the XOR of its rows `u` (byte pointers) in
+/// the two per-byte tables.
+///
+/// # Safety
+/// Both rows hold lanes `at … at + 15`, 32-byte aligned; the caller enables AVX2.
 #[inline(always)]
-fn nibbles_signed(v: u64) -> u64 {
-    const EIGHT: u64 = 0x0008_0008_0008_0008;
-    const TOP: u64 = 0x8000_8000_8000_8000;
-    (v ^ (EIGHT | TOP)).wrapping_sub(EIGHT) ^ TOP
+unsafe fn basis(u: [*const u8; 2], at: usize) -> __m256i {
+    unsafe {
+        _mm256_xor_si256(
+            _mm256_load_si256(u[0].add(at * 2) as *const __m256i),
+            _mm256_load_si256(u[1].add(at * 2) as *const __m256i),
+        )
+    }
+}
+
+/// A pair-layout block's exact sums for its weights 8h … 8h + 7: chunk ch (of `chunks`, each
+/// `chunk` lanes) of its basis (rows `u`) meets coefficient pair `q(ch)`.
+///
+/// # Safety
+/// As [`basis`]'s for every lane read.
+#[inline(always)]
+unsafe fn pair_sums(
+    u: [*const u8; 2],
+    h: usize,
+    (chunk, chunks): (usize, usize),
+    q: impl Fn(usize) -> __m256i,
+) -> __m256i {
+    unsafe {
+        let mut sum = _mm256_madd_epi16(basis(u, h * 16), q(0));
+        for ch in 1..chunks {
+            sum = _mm256_add_epi32(sum, _mm256_madd_epi16(basis(u, ch * chunk + h * 16), q(ch)));
+        }
+        sum
+    }
 }
 
 /// What a batch of [`BATCH`] records decodes to, laid out for the per-block loop.
@@ -167,12 +192,14 @@ impl<'a> Decoder<'a> {
         // Eight records span at most 64 bytes with the windows' overreach; near the stream's
         // end they are read from a zero-padded copy (past its end the records are zeros, as
         // `record` reads them).
-        let mut tail = [0u8; 64];
+        let tail: [u8; 64];
         let window = match recs.get(at..at + 64) {
             Some(w) => w,
             None => {
                 let have = recs.len().saturating_sub(at);
-                tail[..have].copy_from_slice(&recs[recs.len() - have..]);
+                let mut padded = [0u8; 64];
+                padded[..have].copy_from_slice(&recs[recs.len() - have..]);
+                tail = padded;
                 &tail[..]
             }
         };
@@ -266,14 +293,7 @@ unsafe fn pair_row<const HALVES: usize, const CHUNKS: usize>(
             let xb = xdup.as_ptr().add(n * BATCH * l32);
             for i in 0..BATCH {
                 let rows = cur.rows[i];
-                let b0 = t0.add(rows as u32 as usize);
-                let b1 = t1.add((rows >> 32) as usize);
-                let basis = |at: usize| {
-                    _mm256_xor_si256(
-                        _mm256_load_si256(b0.add(at * 2) as *const __m256i),
-                        _mm256_load_si256(b1.add(at * 2) as *const __m256i),
-                    )
-                };
+                let u = [t0.add(rows as u32 as usize), t1.add((rows >> 32) as usize)];
                 // Coefficient pair ch, broadcast from the pattern in memory.
                 let q = |ch: usize| {
                     let half = cur.q[ch / 2].as_ptr().add(i) as *const i32;
@@ -282,13 +302,7 @@ unsafe fn pair_row<const HALVES: usize, const CHUNKS: usize>(
                 let xd = xb.add(i * l32);
                 let mut t = _mm256_setzero_ps();
                 for h in 0..halves {
-                    let mut sum = _mm256_madd_epi16(basis(h * 16), q(0));
-                    for ch in 1..chunks {
-                        sum = _mm256_add_epi32(
-                            sum,
-                            _mm256_madd_epi16(basis(ch * chunk + h * 16), q(ch)),
-                        );
-                    }
+                    let sum = pair_sums(u, h, (chunk, chunks), q);
                     let x = _mm256_load_ps(xd.add(h * 8));
                     t = if h == 0 {
                         _mm256_mul_ps(_mm256_cvtepi32_ps(sum), x)
@@ -313,38 +327,22 @@ unsafe fn pair_row<const HALVES: usize, const CHUNKS: usize>(
 /// The CPU must have AVX2 and BMI2; the matrix is in the pair layout.
 #[target_feature(enable = "avx2,bmi2")]
 pub(super) unsafe fn lane_decode(m: &LaneMatrix, start: usize, out: &mut [f32], unit: &[f64; 16]) {
-    debug_assert!(m.table.pairs);
+    debug_assert!(m.table.pairs());
     let (c, lanes, chunk) = (m.c, m.table.lanes, m.table.chunk);
-    let kmask = (1u64 << m.k) - 1;
     let end = start + out.len();
     // One block's weights, padded to its chunk (at most 64 weights, 128 lanes).
     let mut vals = [0.0f32; 64];
     unsafe {
-        let t0 = m.table.rows.as_slice::<i16>().as_ptr();
-        let t1 = t0.add(256 * lanes);
         for b in start / c..end.div_ceil(c) {
-            let rec = record(m.records, b, m.bits);
-            let seed = (rec & kmask) as usize;
-            let (lo, hi) = m.q_pattern(rec >> (m.k + 4));
-            let q = [nibbles_signed(lo), nibbles_signed(hi)];
+            let (u, e, q) = m.block(b);
             let q = q.as_ptr() as *const i32;
-            let u = _mm256_set1_pd(unit[((rec >> m.k) & 15) as usize]);
-            let b0 = t0.add((seed & 0xff) * lanes);
-            let b1 = t1.add(((seed >> 8) & 0xff) * lanes);
-            let basis = |at: usize| {
-                _mm256_xor_si256(
-                    _mm256_load_si256(b0.add(at) as *const __m256i),
-                    _mm256_load_si256(b1.add(at) as *const __m256i),
-                )
-            };
+            let unit = _mm256_set1_pd(unit[e]);
             for h in 0..chunk / 16 {
-                let mut sum = _mm256_setzero_si256();
-                for ch in 0..lanes / chunk {
-                    let qc = _mm256_set1_epi32(*q.add(ch));
-                    sum = _mm256_add_epi32(sum, _mm256_madd_epi16(basis(ch * chunk + h * 16), qc));
-                }
+                let sum = pair_sums(u, h, (chunk, lanes / chunk), |ch| {
+                    _mm256_set1_epi32(*q.add(ch))
+                });
                 // Four weights at a time through f64, as the scalar decoder rounds.
-                let four = |v: __m128i| _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtepi32_pd(v), u));
+                let four = |v: __m128i| _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtepi32_pd(v), unit));
                 let at = vals.as_mut_ptr().add(h * 8);
                 _mm_storeu_ps(at, four(_mm256_castsi256_si128(sum)));
                 _mm_storeu_ps(at.add(4), four(_mm256_extracti128_si256::<1>(sum)));
@@ -359,35 +357,20 @@ pub(super) unsafe fn lane_decode(m: &LaneMatrix, start: usize, out: &mut [f32], 
 #[inline]
 #[target_feature(enable = "avx2,fma,bmi2")]
 unsafe fn rows_row(m: &LaneMatrix, r: usize, xdups: &[Lines]) -> f32 {
-    let lanes = m.table.lanes;
     let l32 = m.x_lanes();
-    let halves = lanes / 16;
-    let t0 = m.table.rows.as_slice::<i16>().as_ptr();
-    let kmask = (1u64 << m.k) - 1;
     let (first, blocks, offset) = m.span(r);
     let xdup = xdups[offset].as_slice::<f32>();
     debug_assert!(xdup.len() >= blocks * l32);
     unsafe {
-        let t1 = t0.add(256 * lanes);
         let mut acc = [_mm256_setzero_ps(); 2];
         for j in 0..blocks {
-            let rec = record(m.records, first + j, m.bits);
-            let seed = (rec & kmask) as usize;
-            let e = ((rec >> m.k) & 15) as usize;
-            let (lo, hi) = m.q_pattern(rec >> (m.k + 4));
-            let q = _mm_set_epi64x(nibbles_signed(hi) as i64, nibbles_signed(lo) as i64);
-            let q = _mm256_broadcastsi128_si256(q);
+            let (u, e, q) = m.block(first + j);
+            let q = _mm256_broadcastsi128_si256(_mm_set_epi64x(q[1] as i64, q[0] as i64));
             let s = _mm256_set1_ps(*m.scales.get_unchecked(e));
-            let b0 = t0.add((seed & 0xff) * lanes);
-            let b1 = t1.add(((seed >> 8) & 0xff) * lanes);
             let xd = xdup.as_ptr().add(j * l32);
-            for h in 0..halves {
-                let basis = _mm256_xor_si256(
-                    _mm256_load_si256(b0.add(h * 16) as *const __m256i),
-                    _mm256_load_si256(b1.add(h * 16) as *const __m256i),
-                );
+            for h in 0..m.table.lanes / 16 {
                 let t = _mm256_mul_ps(
-                    _mm256_cvtepi32_ps(_mm256_madd_epi16(basis, q)),
+                    _mm256_cvtepi32_ps(_mm256_madd_epi16(basis(u, h * 16), q)),
                     _mm256_load_ps(xd.add(h * 8)),
                 );
                 acc[h & 1] = _mm256_fmadd_ps(t, s, acc[h & 1]);

@@ -1,7 +1,6 @@
 //! AVX-512 (F, BW) kernels.
 
 use super::lanes::{BATCH, LaneMatrix, Lines};
-use super::record;
 use crate::io::dtype::Dtype;
 use std::arch::x86_64::*;
 
@@ -80,12 +79,12 @@ struct Batch {
 #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni,bmi2")]
 pub(super) unsafe fn lane_row(m: &LaneMatrix, r: usize, xdups: &[Lines]) -> f32 {
     debug_assert!(
-        !m.table.pairs || m.table.chunk == 32,
+        !m.table.pairs() || m.table.chunk == 32,
         "a pair chunk is one vector"
     );
     // SAFETY (all arms): as this function's.
     unsafe {
-        match (m.table.lanes / 32, m.p2 == 8, m.table.pairs) {
+        match (m.table.lanes / 32, m.p2 == 8, m.table.pairs()) {
             (1, false, false) => lane_row_chunks::<1, false, false>(m, r, xdups),
             (2, false, false) => lane_row_chunks::<2, false, false>(m, r, xdups),
             (3, false, false) => lane_row_chunks::<3, false, false>(m, r, xdups),
@@ -326,37 +325,25 @@ unsafe fn lane_row_chunks<const CH: usize, const WIDE: bool, const PAIRS: bool>(
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,bmi2")]
 pub(super) unsafe fn lane_decode(m: &LaneMatrix, start: usize, out: &mut [f32], unit: &[f64; 16]) {
     debug_assert!(
-        !m.table.pairs || m.table.chunk == 32,
+        !m.table.pairs() || m.table.chunk == 32,
         "a pair chunk is one vector"
     );
     let (c, lanes) = (m.c, m.table.lanes);
     let chunks = lanes / 32;
     // Chunks of 32-bit sums, and sums per weight: the pair layout adds its chunks into one.
-    let (summed, group) = if m.table.pairs {
+    let (summed, group) = if m.table.pairs() {
         (1, 1)
     } else {
         (chunks, m.p2 / 2)
     };
-    let stride = lanes * 2;
-    let kmask = (1u64 << m.k) - 1;
     let end = start + out.len();
     let mut sums = [_mm512_setzero_si512(); MAX_CHUNKS];
     let mut vals = [0.0f32; MAX_CHUNKS * 16];
     unsafe {
-        let t0 = m.table.rows.as_slice::<i16>().as_ptr() as *const u8;
-        let t1 = t0.add(256 * stride);
         for b in start / c..end.div_ceil(c) {
-            let rec = record(m.records, b, m.bits);
-            let seed = (rec & kmask) as usize;
-            let e = ((rec >> m.k) & 15) as usize;
-            let (lo, hi) = m.q_pattern(rec >> (m.k + 4));
-            let q = _mm_set_epi64x(hi as i64, lo as i64);
-            let q = _mm512_broadcast_i32x4(_mm_srai_epi16(_mm_slli_epi16(q, 12), 12));
-            let u = [
-                t0.add((seed & 0xff) * stride),
-                t1.add(((seed >> 8) & 0xff) * stride),
-            ];
-            if m.table.pairs {
+            let (u, e, q) = m.block(b);
+            let q = _mm512_broadcast_i32x4(_mm_set_epi64x(q[1] as i64, q[0] as i64));
+            if m.table.pairs() {
                 let lane = |ch: usize| _mm512_permutexvar_epi32(_mm512_set1_epi32(ch as i32), q);
                 sums[0] = pair_sums(u, chunks, lane);
             } else {

@@ -99,9 +99,8 @@ fn padded_p(p: usize) -> usize {
 pub(crate) struct LaneTable {
     /// Lanes per block.
     pub(crate) lanes: usize,
-    /// Whether the blocks are in the pair layout (see the module's documentation).
-    pub(crate) pairs: bool,
-    /// Lanes of each coefficient pair's chunk in the pair layout ([`pair_chunk`]).
+    /// Lanes of each coefficient pair's chunk in the pair layout ([`pair_chunk`]), 0 in the
+    /// rows layout.
     pub(crate) chunk: usize,
     /// `[byte][value][lanes]`, two bytes always: for K ≤ 8 the second byte's rows are zero, so
     /// a kernel can XOR both rows without a branch.
@@ -115,6 +114,11 @@ pub(crate) struct LaneTable {
 }
 
 impl LaneTable {
+    /// Whether the blocks are in the pair layout (see the module's documentation).
+    pub(crate) fn pairs(&self) -> bool {
+        self.chunk > 0
+    }
+
     fn shared(cfg: Config, chunk: usize) -> Arc<LaneTable> {
         /// Tables by configuration and pair chunk.
         type Tables = HashMap<(Config, usize), Arc<LaneTable>>;
@@ -165,7 +169,6 @@ impl LaneTable {
         }
         LaneTable {
             lanes,
-            pairs,
             chunk,
             rows: lines,
             controls: std::array::from_fn(|shift| BatchControls::new(cfg, shift)),
@@ -260,6 +263,16 @@ impl BatchControls {
             q_keep: [0, 1].map(|h| u64::from_ne_bytes([keep(h); 8])),
         }
     }
+}
+
+/// Sign-extends the value (0–15) in the low nibble of each 16-bit lane of `v`: XOR 8, then
+/// subtract 8 per lane, each lane's bit 15 set so that none borrows from the next. In scalar
+/// code this leaves the vector units, which the block's products keep busy, alone.
+#[inline(always)]
+fn nibbles_signed(v: u64) -> u64 {
+    const EIGHT: u64 = 0x0008_0008_0008_0008;
+    const TOP: u64 = 0x8000_8000_8000_8000;
+    (v ^ (EIGHT | TOP)).wrapping_sub(EIGHT) ^ TOP
 }
 
 /// How the AVX2 kernel puts four records, starting at bit `shift0` of the first byte of a
@@ -363,7 +376,7 @@ impl<'a> LaneMatrix<'a> {
     /// f32 lanes of the activation expansion per block: a lane per 32-bit sum of the rows
     /// layout, a lane per weight (and padding to the chunk's) in the pair layout.
     pub(crate) fn x_lanes(&self) -> usize {
-        if self.table.pairs {
+        if self.table.pairs() {
             self.table.chunk / 2
         } else {
             self.table.lanes / 2
@@ -372,7 +385,7 @@ impl<'a> LaneMatrix<'a> {
 
     /// Copies of each x_i in the expansion.
     fn x_copies(&self) -> usize {
-        if self.table.pairs { 1 } else { self.p2 / 2 }
+        if self.table.pairs() { 1 } else { self.p2 / 2 }
     }
 
     /// Row `r`'s first block, its number of blocks, and the position of its first weight in
@@ -419,13 +432,36 @@ impl<'a> LaneMatrix<'a> {
         out
     }
 
-    /// The coefficient pattern of a record's `q` bits: P2 sign-extended 4-bit values in 16-bit
-    /// lanes, repeated to fill 128 bits, as (low, high) halves with each lane's value still in
-    /// its low nibble (the kernels sign-extend with two shifts).
+    /// Block `b`'s record read in scalar code: its rows in the two per-byte tables (byte
+    /// pointers into [`LaneTable::rows`]), its exponent code, and its coefficient pattern
+    /// ([`Self::q_pattern`]) with each lane's value sign-extended.
     #[cfg(target_arch = "x86_64")]
     #[inline]
     #[target_feature(enable = "bmi2")]
-    pub(crate) fn q_pattern(&self, qbits: u64) -> (u64, u64) {
+    pub(crate) fn block(&self, b: usize) -> ([*const u8; 2], usize, [u64; 2]) {
+        let rec = super::record(self.records, b, self.bits);
+        let seed = (rec & ((1u64 << self.k) - 1)) as usize;
+        let stride = self.table.lanes * 2;
+        let t0 = self.table.rows.as_slice::<i16>().as_ptr() as *const u8;
+        let rows = [
+            t0.wrapping_add((seed & 0xff) * stride),
+            t0.wrapping_add((256 + ((seed >> 8) & 0xff)) * stride),
+        ];
+        let (lo, hi) = self.q_pattern(rec >> (self.k + 4));
+        (
+            rows,
+            ((rec >> self.k) & 15) as usize,
+            [nibbles_signed(lo), nibbles_signed(hi)],
+        )
+    }
+
+    /// The coefficient pattern of a record's `q` bits: P2 sign-extended 4-bit values in 16-bit
+    /// lanes, repeated to fill 128 bits, as (low, high) halves with each lane's value still in
+    /// its low nibble ([`Self::block`] sign-extends them).
+    #[cfg(target_arch = "x86_64")]
+    #[inline]
+    #[target_feature(enable = "bmi2")]
+    fn q_pattern(&self, qbits: u64) -> (u64, u64) {
         const NIBBLES: u64 = 0x000F_000F_000F_000F;
         let pdep = |v: u64| std::arch::x86_64::_pdep_u64(v, NIBBLES);
         match self.p2 {

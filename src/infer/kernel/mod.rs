@@ -129,7 +129,7 @@ impl Kernel {
             }
             // SAFETY: as above.
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2 if m.table.pairs => {
+            Kernel::Avx2 if m.table.pairs() => {
                 unsafe { avx2::lane_decode(m, start, out, unit) };
                 true
             }
