@@ -416,8 +416,14 @@ fn verify_header(m: &PackedMeta, raw: &RawTensor, len: usize) -> Result<(), Stri
         ));
     }
     if let Some(r) = m.relmse.filter(|&r| !plausible_relmse(r)) {
+        // Plain notation would spell 1e308 in 309 digits.
+        let shown = if r.abs() < 1e6 {
+            r.to_string()
+        } else {
+            format!("{r:e}")
+        };
         return Err(format!(
-            "recorded relative MSE {r} is outside [0, {MAX_RELMSE}] (corrupt file)"
+            "recorded relative MSE {shown} is outside [0, {MAX_RELMSE}] (corrupt file)"
         ));
     }
     let cfg = Config::new(m.c, m.p, m.k).map_err(|e| e.to_string())?;
