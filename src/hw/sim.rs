@@ -97,12 +97,7 @@ impl SimInput {
                 design.name
             )));
         }
-        let reference = design.with_reference.then(|| {
-            t.reconstruct()
-                .iter()
-                .map(|&w| f16::from_f32(w).to_bits())
-                .collect()
-        });
+        let reference = design.with_reference.then(|| reference_weights(t));
         Ok(SimInput {
             design,
             rows,
@@ -114,6 +109,15 @@ impl SimInput {
             x,
         })
     }
+}
+
+/// The FP16 reference datapath's weights for `t`: the FP16 rounding of its reconstruction
+/// (raw bits, row-major).
+pub fn reference_weights(t: &CompressedTensor) -> Vec<u16> {
+    t.reconstruct()
+        .iter()
+        .map(|&w| f16::from_f32(w).to_bits())
+        .collect()
 }
 
 /// What one datapath's run reports.

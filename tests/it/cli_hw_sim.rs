@@ -55,20 +55,22 @@ fn bad_size_and_missing_toolchain_are_one_line_errors() {
     );
 }
 
-/// A packed file with a 4-bit [8, 256] tensor, a 3-bit [4, 200] tensor and a plain one.
+/// A packed file with a 4-bit [8, 256] tensor, 3-bit [4, 200] and [4, 256] ones and a plain one.
 fn packed_fixture(dir: &std::path::Path) -> std::path::PathBuf {
     use seedlm::io::dtype::Dtype;
     use seedlm::io::packed::{CompressedEntry, PlainEntry, write_packed};
     let path = dir.join("model.seedlm.safetensors");
     let w = seedlm::hw::sim::random_tensor(Config::FOUR_BIT, 8, 256, 31);
     let v = seedlm::hw::sim::random_tensor(Config::THREE_BIT, 4, 200, 32);
+    let u = seedlm::hw::sim::random_tensor(Config::THREE_BIT, 4, 256, 33);
     let bias = vec![0u8; 8 * 4];
-    let order: Vec<String> = ["w", "v", "bias"].map(String::from).to_vec();
+    let order: Vec<String> = ["w", "v", "u", "bias"].map(String::from).to_vec();
     write_packed(
         &path,
         &[
             CompressedEntry::new("w", &[8, 256], Dtype::F32, &w, None),
             CompressedEntry::new("v", &[4, 200], Dtype::F32, &v, None),
+            CompressedEntry::new("u", &[4, 256], Dtype::F32, &u, None),
         ],
         &[PlainEntry {
             name: "bias".into(),
@@ -117,6 +119,16 @@ fn tensor_of_a_packed_file_is_simulated() {
     let v = report("v");
     assert_eq!(v["preset"], "3bit");
     assert_eq!(v["crosscheck_ok"], true);
+    assert!(v["speedup"].is_null(), "no reference at a width of 200");
+    // A 3-bit tensor as wide as the 4-bit design takes has the reference's speed-up too.
+    let u = report("u");
+    assert_eq!(u["preset"], "3bit");
+    assert_eq!(u["crosscheck_ok"], true);
+    let (r, q) = (
+        u["reference_cycles"].as_u64().unwrap(),
+        u["seedlm_cycles"].as_u64().unwrap(),
+    );
+    assert!((u["speedup"].as_f64().unwrap() - r as f64 / q as f64).abs() < 1e-12);
 
     for (name, want) in [
         ("bias", "stored uncompressed"),
