@@ -381,14 +381,18 @@ impl Searcher {
                 }
             }
         }
-        for ((b, nw), top) in norms.iter().zip(tops.iter_mut()) {
-            self.tables
-                .flagged_scores(&nw.w[..c], self.cfg.p, self.kernel, &mut fscores);
-            for (f, &idx) in self.tables.flagged.iter().enumerate() {
-                if fscores[f] > top.thr {
-                    top.push(fscores[f], idx);
+        let ws: Vec<&[f32]> = norms.iter().map(|(_, nw)| &nw.w[..c]).collect();
+        let flagged = &self.tables.flagged;
+        self.tables
+            .flagged_scores_each(&ws, self.cfg.p, self.kernel, |b, f0, scores| {
+                let top = &mut tops[b];
+                for (&idx, &score) in flagged[f0..].iter().zip(scores) {
+                    if score > top.thr {
+                        top.push(score, idx);
+                    }
                 }
-            }
+            });
+        for ((b, nw), top) in norms.iter().zip(tops.iter_mut()) {
             top.finish();
             let w = &chunk[b * c..(b + 1) * c];
             ev.start(w, range);
@@ -1050,12 +1054,17 @@ mod tests {
                         }
                     }
                 }
-                for (b, nw) in norms.iter().enumerate() {
+                // Scored together, as the search scores a batch, each block gets its own scores.
+                let ws: Vec<&[f32]> = norms.iter().map(|nw| &nw.w[..c]).collect();
+                s.tables
+                    .flagged_scores_each(&ws, cfg.p, s.kernel, |b, f0, scores| {
+                        for (&idx, &score) in s.tables.flagged[f0..].iter().zip(scores) {
+                            check(b, idx as usize, score);
+                        }
+                    });
+                for nw in &norms {
                     s.tables
                         .flagged_scores(&nw.w[..c], cfg.p, s.kernel, &mut fscores);
-                    for (f, &idx) in s.tables.flagged.iter().enumerate() {
-                        check(b, idx as usize, fscores[f]);
-                    }
                     // Every kernel scores the flagged seeds the same, bit for bit.
                     for k in &kernels {
                         let mut other = vec![0.0f32; s.tables.f_pad];

@@ -2,7 +2,9 @@
 //! seed, orthonormal bases of the flagged (ill-conditioned) ones, and the integer state pairs.
 //! Built once per configuration and shared by every searcher of it.
 
-use super::kernel::Kernel;
+#[cfg(target_arch = "x86_64")]
+use super::kernel::avx2;
+use super::kernel::{Kernel, portable};
 use super::short::ShortVectors;
 use super::{DELTA, DELTA_MAX, FLAG_GROUP, FLAG_SHARE, RBUF, TILE};
 use crate::core::basis::Basis;
@@ -63,8 +65,10 @@ pub struct Tables {
     pub(super) sigma: Vec<f32>,
     /// `flagged.len()` rounded up to whole [`FLAG_GROUP`]s.
     pub(super) f_pad: usize,
-    /// Orthonormal bases of the flagged seeds, structure-of-arrays: entry (i, j) of flagged
-    /// seed f is at `(i * P + j) * f_pad + f`.
+    /// Orthonormal bases of the flagged seeds, structure-of-arrays by group of [`FLAG_GROUP`]:
+    /// entry (i, j) of flagged seed f is at `(f / G · C·P + i·P + j) · G + f % G`. A group is one
+    /// run of memory: with a stride of `f_pad` floats (a multiple of 4 KB) its C·P lines fell in
+    /// one L1 set.
     pub(super) fq: Vec<f32>,
     /// Bound on the scan's score error relative to ‖w‖², for seeds it covers.
     pub(super) delta: f32,
@@ -168,7 +172,8 @@ impl Tables {
             orthonormalise(&mut u, c, p);
             for (e, v) in u.iter().enumerate() {
                 let row = sw.map_or(1.0, |sw| sw[e / p]);
-                fq[e * f_pad + f] = (*v / row) as f32;
+                let g = f / FLAG_GROUP;
+                fq[((g * c * p) + e) * FLAG_GROUP + f % FLAG_GROUP] = (*v / row) as f32;
             }
         }
         let half = basis.half();
@@ -198,54 +203,56 @@ impl Tables {
     /// Scores of the flagged seeds, `out.len() == f_pad`: ‖Qᵀw‖² with Q orthonormal, so the
     /// rounding error is at most ~2·C·√P·u·‖w‖², far inside `delta`.
     pub(super) fn flagged_scores(&self, w: &[f32], p: usize, kernel: Kernel, out: &mut [f32]) {
-        #[cfg(target_arch = "x86_64")]
-        if kernel.has_avx2() {
-            // SAFETY: a searcher runs an AVX2 or AVX-512 kernel only where the CPU has AVX2 and FMA.
-            unsafe { self.flagged_scores_avx2(w, p, out) };
-            return;
-        }
-        self.flagged_scores_body(w, p, out);
+        self.flagged_scores_each(&[w], p, kernel, |_, f0, scores| {
+            out[f0..f0 + FLAG_GROUP].copy_from_slice(scores)
+        });
     }
 
-    /// [`Self::flagged_scores`] compiled for AVX2, so the 8-lane loops become vector code.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn flagged_scores_avx2(&self, w: &[f32], p: usize, out: &mut [f32]) {
-        self.flagged_scores_body(w, p, out);
-    }
-
-    #[inline(always)]
-    fn flagged_scores_body(&self, w: &[f32], p: usize, out: &mut [f32]) {
+    /// [`Self::flagged_scores`] of each block of `ws`, a group of [`FLAG_GROUP`] seeds at a time:
+    /// `visit(b, f0, scores)` takes block b's scores of flagged seeds f0 … f0 + FLAG_GROUP − 1,
+    /// in rising f0 for each block. A group's bases (4 KB at (11,6,16)) stay in L1 for every
+    /// block; scored block by block, all of them (1 MB there) came from L3 for each block.
+    pub(super) fn flagged_scores_each(
+        &self,
+        ws: &[&[f32]],
+        p: usize,
+        kernel: Kernel,
+        mut visit: impl FnMut(usize, usize, &[f32; FLAG_GROUP]),
+    ) {
         match p {
-            1 => self.flagged_scores_p::<1>(w, out),
-            2 => self.flagged_scores_p::<2>(w, out),
-            3 => self.flagged_scores_p::<3>(w, out),
-            4 => self.flagged_scores_p::<4>(w, out),
-            5 => self.flagged_scores_p::<5>(w, out),
-            6 => self.flagged_scores_p::<6>(w, out),
-            7 => self.flagged_scores_p::<7>(w, out),
-            _ => self.flagged_scores_p::<8>(w, out),
+            1 => self.flagged_each::<1>(ws, kernel, &mut visit),
+            2 => self.flagged_each::<2>(ws, kernel, &mut visit),
+            3 => self.flagged_each::<3>(ws, kernel, &mut visit),
+            4 => self.flagged_each::<4>(ws, kernel, &mut visit),
+            5 => self.flagged_each::<5>(ws, kernel, &mut visit),
+            6 => self.flagged_each::<6>(ws, kernel, &mut visit),
+            7 => self.flagged_each::<7>(ws, kernel, &mut visit),
+            _ => self.flagged_each::<8>(ws, kernel, &mut visit),
         }
     }
 
-    /// [`Self::flagged_scores`] for P fixed at compile time: the P·FLAG_GROUP/8 accumulator
-    /// vectors of a group are independent chains, so the FMAs overlap instead of waiting on
-    /// each other.
-    #[inline(always)]
-    fn flagged_scores_p<const P: usize>(&self, w: &[f32], out: &mut [f32]) {
-        let f_pad = self.f_pad;
-        for (g, o) in out.chunks_exact_mut(FLAG_GROUP).enumerate() {
-            let mut y = [[0.0f32; FLAG_GROUP]; P];
-            for (i, &wi) in w.iter().enumerate() {
-                for (j, yj) in y.iter_mut().enumerate() {
-                    let col = &self.fq[(i * P + j) * f_pad + g * FLAG_GROUP..][..FLAG_GROUP];
-                    for (yl, &q) in yj.iter_mut().zip(col) {
-                        *yl += q * wi;
-                    }
+    /// [`Self::flagged_scores_each`] for P fixed at compile time, so a group's 2·P accumulator
+    /// vectors stay in registers.
+    fn flagged_each<const P: usize>(
+        &self,
+        ws: &[&[f32]],
+        kernel: Kernel,
+        visit: &mut impl FnMut(usize, usize, &[f32; FLAG_GROUP]),
+    ) {
+        let Some(c) = ws.first().map(|w| w.len()) else {
+            return;
+        };
+        for (g, fq) in self.fq.chunks_exact(c * P * FLAG_GROUP).enumerate() {
+            let f0 = g * FLAG_GROUP;
+            for (b, w) in ws.iter().enumerate() {
+                #[cfg(target_arch = "x86_64")]
+                if kernel.has_avx2() {
+                    // SAFETY: a searcher runs an AVX2 or AVX-512 kernel only where the CPU has
+                    // AVX2.
+                    visit(b, f0, &unsafe { avx2::flagged_group::<P>(fq, w) });
+                    continue;
                 }
-            }
-            for (l, ol) in o.iter_mut().enumerate() {
-                *ol = y.iter().map(|yj| yj[l] * yj[l]).sum();
+                visit(b, f0, &portable::flagged_group::<P>(fq, w));
             }
         }
     }

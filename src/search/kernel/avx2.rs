@@ -2,7 +2,7 @@
 //! blocks of one call.
 
 use super::{Lanes, Scratch};
-use crate::search::{NB, RBUF, TILE, Tables};
+use crate::search::{FLAG_GROUP, NB, RBUF, TILE, Tables};
 use std::arch::x86_64::*;
 
 /// Vectors of m per correlation step: NB·MV independent accumulators fill the pipelines
@@ -189,5 +189,39 @@ unsafe fn scores<const P: usize, const B: usize>(
                 _mm256_movemask_ps(above) != 0
             }
         })
+    }
+}
+
+/// [`super::portable::flagged_group`] with AVX2, eight seeds a vector: the same products and
+/// sums in the same order (no fused multiply-adds), so the same scores bit for bit.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[inline]
+#[target_feature(enable = "avx2")]
+pub unsafe fn flagged_group<const P: usize>(fq: &[f32], w: &[f32]) -> [f32; FLAG_GROUP] {
+    const V: usize = FLAG_GROUP / 8;
+    assert!(fq.len() >= w.len() * P * FLAG_GROUP);
+    let mut y = [[_mm256_setzero_ps(); V]; P];
+    // SAFETY: the assert bounds every load; the stores write `out`.
+    unsafe {
+        for (i, &wi) in w.iter().enumerate() {
+            let wv = _mm256_set1_ps(wi);
+            for (j, yj) in y.iter_mut().enumerate() {
+                let col = fq.as_ptr().add((i * P + j) * FLAG_GROUP);
+                for (v, yv) in yj.iter_mut().enumerate() {
+                    *yv = _mm256_add_ps(*yv, _mm256_mul_ps(_mm256_loadu_ps(col.add(8 * v)), wv));
+                }
+            }
+        }
+        let mut out = [0.0f32; FLAG_GROUP];
+        for v in 0..V {
+            let mut s = _mm256_mul_ps(y[0][v], y[0][v]);
+            for yj in &y[1..] {
+                s = _mm256_add_ps(s, _mm256_mul_ps(yj[v], yj[v]));
+            }
+            _mm256_storeu_ps(out.as_mut_ptr().add(8 * v), s);
+        }
+        out
     }
 }

@@ -1,7 +1,7 @@
 //! The portable scan kernel: plain Rust for any CPU, vectorised as far as the compiler manages.
 
 use super::{Lanes, Scratch};
-use crate::search::{RBUF, TILE, Tables};
+use crate::search::{FLAG_GROUP, RBUF, TILE, Tables};
 
 /// Portable scan for machines without AVX2/FMA: the vector kernels' arithmetic (the integer
 /// correlation where the tables have it) for one block (`b` of `lanes`), left to the compiler
@@ -60,4 +60,21 @@ pub(in crate::search) fn scalar_tile_scores(
             *o += ym * ym;
         }
     }
+}
+
+/// Scores ‖Qᵀw‖² of one group of [`FLAG_GROUP`] flagged seeds, whose orthonormal bases hold
+/// entry (i, j) of seed l at `fq[(i·P + j)·FLAG_GROUP + l]` (the group's run of [`Tables`]' `fq`).
+/// The AVX2 kernel's [`super::avx2::flagged_group`] adds in this order, without fused
+/// multiply-adds, so that every kernel's scores are the same bit for bit.
+pub(in crate::search) fn flagged_group<const P: usize>(fq: &[f32], w: &[f32]) -> [f32; FLAG_GROUP] {
+    let mut y = [[0.0f32; FLAG_GROUP]; P];
+    for (i, &wi) in w.iter().enumerate() {
+        for (j, yj) in y.iter_mut().enumerate() {
+            let col = &fq[(i * P + j) * FLAG_GROUP..][..FLAG_GROUP];
+            for (yl, &q) in yj.iter_mut().zip(col) {
+                *yl += q * wi;
+            }
+        }
+    }
+    std::array::from_fn(|l| y.iter().map(|yj| yj[l] * yj[l]).sum())
 }
