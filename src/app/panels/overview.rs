@@ -110,38 +110,54 @@ fn totals(ui: &mut egui::Ui, state: &AppState) {
                 .on_hover_text("Compressed tensors at their packed size, others as stored");
             ui.label(human_bytes(t.bytes_after));
             ui.end_row();
-            group_rows(ui, "", &t.all);
-            // Mixed settings: each configuration's own figures, so none is averaged away.
-            if t.per_config.len() > 1 {
-                for (cfg, g) in &t.per_config {
-                    ui.strong(format!("{} ({} tensors)", config_name(*cfg), g.tensors));
-                    ui.label(cfg.to_string());
-                    ui.end_row();
-                    group_rows(ui, "  ", g);
-                }
-            }
+            ui.label("Bits per weight")
+                .on_hover_text("Over the compressed tensors");
+            ui.label(bits_text(&t.all));
+            ui.end_row();
+            ui.label("Relative MSE")
+                .on_hover_text("Σ(w−ŵ)²/Σw² over the compressed tensors");
+            ui.label(relmse_text(&t.all));
+            ui.end_row();
         });
+    // Mixed settings: each configuration's own figures, so none is averaged away, a row each so
+    // that a bit budget's eight or so leave the per-layer chart room below.
+    if t.per_config.len() > 1 {
+        ui.add_space(ui.spacing().item_spacing.y);
+        egui::Grid::new("per_config")
+            .num_columns(3)
+            .striped(true)
+            .show(ui, |ui| {
+                ui.strong("Configuration");
+                ui.strong("Bits per weight");
+                ui.strong("Relative MSE");
+                ui.end_row();
+                for (cfg, g) in &t.per_config {
+                    ui.label(format!("{} ({} tensors)", config_name(*cfg), g.tensors))
+                        .on_hover_text(cfg.to_string());
+                    ui.label(bits_text(g));
+                    ui.label(relmse_text(g));
+                    ui.end_row();
+                }
+            });
+    }
 }
 
-fn group_rows(ui: &mut egui::Ui, indent: &str, g: &Group) {
-    ui.label(format!("{indent}Bits per weight"))
-        .on_hover_text("Over the compressed tensors");
-    ui.label(
-        g.bits_per_weight()
-            .map_or("—".into(), |b| format!("{b:.3}")),
-    );
-    ui.end_row();
-    ui.label(format!("{indent}Relative MSE"))
-        .on_hover_text("Σ(w−ŵ)²/Σw² over the compressed tensors");
-    ui.label(g.relmse().map_or("—".into(), |(r, exact)| {
+/// A group's bits per weight, or a dash before any tensor is compressed.
+fn bits_text(g: &Group) -> String {
+    g.bits_per_weight()
+        .map_or("—".into(), |b| format!("{b:.3}"))
+}
+
+/// A group's relative MSE and SNR, or a dash before any tensor is compressed.
+fn relmse_text(g: &Group) -> String {
+    g.relmse().map_or("—".into(), |(r, exact)| {
         let snr = crate::search::compress::snr_db(r);
         if exact {
             format!("{r:.5} ({snr:.2} dB)")
         } else {
             format!("≈{r:.5} ({snr:.2} dB), from the errors stored per tensor")
         }
-    }));
-    ui.end_row();
+    })
 }
 
 fn queue(ui: &mut egui::Ui, state: &AppState) {
