@@ -140,6 +140,10 @@ fn a_large_tree_starts_folded_with_each_group_summed_up() {
     assert!(!shown(&h, "model.layers.0.self_attn.q_proj.weight"));
 }
 
+/// Height of a facet of the llama fixture's per-layer chart below its title, with its layer
+/// ticks: plots whose legends list several configurations keep half their height for the data.
+const FACET_BOX: f32 = 190.0;
+
 /// The numbers painted in the `w`×`h` box below the title `label`, relative to the title.
 fn ticks_under(h: &Harness<'_, Studio>, label: &str, w: f32, ht: f32) -> (egui::Rect, Vec<String>) {
     let title = h.get_by_label(label).rect();
@@ -175,7 +179,7 @@ fn the_wheel_scrolls_the_page_and_leaves_the_plots_as_they_were() {
         .filter(|k| top(k) > first)
         .min_by(|a, b| top(a).total_cmp(&top(b)))
         .unwrap();
-    let (before, ticks) = ticks_under(&h, label, 300.0, 130.0);
+    let (before, ticks) = ticks_under(&h, label, 300.0, FACET_BOX);
     // Both axes' ticks are in the box.
     assert!(ticks.len() >= 4, "{ticks:?}");
     let at = before.left_bottom() + egui::vec2(120.0, 50.0);
@@ -189,7 +193,7 @@ fn the_wheel_scrolls_the_page_and_leaves_the_plots_as_they_were() {
         modifiers: egui::Modifiers::NONE,
     });
     h.run_steps(30);
-    let (after, moved) = ticks_under(&h, label, 300.0, 130.0);
+    let (after, moved) = ticks_under(&h, label, 300.0, FACET_BOX);
     assert!(
         after.top() < before.top() - 20.0,
         "the page scrolled: {before:?} → {after:?}"
@@ -227,8 +231,8 @@ fn a_tab_taller_than_the_window_scrolls_to_its_chart() {
         .iter()
         .min_by(|a, b| top(a).total_cmp(&top(b)))
         .unwrap();
-    let (title, ticks) = ticks_under(&h, label, 300.0, 130.0);
-    let under = title.left_bottom() + egui::vec2(0.0, 130.0);
+    let (title, ticks) = ticks_under(&h, label, 300.0, FACET_BOX);
+    let under = title.left_bottom() + egui::vec2(0.0, FACET_BOX);
     assert!(
         window.contains(title.min) && window.contains(under),
         "{title:?}"

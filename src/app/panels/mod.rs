@@ -322,7 +322,10 @@ pub fn layer_plot(
             })
             .collect();
         // Below what is above it, the page scrolls to a plot of at least the lowest height.
-        let height = ui.available_height().max(FACET_HEIGHT);
+        let height = ui
+            .available_height()
+            .max(FACET_HEIGHT)
+            .max(legend_height(lines.len()));
         frame.top = legend_headroom_for([lo, hi], lines.len(), height).unwrap_or(hi);
         frame.show(ui, id, lines, height, true, [true, true]);
         return;
@@ -332,11 +335,12 @@ pub fn layer_plot(
     let rows = n.div_ceil(cols);
     // A title row per facet row; facets share the height there is, never below the lowest.
     let title = ui.text_style_height(&egui::TextStyle::Body) + ui.spacing().item_spacing.y;
-    let height = ((ui.available_height() / rows as f32) - title - ui.spacing().item_spacing.y)
-        .max(FACET_HEIGHT);
     // Every facet on the same axes: room for the tallest legend in all of them (a facet with
     // a legend ran higher than one without), and zooming or panning one moves them all.
     let most = facets.iter().map(|(_, l)| l.len()).max().unwrap_or(0);
+    let height = ((ui.available_height() / rows as f32) - title - ui.spacing().item_spacing.y)
+        .max(FACET_HEIGHT)
+        .max(legend_height(most));
     if most > 1 {
         frame.top = legend_headroom_for([lo, hi], most, height).unwrap_or(hi);
     }
@@ -345,7 +349,7 @@ pub fn layer_plot(
         .id_salt((id, "facets"))
         .auto_shrink(false)
         // A row of facets at least, however much is above it: the page scrolls to it.
-        .min_scrolled_height(FACET_HEIGHT + title)
+        .min_scrolled_height(height + title)
         .show(ui, |ui| {
             let mut facets = facets.into_iter().enumerate().peekable();
             for row in 0..rows {
@@ -456,6 +460,18 @@ pub fn log_tick(mark: egui_plot::GridMark) -> String {
 /// Height of one legend row and the legend's frame, in points (egui_plot's body text).
 const LEGEND_ROW: f64 = 20.0;
 const LEGEND_FRAME: f64 = 16.0;
+/// Height the axes of a plot take, in points.
+const PLOT_AXES: f64 = 40.0;
+
+/// Lowest height of a plot with a legend of `entries` rows that leaves the data at least half of
+/// it: lower, the legend's headroom squeezed the lines of a bit budget's five configurations
+/// into a fifth of a facet.
+fn legend_height(entries: usize) -> f32 {
+    if entries < 2 {
+        return 0.0;
+    }
+    (2.0 * (entries as f64 * LEGEND_ROW + LEGEND_FRAME) + PLOT_AXES) as f32
+}
 
 /// As [`legend_headroom`], with room for a legend of `entries` rows in a plot `height` points
 /// tall (its axes take about 40): however many rows, the legend ends above the data's top.
@@ -473,7 +489,7 @@ pub fn legend_headroom_for(
         });
     let span = if hi > lo { hi - lo } else { 1.0 };
     let share = ((entries as f64 * LEGEND_ROW + LEGEND_FRAME)
-        / (f64::from(height) - 40.0).max(1.0))
+        / (f64::from(height) - PLOT_AXES).max(1.0))
     .min(0.8);
     // The data fill the rest; 10 % more for the plot's own margins.
     Some(base.max(hi + 1.1 * span * share / (1.0 - share)))
