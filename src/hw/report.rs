@@ -10,7 +10,7 @@ use crate::hw::accuracy::{OutputError, exact_output, output_error};
 use crate::hw::build::HwError;
 use crate::hw::design::{Design, FOUR_BIT, THREE_BIT, random_tensor, random_x};
 use crate::hw::paper::{PaperRow, paper_row};
-use crate::hw::sim::{DdrParams, SimInput, SimOutput, reference_weights, simulate};
+use crate::hw::sim::{DdrParams, SimInput, SimOutput, simulate};
 use crate::hw::{fp16, model};
 use crate::search::compress::CompressedTensor;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -339,12 +339,7 @@ pub fn run_compressed_tensor(
     let design = Design::for_config(t.config)?;
     let (rows, cols) = matrix_shape(shape).unwrap_or((0, 0));
     design.check_shape(rows, cols)?;
-    let mut input = SimInput::from_tensor(t, rows, cols, random_x(cols, seed), fp16)?;
-    // The reference takes the matrices the 4-bit design takes (Table 5 pairs them), so a 3-bit
-    // tensor of such a width gets its speed-up too.
-    if input.reference.is_none() && FOUR_BIT.check_shape(rows, cols).is_ok() {
-        input.reference = Some(reference_weights(t));
-    }
+    let input = SimInput::from_tensor(t, rows, cols, random_x(cols, seed), fp16)?;
     run_tensor(t, input, ddr, log, cancel)
 }
 
