@@ -470,7 +470,12 @@ fn legend_height(entries: usize) -> f32 {
     if entries < 2 {
         return 0.0;
     }
-    (2.0 * (entries as f64 * LEGEND_ROW + LEGEND_FRAME) + PLOT_AXES) as f32
+    (2.0 * legend_box(entries) + PLOT_AXES) as f32
+}
+
+/// Height of a legend of `entries` rows, frame included, in points.
+fn legend_box(entries: usize) -> f64 {
+    entries as f64 * LEGEND_ROW + LEGEND_FRAME
 }
 
 /// As [`legend_headroom`], with room for a legend of `entries` rows in a plot `height` points
@@ -488,9 +493,7 @@ pub fn legend_headroom_for(
             (a.min(y), b.max(y))
         });
     let span = if hi > lo { hi - lo } else { 1.0 };
-    let share = ((entries as f64 * LEGEND_ROW + LEGEND_FRAME)
-        / (f64::from(height) - PLOT_AXES).max(1.0))
-    .min(0.8);
+    let share = (legend_box(entries) / (f64::from(height) - PLOT_AXES).max(1.0)).min(0.8);
     // The data fill the rest; 10 % more for the plot's own margins.
     Some(base.max(hi + 1.1 * span * share / (1.0 - share)))
 }
