@@ -455,7 +455,7 @@ impl<'a> LaneMatrix<'a> {
         )
     }
 
-    /// The coefficient pattern of a record's `q` bits: P2 sign-extended 4-bit values in 16-bit
+    /// The coefficient pattern of a record's `q` bits: P2 4-bit values in 16-bit
     /// lanes, repeated to fill 128 bits, as (low, high) halves with each lane's value still in
     /// its low nibble ([`Self::block`] sign-extends them).
     #[cfg(target_arch = "x86_64")]
