@@ -94,6 +94,18 @@ impl Basis {
         (state as i64 - self.half()) as f64 / self.denom()
     }
 
+    /// The normalised states ([`Self::normalize`]) at cycle positions 0 … len − 1, wrapping
+    /// around the cycle: [`Self::state_at`] divides by the period once per state.
+    pub fn normalized_cycle(&self, len: usize) -> Vec<f64> {
+        let cycle = &self.states[..self.n];
+        cycle
+            .iter()
+            .cycle()
+            .take(len)
+            .map(|&s| self.normalize(s))
+            .collect()
+    }
+
     /// V(s) row-major: the C·P (at most MAX_C·MAX_P) states that follow `seed`.
     pub fn v_matrix(&self, seed: u32, c: usize, p: usize) -> Vec<u32> {
         self.states[Self::span(self.index_of(seed), c * p)].to_vec()

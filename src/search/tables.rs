@@ -9,7 +9,7 @@ use super::short::ShortVectors;
 use super::{DELTA, DELTA_MAX, FLAG_GROUP, FLAG_SHARE, RBUF, TILE};
 use crate::core::basis::Basis;
 use crate::core::config::{Config, MAX_C, MAX_P};
-use crate::core::lstsq::Cholesky;
+use crate::core::lstsq::{LANES, LaneMatrix, factor_lanes};
 use std::sync::OnceLock;
 
 /// Bytes the scan tables of `cfg` take at their peak while built, the basis of its K and the
@@ -100,9 +100,7 @@ impl Tables {
         // The normalised states once, not C·P divisions per seed: U(s) of seed index i is
         // `xs[Basis::span(i, C·P)]` (the values `Basis::fill_u_at` gives), row k scaled by
         // `sw[k]`.
-        let xs: Vec<f64> = (0..ext)
-            .map(|i| basis.normalize(basis.state_at(i)))
-            .collect();
+        let xs = basis.normalized_cycle(ext);
         let fill_u = |idx: usize, u: &mut [f64]| {
             let from = &xs[Basis::span(idx, c * p)];
             match sw {
@@ -127,43 +125,43 @@ impl Tables {
         };
         let entries = p * (p + 1) / 2;
         let mut linv = Aligned::zeroed(entries * n_pad);
-        let mut flagged = Vec::new();
         let mut l = vec![0.0f64; entries * n];
         let mut sigma = vec![0.0f32; n];
         let mut u = vec![0.0; c * p];
         // The margin needs every seed's bound before any seed is placed: each seed's entries
         // go in as it is factored, and those of the seeds the margin flags are cleared after.
         // Keeping the factors instead took some 600 bytes a seed (12 GB at K = 24).
-        let bounds: Vec<f64> = (0..n)
-            .map(|idx| {
-                fill_u(idx, &mut u);
-                let chol = Cholesky::of_columns(&u, c, p);
-                let Some(inv) = chol.inverse_lower() else {
-                    return f64::INFINITY;
-                };
-                for (e, v) in inv.iter().enumerate() {
-                    linv[e * n_pad + idx] = (*v * r_unit) as f32;
-                }
-                for (e, v) in chol.lower().enumerate() {
-                    l[e * n + idx] = v;
-                }
-                // σ_min(U) = σ_min(L) ≥ 1/‖L⁻¹‖_F, shaded down for rounding.
-                let inv_norm = inv.iter().map(|x| x * x).sum::<f64>().sqrt();
-                sigma[idx] = (((1.0 - 1e-6) / inv_norm) as f32).next_down();
-                score_error_bound(&chol, &inv, c, p)
-            })
-            .collect();
+        let ones = [1.0; MAX_C];
+        let mut bounds = vec![f64::INFINITY; n];
+        factor_seeds(
+            &mut SeedFactors {
+                xs: &xs,
+                sw: sw.unwrap_or(&ones[..c]),
+                bound: ScoreBound::new(c, p),
+                r_unit,
+                n_pad,
+                linv: &mut linv,
+                l: &mut l,
+                sigma: &mut sigma,
+                bounds: &mut bounds,
+            },
+            p,
+        );
         let delta = margin_for(&bounds);
-        for (idx, &bound) in bounds.iter().enumerate() {
-            // A seed without an inverse has an infinite bound.
-            if bound.is_nan() || bound > delta {
-                for e in 0..entries {
-                    linv[e * n_pad + idx] = 0.0;
-                    l[e * n + idx] = 0.0;
-                }
-                sigma[idx] = 0.0;
-                flagged.push(idx as u32);
+        // A seed without an inverse has an infinite bound.
+        let flagged: Vec<u32> = (0..n as u32)
+            .filter(|&idx| bounds[idx as usize].is_nan() || bounds[idx as usize] > delta)
+            .collect();
+        // One entry at a time: seed by seed, the stores went to 2·P(P+1)/2 distant lines.
+        for e in 0..entries {
+            let (linv, l) = (&mut linv[e * n_pad..][..n], &mut l[e * n..][..n]);
+            for &idx in &flagged {
+                linv[idx as usize] = 0.0;
+                l[idx as usize] = 0.0;
             }
+        }
+        for &idx in &flagged {
+            sigma[idx as usize] = 0.0;
         }
         let f_pad = flagged.len().div_ceil(FLAG_GROUP) * FLAG_GROUP;
         let mut fq = vec![0.0f32; c * p * f_pad];
@@ -320,6 +318,141 @@ impl std::ops::DerefMut for Aligned {
     }
 }
 
+/// What [`factor_seeds`] reads and fills for every seed index `idx < bounds.len()`: U(s) is
+/// `xs[Basis::span(idx, C·P)]` with row i scaled by `sw[i]`; entry e of L⁻¹ (times `r_unit`)
+/// goes to `linv[e·n_pad + idx]`, of L to `l[e·n + idx]`, and σ and the score error bound to
+/// `sigma[idx]` and `bounds[idx]`. A rank-deficient seed gets an infinite bound and nothing
+/// else.
+struct SeedFactors<'a> {
+    xs: &'a [f64],
+    sw: &'a [f64],
+    bound: ScoreBound,
+    r_unit: f64,
+    n_pad: usize,
+    linv: &'a mut [f32],
+    l: &'a mut [f64],
+    sigma: &'a mut [f32],
+    bounds: &'a mut [f64],
+}
+
+/// Factors every seed's weighted Gram matrix, [`LANES`] seeds at a time, on AVX2 where the CPU
+/// has it (the same values: no operation is fused).
+fn factor_seeds(f: &mut SeedFactors, p: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2.
+        return unsafe { factor_seeds_avx2(f, p) };
+    }
+    factor_seeds_any(f, p)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn factor_seeds_avx2(f: &mut SeedFactors, p: usize) {
+    factor_seeds_any(f, p)
+}
+
+#[inline(always)]
+fn factor_seeds_any(f: &mut SeedFactors, p: usize) {
+    match p {
+        1 => factor_seeds_p::<1>(f),
+        2 => factor_seeds_p::<2>(f),
+        3 => factor_seeds_p::<3>(f),
+        4 => factor_seeds_p::<4>(f),
+        5 => factor_seeds_p::<5>(f),
+        6 => factor_seeds_p::<6>(f),
+        7 => factor_seeds_p::<7>(f),
+        _ => factor_seeds_p::<8>(f),
+    }
+}
+
+/// Seeds whose rows [`factor_seeds_p`] scales at a time. Scaled in the lane loop, the compiler
+/// shared the products of overlapping rows through the stack and stalled on reading them.
+const RUN: usize = 256;
+
+/// [`factor_seeds`] for P fixed at compile time. Per seed, the Gram matrix sums row products in
+/// row order, then [`factor_lanes`] factors it, exactly as `Cholesky::of_columns` and
+/// `inverse_lower` do for one seed.
+#[inline(always)]
+fn factor_seeds_p<const P: usize>(f: &mut SeedFactors) {
+    let n = f.bounds.len();
+    let mut scaled = [[0.0; RUN + MAX_P + LANES]; MAX_C];
+    for run0 in (0..n).step_by(RUN) {
+        for (i, (row, &s)) in scaled.iter_mut().zip(f.sw).enumerate() {
+            let from = &f.xs[run0 + 1 + i * P..][..RUN + P + LANES];
+            for (v, &x) in row.iter_mut().zip(from) {
+                *v = x * s;
+            }
+        }
+        for idx0 in (run0..n.min(run0 + RUN)).step_by(LANES) {
+            factor_chunk::<P>(f, &scaled, run0, idx0);
+        }
+    }
+}
+
+/// [`factor_seeds_p`] for seeds `idx0 … idx0 + LANES − 1` (those below n), whose rows are in
+/// `scaled` from seed `run0` on.
+#[inline(always)]
+fn factor_chunk<const P: usize>(
+    f: &mut SeedFactors,
+    scaled: &[[f64; RUN + MAX_P + LANES]; MAX_C],
+    run0: usize,
+    idx0: usize,
+) {
+    let n = f.bounds.len();
+    let mut g: LaneMatrix<P> = [[[0.0; LANES]; P]; P];
+    for row in &scaled[..f.sw.len()] {
+        let row = &row[idx0 - run0..][..P + LANES];
+        let mut u = [[0.0; LANES]; P];
+        for (a, ua) in u.iter_mut().enumerate() {
+            ua.copy_from_slice(&row[a..a + LANES]);
+        }
+        for a in 0..P {
+            for b in 0..=a {
+                for t in 0..LANES {
+                    g[a][b][t] += u[a][t] * u[b][t];
+                }
+            }
+        }
+    }
+    let fac = factor_lanes(&g);
+    let (mut inv_sq, mut l_sq) = ([0.0; LANES], [0.0; LANES]);
+    let lanes = LANES.min(n - idx0);
+    let mut e = 0;
+    for j in 0..P {
+        for k in 0..=j {
+            let (v, w) = (&fac.inv[j][k], &fac.l[j][k]);
+            for t in 0..LANES {
+                inv_sq[t] += v[t] * v[t];
+                l_sq[t] += w[t] * w[t];
+            }
+            // A deficient seed's entries are written too: flagged, they are cleared.
+            let linv = &mut f.linv[e * f.n_pad + idx0..][..lanes];
+            for (o, v) in linv.iter_mut().zip(v) {
+                *o = (v * f.r_unit) as f32;
+            }
+            f.l[e * n + idx0..][..lanes].copy_from_slice(&w[..lanes]);
+            e += 1;
+        }
+    }
+    let mut q = [0.0; LANES];
+    let mut bound = [0.0; LANES];
+    for t in 0..LANES {
+        // σ_min(U) = σ_min(L) ≥ 1/‖L⁻¹‖_F, shaded down for rounding (below).
+        let inv_norm = f64::sqrt(inv_sq[t]);
+        q[t] = (1.0 - 1e-6) / inv_norm;
+        bound[t] = f.bound.of(inv_norm, f64::sqrt(l_sq[t]));
+    }
+    for t in 0..lanes {
+        f.sigma[idx0 + t] = (q[t] as f32).next_down();
+        f.bounds[idx0 + t] = if fac.deficient[t] {
+            f64::INFINITY
+        } else {
+            bound[t]
+        };
+    }
+}
+
 /// The scan's relative score margin for seeds whose bounds (relative to ‖w‖²) are `bounds`: at
 /// least [`DELTA`], and widened up to [`DELTA_MAX`] until at most one seed in [`FLAG_SHARE`] is
 /// left to the slower orthonormal scoring. At P ≥ 6 most seeds' bounds exceed `DELTA` (U(s) is
@@ -350,13 +483,34 @@ fn weight_shift(c: usize) -> i32 {
 /// rounding L⁻¹ and the P-term products adds `(P+1)·√P·u·‖L⁻¹‖₂·‖b‖` with `‖b‖ ≤ σ_max(U)·‖w‖`;
 /// then `Δ|y|² ≤ 2‖y‖·|Δy| + P·u·‖y‖²` with `‖y‖ ≤ ‖w‖`, plus C·u for ‖w‖² itself. Frobenius norms
 /// of L and L⁻¹ bound σ_max and 1/σ_min from above.
-fn score_error_bound(chol: &Cholesky, inv: &[f64], c: usize, p: usize) -> f64 {
-    let u = f64::from(f32::EPSILON) / 2.0;
-    let (c, p) = (c as f64, p as f64);
-    let inv_norm = inv.iter().map(|x| x * x).sum::<f64>().sqrt();
-    let l_norm = chol.frobenius();
-    let dy = inv_norm * (p.sqrt() * (c + 1.0) * c.sqrt() + (p + 1.0) * p.sqrt() * l_norm) * u;
-    2.0 * (2.0 * dy + p * u + c * u)
+#[derive(Clone, Copy)]
+struct ScoreBound {
+    /// `√P·(C+1)·√C`.
+    b_term: f64,
+    /// `(P+1)·√P`.
+    l_term: f64,
+    p: f64,
+    c: f64,
+}
+
+impl ScoreBound {
+    fn new(c: usize, p: usize) -> ScoreBound {
+        let (c, p) = (c as f64, p as f64);
+        ScoreBound {
+            b_term: p.sqrt() * (c + 1.0) * c.sqrt(),
+            l_term: (p + 1.0) * p.sqrt(),
+            p,
+            c,
+        }
+    }
+
+    /// The bound of a seed whose L⁻¹ and L have Frobenius norms `inv_norm` and `l_norm`.
+    #[inline(always)]
+    fn of(&self, inv_norm: f64, l_norm: f64) -> f64 {
+        let u = f64::from(f32::EPSILON) / 2.0;
+        let dy = inv_norm * (self.b_term + self.l_term * l_norm) * u;
+        2.0 * (2.0 * dy + self.p * u + self.c * u)
+    }
 }
 
 /// Modified Gram–Schmidt on the columns of row-major C×P `u`, in place. A column dependent on
