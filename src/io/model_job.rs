@@ -452,14 +452,30 @@ pub fn write_compressed_out(
 
 /// The model configuration file of a Hugging Face model directory.
 pub const CONFIG_FILE: &str = "config.json";
-/// `quant_method` of a SeedLM-packed directory's `quantization_config`.
+/// `quant_method` of the `quantization_config` that packed directories' config.json carried
+/// before the [`MARK`] object replaced it; still recognised, so those decompress as before.
 pub const QUANT_METHOD: &str = "seedlm";
-/// Key of `quantization_config` holding the source's config.json text, restored verbatim.
+/// Key of a packed directory's config.json holding its description (FORMAT.md §7). Hugging Face
+/// loaders do not read it, where an unknown `quantization_config` made transformers warn and
+/// then fail on every packed tensor's shape.
+const MARK: &str = "seedlm";
+/// Key of [`MARK`] (or of the old `quantization_config`) holding the source's config.json text,
+/// restored verbatim.
 const ORIGINAL_CONFIG: &str = "original_config";
+/// The config.json key naming the weights file transformers loads. It refuses a name that is not
+/// a safetensors file before any other work, printing it at the end of that one error line, so
+/// a packed directory's says what it is and what to do instead.
+const TRANSFORMERS_WEIGHTS: &str = "transformers_weights";
+/// Value of [`TRANSFORMERS_WEIGHTS`] in a packed directory's config.json.
+const TRANSFORMERS_REFUSAL: &str = "this is a SeedLM-packed model, whose compressed weights \
+     transformers cannot read: run `seedlm decompress <this directory> -o <new directory>` and \
+     load the new directory";
 
-/// Writes `dst/config.json`: the source's with a `quantization_config` saying the weights are
-/// SeedLM-packed (FORMAT.md §7), so Hugging Face loaders name the method instead of reporting
-/// shape mismatches. A config.json that is not a JSON object is copied unchanged.
+/// Writes `dst/config.json`: the source's with a [`MARK`] object describing the SeedLM-packed
+/// weights and [`TRANSFORMERS_WEIGHTS`] set so that transformers refuses the directory in one
+/// line (FORMAT.md §7); the source's `quantization_config`, if any, is dropped, since its method
+/// no longer describes these weights. A config.json that is not a JSON object is copied
+/// unchanged.
 fn mark_config(src: &Path, dst: &Path, configs: &[Config]) -> Result<(), ModelError> {
     let from = src.join(CONFIG_FILE);
     if !from.is_file() {
@@ -473,19 +489,20 @@ fn mark_config(src: &Path, dst: &Path, configs: &[Config]) -> Result<(), ModelEr
     });
     let out = match parsed {
         Some((original, mut config)) => {
-            let mut q = serde_json::json!({
-                "quant_method": QUANT_METHOD,
-                "format": FORMAT_NAME,
-                "format_version": FORMAT_VERSION,
-                "weights": MODEL_FILE,
-                ORIGINAL_CONFIG: original,
-            });
             let cfgs: Vec<serde_json::Value> = configs
                 .iter()
                 .map(|c| serde_json::json!({"c": c.c, "p": c.p, "k": c.k, "bits_per_weight": c.bits_per_weight()}))
                 .collect();
-            q["configs"] = cfgs.into();
-            config.insert("quantization_config".into(), q);
+            let mark = serde_json::json!({
+                "format": FORMAT_NAME,
+                "format_version": FORMAT_VERSION,
+                "weights": MODEL_FILE,
+                "configs": cfgs,
+                ORIGINAL_CONFIG: original,
+            });
+            config.remove("quantization_config");
+            config.insert(MARK.into(), mark);
+            config.insert(TRANSFORMERS_WEIGHTS.into(), TRANSFORMERS_REFUSAL.into());
             let mut s = serde_json::to_string_pretty(&config).expect("a JSON map serializes");
             s.push('\n');
             s.into_bytes()
@@ -497,7 +514,7 @@ fn mark_config(src: &Path, dst: &Path, configs: &[Config]) -> Result<(), ModelEr
 
 /// The `quant_method` of the `quantization_config` in the config.json of the model at `input`
 /// (a model directory, or a weights file in one): its weights are already quantized by that
-/// method (`"unknown"` when it names none). `None` without one, or for SeedLM's own mark.
+/// method (`"unknown"` when it names none). `None` without one, or for SeedLM's own old mark.
 pub fn quantized_by(input: &Path) -> Option<String> {
     let dir = if input.is_dir() {
         input
@@ -514,15 +531,22 @@ pub fn quantized_by(input: &Path) -> Option<String> {
     (method != QUANT_METHOD).then(|| method.to_string())
 }
 
-/// The source config.json text a marked `config.json` (see [`mark_config`]) keeps, or `None`
-/// for any other content.
+/// The source config.json text a marked `config.json` (see [`mark_config`]) keeps, under
+/// [`MARK`] or, in directories packed before it, the `quantization_config` of [`QUANT_METHOD`];
+/// `None` for any other content.
 fn original_config(text: &[u8]) -> Option<String> {
     let v: serde_json::Value = serde_json::from_slice(text).ok()?;
-    let q = v.get("quantization_config")?;
-    if q.get("quant_method")?.as_str()? != QUANT_METHOD {
-        return None;
-    }
-    Some(q.get(ORIGINAL_CONFIG)?.as_str()?.to_string())
+    let mark = match v.get(MARK) {
+        Some(mark) => mark,
+        None => {
+            let q = v.get("quantization_config")?;
+            if q.get("quant_method")?.as_str()? != QUANT_METHOD {
+                return None;
+            }
+            q
+        }
+    };
+    Some(mark.get(ORIGINAL_CONFIG)?.as_str()?.to_string())
 }
 
 /// Copies the non-weight files of the packed directory `src` into `dst` for decompression,
@@ -731,5 +755,44 @@ mod tests {
         assert_eq!(unravel(0, &[4, 5]), vec![0, 0]);
         assert_eq!(unravel(23, &[2, 3, 4]), vec![1, 2, 3]);
         assert_eq!(unravel(0, &[]), Vec::<usize>::new());
+    }
+
+    /// transformers must refuse a packed directory in its one line that prints
+    /// `transformers_weights`, so no `quantization_config` may lead it to a quantizer first,
+    /// and the value must not pass its check for a safetensors file name.
+    #[test]
+    fn marked_config_makes_transformers_refuse_and_keeps_the_original() {
+        let dir = tempfile::tempdir().unwrap();
+        let (src, dst) = (dir.path().join("src"), dir.path().join("dst"));
+        std::fs::create_dir(&src).unwrap();
+        std::fs::create_dir(&dst).unwrap();
+        let source = r#"{"model_type": "bert", "quantization_config": {"quant_method": "gptq"}}"#;
+        std::fs::write(src.join(CONFIG_FILE), source).unwrap();
+        mark_config(&src, &dst, &[Config::FOUR_BIT]).unwrap();
+        let text = std::fs::read(dst.join(CONFIG_FILE)).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&text).unwrap();
+        assert_eq!(v["model_type"], "bert");
+        assert!(v.get("quantization_config").is_none(), "{v}");
+        let refusal = v[TRANSFORMERS_WEIGHTS].as_str().unwrap();
+        assert!(
+            !refusal.ends_with(".safetensors") && !refusal.ends_with(".safetensors.index.json")
+        );
+        assert!(refusal.contains("SeedLM-packed") && refusal.contains("seedlm decompress"));
+        assert!(!refusal.contains('\n'), "one line: {refusal}");
+        assert_eq!(v[MARK]["format"], FORMAT_NAME);
+        assert_eq!(
+            v[MARK]["configs"],
+            serde_json::json!([{"c": 8, "p": 3, "k": 16, "bits_per_weight": 4.0}])
+        );
+        assert_eq!(original_config(&text).as_deref(), Some(source));
+    }
+
+    /// Directories packed before the mark moved out of `quantization_config` restore alike.
+    #[test]
+    fn old_quantization_config_marks_still_give_the_original() {
+        let old = r#"{"quantization_config": {"quant_method": "seedlm", "original_config": "{}"}}"#;
+        assert_eq!(original_config(old.as_bytes()).as_deref(), Some("{}"));
+        let other = r#"{"quantization_config": {"quant_method": "gptq", "original_config": "{}"}}"#;
+        assert_eq!(original_config(other.as_bytes()), None);
     }
 }

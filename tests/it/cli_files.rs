@@ -64,12 +64,16 @@ fn directories_keep_their_whole_tree_and_config_json_is_marked_and_restored() {
             "{f}"
         );
     }
-    // Marked as a quantized checkpoint, the way Hugging Face loaders look for it.
+    // Described under "seedlm", with no quantization_config sending transformers to a quantizer;
+    // transformers_weights makes it refuse the directory with the value's advice.
     let config: serde_json::Value =
         serde_json::from_slice(&std::fs::read(packed.join("config.json")).unwrap()).unwrap();
     assert_eq!(config["model_type"], "bert");
-    let q = &config["quantization_config"];
-    assert_eq!(q["quant_method"], "seedlm");
+    assert!(config.get("quantization_config").is_none(), "{config}");
+    let refusal = config["transformers_weights"].as_str().unwrap();
+    assert!(refusal.contains("seedlm decompress"), "{refusal}");
+    let q = &config["seedlm"];
+    assert_eq!(q["format"], "seedlm-packed");
     assert_eq!(q["format_version"], 2);
     assert_eq!(
         q["configs"],

@@ -252,12 +252,12 @@ fn sharded_directory_in_gives_directory_out() {
         listing(&out),
         ["config.json", "model.safetensors", "tokenizer.json"]
     );
-    // config.json is marked as SeedLM-quantized and keeps the original to restore it.
+    // config.json is marked as SeedLM-packed and keeps the original to restore it.
     let config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
     assert_eq!(config["model_type"], "toy");
     assert_eq!(
-        config["quantization_config"]["original_config"],
+        config["seedlm"]["original_config"],
         "{\"model_type\": \"toy\"}"
     );
     // The packed directory opens as a packed model; decompressing it matches reconstruct().
