@@ -1,16 +1,17 @@
 //! Cycle counts without running the RTL: the DDR model of the harness (`hdl/tb/harness.h`)
-//! counted exactly, and from it an estimate for configurations that have no RTL (a
+//! counted exactly, and from it an estimate for configurations that have no RTL target (a
 //! `--target-bpw` file's (C, P, K) menu).
 //!
 //! Both SeedLM datapaths and the FP16 reference accept a beat every cycle and never stall on
 //! data, so a run takes `latency + beats + refresh stalls + depth` cycles (`hdl/README.md`),
-//! plus the cycle the gearbox may add at the end ([`gearbox_tail`]); [`stream_cycles`] and
-//! [`seedlm_cycles`] count that for the RTL's designs, and the tests check it equal to the
-//! simulations. The estimate assumes a datapath built like the 3-bit one for any
-//! configuration: records of K + 4 + 4P bits back to back in the stream, a gearbox handing
-//! [`records_per_cycle`] of them a cycle (the fewest that fill a beat, so the DDR never waits:
-//! 16 × 32 = 512 bits for the 4-bit design, 15 × 36 = 540 for the 3-bit one), C MACs per record,
-//! the same four pipeline stages and the same fill latency.
+//! plus the cycle a gearbox may add at the end ([`gearbox_tail`]); [`stream_cycles`] and
+//! [`seedlm_cycles`] count that for a datapath's [`Layout`], and the tests check it equal to
+//! the simulations. The estimate assumes the 3-bit design's datapath (`seedlm3_mvm.sv`, whose
+//! RTL takes C, P and the group size as parameters) for any configuration: records of
+//! K + 4 + 4P bits back to back in the stream, a gearbox handing [`records_per_cycle`] of them
+//! a cycle (the fewest wider than a beat, the gearbox's own rule, so the DDR never waits: 15 × 36
+//! = 540 bits for the 3-bit preset), C MACs per record, the same four pipeline stages and the
+//! same fill latency.
 
 use crate::core::config::Config;
 use crate::hw::design::{BEAT_BYTES, Layout, ShapeError, reference_takes};
@@ -68,9 +69,10 @@ pub fn stream_cycles(beats: u64, latency: u64, depth: u64, ddr: &DdrParams) -> S
     }
 }
 
-/// Records a SeedLM datapath of `cfg` decodes a cycle: the fewest whose bits fill a beat.
+/// Records the estimate's gearbox hands the datapath a cycle for records of `cfg`: the fewest
+/// wider than a beat (`seedlm3_mvm.sv` refuses a group no wider than a beat).
 pub fn records_per_cycle(cfg: Config) -> usize {
-    (BEAT_BYTES * 8).div_ceil(cfg.block_bits() as usize)
+    BEAT_BYTES * 8 / cfg.block_bits() as usize + 1
 }
 
 /// DDR beats of a `rows × cols` matrix's records of `cfg`, packed back to back as in the packed
@@ -80,26 +82,36 @@ pub fn seedlm_beats(cfg: Config, rows: usize, cols: usize) -> u64 {
     bits.div_ceil(BEAT_BYTES * 8) as u64
 }
 
-/// Cycles past the last beat's stage the gearbox adds: it emits a group a cycle once it holds
-/// the group's bits, so each group waits for a later beat than the one before (a group is at
-/// least a beat wide) except the last, partial one, which shares the last beat with the group
-/// before it when that one also ends in it: then 1, else 0.
-pub fn gearbox_tail(cfg: Config, rows: usize, cols: usize) -> u64 {
-    let (records, bits) = ((rows * cols).div_ceil(cfg.c), cfg.block_bits() as usize);
-    let groups = records.div_ceil(records_per_cycle(cfg));
-    let before_last = (groups.max(1) - 1) * records_per_cycle(cfg) * bits;
-    u64::from(
-        groups >= 2 && before_last.div_ceil(BEAT_BYTES * 8) as u64 == seedlm_beats(cfg, rows, cols),
-    )
+/// Cycles past the last beat's stage a gearbox of `group` records adds: it emits a group a
+/// cycle once it holds the group's bits, so each full group waits for a later beat than the one
+/// before (a group is wider than a beat) and only the last, partial one can share the last beat
+/// with the group before it; then it leaves a cycle later: 1, else 0.
+pub fn gearbox_tail(cfg: Config, group: usize, rows: usize, cols: usize) -> u64 {
+    let records = (rows * cols).div_ceil(cfg.c);
+    let groups = records.div_ceil(group);
+    let before_last = groups.saturating_sub(1) * group * cfg.block_bits() as usize;
+    let shares = before_last.div_ceil(BEAT_BYTES * 8) as u64 == seedlm_beats(cfg, rows, cols);
+    u64::from(groups >= 2 && shares)
 }
 
-/// Cycles of a SeedLM datapath of `cfg` on a `rows × cols` matrix. For the 4-bit and 3-bit
-/// presets this is what their RTL counts.
-pub fn seedlm_cycles(cfg: Config, rows: usize, cols: usize, ddr: &DdrParams) -> StreamCycles {
+/// Cycles of a SeedLM datapath of `layout` on a `rows × cols` matrix of `cfg` records: what
+/// the RTL counts for the 4-bit and 3-bit designs, and for the 3-bit one's gearbox built with
+/// other C, P and group sizes.
+pub fn seedlm_cycles(
+    cfg: Config,
+    layout: Layout,
+    rows: usize,
+    cols: usize,
+    ddr: &DdrParams,
+) -> StreamCycles {
+    let tail = match layout {
+        Layout::WholeBeats => 0,
+        Layout::Gearbox { group } => gearbox_tail(cfg, group, rows, cols),
+    };
     stream_cycles(
         seedlm_beats(cfg, rows, cols),
         ddr.ddr_latency + ddr.fill_latency,
-        SEEDLM_DEPTH + gearbox_tail(cfg, rows, cols),
+        SEEDLM_DEPTH + tail,
         ddr,
     )
 }
@@ -154,8 +166,8 @@ impl Estimate {
     pub fn note(&self) -> String {
         let c = self.config;
         format!(
-            "estimate, no RTL for C={}, P={}, K={}: a datapath like the 3-bit one taking {} \
-             records of {} bits ({} MACs) a cycle, cycles from the DDR model",
+            "estimate, no RTL for C={}, P={}, K={}: the 3-bit design's gearbox datapath taking \
+             {} records of {} bits ({} MACs) a cycle, cycles from the DDR model",
             c.c,
             c.p,
             c.k,
@@ -176,15 +188,16 @@ pub fn estimate(
     ddr: &DdrParams,
 ) -> Result<Estimate, ShapeError> {
     let group = records_per_cycle(cfg);
+    let layout = Layout::Gearbox { group };
     let name = format!("estimated C={}, P={}, K={}", cfg.c, cfg.p, cfg.k);
-    Layout::Gearbox { group }.check_shape(&name, cfg, rows, cols)?;
+    layout.check_shape(&name, cfg, rows, cols)?;
     Ok(Estimate {
         config: cfg,
         rows,
         cols,
         records_per_cycle: group,
         beats: seedlm_beats(cfg, rows, cols),
-        seedlm: seedlm_cycles(cfg, rows, cols, ddr),
+        seedlm: seedlm_cycles(cfg, layout, rows, cols, ddr),
         reference_cycles: reference_cycles(rows, cols, ddr),
     })
 }
@@ -234,28 +247,35 @@ mod tests {
     }
 
     #[test]
-    fn the_rtl_designs_are_the_estimate_s_datapath() {
-        assert_eq!(records_per_cycle(Config::FOUR_BIT), 16, "a whole beat");
-        assert_eq!(FOUR_BIT.layout, Layout::WholeBeats);
+    fn the_estimate_s_gearbox_is_the_3_bit_design_s() {
         let Layout::Gearbox { group } = THREE_BIT.layout else {
             panic!("the 3-bit design has a gearbox")
         };
         assert_eq!(records_per_cycle(Config::THREE_BIT), group);
-        // The 4bit-p6 preset's 44-bit records of 11 weights: 12 a cycle (528 bits), 132 MACs.
+        // 32-bit records: 17 (544 bits), wider than a beat; the 4bit-p6 preset's 44-bit records
+        // of 11 weights: 12 (528 bits), 132 MACs.
+        assert_eq!(records_per_cycle(Config { c: 7, p: 3, k: 16 }), 17);
         let e = estimate(Config::FOUR_BIT_P6, 512, 512, &DdrParams::default()).unwrap();
         assert_eq!((e.records_per_cycle, e.macs()), (12, 132));
     }
 
     #[test]
     fn a_partial_last_group_sharing_the_last_beat_costs_a_cycle() {
+        let three = |rows, cols| gearbox_tail(Config::THREE_BIT, 15, rows, cols);
         // 5×200 in blocks of 12: 84 records, 6 groups of 15 (the last of 9), 6 beats; group 5
         // ends at bit 2700, in beat 6 with the rest.
-        assert_eq!(gearbox_tail(Config::THREE_BIT, 5, 200), 1);
+        assert_eq!(three(5, 200), 1);
         // 512×512: 21 846 records, 1 457 groups, 1 537 beats: group 1 456 ends in beat 1 536.
-        assert_eq!(gearbox_tail(Config::THREE_BIT, 512, 512), 0);
-        // Whole beats (16 × 32 bits) never share one; nor does a single group.
-        assert_eq!(gearbox_tail(Config::FOUR_BIT, 3, 384), 0);
-        assert_eq!(gearbox_tail(Config::THREE_BIT, 1, 180), 0);
+        assert_eq!(three(512, 512), 0);
+        assert_eq!(three(1, 180), 0, "a single group");
+        // Whole beats never add one; 17-record groups of the same records do here.
+        let ddr = DdrParams::default();
+        let cycles = |layout| seedlm_cycles(Config::FOUR_BIT, layout, 3, 384, &ddr).cycles;
+        assert_eq!(gearbox_tail(Config::FOUR_BIT, 17, 3, 384), 1);
+        assert_eq!(
+            cycles(Layout::WholeBeats) + 1,
+            cycles(Layout::Gearbox { group: 17 })
+        );
     }
 
     #[test]
@@ -270,13 +290,29 @@ mod tests {
         ] {
             assert_eq!(reference_cycles(n, n, &ddr), Some(reference), "{n}");
             assert_eq!(
-                seedlm_cycles(Config::FOUR_BIT, n, n, &ddr).cycles,
+                seedlm_cycles(Config::FOUR_BIT, FOUR_BIT.layout, n, n, &ddr).cycles,
                 four,
                 "{n}"
             );
             let e = estimate(Config::THREE_BIT, n, n, &ddr).unwrap();
             assert_eq!(e.seedlm_cycles(), three, "{n}");
             assert_eq!(e.speedup(), Some(reference as f64 / three as f64));
+        }
+        // hdl/README.md's counts of `seedlm3_mvm` built for menu configurations (-GC, -GP,
+        // -GRecords), among them shapes with a gearbox tail (4×100, 5×200, 448², 777×1232).
+        for (c, p, rows, cols, cycles) in [
+            (6, 4, 384, 384, 2015),
+            (6, 4, 4, 100, 230),
+            (6, 4, 1000, 1001, 12390),
+            (14, 4, 1000, 1001, 5438),
+            (11, 6, 2048, 2048, 34295),
+            (11, 6, 5, 200, 233),
+            (7, 3, 448, 448, 2079),
+            (7, 3, 777, 1232, 9082),
+            (7, 3, 2048, 2048, 39224),
+        ] {
+            let e = estimate(Config { c, p, k: 16 }, rows, cols, &ddr).unwrap();
+            assert_eq!(e.seedlm_cycles(), cycles, "C={c}, P={p}, {rows}×{cols}");
         }
     }
 

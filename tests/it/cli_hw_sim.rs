@@ -183,7 +183,9 @@ fn tensor_without_rtl_gets_a_labelled_estimate() {
         (Some(6), Some(4))
     );
     let ddr = DdrParams::default();
-    let want = estimate::seedlm_cycles(MENU_6_4, 16, 512, &ddr).cycles;
+    let want = estimate::estimate(MENU_6_4, 16, 512, &ddr)
+        .unwrap()
+        .seedlm_cycles();
     assert_eq!(v["seedlm_cycles"].as_u64(), Some(want));
     // 8192 weights: 1366 records of 36 bits, 97 beats, 15 records (90 MACs) a cycle.
     assert_eq!(

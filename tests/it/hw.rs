@@ -230,7 +230,7 @@ fn cycle_estimates_equal_the_rtl_simulations() {
         let t = sim::random_tensor(design.config, rows, cols, i as u64);
         let input = SimInput::from_tensor(&t, rows, cols, sim::random_x(cols, 1), false).unwrap();
         let out = simulate(&input);
-        let want = estimate::seedlm_cycles(design.config, rows, cols, &ddr);
+        let want = estimate::seedlm_cycles(design.config, design.layout, rows, cols, &ddr);
         assert_eq!(
             (out.seedlm.cycles, out.seedlm.refresh_stalls),
             (want.cycles, want.refresh_stalls),
@@ -302,7 +302,8 @@ fn three_bit_random_codes_are_bit_exact_and_keep_up_with_ddr() {
         assert!(r.check.ok(), "{}: cross-check failed", r.rows);
         // The gearbox never stalls the stream: cycles are DDR beats, refreshes and latency.
         let s = &r.sim.seedlm;
-        let want = estimate::seedlm_cycles(Config::THREE_BIT, r.rows, r.cols, &ddr);
+        let want =
+            estimate::seedlm_cycles(Config::THREE_BIT, THREE_BIT.layout, r.rows, r.cols, &ddr);
         assert_eq!(
             (s.cycles, s.refresh_stalls),
             (want.cycles, want.refresh_stalls)

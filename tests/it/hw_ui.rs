@@ -158,7 +158,7 @@ fn a_tensor_without_rtl_shows_its_labelled_estimate() {
         other => panic!("{other:?}"),
     };
     let ddr = DdrParams::default();
-    assert_eq!(e.seedlm, estimate::seedlm_cycles(cfg, 2, 128, &ddr));
+    assert_eq!(e, estimate::estimate(cfg, 2, 128, &ddr).unwrap());
     let reference = estimate::reference_cycles(2, 128, &ddr).expect("a 4-bit width");
     h.get_by_label_contains(&format!(
         "{name} (2×128): FP16 reference {reference} cycles, SeedLM {} cycles, speed-up",
