@@ -161,8 +161,8 @@ pub enum Output {
     /// An export's one-line summary.
     Exported(String),
     /// Table 5.
-    HwTable(HwTable),
-    /// A tensor's simulation.
+    HwTable(Box<HwTable>),
+    /// A tensor's simulation or estimate.
     HwTensor(String, TensorReport),
     /// The designs' synthesised resources.
     HwResources(ResourceTable),
@@ -331,7 +331,7 @@ pub fn spawn(
                 log,
                 ctx.cancel_flag(),
             )
-            .map(Output::HwTable)
+            .map(|t| Output::HwTable(Box::new(t)))
             .map_err(|e| e.to_string())
         }),
         Work::HwResources => Job::spawn("Hardware (Table 4)", None, repaint, |ctx: &Ctx<()>| {

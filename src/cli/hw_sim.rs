@@ -1,8 +1,9 @@
 //! `seedlm hw-sim`: simulates the bundled RTL of both matrix–vector designs in Verilator and
-//! prints their cycle counts beside the paper's Table 5, or (`--resources`) synthesises them
+//! prints their cycle counts beside the paper's Table 5, or a packed tensor's (estimated for a
+//! configuration without RTL, [`crate::hw::estimate`]), or (`--resources`) synthesises them
 //! with Yosys and prints their FPGA resources beside its Table 4.
 
-use crate::hw::report::{self, HwTable, SizeReport};
+use crate::hw::report::{self, HwTable, SizeReport, TensorReport};
 use crate::hw::resources::{Part, ResourceTable, Usage};
 use crate::hw::sim::{self, DdrParams};
 use crate::hw::synth::{self, FAMILY, SYNTH_SIZE};
@@ -21,7 +22,8 @@ pub struct HwSimArgs {
     #[arg(long, value_delimiter = ',', default_value = "512,1024,2048")]
     pub sizes: Vec<usize>,
     /// Simulate a compressed tensor of a packed file instead, as FILE:NAME (4-bit: rows of whole
-    /// 128-weight beats; 3-bit: at least 180 columns).
+    /// 128-weight beats; 3-bit: at least 180 columns). A tensor of another configuration (a
+    /// --target-bpw file's) has no RTL: it gets an estimate from the DDR model, marked as such.
     #[arg(long, value_name = "FILE:NAME")]
     pub tensor: Option<String>,
     /// Synthesise the designs with Yosys (UltraScale+) and print their FPGA resources per part
@@ -135,44 +137,82 @@ fn run_packed_tensor(
     };
     let compressed = compressed?;
     let ddr = DdrParams::default();
-    let r = report::run_compressed_tensor(&compressed, &t.shape, 1, fp16, &ddr, log, cancel)
+    let report = report::run_compressed_tensor(&compressed, &t.shape, 1, fp16, &ddr, log, cancel)
         .map_err(|e| anyhow!("{file}: tensor {name}: {e}"))?;
-    if !json {
-        let reference = match (r.reference_cycles(), r.speedup()) {
-            (Some(c), Some(s)) => format!("reference {c} cycles, speed-up {s:.2}, "),
-            _ => "no FP16 reference (it takes widths that are multiples of 128), ".into(),
-        };
-        println!(
-            "{name} ({}×{}, {}): SeedLM {} cycles, {reference}cross-check {}",
-            r.rows,
-            r.cols,
-            r.design.name,
-            r.seedlm_cycles(),
-            verdict(r.check.ok())
-        );
-        print_errors(&r);
-    }
-    let obj = serde_json::json!({
+    let ((rows, cols), cfg) = (report.shape(), compressed.config);
+    let mut obj = serde_json::json!({
         "tensor": name,
-        "preset": r.design.config.preset_name(),
+        "preset": cfg.preset_name(),
+        "config": cfg,
         "e_base": compressed.e_base,
-        "rows": r.rows,
-        "cols": r.cols,
-        "reference_cycles": r.reference_cycles(),
-        "seedlm_cycles": r.seedlm_cycles(),
-        "speedup": r.speedup(),
-        "fp16_cycles": r.fp16_cycles(),
-        "crosscheck_ok": r.check.ok(),
-        "errors": r.errors,
+        "rows": rows,
+        "cols": cols,
+        "reference_cycles": report.reference_cycles(),
+        "seedlm_cycles": report.seedlm_cycles(),
+        "speedup": report.speedup(),
     });
+    let reference = match (report.reference_cycles(), report.speedup()) {
+        (Some(c), Some(s)) => format!("reference {c} cycles, speed-up {s:.2}"),
+        _ => "no FP16 reference (it takes widths that are multiples of 128)".into(),
+    };
+    let ok = match &report {
+        TensorReport::Simulated(r) => {
+            if !json {
+                println!(
+                    "{name} ({rows}×{cols}, {}): SeedLM {} cycles, {reference}, cross-check {}",
+                    r.design.name,
+                    r.seedlm_cycles(),
+                    verdict(r.check.ok())
+                );
+                print_errors(r);
+            }
+            extend(
+                &mut obj,
+                serde_json::json!({
+                    "estimated": false,
+                    "fp16_cycles": r.fp16_cycles(),
+                    "crosscheck_ok": r.check.ok(),
+                    "errors": r.errors,
+                }),
+            );
+            r.check.ok()
+        }
+        TensorReport::Estimated(e) => {
+            if !json {
+                println!(
+                    "{name} ({rows}×{cols}): SeedLM {} cycles, {reference} ({})",
+                    e.seedlm_cycles(),
+                    e.note()
+                );
+            }
+            extend(
+                &mut obj,
+                serde_json::json!({
+                    "estimated": true,
+                    "note": e.note(),
+                    "records_per_cycle": e.records_per_cycle,
+                    "macs": e.macs(),
+                    "beats": e.beats,
+                }),
+            );
+            true
+        }
+    };
     if json {
         println!("{}", serde_json::to_string_pretty(&obj)?);
     }
-    Ok(if r.check.ok() {
+    Ok(if ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Adds the fields of the JSON object `more` to the JSON object `obj`.
+fn extend(obj: &mut serde_json::Value, more: serde_json::Value) {
+    if let (Some(o), serde_json::Value::Object(m)) = (obj.as_object_mut(), more) {
+        o.extend(m);
+    }
 }
 
 fn print_table(table: &HwTable) {

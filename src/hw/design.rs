@@ -31,6 +31,54 @@ pub enum Layout {
     },
 }
 
+impl Layout {
+    /// Fewest columns, and the step columns go in, for records of `cfg`.
+    fn cols_rule(self, cfg: Config) -> (usize, usize) {
+        match self {
+            Layout::WholeBeats => {
+                let per_beat = BEAT_BYTES * 8 / cfg.block_bits() as usize * cfg.c;
+                (per_beat, per_beat)
+            }
+            Layout::Gearbox { group } => (group * cfg.c, 1),
+        }
+    }
+
+    /// Checks that a `rows × cols` matrix of `cfg` records fits a datapath of this layout
+    /// (named `design` in the error) and the RTL's memories.
+    pub fn check_shape(
+        self,
+        design: &str,
+        cfg: Config,
+        rows: usize,
+        cols: usize,
+    ) -> Result<(), ShapeError> {
+        let (min, step) = self.cols_rule(cfg);
+        if (1..=MAX_DIM).contains(&rows)
+            && (min..=MAX_DIM).contains(&cols)
+            && cols.is_multiple_of(step)
+        {
+            return Ok(());
+        }
+        let rule = if step > 1 {
+            format!("a multiple of {step} up to {MAX_DIM}")
+        } else {
+            format!("{min}..={MAX_DIM}")
+        };
+        Err(ShapeError::Shape {
+            design: design.to_string(),
+            rule,
+            rows,
+            cols,
+        })
+    }
+}
+
+/// The FP16 reference runs on the matrices the 4-bit design takes (Table 5 pairs them), so a
+/// tensor of another configuration of such a shape gets a speed-up too.
+pub fn reference_takes(rows: usize, cols: usize) -> bool {
+    FOUR_BIT.check_shape(rows, cols).is_ok()
+}
+
 /// One SeedLM datapath of the RTL.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Design {
@@ -89,7 +137,7 @@ pub enum ShapeError {
     )]
     Shape {
         /// The datapath's name.
-        design: &'static str,
+        design: String,
         /// What its columns must be.
         rule: String,
         /// Rows (outputs).
@@ -127,37 +175,9 @@ impl Design {
         self.config.block_bits() as usize
     }
 
-    /// Fewest columns, and the step columns go in.
-    fn cols_rule(&self) -> (usize, usize) {
-        match self.layout {
-            Layout::WholeBeats => {
-                let per_beat = BEAT_BYTES * 8 / self.record_bits() * self.config.c;
-                (per_beat, per_beat)
-            }
-            Layout::Gearbox { group } => (group * self.config.c, 1),
-        }
-    }
-
     /// Checks that a `rows × cols` matrix fits the datapath (its memories and its layout).
     pub fn check_shape(&self, rows: usize, cols: usize) -> Result<(), ShapeError> {
-        let (min, step) = self.cols_rule();
-        if (1..=MAX_DIM).contains(&rows)
-            && (min..=MAX_DIM).contains(&cols)
-            && cols.is_multiple_of(step)
-        {
-            return Ok(());
-        }
-        let rule = if step > 1 {
-            format!("a multiple of {step} up to {MAX_DIM}")
-        } else {
-            format!("{min}..={MAX_DIM}")
-        };
-        Err(ShapeError::Shape {
-            design: self.name,
-            rule,
-            rows,
-            cols,
-        })
+        self.layout.check_shape(self.name, self.config, rows, cols)
     }
 
     /// Records of a `rows × cols` matrix (the last block is padded).

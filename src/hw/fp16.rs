@@ -6,6 +6,7 @@
 //! the FP16 reference datapath does ([`model::fp16_fixed`]: `w·x·2^24`, 80-bit rows). The real
 //! output is `y · 2^−24 · 32768 / 32767`: the basis's normaliser is applied once, at the output.
 
+use crate::hw::build::HwError;
 use crate::hw::design::{Design, FOUR_BIT};
 use crate::hw::model;
 use half::f16;
@@ -19,6 +20,14 @@ const WEIGHTS_PER_BEAT: usize = 128;
 
 /// The design the variant belongs to (its records, layout and shape rule).
 pub const DESIGN: Design = FOUR_BIT;
+
+/// The error of asking for the variant on another datapath (named `other`).
+pub fn variant_refused(other: &str) -> HwError {
+    HwError::Sim(format!(
+        "the FP16-converting variant is of the {} datapath, not the {other}",
+        DESIGN.name
+    ))
+}
 
 /// One weight as the converter rounds it: the FP16 bits of `n · 2^(e_code + e_base − 15)`.
 pub fn fp16_weight(n: i32, e_code: u8, e_base: i32) -> u16 {

@@ -1,4 +1,5 @@
-//! Simulation reports: runs a compressed tensor on the datapath of its preset, cross-checks the
+//! Simulation reports: runs a compressed tensor on the datapath of its preset (or estimates a
+//! tensor of a configuration without RTL, [`crate::hw::estimate`]), cross-checks the
 //! outputs against the bit-exact [`crate::hw::model`] (and [`crate::hw::fp16`]) and the weights
 //! against the engine's reconstruction, measures each output's error against the exact product
 //! ([`crate::hw::accuracy`]), and assembles the table `seedlm hw-sim` and the app's Hardware tab
@@ -9,6 +10,7 @@ use crate::core::control::{Control, Progress};
 use crate::hw::accuracy::{OutputError, exact_output, output_error};
 use crate::hw::build::HwError;
 use crate::hw::design::{Design, FOUR_BIT, THREE_BIT, random_tensor, random_x};
+use crate::hw::estimate::{Estimate, estimate_tensor};
 use crate::hw::paper::{PaperRow, paper_row};
 use crate::hw::sim::{DdrParams, SimInput, SimOutput, simulate};
 use crate::hw::{fp16, model};
@@ -150,8 +152,49 @@ impl SizeReport {
     }
 }
 
-/// The result of simulating one compressed tensor, on the datapath of its preset.
-pub type TensorReport = SizeReport;
+/// The cycles of one compressed tensor: simulated on the datapath of its preset, or estimated
+/// for a configuration that has no RTL.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TensorReport {
+    /// Simulated and cross-checked.
+    Simulated(Box<SizeReport>),
+    /// Estimated from the DDR model ([`crate::hw::estimate`]).
+    Estimated(Estimate),
+}
+
+impl TensorReport {
+    /// Rows and columns of the matrix.
+    pub fn shape(&self) -> (usize, usize) {
+        match self {
+            TensorReport::Simulated(r) => (r.rows, r.cols),
+            TensorReport::Estimated(e) => (e.rows, e.cols),
+        }
+    }
+
+    /// SeedLM cycles.
+    pub fn seedlm_cycles(&self) -> u64 {
+        match self {
+            TensorReport::Simulated(r) => r.seedlm_cycles(),
+            TensorReport::Estimated(e) => e.seedlm_cycles(),
+        }
+    }
+
+    /// FP16 reference cycles, if the reference takes the shape.
+    pub fn reference_cycles(&self) -> Option<u64> {
+        match self {
+            TensorReport::Simulated(r) => r.reference_cycles(),
+            TensorReport::Estimated(e) => e.reference_cycles,
+        }
+    }
+
+    /// Reference cycles over SeedLM cycles, if the reference takes the shape.
+    pub fn speedup(&self) -> Option<f64> {
+        match self {
+            TensorReport::Simulated(r) => r.speedup(),
+            TensorReport::Estimated(e) => e.speedup(),
+        }
+    }
+}
 
 /// Builds (or reuses) the simulators, simulates tensor `t` as `input` lays it out (a
 /// [`SimInput::from_tensor`] of it) on the datapath of its preset, and cross-checks the result.
@@ -326,7 +369,8 @@ pub fn matrix_shape(shape: &[usize]) -> Option<(usize, usize)> {
 }
 
 /// Simulates a compressed tensor of the given shape with a random int16 input vector (seeded
-/// by `seed`), on the datapath of its preset.
+/// by `seed`) on the datapath of its preset, or, for a configuration without RTL, estimates its
+/// cycles (which needs no simulator).
 pub fn run_compressed_tensor(
     t: &CompressedTensor,
     shape: &[usize],
@@ -336,11 +380,25 @@ pub fn run_compressed_tensor(
     log: &mut dyn FnMut(&str),
     cancel: &AtomicBool,
 ) -> Result<TensorReport, HwError> {
-    let design = Design::for_config(t.config)?;
     let (rows, cols) = matrix_shape(shape).unwrap_or((0, 0));
+    let Ok(design) = Design::for_config(t.config) else {
+        let e = estimate_tensor(t, rows, cols, ddr)?;
+        if fp16 {
+            return Err(fp16::variant_refused(&format!(
+                "C={}, P={}, K={} configuration, which has no RTL",
+                e.config.c, e.config.p, e.config.k
+            )));
+        }
+        log(&format!(
+            "{rows}×{cols}: SeedLM {} cycles ({})",
+            e.seedlm_cycles(),
+            e.note()
+        ));
+        return Ok(TensorReport::Estimated(e));
+    };
     design.check_shape(rows, cols)?;
     let input = SimInput::from_tensor(t, rows, cols, random_x(cols, seed), fp16)?;
-    run_tensor(t, input, ddr, log, cancel)
+    run_tensor(t, input, ddr, log, cancel).map(|r| TensorReport::Simulated(Box::new(r)))
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ pub use crate::hw::paper::{PAPER_TABLE5, PaperRow, paper_row};
 pub use crate::hw::rtl::Target;
 
 use crate::hw::build::{io_err, wait_child};
+use crate::hw::design::reference_takes;
 use crate::hw::{fp16, model};
 use crate::search::compress::CompressedTensor;
 use half::f16;
@@ -92,21 +93,14 @@ impl SimInput {
             )));
         }
         if fp16 && design != fp16::DESIGN {
-            return Err(HwError::Sim(format!(
-                "the FP16-converting variant is of the {} datapath, not the {}",
-                fp16::DESIGN.name,
-                design.name
-            )));
+            return Err(fp16::variant_refused(design.name));
         }
-        // The reference takes the matrices the 4-bit design takes (Table 5 pairs them), so a
-        // 3-bit tensor of such a width gets its speed-up too.
-        let reference =
-            (design.with_reference || FOUR_BIT.check_shape(rows, cols).is_ok()).then(|| {
-                t.reconstruct()
-                    .iter()
-                    .map(|&w| f16::from_f32(w).to_bits())
-                    .collect()
-            });
+        let reference = (design.with_reference || reference_takes(rows, cols)).then(|| {
+            t.reconstruct()
+                .iter()
+                .map(|&w| f16::from_f32(w).to_bits())
+                .collect()
+        });
         Ok(SimInput {
             design,
             rows,

@@ -55,7 +55,8 @@ fn bad_size_and_missing_toolchain_are_one_line_errors() {
     );
 }
 
-/// A packed file with a 4-bit [8, 256] tensor, 3-bit [4, 200] and [4, 256] ones and a plain one.
+/// A packed file with a 4-bit [8, 256] tensor, 3-bit [4, 200] and [4, 256] ones, a [16, 512]
+/// one of C=6, P=4, K=16 (a `--target-bpw` menu entry without RTL) and a plain one.
 fn packed_fixture(dir: &std::path::Path) -> std::path::PathBuf {
     use seedlm::io::dtype::Dtype;
     use seedlm::io::packed::{CompressedEntry, PlainEntry, write_packed};
@@ -63,14 +64,16 @@ fn packed_fixture(dir: &std::path::Path) -> std::path::PathBuf {
     let w = seedlm::hw::sim::random_tensor(Config::FOUR_BIT, 8, 256, 31);
     let v = seedlm::hw::sim::random_tensor(Config::THREE_BIT, 4, 200, 32);
     let u = seedlm::hw::sim::random_tensor(Config::THREE_BIT, 4, 256, 33);
+    let m = seedlm::hw::sim::random_tensor(MENU_6_4, 16, 512, 34);
     let bias = vec![0u8; 8 * 4];
-    let order: Vec<String> = ["w", "v", "u", "bias"].map(String::from).to_vec();
+    let order: Vec<String> = ["w", "v", "u", "m", "bias"].map(String::from).to_vec();
     write_packed(
         &path,
         &[
             CompressedEntry::new("w", &[8, 256], Dtype::F32, &w, None),
             CompressedEntry::new("v", &[4, 200], Dtype::F32, &v, None),
             CompressedEntry::new("u", &[4, 256], Dtype::F32, &u, None),
+            CompressedEntry::new("m", &[16, 512], Dtype::F32, &m, None),
         ],
         &[PlainEntry {
             name: "bias".into(),
@@ -111,6 +114,7 @@ fn tensor_of_a_packed_file_is_simulated() {
         (Some(8), Some(256))
     );
     assert_eq!(v["preset"], "4bit");
+    assert_eq!(v["estimated"], false);
     // At least one cycle per beat: 2048 weights are 64 FP16 beats, 16 SeedLM beats.
     assert!(v["reference_cycles"].as_u64().unwrap() > 64);
     assert!(v["seedlm_cycles"].as_u64().unwrap() > 16);
@@ -145,6 +149,78 @@ fn tensor_of_a_packed_file_is_simulated() {
             "{stderr}"
         );
     }
+}
+
+/// A `--target-bpw` menu entry without RTL.
+const MENU_6_4: Config = Config { c: 6, p: 4, k: 16 };
+
+#[test]
+fn tensor_without_rtl_gets_a_labelled_estimate() {
+    use seedlm::hw::{estimate, sim::DdrParams};
+    let dir = tempfile::tempdir().unwrap();
+    let path = packed_fixture(dir.path());
+    let spec = format!("{}:m", path.display());
+    // No simulator runs: it works without the toolchain.
+    let run = |args: &[&str]| {
+        seedlm()
+            .args(["hw-sim", "--tensor", &spec])
+            .args(args)
+            .env("PATH", "")
+            .output()
+            .unwrap()
+    };
+    let out = run(&["--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["estimated"], true);
+    assert!(v["preset"].is_null());
+    assert_eq!(
+        (v["config"]["c"].as_u64(), v["config"]["p"].as_u64()),
+        (Some(6), Some(4))
+    );
+    let ddr = DdrParams::default();
+    let want = estimate::estimate(MENU_6_4, 16, 512, &ddr)
+        .unwrap()
+        .seedlm_cycles();
+    assert_eq!(v["seedlm_cycles"].as_u64(), Some(want));
+    // 8192 weights: 1366 records of 36 bits, 97 beats, 15 records (90 MACs) a cycle.
+    assert_eq!(
+        (
+            v["beats"].as_u64(),
+            v["records_per_cycle"].as_u64(),
+            v["macs"].as_u64()
+        ),
+        (Some(97), Some(15), Some(90))
+    );
+    let r = v["reference_cycles"].as_u64().unwrap();
+    assert_eq!(Some(r), estimate::reference_cycles(16, 512, &ddr));
+    assert!((v["speedup"].as_f64().unwrap() - r as f64 / want as f64).abs() < 1e-12);
+    assert!(v["crosscheck_ok"].is_null(), "nothing was simulated");
+
+    let out = run(&[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.starts_with(&format!(
+            "m (16×512): SeedLM {want} cycles, reference {r} cycles"
+        )) && stdout.contains("(estimate, no RTL for C=6, P=4, K=16"),
+        "{stdout}"
+    );
+    let out = run(&["--fp16"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("variant is of the 4-bit datapath, not the C=6, P=4, K=16"),
+        "{stderr}"
+    );
 }
 
 /// Checked ranges of `hw-sim --resources --json` (Yosys 0.70, `synth_xilinx -family xcup`,

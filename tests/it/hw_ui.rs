@@ -1,5 +1,6 @@
 //! UI test of the Hardware tab: the Table 5 run and a run on a compressed tensor, through the
-//! real app and the real Verilator model (built once, cached).
+//! real app and the real Verilator model (built once, cached), and the estimate a tensor of a
+//! configuration without RTL gets.
 
 use crate::helpers::ui;
 use crate::helpers::ui::{click, harness, tiny, wait_idle};
@@ -119,4 +120,49 @@ fn hardware_tab_synthesises_the_designs_beside_table4() {
             .count(),
         3
     );
+}
+
+#[test]
+fn a_tensor_without_rtl_shows_its_labelled_estimate() {
+    use seedlm::app::command::Command;
+    use seedlm::app::document::Document;
+    use seedlm::core::config::Config;
+    use seedlm::hw::{estimate, report::TensorReport, sim::DdrParams};
+    // One 2×128 tensor, compressed with a `--target-bpw` menu entry that has no RTL.
+    let name = "model.layers.0.mlp.up_proj.weight";
+    let tensor = ui::tiny_tensor(name.into(), &[2, 128]);
+    let mut h = harness(Studio::with_document(Document::new(
+        None,
+        "menu".into(),
+        vec![tensor],
+    )));
+    let cfg = Config { c: 6, p: 4, k: 16 };
+    h.state_mut().state.apply(Command::SetConfig(cfg));
+    h.run_steps(2);
+    click(&mut h, name);
+    click(&mut h, "Compress selected (1)");
+    wait_idle(&mut h, ui::JOB);
+    click(&mut h, "Hardware");
+    click(&mut h, &format!("Run on {name}"));
+    wait_idle(&mut h, ui::JOB);
+    let e = match &h
+        .state()
+        .state
+        .results
+        .hw_tensor
+        .as_ref()
+        .expect("it ran")
+        .value
+    {
+        (_, TensorReport::Estimated(e)) => *e,
+        other => panic!("{other:?}"),
+    };
+    let ddr = DdrParams::default();
+    assert_eq!(e, estimate::estimate(cfg, 2, 128, &ddr).unwrap());
+    let reference = estimate::reference_cycles(2, 128, &ddr).expect("a 4-bit width");
+    h.get_by_label_contains(&format!(
+        "{name} (2×128): FP16 reference {reference} cycles, SeedLM {} cycles, speed-up",
+        e.seedlm.cycles
+    ));
+    h.get_by_label_contains("(estimate, no RTL for C=6, P=4, K=16: ");
 }

@@ -114,7 +114,8 @@ fn controls(ui: &mut egui::Ui, state: &AppState, out: &mut Vec<Command>) {
             out.push(Command::Run(Work::HwResources));
         }
         let tip = "Simulate the tensor selected in the tree (compressed with a preset) and \
-                   check the hardware's outputs bit for bit against the Rust model.";
+                   check the hardware's outputs bit for bit against the Rust model; a tensor of \
+                   another configuration has no RTL and gets an estimate from the DDR model.";
         match selected {
             Some((i, name)) => {
                 if ui
@@ -256,22 +257,28 @@ fn plot(ui: &mut egui::Ui, t: &HwTable) {
         });
 }
 
-fn tensor_report(ui: &mut egui::Ui, name: &str, s: &TensorReport) {
-    let reference = s
+fn tensor_report(ui: &mut egui::Ui, name: &str, report: &TensorReport) {
+    let (rows, cols) = report.shape();
+    let reference = report
         .reference_cycles()
         .map_or(String::new(), |c| format!("FP16 reference {c} cycles, "));
-    let speedup = s
+    let speedup = report
         .speedup()
         .map_or(String::new(), |x| format!(", speed-up {x:.2}×"));
+    let (design, detail) = match report {
+        TensorReport::Simulated(s) => (
+            format!(" {}", s.design.name),
+            format!(
+                "; outputs {}, weights equal the engine's reconstruction: {}",
+                check_text(s.check.seedlm_outputs && s.check.reference_outputs),
+                if s.check.weights { "yes" } else { "NO" }
+            ),
+        ),
+        TensorReport::Estimated(e) => (String::new(), format!(" ({})", e.note())),
+    };
     ui.label(format!(
-        "{name} ({}×{}): {reference}SeedLM {} {} cycles{speedup}; outputs {}, weights equal the \
-         engine's reconstruction: {}",
-        s.rows,
-        s.cols,
-        s.design.name,
-        s.seedlm_cycles(),
-        check_text(s.check.seedlm_outputs && s.check.reference_outputs),
-        if s.check.weights { "yes" } else { "NO" }
+        "{name} ({rows}×{cols}): {reference}SeedLM{design} {} cycles{speedup}{detail}",
+        report.seedlm_cycles()
     ));
 }
 

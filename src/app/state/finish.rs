@@ -74,7 +74,7 @@ impl AppState {
             }
             Output::Exported(msg) => self.message(false, msg),
             Output::HwTable(t) => {
-                self.results.hw_table = Some(t);
+                self.results.hw_table = Some(*t);
                 self.message(false, format!("{label}: {took}"));
             }
             Output::HwResources(t) => {

@@ -72,23 +72,29 @@ pub fn tiny() -> Studio {
 
 /// A tiny model of 16×16 F32 tensors named `names`, in that order.
 pub fn tiny_named(names: impl IntoIterator<Item = String>) -> Studio {
-    use seedlm::app::document::{Document, Source, TensorEntry};
+    use seedlm::app::document::Document;
     let tensors = names
         .into_iter()
-        .map(|name| TensorEntry {
-            name,
-            shape: vec![16, 16],
-            dtype: seedlm::io::dtype::Dtype::F32,
-            source: Some(Source::Memory(std::sync::Arc::new(
-                (0..256)
-                    .map(|i| ((i * 37 % 101) as f32 - 50.0) / 100.0)
-                    .collect(),
-            ))),
-            result: None,
-            compressible: true,
-        })
+        .map(|n| tiny_tensor(n, &[16, 16]))
         .collect();
     Studio::with_document(Document::new(None, "tiny".into(), tensors))
+}
+
+/// An F32 tensor of `shape` held in memory, values spread over [−0.5, 0.5].
+pub fn tiny_tensor(name: String, shape: &[usize]) -> seedlm::app::document::TensorEntry {
+    use seedlm::app::document::{Source, TensorEntry};
+    TensorEntry {
+        name,
+        shape: shape.to_vec(),
+        dtype: seedlm::io::dtype::Dtype::F32,
+        source: Some(Source::Memory(std::sync::Arc::new(
+            (0..shape.iter().product())
+                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 100.0)
+                .collect(),
+        ))),
+        result: None,
+        compressible: true,
+    }
 }
 
 /// Every text the last frame painted, with its top-left corner (plot tick labels among them,
