@@ -950,6 +950,32 @@ mod tests {
     /// must agree bit for bit, and flag exactly the tiles with a score above the threshold, with
     /// the masks of those scores.
     #[test]
+    fn flagged_bases_are_those_of_one_seed_at_a_time() {
+        let d: Vec<f64> = (0..8).map(|i| [1.0, 1e-3, 0.2, 5.0][i % 4]).collect();
+        let weighted = Searcher::new(Config::FOUR_BIT).weighted(&d).unwrap();
+        let plain = Searcher::new(Config { c: 6, p: 4, k: 16 });
+        for s in [&weighted, &plain] {
+            let (c, p) = (s.cfg.c, s.cfg.p);
+            let t = s.tables();
+            assert!(t.flagged.len() > 100, "{}", t.flagged.len());
+            let sw = s.sw.as_deref().map_or(vec![1.0; c], <[f64]>::to_vec);
+            let mut u = vec![0.0; c * p];
+            for (f, &idx) in t.flagged.iter().enumerate() {
+                s.basis.fill_u_at(idx as usize, &mut u);
+                for (e, v) in u.iter_mut().enumerate() {
+                    *v *= sw[e / p];
+                }
+                orthonormalise(&mut u, c, p);
+                for (e, v) in u.iter().enumerate() {
+                    let at = ((f / FLAG_GROUP * c * p) + e) * FLAG_GROUP + f % FLAG_GROUP;
+                    let want = (v / sw[e / p]) as f32;
+                    assert_eq!(t.fq[at].to_bits(), want.to_bits(), "{} seed {idx}", s.cfg);
+                }
+            }
+        }
+    }
+
+    #[test]
     fn scan_scores_stay_within_margin() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
         let normal = Normal::new(0.0f32, 1.0).unwrap();

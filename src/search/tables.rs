@@ -99,22 +99,8 @@ impl Tables {
         let ext = n_pad + RBUF + MAX_C * MAX_P + 8;
         // The normalised states once, not C·P divisions per seed: U(s) of seed index i is
         // `xs[Basis::span(i, C·P)]` (the values `Basis::fill_u_at` gives), row k scaled by
-        // `sw[k]`.
+        // `sw[k]` (by 1, exactly, when plain).
         let xs = basis.normalized_cycle(ext);
-        let fill_u = |idx: usize, u: &mut [f64]| {
-            let from = &xs[Basis::span(idx, c * p)];
-            match sw {
-                Some(sw) => {
-                    let rows = u.chunks_exact_mut(p).zip(from.chunks_exact(p));
-                    for ((u, x), &s) in rows.zip(sw) {
-                        for (u, &x) in u.iter_mut().zip(x) {
-                            *u = x * s;
-                        }
-                    }
-                }
-                None => u.copy_from_slice(from),
-            }
-        };
         let x: Vec<f32> = xs.iter().map(|&v| v as f32).collect();
         let integer = cfg.k <= 16 && sw.is_none();
         // An integer correlation is in units of 1 / ((2^(K−1) − 1)·2^S) of the normalised one.
@@ -127,7 +113,6 @@ impl Tables {
         let mut linv = Aligned::zeroed(entries * n_pad);
         let mut l = vec![0.0f64; entries * n];
         let mut sigma = vec![0.0f32; n];
-        let mut u = vec![0.0; c * p];
         // The margin needs every seed's bound before any seed is placed: each seed's entries
         // go in as it is factored, and those of the seeds the margin flags are cleared after.
         // Keeping the factors instead took some 600 bytes a seed (12 GB at K = 24).
@@ -165,15 +150,7 @@ impl Tables {
         }
         let f_pad = flagged.len().div_ceil(FLAG_GROUP) * FLAG_GROUP;
         let mut fq = vec![0.0f32; c * p * f_pad];
-        for (f, &idx) in flagged.iter().enumerate() {
-            fill_u(idx as usize, &mut u);
-            orthonormalise(&mut u, c, p);
-            for (e, v) in u.iter().enumerate() {
-                let row = sw.map_or(1.0, |sw| sw[e / p]);
-                let g = f / FLAG_GROUP;
-                fq[((g * c * p) + e) * FLAG_GROUP + f % FLAG_GROUP] = (*v / row) as f32;
-            }
-        }
+        flagged_bases(&xs, sw.unwrap_or(&ones[..c]), p, &flagged, &mut fq);
         let half = basis.half();
         let pairs = integer.then(|| {
             let centred = |i: usize| (i64::from(basis.state_at(i)) - half) as i16 as u16;
@@ -376,7 +353,7 @@ const RUN: usize = 256;
 #[inline(always)]
 fn factor_seeds_p<const P: usize>(f: &mut SeedFactors) {
     let n = f.bounds.len();
-    let mut scaled = [[0.0; RUN + MAX_P + LANES]; MAX_C];
+    let mut scaled = vec![[0.0; RUN + MAX_P + LANES]; f.sw.len()];
     for run0 in (0..n).step_by(RUN) {
         for (i, (row, &s)) in scaled.iter_mut().zip(f.sw).enumerate() {
             let from = &f.xs[run0 + 1 + i * P..][..RUN + P + LANES];
@@ -395,13 +372,13 @@ fn factor_seeds_p<const P: usize>(f: &mut SeedFactors) {
 #[inline(always)]
 fn factor_chunk<const P: usize>(
     f: &mut SeedFactors,
-    scaled: &[[f64; RUN + MAX_P + LANES]; MAX_C],
+    scaled: &[[f64; RUN + MAX_P + LANES]],
     run0: usize,
     idx0: usize,
 ) {
     let n = f.bounds.len();
     let mut g: LaneMatrix<P> = [[[0.0; LANES]; P]; P];
-    for row in &scaled[..f.sw.len()] {
+    for row in scaled {
         let row = &row[idx0 - run0..][..P + LANES];
         let mut u = [[0.0; LANES]; P];
         for (a, ua) in u.iter_mut().enumerate() {
@@ -450,6 +427,101 @@ fn factor_chunk<const P: usize>(
         } else {
             bound[t]
         };
+    }
+}
+
+/// Fills `fq` ([`Tables::fq`]'s layout) with orthonormal bases of the `flagged` seeds' U(s), row
+/// i scaled by `sw[i]` and divided by it after, [`LANES`] seeds at a time on AVX2 where the CPU
+/// has it: with the margin widened, a weighted table flags one seed in [`FLAG_SHARE`].
+fn flagged_bases(xs: &[f64], sw: &[f64], p: usize, flagged: &[u32], fq: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2.
+        return unsafe { flagged_bases_avx2(xs, sw, p, flagged, fq) };
+    }
+    flagged_bases_any(xs, sw, p, flagged, fq)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn flagged_bases_avx2(xs: &[f64], sw: &[f64], p: usize, flagged: &[u32], fq: &mut [f32]) {
+    flagged_bases_any(xs, sw, p, flagged, fq)
+}
+
+#[inline(always)]
+fn flagged_bases_any(xs: &[f64], sw: &[f64], p: usize, flagged: &[u32], fq: &mut [f32]) {
+    match p {
+        1 => flagged_bases_p::<1>(xs, sw, flagged, fq),
+        2 => flagged_bases_p::<2>(xs, sw, flagged, fq),
+        3 => flagged_bases_p::<3>(xs, sw, flagged, fq),
+        4 => flagged_bases_p::<4>(xs, sw, flagged, fq),
+        5 => flagged_bases_p::<5>(xs, sw, flagged, fq),
+        6 => flagged_bases_p::<6>(xs, sw, flagged, fq),
+        7 => flagged_bases_p::<7>(xs, sw, flagged, fq),
+        _ => flagged_bases_p::<8>(xs, sw, flagged, fq),
+    }
+}
+
+/// [`flagged_bases`] for P fixed at compile time: per lane the operations of [`orthonormalise`]
+/// in its order (sums from −0.0, as `Iterator::sum` of f64), so bit for bit its bases.
+#[inline(always)]
+fn flagged_bases_p<const P: usize>(xs: &[f64], sw: &[f64], flagged: &[u32], fq: &mut [f32]) {
+    let c = sw.len();
+    let mut u = vec![[[0.0f64; LANES]; P]; c];
+    let sum = |u: &[[[f64; LANES]; P]], j: usize, k: usize| {
+        let mut s = [-0.0; LANES];
+        for row in u {
+            for t in 0..LANES {
+                s[t] += row[j][t] * row[k][t];
+            }
+        }
+        s
+    };
+    for (chunk, seeds) in flagged.chunks(LANES).enumerate() {
+        for t in 0..LANES {
+            // A last, partial chunk repeats its last seed in the spare lanes.
+            let idx = seeds[t.min(seeds.len() - 1)] as usize;
+            for (i, (row, &s)) in u.iter_mut().zip(sw).enumerate() {
+                for (a, v) in row.iter_mut().enumerate() {
+                    v[t] = xs[idx + 1 + i * P + a] * s;
+                }
+            }
+        }
+        for j in 0..P {
+            let norm0 = sum(&u, j, j).map(f64::sqrt);
+            for k in 0..j {
+                let d = sum(&u, j, k);
+                for row in u.iter_mut() {
+                    for t in 0..LANES {
+                        row[j][t] -= d[t] * row[k][t];
+                    }
+                }
+            }
+            let norm = sum(&u, j, j).map(f64::sqrt);
+            let mut scale = [0.0; LANES];
+            for t in 0..LANES {
+                scale[t] = if norm[t] > 1e-10 * norm0[t] {
+                    1.0 / norm[t]
+                } else {
+                    0.0
+                };
+            }
+            for row in u.iter_mut() {
+                for t in 0..LANES {
+                    row[j][t] *= scale[t];
+                }
+            }
+        }
+        let f0 = chunk * LANES;
+        let group = &mut fq[f0 / FLAG_GROUP * c * P * FLAG_GROUP..][..c * P * FLAG_GROUP];
+        for (i, (row, &s)) in u.iter().zip(sw).enumerate() {
+            for (a, v) in row.iter().enumerate() {
+                let out = &mut group[(i * P + a) * FLAG_GROUP + f0 % FLAG_GROUP..][..seeds.len()];
+                for (o, v) in out.iter_mut().zip(v) {
+                    *o = (v / s) as f32;
+                }
+            }
+        }
     }
 }
 
@@ -514,7 +586,9 @@ impl ScoreBound {
 }
 
 /// Modified Gram–Schmidt on the columns of row-major C×P `u`, in place. A column dependent on
-/// earlier ones becomes zero, so the non-zero columns are an orthonormal basis of span U.
+/// earlier ones becomes zero, so the non-zero columns are an orthonormal basis of span U. One
+/// matrix at a time: the tests' oracle of [`flagged_bases`].
+#[cfg(test)]
 pub(super) fn orthonormalise(u: &mut [f64], c: usize, p: usize) {
     for j in 0..p {
         let norm0: f64 = (0..c).map(|i| u[i * p + j].powi(2)).sum::<f64>().sqrt();
