@@ -298,8 +298,8 @@ impl std::ops::DerefMut for Aligned {
 /// What [`factor_seeds`] reads and fills for every seed index `idx < bounds.len()`: U(s) is
 /// `xs[Basis::span(idx, C·P)]` with row i scaled by `sw[i]`; entry e of L⁻¹ (times `r_unit`)
 /// goes to `linv[e·n_pad + idx]`, of L to `l[e·n + idx]`, and σ and the score error bound to
-/// `sigma[idx]` and `bounds[idx]`. A rank-deficient seed gets an infinite bound and nothing
-/// else.
+/// `sigma[idx]` and `bounds[idx]`. A rank-deficient seed gets an infinite bound, so the margin
+/// flags it and its other entries, meaningless, are cleared.
 struct SeedFactors<'a> {
     xs: &'a [f64],
     sw: &'a [f64],
@@ -462,7 +462,7 @@ fn flagged_bases_any(xs: &[f64], sw: &[f64], p: usize, flagged: &[u32], fq: &mut
     }
 }
 
-/// [`flagged_bases`] for P fixed at compile time: per lane the operations of [`orthonormalise`]
+/// [`flagged_bases`] for P fixed at compile time: per lane the operations of `orthonormalise`
 /// in its order (sums from −0.0, as `Iterator::sum` of f64), so bit for bit its bases.
 #[inline(always)]
 fn flagged_bases_p<const P: usize>(xs: &[f64], sw: &[f64], flagged: &[u32], fq: &mut [f32]) {
