@@ -279,6 +279,8 @@ mod tests {
         }
     }
 
+    /// Four Gram matrices factored at once must give each one's L, L⁻¹ and rank deficiency as
+    /// the one-at-a-time Cholesky does, bit for bit, dependent columns included.
     #[test]
     fn lanes_factor_bit_for_bit_as_one_matrix_at_a_time() {
         const P: usize = 4;

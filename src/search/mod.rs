@@ -947,11 +947,8 @@ mod tests {
         }
     }
 
-    /// The scan's scores, on every kernel this CPU has, must stay within each block's margin
-    /// (the bound the proof relies on) of the exact projection energies, on every seed, and the
-    /// f32 part of the error must sit well inside its share of that margin; the vector kernels
-    /// must agree bit for bit, and flag exactly the tiles with a score above the threshold, with
-    /// the masks of those scores.
+    /// The flagged seeds' bases, built four at a time, must be those of the one-at-a-time
+    /// Gram–Schmidt bit for bit, in a weighted table (weights from 1e-3 to 5) and a plain one.
     #[test]
     fn flagged_bases_are_those_of_one_seed_at_a_time() {
         let d: Vec<f64> = (0..8).map(|i| [1.0, 1e-3, 0.2, 5.0][i % 4]).collect();
@@ -978,6 +975,11 @@ mod tests {
         }
     }
 
+    /// The scan's scores, on every kernel this CPU has, must stay within each block's margin
+    /// (the bound the proof relies on) of the exact projection energies, on every seed, and the
+    /// f32 part of the error must sit well inside its share of that margin; the vector kernels
+    /// must agree bit for bit, and flag exactly the tiles with a score above the threshold, with
+    /// the masks of those scores.
     #[test]
     fn scan_scores_stay_within_margin() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
