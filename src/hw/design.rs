@@ -73,6 +73,18 @@ impl Layout {
     }
 }
 
+/// Checks that `t` holds the `rows · cols` weights it is simulated as.
+pub fn check_len(t: &CompressedTensor, rows: usize, cols: usize) -> Result<(), ShapeError> {
+    if t.len == rows * cols {
+        return Ok(());
+    }
+    Err(ShapeError::Len {
+        len: t.len,
+        rows,
+        cols,
+    })
+}
+
 /// The FP16 reference runs on the matrices the 4-bit design takes (Table 5 pairs them), so a
 /// tensor of another configuration of such a shape gets a speed-up too.
 pub fn reference_takes(rows: usize, cols: usize) -> bool {
@@ -205,13 +217,7 @@ impl Design {
             });
         }
         self.check_shape(rows, cols)?;
-        if t.len != rows * cols {
-            return Err(ShapeError::Len {
-                len: t.len,
-                rows,
-                cols,
-            });
-        }
+        check_len(t, rows, cols)?;
         Ok(t.blocks.iter().map(|b| self.record(b)).collect())
     }
 

@@ -14,7 +14,7 @@
 //! same fill latency.
 
 use crate::core::config::Config;
-use crate::hw::design::{BEAT_BYTES, Layout, ShapeError, reference_takes};
+use crate::hw::design::{BEAT_BYTES, Layout, ShapeError, check_len, reference_takes};
 use crate::hw::sim::DdrParams;
 use crate::search::compress::CompressedTensor;
 
@@ -209,13 +209,7 @@ pub fn estimate_tensor(
     cols: usize,
     ddr: &DdrParams,
 ) -> Result<Estimate, ShapeError> {
-    if t.len != rows * cols {
-        return Err(ShapeError::Len {
-            len: t.len,
-            rows,
-            cols,
-        });
-    }
+    check_len(t, rows, cols)?;
     estimate(t.config, rows, cols, ddr)
 }
 
