@@ -214,6 +214,13 @@ fn tensor_without_rtl_gets_a_labelled_estimate() {
         )) && stdout.contains("(estimate, no RTL for C=6, P=4, K=16"),
         "{stdout}"
     );
+    // The log says why nothing was simulated; the figures' note is printed once, on stdout.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("16×512: no RTL for C=6, P=4, K=16; cycles estimated, not simulated")
+            && !stderr.contains("(estimate, "),
+        "{stderr}"
+    );
     let out = run(&["--fp16"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
