@@ -22,6 +22,12 @@ module mvm_beat_front
     $error("MaxCols must be a multiple of Lanes");
   end
 
+  // A column address splits into word and lane bits: with another lane count (C = 7 gives 112)
+  // the lane bits reach past the word, and one beat in four was silently lost.
+  if ((Lanes & (Lanes - 1)) != 0) begin : g_check_lanes
+    $error("Lanes must be a power of two");
+  end
+
   // ---------------------------------------------------------------- activation memory
   logic [Lanes-1:0][XW-1:0] x_mem_q [XWords];
 

@@ -68,18 +68,28 @@ fn rtl_is_lint_clean() {
 #[test]
 fn rtl_refuses_parameters_it_cannot_hold() {
     toolchain();
-    // 36-bit records do not fill whole beats; a group of 14 records is narrower than a beat.
-    for (target, param, why) in [
-        (Target::SeedlmMvm, "-GP=4", "records must fill whole beats"),
-        (Target::Seedlm3Mvm, "-GRecords=14", "wider than a beat"),
-        (Target::RefMvm, "-GDatapath=3", "Datapath must be"),
-        (Target::RefMvm, "-GArith=1", "variant of seedlm_mvm"),
-        (Target::SeedlmFp16Mvm, "-GArith=2", "Arith must be"),
+    // 36-bit records do not fill whole beats; a group of 14 records is narrower than a beat;
+    // C = 7 gives 112 lanes a beat, which the column address cannot split into word and lane.
+    for (target, params, why) in [
+        (
+            Target::SeedlmMvm,
+            &["-GP=4"][..],
+            "records must fill whole beats",
+        ),
+        (Target::Seedlm3Mvm, &["-GRecords=14"], "wider than a beat"),
+        (Target::RefMvm, &["-GDatapath=3"], "Datapath must be"),
+        (Target::RefMvm, &["-GArith=1"], "variant of seedlm_mvm"),
+        (Target::SeedlmFp16Mvm, &["-GArith=2"], "Arith must be"),
+        (
+            Target::SeedlmMvm,
+            &["-GC=7", "-GMaxCols=7168"],
+            "Lanes must be a power of two",
+        ),
     ] {
-        let (ok, text) = lint_target(target, &[param]);
+        let (ok, text) = lint_target(target, params);
         assert!(
             !ok && text.contains(why),
-            "{} {param}:\n{text}",
+            "{} {params:?}:\n{text}",
             target.name()
         );
     }
