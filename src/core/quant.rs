@@ -61,9 +61,16 @@ impl ExpRange {
     }
 }
 
-/// `2^e` in f64 (exact for the exponents a block can have).
+/// `2^e` in f64 (exact for the exponents a block can have). A normal power of two is its
+/// exponent field alone: `powi` is a libgcc loop of multiplications, and the candidate
+/// evaluation takes several powers per seed.
+#[inline]
 pub fn pow2(e: i32) -> f64 {
-    f64::powi(2.0, e)
+    if (-1022..=1023).contains(&e) {
+        f64::from_bits(((e + 1023) as u64) << 52)
+    } else {
+        f64::powi(2.0, e)
+    }
 }
 
 /// `x.round()` (halves away from zero) inline: on baseline x86_64 `f64::round` is a libm call,
@@ -683,6 +690,13 @@ impl<'a> Lattice<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pow2_is_powi_bit_for_bit() {
+        for e in -1100..=1100 {
+            assert_eq!(pow2(e).to_bits(), f64::powi(2.0, e).to_bits(), "2^{e}");
+        }
+    }
 
     /// The closest lattice point of a seed, by brute force: every exponent of `range`, every q
     /// of the box, errors in the decoder's arithmetic; the smallest error, ties to the lower
