@@ -691,6 +691,8 @@ impl<'a> Lattice<'a> {
 mod tests {
     use super::*;
 
+    /// The exponent-field `pow2` must be `powi`'s value bit for bit, in range and past it
+    /// (subnormal, zero and infinite results).
     #[test]
     fn pow2_is_powi_bit_for_bit() {
         for e in -1100..=1100 {
