@@ -789,18 +789,20 @@ mod tests {
     /// Exact projection energy ‖proj_span U(s) w‖² in f64 for seed index `idx`, through an
     /// orthonormal basis (so nearly dependent columns still count, as they do for the true
     /// least-squares residual).
-    fn exact_score(s: &Searcher, idx: usize, w: &[f32]) -> f64 {
+    /// The energy of `w` projected on span U(s), in f64; for a weighted searcher on span
+    /// `diag(sw)·U(s)`, `w` then being `sw ⊙ w` (the w' of [`Tables::build_weighted`]).
+    fn exact_score(s: &Searcher, idx: usize, w: &[f64]) -> f64 {
         let (c, p) = (s.cfg.c, s.cfg.p);
         let mut q = vec![0.0; c * p];
         s.basis.fill_u_at(idx, &mut q);
+        if let Some(sw) = &s.sw {
+            for (e, v) in q.iter_mut().enumerate() {
+                *v *= sw[e / p];
+            }
+        }
         orthonormalise(&mut q, c, p);
         (0..p)
-            .map(|j| {
-                (0..c)
-                    .map(|i| q[i * p + j] * f64::from(w[i]))
-                    .sum::<f64>()
-                    .powi(2)
-            })
+            .map(|j| (0..c).map(|i| q[i * p + j] * w[i]).sum::<f64>().powi(2))
             .sum()
     }
 
@@ -985,15 +987,24 @@ mod tests {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
         let normal = Normal::new(0.0f32, 1.0).unwrap();
         let heavy = StudentT::new(1.2f32).unwrap();
-        for cfg in [
+        let mut searchers: Vec<Searcher> = [
             Config::FOUR_BIT,
             Config::THREE_BIT,
             Config::new(8, 3, 18).unwrap(),
             Config::FOUR_BIT_P6,
             Config::FOUR_BIT_P8,
             Config::THREE_BIT_P7,
-        ] {
-            let s = Searcher::new(cfg);
+        ]
+        .into_iter()
+        .map(Searcher::new)
+        .collect();
+        // Weighted tables, column weights from 1 down to 1e-3, as calibration gives them.
+        for cfg in [Config::FOUR_BIT, Config::FOUR_BIT_P6] {
+            let d: Vec<f64> = (0..cfg.c).map(|i| [1.0, 1e-3, 0.05, 0.4][i % 4]).collect();
+            searchers.push(Searcher::new(cfg).weighted(&d).unwrap());
+        }
+        for s in searchers {
+            let cfg = s.cfg;
             let kernels: Vec<Searcher> = Kernel::supported()
                 .filter_map(|k| s.clone().with_kernel(k))
                 .collect();
@@ -1002,7 +1013,9 @@ mod tests {
             let mut worst = 0.0f64;
             let mut fscores = vec![0.0f32; s.tables.f_pad];
             for group in 0..2 {
-                let norms: Vec<Normalised> = (0..NB)
+                // Each block's scan input and the vector whose exact energies it approximates:
+                // the normalised block, or weighted, sw ⊙ w at the same scale, in f64.
+                let (norms, targets): (Vec<Normalised>, Vec<Vec<f64>>) = (0..NB)
                     .map(|b| {
                         let w: Vec<f32> = (0..c)
                             .map(|_| {
@@ -1013,13 +1026,24 @@ mod tests {
                                 }
                             })
                             .collect();
-                        normalise(&w, None, &s.tables).unwrap()
+                        let nw = normalise(&w, s.sw.as_deref(), &s.tables).unwrap();
+                        let target = match &s.sw {
+                            Some(sw) => {
+                                let inv = 1.0 / nw.scale2.sqrt();
+                                w.iter()
+                                    .zip(sw.iter())
+                                    .map(|(&x, &sw)| f64::from(x) * sw * inv)
+                                    .collect()
+                            }
+                            None => nw.w[..c].iter().map(|&x| f64::from(x)).collect(),
+                        };
+                        (nw, target)
                     })
-                    .collect();
+                    .unzip();
                 let lanes = Lanes::of(&norms);
                 let mut check = |b: usize, idx: usize, score: f32| {
                     let nw = &norms[b];
-                    let d = (f64::from(score) - exact_score(&s, idx, &nw.w[..c])).abs();
+                    let d = (f64::from(score) - exact_score(&s, idx, &targets[b])).abs();
                     assert!(
                         d <= f64::from(nw.margin),
                         "seed index {idx}: {d} > {}",
@@ -1108,7 +1132,8 @@ mod tests {
             }
             let delta = f64::from(s.tables.delta);
             eprintln!(
-                "{cfg}: worst relative f32 score error {worst:.3e}, bound {delta:.3e}, {} seeds flagged",
+                "{cfg}{}: worst relative f32 score error {worst:.3e}, bound {delta:.3e}, {} seeds flagged",
+                if s.sw.is_some() { " weighted" } else { "" },
                 s.tables.flagged.len()
             );
             assert!(worst < delta / 4.0, "{cfg}: {worst} vs bound {delta}");
