@@ -788,9 +788,8 @@ mod tests {
 
     /// Exact projection energy ‖proj_span U(s) w‖² in f64 for seed index `idx`, through an
     /// orthonormal basis (so nearly dependent columns still count, as they do for the true
-    /// least-squares residual).
-    /// The energy of `w` projected on span U(s), in f64; for a weighted searcher on span
-    /// `diag(sw)·U(s)`, `w` then being `sw ⊙ w` (the w' of [`Tables::build_weighted`]).
+    /// least-squares residual). For a weighted searcher the span is that of `diag(sw)·U(s)`,
+    /// and `w` is `sw ⊙ w` (the w' of [`Tables::build_weighted`]).
     fn exact_score(s: &Searcher, idx: usize, w: &[f64]) -> f64 {
         let (c, p) = (s.cfg.c, s.cfg.p);
         let mut q = vec![0.0; c * p];
