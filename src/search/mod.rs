@@ -786,11 +786,9 @@ mod tests {
     use rand::SeedableRng;
     use rand_distr::{Distribution, Normal, StudentT};
 
-    /// Exact projection energy ‖proj_span U(s) w‖² in f64 for seed index `idx`, through an
-    /// orthonormal basis (so nearly dependent columns still count, as they do for the true
-    /// least-squares residual). For a weighted searcher the span is that of `diag(sw)·U(s)`,
-    /// and `w` is `sw ⊙ w` (the w' of [`Tables::build_weighted`]).
-    fn exact_score(s: &Searcher, idx: usize, w: &[f64]) -> f64 {
+    /// An orthonormal basis (row-major C×P, f64) of span U(s) for seed index `idx`, or for a
+    /// weighted searcher of span `diag(sw)·U(s)`, by the one-at-a-time Gram–Schmidt.
+    fn orthonormal_basis(s: &Searcher, idx: usize) -> Vec<f64> {
         let (c, p) = (s.cfg.c, s.cfg.p);
         let mut q = vec![0.0; c * p];
         s.basis.fill_u_at(idx, &mut q);
@@ -800,6 +798,16 @@ mod tests {
             }
         }
         orthonormalise(&mut q, c, p);
+        q
+    }
+
+    /// Exact projection energy ‖proj_span U(s) w‖² in f64 for seed index `idx`, through an
+    /// orthonormal basis (so nearly dependent columns still count, as they do for the true
+    /// least-squares residual). For a weighted searcher the span is that of `diag(sw)·U(s)`,
+    /// and `w` is `sw ⊙ w` (the w' of [`Tables::build_weighted`]).
+    fn exact_score(s: &Searcher, idx: usize, w: &[f64]) -> f64 {
+        let (c, p) = (s.cfg.c, s.cfg.p);
+        let q = orthonormal_basis(s, idx);
         (0..p)
             .map(|j| (0..c).map(|i| q[i * p + j] * w[i]).sum::<f64>().powi(2))
             .sum()
@@ -960,13 +968,8 @@ mod tests {
             let t = s.tables();
             assert!(t.flagged.len() > 100, "{}", t.flagged.len());
             let sw = s.sw.as_deref().map_or(vec![1.0; c], <[f64]>::to_vec);
-            let mut u = vec![0.0; c * p];
             for (f, &idx) in t.flagged.iter().enumerate() {
-                s.basis.fill_u_at(idx as usize, &mut u);
-                for (e, v) in u.iter_mut().enumerate() {
-                    *v *= sw[e / p];
-                }
-                orthonormalise(&mut u, c, p);
+                let u = orthonormal_basis(s, idx as usize);
                 for (e, v) in u.iter().enumerate() {
                     let at = ((f / FLAG_GROUP * c * p) + e) * FLAG_GROUP + f % FLAG_GROUP;
                     let want = (v / sw[e / p]) as f32;
