@@ -57,29 +57,27 @@ static RESCANS: AtomicU64 = AtomicU64::new(0);
 
 /// Predicted search time of one block at each configuration of the bit budget's menu, in
 /// percent of a 4-bit preset block: `scripts/block_costs.sh --rounds 5 --blocks 2000` (medians
-/// of per-round ratios, one thread, the exact encoder on N(0,1) blocks, on the 2-core reference
-/// machine, idle). The search cost is dominated by rescans, which P and C/P drive. (11,6,16) and
-/// (6,4,16) are those figures over the speed-ups measured since: 1.60× from scoring flagged seeds
-/// by group and 1.56× from the exact encoder's descent (docs/measurements-search.md, "The bit
-/// budget's slow menu entries").
+/// of per-round ratios, one thread, the exact encoder on N(0,1) blocks), on the 2-core AMD Zen 3
+/// machine, idle, after the flagged seeds were scored by group. The search cost is dominated by
+/// rescans, which P and C/P drive.
 const BLOCK_COSTS: &[(Config, u64)] = &[
-    (Config { c: 14, p: 4, k: 16 }, 117),
-    (Config { c: 12, p: 3, k: 16 }, 94),
-    (Config { c: 13, p: 4, k: 16 }, 119),
-    (Config { c: 11, p: 3, k: 16 }, 96),
-    (Config { c: 12, p: 4, k: 16 }, 118),
-    (Config { c: 10, p: 3, k: 16 }, 94),
-    (Config { c: 11, p: 4, k: 16 }, 125),
-    (Config { c: 9, p: 3, k: 16 }, 100),
-    (Config { c: 10, p: 4, k: 16 }, 127),
+    (Config { c: 14, p: 4, k: 16 }, 157),
+    (Config { c: 12, p: 3, k: 16 }, 106),
+    (Config { c: 13, p: 4, k: 16 }, 166),
+    (Config { c: 11, p: 3, k: 16 }, 105),
+    (Config { c: 12, p: 4, k: 16 }, 161),
+    (Config { c: 10, p: 3, k: 16 }, 103),
+    (Config { c: 11, p: 4, k: 16 }, 164),
+    (Config { c: 9, p: 3, k: 16 }, 115),
+    (Config { c: 10, p: 4, k: 16 }, 146),
     (Config { c: 8, p: 3, k: 16 }, 100),
-    (Config { c: 11, p: 6, k: 16 }, 459),
-    (Config { c: 9, p: 4, k: 16 }, 154),
-    (Config { c: 8, p: 4, k: 16 }, 265),
-    (Config { c: 7, p: 3, k: 16 }, 126),
-    (Config { c: 7, p: 4, k: 16 }, 2595),
-    (Config { c: 6, p: 3, k: 16 }, 278),
-    (Config { c: 6, p: 4, k: 16 }, 3302),
+    (Config { c: 11, p: 6, k: 16 }, 571),
+    (Config { c: 9, p: 4, k: 16 }, 162),
+    (Config { c: 8, p: 4, k: 16 }, 245),
+    (Config { c: 7, p: 3, k: 16 }, 128),
+    (Config { c: 7, p: 4, k: 16 }, 561),
+    (Config { c: 6, p: 3, k: 16 }, 282),
+    (Config { c: 6, p: 4, k: 16 }, 3845),
 ];
 
 /// Predicted search time of one block at `cfg`, in percent of a 4-bit preset block, for
