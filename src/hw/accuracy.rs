@@ -1,6 +1,7 @@
 //! How far a datapath's real output is from the exact product `y = Wx` of the stored weights:
 //! the weights `n · 2^(e_base + E) / 32767` the records hold, without any rounding.
 
+use crate::core::quant::pow2;
 use crate::hw::design::Design;
 use crate::hw::model;
 
@@ -34,7 +35,7 @@ pub fn exact_output(
         y[idx / cols] += w * i128::from(x[idx % cols]);
     }
     y.into_iter()
-        .map(|v| v as f64 / model::DENOM * f64::powi(2.0, e_base))
+        .map(|v| v as f64 / model::DENOM * pow2(e_base))
         .collect()
 }
 

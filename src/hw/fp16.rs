@@ -6,6 +6,7 @@
 //! the FP16 reference datapath does ([`model::fp16_fixed`]: `w·x·2^24`, 80-bit rows). The real
 //! output is `y · 2^−24 · 32768 / 32767`: the basis's normaliser is applied once, at the output.
 
+use crate::core::quant::pow2;
 use crate::hw::build::HwError;
 use crate::hw::design::{Design, FOUR_BIT};
 use crate::hw::model;
@@ -32,7 +33,7 @@ pub fn variant_refused(other: &str) -> HwError {
 /// One weight as the converter rounds it: the FP16 bits of `n · 2^(e_code + e_base − 15)`.
 pub fn fp16_weight(n: i32, e_code: u8, e_base: i32) -> u16 {
     // n has at most 21 significant bits, so the f64 value is exact and `half` rounds it once.
-    let v = f64::from(n) * f64::powi(2.0, i32::from(e_code) + e_base - STATE_SHIFT);
+    let v = f64::from(n) * pow2(i32::from(e_code) + e_base - STATE_SHIFT);
     f16::from_f64(v).to_bits()
 }
 
@@ -67,7 +68,7 @@ pub fn fp16_matvec(records: &[u64], rows: usize, cols: usize, x: &[i16], e_base:
 
 /// The real value of an output of the variant: `y · 2^−24 · 32768 / 32767`.
 pub fn fp16_output_value(y: i128) -> f64 {
-    model::reference_output_value(y) * f64::powi(2.0, STATE_SHIFT) / model::DENOM
+    model::reference_output_value(y) * pow2(STATE_SHIFT) / model::DENOM
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 //! input vector's own scale, if x stands for a real vector.
 
 use crate::core::lfsr;
+use crate::core::quant::pow2;
 use crate::hw::design::{Design, FOUR_BIT};
 use crate::io::packed;
 
@@ -82,7 +83,7 @@ pub fn decode_record(design: &Design, record: u64) -> DecodedRecord {
 /// The real value of a hardware weight: `n · 2^(e_base + E) / 32767`, rounded to f32 the way the
 /// engine's reconstruction rounds (the integer `n` is exact, so this is the only rounding).
 pub fn weight_value(n: i32, e_code: u8, e_base: i32) -> f32 {
-    (f64::from(n) / DENOM * f64::powi(2.0, e_base + i32::from(e_code))) as f32
+    (f64::from(n) / DENOM * pow2(e_base + i32::from(e_code))) as f32
 }
 
 /// The first `len` weights the hardware reconstructs from `records` (the padding of the last
@@ -169,12 +170,12 @@ pub fn reference_matvec(weights: &[u16], rows: usize, cols: usize, x: &[i16]) ->
 
 /// The real value of a SeedLM output: `y · 2^e_base / 32767`.
 pub fn seedlm_output_value(y: i64, e_base: i32) -> f64 {
-    y as f64 / DENOM * f64::powi(2.0, e_base)
+    y as f64 / DENOM * pow2(e_base)
 }
 
 /// The real value of a reference output: `y · 2^−24`.
 pub fn reference_output_value(y: i128) -> f64 {
-    y as f64 * f64::powi(2.0, -REFERENCE_FRAC_BITS)
+    y as f64 * pow2(-REFERENCE_FRAC_BITS)
 }
 
 #[cfg(test)]
